@@ -1,0 +1,38 @@
+# Reel — build, run, test, benchmark, fuzz. `make help` lists the targets.
+GO      ?= go
+BIN     := bin/reel
+OUT     ?= out
+LISTEN  ?= 127.0.0.1:8080
+SAMPLES := samples/ladder_720p.mp4 samples/ladder_480p.mp4 samples/ladder_360p.mp4 samples/audio_fra.mp4
+FUZZTIME ?= 10s
+
+.PHONY: help build run test bench fuzz samples clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+build: ## build bin/reel
+	$(GO) build -trimpath -o $(BIN) ./cmd/reel
+
+run: build ## package the bundled samples and serve them with `reel origin`
+	$(BIN) package $(SAMPLES) -o $(OUT)/vod
+	$(BIN) package --single-file $(SAMPLES) -o $(OUT)/vod-single
+	$(BIN) origin --dir $(OUT) --listen $(LISTEN)
+
+test: ## gofmt check, go vet, and every test with the race detector
+	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+bench: ## Go benchmarks plus the side-by-side comparison with ffmpeg (needs ffmpeg)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
+
+fuzz: ## short fuzz runs of every parser of outside bytes
+	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) ./packager/
+
+samples: ## regenerate samples/ with ffmpeg (committed; rarely needed)
+	bash samples/make-samples.sh
+
+clean: ## remove build output and packaged presentations
+	rm -rf bin $(OUT)

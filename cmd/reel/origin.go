@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/reelvideo/reel/manifest"
+	"github.com/reelvideo/reel/packager"
+)
+
+const originUsage = `Usage:
+  reel origin --dir DIR [--listen ADDR]
+
+Serves packaged presentations (the output of 'reel package') over HTTP, as an origin a CDN
+can front: segments immutable for a year, manifests with a short TTL, ETag/Last-Modified,
+Range and conditional requests, CORS for browser players, no path traversal.
+
+DIR may be one presentation or a folder of them; every master.m3u8 and manifest.mpd found
+one level down is printed at start.
+
+Examples:
+  reel origin --dir out
+  reel origin --dir out --listen 0.0.0.0:8080 --manifest-max-age 30s
+`
+
+func runOrigin(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("origin", flag.ContinueOnError)
+	dir := fs.String("dir", "", "folder to serve (required)")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	maxAge := fs.Duration("manifest-max-age", 60*time.Second, "Cache-Control max-age for playlists and MPDs")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = usageFunc(fs, originUsage)
+	rest, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "reel origin: unexpected argument %q (run 'reel origin -h')\n", rest[0])
+		return exitUsage
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "reel origin: missing --dir (run 'reel origin -h')")
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "reel origin: bad --log-level %q\n", *logLevel)
+		return exitUsage
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	h, err := packager.NewOrigin(*dir, packager.OriginOptions{ManifestMaxAge: *maxAge, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "reel origin: %s\n", oneLine(err))
+		return exitFailure
+	}
+	defer h.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "reel origin: %s\n", oneLine(err))
+		return exitFailure
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "reel origin serving %s at %s\n", *dir, base)
+	for _, u := range presentationURLs(*dir, base) {
+		fmt.Fprintf(stdout, "  %s\n", u)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		fmt.Fprintf(stderr, "reel origin: %s\n", oneLine(err))
+		return exitFailure
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(stderr, "reel origin: shutdown: %s\n", oneLine(err))
+	}
+	return exitOK
+}
+
+// presentationURLs lists the manifests under dir (itself and one level down).
+func presentationURLs(dir, base string) []string {
+	var out []string
+	for _, pattern := range []string{"", "*"} {
+		for _, name := range []string{manifest.MasterPlaylist, manifest.DASHManifest} {
+			matches, _ := filepath.Glob(filepath.Join(dir, pattern, name))
+			for _, m := range matches {
+				rel, err := filepath.Rel(dir, m)
+				if err != nil || strings.HasPrefix(rel, ".") {
+					continue
+				}
+				out = append(out, base+"/"+filepath.ToSlash(rel))
+			}
+		}
+	}
+	return out
+}

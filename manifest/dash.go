@@ -1,0 +1,319 @@
+package manifest
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+)
+
+// DASH renders the presentation as a static MPD (ISO/IEC 23009-1) that references the same
+// files as the HLS playlists: SegmentTemplate with SegmentTimeline per track, or, in single-file
+// mode, one file per track indexed by its sidx (SegmentBase).
+func (p *Presentation) DASH() ([]byte, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	profile := mpd.PROFILE_LIVE
+	if p.SingleFile {
+		profile = mpd.PROFILE_ONDEMAND
+	}
+	m := mpd.NewMPD(mpd.STATIC_TYPE)
+	m.Profiles = mpd.ListOfProfilesType(profile).AddProfile(mpd.PROFILE_CMAF)
+	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(p.Duration())
+	var maxSeg float64
+	for _, t := range p.Tracks() {
+		maxSeg = max(maxSeg, t.MaxSegmentSeconds())
+	}
+	// A client that has buffered one whole segment can play on at the signalled bandwidth.
+	m.MinBufferTime = mpd.Seconds2DurPtrFloat64(maxSeg)
+	period := &mpd.Period{Id: "0", Start: mpd.Seconds2DurPtr(0)}
+	m.Periods = []*mpd.Period{period}
+
+	origin := p.earliestStart()
+	video, err := p.videoSet(origin)
+	if err != nil {
+		return nil, err
+	}
+	period.AdaptationSets = append(period.AdaptationSets, video)
+	def := p.defaultAudio()
+	for _, group := range audioGroups(p.Audio) {
+		as := newSet(uint32(len(period.AdaptationSets)), "audio", mpd.MIME_TYPE_AUDIO_MP4, p.SingleFile)
+		as.Lang = group[0].Language
+		for _, t := range group {
+			if t == def {
+				as.Roles = []*mpd.DescriptorType{mpd.NewRole("main")}
+			}
+			r := mpd.NewRepresentationWithID(t.ID, t.Codecs, "", t.PeakBandwidth)
+			if t.SampleRate > 0 {
+				r.AudioSamplingRate = mpd.Ptr(mpd.UIntVectorType(strconv.Itoa(t.SampleRate)))
+			}
+			// The 23003-3 channelConfigurationIndex equals the channel count for the standard
+			// layouts of 1 to 6 channels; beyond that it depends on a layout we don't know.
+			if t.Channels >= 1 && t.Channels <= 6 {
+				r.AudioChannelConfigurations = []*mpd.DescriptorType{mpd.NewDescriptor(
+					mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH, strconv.Itoa(t.Channels), "")}
+			}
+			if err := p.addAddressing(r, t, origin); err != nil {
+				return nil, err
+			}
+			as.Representations = append(as.Representations, r)
+		}
+		period.AdaptationSets = append(period.AdaptationSets, as)
+	}
+
+	out, err := m.WriteToString("  ", true)
+	if err != nil {
+		return nil, fmt.Errorf("write MPD: %w", err)
+	}
+	return []byte(out), nil
+}
+
+func (p *Presentation) videoSet(origin *big.Rat) (*mpd.AdaptationSetType, error) {
+	as := newSet(0, "video", mpd.MIME_TYPE_VIDEO_MP4, p.SingleFile)
+	var maxRate Rational
+	for i, t := range p.Video {
+		r := mpd.NewVideoRepresentation(t.ID, t.Codecs, "", string(dashRate(t.FrameRate)), t.PeakBandwidth, t.Width, t.Height)
+		sar := t.SAR
+		if sar.Num <= 0 || sar.Den <= 0 {
+			sar = Rational{1, 1}
+		}
+		r.Sar = mpd.RatioType(ratio(sar.Num, sar.Den))
+		// AdaptationSet@par is only true when every Representation has the same picture aspect.
+		par := mpd.RatioType(ratio(t.Width*sar.Num, t.Height*sar.Den))
+		if i == 0 || as.Par == par {
+			as.Par = par
+		} else {
+			as.Par = ""
+		}
+		as.MaxWidth = max(as.MaxWidth, uint32(t.Width))
+		as.MaxHeight = max(as.MaxHeight, uint32(t.Height))
+		if t.FrameRate.Float() > maxRate.Float() {
+			maxRate = t.FrameRate
+		}
+		if err := p.addAddressing(r, t, origin); err != nil {
+			return nil, err
+		}
+		as.Representations = append(as.Representations, r)
+	}
+	as.MaxFrameRate = string(dashRate(maxRate))
+	return as, nil
+}
+
+func newSet(id uint32, contentType, mime string, singleFile bool) *mpd.AdaptationSetType {
+	as := mpd.NewAdaptationSetWithParams(contentType, mime, true, 1)
+	as.Id = mpd.Ptr(id)
+	if singleFile {
+		// On-demand clients switch at sidx subsegments (ISO/IEC 23009-1 §8.3.2).
+		as.SubsegmentAlignment = true
+		as.SubsegmentStartsWithSAP = 1
+	}
+	return as
+}
+
+// addAddressing tells the client where t's bytes are, relative to the MPD.
+func (p *Presentation) addAddressing(r *mpd.RepresentationType, t *Track, origin *big.Rat) error {
+	ts := t.Timescale
+	var pto *uint64
+	if o := presentationTimeOffset(origin, ts); o > 0 {
+		pto = &o
+	}
+	if p.SingleFile {
+		file := t.Segments[0].URI
+		for i, s := range t.Segments {
+			if s.URI != file {
+				return fmt.Errorf("track %s: single-file segment %d is in %q, not %q", t.ID, i, s.URI, file)
+			}
+		}
+		if t.IndexRange.IsWhole() || t.InitRange.IsWhole() {
+			return fmt.Errorf("track %s: single-file mode needs the init and sidx byte ranges", t.ID)
+		}
+		init := &mpd.URLType{Range: dashRange(t.InitRange)}
+		if t.initURI() != file {
+			init.SourceURL = mpd.AnyURI(t.initURI()) // resolved against the BaseURL's folder
+		}
+		r.BaseURLs = []*mpd.BaseURLType{mpd.NewBaseURL(t.ID + "/" + file)}
+		r.SegmentBase = &mpd.SegmentBaseType{
+			Timescale:              &ts,
+			PresentationTimeOffset: pto,
+			IndexRange:             dashRange(t.IndexRange),
+			IndexRangeExact:        true,
+			Initialization:         init,
+		}
+		return nil
+	}
+
+	if t.SegmentTemplate == "" {
+		return fmt.Errorf("track %s: no segment template", t.ID)
+	}
+	if t.StartNumber < 0 {
+		return fmt.Errorf("track %s: negative start number", t.ID)
+	}
+	// The template must name exactly the files the HLS playlists list, or the two renderings
+	// would disagree about the content.
+	for i, s := range t.Segments {
+		uri, err := expandTemplate(t.SegmentTemplate, t.ID, t.PeakBandwidth, uint64(t.StartNumber+i), s.Start)
+		if err != nil {
+			return fmt.Errorf("track %s: %w", t.ID, err)
+		}
+		if uri != s.URI {
+			return fmt.Errorf("track %s: template %q gives %q for segment %d, not %q", t.ID, t.SegmentTemplate, uri, i, s.URI)
+		}
+	}
+	st := mpd.NewSegmentTemplate()
+	st.Initialization = "$RepresentationID$/" + t.initURI()
+	st.Media = "$RepresentationID$/" + t.SegmentTemplate
+	st.StartNumber = mpd.Ptr(uint32(t.StartNumber))
+	st.Timescale = &ts
+	st.PresentationTimeOffset = pto
+	st.SegmentTimeline = segmentTimeline(t.Segments)
+	r.SegmentTemplate = st
+	return nil
+}
+
+// segmentTimeline run-length encodes segment durations (ISO/IEC 23009-1 §5.3.9.6): S@t only
+// where the timeline starts or jumps, S@r for repeats of the same duration.
+func segmentTimeline(segs []Segment) *mpd.SegmentTimelineType {
+	tl := mpd.NewSegmentTimeline()
+	var last *mpd.S
+	var next uint64
+	for i, s := range segs {
+		contiguous := i > 0 && s.Start == next
+		if contiguous && s.Duration == last.D {
+			last.R++
+		} else {
+			last = &mpd.S{D: s.Duration}
+			if !contiguous {
+				last.T = mpd.Ptr(s.Start)
+			}
+			tl.S = append(tl.S, last)
+		}
+		next = s.Start + s.Duration
+	}
+	return tl
+}
+
+// earliestStart is the earliest first-segment time of all tracks, in seconds.
+func (p *Presentation) earliestStart() *big.Rat {
+	var earliest *big.Rat
+	for _, t := range p.Tracks() {
+		s := new(big.Rat).SetFrac(new(big.Int).SetUint64(t.Segments[0].Start), big.NewInt(int64(t.Timescale)))
+		if earliest == nil || s.Cmp(earliest) < 0 {
+			earliest = s
+		}
+	}
+	return earliest
+}
+
+// presentationTimeOffset maps the common origin into a track's timescale. One origin for all
+// tracks moves the period start onto the first media sample while keeping the tracks' relative
+// timing, which is what keeps audio and video in sync.
+func presentationTimeOffset(origin *big.Rat, timescale uint32) uint64 {
+	if origin == nil {
+		return 0
+	}
+	v := new(big.Rat).Mul(origin, new(big.Rat).SetInt64(int64(timescale)))
+	return new(big.Int).Quo(v.Num(), v.Denom()).Uint64()
+}
+
+// audioGroups puts audio tracks into one AdaptationSet only when they are the same content at
+// different bit rates (same language, name, codec and channels): Representations of a set must
+// be seamlessly switchable (ISO/IEC 23009-1 §5.3.3.1). Unknown languages are never merged.
+func audioGroups(tracks []*Track) [][]*Track {
+	var groups [][]*Track
+	index := map[string]int{}
+	for _, t := range tracks {
+		key := strings.Join([]string{t.Language, t.Name, t.Codecs, strconv.Itoa(t.Channels)}, "\x00")
+		if i, ok := index[key]; ok && t.Language != "" {
+			groups[i] = append(groups[i], t)
+			continue
+		}
+		index[key] = len(groups)
+		groups = append(groups, []*Track{t})
+	}
+	return groups
+}
+
+// expandTemplate expands a SegmentTemplate@media value (ISO/IEC 23009-1 §5.3.9.4.4).
+func expandTemplate(tmpl, id string, bandwidth int, number, time uint64) (string, error) {
+	parts := strings.Split(tmpl, "$")
+	if len(parts)%2 == 0 {
+		return "", fmt.Errorf("template %q has an unpaired $", tmpl)
+	}
+	var b strings.Builder
+	for i, part := range parts {
+		if i%2 == 0 {
+			b.WriteString(part)
+			continue
+		}
+		name, format, formatted := strings.Cut(part, "%")
+		var v uint64
+		switch name {
+		case "":
+			b.WriteByte('$') // "$$" is an escaped dollar
+			continue
+		case "RepresentationID":
+			if formatted {
+				return "", fmt.Errorf("template %q: $RepresentationID$ takes no format", tmpl)
+			}
+			b.WriteString(id)
+			continue
+		case "Number":
+			v = number
+		case "Time":
+			v = time
+		case "Bandwidth":
+			v = uint64(bandwidth)
+		default:
+			return "", fmt.Errorf("template %q: unknown identifier $%s$", tmpl, part)
+		}
+		s := strconv.FormatUint(v, 10)
+		if formatted {
+			// Only %0<width>d is allowed.
+			w, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(format, "0"), "d"))
+			if err != nil || w < 1 || !strings.HasPrefix(format, "0") || !strings.HasSuffix(format, "d") {
+				return "", fmt.Errorf("template %q: bad format %%%s", tmpl, format)
+			}
+			if len(s) < w {
+				s = strings.Repeat("0", w-len(s)) + s
+			}
+		}
+		b.WriteString(s)
+	}
+	return b.String(), nil
+}
+
+// dashRate writes a frame rate as DASH's FrameRateType: an integer when it is one, else N/D.
+func dashRate(r Rational) mpd.FrameRateType {
+	if r.Num <= 0 || r.Den <= 0 {
+		return ""
+	}
+	g := gcd(r.Num, r.Den)
+	if r.Den == g {
+		return mpd.FrameRateType(strconv.Itoa(r.Num / g))
+	}
+	return mpd.FrameRateType(strconv.Itoa(r.Num/g) + "/" + strconv.Itoa(r.Den/g))
+}
+
+// ratio writes a reduced ratio such as "16:9", empty when either side is unknown.
+func ratio(a, b int) string {
+	if a <= 0 || b <= 0 {
+		return ""
+	}
+	g := gcd(a, b)
+	return strconv.Itoa(a/g) + ":" + strconv.Itoa(b/g)
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// dashRange writes a byte range as "first-last" (RFC 9110 §14.1.2 byte positions).
+func dashRange(r ByteRange) string {
+	return strconv.FormatInt(r.Offset, 10) + "-" + strconv.FormatInt(r.Last(), 10)
+}

@@ -1,0 +1,300 @@
+package manifest
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Our own writer rather than hls-m3u8's: v0.6.5 caches stale output and drops tags on re-encode
+// (see DESIGN.md). Tests parse every playlist back with hls-m3u8 instead.
+//
+// The HLS writers trust the model: call Validate first.
+
+// hlsFeatures lists the tags and attributes that RFC 8216 §7 ties to a protocol version.
+type hlsFeatures struct {
+	keyIV             bool // EXT-X-KEY with IV
+	floatDurations    bool // EXTINF with a fractional part
+	byteRange         bool // EXT-X-BYTERANGE
+	iFramesOnly       bool // EXT-X-I-FRAMES-ONLY
+	sampleAESKey      bool // EXT-X-KEY with METHOD=SAMPLE-AES, KEYFORMAT or KEYFORMATVERSIONS
+	initMap           bool // EXT-X-MAP
+	instreamIDService bool // EXT-X-MEDIA INSTREAM-ID="SERVICEn" (Master Playlists)
+}
+
+// version returns the lowest EXT-X-VERSION that allows every feature in f (RFC 8216 §7).
+func (f hlsFeatures) version() int {
+	v := 1
+	need := func(ok bool, ver int) {
+		if ok {
+			v = max(v, ver)
+		}
+	}
+	need(f.keyIV, 2)
+	need(f.floatDurations, 3)
+	need(f.byteRange || f.iFramesOnly, 4)
+	need(f.sampleAESKey || f.initMap, 5)
+	need(f.initMap && !f.iFramesOnly, 6)
+	need(f.instreamIDService, 7)
+	return v
+}
+
+// HLSMaster renders the master playlist (RFC 8216 §4.3.4). URIs are relative to the
+// presentation root.
+func (p *Presentation) HLSMaster() []byte {
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n")
+	// Nothing written here needs more than version 1, and an absent tag means version 1
+	// (RFC 8216 §4.3.1.2); the computation stays so that a future feature can't be forgotten.
+	if v := (hlsFeatures{}).version(); v > 1 {
+		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
+	}
+	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+
+	def := p.defaultAudio()
+	var audioPeak, audioAvg int
+	var audioCodecs []string
+	names := map[string]bool{}
+	for _, a := range p.Audio {
+		audioPeak = max(audioPeak, a.PeakBandwidth)
+		audioAvg = max(audioAvg, a.AverageBandwidth)
+		audioCodecs = appendCodecs(audioCodecs, a.Codecs)
+
+		b.WriteString("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=" + quote(AudioGroupID))
+		if a.Language != "" {
+			b.WriteString(",LANGUAGE=" + quote(a.Language))
+		}
+		// §4.3.4.1.1: NAMEs must differ within a group; IDs are unique, so they disambiguate.
+		name := a.displayName()
+		if names[name] {
+			name += " (" + a.ID + ")"
+		}
+		names[name] = true
+		b.WriteString(",NAME=" + quote(name))
+		b.WriteString(",DEFAULT=" + yesNo(a == def) + ",AUTOSELECT=YES")
+		if a.Channels > 0 {
+			b.WriteString(",CHANNELS=" + quote(strconv.Itoa(a.Channels)))
+		}
+		b.WriteString(",URI=" + quote(a.ID+"/"+MediaPlaylist) + "\n")
+	}
+
+	for _, v := range p.Video {
+		// §4.3.4.2: BANDWIDTH is the peak of any playable combination, so pair every rung
+		// with the most demanding audio rendition.
+		b.WriteString("#EXT-X-STREAM-INF:BANDWIDTH=" + strconv.Itoa(v.PeakBandwidth+audioPeak))
+		if v.AverageBandwidth > 0 {
+			b.WriteString(",AVERAGE-BANDWIDTH=" + strconv.Itoa(v.AverageBandwidth+audioAvg))
+		}
+		// §4.3.4.2: CODECS lists every format in any rendition the variant can play.
+		codecs := appendCodecs(nil, v.Codecs)
+		for _, c := range audioCodecs {
+			codecs = appendCodecs(codecs, c)
+		}
+		b.WriteString(",CODECS=" + quote(strings.Join(codecs, ",")))
+		b.WriteString(videoAttrs(v))
+		if v.FrameRate.Num > 0 && v.FrameRate.Den > 0 {
+			b.WriteString(",FRAME-RATE=" + frameRate3(v.FrameRate))
+		}
+		if len(p.Audio) > 0 {
+			b.WriteString(",AUDIO=" + quote(AudioGroupID))
+		}
+		b.WriteString("\n" + v.ID + "/" + MediaPlaylist + "\n")
+	}
+
+	for _, v := range p.Video {
+		if len(v.IFrames) == 0 {
+			continue
+		}
+		b.WriteString("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=" + strconv.Itoa(v.IFramePeakBandwidth))
+		if v.IFrameAverageBandwidth > 0 {
+			b.WriteString(",AVERAGE-BANDWIDTH=" + strconv.Itoa(v.IFrameAverageBandwidth))
+		}
+		b.WriteString(",CODECS=" + quote(v.Codecs))
+		b.WriteString(videoAttrs(v))
+		b.WriteString(",URI=" + quote(v.ID+"/"+IFramePlaylist) + "\n")
+	}
+	return []byte(b.String())
+}
+
+// HLSMedia renders t's media playlist (RFC 8216 §4.3.3); URIs are relative to t's folder.
+func (p *Presentation) HLSMedia(t *Track) []byte {
+	durs := make([]uint64, len(t.Segments))
+	for i, s := range t.Segments {
+		durs[i] = s.Duration
+	}
+	f := hlsFeatures{initMap: true}
+	for _, s := range t.Segments {
+		f.byteRange = f.byteRange || !s.Range.IsWhole()
+	}
+	var b strings.Builder
+	writeMediaHeader(&b, t, durs, f)
+	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	writeMap(&b, t)
+	for _, s := range t.Segments {
+		writeEntry(&b, s.Duration, t.Timescale, s.Range, s.URI)
+	}
+	b.WriteString("#EXT-X-ENDLIST\n")
+	return []byte(b.String())
+}
+
+// HLSIFrames renders t's I-frame playlist (RFC 8216 §4.3.3.6): every entry is a byte range
+// from a fragment's moof to the end of one sync sample.
+func (p *Presentation) HLSIFrames(t *Track) []byte {
+	durs := make([]uint64, len(t.IFrames))
+	for i, fr := range t.IFrames {
+		durs[i] = fr.Duration
+	}
+	f := hlsFeatures{initMap: true, iFramesOnly: true}
+	for _, fr := range t.IFrames {
+		f.byteRange = f.byteRange || !fr.Range.IsWhole()
+	}
+	var b strings.Builder
+	writeMediaHeader(&b, t, durs, f)
+	b.WriteString("#EXT-X-I-FRAMES-ONLY\n")
+	writeMap(&b, t)
+	for _, fr := range t.IFrames {
+		writeEntry(&b, fr.Duration, t.Timescale, fr.Range, fr.URI)
+	}
+	b.WriteString("#EXT-X-ENDLIST\n")
+	return []byte(b.String())
+}
+
+// writeMediaHeader writes the tags that open a VOD media playlist. The target duration and the
+// float-duration feature come from the EXTINF values as printed, since that is what players
+// round (RFC 8216 §4.3.3.1).
+func writeMediaHeader(b *strings.Builder, t *Track, durs []uint64, f hlsFeatures) {
+	// A target of 0 is legal for sub-second segments but players derive reload and buffer
+	// timings from it.
+	target := int64(1)
+	for _, d := range durs {
+		u := extinfUnits(d, t.Timescale)
+		target = max(target, (u+extinfScale/2)/extinfScale)
+		f.floatDurations = f.floatDurations || u%extinfScale != 0
+	}
+	b.WriteString("#EXTM3U\n")
+	if v := f.version(); v > 1 {
+		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
+	}
+	b.WriteString("#EXT-X-TARGETDURATION:" + strconv.FormatInt(target, 10) + "\n")
+	b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+}
+
+func writeMap(b *strings.Builder, t *Track) {
+	b.WriteString("#EXT-X-MAP:URI=" + quote(t.initURI()))
+	if !t.InitRange.IsWhole() {
+		b.WriteString(",BYTERANGE=" + quote(byteRange(t.InitRange)))
+	}
+	b.WriteString("\n")
+}
+
+func writeEntry(b *strings.Builder, d uint64, timescale uint32, r ByteRange, uri string) {
+	b.WriteString("#EXTINF:" + extinf(d, timescale) + ",\n")
+	if !r.IsWhole() {
+		b.WriteString("#EXT-X-BYTERANGE:" + byteRange(r) + "\n")
+	}
+	b.WriteString(uri + "\n")
+}
+
+// extinfScale is the EXTINF resolution: 10 µs keeps the sum of thousands of segments within a
+// frame of the true duration without printing long fractions.
+const extinfScale = 100000
+
+// extinfUnits converts a duration to EXTINF units, rounding half up, in integers so that output
+// never depends on float formatting.
+func extinfUnits(d uint64, timescale uint32) int64 {
+	if timescale == 0 {
+		return 0
+	}
+	ts := uint64(timescale)
+	q, r := d/ts, d%ts
+	return int64(q*extinfScale + (2*r*extinfScale+ts)/(2*ts))
+}
+
+// extinf formats a duration for EXTINF: at most five decimals, trailing zeros trimmed.
+func extinf(d uint64, timescale uint32) string {
+	u := extinfUnits(d, timescale)
+	return decimal(u/extinfScale, u%extinfScale, 5)
+}
+
+// frameRate3 formats a frame rate rounded to three decimals, as §4.3.4.2 asks for FRAME-RATE.
+func frameRate3(r Rational) string {
+	n, d := int64(r.Num), int64(r.Den)
+	m := (2*n*1000 + d) / (2 * d)
+	f := strconv.FormatInt(m%1000, 10)
+	return strconv.FormatInt(m/1000, 10) + "." + strings.Repeat("0", 3-len(f)) + f
+}
+
+// decimal writes whole.frac with frac zero-padded to digits and trailing zeros trimmed.
+func decimal(whole, frac int64, digits int) string {
+	s := strconv.FormatInt(whole, 10)
+	if frac == 0 {
+		return s
+	}
+	f := strconv.FormatInt(frac, 10)
+	f = strings.Repeat("0", digits-len(f)) + f
+	return s + "." + strings.TrimRight(f, "0")
+}
+
+func byteRange(r ByteRange) string {
+	return strconv.FormatInt(r.Length, 10) + "@" + strconv.FormatInt(r.Offset, 10)
+}
+
+func videoAttrs(v *Track) string {
+	if v.Width <= 0 || v.Height <= 0 {
+		return ""
+	}
+	return ",RESOLUTION=" + strconv.Itoa(v.Width) + "x" + strconv.Itoa(v.Height)
+}
+
+// quote makes s a quoted-string (RFC 8216 §4.2), which cannot hold '"', CR or LF.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`"`, "'", "\r", " ", "\n", " ").Replace(s) + `"`
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "YES"
+	}
+	return "NO"
+}
+
+// appendCodecs adds the entries of a comma-separated codecs list that list lacks.
+func appendCodecs(list []string, codecs string) []string {
+	for _, c := range strings.Split(codecs, ",") {
+		c = strings.TrimSpace(c)
+		if c != "" && !slices.Contains(list, c) {
+			list = append(list, c)
+		}
+	}
+	return list
+}
+
+// defaultAudio is the audio track marked Default, else the first: players need exactly one
+// DEFAULT=YES per group to start without asking (RFC 8216 §4.3.4.1.1).
+func (p *Presentation) defaultAudio() *Track {
+	for _, a := range p.Audio {
+		if a.Default {
+			return a
+		}
+	}
+	if len(p.Audio) > 0 {
+		return p.Audio[0]
+	}
+	return nil
+}
+
+// displayName is the menu name; NAME is required and must differ within a group, which the
+// unique track ID guarantees when the packager gave no name.
+func (t *Track) displayName() string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return t.ID
+}
+
+func (t *Track) initURI() string {
+	if t.InitURI != "" {
+		return t.InitURI
+	}
+	return InitSegmentName
+}

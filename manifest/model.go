@@ -1,0 +1,211 @@
+// Package manifest holds Reel's presentation model and renders it as HLS playlists and DASH MPDs.
+//
+// The model is the single source of truth: the packager fills a Presentation once, and the HLS
+// and DASH writers are two renderings of it that reference the very same segment files.
+package manifest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kind says what a track carries.
+type Kind int
+
+const (
+	Video Kind = iota
+	Audio
+)
+
+func (k Kind) String() string {
+	if k == Audio {
+		return "audio"
+	}
+	return "video"
+}
+
+// Rational is an exact ratio such as a frame rate (30000/1001) or a sample aspect ratio.
+type Rational struct {
+	Num, Den int
+}
+
+// Float returns the ratio as a float, 0 for an empty ratio.
+func (r Rational) Float() float64 {
+	if r.Den == 0 {
+		return 0
+	}
+	return float64(r.Num) / float64(r.Den)
+}
+
+// ByteRange addresses part of a file. Length 0 means the whole file.
+type ByteRange struct {
+	Offset, Length int64
+}
+
+// IsWhole reports whether the range stands for the whole file.
+func (b ByteRange) IsWhole() bool { return b.Length == 0 }
+
+// Last returns the offset of the range's last byte (inclusive), as DASH and HTTP write it.
+func (b ByteRange) Last() int64 { return b.Offset + b.Length - 1 }
+
+// Segment is one media segment of a track. Times are in the track's timescale.
+type Segment struct {
+	// Start is the segment's earliest presentation time (equal to its decode time: every
+	// segment starts with a sync sample whose composition offset is zero after edit-list
+	// mapping).
+	Start    uint64
+	Duration uint64
+	// URI is relative to the track's folder (e.g. "seg_00001.m4s" or, in single-file mode,
+	// "media.mp4" for every segment).
+	URI string
+	// Range is the segment's bytes in URI (whole file unless single-file).
+	Range ByteRange
+	// Size is the segment's size in bytes (its Range length in single-file mode).
+	Size int64
+}
+
+// IFrame is one independently decodable frame, addressed as a byte range from the start of its
+// fragment's moof to the end of the frame's sample data (RFC 8216 §4.3.3.6).
+type IFrame struct {
+	Start    uint64
+	Duration uint64
+	URI      string
+	Range    ByteRange
+}
+
+// Track is one rendition: a video rung of the ladder or one audio language.
+type Track struct {
+	// ID names the track's folder under the presentation root and is the DASH
+	// Representation@id (e.g. "video_720p", "audio_eng").
+	ID        string
+	Kind      Kind
+	Codecs    string // RFC 6381 codec string taken from the bitstream, e.g. "avc1.64001f"
+	Timescale uint32
+
+	// Video only.
+	Width, Height int
+	SAR           Rational // sample aspect ratio, 1:1 for square pixels
+	FrameRate     Rational
+
+	// Audio only.
+	SampleRate int
+	Channels   int
+	Language   string // BCP 47, e.g. "en"; empty when unknown
+	Name       string // human-readable name for players' menus
+	Default    bool
+
+	// Measured over the packaged segments, in bits per second.
+	PeakBandwidth    int
+	AverageBandwidth int
+	// Measured over the I-frame byte ranges (video only).
+	IFramePeakBandwidth    int
+	IFrameAverageBandwidth int
+
+	// Init is the initialization segment: its file (relative to the track folder) and, in
+	// single-file mode, the byte range of ftyp+moov in that file.
+	InitURI   string
+	InitRange ByteRange
+	// IndexRange is the sidx box's byte range (single-file mode only).
+	IndexRange ByteRange
+
+	// SegmentTemplate is the DASH media template (relative to the presentation root after
+	// $RepresentationID$ expansion) that expands to every Segment.URI, e.g.
+	// "seg_$Number%05d$.m4s". Empty in single-file mode.
+	SegmentTemplate string
+	StartNumber     int
+
+	Segments []Segment
+	IFrames  []IFrame
+}
+
+// DurationSeconds is the sum of the track's segment durations in seconds.
+func (t *Track) DurationSeconds() float64 {
+	var d uint64
+	for _, s := range t.Segments {
+		d += s.Duration
+	}
+	if t.Timescale == 0 {
+		return 0
+	}
+	return float64(d) / float64(t.Timescale)
+}
+
+// MaxSegmentSeconds is the longest segment duration in seconds.
+func (t *Track) MaxSegmentSeconds() float64 {
+	var m uint64
+	for _, s := range t.Segments {
+		m = max(m, s.Duration)
+	}
+	if t.Timescale == 0 {
+		return 0
+	}
+	return float64(m) / float64(t.Timescale)
+}
+
+// Presentation is one packaged VOD title: a video ladder and its audio renditions.
+type Presentation struct {
+	Video []*Track // ordered from the highest to the lowest bandwidth
+	Audio []*Track // the first is the default
+	// SingleFile is true when every track is one fragmented MP4 with a sidx.
+	SingleFile bool
+}
+
+// File names used inside a presentation, so that the packager, the origin and tests agree.
+const (
+	MasterPlaylist  = "master.m3u8"
+	DASHManifest    = "manifest.mpd"
+	MediaPlaylist   = "index.m3u8"   // inside each track folder
+	IFramePlaylist  = "iframes.m3u8" // inside each video track folder
+	AudioGroupID    = "audio"
+	InitSegmentName = "init.mp4"
+)
+
+// Duration is the presentation's duration in seconds: the longest track.
+func (p *Presentation) Duration() float64 {
+	var d float64
+	for _, t := range p.Tracks() {
+		d = max(d, t.DurationSeconds())
+	}
+	return d
+}
+
+// Tracks returns video then audio tracks.
+func (p *Presentation) Tracks() []*Track {
+	out := make([]*Track, 0, len(p.Video)+len(p.Audio))
+	return append(append(out, p.Video...), p.Audio...)
+}
+
+// Validate checks the invariants the writers rely on, so that a packager bug shows up as an
+// error instead of as a manifest that players choke on.
+func (p *Presentation) Validate() error {
+	if len(p.Video) == 0 {
+		return fmt.Errorf("presentation has no video track")
+	}
+	seen := map[string]bool{}
+	for _, t := range p.Tracks() {
+		switch {
+		case t.ID == "" || strings.ContainsAny(t.ID, "/\\ \"") || t.ID == "." || t.ID == "..":
+			return fmt.Errorf("track id %q is not a plain folder name", t.ID)
+		case seen[t.ID]:
+			return fmt.Errorf("track id %q used twice", t.ID)
+		case t.Timescale == 0:
+			return fmt.Errorf("track %s: timescale is 0", t.ID)
+		case len(t.Segments) == 0:
+			return fmt.Errorf("track %s: no segments", t.ID)
+		case t.Codecs == "":
+			return fmt.Errorf("track %s: no codec string", t.ID)
+		}
+		seen[t.ID] = true
+		next := t.Segments[0].Start
+		for i, s := range t.Segments {
+			if s.Start != next {
+				return fmt.Errorf("track %s: segment %d starts at %d, expected %d (gap or overlap)", t.ID, i, s.Start, next)
+			}
+			if s.Duration == 0 {
+				return fmt.Errorf("track %s: segment %d has zero duration", t.ID, i)
+			}
+			next = s.Start + s.Duration
+		}
+	}
+	return nil
+}

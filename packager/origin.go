@@ -1,0 +1,368 @@
+package packager
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// DefaultManifestMaxAge is the Cache-Control max-age for playlists and MPDs when
+// OriginOptions.ManifestMaxAge is zero. VOD manifests do not change once published, but a
+// re-package may replace them; a minute keeps CDN load negligible while bounding how long a
+// replaced manifest is served stale.
+const DefaultManifestMaxAge = 60 * time.Second
+
+// Segments and init sections are never rewritten under the same name, so caches may keep them
+// for a year without revalidating (RFC 9111 §5.2.2.1, RFC 8246).
+const immutableCacheControl = "public, max-age=31536000, immutable"
+
+const (
+	allowedMethods = "GET, HEAD, OPTIONS"
+	// Content-Length is safelisted already but older browsers want it listed. Age matters once
+	// a CDN sits in front, and players read Content-Range to learn a file's total size.
+	exposeHeaders       = "Content-Length, Content-Range, ETag, Age, Accept-Ranges"
+	allowRequestHeaders = "Range, If-None-Match, If-Modified-Since, If-Range, If-Match, If-Unmodified-Since"
+	// O_NONBLOCK makes opening a FIFO planted under the folder return at once instead of
+	// parking the request goroutine until a writer appears; regular-file reads ignore it.
+	openFlags = os.O_RDONLY | syscall.O_NONBLOCK
+)
+
+// OriginOptions tunes an Origin. The zero value is ready to use.
+type OriginOptions struct {
+	// ManifestMaxAge is the Cache-Control max-age for .m3u8 and .mpd files, rounded down to
+	// whole seconds. Zero means DefaultManifestMaxAge; negative is an error.
+	ManifestMaxAge time.Duration
+	// Logger receives one Debug record per request and Error records for server faults.
+	// Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Origin is an http.Handler that serves a packaged VOD output folder (HLS playlists, DASH MPDs,
+// init sections, CMAF segments and single-file tracks) for a CDN to front.
+//
+// Only files with a known media or manifest extension are served. Directories, hidden names
+// (any path element starting with ".", which is where the packager stages temp output) and
+// anything that resolves outside the folder answer 404 or 400. Every response carries
+// permissive CORS headers so browser players on any origin can fetch and inspect it.
+type Origin struct {
+	root       *os.Root
+	manifestCC string
+	log        *slog.Logger
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// NewOrigin opens dir for serving. The folder is held open (as an os.Root) until Close, so
+// renaming or replacing dir itself afterwards does not change what is served.
+func NewOrigin(dir string, opt OriginOptions) (*Origin, error) {
+	if opt.ManifestMaxAge < 0 {
+		return nil, fmt.Errorf("origin: ManifestMaxAge %v is negative", opt.ManifestMaxAge)
+	}
+	maxAge := opt.ManifestMaxAge
+	if maxAge == 0 {
+		maxAge = DefaultManifestMaxAge
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("origin: %s is not a directory", dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Origin{
+		root:       root,
+		manifestCC: "public, max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10),
+		log:        logger,
+	}, nil
+}
+
+// Close releases the folder. Requests arriving afterwards get 503; Close is idempotent.
+func (o *Origin) Close() error {
+	o.closeOnce.Do(func() { o.closeErr = o.root.Close() })
+	return o.closeErr
+}
+
+// ServeHTTP answers GET and HEAD with the file (ranges and conditionals per RFC 9110 §13 and
+// §14, via http.ServeContent), OPTIONS with a CORS preflight answer, and anything else 405.
+func (o *Origin) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &originWriter{ResponseWriter: rw}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", exposeHeaders)
+	h.Set("X-Content-Type-Options", "nosniff")
+
+	o.serve(w, r)
+
+	if o.log.Enabled(r.Context(), slog.LevelDebug) {
+		o.log.LogAttrs(r.Context(), slog.LevelDebug, "origin request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", w.statusOrOK()),
+			slog.Int64("bytes", w.bytes),
+			slog.Duration("took", time.Since(start)))
+	}
+}
+
+func (o *Origin) serve(w *originWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		// A preflight does not depend on the target existing (Fetch §4.8), and OPTIONS *
+		// has no path at all, so this is answered before any path handling.
+		h := w.Header()
+		h.Set("Allow", allowedMethods)
+		h.Set("Access-Control-Allow-Methods", allowedMethods)
+		h.Set("Access-Control-Allow-Headers", allowRequestHeaders)
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", allowedMethods)
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+
+	name, top, status, reason := checkPath(r.URL.Path)
+	if status != 0 {
+		httpError(w, status, reason)
+		return
+	}
+	ctype, cacheControl := o.classify(name, top)
+	if ctype == "" {
+		// Refusing unknown types keeps stray files (logs, sources, keys) in the output
+		// folder from leaking through the CDN.
+		httpError(w, http.StatusNotFound, "not found")
+		return
+	}
+
+	f, err := o.root.OpenFile(name, openFlags, 0)
+	if err != nil {
+		o.fsError(w, r, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		o.fsError(w, r, err)
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		httpError(w, http.StatusNotFound, "not found")
+		return
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Cache-Control", cacheControl)
+	// ServeContent evaluates If-None-Match and If-Range against this header, so it must be
+	// set before the call.
+	h.Set("ETag", strongETag(fi))
+	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+// checkPath turns a decoded URL path into a name relative to the root. Anything that is not
+// a plain, canonical relative path is refused here, before it reaches the file system: os.Root
+// already stops escapes, but rejecting early keeps "/a/../b" and "/a//b" from becoming
+// aliases that a CDN would cache under separate keys.
+func checkPath(p string) (name, top string, status int, reason string) {
+	if !strings.HasPrefix(p, "/") {
+		return "", "", http.StatusBadRequest, "bad path"
+	}
+	rel := p[1:]
+	if rel == "" || strings.HasSuffix(rel, "/") {
+		return "", "", http.StatusNotFound, "not found" // directories are never listed
+	}
+	if !utf8.ValidString(rel) {
+		return "", "", http.StatusBadRequest, "bad path"
+	}
+	for i := 0; i < len(rel); i++ {
+		// Backslashes are separators on Windows and in some CDN normalisers, so a name
+		// holding one could mean different files to different hops.
+		if c := rel[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "", "", http.StatusBadRequest, "bad path"
+		}
+	}
+	if first, _, nested := strings.Cut(rel, "/"); nested {
+		top = first // a file at the root has no top folder
+	}
+	hidden := false
+	for _, elem := range strings.Split(rel, "/") {
+		switch {
+		case elem == "", elem == ".", elem == "..":
+			return "", "", http.StatusBadRequest, "bad path"
+		case elem[0] == '.':
+			// Not returned at once: a later ".." must still answer 400, not 404.
+			hidden = true
+		}
+	}
+	if hidden {
+		return "", "", http.StatusNotFound, "not found"
+	}
+	return rel, top, 0, ""
+}
+
+// classify returns the Content-Type and Cache-Control for name, or "" if it is not served.
+// Extensions are matched case-sensitively because the packager only writes lower case; an
+// upper-case variant is not one of its files.
+func (o *Origin) classify(name, top string) (ctype, cacheControl string) {
+	switch path.Ext(name) {
+	case ".m3u8":
+		return "application/vnd.apple.mpegurl", o.manifestCC
+	case ".mpd":
+		return "application/dash+xml", o.manifestCC
+	case ".m4s":
+		return "video/iso.segment", immutableCacheControl
+	case ".mp4":
+		// Track folders are named after the track ID ("audio_eng", "video_720p"); an
+		// audio-only init section or single file is audio/mp4 (RFC 4337).
+		if strings.HasPrefix(top, "audio") {
+			return "audio/mp4", immutableCacheControl
+		}
+		return "video/mp4", immutableCacheControl
+	}
+	return "", ""
+}
+
+// fsError maps a failure to open or stat a file. Whatever the client can cause by naming a
+// path (missing, escaping the root, through a symlink loop or a file used as a folder) is a
+// 404 that says nothing about why; only faults of the server itself are 5xx.
+func (o *Origin) fsError(w *originWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, os.ErrClosed):
+		httpError(w, http.StatusServiceUnavailable, "origin closed")
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE),
+		errors.Is(err, syscall.ENOMEM), errors.Is(err, syscall.EIO):
+		o.log.LogAttrs(r.Context(), slog.LevelError, "origin file error",
+			slog.String("path", r.URL.Path), slog.Any("err", err))
+		httpError(w, http.StatusInternalServerError, "internal error")
+	default:
+		if !errors.Is(err, fs.ErrNotExist) && o.log.Enabled(r.Context(), slog.LevelDebug) {
+			o.log.LogAttrs(r.Context(), slog.LevelDebug, "origin refused path",
+				slog.String("path", r.URL.Path), slog.Any("err", err))
+		}
+		httpError(w, http.StatusNotFound, "not found")
+	}
+}
+
+// httpError writes a short text reason. The no-store comes from originWriter.WriteHeader.
+func httpError(w http.ResponseWriter, code int, reason string) {
+	http.Error(w, reason, code)
+}
+
+// strongETag derives a validator from inode, size and modification time in nanoseconds. The
+// packager publishes by rename, so a new version always has a new inode even if a copy kept
+// the old mtime and size; that makes byte-for-byte equality safe to promise (RFC 9110
+// §8.8.3). The cost is that replicas of one folder on different hosts disagree, which only
+// turns some 304s into 200s.
+func strongETag(fi fs.FileInfo) string {
+	buf := make([]byte, 0, 52)
+	buf = append(buf, '"')
+	buf = strconv.AppendUint(buf, inode(fi), 16)
+	buf = append(buf, '-')
+	buf = strconv.AppendInt(buf, fi.Size(), 16)
+	buf = append(buf, '-')
+	buf = strconv.AppendInt(buf, fi.ModTime().UnixNano(), 16)
+	buf = append(buf, '"')
+	return string(buf)
+}
+
+// inode reads the Ino field of the platform stat structure by reflection, so this file builds
+// unchanged on systems whose Sys() has no such field (there it is 0).
+func inode(fi fs.FileInfo) uint64 {
+	v := reflect.ValueOf(fi.Sys())
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return 0
+	}
+	v = v.Elem()
+	if v.Kind() != reflect.Struct {
+		return 0
+	}
+	f := v.FieldByName("Ino")
+	if !f.IsValid() || !f.CanUint() {
+		return 0
+	}
+	return f.Uint()
+}
+
+// originWriter makes every error response uncacheable, including those http.ServeContent
+// writes itself (416, 412), and counts status and bytes for the request log.
+type originWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *originWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+		if code >= 400 {
+			h := w.Header()
+			// A cached 404 would outlive the file's publication, and a cached 416 would
+			// pin a client to a stale idea of the size.
+			h.Set("Cache-Control", "no-store")
+			h.Del("ETag")
+			h.Del("Last-Modified")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *originWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps the server's sendfile path: ServeContent copies with io.CopyN, which would
+// otherwise fall back to a user-space buffer because of the wrapper.
+func (w *originWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{w.ResponseWriter}, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (deadlines, flushing).
+func (w *originWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *originWriter) statusOrOK() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// writerOnly hides a ReaderFrom so io.Copy cannot recurse into it.
+type writerOnly struct{ io.Writer }

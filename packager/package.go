@@ -1,0 +1,391 @@
+package packager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/reelvideo/reel/manifest"
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
+)
+
+// Options configure one VOD packaging run.
+type Options struct {
+	// Inputs are MP4 files (progressive or fragmented), each a rung of the ladder and/or an
+	// audio rendition.
+	Inputs []string
+	// Output is the presentation folder. It is written beside itself under a temporary name
+	// and renamed into place only when complete.
+	Output string
+	// SegmentDuration is the target segment duration (default 2s). Segments are cut at the
+	// first keyframe at or after it.
+	SegmentDuration time.Duration
+	// SingleFile writes one fragmented MP4 per track with a sidx instead of segment files.
+	SingleFile bool
+	// Languages label the audio renditions in order (BCP 47, e.g. "en", "fr"); an entry
+	// overrides the language stored in the file. Missing entries keep the file's language.
+	Languages []string
+	// Progress, when set, is called after every segment with media bytes done and total.
+	Progress func(done, total int64)
+	Logger   *slog.Logger
+}
+
+// Package packages a VOD ladder into CMAF segments with HLS and DASH manifests. Errors about an
+// input are *InputError, about the output folder *OutputError. On any error nothing is left
+// at opt.Output (an existing presentation there is kept as it was).
+func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
+	if opt.SegmentDuration <= 0 {
+		opt.SegmentDuration = 2 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if len(opt.Inputs) == 0 {
+		return nil, errors.New("no input files")
+	}
+	if opt.Output == "" {
+		return nil, errors.New("no output folder")
+	}
+	langs, err := parseLanguages(opt.Languages)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOutput(opt.Output); err != nil {
+		return nil, err
+	}
+
+	var inputs []*inputFile
+	defer func() {
+		for _, in := range inputs {
+			in.Close()
+		}
+	}()
+	for _, path := range opt.Inputs {
+		in, err := openGuarded(path)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, in)
+	}
+	videos, audios, err := selectTracks(inputs)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range langs {
+		if i < len(audios) && l != "" {
+			audios[i].language = l
+		}
+	}
+	total, err := preflight(append(append([]*inputTrack{}, videos...), audios...))
+	if err != nil {
+		return nil, err
+	}
+
+	tmp, err := makeTemp(opt.Output)
+	if err != nil {
+		return nil, err
+	}
+	published := false
+	defer func() {
+		if !published {
+			os.RemoveAll(tmp)
+		}
+	}()
+
+	p, err := run(ctx, tmp, videos, audios, opt, total)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeManifests(tmp, p); err != nil {
+		return nil, &OutputError{Dir: opt.Output, Err: err}
+	}
+	if err := publish(tmp, opt.Output); err != nil {
+		return nil, err
+	}
+	published = true
+	opt.Logger.Info("packaged", "output", opt.Output, "video", len(p.Video), "audio", len(p.Audio),
+		"duration", fmt.Sprintf("%.3fs", p.Duration()))
+	return p, nil
+}
+
+// openGuarded opens an input and turns any mp4ff panic on corrupt data into an error naming
+// the file (DESIGN.md: guard its known panics at the API boundary).
+func openGuarded(path string) (in *inputFile, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			in, err = nil, &InputError{File: path, Err: fmt.Errorf("corrupt MP4: %v", r)}
+		}
+	}()
+	in, err = openInput(path)
+	if err != nil {
+		return nil, &InputError{File: path, Err: err}
+	}
+	return in, nil
+}
+
+// selectTracks picks the ladder: the first video track of each input, and audio once: from
+// the first input with both video and audio, then every audio-only input (other languages).
+func selectTracks(inputs []*inputFile) (videos, audios []*inputTrack, err error) {
+	var ladderAudio *inputTrack
+	var extraAudio []*inputTrack
+	for _, in := range inputs {
+		var v, a *inputTrack
+		for _, t := range in.tracks {
+			if t.kind == manifest.Video && v == nil {
+				v = t
+			}
+			if t.kind == manifest.Audio && a == nil {
+				a = t
+			}
+		}
+		switch {
+		case v != nil:
+			videos = append(videos, v)
+			if a != nil && ladderAudio == nil {
+				ladderAudio = a
+			}
+		case a != nil:
+			extraAudio = append(extraAudio, a)
+		default:
+			return nil, nil, &InputError{File: in.path, Err: errors.New("no video or audio track")}
+		}
+	}
+	if len(videos) == 0 {
+		return nil, nil, &InputError{File: inputs[0].path, Err: errors.New("no video track: a ladder needs at least one video rendition")}
+	}
+	if ladderAudio != nil {
+		audios = append(audios, ladderAudio)
+	}
+	audios = append(audios, extraAudio...)
+	return videos, audios, nil
+}
+
+// preflight walks every selected track's sample table once, before anything is written: it
+// finds truncated or corrupt tables up front and totals the bytes for progress.
+func preflight(tracks []*inputTrack) (total int64, err error) {
+	for _, t := range tracks {
+		it, err := t.newIter()
+		if err != nil {
+			return 0, inputErr(t.in.path, err)
+		}
+		n := 0
+		for ; ; n++ {
+			s, err := it.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return 0, inputErr(t.in.path, err)
+			}
+			if s.off < 0 || s.off+int64(s.size) > t.in.size {
+				return 0, inputErr(t.in.path, fmt.Errorf("truncated: %s sample %d needs bytes up to %d, the file has %d",
+					t.kind, n+1, s.off+int64(s.size), t.in.size))
+			}
+			total += int64(s.size)
+		}
+		if n == 0 {
+			return 0, inputErr(t.in.path, fmt.Errorf("%s track %d has no samples", t.kind, t.trackID))
+		}
+	}
+	return total, nil
+}
+
+// run cuts and writes every track into tmp and returns the presentation model.
+func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Options, total int64) (*manifest.Presentation, error) {
+	ids := newIDs()
+	var lanes []*lane
+	defer func() {
+		for _, l := range lanes {
+			l.w.close()
+		}
+	}()
+	addLane := func(t *inputTrack) (*lane, error) {
+		id := ids.forTrack(t)
+		w, err := newTrackWriter(t, id, filepath.Join(tmp, id), opt.SingleFile)
+		if err != nil {
+			return nil, &OutputError{Dir: opt.Output, Err: err}
+		}
+		it, err := t.newIter()
+		if err != nil {
+			return nil, inputErr(t.in.path, err)
+		}
+		if err := w.writeInit(); err != nil {
+			return nil, &OutputError{Dir: opt.Output, Err: err}
+		}
+		l := &lane{w: w, c: newCursor(it), ts: uint64(t.timescale)}
+		lanes = append(lanes, l)
+		return l, nil
+	}
+	sg := &segmenter{}
+	for i, t := range videos {
+		l, err := addLane(t)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			sg.ref = l
+		} else {
+			sg.video = append(sg.video, l)
+		}
+	}
+	for _, t := range audios {
+		l, err := addLane(t)
+		if err != nil {
+			return nil, err
+		}
+		sg.audio = append(sg.audio, l)
+	}
+	sg.target = uint64(opt.SegmentDuration.Seconds()*float64(sg.ref.ts) + 0.5)
+
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		more, err := sg.next()
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			break
+		}
+		var done int64
+		for _, l := range lanes {
+			if err := l.w.writeSegment(l.buf); err != nil {
+				return nil, writeErr(l, opt.Output, err)
+			}
+			done += l.w.bytes
+		}
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+	}
+
+	p := &manifest.Presentation{SingleFile: opt.SingleFile}
+	for _, l := range lanes {
+		if err := l.w.finish(); err != nil {
+			return nil, &OutputError{Dir: opt.Output, Err: err}
+		}
+		if l.w.track.Kind == manifest.Video {
+			p.Video = append(p.Video, l.w.track)
+		} else {
+			p.Audio = append(p.Audio, l.w.track)
+		}
+	}
+	for i, a := range p.Audio {
+		a.Default = i == 0
+		a.Name = audioName(a.Language, i)
+	}
+	sortLadder(p.Video)
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("internal error: %w", err)
+	}
+	return p, nil
+}
+
+// writeErr attributes a failure while writing a segment: truncated input data is the input's
+// fault, anything else the output's.
+func writeErr(l *lane, out string, err error) error {
+	if strings.Contains(err.Error(), "truncated") {
+		return inputErr(l.w.src.in.path, err)
+	}
+	return &OutputError{Dir: out, Err: err}
+}
+
+// sortLadder orders video renditions from the highest to the lowest peak bandwidth, the order
+// players and humans expect in a master playlist.
+func sortLadder(v []*manifest.Track) {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j].PeakBandwidth > v[j-1].PeakBandwidth; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+}
+
+// writeManifests renders HLS and DASH from the one presentation model.
+func writeManifests(dir string, p *manifest.Presentation) error {
+	files := map[string][]byte{manifest.MasterPlaylist: p.HLSMaster()}
+	for _, t := range p.Tracks() {
+		files[filepath.Join(t.ID, manifest.MediaPlaylist)] = p.HLSMedia(t)
+		if len(t.IFrames) > 0 {
+			files[filepath.Join(t.ID, manifest.IFramePlaylist)] = p.HLSIFrames(t)
+		}
+	}
+	mpd, err := p.DASH()
+	if err != nil {
+		return err
+	}
+	files[manifest.DASHManifest] = mpd
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ids hands out folder names: video_720p, audio_en…, made unique with a numeric suffix.
+type ids map[string]int
+
+func newIDs() ids { return ids{} }
+
+func (m ids) forTrack(t *inputTrack) string {
+	base := "audio"
+	if t.kind == manifest.Video {
+		base = fmt.Sprintf("video_%dp", t.height)
+	} else if t.language != "" {
+		base = "audio_" + sanitizeID(t.language)
+	}
+	m[base]++
+	if n := m[base]; n > 1 {
+		return fmt.Sprintf("%s_%d", base, n)
+	}
+	return base
+}
+
+func sanitizeID(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// parseLanguages validates --lang values as BCP 47 tags and returns them in canonical form.
+func parseLanguages(in []string) ([]string, error) {
+	out := make([]string, len(in))
+	for i, s := range in {
+		if s == "" {
+			continue
+		}
+		tag, err := language.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("language %q is not a BCP 47 tag", s)
+		}
+		out[i] = tag.String()
+	}
+	return out, nil
+}
+
+// audioName is the menu label players show: the language's own name when it is known.
+func audioName(lang string, i int) string {
+	if lang != "" {
+		if tag, err := language.Parse(lang); err == nil {
+			if n := display.Self.Name(tag); n != "" {
+				return n
+			}
+		}
+		return lang
+	}
+	if i == 0 {
+		return "Main"
+	}
+	return fmt.Sprintf("Audio %d", i+1)
+}
