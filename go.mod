@@ -9,6 +9,7 @@ require (
 )
 
 require (
+	github.com/Eyevinn/hls-m3u8 v0.6.5 // indirect
 	github.com/barkimedes/go-deepcopy v0.0.0-20220514131651-17c30cfc62df // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect

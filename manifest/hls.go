@@ -163,16 +163,24 @@ func (p *Presentation) HLSIFrames(t *Track) []byte {
 // float-duration feature come from the EXTINF values as printed, since that is what players
 // round (RFC 8216 §4.3.3.1).
 func writeMediaHeader(b *strings.Builder, t *Track, durs []uint64, f hlsFeatures) {
-	// A target of 0 is legal for sub-second segments but players derive reload and buffer
-	// timings from it.
-	target := int64(1)
+	var longest int64
 	for _, d := range durs {
 		u := extinfUnits(d, t.Timescale)
-		target = max(target, (u+extinfScale/2)/extinfScale)
+		longest = max(longest, u)
 		f.floatDurations = f.floatDurations || u%extinfScale != 0
 	}
+	v := f.version()
+	// Below version 6, clients and tools (hls-m3u8 among them) still apply the older reading
+	// that no EXTINF may exceed the target at all; a ceiling satisfies both readings.
+	target := (longest + extinfScale/2) / extinfScale
+	if v < 6 {
+		target = (longest + extinfScale - 1) / extinfScale
+	}
+	// A target of 0 is legal for sub-second segments, but players derive reload and buffer
+	// timings from it.
+	target = max(target, 1)
 	b.WriteString("#EXTM3U\n")
-	if v := f.version(); v > 1 {
+	if v > 1 {
 		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
 	}
 	b.WriteString("#EXT-X-TARGETDURATION:" + strconv.FormatInt(target, 10) + "\n")

@@ -132,6 +132,9 @@ func openInput(path string) (in *inputFile, err error) {
 		return nil, errors.New("not a regular file")
 	}
 	in = &inputFile{path: path, f: f, size: st.Size(), firstMoof: -1}
+	if err := sniff(f, in.size); err != nil {
+		return nil, err
+	}
 	if err := in.scan(); err != nil {
 		return nil, err
 	}
@@ -187,6 +190,23 @@ func (in *inputFile) scan() error {
 	}
 	in.fragmented = in.moov.Mvex != nil && in.firstMoof >= 0
 	return nil
+}
+
+// sniff rejects files that do not start like an ISO BMFF file, before any size field of
+// theirs is believed.
+func sniff(f io.ReaderAt, size int64) error {
+	var hdr [8]byte
+	if size < 8 {
+		return errors.New("not an MP4 file: too short")
+	}
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return err
+	}
+	switch string(hdr[4:8]) {
+	case "ftyp", "styp", "moov", "free", "skip", "wide", "pdin", "mdat", "uuid", "sidx", "moof":
+		return nil
+	}
+	return errors.New("not an MP4 file: no ftyp box at the start")
 }
 
 // Close releases the file.

@@ -178,7 +178,25 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 	// ServeContent evaluates If-None-Match and If-Range against this header, so it must be
 	// set before the call.
 	h.Set("ETag", strongETag(fi))
-	http.ServeContent(w, r, name, fi.ModTime(), f)
+	http.ServeContent(w, normalizeRange(r), name, fi.ModTime(), f)
+}
+
+// normalizeRange adapts the Range field to what http.ServeContent understands. ServeContent
+// answers 416 to any unit but a lower-case "bytes", while RFC 9110 §14.1 makes units
+// case-insensitive and §14.2 requires ignoring a unit the server does not know.
+func normalizeRange(r *http.Request) *http.Request {
+	rg := r.Header.Get("Range")
+	if rg == "" || strings.HasPrefix(rg, "bytes=") {
+		return r
+	}
+	// Handlers must not modify the request they are given, hence the copy on this rare path.
+	r = r.Clone(r.Context())
+	if unit, set, ok := strings.Cut(rg, "="); ok && strings.EqualFold(unit, "bytes") {
+		r.Header.Set("Range", "bytes="+set)
+	} else {
+		r.Header.Del("Range")
+	}
+	return r
 }
 
 // checkPath turns a decoded URL path into a name relative to the root. Anything that is not

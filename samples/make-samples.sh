@@ -30,6 +30,12 @@ rung ladder_360p.mp4 640 360 400k
 ffmpeg -hide_banner -loglevel error -y -f lavfi -i "sine=frequency=660:sample_rate=48000:duration=${DUR}" \
   "${AUDIO[@]}" -metadata:s:a:0 language=fra -movflags +faststart audio_fra.mp4
 
+# HEVC (hvc1) rung, 4 s, to exercise the HEVC path without growing the folder much.
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=30:duration=4" \
+  -c:v libx265 -preset veryfast -b:v 300k -tag:v hvc1 \
+  -x265-params "keyint=60:min-keyint=60:scenecut=0:open-gop=0:log-level=error" \
+  -force_key_frames 'expr:gte(t,n_forced*2)' -movflags +faststart hevc_360p.mp4
+
 # --- bad inputs -----------------------------------------------------------------------------
 # Keyframes every 1.5 s instead of 2 s: cannot be cut at the same boundaries as the ladder.
 ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=30:duration=${DUR}" \
@@ -41,6 +47,9 @@ size=$(stat -c %s ladder_360p.mp4)
 head -c $((size * 6 / 10)) ladder_360p.mp4 > bad/truncated.mp4
 # Audio and no video.
 ffmpeg -hide_banner -loglevel error -y -f lavfi -i "$SRC_A" "${AUDIO[@]}" -movflags +faststart bad/audio_only.mp4
+# A codec Reel does not package (MPEG-4 Part 2 video).
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=320x180:rate=30:duration=2" \
+  -c:v mpeg4 -b:v 100k -movflags +faststart bad/unsupported_codec.mp4
 # Not an MP4 at all.
 printf 'This is a text file, not an MP4.\n' > bad/not_an_mp4.mp4
 ls -l . bad
