@@ -128,8 +128,8 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		// A preflight does not depend on the target existing (Fetch §4.8), and OPTIONS *
-		// has no path at all, so this is answered before any path handling.
+		// A CORS preflight asks about the method and fields, not the target, so it is
+		// answered before any path handling and even for names that do not exist.
 		h := w.Header()
 		h.Set("Allow", allowedMethods)
 		h.Set("Access-Control-Allow-Methods", allowedMethods)

@@ -479,7 +479,7 @@ func TestOriginTraversal(t *testing.T) {
 		{"/./master.m3u8", 400},
 		{"/video_720p//seg_00001.m4s", 400},
 		{"http://origin.test/../outside/secret.m4s", 400}, // absolute-form target
-		{"/" + absSecret, 400},                              // "//tmp/...": an absolute path
+		{"/" + absSecret, 400},                            // "//tmp/...": an absolute path
 		{"/..\\outside\\secret.m4s", 400},
 		{"/%5c..%5coutside%5csecret.m4s", 400},
 		{"/video_720p/seg_00001.m4s%00.m3u8", 400},
@@ -617,11 +617,6 @@ func TestOriginCORS(t *testing.T) {
 		})
 	}
 
-	t.Run("OPTIONS *", func(t *testing.T) {
-		if r, _ := fx.raw(t, http.MethodOptions, "*"); r.status != http.StatusNoContent {
-			t.Errorf("status %d, want 204", r.status)
-		}
-	})
 }
 
 func headerListHas(list, name string) bool {
