@@ -22,7 +22,8 @@ func (p *Presentation) DASH() ([]byte, error) {
 	}
 	m := mpd.NewMPD(mpd.STATIC_TYPE)
 	m.Profiles = mpd.ListOfProfilesType(profile).AddProfile(mpd.PROFILE_CMAF)
-	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(p.Duration())
+	origin := p.earliestStart()
+	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(p.span(origin))
 	var maxSeg float64
 	for _, t := range p.Tracks() {
 		maxSeg = max(maxSeg, t.MaxSegmentSeconds())
@@ -32,7 +33,6 @@ func (p *Presentation) DASH() ([]byte, error) {
 	period := &mpd.Period{Id: "0", Start: mpd.Seconds2DurPtr(0)}
 	m.Periods = []*mpd.Period{period}
 
-	origin := p.earliestStart()
 	video, err := p.videoSet(origin)
 	if err != nil {
 		return nil, err
@@ -205,6 +205,21 @@ func (p *Presentation) earliestStart() *big.Rat {
 		}
 	}
 	return earliest
+}
+
+// span is the time from origin to the end of the last track to finish. It equals Duration when
+// all tracks start together, and otherwise keeps a late-starting track's tail in the period.
+func (p *Presentation) span(origin *big.Rat) float64 {
+	end := new(big.Rat)
+	for _, t := range p.Tracks() {
+		last := t.Segments[len(t.Segments)-1]
+		e := new(big.Rat).SetFrac(new(big.Int).SetUint64(last.Start+last.Duration), big.NewInt(int64(t.Timescale)))
+		if e.Cmp(end) > 0 {
+			end = e
+		}
+	}
+	f, _ := end.Sub(end, origin).Float64()
+	return f
 }
 
 // presentationTimeOffset maps the common origin into a track's timescale. One origin for all

@@ -410,6 +410,31 @@ func TestDASHPresentationTimeOffset(t *testing.T) {
 			}
 		}
 	}
+	// Video starting 0.5005 s after audio ends last, at 0.5005 + 57.390667 s.
+	m := parseMPD(t, fixtureAt(false, 15015, 0))
+	if got := seconds(m.MediaPresentationDuration); math.Abs(got-57.891) > 1e-3 {
+		t.Errorf("mediaPresentationDuration %v s, want 57.891 (the late video's end)", got)
+	}
+}
+
+// ISO/IEC 23009-1 §5.3.3.2: AdaptationSet@par holds for every Representation or is absent;
+// DASH-IF IOP: Role main marks the default audio, which the Default flag chooses.
+func TestDASHSetAttributes(t *testing.T) {
+	p := fixture(false)
+	p.Video[2].Width, p.Video[2].Height = 640, 480
+	p.Audio[0].Default, p.Audio[1].Default = false, true
+	sets := parseMPD(t, p).Periods[0].AdaptationSets
+	if sets[0].Par != "" || sets[0].MaxWidth != 1920 {
+		t.Errorf("mixed 16:9 and 4:3 ladder: par %q maxWidth %d, want no par", sets[0].Par, sets[0].MaxWidth)
+	}
+	if len(sets[1].Roles) != 0 || len(sets[2].Roles) != 1 || sets[2].Roles[0].Value != "main" {
+		t.Errorf("Role main should move to the French set: %+v / %+v", sets[1].Roles, sets[2].Roles)
+	}
+	p.Audio[1].Default = false // no flag: the first audio track is the default
+	sets = parseMPD(t, p).Periods[0].AdaptationSets
+	if len(sets[1].Roles) != 1 || len(sets[2].Roles) != 0 {
+		t.Errorf("without a Default flag Role main belongs to the first set: %+v / %+v", sets[1].Roles, sets[2].Roles)
+	}
 }
 
 // ISO/IEC 23009-1 §5.3.3.1: only switchable Representations share an AdaptationSet.

@@ -44,8 +44,8 @@ func (f hlsFeatures) version() int {
 func (p *Presentation) HLSMaster() []byte {
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n")
-	// Nothing written here needs more than version 1, and an absent tag means version 1
-	// (RFC 8216 §4.3.1.2); the computation stays so that a future feature can't be forgotten.
+	// No tag written here has a §7 version rule, and an absent EXT-X-VERSION means version 1;
+	// computing it anyway keeps a future feature (INSTREAM-ID=SERVICEn needs 7) from being missed.
 	if v := (hlsFeatures{}).version(); v > 1 {
 		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
 	}

@@ -97,6 +97,9 @@ func decodeBox(f io.ReaderAt, b topBox) (box mp4.Box, err error) {
 	if _, err := f.ReadAt(data, b.pos); err != nil {
 		return nil, fmt.Errorf("reading box %q at offset %d: %w", b.typ, b.pos, err)
 	}
+	if err := checkBoxTree(data[b.hdr:], 0); err != nil {
+		return nil, fmt.Errorf("corrupt box %q at offset %d: %w", b.typ, b.pos, err)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			box, err = nil, fmt.Errorf("corrupt box %q at offset %d: %v", b.typ, b.pos, r)

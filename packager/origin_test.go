@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -522,9 +523,18 @@ func TestOriginFIFO(t *testing.T) {
 		t.Skip("mkfifo not available")
 	}
 	fx := newOriginFixture(t, OriginOptions{})
-	if out, err := exec.Command(mkfifo, filepath.Join(fx.root, "video_720p", "pipe.m4s")).CombinedOutput(); err != nil {
+	fifo := filepath.Join(fx.root, "video_720p", "pipe.m4s")
+	if out, err := exec.Command(mkfifo, fifo).CombinedOutput(); err != nil {
 		t.Skipf("mkfifo: %v %s", err, out)
 	}
+	// If the handler did block in open, a writer releases it so that the server's Close in
+	// the fixture cleanup (which runs after this one) returns and the test fails instead of
+	// hanging. With no reader waiting, this open fails harmlessly.
+	t.Cleanup(func() {
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fx.srv.URL+"/video_720p/pipe.m4s", nil)
