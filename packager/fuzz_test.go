@@ -4,20 +4,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 // FuzzOpenInput feeds arbitrary bytes to the input reader: opening, describing tracks and
 // walking every sample must return an error or succeed, never panic or run away.
 func FuzzOpenInput(f *testing.F) {
-	for _, name := range []string{"ladder_360p.mp4", "audio_fra.mp4", "hevc_360p.mp4"} {
+	// Whole tiny files (7 KB), so the fuzzer mutates structure rather than media.
+	for _, name := range []string{"fuzz/tiny.mp4", "fuzz/tiny_frag.mp4"} {
 		b, err := os.ReadFile(samplePath(name))
 		if err != nil {
 			f.Fatal(err)
 		}
-		// Headers and sample tables live in the first KiB of these faststart files; the
-		// seeds stay small so the fuzzer mutates structure, not media.
-		f.Add(b[:min(len(b), 8192)])
+		f.Add(b)
 	}
 	f.Add([]byte("not an mp4 at all"))
 	f.Add([]byte{0, 0, 0, 8, 'f', 't', 'y', 'p'})
@@ -45,6 +45,31 @@ func FuzzOpenInput(f *testing.F) {
 					}
 					break
 				}
+			}
+		}
+	})
+}
+
+// FuzzCheckPath: whatever the request path, an accepted name is a clean relative path with no
+// way out of the served folder and nothing hidden.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"/master.m3u8", "/video_720p/seg_00001.m4s", "/../etc/passwd", "/a/./b", "/.hidden/x", "/a\\b", "//x", "/a/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		name, _, status, _ := checkPath(p)
+		if status != 0 {
+			if name != "" {
+				t.Fatalf("%q refused with %d but returned name %q", p, status, name)
+			}
+			return
+		}
+		if !filepath.IsLocal(name) || filepath.Clean(name) != name || strings.ContainsAny(name, "\\\x00") {
+			t.Fatalf("%q accepted as %q, which is not a clean local path", p, name)
+		}
+		for _, elem := range strings.Split(name, "/") {
+			if strings.HasPrefix(elem, ".") {
+				t.Fatalf("%q accepted as %q, which has a hidden or dot element", p, name)
 			}
 		}
 	})

@@ -36,6 +36,15 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=3
   -x265-params "keyint=60:min-keyint=60:scenecut=0:open-gop=0:log-level=error" \
   -force_key_frames 'expr:gte(t,n_forced*2)' -movflags +faststart hevc_360p.mp4
 
+# Tiny progressive and fragmented files: fuzz seeds small enough for the fuzzer to mutate
+# structure rather than media, and an ffmpeg-made fragmented input for tests.
+mkdir -p fuzz
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=64x36:rate=10:duration=1" \
+  -f lavfi -i "sine=sample_rate=8000:duration=1" -c:v libx264 -preset ultrafast -g 5 \
+  -c:a aac -b:a 8k -movflags +faststart fuzz/tiny.mp4
+ffmpeg -hide_banner -loglevel error -y -i fuzz/tiny.mp4 -c copy \
+  -movflags frag_keyframe+empty_moov+default_base_moof fuzz/tiny_frag.mp4
+
 # --- bad inputs -----------------------------------------------------------------------------
 # Keyframes every 1.5 s instead of 2 s: cannot be cut at the same boundaries as the ladder.
 ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=30:duration=${DUR}" \
