@@ -17,15 +17,22 @@ import (
 // checkOutput fails early when the destination cannot be written or holds something that is
 // not a presentation (we never delete a user's unrelated files).
 func checkOutput(out string) error {
-	parent := filepath.Dir(filepath.Clean(out))
-	st, err := os.Stat(parent)
-	switch {
-	case err != nil:
-		return &OutputError{Dir: out, Err: fmt.Errorf("parent folder: %w", unwrapPath(err))}
-	case !st.IsDir():
-		return &OutputError{Dir: out, Err: fmt.Errorf("parent %s is not a folder", parent)}
+	// Missing parents are created when the run starts (like mkdir -p); the nearest existing
+	// ancestor must be a folder.
+	for parent := filepath.Dir(filepath.Clean(out)); ; parent = filepath.Dir(parent) {
+		st, err := os.Stat(parent)
+		if errors.Is(err, fs.ErrNotExist) && parent != filepath.Dir(parent) {
+			continue
+		}
+		if err != nil {
+			return &OutputError{Dir: out, Err: fmt.Errorf("parent folder: %w", unwrapPath(err))}
+		}
+		if !st.IsDir() {
+			return &OutputError{Dir: out, Err: fmt.Errorf("parent %s is not a folder", parent)}
+		}
+		break
 	}
-	st, err = os.Stat(out)
+	st, err := os.Stat(out)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -56,6 +63,9 @@ func replaceable(dir string) bool {
 
 func makeTemp(out string) (string, error) {
 	clean := filepath.Clean(out)
+	if err := os.MkdirAll(filepath.Dir(clean), 0o755); err != nil {
+		return "", &OutputError{Dir: out, Err: fmt.Errorf("cannot create output: %w", unwrapPath(err))}
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(clean), "."+filepath.Base(clean)+".reel-tmp-")
 	if err != nil {
 		return "", &OutputError{Dir: out, Err: fmt.Errorf("cannot create output: %w", unwrapPath(err))}
