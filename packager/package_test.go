@@ -400,3 +400,30 @@ func TestFragmentedInput(t *testing.T) {
 		t.Errorf("track description changed: %+v vs %+v", b, a)
 	}
 }
+
+// TestHEVC packages an HEVC rendition: CODECS follows ISO/IEC 14496-15 Annex E as ffprobe
+// reads the SPS, and the result decodes through the origin.
+func TestHEVC(t *testing.T) {
+	requireTool(t, "ffprobe")
+	src := samplePath("hevc_360p.mp4")
+	out, _ := packageTo(t, Options{Inputs: []string{src}})
+	vs := probeStreams(t, src)[0]
+	master := decodeMaster(t, filepath.Join(out, manifest.MasterPlaylist))
+	codec := master.Variants[0].Codecs
+	// Main profile → general_profile_idc 1; ffprobe's level is general_level_idc.
+	want := fmt.Sprintf("hvc1.1.6.L%d.", int(num(vs, "level")))
+	if str(vs, "profile") != "Main" || !strings.HasPrefix(codec, want) {
+		t.Errorf("CODECS=%q, ffprobe says profile %s level %v (want prefix %s)", codec, str(vs, "profile"), vs["level"], want)
+	}
+	o, err := NewOrigin(out, OriginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	srv := httptest.NewServer(o)
+	defer srv.Close()
+	streams := probeStreams(t, "-count_frames", srv.URL+"/"+manifest.MasterPlaylist)
+	if len(streams) == 0 || str(streams[0], "codec_name") != "hevc" || num(streams[0], "nb_read_frames") != 120 {
+		t.Errorf("through the origin: %v", streams)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 )
 
@@ -98,6 +99,10 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 			return c.run([]string{"-h"}, stdout, stderr)
 		}
 	}
+	if args[0] == "help" {
+		printMainUsage(stdout)
+		return exitOK
+	}
 	fmt.Fprintf(stderr, "reel help: unknown command %q\n", args[0])
 	return exitUsage
 }
@@ -122,6 +127,12 @@ func versionString() string {
 // the positional arguments, or an exit code when parsing ended the command (-h or an error).
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) ([]string, int, bool) {
 	fs.SetOutput(io.Discard)
+	// Everything after "--" is positional; split it off ourselves because flag.Parse
+	// consumes the "--" and our loop would then read flags again.
+	var after []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, after = args[:i], args[i+1:]
+	}
 	var pos []string
 	for {
 		err := fs.Parse(args)
@@ -136,10 +147,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) ([]st
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, 0, true
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), 0, true
+			return append(pos, after...), 0, true
 		}
 		pos = append(pos, args[0])
 		args = args[1:]

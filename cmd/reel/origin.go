@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -113,7 +114,11 @@ func presentationURLs(dir, base string) []string {
 				if err != nil || strings.HasPrefix(rel, ".") {
 					continue
 				}
-				out = append(out, base+"/"+filepath.ToSlash(rel))
+				var u strings.Builder
+				for _, elem := range strings.Split(filepath.ToSlash(rel), "/") {
+					u.WriteString("/" + url.PathEscape(elem))
+				}
+				out = append(out, base+u.String())
 			}
 		}
 	}

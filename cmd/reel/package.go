@@ -68,7 +68,8 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		opt.Languages = strings.Split(*langs, ",")
 	}
 	var bar *progressbar.ProgressBar
-	if !*quiet && term.IsTerminal(int(os.Stderr.Fd())) {
+	// Draw only onto a terminal we were given (never into a pipe, a log or a test buffer).
+	if f, isFile := stderr.(*os.File); !*quiet && isFile && term.IsTerminal(int(f.Fd())) {
 		bar = progressbar.NewOptions64(-1,
 			progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("packaging"),

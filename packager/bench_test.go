@@ -1,0 +1,366 @@
+package packager
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// totalSize is the sum of the sizes of files: the input bytes a packaging run reads.
+func totalSize(tb testing.TB, files []string) int64 {
+	tb.Helper()
+	var n int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n += st.Size()
+	}
+	return n
+}
+
+// benchPackage packages inputs into a fresh subfolder of one temp folder per iteration. The
+// previous iteration's output is removed with the timer stopped so the disk does not fill up.
+func benchPackage(b *testing.B, inputs []string, singleFile bool) {
+	b.SetBytes(totalSize(b, inputs))
+	b.ReportAllocs()
+	dir := b.TempDir()
+	ctx := context.Background()
+	prev := ""
+	i := 0
+	for b.Loop() {
+		if prev != "" {
+			b.StopTimer()
+			if err := os.RemoveAll(prev); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		out := filepath.Join(dir, "out"+strconv.Itoa(i))
+		i++
+		if _, err := Package(ctx, Options{Inputs: inputs, Output: out, SingleFile: singleFile}); err != nil {
+			b.Fatalf("Package: %v", err)
+		}
+		prev = out
+	}
+}
+
+// BenchmarkPackage packages the 3-rung sample ladder (segments + HLS + DASH) in-process.
+func BenchmarkPackage(b *testing.B) { benchPackage(b, ladder, false) }
+
+// BenchmarkPackageSingleFile is BenchmarkPackage in single-file (sidx) mode.
+func BenchmarkPackageSingleFile(b *testing.B) { benchPackage(b, ladder, true) }
+
+// compareRuns is the number of alternating repetitions per ladder length in TestCompareFFmpeg.
+const compareRuns = 5
+
+// launcherSource is a tiny program that runs a command and reports its wall time and peak
+// RSS. It exists because on Linux a child's ru_maxrss includes the high-water RSS of the
+// address space it had before exec: Go starts children with vfork (CLONE_VM), so a child
+// started directly by the test would report at least the test process's own peak RSS. The
+// launcher is small, so its children report their own peak (above a floor of the launcher's
+// size, which the test measures with /bin/true and prints).
+const launcherSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: launcher RESULT-FILE COMMAND [ARG...]")
+		os.Exit(2)
+	}
+	cmd := exec.Command(os.Args[2], os.Args[3:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	res := fmt.Sprintf("%d %d %d\n", wall.Nanoseconds(), ru.Maxrss, cmd.ProcessState.ExitCode())
+	if werr := os.WriteFile(os.Args[1], []byte(res), 0o644); werr != nil {
+		fmt.Fprintln(os.Stderr, werr)
+		os.Exit(1)
+	}
+	if err != nil {
+		os.Exit(1)
+	}
+}
+`
+
+// usage is what one child process cost.
+type usage struct {
+	wall   time.Duration
+	maxRSS int64 // KiB (ru_maxrss on Linux)
+}
+
+// comparer runs commands through the launcher and collects their usage.
+type comparer struct {
+	t        *testing.T
+	launcher string
+	tmp      string
+	seq      int
+}
+
+// run runs name args... to completion through the launcher and fails the test if it fails.
+func (c *comparer) run(name string, args ...string) usage {
+	c.t.Helper()
+	c.seq++
+	res := filepath.Join(c.tmp, fmt.Sprintf("usage_%d", c.seq))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.launcher, append([]string{res, name}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		c.t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out.String())
+	}
+	data, err := os.ReadFile(res)
+	if err != nil {
+		c.t.Fatalf("launcher result: %v", err)
+	}
+	var ns, rss int64
+	var code int
+	if _, err := fmt.Sscanf(string(data), "%d %d %d", &ns, &rss, &code); err != nil {
+		c.t.Fatalf("launcher result %q: %v", data, err)
+	}
+	os.Remove(res)
+	u := usage{wall: time.Duration(ns), maxRSS: rss}
+	if code != 0 || u.wall <= 0 || u.maxRSS <= 0 {
+		c.t.Fatalf("%s: exit code %d, wall %v, maxrss %d KiB", name, code, u.wall, u.maxRSS)
+	}
+	return u
+}
+
+// goBuild runs the go command in dir and fails the test on error.
+func goBuild(t *testing.T, goBin, dir string, env []string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// mustContain fails the test unless file exists and contains want at least n times.
+func mustContain(t *testing.T, file, want string, n int) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("expected output missing: %v", err)
+	}
+	if got := strings.Count(string(data), want); got < n {
+		t.Fatalf("%s: %d × %q, want at least %d", file, got, want, n)
+	}
+}
+
+// ffmpegArgs returns the two ffmpeg command lines that do reel's job with -c copy: HLS fMP4
+// (every video rendition plus the first input's audio, with a master playlist) and DASH from
+// the same maps.
+func ffmpegArgs(inputs []string, hlsDir, dashDir string) (hls, dash []string) {
+	common := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y"}
+	for _, in := range inputs {
+		common = append(common, "-i", in)
+	}
+	var vsm []string
+	for i := range inputs {
+		common = append(common, "-map", fmt.Sprintf("%d:v:0", i))
+		vsm = append(vsm, fmt.Sprintf("v:%d,agroup:aud", i))
+	}
+	common = append(common, "-map", "0:a:0", "-c", "copy")
+	vsm = append(vsm, "a:0,agroup:aud")
+	hls = append(slices.Clone(common),
+		"-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "2", "-hls_playlist_type", "vod",
+		"-hls_segment_filename", filepath.Join(hlsDir, "stream_%v", "seg_%05d.m4s"),
+		"-master_pl_name", "master.m3u8", "-var_stream_map", strings.Join(vsm, " "),
+		filepath.Join(hlsDir, "stream_%v", "index.m3u8"))
+	dash = append(slices.Clone(common),
+		"-f", "dash", "-seg_duration", "2", "-use_template", "1", "-use_timeline", "1",
+		"-adaptation_sets", "id=0,streams=v id=1,streams=a",
+		filepath.Join(dashDir, "manifest.mpd"))
+	return hls, dash
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+// TestCompareFFmpeg measures `reel package` against ffmpeg -c copy doing the same job (HLS
+// fMP4 + DASH for the whole ladder) in one run on one machine: input MB/s and peak RSS, on the
+// 12 s sample ladder and on the same ladder looped to 120 s (memory vs input duration). It is
+// a benchmark (make bench), not a CI test: it asserts only that the outputs exist and the
+// numbers are positive, never timing. REEL_BENCH_OUT names a file for the markdown table.
+func TestCompareFFmpeg(t *testing.T) {
+	if os.Getenv("REEL_COMPARE") != "1" {
+		t.Skip("benchmark against ffmpeg: run with REEL_COMPARE=1 (make bench)")
+	}
+	ffmpeg := requireTool(t, "ffmpeg")
+	goBin := requireTool(t, "go")
+	tmp := t.TempDir()
+
+	// a. the reel binary, and the launcher that measures children.
+	reel := filepath.Join(tmp, "reel")
+	goBuild(t, goBin, ".", nil, "build", "-o", reel, "../cmd/reel")
+	ldir := filepath.Join(tmp, "launcher")
+	if err := os.MkdirAll(ldir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ldir, "go.mod"), []byte("module launcher\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ldir, "main.go"), []byte(launcherSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &comparer{t: t, launcher: filepath.Join(tmp, "launch"), tmp: tmp}
+	goBuild(t, goBin, ldir, []string{"GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local"}, "build", "-o", c.launcher, ".")
+	trueBin, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := c.run(trueBin)
+
+	// b. the long ladder: every rung looped to 10× (120 s), stream copy.
+	longDir := filepath.Join(tmp, "long")
+	if err := os.MkdirAll(longDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var long []string
+	for _, rung := range ladder {
+		out := filepath.Join(longDir, filepath.Base(rung))
+		cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+			"-stream_loop", "9", "-i", rung, "-c", "copy", "-movflags", "+faststart", out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg loop %s: %v\n%s", rung, err, b)
+		}
+		long = append(long, out)
+	}
+
+	type result struct {
+		name                 string
+		bytes                int64
+		reelWall, ffWall     float64 // seconds, median
+		reelRSS, ffRSS       float64 // MiB, median
+		reelMBps, ffMBps     float64
+		reelRSSAll, ffRSSAll []float64
+	}
+	var results []result
+	for _, lc := range []struct {
+		name   string
+		inputs []string
+	}{{"12 s", ladder}, {"120 s", long}} {
+		r := result{name: lc.name, bytes: totalSize(t, lc.inputs)}
+		runDir := filepath.Join(tmp, "run")
+		runReel := func() usage {
+			out := filepath.Join(runDir, "reel")
+			u := c.run(reel, append(slices.Clone(lc.inputs), "-o", out, "--quiet")...)
+			mustContain(t, filepath.Join(out, "master.m3u8"), "#EXT-X-STREAM-INF:", len(lc.inputs))
+			mustContain(t, filepath.Join(out, "manifest.mpd"), "<Representation", len(lc.inputs)+1)
+			return u
+		}
+		runFFmpeg := func() usage {
+			hlsDir, dashDir := filepath.Join(runDir, "hls"), filepath.Join(runDir, "dash")
+			for _, d := range []string{hlsDir, dashDir} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hlsArgs, dashArgs := ffmpegArgs(lc.inputs, hlsDir, dashDir)
+			h := c.run(ffmpeg, hlsArgs...)
+			mustContain(t, filepath.Join(hlsDir, "master.m3u8"), "#EXT-X-STREAM-INF:", len(lc.inputs))
+			d := c.run(ffmpeg, dashArgs...)
+			mustContain(t, filepath.Join(dashDir, "manifest.mpd"), "<Representation", len(lc.inputs)+1)
+			return usage{wall: h.wall + d.wall, maxRSS: max(h.maxRSS, d.maxRSS)}
+		}
+		clean := func() {
+			if err := os.RemoveAll(runDir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// One untimed warm-up of each (page cache, output checks), then alternate, swapping
+		// which goes first so neither always runs on the other's freshly warmed state.
+		runReel()
+		clean()
+		runFFmpeg()
+		clean()
+		var rw, fw []float64
+		for i := range compareRuns {
+			var ru, fu usage
+			if i%2 == 0 {
+				ru = runReel()
+				clean()
+				fu = runFFmpeg()
+				clean()
+			} else {
+				fu = runFFmpeg()
+				clean()
+				ru = runReel()
+				clean()
+			}
+			rw = append(rw, ru.wall.Seconds())
+			fw = append(fw, fu.wall.Seconds())
+			r.reelRSSAll = append(r.reelRSSAll, float64(ru.maxRSS)/1024)
+			r.ffRSSAll = append(r.ffRSSAll, float64(fu.maxRSS)/1024)
+		}
+		r.reelWall, r.ffWall = median(rw), median(fw)
+		r.reelRSS, r.ffRSS = median(r.reelRSSAll), median(r.ffRSSAll)
+		mb := float64(r.bytes) / 1e6
+		r.reelMBps, r.ffMBps = mb/r.reelWall, mb/r.ffWall
+		if r.reelMBps <= 0 || r.ffMBps <= 0 || r.reelRSS <= 0 || r.ffRSS <= 0 {
+			t.Fatalf("%s: non-positive measurement: %+v", lc.name, r)
+		}
+		t.Logf("%s: reel wall %v s, RSS %v MiB; ffmpeg wall %v s, RSS %v MiB",
+			lc.name, fmtAll(rw), fmtAll(r.reelRSSAll), fmtAll(fw), fmtAll(r.ffRSSAll))
+		results = append(results, r)
+	}
+
+	var md strings.Builder
+	fmt.Fprintf(&md, "| ladder | input MB | reel MB/s | ffmpeg MB/s | speed reel/ffmpeg | reel peak RSS MiB | ffmpeg peak RSS MiB | reel RSS vs 12 s | ffmpeg RSS vs 12 s |\n")
+	fmt.Fprintf(&md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.2f× | %.1f | %.1f | %.2f× | %.2f× |\n",
+			r.name, float64(r.bytes)/1e6, r.reelMBps, r.ffMBps, r.reelMBps/r.ffMBps,
+			r.reelRSS, r.ffRSS, r.reelRSS/results[0].reelRSS, r.ffRSS/results[0].ffRSS)
+	}
+	fmt.Fprintf(&md, "\nMedian of %d alternating runs; 3-rung H.264+AAC ladder, 2 s segments. reel: one process "+
+		"writing CMAF segments once + HLS + DASH manifests; ffmpeg -c copy: two processes (HLS fMP4, DASH), "+
+		"wall times summed, peak RSS = max of the two. Peak RSS is the child's ru_maxrss measured by a small "+
+		"launcher (floor: /bin/true reports %.1f MiB).\n", float64(floor.maxRSS)/1024)
+	t.Logf("\n%s", md.String())
+	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {
+			t.Fatalf("REEL_BENCH_OUT: %v", err)
+		}
+	}
+}
+
+func fmtAll(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatFloat(x, 'f', 3, 64)
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
