@@ -202,11 +202,11 @@ func ffmpegArgs(inputs []string, hlsDir, dashDir string) (hls, dash []string) {
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
+	n := len(s)
+	if n%2 == 1 {
 		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
 	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // TestCompareFFmpeg measures `reel package` against ffmpeg -c copy doing the same job (HLS
@@ -276,7 +276,7 @@ func TestCompareFFmpeg(t *testing.T) {
 		runDir := filepath.Join(tmp, "run")
 		runReel := func() usage {
 			out := filepath.Join(runDir, "reel")
-			u := c.run(reel, append(slices.Clone(lc.inputs), "-o", out, "--quiet")...)
+			u := c.run(reel, append(append([]string{"package"}, lc.inputs...), "-o", out, "--quiet")...)
 			mustContain(t, filepath.Join(out, "master.m3u8"), "#EXT-X-STREAM-INF:", len(lc.inputs))
 			mustContain(t, filepath.Join(out, "manifest.mpd"), "<Representation", len(lc.inputs)+1)
 			return u
@@ -348,7 +348,7 @@ func TestCompareFFmpeg(t *testing.T) {
 	fmt.Fprintf(&md, "\nMedian of %d alternating runs; 3-rung H.264+AAC ladder, 2 s segments. reel: one process "+
 		"writing CMAF segments once + HLS + DASH manifests; ffmpeg -c copy: two processes (HLS fMP4, DASH), "+
 		"wall times summed, peak RSS = max of the two. Peak RSS is the child's ru_maxrss measured by a small "+
-		"launcher (floor: /bin/true reports %.1f MiB).\n", float64(floor.maxRSS)/1024)
+		"launcher (floor: /bin/true reports %.1f MiB).\n", compareRuns, float64(floor.maxRSS)/1024)
 	t.Logf("\n%s", md.String())
 	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {

@@ -19,7 +19,8 @@ import (
 	"github.com/reelvideo/reel/manifest"
 )
 
-func decodeMaster(t *testing.T, file string) *m3u8.MasterPlaylist {
+// decodePlaylist parses a written playlist back with hls-m3u8 (strict) and checks its type.
+func decodePlaylist(t *testing.T, file string, want m3u8.ListType) m3u8.Playlist {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -27,24 +28,20 @@ func decodeMaster(t *testing.T, file string) *m3u8.MasterPlaylist {
 	}
 	defer f.Close()
 	pl, typ, err := m3u8.DecodeFrom(f, true)
-	if err != nil || typ != m3u8.MASTER {
-		t.Fatalf("%s: not a master playlist: %v", file, err)
+	if err != nil || typ != want {
+		t.Fatalf("%s: want playlist type %v, got %v: %v", file, want, typ, err)
 	}
-	return pl.(*m3u8.MasterPlaylist)
+	return pl
+}
+
+func decodeMaster(t *testing.T, file string) *m3u8.MasterPlaylist {
+	t.Helper()
+	return decodePlaylist(t, file, m3u8.MASTER).(*m3u8.MasterPlaylist)
 }
 
 func decodeMedia(t *testing.T, file string) *m3u8.MediaPlaylist {
 	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	pl, typ, err := m3u8.DecodeFrom(f, true)
-	if err != nil || typ != m3u8.MEDIA {
-		t.Fatalf("%s: not a media playlist: %v", file, err)
-	}
-	return pl.(*m3u8.MediaPlaylist)
+	return decodePlaylist(t, file, m3u8.MEDIA).(*m3u8.MediaPlaylist)
 }
 
 func segmentsOf(pl *m3u8.MediaPlaylist) []*m3u8.MediaSegment {
