@@ -1,13 +1,13 @@
 package packager
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
 )
 
@@ -105,7 +105,9 @@ func decodeBox(f io.ReaderAt, b topBox) (box mp4.Box, err error) {
 			box, err = nil, fmt.Errorf("corrupt box %q at offset %d: %v", b.typ, b.pos, r)
 		}
 	}()
-	box, err = mp4.DecodeBox(uint64(b.pos), bytes.NewReader(data))
+	// The slice-reader decoder works on the bytes we already hold; mp4.DecodeBox would copy
+	// the whole box once more.
+	box, err = mp4.DecodeBoxSR(uint64(b.pos), bits.NewFixedSliceReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("corrupt box %q at offset %d: %w", b.typ, b.pos, err)
 	}
