@@ -1,0 +1,217 @@
+// Package fill is the edge's read-while-write core: one origin response being stored (a Fill)
+// while any number of clients read it, each at its own pace, from the first byte on.
+//
+// A Body is append-only: one writer, many readers. Readers block until more bytes arrive or
+// the body ends; an aborted body ends every reader with an error, never with io.EOF, so a
+// truncated response can't pass for a complete one.
+package fill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// ErrAborted is what readers get when the writer gave up (origin reset, timeout…).
+var ErrAborted = errors.New("fill aborted before the body was complete")
+
+// backing stores a body's bytes: memory chunks for small objects, a file for large ones.
+type backing interface {
+	append(p []byte) error
+	// view returns what a reader may use without the body's lock to read bytes written so
+	// far; it is called under the lock.
+	view() backing
+	readAt(p []byte, off int64) (int, error)
+	release() error
+}
+
+// Body is an append-only byte sequence written by one fill and read concurrently.
+type Body struct {
+	mu      sync.Mutex
+	store   backing
+	size    int64
+	done    bool
+	err     error         // non-nil once aborted
+	changed chan struct{} // closed and replaced on every append/finish: a broadcast readers can select on
+}
+
+func newBody(store backing) *Body {
+	return &Body{store: store, changed: make(chan struct{})}
+}
+
+// NewMemoryBody returns a body kept in memory.
+func NewMemoryBody() *Body { return newBody(&memBacking{}) }
+
+// NewFileBody returns a body written to f (typically a temp file in the cache folder), which
+// it owns: Release closes it. Readers use ReadAt, so they never disturb the writer's offset.
+func NewFileBody(f *os.File) *Body { return newBody(&fileBacking{f: f}) }
+
+// Write appends p. It never blocks on readers: slow clients cannot slow the fill.
+func (b *Body) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, errors.New("write to a finished body")
+	}
+	if err := b.store.append(p); err != nil {
+		return 0, err
+	}
+	b.size += int64(len(p))
+	b.broadcast()
+	return len(p), nil
+}
+
+// Finish ends the body: err == nil marks it complete, anything else aborts it.
+func (b *Body) Finish(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return
+	}
+	b.done = true
+	if err != nil {
+		b.err = fmt.Errorf("%w: %w", ErrAborted, err)
+	}
+	b.broadcast()
+}
+
+func (b *Body) broadcast() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// State reports the bytes written so far, whether the body is finished and, if it was
+// aborted, why.
+func (b *Body) State() (size int64, done bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.size, b.done, b.err
+}
+
+// Wait blocks until the body is finished or ctx ends.
+func (b *Body) Wait(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		done, err, ch := b.done, b.err, b.changed
+		b.mu.Unlock()
+		if done {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Release frees the backing store (closes the file). Only once no reader needs it.
+func (b *Body) Release() error { return b.store.release() }
+
+// NewReader returns a reader from offset off that follows the body as it grows. Its reads
+// end with io.EOF only when the body is complete, or with ErrAborted or ctx's error.
+func (b *Body) NewReader(ctx context.Context, off int64) *Reader {
+	return &Reader{b: b, ctx: ctx, off: off}
+}
+
+// Reader reads a Body while it is being written.
+type Reader struct {
+	b   *Body
+	ctx context.Context
+	off int64
+}
+
+func (r *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		r.b.mu.Lock()
+		size, done, err, ch, view := r.b.size, r.b.done, r.b.err, r.b.changed, r.b.store.view()
+		r.b.mu.Unlock()
+		if r.off < size {
+			// Bytes below size never change, so they are read without the lock.
+			n := int(min(int64(len(p)), size-r.off))
+			n, rerr := view.readAt(p[:n], r.off)
+			r.off += int64(n)
+			if rerr != nil && rerr != io.EOF {
+				return n, rerr
+			}
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if done {
+			return 0, io.EOF
+		}
+		select {
+		case <-ch:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+}
+
+// memBacking keeps bytes in fixed-size chunks, allocated whole, so that an append never moves
+// or re-slices what readers may be reading; only the list of chunks grows.
+type memBacking struct {
+	chunks [][]byte
+	size   int64
+}
+
+const chunkSize = 64 << 10
+
+func (m *memBacking) append(p []byte) error {
+	for len(p) > 0 {
+		co := int(m.size % chunkSize)
+		if co == 0 && int(m.size/chunkSize) == len(m.chunks) {
+			m.chunks = append(m.chunks, make([]byte, chunkSize))
+		}
+		n := copy(m.chunks[len(m.chunks)-1][co:], p)
+		p = p[n:]
+		m.size += int64(n)
+	}
+	return nil
+}
+
+func (m *memBacking) view() backing { return &memBacking{chunks: m.chunks, size: m.size} }
+
+func (m *memBacking) readAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= m.size {
+			return n, io.EOF
+		}
+		ci, co := int(pos/chunkSize), int(pos%chunkSize)
+		n += copy(p[n:min(len(p), n+int(m.size-pos))], m.chunks[ci][co:])
+	}
+	return n, nil
+}
+
+func (m *memBacking) release() error {
+	m.chunks = nil
+	return nil
+}
+
+type fileBacking struct {
+	f *os.File
+}
+
+func (fb *fileBacking) append(p []byte) error {
+	_, err := fb.f.Write(p)
+	return err
+}
+
+func (fb *fileBacking) view() backing { return fb }
+
+func (fb *fileBacking) readAt(p []byte, off int64) (int, error) { return fb.f.ReadAt(p, off) }
+
+func (fb *fileBacking) release() error { return fb.f.Close() }

@@ -1,0 +1,148 @@
+package fill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Head is a response's status and header, known before its body.
+type Head struct {
+	Status int
+	Header http.Header
+	// Shareable says whether other clients may be given this response. When it is false
+	// (private, Set-Cookie, a Vary the waiter doesn't match…), only the client the fill was
+	// started for may read it; everyone else must go to the origin on their own.
+	Shareable bool
+}
+
+// ErrNotShareable tells a waiter that the response it waited for was meant for another client.
+var ErrNotShareable = errors.New("response is not shareable")
+
+// ErrHeadTimeout tells a waiter that the origin's head did not arrive in the time it was
+// willing to wait.
+var ErrHeadTimeout = errors.New("timed out waiting for the origin's response head")
+
+// Fill is one origin fetch that any number of clients can follow.
+type Fill struct {
+	key     string
+	ready   chan struct{} // closed once head (or err) is set
+	head    Head
+	err     error
+	body    *Body
+	waiters atomic.Int64
+}
+
+// Key is the cache key the fill is for.
+func (f *Fill) Key() string { return f.key }
+
+// Waiters is how many clients joined a fill someone else started (for Cache-Status
+// "collapsed" and metrics).
+func (f *Fill) Waiters() int64 { return f.waiters.Load() }
+
+// SetHead publishes the response head and the body the fill will write. Call it once.
+func (f *Fill) SetHead(h Head, body *Body) {
+	f.head, f.body = h, body
+	close(f.ready)
+}
+
+// Fail ends a fill that has no response at all (origin down, timeout before the head).
+func (f *Fill) Fail(err error) {
+	f.err = err
+	close(f.ready)
+}
+
+// Head waits for the response head. Followers (leader == false) get ErrNotShareable for a
+// response that isn't theirs, and ErrHeadTimeout after maxWait so that a stuck origin
+// cannot hold them forever; the caller falls back to its own origin request or a 504.
+func (f *Fill) Head(ctx context.Context, leader bool, maxWait time.Duration) (Head, *Body, error) {
+	var timeout <-chan time.Time
+	if maxWait > 0 {
+		t := time.NewTimer(maxWait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return Head{}, nil, ctx.Err()
+	case <-timeout:
+		return Head{}, nil, ErrHeadTimeout
+	}
+	if f.err != nil {
+		return Head{}, nil, f.err
+	}
+	if !leader && !f.head.Shareable {
+		return Head{}, nil, ErrNotShareable
+	}
+	return f.head, f.body, nil
+}
+
+// Table coalesces concurrent misses: one Fill per key at a time.
+type Table struct {
+	mu    sync.Mutex
+	fills map[string]*Fill
+}
+
+// NewTable returns an empty table.
+func NewTable() *Table { return &Table{fills: map[string]*Fill{}} }
+
+// Join returns the fill in progress for key or starts one. A new fill runs run in its own
+// goroutine on a context that no client can cancel (one client's disconnect must not kill
+// everyone's fill); run must call SetHead or Fail, then write and Finish the body. The key
+// leaves the table when run returns, so run should store the object before returning: a
+// request arriving in between then finds it in the cache instead of starting a second fetch.
+func (t *Table) Join(ctx context.Context, key string, run func(ctx context.Context, f *Fill)) (f *Fill, leader bool) {
+	t.mu.Lock()
+	if f, ok := t.fills[key]; ok {
+		t.mu.Unlock()
+		f.waiters.Add(1)
+		return f, false
+	}
+	f = &Fill{key: key, ready: make(chan struct{})}
+	t.fills[key] = f
+	t.mu.Unlock()
+
+	go func() {
+		defer t.remove(key, f)
+		defer func() {
+			// A run that panicked or forgot its duties must not leave waiters hanging, and a
+			// body it did not finish is aborted, never passed off as complete.
+			why := errors.New("fill ended without finishing")
+			if r := recover(); r != nil {
+				why = fmt.Errorf("fill panicked: %v", r)
+			}
+			select {
+			case <-f.ready:
+				if f.body != nil {
+					if _, done, _ := f.body.State(); !done {
+						f.body.Finish(why)
+					}
+				}
+			default:
+				f.Fail(why)
+			}
+		}()
+		run(context.WithoutCancel(ctx), f)
+	}()
+	return f, true
+}
+
+// Len is the number of fills in progress.
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.fills)
+}
+
+func (t *Table) remove(key string, f *Fill) {
+	t.mu.Lock()
+	if t.fills[key] == f {
+		delete(t.fills, key)
+	}
+	t.mu.Unlock()
+}
