@@ -1,0 +1,124 @@
+// Package store holds the edge's stored responses: the memory tier (this file) and, later, the
+// disk tier. Objects are immutable once stored; an update (a 304 merging new headers) stores
+// a new Object that shares the old body.
+package store
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
+
+// Object is one stored response.
+type Object struct {
+	Status int
+	Header http.Header // as stored: hop-by-hop fields removed
+	// RequestTime and ResponseTime bracket the origin exchange (RFC 9111 §4.2.3).
+	RequestTime, ResponseTime time.Time
+	Body                      []byte
+}
+
+// Size is what the object costs in memory, roughly: body plus headers.
+func (o *Object) Size() int64 {
+	n := int64(len(o.Body)) + 256
+	for k, vs := range o.Header {
+		n += int64(len(k))
+		for _, v := range vs {
+			n += int64(len(v)) + 16
+		}
+	}
+	return n
+}
+
+// Entry groups the variants stored for one URL (primary key): the request fields its
+// responses vary on (RFC 9111 §4.1) and one object per secondary key.
+type Entry struct {
+	Vary     []string // canonical header names; empty when the response has no Vary
+	Variants map[string]*Object
+	order    []string // insertion order, to drop the oldest variant when over the cap
+}
+
+func (e *Entry) size() int64 {
+	var n int64
+	for _, o := range e.Variants {
+		n += o.Size()
+	}
+	return n
+}
+
+// Memory is the memory tier: entries weighed by bytes in an otter cache (W-TinyLFU, which
+// measured 61% hit rate on a live-edge workload against 15% for ristretto, DESIGN.md).
+type Memory struct {
+	c           *otter.Cache[string, *Entry]
+	maxVariants int
+	maxObject   int64
+}
+
+// NewMemory returns a memory tier of capacity bytes. Objects larger than capacity/8 are not
+// kept in memory (one huge object would evict everything else); maxVariants caps the
+// variants kept per URL.
+func NewMemory(capacity int64, maxVariants int) (*Memory, error) {
+	if capacity <= 0 {
+		return nil, fmt.Errorf("memory capacity must be positive, got %d", capacity)
+	}
+	if maxVariants <= 0 {
+		maxVariants = 16
+	}
+	c, err := otter.New(&otter.Options[string, *Entry]{
+		MaximumWeight: uint64(capacity),
+		Weigher: func(_ string, e *Entry) uint32 {
+			return uint32(min(e.size(), 1<<32-1))
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Memory{c: c, maxVariants: maxVariants, maxObject: max(capacity/8, 1)}, nil
+}
+
+// Fits reports whether an object of size bytes may be kept in memory.
+func (m *Memory) Fits(size int64) bool { return size <= m.maxObject }
+
+// Lookup returns the entry for a primary key.
+func (m *Memory) Lookup(primary string) (*Entry, bool) {
+	return m.c.GetIfPresent(primary)
+}
+
+// Put stores obj as the variant vk of primary, whose responses vary on vary. A response
+// that varies on different fields than the stored ones replaces them all: the origin changed
+// how it negotiates.
+func (m *Memory) Put(primary string, vary []string, vk string, obj *Object) {
+	if !m.Fits(int64(len(obj.Body))) {
+		return
+	}
+	m.c.Compute(primary, func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
+		e := &Entry{Vary: vary, Variants: map[string]*Object{}}
+		if found && slices.Equal(old.Vary, vary) {
+			for k, v := range old.Variants {
+				e.Variants[k] = v
+			}
+			e.order = slices.Clone(old.order)
+		}
+		if _, ok := e.Variants[vk]; !ok {
+			e.order = append(e.order, vk)
+		}
+		e.Variants[vk] = obj
+		for len(e.order) > m.maxVariants {
+			delete(e.Variants, e.order[0])
+			e.order = e.order[1:]
+		}
+		return e, otter.WriteOp
+	})
+}
+
+// Invalidate drops every variant stored for primary.
+func (m *Memory) Invalidate(primary string) bool {
+	_, ok := m.c.Invalidate(primary)
+	return ok
+}
+
+// Weight is the bytes currently held.
+func (m *Memory) Weight() uint64 { return m.c.WeightedSize() }
