@@ -1,0 +1,223 @@
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `reel edge` can be told. Flags cover the common settings; the YAML file
+// (--config) adds what flags can't: virtual hosts, per-path rules, cache policy and limits.
+// Defaults mean "honour the origin".
+type Config struct {
+	Listen   string `yaml:"listen"`
+	Admin    string `yaml:"admin"`
+	CacheDir string `yaml:"cache_dir"`
+	Memory   Size   `yaml:"memory"`
+	Disk     Size   `yaml:"disk"`
+	// MaxObjectSize bounds what one response may occupy in the cache; larger ones are
+	// passed through.
+	MaxObjectSize Size `yaml:"max_object_size"`
+
+	Origins []Origin `yaml:"origins"`
+	Rules   []Rule   `yaml:"rules"`
+	Cache   Policy   `yaml:"cache"`
+	Limits  Limits   `yaml:"limits"`
+}
+
+// Origin is an upstream chosen by the request's Host ("*" matches any host).
+type Origin struct {
+	Host string `yaml:"host"`
+	URL  string `yaml:"url"`
+	// HostHeader is what the origin sees as Host: "" keeps the client's, "origin" uses the
+	// origin URL's host, anything else is sent as is.
+	HostHeader string `yaml:"host_header"`
+}
+
+// Rule applies to requests whose path starts with PathPrefix (the longest prefix wins).
+type Rule struct {
+	PathPrefix string `yaml:"path_prefix"`
+	// TTL overrides the origin's freshness lifetime for storable responses.
+	TTL time.Duration `yaml:"ttl"`
+	// Bypass sends matching requests to the origin without caching.
+	Bypass        bool     `yaml:"bypass"`
+	IncludeParams []string `yaml:"include_params"`
+	ExcludeParams []string `yaml:"exclude_params"`
+	KeyHeaders    []string `yaml:"key_headers"`
+	IgnoreQuery   bool     `yaml:"ignore_query"`
+}
+
+// Policy tunes RFC 9111 behaviour where the RFCs leave choices to the cache.
+type Policy struct {
+	DropParams           []string              `yaml:"drop_params"`
+	HeuristicFraction    float64               `yaml:"heuristic_fraction"`
+	HeuristicMax         time.Duration         `yaml:"heuristic_max"`
+	StaleWhileRevalidate time.Duration         `yaml:"stale_while_revalidate"`
+	StaleIfError         time.Duration         `yaml:"stale_if_error"`
+	ErrorTTL             map[int]time.Duration `yaml:"error_ttl"`
+	MaxErrorTTL          time.Duration         `yaml:"max_error_ttl"`
+	StripSetCookie       bool                  `yaml:"strip_set_cookie"`
+	MaxVariants          int                   `yaml:"max_variants"`
+}
+
+// Limits protect the edge and the origin.
+type Limits struct {
+	MaxHeaderBytes         Size          `yaml:"max_header_bytes"`
+	OriginConnectTimeout   time.Duration `yaml:"origin_connect_timeout"`
+	OriginFirstByteTimeout time.Duration `yaml:"origin_first_byte_timeout"`
+	OriginIdleTimeout      time.Duration `yaml:"origin_idle_timeout"`
+	// CoalesceWait bounds how long a request waits for another request's origin fetch before
+	// going to the origin itself.
+	CoalesceWait time.Duration `yaml:"coalesce_wait"`
+	MaxIdleConnsPerOrigin int  `yaml:"max_idle_conns_per_origin"`
+}
+
+// DefaultConfig is the configuration before flags and file.
+func DefaultConfig() Config {
+	return Config{
+		Listen:        "127.0.0.1:8081",
+		Admin:         "127.0.0.1:9091",
+		Memory:        512 << 20,
+		Disk:          10 << 30,
+		MaxObjectSize: 1 << 30,
+		Cache: Policy{
+			DropParams:        []string{"utm_*", "gclid", "fbclid", "msclkid"},
+			HeuristicFraction: 0.1,
+			HeuristicMax:      24 * time.Hour,
+			MaxErrorTTL:       10 * time.Second,
+			MaxVariants:       16,
+		},
+		Limits: Limits{
+			MaxHeaderBytes:         64 << 10,
+			OriginConnectTimeout:   5 * time.Second,
+			OriginFirstByteTimeout: 30 * time.Second,
+			OriginIdleTimeout:      90 * time.Second,
+			CoalesceWait:           10 * time.Second,
+			MaxIdleConnsPerOrigin:  256,
+		},
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults. Unknown keys are errors: a typo must not
+// silently change caching.
+func LoadConfig(file string) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return cfg, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file (io.EOF) means all defaults.
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration and reports the first problem in terms of the setting.
+func (c *Config) Validate() error {
+	if len(c.Origins) == 0 {
+		return errors.New("no origin: give --origin URL or origins in the config file")
+	}
+	seen := map[string]bool{}
+	for i, o := range c.Origins {
+		u, err := url.Parse(o.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("origins[%d]: url %q is not an http(s) URL", i, o.URL)
+		}
+		h := strings.ToLower(o.Host)
+		if h == "" {
+			h = "*"
+		}
+		if seen[h] {
+			return fmt.Errorf("origins[%d]: host %q listed twice", i, o.Host)
+		}
+		seen[h] = true
+		c.Origins[i].Host = h
+	}
+	for i, r := range c.Rules {
+		if !strings.HasPrefix(r.PathPrefix, "/") || slices.Contains(strings.Split(r.PathPrefix, "/"), "..") {
+			return fmt.Errorf("rules[%d]: path_prefix %q must be a clean absolute path", i, r.PathPrefix)
+		}
+		if r.TTL < 0 {
+			return fmt.Errorf("rules[%d]: ttl must not be negative", i)
+		}
+	}
+	switch {
+	case c.Memory <= 0:
+		return errors.New("memory must be positive")
+	case c.CacheDir != "" && c.Disk <= 0:
+		return errors.New("disk must be positive when cache_dir is set")
+	case c.Cache.HeuristicFraction < 0 || c.Cache.HeuristicFraction > 1:
+		return errors.New("cache.heuristic_fraction must be between 0 and 1")
+	case c.Limits.CoalesceWait <= 0:
+		return errors.New("limits.coalesce_wait must be positive")
+	case c.Admin != "" && c.Admin == c.Listen:
+		return errors.New("admin must listen on its own address")
+	}
+	return nil
+}
+
+// Size is a byte count written as 512MiB, 10GiB, 64KiB, 1.5GB or a plain number.
+type Size int64
+
+// ParseSize parses a Size.
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+	}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f*mult > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 512MiB, 10GiB)", s)
+	}
+	return Size(f * mult), nil
+}
+
+func (s Size) String() string {
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if int64(s) >= u.n && int64(s)%u.n == 0 {
+			return strconv.FormatInt(int64(s)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
+
+// Set makes Size a flag.Value.
+func (s *Size) Set(v string) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = n
+	return nil
+}
+
+// UnmarshalYAML accepts "512MiB" or a number.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	return s.Set(n.Value)
+}

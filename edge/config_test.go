@@ -1,0 +1,123 @@
+package edge
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Size
+		ok   bool
+	}{
+		{"512MiB", 512 << 20, true},
+		{"10GiB", 10 << 30, true},
+		{"1.5KiB", 1536, true},
+		{"2GB", 2e9, true},
+		{"4096", 4096, true},
+		{" 64 KiB ", 64 << 10, true},
+		{"-1MiB", 0, false},
+		{"lots", 0, false},
+		{"", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if s := Size(512 << 20).String(); s != "512MiB" {
+		t.Errorf("String = %s", s)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, err := LoadConfig(write("full.yaml", `
+memory: 64MiB
+origins:
+  - host: "*"
+    url: http://127.0.0.1:8080
+  - host: CDN.Example.com
+    url: https://10.0.0.5
+    host_header: origin
+rules:
+  - path_prefix: /live/
+    ttl: 2s
+  - path_prefix: /api/
+    bypass: true
+cache:
+  stale_if_error: 1m
+  error_ttl: {404: 10s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Memory != 64<<20 || cfg.Origins[1].Host != "cdn.example.com" || cfg.Rules[0].TTL != 2*time.Second ||
+		cfg.Cache.ErrorTTL[404] != 10*time.Second || cfg.Cache.StaleIfError != time.Minute {
+		t.Fatalf("config not read as written: %+v", cfg)
+	}
+	// Defaults survive where the file is silent.
+	if cfg.Cache.HeuristicFraction != 0.1 || cfg.Limits.CoalesceWait != 10*time.Second || len(cfg.Cache.DropParams) != 4 {
+		t.Fatalf("defaults lost: %+v", cfg.Cache)
+	}
+
+	if _, err := LoadConfig(write("empty.yaml", "")); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+
+	bad := []struct{ name, body, want string }{
+		{"typo.yaml", "memroy: 1GiB\n", "memroy"},
+		{"size.yaml", "memory: lots\n", "not a size"},
+	}
+	for _, b := range bad {
+		if _, err := LoadConfig(write(b.name, b.body)); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: err %v, want mention of %q", b.name, err, b.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.Origins = []Origin{{Host: "*", URL: "http://127.0.0.1:8080"}}
+		return c
+	}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"no origin", func(c *Config) { c.Origins = nil }, "no origin"},
+		{"bad url", func(c *Config) { c.Origins[0].URL = "ftp://x" }, "not an http(s) URL"},
+		{"duplicate host", func(c *Config) { c.Origins = append(c.Origins, Origin{Host: "*", URL: "http://a"}) }, "listed twice"},
+		{"relative rule", func(c *Config) { c.Rules = []Rule{{PathPrefix: "live/"}} }, "clean absolute path"},
+		{"dotdot rule", func(c *Config) { c.Rules = []Rule{{PathPrefix: "/a/../b"}} }, "clean absolute path"},
+		{"admin on listen", func(c *Config) { c.Admin = c.Listen }, "own address"},
+		{"fraction", func(c *Config) { c.Cache.HeuristicFraction = 2 }, "heuristic_fraction"},
+	}
+	for _, tc := range tests {
+		c := base()
+		tc.change(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if c := base(); c.Validate() != nil {
+		t.Errorf("base config invalid: %v", c.Validate())
+	}
+}
