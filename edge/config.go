@@ -77,8 +77,8 @@ type Limits struct {
 	OriginIdleTimeout      time.Duration `yaml:"origin_idle_timeout"`
 	// CoalesceWait bounds how long a request waits for another request's origin fetch before
 	// going to the origin itself.
-	CoalesceWait time.Duration `yaml:"coalesce_wait"`
-	MaxIdleConnsPerOrigin int  `yaml:"max_idle_conns_per_origin"`
+	CoalesceWait          time.Duration `yaml:"coalesce_wait"`
+	MaxIdleConnsPerOrigin int           `yaml:"max_idle_conns_per_origin"`
 }
 
 // DefaultConfig is the configuration before flags and file.
