@@ -43,7 +43,35 @@ func newBody(store backing) *Body {
 }
 
 // NewMemoryBody returns a body kept in memory.
-func NewMemoryBody() *Body { return newBody(&memBacking{}) }
+func NewMemoryBody() *Body { return newBody(&memBacking{chunk: defaultChunk}) }
+
+// NewMemoryBodySize returns a memory body for a response whose length is known: one
+// allocation, and Bytes returns it without copying.
+func NewMemoryBodySize(n int64) *Body {
+	if n <= 0 {
+		return NewMemoryBody()
+	}
+	return newBody(&memBacking{chunk: n})
+}
+
+// Bytes returns a complete memory body's bytes (copied only when they span several chunks).
+// ok is false for an unfinished, aborted or file body.
+func (b *Body) Bytes() (data []byte, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, isMem := b.store.(*memBacking)
+	if !b.done || b.err != nil || !isMem {
+		return nil, false
+	}
+	if len(m.chunks) == 1 {
+		return m.chunks[0][:m.size], true
+	}
+	out := make([]byte, 0, m.size)
+	for i, c := range m.chunks {
+		out = append(out, c[:min(int64(len(c)), m.size-int64(i)*m.chunk)]...)
+	}
+	return out, true
+}
 
 // NewFileBody returns a body written to f (typically a temp file in the cache folder), which
 // it owns: Release closes it. Readers use ReadAt, so they never disturb the writer's offset.
@@ -162,17 +190,18 @@ func (r *Reader) Read(p []byte) (int, error) {
 // memBacking keeps bytes in fixed-size chunks, allocated whole, so that an append never moves
 // or re-slices what readers may be reading; only the list of chunks grows.
 type memBacking struct {
+	chunk  int64 // chunk size
 	chunks [][]byte
 	size   int64
 }
 
-const chunkSize = 64 << 10
+const defaultChunk = 64 << 10
 
 func (m *memBacking) append(p []byte) error {
 	for len(p) > 0 {
-		co := int(m.size % chunkSize)
-		if co == 0 && int(m.size/chunkSize) == len(m.chunks) {
-			m.chunks = append(m.chunks, make([]byte, chunkSize))
+		co := int(m.size % m.chunk)
+		if co == 0 && int(m.size/m.chunk) == len(m.chunks) {
+			m.chunks = append(m.chunks, make([]byte, m.chunk))
 		}
 		n := copy(m.chunks[len(m.chunks)-1][co:], p)
 		p = p[n:]
@@ -181,7 +210,9 @@ func (m *memBacking) append(p []byte) error {
 	return nil
 }
 
-func (m *memBacking) view() backing { return &memBacking{chunks: m.chunks, size: m.size} }
+func (m *memBacking) view() backing {
+	return &memBacking{chunk: m.chunk, chunks: m.chunks, size: m.size}
+}
 
 func (m *memBacking) readAt(p []byte, off int64) (int, error) {
 	n := 0
@@ -190,7 +221,7 @@ func (m *memBacking) readAt(p []byte, off int64) (int, error) {
 		if pos >= m.size {
 			return n, io.EOF
 		}
-		ci, co := int(pos/chunkSize), int(pos%chunkSize)
+		ci, co := int(pos/m.chunk), int(pos%m.chunk)
 		n += copy(p[n:min(len(p), n+int(m.size-pos))], m.chunks[ci][co:])
 	}
 	return n, nil

@@ -31,7 +31,7 @@ func bodies(t *testing.T) map[string]*Body {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return map[string]*Body{"memory": NewMemoryBody(), "file": NewFileBody(f)}
+	return map[string]*Body{"memory": NewMemoryBody(), "memory-sized": NewMemoryBodySize(3*defaultChunk + 123), "file": NewFileBody(f)}
 }
 
 // TestReadWhileWrite: readers get bytes as they are written, not after the body ends, and end
@@ -39,7 +39,7 @@ func bodies(t *testing.T) map[string]*Body {
 func TestReadWhileWrite(t *testing.T) {
 	for name, b := range bodies(t) {
 		t.Run(name, func(t *testing.T) {
-			want := randomBytes(t, 3*chunkSize+123) // crosses chunk boundaries
+			want := randomBytes(t, 3*defaultChunk+123) // crosses chunk boundaries
 			r := b.NewReader(context.Background(), 0)
 			if _, err := b.Write(want[:1000]); err != nil {
 				t.Fatal(err)
@@ -58,6 +58,9 @@ func TestReadWhileWrite(t *testing.T) {
 			rest, err := io.ReadAll(r)
 			if err != nil || !bytes.Equal(append(first, rest...), want) {
 				t.Fatalf("read %d bytes (err %v), want %d identical bytes", 1000+len(rest), err, len(want))
+			}
+			if data, ok := b.Bytes(); name != "file" && (!ok || !bytes.Equal(data, want)) {
+				t.Fatalf("Bytes() = %d bytes, ok=%v", len(data), ok)
 			}
 			// A reader starting later, mid-body, sees the same bytes.
 			late, err := io.ReadAll(b.NewReader(context.Background(), 5000))
@@ -283,5 +286,26 @@ func TestRunWithoutDuties(t *testing.T) {
 	}
 	if _, err := io.ReadAll(body.NewReader(context.Background(), 0)); !errors.Is(err, ErrAborted) {
 		t.Fatalf("unfinished body read ended with %v, want ErrAborted", err)
+	}
+}
+
+// TestFailedFillIsNotJoined: a request arriving after a fill failed (but before it left the
+// table) starts a new fill instead of inheriting the failure.
+func TestFailedFillIsNotJoined(t *testing.T) {
+	tbl := NewTable()
+	hold := make(chan struct{})
+	f, _ := tbl.Join(context.Background(), "k", func(ctx context.Context, f *Fill) {
+		b := NewMemoryBody()
+		f.SetHead(Head{Status: 200, Shareable: true}, b)
+		b.Finish(errors.New("reset"))
+		<-hold // still in the table
+	})
+	if _, body, err := f.Head(context.Background(), true, time.Second); err != nil || body.Wait(context.Background()) == nil {
+		t.Fatal("first fill should have aborted")
+	}
+	g, leader := tbl.Join(context.Background(), "k", func(ctx context.Context, f *Fill) { f.Fail(errors.New("second")) })
+	close(hold)
+	if !leader || g == f {
+		t.Fatal("joined a failed fill")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,15 @@ type Head struct {
 	// (private, Set-Cookie, a Vary the waiter doesn't match…), only the client the fill was
 	// started for may read it; everyone else must go to the origin on their own.
 	Shareable bool
+	// Direct carries the origin's body to the leader when the response is not shareable (it
+	// is then not copied into a Body at all); the leader must close it.
+	Direct io.ReadCloser
+	// Vary and VaryKey describe a shareable response's secondary key (RFC 9111 §4.1): a
+	// follower whose own request gives another key must not be served this response.
+	Vary    []string
+	VaryKey string
+	// Reason says why the response is not shareable (a policy reason), for Cache-Status.
+	Reason string
 }
 
 // ErrNotShareable tells a waiter that the response it waited for was meant for another client.
@@ -82,6 +92,25 @@ func (f *Fill) Head(ctx context.Context, leader bool, maxWait time.Duration) (He
 	return f.head, f.body, nil
 }
 
+// failed reports whether the fill ended without a usable response: it failed before its
+// head, or its body was aborted. Such a fill may linger in the table for a moment after its
+// clients saw the error; a new request must start afresh, not inherit the failure.
+func (f *Fill) failed() bool {
+	select {
+	case <-f.ready:
+	default:
+		return false
+	}
+	if f.err != nil {
+		return true
+	}
+	if f.body == nil {
+		return false
+	}
+	_, _, err := f.body.State()
+	return err != nil
+}
+
 // Table coalesces concurrent misses: one Fill per key at a time.
 type Table struct {
 	mu    sync.Mutex
@@ -98,7 +127,7 @@ func NewTable() *Table { return &Table{fills: map[string]*Fill{}} }
 // request arriving in between then finds it in the cache instead of starting a second fetch.
 func (t *Table) Join(ctx context.Context, key string, run func(ctx context.Context, f *Fill)) (f *Fill, leader bool) {
 	t.mu.Lock()
-	if f, ok := t.fills[key]; ok {
+	if f, ok := t.fills[key]; ok && !f.failed() {
 		t.mu.Unlock()
 		f.waiters.Add(1)
 		return f, false

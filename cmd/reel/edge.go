@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/reelvideo/reel/edge"
+)
+
+const edgeUsage = `Usage:
+  reel edge --origin URL [flags]
+  reel edge --config edge.yaml [flags]
+
+Runs the caching reverse proxy: RFC 9111 caching with RFC 5861 stale handling, request
+coalescing (one origin fetch per object, streamed to every waiting client as it arrives),
+Vary variants, invalidation after unsafe methods, and RFC 9211 Cache-Status on every response.
+Flags override the config file, which adds virtual hosts, per-path rules and policy.
+
+Examples:
+  reel edge --origin http://127.0.0.1:8080
+  reel edge --origin http://127.0.0.1:8080 --listen 127.0.0.1:8081 --memory 1GiB
+  reel edge --config samples/edge.yaml
+`
+
+func runEdge(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	cfgFile := fs.String("config", "", "YAML configuration file (origins by host, rules, policy, limits)")
+	origin := fs.String("origin", "", "origin URL for every host (adds or replaces the default origin)")
+	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
+	var memory edge.Size
+	fs.Var(&memory, "memory", "memory tier size, e.g. 512MiB (default 512MiB)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = usageFunc(fs, edgeUsage)
+	rest, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "reel edge: unexpected argument %q (run 'reel edge -h')\n", rest[0])
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "reel edge: bad --log-level %q\n", *logLevel)
+		return exitUsage
+	}
+	cfg := edge.DefaultConfig()
+	if *cfgFile != "" {
+		var err error
+		if cfg, err = edge.LoadConfig(*cfgFile); err != nil {
+			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+			return exitFailure
+		}
+	}
+	if *origin != "" {
+		replaced := false
+		for i := range cfg.Origins {
+			if cfg.Origins[i].Host == "*" || cfg.Origins[i].Host == "" {
+				cfg.Origins[i].URL, replaced = *origin, true
+			}
+		}
+		if !replaced {
+			cfg.Origins = append(cfg.Origins, edge.Origin{Host: "*", URL: *origin})
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if memory > 0 {
+		cfg.Memory = memory
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
+		return exitUsage
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	e, err := edge.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+		return exitFailure
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+		return exitFailure
+	}
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "reel edge serving http://%s → %s\n", ln.Addr(), originsSummary(cfg))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+		return exitFailure
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(stderr, "reel edge: shutdown: %s\n", oneLine(err))
+	}
+	return exitOK
+}
+
+func originsSummary(cfg edge.Config) string {
+	s := ""
+	for i, o := range cfg.Origins {
+		if i > 0 {
+			s += ", "
+		}
+		if o.Host == "*" {
+			s += o.URL
+		} else {
+			s += o.Host + "=" + o.URL
+		}
+	}
+	return s
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package cachekey
+
+const raceEnabled = false

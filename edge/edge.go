@@ -1,0 +1,158 @@
+package edge
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/reelvideo/reel/edge/cachekey"
+	"github.com/reelvideo/reel/edge/fill"
+	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/edge/store"
+)
+
+// cacheName is how this cache signs its Cache-Status member (RFC 9211).
+const cacheName = "reel"
+
+// Edge is the caching reverse proxy: an http.Handler that serves from its store, coalesces
+// misses into one origin fetch per key, and streams fills to every waiting client.
+//
+// A request goes through these phases (handler.go): admit (method, Host, size checks) →
+// route (origin by Host, rule by path) → key → lookup (memory, Vary) → reuse decision
+// (policy.Reuse) → serve a hit, revalidate, or fill (fill.Table) → respond.
+type Edge struct {
+	cfg     Config
+	log     *slog.Logger
+	keyer   *cachekey.Keyer
+	pol     policy.Options
+	mem     *store.Memory
+	fills   *fill.Table
+	origins map[string]*upstream // by lower-case host; "*" is the default
+	rules   []Rule               // longest PathPrefix first
+	via     string
+	now     func() time.Time
+
+	stats Stats
+}
+
+// Stats are counters for tests, /metrics and the stats endpoint.
+type Stats struct {
+	OriginRequests atomic.Int64
+	Hits           atomic.Int64
+	Misses         atomic.Int64
+	Collapsed      atomic.Int64
+	Stored         atomic.Int64
+}
+
+// upstream is one configured origin.
+type upstream struct {
+	url        *url.URL
+	hostHeader string
+	client     *http.Client
+}
+
+// New builds an edge from a validated configuration.
+func New(cfg Config, log *slog.Logger) (*Edge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var keyRules []cachekey.Rule
+	for _, r := range cfg.Rules {
+		keyRules = append(keyRules, cachekey.Rule{
+			PathPrefix: r.PathPrefix, IncludeParams: r.IncludeParams, ExcludeParams: r.ExcludeParams,
+			Headers: r.KeyHeaders, IgnoreQuery: r.IgnoreQuery,
+		})
+	}
+	keyer, err := cachekey.New(cfg.Cache.DropParams, keyRules)
+	if err != nil {
+		return nil, fmt.Errorf("cache keys: %w", err)
+	}
+	mem, err := store.NewMemory(int64(cfg.Memory), cfg.Cache.MaxVariants)
+	if err != nil {
+		return nil, err
+	}
+	e := &Edge{
+		cfg:   cfg,
+		log:   log,
+		keyer: keyer,
+		pol: policy.Options{
+			HeuristicFraction:           cfg.Cache.HeuristicFraction,
+			HeuristicMax:                cfg.Cache.HeuristicMax,
+			DefaultStaleWhileRevalidate: cfg.Cache.StaleWhileRevalidate,
+			DefaultStaleIfError:         cfg.Cache.StaleIfError,
+			ErrorTTL:                    cfg.Cache.ErrorTTL,
+			MaxErrorTTL:                 cfg.Cache.MaxErrorTTL,
+			StripSetCookie:              cfg.Cache.StripSetCookie,
+		},
+		mem:     mem,
+		fills:   fill.NewTable(),
+		origins: map[string]*upstream{},
+		via:     "1.1 " + cacheName,
+		now:     time.Now,
+	}
+	for _, o := range cfg.Origins {
+		u, _ := url.Parse(o.URL) // validated
+		e.origins[o.Host] = &upstream{url: u, hostHeader: o.HostHeader, client: newOriginClient(cfg.Limits)}
+	}
+	e.rules = append(e.rules, cfg.Rules...)
+	// Longest prefix first, so the first match is the most specific rule.
+	for i := 1; i < len(e.rules); i++ {
+		for j := i; j > 0 && len(e.rules[j].PathPrefix) > len(e.rules[j-1].PathPrefix); j-- {
+			e.rules[j], e.rules[j-1] = e.rules[j-1], e.rules[j]
+		}
+	}
+	return e, nil
+}
+
+// Stats returns the edge's counters.
+func (e *Edge) Stats() *Stats { return &e.stats }
+
+// newOriginClient is a keep-alive pool to one origin with the configured timeouts. It never
+// follows redirects (a cache passes them on) and never asks for compression itself (the
+// client's Accept-Encoding is forwarded and the representation cached as the origin sent it).
+func newOriginClient(l Limits) *http.Client {
+	d := &net.Dialer{Timeout: l.OriginConnectTimeout, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    l.MaxIdleConnsPerOrigin,
+		IdleConnTimeout:        l.OriginIdleTimeout,
+		ResponseHeaderTimeout:  l.OriginFirstByteTimeout,
+		TLSHandshakeTimeout:    l.OriginConnectTimeout,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: int64(max(l.MaxHeaderBytes, 16<<10)),
+		ForceAttemptHTTP2:      true,
+	}
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// route picks the origin for a request's Host and the rule for its path.
+func (e *Edge) route(r *http.Request) (*upstream, *Rule) {
+	host := strings.ToLower(r.Host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	up := e.origins[strings.TrimSuffix(host, ".")]
+	if up == nil {
+		up = e.origins["*"]
+	}
+	for i := range e.rules {
+		if strings.HasPrefix(r.URL.Path, e.rules[i].PathPrefix) {
+			return up, &e.rules[i]
+		}
+	}
+	return up, nil
+}

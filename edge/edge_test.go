@@ -1,0 +1,396 @@
+package edge
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testOrigin is a real HTTP server on loopback whose handler a test sets, counting requests.
+type testOrigin struct {
+	*httptest.Server
+	hits    atomic.Int64
+	handler atomic.Value // http.HandlerFunc
+	lastReq atomic.Value // *http.Request (header snapshot)
+}
+
+func newOrigin(t *testing.T, h http.HandlerFunc) *testOrigin {
+	o := &testOrigin{}
+	o.handler.Store(h)
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.hits.Add(1)
+		o.lastReq.Store(r.Clone(r.Context()))
+		o.handler.Load().(http.HandlerFunc)(w, r)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *testOrigin) set(h http.HandlerFunc) { o.handler.Store(h) }
+
+// newEdge starts an edge in front of origin on loopback.
+func newEdge(t *testing.T, origin string, change func(*Config)) (*Edge, *httptest.Server) {
+	cfg := DefaultConfig()
+	cfg.Memory = 64 << 20
+	cfg.Origins = []Origin{{Host: "*", URL: origin}}
+	if change != nil {
+		change(&cfg)
+	}
+	e, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return e, srv
+}
+
+type result struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func get(t *testing.T, url string, hdr ...string) result {
+	t.Helper()
+	return do(t, http.MethodGet, url, hdr...)
+}
+
+func do(t *testing.T, method, url string, hdr ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return result{resp.StatusCode, resp.Header, string(b)}
+}
+
+func (r result) cacheStatus() string { return r.header.Get("Cache-Status") }
+
+func cacheable(body string, cc string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", cc)
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, body)
+	}
+}
+
+// TestMissThenHit: a storable response is fetched once and then served from cache with Age
+// (RFC 9111 §5.1) and a Cache-Status hit (RFC 9211 §2.1).
+func TestMissThenHit(t *testing.T) {
+	o := newOrigin(t, cacheable("hello", "max-age=60"))
+	_, srv := newEdge(t, o.URL, nil)
+	first := get(t, srv.URL+"/a")
+	if first.body != "hello" || !strings.Contains(first.cacheStatus(), "fwd=uri-miss") || !strings.Contains(first.cacheStatus(), "stored") {
+		t.Fatalf("first: %d %q %q", first.status, first.body, first.cacheStatus())
+	}
+	second := get(t, srv.URL+"/a")
+	if second.body != "hello" || !strings.Contains(second.cacheStatus(), "reel; hit") || second.header.Get("Age") == "" {
+		t.Fatalf("second: %q Cache-Status %q Age %q", second.body, second.cacheStatus(), second.header.Get("Age"))
+	}
+	if o.hits.Load() != 1 {
+		t.Fatalf("origin saw %d requests, want 1", o.hits.Load())
+	}
+	// HEAD is served from the cached GET (RFC 9110 §9.3.2).
+	head := do(t, http.MethodHead, srv.URL+"/a")
+	if head.status != 200 || head.body != "" || head.header.Get("Content-Length") != "5" || o.hits.Load() != 1 {
+		t.Fatalf("HEAD: %d len=%q body=%q origin=%d", head.status, head.header.Get("Content-Length"), head.body, o.hits.Load())
+	}
+	// A client conditional is answered from cache (RFC 9110 §13.1.1).
+	o.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "tagged")
+	})
+	get(t, srv.URL+"/etag")
+	cond := get(t, srv.URL+"/etag", "If-None-Match", `"v1"`)
+	if cond.status != http.StatusNotModified || o.hits.Load() != 2 {
+		t.Fatalf("conditional: %d, origin %d", cond.status, o.hits.Load())
+	}
+}
+
+// TestCoalescing: 500 concurrent requests for a cold 8 MB object whose origin sends slowly →
+// exactly one origin request, identical bytes for all, and every client's first byte before
+// the origin has finished sending.
+func TestCoalescing(t *testing.T) {
+	clients, size := 500, 8<<20
+	if raceEnabled { // the full figure runs without -race in make test
+		clients, size = 100, 1<<20
+	}
+	payload := make([]byte, size)
+	rand.Read(payload)
+	want := sha256.Sum256(payload)
+	release := make(chan struct{})
+	var originDone atomic.Bool
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=300")
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.Write(payload[:64<<10])
+		w.(http.Flusher).Flush()
+		<-release // the rest waits until every client has its first byte
+		w.Write(payload[64<<10:])
+		originDone.Store(true)
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	tr := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+
+	var firstByte, identical atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(srv.URL + "/big")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			one := make([]byte, 1)
+			if _, err := io.ReadFull(resp.Body, one); err != nil {
+				t.Error(err)
+				return
+			}
+			if !originDone.Load() {
+				firstByte.Add(1)
+			}
+			h := sha256.New()
+			h.Write(one)
+			if _, err := io.Copy(h, resp.Body); err == nil && bytes.Equal(h.Sum(nil), want[:]) {
+				identical.Add(1)
+			}
+		}()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for firstByte.Load() < int64(clients) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin saw %d requests for one cold object, want 1", n)
+	}
+	if firstByte.Load() != int64(clients) {
+		t.Errorf("%d of %d clients had their first byte before the origin finished", firstByte.Load(), clients)
+	}
+	if identical.Load() != int64(clients) {
+		t.Errorf("%d of %d clients received identical bytes", identical.Load(), clients)
+	}
+}
+
+// TestNeverShared: responses meant for one user are never served to another (RFC 9111 §3,
+// §3.5, §5.2.2.7).
+func TestNeverShared(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		reqHdr  []string
+	}{
+		{"set-cookie", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Set-Cookie", "session=secret")
+			io.WriteString(w, "for one user")
+		}, nil},
+		{"private", cacheable("mine", "private, max-age=60"), nil},
+		{"authorization", cacheable("authed", "max-age=60"), []string{"Authorization", "Bearer x"}},
+		{"no-store", cacheable("nostore", "no-store"), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrigin(t, tc.handler)
+			_, srv := newEdge(t, o.URL, nil)
+			get(t, srv.URL+"/x", tc.reqHdr...)
+			second := get(t, srv.URL+"/x")
+			if o.hits.Load() != 2 {
+				t.Fatalf("origin saw %d requests: the response was stored", o.hits.Load())
+			}
+			if strings.Contains(second.cacheStatus(), "hit") {
+				t.Fatalf("second client got a hit: %q", second.cacheStatus())
+			}
+		})
+	}
+}
+
+// TestRevalidation: a stale response with a validator is revalidated with If-None-Match
+// (RFC 9111 §4.3.1); the 304 refreshes the stored entry (§4.3.4) and the client gets the
+// stored body.
+func TestRevalidation(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0")
+		w.Header().Set("ETag", `"e1"`)
+		if r.Header.Get("If-None-Match") == `"e1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, "body-e1")
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	get(t, srv.URL+"/r")
+	second := get(t, srv.URL+"/r")
+	if second.body != "body-e1" || !strings.Contains(second.cacheStatus(), "fwd=stale") || !strings.Contains(second.cacheStatus(), "fwd-status=304") {
+		t.Fatalf("revalidated response: %q %q", second.body, second.cacheStatus())
+	}
+	if inm := o.lastReq.Load().(*http.Request).Header.Get("If-None-Match"); inm != `"e1"` {
+		t.Fatalf("origin saw If-None-Match %q", inm)
+	}
+}
+
+// TestStaleIfError: an origin failing after the response went stale gets the stale copy
+// served within the stale-if-error window (RFC 5861 §4); without it, a clean 5xx.
+func TestStaleIfError(t *testing.T) {
+	o := newOrigin(t, cacheable("good", "max-age=1, stale-if-error=600"))
+	e, srv := newEdge(t, o.URL, nil)
+	get(t, srv.URL+"/s")
+	e.now = func() time.Time { return time.Now().Add(5 * time.Second) } // now stale
+	o.set(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) })
+	r := get(t, srv.URL+"/s")
+	if r.status != 200 || r.body != "good" || !strings.Contains(r.cacheStatus(), "stale-if-error") {
+		t.Fatalf("origin 500 with stale-if-error: %d %q %q", r.status, r.body, r.cacheStatus())
+	}
+	// Origin down entirely: still stale.
+	o.Close()
+	r = get(t, srv.URL+"/s")
+	if r.status != 200 || r.body != "good" {
+		t.Fatalf("origin down with stale-if-error: %d %q", r.status, r.body)
+	}
+	// Nothing stored: a clean 502.
+	r = get(t, srv.URL+"/other")
+	if r.status != http.StatusBadGateway || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("origin down, nothing stored: %d %q", r.status, r.header.Get("Cache-Control"))
+	}
+}
+
+// TestTruncatedBodyNotStored: an origin that breaks off mid-body leaves nothing stored, and
+// the client sees an error rather than a short body presented as complete.
+func TestTruncatedBodyNotStored(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", "1000")
+		io.WriteString(w, strings.Repeat("x", 500))
+		w.(http.Flusher).Flush()
+		conn, _, _ := http.NewResponseController(w).Hijack()
+		conn.Close()
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	resp, err := http.Get(srv.URL + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal("client read a truncated body without error")
+	}
+	o.set(cacheable(strings.Repeat("y", 10), "max-age=60"))
+	r := get(t, srv.URL+"/t")
+	if r.body != strings.Repeat("y", 10) || o.hits.Load() != 2 {
+		t.Fatalf("after truncation: %q, origin %d (the truncated body was stored?)", r.body, o.hits.Load())
+	}
+}
+
+// TestVary: variants by the normalised Accept-Encoding (RFC 9111 §4.1); Vary: * is never
+// stored.
+func TestVary(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Encoding")
+		io.WriteString(w, "enc="+r.Header.Get("Accept-Encoding"))
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	gz := get(t, srv.URL+"/v", "Accept-Encoding", "gzip, deflate")
+	br := get(t, srv.URL+"/v", "Accept-Encoding", "br, gzip")
+	gz2 := get(t, srv.URL+"/v", "Accept-Encoding", "deflate, gzip;q=0.9")
+	if gz.body != "enc=gzip" || br.body != "enc=br" || gz2.body != "enc=gzip" || !strings.Contains(gz2.cacheStatus(), "hit") {
+		t.Fatalf("variants: %q %q %q (%q)", gz.body, br.body, gz2.body, gz2.cacheStatus())
+	}
+	if o.hits.Load() != 2 {
+		t.Fatalf("origin saw %d requests, want 2 (one per variant)", o.hits.Load())
+	}
+	o.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "*")
+		io.WriteString(w, "star")
+	})
+	get(t, srv.URL+"/star")
+	get(t, srv.URL+"/star")
+	if o.hits.Load() != 4 {
+		t.Fatalf("Vary: * was stored (origin %d)", o.hits.Load())
+	}
+}
+
+// TestInvalidationAfterUnsafe: a successful POST invalidates the target URI (RFC 9111 §4.4).
+func TestInvalidationAfterUnsafe(t *testing.T) {
+	o := newOrigin(t, cacheable("v", "max-age=60"))
+	_, srv := newEdge(t, o.URL, nil)
+	get(t, srv.URL+"/doc")
+	get(t, srv.URL+"/doc")
+	if o.hits.Load() != 1 {
+		t.Fatal("not cached")
+	}
+	if r := do(t, http.MethodPost, srv.URL+"/doc"); r.status != 200 {
+		t.Fatalf("POST: %d", r.status)
+	}
+	if r := get(t, srv.URL+"/doc"); strings.Contains(r.cacheStatus(), "hit") || o.hits.Load() != 3 {
+		t.Fatalf("after POST: %q, origin %d", r.cacheStatus(), o.hits.Load())
+	}
+}
+
+// TestUnkeyedHeadersNotForwarded: X-Forwarded-Host and friends cannot poison a shared entry.
+func TestUnkeyedHeadersNotForwarded(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "host="+r.Header.Get("X-Forwarded-Host")+" url="+r.Header.Get("X-Original-URL"))
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	evil := get(t, srv.URL+"/p", "X-Forwarded-Host", "evil.example", "X-Original-URL", "/admin")
+	victim := get(t, srv.URL+"/p")
+	if evil.body != "host= url=" || victim.body != "host= url=" {
+		t.Fatalf("override headers reached the origin: %q / %q", evil.body, victim.body)
+	}
+	if via := o.lastReq.Load().(*http.Request).Header.Get("Via"); !strings.Contains(via, "reel") {
+		t.Fatalf("Via = %q", via)
+	}
+}
+
+// TestOriginFaults: origin down → 502; too slow → 504; both never cached.
+func TestOriginFaults(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	_, srv := newEdge(t, dead, nil)
+	if r := get(t, srv.URL+"/x"); r.status != http.StatusBadGateway {
+		t.Fatalf("origin down: %d", r.status)
+	}
+
+	block := make(chan struct{})
+	defer close(block)
+	slow := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-block })
+	_, srv2 := newEdge(t, slow.URL, func(c *Config) { c.Limits.OriginFirstByteTimeout = 200 * time.Millisecond })
+	if r := get(t, srv2.URL+"/x"); r.status != http.StatusGatewayTimeout || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("slow origin: %d %q", r.status, r.header.Get("Cache-Control"))
+	}
+}

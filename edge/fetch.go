@@ -1,0 +1,243 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/fill"
+	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/edge/store"
+)
+
+// unkeyedOverrides are request fields some origins and frameworks honour to rewrite the host,
+// path or method. They are not part of the cache key, so forwarding them on cacheable requests
+// would let one client poison the entry every other client gets (web cache poisoning).
+var unkeyedOverrides = []string{
+	"X-Forwarded-Host", "X-Forwarded-Server", "X-Host", "X-Original-Url", "X-Rewrite-Url",
+	"X-Original-Host", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Forwarded-Scheme", "X-Forwarded-Port", "X-Forwarded-Prefix",
+}
+
+// originRequest builds the request to send upstream: same method, path and full query (keys
+// may drop parameters, the origin still sees them), hop-by-hop fields removed (RFC 9110
+// §7.6.1), Via and X-Forwarded-For added, Host kept or rewritten per config.
+func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request, cacheable bool) (*http.Request, error) {
+	u := *up.url
+	u.Path = strings.TrimSuffix(up.url.Path, "/") + r.URL.Path
+	u.RawPath = ""
+	if r.URL.RawPath != "" {
+		u.RawPath = strings.TrimSuffix(up.url.EscapedPath(), "/") + r.URL.RawPath
+	}
+	u.RawQuery = r.URL.RawQuery
+	var body io.Reader
+	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		body = r.Body
+	}
+	out, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	out.ContentLength = r.ContentLength
+	if body == nil {
+		out.ContentLength = 0
+	}
+	out.Header = r.Header.Clone()
+	policy.RemoveHopByHop(out.Header)
+	if cacheable {
+		for _, h := range unkeyedOverrides {
+			out.Header.Del(h)
+		}
+		// Variants are keyed by the normalised Accept-Encoding, so that is what the origin
+		// must see (policy.VaryKey).
+		if ae := out.Header.Values("Accept-Encoding"); len(ae) > 0 {
+			out.Header.Set("Accept-Encoding", policy.NormalizeAcceptEncoding(ae))
+		}
+	}
+	out.Header.Add("Via", e.via)
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := out.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		out.Header.Set("X-Forwarded-For", ip)
+	}
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	out.Header.Set("X-Forwarded-Proto", proto)
+	switch up.hostHeader {
+	case "":
+		out.Host = r.Host
+	case "origin":
+		out.Host = up.url.Host
+	default:
+		out.Host = up.hostHeader
+	}
+	return out, nil
+}
+
+// runFill fetches one response for a coalesced group and publishes it: shareable responses
+// are copied into a Body every waiter reads and stored when complete; others are handed to
+// the leader alone. cond is the stored object being revalidated, if any.
+func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, cond *store.Object) {
+	out, err := e.originRequest(ctx, up, r, true)
+	if err != nil {
+		f.Fail(err)
+		return
+	}
+	if cond != nil {
+		for k, v := range policy.ConditionalRequestHeaders(cond.Header) {
+			out.Header[k] = v
+		}
+	}
+	reqTime := e.now()
+	e.stats.OriginRequests.Add(1)
+	resp, err := up.client.Do(out)
+	if err != nil {
+		f.Fail(err)
+		return
+	}
+	respTime := e.now()
+	policy.EnsureDate(resp.Header, respTime)
+
+	if cond != nil {
+		switch {
+		case resp.StatusCode == http.StatusNotModified:
+			resp.Body.Close()
+			if merged, ok := policy.MergeNotModified(cond.Header, resp.Header); ok {
+				obj := &store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.Body}
+				e.mem.Put(res.key, res.vary, res.vk, obj)
+				e.stats.Stored.Add(1)
+				body := fill.NewMemoryBodySize(int64(len(cond.Body)))
+				body.Write(cond.Body)
+				body.Finish(nil)
+				f.SetHead(fill.Head{Status: obj.Status, Header: merged, Shareable: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
+				return
+			}
+			// The 304 is about another representation: fetch it whole.
+			e.runFill(ctx, f, up, r, res, nil)
+			return
+		case resp.StatusCode >= 500:
+			// Hold the error back: waiters may serve their stale copy instead (RFC 5861 §4).
+			resp.Body.Close()
+			f.Fail(&staleError{code: resp.StatusCode})
+			return
+		}
+	}
+
+	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, e.pol)
+	vary := resp.Header.Values("Vary")
+	vk, varyOK := policy.VaryKey(vary, r.Header)
+	size := resp.ContentLength
+	shareable := storable && varyOK && size >= 0 && size <= int64(e.cfg.MaxObjectSize) && e.mem.Fits(size)
+	if storable && !shareable {
+		reason = "size"
+	}
+	if !shareable {
+		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason}, nil)
+		return
+	}
+	header := policy.HeaderToStore(resp.Header, e.pol)
+	body := fill.NewMemoryBodySize(size)
+	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Vary: vary, VaryKey: vk}, body)
+	n, err := io.Copy(body, resp.Body)
+	resp.Body.Close()
+	if err == nil && n != size {
+		err = fmt.Errorf("origin sent %d of %d bytes", n, size)
+	}
+	if err != nil {
+		body.Finish(err) // an interrupted fill is never stored nor passed off as complete
+		e.log.Warn("origin body interrupted", "key", res.key, "err", err)
+		return
+	}
+	body.Finish(nil)
+	data, _ := body.Bytes()
+	e.mem.Put(res.key, vary, vk, &store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+	e.stats.Stored.Add(1)
+}
+
+// reasonRevalidated marks a fill head rebuilt from a 304.
+const reasonRevalidated = "revalidated"
+
+// refreshInBackground revalidates a stale-while-revalidate entry once per key (RFC 5861 §3):
+// concurrent requests for it join the same refresh.
+func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResult) {
+	req := r.Clone(context.WithoutCancel(r.Context()))
+	req.Method = http.MethodGet
+	obj := res.obj
+	f, leader := e.fills.Join(req.Context(), fillKey(res, obj), func(ctx context.Context, f *fill.Fill) {
+		e.runFill(ctx, f, up, req, res, obj)
+	})
+	if !leader {
+		return
+	}
+	go func() {
+		// Drain a response that was not shareable; nobody is waiting for it.
+		if h, _, err := f.Head(context.Background(), true, 0); err == nil && h.Direct != nil {
+			io.Copy(io.Discard, h.Direct)
+			h.Direct.Close()
+		}
+	}()
+}
+
+// forward sends a request to the origin on the client's behalf without caching and relays
+// the answer (bypass rules, uncollapsed waiters, ranges on uncached objects).
+func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs cachestatus.Status) {
+	out, err := e.originRequest(r.Context(), up, r, r.Method == http.MethodGet || r.Method == http.MethodHead)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "cannot forward this request")
+		return
+	}
+	e.stats.OriginRequests.Add(1)
+	resp, err := up.client.Do(out)
+	if err != nil {
+		if errors.Is(r.Context().Err(), context.Canceled) {
+			return
+		}
+		originError(w, err)
+		return
+	}
+	defer resp.Body.Close()
+	cs.FwdStatus = resp.StatusCode
+	e.writeHead(w, r, resp.StatusCode, clientHeader(resp.Header), 0, cs)
+	if r.Method != http.MethodHead {
+		copyFlushing(w, resp.Body)
+	}
+}
+
+// forwardUnsafe forwards POST, PUT, DELETE, PATCH… and, when the origin accepted it,
+// invalidates what the request changed (RFC 9111 §4.4).
+func (e *Edge) forwardUnsafe(w http.ResponseWriter, r *http.Request, up *upstream) {
+	iw := &statusRecorder{ResponseWriter: w}
+	e.forward(iw, r, up, cachestatus.Status{Fwd: cachestatus.FwdMethod})
+	if !isSafe(r.Method) && iw.status != 0 {
+		for _, u := range policy.Invalidations(r, iw.status, iw.Header()) {
+			e.mem.Invalidate(e.keyer.KeyURL(u, r.Header))
+		}
+	}
+}
+
+func isSafe(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

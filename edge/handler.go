@@ -1,0 +1,220 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/fill"
+	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/edge/store"
+)
+
+// ServeHTTP runs a request through the phases described on Edge.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	up, rule := e.route(r)
+	if up == nil {
+		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
+		return
+	}
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		e.forwardUnsafe(w, r, up)
+	case rule != nil && rule.Bypass:
+		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdBypass})
+	case r.Header.Get("Range") != "":
+		// Ranges on objects not yet stored are the range layer's (rangecache, next issue);
+		// until then they go to the origin, while stored objects answer them (respond.go).
+		e.serveCacheable(w, r, up, true)
+	default:
+		e.serveCacheable(w, r, up, false)
+	}
+}
+
+// lookupResult is what the store holds for a request.
+type lookupResult struct {
+	key  string
+	vary []string      // the Vary lines stored for the URL (nil when nothing is stored)
+	vk   string        // the request's secondary key under vary
+	obj  *store.Object // nil on a miss
+	fwd  string        // uri-miss or vary-miss when obj is nil
+}
+
+func (e *Edge) lookup(r *http.Request) lookupResult {
+	res := lookupResult{key: e.keyer.Key(r), fwd: cachestatus.FwdURIMiss}
+	entry, ok := e.mem.Lookup(res.key)
+	if !ok {
+		return res
+	}
+	res.vary = entry.Vary
+	vk, ok := policy.VaryKey(entry.Vary, r.Header)
+	if !ok {
+		res.fwd = cachestatus.FwdVaryMiss
+		return res
+	}
+	res.vk = vk
+	if res.obj = entry.Variants[vk]; res.obj == nil {
+		res.fwd = cachestatus.FwdVaryMiss
+	}
+	return res
+}
+
+// serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
+func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream, rangeReq bool) {
+	res := e.lookup(r)
+	now := e.now()
+	if res.obj == nil {
+		e.stats.Misses.Add(1)
+		if onlyIfCached(r) {
+			httpError(w, http.StatusGatewayTimeout, "not in cache (only-if-cached)")
+			return
+		}
+		if rangeReq {
+			e.forward(w, r, up, cachestatus.Status{Fwd: res.fwd, Detail: "range"})
+			return
+		}
+		e.fillAndServe(w, r, up, res, res.fwd, nil)
+		return
+	}
+	stored := policy.Stored{Status: res.obj.Status, Header: res.obj.Header, RequestTime: res.obj.RequestTime, ResponseTime: res.obj.ResponseTime}
+	switch v := policy.Reuse(r, stored, now, e.pol); v {
+	case policy.Fresh, policy.StaleAllowed:
+		e.stats.Hits.Add(1)
+		e.serveObject(w, r, res.obj, cachestatus.Status{Hit: true})
+	case policy.StaleWhileRevalidate:
+		e.stats.Hits.Add(1)
+		e.serveObject(w, r, res.obj, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
+		e.refreshInBackground(r, up, res)
+	case policy.GatewayTimeout:
+		httpError(w, http.StatusGatewayTimeout, "stored response is stale (only-if-cached)")
+	default: // Revalidate, RevalidateRequest
+		e.stats.Misses.Add(1)
+		fwd := cachestatus.FwdStale
+		if v == policy.RevalidateRequest {
+			fwd = cachestatus.FwdRequest
+		}
+		e.fillAndServe(w, r, up, res, fwd, res.obj)
+	}
+}
+
+func onlyIfCached(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "only-if-cached") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fillKey is what concurrent requests coalesce on: the URL key plus, when the URL's Vary is
+// known, the request's secondary key; revalidations of a stored object coalesce separately
+// from plain misses so that their conditional answers are never mixed up.
+func fillKey(res lookupResult, cond *store.Object) string {
+	k := res.key + "\x00" + res.vk
+	if cond != nil {
+		k += "\x00revalidate"
+	}
+	return k
+}
+
+// fillAndServe joins (or starts) the fill for the request and serves it as it arrives. cond
+// is the stored object being revalidated, if any.
+func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *store.Object) {
+	outReq := r
+	if r.Method == http.MethodHead {
+		// A HEAD miss fetches the GET it stands for, so the next GET (and HEAD) is a hit.
+		outReq = r.Clone(r.Context())
+		outReq.Method = http.MethodGet
+	}
+	f, leader := e.fills.Join(r.Context(), fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
+		e.runFill(ctx, f, up, outReq, res, cond)
+	})
+	if !leader {
+		e.stats.Collapsed.Add(1)
+	}
+	head, body, err := f.Head(r.Context(), leader, e.cfg.Limits.CoalesceWait)
+	if err == nil && !leader {
+		if vk, ok := policy.VaryKey(head.Vary, r.Header); !ok || vk != head.VaryKey {
+			err = fill.ErrNotShareable // the response negotiated something else than we asked
+		}
+	}
+	var stale *staleError
+	switch {
+	case errors.Is(err, fill.ErrNotShareable), errors.Is(err, fill.ErrHeadTimeout):
+		// Not ours to share, or the origin is too slow to wait for: go on our own.
+		e.forward(w, r, up, cachestatus.Status{Fwd: fwd, Detail: "uncollapsed"})
+		return
+	case errors.As(err, &stale) || (err != nil && cond != nil):
+		if cond != nil && policy.CanServeStaleOnError(policy.Stored{Status: cond.Status, Header: cond.Header, RequestTime: cond.RequestTime, ResponseTime: cond.ResponseTime}, e.now(), e.pol) {
+			e.serveObject(w, r, cond, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: stale.status(), Detail: "stale-if-error"})
+			return
+		}
+		if stale != nil {
+			// The origin answered with an error we held back hoping to serve stale; we may
+			// not, so fetch again and pass its answer on.
+			e.forward(w, r, up, cachestatus.Status{Fwd: fwd})
+			return
+		}
+		originError(w, err)
+		return
+	case err != nil:
+		originError(w, err)
+		return
+	}
+
+	cs := cachestatus.Status{Fwd: fwd, FwdStatus: head.Status, Stored: head.Shareable, Collapsed: !leader}
+	if head.Reason == reasonRevalidated {
+		cs.FwdStatus = http.StatusNotModified
+	}
+	if head.Direct != nil {
+		defer head.Direct.Close()
+		e.writeHead(w, r, head.Status, clientHeader(head.Header), 0, cs)
+		if r.Method != http.MethodHead {
+			copyFlushing(w, head.Direct)
+		}
+		return
+	}
+	e.serveFill(w, r, head, body, cs)
+}
+
+// staleError is a fill's report that the origin answered a revalidation with a server error
+// (RFC 5861 §4): the waiting requests decide whether their stale copy may be served.
+type staleError struct{ code int }
+
+func (s *staleError) Error() string { return fmt.Sprintf("origin answered %d", s.code) }
+
+func (s *staleError) status() int {
+	if s == nil {
+		return 0
+	}
+	return s.code
+}
+
+// originError answers a request whose origin fetch failed: 504 for a timeout, 502 otherwise.
+func originError(w http.ResponseWriter, err error) {
+	var ne interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		httpError(w, http.StatusGatewayTimeout, "origin timed out")
+		return
+	}
+	httpError(w, http.StatusBadGateway, "origin unavailable")
+}
+
+// httpError writes an error the edge generated itself: never cached downstream.
+func httpError(w http.ResponseWriter, code int, reason string) {
+	h := w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, reason+"\n")
+}

@@ -1,0 +1,290 @@
+package policy
+
+import (
+	"math"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Options are the operator's settings. The zero value is usable: it means "honour the origin"
+// with the RFC's suggested heuristic and a 10s cap on cached server errors.
+type Options struct {
+	// HeuristicFraction of the Date − Last-Modified interval used as the freshness lifetime
+	// of a response without explicit freshness (RFC 9111 §4.2.2 suggests 10%). 0 means 0.1;
+	// a negative value disables heuristic freshness.
+	HeuristicFraction float64
+	// HeuristicMax caps a heuristic lifetime; 0 means 24h (a heuristic above a day would need
+	// the obsolete Warning 113 in HTTP/1.1 days, and stays a sensible bound).
+	HeuristicMax time.Duration
+
+	// DefaultStaleWhileRevalidate and DefaultStaleIfError are the RFC 5861 windows applied
+	// when the origin's response carries no such directive (0 = off). They act as the
+	// "out-of-band contract" RFC 9111 §4.2.4 allows, and never loosen must-revalidate,
+	// proxy-revalidate, no-cache or s-maxage.
+	DefaultStaleWhileRevalidate, DefaultStaleIfError time.Duration
+
+	// ErrorTTL gives configured lifetimes to 4xx statuses without explicit freshness, e.g.
+	// {404: 10 * time.Second}. Error statuses never get heuristic freshness, so without an
+	// entry here a 404 or 410 is stored only with explicit freshness. Entries for temporary
+	// errors (5xx, 408, 429) are ignored: those must never be frozen by configuration alone.
+	ErrorTTL map[int]time.Duration
+	// MaxErrorTTL caps the lifetime of temporary errors (5xx, 408, 429) that carry explicit
+	// freshness; 0 means 10s.
+	MaxErrorTTL time.Duration
+
+	// StripSetCookie stores responses with Set-Cookie after removing it (HeaderToStore)
+	// instead of refusing to store them.
+	StripSetCookie bool
+
+	// IgnoreRequestCacheControl makes Reuse treat requests as if they carried no
+	// Cache-Control or Pragma (what nginx proxy_cache and Varnish do by default), so a
+	// client's reload cannot push load onto the origin. Request no-store is still honoured by
+	// Storable: it is about privacy, not freshness.
+	IgnoreRequestCacheControl bool
+}
+
+const (
+	defaultHeuristicFraction = 0.1
+	defaultHeuristicMax      = 24 * time.Hour
+	defaultMaxErrorTTL       = 10 * time.Second
+)
+
+func (o Options) withDefaults() Options {
+	switch {
+	case o.HeuristicFraction == 0:
+		o.HeuristicFraction = defaultHeuristicFraction
+	case o.HeuristicFraction < 0 || math.IsNaN(o.HeuristicFraction):
+		o.HeuristicFraction = 0
+	}
+	if o.HeuristicMax <= 0 {
+		o.HeuristicMax = defaultHeuristicMax
+	}
+	if o.MaxErrorTTL <= 0 {
+		o.MaxErrorTTL = defaultMaxErrorTTL
+	}
+	o.DefaultStaleWhileRevalidate = max(o.DefaultStaleWhileRevalidate, 0)
+	o.DefaultStaleIfError = max(o.DefaultStaleIfError, 0)
+	return o
+}
+
+// Lifetime is the freshness lifetime a shared cache gives a response (RFC 9111 §4.2.1), and
+// where it came from, for Cache-Status and logs. Precedence: CDN-Cache-Control (RFC 9213,
+// which also silences Cache-Control and Expires) > s-maxage > max-age > Expires − Date >
+// heuristic (§4.2.2) > Options.ErrorTTL; temporary errors are capped by MaxErrorTTL.
+//
+// responseTime is when the response was received; it stands in for a missing or invalid
+// Date (RFC 9110 §6.6.1, RFC 9111 §4.2.1). The result is never negative.
+//
+// Sources: "s-maxage", "max-age", "expires" (each prefixed "cdn-" when from
+// CDN-Cache-Control), "heuristic", "error-ttl", "invalid" (malformed or conflicting
+// freshness: stale), "none"; a ";capped" suffix marks the MaxErrorTTL cap.
+func Lifetime(status int, h http.Header, responseTime time.Time, opt Options) (time.Duration, string) {
+	return lifetime(status, responseDirectives(h), h, responseTime, opt.withDefaults())
+}
+
+func lifetime(status int, d respDirectives, h http.Header, responseTime time.Time, opt Options) (time.Duration, string) {
+	life, src, explicit := explicitLifetime(d, h, responseTime)
+	if !explicit {
+		switch ttl := opt.ErrorTTL[status]; {
+		case heuristicAllowed(status, d):
+			life, src = heuristic(h, responseTime, opt)
+		case status >= 400 && !temporaryError(status) && ttl > 0:
+			life, src = ttl, "error-ttl"
+		default:
+			return 0, "none"
+		}
+	}
+	if temporaryError(status) && life > opt.MaxErrorTTL {
+		life, src = opt.MaxErrorTTL, src+";capped"
+	}
+	return max(life, 0), src
+}
+
+// explicitLifetime is the lifetime from s-maxage, max-age or Expires; explicit reports whether
+// any of them was present (even unusable: that is an explicit "stale"). A zero responseTime
+// with no Date makes an Expires lifetime 0, the conservative answer without a clock.
+func explicitLifetime(d respDirectives, h http.Header, responseTime time.Time) (life time.Duration, src string, explicit bool) {
+	prefix := ""
+	if d.targeted {
+		prefix = "cdn-"
+	}
+	switch {
+	case d.badFreshness():
+		return 0, "invalid", true
+	case d.sMaxAge >= 0: // RFC 9111 §5.2.2.10: overrides max-age and Expires in a shared cache
+		return secs(d.sMaxAge), prefix + "s-maxage", true
+	case d.maxAge >= 0: // §5.2.2.1, §5.3: max-age makes Expires ignored
+		return secs(d.maxAge), prefix + "max-age", true
+	case d.targeted: // RFC 9213 §2.2: Expires is ignored with a targeted field in force
+		return 0, "", false
+	}
+	lines := h.Values("Expires")
+	if len(lines) == 0 {
+		return 0, "", false
+	}
+	for _, l := range lines[1:] {
+		if strings.TrimSpace(l) != strings.TrimSpace(lines[0]) {
+			return 0, "invalid", true // §4.2.1: conflicting values, consider stale
+		}
+	}
+	exp, err := http.ParseTime(strings.TrimSpace(lines[0]))
+	if err != nil {
+		return 0, "expires", true // §5.3: invalid dates, especially "0", are in the past
+	}
+	date, ok := headerTime(h, "Date")
+	if !ok {
+		if responseTime.IsZero() {
+			return 0, "expires", true
+		}
+		date = responseTime
+	}
+	return max(exp.Sub(date), 0), "expires", true
+}
+
+// heuristicStatus: status codes defined as heuristically cacheable (RFC 9110 §15.1).
+func heuristicStatus(status int) bool {
+	switch status {
+	case 200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// heuristicAllowed: RFC 9111 §4.2.2 permits a heuristic for heuristically cacheable statuses
+// and for responses marked public. We exclude every error status (≥400): 404/410 get
+// freshness only explicitly or from Options.ErrorTTL, and a guessed lifetime must never
+// freeze an error.
+func heuristicAllowed(status int, d respDirectives) bool {
+	return status < 400 && (heuristicStatus(status) || d.public)
+}
+
+// heuristic is HeuristicFraction of the time since Last-Modified (measured at Date, or at
+// receipt), capped by HeuristicMax. No Last-Modified, or one in the future, gives nothing.
+func heuristic(h http.Header, responseTime time.Time, opt Options) (time.Duration, string) {
+	lm, ok := headerTime(h, "Last-Modified")
+	if !ok || opt.HeuristicFraction <= 0 {
+		return 0, "none"
+	}
+	base, ok := headerTime(h, "Date")
+	if !ok {
+		base = responseTime
+	}
+	if base.IsZero() || !lm.Before(base) {
+		return 0, "heuristic"
+	}
+	f := float64(base.Sub(lm)) * opt.HeuristicFraction
+	if f >= float64(opt.HeuristicMax) || math.IsNaN(f) {
+		return opt.HeuristicMax, "heuristic"
+	}
+	return time.Duration(f), "heuristic"
+}
+
+// temporaryError: statuses that describe a passing condition and must not be frozen:
+// server errors, 408 Request Timeout and 429 Too Many Requests.
+func temporaryError(status int) bool {
+	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
+}
+
+// headerTime parses the first line of a date header (RFC 9110 §5.6.7, all three formats).
+func headerTime(h http.Header, name string) (time.Time, bool) {
+	v := h.Values(name)
+	if len(v) == 0 {
+		return time.Time{}, false
+	}
+	t, err := http.ParseTime(strings.TrimSpace(v[0]))
+	return t, err == nil
+}
+
+// CurrentAge is the response's current age (RFC 9111 §4.2.3):
+//
+//	apparent_age        = max(0, response_time - date_value)
+//	response_delay      = response_time - request_time
+//	corrected_age_value = age_value + response_delay
+//	corrected_initial   = max(apparent_age, corrected_age_value)
+//	current_age         = corrected_initial + (now - response_time)
+//
+// A missing or invalid Date counts as response_time (so a Date in the future, like a missing
+// one, adds nothing); age_value is an upstream cache's Age header. An Age that is not a
+// delta-seconds is taken as the largest age (2^31 s), making the response stale until
+// revalidated — §4.2.1's advice for unusable freshness information. A zero or later
+// requestTime means no measurable delay; clock steps never make any term negative, and the
+// sums saturate rather than overflow.
+func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Duration {
+	date, ok := headerTime(h, "Date")
+	if !ok {
+		date = responseTime
+	}
+	apparent := max(responseTime.Sub(date), 0)
+	var delay time.Duration
+	if !requestTime.IsZero() {
+		delay = max(responseTime.Sub(requestTime), 0)
+	}
+	initial := max(apparent, satAdd(ageValue(h), delay))
+	return satAdd(initial, max(now.Sub(responseTime), 0))
+}
+
+// ageValue reads Age (RFC 9111 §5.1): delta-seconds, first line, too large → 2^31 s.
+func ageValue(h http.Header) time.Duration {
+	v := h.Values("Age")
+	if len(v) == 0 {
+		return 0
+	}
+	s := strings.TrimSpace(v[0])
+	if s == "" {
+		return secs(maxDelta)
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return secs(maxDelta)
+		}
+		n = n*10 + int64(s[i]-'0')
+		if n > maxDelta {
+			n = maxDelta
+		}
+	}
+	return secs(n)
+}
+
+func satAdd(a, b time.Duration) time.Duration {
+	if a > 0 && b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// EnsureDate adds a Date (the receipt time) to a response that lacks a valid one, as a cache
+// must before storing or forwarding it (RFC 9110 §6.6.1: MUST for a missing Date, MAY for an
+// invalid one). It reports whether it changed h.
+func EnsureDate(h http.Header, responseTime time.Time) bool {
+	if _, ok := headerTime(h, "Date"); ok {
+		return false
+	}
+	h.Set("Date", responseTime.UTC().Format(http.TimeFormat))
+	return true
+}
+
+// staleWindows are the RFC 5861 windows that apply to a stored response: the origin's own
+// stale-while-revalidate / stale-if-error, else the configured defaults. Nothing stale is
+// allowed past must-revalidate, proxy-revalidate or no-cache (RFC 9111 §4.2.4, and §4.2.1:
+// conflicting directives yield to the most restrictive), nor after unusable freshness.
+// s-maxage carries proxy-revalidate semantics (§5.2.2.10): it blocks the configured
+// defaults, but an explicit stale-* in the same response is the origin's deliberate
+// exception to it (the common "s-maxage=1, stale-while-revalidate=59") and is honoured.
+func staleWindows(d respDirectives, opt Options) (swr, sie time.Duration) {
+	if d.badFreshness() || d.noCache || d.mustRevalidate || d.proxyRevalidate {
+		return 0, 0
+	}
+	window := func(v int64, def time.Duration) time.Duration {
+		switch {
+		case v >= 0:
+			return secs(v)
+		case v == invalid || d.sMaxAge >= 0:
+			return 0
+		}
+		return def
+	}
+	return window(d.staleWhileRevalidate, opt.DefaultStaleWhileRevalidate),
+		window(d.staleIfError, opt.DefaultStaleIfError)
+}
