@@ -19,11 +19,15 @@ import (
 // (--config) adds what flags can't: virtual hosts, per-path rules, cache policy and limits.
 // Defaults mean "honour the origin".
 type Config struct {
-	Listen   string `yaml:"listen"`
-	Admin    string `yaml:"admin"`
-	CacheDir string `yaml:"cache_dir"`
-	Memory   Size   `yaml:"memory"`
-	Disk     Size   `yaml:"disk"`
+	Listen string `yaml:"listen"`
+	// Admin is the admin API's own address ("" disables it). Its bearer token comes from
+	// the REEL_ADMIN_TOKEN environment variable or AdminTokenFile; without either, a random
+	// token is generated and printed at start.
+	Admin          string `yaml:"admin"`
+	AdminTokenFile string `yaml:"admin_token_file"`
+	CacheDir       string `yaml:"cache_dir"`
+	Memory         Size   `yaml:"memory"`
+	Disk           Size   `yaml:"disk"`
 	// MaxObjectSize bounds what one response may occupy in the cache; larger ones are
 	// passed through.
 	MaxObjectSize Size `yaml:"max_object_size"`

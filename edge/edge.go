@@ -39,6 +39,8 @@ type Edge struct {
 	now     func() time.Time
 
 	stats Stats
+	m     *metrics
+	tags  *tagIndex
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -76,11 +78,17 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache keys: %w", err)
 	}
-	mem, err := store.NewMemory(int64(cfg.Memory), cfg.Cache.MaxVariants)
+	e := &Edge{}
+	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) })
+	mem, err := store.NewMemory(int64(cfg.Memory), cfg.Cache.MaxVariants, func(cause string) {
+		e.m.evictions.WithLabelValues("memory", cause).Inc()
+	})
 	if err != nil {
 		return nil, err
 	}
-	e := &Edge{
+	*e = Edge{
+		m:     e.m,
+		tags:  newTagIndex(),
 		cfg:   cfg,
 		log:   log,
 		keyer: keyer,

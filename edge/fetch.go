@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
@@ -98,7 +99,9 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	}
 	reqTime := e.now()
 	e.stats.OriginRequests.Add(1)
+	start := time.Now()
 	resp, err := up.client.Do(out)
+	e.m.observeOrigin(start)
 	if err != nil {
 		f.Fail(err)
 		return
@@ -148,6 +151,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Vary: vary, VaryKey: vk}, body)
 	n, err := io.Copy(body, resp.Body)
 	resp.Body.Close()
+	e.m.originBytes.Add(float64(n))
 	if err == nil && n != size {
 		err = fmt.Errorf("origin sent %d of %d bytes", n, size)
 	}
@@ -159,6 +163,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	body.Finish(nil)
 	data, _ := body.Bytes()
 	e.mem.Put(res.key, vary, vk, &store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+	e.tags.add(res.key, header)
 	e.stats.Stored.Add(1)
 }
 
@@ -195,7 +200,9 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs 
 		return
 	}
 	e.stats.OriginRequests.Add(1)
+	start := time.Now()
 	resp, err := up.client.Do(out)
+	e.m.observeOrigin(start)
 	if err != nil {
 		if errors.Is(r.Context().Err(), context.Canceled) {
 			return

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
@@ -15,7 +16,9 @@ import (
 )
 
 // ServeHTTP runs a request through the phases described on Edge.
-func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &respWriter{ResponseWriter: rw, start: time.Now(), m: e.m, label: "error", source: "origin"}
+	defer w.done()
 	up, rule := e.route(r)
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")

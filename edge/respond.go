@@ -22,6 +22,9 @@ func clientHeader(h http.Header) http.Header {
 		c = http.Header{}
 	}
 	policy.RemoveHopByHop(c)
+	for _, h := range surrogateHeaders {
+		c.Del(h)
+	}
 	return c
 }
 
@@ -38,7 +41,74 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	}
 	cs.Cache = cacheName
 	cachestatus.Append(dst, cs)
+	setLabel(w, cs)
 	w.WriteHeader(status)
+}
+
+// respWriter measures a response for the metrics: time to its head, body bytes, and how the
+// cache answered (label) and where the bytes came from (source).
+type respWriter struct {
+	http.ResponseWriter
+	start         time.Time
+	m             *metrics
+	wroteHead     bool
+	n             int64
+	label, source string
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if !w.wroteHead {
+		w.wroteHead = true
+		w.m.ttfb.Observe(time.Since(w.start).Seconds())
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(p []byte) (int, error) {
+	if !w.wroteHead {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *respWriter) done() {
+	w.m.requests.WithLabelValues(w.label).Inc()
+	if w.n > 0 {
+		w.m.bytes.WithLabelValues(w.source).Add(float64(w.n))
+	}
+}
+
+// setLabel classifies a response for reel_edge_requests_total.
+func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
+	rw, ok := w.(*respWriter)
+	for !ok {
+		u, isWrapper := w.(interface{ Unwrap() http.ResponseWriter })
+		if !isWrapper {
+			return
+		}
+		w = u.Unwrap()
+		rw, ok = w.(*respWriter)
+	}
+	switch {
+	case cs.Hit && cs.Detail != "":
+		rw.label, rw.source = "stale", "cache"
+	case cs.Hit:
+		rw.label, rw.source = "hit", "cache"
+	case cs.Detail == "stale-if-error":
+		rw.label, rw.source = "stale", "cache"
+	case cs.FwdStatus == http.StatusNotModified:
+		rw.label, rw.source = "revalidated", "cache"
+	case cs.Fwd == cachestatus.FwdBypass:
+		rw.label = "bypass"
+	case cs.Fwd == cachestatus.FwdMethod:
+		rw.label = "pass"
+	default:
+		rw.label = "miss"
+	}
 }
 
 // serveObject answers from a stored object: 304 for a matching client conditional (RFC 9110

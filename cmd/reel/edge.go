@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +40,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	cfgFile := fs.String("config", "", "YAML configuration file (origins by host, rules, policy, limits)")
 	origin := fs.String("origin", "", "origin URL for every host (adds or replaces the default origin)")
 	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
+	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; token from REEL_ADMIN_TOKEN)")
 	var memory edge.Size
 	fs.Var(&memory, "memory", "memory tier size, e.g. 512MiB (default 512MiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -76,6 +80,9 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	if *admin != "" {
+		cfg.Admin = *admin
+	}
 	if memory > 0 {
 		cfg.Memory = memory
 	}
@@ -105,8 +112,27 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.Admin != "" {
+		token, generated, err := adminToken(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+			return exitFailure
+		}
+		aln, err := net.Listen("tcp", cfg.Admin)
+		if err != nil {
+			fmt.Fprintf(stderr, "reel edge: admin: %s\n", oneLine(err))
+			return exitFailure
+		}
+		asrv := &http.Server{Handler: e.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}
+		defer asrv.Close()
+		go func() { errc <- asrv.Serve(aln) }()
+		fmt.Fprintf(stdout, "admin API at http://%s (purge, stats, /metrics)\n", aln.Addr())
+		if generated {
+			fmt.Fprintf(stdout, "admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", token)
+		}
+	}
 	select {
 	case err := <-errc:
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
@@ -119,6 +145,29 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel edge: shutdown: %s\n", oneLine(err))
 	}
 	return exitOK
+}
+
+// adminToken returns the admin bearer token: REEL_ADMIN_TOKEN, else the configured file,
+// else a fresh random one (generated is then true).
+func adminToken(cfg edge.Config) (token string, generated bool, err error) {
+	if t := strings.TrimSpace(os.Getenv("REEL_ADMIN_TOKEN")); t != "" {
+		return t, false, nil
+	}
+	if cfg.AdminTokenFile != "" {
+		b, err := os.ReadFile(cfg.AdminTokenFile)
+		if err != nil {
+			return "", false, fmt.Errorf("admin token: %w", err)
+		}
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, false, nil
+		}
+		return "", false, fmt.Errorf("admin token file %s is empty", cfg.AdminTokenFile)
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", false, err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), true, nil
 }
 
 func originsSummary(cfg edge.Config) string {

@@ -15,12 +15,14 @@
 //     [WithScheme]. The request's own absolute-form scheme is never trusted.
 //   - host: ASCII letters lower-cased, one trailing dot removed, an empty or default port
 //     (80 for http, 443 for https, leading zeros ignored) removed (RFC 3986 §6.2.3,
-//     RFC 9110 §4.2.3); bytes that aren't valid in a host are percent-encoded, '%' included.
-//     Nothing is rejected: validating Host is the proxy's job.
+//     RFC 9110 §4.2.3); bytes that aren't valid in a host are percent-encoded, '%' included,
+//     so a host can't contain the '/' that starts the path. Nothing is rejected: validating
+//     Host is the proxy's job.
 //   - path: percent-encodings upper-cased, percent-encoded unreserved characters decoded,
 //     characters not allowed in a path percent-encoded, dot-segments removed (RFC 3986 §6.2.2.1,
 //     §6.2.2.2, §6.2.2.3, §5.2.4); an empty path is "/" (RFC 9110 §4.2.3). Nothing else is
-//     collapsed: "//", a trailing "/", "%2F" and "+" all stay distinct.
+//     collapsed: "//", a trailing "/", "%2F" and "+" all stay distinct. A path that doesn't
+//     start with "/" ("*" for OPTIONS, or one built by code) is written behind "%%".
 //   - query: parameters split on '&' (empty ones ignored), each name and value normalised like
 //     the path, dropped parameters removed, the rest sorted by name, then value. A query with no
 //     parameters left gives no "?". "a" and "a=" stay distinct, so do "+" and "%20".
@@ -30,6 +32,9 @@
 // Parameters are matched against globs ('*' any run, '?' one byte, '\' escapes) after
 // percent-decoding the name; the match is case-sensitive. Parameters left out of the key are
 // still forwarded to the origin: this package only computes keys, the request is not changed.
+// The one normalisation an origin might not share is dot-segment removal: a proxy should
+// forward the path as [NormalizePath] gives it (or refuse dot-segments), so that "/a/../b" can't
+// fetch one resource into the key of another.
 package cachekey
 
 import (
@@ -223,7 +228,7 @@ func (k *Keyer) Key(r *http.Request) string {
 	return k.key(scheme, host, r.URL, r.Header)
 }
 
-// KeyURL returns the key of a request for u with header h (which may be nil), for callers
+// KeyURL returns the key of a request for u (non-nil) with header h (which may be nil), for callers
 // that hold a URL rather than a request: purge by URL, invalidation of Location and
 // Content-Location (RFC 9111 §4.4). The scheme is u.Scheme ("http" when empty) unless
 // WithScheme forces one; u must be absolute for the host to count.
@@ -258,16 +263,14 @@ func (s *scratch) Len() int      { return len(s.params) }
 func (s *scratch) Swap(i, j int) { s.params[i], s.params[j] = s.params[j], s.params[i] }
 func (s *scratch) Less(i, j int) bool {
 	a, b := s.params[i], s.params[j]
-	if c := compareBytes(s.tmp[a.start:a.eq], s.tmp[b.start:b.eq]); c != 0 {
+	if c := bytes.Compare(s.tmp[a.start:a.eq], s.tmp[b.start:b.eq]); c != 0 {
 		return c < 0
 	}
 	if a.hasEq != b.hasEq {
 		return !a.hasEq
 	}
-	return compareBytes(s.tmp[a.eq:a.end], s.tmp[b.eq:b.end]) < 0
+	return bytes.Compare(s.tmp[a.eq:a.end], s.tmp[b.eq:b.end]) < 0
 }
-
-func compareBytes(a, b []byte) int { return bytes.Compare(a, b) }
 
 func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 	s := pool.Get().(*scratch)
@@ -321,9 +324,7 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 			start := len(s.tmp)
 			s.tmp = appendQueryComponent(s.tmp, name)
 			eq := len(s.tmp)
-			if hasEq {
-				s.tmp = appendQueryComponent(s.tmp, value)
-			}
+			s.tmp = appendQueryComponent(s.tmp, value) // "" when there is no '='
 			s.params = append(s.params, param{start: start, eq: eq, end: len(s.tmp), hasEq: hasEq})
 		}
 		if len(s.params) > 0 {
@@ -357,7 +358,7 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 	}
 
 	key := string(out)
-	if cap(out) <= 64<<10 && cap(s.tmp) <= 64<<10 {
+	if cap(out) <= 64<<10 && cap(s.tmp) <= 64<<10 && cap(s.name) <= 64<<10 { // don't pool giants
 		s.out = out
 		pool.Put(s)
 	}
@@ -568,7 +569,8 @@ func appendQueryComponent(dst []byte, s string) []byte {
 	}
 	dst = append(dst, "%%"...)
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c != '%' && queryRaw[c] {
+		if c := s[i]; queryRaw[c] { // queryRaw excludes '%'
+
 			dst = append(dst, c)
 		} else {
 			dst = appendEscaped(dst, c)

@@ -60,7 +60,9 @@ type Memory struct {
 // NewMemory returns a memory tier of capacity bytes. Objects larger than capacity/8 are not
 // kept in memory (one huge object would evict everything else); maxVariants caps the
 // variants kept per URL.
-func NewMemory(capacity int64, maxVariants int) (*Memory, error) {
+// onEvict, when set, is told the cause of every entry that leaves ("size", "expired",
+// "replaced", "invalidated").
+func NewMemory(capacity int64, maxVariants int, onEvict func(cause string)) (*Memory, error) {
 	if capacity <= 0 {
 		return nil, fmt.Errorf("memory capacity must be positive, got %d", capacity)
 	}
@@ -72,12 +74,33 @@ func NewMemory(capacity int64, maxVariants int) (*Memory, error) {
 		Weigher: func(_ string, e *Entry) uint32 {
 			return uint32(min(e.size(), 1<<32-1))
 		},
+		OnDeletion: func(ev otter.DeletionEvent[string, *Entry]) {
+			if onEvict != nil {
+				onEvict(deletionCause(ev.Cause))
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &Memory{c: c, maxVariants: maxVariants, maxObject: max(capacity/8, 1)}, nil
 }
+
+func deletionCause(c otter.DeletionCause) string {
+	switch c {
+	case otter.CauseOverflow:
+		return "size"
+	case otter.CauseExpiration:
+		return "expired"
+	case otter.CauseReplacement:
+		return "replaced"
+	default:
+		return "invalidated"
+	}
+}
+
+// Keys iterates over the primary keys held (for purge by prefix).
+func (m *Memory) Keys() func(yield func(string) bool) { return m.c.Keys() }
 
 // Fits reports whether an object of size bytes may be kept in memory.
 func (m *Memory) Fits(size int64) bool { return size <= m.maxObject }

@@ -3,7 +3,9 @@ package store
 import (
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func obj(body string) *Object {
@@ -13,7 +15,7 @@ func obj(body string) *Object {
 // TestVariants: variants of one URL live side by side (RFC 9111 §4.1), a changed Vary
 // replaces them, the oldest variant goes past the cap, and Invalidate drops them all.
 func TestVariants(t *testing.T) {
-	m, err := NewMemory(1<<20, 2)
+	m, err := NewMemory(1<<20, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,12 @@ func TestVariants(t *testing.T) {
 // TestMemoryBound: the tier holds about its capacity, and refuses objects above an eighth of it.
 func TestMemoryBound(t *testing.T) {
 	const capacity = 64 << 10
-	m, err := NewMemory(capacity, 4)
+	var evicted atomic.Int64
+	m, err := NewMemory(capacity, 4, func(cause string) {
+		if cause == "size" {
+			evicted.Add(1)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,5 +71,11 @@ func TestMemoryBound(t *testing.T) {
 	}
 	if w := m.Weight(); w < capacity/2 {
 		t.Fatalf("holds only %d bytes of %d: eviction too eager", w, capacity)
+	}
+	for i := 0; i < 100 && evicted.Load() == 0; i++ {
+		time.Sleep(10 * time.Millisecond) // deletion events are delivered asynchronously
+	}
+	if evicted.Load() == 0 {
+		t.Fatal("no size eviction was reported")
 	}
 }

@@ -1,0 +1,214 @@
+package edge
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/edge/store"
+)
+
+// The admin API lives on its own listener and needs a bearer token for everything but
+// /healthz: purging is a denial-of-service lever, and metrics reveal traffic.
+//
+//	POST /purge?url=U[&mode=soft]      one URL (every variant)
+//	POST /purge?prefix=U[&mode=soft]   every URL starting with U
+//	POST /purge?tag=T[&mode=soft]      every object tagged T by Surrogate-Key or Cache-Tag
+//	GET  /stats                        counters as JSON
+//	GET  /metrics                      Prometheus
+//	GET  /healthz                      liveness, no token
+//
+// A hard purge forgets the objects. A soft purge marks them stale, so they are revalidated
+// before reuse but still protect clients through stale-if-error while the origin is down.
+
+// surrogateHeaders carry the tags an origin gives a response for group purges. They are for
+// the cache only: stripped before clients see them.
+var surrogateHeaders = []string{"Surrogate-Key", "Cache-Tag"}
+
+// tagIndex maps surrogate keys to the primary keys of objects that carried them. Entries of
+// evicted objects linger harmlessly: purging a missing key is a no-op.
+type tagIndex struct {
+	mu   sync.Mutex
+	keys map[string]map[string]struct{}
+}
+
+func newTagIndex() *tagIndex { return &tagIndex{keys: map[string]map[string]struct{}{}} }
+
+// maxTagsPerObject bounds what one response can add to the index.
+const maxTagsPerObject = 64
+
+func (t *tagIndex) add(primary string, h http.Header) {
+	tags := responseTags(h)
+	if len(tags) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tag := range tags {
+		set := t.keys[tag]
+		if set == nil {
+			set = map[string]struct{}{}
+			t.keys[tag] = set
+		}
+		set[primary] = struct{}{}
+	}
+}
+
+func (t *tagIndex) take(tag string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for k := range t.keys[tag] {
+		out = append(out, k)
+	}
+	delete(t.keys, tag)
+	return out
+}
+
+// responseTags reads Surrogate-Key (space-separated, Fastly) and Cache-Tag (comma-separated,
+// Cloudflare/Akamai).
+func responseTags(h http.Header) []string {
+	var tags []string
+	for _, v := range h.Values("Surrogate-Key") {
+		tags = append(tags, strings.Fields(v)...)
+	}
+	for _, v := range h.Values("Cache-Tag") {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	if len(tags) > maxTagsPerObject {
+		tags = tags[:maxTagsPerObject]
+	}
+	return tags
+}
+
+// AdminHandler serves the admin API, requiring token as a bearer token.
+func (e *Edge) AdminHandler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	authed := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="reel-admin"`)
+				httpError(w, http.StatusUnauthorized, "admin token required")
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	mux.Handle("GET /metrics", authed(promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /stats", authed(http.HandlerFunc(e.serveStats)))
+	mux.Handle("POST /purge", authed(http.HandlerFunc(e.servePurge)))
+	return mux
+}
+
+func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(map[string]int64{
+		"origin_requests": e.stats.OriginRequests.Load(),
+		"hits":            e.stats.Hits.Load(),
+		"misses":          e.stats.Misses.Load(),
+		"collapsed":       e.stats.Collapsed.Load(),
+		"stored":          e.stats.Stored.Load(),
+		"memory_bytes":    int64(e.mem.Weight()),
+		"fills_in_flight": int64(e.fills.Len()),
+	})
+}
+
+func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	soft := q.Get("mode") == "soft"
+	if m := q.Get("mode"); m != "" && m != "soft" && m != "hard" {
+		httpError(w, http.StatusBadRequest, "mode must be soft or hard")
+		return
+	}
+	mode := "hard"
+	if soft {
+		mode = "soft"
+	}
+	var keys []string
+	var kind string
+	switch {
+	case q.Get("url") != "":
+		kind = "url"
+		u, err := url.Parse(q.Get("url"))
+		if err != nil || u.Host == "" {
+			httpError(w, http.StatusBadRequest, "url must be absolute, e.g. http://host/path")
+			return
+		}
+		keys = []string{e.keyer.KeyURL(u, nil)}
+	case q.Get("prefix") != "":
+		kind = "prefix"
+		u, err := url.Parse(q.Get("prefix"))
+		if err != nil || u.Host == "" {
+			httpError(w, http.StatusBadRequest, "prefix must be an absolute URL, e.g. http://host/vod/")
+			return
+		}
+		prefix := e.keyer.KeyURL(&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil)
+		for k := range e.mem.Keys() {
+			if strings.HasPrefix(k, prefix) {
+				keys = append(keys, k)
+			}
+		}
+	case q.Get("tag") != "":
+		kind = "tag"
+		keys = e.tags.take(q.Get("tag"))
+	default:
+		httpError(w, http.StatusBadRequest, "give url, prefix or tag")
+		return
+	}
+	n := 0
+	for _, k := range keys {
+		if e.purge(k, soft) {
+			n++
+		}
+	}
+	e.m.purges.WithLabelValues(kind, mode).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(map[string]any{"purged": n, "mode": mode})
+}
+
+// purge drops (hard) or marks stale (soft) every variant stored under primary.
+func (e *Edge) purge(primary string, soft bool) bool {
+	if !soft {
+		return e.mem.Invalidate(primary)
+	}
+	entry, ok := e.mem.Lookup(primary)
+	if !ok {
+		return false
+	}
+	now := e.now()
+	for vk, obj := range entry.Variants {
+		e.mem.Put(primary, entry.Vary, vk, staled(obj, now, e.pol))
+	}
+	return true
+}
+
+// staled returns a copy of obj that is just past its freshness lifetime at now: its exchange
+// times are moved back so that RFC 9111 §4.2.3's current age exceeds the lifetime by a second.
+func staled(obj *store.Object, now time.Time, opt policy.Options) *store.Object {
+	age := policy.CurrentAge(obj.Header, obj.RequestTime, obj.ResponseTime, now)
+	life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, opt)
+	shift := life - age + time.Second
+	if shift <= 0 {
+		return obj // already stale
+	}
+	c := *obj
+	c.RequestTime = obj.RequestTime.Add(-shift)
+	c.ResponseTime = obj.ResponseTime.Add(-shift)
+	return &c
+}

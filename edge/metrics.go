@@ -1,0 +1,69 @@
+package edge
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the edge's Prometheus series, on a registry of its own (served by the admin
+// listener) so that several edges in one process — tests — don't collide.
+type metrics struct {
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec // by cache status: hit, miss, stale, revalidated, bypass, pass, error
+	bytes          *prometheus.CounterVec // body bytes sent to clients, by source: cache, origin
+	originRequests prometheus.Counter     // requests sent to origins
+	originSeconds  prometheus.Histogram   // time to the origin's response head
+	collapsed      prometheus.Counter     // requests that joined another request's fill
+	evictions      *prometheus.CounterVec // by tier and cause
+	ttfb           prometheus.Histogram   // time from request to first body byte written
+	purges         *prometheus.CounterVec // by kind (url, prefix, tag) and mode (hard, soft)
+	originBytes    prometheus.Counter     // body bytes received from origins
+}
+
+func newMetrics(memBytes func() float64) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reel_edge_requests_total", Help: "Client requests by how the cache answered them.",
+		}, []string{"cache"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reel_edge_response_bytes_total", Help: "Body bytes sent to clients, by where they came from (byte-hit ratio = cache / total).",
+		}, []string{"source"}),
+		originRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reel_edge_origin_requests_total", Help: "Requests sent to origins.",
+		}),
+		originSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "reel_edge_origin_response_seconds", Help: "Time from sending a request to an origin to receiving its response head.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		collapsed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reel_edge_collapsed_requests_total", Help: "Requests served by joining another request's origin fetch.",
+		}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reel_edge_evictions_total", Help: "Objects removed from a tier, by cause.",
+		}, []string{"tier", "cause"}),
+		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "reel_edge_time_to_first_byte_seconds", Help: "Time from a request's arrival to its response head being written.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}),
+		purges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reel_edge_purges_total", Help: "Purge requests by kind.",
+		}, []string{"kind", "mode"}),
+		originBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reel_edge_origin_bytes_total", Help: "Body bytes received from origins.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
+		m.evictions, m.ttfb, m.purges, m.originBytes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reel_edge_memory_bytes", Help: "Bytes held by the memory tier.",
+		}, memBytes),
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeOrigin(start time.Time) {
+	m.originRequests.Inc()
+	m.originSeconds.Observe(time.Since(start).Seconds())
+}
