@@ -33,6 +33,9 @@ bench: ## Go benchmarks plus the side-by-side comparison with ffmpeg (needs ffmp
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/
 	$(GO) test -run='^$$' -fuzz='^FuzzCheckPath$$' -fuzztime=$(FUZZTIME) ./packager/
+	$(GO) test -run='^$$' -fuzz='^FuzzLifetime$$' -fuzztime=$(FUZZTIME) ./edge/policy/
+	$(GO) test -run='^$$' -fuzz='^FuzzKey$$' -fuzztime=$(FUZZTIME) ./edge/cachekey/
+	$(GO) test -run='^$$' -fuzz='^FuzzStatus$$' -fuzztime=$(FUZZTIME) ./edge/cachestatus/
 
 samples: ## regenerate samples/ with ffmpeg (committed; rarely needed)
 	bash samples/make-samples.sh

@@ -394,3 +394,24 @@ func TestOriginFaults(t *testing.T) {
 		t.Fatalf("slow origin: %d %q", r.status, r.header.Get("Cache-Control"))
 	}
 }
+
+// TestDotSegmentsNormalised: the origin is asked for the path the key names, so "/a/../b"
+// can't fetch /a/../b raw and store it as /b (RFC 3986 §5.2.4).
+func TestDotSegmentsNormalised(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "path="+r.URL.EscapedPath())
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Written raw: Go's client would clean the path itself.
+	io.WriteString(conn, "GET /private/../public/x HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(conn)
+	if !strings.Contains(string(raw), "path=/public/x") {
+		t.Fatalf("origin saw another path: %s", raw)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
@@ -29,18 +30,18 @@ var unkeyedOverrides = []string{
 // may drop parameters, the origin still sees them), hop-by-hop fields removed (RFC 9110
 // §7.6.1), Via and X-Forwarded-For added, Host kept or rewritten per config.
 func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request, cacheable bool) (*http.Request, error) {
-	u := *up.url
-	u.Path = strings.TrimSuffix(up.url.Path, "/") + r.URL.Path
-	u.RawPath = ""
-	if r.URL.RawPath != "" {
-		u.RawPath = strings.TrimSuffix(up.url.EscapedPath(), "/") + r.URL.RawPath
+	// The path goes upstream as the key saw it, dot segments removed (RFC 3986 §5.2.4), so
+	// that "/a/../b" cannot fetch one resource and store it under another's key.
+	target := up.url.Scheme + "://" + up.url.Host + strings.TrimSuffix(up.url.EscapedPath(), "/") +
+		cachekey.NormalizePath(r.URL.EscapedPath())
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
 	}
-	u.RawQuery = r.URL.RawQuery
 	var body io.Reader
 	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		body = r.Body
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
+	out, err := http.NewRequestWithContext(ctx, r.Method, target, body)
 	if err != nil {
 		return nil, err
 	}

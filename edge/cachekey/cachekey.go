@@ -228,8 +228,8 @@ func (k *Keyer) Key(r *http.Request) string {
 	return k.key(scheme, host, r.URL, r.Header)
 }
 
-// KeyURL returns the key of a request for u (non-nil) with header h (which may be nil), for callers
-// that hold a URL rather than a request: purge by URL, invalidation of Location and
+// KeyURL returns the key of a request for u (non-nil) with header h (which may be nil), for
+// callers that hold a URL rather than a request: purge by URL, invalidation of Location and
 // Content-Location (RFC 9111 §4.4). The scheme is u.Scheme ("http" when empty) unless
 // WithScheme forces one; u must be absolute for the host to count.
 func (k *Keyer) KeyURL(u *url.URL, h http.Header) string {

@@ -1,0 +1,381 @@
+package store
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Disk is the disk tier. Bodies are plain files (objects/ab/abcdef…), written under tmp/ while
+// they fill and renamed into place only when complete; their metadata lives in a badger index
+// (index/) and in memory. Bodies never go into badger: its value log does not reclaim space
+// under cache churn, and a full disk there kills the process (DESIGN.md).
+//
+// Crash safety: a body is renamed into objects/ before its index record is written, so after
+// a crash a body may lack a record (deleted at open) but a record never points at a partial
+// body; records whose file is missing or of the wrong size are dropped at open, and tmp/ is
+// emptied. An interrupted fill is therefore never served as complete.
+type Disk struct {
+	dir      string
+	db       *badger.DB
+	capacity int64
+	minFree  int64 // stop admitting below this much free space on the file system
+	log      *slog.Logger
+	onEvict  func(cause string)
+
+	mu      sync.Mutex
+	entries map[string]*diskEntry // by primary key
+	byID    map[string]*list.Element
+	lru     *list.List // of *DiskObject, front = most recently used
+	size    int64
+}
+
+type diskEntry struct {
+	vary     []string
+	variants map[string]*DiskObject
+}
+
+// DiskObject is a stored response whose body is a file.
+type DiskObject struct {
+	ID           string      `json:"-"`
+	Primary      string      `json:"primary"`
+	Vary         []string    `json:"vary,omitempty"`
+	VaryKey      string      `json:"vk"`
+	Status       int         `json:"status"`
+	Header       http.Header `json:"header"`
+	RequestTime  time.Time   `json:"req"`
+	ResponseTime time.Time   `json:"resp"`
+	Size         int64       `json:"size"`
+	path         string
+}
+
+// Path is the body file.
+func (o *DiskObject) Path() string { return o.path }
+
+// OpenDisk opens (or creates) the disk tier in dir, holding at most capacity bytes of bodies.
+func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause string)) (*Disk, error) {
+	if capacity <= 0 {
+		return nil, fmt.Errorf("disk capacity must be positive, got %d", capacity)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, sub := range []string{"objects", "tmp", "index"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// Fills interrupted by a crash or kill -9: never complete, never served.
+	if err := os.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, err
+	}
+	opts := badger.DefaultOptions(filepath.Join(dir, "index")).
+		WithLogger(nil).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueThreshold(1 << 20). // metadata stays in the LSM tree, out of the value log
+		WithValueLogFileSize(16 << 20).
+		WithNumVersionsToKeep(1).
+		WithSyncWrites(false)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening the cache index: %w", err)
+	}
+	d := &Disk{
+		dir: dir, db: db, capacity: capacity, log: log, onEvict: onEvict,
+		minFree: 1 << 30,
+		entries: map[string]*diskEntry{}, byID: map[string]*list.Element{}, lru: list.New(),
+	}
+	if err := d.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// load rebuilds the in-memory index from badger, dropping records whose body is missing or
+// has the wrong size, and deleting bodies that no record names.
+func (d *Disk) load() error {
+	known := map[string]bool{}
+	var stale [][]byte
+	err := d.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			id := string(item.Key())
+			var o DiskObject
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &o) }); err != nil {
+				stale = append(stale, item.KeyCopy(nil))
+				continue
+			}
+			o.ID, o.path = id, d.bodyPath(id)
+			if st, err := os.Stat(o.path); err != nil || st.Size() != o.Size {
+				stale = append(stale, item.KeyCopy(nil))
+				continue
+			}
+			known[id] = true
+			d.index(&o)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the cache index: %w", err)
+	}
+	if len(stale) > 0 {
+		wb := d.db.NewWriteBatch()
+		for _, k := range stale {
+			wb.Delete(k)
+		}
+		if err := wb.Flush(); err != nil {
+			return err
+		}
+	}
+	// Bodies without a record: renamed into place just before a crash.
+	return filepath.WalkDir(filepath.Join(d.dir, "objects"), func(p string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		if !known[de.Name()] {
+			os.Remove(p)
+		}
+		return nil
+	})
+}
+
+func objectID(primary, vk string) string {
+	h := sha256.Sum256([]byte(primary + "\x00" + vk))
+	return hex.EncodeToString(h[:])
+}
+
+func (d *Disk) bodyPath(id string) string {
+	return filepath.Join(d.dir, "objects", id[:2], id)
+}
+
+// index adds o to the in-memory structures; d.mu must be held or d unshared.
+func (d *Disk) index(o *DiskObject) {
+	e := d.entries[o.Primary]
+	if e == nil || !slices.Equal(e.vary, o.Vary) {
+		if e != nil {
+			for _, old := range e.variants {
+				d.unindex(old)
+			}
+		}
+		e = &diskEntry{vary: o.Vary, variants: map[string]*DiskObject{}}
+		d.entries[o.Primary] = e
+	}
+	if old := e.variants[o.VaryKey]; old != nil {
+		d.unindex(old)
+	}
+	e.variants[o.VaryKey] = o
+	d.byID[o.ID] = d.lru.PushFront(o)
+	d.size += o.Size
+}
+
+func (d *Disk) unindex(o *DiskObject) {
+	if el, ok := d.byID[o.ID]; ok {
+		d.lru.Remove(el)
+		delete(d.byID, o.ID)
+		d.size -= o.Size
+	}
+	if e := d.entries[o.Primary]; e != nil && e.variants[o.VaryKey] == o {
+		delete(e.variants, o.VaryKey)
+		if len(e.variants) == 0 {
+			delete(d.entries, o.Primary)
+		}
+	}
+}
+
+// TempFile returns a new file under tmp/ for a body being filled.
+func (d *Disk) TempFile() (*os.File, error) {
+	return os.CreateTemp(filepath.Join(d.dir, "tmp"), "fill-*")
+}
+
+// Admit reports whether an object of size bytes may be stored now: it must fit the capacity
+// and leave the file system its reserve of free space (a full disk must never take the
+// edge down).
+func (d *Disk) Admit(size int64) bool {
+	if size > d.capacity {
+		return false
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &st); err != nil {
+		return false
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	return free-size > min(d.minFree, free/2)
+}
+
+// SetMinFree changes the free-space reserve (tests, small volumes).
+func (d *Disk) SetMinFree(n int64) { d.minFree = n }
+
+// Commit publishes a completely written body file (from TempFile, closed by the caller) as
+// object o: rename into place, then index record. It evicts least recently used objects to
+// stay within capacity.
+func (d *Disk) Commit(tmpPath string, o *DiskObject) error {
+	o.ID = objectID(o.Primary, o.VaryKey)
+	o.path = d.bodyPath(o.ID)
+	if st, err := os.Stat(tmpPath); err != nil || st.Size() != o.Size {
+		os.Remove(tmpPath)
+		return fmt.Errorf("body file does not hold %d bytes", o.Size)
+	}
+	if err := os.MkdirAll(filepath.Dir(o.path), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpPath, o.path); err != nil {
+		os.Remove(tmpPath)
+		return err
+	}
+	meta, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	if err := d.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(o.ID), meta) }); err != nil {
+		os.Remove(o.path)
+		return fmt.Errorf("writing the cache index: %w", err)
+	}
+	d.mu.Lock()
+	d.index(o)
+	victims := d.overflow()
+	d.mu.Unlock()
+	d.drop(victims, "size")
+	return nil
+}
+
+// overflow unindexes least recently used objects until the tier fits; d.mu held.
+func (d *Disk) overflow() []*DiskObject {
+	var out []*DiskObject
+	for d.size > d.capacity && d.lru.Len() > 1 {
+		o := d.lru.Back().Value.(*DiskObject)
+		d.unindex(o)
+		out = append(out, o)
+	}
+	return out
+}
+
+// drop deletes unindexed objects' records and files. A body still being read stays readable:
+// an open file outlives its name.
+func (d *Disk) drop(objs []*DiskObject, cause string) {
+	if len(objs) == 0 {
+		return
+	}
+	wb := d.db.NewWriteBatch()
+	for _, o := range objs {
+		wb.Delete([]byte(o.ID))
+		os.Remove(o.path)
+		if d.onEvict != nil {
+			d.onEvict(cause)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		d.log.Warn("cache index: deleting records", "err", err)
+	}
+}
+
+// Lookup returns the Vary lines and variants stored for primary.
+func (d *Disk) Lookup(primary string) (vary []string, variant func(vk string) *DiskObject, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.entries[primary]
+	if e == nil {
+		return nil, nil, false
+	}
+	return e.vary, func(vk string) *DiskObject {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		o := e.variants[vk]
+		if o != nil {
+			if el, ok := d.byID[o.ID]; ok {
+				d.lru.MoveToFront(el)
+			}
+		}
+		return o
+	}, true
+}
+
+// Update replaces an object's metadata (after a 304 merged new headers), keeping its body.
+func (d *Disk) Update(o *DiskObject, header http.Header, reqTime, respTime time.Time) error {
+	c := *o
+	c.Header, c.RequestTime, c.ResponseTime = header, reqTime, respTime
+	meta, err := json.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	if err := d.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(c.ID), meta) }); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if el, ok := d.byID[o.ID]; ok {
+		d.lru.Remove(el)
+		delete(d.byID, o.ID)
+		d.size -= o.Size
+		d.index(&c)
+	}
+	return nil
+}
+
+// Invalidate drops every variant of primary.
+func (d *Disk) Invalidate(primary string) bool {
+	d.mu.Lock()
+	e := d.entries[primary]
+	var victims []*DiskObject
+	if e != nil {
+		for _, o := range e.variants {
+			victims = append(victims, o)
+		}
+		for _, o := range victims {
+			d.unindex(o)
+		}
+	}
+	d.mu.Unlock()
+	d.drop(victims, "invalidated")
+	return e != nil
+}
+
+// Keys returns the primary keys held.
+func (d *Disk) Keys() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.entries))
+	for k := range d.entries {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Size is the bytes of bodies held.
+func (d *Disk) Size() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.size
+}
+
+// Close flushes and closes the index.
+func (d *Disk) Close() error {
+	if d.db == nil {
+		return nil
+	}
+	return d.db.Close()
+}
+
+// ErrNotAdmitted reports an object the disk tier had no room for.
+var ErrNotAdmitted = errors.New("not admitted to the disk tier")
