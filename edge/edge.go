@@ -32,6 +32,7 @@ type Edge struct {
 	keyer   *cachekey.Keyer
 	pol     policy.Options
 	mem     *store.Memory
+	disk    *store.Disk // nil without a cache folder
 	fills   *fill.Table
 	origins map[string]*upstream // by lower-case host; "*" is the default
 	rules   []Rule               // longest PathPrefix first
@@ -107,6 +108,15 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		via:     "1.1 " + cacheName,
 		now:     time.Now,
 	}
+	if cfg.CacheDir != "" {
+		d, err := store.OpenDisk(cfg.CacheDir, int64(cfg.Disk), log, func(cause string) {
+			e.m.evictions.WithLabelValues("disk", cause).Inc()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cache folder %s: %w", cfg.CacheDir, err)
+		}
+		e.disk = d
+	}
 	for _, o := range cfg.Origins {
 		u, _ := url.Parse(o.URL) // validated
 		e.origins[o.Host] = &upstream{url: u, hostHeader: o.HostHeader, client: newOriginClient(cfg.Limits)}
@@ -119,6 +129,14 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 	}
 	return e, nil
+}
+
+// Close releases the disk tier's index. In-flight requests should be drained first.
+func (e *Edge) Close() error {
+	if e.disk != nil {
+		return e.disk.Close()
+	}
+	return nil
 }
 
 // Stats returns the edge's counters.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -87,7 +88,7 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 // runFill fetches one response for a coalesced group and publishes it: shareable responses
 // are copied into a Body every waiter reads and stored when complete; others are handed to
 // the leader alone. cond is the stored object being revalidated, if any.
-func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, cond *store.Object) {
+func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, cond *cached) {
 	out, err := e.originRequest(ctx, up, r, true)
 	if err != nil {
 		f.Fail(err)
@@ -115,13 +116,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		case resp.StatusCode == http.StatusNotModified:
 			resp.Body.Close()
 			if merged, ok := policy.MergeNotModified(cond.Header, resp.Header); ok {
-				obj := &store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.Body}
-				e.mem.Put(res.key, res.vary, res.vk, obj)
-				e.stats.Stored.Add(1)
-				body := fill.NewMemoryBodySize(int64(len(cond.Body)))
-				body.Write(cond.Body)
-				body.Finish(nil)
-				f.SetHead(fill.Head{Status: obj.Status, Header: merged, Shareable: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
+				e.revalidated(f, res, cond, merged, reqTime, respTime)
 				return
 			}
 			// The 304 is about another representation: fetch it whole.
@@ -139,33 +134,114 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	vary := resp.Header.Values("Vary")
 	vk, varyOK := policy.VaryKey(vary, r.Header)
 	size := resp.ContentLength
-	shareable := storable && varyOK && size >= 0 && size <= int64(e.cfg.MaxObjectSize) && e.mem.Fits(size)
-	if storable && !shareable {
+	storable = storable && varyOK
+	inMemory := storable && size >= 0 && e.mem.Fits(size)
+	onDisk := storable && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
+	if storable && !inMemory && !onDisk {
 		reason = "size"
 	}
-	if !shareable {
+	if !inMemory && !onDisk {
 		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason}, nil)
 		return
 	}
 	header := policy.HeaderToStore(resp.Header, e.pol)
-	body := fill.NewMemoryBodySize(size)
+	var body *fill.Body
+	var tmp *os.File
+	if inMemory {
+		body = fill.NewMemoryBodySize(size)
+	} else {
+		if tmp, err = e.disk.TempFile(); err != nil {
+			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: "disk"}, nil)
+			return
+		}
+		body = fill.NewFileBody(tmp)
+	}
 	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Vary: vary, VaryKey: vk}, body)
-	n, err := io.Copy(body, resp.Body)
+	limit := int64(e.cfg.MaxObjectSize)
+	n, err := io.Copy(body, io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	e.m.originBytes.Add(float64(n))
-	if err == nil && n != size {
+	switch {
+	case err != nil:
+	case size >= 0 && n != size:
 		err = fmt.Errorf("origin sent %d of %d bytes", n, size)
+	case n > limit:
+		err = fmt.Errorf("body exceeds the %d-byte object limit", limit)
 	}
 	if err != nil {
 		body.Finish(err) // an interrupted fill is never stored nor passed off as complete
+		if tmp != nil {
+			os.Remove(tmp.Name())
+		}
 		e.log.Warn("origin body interrupted", "key", res.key, "err", err)
 		return
 	}
-	body.Finish(nil)
-	data, _ := body.Bytes()
-	e.mem.Put(res.key, vary, vk, &store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+	obj := &store.DiskObject{Primary: res.key, Vary: vary, VaryKey: vk, Status: resp.StatusCode, Header: header,
+		RequestTime: reqTime, ResponseTime: respTime, Size: n}
+	if inMemory {
+		body.Finish(nil)
+		data, _ := body.Bytes()
+		e.mem.Put(res.key, vary, vk, &store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+		e.persist(obj, data)
+	} else {
+		// Commit before Finish: by the time anyone sees the body complete, it is stored.
+		if err := e.disk.Commit(tmp.Name(), obj); err != nil {
+			e.log.Warn("disk tier: storing a body", "key", res.key, "err", err)
+		}
+		body.Finish(nil)
+	}
 	e.tags.add(res.key, header)
 	e.stats.Stored.Add(1)
+}
+
+// persist writes a memory-tier object through to the disk tier, so that it survives a restart.
+func (e *Edge) persist(obj *store.DiskObject, data []byte) {
+	if e.disk == nil || !e.disk.Admit(int64(len(data))) {
+		return
+	}
+	f, err := e.disk.TempFile()
+	if err != nil {
+		return
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(f.Name())
+		return
+	}
+	if err := e.disk.Commit(f.Name(), obj); err != nil {
+		e.log.Warn("disk tier: storing a body", "key", obj.Primary, "err", err)
+	}
+}
+
+// revalidated publishes a stored object refreshed by a 304 (RFC 9111 §4.3.4): new headers
+// and exchange times in both tiers, the same body.
+func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged http.Header, reqTime, respTime time.Time) {
+	if cond.mem != nil {
+		e.mem.Put(res.key, res.vary, res.vk, &store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.mem})
+	}
+	if e.disk != nil {
+		if _, variant, ok := e.disk.Lookup(res.key); ok {
+			if o := variant(res.vk); o != nil {
+				e.disk.Update(o, merged, reqTime, respTime)
+			}
+		}
+	}
+	e.stats.Stored.Add(1)
+	var body *fill.Body
+	if cond.mem != nil {
+		body = fill.NewMemoryBodySize(cond.Size)
+		body.Write(cond.mem)
+		body.Finish(nil)
+	} else {
+		file, err := os.Open(cond.disk.Path())
+		if err != nil {
+			f.Fail(err)
+			return
+		}
+		body = fill.NewCompleteFileBody(file, cond.Size)
+	}
+	f.SetHead(fill.Head{Status: cond.Status, Header: merged, Shareable: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
 }
 
 // reasonRevalidated marks a fill head rebuilt from a 304.
@@ -181,9 +257,11 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 		e.runFill(ctx, f, up, req, res, obj)
 	})
 	if !leader {
+		f.Done()
 		return
 	}
 	go func() {
+		defer f.Done()
 		// Drain a response that was not shareable; nobody is waiting for it.
 		if h, _, err := f.Head(context.Background(), true, 0); err == nil && h.Direct != nil {
 			io.Copy(io.Discard, h.Direct)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -43,27 +44,58 @@ type lookupResult struct {
 	key  string
 	vary []string      // the Vary lines stored for the URL (nil when nothing is stored)
 	vk   string        // the request's secondary key under vary
-	obj  *store.Object // nil on a miss
+	obj  *cached       // nil on a miss
 	fwd  string        // uri-miss or vary-miss when obj is nil
 }
 
 func (e *Edge) lookup(r *http.Request) lookupResult {
 	res := lookupResult{key: e.keyer.Key(r), fwd: cachestatus.FwdURIMiss}
-	entry, ok := e.mem.Lookup(res.key)
+	if entry, ok := e.mem.Lookup(res.key); ok {
+		res.vary = entry.Vary
+		if vk, ok := policy.VaryKey(entry.Vary, r.Header); ok {
+			res.vk = vk
+			if o := entry.Variants[vk]; o != nil {
+				res.obj = fromMemory(o)
+				return res
+			}
+		}
+		res.fwd = cachestatus.FwdVaryMiss
+	}
+	if e.disk == nil {
+		return res
+	}
+	vary, variant, ok := e.disk.Lookup(res.key)
 	if !ok {
 		return res
 	}
-	res.vary = entry.Vary
-	vk, ok := policy.VaryKey(entry.Vary, r.Header)
+	res.vary = vary
+	vk, ok := policy.VaryKey(vary, r.Header)
 	if !ok {
 		res.fwd = cachestatus.FwdVaryMiss
 		return res
 	}
 	res.vk = vk
-	if res.obj = entry.Variants[vk]; res.obj == nil {
+	o := variant(vk)
+	if o == nil {
 		res.fwd = cachestatus.FwdVaryMiss
+		return res
 	}
+	res.obj = fromDisk(o)
+	e.promote(res, o)
 	return res
+}
+
+// promote copies a small disk object into the memory tier, where the next hits are cheaper.
+func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
+	if !e.mem.Fits(o.Size) {
+		return
+	}
+	data, err := os.ReadFile(o.Path())
+	if err != nil || int64(len(data)) != o.Size {
+		return
+	}
+	e.mem.Put(res.key, res.vary, res.vk, &store.Object{Status: o.Status, Header: o.Header,
+		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: data})
 }
 
 // serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
@@ -83,8 +115,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 		e.fillAndServe(w, r, up, res, res.fwd, nil)
 		return
 	}
-	stored := policy.Stored{Status: res.obj.Status, Header: res.obj.Header, RequestTime: res.obj.RequestTime, ResponseTime: res.obj.ResponseTime}
-	switch v := policy.Reuse(r, stored, now, e.pol); v {
+	switch v := policy.Reuse(r, res.obj.stored(), now, e.pol); v {
 	case policy.Fresh, policy.StaleAllowed:
 		e.stats.Hits.Add(1)
 		e.serveObject(w, r, res.obj, cachestatus.Status{Hit: true})
@@ -118,7 +149,7 @@ func onlyIfCached(r *http.Request) bool {
 // fillKey is what concurrent requests coalesce on: the URL key plus, when the URL's Vary is
 // known, the request's secondary key; revalidations of a stored object coalesce separately
 // from plain misses so that their conditional answers are never mixed up.
-func fillKey(res lookupResult, cond *store.Object) string {
+func fillKey(res lookupResult, cond *cached) string {
 	k := res.key + "\x00" + res.vk
 	if cond != nil {
 		k += "\x00revalidate"
@@ -128,7 +159,7 @@ func fillKey(res lookupResult, cond *store.Object) string {
 
 // fillAndServe joins (or starts) the fill for the request and serves it as it arrives. cond
 // is the stored object being revalidated, if any.
-func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *store.Object) {
+func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
 	outReq := r
 	if r.Method == http.MethodHead {
 		// A HEAD miss fetches the GET it stands for, so the next GET (and HEAD) is a hit.
@@ -138,8 +169,10 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 	f, leader := e.fills.Join(r.Context(), fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
 		e.runFill(ctx, f, up, outReq, res, cond)
 	})
+	defer f.Done()
 	if !leader {
 		e.stats.Collapsed.Add(1)
+		e.m.collapsed.Inc()
 	}
 	head, body, err := f.Head(r.Context(), leader, e.cfg.Limits.CoalesceWait)
 	if err == nil && !leader {
@@ -154,7 +187,7 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		e.forward(w, r, up, cachestatus.Status{Fwd: fwd, Detail: "uncollapsed"})
 		return
 	case errors.As(err, &stale) || (err != nil && cond != nil):
-		if cond != nil && policy.CanServeStaleOnError(policy.Stored{Status: cond.Status, Header: cond.Header, RequestTime: cond.RequestTime, ResponseTime: cond.ResponseTime}, e.now(), e.pol) {
+		if cond != nil && policy.CanServeStaleOnError(cond.stored(), e.now(), e.pol) {
 			e.serveObject(w, r, cond, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: stale.status(), Detail: "stale-if-error"})
 			return
 		}

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
-	"github.com/reelvideo/reel/edge/store"
 )
 
 // clientHeader is the copy of an origin or stored header sent to a client: hop-by-hop fields
@@ -75,6 +73,22 @@ func (w *respWriter) Write(p []byte) (int, error) {
 
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// ReadFrom keeps the server's sendfile path for file bodies.
+func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHead {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		n, err := io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
+		w.n += n
+		return n, err
+	}
+	n, err := rf.ReadFrom(src)
+	w.n += n
+	return n, err
+}
+
 func (w *respWriter) done() {
 	w.m.requests.WithLabelValues(w.label).Inc()
 	if w.n > 0 {
@@ -113,24 +127,30 @@ func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
 
 // serveObject answers from a stored object: 304 for a matching client conditional (RFC 9110
 // §13.1), ranges and If-Range through http.ServeContent for complete 200s, else the whole body.
-func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *store.Object, cs cachestatus.Status) {
+func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, cs cachestatus.Status) {
 	now := e.now()
-	stored := policy.Stored{Status: obj.Status, Header: obj.Header, RequestTime: obj.RequestTime, ResponseTime: obj.ResponseTime}
 	age := policy.CurrentAge(obj.Header, obj.RequestTime, obj.ResponseTime, now)
 	life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, e.pol)
 	ttl := int((life - age) / time.Second)
 	cs.TTL = &ttl
 	h := clientHeader(obj.Header)
-	if policy.NotModified(r, stored) {
+	if policy.NotModified(r, obj.stored()) {
 		for _, k := range []string{"Content-Length", "Content-Type", "Content-Encoding", "Content-Range"} {
 			h.Del(k) // RFC 9110 §15.4.5: a 304 describes, it does not carry, the content
 		}
 		e.writeHead(w, r, http.StatusNotModified, h, age, cs)
 		return
 	}
-	if obj.Status == http.StatusOK && (r.Header.Get("Range") != "" || r.Method == http.MethodHead) {
-		// ServeContent implements Range, If-Range and multipart/byteranges (RFC 9110 §14);
-		// the conditionals it would also evaluate were settled above.
+	body, err := obj.open()
+	if err != nil {
+		// The disk tier lost the file under us (evicted mid-request): treat as a miss next time.
+		httpError(w, http.StatusServiceUnavailable, "stored object unavailable, retry")
+		return
+	}
+	defer body.Close()
+	if obj.Status == http.StatusOK {
+		// ServeContent implements Range, If-Range and multipart/byteranges (RFC 9110 §14)
+		// and HEAD; the conditionals it would also evaluate were settled above.
 		dst := w.Header()
 		for k, v := range h {
 			dst[k] = v
@@ -139,13 +159,14 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *store.Ob
 		dst.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 		cs.Cache = cacheName
 		cachestatus.Append(dst, cs)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(obj.Body))
+		setLabel(w, cs)
+		http.ServeContent(w, r, "", time.Time{}, body)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(obj.Body)))
+	h.Set("Content-Length", strconv.FormatInt(obj.Size, 10))
 	e.writeHead(w, r, obj.Status, h, age, cs)
 	if r.Method != http.MethodHead {
-		w.Write(obj.Body)
+		io.Copy(w, body)
 	}
 }
 

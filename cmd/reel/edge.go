@@ -32,6 +32,7 @@ Flags override the config file, which adds virtual hosts, per-path rules and pol
 Examples:
   reel edge --origin http://127.0.0.1:8080
   reel edge --origin http://127.0.0.1:8080 --listen 127.0.0.1:8081 --memory 1GiB
+  reel edge --origin http://127.0.0.1:8080 --cache-dir /var/cache/reel --disk 50GiB
   reel edge --config samples/edge.yaml
 `
 
@@ -41,8 +42,10 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	origin := fs.String("origin", "", "origin URL for every host (adds or replaces the default origin)")
 	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
 	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; token from REEL_ADMIN_TOKEN)")
-	var memory edge.Size
+	var memory, disk edge.Size
 	fs.Var(&memory, "memory", "memory tier size, e.g. 512MiB (default 512MiB)")
+	cacheDir := fs.String("cache-dir", "", "folder for the disk tier (bodies as files, index in badger); none: memory only")
+	fs.Var(&disk, "disk", "disk tier size, e.g. 10GiB (default 10GiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = usageFunc(fs, edgeUsage)
 	rest, code, ok := parseFlags(fs, args, stdout, stderr)
@@ -86,6 +89,12 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	if memory > 0 {
 		cfg.Memory = memory
 	}
+	if *cacheDir != "" {
+		cfg.CacheDir = *cacheDir
+	}
+	if disk > 0 {
+		cfg.Disk = disk
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
 		return exitUsage
@@ -96,6 +105,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
 		return exitFailure
 	}
+	defer e.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))

@@ -139,8 +139,17 @@ func (b *Body) Wait(ctx context.Context) error {
 	}
 }
 
-// Release frees the backing store (closes the file). Only once no reader needs it.
+// Release frees the backing store (closes the file). Only once no reader needs it: Fill
+// does this when every request that joined it is done.
 func (b *Body) Release() error { return b.store.release() }
+
+// NewCompleteFileBody returns a finished body of size bytes read from f, for serving a stored
+// file to a coalesced group (after a revalidation, say). Release closes f.
+func NewCompleteFileBody(f *os.File, size int64) *Body {
+	b := newBody(&fileBacking{f: f})
+	b.size, b.done = size, true
+	return b
+}
 
 // NewReader returns a reader from offset off that follows the body as it grows. Its reads
 // end with io.EOF only when the body is complete, or with ErrAborted or ctx's error.

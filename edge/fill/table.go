@@ -45,6 +45,47 @@ type Fill struct {
 	err     error
 	body    *Body
 	waiters atomic.Int64
+
+	// refs counts the requests holding the fill (leader and followers, from Join to Done);
+	// the body's backing store (an open file) is released once they are all done and the
+	// fill has ended.
+	mu       sync.Mutex
+	refs     int
+	ended    bool
+	released bool
+}
+
+// Done tells the fill that one request that joined it no longer needs its body.
+func (f *Fill) Done() {
+	f.mu.Lock()
+	f.refs--
+	release := f.refs <= 0 && f.ended && !f.released
+	f.released = f.released || release
+	f.mu.Unlock()
+	if release {
+		f.releaseBody()
+	}
+}
+
+func (f *Fill) end() {
+	f.mu.Lock()
+	f.ended = true
+	release := f.refs <= 0 && !f.released
+	f.released = f.released || release
+	f.mu.Unlock()
+	if release {
+		f.releaseBody()
+	}
+}
+
+func (f *Fill) releaseBody() {
+	select {
+	case <-f.ready:
+		if f.body != nil {
+			f.body.Release()
+		}
+	default:
+	}
 }
 
 // Key is the cache key the fill is for.
@@ -120,7 +161,8 @@ type Table struct {
 // NewTable returns an empty table.
 func NewTable() *Table { return &Table{fills: map[string]*Fill{}} }
 
-// Join returns the fill in progress for key or starts one. A new fill runs run in its own
+// Join returns the fill in progress for key or starts one; the caller must call f.Done when
+// it no longer reads the fill. A new fill runs run in its own
 // goroutine on a context that no client can cancel (one client's disconnect must not kill
 // everyone's fill); run must call SetHead or Fail, then write and Finish the body. The key
 // leaves the table when run returns, so run should store the object before returning: a
@@ -128,15 +170,19 @@ func NewTable() *Table { return &Table{fills: map[string]*Fill{}} }
 func (t *Table) Join(ctx context.Context, key string, run func(ctx context.Context, f *Fill)) (f *Fill, leader bool) {
 	t.mu.Lock()
 	if f, ok := t.fills[key]; ok && !f.failed() {
+		f.mu.Lock()
+		f.refs++
+		f.mu.Unlock()
 		t.mu.Unlock()
 		f.waiters.Add(1)
 		return f, false
 	}
-	f = &Fill{key: key, ready: make(chan struct{})}
+	f = &Fill{key: key, ready: make(chan struct{}), refs: 1}
 	t.fills[key] = f
 	t.mu.Unlock()
 
 	go func() {
+		defer f.end()
 		defer t.remove(key, f)
 		defer func() {
 			// A run that panicked or forgot its duties must not leave waiters hanging, and a

@@ -1,0 +1,5 @@
+//go:build race
+
+package rangecache
+
+const raceEnabled = true
