@@ -17,7 +17,7 @@ type cached struct {
 	Header                    http.Header
 	RequestTime, ResponseTime time.Time
 	Size                      int64
-	mem                       []byte             // memory tier body, or nil
+	mem                       []byte            // memory tier body, or nil
 	disk                      *store.DiskObject // disk tier body, or nil
 }
 

@@ -42,10 +42,10 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // lookupResult is what the store holds for a request.
 type lookupResult struct {
 	key  string
-	vary []string      // the Vary lines stored for the URL (nil when nothing is stored)
-	vk   string        // the request's secondary key under vary
-	obj  *cached       // nil on a miss
-	fwd  string        // uri-miss or vary-miss when obj is nil
+	vary []string // the Vary lines stored for the URL (nil when nothing is stored)
+	vk   string   // the request's secondary key under vary
+	obj  *cached  // nil on a miss
+	fwd  string   // uri-miss or vary-miss when obj is nil
 }
 
 func (e *Edge) lookup(r *http.Request) lookupResult {
