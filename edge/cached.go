@@ -38,6 +38,7 @@ func (c *cached) stored() policy.Stored {
 // readSeekCloser is a body to serve.
 type readSeekCloser interface {
 	io.ReadSeeker
+	io.ReaderAt
 	io.Closer
 }
 

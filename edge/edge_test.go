@@ -73,6 +73,10 @@ func do(t *testing.T, method, url string, hdr ...string) result {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
@@ -413,5 +417,54 @@ func TestDotSegmentsNormalised(t *testing.T) {
 	raw, _ := io.ReadAll(conn)
 	if !strings.Contains(string(raw), "path=/public/x") {
 		t.Fatalf("origin saw another path: %s", raw)
+	}
+}
+
+// TestRangeMiss: a range request on a cold object fills the whole representation once and
+// answers the range from the fill (RFC 9110 §14.2); the next range is a hit.
+func TestRangeMiss(t *testing.T) {
+	body := strings.Repeat("0123456789", 1000)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			t.Errorf("origin got a Range header: the fill should fetch the whole object")
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		io.WriteString(w, body)
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	tests := []struct {
+		rng    string
+		status int
+		want   string
+		cr     string
+	}{
+		{"bytes=10-19", 206, body[10:20], "bytes 10-19/10000"},     // RFC 9110 §14.1.2
+		{"bytes=-5", 206, body[9995:], "bytes 9995-9999/10000"},    // suffix
+		{"bytes=9990-", 206, body[9990:], "bytes 9990-9999/10000"}, // open-ended
+		{"bytes=20000-", 416, "", "bytes */10000"},                 // §15.5.17
+		{"bytes=0-0,5-5", 200, body, ""},                           // several ranges: whole, §14.2
+		{"items=0-5", 200, body, ""},                               // unknown unit ignored, §14.2
+	}
+	for i, tc := range tests {
+		r := get(t, srv.URL+fmt.Sprintf("/r%d", i), "Range", tc.rng)
+		if r.status != tc.status || (tc.status != 416 && r.body != tc.want) || r.header.Get("Content-Range") != tc.cr {
+			t.Errorf("cold %s: %d %q Content-Range %q", tc.rng, r.status, r.body[:min(20, len(r.body))], r.header.Get("Content-Range"))
+		}
+		// Warm: the same answer from the stored object, except that several ranges are
+		// now answered as multipart/byteranges (§14.6).
+		w := get(t, srv.URL+fmt.Sprintf("/r%d", i), "Range", tc.rng)
+		if tc.rng == "bytes=0-0,5-5" {
+			if w.status != 206 || !strings.HasPrefix(w.header.Get("Content-Type"), "multipart/byteranges") || fmt.Sprint(len(w.body)) != w.header.Get("Content-Length") {
+				t.Errorf("warm multi-range: %d %q", w.status, w.header.Get("Content-Type"))
+			}
+			continue
+		}
+		if w.status != tc.status || (tc.status != 416 && w.body != tc.want) || !strings.Contains(w.cacheStatus(), "hit") {
+			t.Errorf("warm %s: %d %q", tc.rng, w.status, w.cacheStatus())
+		}
+	}
+	if n := o.hits.Load(); n != int64(len(tests)) {
+		t.Errorf("origin saw %d requests for %d objects", n, len(tests))
 	}
 }

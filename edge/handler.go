@@ -30,12 +30,10 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		e.forwardUnsafe(w, r, up)
 	case rule != nil && rule.Bypass:
 		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdBypass})
-	case r.Header.Get("Range") != "":
-		// Ranges on objects not yet stored are the range layer's (rangecache, next issue);
-		// until then they go to the origin, while stored objects answer them (respond.go).
-		e.serveCacheable(w, r, up, true)
 	default:
-		e.serveCacheable(w, r, up, false)
+		// Range requests are served from stored objects and from fills of the whole
+		// representation (respond.go); slicing large objects is rangecache's next step.
+		e.serveCacheable(w, r, up)
 	}
 }
 
@@ -99,17 +97,13 @@ func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
 }
 
 // serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
-func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream, rangeReq bool) {
+func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream) {
 	res := e.lookup(r)
 	now := e.now()
 	if res.obj == nil {
 		e.stats.Misses.Add(1)
 		if onlyIfCached(r) {
 			httpError(w, http.StatusGatewayTimeout, "not in cache (only-if-cached)")
-			return
-		}
-		if rangeReq {
-			e.forward(w, r, up, cachestatus.Status{Fwd: res.fwd, Detail: "range"})
 			return
 		}
 		e.fillAndServe(w, r, up, res, res.fwd, nil)
@@ -161,10 +155,13 @@ func fillKey(res lookupResult, cond *cached) string {
 // is the stored object being revalidated, if any.
 func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
 	outReq := r
-	if r.Method == http.MethodHead {
-		// A HEAD miss fetches the GET it stands for, so the next GET (and HEAD) is a hit.
+	if r.Method == http.MethodHead || r.Header.Get("Range") != "" {
+		// A HEAD miss fetches the GET it stands for, and a range miss the whole
+		// representation, so that the next request is a hit.
 		outReq = r.Clone(r.Context())
 		outReq.Method = http.MethodGet
+		outReq.Header.Del("Range")
+		outReq.Header.Del("If-Range")
 	}
 	f, leader := e.fills.Join(r.Context(), fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
 		e.runFill(ctx, f, up, outReq, res, cond)

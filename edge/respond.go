@@ -9,6 +9,7 @@ import (
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/rangecache"
 )
 
 // clientHeader is the copy of an origin or stored header sent to a client: hop-by-hop fields
@@ -148,29 +149,69 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, 
 		return
 	}
 	defer body.Close()
-	if obj.Status == http.StatusOK {
-		// ServeContent implements Range, If-Range and multipart/byteranges (RFC 9110 §14)
-		// and HEAD; the conditionals it would also evaluate were settled above.
-		dst := w.Header()
-		for k, v := range h {
-			dst[k] = v
+	h.Set("Content-Length", strconv.FormatInt(obj.Size, 10))
+	status := obj.Status
+	var ranges []rangecache.Range
+	if status == http.StatusOK {
+		h.Set("Accept-Ranges", "bytes")
+		switch kind, rs := e.ranges(r, obj.Header, obj.Size); kind {
+		case rangecache.Unsatisfiable:
+			h = http.Header{"Content-Range": {rangecache.UnsatisfiedContentRange(obj.Size)}}
+			e.writeHead(w, r, http.StatusRequestedRangeNotSatisfiable, h, age, cs)
+			return
+		case rangecache.Satisfiable:
+			status, ranges = http.StatusPartialContent, rs
 		}
-		dst.Add("Via", e.via)
-		dst.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
-		cs.Cache = cacheName
-		cachestatus.Append(dst, cs)
-		setLabel(w, cs)
-		http.ServeContent(w, r, "", time.Time{}, body)
+	}
+	switch {
+	case len(ranges) == 1:
+		h.Set("Content-Range", ranges[0].ContentRange(obj.Size))
+		h.Set("Content-Length", strconv.FormatInt(ranges[0].Length, 10))
+	case len(ranges) > 1:
+		boundary := rangecache.RandomBoundary()
+		n, err := rangecache.MultipartLength(boundary, h.Get("Content-Type"), obj.Size, ranges)
+		if err != nil {
+			status, ranges = obj.Status, nil // serve the whole representation instead
+			break
+		}
+		defer func() {
+			if r.Method != http.MethodHead {
+				rangecache.WriteMultipart(w, boundary, obj.Header.Get("Content-Type"), obj.Size, ranges, body)
+			}
+		}()
+		h.Set("Content-Type", rangecache.MultipartContentType(boundary))
+		h.Set("Content-Length", strconv.FormatInt(n, 10))
+	}
+	e.writeHead(w, r, status, h, age, cs)
+	if r.Method == http.MethodHead || len(ranges) > 1 {
 		return
 	}
-	h.Set("Content-Length", strconv.FormatInt(obj.Size, 10))
-	e.writeHead(w, r, obj.Status, h, age, cs)
-	if r.Method != http.MethodHead {
-		io.Copy(w, body)
+	if len(ranges) == 1 {
+		io.Copy(w, io.NewSectionReader(body, ranges[0].Start, ranges[0].Length))
+		return
 	}
+	// Straight to ReadFrom: with an *os.File body the server can use sendfile.
+	if rf, ok := w.(io.ReaderFrom); ok {
+		rf.ReadFrom(body)
+		return
+	}
+	io.Copy(w, body)
 }
 
-// serveFill streams a fill to the client as its bytes arrive.
+// ranges evaluates a request's Range and If-Range against a representation of size bytes
+// with header h (RFC 9110 §14.2, §13.1.5).
+func (e *Edge) ranges(r *http.Request, h http.Header, size int64) (rangecache.Kind, []rangecache.Range) {
+	rng := r.Header.Get("Range")
+	if rng == "" || !rangecache.IfRange(r.Header.Get("If-Range"), h.Get("ETag"), h.Get("Last-Modified"), h.Get("Date")) {
+		return rangecache.Ignore, nil
+	}
+	res, _ := rangecache.Parse(rng, size, rangecache.Options{})
+	return res.Kind, res.Ranges
+}
+
+// serveFill streams a fill to the client as its bytes arrive. A single Range is answered
+// with a 206 from the fill itself (its bytes are served as soon as they arrive); other range
+// requests get the whole representation, as RFC 9110 §14.2 allows.
 func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head, body *fill.Body, cs cachestatus.Status) {
 	stored := policy.Stored{Status: head.Status, Header: head.Header, RequestTime: e.now(), ResponseTime: e.now()}
 	h := clientHeader(head.Header)
@@ -179,11 +220,28 @@ func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head,
 		e.writeHead(w, r, http.StatusNotModified, h, 0, cs)
 		return
 	}
-	e.writeHead(w, r, head.Status, h, 0, cs)
+	status, start, length := head.Status, int64(0), int64(-1)
+	if size, err := strconv.ParseInt(head.Header.Get("Content-Length"), 10, 64); err == nil && head.Status == http.StatusOK {
+		switch kind, rs := e.ranges(r, head.Header, size); {
+		case kind == rangecache.Unsatisfiable:
+			h = http.Header{"Content-Range": {rangecache.UnsatisfiedContentRange(size)}}
+			e.writeHead(w, r, http.StatusRequestedRangeNotSatisfiable, h, 0, cs)
+			return
+		case kind == rangecache.Satisfiable && len(rs) == 1:
+			status, start, length = http.StatusPartialContent, rs[0].Start, rs[0].Length
+			h.Set("Content-Range", rs[0].ContentRange(size))
+			h.Set("Content-Length", strconv.FormatInt(rs[0].Length, 10))
+		}
+	}
+	e.writeHead(w, r, status, h, 0, cs)
 	if r.Method == http.MethodHead {
 		return
 	}
-	if err := copyFlushing(w, body.NewReader(r.Context(), 0)); err != nil && r.Context().Err() == nil {
+	var src io.Reader = body.NewReader(r.Context(), start)
+	if length >= 0 {
+		src = io.LimitReader(src, length)
+	}
+	if err := copyFlushing(w, src); err != nil && r.Context().Err() == nil {
 		// The fill broke off: end the response abruptly so the client sees a truncated body
 		// (a short Content-Length or a broken chunked stream), never a clean end.
 		panic(http.ErrAbortHandler)

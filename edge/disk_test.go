@@ -1,0 +1,78 @@
+package edge
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestDiskTier: an object too large for the memory tier is filled to a file, served from it
+// (with ranges), and — like every stored object — found again by an edge restarted on the same
+// folder.
+func TestDiskTier(t *testing.T) {
+	big := make([]byte, 3<<20)
+	rand.Read(big)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"big1"`)
+		if r.URL.Path == "/small" {
+			w.Write([]byte("small"))
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		w.Write(big)
+	})
+	dir := t.TempDir()
+	withDisk := func(c *Config) {
+		c.Memory = 8 << 20 // objects over 1 MiB skip memory
+		c.CacheDir = dir
+		c.Disk = 64 << 20
+	}
+	e, srv := newEdge(t, o.URL, withDisk)
+	e.disk.SetMinFree(0)
+	if r := get(t, srv.URL+"/big", "Host", "cdn.test"); r.body != string(big) || !strings.Contains(r.cacheStatus(), "stored") {
+		t.Fatalf("first: %d bytes, %q", len(r.body), r.cacheStatus())
+	}
+	get(t, srv.URL+"/small", "Host", "cdn.test")
+	if _, ok := e.mem.Lookup(e.keyer.KeyURL(mustURL(t, "http://cdn.test/big"), nil)); ok {
+		t.Fatal("a 3 MiB object went into an 8 MiB memory tier")
+	}
+	r := get(t, srv.URL+"/big", "Range", "bytes=1000-1999", "Host", "cdn.test")
+	if r.status != http.StatusPartialContent || r.body != string(big[1000:2000]) || !strings.Contains(r.cacheStatus(), "hit") {
+		t.Fatalf("range from disk: %d %q", r.status, r.cacheStatus())
+	}
+	if o.hits.Load() != 2 {
+		t.Fatalf("origin saw %d requests, want 2", o.hits.Load())
+	}
+	srv.Close()
+	e.Close()
+
+	// Restart on the same folder: both objects are hits, the origin is not asked again.
+	e2, srv2 := newEdge(t, o.URL, withDisk)
+	defer e2.Close()
+	for _, p := range []string{"/big", "/small"} {
+		r := get(t, srv2.URL+p, "Host", "cdn.test")
+		if !strings.Contains(r.cacheStatus(), "hit") {
+			t.Fatalf("%s after restart: %q", p, r.cacheStatus())
+		}
+	}
+	if r := get(t, srv2.URL+"/big", "Host", "cdn.test"); !bytes.Equal([]byte(r.body), big) {
+		t.Fatal("body changed across restart")
+	}
+	if o.hits.Load() != 2 {
+		t.Fatalf("origin saw %d requests after restart, want still 2", o.hits.Load())
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
