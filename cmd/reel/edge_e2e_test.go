@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildReel compiles the binary once per test run.
+func buildReel(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "reel")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startEdge runs `reel edge` and waits until it serves.
+func startEdge(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, append([]string{"edge", "--listen", addr, "--admin", freeAddr(t)}, args...)...)
+	cmd.Env = append(os.Environ(), "REEL_ADMIN_TOKEN=test")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, "serving") {
+		t.Fatalf("edge did not start: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, stdout)
+	return cmd, "http://" + addr
+}
+
+// TestEdgeKilledMidFill: fill some objects, kill -9 the edge in the middle of another fill,
+// restart it on the same cache folder → the complete objects are hits, the partial one is a
+// miss and is fetched again whole.
+func TestEdgeKilledMidFill(t *testing.T) {
+	bin := buildReel(t)
+	big := make([]byte, 4<<20)
+	rand.Read(big)
+	var slowHits atomic.Int64
+	firstHalfSent := make(chan struct{}, 1)
+	release := make(chan struct{})
+	defer close(release)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		if r.URL.Path != "/slow" {
+			fmt.Fprintf(w, "object %s", r.URL.Path)
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		if slowHits.Add(1) == 1 {
+			w.Write(big[:len(big)/2])
+			w.(http.Flusher).Flush()
+			firstHalfSent <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.Write(big)
+	}))
+	defer origin.Close()
+
+	dir := t.TempDir()
+	args := []string{"--origin", origin.URL, "--cache-dir", dir, "--memory", "8MiB"}
+	edge1, url1 := startEdge(t, bin, args...)
+	get := func(base, path string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Host = "cdn.test" // keys include the host: keep it across restarts
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	for _, p := range []string{"/a", "/b"} {
+		if resp, _ := get(url1, p); !strings.Contains(resp.Header.Get("Cache-Status"), "stored") {
+			t.Fatalf("%s not stored: %q", p, resp.Header.Get("Cache-Status"))
+		}
+	}
+	go func() {
+		req, _ := http.NewRequest("GET", url1+"/slow", nil)
+		req.Host = "cdn.test"
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-firstHalfSent:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow fill never started")
+	}
+	time.Sleep(100 * time.Millisecond) // let the edge write what it received
+	if err := edge1.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	edge1.Wait()
+
+	_, url2 := startEdge(t, bin, args...)
+	for _, p := range []string{"/a", "/b"} {
+		resp, body := get(url2, p)
+		if !strings.Contains(resp.Header.Get("Cache-Status"), "hit") || string(body) != "object "+p {
+			t.Errorf("%s after kill -9: %q %q", p, resp.Header.Get("Cache-Status"), body)
+		}
+	}
+	resp, body := get(url2, "/slow")
+	if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || !bytes.Equal(body, big) {
+		t.Fatalf("partial fill after kill -9: Cache-Status %q, %d of %d bytes", resp.Header.Get("Cache-Status"), len(body), len(big))
+	}
+	if slowHits.Load() != 2 {
+		t.Fatalf("origin saw %d requests for the partial object, want 2", slowHits.Load())
+	}
+	if resp, _ := get(url2, "/slow"); !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("refetched object not stored: %q", resp.Header.Get("Cache-Status"))
+	}
+}
