@@ -468,3 +468,97 @@ func TestRangeMiss(t *testing.T) {
 		t.Errorf("origin saw %d requests for %d objects", n, len(tests))
 	}
 }
+
+// TestRules: per-path rules override the TTL, bypass the cache, and shape the key.
+func TestRules(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "v="+r.URL.RawQuery) // no Cache-Control at all
+	})
+	_, srv := newEdge(t, o.URL, func(c *Config) {
+		c.Rules = []Rule{
+			{PathPrefix: "/static/", TTL: time.Hour, IgnoreQuery: true},
+			{PathPrefix: "/static/live/", Bypass: true},
+		}
+	})
+	get(t, srv.URL+"/static/a?x=1")
+	r := get(t, srv.URL+"/static/a?x=2") // query ignored by the rule's key
+	if !strings.Contains(r.cacheStatus(), "hit") || r.body != "v=x=1" {
+		t.Fatalf("TTL rule: %q %q", r.cacheStatus(), r.body)
+	}
+	get(t, srv.URL+"/static/live/b")
+	if r := get(t, srv.URL+"/static/live/b"); !strings.Contains(r.cacheStatus(), "fwd=bypass") {
+		t.Fatalf("bypass rule (longest prefix wins): %q", r.cacheStatus())
+	}
+	get(t, srv.URL+"/other")
+	if r := get(t, srv.URL+"/other"); strings.Contains(r.cacheStatus(), "hit") {
+		t.Fatalf("no rule, no freshness, yet a hit: %q", r.cacheStatus())
+	}
+}
+
+// TestStaleWhileRevalidate: a stale response inside its window is served at once and
+// refreshed in the background, once (RFC 5861 §3).
+func TestStaleWhileRevalidate(t *testing.T) {
+	var version atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		v := version.Add(1)
+		if v > 1 {
+			time.Sleep(500 * time.Millisecond) // a slow refresh: stale hits keep arriving meanwhile
+		}
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=600")
+		fmt.Fprintf(w, "v%d", v)
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	get(t, srv.URL+"/swr")
+	// Real time, not a shifted clock: the origin's Date must agree with the edge's.
+	time.Sleep(2100 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := get(t, srv.URL+"/swr"); r.body != "v1" || !strings.Contains(r.cacheStatus(), "stale-while-revalidate") {
+				t.Errorf("stale response not served at once: %q %q", r.body, r.cacheStatus())
+			}
+		}()
+	}
+	wg.Wait()
+	waitUntil(t, func() bool { return o.hits.Load() == 2 })
+	waitUntil(t, func() bool { return get(t, srv.URL+"/swr").body == "v2" })
+	if n := o.hits.Load(); n != 2 {
+		t.Fatalf("origin saw %d requests, want 2 (one background refresh for 20 stale hits)", n)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500 && !cond(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !cond() {
+		t.Fatal("condition not reached in 5s")
+	}
+}
+
+// TestErrorCaching: 5xx is never stored without explicit freshness; 404 only with explicit
+// freshness or a configured TTL (RFC 9111 §3, §4.2.2).
+func TestErrorCaching(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/503":
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	_, srv := newEdge(t, o.URL, func(c *Config) { c.Cache.ErrorTTL = map[int]time.Duration{404: time.Minute} })
+	for range 2 {
+		get(t, srv.URL+"/503")
+	}
+	if o.hits.Load() != 2 {
+		t.Fatalf("a 503 was stored (origin %d)", o.hits.Load())
+	}
+	get(t, srv.URL+"/missing")
+	if r := get(t, srv.URL+"/missing"); r.status != 404 || !strings.Contains(r.cacheStatus(), "hit") {
+		t.Fatalf("404 with a configured TTL: %d %q", r.status, r.cacheStatus())
+	}
+}

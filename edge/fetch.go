@@ -130,7 +130,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		}
 	}
 
-	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, e.pol)
+	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, res.pol)
 	vary := resp.Header.Values("Vary")
 	vk, varyOK := policy.VaryKey(vary, r.Header)
 	size := resp.ContentLength
@@ -144,7 +144,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason}, nil)
 		return
 	}
-	header := policy.HeaderToStore(resp.Header, e.pol)
+	header := policy.HeaderToStore(resp.Header, res.pol)
 	var body *fill.Body
 	var tmp *os.File
 	if inMemory {

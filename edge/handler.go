@@ -33,17 +33,18 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	default:
 		// Range requests are served from stored objects and from fills of the whole
 		// representation (respond.go); slicing large objects is rangecache's next step.
-		e.serveCacheable(w, r, up)
+		e.serveCacheable(w, r, up, e.policyFor(rule))
 	}
 }
 
 // lookupResult is what the store holds for a request.
 type lookupResult struct {
 	key  string
-	vary []string // the Vary lines stored for the URL (nil when nothing is stored)
-	vk   string   // the request's secondary key under vary
-	obj  *cached  // nil on a miss
-	fwd  string   // uri-miss or vary-miss when obj is nil
+	vary []string       // the Vary lines stored for the URL (nil when nothing is stored)
+	vk   string         // the request's secondary key under vary
+	obj  *cached        // nil on a miss
+	fwd  string         // uri-miss or vary-miss when obj is nil
+	pol  policy.Options // the cache policy for this request's path (rule TTL applied)
 }
 
 func (e *Edge) lookup(r *http.Request) lookupResult {
@@ -97,8 +98,9 @@ func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
 }
 
 // serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
-func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream) {
+func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream, pol policy.Options) {
 	res := e.lookup(r)
+	res.pol = pol
 	now := e.now()
 	if res.obj == nil {
 		e.stats.Misses.Add(1)
@@ -109,13 +111,13 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 		e.fillAndServe(w, r, up, res, res.fwd, nil)
 		return
 	}
-	switch v := policy.Reuse(r, res.obj.stored(), now, e.pol); v {
+	switch v := policy.Reuse(r, res.obj.stored(), now, res.pol); v {
 	case policy.Fresh, policy.StaleAllowed:
 		e.stats.Hits.Add(1)
-		e.serveObject(w, r, res.obj, cachestatus.Status{Hit: true})
+		e.serveObject(w, r, res.obj, res.pol, cachestatus.Status{Hit: true})
 	case policy.StaleWhileRevalidate:
 		e.stats.Hits.Add(1)
-		e.serveObject(w, r, res.obj, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
+		e.serveObject(w, r, res.obj, res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
 		e.refreshInBackground(r, up, res)
 	case policy.GatewayTimeout:
 		httpError(w, http.StatusGatewayTimeout, "stored response is stale (only-if-cached)")
@@ -138,6 +140,15 @@ func onlyIfCached(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// policyFor is the cache policy for requests matching rule.
+func (e *Edge) policyFor(rule *Rule) policy.Options {
+	p := e.pol
+	if rule != nil && rule.TTL > 0 {
+		p.TTL = rule.TTL
+	}
+	return p
 }
 
 // fillKey is what concurrent requests coalesce on: the URL key plus, when the URL's Vary is
@@ -184,8 +195,8 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		e.forward(w, r, up, cachestatus.Status{Fwd: fwd, Detail: "uncollapsed"})
 		return
 	case errors.As(err, &stale) || (err != nil && cond != nil):
-		if cond != nil && policy.CanServeStaleOnError(cond.stored(), e.now(), e.pol) {
-			e.serveObject(w, r, cond, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: stale.status(), Detail: "stale-if-error"})
+		if cond != nil && policy.CanServeStaleOnError(cond.stored(), e.now(), res.pol) {
+			e.serveObject(w, r, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: stale.status(), Detail: "stale-if-error"})
 			return
 		}
 		if stale != nil {

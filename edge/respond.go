@@ -128,10 +128,10 @@ func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
 
 // serveObject answers from a stored object: 304 for a matching client conditional (RFC 9110
 // §13.1), ranges and If-Range through http.ServeContent for complete 200s, else the whole body.
-func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, cs cachestatus.Status) {
+func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, pol policy.Options, cs cachestatus.Status) {
 	now := e.now()
 	age := policy.CurrentAge(obj.Header, obj.RequestTime, obj.ResponseTime, now)
-	life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, e.pol)
+	life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, pol)
 	ttl := int((life - age) / time.Second)
 	cs.TTL = &ttl
 	h := clientHeader(obj.Header)

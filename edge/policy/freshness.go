@@ -37,6 +37,11 @@ type Options struct {
 	// instead of refusing to store them.
 	StripSetCookie bool
 
+	// TTL, when positive, replaces the freshness lifetime of every non-error response (an
+	// operator's per-path override, e.g. for an origin that sends no useful Cache-Control).
+	// It does not make private, no-store or Set-Cookie responses storable.
+	TTL time.Duration
+
 	// IgnoreRequestCacheControl makes Reuse treat requests as if they carried no
 	// Cache-Control or Pragma (what nginx proxy_cache and Varnish do by default), so a
 	// client's reload cannot push load onto the origin. Request no-store is still honoured by
@@ -84,6 +89,9 @@ func Lifetime(status int, h http.Header, responseTime time.Time, opt Options) (t
 }
 
 func lifetime(status int, d respDirectives, h http.Header, responseTime time.Time, opt Options) (time.Duration, string) {
+	if opt.TTL > 0 && status < 400 {
+		return opt.TTL, "override"
+	}
 	life, src, explicit := explicitLifetime(d, h, responseTime)
 	if !explicit {
 		switch ttl := opt.ErrorTTL[status]; {

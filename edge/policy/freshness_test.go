@@ -3,6 +3,7 @@ package policy
 import (
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -232,5 +233,24 @@ func TestParseSFDictionary(t *testing.T) {
 	d, _ := parseSFDictionary("max-age=10, max-age=20, no-store=?0")
 	if d["max-age"].num != 20 || d["no-store"].kind != sfBoolean || d["no-store"].b {
 		t.Errorf("duplicate keys: last must win, got %+v", d)
+	}
+}
+
+// TestTTLOverride: an operator's TTL replaces the origin's lifetime for non-errors only.
+func TestTTLOverride(t *testing.T) {
+	now := time.Now()
+	h := http.Header{"Cache-Control": {"max-age=5"}, "Date": {now.UTC().Format(http.TimeFormat)}}
+	if d, src := Lifetime(200, h, now, Options{TTL: time.Hour}); d != time.Hour || src != "override" {
+		t.Errorf("200: %v %s", d, src)
+	}
+	if d, _ := Lifetime(503, http.Header{}, now, Options{TTL: time.Hour}); d != 0 {
+		t.Errorf("503 got an override lifetime %v", d)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	if ok, _ := Storable(req, 200, http.Header{"Cache-Control": {"private"}}, Options{TTL: time.Hour}); ok {
+		t.Error("TTL made a private response storable")
+	}
+	if ok, why := Storable(req, 200, http.Header{}, Options{TTL: time.Hour}); !ok {
+		t.Errorf("TTL did not make a response without freshness storable: %s", why)
 	}
 }

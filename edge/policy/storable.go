@@ -79,6 +79,9 @@ func Storable(req *http.Request, status int, h http.Header, opt Options) (ok boo
 	}
 
 	life, _, explicit := explicitLifetime(d, h, time.Time{})
+	if opt.TTL > 0 && status < 400 {
+		life, explicit = opt.TTL, true // the operator's override counts as explicit freshness
+	}
 	switch {
 	case temporaryError(status):
 		if life <= 0 {
