@@ -455,12 +455,16 @@ func TestRangeMiss(t *testing.T) {
 		// now answered as multipart/byteranges (§14.6).
 		w := get(t, srv.URL+fmt.Sprintf("/r%d", i), "Range", tc.rng)
 		if tc.rng == "bytes=0-0,5-5" {
+			if strings.Contains(w.cacheStatus(), "collapsed") {
+				continue // joined the first fill: the whole body again, as above
+			}
 			if w.status != 206 || !strings.HasPrefix(w.header.Get("Content-Type"), "multipart/byteranges") || fmt.Sprint(len(w.body)) != w.header.Get("Content-Length") {
 				t.Errorf("warm multi-range: %d %q", w.status, w.header.Get("Content-Type"))
 			}
 			continue
 		}
-		if w.status != tc.status || (tc.status != 416 && w.body != tc.want) || !strings.Contains(w.cacheStatus(), "hit") {
+		// (A hit, or joining the first fill if it is still finishing: no origin request either way.)
+		if cs := w.cacheStatus(); w.status != tc.status || (tc.status != 416 && w.body != tc.want) || !(strings.Contains(cs, "hit") || strings.Contains(cs, "collapsed")) {
 			t.Errorf("warm %s: %d %q", tc.rng, w.status, w.cacheStatus())
 		}
 	}
