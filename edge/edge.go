@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,9 +40,10 @@ type Edge struct {
 	via     string
 	now     func() time.Time
 
-	stats Stats
-	m     *metrics
-	tags  *tagIndex
+	stats    Stats
+	inflight sync.WaitGroup // fills running, so that Close lets them store what they fetched
+	m        *metrics
+	tags     *tagIndex
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -131,8 +133,16 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 	return e, nil
 }
 
-// Close releases the disk tier's index. In-flight requests should be drained first.
+// Close waits (up to 30s) for running fills to finish storing, then closes the disk tier's
+// index. Stop the servers first so that no new fill starts.
 func (e *Edge) Close() error {
+	done := make(chan struct{})
+	go func() { e.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		e.log.Warn("closing with fills still running; their objects are not stored")
+	}
 	if e.disk != nil {
 		return e.disk.Close()
 	}

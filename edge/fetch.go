@@ -254,6 +254,8 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 	req.Method = http.MethodGet
 	obj := res.obj
 	f, leader := e.fills.Join(req.Context(), fillKey(res, obj), func(ctx context.Context, f *fill.Fill) {
+		e.inflight.Add(1)
+		defer e.inflight.Done()
 		e.runFill(ctx, f, up, req, res, obj)
 	})
 	if !leader {

@@ -175,6 +175,8 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		outReq.Header.Del("If-Range")
 	}
 	f, leader := e.fills.Join(r.Context(), fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
+		e.inflight.Add(1)
+		defer e.inflight.Done()
 		e.runFill(ctx, f, up, outReq, res, cond)
 	})
 	defer f.Done()
