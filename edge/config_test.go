@@ -121,3 +121,17 @@ func TestValidate(t *testing.T) {
 		t.Errorf("base config invalid: %v", c.Validate())
 	}
 }
+
+// TestSampleConfig: the example shipped in samples/ loads and validates.
+func TestSampleConfig(t *testing.T) {
+	cfg, err := LoadConfig("../samples/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Origins) != 2 || len(cfg.Rules) != 3 || cfg.Cache.StaleIfError != 5*time.Minute {
+		t.Fatalf("sample config read wrong: %+v", cfg)
+	}
+}
