@@ -390,6 +390,27 @@ func TestOriginFaults(t *testing.T) {
 		t.Fatalf("origin down: %d", r.status)
 	}
 
+	// An origin answering garbage instead of HTTP: 502, nothing stored.
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gl.Close()
+	go func() {
+		for {
+			c, err := gl.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "SSH-2.0-not-http\r\n\r\nbinary\x00junk")
+			c.Close()
+		}
+	}()
+	_, srvG := newEdge(t, "http://"+gl.Addr().String(), nil)
+	if r := get(t, srvG.URL+"/x"); r.status != http.StatusBadGateway || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("garbage origin: %d %q", r.status, r.header.Get("Cache-Control"))
+	}
+
 	block := make(chan struct{})
 	defer close(block)
 	slow := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-block })
