@@ -32,6 +32,9 @@ type Config struct {
 	// passed through.
 	MaxObjectSize Size `yaml:"max_object_size"`
 
+	// AccessLog logs one line per request (method, path, status, cache, bytes, duration).
+	AccessLog bool `yaml:"access_log"`
+
 	Origins []Origin `yaml:"origins"`
 	Rules   []Rule   `yaml:"rules"`
 	Cache   Policy   `yaml:"cache"`

@@ -82,7 +82,12 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		return nil, fmt.Errorf("cache keys: %w", err)
 	}
 	e := &Edge{}
-	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) })
+	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) }, func() float64 {
+		if e.disk == nil {
+			return 0
+		}
+		return float64(e.disk.Size())
+	})
 	mem, err := store.NewMemory(int64(cfg.Memory), cfg.Cache.MaxVariants, func(cause string) {
 		e.m.evictions.WithLabelValues("memory", cause).Inc()
 	})

@@ -19,7 +19,13 @@ import (
 // ServeHTTP runs a request through the phases described on Edge.
 func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w := &respWriter{ResponseWriter: rw, start: time.Now(), m: e.m, label: "error", source: "origin"}
-	defer w.done()
+	defer func() {
+		w.done()
+		if e.cfg.AccessLog {
+			e.log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", w.status,
+				"cache", w.label, "bytes", w.n, "duration", time.Since(w.start), "remote", r.RemoteAddr)
+		}
+	}()
 	up, rule := e.route(r)
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")

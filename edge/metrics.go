@@ -21,7 +21,7 @@ type metrics struct {
 	originBytes    prometheus.Counter     // body bytes received from origins
 }
 
-func newMetrics(memBytes func() float64) *metrics {
+func newMetrics(memBytes, diskBytes func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -57,8 +57,11 @@ func newMetrics(memBytes func() float64) *metrics {
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "reel_edge_memory_bytes", Help: "Bytes held by the memory tier.",
+			Name: "reel_edge_store_bytes", Help: "Bytes held by a storage tier.", ConstLabels: prometheus.Labels{"tier": "memory"},
 		}, memBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "reel_edge_store_bytes", Help: "Bytes held by a storage tier.", ConstLabels: prometheus.Labels{"tier": "disk"},
+		}, diskBytes),
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

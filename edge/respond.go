@@ -51,13 +51,14 @@ type respWriter struct {
 	start         time.Time
 	m             *metrics
 	wroteHead     bool
+	status        int
 	n             int64
 	label, source string
 }
 
 func (w *respWriter) WriteHeader(code int) {
 	if !w.wroteHead {
-		w.wroteHead = true
+		w.wroteHead, w.status = true, code
 		w.m.ttfb.Observe(time.Since(w.start).Seconds())
 	}
 	w.ResponseWriter.WriteHeader(code)

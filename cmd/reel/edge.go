@@ -47,6 +47,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	cacheDir := fs.String("cache-dir", "", "folder for the disk tier (bodies as files, index in badger); none: memory only")
 	fs.Var(&disk, "disk", "disk tier size, e.g. 10GiB (default 10GiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	accessLog := fs.Bool("access-log", false, "log one line per request")
 	fs.Usage = usageFunc(fs, edgeUsage)
 	rest, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -91,6 +92,9 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	}
 	if *cacheDir != "" {
 		cfg.CacheDir = *cacheDir
+	}
+	if *accessLog {
+		cfg.AccessLog = true
 	}
 	if disk > 0 {
 		cfg.Disk = disk
