@@ -23,7 +23,7 @@ test: ## gofmt check, go vet, and every test with the race detector
 	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
-	# Load tests at full size (the race detector makes them ~10x slower, so above they run scaled down).
+	@# Load tests at full size (the race detector makes them ~10x slower, so above they run scaled down).
 	$(GO) test -count=1 -run '^TestCoalescing$$' ./edge/
 
 bench: ## Go benchmarks plus the side-by-side comparison with ffmpeg (needs ffmpeg)

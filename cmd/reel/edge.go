@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/reelvideo/reel/edge"
@@ -118,10 +114,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	srv := edge.NewServer(e, cfg, logger)
 	fmt.Fprintf(stdout, "reel edge serving http://%s → %s\n", ln.Addr(), originsSummary(cfg))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	servers := []listening{{srv, ln}}
 	if cfg.Admin != "" {
 		token, generated, err := adminToken(cfg)
 		if err != nil {
@@ -133,26 +126,13 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "reel edge: admin: %s\n", oneLine(err))
 			return exitFailure
 		}
-		asrv := &http.Server{Handler: e.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}
-		defer asrv.Close()
-		go func() { errc <- asrv.Serve(aln) }()
+		servers = append(servers, listening{&http.Server{Handler: e.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}, aln})
 		fmt.Fprintf(stdout, "admin API at http://%s (purge, stats, /metrics)\n", aln.Addr())
 		if generated {
 			fmt.Fprintf(stdout, "admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", token)
 		}
 	}
-	select {
-	case err := <-errc:
-		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
-		return exitFailure
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		fmt.Fprintf(stderr, "reel edge: shutdown: %s\n", oneLine(err))
-	}
-	return exitOK
+	return serveUntilSignal("edge", stderr, 10*time.Second, servers...)
 }
 
 // adminToken returns the admin bearer token: REEL_ADMIN_TOKEN, else the configured file,

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,11 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/reelvideo/reel/manifest"
@@ -85,22 +80,7 @@ func runOrigin(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s\n", u)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		fmt.Fprintf(stderr, "reel origin: %s\n", oneLine(err))
-		return exitFailure
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		fmt.Fprintf(stderr, "reel origin: shutdown: %s\n", oneLine(err))
-	}
-	return exitOK
+	return serveUntilSignal("origin", stderr, 5*time.Second, listening{srv, ln})
 }
 
 // presentationURLs lists the manifests under dir (itself and one level down).

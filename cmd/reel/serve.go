@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// listening is a server with its listener, ready to serve.
+type listening struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// serveUntilSignal serves every server until SIGINT/SIGTERM (then shuts them down gracefully,
+// giving in-flight requests up to grace) or until one fails.
+func serveUntilSignal(cmd string, stderr io.Writer, grace time.Duration, servers ...listening) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errc <- s.srv.Serve(s.ln) }()
+	}
+	code := exitOK
+	select {
+	case err := <-errc:
+		fmt.Fprintf(stderr, "reel %s: %s\n", cmd, oneLine(err))
+		code = exitFailure
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			fmt.Fprintf(stderr, "reel %s: shutdown: %s\n", cmd, oneLine(err))
+		}
+	}
+	return code
+}
