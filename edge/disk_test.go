@@ -19,6 +19,7 @@ func TestDiskTier(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		w.Header().Set("ETag", `"big1"`)
+		w.Header().Set("Surrogate-Key", "big-tag")
 		if r.URL.Path == "/small" {
 			w.Write([]byte("small"))
 			return
@@ -65,6 +66,10 @@ func TestDiskTier(t *testing.T) {
 	}
 	if o.hits.Load() != 2 {
 		t.Fatalf("origin saw %d requests after restart, want still 2", o.hits.Load())
+	}
+	// Surrogate keys survive too: purging the tag after the restart reaches both objects.
+	if n := len(e2.tags.take("big-tag")); n != 2 {
+		t.Fatalf("tag index after restart holds %d objects, want 2", n)
 	}
 }
 

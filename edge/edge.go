@@ -123,6 +123,8 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 			return nil, fmt.Errorf("cache folder %s: %w", cfg.CacheDir, err)
 		}
 		e.disk = d
+		// Surrogate keys live in the stored headers: rebuild their index.
+		d.Each(func(o *store.DiskObject) { e.tags.add(o.Primary, o.Header) })
 	}
 	for _, o := range cfg.Origins {
 		u, _ := url.Parse(o.URL) // validated

@@ -362,6 +362,20 @@ func (d *Disk) Keys() []string {
 	return out
 }
 
+// Each calls fn for every object held (used at start to rebuild the surrogate-key index from
+// the stored headers).
+func (d *Disk) Each(fn func(*DiskObject)) {
+	d.mu.Lock()
+	objs := make([]*DiskObject, 0, d.lru.Len())
+	for el := d.lru.Front(); el != nil; el = el.Next() {
+		objs = append(objs, el.Value.(*DiskObject))
+	}
+	d.mu.Unlock()
+	for _, o := range objs {
+		fn(o)
+	}
+}
+
 // Size is the bytes of bodies held.
 func (d *Disk) Size() int64 {
 	d.mu.Lock()
