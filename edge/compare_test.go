@@ -182,9 +182,9 @@ func cmpEdge(tb testing.TB, origin string) string {
 	return "http://" + ln.Addr().String()
 }
 
-// benchHit measures hits on one stored object through an in-process edge on loopback, with
+// cmpBenchHit measures hits on one stored object through an in-process edge on loopback, with
 // 32 keep-alive clients per CPU (the client side shares the CPUs with the edge).
-func benchHit(b *testing.B, path string) {
+func cmpBenchHit(b *testing.B, path string) {
 	origin := newCmpOrigin()
 	defer origin.Close()
 	base := cmpEdge(b, origin.URL)
@@ -223,10 +223,10 @@ func benchHit(b *testing.B, path string) {
 }
 
 // BenchmarkHit1K is the hit path for a 1 KB object: requests per second via ns/op.
-func BenchmarkHit1K(b *testing.B) { benchHit(b, cmpPath1K) }
+func BenchmarkHit1K(b *testing.B) { cmpBenchHit(b, cmpPath1K) }
 
 // BenchmarkHit4M is the hit path for a 4 MB object: bytes per second via MB/s.
-func BenchmarkHit4M(b *testing.B) { benchHit(b, cmpPath4M) }
+func BenchmarkHit4M(b *testing.B) { cmpBenchHit(b, cmpPath4M) }
 
 // cmpTool returns the path of an outside program, also looking in the sbin folders (nginx
 // lives in /usr/sbin, which a non-root PATH may lack). Missing, the test is skipped on a
@@ -333,7 +333,7 @@ func (p *cmpProc) waitListening(t *testing.T, addr string) {
 	t.Fatalf("%s not listening on %s after 20 s:\n%s", p.name, addr, p.output())
 }
 
-// peakRSS is the process's high-water resident set (VmHWM) in KiB, 0 if unknown.
+// cmpPeakRSS is the process's high-water resident set (VmHWM) in KiB, 0 if unknown.
 func cmpPeakRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -377,19 +377,19 @@ type cmpWrk struct {
 }
 
 var (
-	wrkReqRe      = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	wrkXferRe     = regexp.MustCompile(`Transfer/sec:\s+([0-9.]+)([KMGT]?B)`)
-	wrkTotalRe    = regexp.MustCompile(`(\d+) requests in`)
-	wrkNon2xxRe   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-	wrkSockErrsRe = regexp.MustCompile(`Socket errors:[^\n]*`)
+	cmpWrkReqRe      = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	cmpWrkXferRe     = regexp.MustCompile(`Transfer/sec:\s+([0-9.]+)([KMGT]?B)`)
+	cmpWrkTotalRe    = regexp.MustCompile(`(\d+) requests in`)
+	cmpWrkNon2xxRe   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	cmpWrkSockErrsRe = regexp.MustCompile(`Socket errors:[^\n]*`)
 )
 
-// parseWrk reads wrk's summary. wrk's units are binary: 1 MB there is 2^20 bytes.
-func parseWrk(out string) (cmpWrk, error) {
+// cmpParseWrk reads wrk's summary. wrk's units are binary: 1 MB there is 2^20 bytes.
+func cmpParseWrk(out string) (cmpWrk, error) {
 	var r cmpWrk
-	m := wrkReqRe.FindStringSubmatch(out)
-	x := wrkXferRe.FindStringSubmatch(out)
-	n := wrkTotalRe.FindStringSubmatch(out)
+	m := cmpWrkReqRe.FindStringSubmatch(out)
+	x := cmpWrkXferRe.FindStringSubmatch(out)
+	n := cmpWrkTotalRe.FindStringSubmatch(out)
 	if m == nil || x == nil || n == nil {
 		return r, errors.New("no summary in wrk's output")
 	}
@@ -397,10 +397,10 @@ func parseWrk(out string) (cmpWrk, error) {
 	v, _ := strconv.ParseFloat(x[1], 64)
 	r.bytesPerSec = v * float64(int64(1)<<(10*strings.Index("BKMGT", x[2][:1])))
 	r.requests, _ = strconv.ParseInt(n[1], 10, 64)
-	if bad := wrkNon2xxRe.FindStringSubmatch(out); bad != nil && bad[1] != "0" {
+	if bad := cmpWrkNon2xxRe.FindStringSubmatch(out); bad != nil && bad[1] != "0" {
 		return r, fmt.Errorf("%s responses were not 2xx/3xx", bad[1])
 	}
-	r.errors = wrkSockErrsRe.FindString(out)
+	r.errors = cmpWrkSockErrsRe.FindString(out)
 	return r, nil
 }
 
@@ -412,8 +412,8 @@ type cmpTarget struct {
 	pgid int
 }
 
-// runWrk runs wrk against url for d and returns what it measured.
-func runWrk(t *testing.T, wrk, url string, d time.Duration) cmpWrk {
+// cmpRunWrk runs wrk against url for d and returns what it measured.
+func cmpRunWrk(t *testing.T, wrk, url string, d time.Duration) cmpWrk {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
 	defer cancel()
@@ -422,7 +422,7 @@ func runWrk(t *testing.T, wrk, url string, d time.Duration) cmpWrk {
 	if err != nil {
 		t.Fatalf("wrk %s: %v\n%s", url, err, out)
 	}
-	r, err := parseWrk(string(out))
+	r, err := cmpParseWrk(string(out))
 	if err != nil {
 		t.Fatalf("wrk %s: %v\n%s", url, err, out)
 	}
@@ -439,9 +439,9 @@ type cmpFanIn struct {
 	medianTTFB     time.Duration // from the common start to the first body byte
 }
 
-// fanIn sends clients concurrent requests for a cold slow path through base and counts what
+// cmpRunFanIn sends clients concurrent requests for a cold slow path through base and counts what
 // reached the origin.
-func fanIn(t *testing.T, o *cmpOrigin, base, path string, clients int) cmpFanIn {
+func cmpRunFanIn(t *testing.T, o *cmpOrigin, base, path string, clients int) cmpFanIn {
 	t.Helper()
 	c := cmpClient(clients)
 	defer c.CloseIdleConnections()
@@ -449,7 +449,6 @@ func fanIn(t *testing.T, o *cmpOrigin, base, path string, clients int) cmpFanIn 
 	firstByte := make([]time.Time, clients)
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
-	var t0 time.Time
 	for i := range clients {
 		wg.Go(func() {
 			<-start
@@ -476,7 +475,7 @@ func fanIn(t *testing.T, o *cmpOrigin, base, path string, clients int) cmpFanIn 
 			}
 		})
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	close(start)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -531,8 +530,9 @@ const cmpNginxConf = "../samples/bench/nginx-proxy-cache.conf"
 // It is a benchmark (make bench), not a CI test: it asserts only that the tools ran, every
 // measured request was a hit and the numbers are positive, never timing.
 //
-// REEL_COMPARE=1 runs it; REEL_COMPARE_DURATION sets each wrk run (default 8s);
-// REEL_BENCH_OUT names a file the markdown table is appended to.
+// REEL_COMPARE=1 runs it; REEL_COMPARE_DURATION sets each wrk run (default 8s) and
+// REEL_COMPARE_RUNS the number of alternating runs (default 3); REEL_BENCH_OUT names a file
+// the markdown table is appended to.
 func TestCompareNginx(t *testing.T) {
 	if os.Getenv("REEL_COMPARE") != "1" {
 		t.Skip("benchmark against nginx: run with REEL_COMPARE=1 (make bench)")
@@ -541,7 +541,14 @@ func TestCompareNginx(t *testing.T) {
 	wrk := cmpTool(t, "wrk")
 	goBin := cmpTool(t, "go")
 	dur := cmpEnvDuration(t, "REEL_COMPARE_DURATION", 8*time.Second)
-	const runs = 3
+	runs := 3
+	if v := os.Getenv("REEL_COMPARE_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("REEL_COMPARE_RUNS=%q: want a positive count", v)
+		}
+		runs = n
+	}
 	const fanClients = 200
 
 	// A private folder nginx's workers can enter when the test runs as root (they drop to
@@ -644,7 +651,7 @@ func TestCompareNginx(t *testing.T) {
 	// One short untimed run of each, then alternate which proxy goes first.
 	for _, tg := range targets {
 		for _, p := range objects {
-			runWrk(t, wrk, tg.base+p, time.Second)
+			cmpRunWrk(t, wrk, tg.base+p, time.Second)
 		}
 	}
 	results := map[string]map[string][]cmpWrk{} // object → proxy → runs
@@ -658,7 +665,7 @@ func TestCompareNginx(t *testing.T) {
 				order = []cmpTarget{targets[1], targets[0]}
 			}
 			for _, tg := range order {
-				r := runWrk(t, wrk, tg.base+p, dur)
+				r := cmpRunWrk(t, wrk, tg.base+p, dur)
 				if r.errors != "" {
 					t.Logf("%s %s run %d: %s", tg.name, p, i+1, r.errors)
 				}
@@ -682,7 +689,7 @@ func TestCompareNginx(t *testing.T) {
 	fan := map[string]cmpFanIn{}
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for _, tg := range targets {
-		f := fanIn(t, origin, tg.base, cmpSlowPrefix+tg.name+"-"+nonce, fanClients)
+		f := cmpRunFanIn(t, origin, tg.base, cmpSlowPrefix+tg.name+"-"+nonce, fanClients)
 		if f.originRequests < 1 {
 			t.Fatalf("%s fan-in: no origin request counted", tg.name)
 		}
@@ -734,7 +741,7 @@ func TestCompareNginx(t *testing.T) {
 		fr.medianTTFB.Round(time.Millisecond), fn.medianTTFB.Round(time.Millisecond))
 	fmt.Fprintf(&md, "\nMedian of %d alternating `wrk -t2 -c64 -d%v` runs per figure after a 1 s warm-up, every request a "+
 		"verified hit; one Go origin on loopback; %d CPUs shared by wrk and the proxy. reel: `reel edge --memory 512MiB` "+
-		"(memory tier). nginx: %s, samples/bench/nginx-proxy-cache.conf (worker_processes auto, sendfile, cache files "+
+		"(memory tier). nginx: %s, samples/bench/nginx-proxy-cache.conf (worker_processes auto, sendfile, open_file_cache, cache files "+
 		"in the page cache). MB = 10^6 bytes, from wrk's Transfer/sec. Peak RSS at the end: reel %.0f MiB, nginx "+
 		"master + workers %.0f MiB.\n",
 		runs, dur, runtime.NumCPU(), strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(nginxVersion)), "nginx version: ")),
