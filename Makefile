@@ -26,9 +26,10 @@ test: ## gofmt check, go vet, and every test with the race detector
 	@# Load tests at full size (the race detector makes them ~10x slower, so above they run scaled down).
 	$(GO) test -count=1 -run '^TestCoalescing$$' ./edge/
 
-bench: ## Go benchmarks plus the side-by-side comparison with ffmpeg (needs ffmpeg)
+bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
+	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/

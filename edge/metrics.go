@@ -19,7 +19,14 @@ type metrics struct {
 	ttfb           prometheus.Histogram   // time from request to first body byte written
 	purges         *prometheus.CounterVec // by kind (url, prefix, tag) and mode (hard, soft)
 	originBytes    prometheus.Counter     // body bytes received from origins
+
+	// Resolved once: a label lookup per request costs more than the increment.
+	requestsBy map[string]prometheus.Counter
+	bytesBy    map[string]prometheus.Counter
 }
+
+// requestLabels are the values of the "cache" label (see setLabel).
+var requestLabels = []string{"hit", "stale", "revalidated", "miss", "bypass", "pass", "error"}
 
 func newMetrics(memBytes, diskBytes func() float64) *metrics {
 	m := &metrics{
@@ -53,6 +60,13 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		originBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "reel_edge_origin_bytes_total", Help: "Body bytes received from origins.",
 		}),
+	}
+	m.requestsBy, m.bytesBy = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	for _, l := range requestLabels {
+		m.requestsBy[l] = m.requests.WithLabelValues(l)
+	}
+	for _, l := range []string{"cache", "origin"} {
+		m.bytesBy[l] = m.bytes.WithLabelValues(l)
 	}
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes,

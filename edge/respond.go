@@ -3,6 +3,7 @@ package edge
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -34,7 +35,8 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	for k, v := range h {
 		dst[k] = v
 	}
-	dst.Add("Via", e.via)
+	// Clip: the slice may be shared with a stored header, which append must never write into.
+	dst["Via"] = append(slices.Clip(dst["Via"]), e.via)
 	if cs.Hit || cs.Detail == "stale-if-error" {
 		dst.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	}
@@ -92,9 +94,9 @@ func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func (w *respWriter) done() {
-	w.m.requests.WithLabelValues(w.label).Inc()
+	w.m.requestsBy[w.label].Inc()
 	if w.n > 0 {
-		w.m.bytes.WithLabelValues(w.source).Add(float64(w.n))
+		w.m.bytesBy[w.source].Add(float64(w.n))
 	}
 }
 
@@ -127,6 +129,8 @@ func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
 	}
 }
 
+var acceptRanges = []string{"bytes"}
+
 // serveObject answers from a stored object: 304 for a matching client conditional (RFC 9110
 // §13.1), ranges and If-Range through http.ServeContent for complete 200s, else the whole body.
 func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, pol policy.Options, cs cachestatus.Status) {
@@ -135,6 +139,25 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, 
 	life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, pol)
 	ttl := int((life - age) / time.Second)
 	cs.TTL = &ttl
+	if obj.mem != nil && r.Header.Get("Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
+		// The hot path: a whole body from memory. Stored header values are shared, not
+		// cloned (nothing below modifies a stored slice), and the body goes out in one write.
+		dst := w.Header()
+		for k, v := range obj.Header {
+			if k != "Surrogate-Key" && k != "Cache-Tag" {
+				dst[k] = v
+			}
+		}
+		dst["Content-Length"] = []string{strconv.FormatInt(obj.Size, 10)}
+		if obj.Status == http.StatusOK {
+			dst["Accept-Ranges"] = acceptRanges
+		}
+		e.writeHead(w, r, obj.Status, nil, age, cs)
+		if r.Method != http.MethodHead {
+			w.Write(obj.mem)
+		}
+		return
+	}
 	h := clientHeader(obj.Header)
 	if policy.NotModified(r, obj.stored()) {
 		for _, k := range []string{"Content-Length", "Content-Type", "Content-Encoding", "Content-Range"} {
@@ -189,6 +212,10 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, 
 	}
 	if len(ranges) == 1 {
 		io.Copy(w, io.NewSectionReader(body, ranges[0].Start, ranges[0].Length))
+		return
+	}
+	if obj.mem != nil {
+		w.Write(obj.mem) // one write: ReadFrom would split a small body into two
 		return
 	}
 	// Straight to ReadFrom: with an *os.File body the server can use sendfile.
