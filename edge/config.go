@@ -82,6 +82,8 @@ type Limits struct {
 	OriginConnectTimeout   time.Duration `yaml:"origin_connect_timeout"`
 	OriginFirstByteTimeout time.Duration `yaml:"origin_first_byte_timeout"`
 	OriginIdleTimeout      time.Duration `yaml:"origin_idle_timeout"`
+	// OriginReadTimeout aborts an origin body that sends nothing for this long.
+	OriginReadTimeout time.Duration `yaml:"origin_read_timeout"`
 	// CoalesceWait bounds how long a request waits for another request's origin fetch before
 	// going to the origin itself.
 	CoalesceWait          time.Duration `yaml:"coalesce_wait"`
@@ -108,6 +110,7 @@ func DefaultConfig() Config {
 			OriginConnectTimeout:   5 * time.Second,
 			OriginFirstByteTimeout: 30 * time.Second,
 			OriginIdleTimeout:      90 * time.Second,
+			OriginReadTimeout:      30 * time.Second,
 			CoalesceWait:           10 * time.Second,
 			MaxIdleConnsPerOrigin:  256,
 		},
@@ -169,6 +172,8 @@ func (c *Config) Validate() error {
 		return errors.New("cache.heuristic_fraction must be between 0 and 1")
 	case c.Limits.CoalesceWait <= 0:
 		return errors.New("limits.coalesce_wait must be positive")
+	case c.Limits.OriginReadTimeout <= 0:
+		return errors.New("limits.origin_read_timeout must be positive")
 	case c.Admin != "" && c.Admin == c.Listen:
 		return errors.New("admin must listen on its own address")
 	}

@@ -24,7 +24,7 @@ import (
 var unkeyedOverrides = []string{
 	"X-Forwarded-Host", "X-Forwarded-Server", "X-Host", "X-Original-Url", "X-Rewrite-Url",
 	"X-Original-Host", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
-	"X-Forwarded-Scheme", "X-Forwarded-Port", "X-Forwarded-Prefix",
+	"X-Forwarded-Scheme", "X-Forwarded-Port", "X-Forwarded-Prefix", "Forwarded",
 }
 
 // originRequest builds the request to send upstream: same method, path and full query (keys
@@ -76,7 +76,9 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 	out.Header.Set("X-Forwarded-Proto", proto)
 	switch up.hostHeader {
 	case "":
-		out.Host = r.Host
+		// The host as the key saw it (case, trailing dot and default port normalised), so
+		// that "EXAMPLE.com.:80" can't fill example.com's entry with what it made the origin say.
+		out.Host = canonicalHost(r.Host, r.TLS != nil)
 	case "origin":
 		out.Host = up.url.Host
 	default:
@@ -84,6 +86,69 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 	}
 	return out, nil
 }
+
+// canonicalHost lower-cases host, drops a trailing dot and the scheme's default port.
+func canonicalHost(host string, tls bool) string {
+	h, port, err := net.SplitHostPort(host)
+	if err != nil {
+		h, port = host, ""
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if port == "" || (port == "80" && !tls) || (port == "443" && tls) {
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return net.JoinHostPort(h, port)
+}
+
+// idleBody aborts an origin body that sends nothing for too long: a stalled origin must not
+// hold a fill — and every request that joined it — forever.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelFunc
+}
+
+func newIdleBody(body io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
+	return &idleBody{ReadCloser: body, timer: time.AfterFunc(idle, cancel), idle: idle, cancel: cancel}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.timer.Reset(b.idle)
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// doOrigin sends out and returns the response with its body guarded by the read timeout;
+// closing the body releases the request's context.
+func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	out = out.WithContext(ctx)
+	start := time.Now()
+	resp, err := up.client.Do(out)
+	e.m.observeOrigin(start)
+	e.stats.OriginRequests.Add(1)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = newIdleBody(resp.Body, e.cfg.Limits.OriginReadTimeout, cancel)
+	return resp, nil
+}
+
+// maxRelayed is the largest response a fill hands to its collapsed requests without storing
+// it (a short server error, say), so that N waiters don't make N more origin requests.
+const maxRelayed = 64 << 10
 
 // runFill fetches one response for a coalesced group and publishes it: shareable responses
 // are copied into a Body every waiter reads and stored when complete; others are handed to
@@ -100,10 +165,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		}
 	}
 	reqTime := e.now()
-	e.stats.OriginRequests.Add(1)
-	start := time.Now()
-	resp, err := up.client.Do(out)
-	e.m.observeOrigin(start)
+	resp, err := e.doOrigin(ctx, up, out)
 	if err != nil {
 		f.Fail(err)
 		return
@@ -122,11 +184,6 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 			// The 304 is about another representation: fetch it whole.
 			e.runFill(ctx, f, up, r, res, nil)
 			return
-		case resp.StatusCode >= 500:
-			// Hold the error back: waiters may serve their stale copy instead (RFC 5861 §4).
-			resp.Body.Close()
-			f.Fail(&staleError{code: resp.StatusCode})
-			return
 		}
 	}
 
@@ -141,6 +198,13 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		reason = "size"
 	}
 	if !inMemory && !onDisk {
+		// A short error (no per-user state: private and Set-Cookie have other reasons) is
+		// relayed to every collapsed request — including ones that may answer with a stale
+		// copy instead (RFC 5861 §4) — rather than sending each of them to a failing origin.
+		if (reason == policy.ReasonError || cond != nil && serverError(resp.StatusCode)) && size >= 0 && size <= maxRelayed {
+			e.relayShort(f, resp, size)
+			return
+		}
 		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason}, nil)
 		return
 	}
@@ -156,7 +220,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		}
 		body = fill.NewFileBody(tmp)
 	}
-	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Vary: vary, VaryKey: vk}, body)
+	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Stored: true, Vary: vary, VaryKey: vk}, body)
 	limit := int64(e.cfg.MaxObjectSize)
 	n, err := io.Copy(body, io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
@@ -192,6 +256,19 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	}
 	e.tags.add(res.key, header)
 	e.stats.Stored.Add(1)
+}
+
+// relayShort shares a short, unstored response with the fill's collapsed requests.
+func (e *Edge) relayShort(f *fill.Fill, resp *http.Response, size int64) {
+	body := fill.NewMemoryBodySize(size)
+	h := clientHeader(resp.Header)
+	f.SetHead(fill.Head{Status: resp.StatusCode, Header: h, Shareable: true, Reason: "relayed"}, body)
+	n, err := io.Copy(body, resp.Body)
+	resp.Body.Close()
+	if err == nil && n != size {
+		err = fmt.Errorf("origin sent %d of %d bytes", n, size)
+	}
+	body.Finish(err)
 }
 
 // persist writes a memory-tier object through to the disk tier, so that it survives a restart.
@@ -241,7 +318,7 @@ func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged 
 		}
 		body = fill.NewCompleteFileBody(file, cond.Size)
 	}
-	f.SetHead(fill.Head{Status: cond.Status, Header: merged, Shareable: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
+	f.SetHead(fill.Head{Status: cond.Status, Header: merged, Shareable: true, Stored: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
 }
 
 // reasonRevalidated marks a fill head rebuilt from a 304.
@@ -250,15 +327,15 @@ const reasonRevalidated = "revalidated"
 // refreshInBackground revalidates a stale-while-revalidate entry once per key (RFC 5861 §3):
 // concurrent requests for it join the same refresh.
 func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResult) {
-	req := r.Clone(context.WithoutCancel(r.Context()))
-	req.Method = http.MethodGet
+	req := fillRequest(r.WithContext(context.WithoutCancel(r.Context())))
 	obj := res.obj
+	e.inflight.Add(1)
 	f, leader := e.fills.Join(req.Context(), fillKey(res, obj), func(ctx context.Context, f *fill.Fill) {
-		e.inflight.Add(1)
 		defer e.inflight.Done()
 		e.runFill(ctx, f, up, req, res, obj)
 	})
 	if !leader {
+		e.inflight.Done()
 		f.Done()
 		return
 	}
@@ -280,10 +357,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs 
 		httpError(w, http.StatusBadRequest, "cannot forward this request")
 		return
 	}
-	e.stats.OriginRequests.Add(1)
-	start := time.Now()
-	resp, err := up.client.Do(out)
-	e.m.observeOrigin(start)
+	resp, err := e.doOrigin(r.Context(), up, out)
 	if err != nil {
 		if errors.Is(r.Context().Err(), context.Canceled) {
 			return
@@ -295,7 +369,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs 
 	cs.FwdStatus = resp.StatusCode
 	e.writeHead(w, r, resp.StatusCode, clientHeader(resp.Header), 0, cs)
 	if r.Method != http.MethodHead {
-		copyFlushing(w, resp.Body)
+		relay(w, resp.Body)
 	}
 }
 

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -26,6 +25,11 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				"cache", w.label, "bytes", w.n, "duration", time.Since(w.start), "remote", r.RemoteAddr)
 		}
 	}()
+	// Hop-by-hop fields, including those a client lists in Connection, go before anything
+	// looks at the request: the key, the Vary match and the origin must all see the same
+	// header (RFC 9110 §7.6.1), or "Connection: Accept-Language" could fill the "en" variant
+	// with a response made without it.
+	policy.RemoveHopByHop(r.Header)
 	up, rule := e.route(r)
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
@@ -36,6 +40,9 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		e.forwardUnsafe(w, r, up)
 	case rule != nil && rule.Bypass:
 		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdBypass})
+	case r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "":
+		// Preconditions a cache must not evaluate for the origin (RFC 9111 §4.3.2).
+		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdRequest})
 	default:
 		// Range requests are served from stored objects and from fills of the whole
 		// representation (respond.go); slicing large objects is rangecache's next step.
@@ -171,56 +178,52 @@ func fillKey(res lookupResult, cond *cached) string {
 // fillAndServe joins (or starts) the fill for the request and serves it as it arrives. cond
 // is the stored object being revalidated, if any.
 func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
-	outReq := r
-	if r.Method == http.MethodHead || r.Header.Get("Range") != "" {
-		// A HEAD miss fetches the GET it stands for, and a range miss the whole
-		// representation, so that the next request is a hit.
-		outReq = r.Clone(r.Context())
-		outReq.Method = http.MethodGet
-		outReq.Header.Del("Range")
-		outReq.Header.Del("If-Range")
-	}
+	outReq := fillRequest(r)
+	e.inflight.Add(1) // before the fill's goroutine exists, so Close can't miss it
 	f, leader := e.fills.Join(r.Context(), fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
-		e.inflight.Add(1)
 		defer e.inflight.Done()
 		e.runFill(ctx, f, up, outReq, res, cond)
 	})
-	defer f.Done()
 	if !leader {
+		e.inflight.Done()
 		e.stats.Collapsed.Add(1)
 		e.m.collapsed.Inc()
 	}
-	head, body, err := f.Head(r.Context(), leader, e.cfg.Limits.CoalesceWait)
+	defer f.Done()
+	// The leader waits as long as the origin's own timeouts allow; followers only
+	// CoalesceWait, then fall back to a stale copy or their own request.
+	wait := e.cfg.Limits.CoalesceWait
+	if leader {
+		wait = 0
+	}
+	head, body, err := f.Head(r.Context(), leader, wait)
 	if err == nil && !leader {
 		if vk, ok := policy.VaryKey(head.Vary, r.Header); !ok || vk != head.VaryKey {
 			err = fill.ErrNotShareable // the response negotiated something else than we asked
 		}
 	}
-	var stale *staleError
+	canStale := cond != nil && policy.CanServeStaleOnError(cond.stored(), e.now(), res.pol)
 	switch {
+	case err == nil && canStale && serverError(head.Status):
+		// RFC 5861 §4: the origin answered the revalidation with a server error.
+		e.serveObject(w, r, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: head.Status, Detail: "stale-if-error"})
+		return
+	case err != nil && canStale && !errors.Is(err, fill.ErrNotShareable) && r.Context().Err() == nil:
+		// Origin down, timed out, or too slow to wait for.
+		e.serveObject(w, r, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, Detail: "stale-if-error"})
+		return
 	case errors.Is(err, fill.ErrNotShareable), errors.Is(err, fill.ErrHeadTimeout):
 		// Not ours to share, or the origin is too slow to wait for: go on our own.
 		e.forward(w, r, up, cachestatus.Status{Fwd: fwd, Detail: "uncollapsed"})
 		return
-	case errors.As(err, &stale) || (err != nil && cond != nil):
-		if cond != nil && policy.CanServeStaleOnError(cond.stored(), e.now(), res.pol) {
-			e.serveObject(w, r, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: stale.status(), Detail: "stale-if-error"})
-			return
-		}
-		if stale != nil {
-			// The origin answered with an error we held back hoping to serve stale; we may
-			// not, so fetch again and pass its answer on.
-			e.forward(w, r, up, cachestatus.Status{Fwd: fwd})
-			return
-		}
-		originError(w, err)
-		return
 	case err != nil:
-		originError(w, err)
+		if r.Context().Err() == nil {
+			originError(w, err)
+		}
 		return
 	}
 
-	cs := cachestatus.Status{Fwd: fwd, FwdStatus: head.Status, Stored: head.Shareable, Collapsed: !leader}
+	cs := cachestatus.Status{Fwd: fwd, FwdStatus: head.Status, Stored: head.Stored, Collapsed: !leader}
 	if head.Reason == reasonRevalidated {
 		cs.FwdStatus = http.StatusNotModified
 	}
@@ -228,24 +231,33 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		defer head.Direct.Close()
 		e.writeHead(w, r, head.Status, clientHeader(head.Header), 0, cs)
 		if r.Method != http.MethodHead {
-			copyFlushing(w, head.Direct)
+			relay(w, head.Direct)
 		}
 		return
 	}
 	e.serveFill(w, r, head, body, cs)
 }
 
-// staleError is a fill's report that the origin answered a revalidation with a server error
-// (RFC 5861 §4): the waiting requests decide whether their stale copy may be served.
-type staleError struct{ code int }
-
-func (s *staleError) Error() string { return fmt.Sprintf("origin answered %d", s.code) }
-
-func (s *staleError) status() int {
-	if s == nil {
-		return 0
+// fillRequest is the request a fill sends upstream on behalf of r: always a GET of the whole
+// representation, without the client's own conditionals (RFC 9111 §4.3.2: the cache
+// validates with its own validators; a client's If-Match must not decide what everyone else
+// is served). A HEAD miss thus fills the GET it stands for, and a range miss the whole object.
+func fillRequest(r *http.Request) *http.Request {
+	out := r.Clone(r.Context())
+	out.Method = http.MethodGet
+	for _, h := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		out.Header.Del(h)
 	}
-	return s.code
+	return out
+}
+
+// serverError is the set RFC 5861 §4 lets a cache answer with stale content.
+func serverError(status int) bool {
+	switch status {
+	case 500, 502, 503, 504:
+		return true
+	}
+	return false
 }
 
 // originError answers a request whose origin fetch failed: 504 for a timeout, 502 otherwise.

@@ -276,6 +276,27 @@ func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head,
 	}
 }
 
+// relay copies an origin body to the client. If the origin breaks off, the client's response
+// is aborted too, so it can't end cleanly and pass for complete (a chunked stream would
+// otherwise get its terminator, and a cache behind us would store the truncated body).
+func relay(w http.ResponseWriter, src io.Reader) {
+	var readErr error
+	copyFlushing(w, readerFunc(func(p []byte) (int, error) {
+		n, err := src.Read(p)
+		if err != nil && err != io.EOF {
+			readErr = err
+		}
+		return n, err
+	}))
+	if readErr != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
 // copyFlushing copies src to w, flushing after every read so that a slow fill's bytes reach
 // clients as they arrive rather than when a buffer fills.
 func copyFlushing(w http.ResponseWriter, src io.Reader) error {

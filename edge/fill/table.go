@@ -19,6 +19,9 @@ type Head struct {
 	// (private, Set-Cookie, a Vary the waiter doesn't match…), only the client the fill was
 	// started for may read it; everyone else must go to the origin on their own.
 	Shareable bool
+	// Stored says whether the response is being stored (a shareable response may also be
+	// merely relayed to the collapsed requests, like a short server error).
+	Stored bool
 	// Direct carries the origin's body to the leader when the response is not shareable (it
 	// is then not copied into a Body at all); the leader must close it.
 	Direct io.ReadCloser
@@ -53,6 +56,7 @@ type Fill struct {
 	refs     int
 	ended    bool
 	released bool
+	claimed  bool // the leader took Head.Direct
 }
 
 // Done tells the fill that one request that joined it no longer needs its body.
@@ -83,6 +87,14 @@ func (f *Fill) releaseBody() {
 	case <-f.ready:
 		if f.body != nil {
 			f.body.Release()
+		}
+		f.mu.Lock()
+		orphan := f.head.Direct != nil && !f.claimed
+		f.mu.Unlock()
+		if orphan {
+			// The leader left before taking the origin's body: close it, or its
+			// connection leaks.
+			f.head.Direct.Close()
 		}
 	default:
 	}
@@ -129,6 +141,11 @@ func (f *Fill) Head(ctx context.Context, leader bool, maxWait time.Duration) (He
 	}
 	if !leader && !f.head.Shareable {
 		return Head{}, nil, ErrNotShareable
+	}
+	if leader && f.head.Direct != nil {
+		f.mu.Lock()
+		f.claimed = true
+		f.mu.Unlock()
 	}
 	return f.head, f.body, nil
 }
