@@ -7,11 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/reelvideo/reel/edge/policy"
-	"github.com/reelvideo/reel/edge/store"
 )
 
 // The admin API lives on its own listener and needs a bearer token for everything but
@@ -158,9 +155,19 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		prefix := e.keyer.KeyURL(&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil)
-		for k := range e.mem.Keys() {
-			if strings.HasPrefix(k, prefix) {
+		seen := map[string]bool{}
+		add := func(k string) {
+			if strings.HasPrefix(k, prefix) && !seen[k] {
+				seen[k] = true
 				keys = append(keys, k)
+			}
+		}
+		for k := range e.mem.Keys() {
+			add(k)
+		}
+		if e.disk != nil {
+			for _, k := range e.disk.Keys() {
+				add(k)
 			}
 		}
 	case q.Get("tag") != "":
@@ -182,33 +189,24 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"purged": n, "mode": mode})
 }
 
-// purge drops (hard) or marks stale (soft) every variant stored under primary.
+// purge drops (hard) or marks for revalidation (soft) every variant stored under primary,
+// in both tiers. A soft-purged object is revalidated before reuse but still answers when the
+// origin fails (stale-if-error).
 func (e *Edge) purge(primary string, soft bool) bool {
 	if !soft {
-		return e.mem.Invalidate(primary)
+		return e.invalidate(primary)
 	}
-	entry, ok := e.mem.Lookup(primary)
-	if !ok {
-		return false
+	found := false
+	if entry, ok := e.mem.Lookup(primary); ok {
+		for vk, obj := range entry.Variants {
+			c := *obj
+			c.Invalidated = true
+			e.mem.Put(primary, entry.Vary, vk, &c)
+		}
+		found = true
 	}
-	now := e.now()
-	for vk, obj := range entry.Variants {
-		e.mem.Put(primary, entry.Vary, vk, staled(obj, now, e.pol))
+	if e.disk != nil && e.disk.MarkInvalidated(primary) {
+		found = true
 	}
-	return true
-}
-
-// staled returns a copy of obj that is just past its freshness lifetime at now: its exchange
-// times are moved back so that RFC 9111 §4.2.3's current age exceeds the lifetime by a second.
-func staled(obj *store.Object, now time.Time, opt policy.Options) *store.Object {
-	age := policy.CurrentAge(obj.Header, obj.RequestTime, obj.ResponseTime, now)
-	life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, opt)
-	shift := life - age + time.Second
-	if shift <= 0 {
-		return obj // already stale
-	}
-	c := *obj
-	c.RequestTime = obj.RequestTime.Add(-shift)
-	c.ResponseTime = obj.ResponseTime.Add(-shift)
-	return &c
+	return found
 }

@@ -19,16 +19,17 @@ type cached struct {
 	Size                      int64
 	mem                       []byte            // memory tier body, or nil
 	disk                      *store.DiskObject // disk tier body, or nil
+	invalidated               bool              // soft-purged: revalidate before reuse
 }
 
 func fromMemory(o *store.Object) *cached {
 	return &cached{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime,
-		Size: int64(len(o.Body)), mem: o.Body}
+		Size: int64(len(o.Body)), mem: o.Body, invalidated: o.Invalidated}
 }
 
 func fromDisk(o *store.DiskObject) *cached {
 	return &cached{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime,
-		Size: o.Size, disk: o}
+		Size: o.Size, disk: o, invalidated: o.Invalidated}
 }
 
 func (c *cached) stored() policy.Stored {

@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestDiskTier: an object too large for the memory tier is filled to a file, served from it
@@ -80,4 +83,44 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestPurgeReachesDisk: hard purge, soft purge and invalidation after a POST act on the disk
+// tier too, and a soft purge also holds under a per-path TTL rule.
+func TestPurgeReachesDisk(t *testing.T) {
+	var version atomic.Int64
+	version.Store(1)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		fmt.Fprintf(w, "v%d", version.Load())
+	})
+	e, srv := newEdge(t, o.URL, func(c *Config) {
+		c.CacheDir, c.Disk, c.Memory = t.TempDir(), 64<<20, 8<<20
+		c.Rules = []Rule{{PathPrefix: "/ttl/", TTL: time.Hour}}
+	})
+	e.disk.SetMinFree(0)
+	admin := httptest.NewServer(e.AdminHandler("t"))
+	defer admin.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	purge := func(query string) {
+		if code, body := adminCall(t, "POST", admin.URL+"/purge?"+query, "t"); code != 200 {
+			t.Fatalf("purge %s: %d %s", query, code, body)
+		}
+	}
+	for _, p := range []string{"/hard", "/soft", "/post", "/ttl/x"} {
+		get(t, srv.URL+p)
+	}
+	version.Store(2)
+	purge("url=" + url.QueryEscape("http://"+host+"/hard"))
+	purge("mode=soft&url=" + url.QueryEscape("http://"+host+"/soft"))
+	purge("mode=soft&url=" + url.QueryEscape("http://"+host+"/ttl/x"))
+	do(t, http.MethodPost, srv.URL+"/post")
+	for _, p := range []string{"/hard", "/soft", "/post", "/ttl/x"} {
+		if r := get(t, srv.URL+p); r.body != "v2" {
+			t.Errorf("%s after purge: %q %q", p, r.body, r.cacheStatus())
+		}
+	}
 }

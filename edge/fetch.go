@@ -298,10 +298,16 @@ func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged 
 		e.mem.Put(res.key, res.vary, res.vk, &store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.mem})
 	}
 	if e.disk != nil {
-		if _, variant, ok := e.disk.Lookup(res.key); ok {
-			if o := variant(res.vk); o != nil {
-				e.disk.Update(o, merged, reqTime, respTime)
+		// The object revalidated (cond.disk, or the one the memory copy came from) — Update
+		// leaves a newer object of the same key alone.
+		target := cond.disk
+		if target == nil {
+			if _, variant, ok := e.disk.Lookup(res.key); ok {
+				target = variant(res.vk)
 			}
+		}
+		if target != nil {
+			e.disk.Update(target, merged, reqTime, respTime)
 		}
 	}
 	e.stats.Stored.Add(1)
@@ -380,9 +386,18 @@ func (e *Edge) forwardUnsafe(w http.ResponseWriter, r *http.Request, up *upstrea
 	e.forward(iw, r, up, cachestatus.Status{Fwd: cachestatus.FwdMethod})
 	if !isSafe(r.Method) && iw.status != 0 {
 		for _, u := range policy.Invalidations(r, iw.status, iw.Header()) {
-			e.mem.Invalidate(e.keyer.KeyURL(u, r.Header))
+			e.invalidate(e.keyer.KeyURL(u, r.Header))
 		}
 	}
+}
+
+// invalidate forgets every variant of primary in both tiers.
+func (e *Edge) invalidate(primary string) bool {
+	found := e.mem.Invalidate(primary)
+	if e.disk != nil && e.disk.Invalidate(primary) {
+		found = true
+	}
+	return found
 }
 
 func isSafe(m string) bool {

@@ -107,7 +107,7 @@ func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
 		return
 	}
 	e.mem.Put(res.key, res.vary, res.vk, &store.Object{Status: o.Status, Header: o.Header,
-		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: data})
+		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: data, Invalidated: o.Invalidated})
 }
 
 // serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
@@ -124,7 +124,11 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 		e.fillAndServe(w, r, up, res, res.fwd, nil)
 		return
 	}
-	switch v := policy.Reuse(r, res.obj.stored(), now, res.pol); v {
+	v := policy.Reuse(r, res.obj.stored(), now, res.pol)
+	if res.obj.invalidated && v != policy.GatewayTimeout {
+		v = policy.Revalidate // soft-purged
+	}
+	switch v {
 	case policy.Fresh, policy.StaleAllowed:
 		e.stats.Hits.Add(1)
 		e.serveObject(w, r, res.obj, res.pol, cachestatus.Status{Hit: true})

@@ -168,7 +168,11 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, 
 	}
 	body, err := obj.open()
 	if err != nil {
-		// The disk tier lost the file under us (evicted mid-request): treat as a miss next time.
+		// The disk tier lost the file under us: forget the entry, so the next request is a
+		// miss rather than another failure.
+		if obj.disk != nil && e.disk != nil {
+			e.disk.Invalidate(obj.disk.Primary)
+		}
 		httpError(w, http.StatusServiceUnavailable, "stored object unavailable, retry")
 		return
 	}

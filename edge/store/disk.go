@@ -2,6 +2,7 @@ package store
 
 import (
 	"container/list"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -59,7 +60,13 @@ type DiskObject struct {
 	RequestTime  time.Time   `json:"req"`
 	ResponseTime time.Time   `json:"resp"`
 	Size         int64       `json:"size"`
-	path         string
+	// File is the body's name under objects/: unique per commit, so that a refill of the
+	// same key never replaces a file someone may be reading with other headers.
+	File string `json:"file"`
+	// Invalidated marks a soft purge: the object must be revalidated before reuse, but may
+	// still be served when the origin fails (stale-if-error).
+	Invalidated bool `json:"invalidated,omitempty"`
+	path        string
 }
 
 // Path is the body file.
@@ -127,12 +134,16 @@ func (d *Disk) load() error {
 				stale = append(stale, item.KeyCopy(nil))
 				continue
 			}
-			o.ID, o.path = id, d.bodyPath(id)
+			o.ID, o.path = id, d.bodyPath(o.File)
+			if o.File == "" {
+				stale = append(stale, item.KeyCopy(nil))
+				continue
+			}
 			if st, err := os.Stat(o.path); err != nil || st.Size() != o.Size {
 				stale = append(stale, item.KeyCopy(nil))
 				continue
 			}
-			known[id] = true
+			known[o.File] = true
 			d.index(&o)
 		}
 		return nil
@@ -166,16 +177,27 @@ func objectID(primary, vk string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func (d *Disk) bodyPath(id string) string {
-	return filepath.Join(d.dir, "objects", id[:2], id)
+func (d *Disk) bodyPath(file string) string {
+	if len(file) < 2 {
+		return filepath.Join(d.dir, "objects", "invalid")
+	}
+	return filepath.Join(d.dir, "objects", file[:2], file)
 }
 
-// index adds o to the in-memory structures; d.mu must be held or d unshared.
-func (d *Disk) index(o *DiskObject) {
+// objectOverhead is what an object costs besides its body (inode, index record), so that
+// empty bodies are not free.
+const objectOverhead = 4 << 10
+
+// index adds o to the in-memory structures and returns the objects it displaces (the same
+// variant, or every variant when the URL's Vary changed); d.mu must be held or d unshared.
+func (d *Disk) index(o *DiskObject) (displaced []*DiskObject) {
 	e := d.entries[o.Primary]
 	if e == nil || !slices.Equal(e.vary, o.Vary) {
 		if e != nil {
 			for _, old := range e.variants {
+				displaced = append(displaced, old)
+			}
+			for _, old := range displaced {
 				d.unindex(old)
 			}
 		}
@@ -184,17 +206,22 @@ func (d *Disk) index(o *DiskObject) {
 	}
 	if old := e.variants[o.VaryKey]; old != nil {
 		d.unindex(old)
+		displaced = append(displaced, old)
 	}
 	e.variants[o.VaryKey] = o
+	d.entries[o.Primary] = e // unindex may have dropped the emptied entry
 	d.byID[o.ID] = d.lru.PushFront(o)
-	d.size += o.Size
+	d.size += o.Size + objectOverhead
+	return displaced
 }
 
 func (d *Disk) unindex(o *DiskObject) {
 	if el, ok := d.byID[o.ID]; ok {
-		d.lru.Remove(el)
-		delete(d.byID, o.ID)
-		d.size -= o.Size
+		if el.Value.(*DiskObject) == o {
+			d.lru.Remove(el)
+			delete(d.byID, o.ID)
+			d.size -= o.Size + objectOverhead
+		}
 	}
 	if e := d.entries[o.Primary]; e != nil && e.variants[o.VaryKey] == o {
 		delete(e.variants, o.VaryKey)
@@ -232,7 +259,10 @@ func (d *Disk) SetMinFree(n int64) { d.minFree = n }
 // stay within capacity.
 func (d *Disk) Commit(tmpPath string, o *DiskObject) error {
 	o.ID = objectID(o.Primary, o.VaryKey)
-	o.path = d.bodyPath(o.ID)
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	o.File = o.ID + "-" + hex.EncodeToString(nonce[:])
+	o.path = d.bodyPath(o.File)
 	if st, err := os.Stat(tmpPath); err != nil || st.Size() != o.Size {
 		os.Remove(tmpPath)
 		return fmt.Errorf("body file does not hold %d bytes", o.Size)
@@ -253,9 +283,16 @@ func (d *Disk) Commit(tmpPath string, o *DiskObject) error {
 		return fmt.Errorf("writing the cache index: %w", err)
 	}
 	d.mu.Lock()
-	d.index(o)
+	displaced := d.index(o)
 	victims := d.overflow()
 	d.mu.Unlock()
+	for _, old := range displaced {
+		if old.ID == o.ID {
+			os.Remove(old.path) // its record was just overwritten by o's
+		} else {
+			victims = append(victims, old)
+		}
+	}
 	d.drop(victims, "size")
 	return nil
 }
@@ -312,24 +349,49 @@ func (d *Disk) Lookup(primary string) (vary []string, variant func(vk string) *D
 }
 
 // Update replaces an object's metadata (after a 304 merged new headers), keeping its body.
+// It does nothing when o is no longer the stored object for its key (a refill replaced it):
+// the new body must never get the old response's headers.
 func (d *Disk) Update(o *DiskObject, header http.Header, reqTime, respTime time.Time) error {
 	c := *o
-	c.Header, c.RequestTime, c.ResponseTime = header, reqTime, respTime
-	meta, err := json.Marshal(&c)
+	c.Header, c.RequestTime, c.ResponseTime, c.Invalidated = header, reqTime, respTime, false
+	return d.replaceMeta(o, &c)
+}
+
+// MarkInvalidated soft-purges every variant of primary: kept, but revalidated before reuse.
+func (d *Disk) MarkInvalidated(primary string) bool {
+	d.mu.Lock()
+	e := d.entries[primary]
+	var objs []*DiskObject
+	if e != nil {
+		for _, o := range e.variants {
+			objs = append(objs, o)
+		}
+	}
+	d.mu.Unlock()
+	for _, o := range objs {
+		c := *o
+		c.Invalidated = true
+		d.replaceMeta(o, &c)
+	}
+	return len(objs) > 0
+}
+
+func (d *Disk) replaceMeta(old, c *DiskObject) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	el, ok := d.byID[old.ID]
+	if !ok || el.Value.(*DiskObject) != old {
+		return nil
+	}
+	meta, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
 	if err := d.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(c.ID), meta) }); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if el, ok := d.byID[o.ID]; ok {
-		d.lru.Remove(el)
-		delete(d.byID, o.ID)
-		d.size -= o.Size
-		d.index(&c)
-	}
+	d.unindex(old)
+	d.index(c)
 	return nil
 }
 

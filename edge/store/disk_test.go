@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	partial, _ := d.TempFile()
 	partial.Write([]byte("half"))
 	partial.Close()
-	orphan := filepath.Join(dir, "objects", "ff", "ff00orphan")
+	orphan := filepath.Join(dir, "objects", "ff", "ff00orphan-0000")
 	os.MkdirAll(filepath.Dir(orphan), 0o755)
 	os.WriteFile(orphan, []byte("orphan"), 0o644)
 	os.Remove(gone.Path()) // record whose body vanished
@@ -76,7 +77,8 @@ func TestDiskSurvivesRestart(t *testing.T) {
 
 // TestDiskEviction: least recently used objects go when the tier is over capacity.
 func TestDiskEviction(t *testing.T) {
-	d := openDisk(t, t.TempDir(), 3000)
+	const each = 1000 + objectOverhead
+	d := openDisk(t, t.TempDir(), 3*each)
 	defer d.Close()
 	for i := range 3 {
 		commit(t, d, fmt.Sprint("k", i), "", make([]byte, 1000))
@@ -92,10 +94,10 @@ func TestDiskEviction(t *testing.T) {
 			t.Fatalf("%s evicted", k)
 		}
 	}
-	if d.Size() > 3000 {
+	if d.Size() > 3*each {
 		t.Fatalf("size %d over capacity", d.Size())
 	}
-	if d.Admit(4000) {
+	if d.Admit(4 * each) {
 		t.Fatal("admitted an object larger than the tier")
 	}
 	if !d.Invalidate("k0") {
@@ -103,6 +105,35 @@ func TestDiskEviction(t *testing.T) {
 	}
 	if _, _, ok := d.Lookup("k0"); ok {
 		t.Fatal("invalidated object still there")
+	}
+}
+
+// TestDiskRefillKeepsOldFile: a refill of the same key commits a new file, so a reader of
+// the old object keeps its own bytes, and the old file goes once replaced; a 304 update
+// aimed at the old object does not touch the new one.
+func TestDiskRefillKeepsOldFile(t *testing.T) {
+	d := openDisk(t, t.TempDir(), 1<<20)
+	defer d.Close()
+	old := commit(t, d, "k", "", []byte("version-1"))
+	reader, err := os.Open(old.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	nu := commit(t, d, "k", "", []byte("version-2!"))
+	if nu.Path() == old.Path() {
+		t.Fatal("a refill reused the old file name")
+	}
+	if b, _ := io.ReadAll(reader); string(b) != "version-1" {
+		t.Fatalf("reader of the old object read %q", b)
+	}
+	if _, err := os.Stat(old.Path()); !os.IsNotExist(err) {
+		t.Fatal("the replaced file was not removed")
+	}
+	d.Update(old, http.Header{"Etag": {`"stale"`}}, time.Now(), time.Now())
+	_, v, _ := d.Lookup("k")
+	if got := v(""); got.Header.Get("Etag") == `"stale"` || got.Size != int64(len("version-2!")) {
+		t.Fatalf("an update aimed at the old object changed the new one: %+v", got)
 	}
 }
 

@@ -19,6 +19,9 @@ type Object struct {
 	// RequestTime and ResponseTime bracket the origin exchange (RFC 9111 §4.2.3).
 	RequestTime, ResponseTime time.Time
 	Body                      []byte
+	// Invalidated marks a soft purge: revalidate before reuse; still usable when the origin
+	// fails (stale-if-error).
+	Invalidated bool
 }
 
 // Size is what the object costs in memory, roughly: body plus headers.
