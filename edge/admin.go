@@ -31,9 +31,14 @@ var surrogateHeaders = []string{"Surrogate-Key", "Cache-Tag"}
 // tagIndex maps surrogate keys to the primary keys of objects that carried them. Entries of
 // evicted objects linger harmlessly: purging a missing key is a no-op.
 type tagIndex struct {
-	mu   sync.Mutex
-	keys map[string]map[string]struct{}
+	mu    sync.Mutex
+	keys  map[string]map[string]struct{}
+	pairs int // (tag, key) pairs held, bounded by maxTagPairs
 }
+
+// maxTagPairs bounds the index's memory (~100 MB at most): past it, new tags are not indexed
+// (a tag purge then misses them; a prefix or URL purge still works).
+const maxTagPairs = 1 << 20
 
 func newTagIndex() *tagIndex { return &tagIndex{keys: map[string]map[string]struct{}{}} }
 
@@ -53,7 +58,10 @@ func (t *tagIndex) add(primary string, h http.Header) {
 			set = map[string]struct{}{}
 			t.keys[tag] = set
 		}
-		set[primary] = struct{}{}
+		if _, ok := set[primary]; !ok && t.pairs < maxTagPairs {
+			set[primary] = struct{}{}
+			t.pairs++
+		}
 	}
 }
 
@@ -64,6 +72,7 @@ func (t *tagIndex) take(tag string) []string {
 	for k := range t.keys[tag] {
 		out = append(out, k)
 	}
+	t.pairs -= len(t.keys[tag])
 	delete(t.keys, tag)
 	return out
 }

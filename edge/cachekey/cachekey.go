@@ -318,7 +318,10 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 				continue
 			}
 			name, value, hasEq := strings.Cut(seg, "=")
-			if !ru.keeps(s, name) {
+			// Some origins also split the query on ';', so "utm_x=1;callback=evil" would
+			// hide a real parameter inside a dropped one (parameter cloaking): a segment
+			// holding ';' is always keyed.
+			if !ru.keeps(s, name) && strings.IndexByte(seg, ';') < 0 {
 				continue
 			}
 			start := len(s.tmp)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -478,5 +479,22 @@ func BenchmarkKey(b *testing.B) {
 				_ = k.Key(r)
 			}
 		})
+	}
+}
+
+// TestSemicolonCloaking: a dropped parameter cannot smuggle another behind a ';'.
+func TestSemicolonCloaking(t *testing.T) {
+	k, err := New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(raw string) string {
+		return k.Key(httptest.NewRequest("GET", "http://h"+raw, nil))
+	}
+	if key("/p?utm_source=x;callback=evil") == key("/p") {
+		t.Fatal("a ';'-cloaked parameter shares the bare URL's key")
+	}
+	if key("/p?utm_source=x") != key("/p") {
+		t.Fatal("a plain tracking parameter is keyed")
 	}
 }
