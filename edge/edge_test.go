@@ -524,10 +524,11 @@ func TestRules(t *testing.T) {
 // refreshed in the background, once (RFC 5861 §3).
 func TestStaleWhileRevalidate(t *testing.T) {
 	var version atomic.Int64
+	refresh := make(chan struct{}) // holds the background refresh until every stale hit is served
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		v := version.Add(1)
 		if v > 1 {
-			time.Sleep(500 * time.Millisecond) // a slow refresh: stale hits keep arriving meanwhile
+			<-refresh
 		}
 		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=600")
 		fmt.Fprintf(w, "v%d", v)
@@ -546,8 +547,8 @@ func TestStaleWhileRevalidate(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
-	waitUntil(t, func() bool { return o.hits.Load() == 2 })
+	wg.Wait() // every stale hit answered while the refresh is still held
+	close(refresh)
 	waitUntil(t, func() bool { return get(t, srv.URL+"/swr").body == "v2" })
 	if n := o.hits.Load(); n != 2 {
 		t.Fatalf("origin saw %d requests, want 2 (one background refresh for 20 stale hits)", n)

@@ -126,7 +126,7 @@ func TestErrorRelayedToWaiters(t *testing.T) {
 		<-gate
 		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 	})
-	_, srv := newEdge(t, o.URL, nil)
+	e, srv := newEdge(t, o.URL, nil)
 	var wg sync.WaitGroup
 	var got503 atomic.Int64
 	for range 20 {
@@ -138,10 +138,13 @@ func TestErrorRelayedToWaiters(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Open the gate only once all 20 requests are in: 1 fill and 19 collapsed.
+	for i := 0; i < 1000 && e.stats.Collapsed.Load() < 19; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	close(gate)
 	wg.Wait()
-	if got503.Load() != 20 || o.hits.Load() > 2 {
+	if got503.Load() != 20 || o.hits.Load() != 1 {
 		t.Fatalf("%d clients got the 503 from %d origin requests", got503.Load(), o.hits.Load())
 	}
 }
