@@ -245,7 +245,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	if inMemory {
 		body.Finish(nil)
 		data, _ := body.Bytes()
-		e.mem.Put(res.key, vary, vk, &store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+		e.mem.Put(res.key, vary, vk, withFreshness(&store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data}, res.pol))
 		e.persist(obj, data)
 	} else {
 		// Commit before Finish: by the time anyone sees the body complete, it is stored.
@@ -295,7 +295,7 @@ func (e *Edge) persist(obj *store.DiskObject, data []byte) {
 // and exchange times in both tiers, the same body.
 func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged http.Header, reqTime, respTime time.Time) {
 	if cond.mem != nil {
-		e.mem.Put(res.key, res.vary, res.vk, &store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.mem})
+		e.mem.Put(res.key, res.vary, res.vk, withFreshness(&store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.mem}, res.pol))
 	}
 	if e.disk != nil {
 		// The object revalidated (cond.disk, or the one the memory copy came from) — Update

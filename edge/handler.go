@@ -29,7 +29,9 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// looks at the request: the key, the Vary match and the origin must all see the same
 	// header (RFC 9110 §7.6.1), or "Connection: Accept-Language" could fill the "en" variant
 	// with a response made without it.
-	policy.RemoveHopByHop(r.Header)
+	if hasHopByHop(r.Header) {
+		policy.RemoveHopByHop(r.Header)
+	}
 	up, rule := e.route(r)
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
@@ -50,6 +52,23 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// hopByHopNames are the canonical names policy.RemoveHopByHop deletes unconditionally.
+var hopByHopNames = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// hasHopByHop is a cheap test that spares most requests the deletions: Go's server stores
+// header names canonicalised, and any Connection-listed field needs a Connection header.
+func hasHopByHop(h http.Header) bool {
+	for k := range h {
+		if hopByHopNames[k] {
+			return true
+		}
+	}
+	return false
+}
+
 // lookupResult is what the store holds for a request.
 type lookupResult struct {
 	key  string
@@ -60,8 +79,8 @@ type lookupResult struct {
 	pol  policy.Options // the cache policy for this request's path (rule TTL applied)
 }
 
-func (e *Edge) lookup(r *http.Request) lookupResult {
-	res := lookupResult{key: e.keyer.Key(r), fwd: cachestatus.FwdURIMiss}
+func (e *Edge) lookup(r *http.Request, pol policy.Options) lookupResult {
+	res := lookupResult{key: e.keyer.Key(r), fwd: cachestatus.FwdURIMiss, pol: pol}
 	if entry, ok := e.mem.Lookup(res.key); ok {
 		res.vary = entry.Vary
 		if vk, ok := policy.VaryKey(entry.Vary, r.Header); ok {
@@ -106,14 +125,13 @@ func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
 	if err != nil || int64(len(data)) != o.Size {
 		return
 	}
-	e.mem.Put(res.key, res.vary, res.vk, &store.Object{Status: o.Status, Header: o.Header,
-		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: data, Invalidated: o.Invalidated})
+	e.mem.Put(res.key, res.vary, res.vk, withFreshness(&store.Object{Status: o.Status, Header: o.Header,
+		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: data, Invalidated: o.Invalidated}, res.pol))
 }
 
 // serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
 func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream, pol policy.Options) {
-	res := e.lookup(r)
-	res.pol = pol
+	res := e.lookup(r, pol)
 	now := e.now()
 	if res.obj == nil {
 		e.stats.Misses.Add(1)
@@ -122,6 +140,11 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 			return
 		}
 		e.fillAndServe(w, r, up, res, res.fwd, nil)
+		return
+	}
+	if _, _, ok := res.obj.quickFresh(r, now); ok {
+		e.stats.Hits.Add(1)
+		e.serveObject(w, r, res.obj, res.pol, cachestatus.Status{Hit: true})
 		return
 	}
 	v := policy.Reuse(r, res.obj.stored(), now, res.pol)

@@ -135,9 +135,13 @@ var acceptRanges = []string{"bytes"}
 // §13.1), ranges and If-Range through http.ServeContent for complete 200s, else the whole body.
 func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, pol policy.Options, cs cachestatus.Status) {
 	now := e.now()
-	age := policy.CurrentAge(obj.Header, obj.RequestTime, obj.ResponseTime, now)
-	life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, pol)
-	ttl := int((life - age) / time.Second)
+	age, remaining, quick := obj.quickFresh(r, now)
+	if !quick {
+		age = policy.CurrentAge(obj.Header, obj.RequestTime, obj.ResponseTime, now)
+		life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, pol)
+		remaining = life - age
+	}
+	ttl := int(remaining / time.Second)
 	cs.TTL = &ttl
 	if obj.mem != nil && r.Header.Get("Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
 		// The hot path: a whole body from memory. Stored header values are shared, not

@@ -22,6 +22,12 @@ type Object struct {
 	// Invalidated marks a soft purge: revalidate before reuse; still usable when the origin
 	// fails (stale-if-error).
 	Invalidated bool
+	// FreshUntil and InitialAge are computed once when the object is stored, so that a hit
+	// on a fresh object needs no header parsing: a request without Cache-Control or Pragma
+	// may use the object until FreshUntil, with Age = InitialAge + time since ResponseTime
+	// (RFC 9111 §4.2.3). A zero FreshUntil means "always evaluate" (no-cache and the like).
+	FreshUntil time.Time
+	InitialAge time.Duration
 }
 
 // Size is what the object costs in memory, roughly: body plus headers.
