@@ -205,6 +205,7 @@ func (e *Edge) purge(primary string, soft bool) bool {
 	if !soft {
 		return e.invalidate(primary)
 	}
+	e.gen(primary).Add(1)
 	found := false
 	if entry, ok := e.mem.Lookup(primary); ok {
 		for vk, obj := range entry.Variants {

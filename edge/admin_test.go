@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func adminCall(t *testing.T, method, u, token string) (int, string) {
@@ -117,5 +119,38 @@ func TestMetrics(t *testing.T) {
 	}
 	if code, _ := adminCall(t, "GET", admin.URL+"/metrics", ""); code != http.StatusUnauthorized {
 		t.Errorf("metrics without token: %d", code)
+	}
+}
+
+// TestPurgeDuringFill: a response whose fetch began before a purge is served to its waiting
+// clients but not stored, so the purge isn't undone by a fill that was already running.
+func TestPurgeDuringFill(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		if calls.Add(1) == 1 {
+			<-release
+			io.WriteString(w, "before-purge")
+			return
+		}
+		io.WriteString(w, "after-purge")
+	})
+	e, srv := newEdge(t, o.URL, nil)
+	admin := httptest.NewServer(e.AdminHandler("t"))
+	defer admin.Close()
+	done := make(chan result, 1)
+	go func() { done <- get(t, srv.URL+"/race") }()
+	for i := 0; i < 500 && calls.Load() == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	u := "http://" + strings.TrimPrefix(srv.URL, "http://") + "/race"
+	adminCall(t, "POST", admin.URL+"/purge?url="+url.QueryEscape(u), "t")
+	close(release)
+	if r := <-done; r.body != "before-purge" {
+		t.Fatalf("waiting client got %q", r.body)
+	}
+	if r := get(t, srv.URL+"/race"); r.body != "after-purge" {
+		t.Fatalf("the pre-purge response was stored: %q %q", r.body, r.cacheStatus())
 	}
 }

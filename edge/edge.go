@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -40,7 +41,12 @@ type Edge struct {
 	via     string
 	now     func() time.Time
 
-	stats    Stats
+	stats Stats
+	// gens counts invalidations per key (hashed into a fixed table): a fill that started
+	// before a purge or an unsafe method must not store the response it fetched.
+	gens [4096]atomic.Uint64
+	// fillMem is the bytes of memory-backed fills in flight, bounded by cfg.Memory.
+	fillMem  atomic.Int64
 	inflight sync.WaitGroup // fills running, so that Close lets them store what they fetched
 	m        *metrics
 	tags     *tagIndex
@@ -154,6 +160,12 @@ func (e *Edge) Close() error {
 		return e.disk.Close()
 	}
 	return nil
+}
+
+func (e *Edge) gen(key string) *atomic.Uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &e.gens[h.Sum32()%uint32(len(e.gens))]
 }
 
 // Stats returns the edge's counters.

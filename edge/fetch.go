@@ -164,6 +164,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 			out.Header[k] = v
 		}
 	}
+	gen := e.gen(res.key).Load()
 	reqTime := e.now()
 	resp, err := e.doOrigin(ctx, up, out)
 	if err != nil {
@@ -192,7 +193,10 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	vk, varyOK := policy.VaryKey(vary, r.Header)
 	size := resp.ContentLength
 	storable = storable && varyOK
-	inMemory := storable && size >= 0 && e.mem.Fits(size)
+	inMemory := storable && size >= 0 && e.mem.Fits(size) && e.reserveFillMem(size)
+	if inMemory {
+		defer e.fillMem.Add(-size)
+	}
 	onDisk := storable && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
 	if storable && !inMemory && !onDisk {
 		reason = "size"
@@ -242,6 +246,14 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	}
 	obj := &store.DiskObject{Primary: res.key, Vary: vary, VaryKey: vk, Status: resp.StatusCode, Header: header,
 		RequestTime: reqTime, ResponseTime: respTime, Size: n}
+	if e.gen(res.key).Load() != gen {
+		// Purged or invalidated while we fetched: serve what we have, store nothing.
+		body.Finish(nil)
+		if tmp != nil {
+			os.Remove(tmp.Name())
+		}
+		return
+	}
 	if inMemory {
 		body.Finish(nil)
 		data, _ := body.Bytes()
@@ -391,8 +403,20 @@ func (e *Edge) forwardUnsafe(w http.ResponseWriter, r *http.Request, up *upstrea
 	}
 }
 
+// reserveFillMem accounts size bytes of a memory-backed fill, refusing when fills in flight
+// would exceed the memory tier's size (many concurrent large misses must not exhaust RAM;
+// such fills go to disk or are passed through).
+func (e *Edge) reserveFillMem(size int64) bool {
+	if e.fillMem.Add(size) > int64(e.cfg.Memory) {
+		e.fillMem.Add(-size)
+		return false
+	}
+	return true
+}
+
 // invalidate forgets every variant of primary in both tiers.
 func (e *Edge) invalidate(primary string) bool {
+	e.gen(primary).Add(1)
 	found := e.mem.Invalidate(primary)
 	if e.disk != nil && e.disk.Invalidate(primary) {
 		found = true
