@@ -588,3 +588,56 @@ func TestErrorCaching(t *testing.T) {
 		t.Fatalf("404 with a configured TTL: %d %q", r.status, r.cacheStatus())
 	}
 }
+
+// TestRangeAbuse: pathological Range headers cost one origin fetch and get a bounded,
+// correct answer (RFC 9110 §14.2 lets a server ignore a Range it finds excessive).
+func TestRangeAbuse(t *testing.T) {
+	body := strings.Repeat("abcdefghij", 10000)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		io.WriteString(w, body)
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = fmt.Sprintf("%d-%d", i*10, i*10+5)
+	}
+	zeros := strings.TrimSuffix(strings.Repeat("0-0,", 1000), ",")
+	tests := []struct {
+		name, rng string
+		status    int
+	}{
+		{"1000 ranges", "bytes=" + strings.Join(many, ","), 200},
+		{"0-0 repeated", "bytes=" + zeros, 200},
+		{"overlapping", "bytes=0-,0-,0-,0-", 200},
+		{"far past the end", "bytes=999999999-", 416},
+		{"huge numbers", "bytes=0-99999999999999999999999", 200},
+	}
+	for _, tc := range tests {
+		for _, temp := range []string{"cold", "warm"} {
+			r := get(t, srv.URL+"/abuse-"+strings.ReplaceAll(tc.name, " ", "-"), "Range", tc.rng)
+			if r.status != tc.status || (tc.status == 200 && r.body != body) {
+				t.Errorf("%s (%s): %d, %d bytes", tc.name, temp, r.status, len(r.body))
+			}
+		}
+	}
+	if n := o.hits.Load(); n != int64(len(tests)) {
+		t.Errorf("origin saw %d requests for %d objects", n, len(tests))
+	}
+}
+
+// TestChunkedOriginCached: a response of unknown length (chunked) is streamed to the client
+// and stored once it ends complete, even without a disk tier.
+func TestChunkedOriginCached(t *testing.T) {
+	body := strings.Repeat("chunk", 20000) // 100 KB: Go's server sends it chunked
+	o := newOrigin(t, cacheable(body, "max-age=60"))
+	_, srv := newEdge(t, o.URL, nil)
+	if r := get(t, srv.URL+"/c"); r.body != body {
+		t.Fatalf("first: %d bytes", len(r.body))
+	}
+	r := get(t, srv.URL+"/c")
+	if r.body != body || !strings.Contains(r.cacheStatus(), "hit") || o.hits.Load() != 1 {
+		t.Fatalf("second: %q, origin %d", r.cacheStatus(), o.hits.Load())
+	}
+}

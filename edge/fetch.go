@@ -200,6 +200,24 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	onDisk := storable && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
 	if storable && !inMemory && !onDisk {
 		reason = "size"
+		if size < 0 {
+			// Unknown length (chunked) and no disk tier: the leader streams it directly,
+			// and a copy is kept and stored if the body ends complete within the memory
+			// tier's object limit. (Waiters meanwhile fetch on their own.)
+			reason = "unknown-length"
+			direct := &teeStore{ReadCloser: resp.Body, limit: e.mem.MaxObject()}
+			direct.complete = func(data []byte) {
+				if e.gen(res.key).Load() != gen {
+					return
+				}
+				header := policy.HeaderToStore(resp.Header, res.pol)
+				e.mem.Put(res.key, vary, vk, withFreshness(&store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data}, res.pol))
+				e.tags.add(res.key, header)
+				e.stats.Stored.Add(1)
+			}
+			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: direct, Reason: reason}, nil)
+			return
+		}
 	}
 	if !inMemory && !onDisk {
 		// A short error (no per-user state: private and Set-Cookie have other reasons) is
@@ -268,6 +286,32 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	}
 	e.tags.add(res.key, header)
 	e.stats.Stored.Add(1)
+}
+
+// teeStore passes a body through while keeping a copy of up to limit bytes; complete is
+// called with the copy if the body reached a clean end within the limit.
+type teeStore struct {
+	io.ReadCloser
+	limit    int64
+	buf      []byte
+	over     bool
+	complete func([]byte)
+}
+
+func (t *teeStore) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if !t.over {
+		if int64(len(t.buf)+n) > t.limit {
+			t.over, t.buf = true, nil
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF && !t.over && t.complete != nil {
+		t.complete(t.buf)
+		t.complete = nil
+	}
+	return n, err
 }
 
 // relayShort shares a short, unstored response with the fill's collapsed requests.

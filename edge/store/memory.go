@@ -111,6 +111,9 @@ func deletionCause(c otter.DeletionCause) string {
 // Keys iterates over the primary keys held (for purge by prefix).
 func (m *Memory) Keys() func(yield func(string) bool) { return m.c.Keys() }
 
+// MaxObject is the largest body the memory tier keeps.
+func (m *Memory) MaxObject() int64 { return m.maxObject }
+
 // Fits reports whether an object of size bytes may be kept in memory.
 func (m *Memory) Fits(size int64) bool { return size <= m.maxObject }
 
