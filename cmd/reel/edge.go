@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -45,18 +44,9 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log one line per request")
 	fs.Usage = usageFunc(fs, edgeUsage)
-	rest, code, ok := parseFlags(fs, args, stdout, stderr)
+	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
 		return code
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "reel edge: unexpected argument %q (run 'reel edge -h')\n", rest[0])
-		return exitUsage
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "reel edge: bad --log-level %q\n", *logLevel)
-		return exitUsage
 	}
 	cfg := edge.DefaultConfig()
 	if *cfgFile != "" {
@@ -99,7 +89,6 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
 		return exitUsage
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	e, err := edge.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))

@@ -38,24 +38,14 @@ func runOrigin(args []string, stdout, stderr io.Writer) int {
 	maxAge := fs.Duration("manifest-max-age", 60*time.Second, "Cache-Control max-age for playlists and MPDs")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = usageFunc(fs, originUsage)
-	rest, code, ok := parseFlags(fs, args, stdout, stderr)
+	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
 		return code
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "reel origin: unexpected argument %q (run 'reel origin -h')\n", rest[0])
-		return exitUsage
 	}
 	if *dir == "" {
 		fmt.Fprintln(stderr, "reel origin: missing --dir (run 'reel origin -h')")
 		return exitUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "reel origin: bad --log-level %q\n", *logLevel)
-		return exitUsage
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	h, err := packager.NewOrigin(*dir, packager.OriginOptions{ManifestMaxAge: *maxAge, Logger: logger})
 	if err != nil {

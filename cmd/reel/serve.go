@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -43,4 +45,23 @@ func serveUntilSignal(cmd string, stderr io.Writer, grace time.Duration, servers
 		}
 	}
 	return code
+}
+
+// parseServerFlags parses a server command's flags, which take no positional arguments, and
+// builds its logger at the --log-level given.
+func parseServerFlags(fs *flag.FlagSet, args []string, logLevel *string, stdout, stderr io.Writer) (*slog.Logger, int, bool) {
+	rest, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return nil, code, false
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "reel %s: unexpected argument %q (run 'reel %s -h')\n", fs.Name(), rest[0], fs.Name())
+		return nil, exitUsage, false
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "reel %s: bad --log-level %q\n", fs.Name(), *logLevel)
+		return nil, exitUsage, false
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), 0, true
 }
