@@ -187,7 +187,13 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 			return
 		}
 	}
+	e.publish(f, r, res, cond, resp, gen, reqTime, respTime)
+}
 
+// publish hands a fetched response to the fill: stored and shared when storable, relayed
+// when short, streamed to the leader alone otherwise. gen is the key's invalidation count
+// when the fetch began.
+func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *cached, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
 	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, res.pol)
 	vary := resp.Header.Values("Vary")
 	vk, varyOK := policy.VaryKey(vary, r.Header)
@@ -233,6 +239,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	header := policy.HeaderToStore(resp.Header, res.pol)
 	var body *fill.Body
 	var tmp *os.File
+	var err error
 	if inMemory {
 		body = fill.NewMemoryBodySize(size)
 	} else {
