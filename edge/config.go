@@ -31,6 +31,9 @@ type Config struct {
 	// MaxObjectSize bounds what one response may occupy in the cache; larger ones are
 	// passed through.
 	MaxObjectSize Size `yaml:"max_object_size"`
+	// SliceSize is the size of the aligned slices that range requests of objects not stored
+	// whole are fetched and stored in (0 disables slicing).
+	SliceSize Size `yaml:"slice_size"`
 
 	// AccessLog logs one line per request (method, path, status, cache, bytes, duration).
 	AccessLog bool `yaml:"access_log"`
@@ -98,6 +101,7 @@ func DefaultConfig() Config {
 		Memory:        512 << 20,
 		Disk:          10 << 30,
 		MaxObjectSize: 1 << 30,
+		SliceSize:     1 << 20,
 		Cache: Policy{
 			DropParams:        []string{"utm_*", "gclid", "fbclid", "msclkid"},
 			HeuristicFraction: 0.1,
@@ -166,6 +170,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Memory <= 0:
 		return errors.New("memory must be positive")
+	case c.SliceSize != 0 && c.SliceSize < 64<<10:
+		return errors.New("slice_size must be at least 64KiB (or 0 to disable slicing)")
 	case c.CacheDir != "" && c.Disk <= 0:
 		return errors.New("disk must be positive when cache_dir is set")
 	case c.Cache.HeuristicFraction < 0 || c.Cache.HeuristicFraction > 1:

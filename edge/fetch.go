@@ -280,10 +280,12 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *ca
 		return
 	}
 	if inMemory {
-		body.Finish(nil)
-		data, _ := body.Bytes()
+		// Store, then Finish: once a client has the complete body, it is stored — so a purge
+		// it sends next can't be undone by a store that lands later.
+		data := body.Written()
 		e.mem.Put(res.key, vary, vk, withFreshness(&store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data}, res.pol))
 		e.persist(obj, data)
+		body.Finish(nil)
 	} else {
 		// Commit before Finish: by the time anyone sees the body complete, it is stored.
 		if err := e.disk.Commit(tmp.Name(), obj); err != nil {

@@ -139,6 +139,13 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 			httpError(w, http.StatusGatewayTimeout, "not in cache (only-if-cached)")
 			return
 		}
+		// Ranges of objects not stored whole are answered from slices (slices.go), and so
+		// is any request for an object already known sliced.
+		if e.cfg.SliceSize > 0 && r.Header.Get("If-Range") == "" {
+			if _, sliced := e.loadSliceMeta(res.key); (sliced || r.Header.Get("Range") != "") && e.serveSliced(w, r, up, res) {
+				return
+			}
+		}
 		e.fillAndServe(w, r, up, res, res.fwd, nil)
 		return
 	}

@@ -54,6 +54,25 @@ func NewMemoryBodySize(n int64) *Body {
 	return newBody(&memBacking{chunk: n})
 }
 
+// Written returns the bytes a memory body holds so far (nil for a file body), for storing a
+// body before Finish publishes it as complete.
+func (b *Body) Written() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, isMem := b.store.(*memBacking)
+	if !isMem {
+		return nil
+	}
+	if len(m.chunks) == 1 {
+		return m.chunks[0][:m.size]
+	}
+	out := make([]byte, 0, m.size)
+	for i, c := range m.chunks {
+		out = append(out, c[:min(int64(len(c)), m.size-int64(i)*m.chunk)]...)
+	}
+	return out
+}
+
 // Bytes returns a complete memory body's bytes (copied only when they span several chunks).
 // ok is false for an unfinished, aborted or file body.
 func (b *Body) Bytes() (data []byte, ok bool) {

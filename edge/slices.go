@@ -1,0 +1,433 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/fill"
+	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/edge/store"
+	"github.com/reelvideo/reel/rangecache"
+)
+
+// Range requests for objects not stored whole are answered from slices: fixed-size, aligned
+// pieces of the object (Config.SliceSize), each fetched from the origin with its own Range
+// request, coalesced and stored as its own cache entry. A client asking for bytes=0-99 of an
+// uncached 4 GB object makes the origin send one slice, and its first byte goes out as soon
+// as that slice's first bytes arrive.
+//
+// The object's identity — its strong ETag, or Last-Modified with its length — is recorded
+// with the first slice (the slice "meta", kept as a special variant of the URL so that purges
+// and invalidations drop it) and checked on every slice: bytes of two versions are never
+// mixed into one response. Slices are keyed with the URL's invalidation count, so a purge
+// makes the old ones unreachable.
+
+// metaVariant is the variant key of a URL's slice meta; real variant keys never hold NUL.
+const metaVariant = "\x00slices"
+
+// errChanged reports that the origin's object changed between two slices of one response.
+var errChanged = errors.New("object changed while its slices were read")
+
+// sliceMeta is what the first slice taught us about a sliced object.
+type sliceMeta struct {
+	total    int64
+	identity string
+	header   http.Header   // the object's header, as for a 200 of the whole object
+	obj      *store.Object // the stored meta (for its freshness), nil for a fill's head
+}
+
+func (e *Edge) loadSliceMeta(key string) (*sliceMeta, bool) {
+	entry, ok := e.mem.Lookup(key)
+	if !ok {
+		return nil, false
+	}
+	o := entry.Variants[metaVariant]
+	if o == nil {
+		return nil, false
+	}
+	total, err := strconv.ParseInt(o.Header.Get("Content-Length"), 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return &sliceMeta{total: total, identity: identity(o.Header, total), header: o.Header, obj: o}, true
+}
+
+// identity is what must stay equal between slices of one object: a strong ETag, else
+// Last-Modified with the length; "" when the origin gives neither (such objects aren't sliced).
+func identity(h http.Header, total int64) string {
+	if et := h.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
+		return "etag:" + et
+	}
+	if lm := h.Get("Last-Modified"); lm != "" {
+		return "lm:" + lm + "/" + strconv.FormatInt(total, 10)
+	}
+	return ""
+}
+
+// sliceFor returns a stored slice's bytes, or nil.
+func (e *Edge) storedSlice(key string, gen uint64, idx int64, id string) []byte {
+	entry, ok := e.mem.Lookup(sliceKey(key, gen, idx))
+	if !ok {
+		return nil
+	}
+	o := entry.Variants[""]
+	if o == nil || o.Header.Get("X-Reel-Identity") != id {
+		return nil
+	}
+	return o.Body
+}
+
+func sliceKey(key string, gen uint64, idx int64) string {
+	return key + "\x00slice\x00" + strconv.FormatUint(gen, 10) + "\x00" + strconv.FormatInt(idx, 10)
+}
+
+// serveSliced answers a GET or HEAD from slices and reports whether it did; false leaves the
+// request to the whole-object path (suffix or multiple ranges on an object not yet known,
+// origins that don't answer ranges, objects without an identity…).
+func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult) bool {
+	S := int64(e.cfg.SliceSize)
+	meta, known := e.loadSliceMeta(res.key)
+	if known {
+		st := policy.Stored{Status: http.StatusOK, Header: meta.obj.Header, RequestTime: meta.obj.RequestTime, ResponseTime: meta.obj.ResponseTime}
+		if policy.Reuse(r, st, e.now(), res.pol) != policy.Fresh {
+			// Stale: start over from the origin (slices are not revalidated one by one).
+			e.gen(res.key).Add(1)
+			meta, known = nil, false
+		}
+	}
+	rng := r.Header.Get("Range")
+	var start int64
+	if !known {
+		// Cold: only a plain "bytes=N-…" tells which slice to fetch before the length is known.
+		first, ok := firstByte(rng)
+		if !ok {
+			return false
+		}
+		start = first
+	}
+	gen := e.gen(res.key).Load()
+
+	// The slice holding the first requested byte, fetched (or found) first: it tells the
+	// object's length and identity when they are not known yet.
+	idx := start / S
+	if known {
+		kind, rs := e.ranges(r, meta.header, meta.total)
+		switch {
+		case rng != "" && kind == rangecache.Unsatisfiable:
+			h := http.Header{"Content-Range": {rangecache.UnsatisfiedContentRange(meta.total)}}
+			e.writeHead(w, r, http.StatusRequestedRangeNotSatisfiable, h, 0, cachestatus.Status{Hit: true})
+			return true
+		case kind == rangecache.Satisfiable && len(rs) == 1:
+			idx = rs[0].Start / S
+		case rng != "" && kind == rangecache.Satisfiable:
+			return false // several ranges: the whole-object path answers multipart
+		}
+	}
+	first, err := e.slice(r, up, res, gen, idx, meta)
+	if err != nil {
+		return e.sliceFallback(w, r, err)
+	}
+	if first.direct != nil {
+		// The origin answered the slice request with something other than a 206: the whole
+		// object (it ignores Range), an error… — serve that as the whole-object path would.
+		first.direct.serve(w, r)
+		return true
+	}
+	meta = first.meta
+	kind, rs := e.ranges(r, meta.header, meta.total)
+	status, lo, hi := http.StatusOK, int64(0), meta.total-1
+	h := clientHeader(meta.header)
+	h.Set("Accept-Ranges", "bytes")
+	switch {
+	case rng != "" && kind == rangecache.Unsatisfiable:
+		first.release()
+		e.writeHead(w, r, http.StatusRequestedRangeNotSatisfiable, http.Header{"Content-Range": {rangecache.UnsatisfiedContentRange(meta.total)}}, 0, first.cs)
+		return true
+	case kind == rangecache.Satisfiable && len(rs) == 1:
+		status, lo, hi = http.StatusPartialContent, rs[0].Start, rs[0].Start+rs[0].Length-1
+		h.Set("Content-Range", rs[0].ContentRange(meta.total))
+	}
+	h.Set("Content-Length", strconv.FormatInt(hi-lo+1, 10))
+	if lo/S != idx {
+		// Known only now (a suffix range on a cold object): not the slice we fetched.
+		first.release()
+		if first, err = e.slice(r, up, res, gen, lo/S, meta); err != nil || first.direct != nil {
+			if first != nil {
+				first.release()
+			}
+			return e.sliceFallback(w, r, errors.Join(err, errChanged))
+		}
+	}
+	e.writeHead(w, r, status, h, 0, first.cs)
+	if r.Method == http.MethodHead {
+		first.release()
+		return true
+	}
+	cur := first
+	for i := lo / S; i <= hi/S; i++ {
+		if cur == nil {
+			if cur, err = e.slice(r, up, res, gen, i, meta); err != nil || cur.direct != nil {
+				panic(http.ErrAbortHandler) // mid-response: only an abrupt end is honest
+			}
+		}
+		// Prefetch the next slice of the range while this one is sent.
+		var next chan *fetchedSlice
+		if i < hi/S {
+			next = make(chan *fetchedSlice, 1)
+			go func(i int64) {
+				s, err := e.slice(r, up, res, gen, i, meta)
+				if err != nil {
+					s = nil
+				}
+				next <- s
+			}(i + 1)
+		}
+		from, to := max(lo, i*S)-i*S, min(hi, i*S+S-1)-i*S
+		err := cur.copy(w, r.Context(), from, to-from+1)
+		cur.release()
+		if err != nil {
+			if next != nil {
+				if s := <-next; s != nil {
+					s.release()
+				}
+			}
+			if r.Context().Err() == nil {
+				panic(http.ErrAbortHandler)
+			}
+			return true
+		}
+		cur = nil
+		if next != nil {
+			cur = <-next
+			if cur == nil {
+				panic(http.ErrAbortHandler)
+			}
+		}
+	}
+	return true
+}
+
+// sliceFallback answers when slicing could not start: a changed object or origin error.
+func (e *Edge) sliceFallback(w http.ResponseWriter, r *http.Request, err error) bool {
+	if r.Context().Err() != nil {
+		return true
+	}
+	if errors.Is(err, errChanged) {
+		httpError(w, http.StatusServiceUnavailable, "object changed at the origin, retry")
+		return true
+	}
+	originError(w, err)
+	return true
+}
+
+// firstByte returns N from a single "bytes=N-" or "bytes=N-M" range.
+func firstByte(rng string) (int64, bool) {
+	unit, spec, ok := strings.Cut(rng, "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") || strings.Contains(spec, ",") {
+		return 0, false
+	}
+	a, _, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	n, err := strconv.ParseInt(a, 10, 64)
+	if !ok || err != nil || n < 0 || a == "" {
+		return 0, false
+	}
+	return n, true
+}
+
+// fetchedSlice is one slice ready to be read: stored bytes, or a fill in progress.
+type fetchedSlice struct {
+	meta   *sliceMeta
+	data   []byte     // a stored slice
+	body   *fill.Body // or a fill's body
+	f      *fill.Fill
+	cs     cachestatus.Status
+	direct *directAnswer // the origin did not answer with a slice
+}
+
+func (s *fetchedSlice) release() {
+	if s.f != nil {
+		s.f.Done()
+		s.f = nil
+	}
+}
+
+// copy writes n bytes of the slice from offset off.
+func (s *fetchedSlice) copy(w http.ResponseWriter, ctx context.Context, off, n int64) error {
+	if s.data != nil {
+		if off+n > int64(len(s.data)) {
+			return fmt.Errorf("slice holds %d bytes, need %d", len(s.data), off+n)
+		}
+		_, err := w.Write(s.data[off : off+n])
+		return err
+	}
+	return copyFlushing(w, io.LimitReader(s.body.NewReader(ctx, off), n))
+}
+
+// directAnswer is a non-slice origin answer passed to the client as is.
+type directAnswer struct {
+	e    *Edge
+	head fill.Head
+	body *fill.Body
+	cs   cachestatus.Status
+	f    *fill.Fill
+}
+
+func (d *directAnswer) serve(w http.ResponseWriter, r *http.Request) {
+	defer d.f.Done()
+	if d.head.Direct != nil {
+		defer d.head.Direct.Close()
+		d.e.writeHead(w, r, d.head.Status, clientHeader(d.head.Header), 0, d.cs)
+		if r.Method != http.MethodHead {
+			relay(w, d.head.Direct)
+		}
+		return
+	}
+	d.e.serveFill(w, r, d.head, d.body, d.cs)
+}
+
+// slice returns slice idx of the object: stored, or fetched through a coalesced fill.
+func (e *Edge) slice(r *http.Request, up *upstream, res lookupResult, gen uint64, idx int64, meta *sliceMeta) (*fetchedSlice, error) {
+	if meta != nil {
+		if data := e.storedSlice(res.key, gen, idx, meta.identity); data != nil {
+			return &fetchedSlice{meta: meta, data: data, cs: cachestatus.Status{Hit: true}}, nil
+		}
+	}
+	S := int64(e.cfg.SliceSize)
+	out := fillRequest(r)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", idx*S, idx*S+S-1))
+	e.inflight.Add(1)
+	f, leader := e.fills.Join(r.Context(), sliceKey(res.key, gen, idx), func(ctx context.Context, f *fill.Fill) {
+		defer e.inflight.Done()
+		e.runSliceFill(ctx, f, up, out, res, gen, idx)
+	})
+	if !leader {
+		e.inflight.Done()
+		e.stats.Collapsed.Add(1)
+		e.m.collapsed.Inc()
+	}
+	wait := e.cfg.Limits.CoalesceWait
+	if leader {
+		wait = 0
+	}
+	head, body, err := f.Head(r.Context(), leader, wait)
+	if err != nil {
+		f.Done()
+		return nil, err
+	}
+	cs := cachestatus.Status{Fwd: cachestatus.FwdURIMiss, FwdStatus: head.Status, Stored: head.Stored, Collapsed: !leader}
+	if head.Status != http.StatusPartialContent {
+		return &fetchedSlice{direct: &directAnswer{e: e, head: head, body: body, cs: cs, f: f}}, nil
+	}
+	total, _ := strconv.ParseInt(head.Header.Get("Content-Length"), 10, 64)
+	got := &sliceMeta{total: total, identity: identity(head.Header, total), header: head.Header}
+	if meta != nil && got.identity != meta.identity {
+		f.Done()
+		e.forgetSlices(res.key)
+		return nil, errChanged
+	}
+	return &fetchedSlice{meta: got, body: body, f: f, cs: cs}, nil
+}
+
+// runSliceFill fetches one slice. A 206 for exactly the slice's bytes is stored as the slice
+// (and, for the first one, the object's meta); anything else goes the whole-object way.
+// The head it publishes for a slice carries the whole object's header (Content-Length = the
+// object's length), so followers learn the length and identity from it.
+func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, gen uint64, idx int64) {
+	out, err := e.originRequest(ctx, up, r, true)
+	if err != nil {
+		f.Fail(err)
+		return
+	}
+	reqTime := e.now()
+	resp, err := e.doOrigin(ctx, up, out)
+	if err != nil {
+		f.Fail(err)
+		return
+	}
+	respTime := e.now()
+	policy.EnsureDate(resp.Header, respTime)
+	S := int64(e.cfg.SliceSize)
+	a, b, total, ok := contentRange(resp.Header.Get("Content-Range"))
+	whole := r.Clone(r.Context())
+	whole.Header.Del("Range")
+	storable, _ := policy.Storable(whole, http.StatusOK, resp.Header, res.pol)
+	if resp.StatusCode != http.StatusPartialContent || !ok || a != idx*S || b != min(idx*S+S, total)-1 ||
+		resp.ContentLength != b-a+1 || !storable || len(resp.Header.Values("Vary")) > 0 || identity(resp.Header, total) == "" {
+		if resp.StatusCode == http.StatusPartialContent {
+			// A partial answer we can't use as a slice: pass it through untouched only if it is
+			// exactly what was asked; otherwise let the leader see an error.
+			resp.Body.Close()
+			f.Fail(fmt.Errorf("origin answered a slice request with an unusable 206 (%q)", resp.Header.Get("Content-Range")))
+			return
+		}
+		e.publish(f, whole, res, nil, resp, gen, reqTime, respTime)
+		return
+	}
+	header := policy.HeaderToStore(resp.Header, res.pol)
+	header.Del("Content-Range")
+	header.Set("Content-Length", strconv.FormatInt(total, 10))
+	id := identity(header, total)
+	body := fill.NewMemoryBodySize(b - a + 1)
+	f.SetHead(fill.Head{Status: http.StatusPartialContent, Header: header, Shareable: true, Stored: true}, body)
+	n, err := io.Copy(body, resp.Body)
+	resp.Body.Close()
+	e.m.originBytes.Add(float64(n))
+	if err == nil && n != b-a+1 {
+		err = fmt.Errorf("origin sent %d of %d slice bytes", n, b-a+1)
+	}
+	if err != nil {
+		body.Finish(err)
+		return
+	}
+	defer body.Finish(nil) // after storing, as in publish
+	if e.gen(res.key).Load() != gen {
+		return
+	}
+	data := body.Written()
+	if meta, ok := e.loadSliceMeta(res.key); !ok || meta.identity != id {
+		if ok {
+			e.forgetSlices(res.key) // another version: start over
+			return
+		}
+		e.mem.Put(res.key, nil, metaVariant, withFreshness(&store.Object{Status: http.StatusOK, Header: header, RequestTime: reqTime, ResponseTime: respTime}, res.pol))
+	}
+	sh := header.Clone()
+	sh.Set("X-Reel-Identity", id)
+	e.mem.Put(sliceKey(res.key, gen, idx), nil, "", &store.Object{Status: http.StatusPartialContent, Header: sh, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+	e.stats.Stored.Add(1)
+}
+
+// forgetSlices drops what is known of a sliced object: its meta (with the URL's other
+// variants, which describe the old version too) and, through the invalidation count, every
+// slice stored for it.
+func (e *Edge) forgetSlices(key string) {
+	e.gen(key).Add(1)
+	e.mem.Invalidate(key)
+}
+
+// contentRange parses "bytes a-b/total".
+func contentRange(v string) (a, b, total int64, ok bool) {
+	rest, found := strings.CutPrefix(v, "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	span, t, found := strings.Cut(rest, "/")
+	as, bs, found2 := strings.Cut(span, "-")
+	if !found || !found2 {
+		return 0, 0, 0, false
+	}
+	var err1, err2, err3 error
+	a, err1 = strconv.ParseInt(as, 10, 64)
+	b, err2 = strconv.ParseInt(bs, 10, 64)
+	total, err3 = strconv.ParseInt(t, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || a < 0 || b < a || total <= b {
+		return 0, 0, 0, false
+	}
+	return a, b, total, true
+}

@@ -1,0 +1,159 @@
+package edge
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rangedOrigin serves one random object with ranges (http.ServeContent: RFC 9110 §14) and
+// counts the body bytes it sends.
+type rangedOrigin struct {
+	*testOrigin
+	data atomic.Value // []byte
+	etag atomic.Value // string
+	sent atomic.Int64
+}
+
+func newRangedOrigin(t *testing.T, size int) *rangedOrigin {
+	ro := &rangedOrigin{}
+	ro.setData(randomData(size), `"v1"`)
+	ro.testOrigin = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", ro.etag.Load().(string))
+		w.Header().Set("Content-Type", "video/mp4")
+		cw := &countingWriter{ResponseWriter: w, n: &ro.sent}
+		http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(ro.data.Load().([]byte)))
+	})
+	return ro
+}
+
+func (ro *rangedOrigin) setData(b []byte, etag string) {
+	ro.data.Store(b)
+	ro.etag.Store(etag)
+}
+
+func randomData(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+const testSlice = 64 << 10
+
+// TestSlicesProperty: random single ranges against a random object, cold and warm, compared
+// byte for byte with the original; the origin never sends more than the requested bytes
+// rounded out to slice boundaries (the ranges of one response are fetched slice by slice).
+func TestSlicesProperty(t *testing.T) {
+	const size = 10*testSlice + 12345
+	ro := newRangedOrigin(t, size)
+	_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+	data := ro.data.Load().([]byte)
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	fetched := map[int64]bool{}
+	for i := 0; i < 60; i++ {
+		a := rng.Int64N(size)
+		b := a + rng.Int64N(min(size-a, 3*testSlice))
+		spec, lo, hi := fmt.Sprintf("bytes=%d-%d", a, b), a, b
+		switch i % 5 {
+		case 3: // open-ended
+			spec, hi = fmt.Sprintf("bytes=%d-", a), size-1
+		case 4: // suffix
+			n := rng.Int64N(2*testSlice) + 1
+			spec, lo, hi = fmt.Sprintf("bytes=-%d", n), max(0, size-n), size-1
+		}
+		before := ro.sent.Load()
+		r := get(t, srv.URL+"/obj", "Range", spec)
+		if r.status != http.StatusPartialContent || !bytes.Equal([]byte(r.body), data[lo:hi+1]) {
+			t.Fatalf("%s: status %d, %d bytes, want %d identical bytes (%q)", spec, r.status, len(r.body), hi-lo+1, r.cacheStatus())
+		}
+		if want := fmt.Sprintf("bytes %d-%d/%d", lo, hi, size); r.header.Get("Content-Range") != want {
+			t.Fatalf("%s: Content-Range %q, want %q", spec, r.header.Get("Content-Range"), want)
+		}
+		// Origin bytes: at most the slices this range covers that were not fetched before.
+		var allowed int64
+		for s := lo / testSlice; s <= hi/testSlice; s++ {
+			if !fetched[s] {
+				allowed += min(testSlice, size-s*testSlice)
+				fetched[s] = true
+			}
+		}
+		if got := ro.sent.Load() - before; got > allowed {
+			t.Fatalf("%s: origin sent %d bytes, at most %d allowed", spec, got, allowed)
+		}
+	}
+	// Every slice is cached now: a full GET streams them all without the origin.
+	before := ro.hits.Load()
+	if r := get(t, srv.URL+"/obj"); r.status != 200 || !bytes.Equal([]byte(r.body), data) || ro.hits.Load() != before {
+		t.Fatalf("full GET of a sliced object: %d, %d bytes, origin +%d", r.status, len(r.body), ro.hits.Load()-before)
+	}
+}
+
+// TestSliceColdSmallRange: bytes=0-99 of an uncached object fetches one slice, not the object.
+func TestSliceColdSmallRange(t *testing.T) {
+	ro := newRangedOrigin(t, 40*testSlice)
+	_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+	r := get(t, srv.URL+"/big", "Range", "bytes=0-99")
+	if r.status != 206 || r.body != string(ro.data.Load().([]byte)[:100]) {
+		t.Fatalf("%d %d bytes", r.status, len(r.body))
+	}
+	if ro.sent.Load() != testSlice || ro.hits.Load() != 1 {
+		t.Fatalf("origin sent %d bytes in %d requests, want one %d-byte slice", ro.sent.Load(), ro.hits.Load(), testSlice)
+	}
+}
+
+// TestSliceObjectChanges: the origin's object changes between slices of one response → the
+// client gets a consistent body or a clean error, never bytes of two versions; the next
+// request gets the new version whole.
+func TestSliceObjectChanges(t *testing.T) {
+	ro := newRangedOrigin(t, 4*testSlice)
+	_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+	v1 := ro.data.Load().([]byte)
+	get(t, srv.URL+"/o", "Range", "bytes=0-10") // slice 0 of v1 cached
+	v2 := randomData(4 * testSlice)
+	ro.setData(v2, `"v2"`)
+	resp, err := http.DefaultClient.Do(mustReq(t, srv.URL+"/o", "Range", fmt.Sprintf("bytes=0-%d", 2*testSlice-1)))
+	if err == nil {
+		body, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		mixed := rerr == nil && resp.StatusCode == 206 && !bytes.Equal(body, v1[:2*testSlice]) && !bytes.Equal(body, v2[:2*testSlice])
+		if mixed {
+			t.Fatal("a response mixed bytes of two versions")
+		}
+		if rerr == nil && resp.StatusCode == 206 && bytes.Equal(body, v1[:2*testSlice]) {
+			t.Fatal("served v1's second slice, which the origin no longer has")
+		}
+	}
+	r := get(t, srv.URL+"/o", "Range", fmt.Sprintf("bytes=0-%d", 2*testSlice-1))
+	if r.status != 206 || !bytes.Equal([]byte(r.body), v2[:2*testSlice]) {
+		t.Fatalf("after the change: %d, v2=%v", r.status, bytes.Equal([]byte(r.body), v2[:2*testSlice]))
+	}
+}
+
+func mustReq(t *testing.T, url string, hdr ...string) *http.Request {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return req
+}
