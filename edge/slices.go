@@ -126,7 +126,7 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		case kind == rangecache.Satisfiable && len(rs) == 1:
 			idx = rs[0].Start / S
 		case rng != "" && kind == rangecache.Satisfiable:
-			return false // several ranges: the whole-object path answers multipart
+			idx = rs[0].Start / S // several ranges: multipart, from the first one's slice
 		}
 	}
 	first, err := e.slice(r, up, res, gen, idx, meta)
@@ -152,6 +152,10 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	case kind == rangecache.Satisfiable && len(rs) == 1:
 		status, lo, hi = http.StatusPartialContent, rs[0].Start, rs[0].Start+rs[0].Length-1
 		h.Set("Content-Range", rs[0].ContentRange(meta.total))
+	case kind == rangecache.Satisfiable:
+		first.release()
+		e.serveSlicedMultipart(w, r, up, res, gen, meta, rs, h, first.cs)
+		return true
 	}
 	h.Set("Content-Length", strconv.FormatInt(hi-lo+1, 10))
 	if lo/S != idx {
@@ -213,6 +217,28 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	return true
 }
 
+// serveSlicedMultipart answers several ranges of a sliced object as multipart/byteranges
+// (RFC 9110 §14.6), reading only the slices the ranges cover.
+func (e *Edge) serveSlicedMultipart(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, gen uint64, meta *sliceMeta, rs []rangecache.Range, h http.Header, cs cachestatus.Status) {
+	boundary := rangecache.RandomBoundary()
+	ctype := meta.header.Get("Content-Type")
+	n, err := rangecache.MultipartLength(boundary, ctype, meta.total, rs)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "cannot build the multipart reply")
+		return
+	}
+	h.Set("Content-Type", rangecache.MultipartContentType(boundary))
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	e.writeHead(w, r, http.StatusPartialContent, h, 0, cs)
+	if r.Method == http.MethodHead {
+		return
+	}
+	src := &sliceReader{e: e, r: r, up: up, res: res, gen: gen, meta: meta}
+	if err := rangecache.WriteMultipart(w, boundary, ctype, meta.total, rs, src); err != nil && r.Context().Err() == nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
 // sliceFallback answers when slicing could not start: a changed object or origin error.
 func (e *Edge) sliceFallback(w http.ResponseWriter, r *http.Request, err error) bool {
 	if r.Context().Err() != nil {
@@ -226,18 +252,65 @@ func (e *Edge) sliceFallback(w http.ResponseWriter, r *http.Request, err error) 
 	return true
 }
 
-// firstByte returns N from a single "bytes=N-" or "bytes=N-M" range.
+// firstByte returns the lowest first-byte-pos of a "bytes=" range set without suffix ranges
+// (those need the length, unknown on a cold object).
 func firstByte(rng string) (int64, bool) {
 	unit, spec, ok := strings.Cut(rng, "=")
-	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") || strings.Contains(spec, ",") {
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
 		return 0, false
 	}
-	a, _, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	n, err := strconv.ParseInt(a, 10, 64)
-	if !ok || err != nil || n < 0 || a == "" {
-		return 0, false
+	lowest := int64(-1)
+	for _, part := range strings.Split(spec, ",") {
+		a, _, ok := strings.Cut(strings.TrimSpace(part), "-")
+		n, err := strconv.ParseInt(a, 10, 64)
+		if !ok || err != nil || n < 0 || a == "" {
+			return 0, false
+		}
+		if lowest < 0 || n < lowest {
+			lowest = n
+		}
 	}
-	return n, true
+	return lowest, lowest >= 0
+}
+
+// sliceReader reads a sliced object at any offset, slice by slice (for multipart replies).
+type sliceReader struct {
+	e    *Edge
+	r    *http.Request
+	up   *upstream
+	res  lookupResult
+	gen  uint64
+	meta *sliceMeta
+}
+
+func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
+	S := int64(sr.e.cfg.SliceSize)
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= sr.meta.total {
+			return n, io.EOF
+		}
+		s, err := sr.e.slice(sr.r, sr.up, sr.res, sr.gen, pos/S, sr.meta)
+		if err == nil && s.direct != nil {
+			s.direct.f.Done()
+			err = errChanged
+		}
+		if err != nil {
+			return n, err
+		}
+		in := pos % S
+		want := min(int64(len(p)-n), min(S, sr.meta.total-pos/S*S)-in)
+		if s.data != nil {
+			copy(p[n:], s.data[in:in+want])
+		} else if _, err := io.ReadFull(s.body.NewReader(sr.r.Context(), in), p[n:n+int(want)]); err != nil {
+			s.release()
+			return n, err
+		}
+		s.release()
+		n += int(want)
+	}
+	return n, nil
 }
 
 // fetchedSlice is one slice ready to be read: stored bytes, or a fill in progress.

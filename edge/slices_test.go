@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -156,4 +158,43 @@ func mustReq(t *testing.T, url string, hdr ...string) *http.Request {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	return req
+}
+
+// TestSlicedMultipart: several ranges of an uncached object are answered as
+// multipart/byteranges from the slices they cover (RFC 9110 §14.6), without the whole object.
+func TestSlicedMultipart(t *testing.T) {
+	const size = 20 * testSlice
+	ro := newRangedOrigin(t, size)
+	_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+	data := ro.data.Load().([]byte)
+	resp, err := http.DefaultClient.Do(mustReq(t, srv.URL+"/m", "Range", fmt.Sprintf("bytes=10-19,%d-%d", 5*testSlice, 5*testSlice+9)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.StatusCode != 206 || err != nil {
+		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	mr := multipart.NewReader(resp.Body, params["boundary"])
+	want := [][]byte{data[10:20], data[5*testSlice : 5*testSlice+10]}
+	for i := 0; ; i++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			if i != 2 {
+				t.Fatalf("%d parts, want 2", i)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(part)
+		if !bytes.Equal(got, want[i]) {
+			t.Fatalf("part %d differs", i)
+		}
+	}
+	if ro.sent.Load() > 2*testSlice {
+		t.Fatalf("origin sent %d bytes for two small ranges (at most two slices)", ro.sent.Load())
+	}
 }
