@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -43,11 +44,13 @@ type sliceMeta struct {
 }
 
 func (e *Edge) loadSliceMeta(key string) (*sliceMeta, bool) {
-	entry, ok := e.mem.Lookup(key)
-	if !ok {
-		return nil, false
+	var o *store.Object
+	if entry, ok := e.mem.Lookup(key); ok {
+		o = entry.Variants[metaVariant]
 	}
-	o := entry.Variants[metaVariant]
+	if o == nil {
+		o = e.diskObject(key, metaVariant, false)
+	}
 	if o == nil {
 		return nil, false
 	}
@@ -72,15 +75,44 @@ func identity(h http.Header, total int64) string {
 
 // sliceFor returns a stored slice's bytes, or nil.
 func (e *Edge) storedSlice(key string, gen uint64, idx int64, id string) []byte {
-	entry, ok := e.mem.Lookup(sliceKey(key, gen, idx))
-	if !ok {
-		return nil
+	sk := sliceKey(key, gen, idx)
+	var o *store.Object
+	if entry, ok := e.mem.Lookup(sk); ok {
+		o = entry.Variants[""]
 	}
-	o := entry.Variants[""]
+	if o == nil {
+		if o = e.diskObject(sk, "", true); o != nil {
+			e.mem.Put(sk, nil, "", o) // hot again: back in memory
+		}
+	}
 	if o == nil || o.Header.Get("X-Reel-Identity") != id {
 		return nil
 	}
 	return o.Body
+}
+
+// diskObject loads a small internal object (slice meta, slice) from the disk tier.
+func (e *Edge) diskObject(primary, vk string, withBody bool) *store.Object {
+	if e.disk == nil {
+		return nil
+	}
+	_, variant, ok := e.disk.Lookup(primary)
+	if !ok {
+		return nil
+	}
+	d := variant(vk)
+	if d == nil {
+		return nil
+	}
+	o := &store.Object{Status: d.Status, Header: d.Header, RequestTime: d.RequestTime, ResponseTime: d.ResponseTime}
+	if withBody {
+		data, err := os.ReadFile(d.Path())
+		if err != nil || int64(len(data)) != d.Size {
+			return nil
+		}
+		o.Body = data
+	}
+	return o
 }
 
 func sliceKey(key string, gen uint64, idx int64) string {
@@ -469,10 +501,15 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 			return
 		}
 		e.mem.Put(res.key, nil, metaVariant, withFreshness(&store.Object{Status: http.StatusOK, Header: header, RequestTime: reqTime, ResponseTime: respTime}, res.pol))
+		e.persist(&store.DiskObject{Primary: res.key, VaryKey: metaVariant, Status: http.StatusOK, Header: header,
+			RequestTime: reqTime, ResponseTime: respTime}, nil)
 	}
 	sh := header.Clone()
 	sh.Set("X-Reel-Identity", id)
-	e.mem.Put(sliceKey(res.key, gen, idx), nil, "", &store.Object{Status: http.StatusPartialContent, Header: sh, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+	sk := sliceKey(res.key, gen, idx)
+	e.mem.Put(sk, nil, "", &store.Object{Status: http.StatusPartialContent, Header: sh, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+	e.persist(&store.DiskObject{Primary: sk, Status: http.StatusPartialContent, Header: sh,
+		RequestTime: reqTime, ResponseTime: respTime, Size: int64(len(data))}, data)
 	e.stats.Stored.Add(1)
 }
 
@@ -480,8 +517,7 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 // variants, which describe the old version too) and, through the invalidation count, every
 // slice stored for it.
 func (e *Edge) forgetSlices(key string) {
-	e.gen(key).Add(1)
-	e.mem.Invalidate(key)
+	e.invalidate(key) // bumps the invalidation count, drops the meta in both tiers
 }
 
 // contentRange parses "bytes a-b/total".

@@ -202,3 +202,31 @@ func TestSlicedMultipart(t *testing.T) {
 		t.Fatalf("origin sent %d bytes for two small ranges (at most two slices)", ro.sent.Load())
 	}
 }
+
+// TestSlicesOnDisk: slices and the object's meta are written through to the disk tier and
+// serve ranges after a restart without asking the origin again.
+func TestSlicesOnDisk(t *testing.T) {
+	ro := newRangedOrigin(t, 8*testSlice)
+	data := ro.data.Load().([]byte)
+	dir := t.TempDir()
+	withDisk := func(c *Config) { c.SliceSize, c.CacheDir, c.Disk = testSlice, dir, 64<<20 }
+	e, srv := newEdge(t, ro.URL, withDisk)
+	e.disk.SetMinFree(0)
+	spec := fmt.Sprintf("bytes=%d-%d", testSlice+5, 3*testSlice+5)
+	if r := get(t, srv.URL+"/d", "Range", spec, "Host", "cdn.test"); r.status != 206 {
+		t.Fatalf("cold: %d", r.status)
+	}
+	srv.Close()
+	e.Close()
+	hits := ro.hits.Load()
+
+	e2, srv2 := newEdge(t, ro.URL, withDisk)
+	defer e2.Close()
+	r := get(t, srv2.URL+"/d", "Range", spec, "Host", "cdn.test")
+	if r.status != 206 || !bytes.Equal([]byte(r.body), data[testSlice+5:3*testSlice+6]) {
+		t.Fatalf("after restart: %d, %d bytes", r.status, len(r.body))
+	}
+	if ro.hits.Load() != hits {
+		t.Fatalf("origin asked %d more times after restart, want 0", ro.hits.Load()-hits)
+	}
+}
