@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -206,6 +207,14 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *ca
 	onDisk := storable && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
 	if storable && !inMemory && !onDisk {
 		reason = "size"
+		if size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && identity(resp.Header, size) != "" {
+			// Too large for any tier whole: stored as slices while it streams to the leader.
+			header := policy.HeaderToStore(resp.Header, res.pol)
+			header.Set("Content-Length", strconv.FormatInt(size, 10))
+			tee := &sliceTee{ReadCloser: resp.Body, e: e, res: res, gen: gen, header: header, size: size, reqTime: reqTime, respTime: respTime}
+			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: tee, Reason: "sliced"}, nil)
+			return
+		}
 		if size < 0 {
 			// Unknown length (chunked) and no disk tier: the leader streams it directly,
 			// and a copy is kept and stored if the body ends complete within the memory

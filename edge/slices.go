@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
@@ -477,7 +478,6 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 	header := policy.HeaderToStore(resp.Header, res.pol)
 	header.Del("Content-Range")
 	header.Set("Content-Length", strconv.FormatInt(total, 10))
-	id := identity(header, total)
 	body := fill.NewMemoryBodySize(b - a + 1)
 	f.SetHead(fill.Head{Status: http.StatusPartialContent, Header: header, Shareable: true, Stored: true}, body)
 	n, err := io.Copy(body, resp.Body)
@@ -491,10 +491,19 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 		return
 	}
 	defer body.Finish(nil) // after storing, as in publish
+	e.storeSlice(res, gen, idx, header, body.Written(), reqTime, respTime)
+}
+
+// storeSlice stores slice idx of an object whose whole-object header (Content-Length = the
+// object's length, no Content-Range) is header, recording the object's meta with the first
+// slice. It stores nothing if the URL was invalidated since gen, and forgets the object if
+// the slice belongs to another version than the one recorded.
+func (e *Edge) storeSlice(res lookupResult, gen uint64, idx int64, header http.Header, data []byte, reqTime, respTime time.Time) {
 	if e.gen(res.key).Load() != gen {
 		return
 	}
-	data := body.Written()
+	total, _ := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
+	id := identity(header, total)
 	if meta, ok := e.loadSliceMeta(res.key); !ok || meta.identity != id {
 		if ok {
 			e.forgetSlices(res.key) // another version: start over
@@ -511,6 +520,41 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 	e.persist(&store.DiskObject{Primary: sk, Status: http.StatusPartialContent, Header: sh,
 		RequestTime: reqTime, ResponseTime: respTime, Size: int64(len(data))}, data)
 	e.stats.Stored.Add(1)
+}
+
+// sliceTee passes a whole-object body through to the client while storing it slice by slice:
+// a large object that no tier would keep whole is still cached, as slices, by the GET that
+// fetched it — each complete slice is stored as soon as its last byte passes.
+type sliceTee struct {
+	io.ReadCloser
+	e        *Edge
+	res      lookupResult
+	gen      uint64
+	header   http.Header
+	size     int64
+	buf      []byte
+	idx      int64
+	reqTime  time.Time
+	respTime time.Time
+}
+
+func (t *sliceTee) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	S := int64(t.e.cfg.SliceSize)
+	for rest := p[:n]; len(rest) > 0; {
+		room := min(S, t.size-t.idx*S) - int64(len(t.buf))
+		take := min(int64(len(rest)), room)
+		if take <= 0 {
+			break // more bytes than Content-Length said: the transport will fail this read
+		}
+		t.buf = append(t.buf, rest[:take]...)
+		rest = rest[take:]
+		if int64(len(t.buf)) == min(S, t.size-t.idx*S) {
+			t.e.storeSlice(t.res, t.gen, t.idx, t.header, t.buf, t.reqTime, t.respTime)
+			t.buf, t.idx = nil, t.idx+1
+		}
+	}
+	return n, err
 }
 
 // forgetSlices drops what is known of a sliced object: its meta (with the URL's other

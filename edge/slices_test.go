@@ -230,3 +230,25 @@ func TestSlicesOnDisk(t *testing.T) {
 		t.Fatalf("origin asked %d more times after restart, want 0", ro.hits.Load()-hits)
 	}
 }
+
+// TestLargeGETStoredAsSlices: a full GET of an object too large for any tier whole streams to
+// the client and is stored as slices on the way; later ranges and GETs need no origin.
+func TestLargeGETStoredAsSlices(t *testing.T) {
+	ro := newRangedOrigin(t, 12*testSlice+7)
+	data := ro.data.Load().([]byte)
+	_, srv := newEdge(t, ro.URL, func(c *Config) {
+		c.SliceSize = testSlice
+		c.Memory = 1 << 20 // whole objects above 128 KiB don't fit
+	})
+	if r := get(t, srv.URL+"/huge"); !bytes.Equal([]byte(r.body), data) {
+		t.Fatalf("first GET: %d bytes", len(r.body))
+	}
+	hits := ro.hits.Load()
+	r := get(t, srv.URL+"/huge", "Range", fmt.Sprintf("bytes=%d-%d", 3*testSlice-10, 5*testSlice))
+	if r.status != 206 || !bytes.Equal([]byte(r.body), data[3*testSlice-10:5*testSlice+1]) {
+		t.Fatalf("range after the GET: %d", r.status)
+	}
+	if ro.hits.Load() != hits {
+		t.Fatalf("the range went to the origin (%d requests): the GET's slices were not stored", ro.hits.Load()-hits)
+	}
+}
