@@ -141,7 +141,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 		}
 		// Ranges of objects not stored whole are answered from slices (slices.go), and so
 		// is any request for an object already known sliced.
-		if e.cfg.SliceSize > 0 && r.Header.Get("If-Range") == "" {
+		if e.cfg.SliceSize > 0 {
 			if _, sliced := e.loadSliceMeta(res.key); (sliced || r.Header.Get("Range") != "") && e.serveSliced(w, r, up, res) {
 				return
 			}

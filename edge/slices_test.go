@@ -9,6 +9,8 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,6 +106,27 @@ func TestSlicesProperty(t *testing.T) {
 		if got := ro.sent.Load(); got > allowed {
 			t.Fatalf("%s: origin has sent %d bytes, at most %d allowed", spec, got, allowed)
 		}
+	}
+	// Several ranges: multipart/byteranges, each part byte for byte (RFC 9110 §14.6).
+	for i := 0; i < 10; i++ {
+		a, b := rng.Int64N(size/2), size/2+rng.Int64N(size/2-10)
+		resp, err := http.DefaultClient.Do(mustReq(t, srv.URL+"/obj", "Range", fmt.Sprintf("bytes=%d-%d,%d-%d", a, a+9, b, b+9)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		mr := multipart.NewReader(resp.Body, params["boundary"])
+		for _, lo := range []int64{a, b} {
+			part, err := mr.NextPart()
+			if err != nil {
+				t.Fatalf("multi-range %d,%d: %v", a, b, err)
+			}
+			got, _ := io.ReadAll(part)
+			if !bytes.Equal(got, data[lo:lo+10]) {
+				t.Fatalf("multi-range part at %d differs", lo)
+			}
+		}
+		resp.Body.Close()
 	}
 	// Every slice is cached now: a full GET streams them all without the origin.
 	before := ro.hits.Load()
@@ -250,5 +273,69 @@ func TestLargeGETStoredAsSlices(t *testing.T) {
 	}
 	if ro.hits.Load() != hits {
 		t.Fatalf("the range went to the origin (%d requests): the GET's slices were not stored", ro.hits.Load()-hits)
+	}
+}
+
+// TestSliceCoalescing: 100 clients asking for the same uncached slice make one origin request.
+func TestSliceCoalescing(t *testing.T) {
+	ro := newRangedOrigin(t, 16*testSlice)
+	gate := make(chan struct{})
+	inner := ro.handler.Load().(http.HandlerFunc)
+	ro.set(func(w http.ResponseWriter, r *http.Request) { <-gate; inner(w, r) })
+	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+	data := ro.data.Load().([]byte)
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lo := int64(2*testSlice + i*100)
+			r := get(t, srv.URL+"/co", "Range", fmt.Sprintf("bytes=%d-%d", lo, lo+99))
+			if r.status == 206 && bytes.Equal([]byte(r.body), data[lo:lo+100]) {
+				ok.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 1000 && e.stats.Collapsed.Load() < 99; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+	if ok.Load() != 100 || ro.hits.Load() != 1 {
+		t.Fatalf("%d clients right from %d origin requests, want 100 from 1", ok.Load(), ro.hits.Load())
+	}
+}
+
+// TestSliceAbuse: pathological ranges on a range-capable origin stay bounded: the origin sends
+// at most the slices the (accepted) ranges cover, and the status is right.
+func TestSliceAbuse(t *testing.T) {
+	const size = 64 * testSlice // 4 MiB
+	ro := newRangedOrigin(t, size)
+	_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+	zeros := strings.TrimSuffix(strings.Repeat("0-0,", 1000), ",")
+	tests := []struct {
+		name, rng string
+		status    int
+		maxOrigin int64 // origin bytes this request may cause
+	}{
+		{"past the end", fmt.Sprintf("bytes=%d-", size+100), 416, 0},
+		{"0-0 x1000", "bytes=" + zeros, 200, size}, // ignored (§14.2): the whole object, once
+		{"overlapping", "bytes=0-99,50-150,100-200", 206, 0},
+		{"If-Range mismatch", "bytes=0-9", 200, 0},
+	}
+	for _, tc := range tests {
+		before := ro.sent.Load()
+		hdr := []string{"Range", tc.rng}
+		if tc.name == "If-Range mismatch" {
+			hdr = append(hdr, "If-Range", `"other"`) // §13.1.5: the Range is ignored
+		}
+		r := get(t, srv.URL+"/ab", hdr...)
+		if r.status != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, r.status, tc.status)
+		}
+		if got := ro.sent.Load() - before; got > tc.maxOrigin+testSlice {
+			t.Errorf("%s: origin sent %d bytes, at most %d", tc.name, got, tc.maxOrigin+testSlice)
+		}
 	}
 }
