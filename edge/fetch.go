@@ -155,25 +155,15 @@ const maxRelayed = 64 << 10
 // are copied into a Body every waiter reads and stored when complete; others are handed to
 // the leader alone. cond is the stored object being revalidated, if any.
 func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, cond *cached) {
-	out, err := e.originRequest(ctx, up, r, true)
-	if err != nil {
-		f.Fail(err)
-		return
-	}
+	var extra http.Header
 	if cond != nil {
-		for k, v := range policy.ConditionalRequestHeaders(cond.Header) {
-			out.Header[k] = v
-		}
+		extra = policy.ConditionalRequestHeaders(cond.Header)
 	}
 	gen := e.gen(res.key).Load()
-	reqTime := e.now()
-	resp, err := e.doOrigin(ctx, up, out)
-	if err != nil {
-		f.Fail(err)
+	resp, reqTime, respTime, ok := e.fetchForFill(ctx, f, up, r, extra)
+	if !ok {
 		return
 	}
-	respTime := e.now()
-	policy.EnsureDate(resp.Header, respTime)
 
 	if cond != nil {
 		switch {
@@ -189,6 +179,29 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		}
 	}
 	e.publish(f, r, res, cond, resp, gen, reqTime, respTime)
+}
+
+// fetchForFill sends a fill's request (plus extra header fields) to the origin and returns
+// the response with a Date and the exchange's times (RFC 9111 §4.2.3); on failure it fails
+// the fill and reports false.
+func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, extra http.Header) (*http.Response, time.Time, time.Time, bool) {
+	out, err := e.originRequest(ctx, up, r, true)
+	if err != nil {
+		f.Fail(err)
+		return nil, time.Time{}, time.Time{}, false
+	}
+	for k, v := range extra {
+		out.Header[k] = v
+	}
+	reqTime := e.now()
+	resp, err := e.doOrigin(ctx, up, out)
+	if err != nil {
+		f.Fail(err)
+		return nil, time.Time{}, time.Time{}, false
+	}
+	respTime := e.now()
+	policy.EnsureDate(resp.Header, respTime)
+	return resp, reqTime, respTime, true
 }
 
 // publish hands a fetched response to the fill: stored and shared when storable, relayed

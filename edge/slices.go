@@ -445,19 +445,10 @@ func (e *Edge) slice(r *http.Request, up *upstream, res lookupResult, gen uint64
 // The head it publishes for a slice carries the whole object's header (Content-Length = the
 // object's length), so followers learn the length and identity from it.
 func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, gen uint64, idx int64) {
-	out, err := e.originRequest(ctx, up, r, true)
-	if err != nil {
-		f.Fail(err)
+	resp, reqTime, respTime, ok := e.fetchForFill(ctx, f, up, r, nil)
+	if !ok {
 		return
 	}
-	reqTime := e.now()
-	resp, err := e.doOrigin(ctx, up, out)
-	if err != nil {
-		f.Fail(err)
-		return
-	}
-	respTime := e.now()
-	policy.EnsureDate(resp.Header, respTime)
 	S := int64(e.cfg.SliceSize)
 	a, b, total, ok := contentRange(resp.Header.Get("Content-Range"))
 	whole := r.Clone(r.Context())
