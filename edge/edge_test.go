@@ -297,14 +297,14 @@ func TestTruncatedBodyNotStored(t *testing.T) {
 		conn.Close()
 	})
 	_, srv := newEdge(t, o.URL, nil)
-	resp, err := http.Get(srv.URL + "/t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil {
-		t.Fatal("client read a truncated body without error")
+	// The client must see an error — at the head (nothing of the body was released yet) or
+	// while reading it — never a clean, short body.
+	if resp, err := http.Get(srv.URL + "/t"); err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatal("client read a truncated body without error")
+		}
 	}
 	o.set(cacheable(strings.Repeat("y", 10), "max-age=60"))
 	r := get(t, srv.URL+"/t")

@@ -273,7 +273,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *ca
 	}
 	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Stored: true, Vary: vary, VaryKey: vk}, body)
 	limit := int64(e.cfg.MaxObjectSize)
-	n, err := io.Copy(body, io.LimitReader(resp.Body, limit+1))
+	n, err := io.Copy(holdLast{body}, io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	e.m.originBytes.Add(float64(n))
 	switch {
@@ -356,6 +356,19 @@ func (e *Edge) relayShort(f *fill.Fill, resp *http.Response, size int64) {
 		err = fmt.Errorf("origin sent %d of %d bytes", n, size)
 	}
 	body.Finish(err)
+}
+
+// holdLast writes a fill's body keeping the latest chunk held back (fill.Body.Hold): when the
+// origin's body ends, its last bytes stay invisible until the object is stored and the body
+// finished, so no client can have the whole object before it is in the cache.
+type holdLast struct{ b *fill.Body }
+
+func (h holdLast) Write(p []byte) (int, error) {
+	h.b.Reveal()
+	if err := h.b.Hold(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // persist writes a memory-tier object through to the disk tier, so that it survives a restart.

@@ -471,7 +471,7 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 	header.Set("Content-Length", strconv.FormatInt(total, 10))
 	body := fill.NewMemoryBodySize(b - a + 1)
 	f.SetHead(fill.Head{Status: http.StatusPartialContent, Header: header, Shareable: true, Stored: true}, body)
-	n, err := io.Copy(body, resp.Body)
+	n, err := io.Copy(holdLast{body}, resp.Body)
 	resp.Body.Close()
 	e.m.originBytes.Add(float64(n))
 	if err == nil && n != b-a+1 {

@@ -32,7 +32,8 @@ type backing interface {
 type Body struct {
 	mu      sync.Mutex
 	store   backing
-	size    int64
+	size    int64 // bytes readers may read
+	held    int64 // bytes written but not yet revealed
 	done    bool
 	err     error         // non-nil once aborted
 	changed chan struct{} // closed and replaced on every append/finish: a broadcast readers can select on
@@ -109,12 +110,41 @@ func (b *Body) Write(p []byte) (int, error) {
 	if err := b.store.append(p); err != nil {
 		return 0, err
 	}
-	b.size += int64(len(p))
+	b.size += b.held + int64(len(p))
+	b.held = 0
 	b.broadcast()
 	return len(p), nil
 }
 
-// Finish ends the body: err == nil marks it complete, anything else aborts it.
+// Hold appends p like Write, but readers don't see it until Reveal. Writing the last bytes
+// this way lets a fill store its object before any client can have read all of it — so a
+// client that got the whole body and then purges it can't be overtaken by the store.
+func (b *Body) Hold(p []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return errors.New("write to a finished body")
+	}
+	if err := b.store.append(p); err != nil {
+		return err
+	}
+	b.held += int64(len(p))
+	return nil
+}
+
+// Reveal makes held bytes readable.
+func (b *Body) Reveal() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held > 0 {
+		b.size += b.held
+		b.held = 0
+		b.broadcast()
+	}
+}
+
+// Finish ends the body: err == nil marks it complete, anything else aborts it. Held bytes
+// are revealed by a successful Finish.
 func (b *Body) Finish(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -124,6 +154,9 @@ func (b *Body) Finish(err error) {
 	b.done = true
 	if err != nil {
 		b.err = fmt.Errorf("%w: %w", ErrAborted, err)
+	} else {
+		b.size += b.held
+		b.held = 0
 	}
 	b.broadcast()
 }

@@ -309,3 +309,29 @@ func TestFailedFillIsNotJoined(t *testing.T) {
 		t.Fatal("joined a failed fill")
 	}
 }
+
+// TestHoldReveal: held bytes are invisible to readers until revealed or finished, and an
+// aborted body never reveals them.
+func TestHoldReveal(t *testing.T) {
+	b := NewMemoryBodySize(6)
+	b.Write([]byte("abc"))
+	b.Hold([]byte("def"))
+	if size, _, _ := b.State(); size != 3 {
+		t.Fatalf("held bytes visible: size %d", size)
+	}
+	if string(b.Written()) != "abcdef" {
+		t.Fatalf("Written = %q", b.Written())
+	}
+	b.Finish(nil)
+	got, err := io.ReadAll(b.NewReader(context.Background(), 0))
+	if err != nil || string(got) != "abcdef" {
+		t.Fatalf("after Finish: %q %v", got, err)
+	}
+	c := NewMemoryBody()
+	c.Write([]byte("x"))
+	c.Hold([]byte("y"))
+	c.Finish(errors.New("reset"))
+	if got, err := io.ReadAll(c.NewReader(context.Background(), 0)); string(got) != "x" || !errors.Is(err, ErrAborted) {
+		t.Fatalf("aborted body revealed held bytes: %q %v", got, err)
+	}
+}
