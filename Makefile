@@ -14,10 +14,17 @@ help: ## list the targets
 build: ## build bin/reel
 	$(GO) build -trimpath -o $(BIN) ./cmd/reel
 
-run: build ## package the bundled samples and serve them with `reel origin`
+EDGE_LISTEN ?= 127.0.0.1:8081
+
+run: build ## package the bundled samples, serve them with `reel origin` and `reel edge` in front
 	$(BIN) package $(SAMPLES) -o $(OUT)/vod
 	$(BIN) package --single-file $(SAMPLES) -o $(OUT)/vod-single
-	$(BIN) origin --dir $(OUT) --listen $(LISTEN)
+	@echo "Through the edge (cached): http://$(EDGE_LISTEN)/vod/master.m3u8  http://$(EDGE_LISTEN)/vod/manifest.mpd"
+	@bash -c 'trap "kill 0" INT TERM EXIT; \
+	  $(BIN) origin --dir $(OUT) --listen $(LISTEN) & \
+	  $(BIN) edge --origin http://$(LISTEN) --listen $(EDGE_LISTEN) --log-level warn & \
+	  wait'
+
 
 test: ## gofmt check, go vet, and every test with the race detector
 	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
