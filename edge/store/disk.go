@@ -66,7 +66,11 @@ type DiskObject struct {
 	// Invalidated marks a soft purge: the object must be revalidated before reuse, but may
 	// still be served when the origin fails (stale-if-error).
 	Invalidated bool `json:"invalidated,omitempty"`
-	path        string
+	// LastAccess orders eviction across restarts; kept in memory on every hit and written
+	// to the index at Close (a crash loses only recency, never content).
+	LastAccess time.Time `json:"access,omitzero"`
+	path       string
+	touched    bool
 }
 
 // Path is the body file.
@@ -123,6 +127,7 @@ func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause s
 func (d *Disk) load() error {
 	known := map[string]bool{}
 	var stale [][]byte
+	var loaded []*DiskObject
 	err := d.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
@@ -144,12 +149,17 @@ func (d *Disk) load() error {
 				continue
 			}
 			known[o.File] = true
-			d.index(&o)
+			loaded = append(loaded, &o)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("reading the cache index: %w", err)
+	}
+	// Least recently used first, so that the most recent end up at the front of the LRU.
+	slices.SortFunc(loaded, func(a, b *DiskObject) int { return a.LastAccess.Compare(b.LastAccess) })
+	for _, o := range loaded {
+		d.index(o)
 	}
 	if len(stale) > 0 {
 		wb := d.db.NewWriteBatch()
@@ -259,6 +269,7 @@ func (d *Disk) SetMinFree(n int64) { d.minFree = n }
 // stay within capacity.
 func (d *Disk) Commit(tmpPath string, o *DiskObject) error {
 	o.ID = objectID(o.Primary, o.VaryKey)
+	o.LastAccess = time.Now()
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	o.File = o.ID + "-" + hex.EncodeToString(nonce[:])
@@ -343,6 +354,7 @@ func (d *Disk) Lookup(primary string) (vary []string, variant func(vk string) *D
 			if el, ok := d.byID[o.ID]; ok {
 				d.lru.MoveToFront(el)
 			}
+			o.LastAccess, o.touched = time.Now(), true
 		}
 		return o
 	}, true
@@ -450,7 +462,30 @@ func (d *Disk) Close() error {
 	if d.db == nil {
 		return nil
 	}
+	d.saveAccessTimes()
 	return d.db.Close()
+}
+
+// saveAccessTimes writes the access times of objects used since they were indexed.
+func (d *Disk) saveAccessTimes() {
+	d.mu.Lock()
+	records := map[string][]byte{}
+	for el := d.lru.Front(); el != nil; el = el.Next() {
+		if o := el.Value.(*DiskObject); o.touched {
+			if meta, err := json.Marshal(o); err == nil {
+				records[o.ID] = meta
+			}
+		}
+	}
+	d.mu.Unlock()
+	wb := d.db.NewWriteBatch()
+	defer wb.Cancel()
+	for id, meta := range records {
+		wb.Set([]byte(id), meta)
+	}
+	if err := wb.Flush(); err != nil {
+		d.log.Warn("cache index: saving access times", "err", err)
+	}
 }
 
 // ErrNotAdmitted reports an object the disk tier had no room for.

@@ -151,3 +151,32 @@ func TestDiskCommitChecksSize(t *testing.T) {
 		t.Fatal("short body indexed")
 	}
 }
+
+// TestDiskRecencySurvivesRestart: eviction after a restart still removes the least recently
+// used object, not an arbitrary one.
+func TestDiskRecencySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	const each = 1000 + objectOverhead
+	d := openDisk(t, dir, 3*each)
+	for i := range 3 {
+		commit(t, d, fmt.Sprint("k", i), "", make([]byte, 1000))
+	}
+	time.Sleep(2 * time.Millisecond)
+	for _, k := range []string{"k0", "k2"} { // k1 is now the least recently used
+		_, v, _ := d.Lookup(k)
+		v("")
+		time.Sleep(2 * time.Millisecond)
+	}
+	d.Close()
+	d = openDisk(t, dir, 3*each)
+	defer d.Close()
+	commit(t, d, "k3", "", make([]byte, 1000))
+	if _, _, ok := d.Lookup("k1"); ok {
+		t.Fatal("after a restart, eviction kept the least recently used object")
+	}
+	for _, k := range []string{"k0", "k2", "k3"} {
+		if _, _, ok := d.Lookup(k); !ok {
+			t.Fatalf("%s evicted instead of k1", k)
+		}
+	}
+}
