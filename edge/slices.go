@@ -201,7 +201,11 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 			return e.sliceFallback(w, r, errors.Join(err, errChanged))
 		}
 	}
-	e.writeHead(w, r, status, h, 0, first.cs)
+	var age time.Duration
+	if m, ok := e.loadSliceMeta(res.key); ok && first.cs.Hit {
+		age = policy.CurrentAge(m.obj.Header, m.obj.RequestTime, m.obj.ResponseTime, e.now())
+	}
+	e.writeHead(w, r, status, h, age, first.cs)
 	if r.Method == http.MethodHead {
 		first.release()
 		return true
