@@ -36,6 +36,9 @@ const metaVariant = "\x00slices"
 // errChanged reports that the origin's object changed between two slices of one response.
 var errChanged = errors.New("object changed while its slices were read")
 
+// errNotSliceable reports a 206 that can't be cached as a slice (Vary, private, no identity…).
+var errNotSliceable = errors.New("response cannot be cached as a slice")
+
 // sliceMeta is what the first slice taught us about a sliced object.
 type sliceMeta struct {
 	total    int64
@@ -60,6 +63,14 @@ func (e *Edge) loadSliceMeta(key string) (*sliceMeta, bool) {
 		return nil, false
 	}
 	return &sliceMeta{total: total, identity: identity(o.Header, total), header: o.Header, obj: o}, true
+}
+
+// metaFresh reports whether a plain request may use the meta now (the response's own
+// freshness, RFC 9111 §4.2).
+func (e *Edge) metaFresh(meta *sliceMeta, pol policy.Options) bool {
+	st := policy.Stored{Status: http.StatusOK, Header: meta.obj.Header, RequestTime: meta.obj.RequestTime, ResponseTime: meta.obj.ResponseTime}
+	plain := &http.Request{Method: http.MethodGet, Header: http.Header{}}
+	return policy.Reuse(plain, st, e.now(), pol) == policy.Fresh
 }
 
 // identity is what must stay equal between slices of one object: a strong ETag, else
@@ -127,10 +138,11 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	S := int64(e.cfg.SliceSize)
 	meta, known := e.loadSliceMeta(res.key)
 	if known {
-		st := policy.Stored{Status: http.StatusOK, Header: meta.obj.Header, RequestTime: meta.obj.RequestTime, ResponseTime: meta.obj.ResponseTime}
-		if policy.Reuse(r, st, e.now(), res.pol) != policy.Fresh {
-			// Stale: start over from the origin (slices are not revalidated one by one).
-			e.gen(res.key).Add(1)
+		// Judged on the response alone: one client's no-cache must not discard everyone's
+		// slices. A stale meta is treated as unknown: the first slice is fetched again, and
+		// storeSlice refreshes the meta if the object is the same (its slices stay valid) or
+		// forgets them all if it changed.
+		if !e.metaFresh(meta, res.pol) {
 			meta, known = nil, false
 		}
 	}
@@ -163,6 +175,12 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		}
 	}
 	first, err := e.slice(r, up, res, gen, idx, meta)
+	if errors.Is(err, errNotSliceable) || errors.Is(err, fill.ErrNotShareable) || errors.Is(err, fill.ErrHeadTimeout) {
+		// Not sliceable (Vary, private, no identity…), or another request's answer we may
+		// not share: the client's own request goes to the origin, uncached.
+		e.forward(w, r, up, cachestatus.Status{Fwd: res.fwd, Detail: "unsliced"})
+		return true
+	}
 	if err != nil {
 		return e.sliceFallback(w, r, err)
 	}
@@ -213,7 +231,7 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	cur := first
 	for i := lo / S; i <= hi/S; i++ {
 		if cur == nil {
-			if cur, err = e.slice(r, up, res, gen, i, meta); err != nil || cur.direct != nil {
+			if cur, err = e.slice(r, up, res, gen, i, meta); err != nil || !cur.usable() {
 				panic(http.ErrAbortHandler) // mid-response: only an abrupt end is honest
 			}
 		}
@@ -245,8 +263,7 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		}
 		cur = nil
 		if next != nil {
-			cur = <-next
-			if cur == nil {
+			if cur = <-next; !cur.usable() {
 				panic(http.ErrAbortHandler)
 			}
 		}
@@ -271,6 +288,7 @@ func (e *Edge) serveSlicedMultipart(w http.ResponseWriter, r *http.Request, up *
 		return
 	}
 	src := &sliceReader{e: e, r: r, up: up, res: res, gen: gen, meta: meta}
+	defer src.close()
 	if err := rangecache.WriteMultipart(w, boundary, ctype, meta.total, rs, src); err != nil && r.Context().Err() == nil {
 		panic(http.ErrAbortHandler)
 	}
@@ -289,8 +307,8 @@ func (e *Edge) sliceFallback(w http.ResponseWriter, r *http.Request, err error) 
 	return true
 }
 
-// firstByte returns the lowest first-byte-pos of a "bytes=" range set without suffix ranges
-// (those need the length, unknown on a cold object).
+// firstByte returns where to start on a cold object: the lowest first-byte-pos of a
+// "bytes=" range set, or 0 when it holds a suffix range (the length is not known yet).
 func firstByte(rng string) (int64, bool) {
 	unit, spec, ok := strings.Cut(rng, "=")
 	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
@@ -299,8 +317,11 @@ func firstByte(rng string) (int64, bool) {
 	lowest := int64(-1)
 	for _, part := range strings.Split(spec, ",") {
 		a, _, ok := strings.Cut(strings.TrimSpace(part), "-")
+		if ok && a == "" {
+			return 0, true // a suffix range: slice 0 tells the length, then the right slice
+		}
 		n, err := strconv.ParseInt(a, 10, 64)
-		if !ok || err != nil || n < 0 || a == "" {
+		if !ok || err != nil || n < 0 {
 			return 0, false
 		}
 		if lowest < 0 || n < lowest {
@@ -318,6 +339,8 @@ type sliceReader struct {
 	res  lookupResult
 	gen  uint64
 	meta *sliceMeta
+	cur  *fetchedSlice // kept across reads: the multipart writer reads in small chunks
+	idx  int64
 }
 
 func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
@@ -328,26 +351,34 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 		if pos >= sr.meta.total {
 			return n, io.EOF
 		}
-		s, err := sr.e.slice(sr.r, sr.up, sr.res, sr.gen, pos/S, sr.meta)
-		if err == nil && s.direct != nil {
-			s.direct.f.Done()
-			err = errChanged
-		}
-		if err != nil {
-			return n, err
+		if sr.cur == nil || sr.idx != pos/S {
+			sr.close()
+			s, err := sr.e.slice(sr.r, sr.up, sr.res, sr.gen, pos/S, sr.meta)
+			if err == nil && !s.usable() {
+				err = errChanged
+			}
+			if err != nil {
+				return n, err
+			}
+			sr.cur, sr.idx = s, pos/S
 		}
 		in := pos % S
 		want := min(int64(len(p)-n), min(S, sr.meta.total-pos/S*S)-in)
-		if s.data != nil {
-			copy(p[n:], s.data[in:in+want])
-		} else if _, err := io.ReadFull(s.body.NewReader(sr.r.Context(), in), p[n:n+int(want)]); err != nil {
-			s.release()
+		if sr.cur.data != nil {
+			copy(p[n:], sr.cur.data[in:in+want])
+		} else if _, err := io.ReadFull(sr.cur.body.NewReader(sr.r.Context(), in), p[n:n+int(want)]); err != nil {
 			return n, err
 		}
-		s.release()
 		n += int(want)
 	}
 	return n, nil
+}
+
+func (sr *sliceReader) close() {
+	if sr.cur != nil {
+		sr.cur.release()
+		sr.cur = nil
+	}
 }
 
 // fetchedSlice is one slice ready to be read: stored bytes, or a fill in progress.
@@ -365,6 +396,25 @@ func (s *fetchedSlice) release() {
 		s.f.Done()
 		s.f = nil
 	}
+	if d := s.direct; d != nil && d.f != nil {
+		if d.head.Direct != nil {
+			d.head.Direct.Close()
+		}
+		d.f.Done()
+		d.f = nil
+	}
+}
+
+// usable reports whether s holds slice bytes (not a direct origin answer); otherwise s is
+// released.
+func (s *fetchedSlice) usable() bool {
+	if s != nil && s.direct == nil {
+		return true
+	}
+	if s != nil {
+		s.release()
+	}
+	return false
 }
 
 // copy writes n bytes of the slice from offset off.
@@ -461,10 +511,10 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 	if resp.StatusCode != http.StatusPartialContent || !ok || a != idx*S || b != min(idx*S+S, total)-1 ||
 		resp.ContentLength != b-a+1 || !storable || len(resp.Header.Values("Vary")) > 0 || identity(resp.Header, total) == "" {
 		if resp.StatusCode == http.StatusPartialContent {
-			// A partial answer we can't use as a slice: pass it through untouched only if it is
-			// exactly what was asked; otherwise let the leader see an error.
+			// A partial answer we can't keep as a slice: every waiting request asks the origin
+			// for its own range instead.
 			resp.Body.Close()
-			f.Fail(fmt.Errorf("origin answered a slice request with an unusable 206 (%q)", resp.Header.Get("Content-Range")))
+			f.Fail(errNotSliceable)
 			return
 		}
 		e.publish(f, whole, res, nil, resp, gen, reqTime, respTime)
@@ -499,11 +549,13 @@ func (e *Edge) storeSlice(res lookupResult, gen uint64, idx int64, header http.H
 	}
 	total, _ := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
 	id := identity(header, total)
-	if meta, ok := e.loadSliceMeta(res.key); !ok || meta.identity != id {
-		if ok {
-			e.forgetSlices(res.key) // another version: start over
-			return
-		}
+	meta, ok := e.loadSliceMeta(res.key)
+	if ok && meta.identity != id {
+		e.forgetSlices(res.key) // another version: start over
+		return
+	}
+	if !ok || !e.metaFresh(meta, res.pol) {
+		// New, or stale and now confirmed by the origin: (re)record it with fresh times.
 		e.mem.Put(res.key, nil, metaVariant, withFreshness(&store.Object{Status: http.StatusOK, Header: header, RequestTime: reqTime, ResponseTime: respTime}, res.pol))
 		e.persist(&store.DiskObject{Primary: res.key, VaryKey: metaVariant, Status: http.StatusOK, Header: header,
 			RequestTime: reqTime, ResponseTime: respTime}, nil)

@@ -348,3 +348,87 @@ func settle(e *Edge) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSliceReviewCases covers what review found: a stale meta refreshes once instead of on
+// every request; a 206 that can't be a slice (Vary) is forwarded, not failed; a cold suffix
+// range costs slices, not the object; a later slice answered with an error ends the
+// response abruptly without crashing the edge.
+func TestSliceReviewCases(t *testing.T) {
+	t.Run("stale meta", func(t *testing.T) {
+		ro := newRangedOrigin(t, 4*testSlice)
+		inner := ro.handler.Load().(http.HandlerFunc)
+		ro.set(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=1")
+			inner(noCacheControl{w}, r)
+		})
+		_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+		get(t, srv.URL+"/s", "Range", "bytes=0-10")
+		time.Sleep(1100 * time.Millisecond)
+		before := ro.hits.Load()
+		for range 5 {
+			if r := get(t, srv.URL+"/s", "Range", "bytes=0-10"); r.status != 206 {
+				t.Fatalf("status %d", r.status)
+			}
+		}
+		if n := ro.hits.Load() - before; n != 1 {
+			t.Fatalf("%d origin requests for 5 requests after the meta went stale, want 1", n)
+		}
+	})
+	t.Run("vary", func(t *testing.T) {
+		ro := newRangedOrigin(t, 4*testSlice)
+		inner := ro.handler.Load().(http.HandlerFunc)
+		ro.set(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("Vary", "Accept-Encoding"); inner(w, r) })
+		_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+		r := get(t, srv.URL+"/v", "Range", "bytes=0-99")
+		if r.status != 206 || r.body != string(ro.data.Load().([]byte)[:100]) {
+			t.Fatalf("a Vary'd object's range: %d", r.status)
+		}
+	})
+	t.Run("cold suffix", func(t *testing.T) {
+		ro := newRangedOrigin(t, 40*testSlice)
+		e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+		r := get(t, srv.URL+"/x", "Range", "bytes=-100")
+		data := ro.data.Load().([]byte)
+		if r.status != 206 || r.body != string(data[len(data)-100:]) {
+			t.Fatalf("suffix: %d", r.status)
+		}
+		settle(e)
+		if ro.sent.Load() > 2*testSlice {
+			t.Fatalf("a cold suffix range cost %d origin bytes (the object is %d)", ro.sent.Load(), len(data))
+		}
+	})
+	t.Run("later slice fails", func(t *testing.T) {
+		ro := newRangedOrigin(t, 4*testSlice)
+		inner := ro.handler.Load().(http.HandlerFunc)
+		ro.set(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.Header.Get("Range"), "bytes=0-") {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			inner(w, r)
+		})
+		_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+		resp, err := http.DefaultClient.Do(mustReq(t, srv.URL+"/f", "Range", fmt.Sprintf("bytes=0-%d", 3*testSlice)))
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil {
+			t.Fatal("a response missing a slice ended cleanly")
+		}
+		if r := get(t, srv.URL+"/f", "Range", "bytes=0-10"); r.status != 206 {
+			t.Fatalf("the edge is unwell afterwards: %d", r.status)
+		}
+	})
+}
+
+// noCacheControl drops the inner handler's Cache-Control so the caller's stays.
+type noCacheControl struct{ http.ResponseWriter }
+
+func (n noCacheControl) Header() http.Header {
+	h := n.ResponseWriter.Header()
+	if cc := h.Get("Cache-Control"); cc != "" && cc != "max-age=1" {
+		h.Set("Cache-Control", "max-age=1")
+	}
+	return h
+}
