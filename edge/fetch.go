@@ -225,7 +225,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *ca
 			header := policy.HeaderToStore(resp.Header, res.pol)
 			header.Set("Content-Length", strconv.FormatInt(size, 10))
 			tee := &sliceTee{ReadCloser: resp.Body, e: e, res: res, gen: gen, header: header, size: size, reqTime: reqTime, respTime: respTime}
-			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: tee, Reason: "sliced"}, nil)
+			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: tee, Reason: reasonSliced}, nil)
 			return
 		}
 		if size < 0 {
@@ -426,6 +426,10 @@ func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged 
 	}
 	f.SetHead(fill.Head{Status: cond.Status, Header: merged, Shareable: true, Stored: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
 }
+
+// reasonSliced marks a fill whose leader alone streams the whole object while it is stored
+// as slices.
+const reasonSliced = "sliced"
 
 // reasonRevalidated marks a fill head rebuilt from a 304.
 const reasonRevalidated = "revalidated"

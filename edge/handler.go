@@ -246,6 +246,10 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		// Origin down, timed out, or too slow to wait for.
 		e.serveObject(w, r, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, Detail: "stale-if-error"})
 		return
+	case errors.Is(err, fill.ErrNotShareable) && head.Reason == reasonSliced && e.serveSliced(w, r, up, res):
+		// The leader streams an object too large to share while it stores it as slices:
+		// followers read it through coalesced slices rather than each from the origin.
+		return
 	case errors.Is(err, fill.ErrNotShareable), errors.Is(err, fill.ErrHeadTimeout):
 		// Not ours to share, or the origin is too slow to wait for: go on our own.
 		e.forward(w, r, up, cachestatus.Status{Fwd: fwd, Detail: "uncollapsed"})

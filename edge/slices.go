@@ -148,8 +148,9 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	}
 	rng := r.Header.Get("Range")
 	var start int64
-	if !known {
-		// Cold: only a plain "bytes=N-…" tells which slice to fetch before the length is known.
+	if !known && rng != "" {
+		// Cold: the lowest first byte says which slice to fetch before the length is known
+		// (a whole GET starts at slice 0).
 		first, ok := firstByte(rng)
 		if !ok {
 			return false

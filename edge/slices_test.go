@@ -432,3 +432,45 @@ func (n noCacheControl) Header() http.Header {
 	}
 	return h
 }
+
+// TestLargeGETCoalesced: concurrent cold GETs of an object too large for any tier whole: the
+// first streams it from the origin (storing slices), the others read coalesced slices — the
+// origin sends far less than one copy per client.
+func TestLargeGETCoalesced(t *testing.T) {
+	const size = 24 * testSlice
+	ro := newRangedOrigin(t, size)
+	gate := make(chan struct{})
+	inner := ro.handler.Load().(http.HandlerFunc)
+	var first atomic.Bool
+	ro.set(func(w http.ResponseWriter, r *http.Request) {
+		if first.CompareAndSwap(false, true) {
+			<-gate // hold the first (whole-object) answer until the followers have joined
+		}
+		inner(w, r)
+	})
+	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 })
+	data := ro.data.Load().([]byte)
+	var wg sync.WaitGroup
+	var good atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := get(t, srv.URL+"/big"); bytes.Equal([]byte(r.body), data) {
+				good.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 1000 && e.stats.Collapsed.Load() < 7; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+	settle(e)
+	if good.Load() != 8 {
+		t.Fatalf("%d of 8 clients got the whole object", good.Load())
+	}
+	if sent := ro.sent.Load(); sent > 3*size {
+		t.Fatalf("origin sent %d bytes (%.1f copies) for 8 clients", sent, float64(sent)/size)
+	}
+}

@@ -140,7 +140,8 @@ func (f *Fill) Head(ctx context.Context, leader bool, maxWait time.Duration) (He
 		return Head{}, nil, f.err
 	}
 	if !leader && !f.head.Shareable {
-		return Head{}, nil, ErrNotShareable
+		// Only the reason is told, so the follower can pick its own way to the content.
+		return Head{Status: f.head.Status, Reason: f.head.Reason}, nil, ErrNotShareable
 	}
 	if leader && f.head.Direct != nil {
 		f.mu.Lock()
