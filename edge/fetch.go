@@ -155,6 +155,9 @@ const maxRelayed = 64 << 10
 // are copied into a Body every waiter reads and stored when complete; others are handed to
 // the leader alone. cond is the stored object being revalidated, if any.
 func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, cond *cached) {
+	if e.publishIfStored(f, r, res) {
+		return
+	}
 	var extra http.Header
 	if cond != nil {
 		extra = policy.ConditionalRequestHeaders(cond.Header)
@@ -179,6 +182,24 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		}
 	}
 	e.publish(f, r, res, cond, resp, gen, reqTime, respTime)
+}
+
+// publishIfStored serves a fill from the cache when the object was stored between the
+// request's lookup and its fill starting (the previous fill for the key finished in that
+// window), instead of fetching it again.
+func (e *Edge) publishIfStored(f *fill.Fill, r *http.Request, res lookupResult) bool {
+	l := e.lookup(r, res.pol)
+	if l.obj == nil || l.obj.mem == nil {
+		return false
+	}
+	if _, _, fresh := l.obj.quickFresh(r, e.now()); !fresh {
+		return false
+	}
+	body := fill.NewMemoryBodySize(l.obj.Size)
+	body.Write(l.obj.mem)
+	body.Finish(nil)
+	f.SetHead(fill.Head{Status: l.obj.Status, Header: l.obj.Header, Shareable: true, Stored: true, Vary: l.vary, VaryKey: l.vk}, body)
+	return true
 }
 
 // fetchForFill sends a fill's request (plus extra header fields) to the origin and returns

@@ -500,14 +500,17 @@ func (e *Edge) slice(r *http.Request, up *upstream, res lookupResult, gen uint64
 // The head it publishes for a slice carries the whole object's header (Content-Length = the
 // object's length), so followers learn the length and identity from it.
 func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, gen uint64, idx int64) {
+	whole := r.Clone(r.Context())
+	whole.Header.Del("Range")
+	if e.publishIfStored(f, whole, res) {
+		return // stored whole meanwhile: serveFill answers the range from it
+	}
 	resp, reqTime, respTime, ok := e.fetchForFill(ctx, f, up, r, nil)
 	if !ok {
 		return
 	}
 	S := int64(e.cfg.SliceSize)
 	a, b, total, ok := contentRange(resp.Header.Get("Content-Range"))
-	whole := r.Clone(r.Context())
-	whole.Header.Del("Range")
 	storable, _ := policy.Storable(whole, http.StatusOK, resp.Header, res.pol)
 	if resp.StatusCode != http.StatusPartialContent || !ok || a != idx*S || b != min(idx*S+S, total)-1 ||
 		resp.ContentLength != b-a+1 || !storable || len(resp.Header.Values("Vary")) > 0 || identity(resp.Header, total) == "" {
