@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/reelvideo/reel/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,27 +227,6 @@ func BenchmarkHit1K(b *testing.B) { cmpBenchHit(b, cmpPath1K) }
 
 // BenchmarkHit4M is the hit path for a 4 MB object: bytes per second via MB/s.
 func BenchmarkHit4M(b *testing.B) { cmpBenchHit(b, cmpPath4M) }
-
-// cmpTool returns the path of an outside program, also looking in the sbin folders (nginx
-// lives in /usr/sbin, which a non-root PATH may lack). Missing, the test is skipped on a
-// developer machine and fails in CI (CI=true).
-func cmpTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin")} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required in CI but not installed", name)
-	}
-	t.Skipf("%s not installed (Debian: apt-get install nginx-light wrk)", name)
-	return ""
-}
 
 // cmpFreePort returns a loopback port that was free a moment ago.
 func cmpFreePort(t *testing.T) int {
@@ -493,18 +472,8 @@ func cmpRunFanIn(t *testing.T, o *cmpOrigin, base, path string, clients int) cmp
 		}
 		ttfb[i] = float64(fb.Sub(t0))
 	}
-	r.medianTTFB = time.Duration(cmpMedian(ttfb))
+	r.medianTTFB = time.Duration(testkit.Median(ttfb))
 	return r
-}
-
-func cmpMedian(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func cmpEnvDuration(t *testing.T, name string, def time.Duration) time.Duration {
@@ -537,9 +506,9 @@ func TestCompareNginx(t *testing.T) {
 	if os.Getenv("REEL_COMPARE") != "1" {
 		t.Skip("benchmark against nginx: run with REEL_COMPARE=1 (make bench)")
 	}
-	nginx := cmpTool(t, "nginx")
-	wrk := cmpTool(t, "wrk")
-	goBin := cmpTool(t, "go")
+	nginx := testkit.RequireTool(t, "nginx", "/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin"))
+	wrk := testkit.RequireTool(t, "wrk", "/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin"))
+	goBin := testkit.RequireTool(t, "go", "/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin"))
 	dur := cmpEnvDuration(t, "REEL_COMPARE_DURATION", 8*time.Second)
 	runs := 3
 	if v := os.Getenv("REEL_COMPARE_RUNS"); v != "" {
@@ -706,7 +675,7 @@ func TestCompareNginx(t *testing.T) {
 		for _, r := range results[p][proxy] {
 			all = append(all, f(r))
 		}
-		return cmpMedian(all), all
+		return testkit.Median(all), all
 	}
 	reqs := func(r cmpWrk) float64 { return r.reqPerSec }
 	mbps := func(r cmpWrk) float64 { return r.bytesPerSec / 1e6 }
@@ -726,7 +695,7 @@ func TestCompareNginx(t *testing.T) {
 		if reelMed <= 0 || ngxMed <= 0 {
 			t.Fatalf("%s: non-positive medians reel %v nginx %v", row.label, reelMed, ngxMed)
 		}
-		t.Logf("%s: reel %v, nginx %v", row.label, cmpFmtAll(reelAll), cmpFmtAll(ngxAll))
+		t.Logf("%s: reel %v, nginx %v", row.label, testkit.FmtAll(reelAll, 0), testkit.FmtAll(ngxAll, 0))
 		fmt.Fprintf(&md, "| %s | "+row.format+" | "+row.format+" | %.2f× |\n", row.label, reelMed, ngxMed, reelMed/ngxMed)
 	}
 	r4, _ := pick(cmpPath4M, "reel", reqs)
@@ -757,12 +726,4 @@ func TestCompareNginx(t *testing.T) {
 			t.Fatalf("REEL_BENCH_OUT: %v", errors.Join(werr, cerr))
 		}
 	}
-}
-
-func cmpFmtAll(v []float64) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = strconv.FormatFloat(x, 'f', 0, 64)
-	}
-	return "[" + strings.Join(s, " ") + "]"
 }

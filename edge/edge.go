@@ -87,21 +87,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache keys: %w", err)
 	}
-	e := &Edge{}
-	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) }, func() float64 {
-		if e.disk == nil {
-			return 0
-		}
-		return float64(e.disk.Size())
-	})
-	mem, err := store.NewMemory(int64(cfg.Memory), cfg.Cache.MaxVariants, func(cause string) {
-		e.m.evictions.WithLabelValues("memory", cause).Inc()
-	})
-	if err != nil {
-		return nil, err
-	}
-	*e = Edge{
-		m:     e.m,
+	e := &Edge{
 		tags:  newTagIndex(),
 		cfg:   cfg,
 		log:   log,
@@ -115,11 +101,21 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 			MaxErrorTTL:                 cfg.Cache.MaxErrorTTL,
 			StripSetCookie:              cfg.Cache.StripSetCookie,
 		},
-		mem:     mem,
 		fills:   fill.NewTable(),
 		origins: map[string]*upstream{},
 		via:     "1.1 " + cacheName,
 		now:     time.Now,
+	}
+	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) }, func() float64 {
+		if e.disk == nil {
+			return 0
+		}
+		return float64(e.disk.Size())
+	})
+	if e.mem, err = store.NewMemory(int64(cfg.Memory), cfg.Cache.MaxVariants, func(cause string) {
+		e.m.evictions.WithLabelValues("memory", cause).Inc()
+	}); err != nil {
+		return nil, err
 	}
 	if cfg.CacheDir != "" {
 		d, err := store.OpenDisk(cfg.CacheDir, int64(cfg.Disk), log, func(cause string) {

@@ -553,6 +553,14 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	}
 }
 
+// waitCollapsed waits (up to 5s) until n requests have joined another request's fill, so a
+// test can release the origin knowing every client is waiting on the same fill.
+func waitCollapsed(e *Edge, n int64) {
+	for i := 0; i < 1000 && e.stats.Collapsed.Load() < n; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
 	for i := 0; i < 500 && !cond(); i++ {

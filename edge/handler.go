@@ -29,9 +29,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// looks at the request: the key, the Vary match and the origin must all see the same
 	// header (RFC 9110 §7.6.1), or "Connection: Accept-Language" could fill the "en" variant
 	// with a response made without it.
-	if hasHopByHop(r.Header) {
-		policy.RemoveHopByHop(r.Header)
-	}
+	policy.RemoveHopByHop(r.Header)
 	up, rule := e.route(r)
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
@@ -50,23 +48,6 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// representation (respond.go); slicing large objects is rangecache's next step.
 		e.serveCacheable(w, r, up, e.policyFor(rule))
 	}
-}
-
-// hopByHopNames are the canonical names policy.RemoveHopByHop deletes unconditionally.
-var hopByHopNames = map[string]bool{
-	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-}
-
-// hasHopByHop is a cheap test that spares most requests the deletions: Go's server stores
-// header names canonicalised, and any Connection-listed field needs a Connection header.
-func hasHopByHop(h http.Header) bool {
-	for k := range h {
-		if hopByHopNames[k] {
-			return true
-		}
-	}
-	return false
 }
 
 // lookupResult is what the store holds for a request.
@@ -142,7 +123,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 		// Ranges of objects not stored whole are answered from slices (slices.go), and so
 		// is any request for an object already known sliced.
 		if e.cfg.SliceSize > 0 {
-			if _, sliced := e.loadSliceMeta(res.key); (sliced || r.Header.Get("Range") != "") && e.serveSliced(w, r, up, res) {
+			if (r.Header.Get("Range") != "" || e.isSliced(res.key)) && e.serveSliced(w, r, up, res) {
 				return
 			}
 		}

@@ -139,9 +139,7 @@ func TestErrorRelayedToWaiters(t *testing.T) {
 		}()
 	}
 	// Open the gate only once all 20 requests are in: 1 fill and 19 collapsed.
-	for i := 0; i < 1000 && e.stats.Collapsed.Load() < 19; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitCollapsed(e, 19)
 	close(gate)
 	wg.Wait()
 	if got503.Load() != 20 || o.hits.Load() != 1 {

@@ -73,6 +73,12 @@ func (e *Edge) metaFresh(meta *sliceMeta, pol policy.Options) bool {
 	return policy.Reuse(plain, st, e.now(), pol) == policy.Fresh
 }
 
+// isSliced reports whether the URL is known as a sliced object.
+func (e *Edge) isSliced(key string) bool {
+	_, ok := e.loadSliceMeta(key)
+	return ok
+}
+
 // identity is what must stay equal between slices of one object: a strong ETag, else
 // Last-Modified with the length; "" when the origin gives neither (such objects aren't sliced).
 func identity(h http.Header, total int64) string {
@@ -85,7 +91,7 @@ func identity(h http.Header, total int64) string {
 	return ""
 }
 
-// sliceFor returns a stored slice's bytes, or nil.
+// storedSlice returns a stored slice's bytes, or nil.
 func (e *Edge) storedSlice(key string, gen uint64, idx int64, id string) []byte {
 	sk := sliceKey(key, gen, idx)
 	var o *store.Object
@@ -145,6 +151,10 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		if !e.metaFresh(meta, res.pol) {
 			meta, known = nil, false
 		}
+	}
+	var storedMeta *store.Object // for Age when the response comes from stored slices
+	if known {
+		storedMeta = meta.obj
 	}
 	rng := r.Header.Get("Range")
 	var start int64
@@ -221,8 +231,8 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		}
 	}
 	var age time.Duration
-	if m, ok := e.loadSliceMeta(res.key); ok && first.cs.Hit {
-		age = policy.CurrentAge(m.obj.Header, m.obj.RequestTime, m.obj.ResponseTime, e.now())
+	if storedMeta != nil && first.cs.Hit {
+		age = policy.CurrentAge(storedMeta.Header, storedMeta.RequestTime, storedMeta.ResponseTime, e.now())
 	}
 	e.writeHead(w, r, status, h, age, first.cs)
 	if r.Method == http.MethodHead {

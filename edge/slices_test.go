@@ -296,9 +296,7 @@ func TestSliceCoalescing(t *testing.T) {
 			}
 		}()
 	}
-	for i := 0; i < 1000 && e.stats.Collapsed.Load() < 99; i++ {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitCollapsed(e, 99)
 	close(gate)
 	wg.Wait()
 	if ok.Load() != 100 || ro.hits.Load() != 1 {
@@ -461,9 +459,7 @@ func TestLargeGETCoalesced(t *testing.T) {
 			}
 		}()
 	}
-	for i := 0; i < 1000 && e.stats.Collapsed.Load() < 7; i++ {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitCollapsed(e, 7)
 	close(gate)
 	wg.Wait()
 	settle(e)

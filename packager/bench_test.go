@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/reelvideo/reel/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,16 +200,6 @@ func ffmpegArgs(inputs []string, hlsDir, dashDir string) (hls, dash []string) {
 	return hls, dash
 }
 
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // TestCompareFFmpeg measures `reel package` against ffmpeg -c copy doing the same job (HLS
 // fMP4 + DASH for the whole ladder) in one run on one machine: input MB/s and peak RSS, on the
 // 12 s sample ladder and on the same ladder looped to 120 s (memory vs input duration). It is
@@ -325,15 +316,15 @@ func TestCompareFFmpeg(t *testing.T) {
 			r.reelRSSAll = append(r.reelRSSAll, float64(ru.maxRSS)/1024)
 			r.ffRSSAll = append(r.ffRSSAll, float64(fu.maxRSS)/1024)
 		}
-		r.reelWall, r.ffWall = median(rw), median(fw)
-		r.reelRSS, r.ffRSS = median(r.reelRSSAll), median(r.ffRSSAll)
+		r.reelWall, r.ffWall = testkit.Median(rw), testkit.Median(fw)
+		r.reelRSS, r.ffRSS = testkit.Median(r.reelRSSAll), testkit.Median(r.ffRSSAll)
 		mb := float64(r.bytes) / 1e6
 		r.reelMBps, r.ffMBps = mb/r.reelWall, mb/r.ffWall
 		if r.reelMBps <= 0 || r.ffMBps <= 0 || r.reelRSS <= 0 || r.ffRSS <= 0 {
 			t.Fatalf("%s: non-positive measurement: %+v", lc.name, r)
 		}
 		t.Logf("%s: reel wall %v s, RSS %v MiB; ffmpeg wall %v s, RSS %v MiB",
-			lc.name, fmtAll(rw), fmtAll(r.reelRSSAll), fmtAll(fw), fmtAll(r.ffRSSAll))
+			lc.name, testkit.FmtAll(rw, 3), testkit.FmtAll(r.reelRSSAll, 3), testkit.FmtAll(fw, 3), testkit.FmtAll(r.ffRSSAll, 3))
 		results = append(results, r)
 	}
 
@@ -355,12 +346,4 @@ func TestCompareFFmpeg(t *testing.T) {
 			t.Fatalf("REEL_BENCH_OUT: %v", err)
 		}
 	}
-}
-
-func fmtAll(v []float64) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = strconv.FormatFloat(x, 'f', 3, 64)
-	}
-	return "[" + strings.Join(s, " ") + "]"
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
+	"github.com/reelvideo/reel/internal/testkit"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -19,18 +19,10 @@ func samplePath(name string) string { return filepath.Join(samplesDir, name) }
 
 var ladder = []string{samplePath("ladder_720p.mp4"), samplePath("ladder_480p.mp4"), samplePath("ladder_360p.mp4")}
 
-// requireTool returns the path of an outside tool. Without it the test is skipped on a
-// developer machine but fails in CI (CI=true), where .ci/run must have installed it.
+// requireTool: see testkit.RequireTool.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI but not installed (.ci/run installs it)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
+	return testkit.RequireTool(t, name)
 }
 
 // ffprobeJSON runs ffprobe with args and decodes its JSON output.

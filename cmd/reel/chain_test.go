@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/reelvideo/reel/internal/testkit"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
@@ -19,13 +19,7 @@ import (
 // ffprobeFrames decodes every stream of url with ffprobe and returns the frames per stream.
 func ffprobeFrames(t *testing.T, url string) []int {
 	t.Helper()
-	bin, err := exec.LookPath("ffprobe")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ffprobe is required in CI (.ci/run installs it)")
-		}
-		t.Skip("ffprobe not installed")
-	}
+	bin := testkit.RequireTool(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "-v", "error", "-count_frames", "-of", "json",

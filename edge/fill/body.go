@@ -78,19 +78,12 @@ func (b *Body) Written() []byte {
 // ok is false for an unfinished, aborted or file body.
 func (b *Body) Bytes() (data []byte, ok bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	m, isMem := b.store.(*memBacking)
-	if !b.done || b.err != nil || !isMem {
+	complete := b.done && b.err == nil
+	b.mu.Unlock()
+	if data = b.Written(); !complete || data == nil {
 		return nil, false
 	}
-	if len(m.chunks) == 1 {
-		return m.chunks[0][:m.size], true
-	}
-	out := make([]byte, 0, m.size)
-	for i, c := range m.chunks {
-		out = append(out, c[:min(int64(len(c)), m.size-int64(i)*m.chunk)]...)
-	}
-	return out, true
+	return data, true
 }
 
 // NewFileBody returns a body written to f (typically a temp file in the cache folder), which

@@ -151,9 +151,30 @@ var hopByHop = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+var hopByHopSet = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range hopByHop {
+		m[f] = true
+	}
+	return m
+}()
+
 // RemoveHopByHop deletes the hop-by-hop fields from h: the fixed set and every field named
 // in Connection (RFC 9110 §7.6.1).
 func RemoveHopByHop(h http.Header) {
+	// Most headers hold none of these fields; one pass over the (canonical) names spares
+	// them the deletions, which matters on every proxied request. A field listed in
+	// Connection needs a Connection field.
+	found := false
+	for k := range h {
+		if hopByHopSet[k] {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
 	for _, v := range h.Values("Connection") {
 		for _, f := range strings.Split(v, ",") {
 			if f = textproto.TrimString(f); f != "" {

@@ -372,13 +372,7 @@ func (d *Disk) Update(o *DiskObject, header http.Header, reqTime, respTime time.
 // MarkInvalidated soft-purges every variant of primary: kept, but revalidated before reuse.
 func (d *Disk) MarkInvalidated(primary string) bool {
 	d.mu.Lock()
-	e := d.entries[primary]
-	var objs []*DiskObject
-	if e != nil {
-		for _, o := range e.variants {
-			objs = append(objs, o)
-		}
-	}
+	objs := d.variantsOf(primary)
 	d.mu.Unlock()
 	for _, o := range objs {
 		c := *o
@@ -386,6 +380,17 @@ func (d *Disk) MarkInvalidated(primary string) bool {
 		d.replaceMeta(o, &c)
 	}
 	return len(objs) > 0
+}
+
+// variantsOf lists the objects stored for primary; d.mu must be held.
+func (d *Disk) variantsOf(primary string) []*DiskObject {
+	var out []*DiskObject
+	if e := d.entries[primary]; e != nil {
+		for _, o := range e.variants {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (d *Disk) replaceMeta(old, c *DiskObject) error {
@@ -410,19 +415,13 @@ func (d *Disk) replaceMeta(old, c *DiskObject) error {
 // Invalidate drops every variant of primary.
 func (d *Disk) Invalidate(primary string) bool {
 	d.mu.Lock()
-	e := d.entries[primary]
-	var victims []*DiskObject
-	if e != nil {
-		for _, o := range e.variants {
-			victims = append(victims, o)
-		}
-		for _, o := range victims {
-			d.unindex(o)
-		}
+	victims := d.variantsOf(primary)
+	for _, o := range victims {
+		d.unindex(o)
 	}
 	d.mu.Unlock()
 	d.drop(victims, "invalidated")
-	return e != nil
+	return len(victims) > 0
 }
 
 // Keys returns the primary keys held.
