@@ -54,7 +54,23 @@ func TestMalformedRequests(t *testing.T) {
 		{"two hosts", "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"},
 		// RFC 9112 §6.3: request smuggling shapes.
 		{"conflicting CL", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd", "400"},
-		{"bad TE", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, identity\r\n\r\n", "501"},
+		{"TE not ending in chunked", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, identity\r\n\r\n", "400"},
+		// RFC 9112 §6.1: a transfer coding the server doesn't understand.
+		{"unknown TE", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "501"},
+		// RFC 9112 §6.3 (3): Content-Length with Transfer-Encoding may be a smuggling attempt; a
+		// shared cache refuses it rather than guess which framing the next hop will believe.
+		{"CL and TE", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+		{"TE in HTTP/1.0", "POST /x HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+		// RFC 9112 §5.1, §5.2: whitespace before the colon, obsolete line folding.
+		{"space before colon", "GET /x HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n", "400"},
+		{"obs-fold", "GET /x HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", "400"},
+		// RFC 9112 §2.2: a bare CR.
+		{"bare CR", "GET /x HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", "400"},
+		// RFC 9112 §3: a request target longer than the server parses.
+		{"long target", "GET /" + strings.Repeat("a", 16<<10) + " HTTP/1.1\r\nHost: a\r\n\r\n", "414"},
+		// RFC 9110 §15.6.6, §10.1.1.
+		{"HTTP/2.0 line", "GET /x HTTP/2.0\r\nHost: a\r\n\r\n", "505"},
+		{"unknown expectation", "GET /x HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", "417"},
 	}
 	for _, tc := range tests {
 		if line := rawRequest(t, addr, tc.req); !strings.Contains(line, " "+tc.want+" ") {
@@ -63,19 +79,6 @@ func TestMalformedRequests(t *testing.T) {
 	}
 	if o.hits.Load() != 0 || e.mem.Weight() != 0 {
 		t.Fatalf("abusive requests reached the origin (%d) or the cache (%d bytes)", o.hits.Load(), e.mem.Weight())
-	}
-
-	// Content-Length with Transfer-Encoding: Go's server applies RFC 9112 §6.3 for an
-	// intermediary that forwards such a message — Transfer-Encoding wins and Content-Length
-	// is removed — so the origin can't be desynchronised; it never sees both.
-	var sawCL, sawTE string
-	o.set(func(w http.ResponseWriter, r *http.Request) {
-		sawCL, sawTE = r.Header.Get("Content-Length"), strings.Join(r.TransferEncoding, ",")
-		io.Copy(io.Discard, r.Body)
-	})
-	rawRequest(t, addr, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-	if sawCL != "" || (sawTE != "" && sawTE != "chunked") {
-		t.Errorf("origin saw Content-Length %q with Transfer-Encoding %q", sawCL, sawTE)
 	}
 
 	// A malformed Cache-Control on a response is read strictly: not fresh, not stored as such.

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/reelvideo/reel/edge/h1"
 )
 
 // testOrigin is a real HTTP server on loopback whose handler a test sets, counting requests.
@@ -39,7 +41,7 @@ func newOrigin(t *testing.T, h http.HandlerFunc) *testOrigin {
 func (o *testOrigin) set(h http.HandlerFunc) { o.handler.Store(h) }
 
 // newEdge starts an edge in front of origin on loopback.
-func newEdge(t *testing.T, origin string, change func(*Config)) (*Edge, *httptest.Server) {
+func newEdge(t *testing.T, origin string, change func(*Config)) (*Edge, *edgeServer) {
 	cfg := DefaultConfig()
 	cfg.Memory = 64 << 20
 	cfg.Origins = []Origin{{Host: "*", URL: origin}}
@@ -50,9 +52,28 @@ func newEdge(t *testing.T, origin string, change func(*Config)) (*Edge, *httptes
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
+	srv := serveEdge(t, e, cfg)
 	t.Cleanup(srv.Close)
 	return e, srv
+}
+
+// edgeServer is an edge served by NewServer (the server `reel edge` runs) on a loopback port.
+type edgeServer struct {
+	URL string
+	srv *h1.Server
+}
+
+func (s *edgeServer) Close() { s.srv.Close() }
+
+func serveEdge(t testing.TB, e *Edge, cfg Config) *edgeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(e, cfg, nil)
+	go srv.Serve(ln)
+	return &edgeServer{URL: "http://" + ln.Addr().String(), srv: srv}
 }
 
 type result struct {

@@ -4,22 +4,21 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/reelvideo/reel/edge/h1"
 )
 
-// NewServer wraps the edge in an http.Server with the protective limits of cfg: request
-// headers larger than Limits.MaxHeaderBytes are refused with 431 before the handler runs,
-// slow header senders are cut off, and idle keep-alive connections reclaimed. Go's server
-// itself answers 400 to an invalid Host and to conflicting Content-Length / Transfer-Encoding
-// (RFC 9112 §6.3), before anything reaches the cache.
-func NewServer(h http.Handler, cfg Config, log *slog.Logger) *http.Server {
-	s := &http.Server{
+// NewServer serves the edge over HTTP/1.1 with the protective limits of cfg: a request line or
+// header section larger than Limits.MaxHeaderBytes is refused (414, 431) before the handler
+// runs, slow header senders are cut off, idle keep-alive connections reclaimed, and request
+// smuggling shapes (RFC 9112 §6.3: Content-Length with Transfer-Encoding, conflicting lengths,
+// obsolete line folding) and an invalid or missing Host get 400 without touching the cache.
+func NewServer(h http.Handler, cfg Config, log *slog.Logger) *h1.Server {
+	return &h1.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
+		Log:               log,
 	}
-	if log != nil {
-		s.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	}
-	return s
 }

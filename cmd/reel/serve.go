@@ -8,16 +8,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 )
 
+// server is what serveUntilSignal runs: net/http's server (origin, admin) or the edge's own
+// HTTP/1.1 server.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
 // listening is a server with its listener, ready to serve.
 type listening struct {
-	srv *http.Server
+	srv server
 	ln  net.Listener
 }
 

@@ -1,0 +1,271 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connection states, for graceful shutdown: an idle connection waits for a request's first
+// byte and may be closed at once; an active one finishes its request first.
+const (
+	stateActive int32 = iota
+	stateIdle
+)
+
+// maxDrain is how much of an unread request body is read and dropped to keep the connection;
+// more than that and the connection closes instead.
+const maxDrain = 256 << 10
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn serves the requests of one client connection, one at a time, in order (RFC 9112 §9.3:
+// responses to pipelined requests go out in the order the requests came).
+type conn struct {
+	srv   *Server
+	rwc   net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	state atomic.Int32
+
+	remoteAddr string
+	scratch    []byte // long header lines are assembled here
+
+	// The background read that notices a client going away (see reqContext).
+	peerMu      sync.Mutex
+	peerWatch   bool          // a background read is running
+	peerDone    chan struct{} // closed when it has returned
+	peerByte    [1]byte
+	peerHasByte bool  // the background read got a byte of the next request
+	peerErr     error // it failed: the client is gone
+
+	resp response // reused for every request of the connection
+}
+
+// peerReader is what the connection's bufio.Reader reads from: the socket, after the byte a
+// background read may have taken.
+type peerReader struct{ c *conn }
+
+func (r peerReader) Read(p []byte) (int, error) {
+	c := r.c
+	c.peerMu.Lock()
+	if c.peerHasByte && len(p) > 0 {
+		p[0] = c.peerByte[0]
+		c.peerHasByte = false
+		c.peerMu.Unlock()
+		return 1, nil
+	}
+	err := c.peerErr
+	c.peerMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.rwc.Read(p)
+}
+
+func (s *Server) newConn(rwc net.Conn) *conn {
+	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+	c.br = bufio.NewReaderSize(peerReader{c}, 4<<10)
+	c.bw = bufio.NewWriterSize(rwc, 8<<10)
+	c.resp.c = c
+	return c
+}
+
+// serve runs the request loop until the client closes, a response requires closing, the
+// server shuts down, or a timeout hits.
+func (c *conn) serve(ctx context.Context) {
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			buf := make([]byte, 16<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.log().Error("panic serving request", "remote", c.remoteAddr, "panic", v, "stack", string(buf))
+		}
+		c.rwc.Close()
+		c.srv.forget(c)
+	}()
+	for {
+		c.state.Store(stateIdle)
+		if c.srv.shuttingDown() {
+			return
+		}
+		if d := c.srv.IdleTimeout; d > 0 {
+			c.rwc.SetReadDeadline(time.Now().Add(d))
+		}
+		// Wait for the first byte before starting the header timeout, so an idle keep-alive
+		// connection is judged by IdleTimeout and a slow header sender by ReadHeaderTimeout.
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		c.state.Store(stateActive)
+		if d := c.srv.ReadHeaderTimeout; d > 0 {
+			c.rwc.SetReadDeadline(time.Now().Add(d))
+		}
+		h, scratch, err := readHead(c.br, c.srv.maxHeaderBytes(), c.scratch)
+		c.scratch = scratch[:0]
+		if err != nil {
+			var pe *protoError
+			if errors.As(err, &pe) {
+				c.refuse(pe)
+			}
+			return
+		}
+		c.rwc.SetReadDeadline(time.Time{})
+		if !c.serveRequest(ctx, h) {
+			return
+		}
+	}
+}
+
+// serveRequest runs the handler for one request and reports whether the connection can carry
+// another.
+func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
+	req, err := h.request()
+	if err != nil {
+		var pe *protoError
+		if errors.As(err, &pe) {
+			c.refuse(pe)
+		}
+		return false
+	}
+	req.RemoteAddr = c.remoteAddr
+	var b *body
+	if h.chunked || h.contentLength > 0 {
+		b = newBody(c, h)
+		req.Body = b
+		if h.chunked {
+			req.TransferEncoding = []string{"chunked"}
+		}
+	} else {
+		req.Body = http.NoBody
+	}
+	rctx := &reqContext{parent: ctx, c: c}
+	req = req.WithContext(rctx)
+
+	w := &c.resp
+	w.reset(req, b)
+	defer func() {
+		rctx.cancel()
+		c.stopPeerWatch()
+	}()
+	c.srv.Handler.ServeHTTP(w, req)
+	if !w.finish() {
+		return false
+	}
+	if b != nil && !b.drain(maxDrain) {
+		return false
+	}
+	return !h.close && !w.closeAfter
+}
+
+// refuse answers a request the server can't take and leaves the connection to be closed.
+func (c *conn) refuse(pe *protoError) {
+	c.rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	msg := pe.reason + "\n"
+	c.bw.WriteString("HTTP/1.1 ")
+	c.bw.WriteString(statusLine(pe.status))
+	c.bw.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ")
+	c.bw.WriteString(itoa(int64(len(msg))))
+	c.bw.WriteString("\r\n\r\n")
+	c.bw.WriteString(msg)
+	c.bw.Flush()
+	// Let the client read the answer before the close resets the connection over unread bytes.
+	if tc, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+		c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.Copy(io.Discard, io.LimitReader(c.rwc, 256<<10))
+	}
+}
+
+func (c *conn) writeContinue() error {
+	if _, err := c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// skipTrailers reads a chunked body's trailer section up to its empty line and drops it; a
+// cache forwards no request trailers (RFC 9110 §6.5.1 lets a recipient discard them).
+func (c *conn) skipTrailers() error {
+	r := &reader{br: c.br, budget: c.srv.maxHeaderBytes(), scratch: c.scratch}
+	for {
+		line, err := r.line(errHeaderTooLarge)
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+	}
+}
+
+// watchPeer starts the background read that cancels x when the client goes away. It does
+// nothing while the handler may still read the request body from the connection, or while
+// bytes of a pipelined request are already buffered (the client is evidently still there).
+func (c *conn) watchPeer(x *reqContext) {
+	if b := c.resp.body; b != nil {
+		b.mu.Lock()
+		eof := b.eof
+		b.mu.Unlock()
+		if !eof {
+			return
+		}
+	}
+	if c.br.Buffered() > 0 {
+		return
+	}
+	c.peerMu.Lock()
+	defer c.peerMu.Unlock()
+	if c.peerWatch || c.peerHasByte || c.peerErr != nil {
+		return
+	}
+	c.peerWatch = true
+	c.peerDone = make(chan struct{})
+	go func() {
+		defer close(c.peerDone)
+		n, err := c.rwc.Read(c.peerByte[:])
+		c.peerMu.Lock()
+		defer c.peerMu.Unlock()
+		if n == 1 {
+			c.peerHasByte = true
+			return
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+			return // stopped by stopPeerWatch
+		}
+		c.peerErr = err
+		go x.cancel() // x.mu may be held by Done, which waits for nothing but this lock
+	}()
+}
+
+// stopPeerWatch ends the background read, keeping any byte it got for the next request.
+func (c *conn) stopPeerWatch() {
+	c.peerMu.Lock()
+	watching := c.peerWatch
+	c.peerMu.Unlock()
+	if !watching {
+		return
+	}
+	c.rwc.SetReadDeadline(aLongTimeAgo)
+	<-c.peerDone
+	c.rwc.SetReadDeadline(time.Time{})
+	c.peerMu.Lock()
+	c.peerWatch = false
+	c.peerMu.Unlock()
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
