@@ -22,11 +22,14 @@ type cached struct {
 	invalidated               bool              // soft-purged: revalidate before reuse
 	freshUntil                time.Time         // see store.Object
 	initialAge                time.Duration
+	hit                       *hitHeader // memory tier: the header prepared for hits, or nil
 }
 
 func fromMemory(o *store.Object) *cached {
+	hit, _ := o.Prepared.(*hitHeader)
 	return &cached{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime,
-		Size: int64(len(o.Body)), mem: o.Body, invalidated: o.Invalidated, freshUntil: o.FreshUntil, initialAge: o.InitialAge}
+		Size: int64(len(o.Body)), mem: o.Body, invalidated: o.Invalidated, freshUntil: o.FreshUntil, initialAge: o.InitialAge,
+		hit: hit}
 }
 
 func fromDisk(o *store.DiskObject) *cached {
@@ -44,8 +47,12 @@ func (c *cached) quickFresh(r *http.Request, now time.Time) (age, ttl time.Durat
 }
 
 // withFreshness fills o's precomputed freshness under pol: fresh until the instant its age
-// reaches its lifetime, provided a plain request may reuse it at all right now.
+// reaches its lifetime, provided a plain request may reuse it at all right now. It also
+// prepares the header hits will send (see hitHeader).
 func withFreshness(o *store.Object, pol policy.Options) *store.Object {
+	if o.Body != nil {
+		o.Prepared = prepareHit(o)
+	}
 	st := policy.Stored{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime}
 	plain := &http.Request{Method: http.MethodGet, Header: http.Header{}}
 	if policy.Reuse(plain, st, o.ResponseTime, pol) != policy.Fresh {

@@ -46,6 +46,24 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	w.WriteHeader(status)
 }
 
+// writeHitHead is writeHead for a full-body hit through a wireWriter: the same fields, with
+// the stored ones and our Via taken pre-serialised from obj.hit.
+func (e *Edge) writeHitHead(w http.ResponseWriter, ww wireWriter, obj *cached, age time.Duration, cs cachestatus.Status) {
+	hh := obj.hit
+	dst := w.Header()
+	ww.AddWireFields(hh.wire)
+	dst["Content-Length"] = hh.length
+	if hh.date != nil {
+		dst["Date"] = hh.date
+	}
+	dst["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	cs.Cache = cacheName
+	var buf [160]byte
+	dst[cachestatus.Header] = []string{string(cs.AppendTo(append(buf[:0], hh.csPrefix...)))}
+	setLabel(w, cs)
+	w.WriteHeader(obj.Status)
+}
+
 // respWriter measures a response for the metrics: time to its head, body bytes, and how the
 // cache answered (label) and where the bytes came from (source).
 type respWriter struct {
@@ -144,8 +162,16 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, 
 	ttl := int(remaining / time.Second)
 	cs.TTL = &ttl
 	if obj.mem != nil && r.Header.Get("Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
-		// The hot path: a whole body from memory. Stored header values are shared, not
-		// cloned (nothing below modifies a stored slice), and the body goes out in one write.
+		// The hot path: a whole body from memory. Over HTTP/1.1 the stored fields go out
+		// pre-serialised; otherwise stored header values are shared, not cloned (nothing below
+		// modifies a stored slice). The body goes out in one write.
+		if ww := asWireWriter(w); ww != nil && obj.hit != nil && cs.Hit {
+			e.writeHitHead(w, ww, obj, age, cs)
+			if r.Method != http.MethodHead {
+				w.Write(obj.mem)
+			}
+			return
+		}
 		dst := w.Header()
 		for k, v := range obj.Header {
 			if k != "Surrogate-Key" && k != "Cache-Tag" {

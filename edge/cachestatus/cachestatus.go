@@ -139,16 +139,22 @@ func (s Status) Validate() error {
 // else is changed. Per RFC 9211 §2 a proxy shouldn't call this for responses it generates
 // itself (a 400 for a malformed request, say) unless they are based on a stored response.
 func Append(h http.Header, s Status) {
-	var b []byte
-	for _, v := range h.Values(Header) {
+	var buf [160]byte
+	h[Header] = []string{string(s.AppendTo(AppendPrefix(buf[:0], h)))}
+}
+
+// AppendPrefix appends what Append writes before s's member: the members already in h, each
+// followed by ", ". A cache that serves one stored response many times computes it once.
+func AppendPrefix(dst []byte, h http.Header) []byte {
+	for _, v := range h[Header] {
 		v = strings.Trim(v, " \t,")
 		if v == "" {
 			continue
 		}
-		b = append(b, v...)
-		b = append(b, ", "...)
+		dst = append(dst, v...)
+		dst = append(dst, ", "...)
 	}
-	h[Header] = []string{string(s.AppendTo(b))}
+	return dst
 }
 
 func appendTokenOrString(dst []byte, s string) []byte {

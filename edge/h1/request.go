@@ -150,7 +150,7 @@ func parseVersion(v []byte) (major, minor int, ok bool) {
 // readFields reads the header section up to its empty line (RFC 9112 §5) and applies the
 // message-framing rules of §6 and the Host rules of §3.2.
 func (h *head) readFields(r *reader) error {
-	h.header = make(http.Header, 12)
+	h.header = make(http.Header, 8) // up to 8 fields fit one map group
 	hosts := 0
 	for {
 		line, err := r.line(errHeaderTooLarge)
@@ -265,6 +265,7 @@ func (h *head) request() (*http.Request, error) {
 		u = &url.URL{Host: h.target} // authority-form (§3.2.3)
 	} else if h.target == "*" {
 		u = &url.URL{Path: "*"} // asterisk-form (§3.2.4)
+	} else if u = originForm(h.target); u != nil {
 	} else if u, err = url.ParseRequestURI(h.target); err != nil {
 		return nil, badRequest("malformed request target")
 	}
@@ -287,6 +288,36 @@ func (h *head) request() (*http.Request, error) {
 	}, nil
 }
 
+// originForm splits the common request target — "/path?query" without percent-encoding — the
+// way url.ParseRequestURI would, without its general parser; nil sends other targets there.
+func originForm(target string) *url.URL {
+	if target == "" || target[0] != '/' {
+		return nil
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !plainPathChar[path[i]] {
+			return nil
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+}
+
+// plainPathChar marks the bytes url.URL keeps as they are in a path (RFC 3986 unreserved and
+// the sub-delimiters it doesn't escape); a path of only these needs no unescaping and no RawPath.
+var plainPathChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-_.~/$&+,:;=@" {
+		t[c] = true
+	}
+	return t
+}()
+
 // tokenChar marks the tchar bytes of RFC 9110 §5.6.2.
 var tokenChar = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
@@ -301,12 +332,12 @@ var tokenChar = func() (t [256]bool) {
 	return t
 }()
 
-func isToken(b []byte) bool {
+func isToken[T string | []byte](b T) bool {
 	if len(b) == 0 {
 		return false
 	}
-	for _, c := range b {
-		if !tokenChar[c] {
+	for i := 0; i < len(b); i++ {
+		if !tokenChar[b[i]] {
 			return false
 		}
 	}

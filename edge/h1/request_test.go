@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -209,4 +210,21 @@ func FuzzReadHead(f *testing.F) {
 		}
 		h.request() // must not panic
 	})
+}
+
+// TestOriginFormMatchesURL: the fast split of "/path?query" agrees with url.ParseRequestURI.
+func TestOriginFormMatchesURL(t *testing.T) {
+	for _, target := range []string{"/", "/a/b", "/a?b=c", "/a?", "/a?b?c", "//x/y", "/a?b=c&d=e#f", "/seg_1-2.m4s", "/a:b@c;d=e,f+g$h&i", "/;x=y", "/a/../b"} {
+		fast := originForm(target)
+		want, err := url.ParseRequestURI(target)
+		if fast == nil || err != nil {
+			t.Fatalf("%q: fast %v, err %v", target, fast, err)
+		}
+		if *fast != *want {
+			t.Errorf("%q: fast %#v, want %#v", target, *fast, *want)
+		}
+	}
+	if originForm("/a%20b") != nil || originForm("/a#f") != nil || originForm("/a!b") != nil || originForm("http://x/") != nil || originForm("*") != nil {
+		t.Error("fast path took a target it can't split")
+	}
 }

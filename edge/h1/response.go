@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +33,7 @@ type response struct {
 	length      int64 // declared Content-Length, -1 if none
 	written     int64 // body bytes accepted
 	pending     []byte
+	wire        []byte // fields already in wire form (AddWireFields)
 }
 
 func (w *response) reset(req *http.Request, b *body) {
@@ -48,6 +49,18 @@ func (w *response) reset(req *http.Request, b *body) {
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// AddWireFields adds header fields already serialised as HTTP/1.1 field lines ("Name: value"
+// CRLF each), written after the fields of Header(). A cache serving one stored response many
+// times serialises its fields once instead of copying a map per response. The caller vouches
+// for the lines (valid names, no CR or LF in values) and that none of them repeats a field of
+// Header() or is one this writer manages (Content-Length, Transfer-Encoding, Connection, Date).
+// It must come before the header is written; later calls replace earlier ones.
+func (w *response) AddWireFields(b []byte) {
+	if !w.committed {
+		w.wire = b
+	}
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
@@ -177,6 +190,7 @@ func (w *response) commit() {
 	bw.WriteString(statusLine(w.status))
 	bw.WriteString("\r\n")
 	writeFields(bw, h)
+	bw.Write(w.wire)
 	bw.WriteString("\r\n")
 	if len(w.pending) > 0 && !w.noBody {
 		w.writeBody(w.pending)
@@ -190,23 +204,35 @@ var (
 	keepAliveValue = []string{"keep-alive"}
 )
 
-// writeFields writes header fields. A value with CR or LF (which no handler should produce)
-// has them replaced by spaces, as net/http does, so it can't split the response.
+// writeFields writes header fields. A field whose name isn't a token is dropped, and CR or LF
+// in a value (which no handler should produce) become spaces, as net/http does, so that a
+// value can't split the response.
 func writeFields(bw *bufio.Writer, h http.Header) {
 	for k, vs := range h {
-		if !isToken([]byte(k)) {
+		if !isToken(k) {
 			continue
 		}
 		for _, v := range vs {
 			bw.WriteString(k)
 			bw.WriteString(": ")
-			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			if hasCRLF(v) {
+				v = crlfToSpace.Replace(v)
 			}
 			bw.WriteString(v)
 			bw.WriteString("\r\n")
 		}
 	}
+}
+
+var crlfToSpace = strings.NewReplacer("\r", " ", "\n", " ")
+
+func hasCRLF(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // finish completes the response after the handler returned and reports whether the
@@ -282,21 +308,21 @@ func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadD
 
 // The Date header changes once a second; formatting it per response would cost more than the
 // rest of a small header.
-var dateCache struct {
-	sync.Mutex
+var dateCache atomic.Pointer[dateValue]
+
+type dateValue struct {
 	sec int64
 	val string
 }
 
 func httpDate() string {
 	now := time.Now()
-	dateCache.Lock()
-	defer dateCache.Unlock()
-	if s := now.Unix(); s != dateCache.sec {
-		dateCache.sec = s
-		dateCache.val = now.UTC().Format(http.TimeFormat)
+	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
+		return d.val
 	}
-	return dateCache.val
+	d := &dateValue{now.Unix(), now.UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.val
 }
 
 // statusLine is "code reason" with the reason phrase of RFC 9110 §15, precomputed.

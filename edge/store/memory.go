@@ -28,6 +28,9 @@ type Object struct {
 	// (RFC 9111 §4.2.3). A zero FreshUntil means "always evaluate" (no-cache and the like).
 	FreshUntil time.Time
 	InitialAge time.Duration
+	// Prepared is what the edge derives from Header once, when the object is stored, to serve
+	// hits faster (its serialised header). Read-only after Put; copies of the object share it.
+	Prepared any
 }
 
 // Size is what the object costs in memory, roughly: body plus headers.

@@ -1,0 +1,98 @@
+package edge
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/store"
+)
+
+// hitHeader is a memory object's header prepared, once when it is stored, for full-body hits
+// over HTTP/1.1: the fields every such hit sends unchanged are serialised into wire, so a hit
+// neither copies the stored header map nor walks it again to write it. Only what changes per
+// response — Age, Cache-Status — and what the server needs for framing stays in the map.
+type hitHeader struct {
+	wire     []byte   // "Name: value\r\n" lines, our Via and Accept-Ranges included
+	length   []string // Content-Length
+	date     []string // the stored Date, or nil (the server then adds its own)
+	csPrefix string   // Cache-Status members of caches nearer the origin, each followed by ", "
+}
+
+// wireWriter is a ResponseWriter that takes pre-serialised header fields (edge/h1's).
+type wireWriter interface{ AddWireFields([]byte) }
+
+// notInWire are the stored fields a hit doesn't pass on as stored: internal tags, fields it
+// sets per response, and fields the server manages.
+var notInWire = map[string]bool{
+	"Surrogate-Key": true, "Cache-Tag": true, "Content-Length": true, "Date": true, "Age": true,
+	"Via": true, "Cache-Status": true, "Accept-Ranges": true, "Transfer-Encoding": true, "Connection": true,
+}
+
+// prepareHit builds o's hitHeader. It writes the same fields serveObject's map path would,
+// in the same field lines (a stored Via's lines, then ours).
+func prepareHit(o *store.Object) *hitHeader {
+	var b []byte
+	for k, vs := range o.Header {
+		if notInWire[k] || !validFieldName(k) {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return nil // leave odd values to the server's own sanitising
+			}
+			b = appendField(b, k, v)
+		}
+	}
+	for _, v := range o.Header["Via"] {
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil
+		}
+		b = appendField(b, "Via", v)
+	}
+	b = appendField(b, "Via", "1.1 "+cacheName)
+	if o.Status == http.StatusOK {
+		b = appendField(b, "Accept-Ranges", "bytes")
+	}
+	return &hitHeader{
+		wire:     b,
+		length:   []string{strconv.Itoa(len(o.Body))},
+		date:     o.Header["Date"],
+		csPrefix: string(cachestatus.AppendPrefix(nil, o.Header)),
+	}
+}
+
+func appendField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	return append(b, "\r\n"...)
+}
+
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// asWireWriter finds a wireWriter under w's wrappers.
+func asWireWriter(w http.ResponseWriter) wireWriter {
+	for {
+		if ww, ok := w.(wireWriter); ok {
+			return ww
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+}

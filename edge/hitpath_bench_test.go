@@ -1,0 +1,136 @@
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkHitPathCPU is the user-space cost of one memory hit through the HTTP/1.1 server and
+// the edge, with the network taken out: a connection that replays one keep-alive request b.N
+// times and discards the responses. Loopback benchmarks on a 2-core machine share the CPUs
+// with their client; this one shows what the edge itself spends per request.
+func BenchmarkHitPathCPU(b *testing.B) {
+	origin := newCmpOrigin()
+	defer origin.Close()
+	cfg := DefaultConfig()
+	cfg.Origins = []Origin{{Host: "*", URL: origin.URL}}
+	e, err := New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	base := serveEdge(b, e, cfg)
+	defer base.Close()
+	c := cmpClient(1)
+	// The benchmark's requests carry Host "bench"; warm that key.
+	req := "GET " + cmpPath1K + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+	warm, _ := httpNewRequest("GET", base.URL+cmpPath1K, "bench")
+	for range 3 {
+		resp, err := c.Do(warm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	conn := &replayConn{req: []byte(req), left: b.N, done: make(chan struct{})}
+	srv := NewServer(e, cfg, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	go srv.Serve(&oneConnListener{conn: conn})
+	<-conn.done
+	b.StopTimer()
+	srv.Close()
+	if want := int64(b.N) * int64(len(origin.objects[cmpPath1K])); conn.written < want {
+		b.Fatalf("wrote %d bytes for %d requests", conn.written, b.N)
+	}
+}
+
+func httpNewRequest(method, url, host string) (*http.Request, error) {
+	r, err := http.NewRequest(method, url, nil)
+	if err == nil {
+		r.Host = host
+	}
+	return r, err
+}
+
+// replayConn reads as req repeated left times, then EOF; writes are counted and dropped.
+type replayConn struct {
+	req     []byte
+	left    int
+	pending []byte
+	written int64
+	once    sync.Once
+	done    chan struct{}
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) == 0 {
+		if c.left == 0 {
+			c.once.Do(func() { close(c.done) })
+			return 0, errors.New("replay finished")
+		}
+		c.left--
+		c.pending = c.req
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+func (c *replayConn) Write(p []byte) (int, error) { c.written += int64(len(p)); return len(p), nil }
+func (c *replayConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return nil
+}
+func (c *replayConn) LocalAddr() net.Addr                { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+func (c *replayConn) RemoteAddr() net.Addr               { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+func (c *replayConn) SetDeadline(t time.Time) error      { return nil }
+func (c *replayConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *replayConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// oneConnListener accepts conn once, then blocks until closed.
+type oneConnListener struct {
+	conn   net.Conn
+	given  bool
+	closed chan struct{}
+	mu     sync.Mutex
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.closed == nil {
+		l.closed = make(chan struct{})
+	}
+	if !l.given {
+		l.given = true
+		l.mu.Unlock()
+		return l.conn, nil
+	}
+	ch := l.closed
+	l.mu.Unlock()
+	<-ch
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed == nil {
+		l.closed = make(chan struct{})
+	}
+	select {
+	case <-l.closed:
+	default:
+		close(l.closed)
+	}
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+var _ = bytes.MinRead
