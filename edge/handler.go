@@ -40,7 +40,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		e.forwardUnsafe(w, r, up)
 	case rule != nil && rule.Bypass:
 		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdBypass})
-	case r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "":
+	case field(r.Header, "If-Match") != "" || field(r.Header, "If-Unmodified-Since") != "":
 		// Preconditions a cache must not evaluate for the origin (RFC 9111 §4.3.2).
 		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdRequest})
 	default:
@@ -48,6 +48,15 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// representation (respond.go); slicing large objects is rangecache's next step.
 		e.serveCacheable(w, r, up, e.policyFor(rule))
 	}
+}
+
+// field is h.Get(name) for a name already in canonical form, without canonicalising it again:
+// the hot path asks for several fields per request.
+func field(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // lookupResult is what the store holds for a request.
@@ -123,7 +132,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 		// Ranges of objects not stored whole are answered from slices (slices.go), and so
 		// is any request for an object already known sliced.
 		if e.cfg.SliceSize > 0 {
-			if (r.Header.Get("Range") != "" || e.isSliced(res.key)) && e.serveSliced(w, r, up, res) {
+			if (field(r.Header, "Range") != "" || e.isSliced(res.key)) && e.serveSliced(w, r, up, res) {
 				return
 			}
 		}

@@ -161,7 +161,7 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, 
 	}
 	ttl := int(remaining / time.Second)
 	cs.TTL = &ttl
-	if obj.mem != nil && r.Header.Get("Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
+	if obj.mem != nil && field(r.Header, "Range") == "" && field(r.Header, "If-None-Match") == "" && field(r.Header, "If-Modified-Since") == "" {
 		// The hot path: a whole body from memory. Over HTTP/1.1 the stored fields go out
 		// pre-serialised; otherwise stored header values are shared, not cloned (nothing below
 		// modifies a stored slice). The body goes out in one write.

@@ -38,7 +38,8 @@ type conn struct {
 	state atomic.Int32
 
 	remoteAddr string
-	scratch    []byte // long header lines are assembled here
+	scratch    []byte            // long header lines are assembled here
+	last       map[string]string // previous field values (see reader.last)
 
 	// The background read that notices a client going away (see reqContext).
 	peerMu      sync.Mutex
@@ -73,7 +74,7 @@ func (r peerReader) Read(p []byte) (int, error) {
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), last: make(map[string]string)}
 	c.br = bufio.NewReaderSize(peerReader{c}, 4<<10)
 	c.bw = bufio.NewWriterSize(rwc, 8<<10)
 	c.resp.c = c
@@ -109,7 +110,7 @@ func (c *conn) serve(ctx context.Context) {
 		if d := c.srv.ReadHeaderTimeout; d > 0 {
 			c.rwc.SetReadDeadline(time.Now().Add(d))
 		}
-		h, scratch, err := readHead(c.br, c.srv.maxHeaderBytes(), c.scratch)
+		h, scratch, err := readHead(c.br, c.srv.maxHeaderBytes(), c.scratch, c.last)
 		c.scratch = scratch[:0]
 		if err != nil {
 			var pe *protoError
@@ -128,7 +129,8 @@ func (c *conn) serve(ctx context.Context) {
 // serveRequest runs the handler for one request and reports whether the connection can carry
 // another.
 func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
-	req, err := h.request()
+	rctx := &reqContext{parent: ctx, c: c}
+	req, err := h.request(rctx)
 	if err != nil {
 		var pe *protoError
 		if errors.As(err, &pe) {
@@ -147,8 +149,6 @@ func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
 	} else {
 		req.Body = http.NoBody
 	}
-	rctx := &reqContext{parent: ctx, c: c}
-	req = req.WithContext(rctx)
 
 	w := &c.resp
 	w.reset(req, b)

@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -44,6 +45,27 @@ type reader struct {
 	br      *bufio.Reader
 	budget  int
 	scratch []byte
+	// last holds the connection's previous value of each field: keep-alive clients repeat
+	// most fields verbatim on every request, and reusing the string saves an allocation each.
+	last map[string]string
+}
+
+// maxRemembered bounds reader.last per connection.
+const maxRemembered = 32
+
+// value returns v as a string, reusing the connection's previous value of the field if equal.
+func (r *reader) value(key string, v []byte) string {
+	if r.last == nil {
+		return string(v)
+	}
+	if prev, ok := r.last[key]; ok && prev == string(v) {
+		return prev
+	}
+	s := string(v)
+	if len(r.last) < maxRemembered || r.last[key] != "" {
+		r.last[key] = s
+	}
+	return s
 }
 
 // line returns the next line without its terminator. A line may end in CRLF or, as RFC 9112
@@ -82,8 +104,8 @@ func (r *reader) line(tooLong *protoError) ([]byte, error) {
 
 // readHead reads one request head. io.EOF before the first byte means the client closed an
 // idle connection; every other failure is a *protoError or the connection's read error.
-func readHead(br *bufio.Reader, maxBytes int, scratch []byte) (*head, []byte, error) {
-	r := &reader{br: br, budget: maxBytes, scratch: scratch}
+func readHead(br *bufio.Reader, maxBytes int, scratch []byte, last map[string]string) (*head, []byte, error) {
+	r := &reader{br: br, budget: maxBytes, scratch: scratch, last: last}
 	var line []byte
 	var err error
 	// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
@@ -181,10 +203,10 @@ func (h *head) readFields(r *reader) error {
 		key := canonicalKey(name)
 		if key == "Host" {
 			hosts++
-			h.host = string(value)
+			h.host = r.value(key, value)
 			continue
 		}
-		h.header[key] = append(h.header[key], string(value))
+		h.header[key] = append(h.header[key], r.value(key, value))
 	}
 	return h.frame(hosts)
 }
@@ -258,7 +280,7 @@ func (h *head) frame(hosts int) error {
 
 // request builds the *http.Request the handler sees, shaped as net/http's server shapes it:
 // Host moved out of the header, URL from the request target (RFC 9112 §3.2), RequestURI set.
-func (h *head) request() (*http.Request, error) {
+func (h *head) request(ctx context.Context) (*http.Request, error) {
 	var u *url.URL
 	var err error
 	if h.method == http.MethodConnect && !strings.HasPrefix(h.target, "/") {
@@ -274,19 +296,25 @@ func (h *head) request() (*http.Request, error) {
 		// §3.2.2: the absolute-form's authority replaces the Host field.
 		host = u.Host
 	}
-	return &http.Request{
-		Method:        h.method,
-		URL:           u,
-		Proto:         "HTTP/1." + strconv.Itoa(h.minor),
-		ProtoMajor:    1,
-		ProtoMinor:    h.minor,
-		Header:        h.header,
-		ContentLength: h.contentLength,
-		Close:         h.close,
-		Host:          host,
-		RequestURI:    h.target,
-	}, nil
+	// WithContext on an empty request allocates the one Request the handler gets, with its
+	// context set (the field is unexported; a literal and then WithContext would allocate two).
+	r := blankRequest.WithContext(ctx)
+	r.Method = h.method
+	r.URL = u
+	r.Proto = protos[h.minor]
+	r.ProtoMajor, r.ProtoMinor = 1, h.minor
+	r.Header = h.header
+	r.ContentLength = h.contentLength
+	r.Close = h.close
+	r.Host = host
+	r.RequestURI = h.target
+	return r, nil
 }
+
+var (
+	blankRequest = &http.Request{}
+	protos       = []string{"HTTP/1.0", "HTTP/1.1", "HTTP/1.2", "HTTP/1.3", "HTTP/1.4", "HTTP/1.5", "HTTP/1.6", "HTTP/1.7", "HTTP/1.8", "HTTP/1.9"}
+)
 
 // originForm splits the common request target — "/path?query" without percent-encoding — the
 // way url.ParseRequestURI would, without its general parser; nil sends other targets there.

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,7 +12,7 @@ import (
 )
 
 func parse(raw string, max int) (*head, error) {
-	h, _, err := readHead(bufio.NewReaderSize(strings.NewReader(raw), 64), max, nil)
+	h, _, err := readHead(bufio.NewReaderSize(strings.NewReader(raw), 64), max, nil, map[string]string{})
 	return h, err
 }
 
@@ -148,7 +149,7 @@ func TestRequestShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := h.request()
+	r, err := h.request(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +159,11 @@ func TestRequestShape(t *testing.T) {
 		t.Fatalf("got %+v", r)
 	}
 	h, _ = parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 4096)
-	if r, err = h.request(); err != nil || r.URL.Path != "*" {
+	if r, err = h.request(context.Background()); err != nil || r.URL.Path != "*" {
 		t.Fatalf("asterisk form: %v %v", r, err)
 	}
 	h, _ = parse("GET //x:y:z/%zz HTTP/1.1\r\nHost: a\r\n\r\n", 4096)
-	if _, err = h.request(); err == nil {
+	if _, err = h.request(context.Background()); err == nil {
 		t.Fatal("a malformed target was accepted")
 	}
 }
@@ -208,7 +209,7 @@ func FuzzReadHead(f *testing.F) {
 				}
 			}
 		}
-		h.request() // must not panic
+		h.request(context.Background()) // must not panic
 	})
 }
 
