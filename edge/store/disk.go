@@ -42,7 +42,15 @@ type Disk struct {
 	byID    map[string]*list.Element
 	lru     *list.List // of *DiskObject, front = most recently used
 	size    int64
+
+	stopSaving chan struct{} // closed by Close
+	saverDone  chan struct{}
 }
+
+// AccessSaveInterval is how often access times are written to the index, so that recency
+// survives a crash or kill -9 (to within one interval), not only a clean shutdown. A hit only
+// marks the object; the write is batched here rather than paid on the hit path.
+var AccessSaveInterval = time.Minute
 
 type diskEntry struct {
 	vary     []string
@@ -119,7 +127,23 @@ func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause s
 		db.Close()
 		return nil, err
 	}
+	d.stopSaving, d.saverDone = make(chan struct{}), make(chan struct{})
+	go d.saveLoop()
 	return d, nil
+}
+
+func (d *Disk) saveLoop() {
+	defer close(d.saverDone)
+	t := time.NewTicker(AccessSaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stopSaving:
+			return
+		case <-t.C:
+			d.saveAccessTimes()
+		}
+	}
 }
 
 // load rebuilds the in-memory index from badger, dropping records whose body is missing or
@@ -461,22 +485,35 @@ func (d *Disk) Close() error {
 	if d.db == nil {
 		return nil
 	}
+	select {
+	case <-d.stopSaving:
+		return nil // closed already
+	default:
+	}
+	close(d.stopSaving)
+	<-d.saverDone
 	d.saveAccessTimes()
 	return d.db.Close()
 }
 
-// saveAccessTimes writes the access times of objects used since they were indexed.
+// saveAccessTimes writes the access times of objects used since the last save.
 func (d *Disk) saveAccessTimes() {
 	d.mu.Lock()
 	records := map[string][]byte{}
 	for el := d.lru.Front(); el != nil; el = el.Next() {
-		if o := el.Value.(*DiskObject); o.touched {
-			if meta, err := json.Marshal(o); err == nil {
-				records[o.ID] = meta
-			}
+		o := el.Value.(*DiskObject)
+		if !o.touched {
+			continue
+		}
+		if meta, err := json.Marshal(o); err == nil {
+			records[o.ID] = meta
+			o.touched = false
 		}
 	}
 	d.mu.Unlock()
+	if len(records) == 0 {
+		return
+	}
 	wb := d.db.NewWriteBatch()
 	defer wb.Cancel()
 	for id, meta := range records {

@@ -180,3 +180,53 @@ func TestDiskRecencySurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskRecencySurvivesCrash: access times reach the index periodically, so recency holds
+// after a process that never ran Close (kill -9): the index is closed here without Close's
+// final save, which is what a killed process leaves behind.
+func TestDiskRecencySurvivesCrash(t *testing.T) {
+	defer func(old time.Duration) { AccessSaveInterval = old }(AccessSaveInterval)
+	AccessSaveInterval = 20 * time.Millisecond
+	dir := t.TempDir()
+	const each = 1000 + objectOverhead
+	d := openDisk(t, dir, 3*each)
+	for i := range 3 {
+		commit(t, d, fmt.Sprint("k", i), "", make([]byte, 1000))
+	}
+	time.Sleep(2 * time.Millisecond)
+	for _, k := range []string{"k0", "k2"} { // k1 is now the least recently used
+		_, v, _ := d.Lookup(k)
+		v("")
+		time.Sleep(2 * time.Millisecond)
+	}
+	saved := false
+	for range 200 { // wait for the saver to pass (bounded: 2 s)
+		time.Sleep(10 * time.Millisecond)
+		d.mu.Lock()
+		saved = true
+		for el := d.lru.Front(); el != nil; el = el.Next() {
+			saved = saved && !el.Value.(*DiskObject).touched
+		}
+		d.mu.Unlock()
+		if saved {
+			break
+		}
+	}
+	if !saved {
+		t.Fatal("access times were never saved")
+	}
+	close(d.stopSaving)
+	<-d.saverDone
+	d.db.Close() // no final save
+	d = openDisk(t, dir, 3*each)
+	defer d.Close()
+	commit(t, d, "k3", "", make([]byte, 1000))
+	if _, _, ok := d.Lookup("k1"); ok {
+		t.Fatal("after a crash, eviction kept the least recently used object")
+	}
+	for _, k := range []string{"k0", "k2", "k3"} {
+		if _, _, ok := d.Lookup(k); !ok {
+			t.Fatalf("%s evicted instead of k1", k)
+		}
+	}
+}
