@@ -50,6 +50,7 @@ type Edge struct {
 	inflight sync.WaitGroup // fills running, so that Close lets them store what they fetched
 	m        *metrics
 	tags     *tagIndex
+	ahead    aheadSet // slices read ahead, for counting the ones used
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.

@@ -19,6 +19,10 @@ type metrics struct {
 	ttfb           prometheus.Histogram   // time from request to first body byte written
 	purges         *prometheus.CounterVec // by kind (url, prefix, tag) and mode (hard, soft)
 	originBytes    prometheus.Counter     // body bytes received from origins
+	// Slices fetched beyond a request's range (read ahead for the next request), and those
+	// a later request then read: used / started is the read-ahead's hit ratio.
+	prefetch                      *prometheus.CounterVec
+	prefetchStarted, prefetchUsed prometheus.Counter
 
 	// Resolved once: a label lookup per request costs more than the increment.
 	requestsBy map[string]prometheus.Counter
@@ -60,7 +64,12 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		originBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "reel_edge_origin_bytes_total", Help: "Body bytes received from origins.",
 		}),
+		prefetch: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reel_edge_slice_prefetch_total",
+			Help: "Slices read ahead past a range request's end (started) and those a later request read (used).",
+		}, []string{"result"}),
 	}
+	m.prefetchStarted, m.prefetchUsed = m.prefetch.WithLabelValues("started"), m.prefetch.WithLabelValues("used")
 	m.requestsBy, m.bytesBy = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, l := range requestLabels {
 		m.requestsBy[l] = m.requests.WithLabelValues(l)
@@ -69,7 +78,7 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		m.bytesBy[l] = m.bytes.WithLabelValues(l)
 	}
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
-		m.evictions, m.ttfb, m.purges, m.originBytes,
+		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "reel_edge_store_bytes", Help: "Bytes held by a storage tier.", ConstLabels: prometheus.Labels{"tier": "memory"},
 		}, memBytes),

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
@@ -22,7 +24,9 @@ import (
 // pieces of the object (Config.SliceSize), each fetched from the origin with its own Range
 // request, coalesced and stored as its own cache entry. A client asking for bytes=0-99 of an
 // uncached 4 GB object makes the origin send one slice, and its first byte goes out as soon
-// as that slice's first bytes arrive.
+// as that slice's first bytes arrive. A read of several slices asks for slice i+1 while slice
+// i is sent, and a range longer than one slice reads one slice past its end: the origin never
+// sends more than the requested bytes rounded out to slices, plus that one.
 //
 // The object's identity — its strong ETag, or Last-Modified with its length — is recorded
 // with the first slice (the slice "meta", kept as a special variant of the URL so that purges
@@ -239,6 +243,11 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		first.release()
 		return true
 	}
+	// A range longer than one slice reads like a player fetching media in sequence: its
+	// next request most likely starts where this one ends, so the slice after it is read
+	// ahead. Shorter ranges (probes, index boxes, seeks) don't, so that bytes=0-99 of a cold
+	// object still costs one slice.
+	readAhead := rng != "" && hi/S > lo/S && (hi/S+1)*S < meta.total
 	cur := first
 	for i := lo / S; i <= hi/S; i++ {
 		if cur == nil {
@@ -246,7 +255,10 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 				panic(http.ErrAbortHandler) // mid-response: only an abrupt end is honest
 			}
 		}
-		// Prefetch the next slice of the range while this one is sent.
+		// The next slice of the range is fetched while this one is sent, so that a slow
+		// origin's round trip is not paid once per slice. It goes through the fill table
+		// (coalesced with anyone else's request for it) and runs on a context no client can
+		// cancel: a client leaving mid-way leaves at most that one slice fetched, and stored.
 		var next chan *fetchedSlice
 		if i < hi/S {
 			next = make(chan *fetchedSlice, 1)
@@ -257,12 +269,16 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 				}
 				next <- s
 			}(i + 1)
+		} else if readAhead {
+			e.readAhead(r, up, res, gen, i+1, meta)
 		}
 		from, to := max(lo, i*S)-i*S, min(hi, i*S+S-1)-i*S
 		err := cur.copy(w, r.Context(), from, to-from+1)
 		cur.release()
 		if err != nil {
 			if next != nil {
+				// Waited for (it uses r, which is not ours once we return); the fill it
+				// joined goes on without it.
 				if s := <-next; s != nil {
 					s.release()
 				}
@@ -466,19 +482,17 @@ func (d *directAnswer) serve(w http.ResponseWriter, r *http.Request) {
 func (e *Edge) slice(r *http.Request, up *upstream, res lookupResult, gen uint64, idx int64, meta *sliceMeta) (*fetchedSlice, error) {
 	if meta != nil {
 		if data := e.storedSlice(res.key, gen, idx, meta.identity); data != nil {
+			if e.ahead.take(res.key, idx) {
+				e.m.prefetchUsed.Inc()
+			}
 			return &fetchedSlice{meta: meta, data: data, cs: cachestatus.Status{Hit: true}}, nil
 		}
 	}
-	S := int64(e.cfg.SliceSize)
-	out := fillRequest(r)
-	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", idx*S, idx*S+S-1))
-	e.inflight.Add(1)
-	f, leader := e.fills.Join(r.Context(), sliceKey(res.key, gen, idx), func(ctx context.Context, f *fill.Fill) {
-		defer e.inflight.Done()
-		e.runSliceFill(ctx, f, up, out, res, gen, idx)
-	})
+	f, leader := e.joinSlice(r, up, res, gen, idx, meta)
+	if e.ahead.take(res.key, idx) && !leader {
+		e.m.prefetchUsed.Inc() // still on its way from the origin, but already asked for
+	}
 	if !leader {
-		e.inflight.Done()
 		e.stats.Collapsed.Add(1)
 		e.m.collapsed.Inc()
 	}
@@ -505,15 +519,121 @@ func (e *Edge) slice(r *http.Request, up *upstream, res lookupResult, gen uint64
 	return &fetchedSlice{meta: got, body: body, f: f, cs: cs}, nil
 }
 
+// joinSlice joins (or starts) the coalesced fill of slice idx; the caller must call f.Done.
+func (e *Edge) joinSlice(r *http.Request, up *upstream, res lookupResult, gen uint64, idx int64, meta *sliceMeta) (f *fill.Fill, leader bool) {
+	S := int64(e.cfg.SliceSize)
+	out := fillRequest(r)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", idx*S, idx*S+S-1))
+	e.inflight.Add(1)
+	f, leader = e.fills.Join(r.Context(), sliceKey(res.key, gen, idx), func(ctx context.Context, f *fill.Fill) {
+		defer e.inflight.Done()
+		e.runSliceFill(ctx, f, up, out, res, gen, idx, meta)
+	})
+	if !leader {
+		e.inflight.Done()
+	}
+	return f, leader
+}
+
+// readAhead starts fetching slice idx, which the request does not need, for the request
+// most likely to come next. Nobody waits for it: the fill stores the slice on its own (an
+// answer that is not a slice is dropped unread when the fill ends).
+func (e *Edge) readAhead(r *http.Request, up *upstream, res lookupResult, gen uint64, idx int64, meta *sliceMeta) {
+	if e.hasSlice(res.key, gen, idx, meta.identity) {
+		return
+	}
+	f, leader := e.joinSlice(r, up, res, gen, idx, meta)
+	f.Done()
+	if leader {
+		e.ahead.add(res.key, idx)
+		e.m.prefetchStarted.Inc()
+	}
+}
+
+// hasSlice reports whether slice idx is stored, without reading it.
+func (e *Edge) hasSlice(key string, gen uint64, idx int64, id string) bool {
+	sk := sliceKey(key, gen, idx)
+	if entry, ok := e.mem.Lookup(sk); ok {
+		if o := entry.Variants[""]; o != nil && o.Header.Get("X-Reel-Identity") == id {
+			return true
+		}
+	}
+	if e.disk == nil {
+		return false
+	}
+	_, variant, ok := e.disk.Lookup(sk)
+	if !ok {
+		return false
+	}
+	d := variant("")
+	return d != nil && d.Header.Get("X-Reel-Identity") == id
+}
+
+// aheadSet remembers the slices read ahead and not yet asked for, so that the requests that
+// use them can be counted (reel_edge_slice_prefetch_total{result="used"}). It is bounded: a
+// read-ahead forgotten when it is full is merely not counted.
+type aheadSet struct {
+	n  atomic.Int64 // len(m), read without the lock on every slice
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const maxAhead = 4096
+
+func aheadKey(key string, idx int64) string { return key + "\x00" + strconv.FormatInt(idx, 10) }
+
+func (a *aheadSet) add(key string, idx int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]struct{}{}
+	}
+	if len(a.m) >= maxAhead {
+		for k := range a.m {
+			delete(a.m, k)
+			break
+		}
+	}
+	a.m[aheadKey(key, idx)] = struct{}{}
+	a.n.Store(int64(len(a.m)))
+}
+
+// take reports whether slice idx of key was read ahead, and forgets it.
+func (a *aheadSet) take(key string, idx int64) bool {
+	if a.n.Load() == 0 {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := aheadKey(key, idx)
+	_, ok := a.m[k]
+	delete(a.m, k)
+	a.n.Store(int64(len(a.m)))
+	return ok
+}
+
 // runSliceFill fetches one slice. A 206 for exactly the slice's bytes is stored as the slice
 // (and, for the first one, the object's meta); anything else goes the whole-object way.
 // The head it publishes for a slice carries the whole object's header (Content-Length = the
 // object's length), so followers learn the length and identity from it.
-func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, gen uint64, idx int64) {
+func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, res lookupResult, gen uint64, idx int64, meta *sliceMeta) {
 	whole := r.Clone(r.Context())
 	whole.Header.Del("Range")
 	if e.publishIfStored(f, whole, res) {
 		return // stored whole meanwhile: serveFill answers the range from it
+	}
+	if meta != nil {
+		// The previous fill of this slice may have stored it and left the table between
+		// the request's look and its join (readers of one object in step, a prefetch
+		// overtaken by a reader): served from the store, not fetched twice. (Without a
+		// meta — a cold or stale object — the origin is asked, as it must be.)
+		if data := e.storedSlice(res.key, gen, idx, meta.identity); data != nil {
+			body := fill.NewMemoryBodySize(int64(len(data)))
+			body.Write(data)
+			body.Finish(nil)
+			f.SetHead(fill.Head{Status: http.StatusPartialContent, Header: meta.header, Shareable: true, Stored: true}, body)
+			return
+		}
 	}
 	resp, reqTime, respTime, ok := e.fetchForFill(ctx, f, up, r, nil)
 	if !ok {

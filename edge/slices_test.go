@@ -9,6 +9,8 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,7 +66,8 @@ const testSlice = 64 << 10
 
 // TestSlicesProperty: random single ranges against a random object, cold and warm, compared
 // byte for byte with the original; the origin never sends more than the requested bytes
-// rounded out to slice boundaries (the ranges of one response are fetched slice by slice).
+// rounded out to slice boundaries, plus the one slice a range longer than a slice reads ahead
+// (the ranges of one response are fetched slice by slice).
 func TestSlicesProperty(t *testing.T) {
 	const size = 10*testSlice + 12345
 	ro := newRangedOrigin(t, size)
@@ -94,7 +97,11 @@ func TestSlicesProperty(t *testing.T) {
 		// Origin bytes, cumulatively: at most the slices covered so far, each once. (A
 		// slice's fill may finish after the response that needed only part of it, so the
 		// count is checked once in-flight fills have settled.)
-		for s := lo / testSlice; s <= hi/testSlice; s++ {
+		last := hi / testSlice
+		if last > lo/testSlice && (last+1)*testSlice < size {
+			last++ // read ahead
+		}
+		for s := lo / testSlice; s <= last; s++ {
 			if !fetched[s] {
 				allowed += min(testSlice, size-s*testSlice)
 				fetched[s] = true
@@ -468,5 +475,242 @@ func TestLargeGETCoalesced(t *testing.T) {
 	}
 	if sent := ro.sent.Load(); sent > 3*size {
 		t.Fatalf("origin sent %d bytes (%.1f copies) for 8 clients", sent, float64(sent)/size)
+	}
+}
+
+// rangeLog records, per Range an origin was asked for, how often and when its answer
+// started and ended (so tests can see what the edge fetched, and in what order).
+type rangeLog struct {
+	active atomic.Int64 // answers being sent
+	mu     sync.Mutex
+	count  map[string]int
+	start  map[string]time.Time
+	end    map[string]time.Time
+}
+
+// logRanges wraps ro's handler; delay, when positive, makes the origin send each 16 KiB of
+// a body that long after the last.
+func logRanges(ro *rangedOrigin, delay time.Duration) *rangeLog {
+	l := &rangeLog{count: map[string]int{}, start: map[string]time.Time{}, end: map[string]time.Time{}}
+	inner := ro.handler.Load().(http.HandlerFunc)
+	ro.set(func(w http.ResponseWriter, r *http.Request) {
+		l.active.Add(1)
+		defer l.active.Add(-1)
+		rng := r.Header.Get("Range")
+		l.mu.Lock()
+		l.count[rng]++
+		l.start[rng] = time.Now()
+		l.mu.Unlock()
+		if delay > 0 {
+			w = &slowWriter{ResponseWriter: w, delay: delay}
+		}
+		inner(w, r)
+		l.mu.Lock()
+		l.end[rng] = time.Now()
+		l.mu.Unlock()
+	})
+	return l
+}
+
+// settle waits for the edge's fills and then for the origin's handlers: the edge may have
+// every byte before the origin's byte count includes the last write.
+func (l *rangeLog) settle(e *Edge) {
+	settle(e)
+	for i := 0; i < 1000 && l.active.Load() > 0; i++ {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (l *rangeLog) times(rng string) (start, end time.Time, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.start[rng], l.end[rng], l.count[rng]
+}
+
+func (l *rangeLog) duplicates() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for rng, n := range l.count {
+		if n > 1 {
+			out = append(out, fmt.Sprintf("%s ×%d", rng, n))
+		}
+	}
+	return out
+}
+
+// slowWriter sends a body in 16 KiB pieces, each after a delay, flushing each.
+type slowWriter struct {
+	http.ResponseWriter
+	delay time.Duration
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), 16<<10)
+		time.Sleep(s.delay)
+		m, err := s.ResponseWriter.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		s.ResponseWriter.(http.Flusher).Flush()
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func sliceRange(i int64) string {
+	return fmt.Sprintf("bytes=%d-%d", i*testSlice, i*testSlice+testSlice-1)
+}
+
+// prefetchMetric reads reel_edge_slice_prefetch_total{result=…} from /metrics.
+func prefetchMetric(t *testing.T, e *Edge, result string) int {
+	t.Helper()
+	admin := httptest.NewServer(e.AdminHandler("tok"))
+	defer admin.Close()
+	_, body := adminCall(t, "GET", admin.URL+"/metrics", "tok")
+	prefix := `reel_edge_slice_prefetch_total{result="` + result + `"} `
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	t.Fatalf("no %s… in /metrics", prefix)
+	return 0
+}
+
+// TestSlicePrefetchOriginBytes: reads of sliced objects fetch each slice once, and never
+// more than the requested bytes rounded out to slices plus one prefetched slice (the rule of
+// issue 4); a long range reads one slice ahead, which the next sequential range then uses.
+func TestSlicePrefetchOriginBytes(t *testing.T) {
+	const size = 16*testSlice + 999
+	tests := []struct {
+		name    string
+		prime   string   // a range requested first (records the meta), "" for none
+		ranges  []string // then requested in order ("" = the whole object)
+		clients int      // concurrent clients for each request
+		// origin bytes allowed for the ranges (after the prime), and read-aheads expected
+		maxBytes         int64
+		started, used    int
+		wantAllSlicesOne bool
+	}{
+		// A full GET of a known sliced object streams the slices in order, prefetching
+		// the next one: the origin sends the object once, each slice once.
+		{name: "full GET", prime: "bytes=0-0", ranges: []string{""}, clients: 1, maxBytes: size - testSlice, wantAllSlicesOne: true},
+		{name: "full GET ×4 concurrent", prime: "bytes=0-0", ranges: []string{""}, clients: 4, maxBytes: size - testSlice, wantAllSlicesOne: true},
+		// bytes=0-99 is one slice (the issue's example): no read-ahead for short reads.
+		{name: "short range", ranges: []string{"bytes=0-99"}, clients: 1, maxBytes: testSlice},
+		// Slices 1–3 rounded out, plus slice 4 read ahead; the next sequential range (slice
+		// 4–5) then costs only slice 5 and reads slice 6 ahead.
+		{name: "long ranges in sequence", ranges: []string{
+			fmt.Sprintf("bytes=%d-%d", testSlice+5, 3*testSlice+5),
+			fmt.Sprintf("bytes=%d-%d", 3*testSlice+6, 5*testSlice+100),
+		}, clients: 1, maxBytes: 6 * testSlice, started: 2, used: 1},
+		// Read-ahead never goes past the object's end.
+		{name: "long range to the end", ranges: []string{fmt.Sprintf("bytes=%d-", 14*testSlice)}, clients: 1, maxBytes: size - 14*testSlice},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ro := newRangedOrigin(t, size)
+			data := ro.data.Load().([]byte)
+			log := logRanges(ro, 0)
+			e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+			if tc.prime != "" {
+				get(t, srv.URL+"/p", "Range", tc.prime)
+				log.settle(e)
+			}
+			before := ro.sent.Load()
+			for _, rng := range tc.ranges {
+				var wg sync.WaitGroup
+				for range tc.clients {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var r result
+						lo, hi := int64(0), int64(size-1)
+						if rng == "" {
+							r = get(t, srv.URL+"/p")
+						} else {
+							r = get(t, srv.URL+"/p", "Range", rng)
+							fmt.Sscanf(r.header.Get("Content-Range"), "bytes %d-%d/", &lo, &hi)
+						}
+						if r.status/100 != 2 || !bytes.Equal([]byte(r.body), data[lo:hi+1]) {
+							t.Errorf("%q: %d, %d bytes, not bytes %d-%d", rng, r.status, len(r.body), lo, hi)
+						}
+					}()
+				}
+				wg.Wait()
+				log.settle(e)
+			}
+			if got := ro.sent.Load() - before; got > tc.maxBytes {
+				t.Errorf("origin sent %d bytes, at most %d allowed", got, tc.maxBytes)
+			}
+			if tc.wantAllSlicesOne {
+				if got := ro.sent.Load(); got != size {
+					t.Errorf("origin sent %d bytes in all for a %d-byte object", got, size)
+				}
+				if d := log.duplicates(); len(d) > 0 {
+					t.Errorf("slices fetched more than once: %v", d)
+				}
+			}
+			if s, u := prefetchMetric(t, e, "started"), prefetchMetric(t, e, "used"); s != tc.started || u != tc.used {
+				t.Errorf("read-ahead started %d, used %d; want %d, %d", s, u, tc.started, tc.used)
+			}
+		})
+	}
+}
+
+// TestSlicePrefetchOverlaps: with an origin that sends slowly, a full GET of a sliced object
+// asks for slice i+1 while slice i is still on its way — before its last byte reached the
+// client — rather than one slice after the other.
+func TestSlicePrefetchOverlaps(t *testing.T) {
+	const n = 6
+	ro := newRangedOrigin(t, n*testSlice)
+	data := ro.data.Load().([]byte)
+	log := logRanges(ro, 40*time.Millisecond) // ≥ 160ms a slice
+	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+	get(t, srv.URL+"/slow", "Range", "bytes=0-0") // the meta (and slice 0)
+	settle(e)
+
+	resp, err := http.Get(srv.URL + "/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// When the client had each slice's last byte.
+	var got []byte
+	received := make([]time.Time, n)
+	buf := make([]byte, 8<<10)
+	for {
+		k, err := resp.Body.Read(buf)
+		for b := len(got); b < len(got)+k; b++ {
+			if (b+1)%testSlice == 0 {
+				received[b/testSlice] = time.Now()
+			}
+		}
+		got = append(got, buf[:k]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("%d bytes, not the object", len(got))
+	}
+	for i := int64(2); i < n; i++ {
+		start, _, count := log.times(sliceRange(i))
+		_, prevEnd, _ := log.times(sliceRange(i - 1))
+		if count != 1 {
+			t.Fatalf("slice %d asked %d times", i, count)
+		}
+		if !start.Before(prevEnd) || !start.Before(received[i-1]) {
+			t.Errorf("slice %d asked %v after slice %d's origin answer ended, %v after the client had it: not prefetched",
+				i, start.Sub(prevEnd), i-1, start.Sub(received[i-1]))
+		}
 	}
 }
