@@ -141,7 +141,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 	}
 	if _, _, ok := res.obj.quickFresh(r, now); ok {
 		e.stats.Hits.Add(1)
-		e.serveObject(w, r, res.obj, res.pol, cachestatus.Status{Hit: true})
+		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
 		return
 	}
 	v := policy.Reuse(r, res.obj.stored(), now, res.pol)
@@ -151,10 +151,10 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 	switch v {
 	case policy.Fresh, policy.StaleAllowed:
 		e.stats.Hits.Add(1)
-		e.serveObject(w, r, res.obj, res.pol, cachestatus.Status{Hit: true})
+		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
 	case policy.StaleWhileRevalidate:
 		e.stats.Hits.Add(1)
-		e.serveObject(w, r, res.obj, res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
+		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
 		e.refreshInBackground(r, up, res)
 	case policy.GatewayTimeout:
 		httpError(w, http.StatusGatewayTimeout, "stored response is stale (only-if-cached)")
@@ -226,15 +226,16 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 			err = fill.ErrNotShareable // the response negotiated something else than we asked
 		}
 	}
-	canStale := cond != nil && policy.CanServeStaleOnError(cond.stored(), e.now(), res.pol)
+	now := e.now()
+	canStale := cond != nil && policy.CanServeStaleOnError(cond.stored(), now, res.pol)
 	switch {
 	case err == nil && canStale && serverError(head.Status):
 		// RFC 5861 §4: the origin answered the revalidation with a server error.
-		e.serveObject(w, r, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: head.Status, Detail: "stale-if-error"})
+		e.serveObject(w, r, now, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: head.Status, Detail: "stale-if-error"})
 		return
 	case err != nil && canStale && !errors.Is(err, fill.ErrNotShareable) && r.Context().Err() == nil:
 		// Origin down, timed out, or too slow to wait for.
-		e.serveObject(w, r, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, Detail: "stale-if-error"})
+		e.serveObject(w, r, now, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, Detail: "stale-if-error"})
 		return
 	case errors.Is(err, fill.ErrNotShareable) && head.Reason == reasonSliced && e.serveSliced(w, r, up, res):
 		// The leader streams an object too large to share while it stores it as slices:

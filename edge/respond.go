@@ -151,8 +151,7 @@ var acceptRanges = []string{"bytes"}
 
 // serveObject answers from a stored object: 304 for a matching client conditional (RFC 9110
 // §13.1), ranges and If-Range through http.ServeContent for complete 200s, else the whole body.
-func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, obj *cached, pol policy.Options, cs cachestatus.Status) {
-	now := e.now()
+func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, now time.Time, obj *cached, pol policy.Options, cs cachestatus.Status) {
 	age, remaining, quick := obj.quickFresh(r, now)
 	if !quick {
 		age = policy.CurrentAge(obj.Header, obj.RequestTime, obj.ResponseTime, now)
