@@ -7,6 +7,7 @@ package manifest
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kind says what a track carries.
@@ -62,6 +63,12 @@ type Segment struct {
 	Range ByteRange
 	// Size is the segment's size in bytes (its Range length in single-file mode).
 	Size int64
+
+	// Live only (see Live).
+	Number          uint64    // media sequence number (EXT-X-MEDIA-SEQUENCE, DASH $Number$)
+	ProgramDateTime time.Time // wall-clock time of the segment's first sample
+	Discontinuity   bool      // a discontinuity comes before this segment (restart, reconnect)
+	Parts           []Part    // LL-HLS parts, listed for recent segments only
 }
 
 // IFrame is one independently decodable frame, addressed as a byte range from the start of its
@@ -116,6 +123,11 @@ type Track struct {
 
 	Segments []Segment
 	IFrames  []IFrame
+
+	// Live only (see Live): the parts of the segment in progress, and how many
+	// discontinuities have left the window (EXT-X-DISCONTINUITY-SEQUENCE).
+	LiveParts             []Part
+	DiscontinuitySequence uint64
 }
 
 // DurationSeconds is the sum of the track's segment durations in seconds.
@@ -148,6 +160,8 @@ type Presentation struct {
 	Audio []*Track // the first is the default
 	// SingleFile is true when every track is one fragmented MP4 with a sidx.
 	SingleFile bool
+	// Live is set for a live channel's window; nil for VOD.
+	Live *Live
 }
 
 // File names used inside a presentation, so that the packager, the origin and tests agree.
