@@ -51,6 +51,8 @@ type Edge struct {
 	m        *metrics
 	tags     *tagIndex
 	ahead    aheadSet // slices read ahead, for counting the ones used
+	// metaLocks serialise recording sliced objects' metas (by key hash; sliceEpoch).
+	metaLocks [64]sync.Mutex
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -160,9 +162,13 @@ func (e *Edge) Close() error {
 }
 
 func (e *Edge) gen(key string) *atomic.Uint64 {
+	return &e.gens[fnv32(key)%uint32(len(e.gens))]
+}
+
+func fnv32(key string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	return &e.gens[h.Sum32()%uint32(len(e.gens))]
+	return h.Sum32()
 }
 
 // Stats returns the edge's counters.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"strconv"
@@ -31,11 +32,23 @@ import (
 // The object's identity — its strong ETag, or Last-Modified with its length — is recorded
 // with the first slice (the slice "meta", kept as a special variant of the URL so that purges
 // and invalidations drop it) and checked on every slice: bytes of two versions are never
-// mixed into one response. Slices are keyed with the URL's invalidation count, so a purge
-// makes the old ones unreachable.
+// mixed into one response.
+//
+// Slices are keyed with an epoch: a random number chosen when the meta is recorded and kept
+// in it (so on disk too). Dropping the meta — a purge, an invalidation, a changed object —
+// drops the epoch, and the next meta has a new one, so every slice stored before is
+// unreachable in both tiers, after a restart as well; while the meta stays, its slices are
+// found again after a restart. (The in-memory invalidation counts, gens, start from zero at
+// every start: slices keyed with them would come back after a purge and a restart, and be
+// lost after a restart without one. They still stop a fill that began before a purge from
+// storing what it fetched.)
 
 // metaVariant is the variant key of a URL's slice meta; real variant keys never hold NUL.
 const metaVariant = "\x00slices"
+
+// epochField carries a sliced object's epoch in its meta's header and in the heads of slice
+// fills; clients never see it.
+const epochField = "X-Reel-Slice-Epoch"
 
 // errChanged reports that the origin's object changed between two slices of one response.
 var errChanged = errors.New("object changed while its slices were read")
@@ -47,6 +60,7 @@ var errNotSliceable = errors.New("response cannot be cached as a slice")
 type sliceMeta struct {
 	total    int64
 	identity string
+	epoch    uint64        // what the object's slices are keyed with; 0: none stored
 	header   http.Header   // the object's header, as for a 200 of the whole object
 	obj      *store.Object // the stored meta (for its freshness), nil for a fill's head
 }
@@ -66,12 +80,20 @@ func (e *Edge) loadSliceMeta(key string) (*sliceMeta, bool) {
 	if err != nil {
 		return nil, false
 	}
-	return &sliceMeta{total: total, identity: identity(o.Header, total), header: o.Header, obj: o}, true
+	return &sliceMeta{total: total, identity: identity(o.Header, total), epoch: epochOf(o.Header), header: o.Header, obj: o}, true
+}
+
+func epochOf(h http.Header) uint64 {
+	n, _ := strconv.ParseUint(h.Get(epochField), 10, 64)
+	return n
 }
 
 // metaFresh reports whether a plain request may use the meta now (the response's own
-// freshness, RFC 9111 §4.2).
+// freshness, RFC 9111 §4.2, and not soft-purged).
 func (e *Edge) metaFresh(meta *sliceMeta, pol policy.Options) bool {
+	if meta.obj.Invalidated {
+		return false
+	}
 	st := policy.Stored{Status: http.StatusOK, Header: meta.obj.Header, RequestTime: meta.obj.RequestTime, ResponseTime: meta.obj.ResponseTime}
 	plain := &http.Request{Method: http.MethodGet, Header: http.Header{}}
 	return policy.Reuse(plain, st, e.now(), pol) == policy.Fresh
@@ -96,8 +118,11 @@ func identity(h http.Header, total int64) string {
 }
 
 // storedSlice returns a stored slice's bytes, or nil.
-func (e *Edge) storedSlice(key string, gen uint64, idx int64, id string) []byte {
-	sk := sliceKey(key, gen, idx)
+func (e *Edge) storedSlice(key string, epoch uint64, idx int64, id string) []byte {
+	if epoch == 0 {
+		return nil
+	}
+	sk := sliceKey(key, epoch, idx)
 	var o *store.Object
 	if entry, ok := e.mem.Lookup(sk); ok {
 		o = entry.Variants[""]
@@ -137,8 +162,15 @@ func (e *Edge) diskObject(primary, vk string, withBody bool) *store.Object {
 	return o
 }
 
-func sliceKey(key string, gen uint64, idx int64) string {
-	return key + "\x00slice\x00" + strconv.FormatUint(gen, 10) + "\x00" + strconv.FormatInt(idx, 10)
+// sliceKey is where slice idx of an object is stored.
+func sliceKey(key string, epoch uint64, idx int64) string {
+	return key + "\x00slice\x00" + strconv.FormatUint(epoch, 10) + "\x00" + strconv.FormatInt(idx, 10)
+}
+
+// sliceFillKey is what requests for slice idx coalesce on: fills that began before a purge
+// are not joined by requests that come after it.
+func sliceFillKey(key string, gen uint64, idx int64) string {
+	return key + "\x00slicefill\x00" + strconv.FormatUint(gen, 10) + "\x00" + strconv.FormatInt(idx, 10)
 }
 
 // serveSliced answers a GET or HEAD from slices and reports whether it did; false leaves the
@@ -150,7 +182,7 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	if known {
 		// Judged on the response alone: one client's no-cache must not discard everyone's
 		// slices. A stale meta is treated as unknown: the first slice is fetched again, and
-		// storeSlice refreshes the meta if the object is the same (its slices stay valid) or
+		// sliceEpoch refreshes the meta if the object is the same (its slices stay valid) or
 		// forgets them all if it changed.
 		if !e.metaFresh(meta, res.pol) {
 			meta, known = nil, false
@@ -209,6 +241,7 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	kind, rs := e.ranges(r, meta.header, meta.total)
 	status, lo, hi := http.StatusOK, int64(0), meta.total-1
 	h := clientHeader(meta.header)
+	h.Del(epochField)
 	h.Set("Accept-Ranges", "bytes")
 	switch {
 	case rng != "" && kind == rangecache.Unsatisfiable:
@@ -481,7 +514,7 @@ func (d *directAnswer) serve(w http.ResponseWriter, r *http.Request) {
 // slice returns slice idx of the object: stored, or fetched through a coalesced fill.
 func (e *Edge) slice(r *http.Request, up *upstream, res lookupResult, gen uint64, idx int64, meta *sliceMeta) (*fetchedSlice, error) {
 	if meta != nil {
-		if data := e.storedSlice(res.key, gen, idx, meta.identity); data != nil {
+		if data := e.storedSlice(res.key, meta.epoch, idx, meta.identity); data != nil {
 			if e.ahead.take(res.key, idx) {
 				e.m.prefetchUsed.Inc()
 			}
@@ -510,7 +543,7 @@ func (e *Edge) slice(r *http.Request, up *upstream, res lookupResult, gen uint64
 		return &fetchedSlice{direct: &directAnswer{e: e, head: head, body: body, cs: cs, f: f}}, nil
 	}
 	total, _ := strconv.ParseInt(head.Header.Get("Content-Length"), 10, 64)
-	got := &sliceMeta{total: total, identity: identity(head.Header, total), header: head.Header}
+	got := &sliceMeta{total: total, identity: identity(head.Header, total), epoch: epochOf(head.Header), header: head.Header}
 	if meta != nil && got.identity != meta.identity {
 		f.Done()
 		e.forgetSlices(res.key)
@@ -525,7 +558,7 @@ func (e *Edge) joinSlice(r *http.Request, up *upstream, res lookupResult, gen ui
 	out := fillRequest(r)
 	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", idx*S, idx*S+S-1))
 	e.inflight.Add(1)
-	f, leader = e.fills.Join(r.Context(), sliceKey(res.key, gen, idx), func(ctx context.Context, f *fill.Fill) {
+	f, leader = e.fills.Join(r.Context(), sliceFillKey(res.key, gen, idx), func(ctx context.Context, f *fill.Fill) {
 		defer e.inflight.Done()
 		e.runSliceFill(ctx, f, up, out, res, gen, idx, meta)
 	})
@@ -539,7 +572,7 @@ func (e *Edge) joinSlice(r *http.Request, up *upstream, res lookupResult, gen ui
 // most likely to come next. Nobody waits for it: the fill stores the slice on its own (an
 // answer that is not a slice is dropped unread when the fill ends).
 func (e *Edge) readAhead(r *http.Request, up *upstream, res lookupResult, gen uint64, idx int64, meta *sliceMeta) {
-	if e.hasSlice(res.key, gen, idx, meta.identity) {
+	if e.hasSlice(res.key, meta.epoch, idx, meta.identity) {
 		return
 	}
 	f, leader := e.joinSlice(r, up, res, gen, idx, meta)
@@ -551,8 +584,11 @@ func (e *Edge) readAhead(r *http.Request, up *upstream, res lookupResult, gen ui
 }
 
 // hasSlice reports whether slice idx is stored, without reading it.
-func (e *Edge) hasSlice(key string, gen uint64, idx int64, id string) bool {
-	sk := sliceKey(key, gen, idx)
+func (e *Edge) hasSlice(key string, epoch uint64, idx int64, id string) bool {
+	if epoch == 0 {
+		return false
+	}
+	sk := sliceKey(key, epoch, idx)
 	if entry, ok := e.mem.Lookup(sk); ok {
 		if o := entry.Variants[""]; o != nil && o.Header.Get("X-Reel-Identity") == id {
 			return true
@@ -627,7 +663,7 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 		// the request's look and its join (readers of one object in step, a prefetch
 		// overtaken by a reader): served from the store, not fetched twice. (Without a
 		// meta — a cold or stale object — the origin is asked, as it must be.)
-		if data := e.storedSlice(res.key, gen, idx, meta.identity); data != nil {
+		if data := e.storedSlice(res.key, meta.epoch, idx, meta.identity); data != nil {
 			body := fill.NewMemoryBodySize(int64(len(data)))
 			body.Write(data)
 			body.Finish(nil)
@@ -657,6 +693,12 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 	header := policy.HeaderToStore(resp.Header, res.pol)
 	header.Del("Content-Range")
 	header.Set("Content-Length", strconv.FormatInt(total, 10))
+	// The meta is recorded before the body is read, so that the head can tell everyone
+	// waiting which epoch the object's other slices are stored under.
+	epoch := e.sliceEpoch(res, gen, header, reqTime, respTime)
+	if epoch != 0 {
+		header.Set(epochField, strconv.FormatUint(epoch, 10))
+	}
 	body := fill.NewMemoryBodySize(b - a + 1)
 	f.SetHead(fill.Head{Status: http.StatusPartialContent, Header: header, Shareable: true, Stored: true}, body)
 	n, err := io.Copy(holdLast{body}, resp.Body)
@@ -670,33 +712,58 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 		return
 	}
 	defer body.Finish(nil) // after storing, as in publish
-	e.storeSlice(res, gen, idx, header, body.Written(), reqTime, respTime)
+	e.storeSlice(res, gen, epoch, idx, header, body.Written(), reqTime, respTime)
 }
 
-// storeSlice stores slice idx of an object whose whole-object header (Content-Length = the
-// object's length, no Content-Range) is header, recording the object's meta with the first
-// slice. It stores nothing if the URL was invalidated since gen, and forgets the object if
-// the slice belongs to another version than the one recorded.
-func (e *Edge) storeSlice(res lookupResult, gen uint64, idx int64, header http.Header, data []byte, reqTime, respTime time.Time) {
+// sliceEpoch returns the epoch to store slices of the object described by header (its
+// whole-object header: Content-Length = the object's length) under, recording the object's
+// meta if it is new, or refreshing it if it was stale and the origin has now confirmed it
+// (same identity: its epoch and slices stay). It returns 0 — store nothing — if the URL was
+// invalidated since gen, and forgets the object if the origin's version is not the one
+// recorded.
+func (e *Edge) sliceEpoch(res lookupResult, gen uint64, header http.Header, reqTime, respTime time.Time) uint64 {
+	// One meta per object: concurrent first slices must agree on the epoch, or all but one
+	// would store slices no meta leads to.
+	mu := &e.metaLocks[fnv32(res.key)%uint32(len(e.metaLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	if e.gen(res.key).Load() != gen {
+		return 0
+	}
+	total, _ := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
+	meta, ok := e.loadSliceMeta(res.key)
+	if ok && meta.identity != identity(header, total) {
+		e.forgetSlices(res.key) // another version: start over
+		return 0
+	}
+	if ok && meta.epoch != 0 && e.metaFresh(meta, res.pol) {
+		return meta.epoch
+	}
+	epoch := uint64(0)
+	if ok {
+		epoch = meta.epoch
+	}
+	for epoch == 0 {
+		epoch = rand.Uint64()
+	}
+	mh := header.Clone()
+	mh.Set(epochField, strconv.FormatUint(epoch, 10))
+	e.mem.Put(res.key, nil, metaVariant, withFreshness(&store.Object{Status: http.StatusOK, Header: mh, RequestTime: reqTime, ResponseTime: respTime}, res.pol))
+	e.persist(&store.DiskObject{Primary: res.key, VaryKey: metaVariant, Status: http.StatusOK, Header: mh,
+		RequestTime: reqTime, ResponseTime: respTime}, nil)
+	return epoch
+}
+
+// storeSlice stores slice idx of an object under epoch (from sliceEpoch; 0 stores nothing),
+// unless the URL was invalidated since gen.
+func (e *Edge) storeSlice(res lookupResult, gen, epoch uint64, idx int64, header http.Header, data []byte, reqTime, respTime time.Time) {
+	if epoch == 0 || e.gen(res.key).Load() != gen {
 		return
 	}
 	total, _ := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
-	id := identity(header, total)
-	meta, ok := e.loadSliceMeta(res.key)
-	if ok && meta.identity != id {
-		e.forgetSlices(res.key) // another version: start over
-		return
-	}
-	if !ok || !e.metaFresh(meta, res.pol) {
-		// New, or stale and now confirmed by the origin: (re)record it with fresh times.
-		e.mem.Put(res.key, nil, metaVariant, withFreshness(&store.Object{Status: http.StatusOK, Header: header, RequestTime: reqTime, ResponseTime: respTime}, res.pol))
-		e.persist(&store.DiskObject{Primary: res.key, VaryKey: metaVariant, Status: http.StatusOK, Header: header,
-			RequestTime: reqTime, ResponseTime: respTime}, nil)
-	}
 	sh := header.Clone()
-	sh.Set("X-Reel-Identity", id)
-	sk := sliceKey(res.key, gen, idx)
+	sh.Set("X-Reel-Identity", identity(header, total))
+	sk := sliceKey(res.key, epoch, idx)
 	e.mem.Put(sk, nil, "", &store.Object{Status: http.StatusPartialContent, Header: sh, RequestTime: reqTime, ResponseTime: respTime, Body: data})
 	e.persist(&store.DiskObject{Primary: sk, Status: http.StatusPartialContent, Header: sh,
 		RequestTime: reqTime, ResponseTime: respTime, Size: int64(len(data))}, data)
@@ -711,6 +778,7 @@ type sliceTee struct {
 	e        *Edge
 	res      lookupResult
 	gen      uint64
+	epoch    uint64 // known once the first slice is complete
 	header   http.Header
 	size     int64
 	buf      []byte
@@ -731,7 +799,10 @@ func (t *sliceTee) Read(p []byte) (int, error) {
 		t.buf = append(t.buf, rest[:take]...)
 		rest = rest[take:]
 		if int64(len(t.buf)) == min(S, t.size-t.idx*S) {
-			t.e.storeSlice(t.res, t.gen, t.idx, t.header, t.buf, t.reqTime, t.respTime)
+			if t.epoch == 0 {
+				t.epoch = t.e.sliceEpoch(t.res, t.gen, t.header, t.reqTime, t.respTime)
+			}
+			t.e.storeSlice(t.res, t.gen, t.epoch, t.idx, t.header, t.buf, t.reqTime, t.respTime)
 			t.buf, t.idx = nil, t.idx+1
 		}
 	}
@@ -739,10 +810,10 @@ func (t *sliceTee) Read(p []byte) (int, error) {
 }
 
 // forgetSlices drops what is known of a sliced object: its meta (with the URL's other
-// variants, which describe the old version too) and, through the invalidation count, every
-// slice stored for it.
+// variants, which describe the old version too) and, with the meta's epoch, every slice
+// stored for it.
 func (e *Edge) forgetSlices(key string) {
-	e.invalidate(key) // bumps the invalidation count, drops the meta in both tiers
+	e.invalidate(key) // drops the meta in both tiers, stops fills in flight from storing
 }
 
 // contentRange parses "bytes a-b/total".
