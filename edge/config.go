@@ -34,6 +34,11 @@ type Config struct {
 	// SliceSize is the size of the aligned slices that range requests of objects not stored
 	// whole are fetched and stored in (0 disables slicing).
 	SliceSize Size `yaml:"slice_size"`
+	// SliceThreshold, when set, stores objects longer than it as slices even when a tier
+	// could keep them whole: a large file that viewers seek through or abandon then costs the
+	// cache only the parts they watched, and its parts are evicted one by one. 0 (the
+	// default) slices only what no tier would keep whole, and ranges of objects not stored.
+	SliceThreshold Size `yaml:"slice_threshold"`
 
 	// AccessLog logs one line per request (method, path, status, cache, bytes, duration).
 	AccessLog bool `yaml:"access_log"`
@@ -172,6 +177,12 @@ func (c *Config) Validate() error {
 		return errors.New("memory must be positive")
 	case c.SliceSize != 0 && c.SliceSize < 64<<10:
 		return errors.New("slice_size must be at least 64KiB (or 0 to disable slicing)")
+	case c.SliceThreshold < 0:
+		return errors.New("slice_threshold must not be negative")
+	case c.SliceThreshold != 0 && c.SliceSize == 0:
+		return errors.New("slice_threshold needs slicing (slice_size is 0)")
+	case c.SliceThreshold != 0 && c.SliceThreshold < c.SliceSize:
+		return errors.New("slice_threshold must be at least slice_size (or 0: slice only what can't be stored whole)")
 	case c.CacheDir != "" && c.Disk <= 0:
 		return errors.New("disk must be positive when cache_dir is set")
 	case c.Cache.HeuristicFraction < 0 || c.Cache.HeuristicFraction > 1:

@@ -46,6 +46,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	cfg, err := LoadConfig(write("full.yaml", `
 memory: 64MiB
+slice_threshold: 8MiB
 origins:
   - host: "*"
     url: http://127.0.0.1:8080
@@ -67,12 +68,12 @@ cache:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Memory != 64<<20 || cfg.Origins[1].Host != "cdn.example.com" || cfg.Rules[0].TTL != 2*time.Second ||
+	if cfg.Memory != 64<<20 || cfg.SliceThreshold != 8<<20 || cfg.Origins[1].Host != "cdn.example.com" || cfg.Rules[0].TTL != 2*time.Second ||
 		cfg.Cache.ErrorTTL[404] != 10*time.Second || cfg.Cache.StaleIfError != time.Minute {
 		t.Fatalf("config not read as written: %+v", cfg)
 	}
 	// Defaults survive where the file is silent.
-	if cfg.Cache.HeuristicFraction != 0.1 || cfg.Limits.CoalesceWait != 10*time.Second || len(cfg.Cache.DropParams) != 4 {
+	if cfg.Cache.HeuristicFraction != 0.1 || cfg.Limits.CoalesceWait != 10*time.Second || len(cfg.Cache.DropParams) != 4 || cfg.SliceSize != 1<<20 {
 		t.Fatalf("defaults lost: %+v", cfg.Cache)
 	}
 
@@ -109,6 +110,8 @@ func TestValidate(t *testing.T) {
 		{"dotdot rule", func(c *Config) { c.Rules = []Rule{{PathPrefix: "/a/../b"}} }, "clean absolute path"},
 		{"admin on listen", func(c *Config) { c.Admin = c.Listen }, "own address"},
 		{"fraction", func(c *Config) { c.Cache.HeuristicFraction = 2 }, "heuristic_fraction"},
+		{"slice threshold without slices", func(c *Config) { c.SliceSize, c.SliceThreshold = 0, 8<<20 }, "needs slicing"},
+		{"slice threshold below a slice", func(c *Config) { c.SliceThreshold = c.SliceSize / 2 }, "at least slice_size"},
 	}
 	for _, tc := range tests {
 		c := base()

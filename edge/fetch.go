@@ -234,15 +234,18 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *ca
 	vk, varyOK := policy.VaryKey(vary, r.Header)
 	size := resp.ContentLength
 	storable = storable && varyOK
-	inMemory := storable && size >= 0 && e.mem.Fits(size) && e.reserveFillMem(size)
+	sliceable := size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && identity(resp.Header, size) != ""
+	whole := storable && !(sliceable && e.cfg.SliceThreshold > 0 && size > int64(e.cfg.SliceThreshold))
+	inMemory := whole && size >= 0 && e.mem.Fits(size) && e.reserveFillMem(size)
 	if inMemory {
 		defer e.fillMem.Add(-size)
 	}
-	onDisk := storable && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
+	onDisk := whole && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
 	if storable && !inMemory && !onDisk {
 		reason = "size"
-		if size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && identity(resp.Header, size) != "" {
-			// Too large for any tier whole: stored as slices while it streams to the leader.
+		if sliceable {
+			// Too large for any tier whole, or above slice_threshold: stored as slices while
+			// it streams to the leader.
 			header := policy.HeaderToStore(resp.Header, res.pol)
 			header.Set("Content-Length", strconv.FormatInt(size, 10))
 			tee := &sliceTee{ReadCloser: resp.Body, e: e, res: res, gen: gen, header: header, size: size, reqTime: reqTime, respTime: respTime}

@@ -827,3 +827,50 @@ func TestSliceSoftPurge(t *testing.T) {
 		t.Fatalf("once revalidated, %d origin requests", n)
 	}
 }
+
+// TestSliceThreshold: with slice_threshold set, a full GET of an object above it is stored as
+// slices although the memory tier could keep it whole (one origin request, later ranges and
+// GETs from the slices); objects at or below it, and every object without the setting, are
+// stored whole as before.
+func TestSliceThreshold(t *testing.T) {
+	tests := []struct {
+		name       string
+		threshold  Size
+		size       int
+		wantSliced bool
+	}{
+		{"above the threshold", 4 * testSlice, 12*testSlice + 3, true},
+		{"at the threshold", 4 * testSlice, 4 * testSlice, false},
+		{"no threshold (default)", 0, 12*testSlice + 3, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ro := newRangedOrigin(t, tc.size)
+			data := ro.data.Load().([]byte)
+			e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize, c.SliceThreshold = testSlice, tc.threshold })
+			if r := get(t, srv.URL+"/t"); r.status != 200 || !bytes.Equal([]byte(r.body), data) {
+				t.Fatalf("cold GET: %d, %d bytes", r.status, len(r.body))
+			}
+			settle(e)
+			key := e.keyer.Key(httptest.NewRequest("GET", srv.URL+"/t", nil))
+			whole := false
+			if entry, ok := e.mem.Lookup(key); ok {
+				whole = entry.Variants[""] != nil
+			}
+			if sliced := e.isSliced(key); sliced != tc.wantSliced || whole == tc.wantSliced {
+				t.Fatalf("stored as slices: %v, whole: %v; want sliced %v", sliced, whole, tc.wantSliced)
+			}
+			hits := ro.hits.Load()
+			lo, hi := int64(tc.size/3), int64(tc.size/3+2*testSlice)
+			if r := get(t, srv.URL+"/t", "Range", fmt.Sprintf("bytes=%d-%d", lo, hi)); r.status != 206 || !bytes.Equal([]byte(r.body), data[lo:hi+1]) {
+				t.Fatalf("range: %d", r.status)
+			}
+			if r := get(t, srv.URL+"/t"); r.status != 200 || !bytes.Equal([]byte(r.body), data) {
+				t.Fatalf("warm GET: %d", r.status)
+			}
+			if hits != 1 || ro.hits.Load() != hits || ro.sent.Load() != int64(tc.size) {
+				t.Fatalf("origin: %d requests, %d bytes; want one request for the %d-byte object", ro.hits.Load(), ro.sent.Load(), tc.size)
+			}
+		})
+	}
+}
