@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -38,6 +39,7 @@ type conn struct {
 	state atomic.Int32
 
 	remoteAddr string
+	deadline   time.Time         // the read deadline set on rwc (zero: none)
 	scratch    []byte            // long header lines are assembled here
 	last       map[string]string // previous field values (see reader.last)
 
@@ -98,17 +100,15 @@ func (c *conn) serve(ctx context.Context) {
 		if c.srv.shuttingDown() {
 			return
 		}
-		if d := c.srv.IdleTimeout; d > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(d))
-		}
+		c.idleDeadline()
 		// Wait for the first byte before starting the header timeout, so an idle keep-alive
 		// connection is judged by IdleTimeout and a slow header sender by ReadHeaderTimeout.
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
 		c.state.Store(stateActive)
-		if d := c.srv.ReadHeaderTimeout; d > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(d))
+		if d := c.srv.ReadHeaderTimeout; d > 0 && !c.headBuffered() {
+			c.setReadDeadline(time.Now().Add(d))
 		}
 		h, scratch, err := readHead(c.br, c.srv.maxHeaderBytes(), c.scratch, c.last)
 		c.scratch = scratch[:0]
@@ -119,12 +119,47 @@ func (c *conn) serve(ctx context.Context) {
 			}
 			return
 		}
-		c.rwc.SetReadDeadline(time.Time{})
+		if h.chunked || h.contentLength > 0 {
+			// The handler reads the body; a header or idle deadline must not cut an upload.
+			c.setReadDeadline(time.Time{})
+		}
 		if !c.serveRequest(ctx, h) {
 			return
 		}
 	}
 }
+
+// Read deadlines cost a timer update each; on a busy keep-alive connection the idle deadline is
+// moved only when it has fallen more than a second behind, and the header deadline is skipped
+// when the whole head already arrived (it can't be read slowly then). Between requests without
+// a body the conn keeps whatever deadline it had: nothing reads from it while the handler runs
+// except the peer watch, which clears it first.
+func (c *conn) idleDeadline() {
+	d := c.srv.IdleTimeout
+	if d <= 0 {
+		if !c.deadline.IsZero() {
+			c.setReadDeadline(time.Time{})
+		}
+		return
+	}
+	want := time.Now().Add(d)
+	if c.deadline.IsZero() || c.deadline.Before(want.Add(-time.Second)) || c.deadline.After(want) {
+		c.setReadDeadline(want)
+	}
+}
+
+func (c *conn) setReadDeadline(t time.Time) {
+	c.deadline = t
+	c.rwc.SetReadDeadline(t)
+}
+
+// headBuffered reports whether a complete request head is already in the read buffer.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 
 // serveRequest runs the handler for one request and reports whether the connection can carry
 // another.
@@ -229,6 +264,7 @@ func (c *conn) watchPeer(x *reqContext) {
 	}
 	c.peerWatch = true
 	c.peerDone = make(chan struct{})
+	c.rwc.SetReadDeadline(time.Time{}) // see idleDeadline
 	go func() {
 		defer close(c.peerDone)
 		n, err := c.rwc.Read(c.peerByte[:])
@@ -257,7 +293,7 @@ func (c *conn) stopPeerWatch() {
 	}
 	c.rwc.SetReadDeadline(aLongTimeAgo)
 	<-c.peerDone
-	c.rwc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	c.peerMu.Lock()
 	c.peerWatch = false
 	c.peerMu.Unlock()
