@@ -20,9 +20,11 @@ type hlsFeatures struct {
 	sampleAESKey      bool // EXT-X-KEY with METHOD=SAMPLE-AES, KEYFORMAT or KEYFORMATVERSIONS
 	initMap           bool // EXT-X-MAP
 	instreamIDService bool // EXT-X-MEDIA INSTREAM-ID="SERVICEn" (Master Playlists)
+	skip              bool // EXT-X-SKIP (rfc8216bis-16 §8; the LL-HLS tags need no version)
 }
 
-// version returns the lowest EXT-X-VERSION that allows every feature in f (RFC 8216 §7).
+// version returns the lowest EXT-X-VERSION that allows every feature in f (RFC 8216 §7,
+// rfc8216bis-16 §8).
 func (f hlsFeatures) version() int {
 	v := 1
 	need := func(ok bool, ver int) {
@@ -36,6 +38,7 @@ func (f hlsFeatures) version() int {
 	need(f.sampleAESKey || f.initMap, 5)
 	need(f.initMap && !f.iFramesOnly, 6)
 	need(f.instreamIDService, 7)
+	need(f.skip, 9)
 	return v
 }
 
@@ -102,7 +105,8 @@ func (p *Presentation) HLSMaster() []byte {
 	}
 
 	for _, v := range p.Video {
-		if len(v.IFrames) == 0 {
+		// A live window has no I-frame playlists (nothing renders them for a live track).
+		if len(v.IFrames) == 0 || p.Live != nil {
 			continue
 		}
 		b.WriteString("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=" + strconv.Itoa(v.IFramePeakBandwidth))
@@ -116,8 +120,12 @@ func (p *Presentation) HLSMaster() []byte {
 	return []byte(b.String())
 }
 
-// HLSMedia renders t's media playlist (RFC 8216 §4.3.3); URIs are relative to t's folder.
+// HLSMedia renders t's media playlist (RFC 8216 §4.3.3); URIs are relative to t's folder. For
+// a live presentation it is HLSLiveMedia with no options.
 func (p *Presentation) HLSMedia(t *Track) []byte {
+	if p.Live != nil {
+		return p.HLSLiveMedia(t, LiveMediaOptions{})
+	}
 	durs := make([]uint64, len(t.Segments))
 	for i, s := range t.Segments {
 		durs[i] = s.Duration

@@ -1,6 +1,10 @@
 package manifest
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Live describes a presentation that is still growing: a live channel's current window. The
 // live packager builds a Presentation with Live set for every manifest request (manifests are
@@ -8,7 +12,11 @@ import "time"
 //
 // In a live presentation every Track.Segments entry is a complete segment, oldest first, with
 // Number, ProgramDateTime and, for recent segments when LL-HLS is on, Parts; Track.LiveParts
-// holds the parts of the segment being produced (number = last complete + 1).
+// holds the parts of the segment being produced (number = last complete + 1, Track.NextNumber
+// when none is complete).
+//
+// Media time zero of every track is AvailabilityStart on the wall clock (the DASH period starts
+// there), so the packager keeps each track's timeline continuous, also across a discontinuity.
 type Live struct {
 	// TargetDuration is the configured segment duration; EXT-X-TARGETDURATION is the longest
 	// listed segment rounded to the nearest second (RFC 8216 §4.3.3.1), never below it.
@@ -17,6 +25,10 @@ type Live struct {
 	PartTarget time.Duration
 	// Ended marks a finished event: HLS gets EXT-X-ENDLIST, DASH becomes static.
 	Ended bool
+	// PlaylistType is EXT-X-PLAYLIST-TYPE (RFC 8216 §4.3.3.5): "" for a sliding window,
+	// PlaylistEvent for a window that only grows (a DVR of the whole event), which is
+	// rendered as VOD once Ended; PlaylistVOD is only valid once Ended.
+	PlaylistType string
 
 	// HLS server control (rfc8216bis §4.4.3.8).
 	CanBlockReload bool
@@ -31,6 +43,116 @@ type Live struct {
 	TimeShiftBufferDepth       time.Duration // the DVR window players may seek back into
 	SuggestedPresentationDelay time.Duration
 	UTCTimingURL               string // an http-iso or http-xsdate endpoint served by the origin
+}
+
+// Live.PlaylistType values.
+const (
+	PlaylistEvent = "EVENT"
+	PlaylistVOD   = "VOD"
+)
+
+// ErrNoSegmentYet is returned by DASH for a live presentation in which a track has no complete
+// segment yet: a SegmentTimeline needs at least one S element (ISO/IEC 23009-1 §5.3.9.6), so
+// there is no valid MPD to serve until then (the origin answers 503 or 404 with no-store).
+var ErrNoSegmentYet = errors.New("live track has no complete segment yet")
+
+// UTCTimingScheme is the DASH UTCTiming scheme written with Live.UTCTimingURL: the origin
+// answers that URL with the current time as an ISO 8601 UTC date-time, such as
+// "2026-11-21T23:18:34.123Z" (ISO/IEC 23009-1 §5.8.5.7, DASH-IF IOP §4.7).
+const UTCTimingScheme = "urn:mpeg:dash:utc:http-iso:2014"
+
+func (l *Live) validate(singleFile bool) error {
+	switch {
+	case singleFile:
+		return fmt.Errorf("live presentation in single-file mode")
+	case l.PlaylistType != "" && l.PlaylistType != PlaylistEvent && l.PlaylistType != PlaylistVOD:
+		return fmt.Errorf("live playlist type %q is not %q, %q or empty", l.PlaylistType, PlaylistEvent, PlaylistVOD)
+	case l.PlaylistType == PlaylistVOD && !l.Ended:
+		return fmt.Errorf("live playlist type VOD before the event has ended")
+	case l.TargetDuration < 0 || l.PartTarget < 0 || l.HoldBack < 0 || l.PartHoldBack < 0 || l.CanSkipUntil < 0:
+		return fmt.Errorf("negative live duration setting")
+	}
+	return nil
+}
+
+// validateTrack checks what the live writers add to the VOD invariants.
+func (l *Live) validateTrack(t *Track) error {
+	if n := len(t.Segments); n > 0 && t.NextNumber != 0 && t.NextNumber != t.Segments[n-1].Number+1 {
+		return fmt.Errorf("segment in progress is number %d, expected %d", t.NextNumber, t.Segments[n-1].Number+1)
+	}
+	for i, s := range t.Segments {
+		if s.ProgramDateTime.IsZero() {
+			return fmt.Errorf("segment %d has no program date-time", s.Number)
+		}
+		if s.URI == "" || !s.Range.IsWhole() {
+			return fmt.Errorf("segment %d: a live segment is a whole file with a URI", s.Number)
+		}
+		if len(s.Parts) == 0 {
+			continue
+		}
+		// rfc8216bis-16 §3.2: a Parent Segment and its Partial Segments hold the same samples.
+		var sum uint64
+		for _, part := range s.Parts {
+			sum += part.Duration
+		}
+		if sum != s.Duration {
+			return fmt.Errorf("segment %d: parts last %d, the segment %d", s.Number, sum, s.Duration)
+		}
+		if err := l.validateParts(s.Parts); err != nil {
+			return fmt.Errorf("segment %d (index %d): %w", s.Number, i, err)
+		}
+	}
+	if err := l.validateParts(t.LiveParts); err != nil {
+		return fmt.Errorf("segment in progress: %w", err)
+	}
+	return nil
+}
+
+func (l *Live) validateParts(parts []Part) error {
+	if len(parts) > 0 && l.PartTarget <= 0 {
+		return fmt.Errorf("parts listed but Live.PartTarget is 0")
+	}
+	for i, part := range parts {
+		if part.Duration == 0 || part.URI == "" {
+			return fmt.Errorf("part %d has no duration or no URI", i)
+		}
+	}
+	return nil
+}
+
+// LiveEdge returns what an EXT-X-RENDITION-REPORT says about t (rfc8216bis-16 §4.4.5.4): the
+// Media Sequence Number of its last segment, or of its last part when it has parts, and that
+// part's index (-1 without parts). ok is false for a track with nothing listed yet.
+func (p *Presentation) LiveEdge(t *Track) (msn uint64, part int, ok bool) {
+	parts := p.Live != nil && p.Live.PartTarget > 0
+	if parts && len(t.LiveParts) > 0 && !p.Live.Ended {
+		return t.liveNext(), len(t.LiveParts) - 1, true
+	}
+	n := len(t.Segments)
+	if n == 0 {
+		return 0, -1, false
+	}
+	last := t.Segments[n-1]
+	if parts && len(last.Parts) > 0 {
+		return last.Number, len(last.Parts) - 1, true
+	}
+	return last.Number, -1, true
+}
+
+// RenditionReports returns the EXT-X-RENDITION-REPORT entries for t's media playlist: one for
+// every other track with something listed (rfc8216bis-16 Appendix B.1), with URIs relative to
+// t's playlist ("../<id>/index.m3u8").
+func (p *Presentation) RenditionReports(t *Track) []RenditionReport {
+	var out []RenditionReport
+	for _, o := range p.Tracks() {
+		if o == t {
+			continue
+		}
+		if msn, part, ok := p.LiveEdge(o); ok {
+			out = append(out, RenditionReport{URI: "../" + o.ID + "/" + MediaPlaylist, LastMSN: msn, LastPart: part})
+		}
+	}
+	return out
 }
 
 // Part is an LL-HLS partial segment (rfc8216bis §4.4.4.9): a CMAF chunk of its segment.

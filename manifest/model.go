@@ -68,7 +68,10 @@ type Segment struct {
 	Number          uint64    // media sequence number (EXT-X-MEDIA-SEQUENCE, DASH $Number$)
 	ProgramDateTime time.Time // wall-clock time of the segment's first sample
 	Discontinuity   bool      // a discontinuity comes before this segment (restart, reconnect)
-	Parts           []Part    // LL-HLS parts, listed for recent segments only
+	// Parts are the segment's LL-HLS parts, oldest first; their durations sum to Duration. The
+	// HLS writer lists them only for segments that end within three target durations of the
+	// last segment's end (rfc8216bis-16 §6.2.2), so the packager may keep them on every segment.
+	Parts []Part
 }
 
 // IFrame is one independently decodable frame, addressed as a byte range from the start of its
@@ -128,6 +131,24 @@ type Track struct {
 	// discontinuities have left the window (EXT-X-DISCONTINUITY-SEQUENCE).
 	LiveParts             []Part
 	DiscontinuitySequence uint64
+
+	// Live only: the segment in progress, to which LiveParts belong. NextNumber is its Number:
+	// it must be the last complete segment's Number + 1 (0 stands for that too), and it is the
+	// media sequence number of an empty window. NextProgramDateTime and NextDiscontinuity are
+	// its EXT-X-PROGRAM-DATE-TIME and EXT-X-DISCONTINUITY, written before its first part
+	// (rfc8216bis-16 §4.4.4.9): a segment after an encoder reconnect must carry the
+	// discontinuity from its first listed part on, not only once it is complete.
+	NextNumber          uint64
+	NextProgramDateTime time.Time
+	NextDiscontinuity   bool
+}
+
+// liveNext is the Number of t's segment in progress.
+func (t *Track) liveNext() uint64 {
+	if n := len(t.Segments); n > 0 {
+		return t.Segments[n-1].Number + 1
+	}
+	return t.NextNumber
 }
 
 // DurationSeconds is the sum of the track's segment durations in seconds.
@@ -154,7 +175,8 @@ func (t *Track) MaxSegmentSeconds() float64 {
 	return float64(m) / float64(t.Timescale)
 }
 
-// Presentation is one packaged VOD title: a video ladder and its audio renditions.
+// Presentation is one packaged title: a video ladder and its audio renditions. With Live set it
+// is one snapshot of a live channel's window.
 type Presentation struct {
 	Video []*Track // ordered from the highest to the lowest bandwidth
 	Audio []*Track // the first is the default
@@ -191,9 +213,18 @@ func (p *Presentation) Tracks() []*Track {
 
 // Validate checks the invariants the writers rely on, so that a packager bug shows up as an
 // error instead of as a manifest that players choke on.
+//
+// A live presentation (Live set) may have tracks without a complete segment yet; its listed
+// segments must be contiguous in time and in Number, carry a program date-time, and any parts
+// must add up to their segment.
 func (p *Presentation) Validate() error {
 	if len(p.Video) == 0 {
 		return fmt.Errorf("presentation has no video track")
+	}
+	if p.Live != nil {
+		if err := p.Live.validate(p.SingleFile); err != nil {
+			return err
+		}
 	}
 	seen := map[string]bool{}
 	for _, t := range p.Tracks() {
@@ -204,21 +235,30 @@ func (p *Presentation) Validate() error {
 			return fmt.Errorf("track id %q used twice", t.ID)
 		case t.Timescale == 0:
 			return fmt.Errorf("track %s: timescale is 0", t.ID)
-		case len(t.Segments) == 0:
+		case len(t.Segments) == 0 && p.Live == nil:
 			return fmt.Errorf("track %s: no segments", t.ID)
 		case t.Codecs == "":
 			return fmt.Errorf("track %s: no codec string", t.ID)
 		}
 		seen[t.ID] = true
-		next := t.Segments[0].Start
 		for i, s := range t.Segments {
-			if s.Start != next {
-				return fmt.Errorf("track %s: segment %d starts at %d, expected %d (gap or overlap)", t.ID, i, s.Start, next)
+			if i > 0 {
+				prev := t.Segments[i-1]
+				if next := prev.Start + prev.Duration; s.Start != next {
+					return fmt.Errorf("track %s: segment %d starts at %d, expected %d (gap or overlap)", t.ID, i, s.Start, next)
+				}
+				if p.Live != nil && s.Number != prev.Number+1 {
+					return fmt.Errorf("track %s: segment %d is number %d, expected %d (numbers must be consecutive)", t.ID, i, s.Number, prev.Number+1)
+				}
 			}
 			if s.Duration == 0 {
 				return fmt.Errorf("track %s: segment %d has zero duration", t.ID, i)
 			}
-			next = s.Start + s.Duration
+		}
+		if p.Live != nil {
+			if err := p.Live.validateTrack(t); err != nil {
+				return fmt.Errorf("track %s: %w", t.ID, err)
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,223 @@
+package manifest
+
+import (
+	"math/bits"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The live media playlist follows RFC 8216 and its revision, draft-pantos-hls-rfc8216bis-16
+// ("bis" below), which adds the low-latency tags: EXT-X-PART-INF (§4.4.3.7),
+// EXT-X-SERVER-CONTROL (§4.4.3.8), EXT-X-PART (§4.4.4.9), EXT-X-SKIP (§4.4.5.2),
+// EXT-X-PRELOAD-HINT (§4.4.5.3) and EXT-X-RENDITION-REPORT (§4.4.5.4).
+//
+// A playlist looks like this (parts on, a delta update, two segments with parts listed):
+//
+//	#EXTM3U
+//	#EXT-X-VERSION:9
+//	#EXT-X-TARGETDURATION:2
+//	#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5015
+//	#EXT-X-PART-INF:PART-TARGET=0.5005
+//	#EXT-X-MEDIA-SEQUENCE:100
+//	#EXT-X-INDEPENDENT-SEGMENTS
+//	#EXT-X-SKIP:SKIPPED-SEGMENTS=6
+//	#EXT-X-MAP:URI="init.mp4"
+//	#EXT-X-PROGRAM-DATE-TIME:2026-11-21T23:18:34.123Z
+//	#EXT-X-PART:DURATION=0.5005,URI="seg_106.0.m4s",INDEPENDENT=YES
+//	...
+//	#EXTINF:2.002,
+//	seg_106.m4s
+//	...
+//	#EXT-X-PART:DURATION=0.5005,URI="seg_109.0.m4s",INDEPENDENT=YES
+//	#EXT-X-PRELOAD-HINT:TYPE=PART,URI="seg_109.1.m4s"
+//	#EXT-X-RENDITION-REPORT:URI="../video_360p/index.m3u8",LAST-MSN=109,LAST-PART=0
+
+// pdtLayout writes EXT-X-PROGRAM-DATE-TIME in UTC with milliseconds (RFC 8216 §4.3.2.6).
+const pdtLayout = "2006-01-02T15:04:05.000Z"
+
+// HLSLiveMedia renders t's live media playlist for one request; URIs are relative to t's
+// folder. Without p.Live it is HLSMedia. Call Validate first, as for every writer.
+//
+// Rules applied here:
+//   - EXT-X-TARGETDURATION: the longest segment in the snapshot (skipped ones too, so a delta
+//     update keeps the full playlist's value), rounded to the nearest second (RFC 8216
+//     §4.3.3.1, version 6+), never below Live.TargetDuration rounded the same way, nor 1.
+//   - EXT-X-PART-INF PART-TARGET: Live.PartTarget, raised to the longest part if one is
+//     longer, since every part MUST be at most the part target (bis §4.4.4.9). Set PartTarget to
+//     the real part duration in whole frames (e.g. 0.5005 s at 29.97 fps) to keep it stable.
+//   - EXT-X-SERVER-CONTROL: HOLD-BACK at least 3 target durations, PART-HOLD-BACK at least 3
+//     part targets (the default; bis §4.4.3.8 says MUST 2, SHOULD 3), CAN-SKIP-UNTIL at least 6
+//     target durations; HOLD-BACK and CAN-SKIP-UNTIL only when configured.
+//   - Delta update (opt.Skip, CAN-SKIP-UNTIL on, not ended; bis §6.2.5.1): segments that end
+//     more than the skip boundary before the last segment's end become one EXT-X-SKIP; media
+//     sequence, discontinuity sequence and target stay the full playlist's (bis §4.4.5.2). The
+//     skip needs EXT-X-VERSION 9 (bis §8).
+//   - Parts are listed for segments that end within 3 target durations of the last segment's
+//     end (bis §6.2.2), then the in-progress parts and the preload hint, never after
+//     EXT-X-ENDLIST (bis §4.4.5.3).
+func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
+	l := p.Live
+	if l == nil {
+		return p.HLSMedia(t)
+	}
+	ts := t.Timescale
+	segs := t.Segments
+	parts := l.PartTarget > 0
+
+	var longest int64
+	for _, s := range segs {
+		longest = max(longest, extinfUnits(s.Duration, ts))
+	}
+	target := max((longest+extinfScale/2)/extinfScale, int64((l.TargetDuration+time.Second/2)/time.Second), 1)
+
+	var partTarget int64
+	if parts {
+		partTarget = durationUnits(l.PartTarget)
+		for _, s := range segs {
+			for _, part := range s.Parts {
+				partTarget = max(partTarget, extinfUnits(part.Duration, ts))
+			}
+		}
+		for _, part := range t.LiveParts {
+			partTarget = max(partTarget, extinfUnits(part.Duration, ts))
+		}
+	}
+
+	var control []string
+	if l.CanBlockReload {
+		control = append(control, "CAN-BLOCK-RELOAD=YES")
+	}
+	var skipBoundary int64 // in EXTINF units
+	if l.CanSkipUntil > 0 {
+		skipBoundary = max(durationUnits(l.CanSkipUntil), 6*target*extinfScale)
+		control = append(control, "CAN-SKIP-UNTIL="+units(skipBoundary))
+	}
+	if l.HoldBack > 0 {
+		control = append(control, "HOLD-BACK="+units(max(durationUnits(l.HoldBack), 3*target*extinfScale)))
+	}
+	if parts {
+		// Required with EXT-X-PART-INF (bis §4.4.3.8).
+		control = append(control, "PART-HOLD-BACK="+units(max(durationUnits(l.PartHoldBack), 3*partTarget)))
+	}
+
+	// The end of the last complete segment: the reference for skipping and for part listing.
+	var end uint64
+	if n := len(segs); n > 0 {
+		end = segs[n-1].Start + segs[n-1].Duration
+	}
+	skipped := 0
+	if opt.Skip && skipBoundary > 0 && !l.Ended {
+		for skipped < len(segs) && longerThan(end-(segs[skipped].Start+segs[skipped].Duration), ts, skipBoundary) {
+			skipped++
+		}
+	}
+
+	f := hlsFeatures{initMap: true, skip: skipped > 0}
+	for _, s := range segs[skipped:] {
+		f.floatDurations = f.floatDurations || extinfUnits(s.Duration, ts)%extinfScale != 0
+	}
+
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n")
+	b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(f.version()) + "\n")
+	b.WriteString("#EXT-X-TARGETDURATION:" + strconv.FormatInt(target, 10) + "\n")
+	if len(control) > 0 {
+		b.WriteString("#EXT-X-SERVER-CONTROL:" + strings.Join(control, ",") + "\n")
+	}
+	if parts {
+		b.WriteString("#EXT-X-PART-INF:PART-TARGET=" + units(partTarget) + "\n")
+	}
+	first := t.liveNext()
+	if len(segs) > 0 {
+		first = segs[0].Number
+	}
+	b.WriteString("#EXT-X-MEDIA-SEQUENCE:" + strconv.FormatUint(first, 10) + "\n")
+	if t.DiscontinuitySequence > 0 {
+		b.WriteString("#EXT-X-DISCONTINUITY-SEQUENCE:" + strconv.FormatUint(t.DiscontinuitySequence, 10) + "\n")
+	}
+	switch {
+	case l.Ended && (l.PlaylistType == PlaylistEvent || l.PlaylistType == PlaylistVOD):
+		// An EVENT playlist never lost a segment, so once ended it is a complete VOD one.
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	case l.PlaylistType == PlaylistEvent:
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
+	}
+	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	if skipped > 0 {
+		b.WriteString("#EXT-X-SKIP:SKIPPED-SEGMENTS=" + strconv.Itoa(skipped) + "\n")
+	}
+	// After EXT-X-SKIP, so that it applies to the segments that remain: the skip replaces the
+	// tags applied to the skipped segments (bis §4.4.5.2), and the client takes those from its
+	// previous copy.
+	writeMap(&b, t)
+
+	partWindow := 3 * uint64(target) * uint64(ts)
+	for _, s := range segs[skipped:] {
+		if s.Discontinuity {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		// DISCONTINUITY and PROGRAM-DATE-TIME come before the segment's first part (bis §4.4.4.9).
+		b.WriteString("#EXT-X-PROGRAM-DATE-TIME:" + s.ProgramDateTime.UTC().Round(time.Millisecond).Format(pdtLayout) + "\n")
+		if parts && end-(s.Start+s.Duration) <= partWindow {
+			for _, part := range s.Parts {
+				writePart(&b, part, ts)
+			}
+		}
+		writeEntry(&b, s.Duration, ts, s.Range, s.URI)
+	}
+	if parts && !l.Ended {
+		if len(t.LiveParts) > 0 {
+			if t.NextDiscontinuity {
+				b.WriteString("#EXT-X-DISCONTINUITY\n")
+			}
+			if !t.NextProgramDateTime.IsZero() {
+				b.WriteString("#EXT-X-PROGRAM-DATE-TIME:" + t.NextProgramDateTime.UTC().Round(time.Millisecond).Format(pdtLayout) + "\n")
+			}
+			for _, part := range t.LiveParts {
+				writePart(&b, part, ts)
+			}
+		}
+		if opt.PreloadHint != "" {
+			b.WriteString("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=" + quote(opt.PreloadHint) + "\n")
+		}
+	}
+	if l.Ended {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	for _, r := range opt.Reports {
+		b.WriteString("#EXT-X-RENDITION-REPORT:URI=" + quote(r.URI) + ",LAST-MSN=" + strconv.FormatUint(r.LastMSN, 10))
+		if r.LastPart >= 0 {
+			b.WriteString(",LAST-PART=" + strconv.Itoa(r.LastPart))
+		}
+		b.WriteString("\n")
+	}
+	return []byte(b.String())
+}
+
+func writePart(b *strings.Builder, part Part, timescale uint32) {
+	b.WriteString("#EXT-X-PART:DURATION=" + extinf(part.Duration, timescale) + ",URI=" + quote(part.URI))
+	if part.Independent {
+		b.WriteString(",INDEPENDENT=YES")
+	}
+	b.WriteString("\n")
+}
+
+// durationUnits converts a configured duration to EXTINF units, rounding up so that a limit
+// written from it is never below the configured value.
+func durationUnits(d time.Duration) int64 {
+	const unit = time.Second / extinfScale
+	return int64((d + unit - 1) / unit)
+}
+
+// units formats EXTINF units as decimal seconds.
+func units(u int64) string {
+	return decimal(u/extinfScale, u%extinfScale, 5)
+}
+
+// longerThan reports whether ticks/timescale seconds exceed u EXTINF units, exactly.
+func longerThan(ticks uint64, timescale uint32, u int64) bool {
+	hi1, lo1 := bits.Mul64(ticks, extinfScale)
+	hi2, lo2 := bits.Mul64(uint64(u), uint64(timescale))
+	return hi1 > hi2 || hi1 == hi2 && lo1 > lo2
+}
