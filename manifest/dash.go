@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -9,25 +10,42 @@ import (
 	"github.com/Eyevinn/dash-mpd/mpd"
 )
 
-// DASH renders the presentation as a static MPD (ISO/IEC 23009-1) that references the same
-// files as the HLS playlists: SegmentTemplate with SegmentTimeline per track, or, in single-file
-// mode, one file per track indexed by its sidx (SegmentBase).
+// DASH renders the presentation as an MPD (ISO/IEC 23009-1) that references the same files as
+// the HLS playlists: SegmentTemplate with SegmentTimeline per track, or, in single-file mode,
+// one file per track indexed by its sidx (SegmentBase). A VOD title or an ended live event is a
+// static MPD; a running live window is a dynamic one (see dynamicMPD).
 func (p *Presentation) DASH() ([]byte, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
+	}
+	if p.Live != nil {
+		for _, t := range p.Tracks() {
+			if len(t.Segments) == 0 {
+				return nil, fmt.Errorf("track %s: %w", t.ID, ErrNoSegmentYet)
+			}
+		}
 	}
 	profile := mpd.PROFILE_LIVE
 	if p.SingleFile {
 		profile = mpd.PROFILE_ONDEMAND
 	}
-	m := mpd.NewMPD(mpd.STATIC_TYPE)
-	m.Profiles = mpd.ListOfProfilesType(profile).AddProfile(mpd.PROFILE_CMAF)
-	origin := p.earliestStart()
-	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(p.span(origin))
 	var maxSeg float64
 	for _, t := range p.Tracks() {
 		maxSeg = max(maxSeg, t.MaxSegmentSeconds())
 	}
+	var m *mpd.MPD
+	var origin *big.Rat // media time at the period start; nil for zero
+	if p.dynamic() {
+		var err error
+		if m, err = p.dynamicMPD(maxSeg); err != nil {
+			return nil, err
+		}
+	} else {
+		m = mpd.NewMPD(mpd.STATIC_TYPE)
+		origin = p.earliestStart()
+		m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(p.span(origin))
+	}
+	m.Profiles = mpd.ListOfProfilesType(profile).AddProfile(mpd.PROFILE_CMAF)
 	// A client that has buffered one whole segment can play on at the signalled bandwidth.
 	m.MinBufferTime = mpd.Seconds2DurPtrFloat64(maxSeg)
 	period := &mpd.Period{Id: "0", Start: mpd.Seconds2DurPtr(0)}
@@ -151,10 +169,20 @@ func (p *Presentation) addAddressing(r *mpd.RepresentationType, t *Track, origin
 	if t.StartNumber < 0 {
 		return fmt.Errorf("track %s: negative start number", t.ID)
 	}
+	// A live segment carries its own number (EXT-X-MEDIA-SEQUENCE and $Number$ agree).
+	number := func(i int) uint64 {
+		if p.Live != nil {
+			return t.Segments[i].Number
+		}
+		return uint64(t.StartNumber + i)
+	}
+	if number(0) > math.MaxUint32 {
+		return fmt.Errorf("track %s: start number %d does not fit SegmentTemplate@startNumber", t.ID, number(0))
+	}
 	// The template must name exactly the files the HLS playlists list, or the two renderings
 	// would disagree about the content.
 	for i, s := range t.Segments {
-		uri, err := expandTemplate(t.SegmentTemplate, t.ID, t.PeakBandwidth, uint64(t.StartNumber+i), s.Start)
+		uri, err := expandTemplate(t.SegmentTemplate, t.ID, t.PeakBandwidth, number(i), s.Start)
 		if err != nil {
 			return fmt.Errorf("track %s: %w", t.ID, err)
 		}
@@ -165,10 +193,13 @@ func (p *Presentation) addAddressing(r *mpd.RepresentationType, t *Track, origin
 	st := mpd.NewSegmentTemplate()
 	st.Initialization = "$RepresentationID$/" + t.initURI()
 	st.Media = "$RepresentationID$/" + t.SegmentTemplate
-	st.StartNumber = mpd.Ptr(uint32(t.StartNumber))
+	st.StartNumber = mpd.Ptr(uint32(number(0)))
 	st.Timescale = &ts
 	st.PresentationTimeOffset = pto
 	st.SegmentTimeline = segmentTimeline(t.Segments)
+	if p.dynamic() {
+		p.lowLatency(st, t)
+	}
 	r.SegmentTemplate = st
 	return nil
 }

@@ -158,6 +158,14 @@ func TestHLSLiveSnapshots(t *testing.T) {
 			want: want{version: 6, seq: 1000, numbers: seq(1000, 1014), parts: 3*4 + 2, hint: "seg_1015.2.m4s", firstPDT: "2026-11-21T23:33:22.000Z"},
 		},
 		{
+			name: "segment just completed: hint for the next one's first part",
+			spec: liveSpec{first: 1000, complete: 15, parts: true},
+			opt: func(p *Presentation, tr *Track) LiveMediaOptions {
+				return LiveMediaOptions{PreloadHint: "seg_1015.0.m4s"}
+			},
+			want: want{version: 6, seq: 1000, numbers: seq(1000, 1014), parts: 3 * 4, hint: "seg_1015.0.m4s", firstPDT: "2026-11-21T23:33:22.000Z"},
+		},
+		{
 			name: "a discontinuity in the window and one in progress",
 			spec: liveSpec{first: 500, complete: 10, inProgress: 1, parts: true, disc: map[uint64]bool{503: true},
 				discSeq: 4, pdtJump: 7 * time.Second, nextDisc: true},
@@ -236,10 +244,26 @@ func TestHLSLiveSnapshots(t *testing.T) {
 			if w.ended != (len(lines(raw, "#EXT-X-ENDLIST")) == 1) {
 				t.Errorf("EXT-X-ENDLIST present %v, want %v", !w.ended, w.ended)
 			}
-			// bis §4.4.5.3: the hint is for a part yet to come, after every listed part.
-			if before, _, ok := strings.Cut(string(raw), "\n#EXT-X-PRELOAD-HINT"); ok && w.parts > 0 &&
-				!strings.HasPrefix(before[strings.LastIndex(before, "\n")+1:], "#EXT-X-PART:") {
-				t.Errorf("preload hint does not follow the last part:\n%s", raw)
+			// bis §4.4.5.3: the hint is for a part yet to come, right after the last part or
+			// the last segment.
+			if before, _, ok := strings.Cut(string(raw), "\n#EXT-X-PRELOAD-HINT"); ok {
+				prev := before[strings.LastIndex(before, "\n")+1:]
+				if !strings.HasPrefix(prev, "#EXT-X-PART:") && strings.HasPrefix(prev, "#") {
+					t.Errorf("preload hint does not follow the last part or segment:\n%s", raw)
+				}
+			}
+			// One EXT-X-DISCONTINUITY per flagged segment listed, plus one before the parts of
+			// a segment in progress that follows a discontinuity (bis §4.4.4.9).
+			wantDiscs := len(w.discs)
+			if tc.spec.nextDisc && tc.spec.inProgress > 0 && !w.ended {
+				wantDiscs++
+				if !strings.Contains(string(raw), fmt.Sprintf("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:%s\n#EXT-X-PART:DURATION=0.5005,URI=\"seg_%d.0.m4s\"",
+					tr.NextProgramDateTime.Format(pdtLayout), tr.NextNumber)) {
+					t.Errorf("no discontinuity before the parts in progress:\n%s", raw)
+				}
+			}
+			if got := strings.Count(string(raw), "#EXT-X-DISCONTINUITY\n"); got != wantDiscs {
+				t.Errorf("%d EXT-X-DISCONTINUITY lines, want %d", got, wantDiscs)
 			}
 			checkPartsBeforeEntries(t, raw)
 			if tc.unparsable {
@@ -346,7 +370,9 @@ func checkPartsBeforeEntries(t *testing.T, raw []byte) {
 		uri := between(l, `URI="`, `"`)
 		num, idx, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(uri, "seg_"), ".m4s"), ".")
 		if idx == "0" {
-			if i < 1 || !strings.HasPrefix(ls[i-1], "#EXT-X-PROGRAM-DATE-TIME:") {
+			// Every complete segment has a PDT; the one in progress only when the model has it.
+			complete := slices.Contains(ls[i:], "seg_"+num+".m4s")
+			if complete && (i < 1 || !strings.HasPrefix(ls[i-1], "#EXT-X-PROGRAM-DATE-TIME:")) {
 				t.Errorf("line %d: first part of %s without a PDT right before it", i+1, num)
 			}
 			continue

@@ -88,7 +88,8 @@ func countDisc(s liveSpec, upTo uint64) int {
 }
 
 func ticksToDuration(ticks uint64, ts uint32) time.Duration {
-	return time.Duration(ticks * uint64(time.Second) / uint64(ts))
+	q, r := ticks/uint64(ts), ticks%uint64(ts)
+	return time.Duration(q)*time.Second + time.Duration(r*uint64(time.Second)/uint64(ts))
 }
 
 // liveTrack fills t's window from spec s; cut maps video ticks to t's ticks.
@@ -140,13 +141,12 @@ type reportDecoder struct{ reports []RenditionReport }
 
 type rawTag string
 
-func (r rawTag) TagName() string         { return "#EXT-X-RENDITION-REPORT:" }
-func (r rawTag) Encode() *bytes.Buffer   { return bytes.NewBufferString(string(r)) }
-func (r rawTag) String() string          { return string(r) }
-func (d *reportDecoder) TagName() string { return "#EXT-X-RENDITION-REPORT:" }
-func (d *reportDecoder) SegmentTag() bool {
-	return false
-}
+func (r rawTag) TagName() string       { return "#EXT-X-RENDITION-REPORT:" }
+func (r rawTag) Encode() *bytes.Buffer { return bytes.NewBufferString(string(r)) }
+func (r rawTag) String() string        { return string(r) }
+
+func (d *reportDecoder) TagName() string  { return "#EXT-X-RENDITION-REPORT:" }
+func (d *reportDecoder) SegmentTag() bool { return false }
 
 func (d *reportDecoder) Decode(line string) (m3u8.CustomTag, error) {
 	r := RenditionReport{LastPart: -1}
