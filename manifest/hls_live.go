@@ -47,8 +47,9 @@ const pdtLayout = "2006-01-02T15:04:05.000Z"
 //     longer, since every part MUST be at most the part target (bis §4.4.4.9). Set PartTarget to
 //     the real part duration in whole frames (e.g. 0.5005 s at 29.97 fps) to keep it stable.
 //   - EXT-X-SERVER-CONTROL: HOLD-BACK at least 3 target durations, PART-HOLD-BACK at least 3
-//     part targets (the default; bis §4.4.3.8 says MUST 2, SHOULD 3), CAN-SKIP-UNTIL at least 6
-//     target durations; HOLD-BACK and CAN-SKIP-UNTIL only when configured.
+//     part targets of the rendition with the longest parts (the default; bis §4.4.3.8 says
+//     MUST 2, SHOULD 3, and 3 × the largest part target across renditions), CAN-SKIP-UNTIL at
+//     least 6 target durations; HOLD-BACK and CAN-SKIP-UNTIL only when configured.
 //   - Delta update (opt.Skip, CAN-SKIP-UNTIL on, not ended; bis §6.2.5.1): segments that end
 //     more than the skip boundary before the last segment's end become one EXT-X-SKIP; media
 //     sequence, discontinuity sequence and target stay the full playlist's (bis §4.4.5.2). The
@@ -71,16 +72,11 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 	}
 	target := max((longest+extinfScale/2)/extinfScale, int64((l.TargetDuration+time.Second/2)/time.Second), 1)
 
-	var partTarget int64
+	var partTarget, maxPartTarget int64
 	if parts {
-		partTarget = durationUnits(l.PartTarget)
-		for _, s := range segs {
-			for _, part := range s.Parts {
-				partTarget = max(partTarget, extinfUnits(part.Duration, ts))
-			}
-		}
-		for _, part := range t.LiveParts {
-			partTarget = max(partTarget, extinfUnits(part.Duration, ts))
+		partTarget = l.partTargetUnits(t)
+		for _, o := range p.Tracks() {
+			maxPartTarget = max(maxPartTarget, l.partTargetUnits(o))
 		}
 	}
 
@@ -97,8 +93,9 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 		control = append(control, "HOLD-BACK="+units(max(durationUnits(l.HoldBack), 3*target*extinfScale)))
 	}
 	if parts {
-		// Required with EXT-X-PART-INF (bis §4.4.3.8).
-		control = append(control, "PART-HOLD-BACK="+units(max(durationUnits(l.PartHoldBack), 3*partTarget)))
+		// Required with EXT-X-PART-INF; at least 3 part targets of the rendition with the
+		// longest ones, so that all renditions play at the same distance (bis §4.4.3.8).
+		control = append(control, "PART-HOLD-BACK="+units(max(durationUnits(l.PartHoldBack), 3*maxPartTarget)))
 	}
 
 	// The end of the last complete segment: the reference for skipping and for part listing.
@@ -193,6 +190,21 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 		b.WriteString("\n")
 	}
 	return []byte(b.String())
+}
+
+// partTargetUnits is t's PART-TARGET in EXTINF units: the configured part target rounded up,
+// or t's longest part if that is longer.
+func (l *Live) partTargetUnits(t *Track) int64 {
+	u := durationUnits(l.PartTarget)
+	for _, s := range t.Segments {
+		for _, part := range s.Parts {
+			u = max(u, extinfUnits(part.Duration, t.Timescale))
+		}
+	}
+	for _, part := range t.LiveParts {
+		u = max(u, extinfUnits(part.Duration, t.Timescale))
+	}
+	return u
 }
 
 func writePart(b *strings.Builder, part Part, timescale uint32) {

@@ -32,10 +32,11 @@ func TestHLSLiveGolden(t *testing.T) {
 `, n)
 	}
 	// 7 × 2.002 s = 14.014 s after the epoch; the discontinuity before 8 adds 3 s of outage.
+	// PART-HOLD-BACK is 3 × the audio rendition's 0.512 s part target (bis §4.4.3.8).
 	want := `#EXTM3U
 #EXT-X-VERSION:6
 #EXT-X-TARGETDURATION:2
-#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5015
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.536
 #EXT-X-PART-INF:PART-TARGET=0.5005
 #EXT-X-MEDIA-SEQUENCE:7
 #EXT-X-DISCONTINUITY-SEQUENCE:1
@@ -310,7 +311,7 @@ func TestHLSLiveSnapshots(t *testing.T) {
 				t.Errorf("parsed %d parts, want %d", len(pl.PartialSegments), w.parts)
 			}
 			if tc.spec.parts {
-				if pl.PartTargetDuration != 0.5005 || pl.ServerControl == nil || pl.ServerControl.PartHoldBack != 1.5015 ||
+				if pl.PartTargetDuration != 0.5005 || pl.ServerControl == nil || pl.ServerControl.PartHoldBack != 1.536 ||
 					!pl.ServerControl.CanBlockReload || pl.ServerControl.CanSkipUntil != 12 {
 					t.Errorf("parsed PART-TARGET %v, server control %+v", pl.PartTargetDuration, pl.ServerControl)
 				}
@@ -394,8 +395,8 @@ func between(s, from, to string) string {
 }
 
 // bis §4.4.3.7 and §4.4.3.8: the part target covers every part, and the server-control
-// values respect their floors (HOLD-BACK ≥ 3 × target, PART-HOLD-BACK ≥ 3 × part target as
-// the SHOULD, CAN-SKIP-UNTIL ≥ 6 × target). The audio track's AAC parts (up to 24 frames =
+// values respect their floors (HOLD-BACK ≥ 3 × target, PART-HOLD-BACK ≥ 3 × the largest part
+// target of any rendition as the SHOULD, CAN-SKIP-UNTIL ≥ 6 × target). The audio track's AAC parts (up to 24 frames =
 // 0.512 s) are longer than the configured 0.5005 s.
 func TestHLSLiveServerControl(t *testing.T) {
 	tests := []struct {
@@ -416,18 +417,19 @@ func TestHLSLiveServerControl(t *testing.T) {
 			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12", ""},
 		{"skip boundary kept", false, false, func(l *Live) { l.CanSkipUntil = 24 * time.Second },
 			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=24", ""},
+		// The audio's parts are up to 0.512 s, so PART-HOLD-BACK is at least 1.536 s for all.
 		{"parts: default part hold-back", true, false, func(l *Live) {},
-			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5015", "PART-TARGET=0.5005"},
+			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.536", "PART-TARGET=0.5005"},
 		{"parts: part hold-back below 3 part targets is raised", true, false, func(l *Live) { l.PartHoldBack = time.Second },
-			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5015", "PART-TARGET=0.5005"},
+			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.536", "PART-TARGET=0.5005"},
 		{"parts: part hold-back kept", true, false, func(l *Live) { l.PartHoldBack = 2 * time.Second },
 			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=2", "PART-TARGET=0.5005"},
 		{"parts: PART-HOLD-BACK even without anything else", true, false, func(l *Live) { l.CanBlockReload, l.CanSkipUntil = false, 0 },
-			"PART-HOLD-BACK=1.5015", "PART-TARGET=0.5005"},
+			"PART-HOLD-BACK=1.536", "PART-TARGET=0.5005"},
 		{"parts: part target raised to the longest part", true, true, func(l *Live) {},
 			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.536", "PART-TARGET=0.512"},
 		{"parts: configured part target rounds up", true, false, func(l *Live) { l.PartTarget = 333333333 },
-			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5015", "PART-TARGET=0.5005"},
+			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.536", "PART-TARGET=0.5005"},
 		{"parts: configured part target above the parts", true, false, func(l *Live) { l.PartTarget = 666666666 },
 			"CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=2.00001", "PART-TARGET=0.66667"},
 	}
