@@ -74,23 +74,27 @@ func newTrackWriter(src *inputTrack, id, dir string, single bool) (*trackWriter,
 	return w, nil
 }
 
-// initSegment encodes ftyp+moov for the track, with the input's own sample entry so that
-// codec configuration (SPS/PPS, AudioSpecificConfig, pasp, colr…) is carried over untouched.
-func (w *trackWriter) initSegment() ([]byte, error) {
+// initSegment encodes ftyp+moov for the track.
+func (w *trackWriter) initSegment() ([]byte, error) { return encodeInit(w.src, w.track.Language) }
+
+// encodeInit encodes ftyp+moov for src, with the input's own sample entry so that codec
+// configuration (SPS/PPS, AudioSpecificConfig, pasp, colr…) is carried over untouched, and
+// bcp47 as its language ("" for undetermined).
+func encodeInit(src *inputTrack, bcp47 string) ([]byte, error) {
 	init := mp4.CreateEmptyInit()
 	// mdhd holds an ISO 639-2 code; elng (added by mp4ff for anything else) the full tag.
 	lang := "und"
-	if tag, err := language.Parse(w.track.Language); err == nil && w.track.Language != "" {
-		lang = w.track.Language
+	if tag, err := language.Parse(bcp47); err == nil && bcp47 != "" {
+		lang = bcp47
 		if base, conf := tag.Base(); conf == language.Exact && base.String() == lang {
 			lang = base.ISO3()
 		}
 	}
-	trak := init.AddEmptyTrack(w.src.timescale, w.src.kind.String(), lang)
-	trak.Mdia.Minf.Stbl.Stsd.AddChild(w.src.entry)
-	if w.src.kind == manifest.Video {
-		trak.Tkhd.Width = mp4.Fixed32(w.src.width << 16)
-		trak.Tkhd.Height = mp4.Fixed32(w.src.height << 16)
+	trak := init.AddEmptyTrack(src.timescale, src.kind.String(), lang)
+	trak.Mdia.Minf.Stbl.Stsd.AddChild(src.entry)
+	if src.kind == manifest.Video {
+		trak.Tkhd.Width = mp4.Fixed32(src.width << 16)
+		trak.Tkhd.Height = mp4.Fixed32(src.height << 16)
 	}
 	var buf bytes.Buffer
 	if err := init.Encode(&buf); err != nil {

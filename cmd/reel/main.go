@@ -35,6 +35,7 @@ func commands() []command {
 	return []command{
 		{"package", "package MP4 renditions into CMAF segments with HLS and DASH manifests", runPackage},
 		{"origin", "serve packaged presentations over HTTP, ready for a CDN", runOrigin},
+		{"live", "package and serve live channels (HLS, LL-HLS, DASH) with a DVR window", runLive},
 		{"edge", "run the caching reverse proxy in front of an origin", runEdge},
 		{"version", "print the version", runVersion},
 		{"help", "show help for a command", runHelp},
@@ -52,10 +53,11 @@ Commands:
 Examples:
   reel package samples/ladder_720p.mp4 samples/ladder_480p.mp4 samples/ladder_360p.mp4 -o out/vod
   reel origin --dir out --listen 127.0.0.1:8080
+  reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_360p.mp4
   reel edge --origin http://127.0.0.1:8080 --listen 127.0.0.1:8081
   reel package -h
 
-Coming in later releases: live, demo.
+Coming in later releases: demo.
 `
 
 func main() {

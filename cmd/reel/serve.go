@@ -32,6 +32,11 @@ type listening struct {
 func serveUntilSignal(cmd string, stderr io.Writer, grace time.Duration, servers ...listening) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return serveUntilSignalCtx(ctx, cmd, stderr, grace, servers...)
+}
+
+// serveUntilSignalCtx is serveUntilSignal with the stop signal given as ctx.
+func serveUntilSignalCtx(ctx context.Context, cmd string, stderr io.Writer, grace time.Duration, servers ...listening) int {
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() { errc <- s.srv.Serve(s.ln) }()

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/reelvideo/reel/packager"
+	"github.com/reelvideo/reel/packager/live"
+)
+
+const liveUsage = `Usage:
+  reel live --loop NAME=FILE[,FILE…] [--loop …] [--listen ADDR] [--dir DIR]
+
+Packages live channels and serves them: HLS and LL-HLS (parts, preload hints, blocking
+playlist reload, delta updates, rendition reports) and DASH (dynamic MPD, low-latency when parts
+are on), with a sliding live window and a DVR window kept on disk. Each channel is served at
+  /live/NAME/master.m3u8   and   /live/NAME/manifest.mpd
+
+Sources:
+  --loop NAME=FILES   replays MP4 files (a ladder, as 'reel package' takes it) in real time,
+                      looping forever: a live channel without an encoder
+
+Examples:
+  reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_480p.mp4,samples/ladder_360p.mp4
+  reel live --loop demo=samples/ladder_360p.mp4 --part 0 --segment 4s   # plain HLS, no parts
+  reel live --loop a=samples/ladder_720p.mp4 --loop b=samples/ladder_360p.mp4 --listen 127.0.0.1:8090
+`
+
+// loopFlag collects repeated --loop NAME=FILE[,FILE…] values.
+type loopFlag []loopSource
+
+type loopSource struct {
+	name  string
+	files []string
+}
+
+func (l *loopFlag) String() string { return "" }
+
+func (l *loopFlag) Set(v string) error {
+	name, files, ok := strings.Cut(v, "=")
+	if !ok || name == "" || files == "" {
+		return errors.New("want NAME=FILE[,FILE…]")
+	}
+	src := loopSource{name: name}
+	for f := range strings.SplitSeq(files, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			src.files = append(src.files, f)
+		}
+	}
+	*l = append(*l, src)
+	return nil
+}
+
+func runLive(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("live", flag.ContinueOnError)
+	var loops loopFlag
+	fs.Var(&loops, "loop", "a looped channel: NAME=FILE[,FILE…] (repeatable)")
+	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
+	dir := fs.String("dir", filepath.Join("out", "live"), "where segments are kept (the DVR window), one folder per channel")
+	segment := fs.Duration("segment", 2*time.Second, "segment target duration (segments start at keyframes)")
+	part := fs.Duration("part", 500*time.Millisecond, "LL-HLS part duration; 0 turns parts off")
+	window := fs.Duration("window", 30*time.Second, "how far back live playlists and MPDs reach")
+	dvr := fs.Duration("dvr", 2*time.Hour, "how long segments stay on disk for players that seek back")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = usageFunc(fs, liveUsage)
+	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(loops) == 0 {
+		fmt.Fprintln(stderr, "reel live: no channel: give at least one --loop NAME=FILE (run 'reel live -h')")
+		return exitUsage
+	}
+
+	srv := live.NewServer(logger)
+	var channels []*live.Channel
+	for _, l := range loops {
+		ch, err := live.NewChannel(live.Config{
+			Name: l.name, Dir: filepath.Join(*dir, l.name),
+			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, Logger: logger,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
+			return exitFailure
+		}
+		if err := srv.Add(ch); err != nil {
+			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
+			return exitFailure
+		}
+		channels = append(channels, ch)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
+		return exitFailure
+	}
+
+	// Sources run until the signal that stops the server; a source failing stops everything
+	// (a channel that silently stopped advancing would be worse).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var wg sync.WaitGroup
+	srcErr := make(chan error, len(loops))
+	for i, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := packager.Loop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Logger: logger}); err != nil {
+				srcErr <- fmt.Errorf("channel %s: %w", l.name, err)
+				stop()
+			}
+		}()
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "reel live serving at %s\n", base)
+	for _, l := range loops {
+		fmt.Fprintf(stdout, "  %s/live/%s/master.m3u8  %s/live/%s/manifest.mpd\n", base, l.name, base, l.name)
+	}
+	code = serveUntilSignalCtx(ctx, "live", stderr, 5*time.Second, listening{&http.Server{
+		Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	}, ln})
+	stop()
+	wg.Wait()
+	select {
+	case err := <-srcErr:
+		fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
+		return exitFailure
+	default:
+	}
+	return code
+}

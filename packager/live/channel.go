@@ -1,0 +1,307 @@
+// Package live is Reel's live packager: CMAF fragments from a source (a looped file, an fMP4
+// pipe, an encoder's HTTP ingest) are appended to a Channel, which cuts them into segments and
+// LL-HLS parts, keeps the live window in memory and the DVR window on disk, and renders HLS,
+// LL-HLS and DASH on request from one snapshot of its presentation model.
+//
+// Segments are cut on a time grid shared by every track: segment k covers media time
+// [k·T, (k+1)·T) from the channel's time origin, starting at the first independent fragment
+// at or after the grid line. Renditions encoded with aligned keyframes (what an ABR ladder
+// needs anyway) therefore get the same segment numbers for the same media time, without the
+// tracks having to wait for each other.
+package live
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/reelvideo/reel/manifest"
+)
+
+// Config configures a channel.
+type Config struct {
+	Name string
+	// Dir holds the channel's segments on disk (the DVR window), one folder per track.
+	Dir string
+	// SegmentDuration is the segment target (default 2 s); PartDuration the LL-HLS part target
+	// (0 turns parts off; a source cuts its fragments to it).
+	SegmentDuration time.Duration
+	PartDuration    time.Duration
+	// Window is how far back live playlists and MPDs reach (default 30 s); DVR how long
+	// segments stay on disk for players that seek back (default 2 h, at least Window).
+	Window time.Duration
+	DVR    time.Duration
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.SegmentDuration <= 0 {
+		c.SegmentDuration = 2 * time.Second
+	}
+	if c.Window <= 0 {
+		c.Window = 30 * time.Second
+	}
+	if c.DVR < c.Window {
+		c.DVR = max(c.Window, 2*time.Hour)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Fragment is one CMAF chunk of a track (moof+mdat), as a source delivers it.
+type Fragment struct {
+	Data        []byte
+	Decode      uint64 // baseMediaDecodeTime, in the track's timescale
+	Duration    uint64
+	Independent bool // starts with a sync sample
+}
+
+// Errors a source gets back from Append; the channel keeps going and nothing published changes.
+var (
+	ErrUnknownTrack = errors.New("unknown track")
+	ErrBackwards    = errors.New("fragment starts before the end of the previous one")
+	ErrEnded        = errors.New("channel has ended")
+)
+
+// Channel is one live presentation being produced.
+type Channel struct {
+	cfg Config
+
+	mu      sync.Mutex
+	tracks  []*track
+	byID    map[string]*track
+	start   time.Time // wall-clock time of media time zero (DASH availabilityStartTime)
+	started bool
+	ended   bool
+	changed chan struct{} // closed (and replaced) on every change, to wake blocked requests
+}
+
+// NewChannel makes an empty channel; tracks are added with AddTrack before fragments arrive.
+func NewChannel(cfg Config) (*Channel, error) {
+	cfg.defaults()
+	if cfg.Name == "" || !validName(cfg.Name) {
+		return nil, fmt.Errorf("channel name %q: use letters, digits, '-' and '_'", cfg.Name)
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("channel " + cfg.Name + ": no storage folder")
+	}
+	if cfg.PartDuration >= cfg.SegmentDuration {
+		return nil, fmt.Errorf("channel %s: part duration %v must be shorter than the segment duration %v", cfg.Name, cfg.PartDuration, cfg.SegmentDuration)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
+	}
+	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{})}, nil
+}
+
+// Name is the channel's name (its URL path element).
+func (c *Channel) Name() string { return c.cfg.Name }
+
+// SegmentDuration and PartDuration are the channel's targets (PartDuration 0: no parts).
+func (c *Channel) SegmentDuration() time.Duration { return c.cfg.SegmentDuration }
+func (c *Channel) PartDuration() time.Duration    { return c.cfg.PartDuration }
+
+// AddTrack registers a rendition: its description (ID, kind, codecs, timescale, resolution,
+// bandwidth…) and its init segment.
+func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
+	if !validName(info.ID) || info.Timescale == 0 || len(init) == 0 {
+		return fmt.Errorf("channel %s: bad track %q (timescale %d, init %d bytes)", c.cfg.Name, info.ID, info.Timescale, len(init))
+	}
+	dir := filepath.Join(c.cfg.Dir, info.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
+	}
+	if err := writeAtomic(filepath.Join(dir, manifest.InitSegmentName), init); err != nil {
+		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, dup := c.byID[info.ID]; dup {
+		return fmt.Errorf("channel %s: track %q added twice", c.cfg.Name, info.ID)
+	}
+	info.InitURI = manifest.InitSegmentName
+	info.SegmentTemplate = "seg_$Number$.m4s"
+	t := &track{info: info, init: init, dir: dir, grid: gridUnits(c.cfg.SegmentDuration, info.Timescale)}
+	c.tracks = append(c.tracks, t)
+	c.byID[info.ID] = t
+	return nil
+}
+
+// SetStart fixes the wall-clock time of media time zero. Sources that know it (the looped
+// source, an encoder with producer reference times) call it before the first Append;
+// otherwise the first fragment's arrival sets it.
+func (c *Channel) SetStart(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started {
+		c.start, c.started = t, true
+	}
+}
+
+// Append adds a fragment to a track. Fragments must follow each other in time; a fragment that
+// starts before the previous one ended is refused (ErrBackwards) and nothing changes.
+func (c *Channel) Append(trackID string, f Fragment) error {
+	if f.Duration == 0 || len(f.Data) == 0 {
+		return fmt.Errorf("track %s: empty fragment", trackID)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return ErrEnded
+	}
+	t := c.byID[trackID]
+	if t == nil {
+		return fmt.Errorf("%w %q", ErrUnknownTrack, trackID)
+	}
+	if !c.started {
+		c.start = time.Now().Add(-time.Duration(float64(f.Decode) / float64(t.info.Timescale) * float64(time.Second)))
+		c.started = true
+	}
+	if t.lastNumber() != nil && f.Decode < t.end && !t.discPending {
+		// After a discontinuity time may restart; otherwise going back would rewrite the past.
+		return fmt.Errorf("track %s: %w (%d < %d)", trackID, ErrBackwards, f.Decode, t.end)
+	}
+	complete, err := t.append(f, c.pdt(t, f.Decode))
+	if err != nil {
+		return err
+	}
+	if complete != nil {
+		if err := c.store(t, complete); err != nil {
+			c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", complete.number, "err", err)
+		}
+		c.expire(t)
+	}
+	c.wake()
+	return nil
+}
+
+// Discontinuity marks that the next fragments don't continue the previous ones (an encoder
+// reconnected, a source restarted): every track starts a new segment, flagged
+// EXT-X-DISCONTINUITY.
+func (c *Channel) Discontinuity() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.tracks {
+		t.discPending = true
+		if t.cur != nil {
+			t.cur.forceEnd = true
+		}
+	}
+	c.wake()
+}
+
+// End finishes the event: the segment in progress is completed and manifests get
+// EXT-X-ENDLIST / a static MPD.
+func (c *Channel) End() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
+	c.ended = true
+	for _, t := range c.tracks {
+		if s := t.finish(); s != nil {
+			if err := c.store(t, s); err != nil {
+				c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
+			}
+		}
+	}
+	c.wake()
+}
+
+// pdt is the wall-clock time of media time dec on track t.
+func (c *Channel) pdt(t *track, dec uint64) time.Time {
+	return c.start.Add(time.Duration(float64(dec) / float64(t.info.Timescale) * float64(time.Second)))
+}
+
+// wake releases every request blocked on a change. c.mu is held.
+func (c *Channel) wake() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// store writes a complete segment to disk (the DVR copy) and keeps its bytes in memory while it
+// is in the live window. c.mu is held; the write is small (one segment) and atomic.
+func (c *Channel) store(t *track, s *segment) error {
+	return writeAtomic(filepath.Join(t.dir, segmentName(s.number)), s.data)
+}
+
+// expire drops parts of segments too old to be listed, segment bytes older than the live
+// window from memory, and segments older than the DVR window from disk. c.mu is held.
+func (c *Channel) expire(t *track) {
+	ts := uint64(t.info.Timescale)
+	partKeep := uint64(4 * c.cfg.SegmentDuration.Seconds() * float64(ts))
+	memKeep := uint64((c.cfg.Window + 2*c.cfg.SegmentDuration).Seconds() * float64(ts))
+	dvrKeep := uint64(c.cfg.DVR.Seconds() * float64(ts))
+	drop := 0
+	for i, s := range t.segs {
+		age := t.end - (s.start + s.duration)
+		if age > partKeep {
+			s.parts = nil
+		}
+		if age > memKeep {
+			s.data = nil
+		}
+		if age > dvrKeep {
+			os.Remove(filepath.Join(t.dir, segmentName(s.number)))
+			drop = i + 1
+		}
+	}
+	if drop > 0 {
+		for _, s := range t.segs[:drop] {
+			if s.disc {
+				t.discDropped++
+			}
+		}
+		t.segs = append(t.segs[:0:0], t.segs[drop:]...)
+	}
+}
+
+func segmentName(n uint64) string { return "seg_" + strconv.FormatUint(n, 10) + ".m4s" }
+
+func partName(n uint64, p int) string {
+	return "seg_" + strconv.FormatUint(n, 10) + "." + strconv.Itoa(p) + ".m4s"
+}
+
+func gridUnits(d time.Duration, timescale uint32) uint64 {
+	return uint64(d.Seconds()*float64(timescale) + 0.5)
+}
+
+// validName allows names that are safe as one URL path element and one folder name.
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// writeAtomic writes data to path through a temporary file and a rename, so a reader never sees
+// a partial segment and a crash leaves either the old state or the new one.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

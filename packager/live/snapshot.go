@@ -1,0 +1,87 @@
+package live
+
+import (
+	"time"
+
+	"github.com/reelvideo/reel/manifest"
+)
+
+// snapshot is the channel's presentation at one instant: what every manifest of one request
+// renders. c.mu is held.
+func (c *Channel) snapshot(now time.Time, timeURL string) *manifest.Presentation {
+	p := &manifest.Presentation{Live: &manifest.Live{
+		TargetDuration:             c.cfg.SegmentDuration,
+		PartTarget:                 c.cfg.PartDuration,
+		Ended:                      c.ended,
+		CanBlockReload:             true,
+		CanSkipUntil:               max(6*c.cfg.SegmentDuration, c.cfg.Window/2),
+		AvailabilityStart:          c.start,
+		PublishTime:                now,
+		MinimumUpdatePeriod:        c.cfg.SegmentDuration,
+		TimeShiftBufferDepth:       c.cfg.Window,
+		SuggestedPresentationDelay: 3 * c.cfg.SegmentDuration,
+		UTCTimingURL:               timeURL,
+	}}
+	if c.cfg.PartDuration > 0 {
+		p.Live.SuggestedPresentationDelay = 3 * c.cfg.PartDuration
+		p.Live.HoldBack = 3 * c.cfg.SegmentDuration
+		p.Live.PartHoldBack = 3 * c.cfg.PartDuration
+	}
+	if p.Live.CanSkipUntil >= c.cfg.Window {
+		p.Live.CanSkipUntil = 0 // a window too short for delta updates to save anything
+	}
+	for _, t := range c.tracks {
+		mt := t.info // a copy: the snapshot is rendered without the lock
+		if mt.PeakBandwidth == 0 {
+			mt.PeakBandwidth = t.peakBits
+			mt.AverageBandwidth = t.peakBits
+		}
+		mt.Segments, mt.DiscontinuitySequence = t.window(c.cfg.Window, c.cfg.PartDuration > 0)
+		if t.cur != nil {
+			mt.NextNumber, mt.NextProgramDateTime, mt.NextDiscontinuity = t.cur.number, t.cur.pdt, t.cur.disc
+			if c.cfg.PartDuration > 0 {
+				for i, pt := range t.cur.parts {
+					mt.LiveParts = append(mt.LiveParts, manifest.Part{Duration: pt.duration, URI: partName(t.cur.number, i), Independent: pt.independent})
+				}
+			}
+		} else if last := t.lastNumber(); last != nil {
+			mt.NextNumber = *last + 1
+		}
+		if mt.Kind == manifest.Video {
+			p.Video = append(p.Video, &mt)
+		} else {
+			p.Audio = append(p.Audio, &mt)
+		}
+	}
+	return p
+}
+
+// window returns the complete segments within the live window (ending no more than w before
+// the live edge), and the discontinuity sequence number of the first one.
+func (t *track) window(w time.Duration, withParts bool) ([]manifest.Segment, uint64) {
+	reach := uint64(w.Seconds() * float64(t.info.Timescale))
+	first := len(t.segs)
+	for first > 0 && t.end-(t.segs[first-1].start+t.segs[first-1].duration) < reach {
+		first--
+	}
+	disc := t.discDropped
+	for _, s := range t.segs[:first] {
+		if s.disc {
+			disc++
+		}
+	}
+	out := make([]manifest.Segment, 0, len(t.segs)-first)
+	for _, s := range t.segs[first:] {
+		ms := manifest.Segment{
+			Start: s.start, Duration: s.duration, URI: segmentName(s.number), Size: s.size,
+			Number: s.number, ProgramDateTime: s.pdt, Discontinuity: s.disc,
+		}
+		if withParts {
+			for i, pt := range s.parts {
+				ms.Parts = append(ms.Parts, manifest.Part{Duration: pt.duration, URI: partName(s.number, i), Independent: pt.independent})
+			}
+		}
+		out = append(out, ms)
+	}
+	return out, disc
+}

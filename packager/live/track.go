@@ -1,0 +1,108 @@
+package live
+
+import (
+	"time"
+
+	"github.com/reelvideo/reel/manifest"
+)
+
+// segment is one media segment of a track: complete, or the one being produced (track.cur).
+type segment struct {
+	number   uint64
+	start    uint64 // media time of its first fragment
+	duration uint64 // so far, while in progress
+	gridEnd  uint64 // the grid line after which the next independent fragment starts a new segment
+	pdt      time.Time
+	disc     bool
+	forceEnd bool // a discontinuity is pending: the next fragment starts a new segment
+
+	parts []part // every fragment is a part; dropped once too old to be listed
+	data  []byte // the whole segment once complete, while in the live window (else on disk)
+	size  int64
+}
+
+// part is one fragment of a segment, as LL-HLS lists it and LL-DASH streams it.
+type part struct {
+	data        []byte
+	duration    uint64
+	independent bool
+}
+
+// track is one rendition's state inside a Channel (guarded by Channel.mu).
+type track struct {
+	info manifest.Track
+	init []byte
+	dir  string
+	grid uint64 // segment target in the track's timescale
+
+	segs []*segment // complete segments still on disk, oldest first
+	cur  *segment   // the segment being produced, nil between segments
+	end  uint64     // media time where the last fragment ended
+
+	discPending bool   // the next segment follows a discontinuity
+	discDropped uint64 // discontinuities that left the DVR window
+	peakBits    int    // highest segment bitrate seen, for BANDWIDTH when the source gives none
+}
+
+// nextNumber is the number the next segment will get: one past the last (media sequence
+// numbers never skip, RFC 8216 §6.2.1); the first segment takes its place on the time grid, so
+// that tracks starting together agree on numbers.
+func (t *track) nextNumber(decode uint64) uint64 {
+	if last := t.lastNumber(); last != nil {
+		return *last + 1
+	}
+	return decode / t.grid
+}
+
+func (t *track) lastNumber() *uint64 {
+	switch {
+	case t.cur != nil:
+		return &t.cur.number
+	case len(t.segs) > 0:
+		return &t.segs[len(t.segs)-1].number
+	}
+	return nil
+}
+
+// append adds f at wall-clock time pdt and returns the segment it completed, if any.
+func (t *track) append(f Fragment, pdt time.Time) (*segment, error) {
+	var done *segment
+	if s := t.cur; s != nil && f.Independent && (s.forceEnd || f.Decode+t.grid/20 >= s.gridEnd) {
+		done = t.finish()
+	}
+	if t.cur == nil {
+		n := t.nextNumber(f.Decode)
+		t.cur = &segment{
+			number:  n,
+			start:   f.Decode,
+			gridEnd: (f.Decode/t.grid + 1) * t.grid,
+			pdt:     pdt,
+			disc:    t.discPending && (len(t.segs) > 0 || done != nil),
+		}
+		t.discPending = false
+	}
+	s := t.cur
+	s.parts = append(s.parts, part{data: f.Data, duration: f.Duration, independent: f.Independent})
+	s.duration = f.Decode + f.Duration - s.start
+	s.size += int64(len(f.Data))
+	t.end = f.Decode + f.Duration
+	return done, nil
+}
+
+// finish completes the segment in progress and returns it (nil if there is none).
+func (t *track) finish() *segment {
+	s := t.cur
+	if s == nil {
+		return nil
+	}
+	t.cur = nil
+	s.data = make([]byte, 0, s.size)
+	for _, p := range s.parts {
+		s.data = append(s.data, p.data...)
+	}
+	if secs := float64(s.duration) / float64(t.info.Timescale); secs > 0 {
+		t.peakBits = max(t.peakBits, int(float64(s.size*8)/secs))
+	}
+	t.segs = append(t.segs, s)
+	return s
+}

@@ -1,0 +1,330 @@
+package packager
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/reelvideo/reel/manifest"
+	"github.com/reelvideo/reel/packager/live"
+)
+
+// LoopOptions configure a looped live source.
+type LoopOptions struct {
+	// Inputs form the ladder, chosen as Package chooses: the first video track of each file,
+	// audio from the first file with video and audio, and every audio-only file.
+	Inputs    []string
+	Languages []string
+	// Loops is how many times the inputs play before the event ends (0: until ctx ends).
+	Loops int
+	// FragmentDuration is the length of the fragments appended (default: the channel's part
+	// duration, or its segment duration when parts are off).
+	FragmentDuration time.Duration
+	Logger           *slog.Logger
+	// Clock paces the source; nil means the wall clock. Tests pass a faster one.
+	Clock func() time.Time
+	Sleep func(context.Context, time.Duration) error
+}
+
+// loopTrack is one rendition of the looped ladder with its samples in memory (a few tens of
+// bytes each: a two-hour file is a few megabytes of metadata).
+type loopTrack struct {
+	src     *inputTrack
+	id      string
+	samples []sample
+	period  uint64 // the loop length in this track's timescale
+	next    int    // index of the next sample to send within the current loop
+	loop    uint64 // loops completed
+	seq     uint32
+}
+
+// Loop replays the inputs on ch as a live ladder in real time until ctx ends (or opt.Loops
+// loops are done, which ends the event). Fragments are cut on a grid of FragmentDuration and
+// appended when their media time is due, re-timed so that each loop continues the previous:
+// the loop length is the first video track's duration, and every track is trimmed or left
+// short to it, so audio and video never drift apart however long the channel runs.
+func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Clock == nil {
+		opt.Clock = time.Now
+	}
+	if opt.Sleep == nil {
+		opt.Sleep = sleepCtx
+	}
+	frag := opt.FragmentDuration
+	if frag <= 0 {
+		frag = ch.PartDuration()
+	}
+	if frag <= 0 {
+		frag = ch.SegmentDuration()
+	}
+	if len(opt.Inputs) == 0 {
+		return errors.New("no input files to loop")
+	}
+	langs, err := parseLanguages(opt.Languages)
+	if err != nil {
+		return err
+	}
+	var inputs []*inputFile
+	defer func() {
+		for _, in := range inputs {
+			in.Close()
+		}
+	}()
+	for _, path := range opt.Inputs {
+		in, err := openGuarded(path)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, in)
+	}
+	videos, audios, err := selectTracks(inputs)
+	if err != nil {
+		return err
+	}
+	for i, l := range langs {
+		if i < len(audios) && l != "" {
+			audios[i].language = l
+		}
+	}
+	tracks, err := loadLoopTracks(append(append([]*inputTrack{}, videos...), audios...))
+	if err != nil {
+		return err
+	}
+	// The loop length: the reference video track's duration, in every track's timescale.
+	ref := tracks[0]
+	var refDur uint64
+	if n := len(ref.samples); n > 0 {
+		refDur = ref.samples[n-1].dts + uint64(ref.samples[n-1].dur)
+	}
+	if refDur == 0 {
+		return inputErr(ref.src.in.path, errors.New("video track has no duration"))
+	}
+	for i, t := range tracks {
+		t.period = (refDur*uint64(t.src.timescale) + uint64(ref.src.timescale)/2) / uint64(ref.src.timescale)
+		t.trimTo(t.period)
+		info, init, err := t.describe(i == len(videos))
+		if err != nil {
+			return inputErr(t.src.in.path, err)
+		}
+		if err := ch.AddTrack(info, init); err != nil {
+			return err
+		}
+	}
+
+	start := opt.Clock()
+	ch.SetStart(start)
+	opt.Logger.Info("live: looping", "channel", ch.Name(), "inputs", len(opt.Inputs), "tracks", len(tracks),
+		"loop", time.Duration(float64(refDur)/float64(ref.src.timescale)*float64(time.Second)).Round(time.Millisecond))
+	for j := uint64(1); ; j++ {
+		// Part j-1 covers media time [(j-1)·frag, j·frag); it is complete, hence appended, at j·frag.
+		due := start.Add(time.Duration(j) * frag)
+		if err := opt.Sleep(ctx, due.Sub(opt.Clock())); err != nil {
+			return nil // stopped: the channel stays as it is (a restart continues it)
+		}
+		end := time.Duration(j) * frag
+		finished := true
+		for _, t := range tracks {
+			if opt.Loops > 0 && t.loop >= uint64(opt.Loops) {
+				continue
+			}
+			finished = false
+			limit := uint64(end.Seconds()*float64(t.src.timescale) + 0.5)
+			f, err := t.fragment(limit, opt.Loops)
+			if err != nil {
+				return inputErr(t.src.in.path, err)
+			}
+			if f == nil {
+				continue
+			}
+			if err := ch.Append(t.id, *f); err != nil {
+				return fmt.Errorf("channel %s: %w", ch.Name(), err)
+			}
+		}
+		if finished {
+			ch.End()
+			return nil
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func loadLoopTracks(srcs []*inputTrack) ([]*loopTrack, error) {
+	ids := newIDs()
+	var out []*loopTrack
+	for _, src := range srcs {
+		it, err := src.newIter()
+		if err != nil {
+			return nil, inputErr(src.in.path, err)
+		}
+		t := &loopTrack{src: src, id: ids.forTrack(src)}
+		for {
+			s, err := it.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, inputErr(src.in.path, err)
+			}
+			if s.off < 0 || s.off+int64(s.size) > src.in.size {
+				return nil, inputErr(src.in.path, fmt.Errorf("truncated: sample data at offset %d+%d lies past the end of the file", s.off, s.size))
+			}
+			t.samples = append(t.samples, s)
+		}
+		if len(t.samples) == 0 {
+			return nil, inputErr(src.in.path, fmt.Errorf("%s track %d has no samples", src.kind, src.trackID))
+		}
+		if src.kind == manifest.Video && !t.samples[0].sync {
+			return nil, inputErr(src.in.path, errors.New("video does not start with a keyframe"))
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// trimTo keeps the samples that start within one loop period, shortening the last one so the
+// next loop starts exactly where this one ends.
+func (t *loopTrack) trimTo(period uint64) {
+	n := 0
+	for n < len(t.samples) && t.samples[n].dts < period {
+		n++
+	}
+	t.samples = t.samples[:n]
+	if n > 0 {
+		last := &t.samples[n-1]
+		if end := last.dts + uint64(last.dur); end > period {
+			last.dur = uint32(period - last.dts)
+		}
+	}
+}
+
+// describe is the channel's view of the track, with its init segment and bandwidths measured
+// over the file (peak over two-second windows, RFC 8216 §4.3.4.2).
+func (t *loopTrack) describe(firstAudio bool) (manifest.Track, []byte, error) {
+	init, err := encodeInit(t.src, t.src.language)
+	if err != nil {
+		return manifest.Track{}, nil, err
+	}
+	info := manifest.Track{
+		ID: t.id, Kind: t.src.kind, Codecs: t.src.codecs, Timescale: t.src.timescale,
+		Width: t.src.width, Height: t.src.height, SAR: t.src.sar,
+		SampleRate: t.src.sampleRate, Channels: t.src.channels, Language: t.src.language,
+	}
+	if info.Kind == manifest.Audio {
+		info.Default = firstAudio
+		info.Name = audioName(info.Language, 0)
+	}
+	durCount := map[uint32]int{}
+	window := uint64(2 * t.src.timescale)
+	var winBytes, total int64
+	var winStart uint64
+	for _, s := range t.samples {
+		durCount[s.dur]++
+		if s.dts-winStart >= window {
+			info.PeakBandwidth = max(info.PeakBandwidth, int(winBytes*8/2))
+			winStart, winBytes = s.dts, 0
+		}
+		winBytes += int64(s.size)
+		total += int64(s.size)
+	}
+	info.PeakBandwidth = max(info.PeakBandwidth, int(winBytes*8/2))
+	if secs := float64(t.period) / float64(t.src.timescale); secs > 0 {
+		info.AverageBandwidth = int(float64(total*8) / secs)
+	}
+	if info.Kind == manifest.Video {
+		var best uint32
+		for d, n := range durCount {
+			if n > durCount[best] || (n == durCount[best] && d < best) {
+				best = d
+			}
+		}
+		if best > 0 {
+			info.FrameRate = reduce(int(t.src.timescale), int(best))
+		}
+	}
+	return info, init, nil
+}
+
+// fragment encodes the samples whose continuous decode time is below limit (moof+mdat), moving
+// on to the next loop when the file's samples run out. It returns nil when no sample is due.
+func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
+	var chunk []sample
+	var base uint64
+	for {
+		if t.next == len(t.samples) {
+			t.next = 0
+			t.loop++
+			if loops > 0 && t.loop >= uint64(loops) {
+				break
+			}
+		}
+		offset := t.loop * t.period
+		s := t.samples[t.next]
+		if offset+s.dts >= limit {
+			break
+		}
+		if len(chunk) > 0 && t.next == 0 {
+			break // a fragment never spans the loop point: its samples come from two timelines
+		}
+		if len(chunk) == 0 {
+			base = offset + s.dts
+		}
+		chunk = append(chunk, s)
+		t.next++
+	}
+	if len(chunk) == 0 {
+		return nil, nil
+	}
+	t.seq++
+	frag, err := mp4.CreateFragment(t.seq, 1)
+	if err != nil {
+		return nil, err
+	}
+	negative := false
+	var dur uint64
+	for _, s := range chunk {
+		flags := mp4.NonSyncSampleFlags
+		if s.sync {
+			flags = mp4.SyncSampleFlags
+		}
+		frag.AddSample(mp4.NewSample(flags, s.dur, s.size, s.cto), base)
+		negative = negative || s.cto < 0
+		dur += uint64(s.dur)
+	}
+	if negative {
+		frag.Moof.Traf.Trun.Version = 1 // signed composition offsets, ISO/IEC 14496-12 §8.8.8
+	}
+	var buf bytes.Buffer
+	if err := frag.Encode(&buf); err != nil { // moof + mdat header; the payload follows
+		return nil, fmt.Errorf("encoding fragment: %w", err)
+	}
+	for _, s := range chunk {
+		buf.Grow(int(s.size))
+		b := buf.AvailableBuffer()[:s.size]
+		if _, err := t.src.in.f.ReadAt(b, s.off); err != nil {
+			return nil, fmt.Errorf("reading sample at offset %d: %w", s.off, err)
+		}
+		buf.Write(b)
+	}
+	return &live.Fragment{Data: buf.Bytes(), Decode: base, Duration: dur, Independent: chunk[0].sync}, nil
+}
