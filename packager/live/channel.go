@@ -167,7 +167,10 @@ func (c *Channel) Append(trackID string, f Fragment) error {
 		// After a discontinuity time may restart; otherwise going back would rewrite the past.
 		return fmt.Errorf("track %s: %w (%d < %d)", trackID, ErrBackwards, f.Decode, t.end)
 	}
-	complete, err := t.append(f, c.pdt(t, f.Decode))
+	if t.anchorPDT.IsZero() {
+		t.anchorPDT = c.start
+	}
+	complete, err := t.append(f, time.Now())
 	if err != nil {
 		return err
 	}
@@ -215,11 +218,6 @@ func (c *Channel) End() {
 	c.wake()
 }
 
-// pdt is the wall-clock time of media time dec on track t.
-func (c *Channel) pdt(t *track, dec uint64) time.Time {
-	return c.start.Add(time.Duration(float64(dec) / float64(t.info.Timescale) * float64(time.Second)))
-}
-
 // wake releases every request blocked on a change. c.mu is held.
 func (c *Channel) wake() {
 	close(c.changed)
@@ -241,7 +239,7 @@ func (c *Channel) expire(t *track) {
 	dvrKeep := uint64(c.cfg.DVR.Seconds() * float64(ts))
 	drop := 0
 	for i, s := range t.segs {
-		age := t.end - (s.start + s.duration)
+		age := t.pos - s.endPos
 		if age > partKeep {
 			s.parts = nil
 		}

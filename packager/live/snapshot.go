@@ -61,7 +61,7 @@ func (c *Channel) snapshot(now time.Time, timeURL string) *manifest.Presentation
 func (t *track) window(w time.Duration, withParts bool) ([]manifest.Segment, uint64) {
 	reach := uint64(w.Seconds() * float64(t.info.Timescale))
 	first := len(t.segs)
-	for first > 0 && t.end-(t.segs[first-1].start+t.segs[first-1].duration) < reach {
+	for first > 0 && t.pos-t.segs[first-1].endPos < reach {
 		first--
 	}
 	disc := t.discDropped

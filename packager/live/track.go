@@ -12,6 +12,7 @@ type segment struct {
 	start    uint64 // media time of its first fragment
 	duration uint64 // so far, while in progress
 	gridEnd  uint64 // the grid line after which the next independent fragment starts a new segment
+	endPos   uint64 // track.pos at its end: ages are measured on that monotonic scale
 	pdt      time.Time
 	disc     bool
 	forceEnd bool // a discontinuity is pending: the next fragment starts a new segment
@@ -38,6 +39,13 @@ type track struct {
 	segs []*segment // complete segments still on disk, oldest first
 	cur  *segment   // the segment being produced, nil between segments
 	end  uint64     // media time where the last fragment ended
+	// pos is the media duration appended so far. Media time may restart after a discontinuity
+	// (an encoder reconnecting), so how old a segment is is measured in pos, never in media time.
+	pos uint64
+	// anchorMedia/anchorPDT map media time to wall-clock time (PDT) for the current run of
+	// continuous media; a discontinuity re-anchors them.
+	anchorMedia uint64
+	anchorPDT   time.Time
 
 	discPending bool   // the next segment follows a discontinuity
 	discDropped uint64 // discontinuities that left the DVR window
@@ -64,20 +72,35 @@ func (t *track) lastNumber() *uint64 {
 	return nil
 }
 
-// append adds f at wall-clock time pdt and returns the segment it completed, if any.
-func (t *track) append(f Fragment, pdt time.Time) (*segment, error) {
+// pdt is the wall-clock time of media time dec in the current run.
+func (t *track) pdt(dec uint64) time.Time {
+	d := int64(dec) - int64(t.anchorMedia)
+	return t.anchorPDT.Add(time.Duration(float64(d) / float64(t.info.Timescale) * float64(time.Second)))
+}
+
+// append adds f and returns the segment it completed, if any. now is the wall-clock time,
+// used to re-anchor PDT after a discontinuity.
+func (t *track) append(f Fragment, now time.Time) (*segment, error) {
 	var done *segment
 	if s := t.cur; s != nil && f.Independent && (s.forceEnd || f.Decode+t.grid/20 >= s.gridEnd) {
 		done = t.finish()
 	}
 	if t.cur == nil {
-		n := t.nextNumber(f.Decode)
+		disc := t.discPending && (len(t.segs) > 0 || done != nil)
+		if disc {
+			// The new run starts now, and never before the previous one ended.
+			prevEnd := t.pdt(t.end)
+			t.anchorMedia, t.anchorPDT = f.Decode, now
+			if now.Before(prevEnd) {
+				t.anchorPDT = prevEnd
+			}
+		}
 		t.cur = &segment{
-			number:  n,
+			number:  t.nextNumber(f.Decode),
 			start:   f.Decode,
 			gridEnd: (f.Decode/t.grid + 1) * t.grid,
-			pdt:     pdt,
-			disc:    t.discPending && (len(t.segs) > 0 || done != nil),
+			pdt:     t.pdt(f.Decode),
+			disc:    disc,
 		}
 		t.discPending = false
 	}
@@ -86,6 +109,8 @@ func (t *track) append(f Fragment, pdt time.Time) (*segment, error) {
 	s.duration = f.Decode + f.Duration - s.start
 	s.size += int64(len(f.Data))
 	t.end = f.Decode + f.Duration
+	t.pos += f.Duration
+	s.endPos = t.pos
 	return done, nil
 }
 
