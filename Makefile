@@ -41,6 +41,7 @@ bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk)
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/
 	$(GO) test -run='^$$' -fuzz='^FuzzCheckPath$$' -fuzztime=$(FUZZTIME) ./packager/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadStream$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/
 	$(GO) test -run='^$$' -fuzz='^FuzzLifetime$$' -fuzztime=$(FUZZTIME) ./edge/policy/
 	$(GO) test -run='^$$' -fuzz='^FuzzKey$$' -fuzztime=$(FUZZTIME) ./edge/cachekey/
 	$(GO) test -run='^$$' -fuzz='^FuzzStatus$$' -fuzztime=$(FUZZTIME) ./edge/cachestatus/

@@ -21,21 +21,25 @@ import (
 )
 
 const liveUsage = `Usage:
-  reel live --loop NAME=FILE[,FILE…] [--loop …] [--listen ADDR] [--dir DIR]
+  reel live (--loop NAME=FILE[,FILE…] | --stdin NAME)… [--listen ADDR] [--dir DIR]
 
 Packages live channels and serves them: HLS and LL-HLS (parts, preload hints, blocking
 playlist reload, delta updates, rendition reports) and DASH (dynamic MPD, low-latency when parts
 are on), with a sliding live window and a DVR window kept on disk. Each channel is served at
   /live/NAME/master.m3u8   and   /live/NAME/manifest.mpd
 
-Sources:
+Sources (each names its channel):
   --loop NAME=FILES   replays MP4 files (a ladder, as 'reel package' takes it) in real time,
                       looping forever: a live channel without an encoder
+  --stdin NAME        reads a fragmented MP4 stream on standard input, e.g. from
+                      ffmpeg … -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof
+                      -frag_duration 500000 pipe:1; the event ends with the stream
 
 Examples:
   reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_480p.mp4,samples/ladder_360p.mp4
   reel live --loop demo=samples/ladder_360p.mp4 --part 0 --segment 4s   # plain HLS, no parts
   reel live --loop a=samples/ladder_720p.mp4 --loop b=samples/ladder_360p.mp4 --listen 127.0.0.1:8090
+  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof pipe:1 | reel live --stdin news
 `
 
 // loopFlag collects repeated --loop NAME=FILE[,FILE…] values.
@@ -67,6 +71,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
 	var loops loopFlag
 	fs.Var(&loops, "loop", "a looped channel: NAME=FILE[,FILE…] (repeatable)")
+	stdinName := fs.String("stdin", "", "a channel NAME fed by a fragmented MP4 stream on standard input")
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
 	dir := fs.String("dir", filepath.Join("out", "live"), "where segments are kept (the DVR window), one folder per channel")
 	segment := fs.Duration("segment", 2*time.Second, "segment target duration (segments start at keyframes)")
@@ -79,16 +84,23 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(loops) == 0 {
-		fmt.Fprintln(stderr, "reel live: no channel: give at least one --loop NAME=FILE (run 'reel live -h')")
+	if len(loops) == 0 && *stdinName == "" {
+		fmt.Fprintln(stderr, "reel live: no channel: give --loop NAME=FILE or --stdin NAME (run 'reel live -h')")
 		return exitUsage
+	}
+	names := []string{}
+	for _, l := range loops {
+		names = append(names, l.name)
+	}
+	if *stdinName != "" {
+		names = append(names, *stdinName)
 	}
 
 	srv := live.NewServer(logger)
 	var channels []*live.Channel
-	for _, l := range loops {
+	for _, name := range names {
 		ch, err := live.NewChannel(live.Config{
-			Name: l.name, Dir: filepath.Join(*dir, l.name),
+			Name: name, Dir: filepath.Join(*dir, name),
 			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, Logger: logger,
 		})
 		if err != nil {
@@ -112,7 +124,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var wg sync.WaitGroup
-	srcErr := make(chan error, len(loops))
+	srcErr := make(chan error, len(names))
 	for i, l := range loops {
 		wg.Add(1)
 		go func() {
@@ -123,10 +135,19 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
+	if *stdinName != "" {
+		// The stream's end ends the event (ENDLIST, static MPD); the server keeps serving it
+		// until stopped, so players and the DVR can still reach it.
+		go func() {
+			if err := packager.ReadStream(ctx, os.Stdin, channels[len(channels)-1], packager.StreamOptions{Name: "stdin", Logger: logger}); err != nil {
+				fmt.Fprintf(stderr, "reel live: channel %s: %s\n", *stdinName, oneLine(err))
+			}
+		}()
+	}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "reel live serving at %s\n", base)
-	for _, l := range loops {
-		fmt.Fprintf(stdout, "  %s/live/%s/master.m3u8  %s/live/%s/manifest.mpd\n", base, l.name, base, l.name)
+	for _, name := range names {
+		fmt.Fprintf(stdout, "  %s/live/%s/master.m3u8  %s/live/%s/manifest.mpd\n", base, name, base, name)
 	}
 	code = serveUntilSignalCtx(ctx, "live", stderr, 5*time.Second, listening{&http.Server{
 		Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

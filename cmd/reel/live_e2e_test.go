@@ -16,13 +16,16 @@ import (
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
-// startLive runs `reel live` with args and returns its base URL once it serves.
-func startLive(t *testing.T, bin string, args ...string) string {
+// startLive runs `reel live` with args (and stdin, when not nil) and returns its base URL
+// once it serves.
+func startLive(t *testing.T, bin string, stdin io.Reader, args ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, append([]string{"live", "--listen", addr, "--dir", t.TempDir(), "--log-level", "warn"}, args...)...)
+	cmd.Stdin = stdin
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -73,8 +76,14 @@ func (f *follower) get(url string) (int, []byte, error) {
 // followHLS polls a media playlist like a player until ctx ends, fetching every new segment.
 func (f *follower) followHLS(ctx context.Context, playlist string) {
 	dir := playlist[:strings.LastIndex(playlist, "/")+1]
+	started := false
 	for ctx.Err() == nil {
 		code, body, err := f.get(playlist)
+		if code == http.StatusNotFound && !started {
+			time.Sleep(200 * time.Millisecond) // the channel's tracks are not known yet
+			continue
+		}
+		started = true
 		if err != nil || code != 200 {
 			f.t.Errorf("playlist: %d %v", code, err)
 			return
@@ -156,12 +165,12 @@ func (f *follower) check(what string) {
 }
 
 // followDASH polls the MPD like a player and fetches each new segment of every representation.
-func followDASH(ctx context.Context, t *testing.T, base string) (segments int) {
+func followDASH(ctx context.Context, t *testing.T, base, channel string) (segments int) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	seen := map[string]uint64{} // representation → next expected number
 	started := false
 	for ctx.Err() == nil {
-		resp, err := client.Get(base + "/live/demo/manifest.mpd")
+		resp, err := client.Get(base + "/live/" + channel + "/manifest.mpd")
 		if err != nil {
 			t.Errorf("MPD: %v", err)
 			return
@@ -204,7 +213,7 @@ func followDASH(ctx context.Context, t *testing.T, base string) (segments int) {
 							t.Errorf("%s: segment %d listed but %d never was (gap)", rep.Id, num, next)
 						}
 						if !ok || num >= next {
-							url := base + "/live/demo/" + strings.ReplaceAll(strings.ReplaceAll(st.Media, "$RepresentationID$", rep.Id), "$Number$", fmt.Sprint(num))
+							url := base + "/live/" + channel + "/" + strings.ReplaceAll(strings.ReplaceAll(st.Media, "$RepresentationID$", rep.Id), "$Number$", fmt.Sprint(num))
 							r, err := client.Get(url)
 							if err != nil || r.StatusCode != 200 {
 								t.Errorf("%s: %v %v", url, err, r)
@@ -229,27 +238,51 @@ func followDASH(ctx context.Context, t *testing.T, base string) (segments int) {
 	return segments
 }
 
-// TestLiveThroughEdge: the pure-Go looped source → `reel live` → `reel edge` → clients that
-// follow the HLS playlists and the MPD like players for 30 s: media sequence increasing, no
-// gaps, every listed segment 200, PDT continuous, no discontinuity.
+// TestLiveThroughEdge: two channels of one `reel live` — the pure-Go looped source, and ffmpeg
+// encoding a test pattern in real time into --stdin — through `reel edge`, each followed by
+// clients that read the HLS playlists and the MPD like players for 30 s: media sequence
+// increasing, no gaps, every listed segment 200, PDT continuous, no discontinuity.
 func TestLiveThroughEdge(t *testing.T) {
 	bin := buildReel(t)
-	origin := startLive(t, bin, "--loop", "demo="+sample("ladder_480p.mp4")+","+sample("ladder_360p.mp4"), "--window", "8s")
+	ffmpeg := testkit.RequireTool(t, "ffmpeg")
+	enc := exec.Command(ffmpeg, "-v", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "45", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
+		"-c:a", "aac", "-b:a", "64k",
+		"-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "500000", "pipe:1")
+	encOut, err := enc.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.Stderr = os.Stderr
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { enc.Process.Kill(); enc.Wait() })
+	origin := startLive(t, bin, encOut, "--loop", "demo="+sample("ladder_480p.mp4")+","+sample("ladder_360p.mp4"), "--stdin", "cam", "--window", "8s")
 	_, edge := startEdge(t, bin, "--origin", origin)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	video, audio := newFollower(t), newFollower(t)
+	followers := map[string]*follower{}
 	var wg sync.WaitGroup
-	var dashSegments int
-	wg.Add(3)
-	go func() { defer wg.Done(); video.followHLS(ctx, edge+"/live/demo/video_360p/index.m3u8") }()
-	go func() { defer wg.Done(); audio.followHLS(ctx, edge+"/live/demo/audio/index.m3u8") }()
-	go func() { defer wg.Done(); dashSegments = followDASH(ctx, t, edge) }()
+	for _, pl := range []string{"demo/video_360p", "demo/audio", "cam/video_180p", "cam/audio"} {
+		f := newFollower(t)
+		followers[pl] = f
+		wg.Add(1)
+		go func() { defer wg.Done(); f.followHLS(ctx, edge+"/live/"+pl+"/index.m3u8") }()
+	}
+	dash := map[string]*int{"demo": new(int), "cam": new(int)}
+	for name, n := range dash {
+		wg.Add(1)
+		go func() { defer wg.Done(); *n = followDASH(ctx, t, edge, name) }()
+	}
 	wg.Wait()
-	video.check("video_360p")
-	audio.check("audio")
-	if dashSegments < 30 {
-		t.Errorf("DASH follower fetched %d segments in 30s (3 representations, 2s segments)", dashSegments)
+	for pl, f := range followers {
+		f.check(pl)
+	}
+	// 30 s of 2 s segments, minus the wait for the first: at least ~12 per representation.
+	if *dash["demo"] < 30 || *dash["cam"] < 20 {
+		t.Errorf("DASH followers fetched %d (demo, 3 representations) and %d (cam, 2) segments in 30s", *dash["demo"], *dash["cam"])
 	}
 }

@@ -1,0 +1,296 @@
+package packager
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/reelvideo/reel/manifest"
+	"github.com/reelvideo/reel/packager/live"
+)
+
+// Limits on boxes read from a stream: a corrupt or hostile size field must not make the
+// packager allocate gigabytes. A fragment of a few seconds of 4K video stays well below.
+const (
+	maxStreamMoov     = 16 << 20
+	maxStreamFragment = 256 << 20
+)
+
+// StreamOptions configure ReadStream.
+type StreamOptions struct {
+	// Name labels errors and logs (e.g. "stdin").
+	Name   string
+	Logger *slog.Logger
+}
+
+// ReadStream reads a fragmented MP4 stream (ftyp, moov, then moof+mdat pairs, as ffmpeg writes
+// with -movflags frag_keyframe+empty_moov+default_base_moof, or cmaf/frag_every_frame) and feeds
+// it to ch as a live ladder: each video and audio track of the moov becomes a rendition with its
+// own CMAF init segment, and each fragment is split per track into CMAF chunks. It returns nil at
+// the end of the stream (the event then ends) and an error naming the stream and the problem on
+// malformed input; fragments already appended stay published.
+func ReadStream(ctx context.Context, r io.Reader, ch *live.Channel, opt StreamOptions) error {
+	if opt.Name == "" {
+		opt.Name = "stream"
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &streamReader{r: bufio.NewReaderSize(r, 1<<20), ch: ch, name: opt.Name, log: opt.Logger}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil
+		}
+		box, err := s.next()
+		if err == io.EOF {
+			if s.tracks == nil {
+				return s.fail(errors.New("ended before a moov box"))
+			}
+			ch.End()
+			return nil
+		}
+		if err != nil {
+			return s.fail(err)
+		}
+		if err := s.handle(box); err != nil {
+			return s.fail(err)
+		}
+	}
+}
+
+// streamTrack is one track of the stream mapped to a channel rendition.
+type streamTrack struct {
+	src  *inputTrack
+	id   string
+	trex *mp4.TrexBox
+	seq  uint32
+}
+
+type streamReader struct {
+	r    *bufio.Reader
+	ch   *live.Channel
+	name string
+	log  *slog.Logger
+
+	pos     uint64 // stream offset of the next box (mp4ff resolves data offsets with it)
+	tracks  map[uint32]*streamTrack
+	moof    *mp4.MoofBox
+	started bool
+}
+
+func (s *streamReader) fail(err error) error {
+	return fmt.Errorf("%s: at byte %d: %w", s.name, s.pos, err)
+}
+
+// next reads the next top-level box, refusing sizes beyond the limits before reading them.
+func (s *streamReader) next() (box mp4.Box, err error) {
+	hdr, err := s.r.Peek(8)
+	if err != nil {
+		if err == io.EOF && len(hdr) == 0 {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("truncated box header: %w", io.ErrUnexpectedEOF)
+	}
+	size := uint64(binary.BigEndian.Uint32(hdr))
+	typ := string(hdr[4:8])
+	if size == 1 {
+		big, err := s.r.Peek(16)
+		if err != nil {
+			return nil, fmt.Errorf("truncated %q box header", typ)
+		}
+		size = binary.BigEndian.Uint64(big[8:16])
+	}
+	if !isBoxType(typ) {
+		return nil, fmt.Errorf("not an MP4 box (type %q): the stream is not fragmented MP4", typ)
+	}
+	limit := uint64(maxStreamFragment)
+	if typ == "moov" {
+		limit = maxStreamMoov
+	}
+	switch {
+	case size == 0:
+		return nil, fmt.Errorf("%q box extends to the end of the stream; a live stream needs sized boxes", typ)
+	case size < 8:
+		return nil, fmt.Errorf("%q box has invalid size %d", typ, size)
+	case size > limit:
+		return nil, fmt.Errorf("%q box of %d bytes is larger than the %d allowed", typ, size, limit)
+	}
+	// Memory grows with the bytes that actually arrive, not with what the header claims.
+	var buf bytes.Buffer
+	buf.Grow(int(min(size, 1<<20)))
+	if n, err := io.CopyN(&buf, s.r, int64(size)); err != nil {
+		return nil, fmt.Errorf("truncated %q box (%d of %d bytes): %w", typ, n, size, io.ErrUnexpectedEOF)
+	}
+	data := buf.Bytes()
+	hdrLen := 8
+	if binary.BigEndian.Uint32(data) == 1 {
+		hdrLen = 16
+	}
+	if _, container := containers[typ]; container {
+		if err := checkBoxTree(data[hdrLen:], 0); err != nil {
+			return nil, fmt.Errorf("corrupt %q box: %w", typ, err)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			box, err = nil, fmt.Errorf("corrupt %q box: %v", typ, r)
+		}
+	}()
+	box, err = mp4.DecodeBoxSR(s.pos, bits.NewFixedSliceReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("corrupt %q box: %w", typ, err)
+	}
+	s.pos += size
+	return box, nil
+}
+
+func (s *streamReader) handle(box mp4.Box) error {
+	switch b := box.(type) {
+	case *mp4.MoovBox:
+		if s.tracks != nil {
+			// A second moov: the encoder restarted within one stream.
+			return errors.New("a second moov box; restart the stream to change tracks")
+		}
+		return s.setup(b)
+	case *mp4.MoofBox:
+		if s.tracks == nil {
+			return errors.New("moof before moov")
+		}
+		s.moof = b
+	case *mp4.MdatBox:
+		if s.moof == nil {
+			return nil // stray mdat (a progressive file's?) before any moof: nothing to do
+		}
+		frag := &mp4.Fragment{Moof: s.moof, Mdat: b}
+		s.moof = nil
+		return s.fragment(frag)
+	}
+	return nil // ftyp, styp, sidx, emsg, free…
+}
+
+// setup registers the moov's video and audio tracks with the channel.
+func (s *streamReader) setup(moov *mp4.MoovBox) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("corrupt moov: %v", r)
+		}
+	}()
+	in := &inputFile{path: s.name, moov: moov, fragmented: true}
+	if err := in.describeTracks(); err != nil {
+		return err
+	}
+	if len(in.tracks) == 0 {
+		return errors.New("no video or audio track")
+	}
+	s.tracks = map[uint32]*streamTrack{}
+	ids := newIDs()
+	audio := 0
+	for _, t := range in.tracks {
+		st := &streamTrack{src: t, id: ids.forTrack(t)}
+		if moov.Mvex != nil {
+			for _, trex := range moov.Mvex.Trexs {
+				if trex.TrackID == t.trackID {
+					st.trex = trex
+				}
+			}
+		}
+		if st.trex == nil {
+			st.trex = &mp4.TrexBox{TrackID: t.trackID}
+		}
+		init, err := encodeInit(t, t.language)
+		if err != nil {
+			return err
+		}
+		info := manifest.Track{
+			ID: st.id, Kind: t.kind, Codecs: t.codecs, Timescale: t.timescale,
+			Width: t.width, Height: t.height, SAR: t.sar,
+			SampleRate: t.sampleRate, Channels: t.channels, Language: t.language,
+		}
+		if t.kind == manifest.Audio {
+			info.Default = audio == 0
+			info.Name = audioName(t.language, audio)
+			audio++
+		}
+		if err := s.ch.AddTrack(info, init); err != nil {
+			return err
+		}
+		s.tracks[t.trackID] = st
+	}
+	return nil
+}
+
+// fragment splits one moof+mdat into a CMAF chunk per track and appends them.
+func (s *streamReader) fragment(frag *mp4.Fragment) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("corrupt fragment: %v", r)
+		}
+	}()
+	if !s.started {
+		s.ch.SetStart(time.Now())
+		s.started = true
+	}
+	for _, traf := range frag.Moof.Trafs {
+		if traf.Tfhd == nil {
+			return errors.New("traf without tfhd")
+		}
+		st := s.tracks[traf.Tfhd.TrackID]
+		if st == nil {
+			continue // a track we don't carry (text, timecode)
+		}
+		samples, err := frag.GetFullSamples(st.trex)
+		if err != nil {
+			return fmt.Errorf("track %d: %w", traf.Tfhd.TrackID, err)
+		}
+		if len(samples) == 0 {
+			continue
+		}
+		f, err := st.chunk(samples)
+		if err != nil {
+			return fmt.Errorf("track %d: %w", traf.Tfhd.TrackID, err)
+		}
+		if err := s.ch.Append(st.id, f); err != nil {
+			// One track's bad fragment (time going backwards…) is reported, and the others go on.
+			s.log.Warn("live: fragment refused", "stream", s.name, "track", st.id, "err", err)
+		}
+	}
+	return nil
+}
+
+// chunk encodes samples as a single-track CMAF chunk (moof+mdat, track 1 as in our init).
+func (st *streamTrack) chunk(samples []mp4.FullSample) (live.Fragment, error) {
+	st.seq++
+	out, err := mp4.CreateFragment(st.seq, 1)
+	if err != nil {
+		return live.Fragment{}, err
+	}
+	var dur uint64
+	negative := false
+	for _, fs := range samples {
+		if int(fs.Size) != len(fs.Data) {
+			return live.Fragment{}, fmt.Errorf("sample of %d bytes has %d bytes of data", fs.Size, len(fs.Data))
+		}
+		fs.CompositionTimeOffset -= int32(st.src.shift)
+		negative = negative || fs.CompositionTimeOffset < 0
+		out.AddFullSample(fs)
+		dur += uint64(fs.Dur)
+	}
+	if negative {
+		out.Moof.Traf.Trun.Version = 1 // signed composition offsets, ISO/IEC 14496-12 §8.8.8
+	}
+	var buf bytes.Buffer
+	if err := out.Encode(&buf); err != nil {
+		return live.Fragment{}, err
+	}
+	first := samples[0]
+	independent := st.src.kind == manifest.Audio || mp4.IsSyncSampleFlags(first.Flags)
+	return live.Fragment{Data: buf.Bytes(), Decode: first.DecodeTime, Duration: dur, Independent: independent}, nil
+}
