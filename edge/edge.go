@@ -53,6 +53,9 @@ type Edge struct {
 	ahead    aheadSet // slices read ahead, for counting the ones used
 	// metaLocks serialise recording sliced objects' metas (by key hash; sliceEpoch).
 	metaLocks [64]sync.Mutex
+	// streams are the objects of unknown length being stored as slices, by key
+	// (*sliceStream), for the requests that join their fills.
+	streams sync.Map
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.

@@ -181,7 +181,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 			return
 		}
 	}
-	e.publish(f, r, res, cond, resp, gen, reqTime, respTime)
+	e.publish(f, r, up, res, cond, resp, gen, reqTime, respTime)
 }
 
 // publishIfStored serves a fill from the cache when the object was stored between the
@@ -228,12 +228,19 @@ func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 // publish hands a fetched response to the fill: stored and shared when storable, relayed
 // when short, streamed to the leader alone otherwise. gen is the key's invalidation count
 // when the fetch began.
-func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *cached, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
+func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupResult, cond *cached, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
 	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, res.pol)
 	vary := resp.Header.Values("Vary")
 	vk, varyOK := policy.VaryKey(vary, r.Header)
 	size := resp.ContentLength
 	storable = storable && varyOK
+	if storable && len(vary) == 0 && e.cfg.SliceSize > 0 && streamableUnknownLength(resp) &&
+		e.streamSlices(f, r, up, res, resp, gen, reqTime, respTime) {
+		// Unknown length (chunked) at an origin that serves ranges: stored as slices while
+		// it streams to every request of the fill, its meta recorded once it ended complete
+		// (slicestream.go) — whatever its length turns out to be, and without a tier's limit.
+		return
+	}
 	sliceable := size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && identity(resp.Header, size) != ""
 	whole := storable && !(sliceable && e.cfg.SliceThreshold > 0 && size > int64(e.cfg.SliceThreshold))
 	inMemory := whole && size >= 0 && e.mem.Fits(size) && e.reserveFillMem(size)
@@ -253,9 +260,10 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, res lookupResult, cond *ca
 			return
 		}
 		if size < 0 {
-			// Unknown length (chunked) and no disk tier: the leader streams it directly,
-			// and a copy is kept and stored if the body ends complete within the memory
-			// tier's object limit. (Waiters meanwhile fetch on their own.)
+			// Unknown length (chunked), no disk tier, and nothing to slice it by (no strong
+			// ETag or no Accept-Ranges, see above): the leader streams it directly, and a
+			// copy is kept and stored if the body ends complete within the memory tier's
+			// object limit. (Waiters meanwhile fetch on their own.)
 			reason = "unknown-length"
 			direct := &teeStore{ReadCloser: resp.Body, limit: e.mem.MaxObject()}
 			direct.complete = func(data []byte) {

@@ -34,6 +34,10 @@ import (
 // and invalidations drop it) and checked on every slice: bytes of two versions are never
 // mixed into one response.
 //
+// A whole-object response that is to be stored as slices — of unknown length at an origin
+// that serves ranges — is cut into them as it streams, every request of its fill reading the
+// one origin response (slicestream.go).
+//
 // Slices are keyed with an epoch: a random number chosen when the meta is recorded and kept
 // in it (so on disk too). Dropping the meta — a purge, an invalidation, a changed object —
 // drops the epoch, and the next meta has a new one, so every slice stored before is
@@ -193,6 +197,15 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		storedMeta = meta.obj
 	}
 	rng := r.Header.Get("Range")
+	gen := e.gen(res.key).Load()
+	if !known && rng == "" {
+		// An object of unknown length being stored as slices by a stream: read from it.
+		if v, ok := e.streams.Load(res.key); ok {
+			if st := v.(*sliceStream); st.gen == gen && st.size < 0 && e.serveStream(w, r, st, res) {
+				return true
+			}
+		}
+	}
 	var start int64
 	if !known && rng != "" {
 		// Cold: the lowest first byte says which slice to fetch before the length is known
@@ -203,7 +216,6 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		}
 		start = first
 	}
-	gen := e.gen(res.key).Load()
 
 	// The slice holding the first requested byte, fetched (or found) first: it tells the
 	// object's length and identity when they are not known yet.
@@ -682,12 +694,14 @@ func (e *Edge) runSliceFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 		resp.ContentLength != b-a+1 || !storable || len(resp.Header.Values("Vary")) > 0 || identity(resp.Header, total) == "" {
 		if resp.StatusCode == http.StatusPartialContent {
 			// A partial answer we can't keep as a slice: every waiting request asks the origin
-			// for its own range instead.
+			// for its own range instead, and is passed the answer uncached. That includes a
+			// 206 whose Content-Range says "bytes a-b/*" (complete length unknown, RFC 9110
+			// §14.4): a slice's meta needs the object's length.
 			resp.Body.Close()
 			f.Fail(errNotSliceable)
 			return
 		}
-		e.publish(f, whole, res, nil, resp, gen, reqTime, respTime)
+		e.publish(f, whole, up, res, nil, resp, gen, reqTime, respTime)
 		return
 	}
 	header := policy.HeaderToStore(resp.Header, res.pol)
@@ -746,12 +760,36 @@ func (e *Edge) sliceEpoch(res lookupResult, gen uint64, header http.Header, reqT
 	for epoch == 0 {
 		epoch = rand.Uint64()
 	}
+	e.putMeta(res, header, epoch, reqTime, respTime)
+	return epoch
+}
+
+// recordMeta records the meta of an object whose slices are stored under epoch already (one
+// of unknown length, complete now: header has its length), unless the URL was invalidated
+// since gen or another version of the object was recorded meanwhile. A meta of the same
+// version is replaced: the slices under epoch are complete.
+func (e *Edge) recordMeta(res lookupResult, gen uint64, header http.Header, epoch uint64, reqTime, respTime time.Time) bool {
+	mu := &e.metaLocks[fnv32(res.key)%uint32(len(e.metaLocks))]
+	mu.Lock()
+	defer mu.Unlock()
+	if e.gen(res.key).Load() != gen {
+		return false
+	}
+	total, _ := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
+	if meta, ok := e.loadSliceMeta(res.key); ok && meta.identity != identity(header, total) {
+		return false
+	}
+	e.putMeta(res, header, epoch, reqTime, respTime)
+	return true
+}
+
+// putMeta stores a sliced object's meta in both tiers; the caller holds its meta lock.
+func (e *Edge) putMeta(res lookupResult, header http.Header, epoch uint64, reqTime, respTime time.Time) {
 	mh := header.Clone()
 	mh.Set(epochField, strconv.FormatUint(epoch, 10))
 	e.mem.Put(res.key, nil, metaVariant, withFreshness(&store.Object{Status: http.StatusOK, Header: mh, RequestTime: reqTime, ResponseTime: respTime}, res.pol))
 	e.persist(&store.DiskObject{Primary: res.key, VaryKey: metaVariant, Status: http.StatusOK, Header: mh,
 		RequestTime: reqTime, ResponseTime: respTime}, nil)
-	return epoch
 }
 
 // storeSlice stores slice idx of an object under epoch (from sliceEpoch; 0 stores nothing),

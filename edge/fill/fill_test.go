@@ -335,3 +335,39 @@ func TestHoldReveal(t *testing.T) {
 		t.Fatalf("aborted body revealed held bytes: %q %v", got, err)
 	}
 }
+
+// TestWithdraw: a fill held by a request can't be withdrawn; once nobody holds it, Withdraw
+// takes it out of the table, and the next Join for its key starts a new fill instead of
+// joining the abandoned one.
+func TestWithdraw(t *testing.T) {
+	tbl := NewTable()
+	end := make(chan struct{})
+	run := func(ctx context.Context, f *Fill) {
+		b := NewMemoryBody()
+		f.SetHead(Head{Status: 200, Shareable: true}, b)
+		<-end
+		b.Finish(errors.New("abandoned"))
+	}
+	f, leader := tbl.Join(context.Background(), "k", run)
+	if !leader || f.Holders() != 1 {
+		t.Fatalf("leader %v, holders %d", leader, f.Holders())
+	}
+	g, leader := tbl.Join(context.Background(), "k", run)
+	if leader || g != f || f.Holders() != 2 {
+		t.Fatalf("second join: leader %v, same fill %v, holders %d", leader, g == f, f.Holders())
+	}
+	f.Done()
+	if tbl.Withdraw(f) {
+		t.Fatal("withdrew a fill a request still holds")
+	}
+	g.Done()
+	if !tbl.Withdraw(f) || tbl.Len() != 0 {
+		t.Fatalf("withdraw of an unheld fill: table holds %d", tbl.Len())
+	}
+	h, leader := tbl.Join(context.Background(), "k", func(ctx context.Context, f *Fill) { f.Fail(errors.New("new")) })
+	defer h.Done()
+	if !leader || h == f {
+		t.Fatal("a join after Withdraw joined the withdrawn fill")
+	}
+	close(end)
+}

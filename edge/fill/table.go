@@ -100,6 +100,13 @@ func (f *Fill) releaseBody() {
 	}
 }
 
+// Holders is how many requests hold the fill: joined it and have not called Done yet.
+func (f *Fill) Holders() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refs
+}
+
 // Key is the cache key the fill is for.
 func (f *Fill) Key() string { return f.key }
 
@@ -223,6 +230,23 @@ func (t *Table) Join(ctx context.Context, key string, run func(ctx context.Conte
 		run(context.WithoutCancel(ctx), f)
 	}()
 	return f, true
+}
+
+// Withdraw takes f out of the table if no request holds it, and reports whether it did: once
+// withdrawn, no request can join it any more (a later Join for its key starts a new fill), so
+// whoever drives it may give it up without failing anyone.
+func (t *Table) Withdraw(f *Fill) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refs > 0 {
+		return false
+	}
+	if t.fills[f.key] == f {
+		delete(t.fills, f.key)
+	}
+	return true
 }
 
 // Len is the number of fills in progress.
