@@ -192,6 +192,9 @@ func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
 		c.stopPeerWatch()
 	}()
 	c.srv.Handler.ServeHTTP(w, req)
+	// The context ends when the handler returns, before the client can see the response's end
+	// (as with net/http); the deferred call covers a handler that panics.
+	rctx.cancel()
 	if !w.finish() {
 		return false
 	}
