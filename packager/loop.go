@@ -107,10 +107,10 @@ func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
 	if refDur == 0 {
 		return inputErr(ref.src.in.path, errors.New("video track has no duration"))
 	}
-	for i, t := range tracks {
+	for _, t := range tracks {
 		t.period = (refDur*uint64(t.src.timescale) + uint64(ref.src.timescale)/2) / uint64(ref.src.timescale)
 		t.trimTo(t.period)
-		info, init, err := t.describe(i == len(videos))
+		info, init, err := t.describe()
 		if err != nil {
 			return inputErr(t.src.in.path, err)
 		}
@@ -220,7 +220,7 @@ func (t *loopTrack) trimTo(period uint64) {
 
 // describe is the channel's view of the track, with its init segment and bandwidths measured
 // over the file (peak over two-second windows, RFC 8216 §4.3.4.2).
-func (t *loopTrack) describe(firstAudio bool) (manifest.Track, []byte, error) {
+func (t *loopTrack) describe() (manifest.Track, []byte, error) {
 	init, err := encodeInit(t.src, t.src.language)
 	if err != nil {
 		return manifest.Track{}, nil, err
@@ -231,7 +231,6 @@ func (t *loopTrack) describe(firstAudio bool) (manifest.Track, []byte, error) {
 		SampleRate: t.src.sampleRate, Channels: t.src.channels, Language: t.src.language,
 	}
 	if info.Kind == manifest.Audio {
-		info.Default = firstAudio
 		info.Name = audioName(info.Language, 0)
 	}
 	durCount := map[uint32]int{}

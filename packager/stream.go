@@ -44,17 +44,40 @@ func ReadStream(ctx context.Context, r io.Reader, ch *live.Channel, opt StreamOp
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &streamReader{r: bufio.NewReaderSize(r, 1<<20), ch: ch, name: opt.Name, log: opt.Logger}
+	s := newStreamReader(ch, opt.Name, opt.Logger, newIDs())
+	if err := s.feed(ctx, r); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if s.tracks == nil {
+		return s.fail(errors.New("ended before a moov box"))
+	}
+	ch.End()
+	return nil
+}
+
+func newStreamReader(ch *live.Channel, name string, log *slog.Logger, ids ids) *streamReader {
+	return &streamReader{ch: ch, name: name, log: log, ids: ids}
+}
+
+// feed reads boxes from r until its end, carrying the reader's state (tracks, the pending moof)
+// over from earlier bodies: an HTTP ingest sends one track's init and segments as separate
+// requests.
+func (s *streamReader) feed(ctx context.Context, r io.Reader) error {
+	s.r = bufio.NewReaderSize(r, 64<<10)
+	s.refused = nil
 	for {
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			return nil
 		}
 		box, err := s.next()
 		if err == io.EOF {
-			if s.tracks == nil {
-				return s.fail(errors.New("ended before a moov box"))
+			if s.refused != nil && s.reinit {
+				// An ingest request answers for its own track: the sender learns of it.
+				return s.fail(s.refused)
 			}
-			ch.End()
 			return nil
 		}
 		if err != nil {
@@ -68,10 +91,11 @@ func ReadStream(ctx context.Context, r io.Reader, ch *live.Channel, opt StreamOp
 
 // streamTrack is one track of the stream mapped to a channel rendition.
 type streamTrack struct {
-	src  *inputTrack
-	id   string
-	trex *mp4.TrexBox
-	seq  uint32
+	src    *inputTrack
+	id     string
+	trex   *mp4.TrexBox
+	seq    uint32
+	reinit bool // the sender sent its init again: a fragment that doesn't continue is a reconnect
 }
 
 type streamReader struct {
@@ -84,6 +108,10 @@ type streamReader struct {
 	tracks  map[uint32]*streamTrack
 	moof    *mp4.MoofBox
 	started bool
+	ids     ids   // rendition names, shared by the streams of one channel
+	refused error // the first fragment the channel refused since the last feed
+	// reinit allows a later moov: an HTTP ingest's encoder may repeat its init or reconnect.
+	reinit bool
 }
 
 func (s *streamReader) fail(err error) error {
@@ -156,8 +184,7 @@ func (s *streamReader) handle(box mp4.Box) error {
 	switch b := box.(type) {
 	case *mp4.MoovBox:
 		if s.tracks != nil {
-			// A second moov: the encoder restarted within one stream.
-			return errors.New("a second moov box; restart the stream to change tracks")
+			return s.again(b)
 		}
 		return s.setup(b)
 	case *mp4.MoofBox:
@@ -190,11 +217,11 @@ func (s *streamReader) setup(moov *mp4.MoovBox) (err error) {
 	if len(in.tracks) == 0 {
 		return errors.New("no video or audio track")
 	}
+
 	s.tracks = map[uint32]*streamTrack{}
-	ids := newIDs()
 	audio := 0
 	for _, t := range in.tracks {
-		st := &streamTrack{src: t, id: ids.forTrack(t)}
+		st := &streamTrack{src: t, id: s.ids.forTrack(t)}
 		if moov.Mvex != nil {
 			for _, trex := range moov.Mvex.Trexs {
 				if trex.TrackID == t.trackID {
@@ -215,7 +242,6 @@ func (s *streamReader) setup(moov *mp4.MoovBox) (err error) {
 			SampleRate: t.sampleRate, Channels: t.channels, Language: t.language,
 		}
 		if t.kind == manifest.Audio {
-			info.Default = audio == 0
 			info.Name = audioName(t.language, audio)
 			audio++
 		}
@@ -225,6 +251,45 @@ func (s *streamReader) setup(moov *mp4.MoovBox) (err error) {
 		s.tracks[t.trackID] = st
 	}
 	return nil
+}
+
+// again handles a moov after the first: an HTTP ingest's encoder repeating its init, or
+// reconnecting. The tracks and their sample entries (codec configuration) must be the same —
+// a changed configuration would need a new init segment mid-channel, which Reel doesn't do.
+// Whether it was a reconnect shows in the timestamps: the next fragment of each track that
+// doesn't continue the previous one starts after a discontinuity.
+func (s *streamReader) again(moov *mp4.MoovBox) error {
+	if !s.reinit {
+		return errors.New("a second moov box; restart the stream to change tracks")
+	}
+	in := &inputFile{path: s.name, moov: moov, fragmented: true}
+	if err := in.describeTracks(); err != nil {
+		return err
+	}
+	if len(in.tracks) != len(s.tracks) {
+		return fmt.Errorf("the encoder came back with %d tracks instead of %d", len(in.tracks), len(s.tracks))
+	}
+	for _, t := range in.tracks {
+		old := s.tracks[t.trackID]
+		if old == nil || !sameEntry(old.src, t) {
+			return fmt.Errorf("the encoder came back with track %d's codec configuration changed (%s); start a new channel", t.trackID, t.codecs)
+		}
+		old.src.shift = t.shift
+		old.reinit = true
+	}
+	return nil
+}
+
+// sameEntry reports whether two tracks have the same timescale and sample entry bytes.
+func sameEntry(a, b *inputTrack) bool {
+	if a.timescale != b.timescale || a.codecs != b.codecs {
+		return false
+	}
+	var x, y bytes.Buffer
+	if a.entry.Encode(&x) != nil || b.entry.Encode(&y) != nil {
+		return false
+	}
+	return bytes.Equal(x.Bytes(), y.Bytes())
 }
 
 // fragment splits one moof+mdat into a CMAF chunk per track and appends them.
@@ -257,9 +322,21 @@ func (s *streamReader) fragment(frag *mp4.Fragment) (err error) {
 		if err != nil {
 			return fmt.Errorf("track %d: %w", traf.Tfhd.TrackID, err)
 		}
-		if err := s.ch.Append(st.id, f); err != nil {
-			// One track's bad fragment (time going backwards…) is reported, and the others go on.
+		err = s.ch.Append(st.id, f)
+		if errors.Is(err, live.ErrBackwards) && st.reinit {
+			// The encoder reconnected with its clock restarted.
+			if err = s.ch.TrackDiscontinuity(st.id); err == nil {
+				err = s.ch.Append(st.id, f)
+			}
+		}
+		st.reinit = false
+		if err != nil {
+			// One track's bad fragment (time going backwards…) is refused and reported; the
+			// stream's other tracks go on.
 			s.log.Warn("live: fragment refused", "stream", s.name, "track", st.id, "err", err)
+			if s.refused == nil {
+				s.refused = fmt.Errorf("track %s: %w", st.id, err)
+			}
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,7 +22,7 @@ import (
 )
 
 const liveUsage = `Usage:
-  reel live (--loop NAME=FILE[,FILE…] | --stdin NAME)… [--listen ADDR] [--dir DIR]
+  reel live (--loop NAME=FILE[,FILE…] | --stdin NAME | --ingest NAME)… [--listen ADDR] [--dir DIR]
 
 Packages live channels and serves them: HLS and LL-HLS (parts, preload hints, blocking
 playlist reload, delta updates, rendition reports) and DASH (dynamic MPD, low-latency when parts
@@ -34,6 +35,9 @@ Sources (each names its channel):
   --stdin NAME        reads a fragmented MP4 stream on standard input, e.g. from
                       ffmpeg … -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof
                       -frag_duration 500000 pipe:1; the event ends with the stream
+  --ingest NAME       accepts CMAF pushed over HTTP PUT/POST to --ingest-listen at
+                      /ingest/NAME/… (DASH-IF live ingest; ffmpeg -f dash -method PUT);
+                      an encoder that reconnects continues the channel after a discontinuity
 
 Examples:
   reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_480p.mp4,samples/ladder_360p.mp4
@@ -41,6 +45,25 @@ Examples:
   reel live --loop a=samples/ladder_720p.mp4 --loop b=samples/ladder_360p.mp4 --listen 127.0.0.1:8090
   ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof pipe:1 | reel live --stdin news
 `
+
+// stringsFlag collects a repeated flag's values.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// requireBearer lets through only requests with "Authorization: Bearer token".
+func requireBearer(token string, h http.Handler) http.Handler {
+	want := "Bearer " + token
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="reel ingest"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // loopFlag collects repeated --loop NAME=FILE[,FILE…] values.
 type loopFlag []loopSource
@@ -72,6 +95,9 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	var loops loopFlag
 	fs.Var(&loops, "loop", "a looped channel: NAME=FILE[,FILE…] (repeatable)")
 	stdinName := fs.String("stdin", "", "a channel NAME fed by a fragmented MP4 stream on standard input")
+	var ingestNames stringsFlag
+	fs.Var(&ingestNames, "ingest", "a channel NAME fed by an encoder pushing CMAF over HTTP (repeatable)")
+	ingestListen := fs.String("ingest-listen", "127.0.0.1:8091", "address encoders push to (/ingest/NAME/…); REEL_INGEST_TOKEN, when set, is required as a bearer token")
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
 	dir := fs.String("dir", filepath.Join("out", "live"), "where segments are kept (the DVR window), one folder per channel")
 	segment := fs.Duration("segment", 2*time.Second, "segment target duration (segments start at keyframes)")
@@ -84,8 +110,8 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(loops) == 0 && *stdinName == "" {
-		fmt.Fprintln(stderr, "reel live: no channel: give --loop NAME=FILE or --stdin NAME (run 'reel live -h')")
+	if len(loops) == 0 && *stdinName == "" && len(ingestNames) == 0 {
+		fmt.Fprintln(stderr, "reel live: no channel: give --loop NAME=FILE, --stdin NAME or --ingest NAME (run 'reel live -h')")
 		return exitUsage
 	}
 	names := []string{}
@@ -95,6 +121,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	if *stdinName != "" {
 		names = append(names, *stdinName)
 	}
+	names = append(names, ingestNames...)
 
 	srv := live.NewServer(logger)
 	var channels []*live.Channel
@@ -118,6 +145,28 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
 		return exitFailure
 	}
+	servers := []listening{{&http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, ln}}
+	var ingestBase string
+	if len(ingestNames) > 0 {
+		// Publishing is not for viewers: encoders push to their own listener, with a token
+		// when one is set.
+		ing := packager.NewIngest(logger)
+		for _, ch := range channels[len(channels)-len(ingestNames):] {
+			ing.Add(ch)
+		}
+		iln, err := net.Listen("tcp", *ingestListen)
+		if err != nil {
+			fmt.Fprintf(stderr, "reel live: ingest: %s\n", oneLine(err))
+			return exitFailure
+		}
+		var h http.Handler = ing
+		if tok := strings.TrimSpace(os.Getenv("REEL_INGEST_TOKEN")); tok != "" {
+			h = requireBearer(tok, ing)
+		}
+		// No read timeout: an encoder may hold one chunked request open for a whole segment.
+		servers = append(servers, listening{&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, iln})
+		ingestBase = "http://" + iln.Addr().String()
+	}
 
 	// Sources run until the signal that stops the server; a source failing stops everything
 	// (a channel that silently stopped advancing would be worse).
@@ -139,7 +188,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		// The stream's end ends the event (ENDLIST, static MPD); the server keeps serving it
 		// until stopped, so players and the DVR can still reach it.
 		go func() {
-			if err := packager.ReadStream(ctx, os.Stdin, channels[len(channels)-1], packager.StreamOptions{Name: "stdin", Logger: logger}); err != nil {
+			if err := packager.ReadStream(ctx, os.Stdin, channels[len(loops)], packager.StreamOptions{Name: "stdin", Logger: logger}); err != nil {
 				fmt.Fprintf(stderr, "reel live: channel %s: %s\n", *stdinName, oneLine(err))
 			}
 		}()
@@ -149,9 +198,10 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	for _, name := range names {
 		fmt.Fprintf(stdout, "  %s/live/%s/master.m3u8  %s/live/%s/manifest.mpd\n", base, name, base, name)
 	}
-	code = serveUntilSignalCtx(ctx, "live", stderr, 5*time.Second, listening{&http.Server{
-		Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-	}, ln})
+	for _, name := range ingestNames {
+		fmt.Fprintf(stdout, "  encoders push %s to %s%s%s/\n", name, ingestBase, packager.IngestPath, name)
+	}
+	code = serveUntilSignalCtx(ctx, "live", stderr, 5*time.Second, servers...)
 	stop()
 	wg.Wait()
 	select {

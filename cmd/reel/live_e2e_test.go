@@ -155,7 +155,7 @@ func (f *follower) check(what string) {
 		if n > lo {
 			want := f.pdt[n-1].Add(time.Duration(f.dur[n-1] * float64(time.Second)))
 			if d := f.pdt[n].Sub(want); d > 5*time.Millisecond || d < -5*time.Millisecond {
-				f.t.Errorf("%s: segment %d PDT %v, previous ended at %v", what, n, f.pdt[n], want)
+				f.t.Errorf("%s: segment %d PDT %v, previous (%d, %.5fs at %v) ended at %v", what, n, f.pdt[n], n-1, f.dur[n-1], f.pdt[n-1], want)
 			}
 		}
 	}
@@ -238,8 +238,9 @@ func followDASH(ctx context.Context, t *testing.T, base, channel string) (segmen
 	return segments
 }
 
-// TestLiveThroughEdge: two channels of one `reel live` — the pure-Go looped source, and ffmpeg
-// encoding a test pattern in real time into --stdin — through `reel edge`, each followed by
+// TestLiveThroughEdge: three channels of one `reel live` — the pure-Go looped source, ffmpeg
+// encoding a test pattern in real time into --stdin, and ffmpeg pushing CMAF with HTTP PUT to
+// --ingest — through `reel edge`, each followed by
 // clients that read the HLS playlists and the MPD like players for 30 s: media sequence
 // increasing, no gaps, every listed segment 200, PDT continuous, no discontinuity.
 func TestLiveThroughEdge(t *testing.T) {
@@ -259,20 +260,36 @@ func TestLiveThroughEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { enc.Process.Kill(); enc.Wait() })
-	origin := startLive(t, bin, encOut, "--loop", "demo="+sample("ladder_480p.mp4")+","+sample("ladder_360p.mp4"), "--stdin", "cam", "--window", "8s")
+	ingest := freeAddr(t)
+	origin := startLive(t, bin, encOut, "--loop", "demo="+sample("ladder_480p.mp4")+","+sample("ladder_360p.mp4"), "--stdin", "cam",
+		"--ingest", "push", "--ingest-listen", ingest, "--window", "8s")
 	_, edge := startEdge(t, bin, "--origin", origin)
+	// The third channel is pushed: ffmpeg's dash muxer PUTting CMAF in real time.
+	push := exec.Command(ffmpeg, "-v", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "45", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
+		"-c:a", "aac", "-b:a", "64k",
+		"-f", "dash", "-method", "PUT", "-seg_duration", "2", "-frag_duration", "0.5", "-frag_type", "duration",
+		"-streaming", "1", "-use_template", "1", "-use_timeline", "0",
+		"-init_seg_name", "init-stream$RepresentationID$.m4s", "-media_seg_name", "chunk-stream$RepresentationID$-$Number%05d$.m4s",
+		"http://"+ingest+"/ingest/push/manifest.mpd")
+	push.Stderr = os.Stderr
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { push.Process.Kill(); push.Wait() })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	followers := map[string]*follower{}
 	var wg sync.WaitGroup
-	for _, pl := range []string{"demo/video_360p", "demo/audio", "cam/video_180p", "cam/audio"} {
+	for _, pl := range []string{"demo/video_360p", "demo/audio", "cam/video_180p", "cam/audio", "push/video_180p", "push/audio"} {
 		f := newFollower(t)
 		followers[pl] = f
 		wg.Add(1)
 		go func() { defer wg.Done(); f.followHLS(ctx, edge+"/live/"+pl+"/index.m3u8") }()
 	}
-	dash := map[string]*int{"demo": new(int), "cam": new(int)}
+	dash := map[string]*int{"demo": new(int), "cam": new(int), "push": new(int)}
 	for name, n := range dash {
 		wg.Add(1)
 		go func() { defer wg.Done(); *n = followDASH(ctx, t, edge, name) }()
@@ -282,7 +299,8 @@ func TestLiveThroughEdge(t *testing.T) {
 		f.check(pl)
 	}
 	// 30 s of 2 s segments, minus the wait for the first: at least ~12 per representation.
-	if *dash["demo"] < 30 || *dash["cam"] < 20 {
-		t.Errorf("DASH followers fetched %d (demo, 3 representations) and %d (cam, 2) segments in 30s", *dash["demo"], *dash["cam"])
+	if *dash["demo"] < 30 || *dash["cam"] < 20 || *dash["push"] < 20 {
+		t.Errorf("DASH followers fetched %d (demo, 3 representations), %d (cam, 2) and %d (push, 2) segments in 30s",
+			*dash["demo"], *dash["cam"], *dash["push"])
 	}
 }

@@ -199,6 +199,23 @@ func (c *Channel) Discontinuity() {
 	c.wake()
 }
 
+// TrackDiscontinuity is Discontinuity for one track: a sender of that track alone reconnected
+// (HTTP ingest sends each track on its own).
+func (c *Channel) TrackDiscontinuity(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.byID[id]
+	if t == nil {
+		return fmt.Errorf("%w %q", ErrUnknownTrack, id)
+	}
+	t.discPending = true
+	if t.cur != nil {
+		t.cur.forceEnd = true
+	}
+	c.wake()
+	return nil
+}
+
 // End finishes the event: the segment in progress is completed and manifests get
 // EXT-X-ENDLIST / a static MPD.
 func (c *Channel) End() {

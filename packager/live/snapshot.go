@@ -50,6 +50,7 @@ func (c *Channel) snapshot(now time.Time, timeURL string) *manifest.Presentation
 		if mt.Kind == manifest.Video {
 			p.Video = append(p.Video, &mt)
 		} else {
+			mt.Default = len(p.Audio) == 0 // the first audio rendition added
 			p.Audio = append(p.Audio, &mt)
 		}
 	}

@@ -1,0 +1,162 @@
+package packager
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/reelvideo/reel/packager/live"
+)
+
+// Ingest accepts CMAF pushed over HTTP, in the manner of DASH-IF live media ingest
+// (Interface 1): an encoder PUTs or POSTs each track's init segment and then its segments or
+// chunks, one request each or one long chunked request, to /ingest/CHANNEL/…. ffmpeg's dash
+// muxer with -method PUT is such a sender ("init-stream0.m4s", "chunk-stream0-00001.m4s").
+//
+// Requests for one track are read in the order they arrive, one at a time; tracks are told
+// apart by the request path (see trackKey). Manifests the encoder sends along are accepted and
+// ignored (Reel makes its own), as are DELETEs of segments it no longer lists.
+type Ingest struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	channels map[string]*ingestChannel
+}
+
+type ingestChannel struct {
+	ch *live.Channel
+
+	mu      sync.Mutex
+	ids     ids
+	streams map[string]*ingestStream
+}
+
+// ingestStream is one track's sender; its lock orders that track's requests.
+type ingestStream struct {
+	mu sync.Mutex
+	r  *streamReader
+}
+
+// IngestPath is where encoders send.
+const IngestPath = "/ingest/"
+
+// NewIngest makes an ingest endpoint without channels.
+func NewIngest(log *slog.Logger) *Ingest {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Ingest{log: log, channels: map[string]*ingestChannel{}}
+}
+
+// Add accepts pushes for ch at /ingest/NAME/.
+func (g *Ingest) Add(ch *live.Channel) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.channels[ch.Name()] = &ingestChannel{ch: ch, ids: newIDs(), streams: map[string]*ingestStream{}}
+}
+
+// mediaTypes are the Content-Types an encoder may label CMAF with; none at all is accepted too.
+var mediaTypes = map[string]bool{
+	"video/mp4": true, "audio/mp4": true, "application/mp4": true, "video/iso.segment": true,
+	"audio/iso.segment": true, "application/octet-stream": true,
+}
+
+func (g *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, IngestPath)
+	name, file, _ := strings.Cut(rest, "/")
+	g.mu.Lock()
+	ic := g.channels[name]
+	g.mu.Unlock()
+	if !ok || ic == nil || file == "" {
+		ingestFail(w, http.StatusNotFound, "no such ingest channel")
+		return
+	}
+	switch r.Method {
+	case http.MethodPut, http.MethodPost:
+	case http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent) // the encoder's own window; Reel keeps its DVR
+		return
+	default:
+		w.Header().Set("Allow", "PUT, POST, DELETE")
+		ingestFail(w, http.StatusMethodNotAllowed, "ingest takes PUT or POST")
+		return
+	}
+	switch strings.ToLower(path.Ext(file)) {
+	case ".mpd", ".m3u8":
+		io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !mediaTypes[mt] {
+			ingestFail(w, http.StatusUnsupportedMediaType, "Content-Type "+ct+" is not CMAF (video/mp4, audio/mp4)")
+			return
+		}
+	}
+	key := trackKey(file)
+	ic.mu.Lock()
+	st := ic.streams[key]
+	if st == nil {
+		st = &ingestStream{r: newStreamReader(ic.ch, name+"/"+key, g.log, ic.ids)}
+		st.r.reinit = true
+		ic.streams[key] = st
+	}
+	ic.mu.Unlock()
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Not r.Context(): an encoder may close its connection right after the body's last chunk,
+	// which cancels the context while that last fragment still waits in our buffer. The body
+	// read itself fails if the sender really went away mid-body.
+	if err := st.r.feed(context.Background(), r.Body); err != nil {
+		g.log.Warn("live: ingest refused", "channel", name, "track", key, "file", file, "err", err)
+		ingestFail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func ingestFail(w http.ResponseWriter, status int, reason string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	io.WriteString(w, reason+"\n")
+}
+
+var (
+	streamsRe  = regexp.MustCompile(`Streams\(([^)]+)\)`)   // DASH-IF ingest: …/Streams(video1)/…
+	streamNoRe = regexp.MustCompile(`(?i)stream[-_]?(\d+)`) // ffmpeg: init-stream0.m4s, chunk-stream0-00001.m4s
+	trailNumRe = regexp.MustCompile(`[-_.]?\d+$`)
+)
+
+// trackKey names the track a pushed file belongs to: the DASH-IF "Streams(ID)" path element,
+// else ffmpeg's "streamN", else the file name without its number and extension (so that
+// "video-init.mp4"… is not confused: init files drop an "init" word too).
+func trackKey(file string) string {
+	if m := streamsRe.FindStringSubmatch(file); m != nil {
+		return m[1]
+	}
+	base := path.Base(file)
+	if m := streamNoRe.FindStringSubmatch(base); m != nil {
+		return "stream" + m[1]
+	}
+	if dir := path.Dir(file); dir != "." {
+		return dir
+	}
+	stem := strings.TrimSuffix(base, path.Ext(base))
+	stem = trailNumRe.ReplaceAllString(stem, "")
+	for _, w := range []string{"init", "chunk", "segment", "seg"} {
+		stem = strings.Trim(strings.ReplaceAll(stem, w, ""), "-_.")
+	}
+	if stem == "" {
+		return "default"
+	}
+	return stem
+}

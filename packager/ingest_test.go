@@ -1,0 +1,112 @@
+package packager
+
+import (
+	"net/http/httptest"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reelvideo/reel/packager/live"
+)
+
+// pushDASH runs ffmpeg's dash muxer, as fast as it encodes, PUTting seconds of a test pattern
+// to url (…/ingest/CH/manifest.mpd).
+func pushDASH(t *testing.T, url string, seconds string) {
+	t.Helper()
+	ffmpeg := requireTool(t, "ffmpeg")
+	cmd := exec.Command(ffmpeg, "-v", "error",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", seconds, "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
+		"-c:a", "aac", "-b:a", "64k",
+		"-f", "dash", "-method", "PUT", "-seg_duration", "2", "-frag_duration", "0.5", "-frag_type", "duration",
+		"-streaming", "1", "-use_template", "1", "-use_timeline", "0",
+		"-init_seg_name", "init-stream$RepresentationID$.m4s", "-media_seg_name", "chunk-stream$RepresentationID$-$Number%05d$.m4s",
+		url)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg dash push: %v\n%s", err, out)
+	}
+}
+
+// TestIngestFromFFmpeg: ffmpeg's dash muxer pushing with HTTP PUT feeds a channel: one
+// rendition per stream, segments and parts, and a reconnect (a second run with a new init and
+// its clock restarted) continues the channel after an EXT-X-DISCONTINUITY.
+func TestIngestFromFFmpeg(t *testing.T) {
+	ch, srv := newChannel(t, live.Config{SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute})
+	ing := NewIngest(nil)
+	ing.Add(ch)
+	ts := httptest.NewServer(ing)
+	defer ts.Close()
+	pushDASH(t, ts.URL+"/ingest/test/manifest.mpd", "6")
+
+	pl := get(t, srv, "/live/test/video_180p/index.m3u8").Body.String()
+	if n := len(extinfRe.FindAllString(pl, -1)); n < 2 || strings.Contains(pl, "#EXT-X-DISCONTINUITY\n") {
+		t.Fatalf("%d segments after 6s pushed:\n%s", n, pl)
+	}
+	if a := get(t, srv, "/live/test/audio/index.m3u8"); a.Code != 200 || !strings.Contains(a.Body.String(), "#EXTINF") {
+		t.Fatalf("audio playlist %d:\n%s", a.Code, a.Body.String())
+	}
+	before := len(extinfRe.FindAllString(pl, -1))
+
+	// The encoder reconnects.
+	pushDASH(t, ts.URL+"/ingest/test/manifest.mpd", "4")
+	pl = get(t, srv, "/live/test/video_180p/index.m3u8").Body.String()
+	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY\n") || len(extinfRe.FindAllString(pl, -1)) <= before {
+		t.Fatalf("after the reconnect:\n%s", pl)
+	}
+	for i, s := range extinfRe.FindAllStringSubmatch(pl, -1) {
+		if s[3] != strconv.Itoa(i) {
+			t.Fatalf("segment %d numbered %s after the reconnect: numbers must continue", i, s[3])
+		}
+	}
+}
+
+// TestIngestRequests: what the ingest endpoint answers, by the request.
+func TestIngestRequests(t *testing.T) {
+	ch, _ := newChannel(t, live.Config{})
+	ing := NewIngest(nil)
+	ing.Add(ch)
+	for _, tc := range []struct {
+		method, path, ctype, body string
+		want                      int
+		reason                    string
+	}{
+		{"PUT", "/ingest/test/manifest.mpd", "application/dash+xml", "<MPD/>", 204, ""},
+		{"DELETE", "/ingest/test/chunk-stream0-00001.m4s", "", "", 204, ""},
+		{"GET", "/ingest/test/init-stream0.m4s", "", "", 405, "PUT or POST"},
+		{"PUT", "/ingest/nope/init-stream0.m4s", "video/mp4", "x", 404, "no such"},
+		{"PUT", "/ingest/test/init-stream0.m4s", "text/html", "<html>", 415, "not CMAF"},
+		{"PUT", "/ingest/test/init-stream1.m4s", "video/mp4", "<html>not mp4</html>", 400, "larger than"},
+		{"POST", "/ingest/test/chunk-stream2-00001.m4s", "", "\x00\x00\x00\x08moof", 400, "moof before moov"},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		rec := httptest.NewRecorder()
+		ing.ServeHTTP(rec, req)
+		if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.reason) {
+			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, tc.path, rec.Code, rec.Body.String(), tc.want, tc.reason)
+		}
+	}
+}
+
+// TestTrackKey: how pushed files are grouped into tracks.
+func TestTrackKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"init-stream0.m4s":           "stream0",
+		"chunk-stream0-00001.m4s":    "stream0",
+		"chunk-stream12-00001.m4s":   "stream12",
+		"Streams(video1)/init.cmfv":  "video1",
+		"Streams(audio)/seg-12.cmfa": "audio",
+		"video/init.mp4":             "video",
+		"video/00012.m4s":            "video",
+		"audio-init.mp4":             "audio",
+		"audio-000123.m4s":           "audio",
+	} {
+		if got := trackKey(in); got != want {
+			t.Errorf("trackKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
