@@ -38,6 +38,7 @@ type loopTrack struct {
 	id      string
 	samples []sample
 	period  uint64 // the loop length in this track's timescale
+	base    uint64 // media time of the first loop (where a resumed channel left off)
 	next    int    // index of the next sample to send within the current loop
 	loop    uint64 // loops completed
 	seq     uint32
@@ -119,11 +120,21 @@ func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
 		}
 	}
 
-	start := opt.Clock()
+	// A channel resumed after a restart continues its media timeline where the last run ended
+	// (the players see a discontinuity, not time going back).
+	var resume time.Duration
+	for _, t := range tracks {
+		at := ch.ResumeAt(t.id)
+		resume = max(resume, time.Duration(float64(at)/float64(t.src.timescale)*float64(time.Second)))
+	}
+	for _, t := range tracks {
+		t.base = uint64(resume.Seconds()*float64(t.src.timescale) + 0.5)
+	}
+	start := opt.Clock().Add(-resume)
 	ch.SetStart(start)
 	opt.Logger.Info("live: looping", "channel", ch.Name(), "inputs", len(opt.Inputs), "tracks", len(tracks),
 		"loop", time.Duration(float64(refDur)/float64(ref.src.timescale)*float64(time.Second)).Round(time.Millisecond))
-	for j := uint64(1); ; j++ {
+	for j := uint64(resume/frag) + 1; ; j++ {
 		// Part j-1 covers media time [(j-1)·frag, j·frag); it is complete, hence appended, at j·frag.
 		due := start.Add(time.Duration(j) * frag)
 		if err := opt.Sleep(ctx, due.Sub(opt.Clock())); err != nil {
@@ -277,7 +288,7 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 				break
 			}
 		}
-		offset := t.loop * t.period
+		offset := t.base + t.loop*t.period
 		s := t.samples[t.next]
 		if offset+s.dts >= limit {
 			break

@@ -263,3 +263,48 @@ func TestLiveHTTP(t *testing.T) {
 		t.Errorf("time endpoint: %d %q %v", code, now, err)
 	}
 }
+
+// TestLoopResume: `reel live` restarted on the same folder lists the previous run's segments
+// again, continues the media sequence numbers and the media timeline, and marks the restart
+// with one EXT-X-DISCONTINUITY; the MPD still renders (no time going back).
+func TestLoopResume(t *testing.T) {
+	dir := t.TempDir()
+	cfg := live.Config{Name: "test", Dir: dir, SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute}
+	run := func() *live.Server {
+		ch, err := live.NewChannel(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock := &fakeClock{now: time.Now()}
+		if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 1, Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
+			t.Fatal(err)
+		}
+		srv := live.NewServer(nil)
+		srv.Add(ch)
+		return srv
+	}
+	first := extinfRe.FindAllStringSubmatch(get(t, run(), "/live/test/video_360p/index.m3u8").Body.String(), -1)
+	srv := run()
+	pl := get(t, srv, "/live/test/video_360p/index.m3u8").Body.String()
+	segs := extinfRe.FindAllStringSubmatch(pl, -1)
+	if len(segs) != 2*len(first) {
+		t.Fatalf("%d segments after the restart, want %d (both runs):\n%s", len(segs), 2*len(first), pl)
+	}
+	for i, s := range segs {
+		if s[3] != strconv.Itoa(i) {
+			t.Fatalf("segment %d numbered %s: numbers must continue across the restart", i, s[3])
+		}
+	}
+	if n := strings.Count(pl, "#EXT-X-DISCONTINUITY\n"); n != 1 {
+		t.Errorf("%d discontinuities, want 1 (the restart):\n%s", n, pl)
+	}
+	if rec := get(t, srv, "/live/test/manifest.mpd"); rec.Code != 200 {
+		t.Errorf("MPD after the restart: %d %s", rec.Code, rec.Body.String())
+	}
+	// Every segment of both runs is still served (from disk for the first run's).
+	for _, s := range segs {
+		if rec := get(t, srv, "/live/test/video_360p/"+s[2]); rec.Code != 200 || rec.Body.Len() == 0 {
+			t.Fatalf("%s: %d", s[2], rec.Code)
+		}
+	}
+}

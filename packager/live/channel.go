@@ -117,9 +117,6 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, manifest.InitSegmentName), init); err != nil {
-		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, dup := c.byID[info.ID]; dup {
@@ -128,6 +125,16 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	info.InitURI = manifest.InitSegmentName
 	info.SegmentTemplate = "seg_$Number$.m4s"
 	t := &track{info: info, init: init, dir: dir, grid: gridUnits(c.cfg.SegmentDuration, info.Timescale)}
+	if err := t.resume(init); err != nil {
+		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
+	}
+	if err := writeAtomic(filepath.Join(dir, manifest.InitSegmentName), init); err != nil {
+		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
+	}
+	if len(t.segs) > 0 {
+		c.cfg.Logger.Info("live: resumed", "channel", c.cfg.Name, "track", info.ID, "segments", len(t.segs),
+			"next", t.segs[len(t.segs)-1].number+1)
+	}
 	c.tracks = append(c.tracks, t)
 	c.byID[info.ID] = t
 	return nil
@@ -244,7 +251,10 @@ func (c *Channel) wake() {
 // store writes a complete segment to disk (the DVR copy) and keeps its bytes in memory while it
 // is in the live window. c.mu is held; the write is small (one segment) and atomic.
 func (c *Channel) store(t *track, s *segment) error {
-	return writeAtomic(filepath.Join(t.dir, segmentName(s.number)), s.data)
+	if err := writeAtomic(filepath.Join(t.dir, segmentName(s.number)), s.data); err != nil {
+		return err
+	}
+	return t.logSegment(s)
 }
 
 // expire drops parts of segments too old to be listed, segment bytes older than the live
