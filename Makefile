@@ -37,6 +37,7 @@ bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
+	REEL_COMPARE=1 $(GO) test -run='^TestLiveLatency$$' -count=1 -timeout=5m -v ./cmd/reel/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/

@@ -120,6 +120,10 @@ func (g *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ingestFail(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// One request carried one segment: it is complete now, not when the next one starts.
+	for _, t := range st.r.tracks {
+		ic.ch.Flush(t.id)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -336,5 +336,7 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 		}
 		buf.Write(b)
 	}
-	return &live.Fragment{Data: buf.Bytes(), Decode: base, Duration: dur, Independent: chunk[0].sync}, nil
+	// The loop knows what comes next: the next sample of this loop, or the next loop's first.
+	next := t.samples[t.next%len(t.samples)]
+	return &live.Fragment{Data: buf.Bytes(), Decode: base, Duration: dur, Independent: chunk[0].sync, Boundary: next.sync}, nil
 }

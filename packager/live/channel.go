@@ -60,6 +60,9 @@ type Fragment struct {
 	Decode      uint64 // baseMediaDecodeTime, in the track's timescale
 	Duration    uint64
 	Independent bool // starts with a sync sample
+	// Boundary says the next fragment will start with a sync sample, so a segment may end
+	// after this one (sources that know their stream's structure set it).
+	Boundary bool
 }
 
 // Errors a source gets back from Append; the channel keeps going and nothing published changes.
@@ -181,14 +184,40 @@ func (c *Channel) Append(trackID string, f Fragment) error {
 	if err != nil {
 		return err
 	}
-	if complete != nil {
-		if err := c.store(t, complete); err != nil {
-			c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", complete.number, "err", err)
-		}
-		c.expire(t)
+	if s := t.cur; f.Boundary && s != nil && t.end+t.grid/20 >= s.gridEnd {
+		// The source says a keyframe follows and the segment has reached its grid line: it is
+		// complete now, not one fragment later.
+		complete = append(complete, t.finish())
 	}
+	c.completed(t, complete)
 	c.wake()
 	return nil
+}
+
+// completed stores newly completed segments. c.mu is held.
+func (c *Channel) completed(t *track, segs []*segment) {
+	for _, s := range segs {
+		if err := c.store(t, s); err != nil {
+			c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
+		}
+	}
+	if len(segs) > 0 {
+		c.expire(t)
+	}
+}
+
+// Flush completes track id's segment in progress if it has reached its grid line: a source
+// whose input is cut into segments (an HTTP ingest sending one request per segment) knows a
+// segment ended when its request does.
+func (c *Channel) Flush(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.byID[id]
+	if t == nil || t.cur == nil || t.end+t.grid/20 < t.cur.gridEnd {
+		return
+	}
+	c.completed(t, []*segment{t.finish()})
+	c.wake()
 }
 
 // Discontinuity marks that the next fragments don't continue the previous ones (an encoder

@@ -80,13 +80,13 @@ func (t *track) pdt(dec uint64) time.Time {
 
 // append adds f and returns the segment it completed, if any. now is the wall-clock time,
 // used to re-anchor PDT after a discontinuity.
-func (t *track) append(f Fragment, now time.Time) (*segment, error) {
-	var done *segment
+func (t *track) append(f Fragment, now time.Time) ([]*segment, error) {
+	var done []*segment
 	if s := t.cur; s != nil && f.Independent && (s.forceEnd || f.Decode+t.grid/20 >= s.gridEnd) {
-		done = t.finish()
+		done = append(done, t.finish())
 	}
 	if t.cur == nil {
-		disc := t.discPending && (len(t.segs) > 0 || done != nil)
+		disc := t.discPending && len(t.segs) > 0
 		if disc {
 			// The new run starts now, and never before the previous one ended.
 			prevEnd := t.pdt(t.end)
