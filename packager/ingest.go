@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/reelvideo/reel/packager/live"
 )
@@ -37,10 +39,67 @@ type ingestChannel struct {
 	streams map[string]*ingestStream
 }
 
-// ingestStream is one track's sender; its lock orders that track's requests.
+// ingestStream is one track's sender; its lock serialises that track's requests.
 type ingestStream struct {
 	mu sync.Mutex
 	r  *streamReader
+
+	// Requests for numbered segments are taken in number order: an encoder may open segment
+	// N+1's request before N's handler got the lock. last is the last number taken; done is
+	// closed (and replaced) whenever one is.
+	orderMu sync.Mutex
+	last    int64
+	done    chan struct{}
+}
+
+// segmentNumber reads the number at the end of a segment file name ("chunk-stream0-00042.m4s"
+// → 42); -1 for files without one (init segments).
+func segmentNumber(file string) int64 {
+	m := segNumRe.FindStringSubmatch(path.Base(file))
+	if m == nil || strings.Contains(strings.ToLower(path.Base(file)), "init") {
+		return -1
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+var segNumRe = regexp.MustCompile(`(\d+)\.[A-Za-z0-9]+$`)
+
+// waitTurn holds a request for segment n until the one before it was taken (or a moment has
+// passed: a lost request must not stall the track).
+func (st *ingestStream) waitTurn(n int64) {
+	if n < 0 {
+		return
+	}
+	deadline := time.After(2 * time.Second)
+	for {
+		st.orderMu.Lock()
+		if st.last < 0 || n <= st.last+1 {
+			st.orderMu.Unlock()
+			return
+		}
+		done := st.done
+		st.orderMu.Unlock()
+		select {
+		case <-done:
+		case <-deadline:
+			return
+		}
+	}
+}
+
+func (st *ingestStream) took(n int64) {
+	if n < 0 {
+		return
+	}
+	st.orderMu.Lock()
+	st.last = max(st.last, n)
+	close(st.done)
+	st.done = make(chan struct{})
+	st.orderMu.Unlock()
 }
 
 // IngestPath is where encoders send.
@@ -104,14 +163,17 @@ func (g *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ic.mu.Lock()
 	st := ic.streams[key]
 	if st == nil {
-		st = &ingestStream{r: newStreamReader(ic.ch, name+"/"+key, g.log, ic.ids)}
+		st = &ingestStream{r: newStreamReader(ic.ch, name+"/"+key, g.log, ic.ids), last: -1, done: make(chan struct{})}
 		st.r.reinit = true
 		ic.streams[key] = st
 	}
 	ic.mu.Unlock()
 
+	num := segmentNumber(file)
+	st.waitTurn(num)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	defer st.took(num)
 	// Not r.Context(): an encoder may close its connection right after the body's last chunk,
 	// which cancels the context while that last fragment still waits in our buffer. The body
 	// read itself fails if the sender really went away mid-body.

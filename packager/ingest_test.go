@@ -110,3 +110,13 @@ func TestTrackKey(t *testing.T) {
 		}
 	}
 }
+
+func TestSegmentNumber(t *testing.T) {
+	for in, want := range map[string]int64{
+		"chunk-stream0-00042.m4s": 42, "init-stream0.m4s": -1, "Streams(v)/seg-7.cmfv": 7, "video/init.mp4": -1, "manifest.mpd": -1,
+	} {
+		if got := segmentNumber(in); got != want {
+			t.Errorf("segmentNumber(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
