@@ -63,7 +63,7 @@ func TestSegmentCutting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := c.snapshot(time.Now(), "")
+	p := c.snapshot(time.Now(), "", false)
 	v := p.Video[0]
 	var got []string
 	for _, s := range v.Segments {
@@ -111,7 +111,7 @@ func TestAppendRefusals(t *testing.T) {
 	if err := c.Append("video", frag(1000, 1000, true)); !errors.Is(err, ErrEnded) {
 		t.Errorf("after End: %v", err)
 	}
-	p := c.snapshot(time.Now(), "")
+	p := c.snapshot(time.Now(), "", false)
 	if len(p.Video[0].Segments) != 1 || p.Video[0].Segments[0].Duration != 1000 || !p.Live.Ended {
 		t.Fatalf("state changed by refused fragments: %+v", p.Video[0].Segments)
 	}
@@ -140,7 +140,7 @@ func TestDiscontinuity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := c.snapshot(time.Now(), "")
+	p := c.snapshot(time.Now(), "", false)
 	for _, id := range []string{"video", "audio"} {
 		// Segment 1 (2 s → 3 s) ends at the reconnect; segment 2 restarts at media time 0.
 		nums, discs := numbers(p, id)
@@ -163,7 +163,7 @@ func TestWindowAndDVR(t *testing.T) {
 		}
 		c.Append("video", frag(at, 1000, true))
 	}
-	p := c.snapshot(time.Now(), "")
+	p := c.snapshot(time.Now(), "", false)
 	v := p.Video[0]
 	if n := len(v.Segments); n < 3 || n > 5 {
 		t.Errorf("window lists %d one-second segments, want about 4", n)
@@ -212,5 +212,31 @@ func TestParseMediaName(t *testing.T) {
 		if ok != tc.okay || ok && (n != tc.n || p != tc.p) {
 			t.Errorf("%s: %d %d %v", tc.in, n, p, ok)
 		}
+	}
+}
+
+// TestDVRView: ?dvr=1 lists the DVR window (segments older than the live window, still on
+// disk), and the master playlist points its media playlists at that view.
+func TestDVRView(t *testing.T) {
+	c := testChannel(t, Config{SegmentDuration: time.Second, Window: 4 * time.Second, DVR: time.Minute}, "video")
+	for at := uint64(0); at < 20000; at += 1000 {
+		c.Append("video", frag(at, 1000, true))
+	}
+	srv := NewServer(nil)
+	srv.Add(c)
+	get := func(u string) string {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, u, nil))
+		return rec.Body.String()
+	}
+	live, dvr := get("/live/ch/video/index.m3u8"), get("/live/ch/video/index.m3u8?dvr=1")
+	if n, m := strings.Count(live, "#EXTINF"), strings.Count(dvr, "#EXTINF"); n > 5 || m < 18 {
+		t.Errorf("live window lists %d segments, DVR view %d (want ≤5 and ≥18)", n, m)
+	}
+	if !strings.Contains(dvr, "#EXT-X-MEDIA-SEQUENCE:0\n") {
+		t.Errorf("DVR view does not start at the first segment:\n%.300s", dvr)
+	}
+	if m := get("/live/ch/master.m3u8?dvr=1"); !strings.Contains(m, "video/index.m3u8?dvr=1") {
+		t.Errorf("DVR master:\n%s", m)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,11 +93,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such channel")
 		return
 	}
+	dvr := r.URL.Query().Get("dvr") == "1"
 	switch file {
 	case manifest.MasterPlaylist:
-		ch.serveMaster(w)
+		ch.serveMaster(w, dvr)
 	case manifest.DASHManifest:
-		ch.serveMPD(w, timeURL(r))
+		ch.serveMPD(w, timeURL(r), dvr)
 	default:
 		id, f, ok := strings.Cut(file, "/")
 		if !ok || strings.Contains(f, "/") {
@@ -126,22 +128,43 @@ func timeURL(r *http.Request) string {
 	return scheme + "://" + r.Host + TimePath
 }
 
-func (c *Channel) serveMaster(w http.ResponseWriter) {
+func (c *Channel) serveMaster(w http.ResponseWriter, dvr bool) {
 	c.mu.Lock()
-	p := c.snapshot(time.Now(), "")
+	p := c.snapshot(time.Now(), "", dvr)
 	c.mu.Unlock()
 	if len(p.Video) == 0 {
 		fail(w, http.StatusNotFound, "channel has no video yet")
 		return
 	}
+	master := p.HLSMaster()
+	if dvr {
+		master = withDVR(master)
+	}
 	w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(c.playlistMaxAge()))
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
-	w.Write(p.HLSMaster())
+	w.Write(master)
 }
 
-func (c *Channel) serveMPD(w http.ResponseWriter, clock string) {
+var uriAttr = regexp.MustCompile(`URI="([^"?]+)"`)
+
+// withDVR points a master playlist's media playlists at their DVR view (?dvr=1).
+func withDVR(master []byte) []byte {
+	lines := strings.Split(string(master), "\n")
+	for i, l := range lines {
+		switch {
+		case l == "":
+		case !strings.HasPrefix(l, "#"):
+			lines[i] = l + "?dvr=1"
+		default:
+			lines[i] = uriAttr.ReplaceAllString(l, `URI="$1?dvr=1"`)
+		}
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
+
+func (c *Channel) serveMPD(w http.ResponseWriter, clock string, dvr bool) {
 	c.mu.Lock()
-	p := c.snapshot(time.Now(), clock)
+	p := c.snapshot(time.Now(), clock, dvr)
 	c.mu.Unlock()
 	if len(p.Video) == 0 {
 		fail(w, http.StatusNotFound, "channel has no video yet")
@@ -319,7 +342,7 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 	}
 	opt := manifest.LiveMediaOptions{Skip: q.Get("_HLS_skip") == "YES" || q.Get("_HLS_skip") == "v2"}
 	c.mu.Lock()
-	p := c.snapshot(time.Now(), "")
+	p := c.snapshot(time.Now(), "", q.Get("dvr") == "1")
 	if c.cfg.PartDuration > 0 && !c.ended {
 		if t.cur != nil {
 			opt.PreloadHint = partName(t.cur.number, len(t.cur.parts))

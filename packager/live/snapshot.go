@@ -8,7 +8,12 @@ import (
 
 // snapshot is the channel's presentation at one instant: what every manifest of one request
 // renders. c.mu is held.
-func (c *Channel) snapshot(now time.Time, timeURL string) *manifest.Presentation {
+// A dvr view lists the whole DVR window instead of the live window, for players that seek back.
+func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Presentation {
+	window := c.cfg.Window
+	if dvr {
+		window = c.cfg.DVR
+	}
 	p := &manifest.Presentation{Live: &manifest.Live{
 		TargetDuration:             c.cfg.SegmentDuration,
 		PartTarget:                 c.cfg.PartDuration,
@@ -18,7 +23,7 @@ func (c *Channel) snapshot(now time.Time, timeURL string) *manifest.Presentation
 		AvailabilityStart:          c.start,
 		PublishTime:                now,
 		MinimumUpdatePeriod:        c.cfg.SegmentDuration,
-		TimeShiftBufferDepth:       c.cfg.Window,
+		TimeShiftBufferDepth:       window,
 		SuggestedPresentationDelay: 3 * c.cfg.SegmentDuration,
 		UTCTimingURL:               timeURL,
 	}}
@@ -27,7 +32,7 @@ func (c *Channel) snapshot(now time.Time, timeURL string) *manifest.Presentation
 		p.Live.HoldBack = 3 * c.cfg.SegmentDuration
 		p.Live.PartHoldBack = 3 * c.cfg.PartDuration
 	}
-	if p.Live.CanSkipUntil >= c.cfg.Window {
+	if p.Live.CanSkipUntil >= window {
 		p.Live.CanSkipUntil = 0 // a window too short for delta updates to save anything
 	}
 	for _, t := range c.tracks {
@@ -36,7 +41,7 @@ func (c *Channel) snapshot(now time.Time, timeURL string) *manifest.Presentation
 			mt.PeakBandwidth = t.peakBits
 			mt.AverageBandwidth = t.peakBits
 		}
-		mt.Segments, mt.DiscontinuitySequence = t.window(c.cfg.Window, c.cfg.PartDuration > 0)
+		mt.Segments, mt.DiscontinuitySequence = t.window(window, c.cfg.PartDuration > 0)
 		if t.cur != nil {
 			mt.NextNumber, mt.NextProgramDateTime, mt.NextDiscontinuity = t.cur.number, t.cur.pdt, t.cur.disc
 			if c.cfg.PartDuration > 0 {
