@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +121,11 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	b.timer.Reset(b.idle)
 	return n, err
 }
+
+// pause stops the idle clock while the reader waits on its own account (a fill paced by its
+// clients), not on the origin's; resume restarts it.
+func (b *idleBody) pause()  { b.timer.Stop() }
+func (b *idleBody) resume() { b.timer.Reset(b.idle) }
 
 func (b *idleBody) Close() error {
 	b.timer.Stop()
@@ -250,13 +254,12 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	onDisk := whole && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
 	if storable && !inMemory && !onDisk {
 		reason = "size"
-		if sliceable {
+		if sliceable && e.streamSlices(f, r, up, res, resp, gen, reqTime, respTime) {
 			// Too large for any tier whole, or above slice_threshold: stored as slices while
-			// it streams to the leader.
-			header := policy.HeaderToStore(resp.Header, res.pol)
-			header.Set("Content-Length", strconv.FormatInt(size, 10))
-			tee := &sliceTee{ReadCloser: resp.Body, e: e, res: res, gen: gen, header: header, size: size, reqTime: reqTime, respTime: respTime}
-			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: tee, Reason: reasonSliced}, nil)
+			// it streams, the leader, the requests that joined it and those arriving
+			// meanwhile all reading the slices of this one origin response (slicestream.go).
+			// (Not when the URL was invalidated meanwhile, or the object is not the version
+			// recorded: then the leader alone gets it, below.)
 			return
 		}
 		if size < 0 {
@@ -459,8 +462,8 @@ func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged 
 	f.SetHead(fill.Head{Status: cond.Status, Header: merged, Shareable: true, Stored: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
 }
 
-// reasonSliced marks a fill whose leader alone streams the whole object while it is stored
-// as slices.
+// reasonSliced marks a fill whose response is stored as slices while it streams
+// (slicestream.go): the leader reads it as a plain body, followers through serveSliced.
 const reasonSliced = "sliced"
 
 // reasonRevalidated marks a fill head rebuilt from a 304.

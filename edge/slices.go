@@ -34,9 +34,10 @@ import (
 // and invalidations drop it) and checked on every slice: bytes of two versions are never
 // mixed into one response.
 //
-// A whole-object response that is to be stored as slices — of unknown length at an origin
-// that serves ranges — is cut into them as it streams, every request of its fill reading the
-// one origin response (slicestream.go).
+// A whole-object response that is to be stored as slices — too large for any tier whole,
+// above slice_threshold, or of unknown length at an origin that serves ranges — is cut into
+// them as it streams, every request of its fill reading the one origin response
+// (slicestream.go).
 //
 // Slices are keyed with an epoch: a random number chosen when the meta is recorded and kept
 // in it (so on disk too). Dropping the meta — a purge, an invalidation, a changed object —
@@ -806,45 +807,6 @@ func (e *Edge) storeSlice(res lookupResult, gen, epoch uint64, idx int64, header
 	e.persist(&store.DiskObject{Primary: sk, Status: http.StatusPartialContent, Header: sh,
 		RequestTime: reqTime, ResponseTime: respTime, Size: int64(len(data))}, data)
 	e.stats.Stored.Add(1)
-}
-
-// sliceTee passes a whole-object body through to the client while storing it slice by slice:
-// a large object that no tier would keep whole is still cached, as slices, by the GET that
-// fetched it — each complete slice is stored as soon as its last byte passes.
-type sliceTee struct {
-	io.ReadCloser
-	e        *Edge
-	res      lookupResult
-	gen      uint64
-	epoch    uint64 // known once the first slice is complete
-	header   http.Header
-	size     int64
-	buf      []byte
-	idx      int64
-	reqTime  time.Time
-	respTime time.Time
-}
-
-func (t *sliceTee) Read(p []byte) (int, error) {
-	n, err := t.ReadCloser.Read(p)
-	S := int64(t.e.cfg.SliceSize)
-	for rest := p[:n]; len(rest) > 0; {
-		room := min(S, t.size-t.idx*S) - int64(len(t.buf))
-		take := min(int64(len(rest)), room)
-		if take <= 0 {
-			break // more bytes than Content-Length said: the transport will fail this read
-		}
-		t.buf = append(t.buf, rest[:take]...)
-		rest = rest[take:]
-		if int64(len(t.buf)) == min(S, t.size-t.idx*S) {
-			if t.epoch == 0 {
-				t.epoch = t.e.sliceEpoch(t.res, t.gen, t.header, t.reqTime, t.respTime)
-			}
-			t.e.storeSlice(t.res, t.gen, t.epoch, t.idx, t.header, t.buf, t.reqTime, t.respTime)
-			t.buf, t.idx = nil, t.idx+1
-		}
-	}
-	return n, err
 }
 
 // forgetSlices drops what is known of a sliced object: its meta (with the URL's other

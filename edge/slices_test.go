@@ -439,43 +439,54 @@ func (n noCacheControl) Header() http.Header {
 	return h
 }
 
-// TestLargeGETCoalesced: concurrent cold GETs of an object too large for any tier whole: the
-// first streams it from the origin (storing slices), the others read coalesced slices — the
-// origin sends far less than one copy per client.
+// TestLargeGETCoalesced: concurrent cold GETs of an object too large for any tier whole: its
+// fill streams it from the origin, storing slices, and every client reads those slices — the
+// origin sends the object once. With a memory tier smaller than the object itself, slices a
+// slower client has not read yet may be evicted (and fetched again, by range): the origin
+// traffic stays bounded.
 func TestLargeGETCoalesced(t *testing.T) {
 	const size = 24 * testSlice
-	ro := newRangedOrigin(t, size)
-	gate := make(chan struct{})
-	inner := ro.handler.Load().(http.HandlerFunc)
-	var first atomic.Bool
-	ro.set(func(w http.ResponseWriter, r *http.Request) {
-		if first.CompareAndSwap(false, true) {
-			<-gate // hold the first (whole-object) answer until the followers have joined
-		}
-		inner(w, r)
-	})
-	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 })
-	data := ro.data.Load().([]byte)
-	var wg sync.WaitGroup
-	var good atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if r := get(t, srv.URL+"/big"); bytes.Equal([]byte(r.body), data) {
-				good.Add(1)
+	for _, tc := range []struct {
+		name      string
+		memory    Size
+		maxCopies float64
+	}{
+		{"slices fit in memory", 4 << 20, 1}, // objects above 512 KiB aren't kept whole
+		{"memory smaller than the object", 1 << 20, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ro := newRangedOrigin(t, size)
+			gate := make(chan struct{})
+			inner := ro.handler.Load().(http.HandlerFunc)
+			var first atomic.Bool
+			ro.set(func(w http.ResponseWriter, r *http.Request) {
+				if first.CompareAndSwap(false, true) {
+					<-gate // hold the first (whole-object) answer until the followers have joined
+				}
+				inner(w, r)
+			})
+			e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = tc.memory })
+			data := ro.data.Load().([]byte)
+			var wg sync.WaitGroup
+			var good atomic.Int64
+			for range 8 {
+				wg.Go(func() {
+					if r := get(t, srv.URL+"/big"); bytes.Equal([]byte(r.body), data) {
+						good.Add(1)
+					}
+				})
 			}
-		}()
-	}
-	waitCollapsed(e, 7)
-	close(gate)
-	wg.Wait()
-	settle(e)
-	if good.Load() != 8 {
-		t.Fatalf("%d of 8 clients got the whole object", good.Load())
-	}
-	if sent := ro.sent.Load(); sent > 3*size {
-		t.Fatalf("origin sent %d bytes (%.1f copies) for 8 clients", sent, float64(sent)/size)
+			waitCollapsed(e, 7)
+			close(gate)
+			wg.Wait()
+			settle(e)
+			if good.Load() != 8 {
+				t.Fatalf("%d of 8 clients got the whole object", good.Load())
+			}
+			if sent := ro.sent.Load(); float64(sent) > tc.maxCopies*size {
+				t.Fatalf("origin sent %d bytes (%.2f copies) in %d requests for 8 clients, at most %.0f copies", sent, float64(sent)/size, ro.hits.Load(), tc.maxCopies)
+			}
+		})
 	}
 }
 
@@ -872,5 +883,96 @@ func TestSliceThreshold(t *testing.T) {
 				t.Fatalf("origin: %d requests, %d bytes; want one request for the %d-byte object", ro.hits.Load(), ro.sent.Load(), tc.size)
 			}
 		})
+	}
+}
+
+// TestLargeGETColdFanIn: 20 concurrent cold full GETs of a 16 MiB object stored as slices
+// (too large for the memory tier whole) from a slow origin, and 4 more arriving while it
+// streams: the origin sends the object once — not a byte more — every client gets it byte for
+// byte, and each has its first byte before the origin finished sending.
+func TestLargeGETColdFanIn(t *testing.T) {
+	size, clients, late := 16<<20, 20, 4
+	if raceEnabled { // the full figure runs without -race in make test
+		size, clients, late = 4<<20, 10, 2
+	}
+	ro := newRangedOrigin(t, size)
+	data := ro.data.Load().([]byte)
+	inner := ro.handler.Load().(http.HandlerFunc)
+	gate := make(chan struct{})
+	var first atomic.Bool
+	var mu sync.Mutex
+	var originDone time.Time // when the origin last finished sending a body
+	ro.set(func(w http.ResponseWriter, r *http.Request) {
+		if first.CompareAndSwap(false, true) {
+			<-gate // the first answer waits until every cold client has joined
+		}
+		inner(&slowWriter{ResponseWriter: w, delay: time.Millisecond}, r) // 16 KiB a millisecond
+		mu.Lock()
+		originDone = time.Now()
+		mu.Unlock()
+	})
+	// 1 MiB slices; the memory tier keeps objects up to size/4 whole.
+	e, srv := newEdge(t, ro.URL, func(c *Config) { c.Memory = Size(2 * size) })
+	firstByte := make([]time.Time, clients+late)
+	errs := make([]error, clients+late)
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	started.Add(1)
+	client := func(i int) {
+		defer wg.Done()
+		resp, err := http.Get(srv.URL + "/fan")
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		defer resp.Body.Close()
+		var one [1]byte
+		if _, err := io.ReadFull(resp.Body, one[:]); err != nil {
+			errs[i] = err
+			return
+		}
+		firstByte[i] = time.Now()
+		if i == 0 {
+			started.Done()
+		}
+		rest, err := io.ReadAll(resp.Body)
+		if err == nil && (resp.StatusCode != 200 || one[0] != data[0] || !bytes.Equal(rest, data[1:])) {
+			err = fmt.Errorf("status %d, %d bytes, not the object", resp.StatusCode, len(rest)+1)
+		}
+		errs[i] = err
+	}
+	wg.Add(1)
+	go client(0) // the leader: its origin request waits at the gate
+	waitUntil(t, func() bool { return ro.hits.Load() == 1 })
+	for i := 1; i < clients; i++ {
+		wg.Add(1)
+		go client(i)
+	}
+	waitCollapsed(e, int64(clients-1))
+	close(gate)
+	started.Wait()
+	for i := clients; i < clients+late; i++ {
+		wg.Add(1)
+		go client(i) // mid-stream: the object is being stored as slices
+	}
+	wg.Wait()
+	settle(e)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	done := originDone
+	mu.Unlock()
+	for i, fb := range firstByte {
+		if !fb.Before(done) {
+			t.Errorf("client %d had its first byte %v after the origin finished", i, fb.Sub(done))
+		}
+	}
+	sent := ro.sent.Load()
+	t.Logf("origin: %d bytes (%.2f copies) in %d requests for %d clients", sent, float64(sent)/float64(size), ro.hits.Load(), clients+late)
+	if sent != int64(size) {
+		t.Fatalf("origin sent %d bytes (%.2f copies) for %d clients, want exactly one copy (%d)", sent, float64(sent)/float64(size), clients+late, size)
 	}
 }

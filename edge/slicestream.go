@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -18,31 +19,38 @@ import (
 	"github.com/reelvideo/reel/edge/policy"
 )
 
-// A whole-object response that publish stores as slices — of unknown length (chunked) at an
-// origin that serves byte ranges — is read by its fill, on a context no client can cancel and
-// at the origin's pace rather than a client's, and cut into slices as it arrives: a
-// sliceStream. The slice being written and the next one are fills of their own in the fill
-// table, so the request that started the fetch and the ones that joined it all read this one
-// origin response, each at its own pace, from its first bytes on. Each complete slice is
-// stored before its last byte becomes visible.
+// A whole-object response that publish stores as slices — too large for any tier whole, above
+// slice_threshold, or of unknown length (chunked) at an origin that serves byte ranges — is
+// read by its fill, on a context no client can cancel, at the pace of its fastest reader
+// rather than of the request that happened to start it, and cut into slices as it arrives: a
+// sliceStream. The slice being written and the
+// next one are fills of their own in the fill table, so the request that started the fetch,
+// the ones that joined it and, for an object of known length, any read of its slices arriving
+// meanwhile (its meta is recorded before the body is read) all read this one origin response,
+// each at its own pace, from its first bytes on: N concurrent cold GETs cost the origin one
+// copy. Each complete slice is stored before its last byte becomes visible.
 //
 // An object of unknown length gets no meta until its body has ended complete: its slices are
 // stored meanwhile under a fresh epoch that no meta leads to, and the meta — with the length
 // now known — is recorded after the last slice, before the last byte is released. A body that
 // ends short or fails leaves no meta, so nothing half-known is ever served from the cache.
 //
-// The fetch stops at a slice boundary once no request reads it any more (the clients left):
-// an abandoned transfer costs at most the slice being written.
+// The stream writes a slice only once a request wants it (await): it runs a slice or two
+// ahead of its fastest reader, and stops at a slice boundary once no request reads it any
+// more — an abandoned transfer costs at most the slices being written.
 
 // errStreamStopped ends a stream nobody reads any more.
 var errStreamStopped = errors.New("slice stream stopped: no reader left")
 
-// errSliceGone reports a slice of a stream that is neither being written nor stored.
+// errSliceGone reports a slice of a stream that is neither being written nor stored, and that
+// the origin would not give by range.
 var errSliceGone = errors.New("slice no longer available")
 
 // sliceStream is one origin response being stored as slices.
 type sliceStream struct {
 	e        *Edge
+	up       *upstream
+	req      *http.Request // the fill's request: a plain GET of the object
 	res      lookupResult
 	gen      uint64
 	size     int64       // the object's length from the response head, -1 when unknown
@@ -52,6 +60,8 @@ type sliceStream struct {
 	epoch    uint64
 	reqTime  time.Time
 	respTime time.Time
+
+	unpaced bool // the stream no longer waits for its readers (await; the stream's own)
 
 	mu    sync.Mutex
 	total int64 // the object's length once known (from the start when size >= 0), else -1
@@ -123,7 +133,7 @@ func (e *Edge) streamSlices(f *fill.Fill, r *http.Request, up *upstream, res loo
 		epoch = rand.Uint64()
 	}
 	header.Set(epochField, strconv.FormatUint(epoch, 10))
-	st := &sliceStream{e: e, res: res, gen: gen, size: size, header: header, client: resp.Header,
+	st := &sliceStream{e: e, up: up, req: r, res: res, gen: gen, size: size, header: header, client: resp.Header,
 		identity: identity(header, size), epoch: epoch, reqTime: reqTime, respTime: respTime, total: size}
 	if size < 0 {
 		// Requests joining the fill are told it is sliced (fill.ErrNotShareable with
@@ -158,10 +168,10 @@ func (st *sliceStream) run(f *fill.Fill, resp *http.Response, head fill.Head) {
 	S := int64(e.cfg.SliceSize)
 	defer resp.Body.Close()
 	more := func(idx int64) bool { return st.size < 0 || idx*S < st.size }
-	var cur, next *streamSlot
+	var cur, next, after *streamSlot
 	defer func() {
 		// Whatever happened, no slot is left open: its readers would wait forever.
-		for _, s := range []*streamSlot{cur, next} {
+		for _, s := range []*streamSlot{cur, next, after} {
 			if s != nil {
 				s.body.Finish(errors.New("slice stream ended"))
 				s.end()
@@ -174,6 +184,10 @@ func (st *sliceStream) run(f *fill.Fill, resp *http.Response, head fill.Head) {
 	}
 	f.SetHead(head, nil)
 	for i := int64(0); ; i++ {
+		if !st.await(f, cur, next, resp.Body) {
+			st.fail(errStreamStopped, cur, next)
+			return
+		}
 		want := S
 		if st.size >= 0 {
 			want = min(S, st.size-i*S)
@@ -191,19 +205,83 @@ func (st *sliceStream) run(f *fill.Fill, resp *http.Response, head fill.Head) {
 			st.finish(i, n, cur, next)
 			return
 		}
+		// The slice after next is open before this one can be read whole — from its fill or
+		// from the store: a reader that has all of this one asks for the one after next right
+		// away, and must find it being written rather than start a fetch of its own.
+		if more(i + 2) {
+			after = st.open(i + 2)
+		}
 		e.storeSlice(st.res, st.gen, st.epoch, i, st.header, cur.body.Written(), st.reqTime, st.respTime)
 		cur.body.Finish(nil)
 		cur.end()
-		if f.Holders() == 0 && (next.f == nil || e.fills.Withdraw(next.f)) {
-			// Nobody reads the object any more, and nobody can join the next slice: stop.
-			st.fail(errStreamStopped, nil, next)
-			return
+		cur, next, after = next, after, nil
+	}
+}
+
+// await waits until a request wants slice cur — joined its fill to read it, or ahead while it
+// reads the slice before (or joined the next one) — so that the stream runs at the pace of
+// its fastest reader, a slice or two ahead of it, rather than at the origin's: an object
+// larger than the memory tier is not pushed through it faster than anyone reads it, nor
+// fetched for nobody. Slower readers read the slices stored behind it. The origin's idle
+// clock is stopped meanwhile (the wait is ours), for at most the origin read timeout.
+//
+// It reports false when the stream should stop instead: no request holds the fill any more,
+// or the readers of an object of known length took longer than that timeout (they go on with
+// slices fetched by range) — provided no request can join the slices it would write. An
+// object of unknown length is stored only by its stream (its meta needs the length its end
+// tells): when its readers are that slow, the stream goes on without waiting for them.
+func (st *sliceStream) await(whole *fill.Fill, cur, next *streamSlot, body io.ReadCloser) bool {
+	if cur.f == nil {
+		return true // another fill fetches this slice: the stream only passes it by
+	}
+	var nextJoined <-chan struct{}
+	if next != nil && next.f != nil {
+		nextJoined = next.f.Joined()
+	}
+	select {
+	case <-cur.f.Joined():
+		return true
+	case <-nextJoined:
+		return true
+	default:
+	}
+	if st.unpaced {
+		return whole.Holders() > 0 || !st.letGo(cur, next)
+	}
+	if ib, ok := body.(*idleBody); ok {
+		ib.pause()
+		defer ib.resume()
+	}
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-cur.f.Joined():
+			return true
+		case <-nextJoined:
+			return true
+		case <-tick.C:
 		}
-		cur, next = next, nil
-		if more(i + 2) {
-			next = st.open(i + 2)
+		waited := time.Since(start) > st.e.cfg.Limits.OriginReadTimeout
+		switch {
+		case whole.Holders() == 0 || waited && st.size >= 0:
+			return !st.letGo(cur, next)
+		case waited:
+			st.unpaced = true
+			return true
 		}
 	}
+}
+
+// letGo withdraws slices cur and next from the fill table so that the stream can stop, and
+// reports whether it did; false when a request holds either (then cur is written on the way
+// to next: no longer joinable, still stored).
+func (st *sliceStream) letGo(cur, next *streamSlot) bool {
+	if !st.e.fills.Withdraw(cur.f) {
+		return false
+	}
+	return next == nil || next.f == nil || st.e.fills.Withdraw(next.f)
 }
 
 // finish ends a stream whose body ended complete in slice i, after n bytes of it: the last
@@ -262,24 +340,77 @@ func (st *sliceStream) slot(ctx context.Context, idx int64) (*fetchedSlice, erro
 		return &fetchedSlice{data: data, cs: cachestatus.Status{Hit: true}}, nil
 	}
 	head := st.slotHead()
-	f, _ := e.fills.Join(ctx, st.slotKey(idx), func(_ context.Context, f *fill.Fill) {
-		// The stream is not writing this slice (any more): stored meanwhile, or gone.
-		data := e.storedSlice(st.res.key, st.epoch, idx, st.identity)
-		if data == nil {
-			f.Fail(errSliceGone)
+	f, leader := e.fills.Join(ctx, st.slotKey(idx), func(ctx context.Context, f *fill.Fill) {
+		// The stream is not writing this slice (any more): stored meanwhile, or else asked
+		// of the origin by range (evicted before this reader, behind the others, got to it;
+		// or the stream failed further on).
+		if data := e.storedSlice(st.res.key, st.epoch, idx, st.identity); data != nil {
+			body := fill.NewMemoryBodySize(int64(len(data)))
+			body.Write(data)
+			body.Finish(nil)
+			f.SetHead(head, body)
 			return
 		}
-		body := fill.NewMemoryBodySize(int64(len(data)))
-		body.Write(data)
-		body.Finish(nil)
-		f.SetHead(head, body)
+		if total, _ := st.state(); total >= 0 && idx*int64(e.cfg.SliceSize) >= total {
+			body := fill.NewMemoryBody() // past the end (a reader asking ahead): empty
+			body.Finish(nil)
+			f.SetHead(head, body)
+			return
+		}
+		st.fetchSlot(ctx, f, idx)
 	})
-	_, body, err := f.Head(ctx, true, 0)
+	_, body, err := f.Head(ctx, leader, 0)
 	if err != nil {
 		f.Done()
 		return nil, err
 	}
 	return &fetchedSlice{body: body, f: f}, nil
+}
+
+// fetchSlot fetches slice idx of an object of unknown length by range, for a reader of its
+// stream that needs it and can't find it (that is what Accept-Ranges: bytes promised): the
+// answer must be a 206 of the same version (strong ETag) starting at the slice, no longer
+// than one; a 416 at the slice's start says the object ends there (an empty slice).
+func (st *sliceStream) fetchSlot(ctx context.Context, f *fill.Fill, idx int64) {
+	e := st.e
+	S := int64(e.cfg.SliceSize)
+	out := st.req.Clone(ctx)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", idx*S, idx*S+S-1))
+	resp, _, _, ok := e.fetchForFill(ctx, f, st.up, out, nil)
+	if !ok {
+		return
+	}
+	defer resp.Body.Close()
+	cr := resp.Header.Get("Content-Range")
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && cr == "bytes */"+strconv.FormatInt(idx*S, 10) {
+		body := fill.NewMemoryBody()
+		body.Finish(nil)
+		f.SetHead(st.slotHead(), body)
+		return
+	}
+	a, b, ok := contentRangeUnknownTotal(cr)
+	if resp.StatusCode != http.StatusPartialContent || !ok || a != idx*S || b-a+1 > S || resp.ContentLength != b-a+1 ||
+		resp.Header.Get("ETag") != st.client.Get("ETag") {
+		f.Fail(fmt.Errorf("%w: the origin answered slice %d's range with %d %q", errSliceGone, idx, resp.StatusCode, cr))
+		return
+	}
+	body := fill.NewMemoryBodySize(b - a + 1)
+	f.SetHead(st.slotHead(), body)
+	n, err := io.Copy(body, resp.Body)
+	e.m.originBytes.Add(float64(n))
+	if err == nil && n != b-a+1 {
+		err = fmt.Errorf("origin sent %d of %d slice bytes", n, b-a+1)
+	}
+	body.Finish(err)
+}
+
+// contentRangeUnknownTotal parses "bytes a-b/total" or "bytes a-b/*".
+func contentRangeUnknownTotal(v string) (a, b int64, ok bool) {
+	if rest, star := strings.CutSuffix(v, "/*"); star {
+		v = rest + "/" + strconv.FormatInt(math.MaxInt64, 10)
+	}
+	a, b, _, ok = contentRange(v)
+	return a, b, ok
 }
 
 // reader reads the whole object from the stream, slice after slice.
@@ -289,8 +420,9 @@ func (st *sliceStream) reader(ctx context.Context) *sliceSeqReader {
 }
 
 // sliceSeqReader reads an object slice after slice from the start, returning each slice's
-// bytes as they arrive. A short slice is the object's last; the object's length, once known,
-// must agree.
+// bytes as they arrive, and asks for the next slice while it reads one (which is what lets a
+// stream write it). A short slice is the object's last; the object's length, once known, must
+// agree.
 type sliceSeqReader struct {
 	ctx   context.Context
 	size  int64 // the slice size
@@ -301,6 +433,12 @@ type sliceSeqReader struct {
 	rd    io.Reader
 	off   int64 // bytes of cur read
 	eof   bool
+	next  chan sliceResult // slice idx+1, asked for while idx is read
+}
+
+type sliceResult struct {
+	s   *fetchedSlice
+	err error
 }
 
 func (sr *sliceSeqReader) Read(p []byte) (int, error) {
@@ -310,7 +448,14 @@ func (sr *sliceSeqReader) Read(p []byte) (int, error) {
 			if sr.eof || total >= 0 && sr.idx*sr.size >= total {
 				return 0, io.EOF
 			}
-			s, err := sr.get(sr.idx)
+			var s *fetchedSlice
+			var err error
+			if sr.next != nil {
+				res := <-sr.next
+				sr.next, s, err = nil, res.s, res.err
+			} else {
+				s, err = sr.get(sr.idx)
+			}
 			if err != nil {
 				return 0, err
 			}
@@ -319,6 +464,14 @@ func (sr *sliceSeqReader) Read(p []byte) (int, error) {
 				sr.rd = bytes.NewReader(s.data)
 			} else {
 				sr.rd = s.body.NewReader(sr.ctx, 0)
+			}
+			if total, _ := sr.state(); total < 0 || (sr.idx+1)*sr.size < total {
+				ch, idx := make(chan sliceResult, 1), sr.idx+1
+				go func() {
+					s, err := sr.get(idx)
+					ch <- sliceResult{s, err}
+				}()
+				sr.next = ch
 			}
 		}
 		n, err := sr.rd.Read(p)
@@ -350,6 +503,12 @@ func (sr *sliceSeqReader) Close() error {
 	if sr.cur != nil {
 		sr.cur.release()
 		sr.cur = nil
+	}
+	if sr.next != nil {
+		if res := <-sr.next; res.s != nil {
+			res.s.release()
+		}
+		sr.next = nil
 	}
 	return nil
 }

@@ -2,8 +2,10 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -301,5 +303,143 @@ func TestUnknownLengthAbandoned(t *testing.T) {
 	}
 	if e.isSliced(keyOf(e, srv.URL+"/gone")) {
 		t.Fatal("a meta was recorded for an object whose stream stopped")
+	}
+}
+
+// slowGet reads url through a connection with a small receive buffer (so the edge can't push
+// much ahead of the client), 16 KiB at a time, waiting every between reads and pause once
+// after pauseAt bytes.
+func slowGet(t *testing.T, url string, every time.Duration, pauseAt int, pause time.Duration) ([]byte, error) {
+	t.Helper()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(32 << 10)
+		}
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var got []byte
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		before := len(got)
+		got = append(got, buf[:n]...)
+		if before < pauseAt && len(got) >= pauseAt {
+			time.Sleep(pause)
+		}
+		if err == io.EOF {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+		time.Sleep(every)
+	}
+}
+
+// TestSliceStreamPaced: a stream runs at the pace of its readers, not the origin's: a GET of
+// an object several times larger than the memory tier, read slowly by its only client, costs
+// the origin one copy — slices are read as they are written, none has to be fetched again
+// because the stream ran ahead and they were evicted before the client got to them.
+func TestSliceStreamPaced(t *testing.T) {
+	size := 256 * testSlice // 16 MiB: 16 times the memory tier
+	if raceEnabled {
+		size = 96 * testSlice
+	}
+	ro := newRangedOrigin(t, size)
+	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 })
+	got, err := slowGet(t, srv.URL+"/paced", 200*time.Microsecond, 0, 0)
+	if err != nil || !bytes.Equal(got, ro.data.Load().([]byte)) {
+		t.Fatalf("%d bytes, %v; want the %d-byte object", len(got), err, size)
+	}
+	settle(e)
+	if sent := ro.sent.Load(); sent != int64(size) {
+		t.Fatalf("origin sent %d bytes (%.2f copies) in %d requests for one client", sent, float64(sent)/float64(size), ro.hits.Load())
+	}
+}
+
+// TestSliceStreamSlowReader: a stream waits for readers slower than the origin, its idle
+// clock stopped meanwhile, but no longer than the origin read timeout. Then one of known
+// length lets go of the origin's response, and its reader goes on with slices fetched by
+// range; one of unknown length (stored only by its stream, which alone learns its length)
+// goes on without waiting, to its end. Either way the client gets the object whole, and the
+// object is known sliced.
+func TestSliceStreamSlowReader(t *testing.T) {
+	size := 128 * testSlice // 8 MiB
+	if raceEnabled {
+		size = 64 * testSlice
+	}
+	for _, tc := range []struct {
+		name     string
+		chunked  bool
+		wantHits func(int64) bool
+	}{
+		{"known length: continued by range", false, func(n int64) bool { return n > 1 }},
+		{"unknown length: stream completed", true, func(n int64) bool { return n >= 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ro := newRangedOrigin(t, size)
+			if tc.chunked {
+				ro = chunkedOrigin(t, size, `"u1"`, true)
+			}
+			e, srv := newEdge(t, ro.URL, func(c *Config) {
+				c.SliceSize = testSlice
+				c.Memory = 4 << 20
+				c.Limits.OriginReadTimeout = 200 * time.Millisecond
+			})
+			got, err := slowGet(t, srv.URL+"/slow", 0, 2*testSlice, time.Second)
+			if err != nil || !bytes.Equal(got, ro.data.Load().([]byte)) {
+				t.Fatalf("%d bytes, %v; want the %d-byte object", len(got), err, size)
+			}
+			settle(e)
+			if !tc.wantHits(ro.hits.Load()) || !e.isSliced(keyOf(e, srv.URL+"/slow")) {
+				t.Fatalf("%d origin requests, sliced: %v", ro.hits.Load(), e.isSliced(keyOf(e, srv.URL+"/slow")))
+			}
+		})
+	}
+}
+
+// TestUnknownLengthSlowFollower: two clients of one chunked object's stream, one fast and one
+// that falls far behind, through a memory tier much smaller than the object: the slices the
+// slow one needs are evicted before it gets to them, and are fetched again by range (the
+// origin said Accept-Ranges: bytes, and the ETag vouches for the version) — both get the
+// object whole.
+func TestUnknownLengthSlowFollower(t *testing.T) {
+	size := 128 * testSlice // 8 MiB, 8 times the memory tier
+	if raceEnabled {
+		size = 64 * testSlice
+	}
+	ro := chunkedOrigin(t, size, `"u1"`, true)
+	data := ro.data.Load().([]byte)
+	gate := make(chan struct{})
+	inner := ro.handler.Load().(http.HandlerFunc)
+	ro.set(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") == "" {
+			<-gate
+		}
+		inner(w, r)
+	})
+	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 })
+	var wg sync.WaitGroup
+	var fast, slow []byte
+	var fastErr, slowErr error
+	wg.Go(func() { fast, fastErr = slowGet(t, srv.URL+"/two", 0, 0, 0) })
+	waitUntil(t, func() bool { return ro.hits.Load() == 1 })
+	wg.Go(func() { slow, slowErr = slowGet(t, srv.URL+"/two", 0, testSlice, 1500*time.Millisecond) })
+	waitCollapsed(e, 1)
+	close(gate)
+	wg.Wait()
+	if fastErr != nil || slowErr != nil || !bytes.Equal(fast, data) || !bytes.Equal(slow, data) {
+		t.Fatalf("fast: %d bytes, %v; slow: %d bytes, %v; want the %d-byte object", len(fast), fastErr, len(slow), slowErr, size)
+	}
+	settle(e)
+	if ro.hits.Load() < 2 {
+		t.Fatalf("%d origin requests: the slow client's slices were not fetched again", ro.hits.Load())
 	}
 }

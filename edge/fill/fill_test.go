@@ -336,9 +336,9 @@ func TestHoldReveal(t *testing.T) {
 	}
 }
 
-// TestWithdraw: a fill held by a request can't be withdrawn; once nobody holds it, Withdraw
-// takes it out of the table, and the next Join for its key starts a new fill instead of
-// joining the abandoned one.
+// TestWithdraw: Joined tells when a follower joined; a fill held by a request can't be
+// withdrawn; once nobody holds it, Withdraw takes it out of the table, and the next Join for
+// its key starts a new fill instead of joining the abandoned one.
 func TestWithdraw(t *testing.T) {
 	tbl := NewTable()
 	end := make(chan struct{})
@@ -352,9 +352,19 @@ func TestWithdraw(t *testing.T) {
 	if !leader || f.Holders() != 1 {
 		t.Fatalf("leader %v, holders %d", leader, f.Holders())
 	}
+	select {
+	case <-f.Joined():
+		t.Fatal("Joined closed before any follower joined")
+	default:
+	}
 	g, leader := tbl.Join(context.Background(), "k", run)
 	if leader || g != f || f.Holders() != 2 {
 		t.Fatalf("second join: leader %v, same fill %v, holders %d", leader, g == f, f.Holders())
+	}
+	select {
+	case <-f.Joined():
+	default:
+		t.Fatal("Joined not closed after a follower joined")
 	}
 	f.Done()
 	if tbl.Withdraw(f) {

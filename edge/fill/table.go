@@ -48,6 +48,8 @@ type Fill struct {
 	err     error
 	body    *Body
 	waiters atomic.Int64
+	joined  chan struct{} // closed by the first follower's Join
+	joinOne sync.Once
 
 	// refs counts the requests holding the fill (leader and followers, from Join to Done);
 	// the body's backing store (an open file) is released once they are all done and the
@@ -113,6 +115,9 @@ func (f *Fill) Key() string { return f.key }
 // Waiters is how many clients joined a fill someone else started (for Cache-Status
 // "collapsed" and metrics).
 func (f *Fill) Waiters() int64 { return f.waiters.Load() }
+
+// Joined is closed once a request other than the one that started the fill has joined it.
+func (f *Fill) Joined() <-chan struct{} { return f.joined }
 
 // SetHead publishes the response head and the body the fill will write. Call it once.
 func (f *Fill) SetHead(h Head, body *Body) {
@@ -200,9 +205,10 @@ func (t *Table) Join(ctx context.Context, key string, run func(ctx context.Conte
 		f.mu.Unlock()
 		t.mu.Unlock()
 		f.waiters.Add(1)
+		f.joinOne.Do(func() { close(f.joined) })
 		return f, false
 	}
-	f = &Fill{key: key, ready: make(chan struct{}), refs: 1}
+	f = &Fill{key: key, ready: make(chan struct{}), joined: make(chan struct{}), refs: 1}
 	t.fills[key] = f
 	t.mu.Unlock()
 
