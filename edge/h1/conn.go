@@ -39,9 +39,9 @@ type conn struct {
 	state atomic.Int32
 
 	remoteAddr string
-	deadline   time.Time         // the read deadline set on rwc (zero: none)
-	scratch    []byte            // long header lines are assembled here
-	last       map[string]string // previous field values (see reader.last)
+	deadline   time.Time // the read deadline set on rwc (zero: none)
+	rd         reader    // reads request heads and chunked bodies' trailers
+	h          head      // the current request's head
 
 	// The background read that notices a client going away (see reqContext).
 	peerMu      sync.Mutex
@@ -76,8 +76,9 @@ func (r peerReader) Read(p []byte) (int, error) {
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), last: make(map[string]string)}
+	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
 	c.br = bufio.NewReaderSize(peerReader{c}, 4<<10)
+	c.rd = reader{br: c.br, last: make(map[string]string)}
 	c.bw = bufio.NewWriterSize(rwc, 8<<10)
 	c.resp.c = c
 	return c
@@ -110,9 +111,8 @@ func (c *conn) serve(ctx context.Context) {
 		if d := c.srv.ReadHeaderTimeout; d > 0 && !c.headBuffered() {
 			c.setReadDeadline(time.Now().Add(d))
 		}
-		h, scratch, err := readHead(c.br, c.srv.maxHeaderBytes(), c.scratch, c.last)
-		c.scratch = scratch[:0]
-		if err != nil {
+		h := &c.h
+		if err := c.rd.readHead(h, c.srv.maxHeaderBytes()); err != nil {
 			var pe *protoError
 			if errors.As(err, &pe) {
 				c.refuse(pe)
@@ -164,8 +164,9 @@ var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 // serveRequest runs the handler for one request and reports whether the connection can carry
 // another.
 func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
-	rctx := &reqContext{parent: ctx, c: c}
-	req, err := h.request(rctx)
+	a := &reqAlloc{ctx: reqContext{parent: ctx, c: c}}
+	rctx := &a.ctx
+	req, err := h.request(rctx, &a.url)
 	if err != nil {
 		var pe *protoError
 		if errors.As(err, &pe) {
@@ -233,7 +234,8 @@ func (c *conn) writeContinue() error {
 // skipTrailers reads a chunked body's trailer section up to its empty line and drops it; a
 // cache forwards no request trailers (RFC 9110 §6.5.1 lets a recipient discard them).
 func (c *conn) skipTrailers() error {
-	r := &reader{br: c.br, budget: c.srv.maxHeaderBytes(), scratch: c.scratch}
+	r := &c.rd
+	r.budget = c.srv.maxHeaderBytes()
 	for {
 		line, err := r.line(errHeaderTooLarge)
 		if err != nil {

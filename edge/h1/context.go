@@ -2,9 +2,17 @@ package h1
 
 import (
 	"context"
+	"net/url"
 	"sync"
 	"time"
 )
+
+// reqAlloc is what a request allocates besides its *http.Request and its header: its context
+// and its URL, in one allocation, since both live as long as the request.
+type reqAlloc struct {
+	ctx reqContext
+	url url.URL
+}
 
 // reqContext is a request's context. It is cancelled when the handler returns, when the server
 // closes, and — as with net/http — when the client goes away while the handler runs.

@@ -40,7 +40,8 @@ type head struct {
 }
 
 // reader reads request heads from a connection's bufio.Reader within a byte budget for the
-// whole head. Lines longer than the bufio buffer are assembled in scratch.
+// whole head. Lines longer than the bufio buffer are assembled in scratch. A connection keeps
+// one reader, and its buffers, for all its requests.
 type reader struct {
 	br      *bufio.Reader
 	budget  int
@@ -48,7 +49,12 @@ type reader struct {
 	// last holds the connection's previous value of each field: keep-alive clients repeat
 	// most fields verbatim on every request, and reusing the string saves an allocation each.
 	last map[string]string
+	// fields collects a header section's fields before they go into the request's map, whose
+	// values then share one allocation.
+	fields []field
 }
+
+type field struct{ key, value string }
 
 // maxRemembered bounds reader.last per connection.
 const maxRemembered = 32
@@ -102,10 +108,11 @@ func (r *reader) line(tooLong *protoError) ([]byte, error) {
 	}
 }
 
-// readHead reads one request head. io.EOF before the first byte means the client closed an
-// idle connection; every other failure is a *protoError or the connection's read error.
-func readHead(br *bufio.Reader, maxBytes int, scratch []byte, last map[string]string) (*head, []byte, error) {
-	r := &reader{br: br, budget: maxBytes, scratch: scratch, last: last}
+// readHead reads one request head into h. io.EOF before the first byte means the client closed
+// an idle connection; every other failure is a *protoError or the connection's read error.
+func (r *reader) readHead(h *head, maxBytes int) error {
+	*h = head{}
+	r.budget = maxBytes
 	var line []byte
 	var err error
 	// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
@@ -115,16 +122,12 @@ func readHead(br *bufio.Reader, maxBytes int, scratch []byte, last map[string]st
 		}
 	}
 	if err != nil {
-		return nil, r.scratch, err
+		return err
 	}
-	h := &head{}
 	if err := h.parseRequestLine(line); err != nil {
-		return nil, r.scratch, err
+		return err
 	}
-	if err := h.readFields(r); err != nil {
-		return nil, r.scratch, err
-	}
-	return h, r.scratch, nil
+	return h.readFields(r)
 }
 
 // parseRequestLine reads "method SP request-target SP HTTP-version" (RFC 9112 §3).
@@ -172,8 +175,8 @@ func parseVersion(v []byte) (major, minor int, ok bool) {
 // readFields reads the header section up to its empty line (RFC 9112 §5) and applies the
 // message-framing rules of §6 and the Host rules of §3.2.
 func (h *head) readFields(r *reader) error {
-	h.header = make(http.Header, 8) // up to 8 fields fit one map group
 	hosts := 0
+	r.fields = r.fields[:0]
 	for {
 		line, err := r.line(errHeaderTooLarge)
 		if err != nil {
@@ -206,8 +209,21 @@ func (h *head) readFields(r *reader) error {
 			h.host = r.value(key, value)
 			continue
 		}
-		h.header[key] = append(h.header[key], r.value(key, value))
+		r.fields = append(r.fields, field{key, r.value(key, value)})
 	}
+	// One backing array holds every value, as net/textproto does: a field that occurs once —
+	// nearly all of them — takes a one-element slice of it (capped, so that an append by a
+	// handler copies rather than overwrites the next field's value).
+	h.header = make(http.Header, len(r.fields))
+	vals := make([]string, len(r.fields))
+	for i, f := range r.fields {
+		vs := h.header[f.key]
+		if vs == nil {
+			vs = vals[i : i : i+1]
+		}
+		h.header[f.key] = append(vs, f.value)
+	}
+	clear(r.fields) // the request's strings stay alive in its header, not in the buffer
 	return h.frame(hosts)
 }
 
@@ -280,14 +296,15 @@ func (h *head) frame(hosts int) error {
 
 // request builds the *http.Request the handler sees, shaped as net/http's server shapes it:
 // Host moved out of the header, URL from the request target (RFC 9112 §3.2), RequestURI set.
-func (h *head) request(ctx context.Context) (*http.Request, error) {
-	var u *url.URL
+// An origin-form target's URL is built in u, which the caller allocates (with the request's
+// context, see reqAlloc); other forms get a URL of their own.
+func (h *head) request(ctx context.Context, u *url.URL) (*http.Request, error) {
 	var err error
 	if h.method == http.MethodConnect && !strings.HasPrefix(h.target, "/") {
 		u = &url.URL{Host: h.target} // authority-form (§3.2.3)
 	} else if h.target == "*" {
 		u = &url.URL{Path: "*"} // asterisk-form (§3.2.4)
-	} else if u = originForm(h.target); u != nil {
+	} else if originForm(h.target, u) {
 	} else if u, err = url.ParseRequestURI(h.target); err != nil {
 		return nil, badRequest("malformed request target")
 	}
@@ -316,19 +333,21 @@ var (
 	protos       = []string{"HTTP/1.0", "HTTP/1.1", "HTTP/1.2", "HTTP/1.3", "HTTP/1.4", "HTTP/1.5", "HTTP/1.6", "HTTP/1.7", "HTTP/1.8", "HTTP/1.9"}
 )
 
-// originForm splits the common request target — "/path?query" without percent-encoding — the
-// way url.ParseRequestURI would, without its general parser; nil sends other targets there.
-func originForm(target string) *url.URL {
+// originForm splits the common request target — "/path?query" without percent-encoding — into
+// u the way url.ParseRequestURI would, without its general parser; false sends other targets
+// there.
+func originForm(target string, u *url.URL) bool {
 	if target == "" || target[0] != '/' {
-		return nil
+		return false
 	}
 	path, query, hasQuery := strings.Cut(target, "?")
 	for i := 0; i < len(path); i++ {
 		if !plainPathChar[path[i]] {
-			return nil
+			return false
 		}
 	}
-	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
 }
 
 // plainPathChar marks the bytes url.URL keeps as they are in a path (RFC 3986 unreserved and
