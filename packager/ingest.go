@@ -26,6 +26,8 @@ import (
 // ignored (Reel makes its own), as are DELETEs of segments it no longer lists.
 type Ingest struct {
 	log *slog.Logger
+	// Metrics, when set, count requests by channel and status.
+	Metrics *live.Metrics
 
 	mu       sync.Mutex
 	channels map[string]*ingestChannel
@@ -36,6 +38,7 @@ type ingestChannel struct {
 
 	mu      sync.Mutex
 	ids     ids
+	idsMu   sync.Mutex // the streams of a channel set up their tracks concurrently
 	streams map[string]*ingestStream
 }
 
@@ -126,7 +129,9 @@ var mediaTypes = map[string]bool{
 	"audio/iso.segment": true, "application/octet-stream": true,
 }
 
-func (g *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *Ingest) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+	defer func() { g.Metrics.IngestRequest(w.channel, w.status) }()
 	rest, ok := strings.CutPrefix(r.URL.Path, IngestPath)
 	name, file, _ := strings.Cut(rest, "/")
 	g.mu.Lock()
@@ -136,6 +141,7 @@ func (g *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ingestFail(w, http.StatusNotFound, "no such ingest channel")
 		return
 	}
+	w.channel = name
 	switch r.Method {
 	case http.MethodPut, http.MethodPost:
 	case http.MethodDelete:
@@ -164,6 +170,7 @@ func (g *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := ic.streams[key]
 	if st == nil {
 		st = &ingestStream{r: newStreamReader(ic.ch, name+"/"+key, g.log, ic.ids), last: -1, done: make(chan struct{})}
+		st.r.idsMu = &ic.idsMu
 		st.r.reinit = true
 		ic.streams[key] = st
 	}
@@ -187,6 +194,18 @@ func (g *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ic.ch.Flush(t.id)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// statusWriter remembers the status answered, for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	channel string
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func ingestFail(w http.ResponseWriter, status int, reason string) {

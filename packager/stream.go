@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/Eyevinn/mp4ff/bits"
@@ -108,8 +109,9 @@ type streamReader struct {
 	tracks  map[uint32]*streamTrack
 	moof    *mp4.MoofBox
 	started bool
-	ids     ids   // rendition names, shared by the streams of one channel
-	refused error // the first fragment the channel refused since the last feed
+	ids     ids         // rendition names, shared by the streams of one channel
+	idsMu   *sync.Mutex // guards ids when it is shared (nil: not shared)
+	refused error       // the first fragment the channel refused since the last feed
 	// reinit allows a later moov: an HTTP ingest's encoder may repeat its init or reconnect.
 	reinit bool
 }
@@ -221,7 +223,13 @@ func (s *streamReader) setup(moov *mp4.MoovBox) (err error) {
 	s.tracks = map[uint32]*streamTrack{}
 	audio := 0
 	for _, t := range in.tracks {
+		if s.idsMu != nil {
+			s.idsMu.Lock()
+		}
 		st := &streamTrack{src: t, id: s.ids.forTrack(t)}
+		if s.idsMu != nil {
+			s.idsMu.Unlock()
+		}
 		if moov.Mvex != nil {
 			for _, trex := range moov.Mvex.Trexs {
 				if trex.TrackID == t.trackID {

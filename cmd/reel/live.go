@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reelvideo/reel/edge"
 	"github.com/reelvideo/reel/packager"
 	"github.com/reelvideo/reel/packager/live"
 )
@@ -104,6 +105,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	part := fs.Duration("part", 500*time.Millisecond, "LL-HLS part duration; 0 turns parts off")
 	window := fs.Duration("window", 30*time.Second, "how far back live playlists and MPDs reach")
 	dvr := fs.Duration("dvr", 2*time.Hour, "how long segments stay on disk for players that seek back")
+	admin := fs.String("admin", "127.0.0.1:9092", "admin listener: /metrics (bearer token REEL_ADMIN_TOKEN, else one is generated and printed); empty turns it off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = usageFunc(fs, liveUsage)
 	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
@@ -124,11 +126,12 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	names = append(names, ingestNames...)
 
 	srv := live.NewServer(logger)
+	metrics := live.NewMetrics()
 	var channels []*live.Channel
 	for _, name := range names {
 		ch, err := live.NewChannel(live.Config{
 			Name: name, Dir: filepath.Join(*dir, name),
-			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, Logger: logger,
+			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, Logger: logger, Metrics: metrics,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
@@ -151,6 +154,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		// Publishing is not for viewers: encoders push to their own listener, with a token
 		// when one is set.
 		ing := packager.NewIngest(logger)
+		ing.Metrics = metrics
 		for _, ch := range channels[len(channels)-len(ingestNames):] {
 			ing.Add(ch)
 		}
@@ -166,6 +170,26 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		// No read timeout: an encoder may hold one chunked request open for a whole segment.
 		servers = append(servers, listening{&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, iln})
 		ingestBase = "http://" + iln.Addr().String()
+	}
+
+	var adminBase, adminTok string
+	var tokenGenerated bool
+	if *admin != "" {
+		tok, generated, err := adminToken(edge.Config{})
+		if err != nil {
+			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
+			return exitFailure
+		}
+		aln, err := net.Listen("tcp", *admin)
+		if err != nil {
+			fmt.Fprintf(stderr, "reel live: admin: %s\n", oneLine(err))
+			return exitFailure
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+		mux.Handle("GET /metrics", requireBearer(tok, metrics.Handler()))
+		servers = append(servers, listening{&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, aln})
+		adminBase, adminTok, tokenGenerated = "http://"+aln.Addr().String(), tok, generated
 	}
 
 	// Sources run until the signal that stops the server; a source failing stops everything
@@ -200,6 +224,12 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, name := range ingestNames {
 		fmt.Fprintf(stdout, "  encoders push %s to %s%s%s/\n", name, ingestBase, packager.IngestPath, name)
+	}
+	if adminBase != "" {
+		fmt.Fprintf(stdout, "metrics at %s/metrics\n", adminBase)
+		if tokenGenerated {
+			fmt.Fprintf(stdout, "admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", adminTok)
+		}
 	}
 	code = serveUntilSignalCtx(ctx, "live", stderr, 5*time.Second, servers...)
 	stop()

@@ -24,7 +24,7 @@ import (
 func startLive(t *testing.T, bin string, stdin io.Reader, args ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, append([]string{"live", "--listen", addr, "--dir", t.TempDir(), "--log-level", "warn"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"live", "--listen", addr, "--dir", t.TempDir(), "--log-level", "warn", "--admin", ""}, args...)...)
 	cmd.Stdin = stdin
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr

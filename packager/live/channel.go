@@ -37,6 +37,8 @@ type Config struct {
 	Window time.Duration
 	DVR    time.Duration
 	Logger *slog.Logger
+	// Metrics, when set, count the channel's fragments, segments and blocking reloads.
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -157,6 +159,12 @@ func (c *Channel) SetStart(t time.Time) {
 // Append adds a fragment to a track. Fragments must follow each other in time; a fragment that
 // starts before the previous one ended is refused (ErrBackwards) and nothing changes.
 func (c *Channel) Append(trackID string, f Fragment) error {
+	err := c.appendFragment(trackID, f)
+	c.cfg.Metrics.fragment(c.cfg.Name, trackID, err)
+	return err
+}
+
+func (c *Channel) appendFragment(trackID string, f Fragment) error {
 	if f.Duration == 0 || len(f.Data) == 0 {
 		return fmt.Errorf("track %s: empty fragment", trackID)
 	}
@@ -200,6 +208,7 @@ func (c *Channel) completed(t *track, segs []*segment) {
 		if err := c.store(t, s); err != nil {
 			c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
 		}
+		c.cfg.Metrics.segment(c.cfg.Name, t.info.ID, s.number)
 	}
 	if len(segs) > 0 {
 		c.expire(t)

@@ -240,3 +240,26 @@ func TestDVRView(t *testing.T) {
 		t.Errorf("DVR master:\n%s", m)
 	}
 }
+
+// TestMetrics: fragments appended and refused, segments and the live edge are counted.
+func TestMetrics(t *testing.T) {
+	m := NewMetrics()
+	c := testChannel(t, Config{SegmentDuration: time.Second, Metrics: m}, "video")
+	for at := uint64(0); at < 3000; at += 1000 {
+		c.Append("video", frag(at, 1000, true))
+	}
+	c.Append("video", frag(500, 1000, true)) // backwards: refused
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`reel_live_fragments_total{channel="ch",result="appended",track="video"} 3`,
+		`reel_live_fragments_total{channel="ch",result="refused",track="video"} 1`,
+		`reel_live_segments_total{channel="ch",track="video"} 2`,
+		`reel_live_last_segment{channel="ch",track="video"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("missing %s in:\n%s", want, body)
+		}
+	}
+}

@@ -328,16 +328,19 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 		c.mu.Unlock()
 		if started && msn > last+2 {
 			// §6.2.5.2: more than two segments beyond the last one listed.
+			c.cfg.Metrics.blocked(c.cfg.Name, "bad")
 			fail(w, http.StatusBadRequest, "_HLS_msn is too far in the future")
 			return
 		}
 		// §6.2.5.2: a request that can't be satisfied within three target durations gets 503.
 		if !c.wait(r.Context(), 3*c.cfg.SegmentDuration, func() bool { return t.has(msn, part) }) {
 			if r.Context().Err() == nil {
+				c.cfg.Metrics.blocked(c.cfg.Name, "timeout")
 				fail(w, http.StatusServiceUnavailable, "the requested segment or part did not appear in time")
 			}
 			return
 		}
+		c.cfg.Metrics.blocked(c.cfg.Name, "served")
 		maxAge = max(1, int(c.cfg.SegmentDuration.Seconds()))
 	}
 	opt := manifest.LiveMediaOptions{Skip: q.Get("_HLS_skip") == "YES" || q.Get("_HLS_skip") == "v2"}
