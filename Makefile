@@ -2,8 +2,6 @@
 GO      ?= go
 BIN     := bin/reel
 OUT     ?= out
-LISTEN  ?= 127.0.0.1:8080
-SAMPLES := samples/ladder_720p.mp4 samples/ladder_480p.mp4 samples/ladder_360p.mp4 samples/audio_fra.mp4
 FUZZTIME ?= 10s
 
 .PHONY: help build run test bench fuzz samples clean
@@ -14,17 +12,8 @@ help: ## list the targets
 build: ## build bin/reel
 	$(GO) build -trimpath -o $(BIN) ./cmd/reel
 
-EDGE_LISTEN ?= 127.0.0.1:8081
-
-run: build ## package the bundled samples, serve them with `reel origin` and `reel edge` in front
-	$(BIN) package $(SAMPLES) -o $(OUT)/vod
-	$(BIN) package --single-file $(SAMPLES) -o $(OUT)/vod-single
-	@echo "Through the edge (cached): http://$(EDGE_LISTEN)/vod/master.m3u8  http://$(EDGE_LISTEN)/vod/manifest.mpd"
-	@bash -c 'trap "kill 0" INT TERM EXIT; \
-	  $(BIN) origin --dir $(OUT) --listen $(LISTEN) & \
-	  $(BIN) edge --origin http://$(LISTEN) --listen $(EDGE_LISTEN) --log-level warn & \
-	  wait'
-
+run: build ## reel demo: package the samples, loop a live channel, origin + edge cache in front (Ctrl-C stops)
+	$(BIN) demo
 
 test: ## gofmt check, go vet, and every test with the race detector
 	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
