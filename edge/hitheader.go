@@ -2,7 +2,6 @@ package edge
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
@@ -11,22 +10,28 @@ import (
 
 // hitHeader is a memory object's header prepared, once when it is stored, for full-body hits
 // over HTTP/1.1: the fields every such hit sends unchanged are serialised into wire, so a hit
-// neither copies the stored header map nor walks it again to write it. Only what changes per
-// response — Age, Cache-Status — and what the server needs for framing stays in the map.
+// neither copies the stored header map nor walks it again to write it. What changes per
+// response — Age, Cache-Status — is appended to them in wire form too; only what the server
+// needs for framing and its Date stays in the map.
 type hitHeader struct {
-	wire     []byte   // "Name: value\r\n" lines, our Via and Accept-Ranges included
-	length   []string // Content-Length
-	date     []string // the stored Date, or nil (the server then adds its own)
-	csPrefix string   // Cache-Status members of caches nearer the origin, each followed by ", "
+	wire     []byte // "Name: value\r\n" lines, the stored Date, our Via and Accept-Ranges included
+	hasDate  bool   // a Date is stored (else the server adds its own)
+	csPrefix string // Cache-Status members of caches nearer the origin, each followed by ", "
 }
 
-// wireWriter is a ResponseWriter that takes pre-serialised header fields (edge/h1's).
-type wireWriter interface{ AddWireFields([]byte) }
+// wireWriter is a ResponseWriter that takes header fields in wire form (edge/h1's): lines
+// appended to *WireFields() go out after the fields of Header(), SetContentLength declares the
+// length without a map field, and OmitDate keeps the server's Date out.
+type wireWriter interface {
+	WireFields() *[]byte
+	SetContentLength(int64)
+	OmitDate()
+}
 
 // notInWire are the stored fields a hit doesn't pass on as stored: internal tags, fields it
 // sets per response, and fields the server manages.
 var notInWire = map[string]bool{
-	"Surrogate-Key": true, "Cache-Tag": true, "Content-Length": true, "Date": true, "Age": true,
+	"Surrogate-Key": true, "Cache-Tag": true, "Content-Length": true, "Age": true,
 	"Via": true, "Cache-Status": true, "Accept-Ranges": true, "Transfer-Encoding": true, "Connection": true,
 }
 
@@ -55,12 +60,12 @@ func prepareHit(o *store.Object) *hitHeader {
 	if o.Status == http.StatusOK {
 		b = appendField(b, "Accept-Ranges", "bytes")
 	}
-	return &hitHeader{
-		wire:     b,
-		length:   []string{strconv.Itoa(len(o.Body))},
-		date:     o.Header["Date"],
-		csPrefix: string(cachestatus.AppendPrefix(nil, o.Header)),
+	csPrefix := string(cachestatus.AppendPrefix(nil, o.Header))
+	if strings.ContainsAny(csPrefix, "\r\n\x00") {
+		return nil
 	}
+	_, hasDate := o.Header["Date"]
+	return &hitHeader{wire: b, hasDate: hasDate, csPrefix: csPrefix}
 }
 
 func appendField(b []byte, k, v string) []byte {

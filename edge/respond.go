@@ -46,20 +46,23 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	w.WriteHeader(status)
 }
 
-// writeHitHead is writeHead for a full-body hit through a wireWriter: the same fields, with
-// the stored ones and our Via taken pre-serialised from obj.hit.
+// writeHitHead is writeHead for a full-body hit through a wireWriter: the same fields, none
+// of them through the header map: the stored ones and our Via taken pre-serialised from
+// obj.hit, Age and Cache-Status appended to them, Content-Length declared to the server.
 func (e *Edge) writeHitHead(w http.ResponseWriter, ww wireWriter, obj *cached, age time.Duration, cs cachestatus.Status) {
 	hh := obj.hit
-	dst := w.Header()
-	ww.AddWireFields(hh.wire)
-	dst["Content-Length"] = hh.length
-	if hh.date != nil {
-		dst["Date"] = hh.date
+	ww.SetContentLength(obj.Size)
+	if hh.hasDate {
+		ww.OmitDate()
 	}
-	dst["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	wire := ww.WireFields()
+	b := append(*wire, hh.wire...)
+	b = append(b, "Age: "...)
+	b = strconv.AppendInt(b, int64(age/time.Second), 10)
+	b = append(b, "\r\n"+cachestatus.Header+": "...)
 	cs.Cache = cacheName
-	var buf [160]byte
-	dst[cachestatus.Header] = []string{string(cs.AppendTo(append(buf[:0], hh.csPrefix...)))}
+	b = cs.AppendTo(append(b, hh.csPrefix...))
+	*wire = append(b, "\r\n"...)
 	setLabel(w, cs)
 	w.WriteHeader(obj.Status)
 }

@@ -31,9 +31,12 @@ type response struct {
 	chunked     bool
 	closeAfter  bool
 	length      int64 // declared Content-Length, -1 if none
+	wireLength  int64 // the length SetContentLength declared, -1 if none
+	lengthField bool  // the server writes Content-Length (the length came from SetContentLength)
+	omitDate    bool  // OmitDate was called
 	written     int64 // body bytes accepted
 	pending     []byte
-	wire        []byte // fields already in wire form (AddWireFields)
+	wire        []byte // fields already in wire form (WireFields)
 }
 
 func (w *response) reset(req *http.Request, b *body) {
@@ -45,22 +48,35 @@ func (w *response) reset(req *http.Request, b *body) {
 		// header map outlives the request either.
 		clear(hdr)
 	}
-	*w = response{c: w.c, req: req, body: b, header: hdr, length: -1, pending: w.pending[:0]}
+	*w = response{c: w.c, req: req, body: b, header: hdr, length: -1, wireLength: -1,
+		pending: w.pending[:0], wire: w.wire[:0]}
 }
 
 func (w *response) Header() http.Header { return w.header }
 
-// AddWireFields adds header fields already serialised as HTTP/1.1 field lines ("Name: value"
-// CRLF each), written after the fields of Header(). A cache serving one stored response many
-// times serialises its fields once instead of copying a map per response. The caller vouches
-// for the lines (valid names, no CR or LF in values) and that none of them repeats a field of
+// WireFields returns the response's buffer of header fields already in wire form, for the
+// handler to append HTTP/1.1 field lines to ("Name: value" CRLF each); what it holds when the
+// header is written goes out after the fields of Header(). A cache serving one stored response
+// many times serialises its fields once instead of copying a map per response, and appends the
+// few it sets per response (Age, say) without a map round trip either. The buffer belongs to the
+// connection and is reused; it is empty when the handler starts. The caller vouches for the
+// lines (valid names, no CR, LF or NUL in values) and that none of them repeats a field of
 // Header() or is one this writer manages (Content-Length, Transfer-Encoding, Connection, Date).
-// It must come before the header is written; later calls replace earlier ones.
-func (w *response) AddWireFields(b []byte) {
-	if !w.committed {
-		w.wire = b
+// Lines appended after the header was written are not sent.
+func (w *response) WireFields() *[]byte { return &w.wire }
+
+// SetContentLength declares the body's length as a Content-Length field in Header() would, for
+// a handler that keeps its fields out of the map (see WireFields); the server writes the field.
+// A Content-Length in Header() takes precedence. It must come before the status is written.
+func (w *response) SetContentLength(n int64) {
+	if !w.wroteHeader && n >= 0 {
+		w.wireLength = n
 	}
 }
+
+// OmitDate keeps the server from adding its Date field, as a nil Date in Header() does with
+// net/http: for a handler that sends its own in WireFields.
+func (w *response) OmitDate() { w.omitDate = true }
 
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
@@ -77,12 +93,16 @@ func (w *response) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified || code < 200
-	if cl := w.header.Get("Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+	// The field by its canonical name, as net/http's server reads it.
+	if cl := w.header["Content-Length"]; len(cl) > 0 && cl[0] != "" {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			w.length = n
 		} else {
 			w.header.Del("Content-Length")
 		}
+	}
+	if w.length < 0 && w.wireLength >= 0 {
+		w.length, w.lengthField = w.wireLength, true
 	}
 }
 
@@ -162,6 +182,7 @@ func (w *response) commit() {
 	switch {
 	case w.status == http.StatusNotModified || w.status == http.StatusNoContent || w.status < 200:
 		delete(h, "Content-Length")
+		w.lengthField = false
 	case w.length >= 0:
 	case w.req.Method == http.MethodHead:
 	case w.req.ProtoMinor >= 1:
@@ -178,7 +199,7 @@ func (w *response) commit() {
 	} else if w.req.ProtoMinor == 0 {
 		h["Connection"] = keepAliveValue
 	}
-	if _, ok := h["Date"]; !ok {
+	if _, ok := h["Date"]; !ok && !w.omitDate {
 		h["Date"] = []string{httpDate()}
 	}
 	bw := w.c.bw
@@ -190,6 +211,11 @@ func (w *response) commit() {
 	bw.WriteString(statusLine(w.status))
 	bw.WriteString("\r\n")
 	writeFields(bw, h)
+	if w.lengthField {
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.length, 10))
+		bw.WriteString("\r\n")
+	}
 	bw.Write(w.wire)
 	bw.WriteString("\r\n")
 	if len(w.pending) > 0 && !w.noBody {

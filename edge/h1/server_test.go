@@ -435,3 +435,49 @@ func TestHeaderInjection(t *testing.T) {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestWireFields: fields a handler appends in wire form go out with those of Header(), a
+// length declared with SetContentLength frames the body as a Content-Length field would (and
+// is left out where the status has no content, RFC 9110 §15.4.5, §15.3.5), OmitDate leaves the
+// server's Date out, and nothing carries over to the connection's next response.
+func TestWireFields(t *testing.T) {
+	const date = "Sat, 01 Jan 2000 00:00:00 GMT"
+	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/wire":
+			wire := w.(interface{ WireFields() *[]byte }).WireFields()
+			*wire = append(*wire, "Date: "+date+"\r\nX-Wire: 1\r\n"...)
+			w.(interface{ SetContentLength(int64) }).SetContentLength(5)
+			w.(interface{ OmitDate() }).OmitDate()
+			w.Header().Set("X-Map", "m")
+			io.WriteString(w, "hello")
+		case "/304":
+			w.(interface{ SetContentLength(int64) }).SetContentLength(5)
+			w.WriteHeader(http.StatusNotModified)
+		default:
+			io.WriteString(w, "plain")
+		}
+	})
+	rs := exchange(t, addr, "GET /wire HTTP/1.1\r\nHost: a\r\n\r\nHEAD /wire HTTP/1.1\r\nHost: a\r\n\r\n"+
+		"GET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /plain HTTP/1.1\r\nHost: a\r\n\r\n", "GET", "HEAD", "GET", "GET")
+	for i, r := range rs[:2] {
+		if got := r.Header["Date"]; len(got) != 1 || got[0] != date {
+			t.Errorf("response %d: Date %q, want only %q", i+1, got, date)
+		}
+		if r.Header.Get("X-Wire") != "1" || r.Header.Get("X-Map") != "m" || r.ContentLength != 5 || len(r.Header["Content-Length"]) != 1 {
+			t.Errorf("response %d: header %v", i+1, r.Header)
+		}
+	}
+	if b := bodyOf(rs[0]); b != "hello" {
+		t.Errorf("GET body %q", b)
+	}
+	if b := bodyOf(rs[1]); b != "" {
+		t.Errorf("HEAD body %q", b)
+	}
+	if rs[2].StatusCode != http.StatusNotModified || rs[2].Header["Content-Length"] != nil {
+		t.Errorf("304: %d, Content-Length %q", rs[2].StatusCode, rs[2].Header["Content-Length"])
+	}
+	if r := rs[3]; r.Header.Get("X-Wire") != "" || r.Header.Get("Date") == "" || r.Header.Get("Date") == date || bodyOf(r) != "plain" {
+		t.Errorf("next response: header %v", r.Header)
+	}
+}
