@@ -244,7 +244,9 @@ func (p *Presentation) Validate() error {
 		for i, s := range t.Segments {
 			if i > 0 {
 				prev := t.Segments[i-1]
-				if next := prev.Start + prev.Duration; s.Start != next {
+				// A live stream may jump forward after a discontinuity (an encoder that was away);
+				// otherwise segments follow each other exactly.
+				if next := prev.Start + prev.Duration; s.Start != next && !(p.Live != nil && s.Discontinuity && s.Start > next) {
 					return fmt.Errorf("track %s: segment %d starts at %d, expected %d (gap or overlap)", t.ID, i, s.Start, next)
 				}
 				if p.Live != nil && s.Number != prev.Number+1 {

@@ -263,3 +263,49 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestGaps: a source that skips media keeps the playlists and the MPD valid — a short gap is
+// absorbed into the next segment, a long one is a discontinuity — and after time went back
+// (an encoder reconnecting with its clock reset) the MPD still renders (from the restart on).
+func TestGaps(t *testing.T) {
+	c := testChannel(t, Config{SegmentDuration: 2 * time.Second}, "video")
+	at := uint64(0)
+	add := func(n int) {
+		for range n {
+			if err := c.Append("video", frag(at, 1000, at%2000 == 0)); err != nil {
+				t.Fatal(err)
+			}
+			at += 1000
+		}
+	}
+	add(4)
+	at += 2000 // a hole of a whole segment: a discontinuity
+	add(4)
+	at += 1000 // a one-second hole: absorbed into the next segment
+	add(5)
+	srv := NewServer(nil)
+	srv.Add(c)
+	get := func(u string) (int, string) {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, u, nil))
+		return rec.Code, rec.Body.String()
+	}
+	code, pl := get("/live/ch/video/index.m3u8")
+	if code != 200 || strings.Count(pl, "#EXT-X-DISCONTINUITY\n") != 1 {
+		t.Fatalf("playlist %d:\n%s", code, pl)
+	}
+	p := c.snapshot(time.Now(), "", false)
+	if err := p.Validate(); err != nil {
+		t.Fatalf("snapshot invalid: %v", err)
+	}
+	if code, mpd := get("/live/ch/manifest.mpd"); code != 200 {
+		t.Fatalf("MPD %d: %s", code, mpd)
+	}
+	// The clock goes back after a reconnect.
+	c.TrackDiscontinuity("video")
+	at = 0
+	add(5)
+	if code, mpd := get("/live/ch/manifest.mpd"); code != 200 || !strings.Contains(mpd, `startNumber="`) {
+		t.Fatalf("MPD after time went back: %d %s", code, mpd)
+	}
+}

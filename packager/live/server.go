@@ -170,6 +170,17 @@ func (c *Channel) serveMPD(w http.ResponseWriter, clock string, dvr bool) {
 		fail(w, http.StatusNotFound, "channel has no video yet")
 		return
 	}
+	// DASH has one Period here, whose timeline can't go back: after a restart whose media time
+	// went back (an encoder reconnecting with its clock reset), the MPD lists the segments
+	// since then; HLS keeps the whole window, with EXT-X-DISCONTINUITY.
+	for _, t := range p.Tracks() {
+		for i := len(t.Segments) - 1; i > 0; i-- {
+			if prev := t.Segments[i-1]; t.Segments[i].Start < prev.Start+prev.Duration {
+				t.Segments = t.Segments[i:]
+				break
+			}
+		}
+	}
 	mpd, err := p.DASH()
 	if errors.Is(err, manifest.ErrNoSegmentYet) {
 		fail(w, http.StatusNotFound, "no complete segment yet")

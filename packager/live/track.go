@@ -85,6 +85,17 @@ func (t *track) append(f Fragment, now time.Time) ([]*segment, error) {
 	if s := t.cur; s != nil && f.Independent && (s.forceEnd || f.Decode+t.grid/20 >= s.gridEnd) {
 		done = append(done, t.finish())
 	}
+	start := f.Decode
+	if t.cur == nil && len(t.segs) > 0 && !t.discPending && f.Decode > t.end {
+		// Media time jumped forward (the source dropped something). A short gap is absorbed
+		// into this segment, which then starts where the last one ended; a gap of a segment
+		// or more is a discontinuity.
+		if f.Decode-t.end < t.grid {
+			start = t.end
+		} else {
+			t.discPending = true
+		}
+	}
 	if t.cur == nil {
 		disc := t.discPending && len(t.segs) > 0
 		if disc {
@@ -97,16 +108,16 @@ func (t *track) append(f Fragment, now time.Time) ([]*segment, error) {
 		}
 		t.cur = &segment{
 			number:  t.nextNumber(f.Decode),
-			start:   f.Decode,
+			start:   start,
 			gridEnd: (f.Decode/t.grid + 1) * t.grid,
-			pdt:     t.pdt(f.Decode),
+			pdt:     t.pdt(start),
 			disc:    disc,
 		}
 		t.discPending = false
 	}
 	s := t.cur
 	s.parts = append(s.parts, part{data: f.Data, duration: f.Duration, independent: f.Independent})
-	s.duration = f.Decode + f.Duration - s.start
+	s.duration = f.Decode + f.Duration - s.start // a gap inside the segment counts as its time
 	s.size += int64(len(f.Data))
 	t.end = f.Decode + f.Duration
 	t.pos += f.Duration
