@@ -253,6 +253,26 @@ func TestLiveHTTP(t *testing.T) {
 		}
 	}
 
+	// Low-latency DASH: the segment in progress is announced, and asking for it streams it
+	// whole as its parts arrive.
+	code, _, mpdNow := fetch(ts.URL + "/live/test/manifest.mpd")
+	if code != 200 || !strings.Contains(mpdNow, "availabilityTimeOffset") {
+		t.Fatalf("MPD %d:\n%.600s", code, mpdNow)
+	}
+	c0, _, pl0 := fetch(base + "index.m3u8")
+	cur := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="seg_(\d+)\.`).FindStringSubmatch(pl0)
+	if c0 != 200 || cur == nil {
+		t.Fatalf("no segment in progress:\n%s", pl0)
+	}
+	code, h, seg := fetch(base + "seg_" + cur[1] + ".m4s")
+	if code != 200 || len(seg) == 0 || h.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Fatalf("segment in progress: %d, %d bytes, %q", code, len(seg), h.Get("Cache-Control"))
+	}
+	_, _, whole := fetch(base + "seg_" + cur[1] + ".m4s")
+	if whole != seg {
+		t.Errorf("the streamed segment (%d bytes) differs from the complete one (%d bytes)", len(seg), len(whole))
+	}
+
 	// The MPD is dynamic, with the clock players synchronise to.
 	code, _, mpd := fetch(ts.URL + "/live/test/manifest.mpd")
 	if code != 200 || !strings.Contains(mpd, `type="dynamic"`) || !strings.Contains(mpd, "/live/time") {

@@ -317,6 +317,7 @@ func (c *Channel) expire(t *track) {
 		}
 	}
 	if drop > 0 {
+		t.expired = true
 		for _, s := range t.segs[:drop] {
 			if s.disc {
 				t.discDropped++

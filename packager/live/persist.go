@@ -80,6 +80,7 @@ func (t *track) resume(init []byte) error {
 			if e.Disc {
 				t.discDropped++
 			}
+			t.expired = true
 			continue
 		}
 		if n := len(kept); n > 0 && e.Number != kept[n-1].Number+1 {

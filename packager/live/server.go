@@ -165,11 +165,28 @@ func withDVR(master []byte) []byte {
 func (c *Channel) serveMPD(w http.ResponseWriter, clock string, dvr bool) {
 	c.mu.Lock()
 	p := c.snapshot(time.Now(), clock, dvr)
-	c.mu.Unlock()
 	if len(p.Video) == 0 {
+		c.mu.Unlock()
 		fail(w, http.StatusNotFound, "channel has no video yet")
 		return
 	}
+	// Low-latency DASH: the segment in progress is announced at its nominal duration, so that
+	// players may ask for it availabilityTimeOffset early and read it chunk by chunk as it is
+	// made (serveSegment streams it). The next MPD has its real duration.
+	if c.cfg.PartDuration > 0 {
+		for _, t := range p.Tracks() {
+			tr := c.byID[t.ID]
+			if tr == nil || tr.cur == nil || len(tr.cur.parts) == 0 {
+				continue
+			}
+			t.Segments = append(t.Segments, manifest.Segment{
+				Start: tr.cur.start, Duration: max(tr.grid, tr.cur.duration), URI: segmentName(tr.cur.number),
+				Number: tr.cur.number, ProgramDateTime: tr.cur.pdt, Discontinuity: tr.cur.disc,
+			})
+			t.LiveParts, t.NextNumber, t.NextProgramDateTime, t.NextDiscontinuity = nil, 0, time.Time{}, false
+		}
+	}
+	c.mu.Unlock()
 	// DASH has one Period here, whose timeline can't go back: after a restart whose media time
 	// went back (an encoder reconnecting with its clock reset), the MPD lists the segments
 	// since then; HLS keeps the whole window, with EXT-X-DISCONTINUITY.
@@ -443,7 +460,19 @@ func (c *Channel) serveSegment(w http.ResponseWriter, r *http.Request, t *track,
 	if !found && t.cur != nil && t.cur.number == n {
 		inProgress = true
 	}
+	// The next segment, not started yet: a low-latency DASH player asks for it as soon as its
+	// first chunk is due, which may be a moment before it exists.
+	next := false
+	if !found && !inProgress && !c.ended && c.cfg.PartDuration > 0 {
+		if last, _, ok := c.lastMSN(t); ok && n == last+1 && t.cur == nil {
+			next = true
+		}
+	}
 	c.mu.Unlock()
+	if next && c.wait(r.Context(), 3*c.cfg.PartDuration, func() bool { return t.cur != nil && t.cur.number == n || t.has(n, -1) }) {
+		c.serveSegment(w, r, t, n)
+		return
+	}
 	switch {
 	case found && data != nil:
 		w.Header().Set("Cache-Control", immutable)

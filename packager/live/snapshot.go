@@ -32,6 +32,17 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 		p.Live.HoldBack = 3 * c.cfg.SegmentDuration
 		p.Live.PartHoldBack = 3 * c.cfg.PartDuration
 	}
+	if dvr {
+		// The DVR view of an event none of whose segments has expired is the whole event: an
+		// EVENT playlist (segments only added), which becomes VOD when the event ends.
+		whole := true
+		for _, t := range c.tracks {
+			whole = whole && !t.expired
+		}
+		if whole {
+			p.Live.PlaylistType = manifest.PlaylistEvent
+		}
+	}
 	if p.Live.CanSkipUntil >= window {
 		p.Live.CanSkipUntil = 0 // a window too short for delta updates to save anything
 	}

@@ -48,6 +48,7 @@ type track struct {
 	anchorPDT   time.Time
 
 	discPending bool   // the next segment follows a discontinuity
+	expired     bool   // segments have left the DVR window (the event is no longer whole)
 	discDropped uint64 // discontinuities that left the DVR window
 	peakBits    int    // highest segment bitrate seen, for BANDWIDTH when the source gives none
 }
