@@ -11,7 +11,8 @@ import (
 	"github.com/reelvideo/reel/edge/store"
 )
 
-// cached is a stored response from either tier, as the handler sees it.
+// cached is a stored response from either tier, as the handler sees it. It is never modified
+// once built: a memory object's is built once, when the object is stored, and shared by its hits.
 type cached struct {
 	Status                    int
 	Header                    http.Header
@@ -22,14 +23,29 @@ type cached struct {
 	invalidated               bool              // soft-purged: revalidate before reuse
 	freshUntil                time.Time         // see store.Object
 	initialAge                time.Duration
-	hit                       *hitHeader // memory tier: the header prepared for hits, or nil
+	hit                       *hitHeader    // memory tier: the header prepared for hits, or nil
+	src                       *store.Object // memory tier: the object this was built from
 }
 
+// fromMemory is the memory object o as the handler sees it: the view withFreshness prepared, or
+// for a copy of a stored object (a soft purge stores one with Invalidated set, sharing Prepared)
+// a view of its own.
 func fromMemory(o *store.Object) *cached {
-	hit, _ := o.Prepared.(*hitHeader)
+	c, _ := o.Prepared.(*cached)
+	if c != nil && c.src == o {
+		return c
+	}
+	var hit *hitHeader
+	if c != nil {
+		hit = c.hit
+	}
+	return memoryView(o, hit)
+}
+
+func memoryView(o *store.Object, hit *hitHeader) *cached {
 	return &cached{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime,
 		Size: int64(len(o.Body)), mem: o.Body, invalidated: o.Invalidated, freshUntil: o.FreshUntil, initialAge: o.InitialAge,
-		hit: hit}
+		hit: hit, src: o}
 }
 
 func fromDisk(o *store.DiskObject) *cached {
@@ -46,17 +62,26 @@ func (c *cached) quickFresh(r *http.Request, now time.Time) (age, ttl time.Durat
 	return c.initialAge + now.Sub(c.ResponseTime), c.freshUntil.Sub(now), true
 }
 
-// withFreshness fills o's precomputed freshness under pol: fresh until the instant its age
-// reaches its lifetime, provided a plain request may reuse it at all right now. It also
-// prepares the header hits will send (see hitHeader).
+// withFreshness fills o's precomputed freshness under pol and prepares the view hits will use
+// (see fromMemory), with the header they will send (see hitHeader). o must not be modified
+// afterwards.
 func withFreshness(o *store.Object, pol policy.Options) *store.Object {
+	setFreshness(o, pol)
+	var hit *hitHeader
 	if o.Body != nil {
-		o.Prepared = prepareHit(o)
+		hit = prepareHit(o)
 	}
+	o.Prepared = memoryView(o, hit)
+	return o
+}
+
+// setFreshness sets o fresh until the instant its age reaches its lifetime, provided a plain
+// request may reuse it at all right now.
+func setFreshness(o *store.Object, pol policy.Options) {
 	st := policy.Stored{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime}
 	plain := &http.Request{Method: http.MethodGet, Header: http.Header{}}
 	if policy.Reuse(plain, st, o.ResponseTime, pol) != policy.Fresh {
-		return o
+		return
 	}
 	age := policy.CurrentAge(o.Header, o.RequestTime, o.ResponseTime, o.ResponseTime)
 	life, _ := policy.Lifetime(o.Status, o.Header, o.ResponseTime, pol)
@@ -64,7 +89,6 @@ func withFreshness(o *store.Object, pol policy.Options) *store.Object {
 		o.InitialAge = age
 		o.FreshUntil = o.ResponseTime.Add(life - age)
 	}
-	return o
 }
 
 func (c *cached) stored() policy.Stored {

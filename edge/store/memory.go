@@ -28,8 +28,9 @@ type Object struct {
 	// (RFC 9111 §4.2.3). A zero FreshUntil means "always evaluate" (no-cache and the like).
 	FreshUntil time.Time
 	InitialAge time.Duration
-	// Prepared is what the edge derives from Header once, when the object is stored, to serve
-	// hits faster (its serialised header). Read-only after Put; copies of the object share it.
+	// Prepared is what the edge derives from the object once, when it is stored, to serve hits
+	// faster (its view of the object, with the serialised header). Read-only after Put; copies
+	// of the object share it.
 	Prepared any
 }
 
