@@ -4,7 +4,7 @@ BIN     := bin/reel
 OUT     ?= out
 FUZZTIME ?= 10s
 
-.PHONY: help build run test bench fuzz samples clean
+.PHONY: help build ui run test bench fuzz samples clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
@@ -12,10 +12,25 @@ help: ## list the targets
 build: ## build bin/reel
 	$(GO) build -trimpath -o $(BIN) ./cmd/reel
 
-run: build ## reel demo: package the samples, loop a live channel, origin + edge cache in front (Ctrl-C stops)
+# The demo page's player libraries (hls.js, dash.js) and the browser tests' driver
+# (playwright-core) come from npm, pinned by edge/ui/package-lock.json, into edge/ui/node_modules
+# (never committed). npm ci runs again only when the lock file changed or node_modules is gone.
+UI := edge/ui
+UI_STAMP := $(UI)/node_modules/.package-lock.json
+
+ui: $(UI_STAMP) ## npm ci in edge/ui: the demo page's player libraries and the browser tests' driver
+
+$(UI_STAMP): $(UI)/package.json $(UI)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "cd $(UI) && npm ci"; cd $(UI) && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json; \
+	else \
+	  echo "npm not found: reel demo's page will have no players, and the browser tests are skipped (failed in CI)"; \
+	fi
+
+run: build ui ## reel demo: package the samples, loop a live channel, origin + edge cache in front (Ctrl-C stops)
 	$(BIN) demo
 
-test: ## gofmt check, go vet, and every test with the race detector
+test: ui ## gofmt check, go vet, and every test with the race detector (browser tests in headless Chromium included)
 	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...

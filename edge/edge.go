@@ -56,6 +56,8 @@ type Edge struct {
 	// streams are the objects of unknown length being stored as slices, by key
 	// (*sliceStream), for the requests that join their fills.
 	streams sync.Map
+	// status holds what Snapshot reads besides the metrics (stats.go): top objects.
+	status statusState
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
