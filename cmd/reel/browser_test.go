@@ -348,6 +348,9 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Logf("status page: hit ratio %s, byte hit ratio %s, origin offload %s, memory %s, disk %s; %d requests, %d hits, %d origin requests; top objects %q",
 		st.HitRatio, st.ByteHitRatio, st.Offload, st.Memory, st.Disk, st.Requests, st.Hits, st.OriginRequests, st.Top)
+	if len(st.Top) == 0 {
+		t.Error("no top objects after playback")
+	}
 	shown := edgeCounters{st.Requests, st.Hits, st.CacheBytes, st.OriginBytes, st.OriginRequests}
 	for _, f := range []struct {
 		name               string

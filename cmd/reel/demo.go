@@ -133,7 +133,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if h := demoUI(e, presentations); h != nil {
 		edgeMux.Handle("/_reel/", h)
 	}
-	edgeMux.Handle("/", e)
+	edgeMux.Handle("/", e.TrackTopObjects(e)) // the status page's "top objects"
 	servers := []listening{
 		{&http.Server{Handler: originMux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, oln},
 		{edge.NewServer(edgeMux, cfg, logger), eln},
