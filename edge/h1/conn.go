@@ -142,11 +142,16 @@ func (c *conn) idleDeadline() {
 		}
 		return
 	}
-	want := time.Now().Add(d)
-	if c.deadline.IsZero() || c.deadline.Before(want.Add(-time.Second)) || c.deadline.After(want) {
-		c.setReadDeadline(want)
+	// Compared on the monotonic clock, which is cheaper to read than time.Now; the deadline
+	// (from time.Now) carries its monotonic reading.
+	want := time.Since(monoBase) + d
+	if at := c.deadline.Sub(monoBase); c.deadline.IsZero() || at < want-time.Second || at > want {
+		c.setReadDeadline(time.Now().Add(d))
 	}
 }
+
+// monoBase anchors monotonic clock readings: time.Since(monoBase) reads only that clock.
+var monoBase = time.Now()
 
 func (c *conn) setReadDeadline(t time.Time) {
 	c.deadline = t
@@ -156,7 +161,9 @@ func (c *conn) setReadDeadline(t time.Time) {
 // headBuffered reports whether a complete request head is already in the read buffer.
 func (c *conn) headBuffered() bool {
 	b, _ := c.br.Peek(c.br.Buffered())
-	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+	// A client that waits for each response before its next request sends one head at a
+	// time, which then ends the buffer: no need to search it.
+	return bytes.HasSuffix(b, crlfcrlf) || bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
 }
 
 var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")

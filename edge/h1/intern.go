@@ -28,6 +28,9 @@ var methods = map[string]string{
 }
 
 func internMethod(b []byte) string {
+	if string(b) == http.MethodGet { // nearly every request, without hashing
+		return http.MethodGet
+	}
 	if m, ok := methods[string(b)]; ok {
 		return m
 	}

@@ -35,6 +35,7 @@ type head struct {
 	host           string
 	contentLength  int64 // -1 when the body is chunked; 0 when there is none
 	chunked        bool
+	framing        bool // a field frame looks at is present (see framingField)
 	close          bool // the client asked to close, or HTTP/1.0 without keep-alive
 	expectContinue bool
 }
@@ -210,6 +211,7 @@ func (h *head) readFields(r *reader) error {
 			continue
 		}
 		r.fields = append(r.fields, field{key, r.value(key, value)})
+		h.framing = h.framing || framingField(key)
 	}
 	// One backing array holds every value, as net/textproto does: a field that occurs once —
 	// nearly all of them — takes a one-element slice of it (capped, so that an append by a
@@ -227,6 +229,15 @@ func (h *head) readFields(r *reader) error {
 	return h.frame(hosts)
 }
 
+// framingField reports whether frame looks the field up: most requests have none of these.
+func framingField(key string) bool {
+	switch key {
+	case "Transfer-Encoding", "Content-Length", "Connection", "Expect":
+		return true
+	}
+	return false
+}
+
 // frame applies the rules that decide the message's body length and the connection's fate.
 func (h *head) frame(hosts int) error {
 	// RFC 9112 §3.2: exactly one valid Host in HTTP/1.1.
@@ -237,6 +248,10 @@ func (h *head) frame(hosts int) error {
 		return badRequest("missing Host")
 	case !validHost(h.host):
 		return badRequest("invalid Host")
+	}
+	if !h.framing {
+		h.close = h.minor == 0 // §9.3: HTTP/1.0 closes without "Connection: keep-alive"
+		return nil
 	}
 	te, hasTE := h.header["Transfer-Encoding"]
 	cl, hasCL := h.header["Content-Length"]
