@@ -36,12 +36,14 @@ test: ui ## gofmt check, go vet, and every test with the race detector (browser 
 	$(GO) test -race -count=1 ./...
 	@# Load tests at full size (the race detector makes them ~10x slower, so above they run scaled down).
 	$(GO) test -count=1 -run '^(TestCoalescing|TestLargeGETColdFanIn)$$' ./edge/
+	$(GO) test -count=1 -timeout=5m -run '^TestLiveEvent$$' ./cmd/reel/
 
 bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestLiveLatency$$' -count=1 -timeout=5m -v ./cmd/reel/
+	$(GO) test -run='^TestLiveEvent$$' -count=1 -timeout=5m -v ./cmd/reel/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/
@@ -52,6 +54,8 @@ fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzStatus$$' -fuzztime=$(FUZZTIME) ./edge/cachestatus/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./rangecache/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadHead$$' -fuzztime=$(FUZZTIME) ./edge/h1/
+	$(GO) test -run='^$$' -fuzz='^FuzzClassify$$' -fuzztime=$(FUZZTIME) ./manifest/
+	$(GO) test -run='^$$' -fuzz='^FuzzCapFreshness$$' -fuzztime=$(FUZZTIME) ./edge/policy/
 
 samples: ## regenerate samples/ with ffmpeg (committed; rarely needed)
 	bash samples/make-samples.sh

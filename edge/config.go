@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"slices"
@@ -47,6 +48,84 @@ type Config struct {
 	Rules   []Rule   `yaml:"rules"`
 	Cache   Policy   `yaml:"cache"`
 	Limits  Limits   `yaml:"limits"`
+	Live    Live     `yaml:"live"`
+}
+
+// Live tunes the handling of live manifests (live.go): HLS media playlists without
+// EXT-X-ENDLIST and dynamic MPDs, recognised by Content-Type or extension and classified by
+// parsing them. Zero values mean the defaults.
+type Live struct {
+	// Off makes manifests follow the normal rules, live or not.
+	Off bool `yaml:"off"`
+	// MaxTTLFraction caps a live manifest's freshness at this fraction of its target duration
+	// (HLS EXT-X-TARGETDURATION; DASH minimumUpdatePeriod, else the longest segment), and an
+	// LL-HLS playlist's at its part target, however long the origin says: default 0.5. HTTP
+	// lifetimes are whole seconds, so the cap is rounded down, and never below 1 s.
+	MaxTTLFraction float64 `yaml:"max_ttl_fraction"`
+	// MaxStaleFraction caps how long past its lifetime a live manifest may be served stale
+	// (stale-while-revalidate, stale-if-error — the origin's or the cache defaults — and a
+	// client's max-stale), as a fraction of its target duration: default 1.
+	MaxStaleFraction float64 `yaml:"max_stale_fraction"`
+	// BlockingWait is how long an LL-HLS blocking playlist reload (_HLS_msn) may take at the
+	// origin (rfc8216bis §6.2.5.2: up to three target durations): the origin first-byte
+	// timeout and the wait of requests coalesced onto it are at least this. Default 35s.
+	BlockingWait time.Duration `yaml:"blocking_wait"`
+	// MaxManifestSize: larger manifests are not classified (and follow the normal rules).
+	// Default 4MiB.
+	MaxManifestSize Size         `yaml:"max_manifest_size"`
+	Prefetch        LivePrefetch `yaml:"prefetch"`
+}
+
+// LivePrefetch tunes segment prefetch: when the edge stores a refreshed live manifest, the
+// segments it newly lists (and an LL-HLS playlist's preload-hint part) are fetched into the
+// cache in the background, so that the first viewer of each already gets a hit.
+type LivePrefetch struct {
+	Off bool `yaml:"off"`
+	// Segments is how many of the newest segments of each list (the media playlist, each DASH
+	// representation) are prefetched when not cached yet: default 3.
+	Segments int `yaml:"segments"`
+	// Concurrency bounds the prefetches in flight; a segment that finds no free slot is not
+	// prefetched: default 16.
+	Concurrency int `yaml:"concurrency"`
+	// Hold is how long, at most, a refreshed live manifest (without LL-HLS parts) waits for
+	// its newly listed segments to be stored before it is served, so that whoever reads it can
+	// get a hit (never longer than its target duration; 0: not held). The viewer that would
+	// have fetched the segment after the playlist gets both about when it would have had them
+	// anyway. DefaultConfig: 2s.
+	Hold time.Duration `yaml:"hold"`
+}
+
+// live defaults (zero values in Live).
+const (
+	defaultLiveTTLFraction   = 0.5
+	defaultLiveStaleFraction = 1.0
+	defaultBlockingWait      = 35 * time.Second
+	defaultMaxManifestSize   = 4 << 20
+	defaultPrefetchSegments  = 3
+	defaultPrefetchParallel  = 16
+)
+
+// withDefaults is l with its zero values replaced by the defaults.
+func (l Live) withDefaults() Live {
+	if l.MaxTTLFraction == 0 {
+		l.MaxTTLFraction = defaultLiveTTLFraction
+	}
+	if l.MaxStaleFraction == 0 {
+		l.MaxStaleFraction = defaultLiveStaleFraction
+	}
+	if l.BlockingWait == 0 {
+		l.BlockingWait = defaultBlockingWait
+	}
+	if l.MaxManifestSize == 0 {
+		l.MaxManifestSize = defaultMaxManifestSize
+	}
+	if l.Prefetch.Segments == 0 {
+		l.Prefetch.Segments = defaultPrefetchSegments
+	}
+	if l.Prefetch.Concurrency == 0 {
+		l.Prefetch.Concurrency = defaultPrefetchParallel
+	}
+	return l
 }
 
 // Origin is an upstream chosen by the request's Host ("*" matches any host).
@@ -123,6 +202,17 @@ func DefaultConfig() Config {
 			CoalesceWait:           10 * time.Second,
 			MaxIdleConnsPerOrigin:  256,
 		},
+		Live: Live{
+			MaxTTLFraction:   defaultLiveTTLFraction,
+			MaxStaleFraction: defaultLiveStaleFraction,
+			BlockingWait:     defaultBlockingWait,
+			MaxManifestSize:  defaultMaxManifestSize,
+			Prefetch: LivePrefetch{
+				Segments:    defaultPrefetchSegments,
+				Concurrency: defaultPrefetchParallel,
+				Hold:        2 * time.Second,
+			},
+		},
 	}
 }
 
@@ -193,6 +283,16 @@ func (c *Config) Validate() error {
 		return errors.New("limits.origin_read_timeout must be positive")
 	case c.Admin != "" && c.Admin == c.Listen:
 		return errors.New("admin must listen on its own address")
+	case c.Live.MaxTTLFraction < 0 || c.Live.MaxTTLFraction > 1 || math.IsNaN(c.Live.MaxTTLFraction):
+		return errors.New("live.max_ttl_fraction must be between 0 and 1")
+	case c.Live.MaxStaleFraction < 0 || c.Live.MaxStaleFraction > 1 || math.IsNaN(c.Live.MaxStaleFraction):
+		return errors.New("live.max_stale_fraction must be between 0 and 1")
+	case c.Live.BlockingWait < 0 || c.Live.Prefetch.Hold < 0:
+		return errors.New("live.blocking_wait and live.prefetch.hold must not be negative")
+	case c.Live.MaxManifestSize < 0:
+		return errors.New("live.max_manifest_size must not be negative")
+	case c.Live.Prefetch.Segments < 0 || c.Live.Prefetch.Concurrency < 0:
+		return errors.New("live.prefetch.segments and live.prefetch.concurrency must not be negative")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@
 // Sub-packages hold the parts: policy (the RFC rules as pure functions), cachekey (keys),
 // cachestatus (the Cache-Status field), fill (read-while-write coalescing), store (tiers).
 // This package wires them into an http.Handler (edge.go, handler.go, fetch.go, respond.go),
-// the admin API and metrics (admin.go, metrics.go) and configuration (config.go).
+// with live-manifest handling (live.go: freshness capped, blocking reloads coalesced, segments
+// prefetched), the admin API and metrics (admin.go, metrics.go) and configuration (config.go).
 // packager and edge never import each other.
 package edge

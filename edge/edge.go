@@ -58,6 +58,10 @@ type Edge struct {
 	streams sync.Map
 	// status holds what Snapshot reads besides the metrics (stats.go): top objects.
 	status statusState
+	live   Live       // cfg.Live with its defaults (live.go)
+	pf     prefetcher // live segment prefetch (live.go)
+	// closing stops new prefetches once Close has begun.
+	closing atomic.Bool
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -67,6 +71,9 @@ type Stats struct {
 	Misses         atomic.Int64
 	Collapsed      atomic.Int64
 	Stored         atomic.Int64
+	// Live segment prefetch (live.go): fetches started, objects a client request then used,
+	// objects that left the cache (or stayed) unused.
+	PrefetchStarted, PrefetchUsed, PrefetchWasted atomic.Int64
 }
 
 // upstream is one configured origin.
@@ -74,6 +81,10 @@ type upstream struct {
 	url        *url.URL
 	hostHeader string
 	client     *http.Client
+	// blocking sends LL-HLS blocking playlist reloads, which the origin may hold for three
+	// target durations: its first-byte timeout is at least Live.BlockingWait (and its
+	// connections are not the ones other requests wait for).
+	blocking *http.Client
 }
 
 // New builds an edge from a validated configuration.
@@ -113,7 +124,9 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		origins: map[string]*upstream{},
 		via:     "1.1 " + cacheName,
 		now:     time.Now,
+		live:    cfg.Live.withDefaults(),
 	}
+	e.pf.sem = make(chan struct{}, e.live.Prefetch.Concurrency)
 	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) }, func() float64 {
 		if e.disk == nil {
 			return 0
@@ -138,7 +151,10 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 	}
 	for _, o := range cfg.Origins {
 		u, _ := url.Parse(o.URL) // validated
-		e.origins[o.Host] = &upstream{url: u, hostHeader: o.HostHeader, client: newOriginClient(cfg.Limits)}
+		blocking := cfg.Limits
+		blocking.OriginFirstByteTimeout = max(blocking.OriginFirstByteTimeout, e.live.BlockingWait)
+		e.origins[o.Host] = &upstream{url: u, hostHeader: o.HostHeader, client: newOriginClient(cfg.Limits),
+			blocking: newOriginClient(blocking)}
 	}
 	e.rules = append(e.rules, cfg.Rules...)
 	// Longest prefix first, so the first match is the most specific rule.
@@ -153,6 +169,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 // Close waits (up to 30s) for running fills to finish storing, then closes the disk tier's
 // index. Stop the servers first so that no new fill starts.
 func (e *Edge) Close() error {
+	e.closing.Store(true) // no new prefetches
 	done := make(chan struct{})
 	go func() { e.inflight.Wait(); close(done) }()
 	select {

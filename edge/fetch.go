@@ -122,6 +122,12 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// pausable is an origin body whose idle clock can be stopped (idleBody, or one that wraps it).
+type pausable interface {
+	pause()
+	resume()
+}
+
 // pause stops the idle clock while the reader waits on its own account (a fill paced by its
 // clients), not on the origin's; resume restarts it.
 func (b *idleBody) pause()  { b.timer.Stop() }
@@ -140,7 +146,11 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 	ctx, cancel := context.WithCancel(ctx)
 	out = out.WithContext(ctx)
 	start := time.Now()
-	resp, err := up.client.Do(out)
+	client := up.client
+	if up.blocking != nil && blockingReload(out.URL.RawQuery) {
+		client = up.blocking
+	}
+	resp, err := client.Do(out)
 	e.m.observeOrigin(start)
 	e.stats.OriginRequests.Add(1)
 	if err != nil {
@@ -177,6 +187,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		case resp.StatusCode == http.StatusNotModified:
 			resp.Body.Close()
 			if merged, ok := policy.MergeNotModified(cond.Header, resp.Header); ok {
+				e.recapRevalidated(r, res, cond, merged, respTime)
 				e.revalidated(f, res, cond, merged, reqTime, respTime)
 				return
 			}
@@ -233,6 +244,9 @@ func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 // when short, streamed to the leader alone otherwise. gen is the key's invalidation count
 // when the fetch began.
 func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupResult, cond *cached, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
+	// A live manifest's freshness is capped in its header before anything below reads it,
+	// and what it lists is prefetched (live.go).
+	e.liveManifest(r, res, resp, respTime)
 	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, res.pol)
 	vary := resp.Header.Values("Vary")
 	vk, varyOK := policy.VaryKey(vary, r.Header)

@@ -141,6 +141,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 	}
 	if _, _, ok := res.obj.quickFresh(r, now); ok {
 		e.stats.Hits.Add(1)
+		e.notePrefetchUse(res.key)
 		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
 		return
 	}
@@ -151,6 +152,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 	switch v {
 	case policy.Fresh, policy.StaleAllowed:
 		e.stats.Hits.Add(1)
+		e.notePrefetchUse(res.key)
 		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
 	case policy.StaleWhileRevalidate:
 		e.stats.Hits.Add(1)
@@ -212,13 +214,18 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		e.inflight.Done()
 		e.stats.Collapsed.Add(1)
 		e.m.collapsed.Inc()
+		e.notePrefetchUse(res.key)
 	}
 	defer f.Done()
 	// The leader waits as long as the origin's own timeouts allow; followers only
-	// CoalesceWait, then fall back to a stale copy or their own request.
+	// CoalesceWait, then fall back to a stale copy or their own request — at least
+	// Live.BlockingWait for an LL-HLS blocking reload, which the origin may hold that long.
 	wait := e.cfg.Limits.CoalesceWait
-	if leader {
+	switch {
+	case leader:
 		wait = 0
+	case blockingReload(r.URL.RawQuery):
+		wait = max(wait, e.live.BlockingWait)
 	}
 	head, body, err := f.Head(r.Context(), leader, wait)
 	if err == nil && !leader {

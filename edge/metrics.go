@@ -23,6 +23,9 @@ type metrics struct {
 	// a later request then read: used / started is the read-ahead's hit ratio.
 	prefetch                      *prometheus.CounterVec
 	prefetchStarted, prefetchUsed prometheus.Counter
+	// Live manifests (live.go): manifests stored, by kind; live segment prefetches by result.
+	manifests    *prometheus.CounterVec
+	livePrefetch map[string]prometheus.Counter
 
 	// Resolved once: a label lookup per request costs more than the increment.
 	requestsBy map[string]prometheus.Counter
@@ -70,6 +73,18 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		}, []string{"result"}),
 	}
 	m.prefetchStarted, m.prefetchUsed = m.prefetch.WithLabelValues("started"), m.prefetch.WithLabelValues("used")
+	m.manifests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_edge_manifests_total",
+		Help: "Manifests fetched from origins and classified: hls-media, hls-media-live, hls-master, dash, dash-live, unparsed.",
+	}, []string{"kind"})
+	livePrefetch := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_edge_live_prefetch_total",
+		Help: "Segments prefetched from live manifests: started, used (a client request was served from it), wasted (evicted, purged, stale or a minute old unused), failed (not stored), dropped (no free slot).",
+	}, []string{"result"})
+	m.livePrefetch = map[string]prometheus.Counter{}
+	for _, l := range []string{"started", "used", "wasted", "failed", "dropped"} {
+		m.livePrefetch[l] = livePrefetch.WithLabelValues(l)
+	}
 	m.requestsBy, m.bytesBy = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, l := range requestLabels {
 		m.requestsBy[l] = m.requests.WithLabelValues(l)
@@ -78,7 +93,7 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		m.bytesBy[l] = m.bytes.WithLabelValues(l)
 	}
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
-		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch,
+		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch, m.manifests, livePrefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "reel_edge_store_bytes", Help: "Bytes held by a storage tier.", ConstLabels: prometheus.Labels{"tier": "memory"},
 		}, memBytes),

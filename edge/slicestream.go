@@ -248,7 +248,7 @@ func (st *sliceStream) await(whole *fill.Fill, cur, next *streamSlot, body io.Re
 	if st.unpaced {
 		return whole.Holders() > 0 || !st.letGo(cur, next)
 	}
-	if ib, ok := body.(*idleBody); ok {
+	if ib, ok := body.(pausable); ok {
 		ib.pause()
 		defer ib.resume()
 	}

@@ -255,6 +255,15 @@ func (t *Table) Withdraw(f *Fill) bool {
 	return true
 }
 
+// Running reports whether a fill for key is in progress (and has not failed): a request
+// joining now would share it. A prefetch that finds one need not fetch.
+func (t *Table) Running(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, ok := t.fills[key]
+	return ok && !f.failed()
+}
+
 // Len is the number of fills in progress.
 func (t *Table) Len() int {
 	t.mu.Lock()

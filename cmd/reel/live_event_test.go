@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reelvideo/reel/edge"
+	"github.com/reelvideo/reel/packager"
+	"github.com/reelvideo/reel/packager/live"
+)
+
+// originCounter counts the requests (and body bytes) an origin receives from the edge, per URL.
+type originCounter struct {
+	h     http.Handler
+	mu    sync.Mutex
+	reqs  map[string]int
+	total atomic.Int64
+	bytes atomic.Int64
+}
+
+func (c *originCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.Header.Get("Via"), "reel") { // the edge's requests, not the test's own
+		c.mu.Lock()
+		c.reqs[r.URL.RequestURI()]++
+		c.mu.Unlock()
+		c.total.Add(1)
+		w = &countingWriter{ResponseWriter: w, n: &c.bytes}
+	}
+	c.h.ServeHTTP(w, r)
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var (
+	streamInfURIRe = regexp.MustCompile(`(?m)^#EXT-X-STREAM-INF:.*\n(\S+)$`)
+	mediaURIRe     = regexp.MustCompile(`#EXT-X-MEDIA:TYPE=AUDIO.*URI="([^"]+)"`)
+	mapURIRe       = regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`)
+	segLineRe      = regexp.MustCompile(`(?m)^(seg_\d+\.m4s)$`)
+)
+
+// eventStats is what the viewers of the simulated event saw.
+type eventStats struct {
+	requests, bytes atomic.Int64
+	segments        atomic.Int64 // segment responses
+	segmentMisses   atomic.Int64 // segment responses that were not hits
+	errors          atomic.Int64
+	first           sync.Map // segment URL → the Cache-Status of the first response for it
+}
+
+// viewer follows one rendition (and the audio) like an HLS player (RFC 8216 §6.3.4: reload the
+// playlist a target duration after it changed, half of one after it did not), starting at the
+// live edge and fetching each new segment once, until ctx ends.
+func viewer(ctx context.Context, c *http.Client, base string, rendition int, st *eventStats) {
+	get := func(url string) (string, string, int) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				st.errors.Add(1)
+			}
+			return "", "", 0
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		st.requests.Add(1)
+		st.bytes.Add(int64(len(b)))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			if ctx.Err() == nil {
+				st.errors.Add(1)
+			}
+			return "", "", resp.StatusCode
+		}
+		return string(b), resp.Header.Get("Cache-Status"), resp.StatusCode
+	}
+	master, _, _ := get(base + "/live/event/master.m3u8")
+	variants := streamInfURIRe.FindAllStringSubmatch(master, -1)
+	if len(variants) == 0 {
+		return
+	}
+	playlists := []string{base + "/live/event/" + variants[rendition%len(variants)][1]}
+	if m := mediaURIRe.FindStringSubmatch(master); m != nil {
+		playlists = append(playlists, base+"/live/event/"+m[1])
+	}
+	type follow struct {
+		url, dir, last string
+		init           bool
+	}
+	var fs []*follow
+	for _, p := range playlists {
+		fs = append(fs, &follow{url: p, dir: p[:strings.LastIndex(p, "/")+1]})
+	}
+	// Viewers join at random moments of the first second.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(rand.N(time.Second)):
+	}
+	for ctx.Err() == nil {
+		changed := false
+		for _, f := range fs {
+			pl, _, code := get(f.url)
+			if code != http.StatusOK {
+				continue
+			}
+			if !f.init {
+				if m := mapURIRe.FindStringSubmatch(pl); m != nil {
+					get(f.dir + m[1])
+				}
+				f.init = true
+			}
+			segs := segLineRe.FindAllString(pl, -1)
+			if len(segs) == 0 {
+				continue
+			}
+			// New segments since the last one fetched (at the start: the newest only).
+			from := len(segs) - 1
+			for i, s := range segs {
+				if s == f.last {
+					from = i + 1
+				}
+			}
+			for _, s := range segs[from:] {
+				_, cs, code := get(f.dir + s)
+				if code != http.StatusOK {
+					continue
+				}
+				st.segments.Add(1)
+				if !strings.HasPrefix(cs, "reel; hit") {
+					st.segmentMisses.Add(1)
+				}
+				st.first.LoadOrStore(f.dir+s, cs)
+				f.last, changed = s, true
+			}
+		}
+		wait := time.Second // half the target duration
+		if changed {
+			wait = 2 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait + rand.N(100*time.Millisecond)):
+		}
+	}
+}
+
+// TestLiveEvent is the simulated event of issue 5: 1,000 viewers (goroutines) follow a looped
+// live ladder (three video renditions and audio, 2 s segments) through one edge for 60 s.
+// The origin must see at most one request per segment and at most one per media playlist per
+// edge lifetime (1 s: half the target duration), +1; the first viewer of each segment gets a
+// hit, thanks to the prefetch. It logs the offload: what the viewers asked for against what
+// the origin was asked. Under the race detector (and -short) it runs 100 viewers for 15 s;
+// make test also runs it at full size without.
+func TestLiveEvent(t *testing.T) {
+	viewers, dur := 1000, 60*time.Second
+	if raceEnabled || testing.Short() {
+		viewers, dur = 100, 15*time.Second
+	}
+	ch, err := live.NewChannel(live.Config{Name: "event", Dir: filepath.Join(t.TempDir(), "event"),
+		SegmentDuration: 2 * time.Second, Window: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := live.NewServer(nil)
+	srv.Add(ch)
+	ctx, cancel := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		err := packager.Loop(ctx, ch, packager.LoopOptions{Inputs: []string{
+			sample("ladder_720p.mp4"), sample("ladder_480p.mp4"), sample("ladder_360p.mp4")}})
+		if err != nil && ctx.Err() == nil {
+			t.Error(err)
+		}
+	}()
+	counter := &originCounter{h: srv, reqs: map[string]int{}}
+	o := httptest.NewServer(counter)
+	cfg := edge.DefaultConfig()
+	cfg.Origins = []edge.Origin{{Host: "*", URL: o.URL}}
+	e, err := edge.New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := edge.NewServer(e, cfg, nil)
+	go es.Serve(ln)
+	defer func() {
+		cancel()
+		<-loopDone
+		es.Close()
+		e.Close()
+		o.Close()
+	}()
+	base := "http://" + ln.Addr().String()
+
+	// The channel's first segments, straight from the origin (not counted: no Via).
+	for i := 0; ; i++ {
+		resp, err := http.Get(o.URL + "/live/event/master.m3u8")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if i > 100 {
+			t.Fatal("the channel did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2500 * time.Millisecond) // a complete segment in every playlist
+
+	tr := &http.Transport{MaxIdleConnsPerHost: viewers, MaxIdleConns: 0, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var st eventStats
+	start := time.Now()
+	vctx, vcancel := context.WithTimeout(ctx, dur)
+	defer vcancel()
+	var wg sync.WaitGroup
+	for i := range viewers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			viewer(vctx, client, base, i, &st)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	counter.mu.Lock()
+	reqs := make(map[string]int, len(counter.reqs))
+	for k, v := range counter.reqs {
+		reqs[k] = v
+	}
+	counter.mu.Unlock()
+	var segURLs, playlists []string
+	maxSeg, maxPlaylist := 0, 0
+	for u, n := range reqs {
+		switch {
+		case strings.HasSuffix(u, ".m4s") || strings.HasSuffix(u, ".mp4"):
+			segURLs = append(segURLs, u)
+			maxSeg = max(maxSeg, n)
+			if n > 1 {
+				t.Errorf("%s: %d origin requests, want ≤ 1", u, n)
+			}
+		case strings.HasSuffix(u, "index.m3u8"):
+			playlists = append(playlists, u)
+			maxPlaylist = max(maxPlaylist, n)
+		}
+	}
+	sort.Strings(playlists)
+	// The edge's lifetime for these playlists: half the 2 s target, 1 s.
+	allowed := int(elapsed/time.Second) + 1 + 1
+	for _, p := range playlists {
+		if reqs[p] > allowed {
+			t.Errorf("%s: %d origin requests in %v, want ≤ %d (1 per 1 s lifetime, +1)", p, reqs[p], elapsed.Round(time.Second), allowed)
+		}
+	}
+	firstMisses := 0
+	firsts := 0
+	st.first.Range(func(k, v any) bool {
+		firsts++
+		if !strings.HasPrefix(v.(string), "reel; hit") {
+			firstMisses++
+			t.Errorf("the first response for %s was not a hit: %q", k, v)
+		}
+		return true
+	})
+	if st.segments.Load() == 0 || firsts < 3*int(dur/(2*time.Second))/2 {
+		t.Errorf("viewers got %d segment responses, %d distinct segments", st.segments.Load(), firsts)
+	}
+	if n := st.errors.Load(); n > 0 {
+		t.Errorf("%d failed viewer requests", n)
+	}
+	originReqs, originBytes := counter.total.Load(), counter.bytes.Load()
+	s := e.Stats()
+	report := fmt.Sprintf("\n%d viewers × %v (3 video renditions + audio, 2 s segments, one edge):\n"+
+		"  viewers: %d requests, %.1f MB (%d segment responses for %d distinct segments, %d not hits)\n"+
+		"  origin:  %d requests, %.1f MB — max %d per segment or init, max %d per media playlist (allowed %d)\n"+
+		"  offload: %.0f× requests, %.0f× bytes (%.2f%% of requests and %.2f%% of bytes reached the origin)\n"+
+		"  prefetch: %d started, %d used, %d wasted; first viewer of a segment: %d/%d hits\n",
+		viewers, elapsed.Round(time.Second),
+		st.requests.Load(), float64(st.bytes.Load())/1e6, st.segments.Load(), firsts, st.segmentMisses.Load(),
+		originReqs, float64(originBytes)/1e6, maxSeg, maxPlaylist, allowed,
+		float64(st.requests.Load())/float64(max(originReqs, 1)), float64(st.bytes.Load())/float64(max(originBytes, 1)),
+		100*float64(originReqs)/float64(max(st.requests.Load(), 1)), 100*float64(originBytes)/float64(max(st.bytes.Load(), 1)),
+		s.PrefetchStarted.Load(), s.PrefetchUsed.Load(), s.PrefetchWasted.Load(), firsts-firstMisses, firsts)
+	t.Log(report)
+}

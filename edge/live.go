@@ -1,0 +1,466 @@
+package edge
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reelvideo/reel/edge/fill"
+	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/manifest"
+)
+
+// Live-manifest handling (DESIGN.md "Delivery"; issue 5).
+//
+// A manifest is recognised by its Content-Type or its extension, read whole when it arrives
+// from the origin (manifests are small; up to Live.MaxManifestSize) and classified by
+// manifest.Classify. A live one — an HLS media playlist without EXT-X-ENDLIST that is not
+// PLAYLIST-TYPE:VOD, a dynamic MPD — changes every part or segment, whatever lifetime the
+// origin gives it, so before it is stored its freshness directives are rewritten
+// (policy.CapFreshness): s-maxage at most Live.MaxTTLFraction of its target duration (an
+// LL-HLS playlist: its part target), stale-while-revalidate and stale-if-error (the origin's
+// or the configured defaults) at most Live.MaxStaleFraction of it, and no client max-stale
+// beyond that. One mechanism, in the stored header, rather than a live flag that every
+// freshness decision would have to consult: the hit path's precomputed freshness, Reuse,
+// stale-while-revalidate, stale-if-error after an origin failure, a 304's merge (re-capped),
+// the disk tier and a restart all read the same header, and so do caches downstream. Master
+// playlists, ended and VOD playlists and static MPDs are stored as the origin says.
+//
+// Refreshes are coalesced by the fill table like any miss: however many viewers find the
+// playlist stale, one origin request per lifetime. LL-HLS blocking reloads are keyed by their
+// _HLS_ parameters (the default key keeps the query), so N clients blocking on the same part
+// share one origin request held open; their wait and the origin's first-byte timeout are at
+// least Live.BlockingWait (rfc8216bis §6.2.5.2 lets the origin hold three target durations).
+//
+// Prefetch: when a live manifest is stored, the newest Live.Prefetch.Segments segments of
+// each of its lists, its initialization segments and its preload-hint part are fetched into
+// the cache through the normal fill path (same host and origin, the playlist request's
+// header), unless cached or being fetched already, at most Live.Prefetch.Concurrency at a
+// time. A playlist without parts is held (Live.Prefetch.Hold) until its new segments are
+// stored, so whoever reads it gets a hit on them; an LL-HLS playlist is not held (its players
+// want parts, and the hinted part is held by the origin until it exists), nor a low-latency
+// MPD (whose newest segment, in progress, is not prefetched: its players read it chunk by
+// chunk as it is made).
+// reel_edge_live_prefetch_total counts prefetches started, used (a client request was
+// served from the prefetched object, or joined its fill), wasted (the object left the cache —
+// evicted, purged — or went stale before any request used it, or was still unused a minute
+// later: an approximation, checked at most once a second when live manifests are stored, since
+// the memory tier does not say which key it evicts), failed (not stored: an error, a
+// 404 for what doesn't exist yet) and dropped (no free slot).
+
+// manifestTypes are the media types of HLS playlists (RFC 8216 §4, plus the legacy ones
+// players still send) and DASH MPDs (ISO/IEC 23009-1 Annex C).
+var manifestTypes = map[string]bool{
+	"application/vnd.apple.mpegurl": true, "application/x-mpegurl": true, "audio/mpegurl": true,
+	"audio/x-mpegurl": true, "application/dash+xml": true,
+}
+
+// isManifest: a response that may be a manifest, by its Content-Type or its path's extension.
+func isManifest(urlPath string, h http.Header) bool {
+	if ct := field(h, "Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err == nil && manifestTypes[mt] {
+			return true
+		}
+	}
+	return isManifestPath(urlPath)
+}
+
+func isManifestPath(p string) bool {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".m3u8", ".m3u", ".mpd":
+		return true
+	}
+	return false
+}
+
+// blockingReload: an LL-HLS blocking playlist request (rfc8216bis §6.2.5.2), which the origin
+// may hold for up to three target durations.
+func blockingReload(rawQuery string) bool { return strings.Contains(rawQuery, "_HLS_msn=") }
+
+// unknownTarget stands in for the target duration of a live manifest that gives none.
+const unknownTarget = 2 * time.Second
+
+// liveLimits are the most a live manifest may be kept fresh and then served stale.
+func (e *Edge) liveLimits(info manifest.Info) (ttl, stale time.Duration) {
+	target := info.Target
+	if target <= 0 {
+		target = unknownTarget
+	}
+	ttl = time.Duration(float64(target) * e.live.MaxTTLFraction)
+	if info.PartTarget > 0 {
+		ttl = min(ttl, info.PartTarget)
+	}
+	// Lifetimes are whole seconds (policy.CapFreshness rounds down); 0 would send every
+	// request to the origin.
+	return max(ttl, time.Second), time.Duration(float64(target) * e.live.MaxStaleFraction)
+}
+
+// manifestURL is the URL a client used for r: what a manifest's relative URIs resolve against.
+func manifestURL(r *http.Request) *url.URL {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+}
+
+// errReader replays a read error after the bytes read before it.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// readManifest reads a manifest response's body whole (so that it can be classified before
+// it is stored) and puts it back on resp as a reader of those bytes — followed by the
+// origin's error, if reading stopped on one, so that publish sees the truncation as it would
+// have. It returns the bytes, or nil when the body is not read whole (too large).
+func (e *Edge) readManifest(resp *http.Response) []byte {
+	limit := int64(e.live.MaxManifestSize)
+	if resp.ContentLength > limit {
+		return nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	rest := io.Reader(resp.Body)
+	switch {
+	case err != nil:
+		rest = errReader{err}
+	case int64(len(buf)) <= limit:
+		rest = bytes.NewReader(nil)
+	}
+	resp.Body = &readBackBody{Reader: io.MultiReader(bytes.NewReader(buf), rest), orig: resp.Body}
+	if err != nil || int64(len(buf)) > limit || (resp.ContentLength >= 0 && int64(len(buf)) != resp.ContentLength) {
+		return nil
+	}
+	if resp.ContentLength < 0 {
+		// Chunked: now of known length, so it is stored like any small response.
+		resp.ContentLength = int64(len(buf))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(buf)))
+	}
+	return buf
+}
+
+// readBackBody is an origin body partly read ahead: the bytes read, then the rest. Closing it
+// and pausing its idle clock act on the origin's body.
+type readBackBody struct {
+	io.Reader
+	orig io.ReadCloser
+}
+
+func (b *readBackBody) Close() error { return b.orig.Close() }
+
+func (b *readBackBody) pause() {
+	if p, ok := b.orig.(pausable); ok {
+		p.pause()
+	}
+}
+
+func (b *readBackBody) resume() {
+	if p, ok := b.orig.(pausable); ok {
+		p.resume()
+	}
+}
+
+// decodedManifest returns a manifest body as text: gzip is undone (bounded); other content
+// codings are not read (nil).
+func (e *Edge) decodedManifest(h http.Header, body []byte) []byte {
+	switch ce := strings.ToLower(strings.TrimSpace(field(h, "Content-Encoding"))); ce {
+	case "", "identity":
+		return body
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil
+		}
+		out, err := io.ReadAll(io.LimitReader(zr, int64(e.live.MaxManifestSize)+1))
+		if err != nil || int64(len(out)) > int64(e.live.MaxManifestSize) {
+			return nil
+		}
+		return out
+	}
+	return nil
+}
+
+// classifyManifest classifies a 200 manifest body (nil info when it is not one).
+func (e *Edge) classifyManifest(r *http.Request, h http.Header, body []byte) (manifest.Info, bool) {
+	text := e.decodedManifest(h, body)
+	if text == nil {
+		e.m.manifests.WithLabelValues("unparsed").Inc()
+		return manifest.Info{}, false
+	}
+	info, err := manifest.Classify(text, manifestURL(r))
+	if err != nil {
+		e.m.manifests.WithLabelValues("unparsed").Inc()
+		return manifest.Info{}, false
+	}
+	kind := info.Format.String()
+	if info.Live {
+		kind += "-live"
+	}
+	e.m.manifests.WithLabelValues(kind).Inc()
+	return info, true
+}
+
+// liveManifest handles a manifest response before publish stores it (see the top of this
+// file): it reads and classifies the body, caps a live manifest's freshness in resp.Header,
+// starts the prefetch of what it lists and holds it until its new segments are stored.
+func (e *Edge) liveManifest(r *http.Request, res lookupResult, resp *http.Response, respTime time.Time) {
+	if e.live.Off || resp.StatusCode != http.StatusOK || !isManifest(r.URL.Path, resp.Header) {
+		return
+	}
+	body := e.readManifest(resp)
+	if body == nil {
+		return
+	}
+	info, ok := e.classifyManifest(r, resp.Header, body)
+	if !ok || !info.Live {
+		return
+	}
+	if storable, _ := policy.Storable(r, resp.StatusCode, resp.Header, res.pol); storable {
+		ttl, stale := e.liveLimits(info)
+		policy.CapFreshness(resp.StatusCode, resp.Header, respTime, res.pol, ttl, stale)
+	}
+	if e.live.Prefetch.Off || r.Context().Value(prefetchCtx{}) != nil {
+		return
+	}
+	waits := e.prefetchListed(r, info)
+	if len(waits) == 0 || info.PartTarget > 0 || info.Chunked || e.live.Prefetch.Hold <= 0 {
+		return
+	}
+	// Held no longer than a target duration: by then the next version is due anyway.
+	hold := e.live.Prefetch.Hold
+	if info.Target > 0 {
+		hold = min(hold, info.Target)
+	}
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-timer.C:
+			e.log.Debug("live manifest served before its segments were prefetched", "path", r.URL.Path, "hold", hold)
+			return
+		}
+	}
+}
+
+// recapRevalidated caps a live manifest's header again after a 304 merged the origin's new
+// fields into it (RFC 9111 §4.3.4): its body is classified again (from memory, or the disk
+// tier's file).
+func (e *Edge) recapRevalidated(r *http.Request, res lookupResult, cond *cached, merged http.Header, respTime time.Time) {
+	if e.live.Off || cond.Status != http.StatusOK || !isManifest(r.URL.Path, merged) || cond.Size > int64(e.live.MaxManifestSize) {
+		return
+	}
+	body := cond.mem
+	if body == nil && cond.disk != nil {
+		data, err := os.ReadFile(cond.disk.Path())
+		if err != nil {
+			return
+		}
+		body = data
+	}
+	if info, ok := e.classifyManifest(r, merged, body); ok && info.Live {
+		ttl, stale := e.liveLimits(info)
+		policy.CapFreshness(cond.Status, merged, respTime, res.pol, ttl, stale)
+	}
+}
+
+// prefetchCtx marks the requests of prefetches: what they fetch is not prefetched from.
+type prefetchCtx struct{}
+
+// prefetchUnusedAfter: a prefetched object no request has used this long after it was
+// fetched counts as wasted (a live segment's audience asks for it within a few target
+// durations of its listing).
+const prefetchUnusedAfter = time.Minute
+
+// prefetcher is the state of live segment prefetch.
+type prefetcher struct {
+	sem       chan struct{} // a slot per prefetch in flight
+	pending   sync.Map      // primary key → *prefetched, until used or wasted
+	n         atomic.Int64  // entries in pending, read on every hit
+	lastSweep atomic.Int64  // UnixNano of the last sweep for wasted prefetches
+}
+
+type prefetched struct {
+	at     time.Time
+	stored atomic.Bool
+}
+
+// notePrefetchUse counts a client request served from an object a prefetch stored (or from
+// its fill), once per object.
+func (e *Edge) notePrefetchUse(key string) {
+	if e.pf.n.Load() == 0 {
+		return
+	}
+	if _, ok := e.pf.pending.LoadAndDelete(key); ok {
+		e.pf.n.Add(-1)
+		e.m.livePrefetch["used"].Inc()
+		e.stats.PrefetchUsed.Add(1)
+	}
+}
+
+func (e *Edge) forgetPrefetch(key string, p *prefetched, result string) {
+	if e.pf.pending.CompareAndDelete(key, p) {
+		e.pf.n.Add(-1)
+		if result != "" {
+			e.m.livePrefetch[result].Inc()
+			if result == "wasted" {
+				e.stats.PrefetchWasted.Add(1)
+			}
+		}
+	}
+}
+
+// prefetchListed starts the prefetch of what a live manifest lists — the newest segments of
+// every list first, then the next newest, and so on, so that scarce slots go to what players
+// ask for first — and returns channels closed when each segment and initialization
+// segment's prefetch has ended (the preload-hint part is not waited for).
+func (e *Edge) prefetchListed(r *http.Request, info manifest.Info) []<-chan struct{} {
+	if e.closing.Load() {
+		return nil
+	}
+	e.sweepPrefetched()
+	var waits []<-chan struct{}
+	add := func(target string) {
+		if ch := e.prefetchURL(r, target); ch != nil {
+			waits = append(waits, ch)
+		}
+	}
+	for _, u := range info.Init {
+		add(u)
+	}
+	// Low-latency DASH lists the segment in progress: it is streamed chunk by chunk, and
+	// players read it so; prefetch the ones before it.
+	first := 0
+	if info.Chunked {
+		first = 1
+	}
+	for rank := first; rank < first+e.live.Prefetch.Segments; rank++ {
+		for _, list := range info.Media {
+			if i := len(list) - 1 - rank; i >= 0 {
+				add(list[i])
+			}
+		}
+	}
+	if info.PreloadHint != "" {
+		e.prefetchURL(r, info.PreloadHint)
+	}
+	return waits
+}
+
+// prefetchURL fetches target into the cache through the normal fill path, as if r (the
+// manifest's fill request) had asked for it, unless it is on another host, bypassed, cached,
+// being fetched, or no slot is free. It returns a channel closed when the fetch has ended,
+// or nil when none started.
+func (e *Edge) prefetchURL(r *http.Request, target string) <-chan struct{} {
+	u, err := url.Parse(target)
+	base := manifestURL(r)
+	if err != nil || u.Scheme != base.Scheme || !strings.EqualFold(u.Host, base.Host) || isManifestPath(u.Path) {
+		return nil
+	}
+	pr := fillRequest(r.WithContext(context.WithValue(context.Background(), prefetchCtx{}, true)))
+	pr.URL = &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	pr.RequestURI = ""
+	up, rule := e.route(pr)
+	if up == nil || (rule != nil && rule.Bypass) {
+		return nil
+	}
+	res := e.lookup(pr, e.policyFor(rule))
+	if res.obj != nil || (e.cfg.SliceSize > 0 && e.isSliced(res.key)) {
+		return nil
+	}
+	key := fillKey(res, nil)
+	if e.fills.Running(key) {
+		return nil
+	}
+	select {
+	case e.pf.sem <- struct{}{}:
+	default:
+		e.m.livePrefetch["dropped"].Inc()
+		return nil
+	}
+	p := &prefetched{at: e.now()}
+	if _, dup := e.pf.pending.LoadOrStore(res.key, p); dup {
+		<-e.pf.sem
+		return nil
+	}
+	e.pf.n.Add(1)
+	e.inflight.Add(1)
+	f, leader := e.fills.Join(pr.Context(), key, func(ctx context.Context, f *fill.Fill) {
+		defer e.inflight.Done()
+		e.runFill(ctx, f, up, pr, res, nil)
+	})
+	if !leader {
+		// A request started it in between: nothing to fetch.
+		e.inflight.Done()
+		f.Done()
+		<-e.pf.sem
+		e.forgetPrefetch(res.key, p, "")
+		return nil
+	}
+	e.m.livePrefetch["started"].Inc()
+	e.stats.PrefetchStarted.Add(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { <-e.pf.sem }()
+		defer f.Done()
+		h, body, err := f.Head(context.Background(), true, 0)
+		if err == nil && h.Direct != nil {
+			h.Direct.Close() // not shareable: nobody asked for it, nothing to keep
+		}
+		var berr error
+		if err == nil && h.Stored && body != nil {
+			if berr = body.Wait(context.Background()); berr == nil {
+				p.stored.Store(true)
+				return
+			}
+		}
+		e.log.Debug("live prefetch not stored", "key", res.key, "status", h.Status, "reason", h.Reason, "err", err, "body", berr)
+		e.forgetPrefetch(res.key, p, "failed")
+	}()
+	return done
+}
+
+// sweepPrefetched counts as wasted the prefetched objects that left the cache, went stale or
+// stayed unused for prefetchUnusedAfter; at most once a second.
+func (e *Edge) sweepPrefetched() {
+	now := e.now()
+	last := e.pf.lastSweep.Load()
+	if now.UnixNano()-last < int64(time.Second) || !e.pf.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	e.pf.pending.Range(func(k, v any) bool {
+		key, p := k.(string), v.(*prefetched)
+		if p.stored.Load() && (now.Sub(p.at) > prefetchUnusedAfter || !e.freshInCache(key, now)) {
+			e.forgetPrefetch(key, p, "wasted")
+		}
+		return true
+	})
+}
+
+// freshInCache reports whether some variant of key is stored and fresh (for a plain request).
+func (e *Edge) freshInCache(key string, now time.Time) bool {
+	if entry, ok := e.mem.Lookup(key); ok {
+		for _, o := range entry.Variants {
+			if now.Before(o.FreshUntil) {
+				return true
+			}
+		}
+	}
+	if e.disk != nil {
+		if _, _, ok := e.disk.Lookup(key); ok {
+			return true
+		}
+	}
+	return false
+}
