@@ -293,6 +293,10 @@ func TestOriginErrors(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	badKey := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badKey, []byte("dri: out\n"), 0o644)
+	negative := filepath.Join(t.TempDir(), "neg.yaml")
+	os.WriteFile(negative, []byte("dir: out\nmanifest_max_age: -5s\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -300,6 +304,11 @@ func TestOriginErrors(t *testing.T) {
 		want []string
 	}{
 		{"no --dir", []string{"origin"}, exitUsage, []string{"missing --dir"}},
+		{"config with an unknown key", []string{"origin", "--config", badKey}, exitFailure, []string{"bad.yaml", "dri"}},
+		{"config with a negative max age", []string{"origin", "--config", negative}, exitFailure, []string{"neg.yaml", "negative"}},
+		{"missing config", []string{"origin", "--config", "/nonexistent.yaml"}, exitFailure, []string{"/nonexistent.yaml"}},
+		// The file's dir is used when --dir isn't given: here it doesn't exist.
+		{"config's dir", []string{"origin", "--config", sample("origin.yaml"), "--listen", "127.0.0.1:0"}, exitFailure, []string{"out", "no such file"}},
 		{"missing dir", []string{"origin", "--dir", "/nonexistent"}, exitFailure, []string{"/nonexistent", "no such file"}},
 		{"dir is a file", []string{"origin", "--dir", file}, exitFailure, []string{"plainfile", "not a directory"}},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -8,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/reelvideo/reel/manifest"
 	"github.com/reelvideo/reel/packager"
+	"gopkg.in/yaml.v3"
 )
 
 const originUsage = `Usage:
@@ -29,6 +32,7 @@ one level down is printed at start.
 Examples:
   reel origin --dir out
   reel origin --dir out --listen 0.0.0.0:8080 --manifest-max-age 30s
+  reel origin --config samples/origin.yaml            # flags given as well win over the file
 `
 
 func runOrigin(args []string, stdout, stderr io.Writer) int {
@@ -36,11 +40,30 @@ func runOrigin(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "folder to serve (required)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	maxAge := fs.Duration("manifest-max-age", 60*time.Second, "Cache-Control max-age for playlists and MPDs")
+	config := fs.String("config", "", "YAML file with dir, listen and manifest_max_age (samples/origin.yaml)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = usageFunc(fs, originUsage)
 	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
 		return code
+	}
+	if *config != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		cfg, err := loadOriginConfig(*config)
+		if err != nil {
+			fmt.Fprintf(stderr, "reel origin: %s\n", oneLine(err))
+			return exitFailure
+		}
+		if !set["dir"] && cfg.Dir != "" {
+			*dir = cfg.Dir
+		}
+		if !set["listen"] && cfg.Listen != "" {
+			*listen = cfg.Listen
+		}
+		if !set["manifest-max-age"] && cfg.ManifestMaxAge != 0 {
+			*maxAge = cfg.ManifestMaxAge
+		}
 	}
 	if *dir == "" {
 		fmt.Fprintln(stderr, "reel origin: missing --dir (run 'reel origin -h')")
@@ -71,6 +94,31 @@ func runOrigin(args []string, stdout, stderr io.Writer) int {
 	}
 
 	return serveUntilSignal("origin", stderr, 5*time.Second, listening{srv, ln})
+}
+
+// originConfig is what `reel origin --config` reads.
+type originConfig struct {
+	Dir            string        `yaml:"dir"`
+	Listen         string        `yaml:"listen"`
+	ManifestMaxAge time.Duration `yaml:"manifest_max_age"`
+}
+
+// loadOriginConfig reads a YAML origin config; unknown keys are errors, not silently ignored.
+func loadOriginConfig(file string) (originConfig, error) {
+	var cfg originConfig
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return cfg, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && err != io.EOF {
+		return cfg, fmt.Errorf("%s: %w", file, err)
+	}
+	if cfg.ManifestMaxAge < 0 {
+		return cfg, fmt.Errorf("%s: manifest_max_age %v is negative", file, cfg.ManifestMaxAge)
+	}
+	return cfg, nil
 }
 
 // presentationURLs lists the manifests under dir (itself and one level down).
