@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -230,5 +231,20 @@ func TestOriginFormMatchesURL(t *testing.T) {
 	if originForm("/a%20b", new(url.URL)) || originForm("/a#f", new(url.URL)) || originForm("/a!b", new(url.URL)) ||
 		originForm("http://x/", new(url.URL)) || originForm("*", new(url.URL)) {
 		t.Error("fast path took a target it can't split")
+	}
+}
+
+// TestCanonicalKey: field names are canonicalised as net/textproto does, common ones without
+// allocating.
+func TestCanonicalKey(t *testing.T) {
+	for _, n := range []string{"host", "USER-AGENT", "accept-encoding", "X-Forwarded-For", "te", "sec-ch-ua-platform",
+		"upgrade-insecure-requests", "x-custom-thing", "a", "x--y", "If-None-Match", "cdn-loop"} {
+		if got, want := canonicalKey([]byte(n)), textproto.CanonicalMIMEHeaderKey(n); got != want {
+			t.Errorf("%q: %q, want %q", n, got, want)
+		}
+	}
+	b := []byte("accept-ENCODING")
+	if n := testing.AllocsPerRun(100, func() { canonicalKey(b) }); n != 0 {
+		t.Errorf("a common name allocated %v times", n)
 	}
 }
