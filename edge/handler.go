@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
@@ -17,12 +16,12 @@ import (
 
 // ServeHTTP runs a request through the phases described on Edge.
 func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	w := &respWriter{ResponseWriter: rw, start: time.Now(), m: e.m, label: "error", source: "origin"}
+	w := &respWriter{ResponseWriter: rw, start: monoNow(), m: e.m, outcome: outcomeError}
 	defer func() {
 		w.done()
 		if e.cfg.AccessLog {
 			e.log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", w.status,
-				"cache", w.label, "bytes", w.n, "duration", time.Since(w.start), "remote", r.RemoteAddr)
+				"cache", requestLabels[w.outcome], "bytes", w.n, "duration", monoNow()-w.start, "remote", r.RemoteAddr)
 		}
 	}()
 	// Hop-by-hop fields, including those a client lists in Connection, go before anything
@@ -139,10 +138,10 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 		e.fillAndServe(w, r, up, res, res.fwd, nil)
 		return
 	}
-	if _, _, ok := res.obj.quickFresh(r, now); ok {
+	if age, ttl, ok := res.obj.quickFresh(r, now); ok {
 		e.stats.Hits.Add(1)
 		e.notePrefetchUse(res.key)
-		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
+		e.serveStored(w, r, res.obj, age, ttl, cachestatus.Status{Hit: true})
 		return
 	}
 	v := policy.Reuse(r, res.obj.stored(), now, res.pol)

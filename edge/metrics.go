@@ -28,12 +28,34 @@ type metrics struct {
 	livePrefetch map[string]prometheus.Counter
 
 	// Resolved once: a label lookup per request costs more than the increment.
-	requestsBy map[string]prometheus.Counter
-	bytesBy    map[string]prometheus.Counter
+	requestsBy                      [len(requestLabels)]prometheus.Counter // by outcome
+	bytesFromCache, bytesFromOrigin prometheus.Counter
 }
 
-// requestLabels are the values of the "cache" label (see setLabel).
-var requestLabels = []string{"hit", "stale", "revalidated", "miss", "bypass", "pass", "error"}
+// outcome is how the cache answered a request (see setLabel): an index into requestLabels.
+type outcome uint8
+
+const (
+	outcomeHit outcome = iota
+	outcomeStale
+	outcomeRevalidated
+	outcomeMiss
+	outcomeBypass
+	outcomePass
+	outcomeError
+)
+
+// requestLabels are the values of the "cache" label, by outcome.
+var requestLabels = [...]string{
+	outcomeHit: "hit", outcomeStale: "stale", outcomeRevalidated: "revalidated", outcomeMiss: "miss",
+	outcomeBypass: "bypass", outcomePass: "pass", outcomeError: "error",
+}
+
+// monoNow reads the monotonic clock only, which is all a duration needs and costs about half
+// of time.Now (time.Since of a fixed instant).
+func monoNow() time.Duration { return time.Since(monoBase) }
+
+var monoBase = time.Now()
 
 func newMetrics(memBytes, diskBytes func() float64) *metrics {
 	m := &metrics{
@@ -85,13 +107,10 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 	for _, l := range []string{"started", "used", "wasted", "failed", "dropped"} {
 		m.livePrefetch[l] = livePrefetch.WithLabelValues(l)
 	}
-	m.requestsBy, m.bytesBy = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
-	for _, l := range requestLabels {
-		m.requestsBy[l] = m.requests.WithLabelValues(l)
+	for o, l := range requestLabels {
+		m.requestsBy[o] = m.requests.WithLabelValues(l)
 	}
-	for _, l := range []string{"cache", "origin"} {
-		m.bytesBy[l] = m.bytes.WithLabelValues(l)
-	}
+	m.bytesFromCache, m.bytesFromOrigin = m.bytes.WithLabelValues("cache"), m.bytes.WithLabelValues("origin")
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch, m.manifests, livePrefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -67,22 +67,23 @@ func (e *Edge) writeHitHead(w http.ResponseWriter, ww wireWriter, obj *cached, a
 	w.WriteHeader(obj.Status)
 }
 
-// respWriter measures a response for the metrics: time to its head, body bytes, and how the
-// cache answered (label) and where the bytes came from (source).
+// respWriter measures a response for the metrics: time to its head, body bytes, how the cache
+// answered and where the bytes came from.
 type respWriter struct {
 	http.ResponseWriter
-	start         time.Time
-	m             *metrics
-	wroteHead     bool
-	status        int
-	n             int64
-	label, source string
+	start     time.Duration // monoNow when the request came
+	m         *metrics
+	wroteHead bool
+	status    int
+	n         int64
+	outcome   outcome
+	fromCache bool // the body came from the cache (else from the origin)
 }
 
 func (w *respWriter) WriteHeader(code int) {
 	if !w.wroteHead {
 		w.wroteHead, w.status = true, code
-		w.m.ttfb.Observe(time.Since(w.start).Seconds())
+		w.m.ttfb.Observe((monoNow() - w.start).Seconds())
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -115,9 +116,13 @@ func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func (w *respWriter) done() {
-	w.m.requestsBy[w.label].Inc()
+	w.m.requestsBy[w.outcome].Inc()
 	if w.n > 0 {
-		w.m.bytesBy[w.source].Add(float64(w.n))
+		c := w.m.bytesFromOrigin
+		if w.fromCache {
+			c = w.m.bytesFromCache
+		}
+		c.Add(float64(w.n))
 	}
 }
 
@@ -134,19 +139,19 @@ func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
 	}
 	switch {
 	case cs.Hit && cs.Detail != "":
-		rw.label, rw.source = "stale", "cache"
+		rw.outcome, rw.fromCache = outcomeStale, true
 	case cs.Hit:
-		rw.label, rw.source = "hit", "cache"
+		rw.outcome, rw.fromCache = outcomeHit, true
 	case cs.Detail == "stale-if-error":
-		rw.label, rw.source = "stale", "cache"
+		rw.outcome, rw.fromCache = outcomeStale, true
 	case cs.FwdStatus == http.StatusNotModified:
-		rw.label, rw.source = "revalidated", "cache"
+		rw.outcome, rw.fromCache = outcomeRevalidated, true
 	case cs.Fwd == cachestatus.FwdBypass:
-		rw.label = "bypass"
+		rw.outcome = outcomeBypass
 	case cs.Fwd == cachestatus.FwdMethod:
-		rw.label = "pass"
+		rw.outcome = outcomePass
 	default:
-		rw.label = "miss"
+		rw.outcome = outcomeMiss
 	}
 }
 
@@ -161,6 +166,12 @@ func (e *Edge) serveObject(w http.ResponseWriter, r *http.Request, now time.Time
 		life, _ := policy.Lifetime(obj.Status, obj.Header, obj.ResponseTime, pol)
 		remaining = life - age
 	}
+	e.serveStored(w, r, obj, age, remaining, cs)
+}
+
+// serveStored is serveObject for an object whose current age and remaining freshness lifetime
+// (negative when stale) are known.
+func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, age, remaining time.Duration, cs cachestatus.Status) {
 	ttl := int(remaining / time.Second)
 	cs.TTL = &ttl
 	if obj.mem != nil && field(r.Header, "Range") == "" && field(r.Header, "If-None-Match") == "" && field(r.Header, "If-Modified-Since") == "" {
