@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/fill"
@@ -16,13 +17,16 @@ import (
 
 // ServeHTTP runs a request through the phases described on Edge.
 func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	w := &respWriter{ResponseWriter: rw, start: monoNow(), m: e.m, outcome: outcomeError}
+	w := respWriters.Get().(*respWriter)
+	*w = respWriter{ResponseWriter: rw, start: monoNow(), m: e.m, outcome: outcomeError}
 	defer func() {
 		w.done()
 		if e.cfg.AccessLog {
 			e.log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", w.status,
 				"cache", requestLabels[w.outcome], "bytes", w.n, "duration", monoNow()-w.start, "remote", r.RemoteAddr)
 		}
+		*w = respWriter{}
+		respWriters.Put(w)
 	}()
 	// Hop-by-hop fields, including those a client lists in Connection, go before anything
 	// looks at the request: the key, the Vary match and the origin must all see the same
@@ -48,6 +52,10 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		e.serveCacheable(w, r, up, e.policyFor(rule))
 	}
 }
+
+// respWriters recycles the wrappers ServeHTTP measures responses with: nothing holds one after
+// ServeHTTP returns, as nothing may use a ResponseWriter after its handler returned.
+var respWriters = sync.Pool{New: func() any { return new(respWriter) }}
 
 // field is h.Get(name) for a name already in canonical form, without canonicalising it again:
 // the hot path asks for several fields per request.
