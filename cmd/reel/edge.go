@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge"
+	"github.com/reelvideo/reel/edge/tlscert"
 )
 
 const edgeUsage = `Usage:
@@ -29,6 +32,8 @@ Examples:
   reel edge --origin http://127.0.0.1:8080 --listen 127.0.0.1:8081 --memory 1GiB
   reel edge --origin http://127.0.0.1:8080 --cache-dir /var/cache/reel --disk 50GiB
   reel edge --config samples/edge.yaml
+  reel edge --origin http://127.0.0.1:8080 --tls-cert edge.pem --tls-key edge.key --listen :8443
+  reel edge --origin http://127.0.0.1:8080 --tls-self-signed out/tls   # development: trust out/tls/ca.pem
 `
 
 func runEdge(args []string, stdout, stderr io.Writer) int {
@@ -43,6 +48,9 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&disk, "disk", "disk tier size, e.g. 10GiB (default 10GiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log one line per request")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate chain (PEM); reloaded when the file changes")
+	tlsKey := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
+	tlsSelf := fs.String("tls-self-signed", "", "serve HTTPS with a development CA and certificate kept in this folder (clients trust its ca.pem)")
 	fs.Usage = usageFunc(fs, edgeUsage)
 	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
@@ -101,7 +109,39 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	srv := edge.NewServer(e, cfg, logger)
-	fmt.Fprintf(stdout, "reel edge serving http://%s → %s\n", ln.Addr(), originsSummary(cfg))
+	scheme := "http"
+	if *tlsCert != "" || *tlsKey != "" || *tlsSelf != "" {
+		var pair tlscert.Pair
+		switch {
+		case *tlsSelf != "" && (*tlsCert != "" || *tlsKey != ""):
+			fmt.Fprintln(stderr, "reel edge: --tls-self-signed and --tls-cert/--tls-key exclude each other")
+			return exitUsage
+		case *tlsSelf != "":
+			p, ca, err := tlscert.SelfSigned(*tlsSelf, []string{"localhost", "127.0.0.1", "::1"})
+			if err != nil {
+				fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+				return exitFailure
+			}
+			pair = p
+			fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
+		case *tlsCert == "" || *tlsKey == "":
+			fmt.Fprintln(stderr, "reel edge: --tls-cert and --tls-key go together")
+			return exitUsage
+		default:
+			pair = tlscert.Pair{Cert: *tlsCert, Key: *tlsKey}
+		}
+		certs, err := tlscert.Load([]tlscert.Pair{pair})
+		if err != nil {
+			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+			return exitFailure
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go certs.Watch(ctx, 30*time.Second, logger)
+		ln = tls.NewListener(ln, certs.Config("http/1.1"))
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "reel edge serving %s://%s → %s\n", scheme, ln.Addr(), originsSummary(cfg))
 
 	servers := []listening{{srv, ln}}
 	if cfg.Admin != "" {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -39,9 +40,10 @@ type conn struct {
 	state atomic.Int32
 
 	remoteAddr string
-	deadline   time.Time // the read deadline set on rwc (zero: none)
-	rd         reader    // reads request heads and chunked bodies' trailers
-	h          head      // the current request's head
+	deadline   time.Time            // the read deadline set on rwc (zero: none)
+	tls        *tls.ConnectionState // the handshake's result on a TLS connection, else nil
+	rd         reader               // reads request heads and chunked bodies' trailers
+	h          head                 // the current request's head
 
 	// The background read that notices a client going away (see reqContext).
 	peerMu      sync.Mutex
@@ -96,6 +98,19 @@ func (c *conn) serve(ctx context.Context) {
 		c.rwc.Close()
 		c.srv.forget(c)
 	}()
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		// The handshake is bounded like a request head; its result is every request's r.TLS
+		// (the cache key's scheme, RFC 9110 §4.2.2, depends on it).
+		if d := c.srv.ReadHeaderTimeout; d > 0 {
+			tc.SetDeadline(time.Now().Add(d))
+		}
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		st := tc.ConnectionState()
+		c.tls = &st
+	}
 	for {
 		c.state.Store(stateIdle)
 		if c.srv.shuttingDown() {
@@ -182,6 +197,7 @@ func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
 		return false
 	}
 	req.RemoteAddr = c.remoteAddr
+	req.TLS = c.tls
 	var b *body
 	if h.chunked || h.contentLength > 0 {
 		b = newBody(c, h)
