@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/reelvideo/reel/internal/atomicfile"
 )
 
 // Files written by SelfSigned in its folder.
@@ -95,7 +97,7 @@ func SelfSigned(dir string, hosts []string) (Pair, string, error) {
 		{pair.Cert, chain, 0o644},
 		{caPath, caPEM, 0o644},
 	} {
-		if err := writeAtomic(f.path, f.data, f.mode); err != nil {
+		if err := atomicfile.Write(f.path, f.data, f.mode); err != nil {
 			return Pair{}, "", fmt.Errorf("tls: %w", err)
 		}
 	}
@@ -114,25 +116,4 @@ func covers(leaf *x509.Certificate, hosts []string) bool {
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	return n
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), mode)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }

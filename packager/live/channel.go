@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reelvideo/reel/internal/atomicfile"
 	"github.com/reelvideo/reel/manifest"
 )
 
@@ -133,7 +134,7 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	if err := t.resume(init); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, manifest.InitSegmentName), init); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, manifest.InitSegmentName), init, 0o644); err != nil {
 		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
 	}
 	if len(t.segs) > 0 {
@@ -289,7 +290,7 @@ func (c *Channel) wake() {
 // store writes a complete segment to disk (the DVR copy) and keeps its bytes in memory while it
 // is in the live window. c.mu is held; the write is small (one segment) and atomic.
 func (c *Channel) store(t *track, s *segment) error {
-	if err := writeAtomic(filepath.Join(t.dir, segmentName(s.number)), s.data); err != nil {
+	if err := atomicfile.Write(filepath.Join(t.dir, segmentName(s.number)), s.data, 0o644); err != nil {
 		return err
 	}
 	return t.logSegment(s)
@@ -348,24 +349,4 @@ func validName(s string) bool {
 		}
 	}
 	return true
-}
-
-// writeAtomic writes data to path through a temporary file and a rename, so a reader never sees
-// a partial segment and a crash leaves either the old state or the new one.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/reelvideo/reel/internal/atomicfile"
 	"github.com/reelvideo/reel/manifest"
 )
 
@@ -114,7 +115,7 @@ func (t *track) rewriteLog(entries []logEntry) error {
 		line, _ := json.Marshal(e)
 		b.Write(append(line, '\n'))
 	}
-	return writeAtomic(filepath.Join(t.dir, segmentLog), b.Bytes())
+	return atomicfile.Write(filepath.Join(t.dir, segmentLog), b.Bytes(), 0o644)
 }
 
 // forget removes a previous run's segments and log from t's folder.
