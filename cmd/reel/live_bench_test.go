@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,7 +31,17 @@ type liveStack struct {
 
 func newLiveStack(t *testing.T, part time.Duration) *liveStack {
 	t.Helper()
-	ch, err := live.NewChannel(live.Config{Name: "bench", Dir: filepath.Join(t.TempDir(), "bench"),
+	o := httptest.NewServer(loopChannel(t, "bench", part, sample("ladder_360p.mp4")))
+	t.Cleanup(o.Close)
+	_, base := edgeInFront(t, o.URL, nil)
+	return &liveStack{origin: o.URL, edge: base}
+}
+
+// loopChannel serves a live channel looping inputs in real time (2 s segments, a 20 s
+// window, parts of part), until the test ends.
+func loopChannel(t *testing.T, name string, part time.Duration, inputs ...string) *live.Server {
+	t.Helper()
+	ch, err := live.NewChannel(live.Config{Name: name, Dir: filepath.Join(t.TempDir(), name),
 		SegmentDuration: 2 * time.Second, PartDuration: part, Window: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -41,14 +52,20 @@ func newLiveStack(t *testing.T, part time.Duration) *liveStack {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := packager.Loop(ctx, ch, packager.LoopOptions{Inputs: []string{sample("ladder_360p.mp4")}}); err != nil {
+		if err := packager.Loop(ctx, ch, packager.LoopOptions{Inputs: inputs}); err != nil && ctx.Err() == nil {
 			t.Error(err)
 		}
 	}()
-	o := httptest.NewServer(srv)
+	t.Cleanup(func() { cancel(); <-done })
+	return srv
+}
+
+// edgeInFront starts an in-process edge in front of origin on loopback, until the test ends.
+func edgeInFront(t *testing.T, origin string, log *slog.Logger) (*edge.Edge, string) {
+	t.Helper()
 	cfg := edge.DefaultConfig()
-	cfg.Origins = []edge.Origin{{Host: "*", URL: o.URL}}
-	e, err := edge.New(cfg, nil)
+	cfg.Origins = []edge.Origin{{Host: "*", URL: origin}}
+	e, err := edge.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,14 +75,8 @@ func newLiveStack(t *testing.T, part time.Duration) *liveStack {
 	}
 	es := edge.NewServer(e, cfg, nil)
 	go es.Serve(ln)
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		es.Close()
-		e.Close()
-		o.Close()
-	})
-	return &liveStack{origin: o.URL, edge: "http://" + ln.Addr().String()}
+	t.Cleanup(func() { es.Close(); e.Close() })
+	return e, "http://" + ln.Addr().String()
 }
 
 var (

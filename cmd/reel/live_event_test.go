@@ -6,10 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -18,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reelvideo/reel/edge"
-	"github.com/reelvideo/reel/packager"
-	"github.com/reelvideo/reel/packager/live"
 )
 
 // originCounter counts the requests (and body bytes) an origin receives from the edge, per URL.
@@ -180,45 +175,11 @@ func TestLiveEvent(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		viewers, dur = 100, 15*time.Second
 	}
-	ch, err := live.NewChannel(live.Config{Name: "event", Dir: filepath.Join(t.TempDir(), "event"),
-		SegmentDuration: 2 * time.Second, Window: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := live.NewServer(nil)
-	srv.Add(ch)
-	ctx, cancel := context.WithCancel(context.Background())
-	loopDone := make(chan struct{})
-	go func() {
-		defer close(loopDone)
-		err := packager.Loop(ctx, ch, packager.LoopOptions{Inputs: []string{
-			sample("ladder_720p.mp4"), sample("ladder_480p.mp4"), sample("ladder_360p.mp4")}})
-		if err != nil && ctx.Err() == nil {
-			t.Error(err)
-		}
-	}()
+	srv := loopChannel(t, "event", 0, sample("ladder_720p.mp4"), sample("ladder_480p.mp4"), sample("ladder_360p.mp4"))
 	counter := &originCounter{h: srv, reqs: map[string]int{}}
 	o := httptest.NewServer(counter)
-	cfg := edge.DefaultConfig()
-	cfg.Origins = []edge.Origin{{Host: "*", URL: o.URL}}
-	e, err := edge.New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := edge.NewServer(e, cfg, nil)
-	go es.Serve(ln)
-	defer func() {
-		cancel()
-		<-loopDone
-		es.Close()
-		e.Close()
-		o.Close()
-	}()
-	base := "http://" + ln.Addr().String()
+	t.Cleanup(o.Close)
+	e, base := edgeInFront(t, o.URL, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
 
 	// The channel's first segments, straight from the origin (not counted: no Via).
 	for i := 0; ; i++ {
@@ -241,7 +202,7 @@ func TestLiveEvent(t *testing.T) {
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	var st eventStats
 	start := time.Now()
-	vctx, vcancel := context.WithTimeout(ctx, dur)
+	vctx, vcancel := context.WithTimeout(context.Background(), dur)
 	defer vcancel()
 	var wg sync.WaitGroup
 	for i := range viewers {
