@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
 )
 
 // originCounter counts the requests (and body bytes) an origin receives from the edge, per URL.
