@@ -44,6 +44,7 @@ bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk)
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestLiveLatency$$' -count=1 -timeout=5m -v ./cmd/reel/
 	$(GO) test -run='^TestLiveEvent$$' -count=1 -timeout=5m -v ./cmd/reel/
+	$(GO) test -run='^TestCluster$$' -count=1 -v ./cmd/reel/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/

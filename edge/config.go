@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/reelvideo/reel/edge/cachestatus"
 )
 
 // Config is everything `reel edge` can be told. Flags cover the common settings; the YAML file
@@ -21,6 +23,10 @@ import (
 // Defaults mean "honour the origin".
 type Config struct {
 	Listen string `yaml:"listen"`
+	// Name is this node's name in the Cache-Status members and Via entries it adds (default
+	// "reel"). Give each node of a tiered cluster its own (edge-1, shield-2…): a response's
+	// Cache-Status then tells which edge and which shield handled it, hop by hop.
+	Name string `yaml:"name"`
 	// Admin is the admin API's own address ("" disables it). Its bearer token comes from
 	// the REEL_ADMIN_TOKEN environment variable or AdminTokenFile; without either, a random
 	// token is generated and printed at start.
@@ -49,6 +55,9 @@ type Config struct {
 	Cache   Policy   `yaml:"cache"`
 	Limits  Limits   `yaml:"limits"`
 	Live    Live     `yaml:"live"`
+
+	// Parents are the shield tier between this edge and the origins (parents.go).
+	Parents Parents `yaml:"parents"`
 }
 
 // Live tunes the handling of live manifests (live.go): HLS media playlists without
@@ -148,6 +157,29 @@ type Rule struct {
 	ExcludeParams []string `yaml:"exclude_params"`
 	KeyHeaders    []string `yaml:"key_headers"`
 	IgnoreQuery   bool     `yaml:"ignore_query"`
+	// Parent chooses, for this path, between the parents (true) and the origin (false) when
+	// parents are configured; unset inherits from the next shorter matching rule, and
+	// everything goes through the parents when no rule says otherwise. Typical: segments and
+	// large files through the shield, small API calls straight to the origin.
+	Parent *bool `yaml:"parent"`
+}
+
+// Parents is the shield tier: cache misses go to one of these caches (reel edges, or any HTTP
+// cache) instead of the origin. Each object has one owner among them, chosen by rendezvous
+// hashing of its cache key, so that every edge sends a given object to the same parent, whose
+// own coalescing then turns all the edges' misses into one origin fetch; adding a parent moves
+// only the keys it now owns (about 1/N). A parent that fails a connection or a health check is
+// passed over (its keys fall to their next owner) until a health check succeeds again.
+type Parents struct {
+	URLs []string `yaml:"urls"`
+	// HealthPath is probed with GET on each parent every HealthInterval; 2xx is healthy
+	// (default /_reel/health, which every reel edge answers).
+	HealthPath     string        `yaml:"health_path"`
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// DirectFallback sends requests to the origin when no parent is healthy (default true):
+	// the origin's offload degrades rather than viewers failing. Turn it off for origins that
+	// only accept the shield tier.
+	DirectFallback bool `yaml:"direct_fallback"`
 }
 
 // Policy tunes RFC 9111 behaviour where the RFCs leave choices to the cache.
@@ -182,6 +214,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:        "127.0.0.1:8081",
 		Admin:         "127.0.0.1:9091",
+		Name:          "reel",
 		Memory:        512 << 20,
 		Disk:          10 << 30,
 		MaxObjectSize: 1 << 30,
@@ -202,6 +235,7 @@ func DefaultConfig() Config {
 			CoalesceWait:           10 * time.Second,
 			MaxIdleConnsPerOrigin:  256,
 		},
+		Parents: Parents{HealthPath: HealthPath, HealthInterval: 2 * time.Second, DirectFallback: true},
 		Live: Live{
 			MaxTTLFraction:   defaultLiveTTLFraction,
 			MaxStaleFraction: defaultLiveStaleFraction,
@@ -253,6 +287,31 @@ func (c *Config) Validate() error {
 		}
 		seen[h] = true
 		c.Origins[i].Host = h
+	}
+	if c.Name == "" {
+		c.Name = "reel"
+	}
+	// The name is a Cache-Status member's Token (RFC 8941 §3.3.4) and a Via pseudonym (an
+	// RFC 9110 token): both hold without ':' and '/'.
+	if !cachestatus.IsToken(c.Name) || strings.ContainsAny(c.Name, ":/") {
+		return fmt.Errorf("name %q must start with a letter and hold no spaces, commas, ':' or '/'", c.Name)
+	}
+	for i, p := range c.Parents.URLs {
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("parents.urls[%d]: %q is not an http(s) URL without a path", i, p)
+		}
+		if slices.Contains(c.Parents.URLs[:i], p) {
+			return fmt.Errorf("parents.urls[%d]: %q listed twice", i, p)
+		}
+	}
+	if len(c.Parents.URLs) > 0 {
+		if c.Parents.HealthInterval <= 0 {
+			return errors.New("parents.health_interval must be positive")
+		}
+		if !strings.HasPrefix(c.Parents.HealthPath, "/") {
+			return fmt.Errorf("parents.health_path %q must be an absolute path", c.Parents.HealthPath)
+		}
 	}
 	for i, r := range c.Rules {
 		if !strings.HasPrefix(r.PathPrefix, "/") || slices.Contains(strings.Split(r.PathPrefix, "/"), "..") {

@@ -112,6 +112,13 @@ func TestValidate(t *testing.T) {
 		{"fraction", func(c *Config) { c.Cache.HeuristicFraction = 2 }, "heuristic_fraction"},
 		{"slice threshold without slices", func(c *Config) { c.SliceSize, c.SliceThreshold = 0, 8<<20 }, "needs slicing"},
 		{"slice threshold below a slice", func(c *Config) { c.SliceThreshold = c.SliceSize / 2 }, "at least slice_size"},
+		{"name with a space", func(c *Config) { c.Name = "edge 1" }, "name"},
+		{"name with a slash", func(c *Config) { c.Name = "edge/1" }, "name"},
+		{"parent not a URL", func(c *Config) { c.Parents.URLs = []string{"shield-1:8081"} }, "parents.urls[0]"},
+		{"parent with a path", func(c *Config) { c.Parents.URLs = []string{"http://s1:8081/cache"} }, "without a path"},
+		{"parent twice", func(c *Config) { c.Parents.URLs = []string{"http://s1", "http://s1"} }, "parents.urls[1]"},
+		{"health interval", func(c *Config) { c.Parents.URLs, c.Parents.HealthInterval = []string{"http://s1"}, 0 }, "health_interval"},
+		{"health path", func(c *Config) { c.Parents.URLs, c.Parents.HealthPath = []string{"http://s1"}, "health" }, "health_path"},
 	}
 	for _, tc := range tests {
 		c := base()

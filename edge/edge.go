@@ -19,9 +19,6 @@ import (
 	"github.com/reelvideo/reel/edge/store"
 )
 
-// cacheName is how this cache signs its Cache-Status member (RFC 9211).
-const cacheName = "reel"
-
 // Edge is the caching reverse proxy: an http.Handler that serves from its store, coalesces
 // misses into one origin fetch per key, and streams fills to every waiting client.
 //
@@ -38,8 +35,14 @@ type Edge struct {
 	fills   *fill.Table
 	origins map[string]*upstream // by lower-case host; "*" is the default
 	rules   []Rule               // longest PathPrefix first
+	name    string               // this node's Cache-Status member name (RFC 9211) and Via pseudonym
 	via     string
+	viaWire string // "Via: " + via + CRLF, for the pre-serialised hit header
 	now     func() time.Time
+	// parents is the shield tier (nil without one); loopID marks the requests this edge sends
+	// upstream (CDN-Loop, RFC 8586) so that one coming back is recognised (parents.go).
+	parents *parentSet
+	loopID  string
 
 	stats Stats
 	// gens counts invalidations per key (hashed into a fixed table): a fill that started
@@ -80,7 +83,10 @@ type Stats struct {
 type upstream struct {
 	url        *url.URL
 	hostHeader string
-	client     *http.Client
+	// parent: a cache of the shield tier, which is sent the client's Host (it routes by it
+	// to its own origins) rather than the origin's.
+	parent bool
+	client *http.Client
 	// blocking sends LL-HLS blocking playlist reloads, which the origin may hold for three
 	// target durations: its first-byte timeout is at least Live.BlockingWait (and its
 	// connections are not the ones other requests wait for).
@@ -122,7 +128,10 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		},
 		fills:   fill.NewTable(),
 		origins: map[string]*upstream{},
-		via:     "1.1 " + cacheName,
+		name:    cfg.Name,
+		via:     "1.1 " + cfg.Name,
+		viaWire: "Via: 1.1 " + cfg.Name + "\r\n",
+		loopID:  newLoopID(),
 		now:     time.Now,
 		live:    cfg.Live.withDefaults(),
 	}
@@ -156,6 +165,10 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		e.origins[o.Host] = &upstream{url: u, hostHeader: o.HostHeader, client: newOriginClient(cfg.Limits),
 			blocking: newOriginClient(blocking)}
 	}
+	if len(cfg.Parents.URLs) > 0 {
+		e.parents = newParentSet(cfg, e.m, log)
+		e.parents.start()
+	}
 	e.rules = append(e.rules, cfg.Rules...)
 	// Longest prefix first, so the first match is the most specific rule.
 	for i := 1; i < len(e.rules); i++ {
@@ -176,6 +189,9 @@ func (e *Edge) Close() error {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		e.log.Warn("closing with fills still running; their objects are not stored")
+	}
+	if e.parents != nil {
+		e.parents.close()
 	}
 	if e.disk != nil {
 		return e.disk.Close()

@@ -44,7 +44,7 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, target, body)
 	if err != nil {
-		return nil, err
+		return nil, badRequestError{err}
 	}
 	out.ContentLength = r.ContentLength
 	if body == nil {
@@ -63,6 +63,7 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 		}
 	}
 	out.Header.Add("Via", e.via)
+	out.Header.Add("CDN-Loop", cdnID+"; node="+e.loopID)
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := out.Header.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
@@ -74,18 +75,26 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 		proto = "https"
 	}
 	out.Header.Set("X-Forwarded-Proto", proto)
-	switch up.hostHeader {
-	case "":
+	switch {
+	case up.parent || up.hostHeader == "":
 		// The host as the key saw it (case, trailing dot and default port normalised), so
-		// that "EXAMPLE.com.:80" can't fill example.com's entry with what it made the origin say.
+		// that "EXAMPLE.com.:80" can't fill example.com's entry with what it made the origin
+		// say. A parent always gets it: it routes by it to its own origins, and rewrites it
+		// for them as its own configuration says.
 		out.Host = canonicalHost(r.Host, r.TLS != nil)
-	case "origin":
+	case up.hostHeader == "origin":
 		out.Host = up.url.Host
 	default:
 		out.Host = up.hostHeader
 	}
 	return out, nil
 }
+
+// badRequestError is a client request that can't be turned into an upstream one.
+type badRequestError struct{ err error }
+
+func (b badRequestError) Error() string { return b.err.Error() }
+func (b badRequestError) Unwrap() error { return b.err }
 
 // canonicalHost lower-cases host, drops a trailing dot and the scheme's default port.
 func canonicalHost(host string, tls bool) string {
@@ -221,16 +230,8 @@ func (e *Edge) publishIfStored(f *fill.Fill, r *http.Request, res lookupResult) 
 // the response with a Date and the exchange's times (RFC 9111 §4.2.3); on failure it fails
 // the fill and reports false.
 func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.Request, extra http.Header) (*http.Response, time.Time, time.Time, bool) {
-	out, err := e.originRequest(ctx, up, r, true)
-	if err != nil {
-		f.Fail(err)
-		return nil, time.Time{}, time.Time{}, false
-	}
-	for k, v := range extra {
-		out.Header[k] = v
-	}
 	reqTime := e.now()
-	resp, err := e.doOrigin(ctx, up, out)
+	resp, err := e.send(ctx, up, r, true, extra)
 	if err != nil {
 		f.Fail(err)
 		return nil, time.Time{}, time.Time{}, false
@@ -511,14 +512,14 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 // forward sends a request to the origin on the client's behalf without caching and relays
 // the answer (bypass rules, uncollapsed waiters, ranges on uncached objects).
 func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs cachestatus.Status) {
-	out, err := e.originRequest(r.Context(), up, r, r.Method == http.MethodGet || r.Method == http.MethodHead)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "cannot forward this request")
-		return
-	}
-	resp, err := e.doOrigin(r.Context(), up, out)
+	resp, err := e.send(r.Context(), up, r, r.Method == http.MethodGet || r.Method == http.MethodHead, nil)
 	if err != nil {
 		if errors.Is(r.Context().Err(), context.Canceled) {
+			return
+		}
+		var bad badRequestError
+		if errors.As(err, &bad) {
+			httpError(w, http.StatusBadRequest, "cannot forward this request")
 			return
 		}
 		originError(w, err)

@@ -33,6 +33,16 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// header (RFC 9110 §7.6.1), or "Connection: Accept-Language" could fill the "en" variant
 	// with a response made without it.
 	policy.RemoveHopByHop(r.Header)
+	if lines := r.Header["Cdn-Loop"]; lines != nil && e.looped(lines) {
+		// Refused before it could join a fill: coming back round a loop, it would wait on
+		// the very fill that sent it (RFC 8586).
+		httpError(w, http.StatusLoopDetected, "request loop detected (CDN-Loop)")
+		return
+	}
+	if r.URL.Path == HealthPath {
+		e.serveHealth(w)
+		return
+	}
 	up, rule := e.route(r)
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
@@ -308,6 +318,10 @@ func originError(w http.ResponseWriter, err error) {
 	var ne interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		httpError(w, http.StatusGatewayTimeout, "origin timed out")
+		return
+	}
+	if errors.Is(err, errNoParent) {
+		httpError(w, http.StatusBadGateway, "no parent cache available")
 		return
 	}
 	httpError(w, http.StatusBadGateway, "origin unavailable")

@@ -14,7 +14,7 @@ import (
 // response — Age, Cache-Status — is appended to them in wire form too; only what the server
 // needs for framing and its Date stays in the map.
 type hitHeader struct {
-	wire     []byte // "Name: value\r\n" lines, the stored Date, our Via and Accept-Ranges included
+	wire     []byte // "Name: value\r\n" lines, the stored Date, Via and Accept-Ranges included (our Via is added per hit: Edge.viaWire)
 	hasDate  bool   // a Date is stored (else the server adds its own)
 	csPrefix string // Cache-Status members of caches nearer the origin, each followed by ", "
 }
@@ -36,7 +36,7 @@ var notInWire = map[string]bool{
 }
 
 // prepareHit builds o's hitHeader. It writes the same fields serveObject's map path would,
-// in the same field lines (a stored Via's lines, then ours).
+// in the same field lines (a stored Via's lines; the hit then adds ours).
 func prepareHit(o *store.Object) *hitHeader {
 	var b []byte
 	for k, vs := range o.Header {
@@ -56,7 +56,6 @@ func prepareHit(o *store.Object) *hitHeader {
 		}
 		b = appendField(b, "Via", v)
 	}
-	b = appendField(b, "Via", "1.1 "+cacheName)
 	if o.Status == http.StatusOK {
 		b = appendField(b, "Accept-Ranges", "bytes")
 	}

@@ -40,7 +40,7 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	if cs.Hit || cs.Detail == "stale-if-error" {
 		dst.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	}
-	cs.Cache = cacheName
+	cs.Cache = e.name
 	cachestatus.Append(dst, cs)
 	setLabel(w, cs)
 	w.WriteHeader(status)
@@ -57,10 +57,11 @@ func (e *Edge) writeHitHead(w http.ResponseWriter, ww wireWriter, obj *cached, a
 	}
 	wire := ww.WireFields()
 	b := append(*wire, hh.wire...)
+	b = append(b, e.viaWire...)
 	b = append(b, "Age: "...)
 	b = strconv.AppendInt(b, int64(age/time.Second), 10)
 	b = append(b, "\r\n"+cachestatus.Header+": "...)
-	cs.Cache = cacheName
+	cs.Cache = e.name
 	b = cs.AppendTo(append(b, hh.csPrefix...))
 	*wire = append(b, "\r\n"...)
 	setLabel(w, cs)

@@ -34,6 +34,11 @@ Examples:
   reel edge --config samples/edge.yaml
   reel edge --origin http://127.0.0.1:8080 --tls-cert edge.pem --tls-key edge.key --listen :8443
   reel edge --origin http://127.0.0.1:8080 --tls-self-signed out/tls   # development: trust out/tls/ca.pem
+
+  # A tiered cluster: edges send misses to the shield owning each object (one origin fetch
+  # per object however many edges miss); the shields fetch from the origin.
+  reel edge --name shield-1 --origin http://origin:8080 --listen :8081
+  reel edge --name edge-1 --origin http://origin:8080 --parent http://shield-1:8081 --parent http://shield-2:8081
 `
 
 func runEdge(args []string, stdout, stderr io.Writer) int {
@@ -41,13 +46,16 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	cfgFile := fs.String("config", "", "YAML configuration file (origins by host, rules, policy, limits)")
 	origin := fs.String("origin", "", "origin URL for every host (adds or replaces the default origin)")
 	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
-	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; token from REEL_ADMIN_TOKEN)")
+	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; \"\" turns it off; token from REEL_ADMIN_TOKEN)")
 	var memory, disk edge.Size
 	fs.Var(&memory, "memory", "memory tier size, e.g. 512MiB (default 512MiB)")
 	cacheDir := fs.String("cache-dir", "", "folder for the disk tier (bodies as files, index in badger); none: memory only")
 	fs.Var(&disk, "disk", "disk tier size, e.g. 10GiB (default 10GiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log one line per request")
+	name := fs.String("name", "", "this node's name in Cache-Status and Via (default reel); one per node of a cluster")
+	var parents stringsFlag
+	fs.Var(&parents, "parent", "a parent cache (shield) URL misses go to instead of the origin, chosen per object by rendezvous hashing (repeatable; replaces the config's parents)")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate chain (PEM); reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
 	tlsSelf := fs.String("tls-self-signed", "", "serve HTTPS with a development CA and certificate kept in this folder (clients trust its ca.pem)")
@@ -78,8 +86,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	if *admin != "" {
-		cfg.Admin = *admin
+	if flagSet(fs, "admin") {
+		cfg.Admin = *admin // "" turns the admin API off
 	}
 	if memory > 0 {
 		cfg.Memory = memory
@@ -92,6 +100,12 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	}
 	if disk > 0 {
 		cfg.Disk = disk
+	}
+	if *name != "" {
+		cfg.Name = *name
+	}
+	if len(parents) > 0 {
+		cfg.Parents.URLs = parents
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
@@ -200,4 +214,11 @@ func originsSummary(cfg edge.Config) string {
 		}
 	}
 	return s
+}
+
+// flagSet reports whether the command line gave flag name, even as "".
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

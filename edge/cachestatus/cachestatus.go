@@ -73,7 +73,7 @@ func (s Status) AppendTo(dst []byte) []byte {
 	switch {
 	case fwd:
 		dst = append(dst, "; fwd="...)
-		if isToken(s.Fwd) {
+		if IsToken(s.Fwd) {
 			dst = append(dst, s.Fwd...)
 		} else {
 			dst = append(dst, FwdMiss...)
@@ -112,7 +112,7 @@ func (s Status) Validate() error {
 	if s.Hit && s.Fwd != "" {
 		errs = append(errs, errors.New("hit and fwd are exclusive (RFC 9211 §2.1); fwd is kept"))
 	}
-	if s.Fwd != "" && !isToken(s.Fwd) {
+	if s.Fwd != "" && !IsToken(s.Fwd) {
 		errs = append(errs, fmt.Errorf("fwd %q is not a Token (RFC 8941 §3.3.4); written as %s", s.Fwd, FwdMiss))
 	}
 	if s.FwdStatus != 0 && (s.FwdStatus < 100 || s.FwdStatus > 999) {
@@ -158,7 +158,7 @@ func AppendPrefix(dst []byte, h http.Header) []byte {
 }
 
 func appendTokenOrString(dst []byte, s string) []byte {
-	if isToken(s) {
+	if IsToken(s) {
 		return append(dst, s...)
 	}
 	return appendString(dst, s)
@@ -192,9 +192,9 @@ func printable(s string) bool {
 	return true
 }
 
-// isToken reports whether s is an RFC 8941 §3.3.4 Token:
+// IsToken reports whether s is an RFC 8941 §3.3.4 Token:
 // ( ALPHA / "*" ) *( tchar / ":" / "/" ).
-func isToken(s string) bool {
+func IsToken(s string) bool {
 	if s == "" || !(isAlpha(s[0]) || s[0] == '*') {
 		return false
 	}
