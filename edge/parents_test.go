@@ -358,3 +358,17 @@ func TestHealthEndpoint(t *testing.T) {
 		t.Error("the health check reached the origin")
 	}
 }
+
+// FuzzLooped: any CDN-Loop field lines (outside bytes) are read without panicking, and lines
+// carrying this edge's own member are always recognised as a loop.
+func FuzzLooped(f *testing.F) {
+	f.Add("cdn-a, reel; node=0011223344556677", "")
+	f.Add("reel,reel,,;;reel ; x", "reel; node=\"a,b\"")
+	e := &Edge{loopID: newLoopID()}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		e.looped([]string{a, b})
+		if !e.looped([]string{a, b + ", " + cdnID + "; node=" + e.loopID}) {
+			t.Fatal("own member not recognised")
+		}
+	})
+}
