@@ -62,9 +62,11 @@ type parentSet struct {
 func newParentSet(cfg Config, m *metrics, log *slog.Logger) *parentSet {
 	s := &parentSet{direct: cfg.Parents.DirectFallback, path: cfg.Parents.HealthPath,
 		interval: cfg.Parents.HealthInterval, log: log,
-		// Probes are bounded by the interval, so a hung parent can't stall the loop; they
-		// don't share pools with requests, so a saturated pool can't fail a probe.
+		// Probes are bounded by the interval, so a hung parent can't stall the loop. Each
+		// opens its own connection (no proxy, no pool shared with requests): a parent passes
+		// only if it still accepts connections, and a saturated pool can't fail it.
 		probe: &http.Client{Timeout: min(cfg.Parents.HealthInterval, 5*time.Second),
+			Transport: &http.Transport{DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
