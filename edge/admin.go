@@ -123,7 +123,7 @@ func (e *Edge) AdminHandler(token string) http.Handler {
 func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(map[string]int64{
+	stats := map[string]int64{
 		"origin_requests": e.stats.OriginRequests.Load(),
 		"hits":            e.stats.Hits.Load(),
 		"misses":          e.stats.Misses.Load(),
@@ -131,7 +131,17 @@ func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
 		"stored":          e.stats.Stored.Load(),
 		"memory_bytes":    int64(e.mem.Weight()),
 		"fills_in_flight": int64(e.fills.Len()),
-	})
+	}
+	if e.parents != nil {
+		// Which ones are up: reel_edge_parent_up{parent} on /metrics.
+		stats["parents"] = int64(len(e.parents.list))
+		for _, p := range e.parents.list {
+			if p.healthy.Load() {
+				stats["parents_up"]++
+			}
+		}
+	}
+	json.NewEncoder(w).Encode(stats)
 }
 
 func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,6 +287,16 @@ func TestShieldFailover(t *testing.T) {
 		if r.status != 200 || strings.Contains(r.cacheStatus(), "shield-1") {
 			t.Errorf("/h/%d with shield-1 sick: %d, Cache-Status %q", i, r.status, r.cacheStatus())
 		}
+	}
+	// The admin API and /metrics tell which parents are up.
+	admin := httptest.NewServer(child.AdminHandler("tok"))
+	defer admin.Close()
+	if r := get(t, admin.URL+"/stats", "Authorization", "Bearer tok"); !strings.Contains(r.body, `"parents":3`) || !strings.Contains(r.body, `"parents_up":1`) {
+		t.Errorf("/stats with shield-1 sick and a dead parent: %s", r.body)
+	}
+	if r := get(t, admin.URL+"/metrics", "Authorization", "Bearer tok"); !strings.Contains(r.body, `reel_edge_parent_up{parent="`+s1.URL+`"} 0`) ||
+		!strings.Contains(r.body, `reel_edge_parent_up{parent="`+s2.URL+`"} 1`) {
+		t.Errorf("/metrics does not show shield-1 down and shield-2 up")
 	}
 	s1.sick.Store(false)
 	waitUntil(t, func() bool { return child.parents.list[0].healthy.Load() })
