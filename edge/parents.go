@@ -66,7 +66,7 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger) *parentSet {
 		// opens its own connection (no proxy, no pool shared with requests): a parent passes
 		// only if it still accepts connections, and a saturated pool can't fail it.
 		probe: &http.Client{Timeout: min(cfg.Parents.HealthInterval, 5*time.Second),
-			Transport: &http.Transport{DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second},
+			Transport:     &http.Transport{DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
