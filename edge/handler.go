@@ -303,11 +303,16 @@ func serverError(status int) bool {
 	return false
 }
 
-// originError answers a request whose origin fetch failed: 504 for a timeout, 502 otherwise.
+// originError answers a request whose origin fetch failed: 504 for a timeout, 502 otherwise
+// (with the TLS failure's reason when there was one: the operator's first clue).
 func originError(w http.ResponseWriter, err error) {
 	var ne interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		httpError(w, http.StatusGatewayTimeout, "origin timed out")
+		return
+	}
+	if why := tlsFailure(err); why != "" {
+		httpError(w, http.StatusBadGateway, why)
 		return
 	}
 	httpError(w, http.StatusBadGateway, "origin unavailable")
