@@ -144,6 +144,21 @@ type Origin struct {
 	// HostHeader is what the origin sees as Host: "" keeps the client's, "origin" uses the
 	// origin URL's host, anything else is sent as is.
 	HostHeader string `yaml:"host_header"`
+
+	// How the edge connects (upstream.go). Protocol: auto (default: HTTP/2 by ALPN on https,
+	// HTTP/1.1 on http), http1, or http2 (h2 required on https; h2c with prior knowledge on
+	// http). The certificate is always verified; there is no switch to turn that off (trust a
+	// self-signed origin by giving its certificate as ca_file).
+	Protocol string `yaml:"protocol"`
+	// CAFile is a PEM bundle of the CAs that vouch for this origin, used instead of the
+	// system roots (not added to them): a private origin trusts its own CA only.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name sent in SNI and verified in the certificate when it is not the
+	// URL's host (an origin reached by IP address, say).
+	ServerName string `yaml:"server_name"`
+	// ClientCert and ClientKey (PEM files) authenticate the edge to the origin (mutual TLS).
+	ClientCert string `yaml:"client_cert"`
+	ClientKey  string `yaml:"client_key"`
 }
 
 // Rule applies to requests whose path starts with PathPrefix (the longest prefix wins).
@@ -284,6 +299,9 @@ func (c *Config) Validate() error {
 		}
 		if seen[h] {
 			return fmt.Errorf("origins[%d]: host %q listed twice", i, o.Host)
+		}
+		if err := o.checkUpstream(u); err != nil {
+			return fmt.Errorf("origins[%d]: %w", i, err)
 		}
 		seen[h] = true
 		c.Origins[i].Host = h

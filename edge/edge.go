@@ -158,15 +158,17 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		// Surrogate keys live in the stored headers: rebuild their index.
 		d.Each(func(o *store.DiskObject) { e.tags.add(o.Primary, o.Header) })
 	}
-	for _, o := range cfg.Origins {
-		u, _ := url.Parse(o.URL) // validated
-		blocking := cfg.Limits
-		blocking.OriginFirstByteTimeout = max(blocking.OriginFirstByteTimeout, e.live.BlockingWait)
-		e.origins[o.Host] = &upstream{url: u, hostHeader: o.HostHeader, client: newOriginClient(cfg.Limits),
-			blocking: newOriginClient(blocking)}
+	for i, o := range cfg.Origins {
+		up, err := e.newUpstream(o) // upstream.go
+		if err != nil {
+			return nil, fmt.Errorf("origins[%d]: %w", i, err)
+		}
+		e.origins[o.Host] = up
 	}
 	if len(cfg.Parents.URLs) > 0 {
-		e.parents = newParentSet(cfg, e.m, log)
+		if e.parents, err = newParentSet(cfg, e.m, log, e.newUpstream); err != nil {
+			return nil, err
+		}
 		e.parents.start()
 	}
 	e.rules = append(e.rules, cfg.Rules...)
@@ -211,29 +213,6 @@ func fnv32(key string) uint32 {
 
 // Stats returns the edge's counters.
 func (e *Edge) Stats() *Stats { return &e.stats }
-
-// newOriginClient is a keep-alive pool to one origin with the configured timeouts. It never
-// follows redirects (a cache passes them on) and never asks for compression itself (the
-// client's Accept-Encoding is forwarded and the representation cached as the origin sent it).
-func newOriginClient(l Limits) *http.Client {
-	d := &net.Dialer{Timeout: l.OriginConnectTimeout, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    l.MaxIdleConnsPerOrigin,
-		IdleConnTimeout:        l.OriginIdleTimeout,
-		ResponseHeaderTimeout:  l.OriginFirstByteTimeout,
-		TLSHandshakeTimeout:    l.OriginConnectTimeout,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: int64(max(l.MaxHeaderBytes, 16<<10)),
-		ForceAttemptHTTP2:      true,
-	}
-	return &http.Client{
-		Transport:     t,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
 
 // route picks the origin for a request's Host and the rule for its path.
 func (e *Edge) route(r *http.Request) (*upstream, *Rule) {

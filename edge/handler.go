@@ -313,7 +313,8 @@ func serverError(status int) bool {
 	return false
 }
 
-// originError answers a request whose origin fetch failed: 504 for a timeout, 502 otherwise.
+// originError answers a request whose origin fetch failed: 504 for a timeout, 502 otherwise
+// (with the TLS failure's reason when there was one: the operator's first clue).
 func originError(w http.ResponseWriter, err error) {
 	var ne interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
@@ -322,6 +323,10 @@ func originError(w http.ResponseWriter, err error) {
 	}
 	if errors.Is(err, errNoParent) {
 		httpError(w, http.StatusBadGateway, "no parent cache available")
+		return
+	}
+	if why := tlsFailure(err); why != "" {
+		httpError(w, http.StatusBadGateway, why)
 		return
 	}
 	httpError(w, http.StatusBadGateway, "origin unavailable")

@@ -30,6 +30,10 @@ type metrics struct {
 	// Resolved once: a label lookup per request costs more than the increment.
 	requestsBy                      [len(requestLabels)]prometheus.Counter // by outcome
 	bytesFromCache, bytesFromOrigin prometheus.Counter
+
+	// Upstream connections (upstream.go): opened, by protocol; requests failed in TLS.
+	originConns       *prometheus.CounterVec
+	originTLSFailures prometheus.Counter
 }
 
 // outcome is how the cache answered a request (see setLabel): an index into requestLabels.
@@ -111,6 +115,18 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		m.requestsBy[o] = m.requests.WithLabelValues(l)
 	}
 	m.bytesFromCache, m.bytesFromOrigin = m.bytes.WithLabelValues("cache"), m.bytes.WithLabelValues("origin")
+	m.originConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_edge_origin_connections_total",
+		Help: "Connections opened to origins, by protocol: h2 or http/1.1 as chosen by ALPN over TLS, h2c or http/1.1 in the clear.",
+	}, []string{"protocol"})
+	m.originTLSFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "reel_edge_origin_tls_failures_total",
+		Help: "Origin requests that failed in TLS (certificate not verified, handshake refused, no h2 where required): answered 502.",
+	})
+	for _, p := range []string{connHTTP1, connH2, connH2C} {
+		m.originConns.WithLabelValues(p) // present at 0, so that a dashboard's rate() has a start
+	}
+	m.reg.MustRegister(m.originConns, m.originTLSFailures)
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch, m.manifests, livePrefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -59,7 +60,8 @@ type parentSet struct {
 	done chan struct{}
 }
 
-func newParentSet(cfg Config, m *metrics, log *slog.Logger) *parentSet {
+// newParentSet builds the parents of cfg, their connection pools made by newUpstream.
+func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Origin) (*upstream, error)) (*parentSet, error) {
 	s := &parentSet{direct: cfg.Parents.DirectFallback, path: cfg.Parents.HealthPath,
 		interval: cfg.Parents.HealthInterval, log: log,
 		// Probes are bounded by the interval, so a hung parent can't stall the loop. Each
@@ -76,15 +78,16 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger) *parentSet {
 		Name: "reel_edge_parent_direct_total", Help: "Requests that went to the origin because no parent was healthy.",
 	})
 	m.reg.MustRegister(requests, s.directs)
-	blocking := cfg.Limits
-	blocking.OriginFirstByteTimeout = max(blocking.OriginFirstByteTimeout, cfg.Live.withDefaults().BlockingWait)
 	for _, raw := range cfg.Parents.URLs {
 		u, _ := url.Parse(raw) // validated
 		u.Path = ""
+		up, err := newUpstream(Origin{URL: u.String()})
+		if err != nil {
+			return nil, fmt.Errorf("parents: %w", err)
+		}
+		up.parent = true
 		p := &parent{
-			up: &upstream{url: u, parent: true, client: newOriginClient(cfg.Limits),
-				blocking: newOriginClient(blocking)},
-			id: u.String(), seed: xxhash.Sum64String(u.String()),
+			up: up, id: u.String(), seed: xxhash.Sum64String(u.String()),
 			ok: requests.WithLabelValues(u.String(), "ok"), failed: requests.WithLabelValues(u.String(), "error"),
 		}
 		// Healthy until shown otherwise: the first requests need not wait for a probe.
@@ -100,7 +103,7 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger) *parentSet {
 		}))
 		s.list = append(s.list, p)
 	}
-	return s
+	return s, nil
 }
 
 // start runs the health checks until stop.

@@ -20,7 +20,12 @@ func TestRendezvousMovesOnlyNewOwnersKeys(t *testing.T) {
 	set := func(urls ...string) *parentSet {
 		cfg := DefaultConfig()
 		cfg.Parents.URLs = urls
-		return newParentSet(cfg, newMetrics(func() float64 { return 0 }, func() float64 { return 0 }), nil)
+		e := &Edge{cfg: cfg, m: newMetrics(func() float64 { return 0 }, func() float64 { return 0 })}
+		s, err := newParentSet(cfg, e.m, nil, e.newUpstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}
 	two := set("http://10.0.0.1:8081", "http://10.0.0.2:8081")
 	three := set("http://10.0.0.3:8081", "http://10.0.0.2:8081", "http://10.0.0.1:8081")

@@ -34,6 +34,7 @@ Examples:
   reel edge --config samples/edge.yaml
   reel edge --origin http://127.0.0.1:8080 --tls-cert edge.pem --tls-key edge.key --listen :8443
   reel edge --origin http://127.0.0.1:8080 --tls-self-signed out/tls   # development: trust out/tls/ca.pem
+  reel edge --origin https://origin.internal --origin-ca origin-ca.pem  # a private origin's CA
 
   # A tiered cluster: edges send misses to the shield owning each object (one origin fetch
   # per object however many edges miss); the shields fetch from the origin.
@@ -45,6 +46,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	cfgFile := fs.String("config", "", "YAML configuration file (origins by host, rules, policy, limits)")
 	origin := fs.String("origin", "", "origin URL for every host (adds or replaces the default origin)")
+	originCA := fs.String("origin-ca", "", "PEM file of the CAs trusted for the default https origin, instead of the system roots")
 	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
 	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; \"\" turns it off; token from REEL_ADMIN_TOKEN)")
 	var memory, disk edge.Size
@@ -81,6 +83,18 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		}
 		if !replaced {
 			cfg.Origins = append(cfg.Origins, edge.Origin{Host: "*", URL: *origin})
+		}
+	}
+	if *originCA != "" {
+		set := false
+		for i := range cfg.Origins {
+			if cfg.Origins[i].Host == "*" || cfg.Origins[i].Host == "" {
+				cfg.Origins[i].CAFile, set = *originCA, true
+			}
+		}
+		if !set {
+			fmt.Fprintln(stderr, "reel edge: --origin-ca is for the default origin: give --origin URL (or host \"*\" in the config)")
+			return exitUsage
 		}
 	}
 	if *listen != "" {
