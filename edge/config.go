@@ -145,18 +145,23 @@ type Origin struct {
 	// origin URL's host, anything else is sent as is.
 	HostHeader string `yaml:"host_header"`
 
-	// How the edge connects (upstream.go). Protocol: auto (default: HTTP/2 by ALPN on https,
-	// HTTP/1.1 on http), http1, or http2 (h2 required on https; h2c with prior knowledge on
-	// http). The certificate is always verified; there is no switch to turn that off (trust a
-	// self-signed origin by giving its certificate as ca_file).
+	Connection `yaml:",inline"`
+}
+
+// Connection is how the edge connects to an upstream, an origin or the parents (upstream.go).
+type Connection struct {
+	// Protocol: auto (default: HTTP/2 by ALPN on https, HTTP/1.1 on http), http1, or http2 (h2
+	// required on https; h2c with prior knowledge on http). The certificate is always
+	// verified; there is no switch to turn that off (trust a self-signed upstream by giving
+	// its certificate as ca_file).
 	Protocol string `yaml:"protocol"`
-	// CAFile is a PEM bundle of the CAs that vouch for this origin, used instead of the
+	// CAFile is a PEM bundle of the CAs that vouch for the upstream, used instead of the
 	// system roots (not added to them): a private origin trusts its own CA only.
 	CAFile string `yaml:"ca_file"`
 	// ServerName is the name sent in SNI and verified in the certificate when it is not the
-	// URL's host (an origin reached by IP address, say).
+	// URL's host (an upstream reached by IP address, say).
 	ServerName string `yaml:"server_name"`
-	// ClientCert and ClientKey (PEM files) authenticate the edge to the origin (mutual TLS).
+	// ClientCert and ClientKey (PEM files) authenticate the edge to the upstream (mutual TLS).
 	ClientCert string `yaml:"client_cert"`
 	ClientKey  string `yaml:"client_key"`
 }
@@ -191,6 +196,8 @@ type Parents struct {
 	// (default /_reel/health, which every reel edge answers).
 	HealthPath     string        `yaml:"health_path"`
 	HealthInterval time.Duration `yaml:"health_interval"`
+	// Connection: how the edge connects to the parents (TLS trust, protocol), as for origins.
+	Connection `yaml:",inline"`
 	// DirectFallback sends requests to the origin when no parent is healthy (default true):
 	// the origin's offload degrades rather than viewers failing. Turn it off for origins that
 	// only accept the shield tier.
@@ -321,6 +328,9 @@ func (c *Config) Validate() error {
 		}
 		if slices.Contains(c.Parents.URLs[:i], p) {
 			return fmt.Errorf("parents.urls[%d]: %q listed twice", i, p)
+		}
+		if err := (Origin{URL: p, Connection: c.Parents.Connection}).checkUpstream(u); err != nil {
+			return fmt.Errorf("parents: %w", err)
 		}
 	}
 	if len(c.Parents.URLs) > 0 {

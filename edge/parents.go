@@ -81,7 +81,7 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Ori
 	for _, raw := range cfg.Parents.URLs {
 		u, _ := url.Parse(raw) // validated
 		u.Path = ""
-		up, err := newUpstream(Origin{URL: u.String()})
+		up, err := newUpstream(Origin{URL: u.String(), Connection: cfg.Parents.Connection})
 		if err != nil {
 			return nil, fmt.Errorf("parents: %w", err)
 		}

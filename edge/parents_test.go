@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -387,4 +388,48 @@ func FuzzLooped(f *testing.F) {
 			t.Fatal("own member not recognised")
 		}
 	})
+}
+
+// TestShieldOverTLS: parents reached over HTTPS are verified against parents.ca_file and
+// spoken to in HTTP/2 (RFC 9113 §3.2, ALPN); an untrusted parent is passed over like an
+// unreachable one.
+func TestShieldOverTLS(t *testing.T) {
+	origin := newOrigin(t, cacheable("segment", "max-age=60"))
+	pki := newTestPKI(t)
+	cert := pki.issue(t, []string{"127.0.0.1"}, false, time.Now().Add(time.Hour))
+	shield := newShield(t, "shield-tls", origin.URL)
+	var protos sync.Map
+	tlsShield := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos.Store(r.Proto, true)
+		shield.Edge.ServeHTTP(w, r)
+	}))
+	tlsShield.EnableHTTP2 = true
+	tlsShield.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	tlsShield.StartTLS()
+	defer tlsShield.Close()
+
+	e, srv := newEdge(t, origin.URL, func(c *Config) {
+		c.Name = "edge-1"
+		c.Parents.URLs = []string{tlsShield.URL}
+		c.Parents.CAFile = pki.caFile
+		c.Parents.DirectFallback = false
+	})
+	t.Cleanup(func() { e.Close() })
+	r := get(t, srv.URL+"/seg.m4s")
+	if r.status != 200 || !strings.HasPrefix(r.cacheStatus(), "shield-tls; fwd=uri-miss") {
+		t.Fatalf("via an HTTPS shield: %d, Cache-Status %q", r.status, r.cacheStatus())
+	}
+	if _, ok := protos.Load("HTTP/2.0"); !ok {
+		t.Error("the edge did not speak HTTP/2 to its HTTPS parent")
+	}
+
+	// Without the CA, the parent's certificate is not trusted: no answer through it.
+	e2, untrusting := newEdge(t, origin.URL, func(c *Config) {
+		c.Parents.URLs = []string{tlsShield.URL}
+		c.Parents.DirectFallback = false
+	})
+	t.Cleanup(func() { e2.Close() })
+	if r := get(t, untrusting.URL+"/seg.m4s"); r.status != http.StatusBadGateway {
+		t.Errorf("untrusted parent: %d %q, want 502", r.status, r.body)
+	}
 }

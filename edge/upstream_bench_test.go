@@ -67,10 +67,10 @@ func BenchmarkUpstreamCold(b *testing.B) {
 		conns *atomic.Int64
 		o     Origin
 	}{
-		{"tls-http1", tlsOrigin.URL, &tlsOrigin.conns, Origin{Protocol: ProtocolHTTP1, CAFile: pki.caFile}},
-		{"tls-http2", tlsOrigin.URL, &tlsOrigin.conns, Origin{Protocol: ProtocolHTTP2, CAFile: pki.caFile}},
-		{"clear-http1", "http://" + ln.Addr().String(), &clearConns, Origin{Protocol: ProtocolHTTP1}},
-		{"h2c", "http://" + ln.Addr().String(), &clearConns, Origin{Protocol: ProtocolHTTP2}},
+		{"tls-http1", tlsOrigin.URL, &tlsOrigin.conns, Origin{Connection: Connection{Protocol: ProtocolHTTP1, CAFile: pki.caFile}}},
+		{"tls-http2", tlsOrigin.URL, &tlsOrigin.conns, Origin{Connection: Connection{Protocol: ProtocolHTTP2, CAFile: pki.caFile}}},
+		{"clear-http1", "http://" + ln.Addr().String(), &clearConns, Origin{Connection: Connection{Protocol: ProtocolHTTP1}}},
+		{"h2c", "http://" + ln.Addr().String(), &clearConns, Origin{Connection: Connection{Protocol: ProtocolHTTP2}}},
 	} {
 		for _, warm := range []bool{false, true} {
 			mode := "cold-pool"

@@ -186,40 +186,40 @@ func TestUpstreamTLS(t *testing.T) {
 	}{
 		// RFC 9113 §3.2: HTTP/2 over TLS is chosen by ALPN; a CA file vouches for the origin.
 		{name: "h2 by ALPN, trusted by ca_file", server: &tls.Config{Certificates: []tls.Certificate{byIP}}, h2: true,
-			origin: Origin{CAFile: pki.caFile}, status: 200, proto: 2, conn: connH2},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 200, proto: 2, conn: connH2},
 		{name: "protocol http1 to an h2 origin", server: &tls.Config{Certificates: []tls.Certificate{byIP}}, h2: true,
-			origin: Origin{CAFile: pki.caFile, Protocol: ProtocolHTTP1}, status: 200, proto: 1, conn: connHTTP1},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile, Protocol: ProtocolHTTP1}}, status: 200, proto: 1, conn: connHTTP1},
 		{name: "auto to an HTTP/1.1-only origin", server: &tls.Config{Certificates: []tls.Certificate{byIP}},
-			origin: Origin{CAFile: pki.caFile}, status: 200, proto: 1, conn: connHTTP1},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 200, proto: 1, conn: connHTTP1},
 		{name: "protocol http2 to an HTTP/1.1-only origin", server: &tls.Config{Certificates: []tls.Certificate{byIP}},
-			origin: Origin{CAFile: pki.caFile, Protocol: ProtocolHTTP2}, status: 502, reason: "no application protocol"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile, Protocol: ProtocolHTTP2}}, status: 502, reason: "no application protocol"},
 		{name: "protocol http2, origin ignores ALPN", server: &tls.Config{Certificates: []tls.Certificate{byIP}, NextProtos: []string{}},
-			origin: Origin{CAFile: pki.caFile, Protocol: ProtocolHTTP2}, status: 502, reason: "did not negotiate HTTP/2"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile, Protocol: ProtocolHTTP2}}, status: 502, reason: "did not negotiate HTTP/2"},
 		// RFC 8446 §4.4.2.2: the certificate must chain to a trusted anchor — not ours
 		// without ca_file.
 		{name: "untrusted: no ca_file", server: &tls.Config{Certificates: []tls.Certificate{byIP}}, h2: true,
 			status: 502, reason: "not trusted"},
 		{name: "expired certificate", server: &tls.Config{Certificates: []tls.Certificate{expired}}, h2: true,
-			origin: Origin{CAFile: pki.caFile}, status: 502, reason: "expired"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 502, reason: "expired"},
 		// The URL says 127.0.0.1, the certificate origin.test: server_name bridges the two.
 		{name: "name mismatch without server_name", server: &tls.Config{Certificates: []tls.Certificate{byName}}, h2: true,
-			origin: Origin{CAFile: pki.caFile}, status: 502, reason: "does not match"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 502, reason: "does not match"},
 		{name: "wrong server_name", server: &tls.Config{Certificates: []tls.Certificate{byName}}, h2: true,
-			origin: Origin{CAFile: pki.caFile, ServerName: "other.test"}, status: 502, reason: "does not match"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile, ServerName: "other.test"}}, status: 502, reason: "does not match"},
 		{name: "right server_name", server: &tls.Config{Certificates: []tls.Certificate{byName}}, h2: true,
-			origin: Origin{CAFile: pki.caFile, ServerName: "origin.test"}, status: 200, proto: 2, conn: connH2},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile, ServerName: "origin.test"}}, status: 200, proto: 2, conn: connH2},
 		// RFC 8446 §4.3.2 / §4.4.2: the origin asks for a client certificate.
 		{name: "mTLS with client_cert", server: mtls, h2: true,
-			origin: Origin{CAFile: pki.caFile, ClientCert: clientCert, ClientKey: clientKey}, status: 200, proto: 2, conn: connH2},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile, ClientCert: clientCert, ClientKey: clientKey}}, status: 200, proto: 2, conn: connH2},
 		{name: "mTLS without client_cert", server: mtls, h2: true,
-			origin: Origin{CAFile: pki.caFile}, status: 502, reason: "refused the"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 502, reason: "refused the"},
 		{name: "mTLS without client_cert over HTTP/1.1", server: mtls,
-			origin: Origin{CAFile: pki.caFile}, status: 502, reason: "refused the"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 502, reason: "refused the"},
 		// RFC 8996: TLS 1.0 and 1.1 are deprecated; the edge asks for 1.2 at least.
 		{name: "origin stuck at TLS 1.1", server: &tls.Config{Certificates: []tls.Certificate{byIP}, MaxVersion: tls.VersionTLS11},
-			origin: Origin{CAFile: pki.caFile}, status: 502, reason: "refused the TLS handshake"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 502, reason: "refused the TLS handshake"},
 		{name: "https URL, plain HTTP origin", plainHTTP: true,
-			origin: Origin{CAFile: pki.caFile}, status: 502, reason: "does not speak TLS"},
+			origin: Origin{Connection: Connection{CAFile: pki.caFile}}, status: 502, reason: "does not speak TLS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,18 +345,18 @@ func TestValidateUpstream(t *testing.T) {
 		origin Origin
 		want   string
 	}{
-		{"unknown protocol", Origin{URL: "https://o", Protocol: "h3"}, `origins[0]: protocol "h3": want auto, http1 or http2`},
-		{"ca_file on http", Origin{URL: "http://o", CAFile: pki.caFile}, "origins[0]: ca_file needs an https:// url"},
-		{"server_name on http", Origin{URL: "http://o", ServerName: "o"}, "server_name needs an https:// url"},
-		{"client_cert on http", Origin{URL: "http://o", ClientCert: certFile, ClientKey: keyFile}, "client_cert needs an https:// url"},
-		{"missing ca_file", Origin{URL: "https://o", CAFile: missing}, "ca_file open " + missing + ": no such file"},
-		{"ca_file without a certificate", Origin{URL: "https://o", CAFile: noCert}, "ca_file " + noCert + ": no PEM certificate in it"},
-		{"ca_file with a broken certificate", Origin{URL: "https://o", CAFile: badCert}, "ca_file " + badCert + ": certificate 1:"},
-		{"client_cert alone", Origin{URL: "https://o", ClientCert: certFile}, "client_cert and client_key go together"},
-		{"client_key alone", Origin{URL: "https://o", ClientKey: keyFile}, "client_cert and client_key go together"},
-		{"key of another certificate", Origin{URL: "https://o", ClientCert: certFile, ClientKey: otherKey}, "client_cert " + certFile},
-		{"server_name with a port", Origin{URL: "https://o", ServerName: "o.test:443"}, `server_name "o.test:443"`},
-		{"server_name as a URL", Origin{URL: "https://o", ServerName: "https://o.test"}, "server_name"},
+		{"unknown protocol", Origin{URL: "https://o", Connection: Connection{Protocol: "h3"}}, `origins[0]: protocol "h3": want auto, http1 or http2`},
+		{"ca_file on http", Origin{URL: "http://o", Connection: Connection{CAFile: pki.caFile}}, "origins[0]: ca_file needs an https:// url"},
+		{"server_name on http", Origin{URL: "http://o", Connection: Connection{ServerName: "o"}}, "server_name needs an https:// url"},
+		{"client_cert on http", Origin{URL: "http://o", Connection: Connection{ClientCert: certFile, ClientKey: keyFile}}, "client_cert needs an https:// url"},
+		{"missing ca_file", Origin{URL: "https://o", Connection: Connection{CAFile: missing}}, "ca_file open " + missing + ": no such file"},
+		{"ca_file without a certificate", Origin{URL: "https://o", Connection: Connection{CAFile: noCert}}, "ca_file " + noCert + ": no PEM certificate in it"},
+		{"ca_file with a broken certificate", Origin{URL: "https://o", Connection: Connection{CAFile: badCert}}, "ca_file " + badCert + ": certificate 1:"},
+		{"client_cert alone", Origin{URL: "https://o", Connection: Connection{ClientCert: certFile}}, "client_cert and client_key go together"},
+		{"client_key alone", Origin{URL: "https://o", Connection: Connection{ClientKey: keyFile}}, "client_cert and client_key go together"},
+		{"key of another certificate", Origin{URL: "https://o", Connection: Connection{ClientCert: certFile, ClientKey: otherKey}}, "client_cert " + certFile},
+		{"server_name with a port", Origin{URL: "https://o", Connection: Connection{ServerName: "o.test:443"}}, `server_name "o.test:443"`},
+		{"server_name as a URL", Origin{URL: "https://o", Connection: Connection{ServerName: "https://o.test"}}, "server_name"},
 	}
 	for _, tc := range tests {
 		c := DefaultConfig()
@@ -370,10 +370,10 @@ func TestValidateUpstream(t *testing.T) {
 		}
 	}
 	good := []Origin{
-		{URL: "https://o", Protocol: ProtocolHTTP2, CAFile: pki.caFile, ServerName: "o.internal", ClientCert: certFile, ClientKey: keyFile},
-		{URL: "https://10.0.0.1", ServerName: "10.0.0.2"},
-		{URL: "http://o", Protocol: ProtocolHTTP2},
-		{URL: "http://o", Protocol: ProtocolAuto},
+		{URL: "https://o", Connection: Connection{Protocol: ProtocolHTTP2, CAFile: pki.caFile, ServerName: "o.internal", ClientCert: certFile, ClientKey: keyFile}},
+		{URL: "https://10.0.0.1", Connection: Connection{ServerName: "10.0.0.2"}},
+		{URL: "http://o", Connection: Connection{Protocol: ProtocolHTTP2}},
+		{URL: "http://o", Connection: Connection{Protocol: ProtocolAuto}},
 	}
 	for _, o := range good {
 		c := DefaultConfig()
@@ -432,7 +432,7 @@ func TestUpstreamTLSFailureLoggedOnce(t *testing.T) {
 	var logs syncBuffer
 	cfg := DefaultConfig()
 	cfg.Memory = 64 << 20
-	cfg.Origins = []Origin{{Host: "*", URL: o.URL, CAFile: pki.caFile}}
+	cfg.Origins = []Origin{{Host: "*", URL: o.URL, Connection: Connection{CAFile: pki.caFile}}}
 	e, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
