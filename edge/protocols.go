@@ -111,11 +111,11 @@ func (c *Config) validateProtocols() error {
 	case len(t.Certificates) > 0 && t.SelfSigned != "":
 		return errors.New("tls: certificates and self_signed exclude each other")
 	case t.HTTP3 && !t.Enabled():
-		return errors.New("tls.http3 needs TLS: give tls.certificates or tls.self_signed (QUIC is always encrypted)")
+		return errors.New("tls.http3 (--http3) needs TLS: give tls.certificates or tls.self_signed (--tls-cert/--tls-key, --tls-self-signed); QUIC is always encrypted")
 	case t.AltSvcMaxAge < 0:
 		return errors.New("tls.alt_svc_max_age must not be negative")
 	case h.H2C && t.Enabled():
-		return errors.New("http2.h2c is for a plain listener; over TLS, HTTP/2 is negotiated by ALPN")
+		return errors.New("http2.h2c (--h2c) is for a plain listener; over TLS, HTTP/2 is negotiated by ALPN")
 	case h.H2C && h.Off:
 		return errors.New("http2.h2c needs HTTP/2 (http2.off is set)")
 	case h.MaxReadFrameSize != 0 && (h.MaxReadFrameSize < 16<<10 || h.MaxReadFrameSize > 16<<20-1):
