@@ -58,6 +58,10 @@ type Config struct {
 
 	// Parents are the shield tier between this edge and the origins (parents.go).
 	Parents Parents `yaml:"parents"`
+
+	// TLS and HTTP2 are the client-facing protocols (protocols.go, served by frontend.go).
+	TLS   TLS   `yaml:"tls"`
+	HTTP2 HTTP2 `yaml:"http2"`
 }
 
 // Live tunes the handling of live manifests (live.go): HLS media playlists without
@@ -381,7 +385,7 @@ func (c *Config) Validate() error {
 	case c.Live.Prefetch.Segments < 0 || c.Live.Prefetch.Concurrency < 0:
 		return errors.New("live.prefetch.segments and live.prefetch.concurrency must not be negative")
 	}
-	return nil
+	return c.validateProtocols()
 }
 
 // Size is a byte count written as 512MiB, 10GiB, 64KiB, 1.5GB or a plain number.

@@ -21,6 +21,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	*w = respWriter{ResponseWriter: rw, start: monoNow(), m: e.m, outcome: outcomeError}
 	defer func() {
 		w.done()
+		e.m.countProtocol(r.ProtoMajor)
 		if e.cfg.AccessLog {
 			e.log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", w.status,
 				"cache", requestLabels[w.outcome], "bytes", w.n, "duration", monoNow()-w.start, "remote", r.RemoteAddr)

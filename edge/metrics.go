@@ -28,7 +28,10 @@ type metrics struct {
 	livePrefetch map[string]prometheus.Counter
 
 	// Resolved once: a label lookup per request costs more than the increment.
-	requestsBy                      [len(requestLabels)]prometheus.Counter // by outcome
+	requestsBy [len(requestLabels)]prometheus.Counter // by outcome
+	// byProto counts requests by protocol, indexed by the request's ProtoMajor (0 and 1:
+	// HTTP/1.x, 2: HTTP/2, 3: HTTP/3) — see countProtocol.
+	byProto                         [4]prometheus.Counter
 	bytesFromCache, bytesFromOrigin prometheus.Counter
 
 	// Upstream connections (upstream.go): opened, by protocol; requests failed in TLS.
@@ -127,6 +130,15 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		m.originConns.WithLabelValues(p) // present at 0, so that a dashboard's rate() has a start
 	}
 	m.reg.MustRegister(m.originConns, m.originTLSFailures)
+	byProto := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_edge_requests_by_protocol_total",
+		Help: "Client requests by the protocol they came over: http/1.1 (HTTP/1.0 included), h2, h3.",
+	}, []string{"protocol"})
+	m.byProto[0] = byProto.WithLabelValues("http/1.1")
+	m.byProto[1] = m.byProto[0]
+	m.byProto[2] = byProto.WithLabelValues("h2")
+	m.byProto[3] = byProto.WithLabelValues("h3")
+	m.reg.MustRegister(byProto)
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch, m.manifests, livePrefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -137,6 +149,12 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		}, diskBytes),
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// countProtocol counts a request by its protocol version: a separate series rather than a
+// label on reel_edge_requests_total, whose series and queries stay as they were.
+func (m *metrics) countProtocol(major int) {
+	m.byProto[min(max(major, 0), 3)].Inc()
 }
 
 func (m *metrics) observeOrigin(start time.Time) {

@@ -70,6 +70,12 @@ func TestSnapshotAgreesWithMetrics(t *testing.T) {
 	get(t, base+"/rare")
 	get(t, base+"/popular", "Range", "bytes=0-9")
 
+	// A request is counted when its handler returns, which may be just after the client has
+	// read the whole response.
+	waitUntil(t, func() bool {
+		s := e.Snapshot()
+		return s.Requests["hit"]+s.Requests["miss"] == 6 && len(s.Top) > 0 && s.Top[0].Requests >= 4.9
+	})
 	s := e.Snapshot()
 	m := scrape(t, admin.URL)
 	check := func(name string, got int64) {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge"
-	"github.com/reelvideo/reel/edge/tlscert"
 )
 
 const edgeUsage = `Usage:
@@ -35,11 +32,17 @@ Examples:
   reel edge --origin http://127.0.0.1:8080 --tls-cert edge.pem --tls-key edge.key --listen :8443
   reel edge --origin http://127.0.0.1:8080 --tls-self-signed out/tls   # development: trust out/tls/ca.pem
   reel edge --origin https://origin.internal --origin-ca origin-ca.pem  # a private origin's CA
+  reel edge --origin http://127.0.0.1:8080 --tls-self-signed out/tls --http3 --listen 127.0.0.1:8443
+      # HTTP/1.1 and HTTP/2 on tcp 127.0.0.1:8443, HTTP/3 on udp 127.0.0.1:8443 (Alt-Svc on TCP responses)
+  reel edge --origin http://127.0.0.1:8080 --h2c                      # HTTP/2 without TLS, prior knowledge
 
   # A tiered cluster: edges send misses to the shield owning each object (one origin fetch
   # per object however many edges miss); the shields fetch from the origin.
   reel edge --name shield-1 --origin http://origin:8080 --listen :8081
   reel edge --name edge-1 --origin http://origin:8080 --parent http://shield-1:8081 --parent http://shield-2:8081
+
+Over TLS, HTTP/2 is offered by ALPN (http2.off in the config to disable); several certificates
+chosen by SNI, HTTP/2 limits and HTTP/3 settings go in the config's tls: and http2: sections.
 `
 
 func runEdge(args []string, stdout, stderr io.Writer) int {
@@ -61,6 +64,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate chain (PEM); reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
 	tlsSelf := fs.String("tls-self-signed", "", "serve HTTPS with a development CA and certificate kept in this folder (clients trust its ca.pem)")
+	h2c := fs.Bool("h2c", false, "serve HTTP/2 without TLS to clients that open with its preface (prior knowledge, RFC 9113 §3.3), beside HTTP/1.1")
+	http3 := fs.Bool("http3", false, "serve HTTP/3 on UDP at the --listen port too (needs TLS), advertised to TCP clients with Alt-Svc")
 	fs.Usage = usageFunc(fs, edgeUsage)
 	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
@@ -121,6 +126,25 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	if len(parents) > 0 {
 		cfg.Parents.URLs = parents
 	}
+	// TLS flags replace the config file's certificates.
+	switch {
+	case *tlsSelf != "" && (*tlsCert != "" || *tlsKey != ""):
+		fmt.Fprintln(stderr, "reel edge: --tls-self-signed and --tls-cert/--tls-key exclude each other")
+		return exitUsage
+	case *tlsSelf != "":
+		cfg.TLS.SelfSigned, cfg.TLS.Certificates = *tlsSelf, nil
+	case (*tlsCert == "") != (*tlsKey == ""):
+		fmt.Fprintln(stderr, "reel edge: --tls-cert and --tls-key go together")
+		return exitUsage
+	case *tlsCert != "":
+		cfg.TLS.SelfSigned, cfg.TLS.Certificates = "", []edge.CertKey{{Cert: *tlsCert, Key: *tlsKey}}
+	}
+	if *h2c {
+		cfg.HTTP2.H2C = true
+	}
+	if *http3 {
+		cfg.TLS.HTTP3 = true
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
 		return exitUsage
@@ -131,47 +155,25 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer e.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
+	front, err := edge.NewFrontend(e, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
 		return exitFailure
 	}
-	srv := edge.NewServer(e, cfg, logger)
-	scheme := "http"
-	if *tlsCert != "" || *tlsKey != "" || *tlsSelf != "" {
-		var pair tlscert.Pair
-		switch {
-		case *tlsSelf != "" && (*tlsCert != "" || *tlsKey != ""):
-			fmt.Fprintln(stderr, "reel edge: --tls-self-signed and --tls-cert/--tls-key exclude each other")
-			return exitUsage
-		case *tlsSelf != "":
-			p, ca, err := tlscert.SelfSigned(*tlsSelf, []string{"localhost", "127.0.0.1", "::1"})
-			if err != nil {
-				fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
-				return exitFailure
-			}
-			pair = p
-			fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
-		case *tlsCert == "" || *tlsKey == "":
-			fmt.Fprintln(stderr, "reel edge: --tls-cert and --tls-key go together")
-			return exitUsage
-		default:
-			pair = tlscert.Pair{Cert: *tlsCert, Key: *tlsKey}
-		}
-		certs, err := tlscert.Load([]tlscert.Pair{pair})
-		if err != nil {
-			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
-			return exitFailure
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go certs.Watch(ctx, 30*time.Second, logger)
-		ln = tls.NewListener(ln, certs.Config("http/1.1"))
-		scheme = "https"
+	ln, err := front.Listen(cfg.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+		return exitFailure
 	}
-	fmt.Fprintf(stdout, "reel edge serving %s://%s → %s\n", scheme, ln.Addr(), originsSummary(cfg))
+	if ca := front.CAFile(); ca != "" {
+		fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
+	}
+	fmt.Fprintf(stdout, "reel edge serving %s://%s → %s\n", front.Scheme(), ln.Addr(), originsSummary(cfg))
+	for _, line := range front.Describe() {
+		fmt.Fprintf(stdout, "  %s\n", line)
+	}
 
-	servers := []listening{{srv, ln}}
+	servers := []listening{{front, ln}}
 	if cfg.Admin != "" {
 		token, generated, err := adminToken(cfg)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 const (
 	stateActive int32 = iota
 	stateIdle
+	stateHandedOff // served by a NextProto function: not ours to close when idle
 )
 
 // maxDrain is how much of an unread request body is read and dropped to keep the connection;
@@ -110,7 +111,12 @@ func (c *conn) serve(ctx context.Context) {
 		tc.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
 		c.tls = &st
+		if next := c.srv.NextProto[st.NegotiatedProtocol]; next != nil && st.NegotiatedProtocol != "" {
+			c.handOff(next, tc)
+			return
+		}
 	}
+	h2c := c.tls == nil && c.srv.NextProto["h2c"] != nil
 	for {
 		c.state.Store(stateIdle)
 		if c.srv.shuttingDown() {
@@ -125,6 +131,14 @@ func (c *conn) serve(ctx context.Context) {
 		c.state.Store(stateActive)
 		if d := c.srv.ReadHeaderTimeout; d > 0 && !c.headBuffered() {
 			c.setReadDeadline(time.Now().Add(d))
+		}
+		if h2c {
+			// Only a connection's first bytes can be the preface.
+			h2c = false
+			if c.sawH2Preface() {
+				c.handOff(c.srv.NextProto["h2c"], &replayConn{Conn: c.rwc, r: c.br})
+				return
+			}
 		}
 		h := &c.h
 		if err := c.rd.readHead(h, c.srv.maxHeaderBytes()); err != nil {
@@ -143,6 +157,45 @@ func (c *conn) serve(ctx context.Context) {
 		}
 	}
 }
+
+// h2Preface opens every HTTP/2 connection (RFC 9113 §3.4).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// sawH2Preface reports whether the connection starts with the HTTP/2 client preface. It
+// reads no further than the bytes keep matching, so an HTTP/1.x request shorter than the
+// preface (an HTTP/1.0 "GET / HTTP/1.0" with no fields) is not held up waiting for more;
+// the current read deadline bounds a client that stops midway.
+func (c *conn) sawH2Preface() bool {
+	for {
+		b, _ := c.br.Peek(c.br.Buffered())
+		n := min(len(b), len(h2Preface))
+		if string(b[:n]) != h2Preface[:n] {
+			return false
+		}
+		if n == len(h2Preface) {
+			return true
+		}
+		if _, err := c.br.Peek(n + 1); err != nil {
+			return false
+		}
+	}
+}
+
+// handOff gives the connection to a NextProto function, with no deadline left from ours.
+func (c *conn) handOff(next func(net.Conn), nc net.Conn) {
+	c.state.Store(stateHandedOff)
+	c.rwc.SetDeadline(time.Time{})
+	next(nc)
+}
+
+// replayConn is a cleartext connection handed off after its first bytes were read: they are
+// read again from the buffer before the socket.
+type replayConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Read deadlines cost a timer update each; on a busy keep-alive connection the idle deadline is
 // moved only when it has fallen more than a second behind, and the header deadline is skipped

@@ -217,6 +217,7 @@ func (w *response) commit() {
 		bw.WriteString("\r\n")
 	}
 	bw.Write(w.wire)
+	bw.Write(w.c.srv.ResponseFields)
 	bw.WriteString("\r\n")
 	if len(w.pending) > 0 && !w.noBody {
 		w.writeBody(w.pending)

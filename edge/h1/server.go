@@ -38,6 +38,18 @@ type Server struct {
 	Log               *slog.Logger
 	// BaseContext is the parent of every request's context (for values); nil means Background.
 	BaseContext context.Context
+	// NextProto serves the connections that are not HTTP/1.x, by protocol name: a TLS
+	// connection whose ALPN negotiated a listed protocol (RFC 7301; "h2"), and, under "h2c",
+	// a cleartext connection that opens with the HTTP/2 client preface (RFC 9113 §3.3, prior
+	// knowledge), which the connection given then replays. The function owns the connection
+	// until it returns (the server closes it then); Shutdown waits for it like for any
+	// connection but can't tell it to finish: whoever serves it must (an HTTP/2 GOAWAY), and
+	// Close closes it. Like net/http's TLSNextProto, without its *http.Server.
+	NextProto map[string]func(net.Conn)
+	// ResponseFields are header field lines in wire form ("Name: value" CRLF each) that
+	// every final response carries after the handler's fields: one precomputed write, for a
+	// field all responses share (Alt-Svc, RFC 7838 §3). The handler must not set them too.
+	ResponseFields []byte
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
