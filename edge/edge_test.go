@@ -668,3 +668,19 @@ func TestChunkedOriginCached(t *testing.T) {
 		t.Fatalf("second: %q, origin %d", r.cacheStatus(), o.hits.Load())
 	}
 }
+
+// TestUpstreamAltSvcDropped: an origin's (or a shield's) Alt-Svc describes its own endpoints,
+// not this edge's (RFC 7838 §3), so it is neither stored nor passed on.
+func TestUpstreamAltSvcDropped(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Alt-Svc", `h3=":9443"; ma=86400`)
+		cacheable("x", "max-age=60")(w, r)
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	for i, want := range []string{"fwd=uri-miss", "hit"} {
+		r := get(t, srv.URL+"/a")
+		if !strings.Contains(r.cacheStatus(), want) || r.header.Get("Alt-Svc") != "" {
+			t.Errorf("request %d: Cache-Status %q, Alt-Svc %q: want %s without the origin's Alt-Svc", i, r.cacheStatus(), r.header.Get("Alt-Svc"), want)
+		}
+	}
+}

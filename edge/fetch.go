@@ -166,6 +166,10 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 		cancel()
 		return nil, err
 	}
+	// An upstream's Alt-Svc names where *it* can be reached (RFC 7838 §3: for the origin the
+	// client talked to, which here is this edge): passed on, it would send clients to the
+	// origin's or a shield's ports under this edge's name. Clients get this edge's own.
+	delete(resp.Header, "Alt-Svc")
 	resp.Body = newIdleBody(resp.Body, e.cfg.Limits.OriginReadTimeout, cancel)
 	return resp, nil
 }
