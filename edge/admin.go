@@ -103,21 +103,26 @@ func (e *Edge) AdminHandler(token string) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	authed := func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="reel-admin"`)
-				httpError(w, http.StatusUnauthorized, "admin token required")
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	}
+	authed := func(h http.Handler) http.Handler { return RequireBearer("reel-admin", token, h) }
 	mux.Handle("GET /metrics", authed(promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})))
 	mux.Handle("GET /stats", authed(http.HandlerFunc(e.serveStats)))
 	mux.Handle("POST /purge", authed(http.HandlerFunc(e.servePurge)))
 	return mux
+}
+
+// RequireBearer lets through to h only requests with "Authorization: Bearer <token>"
+// (compared in constant time); others get 401 with a WWW-Authenticate challenge for realm.
+// An empty token lets nothing through.
+func RequireBearer(realm, token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			httpError(w, http.StatusUnauthorized, "missing or wrong bearer token",
+				"WWW-Authenticate", `Bearer realm="`+realm+`"`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {

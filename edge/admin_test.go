@@ -154,3 +154,33 @@ func TestPurgeDuringFill(t *testing.T) {
 		t.Fatalf("the pre-purge response was stored: %q %q", r.body, r.cacheStatus())
 	}
 }
+
+// TestRequireBearer: RFC 6750 §3 — a request without the right bearer token gets 401 with a
+// challenge naming the realm; an empty configured token lets nothing through.
+func TestRequireBearer(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "in") })
+	tests := []struct {
+		token, auth string
+		want        int
+	}{
+		{"s3cret", "", 401},
+		{"s3cret", "Bearer wrong", 401},
+		{"s3cret", "Basic s3cret", 401},
+		{"s3cret", "Bearer s3cret", 200},
+		{"", "Bearer ", 401},
+	}
+	for _, tc := range tests {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		RequireBearer("test", tc.token, ok).ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("token %q, Authorization %q: %d, want %d", tc.token, tc.auth, rec.Code, tc.want)
+		}
+		if tc.want == 401 && rec.Header().Get("WWW-Authenticate") != `Bearer realm="test"` {
+			t.Errorf("401 without the challenge: %q", rec.Header().Get("WWW-Authenticate"))
+		}
+	}
+}

@@ -334,10 +334,15 @@ func originError(w http.ResponseWriter, err error) {
 }
 
 // httpError writes an error the edge generated itself: never cached downstream.
-func httpError(w http.ResponseWriter, code int, reason string) {
+// Fields given as name, value pairs in extra are added (a challenge, say); everything
+// else a handler had set is dropped.
+func httpError(w http.ResponseWriter, code int, reason string, extra ...string) {
 	h := w.Header()
 	for k := range h {
 		delete(h, k)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		h.Set(extra[i], extra[i+1])
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

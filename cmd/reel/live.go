@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,19 +51,6 @@ type stringsFlag []string
 
 func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
-
-// requireBearer lets through only requests with "Authorization: Bearer token".
-func requireBearer(token string, h http.Handler) http.Handler {
-	want := "Bearer " + token
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="reel ingest"`)
-			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
 
 // loopFlag collects repeated --loop NAME=FILE[,FILE…] values.
 type loopFlag []loopSource
@@ -165,7 +151,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		}
 		var h http.Handler = ing
 		if tok := strings.TrimSpace(os.Getenv("REEL_INGEST_TOKEN")); tok != "" {
-			h = requireBearer(tok, ing)
+			h = edge.RequireBearer("reel ingest", tok, ing)
 		}
 		// No read timeout: an encoder may hold one chunked request open for a whole segment.
 		servers = append(servers, listening{&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, iln})
@@ -187,7 +173,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-		mux.Handle("GET /metrics", requireBearer(tok, metrics.Handler()))
+		mux.Handle("GET /metrics", edge.RequireBearer("reel live", tok, metrics.Handler()))
 		servers = append(servers, listening{&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, aln})
 		adminBase, adminTok, tokenGenerated = "http://"+aln.Addr().String(), tok, generated
 	}
