@@ -493,7 +493,12 @@ func TestLivePrefetchBounds(t *testing.T) {
 		c.Live.Prefetch.Hold = 100 * time.Millisecond
 	})
 	get(t, srv.URL+"/live/v/index.m3u8")
-	time.Sleep(700 * time.Millisecond)
+	// Every wanted segment started or dropped, and seg_6's fetch at the origin (a loaded
+	// machine may take a while to get there; a fixed sleep here was flaky).
+	waitUntil(t, func() bool {
+		return counterValue(e.m.livePrefetch["started"])+counterValue(e.m.livePrefetch["dropped"]) >= 5 &&
+			l.count("/live/v/seg_6.m4s") >= 1
+	})
 	// init + 4 newest segments wanted, 2 slots: the init and seg_6 got them.
 	if s, d := counterValue(e.m.livePrefetch["started"]), counterValue(e.m.livePrefetch["dropped"]); s != 2 || d != 3 {
 		t.Errorf("started %v, dropped %v; want 2 and 3", s, d)

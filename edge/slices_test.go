@@ -364,12 +364,15 @@ func TestSliceReviewCases(t *testing.T) {
 		ro := newRangedOrigin(t, 4*testSlice)
 		inner := ro.handler.Load().(http.HandlerFunc)
 		ro.set(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Cache-Control", "max-age=1")
+			// Date has whole seconds, so a response is up to 1 s old when it arrives: with
+			// max-age=2 the refreshed meta stays fresh at least 1 s, through the 5 requests
+			// below (max-age=1 could leave it fresh for an instant and was flaky).
+			w.Header().Set("Cache-Control", "max-age=2")
 			inner(noCacheControl{w}, r)
 		})
 		_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
 		get(t, srv.URL+"/s", "Range", "bytes=0-10")
-		time.Sleep(1100 * time.Millisecond)
+		time.Sleep(2100 * time.Millisecond)
 		before := ro.hits.Load()
 		for range 5 {
 			if r := get(t, srv.URL+"/s", "Range", "bytes=0-10"); r.status != 206 {
