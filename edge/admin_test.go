@@ -130,8 +130,12 @@ func TestPurgeDuringFill(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		if calls.Add(1) == 1 {
+			// The pre-purge response: its head and a first part now, the rest on release.
+			w.Header().Set("Content-Length", "12")
+			io.WriteString(w, "before-")
+			w.(http.Flusher).Flush()
 			<-release
-			io.WriteString(w, "before-purge")
+			io.WriteString(w, "purge")
 			return
 		}
 		io.WriteString(w, "after-purge")
@@ -146,6 +150,17 @@ func TestPurgeDuringFill(t *testing.T) {
 	}
 	u := "http://" + strings.TrimPrefix(srv.URL, "http://") + "/race"
 	adminCall(t, "POST", admin.URL+"/purge?url="+url.QueryEscape(u), "t")
+	// A request after the purge, while the pre-purge fill still runs, must not join it.
+	after := make(chan result, 1)
+	go func() { after <- get(t, srv.URL+"/race") }()
+	select {
+	case r := <-after:
+		if r.body != "after-purge" {
+			t.Errorf("a request after the purge got %q (%s)", r.body, r.cacheStatus())
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a request after the purge joined the fill that began before it")
+	}
 	close(release)
 	if r := <-done; r.body != "before-purge" {
 		t.Fatalf("waiting client got %q", r.body)

@@ -494,7 +494,7 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 	req := fillRequest(r.WithContext(context.WithoutCancel(r.Context())))
 	obj := res.obj
 	e.inflight.Add(1)
-	f, leader := e.fills.Join(req.Context(), fillKey(res, obj), func(ctx context.Context, f *fill.Fill) {
+	f, leader := e.fills.Join(req.Context(), e.fillKey(res, obj), func(ctx context.Context, f *fill.Fill) {
 		defer e.inflight.Done()
 		e.runFill(ctx, f, up, req, res, obj)
 	})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -210,9 +211,11 @@ func (e *Edge) policyFor(rule *Rule) policy.Options {
 
 // fillKey is what concurrent requests coalesce on: the URL key plus, when the URL's Vary is
 // known, the request's secondary key; revalidations of a stored object coalesce separately
-// from plain misses so that their conditional answers are never mixed up.
-func fillKey(res lookupResult, cond *cached) string {
-	k := res.key + "\x00" + res.vk
+// from plain misses so that their conditional answers are never mixed up. The key's
+// invalidation count is part of it: a request that comes after a purge must not join a fill
+// that began before it and get the content the purge was meant to remove.
+func (e *Edge) fillKey(res lookupResult, cond *cached) string {
+	k := res.key + "\x00" + res.vk + "\x00" + strconv.FormatUint(e.gen(res.key).Load(), 10)
 	if cond != nil {
 		k += "\x00revalidate"
 	}
@@ -224,7 +227,7 @@ func fillKey(res lookupResult, cond *cached) string {
 func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
 	outReq := fillRequest(r)
 	e.inflight.Add(1) // before the fill's goroutine exists, so Close can't miss it
-	f, leader := e.fills.Join(r.Context(), fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
+	f, leader := e.fills.Join(r.Context(), e.fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
 		defer e.inflight.Done()
 		e.runFill(ctx, f, up, outReq, res, cond)
 	})

@@ -378,7 +378,7 @@ func (e *Edge) prefetchURL(r *http.Request, target string) <-chan struct{} {
 	if res.obj != nil || (e.cfg.SliceSize > 0 && e.isSliced(res.key)) {
 		return nil
 	}
-	key := fillKey(res, nil)
+	key := e.fillKey(res, nil)
 	if e.fills.Running(key) {
 		return nil
 	}
