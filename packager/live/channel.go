@@ -11,6 +11,8 @@
 package live
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +88,8 @@ type Channel struct {
 	started bool
 	ended   bool
 	changed chan struct{} // closed (and replaced) on every change, to wake blocked requests
+	// etagSalt makes segment validators unique to this process (segmentETag).
+	etagSalt string
 }
 
 // NewChannel makes an empty channel; tracks are added with AddTrack before fragments arrive.
@@ -103,7 +107,9 @@ func NewChannel(cfg Config) (*Channel, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
 	}
-	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{})}, nil
+	var salt [4]byte
+	rand.Read(salt[:])
+	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{}), etagSalt: hex.EncodeToString(salt[:])}, nil
 }
 
 // Name is the channel's name (its URL path element).

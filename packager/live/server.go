@@ -448,17 +448,18 @@ func (c *Channel) servePart(w http.ResponseWriter, r *http.Request, t *track, n 
 func (c *Channel) serveSegment(w http.ResponseWriter, r *http.Request, t *track, n uint64) {
 	c.mu.Lock()
 	var data []byte
+	var etag string
 	found, inProgress := false, false
 	for i := len(t.segs) - 1; i >= 0; i-- {
 		if s := t.segs[i]; s.number == n {
-			data, found = s.data, true
+			data, found, etag = s.data, true, c.segmentETag(t, s)
 			break
 		} else if s.number < n {
 			break
 		}
 	}
 	if !found && t.cur != nil && t.cur.number == n {
-		inProgress = true
+		inProgress, etag = true, c.segmentETag(t, t.cur)
 	}
 	// The next segment, not started yet: a low-latency DASH player asks for it as soon as its
 	// first chunk is due, which may be a moment before it exists.
@@ -472,6 +473,9 @@ func (c *Channel) serveSegment(w http.ResponseWriter, r *http.Request, t *track,
 	if next && c.wait(r.Context(), 3*c.cfg.PartDuration, func() bool { return t.cur != nil && t.cur.number == n || t.has(n, -1) }) {
 		c.serveSegment(w, r, t, n)
 		return
+	}
+	if etag != "" {
+		w.Header().Set("ETag", etag)
 	}
 	switch {
 	case found && data != nil:
@@ -489,10 +493,30 @@ func (c *Channel) serveSegment(w http.ResponseWriter, r *http.Request, t *track,
 		w.Header().Set("Content-Type", "video/iso.segment")
 		http.ServeContent(w, r, "", time.Time{}, f)
 	case inProgress:
+		if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == "*" || strings.Contains(inm, etag)) {
+			// RFC 9110 §13.1.2: the segment it has is the one being made.
+			w.Header().Set("Cache-Control", immutable)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		// Ranges are not served while the segment grows (RFC 9110 §14.2 lets a server ignore
+		// them: the whole segment streams); Accept-Ranges and the ETag tell a cache it may
+		// store the stream as it passes and ask for ranges of it once it is complete.
+		w.Header().Set("Accept-Ranges", "bytes")
 		c.streamSegment(w, r, t, n)
 	default:
 		fail(w, http.StatusNotFound, "no such segment")
 	}
+}
+
+// segmentETag is segment s's strong validator (RFC 9110 §8.8.3): the same while it streams
+// in progress and once it is complete — its bytes are the parts' bytes either way — so that a
+// cache in front (reel edge) can store the growing segment while it passes and share that one
+// origin response with every viewer asking meanwhile, instead of each fetching the stream on
+// its own. It names the track, the number and the media start; the per-process salt keeps a
+// restarted origin from vouching for bytes a previous run made. c.mu is held.
+func (c *Channel) segmentETag(t *track, s *segment) string {
+	return `"` + c.etagSalt + "-" + t.info.ID + "-" + strconv.FormatUint(s.number, 10) + "-" + strconv.FormatUint(s.start, 10) + `"`
 }
 
 // streamSegment sends the parts of segment n as they are produced, until it is complete.
