@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -154,9 +151,7 @@ func TestCompareProtocols(t *testing.T) {
 	if os.Getenv("REEL_COMPARE") != "1" {
 		t.Skip("benchmark of HTTP/1.1, HTTP/2 and HTTP/3 against nginx: run with REEL_COMPARE=1 (make bench)")
 	}
-	nginx := testkit.RequireTool(t, "nginx", "/usr/sbin", "/usr/local/sbin")
 	h2load := testkit.RequireTool(t, "h2load", "/usr/sbin", "/usr/local/sbin")
-	goBin := testkit.RequireTool(t, "go", filepath.Join(runtime.GOROOT(), "bin"))
 	dur := cmpEnvDuration(t, "REEL_COMPARE_DURATION", 5*time.Second)
 	runs := 3
 	if v := os.Getenv("REEL_COMPARE_RUNS"); v != "" {
@@ -167,79 +162,8 @@ func TestCompareProtocols(t *testing.T) {
 		runs = n
 	}
 
-	tmp, err := os.MkdirTemp("", "reel-compare-protocols-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	origin := newCmpOrigin()
-	t.Cleanup(origin.Close)
-	originPort := strconv.Itoa(origin.Listener.Addr().(*net.TCPAddr).Port)
-
-	reel := filepath.Join(tmp, "reel")
-	if out, err := exec.Command(goBin, "build", "-o", reel, "../cmd/reel").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	reelPort, adminPort := cmpFreePort(t), cmpFreePort(t)
-	for adminPort == reelPort {
-		adminPort = cmpFreePort(t)
-	}
-	reelAddr := fmt.Sprintf("127.0.0.1:%d", reelPort)
-	tlsDir := filepath.Join(tmp, "tls")
-	reelProc := cmpStart(t, "reel edge", filepath.Join(tmp, "reel.log"),
-		[]string{"REEL_ADMIN_TOKEN=" + hex.EncodeToString(cmpRandom(16))}, reel, "edge",
-		"--origin", origin.URL, "--listen", reelAddr, "--admin", fmt.Sprintf("127.0.0.1:%d", adminPort),
-		"--memory", "512MiB", "--log-level", "warn", "--tls-self-signed", tlsDir, "--http3")
-	reelProc.waitListening(t, reelAddr)
-
-	tmpl, err := os.ReadFile(cmpH2NginxConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runDir := filepath.Join(tmp, "nginx")
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	workerUser := "nobody nogroup"
-	if u, err := user.Current(); err == nil && os.Geteuid() != 0 {
-		workerUser = u.Username
-	} else if u, err := user.Lookup("nobody"); err == nil {
-		if g, err := user.LookupGroupId(u.Gid); err == nil {
-			workerUser = "nobody " + g.Name
-		}
-	}
-	nginxPort := cmpFreePort(t)
-	for nginxPort == reelPort || nginxPort == adminPort {
-		nginxPort = cmpFreePort(t)
-	}
-	conf := strings.NewReplacer(
-		"{{USER}}", workerUser,
-		"{{RUN_DIR}}", runDir,
-		"{{CACHE_DIR}}", filepath.Join(runDir, "cache"),
-		"{{LISTEN_PORT}}", strconv.Itoa(nginxPort),
-		"{{ORIGIN_PORT}}", originPort,
-		"{{CERT}}", filepath.Join(tlsDir, "cert.pem"),
-		"{{KEY}}", filepath.Join(tlsDir, "key.pem"),
-	).Replace(string(tmpl))
-	for _, line := range strings.Split(conf, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") && strings.Contains(line, "{{") {
-			t.Fatalf("%s: unknown placeholder in %q", cmpH2NginxConf, line)
-		}
-	}
-	confFile := filepath.Join(runDir, "nginx.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(nginx, "-t", "-q", "-p", runDir, "-c", confFile).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	nginxVersion, _ := exec.Command(nginx, "-v").CombinedOutput()
-	nginxAddr := fmt.Sprintf("127.0.0.1:%d", nginxPort)
-	nginxProc := cmpStart(t, "nginx", filepath.Join(tmp, "nginx.log"), nil, nginx, "-p", runDir, "-c", confFile, "-g", "daemon off;")
-	nginxProc.waitListening(t, nginxAddr)
+	px := cmpStartProxies(t, "reel-compare-protocols-", cmpH2NginxConf, true)
+	origin, reelAddr, nginxAddr, tlsDir, nginxVersion := px.origin, px.reelAddr, px.nginxAddr, px.tlsDir, px.nginxVersion
 
 	ca, err := os.ReadFile(filepath.Join(tlsDir, "ca.pem"))
 	if err != nil {
@@ -394,7 +318,7 @@ func TestCompareProtocols(t *testing.T) {
 		"--memory 512MiB` (memory tier; Alt-Svc: %s). nginx: %s, samples/bench/nginx-h2-proxy-cache.conf (the HTTP/1.1 "+
 		"comparison's setup with `listen ssl http2` on reel's certificate). TLS 1.3 on both. The Go client: 4 connections × "+
 		"16 goroutines sending GETs back to back, net/http's HTTP/2 or quic-go's http3.Transport. MB = 10^6 bytes of body.\n",
-		runs, dur, runtime.NumCPU(), altSvc, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(nginxVersion)), "nginx version: ")))
+		runs, dur, runtime.NumCPU(), altSvc, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(nginxVersion), "nginx version: ")))
 	t.Logf("\n%s", md.String())
 	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
 		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)

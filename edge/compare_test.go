@@ -506,9 +506,7 @@ func TestCompareNginx(t *testing.T) {
 	if os.Getenv("REEL_COMPARE") != "1" {
 		t.Skip("benchmark against nginx: run with REEL_COMPARE=1 (make bench)")
 	}
-	nginx := testkit.RequireTool(t, "nginx", "/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin"))
 	wrk := testkit.RequireTool(t, "wrk", "/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin"))
-	goBin := testkit.RequireTool(t, "go", "/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin"))
 	dur := cmpEnvDuration(t, "REEL_COMPARE_DURATION", 8*time.Second)
 	runs := 3
 	if v := os.Getenv("REEL_COMPARE_RUNS"); v != "" {
@@ -520,83 +518,9 @@ func TestCompareNginx(t *testing.T) {
 	}
 	const fanClients = 200
 
-	// A private folder nginx's workers can enter when the test runs as root (they drop to
-	// nobody); t.TempDir's folders are 0700.
-	tmp, err := os.MkdirTemp("", "reel-compare-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	origin := newCmpOrigin()
-	t.Cleanup(origin.Close)
-	originPort := origin.Listener.Addr().(*net.TCPAddr).Port
-
-	// reel edge, built from this tree.
-	reel := filepath.Join(tmp, "reel")
-	build := exec.Command(goBin, "build", "-o", reel, "../cmd/reel")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	reelPort, adminPort := cmpFreePort(t), cmpFreePort(t)
-	for adminPort == reelPort {
-		adminPort = cmpFreePort(t)
-	}
-	reelAddr := fmt.Sprintf("127.0.0.1:%d", reelPort)
-	reelProc := cmpStart(t, "reel edge", filepath.Join(tmp, "reel.log"),
-		[]string{"REEL_ADMIN_TOKEN=" + hex.EncodeToString(cmpRandom(16))}, reel, "edge",
-		"--origin", origin.URL, "--listen", reelAddr, "--admin", fmt.Sprintf("127.0.0.1:%d", adminPort),
-		"--memory", "512MiB", "--log-level", "warn")
-	reelProc.waitListening(t, reelAddr)
-
-	// nginx, from the template kept in the repository.
-	tmpl, err := os.ReadFile(cmpNginxConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runDir := filepath.Join(tmp, "nginx")
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	workerUser := "nobody nogroup"
-	if u, err := user.Current(); err == nil && os.Geteuid() != 0 {
-		workerUser = u.Username
-	} else if u, err := user.Lookup("nobody"); err == nil {
-		if g, err := user.LookupGroupId(u.Gid); err == nil {
-			workerUser = "nobody " + g.Name
-		}
-	}
-	nginxPort := cmpFreePort(t)
-	for nginxPort == reelPort || nginxPort == adminPort {
-		nginxPort = cmpFreePort(t)
-	}
-	conf := strings.NewReplacer(
-		"{{USER}}", workerUser,
-		"{{RUN_DIR}}", runDir,
-		"{{CACHE_DIR}}", filepath.Join(runDir, "cache"),
-		"{{LISTEN_PORT}}", strconv.Itoa(nginxPort),
-		"{{ORIGIN_PORT}}", strconv.Itoa(originPort),
-	).Replace(string(tmpl))
-	for _, line := range strings.Split(conf, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") && strings.Contains(line, "{{") {
-			t.Fatalf("%s: unknown placeholder in %q", cmpNginxConf, line)
-		}
-	}
-	confFile := filepath.Join(runDir, "nginx.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(nginx, "-t", "-q", "-p", runDir, "-c", confFile).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	nginxVersion, _ := exec.Command(nginx, "-v").CombinedOutput()
-	nginxAddr := fmt.Sprintf("127.0.0.1:%d", nginxPort)
-	nginxProc := cmpStart(t, "nginx", filepath.Join(tmp, "nginx.log"), nil,
-		nginx, "-p", runDir, "-c", confFile, "-g", "daemon off;")
-	nginxProc.waitListening(t, nginxAddr)
+	px := cmpStartProxies(t, "reel-compare-nginx-", cmpNginxConf, false)
+	origin, reelAddr, nginxAddr, reelProc, nginxProc := px.origin, px.reelAddr, px.nginxAddr, px.reelProc, px.nginxProc
+	nginxVersion := px.nginxVersion
 
 	targets := []cmpTarget{
 		{name: "reel", base: "http://" + reelAddr, hdr: "Cache-Status", pgid: reelProc.cmd.Process.Pid},
@@ -713,7 +637,7 @@ func TestCompareNginx(t *testing.T) {
 		"(memory tier). nginx: %s, samples/bench/nginx-proxy-cache.conf (worker_processes auto, sendfile, open_file_cache, cache files "+
 		"in the page cache). MB = 10^6 bytes, from wrk's Transfer/sec. Peak RSS at the end: reel %.0f MiB, nginx "+
 		"master + workers %.0f MiB.\n",
-		runs, dur, runtime.NumCPU(), strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(nginxVersion)), "nginx version: ")),
+		runs, dur, runtime.NumCPU(), strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(nginxVersion), "nginx version: ")),
 		float64(rss["reel"])/1024, float64(rss["nginx"])/1024)
 	t.Logf("\n%s", md.String())
 	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
@@ -726,4 +650,102 @@ func TestCompareNginx(t *testing.T) {
 			t.Fatalf("REEL_BENCH_OUT: %v", errors.Join(werr, cerr))
 		}
 	}
+}
+
+// cmpProxies are the two proxies a comparison measures, both in front of one cmpOrigin on
+// loopback: reel edge built from this tree, and Debian's nginx from a configuration template
+// in samples/bench. With TLS, reel makes a self-signed certificate (--tls-self-signed, and
+// --http3) that nginx serves too ({{CERT}}, {{KEY}}).
+type cmpProxies struct {
+	origin              *cmpOrigin
+	reelAddr, nginxAddr string
+	reelProc, nginxProc *cmpProc
+	nginxVersion        string
+	tlsDir              string // reel's certificate folder (ca.pem for clients)
+}
+
+func cmpStartProxies(t *testing.T, tmpPrefix, nginxConf string, withTLS bool) *cmpProxies {
+	t.Helper()
+	nginx := testkit.RequireTool(t, "nginx", "/usr/sbin", "/usr/local/sbin")
+	goBin := testkit.RequireTool(t, "go", filepath.Join(runtime.GOROOT(), "bin"))
+	// A private folder nginx's workers can enter when the test runs as root (they drop to
+	// nobody); t.TempDir's folders are 0700.
+	tmp, err := os.MkdirTemp("", tmpPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	px := &cmpProxies{origin: newCmpOrigin(), tlsDir: filepath.Join(tmp, "tls")}
+	t.Cleanup(px.origin.Close)
+	originPort := px.origin.Listener.Addr().(*net.TCPAddr).Port
+
+	reel := filepath.Join(tmp, "reel")
+	if out, err := exec.Command(goBin, "build", "-o", reel, "../cmd/reel").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	reelPort, adminPort := cmpFreePort(t), cmpFreePort(t)
+	for adminPort == reelPort {
+		adminPort = cmpFreePort(t)
+	}
+	px.reelAddr = fmt.Sprintf("127.0.0.1:%d", reelPort)
+	args := []string{"edge", "--origin", px.origin.URL, "--listen", px.reelAddr, "--admin", fmt.Sprintf("127.0.0.1:%d", adminPort),
+		"--memory", "512MiB", "--log-level", "warn"}
+	if withTLS {
+		args = append(args, "--tls-self-signed", px.tlsDir, "--http3")
+	}
+	px.reelProc = cmpStart(t, "reel edge", filepath.Join(tmp, "reel.log"),
+		[]string{"REEL_ADMIN_TOKEN=" + hex.EncodeToString(cmpRandom(16))}, reel, args...)
+	px.reelProc.waitListening(t, px.reelAddr)
+
+	tmpl, err := os.ReadFile(nginxConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDir := filepath.Join(tmp, "nginx")
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	workerUser := "nobody nogroup"
+	if u, err := user.Current(); err == nil && os.Geteuid() != 0 {
+		workerUser = u.Username
+	} else if u, err := user.Lookup("nobody"); err == nil {
+		if g, err := user.LookupGroupId(u.Gid); err == nil {
+			workerUser = "nobody " + g.Name
+		}
+	}
+	nginxPort := cmpFreePort(t)
+	for nginxPort == reelPort || nginxPort == adminPort {
+		nginxPort = cmpFreePort(t)
+	}
+	conf := strings.NewReplacer(
+		"{{USER}}", workerUser,
+		"{{RUN_DIR}}", runDir,
+		"{{CACHE_DIR}}", filepath.Join(runDir, "cache"),
+		"{{LISTEN_PORT}}", strconv.Itoa(nginxPort),
+		"{{ORIGIN_PORT}}", strconv.Itoa(originPort),
+		"{{CERT}}", filepath.Join(px.tlsDir, "cert.pem"),
+		"{{KEY}}", filepath.Join(px.tlsDir, "key.pem"),
+	).Replace(string(tmpl))
+	for _, line := range strings.Split(conf, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") && strings.Contains(line, "{{") {
+			t.Fatalf("%s: unknown placeholder in %q", nginxConf, line)
+		}
+	}
+	confFile := filepath.Join(runDir, "nginx.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(nginx, "-t", "-q", "-p", runDir, "-c", confFile).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	v, _ := exec.Command(nginx, "-v").CombinedOutput()
+	px.nginxVersion = string(v)
+	px.nginxAddr = fmt.Sprintf("127.0.0.1:%d", nginxPort)
+	px.nginxProc = cmpStart(t, "nginx", filepath.Join(tmp, "nginx.log"), nil,
+		nginx, "-p", runDir, "-c", confFile, "-g", "daemon off;")
+	px.nginxProc.waitListening(t, px.nginxAddr)
+	return px
 }
