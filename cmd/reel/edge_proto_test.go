@@ -1,15 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,38 +25,12 @@ func TestEdgeHTTP2HTTP3(t *testing.T) {
 	defer origin.Close()
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "edge", "--origin", origin.URL, "--listen", addr, "--admin", "", "--tls-self-signed", dir, "--http3")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	out := bufio.NewReader(stdout)
-	var lines []string
-	for len(lines) < 8 {
-		line, err := out.ReadString('\n')
-		if err != nil {
-			break
-		}
-		lines = append(lines, line)
-		if strings.Contains(line, "HTTP/3 on udp") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, out)
-	text := strings.Join(lines, "")
+	cmd, text := startEdgeUntil(t, bin, "HTTP/3 on udp", "--origin", origin.URL, "--listen", addr, "--admin", "", "--tls-self-signed", dir, "--http3")
 	if !strings.Contains(text, "HTTP/3 on udp "+addr) || !strings.Contains(text, "HTTP/1.1 and HTTP/2 over TLS on tcp "+addr) ||
 		!strings.Contains(text, "serving https://"+addr) {
 		t.Fatalf("edge printed:\n%s", text)
 	}
-	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	tlsConf := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	tlsConf := trustCA(t, dir)
 	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}}
 	h3t := &http3.Transport{TLSClientConfig: tlsConf}
 	defer h3t.Close()

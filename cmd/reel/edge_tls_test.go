@@ -26,37 +26,11 @@ func TestEdgeTLSSelfSigned(t *testing.T) {
 	defer origin.Close()
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "edge", "--origin", origin.URL, "--listen", addr, "--admin", "", "--tls-self-signed", dir)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	out := bufio.NewReader(stdout)
-	var lines []string
-	for len(lines) < 5 {
-		line, err := out.ReadString('\n')
-		if err != nil {
-			break
-		}
-		lines = append(lines, line)
-		if strings.Contains(line, "serving") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, out)
-	text := strings.Join(lines, "")
+	_, text := startEdgeUntil(t, bin, "serving", "--origin", origin.URL, "--listen", addr, "--admin", "", "--tls-self-signed", dir)
 	if !strings.Contains(text, filepath.Join(dir, "ca.pem")) || !strings.Contains(text, "serving https://") {
 		t.Fatalf("edge printed:\n%s", text)
 	}
-	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: trustCA(t, dir)}}
 	var status []string
 	for range 2 {
 		resp, err := c.Get("https://" + addr + "/x")
@@ -81,4 +55,45 @@ func TestEdgeTLSSelfSigned(t *testing.T) {
 			t.Error("plain HTTP served on the TLS listener")
 		}
 	}
+}
+
+// startEdgeUntil runs `reel edge args…` until the test ends and returns it with what it
+// printed up to the line containing last (at most 8 lines); the rest of its output is
+// discarded.
+func startEdgeUntil(t *testing.T, bin, last string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"edge"}, args...)...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewReader(stdout)
+	var lines []string
+	for len(lines) < 8 {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			break
+		}
+		lines = append(lines, line)
+		if strings.Contains(line, last) {
+			break
+		}
+	}
+	go io.Copy(io.Discard, out)
+	return cmd, strings.Join(lines, "")
+}
+
+// trustCA is a client TLS configuration for localhost trusting the CA that
+// `reel edge --tls-self-signed dir` wrote.
+func trustCA(t *testing.T, dir string) *tls.Config {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
