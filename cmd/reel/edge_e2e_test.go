@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,15 +31,34 @@ func buildReel(t *testing.T) string {
 	return bin
 }
 
+// freeAddr is a loopback address with a port free right now, never one it returned before
+// in this test binary: the kernel may hand the same free port out twice in a row, and two
+// listeners of one test (an edge and its admin API: "admin must listen on its own address")
+// must not get it both.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no new free port in 100 tries")
+	return ""
 }
+
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // startEdge runs `reel edge` and waits until it serves.
 func startEdge(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
