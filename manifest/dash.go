@@ -244,7 +244,8 @@ func (p *Presentation) span(origin *big.Rat) float64 {
 	end := new(big.Rat)
 	for _, t := range p.Tracks() {
 		last := t.Segments[len(t.Segments)-1]
-		e := new(big.Rat).SetFrac(new(big.Int).SetUint64(last.Start+last.Duration), big.NewInt(int64(t.Timescale)))
+		// What the edit list hides at the start is not presented at the end either.
+		e := new(big.Rat).SetFrac(new(big.Int).SetUint64(last.Start+last.Duration-min(t.Priming, last.Start+last.Duration)), big.NewInt(int64(t.Timescale)))
 		if e.Cmp(end) > 0 {
 			end = e
 		}

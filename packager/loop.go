@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
 	"github.com/reelvideo/reel/packager/live"
 )
@@ -240,6 +239,7 @@ func (t *loopTrack) describe() (manifest.Track, []byte, error) {
 		ID: t.id, Kind: t.src.kind, Codecs: t.src.codecs, Timescale: t.src.timescale,
 		Width: t.src.width, Height: t.src.height, SAR: t.src.sar,
 		SampleRate: t.src.sampleRate, Channels: t.src.channels, Language: t.src.language,
+		Priming: t.src.priming(t.samples[0]),
 	}
 	if info.Kind == manifest.Audio {
 		info.Name = audioName(info.Language, 0)
@@ -306,28 +306,15 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 		return nil, nil
 	}
 	t.seq++
-	frag, err := mp4.CreateFragment(t.seq, 1)
+	hdr, err := fragmentHeader(t.seq, base, chunk)
 	if err != nil {
 		return nil, err
 	}
-	negative := false
 	var dur uint64
 	for _, s := range chunk {
-		flags := mp4.NonSyncSampleFlags
-		if s.sync {
-			flags = mp4.SyncSampleFlags
-		}
-		frag.AddSample(mp4.NewSample(flags, s.dur, s.size, s.cto), base)
-		negative = negative || s.cto < 0
 		dur += uint64(s.dur)
 	}
-	if negative {
-		frag.Moof.Traf.Trun.Version = 1 // signed composition offsets, ISO/IEC 14496-12 §8.8.8
-	}
-	var buf bytes.Buffer
-	if err := frag.Encode(&buf); err != nil { // moof + mdat header; the payload follows
-		return nil, fmt.Errorf("encoding fragment: %w", err)
-	}
+	buf := bytes.NewBuffer(hdr)
 	for _, s := range chunk {
 		buf.Grow(int(s.size))
 		b := buf.AvailableBuffer()[:s.size]
