@@ -195,3 +195,36 @@ func TestLoopEditListCarried(t *testing.T) {
 		t.Errorf("audio ends %.1f ms before video", d*1000)
 	}
 }
+
+// TestAVEndOffsets (make bench) packages the sample ladder with its French audio and prints,
+// for every output track, where it ends against its source (ffprobe: start_time + duration),
+// and how far each track's end lies from the first video's.
+func TestAVEndOffsets(t *testing.T) {
+	if os.Getenv("REEL_COMPARE") != "1" {
+		t.Skip("A/V end offsets against the source: run with REEL_COMPARE=1 (make bench)")
+	}
+	fra := samplePath("audio_fra.mp4")
+	dir := filepath.Join(t.TempDir(), "out")
+	p, err := Package(context.Background(), Options{Inputs: append(append([]string{}, ladder...), fra), Output: dir})
+	if err != nil {
+		t.Fatalf("Package: %v", err)
+	}
+	source := map[string]string{"video_720p": ladder[0], "video_480p": ladder[1], "video_360p": ladder[2], "audio": ladder[0], "audio_fr": fra}
+	var videoEnd float64
+	t.Logf("%-11s %-16s %10s %10s %9s %9s", "track", "source", "source end", "output end", "vs source", "vs video")
+	for _, tr := range p.Tracks() {
+		src, ok := source[tr.ID]
+		if !ok {
+			t.Fatalf("no source for track %s", tr.ID)
+		}
+		sel := map[manifest.Kind]string{manifest.Video: "v", manifest.Audio: "a"}[tr.Kind]
+		o, s := probeTiming(t, trackFile(t, tr, dir), sel), probeTiming(t, src, sel)
+		if videoEnd == 0 {
+			videoEnd = o.end
+		}
+		t.Logf("%-11s %-16s %9.3fs %9.3fs %+7.1fms %+7.1fms", tr.ID, filepath.Base(src), s.end, o.end, (o.end-s.end)*1000, (o.end-videoEnd)*1000)
+		if math.Abs(o.end-s.end) >= aacFrame || math.Abs(o.end-videoEnd) >= aacFrame {
+			t.Errorf("%s ends %.1f ms from its source, %.1f ms from the video: more than one audio frame", tr.ID, (o.end-s.end)*1000, (o.end-videoEnd)*1000)
+		}
+	}
+}
