@@ -41,6 +41,7 @@ test: ui ## gofmt check, go vet, and every test with the race detector (browser 
 bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk, h2load)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
+	REEL_COMPARE=1 $(GO) test -run='^TestAVEndOffsets$$' -count=1 -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareProtocols$$' -count=1 -timeout=15m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestLiveLatency$$' -count=1 -timeout=5m -v ./cmd/reel/

@@ -51,11 +51,13 @@ func (p *Presentation) DASH() ([]byte, error) {
 	period := &mpd.Period{Id: "0", Start: mpd.Seconds2DurPtr(0)}
 	m.Periods = []*mpd.Period{period}
 
-	video, err := p.videoSet(origin)
-	if err != nil {
-		return nil, err
+	for _, group := range codecFamilies(p.Video) {
+		video, err := p.videoSet(uint32(len(period.AdaptationSets)), group, origin)
+		if err != nil {
+			return nil, err
+		}
+		period.AdaptationSets = append(period.AdaptationSets, video)
 	}
-	period.AdaptationSets = append(period.AdaptationSets, video)
 	def := p.defaultAudio()
 	for _, group := range audioGroups(p.Audio) {
 		as := newSet(uint32(len(period.AdaptationSets)), "audio", mpd.MIME_TYPE_AUDIO_MP4, p.SingleFile)
@@ -89,10 +91,44 @@ func (p *Presentation) DASH() ([]byte, error) {
 	return []byte(out), nil
 }
 
-func (p *Presentation) videoSet(origin *big.Rat) (*mpd.AdaptationSetType, error) {
-	as := newSet(0, "video", mpd.MIME_TYPE_VIDEO_MP4, p.SingleFile)
+// codecFamilies splits the video ladder into one group per codec family, in ladder order. The
+// MPD declares the CMAF profile, under which an AdaptationSet is a CMAF switching set: one
+// media profile, seamlessly switchable (ISO/IEC 23000-19 §7.3.4, ISO/IEC 23009-1 §5.3.3.1), so
+// AVC and HEVC rungs of one ladder go into two sets and a player picks the one it decodes.
+func codecFamilies(tracks []*Track) [][]*Track {
+	var groups [][]*Track
+	index := map[string]int{}
+	for _, t := range tracks {
+		f := codecFamily(t.Codecs)
+		if i, ok := index[f]; ok {
+			groups[i] = append(groups[i], t)
+			continue
+		}
+		index[f] = len(groups)
+		groups = append(groups, []*Track{t})
+	}
+	return groups
+}
+
+// codecFamily names an RFC 6381 codec string's family: the sample entry types of one codec
+// (avc1/avc3, hvc1/hev1) are one family, whose rungs differ only in profile and level.
+func codecFamily(codecs string) string {
+	fourCC, _, _ := strings.Cut(codecs, ".")
+	switch fourCC {
+	case "avc1", "avc3":
+		return "avc"
+	case "hvc1", "hev1":
+		return "hevc"
+	case "dvh1", "dvhe":
+		return "dolby-vision"
+	}
+	return fourCC
+}
+
+func (p *Presentation) videoSet(id uint32, tracks []*Track, origin *big.Rat) (*mpd.AdaptationSetType, error) {
+	as := newSet(id, "video", mpd.MIME_TYPE_VIDEO_MP4, p.SingleFile)
 	var maxRate Rational
-	for i, t := range p.Video {
+	for i, t := range tracks {
 		r := mpd.NewVideoRepresentation(t.ID, t.Codecs, "", string(dashRate(t.FrameRate)), t.PeakBandwidth, t.Width, t.Height)
 		sar := t.SAR
 		if sar.Num <= 0 || sar.Den <= 0 {
@@ -244,7 +280,8 @@ func (p *Presentation) span(origin *big.Rat) float64 {
 	end := new(big.Rat)
 	for _, t := range p.Tracks() {
 		last := t.Segments[len(t.Segments)-1]
-		e := new(big.Rat).SetFrac(new(big.Int).SetUint64(last.Start+last.Duration), big.NewInt(int64(t.Timescale)))
+		// What the edit list hides at the start is not presented at the end either.
+		e := new(big.Rat).SetFrac(new(big.Int).SetUint64(last.Start+last.Duration-min(t.Priming, last.Start+last.Duration)), big.NewInt(int64(t.Timescale)))
 		if e.Cmp(end) > 0 {
 			end = e
 		}

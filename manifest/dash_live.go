@@ -50,9 +50,12 @@ func (p *Presentation) dynamicMPD(maxSeg float64) (*mpd.MPD, error) {
 		}
 	}
 	m.TimeShiftBufferDepth = durPtr(depth)
-	if l.SuggestedPresentationDelay > 0 {
-		m.SuggestedPresentationDelay = durPtr(l.SuggestedPresentationDelay)
-	}
+	// Latency targets follow the segment and part durations; a configured delay only raises
+	// them (see latencyTargets).
+	// The segment duration is the configured one or the longest listed, whichever is longer.
+	segment := max(l.TargetDuration, time.Duration(maxSeg*float64(time.Second)))
+	lt := latencyTargets(segment, l.PartTarget)
+	m.SuggestedPresentationDelay = durPtr(max(lt.SuggestedPresentationDelay, l.SuggestedPresentationDelay))
 
 	// DASH-IF IOP §4.7.2: a dynamic MPD carries at least one UTCTiming so that clients can
 	// compute availability with the server's clock. Without an endpoint, the direct scheme
@@ -64,12 +67,15 @@ func (p *Presentation) dynamicMPD(maxSeg float64) (*mpd.MPD, error) {
 	}
 
 	// Low-latency DASH (DASH-IF "Low-latency Modes for DASH", CR-Low-Latency-Live r8; ISO/IEC
-	// 23009-1 Annex K service description): the latency target players steer towards, in ms.
-	if l.PartTarget > 0 && l.SuggestedPresentationDelay > 0 {
-		target := uint32(l.SuggestedPresentationDelay / time.Millisecond)
+	// 23009-1 Annex K service description): the latency players steer towards, in ms, and how
+	// fast they may play to get there.
+	if lt.Target > 0 {
+		target := max(lt.Target, l.SuggestedPresentationDelay)
 		m.ServiceDescription = []*mpd.ServiceDescriptionType{{
-			Id:        0,
-			Latencies: []*mpd.LatencyType{{ReferenceId: 0, Target: &target}},
+			Id: 0,
+			Latencies: []*mpd.LatencyType{{ReferenceId: 0,
+				Min: millis(lt.Min), Target: millis(target), Max: millis(max(lt.Max, target))}},
+			PlaybackRates: []*mpd.PlaybackRateType{{Min: lt.PlaybackRateMin, Max: lt.PlaybackRateMax}},
 		}}
 	}
 	return m, nil
@@ -98,6 +104,11 @@ func (p *Presentation) lowLatency(st *mpd.SegmentTemplateType, t *Track) {
 // dateTime writes an xs:dateTime in UTC with milliseconds.
 func dateTime(t time.Time) mpd.DateTime {
 	return mpd.DateTime(t.UTC().Round(time.Millisecond).Format(pdtLayout))
+}
+
+// millis is d in whole milliseconds, rounded up so a target never falls below its rule.
+func millis(d time.Duration) *uint32 {
+	return mpd.Ptr(uint32((d + time.Millisecond - 1) / time.Millisecond))
 }
 
 func durPtr(d time.Duration) *mpd.Duration {

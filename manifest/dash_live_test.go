@@ -52,7 +52,7 @@ func checkTimeline(t *testing.T, r *mpd.RepresentationType, tr *Track) {
 // low-latency DASH (availabilityTimeOffset, availabilityTimeComplete).
 func TestDASHLiveDynamic(t *testing.T) {
 	p := liveFixture(liveSpec{first: 1000, complete: 15, inProgress: 2, parts: true})
-	p.Live.SuggestedPresentationDelay = 3 * time.Second
+	p.Live.SuggestedPresentationDelay = 3 * time.Second // below the durations' rule: raised
 	m, raw := parseLiveMPD(t, p)
 	if m.GetType() != mpd.DYNAMIC_TYPE || m.MediaPresentationDuration != nil {
 		t.Errorf("type %q, mediaPresentationDuration %v", m.GetType(), m.MediaPresentationDuration)
@@ -70,9 +70,10 @@ func TestDASHLiveDynamic(t *testing.T) {
 		got  *mpd.Duration
 		want float64
 	}{
-		"minimumUpdatePeriod":        {m.MinimumUpdatePeriod, 2},
-		"timeShiftBufferDepth":       {m.TimeShiftBufferDepth, window},
-		"suggestedPresentationDelay": {m.SuggestedPresentationDelay, 3},
+		"minimumUpdatePeriod":  {m.MinimumUpdatePeriod, 2},
+		"timeShiftBufferDepth": {m.TimeShiftBufferDepth, window},
+		// One 2.00533 s audio segment + three 0.5005 s parts (latencyTargets).
+		"suggestedPresentationDelay": {m.SuggestedPresentationDelay, 3.50683},
 		"minBufferTime":              {m.MinBufferTime, 2.00533},
 	} {
 		if got := seconds(tc.got); math.Abs(got-tc.want) > 1e-3 {
@@ -84,7 +85,7 @@ func TestDASHLiveDynamic(t *testing.T) {
 		t.Errorf("UTCTiming %+v", m.UTCTimings)
 	}
 	if sd := m.ServiceDescription; len(sd) != 1 || len(sd[0].Latencies) != 1 || sd[0].Latencies[0].Target == nil ||
-		*sd[0].Latencies[0].Target != 3000 {
+		*sd[0].Latencies[0].Target != 3507 {
 		t.Errorf("ServiceDescription %+v", sd)
 	}
 	// One Period from PT0S, even with a discontinuity (see dynamicMPD).
@@ -148,21 +149,25 @@ func TestDASHLiveSettings(t *testing.T) {
 					t.Errorf("UTCTiming %+v", m.UTCTimings[0])
 				}
 			}},
-		{"no parts: no low-latency attributes", liveSpec{first: 0, complete: 3}, func(l *Live) { l.SuggestedPresentationDelay = 6 * time.Second },
+		{"no parts: no low-latency attributes; a configured delay above the rule", liveSpec{first: 0, complete: 3}, func(l *Live) { l.SuggestedPresentationDelay = 7 * time.Second },
 			func(t *testing.T, m *mpd.MPD) {
 				for _, r := range representations(m) {
 					if st := r.SegmentTemplate; st.AvailabilityTimeOffset != 0 || st.AvailabilityTimeComplete != nil {
 						t.Errorf("%s: ATO %v ATC %v", r.Id, st.AvailabilityTimeOffset, st.AvailabilityTimeComplete)
 					}
 				}
-				if m.ServiceDescription != nil || seconds(m.SuggestedPresentationDelay) != 6 {
+				if m.ServiceDescription != nil || seconds(m.SuggestedPresentationDelay) != 7 {
 					t.Errorf("ServiceDescription %v SPD %v", m.ServiceDescription, seconds(m.SuggestedPresentationDelay))
 				}
 			}},
-		{"parts without a delay: no service description", liveSpec{first: 0, complete: 3, parts: true}, func(l *Live) {},
+		{"parts without a configured delay: targets from the durations", liveSpec{first: 0, complete: 3, parts: true}, func(l *Live) {},
 			func(t *testing.T, m *mpd.MPD) {
-				if m.ServiceDescription != nil || m.SuggestedPresentationDelay != nil {
-					t.Errorf("ServiceDescription %v SPD %v", m.ServiceDescription, m.SuggestedPresentationDelay)
+				checkLatency(t, m, 2.00533, 0.5005)
+			}},
+		{"no parts, no configured delay: three segments", liveSpec{first: 0, complete: 3}, func(l *Live) {},
+			func(t *testing.T, m *mpd.MPD) {
+				if m.ServiceDescription != nil || math.Abs(seconds(m.SuggestedPresentationDelay)-3*2.00533) > 1e-3 {
+					t.Errorf("ServiceDescription %v SPD %v, want none and 3 segments", m.ServiceDescription, seconds(m.SuggestedPresentationDelay))
 				}
 			}},
 		{"discontinuities: still one period, one contiguous timeline", liveSpec{first: 40, complete: 10, parts: true,
@@ -252,5 +257,56 @@ func TestDASHLiveRejects(t *testing.T) {
 	p := liveFixture(liveSpec{first: math.MaxUint32, complete: 2})
 	if _, err := p.DASH(); err != nil {
 		t.Errorf("start number 2^32-1: %v", err)
+	}
+}
+
+// checkLatency asserts the low-latency targets a client reads are consistent with the
+// durations: never below one segment plus one part (the timeline lists complete segments
+// only), min ≤ target ≤ max, suggestedPresentationDelay = target, and catch-up rates around 1.
+func checkLatency(t *testing.T, m *mpd.MPD, segment, part float64) {
+	t.Helper()
+	sd := m.ServiceDescription
+	if len(sd) != 1 || len(sd[0].Latencies) != 1 || len(sd[0].PlaybackRates) != 1 {
+		t.Fatalf("ServiceDescription %+v", sd)
+	}
+	l, r := sd[0].Latencies[0], sd[0].PlaybackRates[0]
+	if l.Min == nil || l.Target == nil || l.Max == nil {
+		t.Fatalf("Latency %+v: min, target and max all needed", l)
+	}
+	lmin, target, lmax := float64(*l.Min)/1000, float64(*l.Target)/1000, float64(*l.Max)/1000
+	if lmin < segment+part-1e-3 || target < lmin || lmax < target {
+		t.Errorf("Latency min %v target %v max %v: want segment+part (%v) ≤ min ≤ target ≤ max", lmin, target, lmax, segment+part)
+	}
+	if spd := seconds(m.SuggestedPresentationDelay); math.Abs(spd-target) > 1e-3 {
+		t.Errorf("suggestedPresentationDelay %v, Latency target %v", spd, target)
+	}
+	if r.Min >= 1 || r.Max <= 1 || r.Min < 0.9 || r.Max > 1.1 {
+		t.Errorf("PlaybackRate %v..%v", r.Min, r.Max)
+	}
+}
+
+// The latency rule in numbers (see latencyTargets and README "Live").
+func TestLatencyTargets(t *testing.T) {
+	s := time.Second
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		segment, part         time.Duration
+		spd, lmin, target, mx time.Duration
+	}{
+		{2 * s, 0, 6 * s, 0, 0, 0},                                    // no parts: three segments
+		{6 * s, 0, 18 * s, 0, 0, 0},                                   //
+		{2 * s, 500 * ms, 3500 * ms, 2500 * ms, 3500 * ms, 7500 * ms}, // the demo's channel
+		{4 * s, 1 * s, 7 * s, 5 * s, 7 * s, 15 * s},                   //
+		{1 * s, 200 * ms, 1600 * ms, 1200 * ms, 1600 * ms, 3600 * ms},
+		{2 * s, 3 * s, 8 * s, 4 * s, 8 * s, 12 * s}, // a part longer than a segment counts as one
+	} {
+		got := latencyTargets(tc.segment, tc.part)
+		if got.SuggestedPresentationDelay != tc.spd || got.Min != tc.lmin || got.Target != tc.target || got.Max != tc.mx {
+			t.Errorf("segment %v part %v: SPD %v min %v target %v max %v; want %v %v %v %v", tc.segment, tc.part,
+				got.SuggestedPresentationDelay, got.Min, got.Target, got.Max, tc.spd, tc.lmin, tc.target, tc.mx)
+		}
+		if tc.part > 0 && (got.Target < tc.segment+min(tc.part, tc.segment) || got.PlaybackRateMin >= 1 || got.PlaybackRateMax <= 1) {
+			t.Errorf("segment %v part %v: target %v below a segment and a part, or rates %v..%v", tc.segment, tc.part, got.Target, got.PlaybackRateMin, got.PlaybackRateMax)
+		}
 	}
 }

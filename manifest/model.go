@@ -91,6 +91,10 @@ type Track struct {
 	Kind      Kind
 	Codecs    string // RFC 6381 codec string taken from the bitstream, e.g. "avc1.64001f"
 	Timescale uint32
+	// Priming is the media time at the track's start that its init segment's edit list keeps
+	// out of the presentation (AAC encoder priming), in Timescale units. Segment times stay
+	// media times; the track's presentation ends Priming before its last segment does.
+	Priming uint64
 
 	// Video only.
 	Width, Height int
@@ -163,6 +167,14 @@ func (t *Track) DurationSeconds() float64 {
 	return float64(d) / float64(t.Timescale)
 }
 
+// PresentedSeconds is DurationSeconds less the Priming the edit list hides.
+func (t *Track) PresentedSeconds() float64 {
+	if t.Timescale == 0 {
+		return 0
+	}
+	return t.DurationSeconds() - float64(t.Priming)/float64(t.Timescale)
+}
+
 // MaxSegmentSeconds is the longest segment duration in seconds.
 func (t *Track) MaxSegmentSeconds() float64 {
 	var m uint64
@@ -196,11 +208,12 @@ const (
 	InitSegmentName = "init.mp4"
 )
 
-// Duration is the presentation's duration in seconds: the longest track.
+// Duration is the presentation's duration in seconds: the longest track, less what its edit
+// list hides.
 func (p *Presentation) Duration() float64 {
 	var d float64
 	for _, t := range p.Tracks() {
-		d = max(d, t.DurationSeconds())
+		d = max(d, t.PresentedSeconds())
 	}
 	return d
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
 	"github.com/reelvideo/reel/packager/live"
 )
@@ -38,6 +37,7 @@ type loopTrack struct {
 	id      string
 	samples []sample
 	period  uint64 // the loop length in this track's timescale
+	restart int    // the sample every loop after the first starts with (see trimTo)
 	base    uint64 // media time of the first loop (where a resumed channel left off)
 	next    int    // index of the next sample to send within the current loop
 	loop    uint64 // loops completed
@@ -110,7 +110,7 @@ func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
 	}
 	for _, t := range tracks {
 		t.period = (refDur*uint64(t.src.timescale) + uint64(ref.src.timescale)/2) / uint64(ref.src.timescale)
-		t.trimTo(t.period)
+		t.trimTo(t.period, t.src.priming(t.samples[0]))
 		info, init, err := t.describe()
 		if err != nil {
 			return inputErr(t.src.in.path, err)
@@ -213,18 +213,25 @@ func loadLoopTracks(srcs []*inputTrack) ([]*loopTrack, error) {
 	return out, nil
 }
 
-// trimTo keeps the samples that start within one loop period, shortening the last one so the
-// next loop starts exactly where this one ends.
-func (t *loopTrack) trimTo(period uint64) {
+// trimTo keeps one loop period of presentation: the samples that start before period plus
+// the priming the edit list hides, shortening the last one so the next loop starts exactly
+// where this one ends. Only the first loop's priming is hidden (the edit list applies once), so
+// every later loop starts after it, at t.restart: each loop then lasts period, and audio stays
+// on the video's grid and ends with it instead of one audio frame early.
+func (t *loopTrack) trimTo(period, priming uint64) {
+	for t.restart < len(t.samples)-1 && t.samples[t.restart].dts < priming {
+		t.restart++
+	}
+	end := period + t.samples[t.restart].dts
 	n := 0
-	for n < len(t.samples) && t.samples[n].dts < period {
+	for n < len(t.samples) && t.samples[n].dts < end {
 		n++
 	}
 	t.samples = t.samples[:n]
 	if n > 0 {
 		last := &t.samples[n-1]
-		if end := last.dts + uint64(last.dur); end > period {
-			last.dur = uint32(period - last.dts)
+		if e := last.dts + uint64(last.dur); e > end {
+			last.dur = uint32(end - last.dts)
 		}
 	}
 }
@@ -240,6 +247,7 @@ func (t *loopTrack) describe() (manifest.Track, []byte, error) {
 		ID: t.id, Kind: t.src.kind, Codecs: t.src.codecs, Timescale: t.src.timescale,
 		Width: t.src.width, Height: t.src.height, SAR: t.src.sar,
 		SampleRate: t.src.sampleRate, Channels: t.src.channels, Language: t.src.language,
+		Priming: t.src.priming(t.samples[0]),
 	}
 	if info.Kind == manifest.Audio {
 		info.Name = audioName(info.Language, 0)
@@ -282,7 +290,7 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 	var base uint64
 	for {
 		if t.next == len(t.samples) {
-			t.next = 0
+			t.next = t.restart
 			t.loop++
 			if loops > 0 && t.loop >= uint64(loops) {
 				break
@@ -293,7 +301,7 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 		if offset+s.dts >= limit {
 			break
 		}
-		if len(chunk) > 0 && t.next == 0 {
+		if len(chunk) > 0 && t.loop > 0 && t.next == t.restart {
 			break // a fragment never spans the loop point: its samples come from two timelines
 		}
 		if len(chunk) == 0 {
@@ -306,28 +314,15 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 		return nil, nil
 	}
 	t.seq++
-	frag, err := mp4.CreateFragment(t.seq, 1)
+	hdr, err := fragmentHeader(t.seq, base, chunk)
 	if err != nil {
 		return nil, err
 	}
-	negative := false
 	var dur uint64
 	for _, s := range chunk {
-		flags := mp4.NonSyncSampleFlags
-		if s.sync {
-			flags = mp4.SyncSampleFlags
-		}
-		frag.AddSample(mp4.NewSample(flags, s.dur, s.size, s.cto), base)
-		negative = negative || s.cto < 0
 		dur += uint64(s.dur)
 	}
-	if negative {
-		frag.Moof.Traf.Trun.Version = 1 // signed composition offsets, ISO/IEC 14496-12 §8.8.8
-	}
-	var buf bytes.Buffer
-	if err := frag.Encode(&buf); err != nil { // moof + mdat header; the payload follows
-		return nil, fmt.Errorf("encoding fragment: %w", err)
-	}
+	buf := bytes.NewBuffer(hdr)
 	for _, s := range chunk {
 		buf.Grow(int(s.size))
 		b := buf.AvailableBuffer()[:s.size]
@@ -337,6 +332,9 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 		buf.Write(b)
 	}
 	// The loop knows what comes next: the next sample of this loop, or the next loop's first.
-	next := t.samples[t.next%len(t.samples)]
+	next := t.samples[t.restart]
+	if t.next < len(t.samples) {
+		next = t.samples[t.next]
+	}
 	return &live.Fragment{Data: buf.Bytes(), Decode: base, Duration: dur, Independent: chunk[0].sync, Boundary: next.sync}, nil
 }

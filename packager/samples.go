@@ -12,7 +12,7 @@ import (
 type sample struct {
 	dts  uint64 // decode time in the track's timescale
 	dur  uint32
-	cto  int32 // composition offset, already shifted by the track's edit list
+	cto  int32 // composition offset (the track's edit list, kept in our init, maps it)
 	size uint32
 	off  int64
 	sync bool
@@ -29,7 +29,6 @@ type sampleIter interface {
 // stco/co64) with one cursor each, ISO/IEC 14496-12 §8.6-§8.7.
 type progressiveIter struct {
 	stbl        *mp4.StblBox
-	shift       int64
 	n, i        uint32 // number of samples, next sample (0-based)
 	dts         uint64
 	stts        int    // current stts entry
@@ -45,7 +44,7 @@ type progressiveIter struct {
 	numChunks uint32
 }
 
-func newProgressiveIter(stbl *mp4.StblBox, shift int64) (*progressiveIter, error) {
+func newProgressiveIter(stbl *mp4.StblBox) (*progressiveIter, error) {
 	switch {
 	case stbl == nil || stbl.Stts == nil || stbl.Stsz == nil || stbl.Stsc == nil:
 		return nil, errors.New("sample table is missing stts, stsz or stsc")
@@ -54,7 +53,7 @@ func newProgressiveIter(stbl *mp4.StblBox, shift int64) (*progressiveIter, error
 	case len(stbl.Stts.SampleCount) != len(stbl.Stts.SampleTimeDelta):
 		return nil, errors.New("corrupt stts")
 	}
-	it := &progressiveIter{stbl: stbl, shift: shift, n: stbl.Stsz.SampleNumber}
+	it := &progressiveIter{stbl: stbl, n: stbl.Stsz.SampleNumber}
 	var sttsTotal uint64
 	for _, c := range stbl.Stts.SampleCount {
 		sttsTotal += uint64(c)
@@ -106,14 +105,12 @@ func (it *progressiveIter) next() (sample, error) {
 	s := sample{dts: it.dts, dur: st.Stts.SampleTimeDelta[it.stts]}
 	it.sttsLeft--
 
-	cto := int64(0)
 	if c := st.Ctts; c != nil {
 		for it.ctts+1 < len(c.EndSampleNr) && c.EndSampleNr[it.ctts+1] < nr {
 			it.ctts++
 		}
-		cto = int64(c.SampleOffset[min(it.ctts, len(c.SampleOffset)-1)])
+		s.cto = c.SampleOffset[min(it.ctts, len(c.SampleOffset)-1)]
 	}
-	s.cto = int32(cto - it.shift)
 
 	if st.Stss == nil {
 		s.sync = true
@@ -169,14 +166,13 @@ type fragmentedIter struct {
 	in      *inputFile
 	trackID uint32
 	trex    *mp4.TrexBox
-	shift   int64
 	pos     int64
 	buf     []sample
 	bi      int
 	nextDTS uint64
 }
 
-func newFragmentedIter(in *inputFile, trackID uint32, shift int64) *fragmentedIter {
+func newFragmentedIter(in *inputFile, trackID uint32) *fragmentedIter {
 	var trex *mp4.TrexBox
 	if in.moov.Mvex != nil {
 		for _, t := range in.moov.Mvex.Trexs {
@@ -185,7 +181,7 @@ func newFragmentedIter(in *inputFile, trackID uint32, shift int64) *fragmentedIt
 			}
 		}
 	}
-	return &fragmentedIter{in: in, trackID: trackID, trex: trex, shift: shift, pos: in.firstMoof}
+	return &fragmentedIter{in: in, trackID: trackID, trex: trex, pos: in.firstMoof}
 }
 
 func (it *fragmentedIter) next() (sample, error) {
@@ -252,7 +248,7 @@ func (it *fragmentedIter) collect(moof *mp4.MoofBox, b topBox) error {
 				s := sample{
 					dts:  dts,
 					dur:  ts.Dur,
-					cto:  int32(int64(ts.CompositionTimeOffset) - it.shift),
+					cto:  ts.CompositionTimeOffset,
 					size: ts.Size,
 					off:  off,
 					sync: !mp4.DecodeSampleFlags(ts.Flags).SampleIsNonSync,

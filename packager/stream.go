@@ -97,6 +97,9 @@ type streamTrack struct {
 	trex   *mp4.TrexBox
 	seq    uint32
 	reinit bool // the sender sent its init again: a fragment that doesn't continue is a reconnect
+	// shift is subtracted from composition offsets: a reconnected encoder's edit list minus
+	// the one in the init segment already published (which cannot change).
+	shift int64
 }
 
 type streamReader struct {
@@ -282,7 +285,7 @@ func (s *streamReader) again(moov *mp4.MoovBox) error {
 		if old == nil || !sameEntry(old.src, t) {
 			return fmt.Errorf("the encoder came back with track %d's codec configuration changed (%s); start a new channel", t.trackID, t.codecs)
 		}
-		old.src.shift = t.shift
+		old.shift = t.edit - old.src.edit
 		old.reinit = true
 	}
 	return nil
@@ -353,29 +356,28 @@ func (s *streamReader) fragment(frag *mp4.Fragment) (err error) {
 // chunk encodes samples as a single-track CMAF chunk (moof+mdat, track 1 as in our init).
 func (st *streamTrack) chunk(samples []mp4.FullSample) (live.Fragment, error) {
 	st.seq++
-	out, err := mp4.CreateFragment(st.seq, 1)
-	if err != nil {
-		return live.Fragment{}, err
-	}
+	chunk := make([]sample, len(samples))
 	var dur uint64
-	negative := false
-	for _, fs := range samples {
+	var size int
+	for i, fs := range samples {
 		if int(fs.Size) != len(fs.Data) {
 			return live.Fragment{}, fmt.Errorf("sample of %d bytes has %d bytes of data", fs.Size, len(fs.Data))
 		}
-		fs.CompositionTimeOffset -= int32(st.src.shift)
-		negative = negative || fs.CompositionTimeOffset < 0
-		out.AddFullSample(fs)
+		chunk[i] = sample{
+			dur: fs.Dur, size: fs.Size, cto: int32(int64(fs.CompositionTimeOffset) - st.shift),
+			sync: st.src.kind == manifest.Audio || mp4.IsSyncSampleFlags(fs.Flags),
+		}
 		dur += uint64(fs.Dur)
+		size += len(fs.Data)
 	}
-	if negative {
-		out.Moof.Traf.Trun.Version = 1 // signed composition offsets, ISO/IEC 14496-12 §8.8.8
-	}
-	var buf bytes.Buffer
-	if err := out.Encode(&buf); err != nil {
+	hdr, err := fragmentHeader(st.seq, samples[0].DecodeTime, chunk)
+	if err != nil {
 		return live.Fragment{}, err
 	}
-	first := samples[0]
-	independent := st.src.kind == manifest.Audio || mp4.IsSyncSampleFlags(first.Flags)
-	return live.Fragment{Data: buf.Bytes(), Decode: first.DecodeTime, Duration: dur, Independent: independent}, nil
+	buf := bytes.NewBuffer(make([]byte, 0, len(hdr)+size))
+	buf.Write(hdr)
+	for _, fs := range samples {
+		buf.Write(fs.Data)
+	}
+	return live.Fragment{Data: buf.Bytes(), Decode: samples[0].DecodeTime, Duration: dur, Independent: chunk[0].sync}, nil
 }

@@ -22,8 +22,11 @@ type inputTrack struct {
 	timescale uint32
 	codecs    string
 	entry     mp4.Box // the sample entry (avc1, hvc1, mp4a…) copied into our init segment
-	shift     int64   // edit-list media time, subtracted from composition offsets
-	language  string  // from mdhd/elng; "" when undetermined
+	// edit is the media time of the input's first non-empty edit (AAC encoder priming, B-frame
+	// delay): the media time presented at time zero. It is written into our init segment's
+	// edit list, as the input had it, so timestamps keep their meaning.
+	edit     int64
+	language string // from mdhd/elng; "" when undetermined
 
 	width, height int
 	sar           manifest.Rational
@@ -34,10 +37,10 @@ type inputTrack struct {
 // newIter returns a fresh sample cursor for the track.
 func (t *inputTrack) newIter() (sampleIter, error) {
 	if t.in.fragmented {
-		return newFragmentedIter(t.in, t.trackID, t.shift), nil
+		return newFragmentedIter(t.in, t.trackID), nil
 	}
 	trak := t.trak()
-	return newProgressiveIter(trak.Mdia.Minf.Stbl, t.shift)
+	return newProgressiveIter(trak.Mdia.Minf.Stbl)
 }
 
 func (t *inputTrack) trak() *mp4.TrakBox {
@@ -85,19 +88,22 @@ func (in *inputFile) describeTracks() error {
 		if err := t.describeCodec(); err != nil {
 			return err
 		}
-		// Video: map the edit list onto composition offsets so that the first frame is presented
-		// at time 0 (B-frame delay). Audio priming edits are left alone: shifting audio would
-		// need negative decode times, which CMAF does not allow.
-		if kind == manifest.Video {
-			t.shift = editShift(trak)
-		}
+		t.edit = editMediaTime(trak)
 		in.tracks = append(in.tracks, t)
 	}
 	return nil
 }
 
-// editShift returns the media time of the first non-empty edit, or 0.
-func editShift(trak *mp4.TrakBox) int64 {
+// priming is the media time the edit list hides before the first sample is presented: AAC
+// priming for audio, nothing for video whose first frame's composition offset the edit
+// cancels (first is the first sample in decode order).
+func (t *inputTrack) priming(first sample) uint64 {
+	return uint64(max(t.edit-int64(first.cto), 0))
+}
+
+// editMediaTime returns the media time of the first non-empty edit, or 0. An empty edit (a
+// delay before the track starts) is not carried over: Reel starts every track at time zero.
+func editMediaTime(trak *mp4.TrakBox) int64 {
 	if trak.Edts == nil {
 		return 0
 	}

@@ -92,6 +92,7 @@ func encodeInit(src *inputTrack, bcp47 string) ([]byte, error) {
 	}
 	trak := init.AddEmptyTrack(src.timescale, src.kind.String(), lang)
 	trak.Mdia.Minf.Stbl.Stsd.AddChild(src.entry)
+	addEdit(trak, src.edit)
 	if src.kind == manifest.Video {
 		trak.Tkhd.Width = mp4.Fixed32(src.width << 16)
 		trak.Tkhd.Height = mp4.Fixed32(src.height << 16)
@@ -101,6 +102,30 @@ func encodeInit(src *inputTrack, bcp47 string) ([]byte, error) {
 		return nil, fmt.Errorf("encoding init segment: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// addEdit gives trak the input's edit list entry (CMAF ISO/IEC 23000-19 §7.5.13): media time
+// edit is presented at time zero. It drops AAC encoder priming (1024 samples at the start that
+// a decoder needs but a listener must not hear) and B-frame delay, as the source file did;
+// without it audio plays an audio frame late and lasts an audio frame longer than the source.
+// The duration is 0, "the whole media" of a fragmented track whose length the init segment
+// cannot know (ISO/IEC 14496-12 §8.6.6).
+func addEdit(trak *mp4.TrakBox, edit int64) {
+	if edit == 0 {
+		return
+	}
+	edts := &mp4.EdtsBox{}
+	edts.AddChild(&mp4.ElstBox{Entries: []mp4.ElstEntry{{MediaTime: edit, MediaRateInteger: 1}}})
+	// edts goes between tkhd and mdia (ISO/IEC 14496-12 §8.6.5 box order).
+	trak.Edts = edts
+	children := []mp4.Box{}
+	for _, c := range trak.Children {
+		children = append(children, c)
+		if _, ok := c.(*mp4.TkhdBox); ok {
+			children = append(children, edts)
+		}
+	}
+	trak.Children = children
 }
 
 // writeInit writes init.mp4 (segmented mode). Single-file mode writes it in finish.
@@ -122,6 +147,9 @@ func (w *trackWriter) writeSegment(samples []sample) error {
 		return nil
 	}
 	num := len(w.track.Segments) + 1
+	if num == 1 {
+		w.track.Priming = w.src.priming(samples[0])
+	}
 	var out *os.File
 	var start int64
 	uri := singleFileName
@@ -196,36 +224,20 @@ func (w *trackWriter) chunks(samples []sample) [][]sample {
 // writeFragment writes moof + mdat for chunk and returns the length of moof plus mdat header.
 func (w *trackWriter) writeFragment(out *os.File, chunk []sample) (int64, error) {
 	w.seq++
-	frag, err := mp4.CreateFragment(w.seq, 1)
+	hdr, err := fragmentHeader(w.seq, chunk[0].dts, chunk)
 	if err != nil {
 		return 0, err
 	}
-	negative := false
-	for _, s := range chunk {
-		flags := mp4.NonSyncSampleFlags
-		if s.sync {
-			flags = mp4.SyncSampleFlags
-		}
-		frag.AddSample(mp4.NewSample(flags, s.dur, s.size, s.cto), chunk[0].dts)
-		negative = negative || s.cto < 0
-	}
-	if negative {
-		frag.Moof.Traf.Trun.Version = 1 // signed composition offsets, ISO/IEC 14496-12 §8.8.8
-	}
-	var hdr bytes.Buffer
-	if err := frag.Encode(&hdr); err != nil { // moof + mdat header; the payload follows
-		return 0, fmt.Errorf("encoding fragment: %w", err)
-	}
-	if _, err := out.Write(hdr.Bytes()); err != nil {
+	if _, err := out.Write(hdr); err != nil {
 		return 0, err
 	}
 	n, err := w.copySamples(out, chunk)
 	if err != nil {
 		return 0, err
 	}
-	w.pos += int64(hdr.Len()) + n
+	w.pos += int64(len(hdr)) + n
 	w.bytes += n
-	return int64(hdr.Len()), nil
+	return int64(len(hdr)), nil
 }
 
 // copySamples copies the chunk's sample bytes from the input, one read per contiguous run.

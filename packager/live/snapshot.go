@@ -28,7 +28,6 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 		UTCTimingURL:               timeURL,
 	}}
 	if c.cfg.PartDuration > 0 {
-		p.Live.SuggestedPresentationDelay = 3 * c.cfg.PartDuration
 		p.Live.HoldBack = 3 * c.cfg.SegmentDuration
 		p.Live.PartHoldBack = 3 * c.cfg.PartDuration
 	}
