@@ -171,14 +171,14 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	servers := []listening{{front, ln}}
 	var token string
 	var generated bool
+	var aln net.Listener // nil: no admin API
 	if cfg.Admin != "" {
 		if token, generated, err = adminToken(cfg); err != nil {
 			unbind()
 			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
 			return exitFailure
 		}
-		aln, err := net.Listen("tcp", cfg.Admin)
-		if err != nil {
+		if aln, err = net.Listen("tcp", cfg.Admin); err != nil {
 			unbind()
 			fmt.Fprintf(stderr, "reel edge: admin: %s\n", oneLine(err))
 			return exitFailure
@@ -193,8 +193,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	for _, line := range front.Describe() {
 		fmt.Fprintf(stdout, "  %s\n", line)
 	}
-	if len(servers) > 1 {
-		fmt.Fprintf(stdout, "admin API at http://%s (purge, stats, /metrics)\n", servers[1].ln.Addr())
+	if aln != nil {
+		fmt.Fprintf(stdout, "admin API at http://%s (purge, stats, /metrics)\n", aln.Addr())
 		if generated {
 			fmt.Fprintf(stdout, "admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", token)
 		}
