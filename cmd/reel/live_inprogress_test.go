@@ -40,17 +40,19 @@ func TestLiveSegmentInProgressCoalesced(t *testing.T) {
 	results := make([]viewerResult, viewers)
 	firstBytes := make(chan struct{})
 	var once sync.Once
+	release := func() { once.Do(func() { close(firstBytes) }) }
 	var wg sync.WaitGroup
 	for i := range viewers {
 		wg.Go(func() {
-			if i >= viewers/2 {
+			if i < viewers/2 {
+				defer release() // also when no early viewer got bytes: the late ones must not hang
+			} else {
 				<-firstBytes
 			}
-			results[i] = readAsItGrows(c, edgeURL+path, func() { once.Do(func() { close(firstBytes) }) })
+			results[i] = readAsItGrows(c, edgeURL+path, release)
 		})
 	}
 	wg.Wait()
-	once.Do(func() { close(firstBytes) }) // no viewer had bytes: the late ones must not hang
 
 	// The complete segment, straight from the origin.
 	code, complete, err := httpGet(c, origin.URL+path)
