@@ -9,8 +9,14 @@ FUZZTIME ?= 10s
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
 
+# What `reel version` reports: the checkout's git describe (tag, commits since it, commit,
+# -dirty with uncommitted changes). Go's own stamp (vcs.revision, vcs.modified) is missing from
+# builds in a linked git worktree (golang/go#58218) or with -buildvcs=false; outside git this is
+# empty and reel falls back to that stamp or the module version.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
 build: ## build bin/reel
-	$(GO) build -trimpath -o $(BIN) ./cmd/reel
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/reel
 
 # The demo page's player libraries (hls.js, dash.js) and the browser tests' driver
 # (playwright-core) come from npm, pinned by edge/ui/package-lock.json, into edge/ui/node_modules

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -28,6 +29,63 @@ var (
 	uiDir          = filepath.Join("..", "..", "edge", "ui")
 	screenshotsDir = filepath.Join("..", "..", "samples", "screenshots")
 )
+
+// updateScreenshotsEnv, set to 1, makes TestBrowser refresh the committed screenshots in
+// samples/screenshots/ (the README shows them); otherwise they go to a temporary folder, so
+// that a test run never rewrites committed files.
+const updateScreenshotsEnv = "REEL_UPDATE_SCREENSHOTS"
+
+// checkScreenshots fails the test when one of names is missing from shots, or when the
+// committed screenshots changed although no refresh was asked for.
+func checkScreenshots(t *testing.T, shots string, committed map[string]string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if fi, err := os.Stat(filepath.Join(shots, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("screenshot %s not written in %s: %v", name, shots, err)
+		}
+	}
+	if os.Getenv(updateScreenshotsEnv) == "1" {
+		return
+	}
+	if now := fileStamps(t, screenshotsDir); !maps.Equal(now, committed) {
+		t.Errorf("the committed screenshots in %s changed during the test (%v → %v); only %s=1 may rewrite them",
+			screenshotsDir, committed, now, updateScreenshotsEnv)
+	}
+}
+
+// fileStamps is the size and modification time of every file in dir, by name.
+func fileStamps(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	stamps := map[string]string{}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil {
+			stamps[e.Name()] = fmt.Sprintf("%d bytes, %s", fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+		}
+	}
+	return stamps
+}
+
+// screenshotFolder is where TestBrowser writes its screenshots: samples/screenshots/ when
+// asked to refresh them, else a temporary folder.
+func screenshotFolder(t *testing.T) string {
+	t.Helper()
+	if os.Getenv(updateScreenshotsEnv) != "1" {
+		return t.TempDir()
+	}
+	dir, err := filepath.Abs(screenshotsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("refreshing the screenshots in %s", dir)
+	return dir
+}
 
 // latencyTargets bound how far behind the wall clock the frame on screen may be, through the
 // edge, for the demo's channel (2 s segments, 0.5 s parts): HLS players hold back three target
@@ -201,7 +259,8 @@ func scrapeEdge(t *testing.T, admin, token string) edgeCounters {
 // single-file HLS (byte ranges), live HLS, LL-HLS and live DASH, one after the other in one
 // browser: each plays past playSeconds with frames decoded and no player error, live within
 // its latency target. Then the status page shows a non-zero hit ratio, and its figures are
-// /metrics' counters. Screenshots of both pages go to samples/screenshots/.
+// /metrics' counters. Screenshots of both pages go to a temporary folder, or to
+// samples/screenshots/ with REEL_UPDATE_SCREENSHOTS=1.
 func TestBrowser(t *testing.T) {
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
@@ -265,13 +324,9 @@ func TestBrowser(t *testing.T) {
 	if vod.Kind != ui.VOD || single.Kind != ui.VOD || live.Kind != ui.Live || !live.LowLatency {
 		t.Fatalf("presentations: %+v", list.Presentations)
 	}
-	shots, err := filepath.Abs(screenshotsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotFolder(t)
+	committed := fileStamps(t, screenshotsDir)
+	t.Cleanup(func() { checkScreenshots(t, shots, committed, "player.png", "status.png") })
 	var cases []browserCase
 	for _, c := range []struct {
 		name   string

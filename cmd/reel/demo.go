@@ -37,9 +37,10 @@ Examples:
 // demoInputs are the bundled samples the demo packages and loops.
 var demoInputs = []string{"ladder_720p.mp4", "ladder_480p.mp4", "ladder_360p.mp4", "audio_fra.mp4"}
 
-// demoPresentation is one thing to play, as the demo lists it.
+// demoPresentation is one thing to play, as the demo lists it. Short is what `?p=` on the
+// demo page may name it by (the first element of its path), beside its display Name.
 type demoPresentation struct {
-	Name, Kind, HLS, DASH string
+	Short, Name, Kind, HLS, DASH string
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
@@ -59,6 +60,13 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel demo: %s\n", oneLine(err))
 		return exitFailure
 	}
+	// Every address first: one that is taken stops the demo before it packages anything or
+	// prints an address that would not answer.
+	lns, err := bindDemo(*originListen, *listen, *admin)
+	if err != nil {
+		return fail(err)
+	}
+	defer lns.close() // those not served yet, when the demo stops early
 	var inputs []string
 	for _, name := range demoInputs {
 		inputs = append(inputs, filepath.Join(*samples, name))
@@ -104,11 +112,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	originMux := http.NewServeMux()
 	originMux.Handle("/live/", liveSrv)
 	originMux.Handle("/", vod)
-	oln, err := net.Listen("tcp", *originListen)
-	if err != nil {
-		return fail(fmt.Errorf("origin: %w", err))
-	}
-	originURL := "http://" + oln.Addr().String()
+	originURL := "http://" + lns.origin.Addr().String()
 
 	cfg := edge.DefaultConfig()
 	cfg.Origins = []edge.Origin{{Host: "*", URL: originURL}}
@@ -119,41 +123,31 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer e.Close()
-	eln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fail(fmt.Errorf("edge: %w", err))
-	}
-	base := "http://" + eln.Addr().String()
+	base := "http://" + lns.edge.Addr().String()
 	presentations := []demoPresentation{
-		{"VOD", "vod", base + "/vod/master.m3u8", base + "/vod/manifest.mpd"},
-		{"VOD, single file (byte ranges)", "vod", base + "/vod-single/master.m3u8", base + "/vod-single/manifest.mpd"},
-		{"Live (LL-HLS, low-latency DASH)", "live", base + "/live/demo/master.m3u8", base + "/live/demo/manifest.mpd"},
+		{"vod", "VOD", "vod", base + "/vod/master.m3u8", base + "/vod/manifest.mpd"},
+		{"vod-single", "VOD, single file (byte ranges)", "vod", base + "/vod-single/master.m3u8", base + "/vod-single/manifest.mpd"},
+		{"live", "Live (LL-HLS, low-latency DASH)", "live", base + "/live/demo/master.m3u8", base + "/live/demo/manifest.mpd"},
 	}
 	edgeMux := http.NewServeMux()
 	if h := demoUI(e, presentations); h != nil {
 		edgeMux.Handle("/_reel/", h)
 	}
+	// The health check every reel edge answers (shields are probed there), which the page's
+	// /_reel/ prefix would otherwise take.
+	edgeMux.Handle(edge.HealthPath, e)
 	edgeMux.Handle("/", e.TrackTopObjects(e)) // the status page's "top objects"
 	servers := []listening{
-		{&http.Server{Handler: originMux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, oln},
-		{edge.NewServer(edgeMux, cfg, logger), eln},
+		{&http.Server{Handler: originMux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, lns.origin},
+		{edge.NewServer(edgeMux, cfg, logger), lns.edge},
 	}
-	if *admin != "" {
-		tok, generated, err := adminToken(cfg)
-		if err != nil {
+	var tok string
+	var generated bool
+	if lns.admin != nil {
+		if tok, generated, err = adminToken(cfg); err != nil {
 			return fail(err)
 		}
-		aln, err := net.Listen("tcp", *admin)
-		if err != nil {
-			return fail(fmt.Errorf("admin: %w", err))
-		}
-		servers = append(servers, listening{&http.Server{Handler: e.AdminHandler(tok), ReadHeaderTimeout: 10 * time.Second}, aln})
-		defer func() {
-			if generated {
-				fmt.Fprintf(stdout, "admin token was: %s\n", tok)
-			}
-		}()
-		fmt.Fprintf(stdout, "edge admin API: http://%s/metrics (Authorization: Bearer …)\n", aln.Addr())
+		servers = append(servers, listening{&http.Server{Handler: e.AdminHandler(tok), ReadHeaderTimeout: 10 * time.Second}, lns.admin})
 	}
 
 	var wg sync.WaitGroup
@@ -169,12 +163,19 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintf(stdout, "\nReel demo — through the edge cache at %s\n", base)
 	if demoUI(nil, nil) != nil {
-		fmt.Fprintf(stdout, "  player and live status:  %s/_reel/\n", base)
+		fmt.Fprintf(stdout, "  player and live status:  %s/_reel/  (?p=vod, vod-single or live)\n", base)
 	}
 	for _, p := range presentations {
 		fmt.Fprintf(stdout, "  %-33s %s\n  %-33s %s\n", p.Name+" (HLS)", p.HLS, p.Name+" (DASH)", p.DASH)
 	}
-	fmt.Fprintf(stdout, "  origin (uncached):                %s\nCtrl-C stops.\n", originURL)
+	fmt.Fprintf(stdout, "  origin (uncached):                %s\n", originURL)
+	if lns.admin != nil {
+		fmt.Fprintf(stdout, "  edge admin API:                   http://%s/metrics (also /stats, /purge)\n", lns.admin.Addr())
+		if generated {
+			fmt.Fprintf(stdout, "  admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", tok)
+		}
+	}
+	fmt.Fprintln(stdout, "Ctrl-C stops.")
 
 	code = serveUntilSignalCtx(ctx, "demo", stderr, 5*time.Second, servers...)
 	stop()
@@ -185,6 +186,41 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	default:
 	}
 	return code
+}
+
+// demoListeners are the demo's sockets, all bound before anything else happens.
+type demoListeners struct {
+	origin, edge, admin net.Listener // admin is nil when turned off
+}
+
+// bindDemo binds the origin, the edge and (unless "") the admin API, or none of them.
+func bindDemo(origin, edgeAddr, admin string) (*demoListeners, error) {
+	l := &demoListeners{}
+	var err error
+	if l.origin, err = net.Listen("tcp", origin); err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	if l.edge, err = net.Listen("tcp", edgeAddr); err != nil {
+		l.close()
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	if admin != "" {
+		if l.admin, err = net.Listen("tcp", admin); err != nil {
+			l.close()
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// close closes the listeners; those already served are closed by their server's shutdown,
+// and closing them again is harmless.
+func (l *demoListeners) close() {
+	for _, ln := range []net.Listener{l.origin, l.edge, l.admin} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 // demoUI is the page under /_reel/ (player and live status), when the build has it; nil

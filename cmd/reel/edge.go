@@ -160,11 +160,32 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
 		return exitFailure
 	}
+	// Every listener is bound before anything is printed: an address printed answers, and one
+	// that is taken stops the edge before it claims to serve.
 	ln, err := front.Listen(cfg.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
 		return exitFailure
 	}
+	unbind := func() { ln.Close(); front.Close() } // the TCP listener, and the UDP socket of HTTP/3
+	servers := []listening{{front, ln}}
+	var token string
+	var generated bool
+	var aln net.Listener // nil: no admin API
+	if cfg.Admin != "" {
+		if token, generated, err = adminToken(cfg); err != nil {
+			unbind()
+			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
+			return exitFailure
+		}
+		if aln, err = net.Listen("tcp", cfg.Admin); err != nil {
+			unbind()
+			fmt.Fprintf(stderr, "reel edge: admin: %s\n", oneLine(err))
+			return exitFailure
+		}
+		servers = append(servers, listening{&http.Server{Handler: e.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}, aln})
+	}
+
 	if ca := front.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
 	}
@@ -172,20 +193,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	for _, line := range front.Describe() {
 		fmt.Fprintf(stdout, "  %s\n", line)
 	}
-
-	servers := []listening{{front, ln}}
-	if cfg.Admin != "" {
-		token, generated, err := adminToken(cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
-			return exitFailure
-		}
-		aln, err := net.Listen("tcp", cfg.Admin)
-		if err != nil {
-			fmt.Fprintf(stderr, "reel edge: admin: %s\n", oneLine(err))
-			return exitFailure
-		}
-		servers = append(servers, listening{&http.Server{Handler: e.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}, aln})
+	if aln != nil {
 		fmt.Fprintf(stdout, "admin API at http://%s (purge, stats, /metrics)\n", aln.Addr())
 		if generated {
 			fmt.Fprintf(stdout, "admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", token)

@@ -9,13 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
 )
 
-// version is set at build time with -ldflags "-X main.version=…"; otherwise the module
-// version from the build info is used.
+// version is set at build time with -ldflags "-X main.version=…" (make build: git describe);
+// otherwise the build information's module version and VCS stamp are used (describeBuild).
 var version = ""
 
 // Exit codes: 0 success, 1 failure, 2 usage error.
@@ -117,13 +118,48 @@ func runVersion(_ []string, stdout, _ io.Writer) int {
 }
 
 func versionString() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return describeBuild(version, bi)
+}
+
+// describeBuild says which build this is: the version given at link time (make build sets it
+// from git describe, as Go leaves no VCS stamp in a linked git worktree or with
+// -buildvcs=false), else the module's version; then the commit and whether the tree had
+// uncommitted changes, when Go stamped them (vcs.revision, vcs.modified), and the Go
+// toolchain and platform. bi may be nil (a binary without build information).
+func describeBuild(linked string, bi *debug.BuildInfo) string {
+	v := linked
+	if v == "" && bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if v == "" {
+		v = "devel"
 	}
-	return "dev"
+	var details []string
+	if bi != nil {
+		var revision, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if revision != "" {
+			c := "commit " + revision[:min(12, len(revision))]
+			if modified == "true" {
+				c += ", modified"
+			}
+			details = append(details, c)
+		}
+	}
+	goVersion := runtime.Version()
+	if bi != nil && bi.GoVersion != "" {
+		goVersion = bi.GoVersion
+	}
+	details = append(details, goVersion+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	return v + " (" + strings.Join(details, ", ") + ")"
 }
 
 // parseFlags parses flags that may come before, between or after positional arguments
