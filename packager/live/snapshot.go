@@ -15,17 +15,19 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 		window = c.cfg.DVR
 	}
 	p := &manifest.Presentation{Live: &manifest.Live{
-		TargetDuration:             c.cfg.SegmentDuration,
-		PartTarget:                 c.cfg.PartDuration,
-		Ended:                      c.ended,
-		CanBlockReload:             true,
-		CanSkipUntil:               max(6*c.cfg.SegmentDuration, c.cfg.Window/2),
-		AvailabilityStart:          c.start,
-		PublishTime:                now,
-		MinimumUpdatePeriod:        c.cfg.SegmentDuration,
-		TimeShiftBufferDepth:       window,
-		SuggestedPresentationDelay: 3 * c.cfg.SegmentDuration,
-		UTCTimingURL:               timeURL,
+		TargetDuration:       c.cfg.SegmentDuration,
+		PartTarget:           c.cfg.PartDuration,
+		Ended:                c.ended,
+		CanBlockReload:       true,
+		CanSkipUntil:         max(6*c.cfg.SegmentDuration, c.cfg.Window/2),
+		AvailabilityStart:    c.start,
+		PublishTime:          now,
+		MinimumUpdatePeriod:  c.cfg.SegmentDuration,
+		TimeShiftBufferDepth: window,
+		// No SuggestedPresentationDelay: the MPD writer derives it, and the low-latency
+		// targets, from the segment and part durations (manifest/latency.go); a delay set here
+		// would only raise them (three segments raised LL-DASH's 3.5 s target to 6 s).
+		UTCTimingURL: timeURL,
 	}}
 	if c.cfg.PartDuration > 0 {
 		p.Live.HoldBack = 3 * c.cfg.SegmentDuration
