@@ -333,18 +333,16 @@ func TestLoopResume(t *testing.T) {
 // TestLoopBadInputs: the looped live source refuses what Package refuses for the same reason,
 // with the same one-line error, before the channel gets a track.
 func TestLoopBadInputs(t *testing.T) {
-	emptyVideo := filepath.Join(t.TempDir(), "empty_video.mp4")
-	testkit.EmptyVideoSamples(t, ladder[2], emptyVideo)
-	dup := testkit.DuplicatesOf(t, ladder[2])
+	bad := testkit.BadInputsFrom(t, ladder[2])
 	tests := []struct {
 		name   string
 		inputs []string
 		want   string
 	}{
-		{"empty video samples", []string{emptyVideo}, emptyVideo + ": video track 1 has no media: all its 360 samples are empty"},
+		{"empty video samples", []string{bad.EmptyVideo}, bad.EmptyVideo + ": video track 1 has no media: all its 360 samples are empty"},
 		{"same file twice", []string{ladder[2], ladder[2]}, ladder[2] + ": the same file as " + ladder[2]},
-		{"same file by a symlink", []string{ladder[2], dup.Symlink}, dup.Symlink + ": the same file as " + ladder[2]},
-		{"same content", []string{ladder[1], dup.Copy, ladder[2]}, ladder[2] + ": the same content as " + dup.Copy},
+		{"same file by a symlink", []string{ladder[2], bad.Symlink}, bad.Symlink + ": the same file as " + ladder[2]},
+		{"same content", []string{ladder[1], bad.Copy, ladder[2]}, ladder[2] + ": the same content as " + bad.Copy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -131,9 +131,7 @@ func TestBadInputs(t *testing.T) {
 	if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	emptyVideo := filepath.Join(t.TempDir(), "empty_video.mp4")
-	testkit.EmptyVideoSamples(t, sample("ladder_360p.mp4"), emptyVideo)
-	dup := testkit.DuplicatesOf(t, sample("ladder_360p.mp4"))
+	bad := testkit.BadInputsFrom(t, sample("ladder_360p.mp4"))
 	tests := []struct {
 		name   string
 		inputs []string
@@ -149,10 +147,10 @@ func TestBadInputs(t *testing.T) {
 		{"unsupported codec", []string{sample("bad/unsupported_codec.mp4")}, "", "unsupported_codec.mp4", "unsupported codec"},
 		// Tests run as root, so permissions don't stop a write: use a parent that is a file.
 		{"unwritable output", []string{sample("ladder_360p.mp4")}, filepath.Join(notDir, "out"), "plainfile", "not a folder"},
-		{"empty video samples", []string{emptyVideo}, "", "empty_video.mp4", "samples are empty"},
+		{"empty video samples", []string{bad.EmptyVideo}, "", "empty_video.mp4", "samples are empty"},
 		{"same file twice", []string{sample("ladder_360p.mp4"), sample("ladder_360p.mp4")}, "", "ladder_360p.mp4", "given twice"},
-		{"same file by a symlink", []string{sample("ladder_360p.mp4"), dup.Symlink}, "", dup.Symlink, "the same file as"},
-		{"same content", []string{sample("ladder_360p.mp4"), dup.Copy}, "", dup.Copy, "the same content as"},
+		{"same file by a symlink", []string{sample("ladder_360p.mp4"), bad.Symlink}, "", bad.Symlink, "the same file as"},
+		{"same content", []string{sample("ladder_360p.mp4"), bad.Copy}, "", bad.Copy, "the same content as"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,18 +191,16 @@ func TestBadInputs(t *testing.T) {
 // TestLiveLoopBadInputs: `reel live --loop` reads its files as `reel package` does and
 // refuses the same bad media, with one line naming the file and the problem, exit 1.
 func TestLiveLoopBadInputs(t *testing.T) {
-	emptyVideo := filepath.Join(t.TempDir(), "empty_video.mp4")
-	testkit.EmptyVideoSamples(t, sample("ladder_360p.mp4"), emptyVideo)
-	dup := testkit.DuplicatesOf(t, sample("ladder_360p.mp4"))
+	bad := testkit.BadInputsFrom(t, sample("ladder_360p.mp4"))
 	tests := []struct {
 		name  string
 		files []string
 		file  string
 		want  string
 	}{
-		{"empty video samples", []string{emptyVideo}, "empty_video.mp4", "samples are empty"},
+		{"empty video samples", []string{bad.EmptyVideo}, "empty_video.mp4", "samples are empty"},
 		{"same file twice", []string{sample("ladder_360p.mp4"), sample("ladder_360p.mp4")}, "ladder_360p.mp4", "given twice"},
-		{"same content", []string{sample("ladder_360p.mp4"), dup.Copy}, dup.Copy, "the same content as"},
+		{"same content", []string{sample("ladder_360p.mp4"), bad.Copy}, bad.Copy, "the same content as"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

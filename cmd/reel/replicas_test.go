@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -121,38 +119,23 @@ func TestOriginReplicasBehindEdge(t *testing.T) {
 		c.SliceThreshold = slice
 	})
 
-	get := func(path string, hdr ...string) (*http.Response, []byte) {
+	get := func(path string, hdr ...string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, edgeURL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, body
+		status, body, _ := fetch(t, edgeURL+path, hdr...)
+		return status, body
 	}
 
 	// Revalidation: the playlist is stored from A, then revalidated (a client's no-cache)
 	// against B, which must recognise it.
 	const playlist = "/master.m3u8"
-	if resp, _ := get(playlist); resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: %d", playlist, resp.StatusCode)
+	if status, _ := get(playlist); status != http.StatusOK {
+		t.Fatalf("%s: %d", playlist, status)
 	}
 	current.Store(1)
-	resp, body := get(playlist, "Cache-Control", "no-cache")
+	status, body := get(playlist, "Cache-Control", "no-cache")
 	want, _ := os.ReadFile(filepath.Join(dirA, "master.m3u8"))
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
-		t.Errorf("%s revalidated: %d, %d bytes", playlist, resp.StatusCode, len(body))
+	if status != http.StatusOK || body != string(want) {
+		t.Errorf("%s revalidated: %d, %d bytes", playlist, status, len(body))
 	}
 	if got := logB.take(); len(got) != 1 || !strings.HasSuffix(got[0], "→ 304") {
 		t.Errorf("replica B was asked %q, want one conditional request answered 304", got)
@@ -170,8 +153,8 @@ func TestOriginReplicasBehindEdge(t *testing.T) {
 	}
 	current.Store(0)
 	logA.take()
-	if resp, body := get(media, "Range", fmt.Sprintf("bytes=0-%d", 2*slice-1)); resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, file[:2*slice]) {
-		t.Fatalf("first two slices via A: %d, %d bytes", resp.StatusCode, len(body))
+	if status, body := get(media, "Range", fmt.Sprintf("bytes=0-%d", 2*slice-1)); status != http.StatusPartialContent || body != string(file[:2*slice]) {
+		t.Fatalf("first two slices via A: %d, %d bytes", status, len(body))
 	}
 	if len(logA.take()) == 0 {
 		t.Fatal("replica A was not asked for the first slices")
@@ -179,9 +162,9 @@ func TestOriginReplicasBehindEdge(t *testing.T) {
 	// The edge reads one slice ahead (slice 2, from A, maybe still on its way when the
 	// balancer switches); slice 3 can only come from B.
 	current.Store(1)
-	resp, body = get(media, "Range", fmt.Sprintf("bytes=%d-%d", slice, 4*slice-1))
-	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, file[slice:4*slice]) {
-		t.Errorf("slices 1–3, 1 stored from A and 3 from B: %d, %d bytes (want %d)", resp.StatusCode, len(body), 3*slice)
+	status, body = get(media, "Range", fmt.Sprintf("bytes=%d-%d", slice, 4*slice-1))
+	if status != http.StatusPartialContent || body != string(file[slice:4*slice]) {
+		t.Errorf("slices 1–3, 1 stored from A and 3 from B: %d, %d bytes (want %d)", status, len(body), 3*slice)
 	}
 	fromB := logB.take()
 	if !slices.ContainsFunc(fromB, func(r string) bool {
@@ -195,8 +178,8 @@ func TestOriginReplicasBehindEdge(t *testing.T) {
 		}
 	}
 	// Once more, all from the cache: one object, not two versions.
-	if resp, body := get(media, "Range", fmt.Sprintf("bytes=0-%d", 4*slice-1)); resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, file[:4*slice]) {
-		t.Errorf("slices 0–3 from the cache: %d, %d bytes", resp.StatusCode, len(body))
+	if status, body := get(media, "Range", fmt.Sprintf("bytes=0-%d", 4*slice-1)); status != http.StatusPartialContent || body != string(file[:4*slice]) {
+		t.Errorf("slices 0–3 from the cache: %d, %d bytes", status, len(body))
 	}
 	for _, r := range append(logA.take(), logB.take()...) {
 		for _, idx := range []int{0, 1, 3} { // 2 may be A's read-ahead, logged late

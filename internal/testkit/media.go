@@ -8,10 +8,10 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 )
 
-// EmptyVideoSamples writes to dst a copy of the progressive MP4 src whose video samples are
+// emptyVideoSamples writes to dst a copy of the progressive MP4 src whose video samples are
 // all zero bytes long (its sample size table zeroed): a file that parses cleanly and has a
 // complete sample table, but no picture in it.
-func EmptyVideoSamples(tb testing.TB, src, dst string) {
+func emptyVideoSamples(tb testing.TB, src, dst string) {
 	tb.Helper()
 	f, err := mp4.ReadMP4File(src)
 	if err != nil {
@@ -43,20 +43,27 @@ func EmptyVideoSamples(tb testing.TB, src, dst string) {
 	}
 }
 
-// Duplicates are other names for one input: a symbolic link to it and a copy of its bytes.
-type Duplicates struct {
-	Symlink, Copy string
+// BadInputs are inputs made from a good progressive MP4 that a packager must refuse.
+type BadInputs struct {
+	EmptyVideo string // empty_video.mp4: its video samples are all empty (emptyVideoSamples)
+	Symlink    string // a symbolic link to it: the same file under another name
+	Copy       string // a copy of its bytes
 }
 
-// DuplicatesOf makes a symbolic link to src and a copy of it in a temporary folder.
-func DuplicatesOf(tb testing.TB, src string) Duplicates {
+// BadInputsFrom makes BadInputs from src in a temporary folder.
+func BadInputsFrom(tb testing.TB, src string) BadInputs {
 	tb.Helper()
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	dir := tb.TempDir()
-	d := Duplicates{Symlink: filepath.Join(dir, "link_"+filepath.Base(src)), Copy: filepath.Join(dir, "copy_"+filepath.Base(src))}
+	d := BadInputs{
+		EmptyVideo: filepath.Join(dir, "empty_video.mp4"),
+		Symlink:    filepath.Join(dir, "link_"+filepath.Base(src)),
+		Copy:       filepath.Join(dir, "copy_"+filepath.Base(src)),
+	}
+	emptyVideoSamples(tb, src, d.EmptyVideo)
 	if err := os.Symlink(abs, d.Symlink); err != nil {
 		tb.Fatal(err)
 	}
