@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // leftovers lists what a run left in dir besides the given names.
@@ -36,6 +38,7 @@ func TestBadInputs(t *testing.T) {
 	if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	bad := testkit.BadInputsFrom(t, ladder[2])
 	tests := []struct {
 		name   string
 		inputs []string
@@ -50,6 +53,10 @@ func TestBadInputs(t *testing.T) {
 		{"missing file", []string{ladder[0], samplePath("nope.mp4")}, "", "nope.mp4", "no such file"},
 		{"unsupported codec", []string{samplePath("bad/unsupported_codec.mp4")}, "", "unsupported_codec.mp4", "unsupported codec mp4v"},
 		{"unwritable output", []string{ladder[2]}, filepath.Join(notDir, "out"), "plainfile", "not a folder"},
+		{"empty video samples", []string{bad.EmptyVideo}, "", "empty_video.mp4", "all its 360 samples are empty"},
+		{"same file twice", []string{ladder[2], ladder[1], ladder[2]}, "", "ladder_360p.mp4", "the same file as " + ladder[2]},
+		{"same file by a symlink", []string{ladder[2], bad.Symlink}, "", bad.Symlink, "the same file as " + ladder[2]},
+		{"same content", []string{ladder[2], bad.Copy}, "", bad.Copy, "the same content as " + ladder[2]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ const maxHeaderBox = 256 << 20
 type inputFile struct {
 	path       string
 	f          *os.File
+	info       os.FileInfo // tells the same file given twice (openInputs)
 	size       int64
 	moov       *mp4.MoovBox
 	fragmented bool
@@ -136,7 +137,7 @@ func openInput(path string) (in *inputFile, err error) {
 	if !st.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	in = &inputFile{path: path, f: f, size: st.Size(), firstMoof: -1}
+	in = &inputFile{path: path, f: f, info: st, size: st.Size(), firstMoof: -1}
 	if err := sniff(f, in.size); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -73,19 +72,15 @@ func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
 	if err != nil {
 		return err
 	}
-	var inputs []*inputFile
+	inputs, err := openInputs(ctx, opt.Inputs)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		for _, in := range inputs {
 			in.Close()
 		}
 	}()
-	for _, path := range opt.Inputs {
-		in, err := openGuarded(path)
-		if err != nil {
-			return err
-		}
-		inputs = append(inputs, in)
-	}
 	videos, audios, err := selectTracks(inputs)
 	if err != nil {
 		return err
@@ -184,26 +179,9 @@ func loadLoopTracks(srcs []*inputTrack) ([]*loopTrack, error) {
 	ids := newIDs()
 	var out []*loopTrack
 	for _, src := range srcs {
-		it, err := src.newIter()
-		if err != nil {
-			return nil, inputErr(src.in.path, err)
-		}
 		t := &loopTrack{src: src, id: ids.forTrack(src)}
-		for {
-			s, err := it.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, inputErr(src.in.path, err)
-			}
-			if s.off < 0 || s.off+int64(s.size) > src.in.size {
-				return nil, inputErr(src.in.path, fmt.Errorf("truncated: sample data at offset %d+%d lies past the end of the file", s.off, s.size))
-			}
-			t.samples = append(t.samples, s)
-		}
-		if len(t.samples) == 0 {
-			return nil, inputErr(src.in.path, fmt.Errorf("%s track %d has no samples", src.kind, src.trackID))
+		if err := walkSamples(src, func(s sample) { t.samples = append(t.samples, s) }); err != nil {
+			return nil, err
 		}
 		if src.kind == manifest.Video && !t.samples[0].sync {
 			return nil, inputErr(src.in.path, errors.New("video does not start with a keyframe"))

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reelvideo/reel/internal/testkit"
 	"github.com/reelvideo/reel/packager/live"
 )
 
@@ -326,5 +327,34 @@ func TestLoopResume(t *testing.T) {
 		if rec := get(t, srv, "/live/test/video_360p/"+s[2]); rec.Code != 200 || rec.Body.Len() == 0 {
 			t.Fatalf("%s: %d", s[2], rec.Code)
 		}
+	}
+}
+
+// TestLoopBadInputs: the looped live source refuses what Package refuses for the same reason,
+// with the same one-line error, before the channel gets a track.
+func TestLoopBadInputs(t *testing.T) {
+	bad := testkit.BadInputsFrom(t, ladder[2])
+	tests := []struct {
+		name   string
+		inputs []string
+		want   string
+	}{
+		{"empty video samples", []string{bad.EmptyVideo}, bad.EmptyVideo + ": video track 1 has no media: all its 360 samples are empty"},
+		{"same file twice", []string{ladder[2], ladder[2]}, ladder[2] + ": the same file as " + ladder[2]},
+		{"same file by a symlink", []string{ladder[2], bad.Symlink}, bad.Symlink + ": the same file as " + ladder[2]},
+		{"same content", []string{ladder[1], bad.Copy, ladder[2]}, ladder[2] + ": the same content as " + bad.Copy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+			ch, srv := newChannel(t, live.Config{})
+			err := Loop(context.Background(), ch, LoopOptions{Inputs: tc.inputs, Loops: 1, Clock: clock.Now, Sleep: clock.Sleep})
+			if err == nil || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one line starting %q", err, tc.want)
+			}
+			if rec := get(t, srv, "/live/test/master.m3u8"); rec.Code != http.StatusNotFound {
+				t.Errorf("master playlist after the refusal: %d, want 404 (no track)", rec.Code)
+			}
+		})
 	}
 }

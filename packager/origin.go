@@ -60,6 +60,7 @@ type Origin struct {
 	root       *os.Root
 	manifestCC string
 	log        *slog.Logger
+	digests    *digestCache // content ETags (etag.go)
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -93,6 +94,7 @@ func NewOrigin(dir string, opt OriginOptions) (*Origin, error) {
 		root:       root,
 		manifestCC: "public, max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10),
 		log:        logger,
+		digests:    newDigestCache(digestCacheEntries),
 	}, nil
 }
 
@@ -172,12 +174,21 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 		return
 	}
 
+	etag, err := o.digests.etag(r.Context(), name, f, fi)
+	if err != nil {
+		if r.Context().Err() == nil {
+			o.log.LogAttrs(r.Context(), slog.LevelError, "origin file error",
+				slog.String("path", r.URL.Path), slog.Any("err", err))
+			httpError(w, http.StatusInternalServerError, "internal error")
+		}
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", ctype)
 	h.Set("Cache-Control", cacheControl)
 	// ServeContent evaluates If-None-Match and If-Range against this header, so it must be
 	// set before the call.
-	h.Set("ETag", strongETag(fi))
+	h.Set("ETag", etag)
 	http.ServeContent(w, normalizeRange(r), name, fi.ModTime(), f)
 }
 
@@ -288,25 +299,10 @@ func httpError(w http.ResponseWriter, code int, reason string) {
 	http.Error(w, reason, code)
 }
 
-// strongETag derives a validator from inode, size and modification time in nanoseconds. The
-// packager publishes by rename, so a new version always has a new inode even if a copy kept
-// the old mtime and size; that makes byte-for-byte equality safe to promise (RFC 9110
-// §8.8.3). The cost is that replicas of one folder on different hosts disagree, which only
-// turns some 304s into 200s.
-func strongETag(fi fs.FileInfo) string {
-	buf := make([]byte, 0, 52)
-	buf = append(buf, '"')
-	buf = strconv.AppendUint(buf, inode(fi), 16)
-	buf = append(buf, '-')
-	buf = strconv.AppendInt(buf, fi.Size(), 16)
-	buf = append(buf, '-')
-	buf = strconv.AppendInt(buf, fi.ModTime().UnixNano(), 16)
-	buf = append(buf, '"')
-	return string(buf)
-}
-
 // inode reads the Ino field of the platform stat structure by reflection, so this file builds
-// unchanged on systems whose Sys() has no such field (there it is 0).
+// unchanged on systems whose Sys() has no such field (there it is 0). It is part of a file's
+// identity for the digest cache: the packager publishes by rename, so a new version of a file
+// always has a new inode even if it kept the old size and mtime.
 func inode(fi fs.FileInfo) uint64 {
 	v := reflect.ValueOf(fi.Sys())
 	if v.Kind() != reflect.Pointer || v.IsNil() {

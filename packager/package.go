@@ -61,19 +61,15 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 		return nil, err
 	}
 
-	var inputs []*inputFile
+	inputs, err := openInputs(ctx, opt.Inputs)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		for _, in := range inputs {
 			in.Close()
 		}
 	}()
-	for _, path := range opt.Inputs {
-		in, err := openGuarded(path)
-		if err != nil {
-			return nil, err
-		}
-		inputs = append(inputs, in)
-	}
 	videos, audios, err := selectTracks(inputs)
 	if err != nil {
 		return nil, err
@@ -168,30 +164,12 @@ func selectTracks(inputs []*inputFile) (videos, audios []*inputTrack, err error)
 }
 
 // preflight walks every selected track's sample table once, before anything is written: it
-// finds truncated or corrupt tables up front and totals the bytes for progress.
+// finds truncated or corrupt tables and tracks without media up front, and totals the bytes
+// for progress.
 func preflight(tracks []*inputTrack) (total int64, err error) {
 	for _, t := range tracks {
-		it, err := t.newIter()
-		if err != nil {
-			return 0, inputErr(t.in.path, err)
-		}
-		n := 0
-		for ; ; n++ {
-			s, err := it.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return 0, inputErr(t.in.path, err)
-			}
-			if s.off < 0 || s.off+int64(s.size) > t.in.size {
-				return 0, inputErr(t.in.path, fmt.Errorf("truncated: %s sample %d needs bytes up to %d, the file has %d",
-					t.kind, n+1, s.off+int64(s.size), t.in.size))
-			}
-			total += int64(s.size)
-		}
-		if n == 0 {
-			return 0, inputErr(t.in.path, fmt.Errorf("%s track %d has no samples", t.kind, t.trackID))
+		if err := walkSamples(t, func(s sample) { total += int64(s.size) }); err != nil {
+			return 0, err
 		}
 	}
 	return total, nil

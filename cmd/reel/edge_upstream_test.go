@@ -69,10 +69,18 @@ func TestEdgeOriginCA(t *testing.T) {
 	}
 }
 
-// fetch GETs url and returns the status, body and Cache-Status.
-func fetch(t *testing.T, url string) (int, string, string) {
+// fetch GETs url, with the header fields hdr gives as name, value pairs, and returns the
+// status, body and Cache-Status.
+func fetch(t *testing.T, url string, hdr ...string) (int, string, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,8 +63,17 @@ func loopChannel(t *testing.T, name string, part time.Duration, inputs ...string
 // edgeInFront starts an in-process edge in front of origin on loopback, until the test ends.
 func edgeInFront(t *testing.T, origin string, log *slog.Logger) (*edge.Edge, string) {
 	t.Helper()
+	return edgeInFrontWith(t, origin, log, nil)
+}
+
+// edgeInFrontWith is edgeInFront with the edge's configuration adjusted by tune (nil: defaults).
+func edgeInFrontWith(t *testing.T, origin string, log *slog.Logger, tune func(*edge.Config)) (*edge.Edge, string) {
+	t.Helper()
 	cfg := edge.DefaultConfig()
 	cfg.Origins = []edge.Origin{{Host: "*", URL: origin}}
+	if tune != nil {
+		tune(&cfg)
+	}
 	e, err := edge.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/term"
+
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // sample is the path of a file in the repository's samples folder.
@@ -128,6 +131,7 @@ func TestBadInputs(t *testing.T) {
 	if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	bad := testkit.BadInputsFrom(t, sample("ladder_360p.mp4"))
 	tests := []struct {
 		name   string
 		inputs []string
@@ -143,6 +147,10 @@ func TestBadInputs(t *testing.T) {
 		{"unsupported codec", []string{sample("bad/unsupported_codec.mp4")}, "", "unsupported_codec.mp4", "unsupported codec"},
 		// Tests run as root, so permissions don't stop a write: use a parent that is a file.
 		{"unwritable output", []string{sample("ladder_360p.mp4")}, filepath.Join(notDir, "out"), "plainfile", "not a folder"},
+		{"empty video samples", []string{bad.EmptyVideo}, "", "empty_video.mp4", "samples are empty"},
+		{"same file twice", []string{sample("ladder_360p.mp4"), sample("ladder_360p.mp4")}, "", "ladder_360p.mp4", "given twice"},
+		{"same file by a symlink", []string{sample("ladder_360p.mp4"), bad.Symlink}, "", bad.Symlink, "the same file as"},
+		{"same content", []string{sample("ladder_360p.mp4"), bad.Copy}, "", bad.Copy, "the same content as"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,6 +183,51 @@ func TestBadInputs(t *testing.T) {
 				if left := dirEntries(t, filepath.Dir(notDir)); !reflect.DeepEqual(left, []string{"plainfile"}) {
 					t.Errorf("left behind beside %s: %v", notDir, left)
 				}
+			}
+		})
+	}
+}
+
+// TestLiveLoopBadInputs: `reel live --loop` reads its files as `reel package` does and
+// refuses the same bad media, with one line naming the file and the problem, exit 1.
+func TestLiveLoopBadInputs(t *testing.T) {
+	bad := testkit.BadInputsFrom(t, sample("ladder_360p.mp4"))
+	tests := []struct {
+		name  string
+		files []string
+		file  string
+		want  string
+	}{
+		{"empty video samples", []string{bad.EmptyVideo}, "empty_video.mp4", "samples are empty"},
+		{"same file twice", []string{sample("ladder_360p.mp4"), sample("ladder_360p.mp4")}, "ladder_360p.mp4", "given twice"},
+		{"same content", []string{sample("ladder_360p.mp4"), bad.Copy}, bad.Copy, "the same content as"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			type result struct {
+				code   int
+				stderr string
+			}
+			done := make(chan result, 1)
+			dir := t.TempDir()
+			go func() {
+				code, _, stderr := runReel(t, "live", "--loop", "d="+strings.Join(tc.files, ","),
+					"--listen", "127.0.0.1:0", "--dir", dir, "--admin", "", "--log-level", "warn")
+				done <- result{code, stderr}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("reel live still running a minute after being given bad media")
+			}
+			code, stderr := r.code, r.stderr
+			if code != exitFailure {
+				t.Errorf("exit %d, want %d", code, exitFailure)
+			}
+			assertOneLine(t, "stderr", stderr)
+			if !strings.HasPrefix(stderr, "reel live: ") || !strings.Contains(stderr, tc.file) || !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q: want \"reel live: \", naming %q and saying %q", stderr, tc.file, tc.want)
 			}
 		})
 	}

@@ -11,8 +11,6 @@
 package live
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,8 +86,6 @@ type Channel struct {
 	started bool
 	ended   bool
 	changed chan struct{} // closed (and replaced) on every change, to wake blocked requests
-	// etagSalt makes segment validators unique to this process (segmentETag).
-	etagSalt string
 }
 
 // NewChannel makes an empty channel; tracks are added with AddTrack before fragments arrive.
@@ -107,9 +103,7 @@ func NewChannel(cfg Config) (*Channel, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
 	}
-	var salt [4]byte
-	rand.Read(salt[:])
-	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{}), etagSalt: hex.EncodeToString(salt[:])}, nil
+	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{})}, nil
 }
 
 // Name is the channel's name (its URL path element).

@@ -449,17 +449,18 @@ func (c *Channel) serveSegment(w http.ResponseWriter, r *http.Request, t *track,
 	c.mu.Lock()
 	var data []byte
 	var etag string
+	var seg *segment
 	found, inProgress := false, false
 	for i := len(t.segs) - 1; i >= 0; i-- {
 		if s := t.segs[i]; s.number == n {
-			data, found, etag = s.data, true, c.segmentETag(t, s)
+			data, found, etag, seg = s.data, true, segmentETag(t, s), s
 			break
 		} else if s.number < n {
 			break
 		}
 	}
 	if !found && t.cur != nil && t.cur.number == n {
-		inProgress, etag = true, c.segmentETag(t, t.cur)
+		inProgress, etag = true, segmentETag(t, t.cur)
 	}
 	// The next segment, not started yet: a low-latency DASH player asks for it as soon as its
 	// first chunk is due, which may be a moment before it exists.
@@ -489,6 +490,9 @@ func (c *Channel) serveSegment(w http.ResponseWriter, r *http.Request, t *track,
 			return
 		}
 		defer f.Close()
+		if etag == "" {
+			w.Header().Set("ETag", c.diskSegmentETag(t, seg, f))
+		}
 		w.Header().Set("Cache-Control", immutable)
 		w.Header().Set("Content-Type", "video/iso.segment")
 		http.ServeContent(w, r, "", time.Time{}, f)
@@ -507,16 +511,6 @@ func (c *Channel) serveSegment(w http.ResponseWriter, r *http.Request, t *track,
 	default:
 		fail(w, http.StatusNotFound, "no such segment")
 	}
-}
-
-// segmentETag is segment s's strong validator (RFC 9110 §8.8.3): the same while it streams
-// in progress and once it is complete — its bytes are the parts' bytes either way — so that a
-// cache in front (reel edge) can store the growing segment while it passes and share that one
-// origin response with every viewer asking meanwhile, instead of each fetching the stream on
-// its own. It names the track, the number and the media start; the per-process salt keeps a
-// restarted origin from vouching for bytes a previous run made. c.mu is held.
-func (c *Channel) segmentETag(t *track, s *segment) string {
-	return `"` + c.etagSalt + "-" + t.info.ID + "-" + strconv.FormatUint(s.number, 10) + "-" + strconv.FormatUint(s.start, 10) + `"`
 }
 
 // streamSegment sends the parts of segment n as they are produced, until it is complete.

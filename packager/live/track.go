@@ -20,6 +20,7 @@ type segment struct {
 	parts []part // every fragment is a part; dropped once too old to be listed
 	data  []byte // the whole segment once complete, while in the live window (else on disk)
 	size  int64
+	etag  string // its ETag once a request asked for it (segmentETag)
 }
 
 // part is one fragment of a segment, as LL-HLS lists it and LL-DASH streams it.
