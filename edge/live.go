@@ -44,15 +44,18 @@ import (
 // share one origin request held open; their wait and the origin's first-byte timeout are at
 // least Live.BlockingWait (rfc8216bis §6.2.5.2 lets the origin hold three target durations).
 //
-// Prefetch: when a live manifest is stored, the newest Live.Prefetch.Segments segments of
-// each of its lists, its initialization segments and its preload-hint part are fetched into
-// the cache through the normal fill path (same host and origin, the playlist request's
-// header), unless cached or being fetched already, at most Live.Prefetch.Concurrency at a
-// time. A playlist without parts is held (Live.Prefetch.Hold) until its new segments are
-// stored, so whoever reads it gets a hit on them; an LL-HLS playlist is not held (its players
-// want parts, and the hinted part is held by the origin until it exists), nor a low-latency
-// MPD (whose newest segment, in progress, is not prefetched: its players read it chunk by
-// chunk as it is made).
+// Prefetch, driven by demand (livedemand.go): when a live manifest is stored, what it newly
+// lists in the renditions clients watch — at most Live.Prefetch.Segments of the newest
+// segments of each watched list (a first listing: its newest), its initialization segments
+// and, while the rendition's clients read parts, its preload-hint part — is fetched into the
+// cache through the normal fill path (same host and origin, the playlist request's header),
+// unless cached or being fetched already, at most Live.Prefetch.Concurrency at a time. A
+// rendition nobody watches is not prefetched: the other representations of an MPD, the whole
+// segments of an LL-HLS playlist whose players read parts. A playlist without parts is held
+// (Live.Prefetch.Hold) until its new segments are stored, so whoever reads it gets a hit on
+// them; an LL-HLS playlist is not held (its players want parts, and the hinted part is held
+// by the origin until it exists), nor a low-latency MPD (whose newest segment, in progress,
+// is not prefetched: its players read it chunk by chunk as it is made).
 // reel_edge_live_prefetch_total counts prefetches started, used (a client request was
 // served from the prefetched object, or joined its fill), wasted (the object left the cache —
 // evicted, purged — or went stale before any request used it, or was still unused a minute

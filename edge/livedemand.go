@@ -30,12 +30,12 @@ import (
 //
 // A client request counts when its cache key is one the rendition's last listing named (its
 // newest demandIndexed segments, a DASH representation's init segment, the parts its last
-// demandParts listings hinted); "recently" is within
-// demandTargets target durations. Only what a listing adds to the previous one is
-// prefetched (the first listing: its newest segment), so an object evicted or fetched by a
-// client meanwhile is not fetched again. Memory is bounded: at most maxRenditions renditions,
-// each indexing at most demandIndexed+demandParts+1 keys; a rendition neither listed nor asked for during
-// its window is forgotten.
+// demandParts listings hinted); "recently" is within demandTargets target durations. Only
+// what a listing adds to the previous one is prefetched (the first listing: its newest
+// segment), so an object evicted or fetched by a client meanwhile is not fetched again.
+// Memory is bounded: at most maxRenditions renditions, each indexing at most
+// demandIndexed+demandParts+1 keys; a rendition neither listed nor asked for during its
+// window is forgotten.
 
 const (
 	// demandTargets: a rendition is watched while a client asked for it within this many

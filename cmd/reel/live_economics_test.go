@@ -27,6 +27,8 @@ type economics struct {
 	// The same counters over the steady state: from warmUp after the start to the end.
 	steadyClientRequests, steadyOriginRequests int64
 	steadyClientBytes, steadyOriginBytes       int64
+	// The edge's live prefetches: started, used by a viewer, wasted.
+	prefetchStarted, prefetchUsed, prefetchWasted int64
 }
 
 // economicsWarmUp is when a run is in its steady state: the viewers have joined and fetched
@@ -46,7 +48,7 @@ func measureEconomics(t *testing.T, protocol string, viewers, renditions int, du
 	if protocol == "dash" {
 		follow = dashViewer
 	}
-	_, base, counter := startEvent(t, nil, economicsJoin)
+	e, base, counter := startEvent(t, nil, economicsJoin)
 	var st eventStats
 	type mark struct{ creq, cbytes, oreq, obytes int64 }
 	read := func() mark {
@@ -63,6 +65,8 @@ func measureEconomics(t *testing.T, protocol string, viewers, renditions int, du
 		clientRequests: end.creq, clientBytes: end.cbytes, originRequests: end.oreq, originBytes: end.obytes,
 		steadyClientRequests: end.creq - w.creq, steadyClientBytes: end.cbytes - w.cbytes,
 		steadyOriginRequests: end.oreq - w.oreq, steadyOriginBytes: end.obytes - w.obytes}
+	es := e.Stats()
+	ec.prefetchStarted, ec.prefetchUsed, ec.prefetchWasted = es.PrefetchStarted.Load(), es.PrefetchUsed.Load(), es.PrefetchWasted.Load()
 	got := map[string]bool{}
 	st.first.Range(func(k, _ any) bool {
 		got[strings.TrimPrefix(k.(string), base)] = true
@@ -129,9 +133,10 @@ func TestLiveEconomics(t *testing.T) {
 		t.Run(fmt.Sprintf("%s-%d-viewers-%d-renditions", c.protocol, c.viewers, c.renditions), func(t *testing.T) {
 			t.Parallel()
 			ec := measureEconomics(t, c.protocol, c.viewers, c.renditions, 20*time.Second)
-			t.Logf("client %d requests %d bytes; origin %d requests %d bytes; steady: client %d/%d, origin %d/%d",
+			t.Logf("client %d requests %d bytes; origin %d requests %d bytes; steady: client %d/%d, origin %d/%d; prefetch %d started, %d used, %d wasted",
 				ec.clientRequests, ec.clientBytes, ec.originRequests, ec.originBytes,
-				ec.steadyClientRequests, ec.steadyClientBytes, ec.steadyOriginRequests, ec.steadyOriginBytes)
+				ec.steadyClientRequests, ec.steadyClientBytes, ec.steadyOriginRequests, ec.steadyOriginBytes,
+				ec.prefetchStarted, ec.prefetchUsed, ec.prefetchWasted)
 			ec.check(t)
 		})
 	}
@@ -167,14 +172,14 @@ func liveEconomicsTable(t *testing.T) {
 	}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "protocol\tviewers\trenditions\tseconds\tclient MB\tclient req\torigin MB\torigin req\torigin/client bytes\toffload (req)\tsteady offload (req)\tsegments watched\torigin segment req\t")
+	fmt.Fprintln(tw, "protocol\tviewers\trenditions\tseconds\tclient MB\tclient req\torigin MB\torigin req\torigin/client bytes\toffload (req)\tsteady offload (req)\tsegments watched\torigin segment req\tprefetch started/used\t")
 	for _, ec := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%d\t%.2f\t%d\t%.3f\t%.0f%%\t%.0f%%\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%d\t%.2f\t%d\t%.3f\t%.0f%%\t%.0f%%\t%d\t%d\t%d/%d\t\n",
 			ec.protocol, ec.viewers, ec.renditions, ec.dur.Seconds(), float64(ec.clientBytes)/1e6, ec.clientRequests,
 			float64(ec.originBytes)/1e6, ec.originRequests, float64(ec.originBytes)/float64(max(ec.clientBytes, 1)),
 			100*(1-float64(ec.originRequests)/float64(max(ec.clientRequests, 1))),
 			100*(1-float64(ec.steadyOriginRequests)/float64(max(ec.steadyClientRequests, 1))),
-			ec.watched, ec.originSegments)
+			ec.watched, ec.originSegments, ec.prefetchStarted, ec.prefetchUsed)
 	}
 	tw.Flush()
 	t.Log("live prefetch economics (viewers follow one video rendition + audio through one edge; 2 s segments; join after 3):\n" + b.String())
