@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Snapshot is a reading of the edge's counters for status pages. The counters are the very
@@ -86,7 +89,7 @@ const (
 	topMaxPath     = 200 // bytes of a path kept (paths come from clients)
 )
 
-// statusState is the Edge's state for Snapshot (the zero value is ready).
+// statusState is the Edge's state for Snapshot (New starts its sampler; Close stops it).
 type statusState struct {
 	samples  sampleRing
 	stop     chan struct{} // closed by Close: the sampler ends
@@ -103,13 +106,6 @@ type statusState struct {
 // as a scrape of /metrics makes, without the text encoding. It takes no lock the request
 // path takes, except the fill table's, briefly.
 func (e *Edge) Snapshot() Snapshot {
-	s := e.readCounters()
-	s.History = e.status.samples.read()
-	return s
-}
-
-// readCounters is Snapshot without the history.
-func (e *Edge) readCounters() Snapshot {
 	s := Snapshot{
 		Time:           e.now(),
 		Requests:       map[string]int64{},
@@ -177,6 +173,7 @@ func (e *Edge) readCounters() Snapshot {
 	}
 	s.Fills, s.FillReaders = e.fills.InFlight()
 	s.Top = e.status.top(s.Time)
+	s.History = e.status.samples.read()
 	return s
 }
 
@@ -333,16 +330,31 @@ const (
 	historyLength = 10 * 60
 )
 
-// sampleOf takes the sampled counters from a snapshot.
-func sampleOf(s Snapshot) Sample {
-	out := Sample{Time: s.Time, Hits: s.Requests["hit"] + s.Requests["stale"],
-		CacheBytes: s.ResponseBytes["cache"], OriginSent: s.ResponseBytes["origin"],
-		OriginRequests: s.OriginRequests, OriginBytes: s.OriginBytes, Collapsed: s.Collapsed,
-		MemoryBytes: s.MemoryBytes, DiskBytes: s.DiskBytes}
-	for _, v := range s.Requests {
-		out.Requests += v
+// sample reads the sampled counters — the series Snapshot reads, straight from their
+// collectors rather than through a gathering of the registry (runtime and process collectors
+// included), so that sampling every edge every second costs next to nothing.
+func (e *Edge) sample() Sample {
+	s := Sample{Time: e.now(), CacheBytes: value(e.m.bytesFromCache), OriginSent: value(e.m.bytesFromOrigin),
+		OriginRequests: value(e.m.originRequests), OriginBytes: value(e.m.originBytes), Collapsed: value(e.m.collapsed),
+		MemoryBytes: int64(e.mem.Weight())}
+	for o, c := range e.m.requestsBy {
+		n := value(c)
+		s.Requests += n
+		if outcome(o) == outcomeHit || outcome(o) == outcomeStale {
+			s.Hits += n
+		}
 	}
-	return out
+	if e.disk != nil {
+		s.DiskBytes = e.disk.Size()
+	}
+	return s
+}
+
+// value reads a counter.
+func value(c prometheus.Counter) int64 {
+	var m dto.Metric
+	c.Write(&m)
+	return int64(m.GetCounter().GetValue())
 }
 
 // sampleRing holds the last historyLength samples.
@@ -377,7 +389,7 @@ func (r *sampleRing) read() []Sample {
 // page asked (they were sampled only when a page polled).
 func (e *Edge) startSampling() {
 	e.status.stop = make(chan struct{})
-	e.status.samples.add(sampleOf(e.readCounters()))
+	e.status.samples.add(e.sample())
 	go func() {
 		tick := time.NewTicker(sampleEvery)
 		defer tick.Stop()
@@ -386,7 +398,7 @@ func (e *Edge) startSampling() {
 			case <-e.status.stop:
 				return
 			case <-tick.C:
-				e.status.samples.add(sampleOf(e.readCounters()))
+				e.status.samples.add(e.sample())
 			}
 		}
 	}()
