@@ -211,18 +211,26 @@ func TestHistoryWindow(t *testing.T) {
 	}
 }
 
-// TestFreshEdgeStats: a fresh edge's stats — no request yet, no history — carry every list
-// and table the page reads as [] or {}, never null (the page said "statistics unavailable
-// (Cannot read properties of null …)" until a second sample came), and the edge samples its
-// history on its own, with nobody asking.
-func TestFreshEdgeStats(t *testing.T) {
+// freshEdge is an edge that has served nothing yet (its origin is never asked), until the test
+// ends.
+func freshEdge(t *testing.T) *edge.Edge {
+	t.Helper()
 	cfg := edge.DefaultConfig()
 	cfg.Origins = []edge.Origin{{Host: "*", URL: "http://127.0.0.1:1"}}
 	e, err := edge.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// TestFreshEdgeStats: a fresh edge's stats — no request yet, no history — carry every list
+// and table the page reads as [] or {}, never null (the page said "statistics unavailable
+// (Cannot read properties of null …)" until a second sample came), and the edge samples its
+// history on its own, with nobody asking.
+func TestFreshEdgeStats(t *testing.T) {
+	e := freshEdge(t)
 	h := Handler(Options{Stats: e.Snapshot})
 	var got struct {
 		Counters map[string]json.RawMessage `json:"counters"`
@@ -311,13 +319,7 @@ func TestStatusPageFreshEdge(t *testing.T) {
 		}
 		t.Skipf("no playwright-core (make ui): %v", err)
 	}
-	cfg := edge.DefaultConfig()
-	cfg.Origins = []edge.Origin{{Host: "*", URL: "http://127.0.0.1:1"}}
-	e, err := edge.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := freshEdge(t)
 	vendor, err := filepath.Abs("node_modules")
 	if err != nil {
 		t.Fatal(err)
