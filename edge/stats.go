@@ -332,9 +332,10 @@ const (
 
 // sample reads the sampled counters — the series Snapshot reads, straight from their
 // collectors rather than through a gathering of the registry (runtime and process collectors
-// included), so that sampling every edge every second costs next to nothing.
+// included), so that sampling every edge every second costs next to nothing. Its time is the
+// wall clock's (e.now is the request path's, which tests may move).
 func (e *Edge) sample() Sample {
-	s := Sample{Time: e.now(), CacheBytes: value(e.m.bytesFromCache), OriginSent: value(e.m.bytesFromOrigin),
+	s := Sample{Time: time.Now(), CacheBytes: value(e.m.bytesFromCache), OriginSent: value(e.m.bytesFromOrigin),
 		OriginRequests: value(e.m.originRequests), OriginBytes: value(e.m.originBytes), Collapsed: value(e.m.collapsed),
 		MemoryBytes: int64(e.mem.Weight())}
 	for o, c := range e.m.requestsBy {
