@@ -53,6 +53,8 @@ bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk,
 	REEL_COMPARE=1 $(GO) test -run='^TestLiveLatency$$' -count=1 -timeout=5m -v ./cmd/reel/
 	$(GO) test -run='^TestLiveEvent$$' -count=1 -timeout=5m -v ./cmd/reel/
 	$(GO) test -run='^TestCluster$$' -count=1 -v ./cmd/reel/
+	@# Live prefetch economics: client and origin bytes and requests, 1/10/100 viewers, one rendition and spread.
+	REEL_ECONOMICS=1 $(GO) test -run='^TestLiveEconomics$$' -count=1 -timeout=15m -v ./cmd/reel/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/

@@ -90,12 +90,13 @@ type Live struct {
 }
 
 // LivePrefetch tunes segment prefetch: when the edge stores a refreshed live manifest, the
-// segments it newly lists (and an LL-HLS playlist's preload-hint part) are fetched into the
-// cache in the background, so that the first viewer of each already gets a hit.
+// segments it newly lists in the renditions viewers watch (and an LL-HLS playlist's
+// preload-hint part, while its viewers read parts) are fetched into the cache in the
+// background, so that the first viewer of each already gets a hit (live.go, livedemand.go).
 type LivePrefetch struct {
 	Off bool `yaml:"off"`
-	// Segments is how many of the newest segments of each list (the media playlist, each DASH
-	// representation) are prefetched when not cached yet: default 3.
+	// Segments is how many, at most, of the segments a refresh adds to each watched list (the
+	// media playlist, each DASH representation) are prefetched, the newest first: default 3.
 	Segments int `yaml:"segments"`
 	// Concurrency bounds the prefetches in flight; a segment that finds no free slot is not
 	// prefetched: default 16.

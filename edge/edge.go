@@ -178,6 +178,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 			e.rules[j], e.rules[j-1] = e.rules[j-1], e.rules[j]
 		}
 	}
+	e.startSampling() // the status page's history (stats.go)
 	return e, nil
 }
 
@@ -185,6 +186,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 // index. Stop the servers first so that no new fill starts.
 func (e *Edge) Close() error {
 	e.closing.Store(true) // no new prefetches
+	e.stopSampling()
 	done := make(chan struct{})
 	go func() { e.inflight.Wait(); close(done) }()
 	select {

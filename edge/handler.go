@@ -141,6 +141,7 @@ func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
 // serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
 func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream, pol policy.Options) {
 	res := e.lookup(r, pol)
+	e.pf.demand.note(res.key, e.now) // live prefetch follows what clients watch (livedemand.go)
 	now := e.now()
 	if res.obj == nil {
 		e.stats.Misses.Add(1)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,15 +44,18 @@ import (
 // share one origin request held open; their wait and the origin's first-byte timeout are at
 // least Live.BlockingWait (rfc8216bis §6.2.5.2 lets the origin hold three target durations).
 //
-// Prefetch: when a live manifest is stored, the newest Live.Prefetch.Segments segments of
-// each of its lists, its initialization segments and its preload-hint part are fetched into
-// the cache through the normal fill path (same host and origin, the playlist request's
-// header), unless cached or being fetched already, at most Live.Prefetch.Concurrency at a
-// time. A playlist without parts is held (Live.Prefetch.Hold) until its new segments are
-// stored, so whoever reads it gets a hit on them; an LL-HLS playlist is not held (its players
-// want parts, and the hinted part is held by the origin until it exists), nor a low-latency
-// MPD (whose newest segment, in progress, is not prefetched: its players read it chunk by
-// chunk as it is made).
+// Prefetch, driven by demand (livedemand.go): when a live manifest is stored, what it newly
+// lists in the renditions clients watch — at most Live.Prefetch.Segments of the newest
+// segments of each watched list (a first listing: its newest), its initialization segments
+// and, while the rendition's clients read parts, its preload-hint part — is fetched into the
+// cache through the normal fill path (same host and origin, the playlist request's header),
+// unless cached or being fetched already, at most Live.Prefetch.Concurrency at a time. A
+// rendition nobody watches is not prefetched: the other representations of an MPD, the whole
+// segments of an LL-HLS playlist whose players read parts. A playlist without parts is held
+// (Live.Prefetch.Hold) until its new segments are stored, so whoever reads it gets a hit on
+// them; an LL-HLS playlist is not held (its players want parts, and the hinted part is held
+// by the origin until it exists), nor a low-latency MPD (whose newest segment, in progress,
+// is not prefetched: its players read it chunk by chunk as it is made).
 // reel_edge_live_prefetch_total counts prefetches started, used (a client request was
 // served from the prefetched object, or joined its fill), wasted (the object left the cache —
 // evicted, purged — or went stale before any request used it, or was still unused a minute
@@ -288,6 +292,7 @@ type prefetcher struct {
 	pending   sync.Map      // primary key → *prefetched, until used or wasted
 	n         atomic.Int64  // entries in pending, read on every hit
 	lastSweep atomic.Int64  // UnixNano of the last sweep for wasted prefetches
+	demand    liveDemand    // the renditions clients watch (livedemand.go)
 }
 
 type prefetched struct {
@@ -320,41 +325,145 @@ func (e *Edge) forgetPrefetch(key string, p *prefetched, result string) {
 	}
 }
 
-// prefetchListed starts the prefetch of what a live manifest lists — the newest segments of
-// every list first, then the next newest, and so on, so that scarce slots go to what players
-// ask for first — and returns channels closed when each segment and initialization
-// segment's prefetch has ended (the preload-hint part is not waited for).
+// prefetchListed starts the prefetch of what a live manifest newly lists in the renditions
+// clients watch (see livedemand.go) — the newest segments of every list first, then the next
+// newest, and so on, so that scarce slots go to what players ask for first — and returns
+// channels closed when each segment and initialization segment's prefetch has ended (the
+// preload-hint part is not waited for).
 func (e *Edge) prefetchListed(r *http.Request, info manifest.Info) []<-chan struct{} {
 	if e.closing.Load() {
 		return nil
 	}
 	e.sweepPrefetched()
+	plan := e.planPrefetch(r, info)
 	var waits []<-chan struct{}
 	add := func(target string) {
 		if ch := e.prefetchURL(r, target); ch != nil {
 			waits = append(waits, ch)
 		}
 	}
-	for _, u := range info.Init {
+	for _, u := range plan.init {
 		add(u)
 	}
-	// Low-latency DASH lists the segment in progress: it is streamed chunk by chunk, and
-	// players read it so; prefetch the ones before it.
-	first := 0
-	if info.Chunked {
-		first = 1
-	}
-	for rank := first; rank < first+e.live.Prefetch.Segments; rank++ {
-		for _, list := range info.Media {
+	for rank := 0; ; rank++ {
+		more := false
+		for _, list := range plan.segments {
 			if i := len(list) - 1 - rank; i >= 0 {
 				add(list[i])
+				more = true
 			}
 		}
+		if !more {
+			break
+		}
 	}
-	if info.PreloadHint != "" {
-		e.prefetchURL(r, info.PreloadHint)
+	if plan.hint != "" {
+		e.prefetchURL(r, plan.hint)
 	}
 	return waits
+}
+
+// prefetchPlan is what to prefetch of a live manifest.
+type prefetchPlan struct {
+	init     []string
+	segments [][]string // per list, oldest first
+	hint     string
+}
+
+// planPrefetch records the listing of each of the manifest's lists in the demand table and
+// picks, from the watched ones, what they list that the previous listing did not.
+func (e *Edge) planPrefetch(r *http.Request, info manifest.Info) prefetchPlan {
+	target := info.Target
+	if target <= 0 {
+		target = unknownTarget
+	}
+	window, now := demandTargets*target, e.now()
+	hls := info.Format == manifest.FormatHLSMedia
+	var plan prefetchPlan
+	var watchedFolders []string
+	for i, list := range info.Media {
+		// Low-latency DASH lists the segment in progress: it is streamed chunk by chunk, and
+		// players read it so; prefetch the ones before it.
+		complete := list
+		if info.Chunked && len(complete) > 0 {
+			complete = complete[:len(complete)-1]
+		}
+		l := listing{id: renditionID(r, info, i)}
+		if len(complete) > 0 {
+			l.newest = complete[len(complete)-1]
+		}
+		for _, u := range list[max(0, len(list)-demandIndexed):] {
+			l.media = e.appendKey(l.media, r, u)
+		}
+		if hls {
+			if keys := e.appendKey(nil, r, info.PreloadHint); len(keys) == 1 {
+				l.part = keys[0]
+			}
+		} else if l.newest != "" {
+			for _, u := range info.Init {
+				if sameFolder(u, l.newest) {
+					l.media = e.appendKey(l.media, r, u)
+				}
+			}
+		}
+		seen := e.pf.demand.listed(l, window, now)
+		// An HLS playlist is watched by the client that asked for it; of an LL-HLS one,
+		// whole segments only while its clients fetch some.
+		watched := seen.media || (hls && info.PartTarget == 0)
+		if hls && seen.part {
+			plan.hint = info.PreloadHint
+		}
+		if !watched {
+			continue
+		}
+		plan.segments = append(plan.segments, newlyListed(complete, seen.newest, e.live.Prefetch.Segments))
+		if l.newest != "" {
+			watchedFolders = append(watchedFolders, l.newest)
+		}
+	}
+	for _, u := range info.Init {
+		if hls || slices.ContainsFunc(watchedFolders, func(seg string) bool { return sameFolder(u, seg) }) {
+			plan.init = append(plan.init, u)
+		}
+	}
+	return plan
+}
+
+// newlyListed returns the segments of list after prev (the newest of the previous listing),
+// at most n of the newest; when prev is not listed (a first listing, or one after a long
+// gap), the newest segment alone: a player joining at the live edge starts there.
+func newlyListed(list []string, prev string, n int) []string {
+	from := len(list) - 1
+	if prev != "" {
+		if i := slices.Index(list, prev); i >= 0 {
+			from = i + 1
+		}
+	}
+	from = max(from, len(list)-n, 0)
+	return list[from:]
+}
+
+// appendKey appends the cache key of target, an absolute URL a manifest r brought lists, to
+// keys — unless it is one the edge would not prefetch (prefetchable).
+func (e *Edge) appendKey(keys []string, r *http.Request, target string) []string {
+	if u, ok := prefetchable(r, target); ok {
+		keys = append(keys, e.keyer.KeyURL(u, r.Header))
+	}
+	return keys
+}
+
+// prefetchable parses target, an absolute URL a manifest brought by r lists, and reports
+// whether it may be prefetched: on r's scheme and host, and not a manifest.
+func prefetchable(r *http.Request, target string) (*url.URL, bool) {
+	if target == "" {
+		return nil, false
+	}
+	u, err := url.Parse(target)
+	base := manifestURL(r)
+	if err != nil || u.Scheme != base.Scheme || !strings.EqualFold(u.Host, base.Host) || isManifestPath(u.Path) {
+		return nil, false
+	}
+	return u, true
 }
 
 // prefetchURL fetches target into the cache through the normal fill path, as if r (the
@@ -362,9 +471,8 @@ func (e *Edge) prefetchListed(r *http.Request, info manifest.Info) []<-chan stru
 // being fetched, or no slot is free. It returns a channel closed when the fetch has ended,
 // or nil when none started.
 func (e *Edge) prefetchURL(r *http.Request, target string) <-chan struct{} {
-	u, err := url.Parse(target)
-	base := manifestURL(r)
-	if err != nil || u.Scheme != base.Scheme || !strings.EqualFold(u.Host, base.Host) || isManifestPath(u.Path) {
+	u, ok := prefetchable(r, target)
+	if !ok {
 		return nil
 	}
 	pr := fillRequest(r.WithContext(context.WithValue(context.Background(), prefetchCtx{}, true)))
@@ -446,6 +554,7 @@ func (e *Edge) sweepPrefetched() {
 		}
 		return true
 	})
+	e.pf.demand.expire(now)
 }
 
 // freshInCache reports whether some variant of key is stored and fresh (for a plain request).

@@ -391,9 +391,11 @@ func TestLiveBlockingReloadCoalesced(t *testing.T) {
 	}
 }
 
-// TestLivePrefetch: storing a refreshed live playlist fetches the segments it newly lists
-// (and its init segment) before the playlist is served, so the first viewer's segment request
-// is a hit; each segment costs the origin one request; the metrics count the use.
+// TestLivePrefetch: a live playlist's newest segment (and its init segment) is prefetched
+// before the playlist is served, so the first viewer's segment request is a hit; then what
+// each refreshed playlist adds — not what it listed before (a viewer joins at the live edge,
+// and what was listed before is cached or was not wanted). Each segment costs the origin at
+// most one request; the metrics count the use, and the waste.
 func TestLivePrefetch(t *testing.T) {
 	l := newFakeLive(2, "max-age=1", 1, 2, 3)
 	l.segDelay = 50 * time.Millisecond // the hold must cover a slow segment
@@ -402,33 +404,35 @@ func TestLivePrefetch(t *testing.T) {
 	if r := get(t, pl); r.status != 200 {
 		t.Fatal(r.status)
 	}
-	for _, seg := range []string{"seg_3.m4s", "seg_2.m4s", "init.mp4"} {
+	for _, seg := range []string{"seg_3.m4s", "init.mp4"} {
 		r := get(t, srv.URL+"/live/v/"+seg)
 		if r.status != 200 || !strings.HasPrefix(r.cacheStatus(), "reel; hit") {
 			t.Errorf("%s: %d %q, want a hit", seg, r.status, r.cacheStatus())
 		}
 	}
 	l.add(4)
-	time.Sleep(1100 * time.Millisecond)
-	for !strings.Contains(get(t, pl).body, "seg_4.m4s") {
-		time.Sleep(50 * time.Millisecond)
+	l.add(5)
+	waitUntil(t, func() bool { return strings.Contains(get(t, pl).body, "seg_5.m4s") })
+	for _, seg := range []string{"seg_4.m4s", "seg_5.m4s"} {
+		if l.count("/live/v/"+seg) != 1 {
+			t.Errorf("%s: not prefetched", seg)
+		}
 	}
-	r := get(t, srv.URL+"/live/v/seg_4.m4s")
-	if !strings.HasPrefix(r.cacheStatus(), "reel; hit") {
+	if r := get(t, srv.URL+"/live/v/seg_4.m4s"); !strings.HasPrefix(r.cacheStatus(), "reel; hit") {
 		t.Errorf("seg_4: %q, want a hit", r.cacheStatus())
 	}
-	for _, seg := range []string{"seg_1.m4s", "seg_2.m4s", "seg_3.m4s", "seg_4.m4s", "init.mp4"} {
-		if n := l.count("/live/v/" + seg); n != 1 {
-			t.Errorf("%s: %d origin requests, want 1", seg, n)
+	for seg, want := range map[string]int{"seg_1.m4s": 0, "seg_2.m4s": 0, "seg_3.m4s": 1, "seg_4.m4s": 1, "seg_5.m4s": 1, "init.mp4": 1} {
+		if n := l.count("/live/v/" + seg); n != want {
+			t.Errorf("%s: %d origin requests, want %d", seg, n, want)
 		}
 	}
 	started, used := counterValue(e.m.livePrefetch["started"]), counterValue(e.m.livePrefetch["used"])
-	if started != 5 || used != 4 || e.stats.PrefetchUsed.Load() != 4 {
-		t.Errorf("prefetch started %v, used %v (stats %d); want 5 and 4", started, used, e.stats.PrefetchUsed.Load())
+	if started != 4 || used != 3 || e.stats.PrefetchUsed.Load() != 3 {
+		t.Errorf("prefetch started %v, used %v (stats %d); want 4 and 3", started, used, e.stats.PrefetchUsed.Load())
 	}
 
-	// seg_1 was never asked for; purged, it counts as wasted at the next sweep.
-	e.invalidate(e.keyer.Key(mustRequest(t, srv.URL+"/live/v/seg_1.m4s")))
+	// seg_5 was never asked for; purged, it counts as wasted at the next sweep.
+	e.invalidate(e.keyer.Key(mustRequest(t, srv.URL+"/live/v/seg_5.m4s")))
 	e.pf.lastSweep.Store(0)
 	e.sweepPrefetched()
 	if w := counterValue(e.m.livePrefetch["wasted"]); w != 1 || e.stats.PrefetchWasted.Load() != 1 {
@@ -446,65 +450,96 @@ func mustRequest(t *testing.T, url string) *http.Request {
 }
 
 // TestLivePrefetchHint: an LL-HLS playlist's preload-hint part (rfc8216bis §4.4.5.3) is
-// prefetched — held open by the origin until it exists — and the players asking for it join
-// that one origin request. The playlist itself is not held for it.
+// prefetched once its clients ask for hinted parts — held open by the origin until it exists
+// — and the players asking for it join that one origin request; the playlist itself is not
+// held for it. Its whole segments are prefetched only once its clients ask for some (LL-HLS
+// players read parts: prefetching segments too doubled the origin's bytes, issue 12).
 func TestLivePrefetchHint(t *testing.T) {
 	l := newFakeLive(2, "max-age=1", 1, 2)
 	l.partInf = "PART-TARGET=0.5"
 	l.hint = "seg_3.0.m4s"
 	l.hold = make(chan struct{})
 	e, srv, _ := liveEdge(t, l, nil)
+	pl := srv.URL + "/live/v/index.m3u8"
 	start := time.Now()
-	if r := get(t, srv.URL+"/live/v/index.m3u8"); r.status != 200 {
+	if r := get(t, pl); r.status != 200 {
 		t.Fatal(r.status)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("the LL-HLS playlist waited %v for its prefetch", d)
 	}
+	// A player asks for the hinted part: the rendition's clients read parts.
+	first := make(chan result, 1)
+	go func() { first <- get(t, srv.URL+"/live/v/seg_3.0.m4s") }()
+	waitUntil(t, func() bool { return l.count("/live/v/seg_3.0.m4s") == 1 })
+	l.mu.Lock()
+	l.hint = "seg_3.1.m4s"
+	l.mu.Unlock()
+	waitUntil(t, func() bool { return strings.Contains(get(t, pl).body, "seg_3.1.m4s") })
+	waitUntil(t, func() bool { return l.count("/live/v/seg_3.1.m4s") == 1 }) // prefetched
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := get(t, srv.URL+"/live/v/seg_3.0.m4s"); r.status != 200 {
+			if r := get(t, srv.URL+"/live/v/seg_3.1.m4s"); r.status != 200 {
 				t.Errorf("part: %d", r.status)
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitUntil(t, func() bool { return counterValue(e.m.livePrefetch["used"]) >= 1 })
 	close(l.hold)
 	wg.Wait()
-	if n := l.count("/live/v/seg_3.0.m4s"); n != 1 {
+	if r := <-first; r.status != 200 {
+		t.Errorf("first part: %d", r.status)
+	}
+	if n := l.count("/live/v/seg_3.1.m4s"); n != 1 {
 		t.Errorf("hinted part: %d origin requests, want 1", n)
 	}
-	if used := counterValue(e.m.livePrefetch["used"]); used < 1 {
-		t.Errorf("the hinted part's prefetch not counted as used")
+	if n := l.count("/live/v/seg_2.m4s"); n != 0 {
+		t.Errorf("a whole segment of an LL-HLS playlist whose clients read parts was prefetched (%d requests)", n)
 	}
+
+	// A client reads whole segments: the next one is prefetched.
+	get(t, srv.URL+"/live/v/seg_2.m4s")
+	l.add(3)
+	waitUntil(t, func() bool { return strings.Contains(get(t, pl).body, "seg_3.m4s") })
+	waitUntil(t, func() bool { return l.count("/live/v/seg_3.m4s") == 1 })
 }
 
 // TestLivePrefetchBounds: nothing cached twice, nothing on another host, at most
-// Prefetch.Concurrency at a time; the ended playlist (VOD rules) prefetches nothing.
+// Prefetch.Concurrency at a time, at most Prefetch.Segments of what a refresh adds, newest
+// first; the ended playlist (VOD rules) prefetches nothing.
 func TestLivePrefetchBounds(t *testing.T) {
-	l := newFakeLive(2, "max-age=1", 1, 2, 3, 4, 5, 6)
+	l := newFakeLive(2, "max-age=1", 1, 2)
 	l.segDelay = 300 * time.Millisecond
 	e, srv, _ := liveEdge(t, l, func(c *Config) {
 		c.Live.Prefetch.Concurrency = 2
-		c.Live.Prefetch.Segments = 4
+		c.Live.Prefetch.Segments = 3
 		c.Live.Prefetch.Hold = 100 * time.Millisecond
 	})
-	get(t, srv.URL+"/live/v/index.m3u8")
-	// Every wanted segment started or dropped, and seg_6's fetch at the origin (a loaded
-	// machine may take a while to get there; a fixed sleep here was flaky).
+	pl := srv.URL + "/live/v/index.m3u8"
+	get(t, pl)
+	// The init segment and the newest segment; then their slots are free again.
+	waitUntil(t, func() bool {
+		return counterValue(e.m.livePrefetch["started"]) == 2 && len(e.pf.sem) == 0
+	})
+	for _, n := range []int{3, 4, 5, 6, 7} {
+		l.add(n)
+	}
+	waitUntil(t, func() bool { return strings.Contains(get(t, pl).body, "seg_7.m4s") })
+	// Five added, three wanted (7, 6, 5), two slots: seg_7 and seg_6 got them.
 	waitUntil(t, func() bool {
 		return counterValue(e.m.livePrefetch["started"])+counterValue(e.m.livePrefetch["dropped"]) >= 5 &&
 			l.count("/live/v/seg_6.m4s") >= 1
 	})
-	// init + 4 newest segments wanted, 2 slots: the init and seg_6 got them.
-	if s, d := counterValue(e.m.livePrefetch["started"]), counterValue(e.m.livePrefetch["dropped"]); s != 2 || d != 3 {
-		t.Errorf("started %v, dropped %v; want 2 and 3", s, d)
+	if s, d := counterValue(e.m.livePrefetch["started"]), counterValue(e.m.livePrefetch["dropped"]); s != 4 || d != 1 {
+		t.Errorf("started %v, dropped %v; want 4 and 1", s, d)
 	}
-	if l.count("/live/v/seg_6.m4s") != 1 || l.count("/live/v/seg_5.m4s") != 0 {
-		t.Errorf("the newest segment first: seg_6 %d, seg_5 %d", l.count("/live/v/seg_6.m4s"), l.count("/live/v/seg_5.m4s"))
+	for seg, want := range map[string]int{"seg_7.m4s": 1, "seg_6.m4s": 1, "seg_5.m4s": 0, "seg_4.m4s": 0, "seg_3.m4s": 0, "seg_1.m4s": 0} {
+		if n := l.count("/live/v/" + seg); n != want {
+			t.Errorf("%s: %d origin requests, want %d (the newest first, at most 3, 2 at a time)", seg, n, want)
+		}
 	}
 	l2 := newFakeLive(2, "max-age=1", 1, 2)
 	l2.ended = true
@@ -632,24 +667,29 @@ func TestLiveManifestReadBack(t *testing.T) {
 	}
 }
 
-// TestLivePrefetchDASH: a dynamic MPD's newest segments of each representation (and their
-// init segments) are prefetched before it is served (ISO/IEC 23009-1 §5.3.9.4 templates with
-// a §5.3.9.6 timeline); a low-latency MPD's newest, in progress, is not.
+// TestLivePrefetchDASH: a dynamic MPD lists every representation, but only those whose
+// segments clients ask for are prefetched — what each refreshed MPD adds to them, and their
+// init segments (ISO/IEC 23009-1 §5.3.9.4 templates with a §5.3.9.6 timeline); a low-latency
+// MPD's newest segment, in progress, is not.
 func TestLivePrefetchDASH(t *testing.T) {
-	mpdFor := func(chunked bool) string {
+	var mu sync.Mutex
+	counts := map[string]int{}
+	listed := map[string]int{"d": 5, "ll": 5} // segments 10… in the timeline, by MPD folder
+	mpdFor := func(dir string) string {
 		extra := ""
-		if chunked {
+		if dir == "ll" {
 			extra = ` availabilityTimeOffset="1.5" availabilityTimeComplete="false"`
 		}
+		mu.Lock()
+		n := listed[dir]
+		mu.Unlock()
 		return `<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" minimumUpdatePeriod="PT2S">
 <Period id="0" start="PT0S"><AdaptationSet>
 <SegmentTemplate media="$RepresentationID$/seg_$Number$.m4s" initialization="$RepresentationID$/init.mp4" startNumber="10" timescale="1000"` + extra + `>
-<SegmentTimeline><S t="0" d="2000" r="4"/></SegmentTimeline></SegmentTemplate>
+<SegmentTimeline><S t="0" d="2000" r="` + fmt.Sprint(n-1) + `"/></SegmentTimeline></SegmentTemplate>
 <Representation id="hi" bandwidth="2000000"/><Representation id="lo" bandwidth="500000"/>
 </AdaptationSet></Period></MPD>`
 	}
-	var mu sync.Mutex
-	counts := map[string]int{}
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		counts[r.URL.Path]++
@@ -658,30 +698,54 @@ func TestLivePrefetchDASH(t *testing.T) {
 		case strings.HasSuffix(r.URL.Path, ".mpd"):
 			w.Header().Set("Cache-Control", "max-age=60")
 			w.Header().Set("Content-Type", "application/dash+xml")
-			io.WriteString(w, mpdFor(strings.Contains(r.URL.Path, "ll")))
+			io.WriteString(w, mpdFor(strings.Split(r.URL.Path, "/")[1]))
 		default:
 			w.Header().Set("Cache-Control", "max-age=31536000, immutable")
 			io.WriteString(w, r.URL.Path)
 		}
 	})
-	e, srv := newEdge(t, o.URL, func(c *Config) { c.Live.Prefetch.Segments = 2 })
-	if r := get(t, srv.URL+"/d/manifest.mpd"); r.status != 200 || strings.Join(r.header.Values("Cache-Control"), ", ") != "max-age=1, s-maxage=1" {
+	var srv func(dir string) string
+	count := func(p string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[p]
+	}
+	grow := func(dir string) {
+		mu.Lock()
+		listed[dir]++
+		want := fmt.Sprintf(`r="%d"`, listed[dir]-1)
+		mu.Unlock()
+		waitUntil(t, func() bool { return strings.Contains(get(t, srv(dir)).body, want) })
+	}
+	e, es := newEdge(t, o.URL, func(c *Config) { c.Live.Prefetch.Segments = 2 })
+	srv = func(dir string) string { return es.URL + "/" + dir + "/manifest.mpd" }
+	if r := get(t, srv("d")); r.status != 200 || strings.Join(r.header.Values("Cache-Control"), ", ") != "max-age=1, s-maxage=1" {
 		t.Fatalf("%d %q", r.status, r.header.Values("Cache-Control"))
 	}
-	for _, p := range []string{"/d/hi/seg_14.m4s", "/d/lo/seg_14.m4s", "/d/hi/seg_13.m4s", "/d/lo/seg_13.m4s", "/d/hi/init.mp4", "/d/lo/init.mp4"} {
-		if r := get(t, srv.URL+p); !strings.HasPrefix(r.cacheStatus(), "reel; hit") {
-			t.Errorf("%s: %q, want a hit", p, r.cacheStatus())
+	if s := counterValue(e.m.livePrefetch["started"]); s != 0 {
+		t.Errorf("%v prefetches before any client watched a representation, want 0", s)
+	}
+	// A player starts on "hi": its init segment and newest segment.
+	get(t, es.URL+"/d/hi/init.mp4")
+	get(t, es.URL+"/d/hi/seg_14.m4s")
+	grow("d")
+	if r := get(t, es.URL+"/d/hi/seg_15.m4s"); !strings.HasPrefix(r.cacheStatus(), "reel; hit") {
+		t.Errorf("hi/seg_15: %q, want a hit (prefetched)", r.cacheStatus())
+	}
+	for _, p := range []string{"/d/lo/seg_15.m4s", "/d/lo/seg_14.m4s", "/d/lo/init.mp4", "/d/hi/seg_13.m4s"} {
+		if n := count(p); n != 0 {
+			t.Errorf("%s: %d origin requests, want 0 (not watched)", p, n)
 		}
 	}
-	if s := counterValue(e.m.livePrefetch["started"]); s != 6 {
-		t.Errorf("%v prefetches, want 6", s)
+	if s := counterValue(e.m.livePrefetch["started"]); s != 1 {
+		t.Errorf("%v prefetches, want 1 (hi/seg_15)", s)
 	}
-	get(t, srv.URL+"/ll/manifest.mpd")
-	time.Sleep(100 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if counts["/ll/hi/seg_14.m4s"] != 0 || counts["/ll/hi/seg_13.m4s"] != 1 || counts["/ll/lo/seg_12.m4s"] != 1 {
-		t.Errorf("low-latency MPD: in progress %d, before it %d and %d (want 0, 1, 1)",
-			counts["/ll/hi/seg_14.m4s"], counts["/ll/hi/seg_13.m4s"], counts["/ll/lo/seg_12.m4s"])
+
+	get(t, srv("ll"))
+	get(t, es.URL+"/ll/hi/seg_13.m4s") // the newest complete one; seg_14 is in progress
+	grow("ll")
+	waitUntil(t, func() bool { return count("/ll/hi/seg_14.m4s") == 1 })
+	if count("/ll/hi/seg_15.m4s") != 0 || count("/ll/lo/seg_14.m4s") != 0 {
+		t.Errorf("low-latency MPD: in progress %d, not watched %d (want 0, 0)", count("/ll/hi/seg_15.m4s"), count("/ll/lo/seg_14.m4s"))
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Snapshot is a reading of the edge's counters for status pages. The counters are the very
@@ -37,9 +40,14 @@ type Snapshot struct {
 	// LivePrefetch counts live segments fetched ahead of players by result: started, used,
 	// wasted, … (reel_edge_live_prefetch_total{result}; empty when the edge has none).
 	LivePrefetch map[string]int64 `json:"live_prefetch"`
-	// Evictions are objects removed from a tier, by tier (reel_edge_evictions_total summed
-	// over causes).
+	// Evictions are objects removed from a tier to make room, by tier
+	// (reel_edge_evictions_total{cause="size"}).
 	Evictions map[string]int64 `json:"evictions"`
+	// Removals are all the objects that left a tier, by tier and cause
+	// (reel_edge_evictions_total{tier,cause}): size (evictions), expired, replaced (a newer
+	// copy stored over it — a refreshed live manifest, every second), invalidated (purged). Only
+	// size is an eviction: counting a refresh as one made a busy live edge look starved.
+	Removals map[string]map[string]int64 `json:"removals"`
 	// Tier usage (reel_edge_store_bytes{tier}) and the configured sizes; DiskCapacity is 0
 	// without a disk tier.
 	MemoryBytes    int64 `json:"memory_bytes"`
@@ -55,6 +63,9 @@ type Snapshot struct {
 	// Top are the most requested paths of the last minutes (see TrackTopObjects), most
 	// requested first; empty when requests are not tracked.
 	Top []TopObject `json:"top"`
+	// History is the last minutes of these counters, one Sample a second, oldest first,
+	// sampled in the background whether or not anyone reads them (see History).
+	History []Sample `json:"-"`
 }
 
 // TopObject is one of the most requested paths. Requests and Bytes fade by half every
@@ -78,8 +89,11 @@ const (
 	topMaxPath     = 200 // bytes of a path kept (paths come from clients)
 )
 
-// statusState is the Edge's state for Snapshot (the zero value is ready).
+// statusState is the Edge's state for Snapshot (New starts its sampler; Close stops it).
 type statusState struct {
+	samples  sampleRing
+	stop     chan struct{} // closed by Close: the sampler ends
+	stopOnce sync.Once
 	busy     atomic.Bool // sample requests (set from the rate of the last second)
 	mu       sync.Mutex
 	objects  map[string]*TopObject
@@ -99,6 +113,7 @@ func (e *Edge) Snapshot() Snapshot {
 		Prefetch:       map[string]int64{},
 		LivePrefetch:   map[string]int64{},
 		Evictions:      map[string]int64{},
+		Removals:       map[string]map[string]int64{},
 		MemoryCapacity: int64(e.cfg.Memory),
 		Stored:         e.stats.Stored.Load(),
 	}
@@ -139,7 +154,14 @@ func (e *Edge) Snapshot() Snapshot {
 			case "reel_edge_live_prefetch_total":
 				s.LivePrefetch[label("result")] = v
 			case "reel_edge_evictions_total":
-				s.Evictions[label("tier")] += v
+				tier, cause := label("tier"), label("cause")
+				if s.Removals[tier] == nil {
+					s.Removals[tier] = map[string]int64{}
+				}
+				s.Removals[tier][cause] += v
+				if cause == "size" {
+					s.Evictions[tier] += v
+				}
 			case "reel_edge_store_bytes":
 				if label("tier") == "memory" {
 					s.MemoryBytes = v
@@ -151,6 +173,7 @@ func (e *Edge) Snapshot() Snapshot {
 	}
 	s.Fills, s.FillReaders = e.fills.InFlight()
 	s.Top = e.status.top(s.Time)
+	s.History = e.status.samples.read()
 	return s
 }
 
@@ -285,3 +308,101 @@ func (w *topWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func (w *topWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Sample is one reading of the counters a status chart draws (see Snapshot for what each
+// counts): rates are differences between two samples.
+type Sample struct {
+	Time           time.Time `json:"t"`
+	Requests       int64     `json:"requests"`
+	Hits           int64     `json:"hits"` // cache label hit or stale
+	CacheBytes     int64     `json:"cache_bytes"`
+	OriginSent     int64     `json:"origin_sent"` // bytes sent to clients from origin fetches
+	OriginRequests int64     `json:"origin_requests"`
+	OriginBytes    int64     `json:"origin_bytes"`
+	Collapsed      int64     `json:"collapsed"`
+	MemoryBytes    int64     `json:"memory_bytes"`
+	DiskBytes      int64     `json:"disk_bytes"`
+}
+
+// History: one sample every sampleEvery, the last historyLength of them.
+const (
+	sampleEvery   = time.Second
+	historyLength = 10 * 60
+)
+
+// sample reads the sampled counters — the series Snapshot reads, straight from their
+// collectors rather than through a gathering of the registry (runtime and process collectors
+// included), so that sampling every edge every second costs next to nothing. Its time is the
+// wall clock's (e.now is the request path's, which tests may move).
+func (e *Edge) sample() Sample {
+	s := Sample{Time: time.Now(), CacheBytes: value(e.m.bytesFromCache), OriginSent: value(e.m.bytesFromOrigin),
+		OriginRequests: value(e.m.originRequests), OriginBytes: value(e.m.originBytes), Collapsed: value(e.m.collapsed),
+		MemoryBytes: int64(e.mem.Weight())}
+	for o, c := range e.m.requestsBy {
+		n := value(c)
+		s.Requests += n
+		if outcome(o) == outcomeHit || outcome(o) == outcomeStale {
+			s.Hits += n
+		}
+	}
+	if e.disk != nil {
+		s.DiskBytes = e.disk.Size()
+	}
+	return s
+}
+
+// value reads a counter.
+func value(c prometheus.Counter) int64 {
+	var m dto.Metric
+	c.Write(&m)
+	return int64(m.GetCounter().GetValue())
+}
+
+// sampleRing holds the last historyLength samples.
+type sampleRing struct {
+	mu   sync.Mutex
+	buf  []Sample // a ring once full
+	next int      // where the next sample goes once full
+}
+
+func (r *sampleRing) add(s Sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.buf) < historyLength {
+		r.buf = append(r.buf, s)
+		return
+	}
+	r.buf[r.next] = s
+	r.next = (r.next + 1) % historyLength
+}
+
+// read returns the samples, oldest first (never nil).
+func (r *sampleRing) read() []Sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Sample, 0, len(r.buf))
+	out = append(out, r.buf[r.next:]...)
+	return append(out, r.buf[:r.next]...)
+}
+
+// startSampling samples the counters into the history every sampleEvery until Close, so that
+// the status charts show idle spells as idle, not as a straight line from the last time a
+// page asked (they were sampled only when a page polled).
+func (e *Edge) startSampling() {
+	e.status.stop = make(chan struct{})
+	e.status.samples.add(e.sample())
+	go func() {
+		tick := time.NewTicker(sampleEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-e.status.stop:
+				return
+			case <-tick.C:
+				e.status.samples.add(e.sample())
+			}
+		}
+	}()
+}
+
+func (e *Edge) stopSampling() { e.status.stopOnce.Do(func() { close(e.status.stop) }) }

@@ -153,3 +153,71 @@ func TestTopObjectsBounded(t *testing.T) {
 		t.Fatalf("a long path is kept at %d bytes", len(top[0].Path))
 	}
 }
+
+// TestSnapshotRemovalsByCause: an object replaced by a refresh (a live manifest's, every
+// second) is not an eviction: Evictions counts what left a tier to make room, Removals every
+// cause apart, as reel_edge_evictions_total{tier,cause} does.
+func TestSnapshotRemovalsByCause(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refreshed" {
+			w.Header().Set("Cache-Control", "max-age=0")
+			w.Header().Set("ETag", `"v1"`)
+			io.WriteString(w, "playlist")
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, strings.Repeat("x", 100<<10))
+	})
+	e, srv := newEdge(t, o.URL, func(c *Config) { c.Memory = 1 << 20 })
+	t.Cleanup(func() { e.Close() })
+	for range 3 {
+		get(t, srv.URL+"/refreshed")
+	}
+	waitUntil(t, func() bool { return e.Snapshot().Removals["memory"]["replaced"] >= 2 })
+	if s := e.Snapshot(); s.Evictions["memory"] != 0 {
+		t.Errorf("refreshes counted as evictions: %v (removals %v)", s.Evictions, s.Removals)
+	}
+	for i := range 30 { // 3 MB through a 1 MiB tier
+		get(t, fmt.Sprintf("%s/big/%d", srv.URL, i))
+	}
+	waitUntil(t, func() bool { return e.Snapshot().Evictions["memory"] > 0 })
+	s := e.Snapshot()
+	if s.Evictions["memory"] != s.Removals["memory"]["size"] || s.Removals["memory"]["replaced"] < 2 {
+		t.Errorf("evictions %v, removals %v: want evictions = removals by size", s.Evictions, s.Removals)
+	}
+}
+
+// TestHistorySampled: the edge samples its counters every second on its own — nobody reads
+// them in between — into a bounded ring, oldest first.
+func TestHistorySampled(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") })
+	e, srv := newEdge(t, o.URL, nil)
+	t.Cleanup(func() { e.Close() })
+	get(t, srv.URL+"/a")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(e.status.samples.read()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d samples after 20 s", len(e.status.samples.read()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h := e.Snapshot().History
+	for i := 1; i < len(h); i++ {
+		if !h[i].Time.After(h[i-1].Time) || h[i].Requests < h[i-1].Requests {
+			t.Fatalf("samples out of order: %+v", h)
+		}
+	}
+	if last := h[len(h)-1]; last.Requests != 1 || last.OriginRequests != 1 {
+		t.Errorf("last sample %+v, want the one request", last)
+	}
+
+	var r sampleRing
+	t0 := time.Unix(0, 0)
+	for i := range historyLength + 5 {
+		r.add(Sample{Time: t0.Add(time.Duration(i) * time.Second)})
+	}
+	got := r.read()
+	if len(got) != historyLength || !got[0].Time.Equal(t0.Add(5*time.Second)) || !got[len(got)-1].Time.Equal(t0.Add((historyLength+4)*time.Second)) {
+		t.Fatalf("ring of %d: first %v, last %v", len(got), got[0].Time, got[len(got)-1].Time)
+	}
+}

@@ -10,11 +10,15 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/reelvideo/reel/edge"
 )
 
 // originCounter counts the requests (and body bytes) an origin receives from the edge, per URL.
@@ -66,32 +70,57 @@ type eventStats struct {
 	first           sync.Map // segment URL → the Cache-Status of the first response for it
 }
 
+// get fetches url for a viewer, counting the request, its bytes and failures (once ctx ends,
+// failures are the viewer leaving), and returns the body, Cache-Status and status code.
+func (st *eventStats) get(ctx context.Context, c *http.Client, url string) (string, string, int) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			st.errors.Add(1)
+		}
+		return "", "", 0
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	st.requests.Add(1)
+	st.bytes.Add(int64(len(b)))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		if ctx.Err() == nil {
+			st.errors.Add(1)
+		}
+		return "", "", resp.StatusCode
+	}
+	return string(b), resp.Header.Get("Cache-Status"), resp.StatusCode
+}
+
+// segment fetches a segment for a viewer and counts it; it reports whether the viewer got it.
+func (st *eventStats) segment(ctx context.Context, c *http.Client, url string) bool {
+	_, cs, code := st.get(ctx, c, url)
+	if code != http.StatusOK {
+		return false
+	}
+	st.segments.Add(1)
+	if !strings.HasPrefix(cs, "reel; hit") {
+		st.segmentMisses.Add(1)
+	}
+	st.first.LoadOrStore(url, cs)
+	return true
+}
+
+// pause waits d and a random bit more (players don't reload in step), or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d + rand.N(100*time.Millisecond)):
+	}
+}
+
 // viewer follows one rendition (and the audio) like an HLS player (RFC 8216 §6.3.4: reload the
 // playlist a target duration after it changed, half of one after it did not), starting at the
 // live edge and fetching each new segment once, until ctx ends.
 func viewer(ctx context.Context, c *http.Client, base string, rendition int, st *eventStats) {
-	get := func(url string) (string, string, int) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			if ctx.Err() == nil {
-				st.errors.Add(1)
-			}
-			return "", "", 0
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		st.requests.Add(1)
-		st.bytes.Add(int64(len(b)))
-		if err != nil || resp.StatusCode != http.StatusOK {
-			if ctx.Err() == nil {
-				st.errors.Add(1)
-			}
-			return "", "", resp.StatusCode
-		}
-		return string(b), resp.Header.Get("Cache-Status"), resp.StatusCode
-	}
-	master, _, _ := get(base + "/live/event/master.m3u8")
+	master, _, _ := st.get(ctx, c, base+"/live/event/master.m3u8")
 	variants := streamInfURIRe.FindAllStringSubmatch(master, -1)
 	if len(variants) == 0 {
 		return
@@ -109,21 +138,17 @@ func viewer(ctx context.Context, c *http.Client, base string, rendition int, st 
 		fs = append(fs, &follow{url: p, dir: p[:strings.LastIndex(p, "/")+1]})
 	}
 	// Viewers join at random moments of the first second.
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(rand.N(time.Second)):
-	}
+	pause(ctx, rand.N(time.Second))
 	for ctx.Err() == nil {
 		changed := false
 		for _, f := range fs {
-			pl, _, code := get(f.url)
+			pl, _, code := st.get(ctx, c, f.url)
 			if code != http.StatusOK {
 				continue
 			}
 			if !f.init {
 				if m := mapURIRe.FindStringSubmatch(pl); m != nil {
-					get(f.dir + m[1])
+					st.get(ctx, c, f.dir+m[1])
 				}
 				f.init = true
 			}
@@ -139,27 +164,146 @@ func viewer(ctx context.Context, c *http.Client, base string, rendition int, st 
 				}
 			}
 			for _, s := range segs[from:] {
-				_, cs, code := get(f.dir + s)
-				if code != http.StatusOK {
-					continue
+				if st.segment(ctx, c, f.dir+s) {
+					f.last, changed = s, true
 				}
-				st.segments.Add(1)
-				if !strings.HasPrefix(cs, "reel; hit") {
-					st.segmentMisses.Add(1)
-				}
-				st.first.LoadOrStore(f.dir+s, cs)
-				f.last, changed = s, true
 			}
 		}
 		wait := time.Second // half the target duration
 		if changed {
 			wait = 2 * time.Second
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait + rand.N(100*time.Millisecond)):
-		}
+		pause(ctx, wait)
 	}
+}
+
+// dashViewer is viewer's DASH twin: it follows one video Representation (and the audio) of the
+// MPD like a DASH player — reloading it every minimumUpdatePeriod (2 s), fetching the init
+// segment once and each new segment once, starting at the newest — until ctx ends.
+func dashViewer(ctx context.Context, c *http.Client, base string, rendition int, st *eventStats) {
+	dir := base + "/live/event/"
+	next := map[string]uint64{} // Representation → the next number to fetch
+	pause(ctx, rand.N(time.Second))
+	for ctx.Err() == nil {
+		body, _, code := st.get(ctx, c, dir+"manifest.mpd")
+		m, err := mpd.ReadFromString(body)
+		if code != http.StatusOK || err != nil || len(m.Periods) == 0 {
+			pause(ctx, time.Second)
+			continue
+		}
+		var video, audio []*mpd.RepresentationType
+		for _, as := range m.Periods[0].AdaptationSets {
+			switch {
+			case as.ContentType == "video" || strings.HasPrefix(as.MimeType, "video/"):
+				video = append(video, as.Representations...)
+			case as.ContentType == "audio" || strings.HasPrefix(as.MimeType, "audio/"):
+				audio = append(audio, as.Representations...)
+			}
+		}
+		var follow []*mpd.RepresentationType
+		if len(video) > 0 {
+			follow = append(follow, video[rendition%len(video)])
+		}
+		if len(audio) > 0 {
+			follow = append(follow, audio[0])
+		}
+		for _, rep := range follow {
+			tmpl := rep.SegmentTemplate
+			if tmpl == nil && rep.Parent() != nil {
+				tmpl = rep.Parent().SegmentTemplate
+			}
+			if tmpl == nil || tmpl.SegmentTimeline == nil || tmpl.StartNumber == nil {
+				continue
+			}
+			expand := func(t string, n uint64) string {
+				return dir + strings.ReplaceAll(strings.ReplaceAll(t, "$RepresentationID$", rep.Id), "$Number$", strconv.FormatUint(n, 10))
+			}
+			last := uint64(*tmpl.StartNumber) - 1
+			for _, s := range tmpl.SegmentTimeline.S {
+				last += uint64(s.R) + 1
+			}
+			from, ok := next[rep.Id]
+			if !ok {
+				st.get(ctx, c, expand(tmpl.Initialization, 0))
+				from = last // at the start: the newest only
+			}
+			for n := max(from, uint64(*tmpl.StartNumber)); n <= last; n++ {
+				if !st.segment(ctx, c, expand(tmpl.Media, n)) {
+					break
+				}
+				next[rep.Id] = n + 1
+			}
+			if !ok && next[rep.Id] == 0 {
+				next[rep.Id] = last
+			}
+		}
+		pause(ctx, 2*time.Second)
+	}
+}
+
+// startEvent loops a live ladder (three video renditions and audio, 2 s segments) as the
+// channel "event" behind one edge, and returns once every media playlist lists segments
+// segments; the origin counts what the edge asks of it.
+func startEvent(t *testing.T, log *slog.Logger, segments int) (*edge.Edge, string, *originCounter) {
+	t.Helper()
+	srv := loopChannel(t, "event", 0, sample("ladder_720p.mp4"), sample("ladder_480p.mp4"), sample("ladder_360p.mp4"))
+	counter := &originCounter{h: srv, reqs: map[string]int{}}
+	o := httptest.NewServer(counter)
+	t.Cleanup(o.Close)
+	e, base := edgeInFront(t, o.URL, log)
+	// Straight from the origin (not counted: no Via).
+	get := func(url string) string {
+		resp, err := http.Get(url)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return ""
+		}
+		return string(b)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		master := get(o.URL + "/live/event/master.m3u8")
+		var lists []string
+		for _, m := range streamInfURIRe.FindAllStringSubmatch(master, -1) {
+			lists = append(lists, m[1])
+		}
+		if m := mediaURIRe.FindStringSubmatch(master); m != nil {
+			lists = append(lists, m[1])
+		}
+		ready := len(lists) > 0
+		for _, l := range lists {
+			ready = ready && len(segLineRe.FindAllString(get(o.URL+"/live/event/"+l), -1)) >= segments
+		}
+		if ready {
+			return e, base, counter
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the channel did not start: not %d segments in every playlist after 30 s", segments)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// watch runs n viewers for dur, viewer i as run(ctx, client, i), and returns when they are done.
+func watch(n int, dur time.Duration, run func(ctx context.Context, c *http.Client, i int)) {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxIdleConns: 0, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(ctx, client, i)
+		}()
+	}
+	wg.Wait()
 }
 
 // TestLiveEvent is the simulated event of issue 5: 1,000 viewers (goroutines) follow a looped
@@ -174,44 +318,10 @@ func TestLiveEvent(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		viewers, dur = 100, 15*time.Second
 	}
-	srv := loopChannel(t, "event", 0, sample("ladder_720p.mp4"), sample("ladder_480p.mp4"), sample("ladder_360p.mp4"))
-	counter := &originCounter{h: srv, reqs: map[string]int{}}
-	o := httptest.NewServer(counter)
-	t.Cleanup(o.Close)
-	e, base := edgeInFront(t, o.URL, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
-
-	// The channel's first segments, straight from the origin (not counted: no Via).
-	for i := 0; ; i++ {
-		resp, err := http.Get(o.URL + "/live/event/master.m3u8")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if i > 100 {
-			t.Fatal("the channel did not start")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(2500 * time.Millisecond) // a complete segment in every playlist
-
-	tr := &http.Transport{MaxIdleConnsPerHost: viewers, MaxIdleConns: 0, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	e, base, counter := startEvent(t, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})), 1)
 	var st eventStats
 	start := time.Now()
-	vctx, vcancel := context.WithTimeout(context.Background(), dur)
-	defer vcancel()
-	var wg sync.WaitGroup
-	for i := range viewers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			viewer(vctx, client, base, i, &st)
-		}()
-	}
-	wg.Wait()
+	watch(viewers, dur, func(ctx context.Context, c *http.Client, i int) { viewer(ctx, c, base, i, &st) })
 	elapsed := time.Since(start)
 
 	counter.mu.Lock()

@@ -34,7 +34,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/reelvideo/reel/edge"
@@ -73,7 +72,8 @@ type Options struct {
 	// Vendor is the node_modules folder holding hls.js and dashjs (see FindVendor). Empty or
 	// missing: the page loads without players and says how to install them.
 	Vendor string
-	// History is how far back the status charts reach (default 5 minutes).
+	// History is how far back the status charts reach (default 5 minutes; the edge keeps
+	// 10).
 	History time.Duration
 }
 
@@ -137,7 +137,7 @@ func Handler(opt Options) http.Handler {
 	if opt.History <= 0 {
 		opt.History = 5 * time.Minute
 	}
-	h := &handler{opt: opt, hist: &history{max: int(opt.History / time.Second)}}
+	h := &handler{opt: opt}
 	h.csp = contentSecurityPolicy(opt.Presentations)
 	mux := http.NewServeMux()
 	page := h.file("static/index.html", "text/html; charset=utf-8")
@@ -169,9 +169,8 @@ func Handler(opt Options) http.Handler {
 }
 
 type handler struct {
-	opt  Options
-	csp  string
-	hist *history
+	opt Options
+	csp string
 }
 
 // contentSecurityPolicy allows the page's own files, the player libraries' workers (blob:)
@@ -259,8 +258,9 @@ type statsJSON struct {
 	Counters edge.Snapshot `json:"counters"`
 	// Totals are the ratios over those totals (null when there is nothing to divide by).
 	Totals Ratios `json:"totals"`
-	// History is one point per second (at most) over the last minutes, oldest first: rates
-	// and ratios over the interval since the point before.
+	// History is one point per second over the last minutes (Options.History), oldest
+	// first: rates and ratios over the interval since the point before, sampled by the edge
+	// in the background (gaps are when the edge was not running); never null.
 	History []Point `json:"history"`
 }
 
@@ -276,8 +276,13 @@ type Ratios struct {
 	// (reel_edge_response_bytes_total{source="cache"} / the sum over sources).
 	ByteHitRatio *float64 `json:"byte_hit_ratio"`
 	// OriginOffload is 1 − origin requests / client requests: the share of client requests
-	// the origin did not see (read-aheads and revalidations count as origin requests).
+	// the origin did not see (read-aheads, prefetches and revalidations count as origin
+	// requests).
 	OriginOffload *float64 `json:"origin_offload"`
+	// ByteOffload is 1 − origin bytes / client bytes: the share of the bytes sent to clients
+	// the origin did not have to send (reel_edge_origin_bytes_total against the sum of
+	// reel_edge_response_bytes_total); negative when the edge pulls more than it serves.
+	ByteOffload *float64 `json:"byte_offload"`
 	// PrefetchHitRatio is prefetched objects a client then read / prefetched objects: live
 	// segments fetched ahead of players and slices read ahead of range requests together.
 	PrefetchHitRatio *float64 `json:"prefetch_hit_ratio"`
@@ -313,6 +318,10 @@ func ratios(s edge.Snapshot) Ratios {
 		v := 1 - float64(s.OriginRequests)/float64(r.Requests)
 		r.OriginOffload = &v
 	}
+	if sent := s.ResponseBytes["cache"] + s.ResponseBytes["origin"]; sent > 0 {
+		v := 1 - float64(s.OriginBytes)/float64(sent)
+		r.ByteOffload = &v
+	}
 	r.PrefetchHitRatio = ratio(float64(s.Prefetch["used"]+s.LivePrefetch["used"]), float64(s.Prefetch["started"]+s.LivePrefetch["started"]))
 	return r
 }
@@ -325,48 +334,36 @@ func ratio(a, b float64) *float64 {
 	return &v
 }
 
-// history keeps one point per second while someone watches (it is sampled when the stats are
-// asked for, so nothing runs when nobody does).
-type history struct {
-	mu     sync.Mutex
-	max    int
-	last   edge.Snapshot
-	points []Point
-}
-
-// add records s if a second has passed since the last sample, and returns the points.
-func (hi *history) add(s edge.Snapshot) []Point {
-	hi.mu.Lock()
-	defer hi.mu.Unlock()
-	if !hi.last.Time.IsZero() && s.Time.Sub(hi.last.Time) < 900*time.Millisecond {
-		return slices.Clone(hi.points)
-	}
-	if prev := hi.last; !prev.Time.IsZero() {
+// points turns the edge's samples (edge.Snapshot.History, taken every second in the
+// background) into chart points over the last keep: one per sample, with rates and ratios over
+// the interval since the sample before. Never nil: a fresh edge's page gets an empty list.
+func points(samples []edge.Sample, keep time.Duration) []Point {
+	out := []Point{}
+	for i := 1; i < len(samples); i++ {
+		s, prev := samples[i], samples[i-1]
 		dt := s.Time.Sub(prev.Time).Seconds()
-		now, was := ratios(s), ratios(prev)
+		if dt <= 0 || s.Time.Before(samples[len(samples)-1].Time.Add(-keep)) {
+			continue
+		}
 		per := func(a, b int64) float64 { return float64(a-b) / dt }
-		cache := s.ResponseBytes["cache"] - prev.ResponseBytes["cache"]
-		all := cache + s.ResponseBytes["origin"] - prev.ResponseBytes["origin"]
-		hi.points = append(hi.points, Point{
+		cache := s.CacheBytes - prev.CacheBytes
+		all := cache + s.OriginSent - prev.OriginSent
+		out = append(out, Point{
 			Time: s.Time, Seconds: dt,
-			RequestsPerSecond: per(now.Requests, was.Requests),
-			HitsPerSecond:     per(now.Hits, was.Hits),
+			RequestsPerSecond: per(s.Requests, prev.Requests),
+			HitsPerSecond:     per(s.Hits, prev.Hits),
 			BytesPerSecond:    float64(all) / dt,
 			CacheBytesPerSec:  float64(cache) / dt,
 			OriginRequestsPS:  per(s.OriginRequests, prev.OriginRequests),
 			OriginBytesPS:     per(s.OriginBytes, prev.OriginBytes),
 			CollapsedPS:       per(s.Collapsed, prev.Collapsed),
-			HitRatio:          ratio(float64(now.Hits-was.Hits), float64(now.Requests-was.Requests)),
+			HitRatio:          ratio(float64(s.Hits-prev.Hits), float64(s.Requests-prev.Requests)),
 			ByteHitRatio:      ratio(float64(cache), float64(all)),
 			MemoryBytes:       s.MemoryBytes,
 			DiskBytes:         s.DiskBytes,
 		})
-		if len(hi.points) > hi.max {
-			hi.points = slices.Delete(hi.points, 0, len(hi.points)-hi.max)
-		}
 	}
-	hi.last = s
-	return slices.Clone(hi.points)
+	return out
 }
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
@@ -378,7 +375,7 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 	if s.Time.IsZero() {
 		s.Time = time.Now()
 	}
-	writeJSON(w, statsJSON{Counters: s, Totals: ratios(s), History: h.hist.add(s)})
+	writeJSON(w, statsJSON{Counters: s, Totals: ratios(s), History: points(s.History, h.opt.History)})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

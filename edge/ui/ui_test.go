@@ -1,18 +1,21 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/reelvideo/reel/edge"
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // fakeVendor makes a node_modules folder with stand-ins for the two player libraries.
@@ -134,50 +137,47 @@ func TestWithoutVendor(t *testing.T) {
 }
 
 // TestStatsJSON: the stats answer carries the snapshot as it was read, ratios over its totals
-// and one history point per second of rates over the interval before it.
+// (origin bytes against client bytes among them) and one history point per sample of the
+// edge's history, rates over the interval before it.
 func TestStatsJSON(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	snaps := []edge.Snapshot{
-		{Time: t0, Requests: map[string]int64{"hit": 0, "miss": 0}, ResponseBytes: map[string]int64{"cache": 0, "origin": 0}},
-		{Time: t0.Add(500 * time.Millisecond), Requests: map[string]int64{"hit": 1, "miss": 1}}, // too soon: no point
-		{Time: t0.Add(2 * time.Second), Requests: map[string]int64{"hit": 6, "stale": 1, "revalidated": 1, "miss": 2},
-			ResponseBytes: map[string]int64{"cache": 3000, "origin": 1000}, OriginRequests: 3, OriginBytes: 1000, Collapsed: 1,
-			Prefetch: map[string]int64{"started": 2, "used": 1}, LivePrefetch: map[string]int64{"started": 2, "used": 2, "wasted": 0}, MemoryBytes: 4000, MemoryCapacity: 1 << 20,
-			Top: []edge.TopObject{{Path: "/vod/seg.m4s", Requests: 5, Bytes: 2500}}},
+	snap := edge.Snapshot{Time: t0.Add(2 * time.Second), Requests: map[string]int64{"hit": 6, "stale": 1, "revalidated": 1, "miss": 2},
+		ResponseBytes: map[string]int64{"cache": 3000, "origin": 1000}, OriginRequests: 3, OriginBytes: 1000, Collapsed: 1,
+		Prefetch: map[string]int64{"started": 2, "used": 1}, LivePrefetch: map[string]int64{"started": 2, "used": 2, "wasted": 0}, MemoryBytes: 4000, MemoryCapacity: 1 << 20,
+		Top: []edge.TopObject{{Path: "/vod/seg.m4s", Requests: 5, Bytes: 2500}},
+		History: []edge.Sample{
+			{Time: t0},
+			{Time: t0.Add(2 * time.Second), Requests: 10, Hits: 7, CacheBytes: 3000, OriginSent: 1000, OriginRequests: 3, OriginBytes: 1000, Collapsed: 1, MemoryBytes: 4000},
+		}}
+	h := Handler(Options{Stats: func() edge.Snapshot { return snap }})
+	r := serve(h, "GET", "/_reel/api/stats")
+	if r.code != 200 || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("stats: %d, Cache-Control %q", r.code, r.header.Get("Cache-Control"))
 	}
-	i := 0
-	h := Handler(Options{Stats: func() edge.Snapshot { s := snaps[i]; i++; return s }})
 	var got statsJSON
-	for range snaps {
-		r := serve(h, "GET", "/_reel/api/stats")
-		if r.code != 200 || r.header.Get("Cache-Control") != "no-store" {
-			t.Fatalf("stats: %d, Cache-Control %q", r.code, r.header.Get("Cache-Control"))
-		}
-		got = statsJSON{}
-		if err := json.Unmarshal([]byte(r.body), &got); err != nil {
-			t.Fatal(err)
-		}
-		for _, secret := range []string{"token", "Bearer", "purge"} {
-			if strings.Contains(r.body, secret) {
-				t.Fatalf("stats mention %q: %s", secret, r.body)
-			}
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"token", "Bearer", "purge"} {
+		if strings.Contains(r.body, secret) {
+			t.Fatalf("stats mention %q: %s", secret, r.body)
 		}
 	}
 	tot := got.Totals
 	near := func(p *float64, want float64) bool { return p != nil && math.Abs(*p-want) < 1e-9 }
 	if tot.Requests != 10 || tot.Hits != 7 || !near(tot.HitRatio, 0.7) || !near(tot.ByteHitRatio, 0.75) ||
-		!near(tot.OriginOffload, 0.7) || !near(tot.PrefetchHitRatio, 0.75) {
+		!near(tot.OriginOffload, 0.7) || !near(tot.ByteOffload, 0.75) || !near(tot.PrefetchHitRatio, 0.75) {
 		t.Fatalf("totals: %+v", tot)
 	}
 	if got.Counters.Top[0].Path != "/vod/seg.m4s" || got.Counters.MemoryBytes != 4000 {
 		t.Fatalf("counters: %+v", got.Counters)
 	}
 	if len(got.History) != 1 {
-		t.Fatalf("history: %d points, want 1 (the second sample came too soon)", len(got.History))
+		t.Fatalf("history: %d points, want 1", len(got.History))
 	}
 	p := got.History[0]
 	if p.Seconds != 2 || p.RequestsPerSecond != 5 || p.HitsPerSecond != 3.5 || p.BytesPerSecond != 2000 ||
-		p.CacheBytesPerSec != 1500 || p.OriginRequestsPS != 1.5 || !near(p.HitRatio, 0.7) || !near(p.ByteHitRatio, 0.75) || p.MemoryBytes != 4000 {
+		p.CacheBytesPerSec != 1500 || p.OriginRequestsPS != 1.5 || p.OriginBytesPS != 500 || !near(p.HitRatio, 0.7) || !near(p.ByteHitRatio, 0.75) || p.MemoryBytes != 4000 {
 		t.Fatalf("history point: %+v", p)
 	}
 }
@@ -193,16 +193,66 @@ func TestRatiosEmpty(t *testing.T) {
 	}
 }
 
-// TestHistoryBounded: the history keeps the configured minutes, oldest dropped first.
-func TestHistoryBounded(t *testing.T) {
-	hi := &history{max: 3}
+// TestHistoryWindow: the charts get the configured minutes of the edge's samples, an idle
+// spell as points at zero (not one long interval), and a gap (no samples) as no point.
+func TestHistoryWindow(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	var pts []Point
-	for i := 0; i < 10; i++ {
-		pts = hi.add(edge.Snapshot{Time: t0.Add(time.Duration(i) * time.Second)})
+	var samples []edge.Sample
+	for i := range 10 {
+		samples = append(samples, edge.Sample{Time: t0.Add(time.Duration(i) * time.Second), Requests: 100})
 	}
-	if len(pts) != 3 || !pts[2].Time.Equal(t0.Add(9*time.Second)) {
-		t.Fatalf("%d points, last %v", len(pts), pts[len(pts)-1].Time)
+	samples[0].Requests = 0
+	pts := points(samples, 3*time.Second)
+	if len(pts) != 4 || !pts[3].Time.Equal(t0.Add(9*time.Second)) || pts[0].RequestsPerSecond != 0 {
+		t.Fatalf("%d points: %+v", len(pts), pts)
+	}
+	if pts := points(nil, time.Minute); pts == nil || len(pts) != 0 {
+		t.Fatalf("no samples: %#v, want an empty list", pts)
+	}
+}
+
+// freshEdge is an edge that has served nothing yet (its origin is never asked), until the test
+// ends.
+func freshEdge(t *testing.T) *edge.Edge {
+	t.Helper()
+	cfg := edge.DefaultConfig()
+	cfg.Origins = []edge.Origin{{Host: "*", URL: "http://127.0.0.1:1"}}
+	e, err := edge.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// TestFreshEdgeStats: a fresh edge's stats — no request yet, no history — carry every list
+// and table the page reads as [] or {}, never null (the page said "statistics unavailable
+// (Cannot read properties of null …)" until a second sample came), and the edge samples its
+// history on its own, with nobody asking.
+func TestFreshEdgeStats(t *testing.T) {
+	e := freshEdge(t)
+	h := Handler(Options{Stats: e.Snapshot})
+	var got struct {
+		Counters map[string]json.RawMessage `json:"counters"`
+		History  json.RawMessage            `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(serve(h, "GET", "/_reel/api/stats").body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got.History) != "[]" {
+		t.Errorf("history: %s, want []", got.History)
+	}
+	for _, k := range []string{"requests", "response_bytes", "prefetch", "live_prefetch", "evictions", "removals", "top"} {
+		if v := string(got.Counters[k]); v == "" || v == "null" {
+			t.Errorf("counters.%s: %q, want [] or {}", k, v)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(e.Snapshot().History) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d samples after 20 s with nobody asking", len(e.Snapshot().History))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -254,5 +304,60 @@ func TestWithEdge(t *testing.T) {
 	if got.Totals.Requests != 3 || got.Totals.Hits != 2 || got.Counters.OriginRequests != 1 ||
 		len(got.Counters.Top) != 1 || got.Counters.Top[0].Path != "/vod/seg_1.m4s" {
 		t.Fatalf("stats through the edge: %+v %+v", got.Totals, got.Counters)
+	}
+}
+
+// TestStatusPageFreshEdge: the status page in Chromium (e2e/play.mjs) on a fresh edge: its
+// first refresh says "updated", not "statistics unavailable", the script logs no error, and the
+// page shows the bytes pulled from the origin beside those sent to clients.
+func TestStatusPageFreshEdge(t *testing.T) {
+	node := testkit.RequireTool(t, "node")
+	chromium := testkit.RequireTool(t, "chromium")
+	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core", "package.json")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("required in CI: playwright-core (make ui): %v", err)
+		}
+		t.Skipf("no playwright-core (make ui): %v", err)
+	}
+	e := freshEdge(t)
+	vendor, err := filepath.Abs("node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(Options{Stats: e.Snapshot, Vendor: vendor}))
+	defer srv.Close()
+	conf, _ := json.Marshal(map[string]any{"chromium": chromium, "base": srv.URL, "status": map[string]any{"path": "/_reel/status"}})
+	confFile := filepath.Join(t.TempDir(), "play.json")
+	if err := os.WriteFile(confFile, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "play.mjs"), confFile)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("play.mjs: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Fatal  string `json:"fatal"`
+		Status *struct {
+			FirstUpdated    string   `json:"firstUpdated"`
+			OriginPulled    string   `json:"originPulled"`
+			OriginPulledSub string   `json:"originPulledSub"`
+			MemorySub       string   `json:"memorySub"`
+			ConsoleErrors   []string `json:"consoleErrors"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.Fatal != "" || res.Status == nil {
+		t.Fatalf("play.mjs: %v %s\n%s\n%s", err, res.Fatal, out, stderr.String())
+	}
+	st := res.Status
+	if !strings.HasPrefix(st.FirstUpdated, "updated") || len(st.ConsoleErrors) > 0 {
+		t.Errorf("first refresh of a fresh edge's status page: %q, console errors %q", st.FirstUpdated, st.ConsoleErrors)
+	}
+	if st.OriginPulled != "0 B" || !strings.Contains(st.OriginPulledSub, "to clients") || !strings.Contains(st.MemorySub, "0 evicted") {
+		t.Errorf("origin bytes tile %q %q, memory %q", st.OriginPulled, st.OriginPulledSub, st.MemorySub)
 	}
 }

@@ -81,18 +81,22 @@ async function playCase(c) {
 
 async function statusPage(c) {
   const { page, consoleErrors } = await openPage(c.path);
+  // What the first refresh said (a fresh edge once made it "statistics unavailable").
+  await page.waitForFunction(() => document.getElementById('s-updated').textContent !== '', null, { timeout: 15_000 });
+  const firstUpdated = await page.evaluate(() => document.getElementById('s-updated').textContent);
   // Two refreshes at least, so that the charts have a point and the figures are this second's.
-  await page.waitForFunction(() => window.reel && window.reel.status && window.reel.status.history.length >= 2, null, { timeout: 15_000 });
+  await page.waitForFunction(() => window.reel && window.reel.status && (window.reel.status.history || []).length >= 2, null, { timeout: 15_000 });
   await page.waitForTimeout(300); // let the refresh that just arrived paint
   const shown = await page.evaluate(() => {
-    const text = (id) => document.getElementById(id).textContent;
+    const text = (id) => (document.getElementById(id) || {}).textContent ?? null;
     const val = (id) => document.getElementById(id).dataset.value;
     const panel = document.getElementById('status-panel').dataset;
     return {
       hitRatio: text('s-hit-ratio'), hitRatioValue: val('s-hit-ratio'),
       byteHitRatio: text('s-byte-hit-ratio'), byteHitRatioValue: val('s-byte-hit-ratio'),
       offload: text('s-offload'), offloadValue: val('s-offload'),
-      memory: text('s-memory'), disk: text('s-disk'),
+      memory: text('s-memory'), memorySub: text('s-memory-sub'), disk: text('s-disk'),
+      originPulled: text('s-origin-bytes'), originPulledSub: text('s-origin-bytes-sub'), updated: text('s-updated'),
       requests: Number(panel.requests), hits: Number(panel.hits),
       cacheBytes: Number(panel.cacheBytes), originBytes: Number(panel.originBytes),
       originRequests: Number(panel.originRequests),
@@ -103,5 +107,5 @@ async function statusPage(c) {
   if (c.screenshot) await page.screenshot({ path: c.screenshot, fullPage: true });
   await page.close();
   log('status page:', `hit ratio ${shown.hitRatio}, byte hit ratio ${shown.byteHitRatio}, offload ${shown.offload}`);
-  return { ...shown, consoleErrors };
+  return { ...shown, firstUpdated, consoleErrors };
 }

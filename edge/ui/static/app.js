@@ -266,7 +266,8 @@
   function renderStatus(d) {
     const c = d.counters;
     const t = d.totals;
-    const last = d.history.length ? d.history[d.history.length - 1] : null;
+    const h = d.history || []; // empty on a fresh edge (and null from an older one)
+    const last = h.length ? h[h.length - 1] : null;
     const bytes = (c.response_bytes.cache || 0) + (c.response_bytes.origin || 0);
     $('s-updated').textContent = 'updated ' + new Date(c.time).toLocaleTimeString();
     $('status-panel').dataset.updated = c.time;
@@ -276,7 +277,11 @@
     setText('s-byte-hit-ratio', fmtPct(t.byte_hit_ratio), t.byte_hit_ratio);
     setText('s-bytes', fmtBytes(c.response_bytes.cache) + ' of ' + fmtBytes(bytes) + ' from cache');
     setText('s-offload', fmtPct(t.origin_offload), t.origin_offload);
-    setText('s-origin', fmtNum(c.origin_requests) + ' origin requests, ' + fmtBytes(c.origin_bytes));
+    setText('s-origin', fmtNum(c.origin_requests) + ' origin requests for ' + fmtNum(t.requests) + ' client requests');
+    // Bytes pulled from origins beside bytes sent to clients: prefetch that costs more than
+    // it saves shows here as a negative offload.
+    setText('s-origin-bytes', fmtBytes(c.origin_bytes), c.origin_bytes);
+    setText('s-origin-bytes-sub', 'for ' + fmtBytes(bytes) + ' to clients — byte offload ' + fmtPct(t.byte_offload));
     setText('s-rps', last ? fmtRate(last.rps) : '—', last ? last.rps : null);
     setText('s-rps-sub', 'hits ' + (last ? fmtRate(last.hps) : '—') + '/s, origin ' + (last ? fmtRate(last.orps) : '—') + '/s');
     setText('s-bps', last ? fmtBytes(last.bps) + '/s' : '—', last ? last.bps : null);
@@ -289,11 +294,11 @@
       (lp.wasted ? ', ' + fmtNum(lp.wasted) + ' wasted' : '') + '; ' : '') +
       'read-ahead slices: ' + fmtNum(c.prefetch.used) + ' of ' + fmtNum(c.prefetch.started) + ' used');
     setText('s-memory', fmtBytes(c.memory_bytes), c.memory_bytes);
-    setText('s-memory-sub', 'of ' + fmtBytes(c.memory_capacity) + ' (' + fmtPct(c.memory_bytes / c.memory_capacity) + '), ' + fmtNum(c.evictions.memory || 0) + ' evicted');
+    setText('s-memory-sub', 'of ' + fmtBytes(c.memory_capacity) + ' (' + fmtPct(c.memory_bytes / c.memory_capacity) + '), ' + removals(c, 'memory'));
     $('s-memory-meter').value = c.memory_capacity ? c.memory_bytes / c.memory_capacity : 0;
     if (c.disk_capacity) {
       setText('s-disk', fmtBytes(c.disk_bytes), c.disk_bytes);
-      setText('s-disk-sub', 'of ' + fmtBytes(c.disk_capacity) + ' (' + fmtPct(c.disk_bytes / c.disk_capacity) + '), ' + fmtNum(c.evictions.disk || 0) + ' evicted');
+      setText('s-disk-sub', 'of ' + fmtBytes(c.disk_capacity) + ' (' + fmtPct(c.disk_bytes / c.disk_capacity) + '), ' + removals(c, 'disk'));
       $('s-disk-meter').value = c.disk_bytes / c.disk_capacity;
     } else {
       setText('s-disk', 'off', 0);
@@ -308,7 +313,6 @@
     panel.dataset.originRequests = c.origin_requests;
 
     const end = new Date(c.time).getTime();
-    const h = d.history;
     chart($('c-requests'), h, end, [
       { get: (p) => p.rps, color: '#8aa4c8' },
       { get: (p) => p.hps, color: '#2f9e6e', fill: true },
@@ -316,6 +320,7 @@
     chart($('c-bytes'), h, end, [
       { get: (p) => p.bps, color: '#8aa4c8' },
       { get: (p) => p.cbps, color: '#2f9e6e', fill: true },
+      { get: (p) => p.obps, color: '#d08c2e' },
     ], (v) => fmtBytes(v) + '/s');
     chart($('c-ratio'), h, end, [
       { get: (p) => p.byte_hit_ratio, color: '#d08c2e' },
@@ -349,9 +354,21 @@
     }
   }
 
+  // removals tells what left a tier: evicted to make room, apart from copies that expired or
+  // were replaced by a refresh (a live manifest's, every second) and purges.
+  function removals(c, tier) {
+    const r = (c.removals || {})[tier] || {};
+    let text = fmtNum((c.evictions || {})[tier] || 0) + ' evicted';
+    const refreshed = (r.expired || 0) + (r.replaced || 0);
+    if (refreshed) text += ', ' + fmtNum(refreshed) + ' expired or refreshed';
+    if (r.invalidated) text += ', ' + fmtNum(r.invalidated) + ' purged';
+    return text;
+  }
+
   // chart draws series of the points of the last minutes as lines (the first filled below,
   // when asked) on a canvas, with the top of the scale written in the corner.
   const chartWindow = 5 * 60 * 1000;
+  const chartGap = 5000; // ms between samples (taken every second) that breaks a line
   function chart(canvas, points, end, series, fmt, fixedMax) {
     const dpr = window.devicePixelRatio || 1;
     const w = canvas.clientWidth || canvas.width;
@@ -379,13 +396,16 @@
     }
     for (const s of series) {
       g.beginPath();
-      let started = false, firstX = 0, lastX = 0;
+      let started = false, firstX = 0, lastX = 0, lastT = 0;
       for (const p of pts) {
         const v = s.get(p);
         if (v == null) continue;
-        const px = x(new Date(p.t).getTime()), py = y(v);
-        if (!started) { g.moveTo(px, py); firstX = px; started = true; } else g.lineTo(px, py);
+        const pt = new Date(p.t).getTime();
+        const px = x(pt), py = y(v);
+        // A gap in the samples is a gap in the line, not a ramp across it.
+        if (!started || pt - lastT > chartGap) { g.moveTo(px, py); if (!started) firstX = px; started = true; } else g.lineTo(px, py);
         lastX = px;
+        lastT = pt;
       }
       if (!started) continue;
       g.strokeStyle = s.color;
