@@ -290,7 +290,11 @@ func TestLiveHTTP(t *testing.T) {
 func TestLoopResume(t *testing.T) {
 	dir := t.TempDir()
 	cfg := live.Config{Name: "test", Dir: dir, SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute}
+	var prev *live.Channel
 	run := func() *live.Server {
+		if prev != nil {
+			prev.Close() // the first run's process stops: the folder is free
+		}
 		ch, err := live.NewChannel(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -299,6 +303,7 @@ func TestLoopResume(t *testing.T) {
 		if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 1, Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
 			t.Fatal(err)
 		}
+		prev = ch
 		srv := live.NewServer(nil)
 		srv.Add(ch)
 		return srv

@@ -117,7 +117,8 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	for _, name := range names {
 		ch, err := live.NewChannel(live.Config{
 			Name: name, Dir: filepath.Join(*dir, name),
-			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, Logger: logger, Metrics: metrics,
+			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, NumberByClock: true,
+			Logger: logger, Metrics: metrics,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
