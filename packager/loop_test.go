@@ -3,6 +3,7 @@ package packager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -331,5 +332,21 @@ func TestLoopResume(t *testing.T) {
 		if rec := get(t, srv, "/live/test/video_360p/"+s[2]); rec.Code != 200 || rec.Body.Len() == 0 {
 			t.Fatalf("%s: %d", s[2], rec.Code)
 		}
+	}
+}
+
+// TestLoopRefusesUnalignedLadder: a looped ladder is checked as Package checks it — the same
+// error, naming the rung whose GOPs don't align — and nothing is added to the channel.
+func TestLoopRefusesUnalignedLadder(t *testing.T) {
+	inputs := []string{ladder[0], samplePath("bad/unaligned_gop.mp4")}
+	_, pkgErr := Package(context.Background(), Options{Inputs: inputs, Output: filepath.Join(t.TempDir(), "out")})
+	ch, srv := newChannel(t, live.Config{})
+	_, err := NewLoop(ch, LoopOptions{Inputs: inputs})
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.File != inputs[1] || pkgErr == nil || err.Error() != pkgErr.Error() {
+		t.Fatalf("NewLoop: %v; Package: %v", err, pkgErr)
+	}
+	if rec := get(t, srv, "/live/test/master.m3u8"); rec.Code != http.StatusNotFound {
+		t.Errorf("the refused ladder's tracks were added: master %d", rec.Code)
 	}
 }

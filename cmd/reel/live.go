@@ -130,6 +130,22 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		}
 		channels = append(channels, ch)
 	}
+	// Looped inputs are opened and checked before anything serves: a ladder 'reel package'
+	// would refuse is refused here too, with the same one line.
+	var loopers []*packager.Looper
+	defer func() {
+		for _, l := range loopers {
+			l.Close()
+		}
+	}()
+	for i, l := range loops {
+		looper, err := packager.NewLoop(channels[i], packager.LoopOptions{Inputs: l.files, Logger: logger})
+		if err != nil {
+			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
+			return exitFailure
+		}
+		loopers = append(loopers, looper)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
@@ -189,7 +205,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := packager.Loop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Logger: logger}); err != nil {
+			if err := loopers[i].Run(ctx); err != nil {
 				srcErr <- fmt.Errorf("channel %s: %w", l.name, err)
 				stop()
 			}

@@ -103,3 +103,39 @@ func waitForSegments(t *testing.T, url string, n int) []string {
 		}
 	}
 }
+
+// TestLiveRefusesUnalignedLadder: `reel live --loop` refuses a ladder whose GOPs don't align,
+// before serving anything, with the line `reel package` refuses it with.
+func TestLiveRefusesUnalignedLadder(t *testing.T) {
+	files := []string{sample("ladder_720p.mp4"), sample("bad/unaligned_gop.mp4")}
+	code, _, pkgErr := runReel(t, append([]string{"package", "-o", filepath.Join(t.TempDir(), "out")}, files...)...)
+	if code != exitFailure {
+		t.Fatalf("reel package: exit %d, want %d", code, exitFailure)
+	}
+	problem := strings.TrimPrefix(pkgErr, "reel package: ")
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	dir, addr := t.TempDir(), freeAddr(t)
+	go func() {
+		var r result
+		r.code, r.stdout, r.stderr = runReel(t, "live", "--loop", "u="+strings.Join(files, ","), "--dir", dir, "--listen", addr, "--admin", "")
+		done <- r
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("reel live still running after 30 s: the ladder was accepted")
+	}
+	code, stdout, liveErr := r.code, r.stdout, r.stderr
+	if code != exitFailure || stdout != "" {
+		t.Fatalf("reel live: exit %d, printed %q; want exit %d before serving", code, stdout, exitFailure)
+	}
+	assertOneLine(t, "reel live's refusal", liveErr)
+	if !strings.HasSuffix(liveErr, problem) || !strings.Contains(problem, "unaligned_gop.mp4") {
+		t.Errorf("reel live says %q, reel package %q", liveErr, pkgErr)
+	}
+}
