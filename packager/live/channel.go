@@ -239,11 +239,34 @@ func (c *Channel) completed(t *track, segs []*segment) {
 		if err := c.store(t, s); err != nil {
 			c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
 		}
+		c.checkGrid(t, s)
 		c.cfg.Metrics.segment(c.cfg.Name, t.info.ID, s.number)
 	}
 	if len(segs) > 0 {
 		c.expire(t)
 	}
+}
+
+// checkGrid reports a video segment that ran past its grid line: the rendition had no keyframe
+// there, so its segment was extended to the next keyframe (no media is dropped, nothing is
+// re-timed: EXTINF, PDT and the DASH timeline carry its real duration). Its next segment
+// then starts later than the other renditions' segment of that number, and if whole grid cells
+// passed without a keyframe its numbers run behind theirs from then on. Players that switch
+// renditions by time (PDT, the MPD's timeline) keep playing; the operator is told, once per
+// such segment, so the encoder's GOP can be fixed. c.mu is held.
+func (c *Channel) checkGrid(t *track, s *segment) {
+	end := s.start + s.duration
+	if t.info.Kind != manifest.Video || s.forceEnd || end <= s.gridEnd+t.grid/20 {
+		return
+	}
+	late := end - s.gridEnd
+	secs := func(u uint64) time.Duration {
+		return time.Duration(float64(u) / float64(t.info.Timescale) * float64(time.Second)).Round(time.Millisecond)
+	}
+	c.cfg.Logger.Warn("live: no keyframe at the segment grid line; segment extended to the next keyframe",
+		"channel", c.cfg.Name, "track", t.info.ID, "segment", s.number,
+		"grid_line", secs(s.gridEnd), "extended_by", secs(late), "grid_lines_missed", (late-t.grid/20-1)/t.grid+1)
+	c.cfg.Metrics.unalignedSegment(c.cfg.Name, t.info.ID)
 }
 
 // Flush completes track id's segment in progress if it has reached its grid line: a source
@@ -303,9 +326,7 @@ func (c *Channel) End() {
 	c.ended = true
 	for _, t := range c.tracks {
 		if s := t.finish(); s != nil {
-			if err := c.store(t, s); err != nil {
-				c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
-			}
+			c.completed(t, []*segment{s})
 		}
 	}
 	c.wake()

@@ -184,3 +184,70 @@ func TestPartsStayFetchable(t *testing.T) {
 		}
 	}
 }
+
+// TestUnalignedKeyframes: a video rendition whose keyframes miss the segment grid is reported
+// once per segment it had to extend (log with track and segment, metric); its segments run to
+// the next keyframe, each starting with one, and no media is dropped. An aligned rendition and
+// audio are not reported.
+func TestUnalignedKeyframes(t *testing.T) {
+	var logs bytes.Buffer
+	m := NewMetrics()
+	c := testChannel(t, Config{SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Metrics: m,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, "video_a", "video_b", "video_c", "audio")
+	for at := uint64(0); at < 12000; at += 500 {
+		for _, a := range []error{
+			c.Append("video_a", frag(at, 500, at%2000 == 0)), // keyframes on the grid
+			c.Append("video_b", frag(at, 500, at%2500 == 0)), // every 2.5 s: off the grid
+			c.Append("video_c", frag(at, 500, at%5000 == 0)), // every 5 s: misses whole grid lines
+			c.Append("audio", frag(at, 500, true)),
+		} {
+			if a != nil {
+				t.Fatal(a)
+			}
+		}
+	}
+	p := c.snapshot(time.Now(), "", false)
+	var b *manifest.Track
+	for _, tr := range p.Tracks() {
+		if tr.ID == "video_b" {
+			b = tr
+		}
+	}
+	// video_b: segments 0+2.5 (grid line 2 s), 2.5+2.5 (4 s), 5+2.5 (6 s), 7.5+2.5 (8 s), each
+	// extended past its line to the next keyframe; 10 s… in progress.
+	var got []string
+	var total uint64
+	for i, s := range b.Segments {
+		got = append(got, strconv.FormatUint(s.Start, 10)+"+"+strconv.FormatUint(s.Duration, 10))
+		total += s.Duration
+		if !c.byID["video_b"].segs[i].parts[0].independent {
+			t.Errorf("video_b segment %d does not start with a keyframe", s.Number)
+		}
+	}
+	if strings.Join(got, " ") != "0+2500 2500+2500 5000+2500 7500+2500" || total != 10000 {
+		t.Errorf("video_b segments %v", got)
+	}
+	text := logs.String()
+	for _, want := range []string{
+		"track=video_b segment=0 grid_line=2s extended_by=500ms grid_lines_missed=1\n",
+		"track=video_b segment=1 grid_line=4s extended_by=1s grid_lines_missed=1\n",
+		"track=video_b segment=2 grid_line=6s extended_by=1.5s grid_lines_missed=1\n",
+		"track=video_b segment=3 grid_line=8s extended_by=2s grid_lines_missed=1\n",
+		"track=video_c segment=0 grid_line=2s extended_by=3s grid_lines_missed=2\n",
+		"track=video_c segment=1 grid_line=6s extended_by=4s grid_lines_missed=2\n",
+	} {
+		if n := strings.Count(text, want); n != 1 {
+			t.Errorf("%q reported %d times, want once:\n%s", want, n, text)
+		}
+	}
+	if n := strings.Count(text, "level=WARN"); n != 6 || strings.Contains(text, "track=video_a") || strings.Contains(text, "track=audio") {
+		t.Errorf("%d warnings, want 6, none for the aligned renditions:\n%s", n, text)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{`reel_live_unaligned_segments_total{channel="ch",track="video_b"} 4`, `reel_live_unaligned_segments_total{channel="ch",track="video_c"} 2`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("missing %s in:\n%s", want, rec.Body.String())
+		}
+	}
+}
