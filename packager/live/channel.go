@@ -390,7 +390,7 @@ func (c *Channel) partReach(t *track) uint64 {
 }
 
 // numberEpoch is where clock numbering starts: recent, so that numbers stay below DASH's
-// 32-bit @startNumber for a long time (until 2038 with one-second segments, 2051 with two).
+// 32-bit @startNumber for a long time (until 2038 with one-second segments, 2052 with two).
 var numberEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // clockNumber is the first segment number of a track without history, started at now: the
