@@ -1,6 +1,8 @@
 package packager
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http/httptest"
 	"os/exec"
 	"strconv"
@@ -118,5 +120,45 @@ func TestSegmentNumber(t *testing.T) {
 		if got := segmentNumber(in); got != want {
 			t.Errorf("segmentNumber(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// TestIngestUnalignedRendition: an encoder pushing two renditions whose GOPs differ (2 s and
+// 2.5 s at 24 fps) gets the off-grid one reported — a warning per extended segment, the
+// metric — and the aligned one not at all.
+func TestIngestUnalignedRendition(t *testing.T) {
+	var logs bytes.Buffer // written under the channel lock, read after get() took it
+	m := live.NewMetrics()
+	ch, srv := newChannel(t, live.Config{SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute,
+		Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	ing := NewIngest(nil)
+	ing.Add(ch)
+	ts := httptest.NewServer(ing)
+	defer ts.Close()
+	ffmpeg := requireTool(t, "ffmpeg")
+	cmd := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24", "-t", "9",
+		"-filter_complex", "[0:v]split=2[a][b];[b]scale=256:144[c]", "-map", "[a]", "-map", "[c]",
+		"-c:v", "libx264", "-preset", "ultrafast", "-sc_threshold", "0", "-bf", "0",
+		"-g:v:0", "48", "-keyint_min:v:0", "48", "-g:v:1", "60", "-keyint_min:v:1", "60",
+		"-f", "dash", "-method", "PUT", "-seg_duration", "2", "-frag_duration", "0.5", "-frag_type", "duration",
+		"-streaming", "1", "-use_template", "1", "-use_timeline", "0",
+		"-init_seg_name", "init-stream$RepresentationID$.m4s", "-media_seg_name", "chunk-stream$RepresentationID$-$Number%05d$.m4s",
+		ts.URL+"/ingest/test/manifest.mpd")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg dash push: %v\n%s", err, out)
+	}
+	for _, id := range []string{"video_180p", "video_144p"} {
+		if n := len(extinfRe.FindAllString(get(t, srv, "/live/test/"+id+"/index.m3u8").Body.String(), -1)); n < 3 {
+			t.Fatalf("%s: %d segments", id, n)
+		}
+	}
+	text := logs.String()
+	if !strings.Contains(text, "track=video_144p segment=0 grid_line=2s extended_by=500ms") || strings.Contains(text, "track=video_180p") {
+		t.Errorf("warnings:\n%s", text)
+	}
+	metrics := get(t, m.Handler(), "/metrics").Body.String()
+	if !strings.Contains(metrics, `reel_live_unaligned_segments_total{channel="test",track="video_144p"}`) ||
+		strings.Contains(metrics, `reel_live_unaligned_segments_total{channel="test",track="video_180p"}`) {
+		t.Errorf("metrics:\n%s", metrics)
 	}
 }
