@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,13 +126,16 @@ func TestSegmentNumber(t *testing.T) {
 
 // TestIngestUnalignedRendition: an encoder pushing two renditions whose GOPs differ (2 s and
 // 2.5 s at 24 fps) gets the off-grid one reported — a warning per extended segment, the
-// metric — and the aligned one not at all.
+// metric — and the aligned one not at all. ffmpeg pushes faster than real time here, so it
+// keeps one connection per rendition: on a connection each, a track's segments could reach
+// the server out of order, which a real-time encoder never does.
 func TestIngestUnalignedRendition(t *testing.T) {
-	var logs bytes.Buffer // written under the channel lock, read after get() took it
+	var logs bytes.Buffer // read once the ingest server is closed
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m := live.NewMetrics()
 	ch, srv := newChannel(t, live.Config{SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute,
-		Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	ing := NewIngest(nil)
+		Metrics: m, Logger: logger})
+	ing := NewIngest(logger) // a refused request would show among the warnings too
 	ing.Add(ch)
 	ts := httptest.NewServer(ing)
 	defer ts.Close()
@@ -141,15 +145,16 @@ func TestIngestUnalignedRendition(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-sc_threshold", "0", "-bf", "0",
 		"-g:v:0", "48", "-keyint_min:v:0", "48", "-g:v:1", "60", "-keyint_min:v:1", "60",
 		"-f", "dash", "-method", "PUT", "-seg_duration", "2", "-frag_duration", "0.5", "-frag_type", "duration",
-		"-streaming", "1", "-use_template", "1", "-use_timeline", "0",
+		"-streaming", "1", "-use_template", "1", "-use_timeline", "0", "-http_persistent", "1",
 		"-init_seg_name", "init-stream$RepresentationID$.m4s", "-media_seg_name", "chunk-stream$RepresentationID$-$Number%05d$.m4s",
 		ts.URL+"/ingest/test/manifest.mpd")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg dash push: %v\n%s", err, out)
 	}
+	ts.Close() // waits for the requests ffmpeg left behind to be handled
 	for _, id := range []string{"video_180p", "video_144p"} {
 		if n := len(extinfRe.FindAllString(get(t, srv, "/live/test/"+id+"/index.m3u8").Body.String(), -1)); n < 3 {
-			t.Fatalf("%s: %d segments", id, n)
+			t.Fatalf("%s: %d segments; warnings:\n%s", id, n, logs.String())
 		}
 	}
 	text := logs.String()
@@ -160,5 +165,40 @@ func TestIngestUnalignedRendition(t *testing.T) {
 	if !strings.Contains(metrics, `reel_live_unaligned_segments_total{channel="test",track="video_144p"}`) ||
 		strings.Contains(metrics, `reel_live_unaligned_segments_total{channel="test",track="video_180p"}`) {
 		t.Errorf("metrics:\n%s", metrics)
+	}
+}
+
+// TestIngestOrder: a track's requests are taken in order — the init before the segments that
+// wait for it, then the segments by number, even when the later one started waiting first.
+func TestIngestOrder(t *testing.T) {
+	st := &ingestStream{last: -1, waiting: map[int64]int{}, done: make(chan struct{})}
+	st.waitTurn(-1) // the init request arrived; it is being read
+	taken := make(chan int64, 2)
+	waits := func(n int64) {
+		go func() { st.waitTurn(n); taken <- n; st.took(n) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st.orderMu.Lock()
+			here := st.waiting[n] > 0
+			st.orderMu.Unlock()
+			if here {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("segment %d never waited", n)
+			}
+			runtime.Gosched()
+		}
+	}
+	waits(2)
+	waits(1)
+	select {
+	case n := <-taken:
+		t.Fatalf("segment %d taken before the init was read", n)
+	default:
+	}
+	st.took(-1)
+	if first, second := <-taken, <-taken; first != 1 || second != 2 {
+		t.Fatalf("taken in the order %d, %d", first, second)
 	}
 }
