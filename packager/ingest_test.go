@@ -18,15 +18,22 @@ import (
 // to url (…/ingest/CH/manifest.mpd).
 func pushDASH(t *testing.T, url string, seconds string) {
 	t.Helper()
-	ffmpeg := requireTool(t, "ffmpeg")
-	cmd := exec.Command(ffmpeg, "-v", "error",
+	pushDASHArgs(t, url,
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", seconds, "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
-		"-c:a", "aac", "-b:a", "64k",
+		"-c:a", "aac", "-b:a", "64k")
+}
+
+// pushDASHArgs runs ffmpeg with the input and encoding args given, pushing to url with its
+// dash muxer in 2 s segments of half-second chunks.
+func pushDASHArgs(t *testing.T, url string, args ...string) {
+	t.Helper()
+	ffmpeg := requireTool(t, "ffmpeg")
+	cmd := exec.Command(ffmpeg, append(append([]string{"-v", "error"}, args...),
 		"-f", "dash", "-method", "PUT", "-seg_duration", "2", "-frag_duration", "0.5", "-frag_type", "duration",
 		"-streaming", "1", "-use_template", "1", "-use_timeline", "0",
 		"-init_seg_name", "init-stream$RepresentationID$.m4s", "-media_seg_name", "chunk-stream$RepresentationID$-$Number%05d$.m4s",
-		url)
+		url)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg dash push: %v\n%s", err, out)
 	}
@@ -139,18 +146,7 @@ func TestIngestUnalignedRendition(t *testing.T) {
 	ing.Add(ch)
 	ts := httptest.NewServer(ing)
 	defer ts.Close()
-	ffmpeg := requireTool(t, "ffmpeg")
-	cmd := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24", "-t", "9",
-		"-filter_complex", "[0:v]split=2[a][b];[b]scale=256:144[c]", "-map", "[a]", "-map", "[c]",
-		"-c:v", "libx264", "-preset", "ultrafast", "-sc_threshold", "0", "-bf", "0",
-		"-g:v:0", "48", "-keyint_min:v:0", "48", "-g:v:1", "60", "-keyint_min:v:1", "60",
-		"-f", "dash", "-method", "PUT", "-seg_duration", "2", "-frag_duration", "0.5", "-frag_type", "duration",
-		"-streaming", "1", "-use_template", "1", "-use_timeline", "0", "-http_persistent", "1",
-		"-init_seg_name", "init-stream$RepresentationID$.m4s", "-media_seg_name", "chunk-stream$RepresentationID$-$Number%05d$.m4s",
-		ts.URL+"/ingest/test/manifest.mpd")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg dash push: %v\n%s", err, out)
-	}
+	pushDASHArgs(t, ts.URL+"/ingest/test/manifest.mpd", append(unalignedLadder, "-http_persistent", "1")...)
 	ts.Close() // waits for the requests ffmpeg left behind to be handled
 	for _, id := range []string{"video_180p", "video_144p"} {
 		if n := len(extinfRe.FindAllString(get(t, srv, "/live/test/"+id+"/index.m3u8").Body.String(), -1)); n < 3 {

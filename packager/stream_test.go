@@ -21,14 +21,21 @@ import (
 // (ffmpeg -movflags frag_keyframe+empty_moov+default_base_moof, half-second fragments, B-frames).
 func fragmentedStream(t testing.TB, seconds int) []byte {
 	t.Helper()
-	ffmpeg := requireTool(t, "ffmpeg")
-	out := filepath.Join(t.TempDir(), "stream.mp4")
-	cmd := exec.Command(ffmpeg, "-v", "error", "-y",
+	return encodeStream(t,
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", strconv.Itoa(seconds),
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "2",
-		"-c:a", "aac", "-b:a", "64k",
-		"-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "500000", out)
+		"-c:a", "aac", "-b:a", "64k")
+}
+
+// encodeStream runs ffmpeg with the input and encoding args given and returns its output as
+// a fragmented MP4 stream with half-second fragments.
+func encodeStream(t testing.TB, args ...string) []byte {
+	t.Helper()
+	ffmpeg := requireTool(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "stream.mp4")
+	cmd := exec.Command(ffmpeg, append(append([]string{"-v", "error", "-y"}, args...),
+		"-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "500000", out)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, b)
 	}
@@ -128,25 +135,20 @@ func FuzzReadStream(f *testing.F) {
 	})
 }
 
+// unalignedLadder is ffmpeg input and encoding arguments for 9 s of a two-rung ladder at
+// 24 fps: keyframes every 2 s (48 frames) in video_180p, every 2.5 s (60) in video_144p, off
+// a 2 s segment grid.
+var unalignedLadder = []string{"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24", "-t", "9",
+	"-filter_complex", "[0:v]split=2[a][b];[b]scale=256:144[c]", "-map", "[a]", "-map", "[c]",
+	"-c:v", "libx264", "-preset", "ultrafast", "-sc_threshold", "0", "-bf", "0",
+	"-g:v:0", "48", "-keyint_min:v:0", "48", "-g:v:1", "60", "-keyint_min:v:1", "60"}
+
 // TestReadStreamUnalignedRendition: a stream whose second rendition has its keyframes every
 // 2.5 s, off the 2 s segment grid the first keeps, is reported — a warning per extended
 // segment of that rendition, and the metric — and both renditions still play whole: every
 // segment starts with a keyframe and the DVR copies decode every frame.
 func TestReadStreamUnalignedRendition(t *testing.T) {
-	ffmpeg := requireTool(t, "ffmpeg")
-	out := filepath.Join(t.TempDir(), "stream.mp4")
-	cmd := exec.Command(ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24", "-t", "9",
-		"-filter_complex", "[0:v]split=2[a][b];[b]scale=256:144[c]", "-map", "[a]", "-map", "[c]",
-		"-c:v", "libx264", "-preset", "ultrafast", "-sc_threshold", "0", "-bf", "0",
-		"-g:v:0", "48", "-keyint_min:v:0", "48", "-g:v:1", "60", "-keyint_min:v:1", "60",
-		"-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "500000", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := encodeStream(t, unalignedLadder...)
 	var logs bytes.Buffer
 	m := live.NewMetrics()
 	ch, srv := newChannel(t, live.Config{SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute,
