@@ -238,6 +238,9 @@ func (c *Channel) completed(t *track, segs []*segment) {
 	for _, s := range segs {
 		if err := c.store(t, s); err != nil {
 			c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
+			if errors.Is(err, ErrPublished) {
+				s.data = nil // its URL keeps naming the bytes published first (served from disk)
+			}
 		}
 		c.checkGrid(t, s)
 		c.cfg.Metrics.segment(c.cfg.Name, t.info.ID, s.number)
@@ -360,8 +363,8 @@ func (c *Channel) expire(t *track) {
 	for i, s := range t.segs {
 		age := t.pos - s.endPos
 		if age > partKeep {
-			for i := range s.parts {
-				s.parts[i].data = nil
+			for j := range s.parts {
+				s.parts[j].data = nil
 			}
 		}
 		if age > memKeep {

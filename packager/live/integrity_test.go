@@ -64,6 +64,13 @@ func TestSegmentWriteOnce(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "video", segmentName(0))); !bytes.Equal(b, published) {
 		t.Errorf("%s was overwritten: %q", segmentName(0), b)
 	}
+	srv := NewServer(nil)
+	srv.Add(c)
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/live/ch/video/"+segmentName(0), nil))
+	if !bytes.Equal(rec.Body.Bytes(), published) {
+		t.Errorf("%s served as %q, not the bytes published first", segmentName(0), rec.Body.Bytes())
+	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), ErrPublished.Error()) {
 		t.Errorf("the refusal was not logged as an error:\n%s", logs.String())
 	}
