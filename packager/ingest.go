@@ -47,11 +47,18 @@ type ingestStream struct {
 	mu sync.Mutex
 	r  *streamReader
 
-	// Requests for numbered segments are taken in number order: an encoder may open segment
-	// N+1's request before N's handler got the lock. last is the last number taken; done is
-	// closed (and replaced) whenever one is.
+	// Requests are taken in order: an encoder may open segment N+1's request before N's
+	// handler got the lock, or its first segment's before its init was read. An init goes
+	// before the segments that arrive after it (inits counts those waiting), the lowest
+	// segment waiting when the first init was read sets where numbers start (waiting counts
+	// them by number), and segments follow in number order. last is the last number taken
+	// (or the one before the first); done is closed (and replaced) whenever a request is
+	// taken.
 	orderMu sync.Mutex
 	last    int64
+	inits   int
+	hadInit bool
+	waiting map[int64]int
 	done    chan struct{}
 }
 
@@ -71,16 +78,35 @@ func segmentNumber(file string) int64 {
 
 var segNumRe = regexp.MustCompile(`(\d+)\.[A-Za-z0-9]+$`)
 
-// waitTurn holds a request for segment n until the one before it was taken (or a moment has
-// passed: a lost request must not stall the track).
+// waitTurn holds a request for segment n (n < 0: an init segment) until its turn (or a moment
+// has passed: a lost request must not stall the track).
 func (st *ingestStream) waitTurn(n int64) {
+	st.orderMu.Lock()
 	if n < 0 {
+		st.inits++
+		st.orderMu.Unlock()
 		return
 	}
+	st.waiting[n]++
+	st.orderMu.Unlock()
+	defer func() {
+		st.orderMu.Lock()
+		if st.waiting[n]--; st.waiting[n] == 0 {
+			delete(st.waiting, n)
+		}
+		st.orderMu.Unlock()
+	}()
 	deadline := time.After(2 * time.Second)
 	for {
 		st.orderMu.Lock()
-		if st.last < 0 || n <= st.last+1 {
+		ready := st.inits == 0 && st.hadInit
+		if ready && st.last < 0 {
+			st.last = n - 1
+			for m := range st.waiting {
+				st.last = min(st.last, m-1)
+			}
+		}
+		if ready && n <= st.last+1 {
 			st.orderMu.Unlock()
 			return
 		}
@@ -95,11 +121,13 @@ func (st *ingestStream) waitTurn(n int64) {
 }
 
 func (st *ingestStream) took(n int64) {
-	if n < 0 {
-		return
-	}
 	st.orderMu.Lock()
-	st.last = max(st.last, n)
+	if n < 0 {
+		st.inits--
+		st.hadInit = true
+	} else {
+		st.last = max(st.last, n)
+	}
 	close(st.done)
 	st.done = make(chan struct{})
 	st.orderMu.Unlock()
@@ -169,7 +197,7 @@ func (g *Ingest) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	ic.mu.Lock()
 	st := ic.streams[key]
 	if st == nil {
-		st = &ingestStream{r: newStreamReader(ic.ch, name+"/"+key, g.log, ic.ids), last: -1, done: make(chan struct{})}
+		st = &ingestStream{r: newStreamReader(ic.ch, name+"/"+key, g.log, ic.ids), last: -1, waiting: map[int64]int{}, done: make(chan struct{})}
 		st.r.idsMu = &ic.idsMu
 		st.r.reinit = true
 		ic.streams[key] = st

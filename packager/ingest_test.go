@@ -1,8 +1,11 @@
 package packager
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http/httptest"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,15 +18,22 @@ import (
 // to url (…/ingest/CH/manifest.mpd).
 func pushDASH(t *testing.T, url string, seconds string) {
 	t.Helper()
-	ffmpeg := requireTool(t, "ffmpeg")
-	cmd := exec.Command(ffmpeg, "-v", "error",
+	pushDASHArgs(t, url,
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", seconds, "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
-		"-c:a", "aac", "-b:a", "64k",
+		"-c:a", "aac", "-b:a", "64k")
+}
+
+// pushDASHArgs runs ffmpeg with the input and encoding args given, pushing to url with its
+// dash muxer in 2 s segments of half-second chunks.
+func pushDASHArgs(t *testing.T, url string, args ...string) {
+	t.Helper()
+	ffmpeg := requireTool(t, "ffmpeg")
+	cmd := exec.Command(ffmpeg, append(append([]string{"-v", "error"}, args...),
 		"-f", "dash", "-method", "PUT", "-seg_duration", "2", "-frag_duration", "0.5", "-frag_type", "duration",
 		"-streaming", "1", "-use_template", "1", "-use_timeline", "0",
 		"-init_seg_name", "init-stream$RepresentationID$.m4s", "-media_seg_name", "chunk-stream$RepresentationID$-$Number%05d$.m4s",
-		url)
+		url)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg dash push: %v\n%s", err, out)
 	}
@@ -118,5 +128,73 @@ func TestSegmentNumber(t *testing.T) {
 		if got := segmentNumber(in); got != want {
 			t.Errorf("segmentNumber(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// TestIngestUnalignedRendition: an encoder pushing two renditions whose GOPs differ (2 s and
+// 2.5 s at 24 fps) gets the off-grid one reported — a warning per extended segment, the
+// metric — and the aligned one not at all. ffmpeg pushes faster than real time here, so it
+// keeps one connection per rendition: on a connection each, a track's segments could reach
+// the server out of order, which a real-time encoder never does.
+func TestIngestUnalignedRendition(t *testing.T) {
+	var logs bytes.Buffer // read once the ingest server is closed
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m := live.NewMetrics()
+	ch, srv := newChannel(t, live.Config{SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute,
+		Metrics: m, Logger: logger})
+	ing := NewIngest(logger) // a refused request would show among the warnings too
+	ing.Add(ch)
+	ts := httptest.NewServer(ing)
+	defer ts.Close()
+	pushDASHArgs(t, ts.URL+"/ingest/test/manifest.mpd", append(unalignedLadder, "-http_persistent", "1")...)
+	ts.Close() // waits for the requests ffmpeg left behind to be handled
+	for _, id := range []string{"video_180p", "video_144p"} {
+		if n := len(extinfRe.FindAllString(get(t, srv, "/live/test/"+id+"/index.m3u8").Body.String(), -1)); n < 3 {
+			t.Fatalf("%s: %d segments; warnings:\n%s", id, n, logs.String())
+		}
+	}
+	text := logs.String()
+	if !strings.Contains(text, "track=video_144p segment=0 grid_line=2s extended_by=500ms") || strings.Contains(text, "track=video_180p") {
+		t.Errorf("warnings:\n%s", text)
+	}
+	metrics := get(t, m.Handler(), "/metrics").Body.String()
+	if !strings.Contains(metrics, `reel_live_unaligned_segments_total{channel="test",track="video_144p"}`) ||
+		strings.Contains(metrics, `reel_live_unaligned_segments_total{channel="test",track="video_180p"}`) {
+		t.Errorf("metrics:\n%s", metrics)
+	}
+}
+
+// TestIngestOrder: a track's requests are taken in order — the init before the segments that
+// wait for it, then the segments by number, even when the later one started waiting first.
+func TestIngestOrder(t *testing.T) {
+	st := &ingestStream{last: -1, waiting: map[int64]int{}, done: make(chan struct{})}
+	st.waitTurn(-1) // the init request arrived; it is being read
+	taken := make(chan int64, 2)
+	waits := func(n int64) {
+		go func() { st.waitTurn(n); taken <- n; st.took(n) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st.orderMu.Lock()
+			here := st.waiting[n] > 0
+			st.orderMu.Unlock()
+			if here {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("segment %d never waited", n)
+			}
+			runtime.Gosched()
+		}
+	}
+	waits(2)
+	waits(1)
+	select {
+	case n := <-taken:
+		t.Fatalf("segment %d taken before the init was read", n)
+	default:
+	}
+	st.took(-1)
+	if first, second := <-taken, <-taken; first != 1 || second != 2 {
+		t.Fatalf("taken in the order %d, %d", first, second)
 	}
 }

@@ -43,12 +43,31 @@ type loopTrack struct {
 	seq     uint32
 }
 
+// Looper is a looped live source, prepared: its inputs are open and checked, and its tracks
+// are on the channel. Run plays it; Close closes the inputs.
+type Looper struct {
+	ch     *live.Channel
+	opt    LoopOptions
+	frag   time.Duration
+	inputs []*inputFile
+	tracks []*loopTrack
+	loop   time.Duration // the loop length (for the log)
+}
+
 // Loop replays the inputs on ch as a live ladder in real time until ctx ends (or opt.Loops
-// loops are done, which ends the event). Fragments are cut on a grid of FragmentDuration and
-// appended when their media time is due, re-timed so that each loop continues the previous:
-// the loop length is the first video track's duration, and every track is trimmed or left
-// short to it, so audio and video never drift apart however long the channel runs.
+// loops are done, which ends the event): NewLoop, then Run.
 func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
+	l, err := NewLoop(ctx, ch, opt)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return l.Run(ctx)
+}
+
+// NewLoop opens and checks the inputs — what Package refuses, a ladder whose GOPs don't
+// align included, is refused here with the same error — and adds their tracks to ch.
+func NewLoop(ctx context.Context, ch *live.Channel, opt LoopOptions) (_ *Looper, err error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -58,63 +77,84 @@ func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
 	if opt.Sleep == nil {
 		opt.Sleep = sleepCtx
 	}
-	frag := opt.FragmentDuration
-	if frag <= 0 {
-		frag = ch.PartDuration()
+	l := &Looper{ch: ch, opt: opt, frag: opt.FragmentDuration}
+	if l.frag <= 0 {
+		l.frag = ch.PartDuration()
 	}
-	if frag <= 0 {
-		frag = ch.SegmentDuration()
+	if l.frag <= 0 {
+		l.frag = ch.SegmentDuration()
 	}
 	if len(opt.Inputs) == 0 {
-		return errors.New("no input files to loop")
+		return nil, errors.New("no input files to loop")
 	}
 	langs, err := parseLanguages(opt.Languages)
 	if err != nil {
-		return err
-	}
-	inputs, err := openInputs(ctx, opt.Inputs)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
-		for _, in := range inputs {
-			in.Close()
+		if err != nil {
+			l.Close()
 		}
 	}()
-	videos, audios, err := selectTracks(inputs)
-	if err != nil {
-		return err
+	if l.inputs, err = openInputs(ctx, opt.Inputs); err != nil {
+		return nil, err
 	}
-	for i, l := range langs {
-		if i < len(audios) && l != "" {
-			audios[i].language = l
+	videos, audios, err := selectTracks(l.inputs)
+	if err != nil {
+		return nil, err
+	}
+	for i, lang := range langs {
+		if i < len(audios) && lang != "" {
+			audios[i].language = lang
 		}
 	}
-	tracks, err := loadLoopTracks(append(append([]*inputTrack{}, videos...), audios...))
+	// A ladder whose rungs can't switch at segment boundaries is refused as Package refuses it.
+	if err := checkAligned(videos, ch.SegmentDuration()); err != nil {
+		return nil, err
+	}
+	l.tracks, err = loadLoopTracks(append(append([]*inputTrack{}, videos...), audios...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The loop length: the reference video track's duration, in every track's timescale.
-	ref := tracks[0]
+	ref := l.tracks[0]
 	var refDur uint64
 	if n := len(ref.samples); n > 0 {
 		refDur = ref.samples[n-1].dts + uint64(ref.samples[n-1].dur)
 	}
 	if refDur == 0 {
-		return inputErr(ref.src.in.path, errors.New("video track has no duration"))
+		return nil, inputErr(ref.src.in.path, errors.New("video track has no duration"))
 	}
-	for _, t := range tracks {
+	l.loop = time.Duration(float64(refDur) / float64(ref.src.timescale) * float64(time.Second))
+	for _, t := range l.tracks {
 		t.period = (refDur*uint64(t.src.timescale) + uint64(ref.src.timescale)/2) / uint64(ref.src.timescale)
 		t.trimTo(t.period, t.src.priming(t.samples[0]))
 		info, init, err := t.describe()
 		if err != nil {
-			return inputErr(t.src.in.path, err)
+			return nil, inputErr(t.src.in.path, err)
 		}
 		if err := ch.AddTrack(info, init); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return l, nil
+}
 
+// Close closes the inputs.
+func (l *Looper) Close() {
+	for _, in := range l.inputs {
+		in.Close()
+	}
+	l.inputs = nil
+}
+
+// Run plays the loop in real time until ctx ends or the loops are done. Fragments are cut on a
+// grid of the fragment duration and appended when their media time is due, re-timed so that
+// each loop continues the previous: the loop length is the first video track's duration, and
+// every track is trimmed or left short to it, so audio and video never drift apart however
+// long the channel runs.
+func (l *Looper) Run(ctx context.Context) error {
+	ch, opt, frag, tracks := l.ch, l.opt, l.frag, l.tracks
 	// A channel resumed after a restart continues its media timeline where the last run ended
 	// (the players see a discontinuity, not time going back).
 	var resume time.Duration
@@ -128,7 +168,7 @@ func Loop(ctx context.Context, ch *live.Channel, opt LoopOptions) error {
 	start := opt.Clock().Add(-resume)
 	ch.SetStart(start)
 	opt.Logger.Info("live: looping", "channel", ch.Name(), "inputs", len(opt.Inputs), "tracks", len(tracks),
-		"loop", time.Duration(float64(refDur)/float64(ref.src.timescale)*float64(time.Second)).Round(time.Millisecond))
+		"loop", l.loop.Round(time.Millisecond))
 	for j := uint64(resume/frag) + 1; ; j++ {
 		// Part j-1 covers media time [(j-1)·frag, j·frag); it is complete, hence appended, at j·frag.
 		due := start.Add(time.Duration(j) * frag)

@@ -3,6 +3,7 @@ package packager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -291,7 +292,11 @@ func TestLiveHTTP(t *testing.T) {
 func TestLoopResume(t *testing.T) {
 	dir := t.TempDir()
 	cfg := live.Config{Name: "test", Dir: dir, SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute}
+	var prev *live.Channel
 	run := func() *live.Server {
+		if prev != nil {
+			prev.Close() // the first run's process stops: the folder is free
+		}
 		ch, err := live.NewChannel(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -300,6 +305,7 @@ func TestLoopResume(t *testing.T) {
 		if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 1, Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
 			t.Fatal(err)
 		}
+		prev = ch
 		srv := live.NewServer(nil)
 		srv.Add(ch)
 		return srv
@@ -356,5 +362,21 @@ func TestLoopBadInputs(t *testing.T) {
 				t.Errorf("master playlist after the refusal: %d, want 404 (no track)", rec.Code)
 			}
 		})
+	}
+}
+
+// TestLoopRefusesUnalignedLadder: a looped ladder is checked as Package checks it — the same
+// error, naming the rung whose GOPs don't align — and nothing is added to the channel.
+func TestLoopRefusesUnalignedLadder(t *testing.T) {
+	inputs := []string{ladder[0], samplePath("bad/unaligned_gop.mp4")}
+	_, pkgErr := Package(context.Background(), Options{Inputs: inputs, Output: filepath.Join(t.TempDir(), "out")})
+	ch, srv := newChannel(t, live.Config{})
+	_, err := NewLoop(context.Background(), ch, LoopOptions{Inputs: inputs})
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.File != inputs[1] || pkgErr == nil || err.Error() != pkgErr.Error() {
+		t.Fatalf("NewLoop: %v; Package: %v", err, pkgErr)
+	}
+	if rec := get(t, srv, "/live/test/master.m3u8"); rec.Code != http.StatusNotFound {
+		t.Errorf("the refused ladder's tracks were added: master %d", rec.Code)
 	}
 }

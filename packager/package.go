@@ -197,7 +197,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 		if err := w.writeInit(); err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}
 		}
-		l := &lane{w: w, c: newCursor(it), ts: uint64(t.timescale)}
+		l := &lane{src: t, w: w, c: newCursor(it), ts: uint64(t.timescale)}
 		lanes = append(lanes, l)
 		return l, nil
 	}
@@ -271,7 +271,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 // fault, anything else the output's.
 func writeErr(l *lane, out string, err error) error {
 	if strings.Contains(err.Error(), "truncated") {
-		return inputErr(l.w.src.in.path, err)
+		return inputErr(l.src.in.path, err)
 	}
 	return &OutputError{Dir: out, Err: err}
 }

@@ -3,6 +3,7 @@ package packager
 import (
 	"fmt"
 	"io"
+	"time"
 )
 
 // cursor is a sample iterator with one sample of look-ahead, which is what cutting needs: the
@@ -43,8 +44,9 @@ type segmenter struct {
 	audio  []*lane
 }
 
-// lane is one track being cut.
+// lane is one track being cut (w is nil when only checking, see checkAligned).
 type lane struct {
+	src *inputTrack
 	w   *trackWriter
 	c   *cursor
 	ts  uint64
@@ -61,14 +63,14 @@ func timeString(t, timescale uint64) string {
 func (sg *segmenter) next() (bool, error) {
 	ref := sg.ref
 	if ref.c.err != nil {
-		return false, inputErr(ref.w.src.in.path, ref.c.err)
+		return false, inputErr(ref.src.in.path, ref.c.err)
 	}
 	if !ref.c.ok {
 		return false, nil
 	}
 	first := ref.c.cur
 	if !first.sync {
-		return false, inputErr(ref.w.src.in.path, fmt.Errorf("video does not start with a keyframe (sample at %s)", timeString(first.dts, ref.ts)))
+		return false, inputErr(ref.src.in.path, fmt.Errorf("video does not start with a keyframe (sample at %s)", timeString(first.dts, ref.ts)))
 	}
 	// Cut at the first keyframe at least one target duration (less half a frame) in.
 	tol := uint64(first.dur / 2)
@@ -79,7 +81,7 @@ func (sg *segmenter) next() (bool, error) {
 		ref.c.advance()
 	}
 	if ref.c.err != nil {
-		return false, inputErr(ref.w.src.in.path, ref.c.err)
+		return false, inputErr(ref.src.in.path, ref.c.err)
 	}
 	last := !ref.c.ok
 	cut := ref.c.cur.dts // meaningful only when !last
@@ -91,19 +93,19 @@ func (sg *segmenter) next() (bool, error) {
 			l.c.advance()
 		}
 		if l.c.err != nil {
-			return false, inputErr(l.w.src.in.path, l.c.err)
+			return false, inputErr(l.src.in.path, l.c.err)
 		}
 		if len(l.buf) == 0 {
-			return false, inputErr(l.w.src.in.path, fmt.Errorf("video ends at %s, before %s (%s)",
-				timeString(first.dts, ref.ts), ref.w.src.in.path, timeString(lastEnd(ref), ref.ts)))
+			return false, inputErr(l.src.in.path, fmt.Errorf("video ends at %s, before %s (%s)",
+				timeString(first.dts, ref.ts), ref.src.in.path, timeString(lastEnd(ref), ref.ts)))
 		}
 		if !l.buf[0].sync {
-			return false, inputErr(l.w.src.in.path, fmt.Errorf("GOPs not aligned with %s: no keyframe at %s",
-				ref.w.src.in.path, timeString(first.dts, ref.ts)))
+			return false, inputErr(l.src.in.path, fmt.Errorf("GOPs not aligned with %s: no keyframe at %s",
+				ref.src.in.path, timeString(first.dts, ref.ts)))
 		}
 		if !last && l.c.ok && !l.c.cur.sync {
-			return false, inputErr(l.w.src.in.path, fmt.Errorf("GOPs not aligned with %s: no keyframe at %s",
-				ref.w.src.in.path, timeString(cut, ref.ts)))
+			return false, inputErr(l.src.in.path, fmt.Errorf("GOPs not aligned with %s: no keyframe at %s",
+				ref.src.in.path, timeString(cut, ref.ts)))
 		}
 	}
 	for _, l := range sg.audio {
@@ -113,7 +115,7 @@ func (sg *segmenter) next() (bool, error) {
 			l.c.advance()
 		}
 		if l.c.err != nil {
-			return false, inputErr(l.w.src.in.path, l.c.err)
+			return false, inputErr(l.src.in.path, l.c.err)
 		}
 	}
 	return true, nil
@@ -131,4 +133,34 @@ func lastEnd(l *lane) uint64 {
 	}
 	s := l.buf[len(l.buf)-1]
 	return s.dts + uint64(s.dur)
+}
+
+// checkAligned cuts the video tracks as Package would, with segments of target, without
+// writing anything: it refuses, with the same errors, what Package refuses about the ladder's
+// GOPs (a rung without a keyframe where the reference has one). Sources that cut the ladder
+// themselves — the looped live source — check with it first.
+func checkAligned(videos []*inputTrack, target time.Duration) error {
+	sg := &segmenter{}
+	for i, t := range videos {
+		it, err := t.newIter()
+		if err != nil {
+			return inputErr(t.in.path, err)
+		}
+		l := &lane{src: t, c: newCursor(it), ts: uint64(t.timescale)}
+		if i == 0 {
+			sg.ref = l
+		} else {
+			sg.video = append(sg.video, l)
+		}
+	}
+	if sg.ref == nil {
+		return nil
+	}
+	sg.target = uint64(target.Seconds()*float64(sg.ref.ts) + 0.5)
+	for {
+		more, err := sg.next()
+		if err != nil || !more {
+			return err
+		}
+	}
 }

@@ -96,7 +96,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 	// Live: the same ladder looped in real time, with LL-HLS parts.
 	ch, err := live.NewChannel(live.Config{Name: "demo", Dir: filepath.Join(*dir, "live", "demo"),
-		SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Logger: logger})
+		SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, NumberByClock: true, Logger: logger})
 	if err != nil {
 		return fail(err)
 	}

@@ -111,13 +111,17 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	}
 	names = append(names, ingestNames...)
 
+	// The signal that stops the server also interrupts the checks of looped inputs before it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv := live.NewServer(logger)
 	metrics := live.NewMetrics()
 	var channels []*live.Channel
 	for _, name := range names {
 		ch, err := live.NewChannel(live.Config{
 			Name: name, Dir: filepath.Join(*dir, name),
-			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, Logger: logger, Metrics: metrics,
+			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, NumberByClock: true,
+			Logger: logger, Metrics: metrics,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
@@ -128,6 +132,22 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		channels = append(channels, ch)
+	}
+	// Looped inputs are opened and checked before anything serves: a ladder 'reel package'
+	// would refuse is refused here too, with the same one line.
+	var loopers []*packager.Looper
+	defer func() {
+		for _, l := range loopers {
+			l.Close()
+		}
+	}()
+	for i, l := range loops {
+		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Logger: logger})
+		if err != nil {
+			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
+			return exitFailure
+		}
+		loopers = append(loopers, looper)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -180,15 +200,13 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 
 	// Sources run until the signal that stops the server; a source failing stops everything
 	// (a channel that silently stopped advancing would be worse).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var wg sync.WaitGroup
 	srcErr := make(chan error, len(names))
 	for i, l := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := packager.Loop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Logger: logger}); err != nil {
+			if err := loopers[i].Run(ctx); err != nil {
 				srcErr <- fmt.Errorf("channel %s: %w", l.name, err)
 				stop()
 			}

@@ -23,6 +23,14 @@ import (
 // once it serves.
 func startLive(t *testing.T, bin string, stdin io.Reader, args ...string) string {
 	t.Helper()
+	_, base := startLiveCmd(t, bin, stdin, args...)
+	return base
+}
+
+// startLiveCmd is startLive that also returns the process (stopped with SIGINT at the end of
+// the test, if still running).
+func startLiveCmd(t *testing.T, bin string, stdin io.Reader, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, append([]string{"live", "--listen", addr, "--dir", t.TempDir(), "--log-level", "warn", "--admin", ""}, args...)...)
 	cmd.Stdin = stdin
@@ -37,7 +45,7 @@ func startLive(t *testing.T, bin string, stdin io.Reader, args ...string) string
 		t.Fatalf("reel live did not start: %q %v", line, err)
 	}
 	go io.Copy(io.Discard, stdout)
-	return "http://" + addr
+	return cmd, "http://" + addr
 }
 
 var (

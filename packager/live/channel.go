@@ -38,6 +38,11 @@ type Config struct {
 	Window time.Duration
 	DVR    time.Duration
 	Logger *slog.Logger
+	// NumberByClock numbers the segments of a track that has no history in the folder (a new
+	// channel, a wiped folder, a lost log) from the wall clock — see clockNumber — instead of
+	// from zero, so that its URLs never name segments a previous run published. A track that
+	// resumes from its log continues its numbers either way.
+	NumberByClock bool
 	// Metrics, when set, count the channel's fragments, segments and blocking reloads.
 	Metrics *Metrics
 }
@@ -86,6 +91,7 @@ type Channel struct {
 	started bool
 	ended   bool
 	changed chan struct{} // closed (and replaced) on every change, to wake blocked requests
+	lock    *folderLock   // held for the channel's life: one writer per folder
 }
 
 // NewChannel makes an empty channel; tracks are added with AddTrack before fragments arrive.
@@ -103,7 +109,22 @@ func NewChannel(cfg Config) (*Channel, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
 	}
-	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{})}, nil
+	lock, err := lockFolder(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
+	}
+	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{}), lock: lock}, nil
+}
+
+// Close stops the channel producing (further fragments get ErrEnded, the segment in progress
+// is dropped, as when the process stops) and releases its folder for another writer. A
+// process that runs a channel until it exits need not call it: the lock goes with the process.
+func (c *Channel) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+	c.lock.release()
+	c.wake()
 }
 
 // Name is the channel's name (its URL path element).
@@ -131,6 +152,9 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	info.InitURI = manifest.InitSegmentName
 	info.SegmentTemplate = "seg_$Number$.m4s"
 	t := &track{info: info, init: init, dir: dir, grid: gridUnits(c.cfg.SegmentDuration, info.Timescale)}
+	if c.cfg.NumberByClock {
+		t.firstNumber = clockNumber(time.Now(), c.cfg.SegmentDuration)
+	}
 	if err := t.resume(init); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
 	}
@@ -208,12 +232,38 @@ func (c *Channel) completed(t *track, segs []*segment) {
 	for _, s := range segs {
 		if err := c.store(t, s); err != nil {
 			c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
+			if errors.Is(err, ErrPublished) {
+				s.data = nil // its URL keeps naming the bytes published first (served from disk)
+			}
 		}
+		c.checkGrid(t, s)
 		c.cfg.Metrics.segment(c.cfg.Name, t.info.ID, s.number)
 	}
 	if len(segs) > 0 {
 		c.expire(t)
 	}
+}
+
+// checkGrid reports a video segment that ran past its grid line: the rendition had no keyframe
+// there, so its segment was extended to the next keyframe (no media is dropped, nothing is
+// re-timed: EXTINF, PDT and the DASH timeline carry its real duration). Its next segment
+// then starts later than the other renditions' segment of that number, and if whole grid cells
+// passed without a keyframe its numbers run behind theirs from then on. Players that switch
+// renditions by time (PDT, the MPD's timeline) keep playing; the operator is told, once per
+// such segment, so the encoder's GOP can be fixed. c.mu is held.
+func (c *Channel) checkGrid(t *track, s *segment) {
+	end := s.start + s.duration
+	if t.info.Kind != manifest.Video || s.forceEnd || end <= s.gridEnd+t.grid/20 {
+		return
+	}
+	late := end - s.gridEnd
+	secs := func(u uint64) time.Duration {
+		return time.Duration(float64(u) / float64(t.info.Timescale) * float64(time.Second)).Round(time.Millisecond)
+	}
+	c.cfg.Logger.Warn("live: no keyframe at the segment grid line; segment extended to the next keyframe",
+		"channel", c.cfg.Name, "track", t.info.ID, "segment", s.number,
+		"grid_line", secs(s.gridEnd), "extended_by", secs(late), "grid_lines_missed", (late-t.grid/20-1)/t.grid+1)
+	c.cfg.Metrics.unalignedSegment(c.cfg.Name, t.info.ID)
 }
 
 // Flush completes track id's segment in progress if it has reached its grid line: a source
@@ -273,9 +323,7 @@ func (c *Channel) End() {
 	c.ended = true
 	for _, t := range c.tracks {
 		if s := t.finish(); s != nil {
-			if err := c.store(t, s); err != nil {
-				c.cfg.Logger.Error("live: storing segment", "channel", c.cfg.Name, "track", t.info.ID, "segment", s.number, "err", err)
-			}
+			c.completed(t, []*segment{s})
 		}
 	}
 	c.wake()
@@ -288,26 +336,30 @@ func (c *Channel) wake() {
 }
 
 // store writes a complete segment to disk (the DVR copy) and keeps its bytes in memory while it
-// is in the live window. c.mu is held; the write is small (one segment) and atomic.
+// is in the live window. c.mu is held; the write is small (one segment), atomic and never
+// replaces a file already published under that name (writeOnce).
 func (c *Channel) store(t *track, s *segment) error {
-	if err := atomicfile.Write(filepath.Join(t.dir, segmentName(s.number)), s.data, 0o644); err != nil {
+	if err := writeOnce(filepath.Join(t.dir, segmentName(s.number)), s.data); err != nil {
 		return err
 	}
 	return t.logSegment(s)
 }
 
-// expire drops parts of segments too old to be listed, segment bytes older than the live
-// window from memory, and segments older than the DVR window from disk. c.mu is held.
+// expire drops the bytes of parts too old to be listed (the segment holds them), segment bytes
+// older than the live window from memory, and segments older than the DVR window from disk
+// (their parts go with them). c.mu is held.
 func (c *Channel) expire(t *track) {
 	ts := uint64(t.info.Timescale)
-	partKeep := uint64(4 * c.cfg.SegmentDuration.Seconds() * float64(ts))
+	partKeep := c.partReach(t)
 	memKeep := uint64((c.cfg.Window + 2*c.cfg.SegmentDuration).Seconds() * float64(ts))
 	dvrKeep := uint64(c.cfg.DVR.Seconds() * float64(ts))
 	drop := 0
 	for i, s := range t.segs {
 		age := t.pos - s.endPos
 		if age > partKeep {
-			s.parts = nil
+			for j := range s.parts {
+				s.parts[j].data = nil
+			}
 		}
 		if age > memKeep {
 			s.data = nil
@@ -326,6 +378,30 @@ func (c *Channel) expire(t *track) {
 		}
 		t.segs = append(t.segs[:0:0], t.segs[drop:]...)
 	}
+}
+
+// partReach is how far back (in t's timescale, on the pos scale) parts are listed and kept in
+// memory: a little more than the three target durations playlists list them for.
+func (c *Channel) partReach(t *track) uint64 {
+	return uint64(4 * c.cfg.SegmentDuration.Seconds() * float64(t.info.Timescale))
+}
+
+// numberEpoch is where clock numbering starts: recent, so that numbers stay below DASH's
+// 32-bit @startNumber for a long time (until 2038 with one-second segments, 2052 with two).
+var numberEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// clockNumber is the first segment number of a track without history, started at now: the
+// number of tenths of a segment duration since numberEpoch. A real-time source publishes
+// segment k of a run started at t0 no earlier than t0 + k·d, numbered clockNumber(t0) + k:
+// the clock has meanwhile advanced 10·k numbers, so a run started after any of that run's
+// publications starts above all of them. (A counter advancing one per segment duration
+// would not do: a restart within the same duration would reuse the number of the segment the
+// previous run had in progress, whose parts were already published.)
+func clockNumber(now time.Time, segment time.Duration) uint64 {
+	if d := now.Sub(numberEpoch); d > 0 && segment >= 10 {
+		return uint64(d / (segment / 10))
+	}
+	return 0
 }
 
 func segmentName(n uint64) string { return "seg_" + strconv.FormatUint(n, 10) + ".m4s" }

@@ -16,6 +16,7 @@ type Metrics struct {
 	edge      *prometheus.GaugeVec   // the live edge's segment number, by channel and track
 	blocking  *prometheus.CounterVec // blocking playlist reloads, by channel and result
 	ingest    *prometheus.CounterVec // ingest requests, by channel and HTTP status
+	unaligned *prometheus.CounterVec // segments extended past their grid line, by channel and track
 }
 
 // NewMetrics makes the live packager's metrics.
@@ -37,8 +38,11 @@ func NewMetrics() *Metrics {
 		ingest: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reel_live_ingest_requests_total", Help: "Requests from encoders pushing CMAF, by HTTP status of the answer.",
 		}, []string{"channel", "status"}),
+		unaligned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reel_live_unaligned_segments_total", Help: "Video segments extended past their grid line because the rendition had no keyframe there (its keyframes are not aligned with the segment grid).",
+		}, []string{"channel", "track"}),
 	}
-	m.reg.MustRegister(m.fragments, m.segments, m.edge, m.blocking, m.ingest)
+	m.reg.MustRegister(m.fragments, m.segments, m.edge, m.blocking, m.ingest, m.unaligned)
 	return m
 }
 
@@ -67,6 +71,12 @@ func (m *Metrics) segment(channel, track string, number uint64) {
 	if m != nil {
 		m.segments.WithLabelValues(channel, track).Inc()
 		m.edge.WithLabelValues(channel, track).Set(float64(number))
+	}
+}
+
+func (m *Metrics) unalignedSegment(channel, track string) {
+	if m != nil {
+		m.unaligned.WithLabelValues(channel, track).Inc()
 	}
 }
 

@@ -30,13 +30,27 @@ type logEntry struct {
 	PDT      time.Time `json:"pdt"`
 	Disc     bool      `json:"disc,omitempty"`
 	Size     int64     `json:"size"`
+	// Parts is the segment's LL-HLS parts, in order: they stay fetchable, as slices of the
+	// segment file, after a restart too.
+	Parts []logPart `json:"parts,omitempty"`
 	// DiscDropped, on the first line of a rewritten log, counts discontinuities that left the DVR.
 	DiscDropped uint64 `json:"dropped,omitempty"`
 }
 
+// logPart is one part of a logged segment; its offset is the sum of the sizes before it.
+type logPart struct {
+	Size        int64  `json:"s"`
+	Duration    uint64 `json:"d"`
+	Independent bool   `json:"i,omitempty"`
+}
+
 // logSegment appends s to t's log. c.mu is held.
 func (t *track) logSegment(s *segment) error {
-	line, err := json.Marshal(logEntry{Number: s.number, Start: s.start, Duration: s.duration, PDT: s.pdt, Disc: s.disc, Size: s.size})
+	e := logEntry{Number: s.number, Start: s.start, Duration: s.duration, PDT: s.pdt, Disc: s.disc, Size: s.size}
+	for _, p := range s.parts {
+		e.Parts = append(e.Parts, logPart{Size: p.size, Duration: p.duration, Independent: p.independent})
+	}
+	line, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
@@ -94,7 +108,7 @@ func (t *track) resume(init []byte) error {
 	}
 	for _, e := range kept {
 		t.pos += e.Duration
-		t.segs = append(t.segs, &segment{number: e.Number, start: e.Start, duration: e.Duration, pdt: e.PDT, disc: e.Disc, size: e.Size, endPos: t.pos})
+		t.segs = append(t.segs, &segment{number: e.Number, start: e.Start, duration: e.Duration, pdt: e.PDT, disc: e.Disc, size: e.Size, endPos: t.pos, parts: e.parts()})
 	}
 	if n := len(kept); n > 0 {
 		last := kept[n-1]
@@ -103,6 +117,21 @@ func (t *track) resume(init []byte) error {
 		t.discPending = true // whatever comes next did not follow on from this
 	}
 	return t.rewriteLog(kept)
+}
+
+// parts are e's parts without their bytes (served from the segment file), or none if the
+// logged sizes don't add up to the segment's.
+func (e logEntry) parts() []part {
+	var out []part
+	var sum int64
+	for _, p := range e.Parts {
+		out = append(out, part{size: p.Size, duration: p.Duration, independent: p.Independent})
+		sum += p.Size
+	}
+	if sum != e.Size {
+		return nil
+	}
+	return out
 }
 
 // rewriteLog replaces the log with entries (atomically), carrying the dropped-discontinuity count.

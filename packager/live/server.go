@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -395,31 +396,21 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 }
 
 // servePart answers seg_N.P.m4s. The part named by the preload hint (the next one) is waited
-// for, as LL-HLS clients ask for it before it exists (rfc8216bis §6.2.6).
+// for, as LL-HLS clients ask for it before it exists (rfc8216bis §6.2.6). A part stays
+// fetchable as long as its segment is in the DVR window: a player seeking back asks for parts
+// it indexed from playlists long gone. Its bytes are then its slice of the segment.
 func (c *Channel) servePart(w http.ResponseWriter, r *http.Request, t *track, n uint64, p int) {
-	find := func() []byte {
-		if t.cur != nil && t.cur.number == n {
-			if p < len(t.cur.parts) {
-				return t.cur.parts[p].data
-			}
-			return nil
-		}
-		for i := len(t.segs) - 1; i >= 0; i-- {
-			if s := t.segs[i]; s.number == n {
-				if p < len(s.parts) {
-					return s.parts[p].data
-				}
-				return nil
-			} else if s.number < n {
-				break
-			}
-		}
-		return nil
+	var data []byte
+	var off, size int64
+	found := false
+	find := func() bool {
+		data, off, size, found = t.partBytes(n, p)
+		return found
 	}
 	c.mu.Lock()
-	data := find()
+	find()
 	next := false
-	if data == nil && !c.ended {
+	if !found && !c.ended {
 		switch {
 		case t.cur != nil:
 			next = t.cur.number == n && p == len(t.cur.parts) || t.cur.number+1 == n && p == 0
@@ -429,18 +420,30 @@ func (c *Channel) servePart(w http.ResponseWriter, r *http.Request, t *track, n 
 		}
 	}
 	c.mu.Unlock()
-	if data == nil && next {
-		c.wait(r.Context(), 3*max(c.cfg.PartDuration, time.Second), func() bool { data = find(); return data != nil })
+	if !found && next {
+		c.wait(r.Context(), 3*max(c.cfg.PartDuration, time.Second), find)
 	}
-	if data == nil {
+	if !found {
 		if r.Context().Err() == nil {
 			fail(w, http.StatusNotFound, "no such part")
 		}
 		return
 	}
+	var body io.ReadSeeker
+	if data != nil {
+		body = bytes.NewReader(data)
+	} else {
+		f, err := os.Open(filepath.Join(t.dir, segmentName(n)))
+		if err != nil {
+			fail(w, http.StatusNotFound, "part left the DVR window")
+			return
+		}
+		defer f.Close()
+		body = io.NewSectionReader(f, off, size)
+	}
 	w.Header().Set("Cache-Control", immutable)
 	w.Header().Set("Content-Type", "video/iso.segment")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	http.ServeContent(w, r, "", time.Time{}, body)
 }
 
 // serveSegment answers seg_N.m4s: a complete segment from memory or disk; the segment in

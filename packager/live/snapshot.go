@@ -53,7 +53,11 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 			mt.PeakBandwidth = t.peakBits
 			mt.AverageBandwidth = t.peakBits
 		}
-		mt.Segments, mt.DiscontinuitySequence = t.window(window, c.cfg.PartDuration > 0)
+		var partReach uint64
+		if c.cfg.PartDuration > 0 {
+			partReach = c.partReach(t)
+		}
+		mt.Segments, mt.DiscontinuitySequence = t.window(window, partReach)
 		if t.cur != nil {
 			mt.NextNumber, mt.NextProgramDateTime, mt.NextDiscontinuity = t.cur.number, t.cur.pdt, t.cur.disc
 			if c.cfg.PartDuration > 0 {
@@ -75,8 +79,9 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 }
 
 // window returns the complete segments within the live window (ending no more than w before
-// the live edge), and the discontinuity sequence number of the first one.
-func (t *track) window(w time.Duration, withParts bool) ([]manifest.Segment, uint64) {
+// the live edge), with their parts for those ending less than partReach before it, and the
+// discontinuity sequence number of the first one.
+func (t *track) window(w time.Duration, partReach uint64) ([]manifest.Segment, uint64) {
 	reach := uint64(w.Seconds() * float64(t.info.Timescale))
 	first := len(t.segs)
 	for first > 0 && t.pos-t.segs[first-1].endPos < reach {
@@ -94,7 +99,7 @@ func (t *track) window(w time.Duration, withParts bool) ([]manifest.Segment, uin
 			Start: s.start, Duration: s.duration, URI: segmentName(s.number), Size: s.size,
 			Number: s.number, ProgramDateTime: s.pdt, Discontinuity: s.disc,
 		}
-		if withParts {
+		if partReach > 0 && t.pos-s.endPos <= partReach {
 			for i, pt := range s.parts {
 				ms.Parts = append(ms.Parts, manifest.Part{Duration: pt.duration, URI: partName(s.number, i), Independent: pt.independent})
 			}

@@ -23,9 +23,13 @@ type segment struct {
 	etag  string // its ETag once a request asked for it (segmentETag)
 }
 
-// part is one fragment of a segment, as LL-HLS lists it and LL-DASH streams it.
+// part is one fragment of a segment, as LL-HLS lists it and LL-DASH streams it. Its bytes
+// are kept in memory while it may be listed; after that it is served as its slice of the
+// complete segment (in memory, then on disk), which is the same bytes: a player that indexed
+// it from an earlier playlist (seeking back in the DVR window) can still fetch it.
 type part struct {
-	data        []byte
+	data        []byte // nil once only the segment holds it
+	size        int64
 	duration    uint64
 	independent bool
 }
@@ -36,6 +40,9 @@ type track struct {
 	init []byte
 	dir  string
 	grid uint64 // segment target in the track's timescale
+	// firstNumber is the number of the segment at media time zero for a track without
+	// history (Config.NumberByClock).
+	firstNumber uint64
 
 	segs []*segment // complete segments still on disk, oldest first
 	cur  *segment   // the segment being produced, nil between segments
@@ -61,7 +68,7 @@ func (t *track) nextNumber(decode uint64) uint64 {
 	if last := t.lastNumber(); last != nil {
 		return *last + 1
 	}
-	return decode / t.grid
+	return t.firstNumber + decode/t.grid
 }
 
 func (t *track) lastNumber() *uint64 {
@@ -118,7 +125,7 @@ func (t *track) append(f Fragment, now time.Time) ([]*segment, error) {
 		t.discPending = false
 	}
 	s := t.cur
-	s.parts = append(s.parts, part{data: f.Data, duration: f.Duration, independent: f.Independent})
+	s.parts = append(s.parts, part{data: f.Data, size: int64(len(f.Data)), duration: f.Duration, independent: f.Independent})
 	s.duration = f.Decode + f.Duration - s.start // a gap inside the segment counts as its time
 	s.size += int64(len(f.Data))
 	t.end = f.Decode + f.Duration
@@ -143,4 +150,39 @@ func (t *track) finish() *segment {
 	}
 	t.segs = append(t.segs, s)
 	return s
+}
+
+// partBytes finds part p of segment n: its bytes when they are in memory, else ok with the
+// part's offset and size within the segment's file on disk.
+func (t *track) partBytes(n uint64, p int) (data []byte, off, size int64, ok bool) {
+	s := t.find(n)
+	if s == nil || p >= len(s.parts) {
+		return nil, 0, 0, false
+	}
+	for _, q := range s.parts[:p] {
+		off += q.size
+	}
+	pt := s.parts[p]
+	switch {
+	case pt.data != nil:
+		return pt.data, off, pt.size, true
+	case s.data != nil && off+pt.size <= int64(len(s.data)):
+		return s.data[off : off+pt.size], off, pt.size, true
+	}
+	return nil, off, pt.size, s != t.cur
+}
+
+// find is segment n, in progress or complete and still in the DVR window, or nil.
+func (t *track) find(n uint64) *segment {
+	if t.cur != nil && t.cur.number == n {
+		return t.cur
+	}
+	for i := len(t.segs) - 1; i >= 0; i-- {
+		if s := t.segs[i]; s.number == n {
+			return s
+		} else if s.number < n {
+			break
+		}
+	}
+	return nil
 }
