@@ -36,7 +36,7 @@ func segmentETag(t *track, s *segment) string {
 	}
 	var head []byte
 	switch {
-	case len(s.parts) > 0:
+	case len(s.parts) > 0 && s.parts[0].data != nil:
 		head = s.parts[0].data
 	case s.data != nil:
 		head = s.data

@@ -33,6 +33,7 @@ func etagChannel(t *testing.T, dir string, until uint64, media func(at uint64) s
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	if err := c.AddTrack(manifest.Track{ID: "video", Kind: manifest.Video, Codecs: "avc1.64001f", Timescale: ts}, box("moov", "init")); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +115,7 @@ func TestSegmentETagAfterRestart(t *testing.T) {
 		before[n] = segETag(t, s, n)
 	}
 	first.End()
+	first.Close() // the folder's one writer lets go of it, as a stopped process does
 
 	_, s = etagChannel(t, dir, 0, sameMedia)
 	for n := range 3 {
