@@ -217,7 +217,7 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 	if err != nil {
 		return err
 	}
-	if s := t.cur; f.Boundary && s != nil && t.end+t.grid/20 >= s.gridEnd {
+	if s := t.cur; f.Boundary && s != nil && t.end+t.slack() >= s.gridEnd {
 		// The source says a keyframe follows and the segment has reached its grid line: it is
 		// complete now, not one fragment later.
 		complete = append(complete, t.finish())
@@ -253,7 +253,7 @@ func (c *Channel) completed(t *track, segs []*segment) {
 // such segment, so the encoder's GOP can be fixed. c.mu is held.
 func (c *Channel) checkGrid(t *track, s *segment) {
 	end := s.start + s.duration
-	if t.info.Kind != manifest.Video || s.forceEnd || end <= s.gridEnd+t.grid/20 {
+	if t.info.Kind != manifest.Video || s.forceEnd || end <= s.gridEnd+t.slack() {
 		return
 	}
 	late := end - s.gridEnd
@@ -262,7 +262,7 @@ func (c *Channel) checkGrid(t *track, s *segment) {
 	}
 	c.cfg.Logger.Warn("live: no keyframe at the segment grid line; segment extended to the next keyframe",
 		"channel", c.cfg.Name, "track", t.info.ID, "segment", s.number,
-		"grid_line", secs(s.gridEnd), "extended_by", secs(late), "grid_lines_missed", (late-t.grid/20-1)/t.grid+1)
+		"grid_line", secs(s.gridEnd), "extended_by", secs(late), "grid_lines_missed", (late-t.slack()-1)/t.grid+1)
 	c.cfg.Metrics.unalignedSegment(c.cfg.Name, t.info.ID)
 }
 
@@ -273,7 +273,7 @@ func (c *Channel) Flush(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.byID[id]
-	if t == nil || t.cur == nil || t.end+t.grid/20 < t.cur.gridEnd {
+	if t == nil || t.cur == nil || t.end+t.slack() < t.cur.gridEnd {
 		return
 	}
 	c.completed(t, []*segment{t.finish()})

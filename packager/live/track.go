@@ -91,7 +91,7 @@ func (t *track) pdt(dec uint64) time.Time {
 // used to re-anchor PDT after a discontinuity.
 func (t *track) append(f Fragment, now time.Time) ([]*segment, error) {
 	var done []*segment
-	if s := t.cur; s != nil && f.Independent && (s.forceEnd || f.Decode+t.grid/20 >= s.gridEnd) {
+	if s := t.cur; s != nil && f.Independent && (s.forceEnd || f.Decode+t.slack() >= s.gridEnd) {
 		done = append(done, t.finish())
 	}
 	start := f.Decode
@@ -118,7 +118,7 @@ func (t *track) append(f Fragment, now time.Time) ([]*segment, error) {
 		t.cur = &segment{
 			number:  t.nextNumber(f.Decode),
 			start:   start,
-			gridEnd: (f.Decode/t.grid + 1) * t.grid,
+			gridEnd: t.gridLineAfter(f.Decode),
 			pdt:     t.pdt(start),
 			disc:    disc,
 		}
@@ -132,6 +132,17 @@ func (t *track) append(f Fragment, now time.Time) ([]*segment, error) {
 	t.pos += f.Duration
 	s.endPos = t.pos
 	return done, nil
+}
+
+// slack is how far before a grid line a segment may end and still count as ending on it: an
+// encoder's segments end on its own frame grid (2 s of 1024-sample AAC frames end at 1.963 s).
+func (t *track) slack() uint64 { return t.grid / 20 }
+
+// gridLineAfter is the grid line that ends the cell of a segment starting at decode. A segment
+// starting within slack before a grid line belongs to the cell after that line — its
+// predecessor ended early, on that line — and runs to the next one.
+func (t *track) gridLineAfter(decode uint64) uint64 {
+	return ((decode+t.slack())/t.grid + 1) * t.grid
 }
 
 // finish completes the segment in progress and returns it (nil if there is none).
