@@ -39,8 +39,9 @@ const HealthPath = "/_reel/health"
 // parent is one member of the shield tier.
 type parent struct {
 	up      *upstream // its URL and connection pools; requests keep the client's Host
-	id      string    // its URL, for metrics and logs
-	seed    uint64    // the hash of its URL: its identity in the ranking
+	probe   *http.Client
+	id      string // its URL, for metrics and logs
+	seed    uint64 // the hash of its URL: its identity in the ranking
 	healthy atomic.Bool
 
 	ok, failed prometheus.Counter
@@ -53,7 +54,6 @@ type parentSet struct {
 	path     string
 	interval time.Duration
 	log      *slog.Logger
-	probe    *http.Client
 	directs  prometheus.Counter // requests sent to the origin because no parent was healthy
 
 	stop context.CancelFunc
@@ -64,12 +64,6 @@ type parentSet struct {
 func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Origin) (*upstream, error)) (*parentSet, error) {
 	s := &parentSet{direct: cfg.Parents.DirectFallback, path: cfg.Parents.HealthPath,
 		interval: cfg.Parents.HealthInterval, log: log,
-		// Probes are bounded by the interval, so a hung parent can't stall the loop. Each
-		// opens its own connection (no proxy, no pool shared with requests): a parent passes
-		// only if it still accepts connections, and a saturated pool can't fail it.
-		probe: &http.Client{Timeout: min(cfg.Parents.HealthInterval, 5*time.Second),
-			Transport:     &http.Transport{DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reel_edge_parent_requests_total", Help: "Requests sent to parents (the shield tier), by parent and result (error: no connection; the next owner was tried).",
@@ -87,7 +81,7 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Ori
 		}
 		up.parent = true
 		p := &parent{
-			up: up, id: u.String(), seed: xxhash.Sum64String(u.String()),
+			up: up, probe: probeClient(up, cfg.Parents.HealthInterval), id: u.String(), seed: xxhash.Sum64String(u.String()),
 			ok: requests.WithLabelValues(u.String(), "ok"), failed: requests.WithLabelValues(u.String(), "error"),
 		}
 		// Healthy until shown otherwise: the first requests need not wait for a probe.
@@ -104,6 +98,30 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Ori
 		s.list = append(s.list, p)
 	}
 	return s, nil
+}
+
+// probeTimeout bounds one health probe: the interval, but at least a second — a busy parent
+// (or a busy machine) that answers a probe in 60 ms is up, and a probe that timed out at a
+// short interval marked it down and moved its objects to their next owner — and at most 5 s.
+// The probe loop waits for its probes, so a timeout longer than the interval only delays the
+// next round.
+func probeTimeout(interval time.Duration) time.Duration {
+	return min(max(interval, time.Second), 5*time.Second)
+}
+
+// probeClient is what probes parent up: its TLS settings (CA, server name, client
+// certificate: a probe without them failed every HTTPS parent with a private CA, which was then
+// marked down a moment after start), but a connection of its own each time (no proxy, no pool
+// shared with requests): a parent passes only if it still accepts connections, and a saturated
+// pool can't fail it.
+func probeClient(up *upstream, interval time.Duration) *http.Client {
+	t := &http.Transport{DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second}
+	if ot, ok := up.client.Transport.(*originTransport); ok && ot.TLSClientConfig != nil {
+		t.TLSClientConfig = ot.TLSClientConfig.Clone()
+		t.TLSClientConfig.VerifyConnection = nil // not a request's connection: not counted as one
+	}
+	return &http.Client{Timeout: probeTimeout(interval), Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // start runs the health checks until stop.
@@ -154,7 +172,7 @@ func (s *parentSet) check(ctx context.Context, p *parent) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.probe.Do(req)
+	resp, err := p.probe.Do(req)
 	if err != nil {
 		return err
 	}

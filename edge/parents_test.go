@@ -410,8 +410,12 @@ func TestShieldOverTLS(t *testing.T) {
 	cert := pki.issue(t, []string{"127.0.0.1"}, false, time.Now().Add(time.Hour))
 	shield := newShield(t, "shield-tls", origin.URL)
 	var protos sync.Map
+	var probes atomic.Int64
 	tlsShield := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		protos.Store(r.Proto, true)
+		if r.URL.Path == "/_reel/health" {
+			probes.Add(1)
+		}
 		shield.Edge.ServeHTTP(w, r)
 	}))
 	tlsShield.EnableHTTP2 = true
@@ -424,6 +428,7 @@ func TestShieldOverTLS(t *testing.T) {
 		c.Parents.URLs = []string{tlsShield.URL}
 		c.Parents.CAFile = pki.caFile
 		c.Parents.DirectFallback = false
+		c.Parents.HealthInterval = 100 * time.Millisecond
 	})
 	t.Cleanup(func() { e.Close() })
 	r := get(t, srv.URL+"/seg.m4s")
@@ -432,6 +437,12 @@ func TestShieldOverTLS(t *testing.T) {
 	}
 	if _, ok := protos.Load("HTTP/2.0"); !ok {
 		t.Error("the edge did not speak HTTP/2 to its HTTPS parent")
+	}
+	// Its health probes trust the same CA: the parent passes them and stays in use (probes
+	// without the CA failed at the handshake and marked it down a moment after start).
+	waitUntil(t, func() bool { return probes.Load() >= 2 })
+	if r := get(t, srv.URL+"/seg2.m4s"); r.status != 200 || !strings.HasPrefix(r.cacheStatus(), "shield-tls; fwd=uri-miss") {
+		t.Fatalf("via the HTTPS shield after its health probes: %d, Cache-Status %q", r.status, r.cacheStatus())
 	}
 
 	// Without the CA, the parent's certificate is not trusted: no answer through it.
