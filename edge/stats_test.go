@@ -105,7 +105,9 @@ func TestSnapshotAgreesWithMetrics(t *testing.T) {
 	if len(s.Top) != 2 || s.Top[0].Path != "/popular" || s.Top[1].Path != "/rare" {
 		t.Fatalf("top objects: %+v", s.Top)
 	}
-	if p := s.Top[0]; p.Requests < 4.9 || p.Requests > 5 || p.Bytes < 4*800+10-1 || p.Bytes > 4*800+10 {
+	// Counts fade by half a minute: the 2% allowed both covers a second and more of a busy
+	// machine between the requests and this snapshot.
+	if p := s.Top[0]; p.Requests < 4.9 || p.Requests > 5 || p.Bytes < 0.98*(4*800+10) || p.Bytes > 4*800+10 {
 		t.Errorf("/popular: %.2f requests, %.0f bytes; want 5 and %d (decay aside)", p.Requests, p.Bytes, 4*800+10)
 	}
 }
