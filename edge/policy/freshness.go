@@ -33,6 +33,14 @@ type Options struct {
 	// freshness; 0 means 10s.
 	MaxErrorTTL time.Duration
 
+	// HeuristicWithCredentials lets a response to a request carrying Cookie or Authorization
+	// be stored without explicit freshness (on a heuristic lifetime, or to be revalidated).
+	// Off by default: such a response is most likely personal, and the origin that forgot
+	// Cache-Control on /account/profile.css would otherwise hand one user's page to the
+	// next anonymous client (web cache deception) — as a hit, or by answering a
+	// revalidation 304 that doesn't look at who asks.
+	HeuristicWithCredentials bool
+
 	// StripSetCookie stores responses with Set-Cookie after removing it (HeaderToStore)
 	// instead of refusing to store them.
 	StripSetCookie bool
