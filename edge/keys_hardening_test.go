@@ -132,3 +132,38 @@ func TestIgnoredParamsNotForwarded(t *testing.T) {
 		t.Fatalf("plain URL got %q (%s)", r.body, r.cacheStatus())
 	}
 }
+
+// TestConformanceThroughEdge: the parsing rules of the policy audit, seen by a client of the
+// edge in front of a real origin (RFC 9111 §5.1 Age, §5.3 Expires, §5.2 directive arguments).
+func TestConformanceThroughEdge(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now().UTC()
+		switch r.URL.Path {
+		case "/age-list": // §5.1: the first member counts, the response is 1 s old and fresh
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Age", "1, 2")
+		case "/expires-one-digit-hour": // RFC 9110 §5.6.7: hour is 2DIGIT; §5.3: invalid → expired
+			// 9 a.m. tomorrow: always in the future, if it were valid
+			w.Header().Set("Expires", now.AddDate(0, 0, 1).Format("Mon, 02 Jan 2006 ")+"9:00:00 GMT")
+		case "/max-age-junk": // §5.2: the whole argument is the value; "6"0 is no delta-seconds
+			w.Header().Set("Cache-Control", `max-age="60"0`)
+		case "/max-age-quoted": // §5.2: both forms accepted
+			w.Header().Set("Cache-Control", `max-age="60"`)
+		}
+		io.WriteString(w, "body")
+	})
+	_, srv := newEdge(t, o.URL, nil)
+	for _, tc := range []struct {
+		path string
+		hit  bool
+	}{{"/age-list", true}, {"/expires-one-digit-hour", false}, {"/max-age-junk", false}, {"/max-age-quoted", true}} {
+		get(t, srv.URL+tc.path)
+		r := get(t, srv.URL+tc.path)
+		if got := strings.Contains(r.cacheStatus(), "hit"); got != tc.hit {
+			t.Errorf("%s: second request %q, want hit=%v", tc.path, r.cacheStatus(), tc.hit)
+		}
+		if tc.path == "/age-list" && r.header.Get("Age") == "" {
+			t.Errorf("%s: no Age on the hit", tc.path)
+		}
+	}
+}

@@ -78,7 +78,7 @@ func TestFreshnessConformance(t *testing.T) {
 		// RFC 9111 §5.3: an invalid Expires is already expired (explicit, stale)
 		{"Expires 0", hdr("Date", date, "Expires", "0"), 0, "expires"},
 		{"Expires odd spacing", hdr("Date", date, "Expires", "Sat,  01 Mar 2025 13:00:00 GMT"), 0, "expires"},
-		{"Expires one-digit hour", hdr("Date", date, "Expires", "Sat, 01 Mar 2025 9:00:00 GMT"), 0, "expires"},
+		{"Expires one-digit hour", hdr("Date", "Sat, 01 Mar 2025 08:00:00 GMT", "Expires", "Sat, 01 Mar 2025 9:00:00 GMT"), 0, "expires"},
 		{"Expires wrong case", hdr("Date", date, "Expires", "SAT, 01 MAR 2025 13:00:00 GMT"), 0, "expires"},
 		// RFC 9111 §4.2.1: conflicting Expires lines → stale
 		{"Expires twice, different", hdr("Date", date, "Expires", httpDate(later), "Expires", httpDate(later.Add(time.Hour))), 0, "invalid"},
