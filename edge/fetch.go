@@ -154,7 +154,7 @@ func (b *idleBody) Close() error {
 // closing the body releases the request's context.
 func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	out = out.WithContext(ctx)
+	out = out.WithContext(traceInterim(ctx)) // 1xx relayed to the client (interim.go)
 	start := time.Now()
 	client := up.client
 	if up.blocking != nil && blockingReload(out.URL.RawQuery) {
@@ -517,6 +517,7 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 // forward sends a request to the origin on the client's behalf without caching and relays
 // the answer (bypass rules, uncollapsed waiters, ranges on uncached objects).
 func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs cachestatus.Status) {
+	r = withInterim(r, w)
 	resp, err := e.send(r.Context(), up, r, r.Method == http.MethodGet || r.Method == http.MethodHead, nil)
 	if err != nil {
 		if errors.Is(r.Context().Err(), context.Canceled) {
