@@ -83,3 +83,67 @@ func statuses(rs []*http.Response) string {
 	}
 	return "[" + strings.Join(s, ", ") + "]"
 }
+
+// TestEarlyHintsCoalesced: clients collapsed onto one fill whose origin sends 103 all get the
+// final response from one origin request; the hint goes to the leader's client only.
+func TestEarlyHintsCoalesced(t *testing.T) {
+	const n = 8
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.js>; rel=preload; as=script")
+		w.WriteHeader(http.StatusEarlyHints)
+		<-release
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "page")
+	})
+	e, srv := newEdge(t, o.URL, nil)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	type got struct {
+		hints int
+		final *http.Response
+		err   string
+	}
+	results := make(chan got, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				results <- got{err: err.Error()}
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			io.WriteString(c, "GET /c HTTP/1.1\r\nHost: example.com\r\n\r\n")
+			br := bufio.NewReader(c)
+			var g got
+			for i := 0; i < 5; i++ {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					g.err = err.Error()
+					break
+				}
+				if resp.StatusCode < 200 {
+					g.hints++
+					continue
+				}
+				io.ReadAll(resp.Body)
+				g.final = resp
+				break
+			}
+			results <- g
+		}()
+	}
+	waitCollapsed(e, n-1)
+	close(release)
+	hints := 0
+	for i := 0; i < n; i++ {
+		g := <-results
+		if g.err != "" || g.final == nil || g.final.StatusCode != http.StatusOK {
+			t.Fatalf("client: %+v", g)
+		}
+		hints += g.hints
+	}
+	if hints != 1 || o.hits.Load() != 1 {
+		t.Fatalf("%d hints relayed, %d origin requests; want 1 and 1", hints, o.hits.Load())
+	}
+}
