@@ -152,3 +152,36 @@ func TestAgeConformance(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestDirectiveConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		cc                      string
+		maxAge, minFresh, maxSt int64
+		maxStaleAny             bool
+	}{
+		// RFC 9111 §5.2: both argument forms
+		{"max-age quoted", `max-age="5"`, 5, unset, unset, false},
+		// RFC 9111 §5.2.1.1 + §4.2.1: an unusable max-age is read restrictively (validate)
+		{"max-age quoted then junk", `max-age="5"0`, 0, unset, unset, false},
+		{"max-age junk", "max-age=5x", 0, unset, unset, false},
+		// RFC 9111 §1.2.2: too large → 2^31
+		{"max-age huge", "max-age=99999999999999999999", 1 << 31, unset, unset, false},
+		// RFC 9111 §5.2.1.3: min-fresh; junk adds nothing
+		{"min-fresh", "min-fresh=10", unset, 10, unset, false},
+		{"min-fresh junk", "min-fresh=1.5", unset, unset, unset, false},
+		// RFC 9111 §5.2.1.2: max-stale with and without a value; junk accepts no staleness
+		{"max-stale value", `max-stale="30"`, unset, unset, 30, false},
+		{"max-stale any", "max-stale", unset, unset, unset, true},
+		{"max-stale junk", "max-stale=abc", unset, unset, unset, false},
+		// duplicates keep the most restrictive value
+		{"max-age twice", "max-age=50, max-age=20", 20, unset, unset, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := requestDirectives(hdr("Cache-Control", tc.cc))
+			if r.maxAge != tc.maxAge || r.minFresh != tc.minFresh || r.maxStale != tc.maxSt || r.maxStaleAny != tc.maxStaleAny {
+				t.Errorf("%q: %+v", tc.cc, r)
+			}
+		})
+	}
+}

@@ -122,10 +122,6 @@ func parseReqOne(piece string) (cd *cacheobject.RequestCacheDirectives, err erro
 	return cacheobject.ParseRequestCacheControl(piece)
 }
 
-// clampDelta converts the library's delta-seconds; it already saturates at 2^31−1, one
-// second short of RFC 9111 §1.2.2's 2^31, which makes no difference to a cache.
-func clampDelta(v cacheobject.DeltaSeconds) int64 { return min(int64(v), maxDelta) }
-
 // parseCacheControl reads response Cache-Control lines (RFC 9111 §5.2.2, RFC 5861, RFC 8246).
 func parseCacheControl(lines []string) respDirectives {
 	d := newRespDirectives()
@@ -301,11 +297,28 @@ func requestDirectives(h http.Header) reqDirectives {
 		}
 	}
 	for _, piece := range splitDirectives(lines) {
+		switch name := directiveName(piece); {
+		case name == "max-age":
+			v, ok := deltaArgument(piece)
+			if !ok {
+				v = 0 // restrictive: validate
+			}
+			lower(&r.maxAge, v)
+			continue
+		case name == "min-fresh":
+			if v, ok := deltaArgument(piece); ok && v > r.minFresh {
+				r.minFresh = v
+			}
+			continue
+		case name == "max-stale" && strings.IndexByte(piece, '=') >= 0:
+			if v, ok := deltaArgument(piece); ok {
+				lower(&r.maxStale, v)
+			}
+			continue
+		}
 		cd, err := parseReqOne(piece)
 		if err != nil {
 			switch directiveName(piece) {
-			case "max-age":
-				lower(&r.maxAge, 0)
 			case "no-cache":
 				r.noCache = true
 			case "no-store":
@@ -316,17 +329,7 @@ func requestDirectives(h http.Header) reqDirectives {
 		r.noCache = r.noCache || cd.NoCache
 		r.noStore = r.noStore || cd.NoStore
 		r.onlyIfCached = r.onlyIfCached || cd.OnlyIfCached
-		if cd.MaxAge >= 0 {
-			lower(&r.maxAge, clampDelta(cd.MaxAge))
-		}
-		if cd.MinFresh >= 0 {
-			if v := clampDelta(cd.MinFresh); v > r.minFresh {
-				r.minFresh = v
-			}
-		}
-		if cd.MaxStale >= 0 {
-			lower(&r.maxStale, clampDelta(cd.MaxStale))
-		} else if cd.MaxStaleSet {
+		if cd.MaxStaleSet { // max-stale without a value: any staleness
 			r.maxStaleAny = true
 		}
 	}
