@@ -361,11 +361,16 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 	}
 
 	key := string(out)
-	if cap(out) <= 64<<10 && cap(s.tmp) <= 64<<10 && cap(s.name) <= 64<<10 { // don't pool giants
-		s.out = out
+	s.out = out
+	s.release()
+	return key
+}
+
+// release returns s to the pool, unless a giant request made its buffers too large to keep.
+func (s *scratch) release() {
+	if cap(s.out) <= 64<<10 && cap(s.tmp) <= 64<<10 && cap(s.name) <= 64<<10 {
 		pool.Put(s)
 	}
-	return key
 }
 
 // escapedPath returns u.EscapedPath() without the allocation EscapedPath makes to check
@@ -438,7 +443,7 @@ func (k *Keyer) ForwardQuery(u *url.URL) string {
 		return ""
 	}
 	s := pool.Get().(*scratch)
-	defer pool.Put(s)
+	defer s.release()
 	s.tmp = appendPercentNormalized(s.tmp[:0], escapedPath(u), &pathRaw)
 	s.out = appendRemoveDotSegments(s.out[:0], s.tmp)
 	ru := k.match(s.out)
