@@ -182,6 +182,10 @@ type Rule struct {
 	ExcludeParams []string `yaml:"exclude_params"`
 	KeyHeaders    []string `yaml:"key_headers"`
 	IgnoreQuery   bool     `yaml:"ignore_query"`
+	// ForwardIgnoredParams sends the origin the query parameters the key leaves out
+	// (drop_params, exclude_params, outside include_params, ignore_query). Off by default: an
+	// origin that reflects one would poison the entry every client of the key gets.
+	ForwardIgnoredParams bool `yaml:"forward_ignored_params"`
 	// Parent chooses, for this path, between the parents (true) and the origin (false) when
 	// parents are configured; unset inherits from the next shorter matching rule, and
 	// everything goes through the parents when no rule says otherwise. Typical: segments and
@@ -220,6 +224,12 @@ type Policy struct {
 	MaxErrorTTL          time.Duration         `yaml:"max_error_ttl"`
 	StripSetCookie       bool                  `yaml:"strip_set_cookie"`
 	MaxVariants          int                   `yaml:"max_variants"`
+	// UnderscoresInHeaders forwards request fields whose names hold '_' (dropped by default,
+	// forward.go).
+	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`
+	// HeuristicWithCredentials lets a response to a request with Cookie or Authorization be
+	// stored on heuristic freshness (refused by default: policy.Options).
+	HeuristicWithCredentials bool `yaml:"heuristic_with_credentials"`
 }
 
 // Limits protect the edge and the origin.

@@ -144,4 +144,8 @@ func TestSampleConfig(t *testing.T) {
 	if len(cfg.Origins) != 2 || len(cfg.Rules) != 3 || cfg.Cache.StaleIfError != 5*time.Minute {
 		t.Fatalf("sample config read wrong: %+v", cfg)
 	}
+	// Signed-URL parameters are left out of the key but must still reach the origin.
+	if r := cfg.Rules[2]; r.PathPrefix != "/downloads/" || !r.ForwardIgnoredParams {
+		t.Fatalf("sample /downloads/ rule does not forward its signed-URL parameters: %+v", r)
+	}
 }

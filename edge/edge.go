@@ -105,7 +105,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 	for _, r := range cfg.Rules {
 		keyRules = append(keyRules, cachekey.Rule{
 			PathPrefix: r.PathPrefix, IncludeParams: r.IncludeParams, ExcludeParams: r.ExcludeParams,
-			Headers: r.KeyHeaders, IgnoreQuery: r.IgnoreQuery,
+			Headers: r.KeyHeaders, IgnoreQuery: r.IgnoreQuery, ForwardIgnored: r.ForwardIgnoredParams,
 		})
 	}
 	keyer, err := cachekey.New(cfg.Cache.DropParams, keyRules)
@@ -125,6 +125,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 			ErrorTTL:                    cfg.Cache.ErrorTTL,
 			MaxErrorTTL:                 cfg.Cache.MaxErrorTTL,
 			StripSetCookie:              cfg.Cache.StripSetCookie,
+			HeuristicWithCredentials:    cfg.Cache.HeuristicWithCredentials,
 		},
 		fills:   fill.NewTable(),
 		origins: map[string]*upstream{},

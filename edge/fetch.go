@@ -27,16 +27,16 @@ var unkeyedOverrides = []string{
 	"X-Forwarded-Scheme", "X-Forwarded-Port", "X-Forwarded-Prefix", "Forwarded",
 }
 
-// originRequest builds the request to send upstream: same method, path and full query (keys
-// may drop parameters, the origin still sees them), hop-by-hop fields removed (RFC 9110
+// originRequest builds the request to send upstream: same method and path, the query the key
+// holds (forward.go), hop-by-hop and underscored fields removed (RFC 9110
 // §7.6.1), Via and X-Forwarded-For added, Host kept or rewritten per config.
 func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request, cacheable bool) (*http.Request, error) {
 	// The path goes upstream as the key saw it, dot segments removed (RFC 3986 §5.2.4), so
 	// that "/a/../b" cannot fetch one resource and store it under another's key.
 	target := up.url.Scheme + "://" + up.url.Host + strings.TrimSuffix(up.url.EscapedPath(), "/") +
 		cachekey.NormalizePath(r.URL.EscapedPath())
-	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
+	if q := e.upstreamQuery(r, cacheable); q != "" {
+		target += "?" + q
 	}
 	var body io.Reader
 	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -52,6 +52,7 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 	}
 	out.Header = r.Header.Clone()
 	policy.RemoveHopByHop(out.Header)
+	e.dropUnderscored(out.Header)
 	if cacheable {
 		for _, h := range unkeyedOverrides {
 			out.Header.Del(h)
@@ -153,7 +154,7 @@ func (b *idleBody) Close() error {
 // closing the body releases the request's context.
 func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	out = out.WithContext(ctx)
+	out = out.WithContext(traceInterim(ctx)) // 1xx relayed to the client (interim.go)
 	start := time.Now()
 	client := up.client
 	if up.blocking != nil && blockingReload(out.URL.RawQuery) {
@@ -516,6 +517,7 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 // forward sends a request to the origin on the client's behalf without caching and relays
 // the answer (bypass rules, uncollapsed waiters, ranges on uncached objects).
 func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs cachestatus.Status) {
+	r = withInterim(r, w)
 	resp, err := e.send(r.Context(), up, r, r.Method == http.MethodGet || r.Method == http.MethodHead, nil)
 	if err != nil {
 		if errors.Is(r.Context().Err(), context.Canceled) {

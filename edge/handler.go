@@ -226,6 +226,7 @@ func (e *Edge) fillKey(res lookupResult, cond *cached) string {
 // fillAndServe joins (or starts) the fill for the request and serves it as it arrives. cond
 // is the stored object being revalidated, if any.
 func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
+	r = withInterim(r, w) // the origin's 103 Early Hints reach the leader's client (interim.go)
 	outReq := fillRequest(r)
 	e.inflight.Add(1) // before the fill's goroutine exists, so Close can't miss it
 	f, leader := e.fills.Join(r.Context(), e.fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {

@@ -79,9 +79,26 @@ type respWriter struct {
 	n         int64
 	outcome   outcome
 	fromCache bool // the body came from the cache (else from the origin)
+	// interim relays the origin's 1xx while the handler waits (interim.go); closed before
+	// the handler first uses the writer.
+	interim *interimSink
+}
+
+// endInterim closes the interim relay, if any, before the handler uses the writer.
+func (w *respWriter) endInterim() {
+	if w.interim != nil {
+		w.interim.close()
+		w.interim = nil
+	}
+}
+
+func (w *respWriter) Header() http.Header {
+	w.endInterim()
+	return w.ResponseWriter.Header()
 }
 
 func (w *respWriter) WriteHeader(code int) {
+	w.endInterim()
 	if !w.wroteHead {
 		w.wroteHead, w.status = true, code
 		w.m.ttfb.Observe((monoNow() - w.start).Seconds())
@@ -117,6 +134,7 @@ func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func (w *respWriter) done() {
+	w.endInterim()
 	w.m.requestsBy[w.outcome].Inc()
 	if w.n > 0 {
 		c := w.m.bytesFromOrigin

@@ -24,14 +24,17 @@
 //     collapsed: "//", a trailing "/", "%2F" and "+" all stay distinct. A path that doesn't
 //     start with "/" ("*" for OPTIONS, or one built by code) is written behind "%%".
 //   - query: parameters split on '&' (empty ones ignored), each name and value normalised like
-//     the path, dropped parameters removed, the rest sorted by name, then value. A query with no
-//     parameters left gives no "?". "a" and "a=" stay distinct, so do "+" and "%20".
+//     the path, dropped parameters removed, the rest sorted by name only, stably: repeated
+//     parameters keep their order, since origins read "id=2&id=1" and "id=1&id=2" differently
+//     (first wins, last wins, or a list in order). A query with no parameters left gives no "?".
+//     "a" and "a=" stay distinct, so do "+" and "%20".
 //     A name or value with a malformed percent-encoding is kept byte for byte behind a "%%"
 //     marker (which normalised text never contains), so it can't collide with a valid one.
 //
 // Parameters are matched against globs ('*' any run, '?' one byte, '\' escapes) after
-// percent-decoding the name; the match is case-sensitive. Parameters left out of the key are
-// still forwarded to the origin: this package only computes keys, the request is not changed.
+// percent-decoding the name; the match is case-sensitive. [Keyer.ForwardQuery] gives the query a
+// proxy should send upstream: only the parameters the key holds (unless the rule says
+// ForwardIgnored), so a parameter the key ignores can't change what is stored under it.
 // The one normalisation an origin might not share is dot-segment removal: a proxy should
 // forward the path as [NormalizePath] gives it (or refuse dot-segments), so that "/a/../b" can't
 // fetch one resource into the key of another.
@@ -75,6 +78,9 @@ type Rule struct {
 	Headers []string
 	// IgnoreQuery leaves the whole query out of the key.
 	IgnoreQuery bool
+	// ForwardIgnored makes ForwardQuery keep the parameters the key leaves out. Only for
+	// origins known not to reflect them: a reflected one would poison the shared entry.
+	ForwardIgnored bool
 }
 
 // Option configures a Keyer.
@@ -105,6 +111,7 @@ type rule struct {
 	exclude     []string // drop globs: rule's own, plus the global list when include is empty
 	headers     []header
 	ignoreQuery bool
+	forwardAll  bool // ForwardIgnored
 }
 
 type header struct {
@@ -136,7 +143,7 @@ func New(dropParams []string, rules []Rule, opts ...Option) (*Keyer, error) {
 		if r.PathPrefix != "" && r.PathPrefix[0] != '/' {
 			return nil, fmt.Errorf("cachekey: %s: path prefix must start with /", where)
 		}
-		cr := rule{ignoreQuery: r.IgnoreQuery}
+		cr := rule{ignoreQuery: r.IgnoreQuery, forwardAll: r.ForwardIgnored}
 		if r.PathPrefix != "" {
 			cr.prefix = NormalizePath(r.PathPrefix)
 		}
@@ -261,15 +268,11 @@ var pool = sync.Pool{New: func() any { return new(scratch) }}
 
 func (s *scratch) Len() int      { return len(s.params) }
 func (s *scratch) Swap(i, j int) { s.params[i], s.params[j] = s.params[j], s.params[i] }
+
+// Less orders by name only: with sort.Stable, repeated parameters keep their request order.
 func (s *scratch) Less(i, j int) bool {
 	a, b := s.params[i], s.params[j]
-	if c := bytes.Compare(s.tmp[a.start:a.eq], s.tmp[b.start:b.eq]); c != 0 {
-		return c < 0
-	}
-	if a.hasEq != b.hasEq {
-		return !a.hasEq
-	}
-	return bytes.Compare(s.tmp[a.eq:a.end], s.tmp[b.eq:b.end]) < 0
+	return bytes.Compare(s.tmp[a.start:a.eq], s.tmp[b.start:b.eq]) < 0
 }
 
 func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
@@ -318,10 +321,7 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 				continue
 			}
 			name, value, hasEq := strings.Cut(seg, "=")
-			// Some origins also split the query on ';', so "utm_x=1;callback=evil" would
-			// hide a real parameter inside a dropped one (parameter cloaking): a segment
-			// holding ';' is always keyed.
-			if !ru.keeps(s, name) && strings.IndexByte(seg, ';') < 0 {
+			if !ru.keepsSegment(s, seg, name) {
 				continue
 			}
 			start := len(s.tmp)
@@ -331,7 +331,7 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 			s.params = append(s.params, param{start: start, eq: eq, end: len(s.tmp), hasEq: hasEq})
 		}
 		if len(s.params) > 0 {
-			sort.Sort(s)
+			sort.Stable(s)
 			out = append(out, '?')
 			for i, pr := range s.params {
 				if i > 0 {
@@ -361,11 +361,16 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 	}
 
 	key := string(out)
-	if cap(out) <= 64<<10 && cap(s.tmp) <= 64<<10 && cap(s.name) <= 64<<10 { // don't pool giants
-		s.out = out
+	s.out = out
+	s.release()
+	return key
+}
+
+// release returns s to the pool, unless a giant request made its buffers too large to keep.
+func (s *scratch) release() {
+	if cap(s.out) <= 64<<10 && cap(s.tmp) <= 64<<10 && cap(s.name) <= 64<<10 {
 		pool.Put(s)
 	}
-	return key
 }
 
 // escapedPath returns u.EscapedPath() without the allocation EscapedPath makes to check
@@ -420,6 +425,52 @@ func (k *Keyer) match(path []byte) *rule {
 		}
 	}
 	return &k.rules[len(k.rules)-1] // unreachable: the last rule has prefix ""
+}
+
+// keepsSegment reports whether the query segment seg, whose raw name is name, counts in the
+// key. Some origins also split the query on ';', so "utm_x=1;callback=evil" would hide a real
+// parameter inside a dropped one (parameter cloaking): a segment holding ';' is always keyed.
+func (ru *rule) keepsSegment(s *scratch, seg, name string) bool {
+	return ru.keeps(s, name) || strings.IndexByte(seg, ';') >= 0
+}
+
+// ForwardQuery returns the raw query to send upstream for a request for u: the parameters
+// the key holds, byte for byte and in their order (empty segments removed), or the whole
+// query when the matching rule forwards ignored parameters. What the key ignores must not
+// reach an origin that could reflect it into the shared response (`?utm_source=<script>`).
+func (k *Keyer) ForwardQuery(u *url.URL) string {
+	if u == nil || u.RawQuery == "" {
+		return ""
+	}
+	s := pool.Get().(*scratch)
+	defer s.release()
+	s.tmp = appendPercentNormalized(s.tmp[:0], escapedPath(u), &pathRaw)
+	s.out = appendRemoveDotSegments(s.out[:0], s.tmp)
+	ru := k.match(s.out)
+	switch {
+	case ru.forwardAll:
+		return u.RawQuery
+	case ru.ignoreQuery:
+		return ""
+	}
+	var b strings.Builder
+	for q := u.RawQuery; q != ""; {
+		seg := q
+		if i := strings.IndexByte(q, '&'); i >= 0 {
+			seg, q = q[:i], q[i+1:]
+		} else {
+			q = ""
+		}
+		name, _, _ := strings.Cut(seg, "=")
+		if seg == "" || !ru.keepsSegment(s, seg, name) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
 }
 
 // keeps reports whether the parameter with the raw (still encoded) name counts in the key.

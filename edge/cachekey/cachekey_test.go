@@ -93,15 +93,16 @@ func TestKeyExact(t *testing.T) {
 		{"ipv6 port", "/", "[::1]:8081", false, "http://[::1]:8081/"},
 		{"trailing dot", "/", "Example.COM.", false, "http://example.com/"},
 		{"trailing dot and port", "/", "example.com.:80", false, "http://example.com/"},
-		// Query: sorted by name then value, tracking parameters dropped, empty ones ignored.
-		{"query sorted", "/p?b=2&a=2&a=1&c", "h", false, "http://h/p?a=1&a=2&b=2&c"},
+		// Query: sorted by name only (repeats keep their order), tracking parameters dropped,
+		// empty ones ignored.
+		{"query sorted", "/p?b=2&a=2&a=1&c", "h", false, "http://h/p?a=2&a=1&b=2&c"},
 		{"query default drops", "/p?utm_source=x&gclid=1&x=1&fbclid=2&msclkid=3&utm_=", "h", false, "http://h/p?x=1"},
 		{"query all dropped", "/p?utm_medium=email", "h", false, "http://h/p"},
 		{"query empty", "/p?", "h", false, "http://h/p"},
 		{"query only separators", "/p?&&", "h", false, "http://h/p"},
 		{"query normalised", "/p?%7e=%7e&q=%2f%61", "h", false, "http://h/p?q=%2Fa&~=~"},
 		{"query encoded tracking name dropped", "/p?utm%5Fsource=1&gcl%69d=2", "h", false, "http://h/p"},
-		{"query a vs a=", "/p?a=&a", "h", false, "http://h/p?a&a="},
+		{"query a vs a=", "/p?a=&a", "h", false, "http://h/p?a=&a"},
 		{"query disallowed bytes encoded", `/p?q=a"b<c>|d^` + "`", "h", false, "http://h/p?q=a%22b%3Cc%3E%7Cd%5E%60"},
 		{"query bad escape kept behind marker", "/p?q=%zz%41", "h", false, "http://h/p?q=%%%25zz%2541"},
 		{"OPTIONS *", "*", "h", false, "http://h%%*"},
@@ -176,10 +177,51 @@ func TestKeyDistinct(t *testing.T) {
 
 func TestKeyQueryOrder(t *testing.T) {
 	k := mustNew(t, nil, nil)
-	a := k.Key(serverReq(t, false, "/x?c=3&a=2&b=1&a=1&utm_campaign=z", "h"))
+	// Distinct names may come in any order: no origin reads "a=1&b=2" unlike "b=2&a=1".
+	a := k.Key(serverReq(t, false, "/x?c=3&a=1&b=1&a=2&utm_campaign=z", "h"))
 	b := k.Key(serverReq(t, false, "/x?a=1&utm_campaign=q&b=1&a=2&c=3", "h"))
 	if a != b {
 		t.Errorf("order or dropped param changed the key: %q vs %q", a, b)
+	}
+	// A repeated name keeps its order: origins take the first (many CGI and Java frameworks),
+	// the last (PHP, Express's last-wins helpers) or the list in order, so "id=2&id=1" and
+	// "id=1&id=2" are different requests and must not share an entry (issue 13 item 4).
+	for _, tc := range []struct{ x, y string }{
+		{"/x?id=2&id=1", "/x?id=1&id=2"},
+		{"/x?id=2&z=0&id=1", "/x?id=1&z=0&id=2"},
+		{"/x?id&id=", "/x?id=&id"},
+		{"/x?i%64=2&id=1", "/x?id=1&i%64=2"}, // equal once normalised: still two occurrences of "id"
+	} {
+		if kx, ky := k.Key(serverReq(t, false, tc.x, "h")), k.Key(serverReq(t, false, tc.y, "h")); kx == ky {
+			t.Errorf("%q and %q share the key %q", tc.x, tc.y, kx)
+		}
+	}
+}
+
+// TestForwardQuery: what goes upstream is what the key holds, byte for byte and in order, so a
+// parameter the key ignores can't be reflected into the entry other clients get (item 6).
+func TestForwardQuery(t *testing.T) {
+	k := mustNew(t, nil, []Rule{
+		{PathPrefix: "/api/", IncludeParams: []string{"id"}},
+		{PathPrefix: "/raw/", IgnoreQuery: true},
+		{PathPrefix: "/track/", ForwardIgnored: true},
+		{PathPrefix: "/rawfwd/", IgnoreQuery: true, ForwardIgnored: true},
+	})
+	for _, tc := range []struct{ target, want string }{
+		{"/p?utm_source=%3Cscript%3E&b=2&&a=%41", "b=2&a=%41"},
+		{"/p?gclid=1&fbclid=2", ""},
+		{"/p?utm_source=x;callback=evil&a=1", "utm_source=x;callback=evil&a=1"}, // keyed, so forwarded
+		{"/p?id=2&id=1", "id=2&id=1"},
+		{"/api/q?id=7&other=1&utm_x=2", "id=7"},
+		{"/api/x/../q?x=1", ""}, // the rule is matched on the normalised path
+		{"/raw/q?id=7", ""},
+		{"/track/q?utm_source=x&a=1", "utm_source=x&a=1"},
+		{"/rawfwd/q?id=7", "id=7"},
+		{"/p", ""},
+	} {
+		if got := k.ForwardQuery(serverReq(t, false, tc.target, "h").URL); got != tc.want {
+			t.Errorf("ForwardQuery(%q) = %q, want %q", tc.target, got, tc.want)
+		}
 	}
 }
 
@@ -441,8 +483,7 @@ func FuzzKey(f *testing.F) {
 
 		params := strings.Split(query, "&")
 		rng := rand.New(rand.NewPCG(seed, seed>>32))
-		rng.Shuffle(len(params), func(i, j int) { params[i], params[j] = params[j], params[i] })
-		shuffled := strings.Join(params, "&")
+		shuffled := strings.Join(shuffleNames(params, rng), "&")
 		if got := k.Key(rawReq(host, path, shuffled, h)); got != base {
 			t.Fatalf("query %q → %q but shuffled %q → %q", query, base, shuffled, got)
 		}
@@ -460,6 +501,23 @@ func FuzzKey(f *testing.F) {
 			t.Fatalf("kk=%q vs kk=%q: equivalent=%v but keys %q, %q", v, w, same, kv, kw)
 		}
 	})
+}
+
+// shuffleNames permutes params but keeps the order of the occurrences of each (canonical)
+// name: the permutations that must not change a key.
+func shuffleNames(params []string, rng *rand.Rand) []string {
+	name := func(p string) string { n, _, _ := strings.Cut(p, "="); return canonical(n) }
+	byName := map[string][]string{}
+	for _, p := range params {
+		byName[name(p)] = append(byName[name(p)], p)
+	}
+	out := slices.Clone(params)
+	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	for i, p := range out {
+		n := name(p)
+		out[i], byName[n] = byName[n][0], byName[n][1:]
+	}
+	return out
 }
 
 func BenchmarkKey(b *testing.B) {

@@ -122,14 +122,18 @@ func parseReqOne(piece string) (cd *cacheobject.RequestCacheDirectives, err erro
 	return cacheobject.ParseRequestCacheControl(piece)
 }
 
-// clampDelta converts the library's delta-seconds; it already saturates at 2^31−1, one
-// second short of RFC 9111 §1.2.2's 2^31, which makes no difference to a cache.
-func clampDelta(v cacheobject.DeltaSeconds) int64 { return min(int64(v), maxDelta) }
-
 // parseCacheControl reads response Cache-Control lines (RFC 9111 §5.2.2, RFC 5861, RFC 8246).
 func parseCacheControl(lines []string) respDirectives {
 	d := newRespDirectives()
 	for _, piece := range splitDirectives(lines) {
+		if dst := d.deltaField(directiveName(piece)); dst != nil {
+			v, ok := deltaArgument(piece)
+			if !ok {
+				v = invalid
+			}
+			setDelta(dst, v)
+			continue
+		}
 		cd, err := parseRespOne(piece)
 		if err != nil {
 			d.malformed(directiveName(piece))
@@ -145,18 +149,6 @@ func parseCacheControl(lines []string) respDirectives {
 		d.mustRevalidate = d.mustRevalidate || cd.MustRevalidate
 		d.proxyRevalidate = d.proxyRevalidate || cd.ProxyRevalidate
 		d.immutable = d.immutable || cd.Immutable
-		if cd.MaxAge >= 0 {
-			setDelta(&d.maxAge, clampDelta(cd.MaxAge))
-		}
-		if cd.SMaxAge >= 0 {
-			setDelta(&d.sMaxAge, clampDelta(cd.SMaxAge))
-		}
-		if cd.StaleWhileRevalidate >= 0 {
-			setDelta(&d.staleWhileRevalidate, clampDelta(cd.StaleWhileRevalidate))
-		}
-		if cd.StaleIfError >= 0 {
-			setDelta(&d.staleIfError, clampDelta(cd.StaleIfError))
-		}
 		for _, ext := range cd.Extensions {
 			if ext == "must-understand" { // RFC 9111 §5.2.2.3; unknown to the library
 				d.mustUnderstand = true
@@ -164,6 +156,37 @@ func parseCacheControl(lines []string) respDirectives {
 		}
 	}
 	return d
+}
+
+// deltaField is where the response delta-seconds directive name goes, nil for the others.
+func (d *respDirectives) deltaField(name string) *int64 {
+	switch name {
+	case "max-age":
+		return &d.maxAge
+	case "s-maxage":
+		return &d.sMaxAge
+	case "stale-while-revalidate":
+		return &d.staleWhileRevalidate
+	case "stale-if-error":
+		return &d.staleIfError
+	}
+	return nil
+}
+
+// deltaArgument reads the argument of a delta-seconds directive, name "=" ( token /
+// quoted-string ) with no whitespace around "=" (RFC 9111 §5.2): recipients ought to accept
+// both forms, so max-age="60" is 60, but the whole argument must be digits — the library
+// read max-age="6"0 as 6 — and a value past 2^31 is 2^31 (§1.2.2; the library stopped at
+// 2^31−1). A quoted-pair is refused: no digit needs one.
+func deltaArgument(piece string) (int64, bool) {
+	_, arg, ok := strings.Cut(piece, "=")
+	if !ok {
+		return 0, false
+	}
+	if len(arg) >= 2 && arg[0] == '"' && arg[len(arg)-1] == '"' {
+		arg = arg[1 : len(arg)-1]
+	}
+	return parseDelta(arg)
 }
 
 // malformed applies a directive the parser rejected, restrictively: restricting directives
@@ -274,11 +297,28 @@ func requestDirectives(h http.Header) reqDirectives {
 		}
 	}
 	for _, piece := range splitDirectives(lines) {
+		switch name := directiveName(piece); {
+		case name == "max-age":
+			v, ok := deltaArgument(piece)
+			if !ok {
+				v = 0 // restrictive: validate
+			}
+			lower(&r.maxAge, v)
+			continue
+		case name == "min-fresh":
+			if v, ok := deltaArgument(piece); ok && v > r.minFresh {
+				r.minFresh = v
+			}
+			continue
+		case name == "max-stale" && strings.IndexByte(piece, '=') >= 0:
+			if v, ok := deltaArgument(piece); ok {
+				lower(&r.maxStale, v)
+			}
+			continue
+		}
 		cd, err := parseReqOne(piece)
 		if err != nil {
 			switch directiveName(piece) {
-			case "max-age":
-				lower(&r.maxAge, 0)
 			case "no-cache":
 				r.noCache = true
 			case "no-store":
@@ -289,17 +329,7 @@ func requestDirectives(h http.Header) reqDirectives {
 		r.noCache = r.noCache || cd.NoCache
 		r.noStore = r.noStore || cd.NoStore
 		r.onlyIfCached = r.onlyIfCached || cd.OnlyIfCached
-		if cd.MaxAge >= 0 {
-			lower(&r.maxAge, clampDelta(cd.MaxAge))
-		}
-		if cd.MinFresh >= 0 {
-			if v := clampDelta(cd.MinFresh); v > r.minFresh {
-				r.minFresh = v
-			}
-		}
-		if cd.MaxStale >= 0 {
-			lower(&r.maxStale, clampDelta(cd.MaxStale))
-		} else if cd.MaxStaleSet {
+		if cd.MaxStaleSet { // max-stale without a value: any staleness
 			r.maxStaleAny = true
 		}
 	}

@@ -33,6 +33,14 @@ type Options struct {
 	// freshness; 0 means 10s.
 	MaxErrorTTL time.Duration
 
+	// HeuristicWithCredentials lets a response to a request carrying Cookie or Authorization
+	// be stored without explicit freshness (on a heuristic lifetime, or to be revalidated).
+	// Off by default: such a response is most likely personal, and the origin that forgot
+	// Cache-Control on /account/profile.css would otherwise hand one user's page to the
+	// next anonymous client (web cache deception) — as a hit, or by answering a
+	// revalidation 304 that doesn't look at who asks.
+	HeuristicWithCredentials bool
+
 	// StripSetCookie stores responses with Set-Cookie after removing it (HeaderToStore)
 	// instead of refusing to store them.
 	StripSetCookie bool
@@ -136,8 +144,8 @@ func explicitLifetime(d respDirectives, h http.Header, responseTime time.Time) (
 			return 0, "invalid", true // §4.2.1: conflicting values, consider stale
 		}
 	}
-	exp, err := http.ParseTime(strings.TrimSpace(lines[0]))
-	if err != nil {
+	exp, ok := parseDate(lines[0])
+	if !ok {
 		return 0, "expires", true // §5.3: invalid dates, especially "0", are in the past
 	}
 	date, ok := headerTime(h, "Date")
@@ -200,8 +208,13 @@ func headerTime(h http.Header, name string) (time.Time, bool) {
 	if len(v) == 0 {
 		return time.Time{}, false
 	}
-	t, err := http.ParseTime(strings.TrimSpace(v[0]))
-	return t, err == nil
+	return parseDate(v[0])
+}
+
+// parseDate is parseHTTPDate on a field line, surrounding whitespace removed (RFC 9110 §5.5),
+// two-digit years placed against the current year.
+func parseDate(line string) (time.Time, bool) {
+	return parseHTTPDate(strings.Trim(line, " \t"), time.Now().UTC().Year())
 }
 
 // CurrentAge is the response's current age (RFC 9111 §4.2.3):
@@ -213,9 +226,8 @@ func headerTime(h http.Header, name string) (time.Time, bool) {
 //	current_age         = corrected_initial + (now - response_time)
 //
 // A missing or invalid Date counts as response_time (so a Date in the future, like a missing
-// one, adds nothing); age_value is an upstream cache's Age header. An Age that is not a
-// delta-seconds is taken as the largest age (2^31 s), making the response stale until
-// revalidated — §4.2.1's advice for unusable freshness information. A zero or later
+// one, adds nothing); age_value is an upstream cache's Age header, read as §5.1 says
+// (ageValue). A zero or later
 // requestTime means no measurable delay; clock steps never make any term negative, and the
 // sums saturate rather than overflow.
 func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Duration {
@@ -232,27 +244,35 @@ func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Du
 	return satAdd(initial, max(now.Sub(responseTime), 0))
 }
 
-// ageValue reads Age (RFC 9111 §5.1): delta-seconds, first line, too large → 2^31 s.
+// ageValue reads Age (RFC 9111 §5.1): of a list ("1, 2", or several field lines) the first
+// member counts; a value that is not a non-negative integer (empty, signed, fractional,
+// not a number) is ignored, as §5.1 says; too large a number is 2^31 s (§1.2.2).
 func ageValue(h http.Header) time.Duration {
 	v := h.Values("Age")
 	if len(v) == 0 {
 		return 0
 	}
-	s := strings.TrimSpace(v[0])
+	first, _, _ := strings.Cut(v[0], ",")
+	n, ok := parseDelta(strings.Trim(first, " \t"))
+	if !ok {
+		return 0
+	}
+	return secs(n)
+}
+
+// parseDelta reads delta-seconds (RFC 9111 §1.2.2): 1*DIGIT, saturating at 2^31.
+func parseDelta(s string) (int64, bool) {
 	if s == "" {
-		return secs(maxDelta)
+		return 0, false
 	}
 	var n int64
 	for i := 0; i < len(s); i++ {
 		if !isDigit(s[i]) {
-			return secs(maxDelta)
+			return 0, false
 		}
-		n = n*10 + int64(s[i]-'0')
-		if n > maxDelta {
-			n = maxDelta
-		}
+		n = min(n*10+int64(s[i]-'0'), maxDelta)
 	}
-	return secs(n)
+	return n, true
 }
 
 func satAdd(a, b time.Duration) time.Duration {

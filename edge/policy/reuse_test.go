@@ -158,8 +158,9 @@ func TestCanServeStaleOnError(t *testing.T) {
 		{"s-maxage explicit", stored(200, "Cache-Control", "s-maxage=60, stale-if-error=60"), 61 * s, Options{}, true},
 		// RFC 9111 §4.2.1: unusable freshness information → no stale
 		{"malformed max-age", stored(200, "Cache-Control", "max-age=1.5"), 0, sieDefault, false},
-		// RFC 9111 §4.2.3: an unusable Age → as old as possible, beyond any window
-		{"malformed Age", stored(200, "Cache-Control", "max-age=60", "Age", "x"), 0, sieDefault, false},
+		// RFC 9111 §5.1: an invalid Age is ignored; past max-age plus the window, no stale
+		{"malformed Age", stored(200, "Cache-Control", "max-age=60", "Age", "x"), 61 * s, Options{DefaultStaleIfError: 10 * s}, true},
+		{"huge Age", stored(200, "Cache-Control", "max-age=60", "Age", "99999999999"), 0, sieDefault, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := CanServeStaleOnError(tc.st, t0.Add(tc.after), tc.opt); got != tc.want {

@@ -20,6 +20,7 @@ const (
 	ReasonVaryStar       = "vary-star"       // Vary: * can never be matched (§4.1)
 	ReasonSetCookie      = "set-cookie"      // per-user state in a shared cache
 	ReasonAuthorization  = "authorization"   // §3.5
+	ReasonCredentials    = "credentials"     // Cookie or Authorization without explicit freshness
 	ReasonError          = "error"           // error status without explicit freshness or configured TTL
 	ReasonNoFreshness    = "no-freshness"    // could never be reused: no lifetime, validator or stale window
 )
@@ -31,7 +32,9 @@ const (
 // no response no-store (unless must-understand with a status we understand, §5.2.2.3), no
 // private; no Vary: *; no Set-Cookie unless Options.StripSetCookie; a request with
 // Authorization only when the response says public, must-revalidate or s-maxage (§3.5).
-// Then freshness: temporary errors (5xx, 408, 429) need a positive explicit lifetime (a
+// A request with Cookie or Authorization needs explicit freshness (max-age, s-maxage, Expires
+// or a rule's TTL) unless Options.HeuristicWithCredentials: §4.2.2 allows a heuristic, not a
+// guess that a credentialed response is the same for everyone. Then freshness: temporary errors (5xx, 408, 429) need a positive explicit lifetime (a
 // temporary error is never frozen, and a stale one is worthless); other errors need explicit
 // freshness or an Options.ErrorTTL entry; other statuses need explicit freshness or to be
 // heuristically cacheable / public (§4.2.2). Finally a response that could never be reused —
@@ -82,6 +85,9 @@ func Storable(req *http.Request, status int, h http.Header, opt Options) (ok boo
 	if opt.TTL > 0 && status < 400 {
 		life, explicit = opt.TTL, true // the operator's override counts as explicit freshness
 	}
+	if !explicit && !opt.HeuristicWithCredentials && credentialed(req.Header) {
+		return false, ReasonCredentials
+	}
 	switch {
 	case temporaryError(status):
 		if life <= 0 {
@@ -100,6 +106,11 @@ func Storable(req *http.Request, status int, h http.Header, opt Options) (ok boo
 		return false, ReasonNoFreshness
 	}
 	return true, ""
+}
+
+// credentialed: the request identifies its user, by a cookie or an Authorization field.
+func credentialed(h http.Header) bool {
+	return len(h.Values("Cookie")) > 0 || len(h.Values("Authorization")) > 0
 }
 
 // understood: the final statuses defined by RFC 9110 §15 whose caching requirements this

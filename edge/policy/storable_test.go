@@ -86,6 +86,17 @@ func TestStorable(t *testing.T) {
 		{"Authorization s-maxage", get("Authorization", "Bearer x"), 200, dated("Cache-Control", "s-maxage=60"), Options{}, true, ""},
 		{"Authorization malformed s-maxage", get("Authorization", "Bearer x"), 200, dated("Cache-Control", "s-maxage=x, max-age=60"), Options{}, false, ReasonAuthorization},
 		{"Authorization proxy-revalidate only", get("Authorization", "Bearer x"), 200, dated("Cache-Control", "proxy-revalidate, max-age=60"), Options{}, false, ReasonAuthorization},
+		// RFC 9111 §4.2.2 allows a heuristic; a credentialed request's response is not trusted
+		// to be everyone's on a guess (web cache deception): explicit freshness or nothing.
+		{"Cookie heuristic", get("Cookie", "s=1"), 200, dated("Last-Modified", old), Options{}, false, ReasonCredentials},
+		{"Cookie no-cache validator", get("Cookie", "s=1"), 200, dated("Cache-Control", "no-cache", "ETag", `"e"`), Options{}, false, ReasonCredentials},
+		{"Cookie max-age", get("Cookie", "s=1"), 200, dated("Cache-Control", "max-age=60"), Options{}, true, ""},
+		{"Cookie Expires", get("Cookie", "s=1"), 200, dated("Expires", httpDate(t0.Add(time.Minute))), Options{}, true, ""},
+		{"Cookie rule TTL", get("Cookie", "s=1"), 200, dated("Last-Modified", old), Options{TTL: time.Minute}, true, ""},
+		{"Cookie heuristic allowed", get("Cookie", "s=1"), 200, dated("Last-Modified", old), Options{HeuristicWithCredentials: true}, true, ""},
+		{"Authorization public heuristic", get("Authorization", "Bearer x"), 200, dated("Cache-Control", "public", "Last-Modified", old), Options{}, false, ReasonCredentials},
+		{"Authorization must-revalidate heuristic", get("Authorization", "Bearer x"), 200, dated("Cache-Control", "must-revalidate", "Last-Modified", old), Options{}, false, ReasonCredentials},
+		{"Authorization public heuristic allowed", get("Authorization", "Bearer x"), 200, dated("Cache-Control", "public", "Last-Modified", old), Options{HeuristicWithCredentials: true}, true, ""},
 		// RFC 9111 §3: heuristically cacheable with a validator (so heuristic freshness)
 		{"200 heuristic", get(), 200, dated("Last-Modified", old), Options{}, true, ""},
 		// RFC 9111 §3: a status not heuristically cacheable needs explicit freshness

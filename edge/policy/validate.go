@@ -205,8 +205,8 @@ func NotModified(req *http.Request, stored Stored) bool {
 	if len(ims) != 1 {
 		return false
 	}
-	since, err := http.ParseTime(strings.TrimSpace(ims[0]))
-	if err != nil {
+	since, ok := parseDate(ims[0]) // RFC 9110 §13.1.3: not a valid HTTP-date → ignored
+	if !ok {
 		return false
 	}
 	mod, ok := headerTime(stored.Header, "Last-Modified")
