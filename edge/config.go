@@ -234,6 +234,11 @@ type Limits struct {
 	// going to the origin itself.
 	CoalesceWait          time.Duration `yaml:"coalesce_wait"`
 	MaxIdleConnsPerOrigin int           `yaml:"max_idle_conns_per_origin"`
+
+	// ErrorHold keeps an origin's server error (5xx, 429, or no answer at all) as the
+	// answer for its key this long after it arrived: requests meanwhile share it instead of
+	// each going to a failing origin (0 turns it off).
+	ErrorHold time.Duration `yaml:"error_hold"`
 }
 
 // DefaultConfig is the configuration before flags and file.
@@ -261,6 +266,7 @@ func DefaultConfig() Config {
 			OriginReadTimeout:      30 * time.Second,
 			CoalesceWait:           10 * time.Second,
 			MaxIdleConnsPerOrigin:  256,
+			ErrorHold:              time.Second,
 		},
 		Parents: Parents{HealthPath: HealthPath, HealthInterval: 2 * time.Second, DirectFallback: true},
 		Live: Live{
@@ -373,6 +379,8 @@ func (c *Config) Validate() error {
 		return errors.New("limits.coalesce_wait must be positive")
 	case c.Limits.OriginReadTimeout <= 0:
 		return errors.New("limits.origin_read_timeout must be positive")
+	case c.Limits.ErrorHold < 0:
+		return errors.New("limits.error_hold must not be negative")
 	case c.Admin != "" && c.Admin == c.Listen:
 		return errors.New("admin must listen on its own address")
 	case c.Live.MaxTTLFraction < 0 || c.Live.MaxTTLFraction > 1 || math.IsNaN(c.Live.MaxTTLFraction):

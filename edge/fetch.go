@@ -174,10 +174,6 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 	return resp, nil
 }
 
-// maxRelayed is the largest response a fill hands to its collapsed requests without storing
-// it (a short server error, say), so that N waiters don't make N more origin requests.
-const maxRelayed = 64 << 10
-
 // runFill fetches one response for a coalesced group and publishes it: shareable responses
 // are copied into a Body every waiter reads and stored when complete; others are handed to
 // the leader alone. cond is the stored object being revalidated, if any.
@@ -237,6 +233,9 @@ func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 	reqTime := e.now()
 	resp, err := e.send(ctx, up, r, true, extra)
 	if err != nil {
+		// The origin can't be reached: requests arriving in the next moment share this
+		// failure rather than each trying again (errshare.go).
+		f.HoldFor(e.cfg.Limits.ErrorHold)
 		f.Fail(err)
 		return nil, time.Time{}, time.Time{}, false
 	}
@@ -302,11 +301,10 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		}
 	}
 	if !inMemory && !onDisk {
-		// A short error (no per-user state: private and Set-Cookie have other reasons) is
-		// relayed to every collapsed request — including ones that may answer with a stale
-		// copy instead (RFC 5861 §4) — rather than sending each of them to a failing origin.
-		if (reason == policy.ReasonError || cond != nil && serverError(resp.StatusCode)) && size >= 0 && size <= maxRelayed {
-			e.relayShort(f, resp, size)
+		// A short error with no per-user state is relayed to every collapsed request —
+		// including ones that may answer with a stale copy instead (RFC 5861 §4) — rather
+		// than sending each of them to a failing origin (errshare.go).
+		if shareableError(r, resp) && e.relayError(f, r, resp) {
 			return
 		}
 		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason}, nil)
@@ -397,19 +395,6 @@ func (t *teeStore) Read(p []byte) (int, error) {
 		t.complete = nil
 	}
 	return n, err
-}
-
-// relayShort shares a short, unstored response with the fill's collapsed requests.
-func (e *Edge) relayShort(f *fill.Fill, resp *http.Response, size int64) {
-	body := fill.NewMemoryBodySize(size)
-	h := clientHeader(resp.Header)
-	f.SetHead(fill.Head{Status: resp.StatusCode, Header: h, Shareable: true, Reason: "relayed"}, body)
-	n, err := io.Copy(body, resp.Body)
-	resp.Body.Close()
-	if err == nil && n != size {
-		err = fmt.Errorf("origin sent %d of %d bytes", n, size)
-	}
-	body.Finish(err)
 }
 
 // holdLast writes a fill's body keeping the latest chunk held back (fill.Body.Hold): when the
