@@ -235,7 +235,7 @@ type Limits struct {
 	CoalesceWait          time.Duration `yaml:"coalesce_wait"`
 	MaxIdleConnsPerOrigin int           `yaml:"max_idle_conns_per_origin"`
 
-	// ErrorHold keeps an origin's server error (5xx, 429, or no answer at all) as the
+	// ErrorHold keeps an origin's server error (5xx or 429) as the
 	// answer for its key this long after it arrived: requests meanwhile share it instead of
 	// each going to a failing origin (0 turns it off).
 	ErrorHold time.Duration `yaml:"error_hold"`

@@ -233,9 +233,6 @@ func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 	reqTime := e.now()
 	resp, err := e.send(ctx, up, r, true, extra)
 	if err != nil {
-		// The origin can't be reached: requests arriving in the next moment share this
-		// failure rather than each trying again (errshare.go).
-		f.HoldFor(e.cfg.Limits.ErrorHold)
 		f.Fail(err)
 		return nil, time.Time{}, time.Time{}, false
 	}
