@@ -322,15 +322,15 @@ func TestTruncatedBodyNotStored(t *testing.T) {
 		conn.Close()
 	})
 	_, srv := newEdge(t, o.URL, nil)
-	// The client must see an error — a 502 at the head (nothing of the body was released
-	// yet) or a broken body — never a clean, short body, nor a Cache-Status saying "stored"
-	// (RFC 9211 §2.6) of what was not.
+	// The client must see an error — at the head (nothing of the body was released yet) or
+	// while reading it — never a clean, short body, nor a Cache-Status saying "stored" (RFC
+	// 9211 §2.6) of what was not.
 	for _, path := range []string{"/t", "/long"} { // nothing of the body released yet; some of it
 		if resp, err := http.Get(srv.URL + path); err == nil {
 			_, err = io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if err == nil && resp.StatusCode != http.StatusBadGateway {
-				t.Fatalf("%s: client read a truncated body without error (%d)", path, resp.StatusCode)
+			if err == nil {
+				t.Fatalf("%s: client read a truncated body without error", path)
 			}
 			if cs := resp.Header.Get("Cache-Status"); strings.Contains(cs, "stored") {
 				t.Fatalf("%s: a truncated response labelled %q", path, cs)

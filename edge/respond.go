@@ -305,10 +305,7 @@ func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head,
 		case r.Context().Err() != nil:
 			return
 		case done && err != nil:
-			cs.Stored, cs.Detail = false, "body-interrupted"
-			e.writeHead(w, r, http.StatusBadGateway, http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Cache-Control": {"no-store"}}, 0, cs)
-			io.WriteString(w, "origin body interrupted\n")
-			return
+			cs.Stored, cs.Detail = false, "body-interrupted" // and the response breaks off below
 		case !done:
 			cs.Stored = false
 		}
