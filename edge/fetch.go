@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -322,7 +323,8 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	}
 	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Stored: true, Vary: vary, VaryKey: vk}, body)
 	limit := int64(e.cfg.MaxObjectSize)
-	n, err := io.Copy(holdLast{body}, io.LimitReader(resp.Body, limit+1))
+	src := &abandonGuard{Reader: resp.Body, f: f, limit: int64(e.cfg.Limits.AbandonedFillBytes)}
+	n, err := io.Copy(holdLast{body}, io.LimitReader(src, limit+1))
 	resp.Body.Close()
 	e.m.originBytes.Add(float64(n))
 	switch {
@@ -333,6 +335,13 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		err = fmt.Errorf("body exceeds the %d-byte object limit", limit)
 	}
 	if err != nil {
+		if errors.Is(err, errAbandoned) && sliceable && e.gen(res.key).Load() == gen {
+			var arrived io.ReaderAt = tmp
+			if tmp == nil {
+				arrived = bytes.NewReader(body.Written())
+			}
+			e.keepSlices(res, gen, header, size, arrived, n, reqTime, respTime)
+		}
 		body.Finish(err) // an interrupted fill is never stored nor passed off as complete
 		if tmp != nil {
 			os.Remove(tmp.Name())
@@ -487,10 +496,15 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 	}
 	go func() {
 		defer f.Done()
-		// Drain a response that was not shareable; nobody is waiting for it.
-		if h, _, err := f.Head(context.Background(), true, 0); err == nil && h.Direct != nil {
+		// Drain a response that was not shareable; nobody is waiting for it. A shared one
+		// is followed to its end: the refresh reads it (a fill nobody reads stops, abandon.go).
+		h, body, err := f.Head(context.Background(), true, 0)
+		switch {
+		case err == nil && h.Direct != nil:
 			io.Copy(io.Discard, h.Direct)
 			h.Direct.Close()
+		case err == nil && body != nil:
+			body.Wait(context.Background())
 		}
 	}()
 }
