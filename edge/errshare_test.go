@@ -64,6 +64,22 @@ func gatedOrigin(t *testing.T, h http.HandlerFunc) (*testOrigin, chan struct{}) 
 	return o, gate
 }
 
+// gatedStorm sends n concurrent GETs of url, opens the origin's gate once all but one joined
+// the first one's fill, and returns the answers.
+func gatedStorm(t *testing.T, e *Edge, gate chan struct{}, url string, n int, hdr ...string) []result {
+	t.Helper()
+	var answers []result
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		answers = storm(t, url, n, hdr...)
+	}()
+	waitCollapsed(e, int64(n-1))
+	close(gate)
+	<-done
+	return answers
+}
+
 // TestErrorStorm: 300 concurrent requests for one key whose origin fails cost the origin one
 // request, the next 300 none (the error is held, Limits.ErrorHold), every client gets the
 // error with the origin's Retry-After; per-user errors are never shared.
@@ -83,15 +99,7 @@ func TestErrorStorm(t *testing.T) {
 				http.Error(w, "overloaded", http.StatusServiceUnavailable)
 			})
 			e, srv := newEdge(t, o.URL, func(c *Config) { c.Limits.ErrorHold = time.Minute })
-			var answers []result
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				answers = storm(t, srv.URL+"/failing", stormClients)
-			}()
-			waitCollapsed(e, stormClients-1)
-			close(gate)
-			<-done
+			answers := gatedStorm(t, e, gate, srv.URL+"/failing", stormClients)
 			answers = append(answers, storm(t, srv.URL+"/failing", stormClients)...) // the next wave
 			for _, a := range answers {
 				if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "7" || a.body != "overloaded\n" {
@@ -112,15 +120,7 @@ func TestErrorStorm(t *testing.T) {
 		})
 		e, srv := newEdge(t, o.URL, func(c *Config) { c.Limits.ErrorHold = time.Minute })
 		const clients = 50
-		var answers []result
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			answers = storm(t, srv.URL+"/cookie", clients)
-		}()
-		waitCollapsed(e, clients-1)
-		close(gate)
-		<-done
+		answers := gatedStorm(t, e, gate, srv.URL+"/cookie", clients)
 		seen := map[string]bool{}
 		for _, a := range answers {
 			c := a.header.Get("Set-Cookie")
@@ -130,28 +130,30 @@ func TestErrorStorm(t *testing.T) {
 			seen[c] = true
 		}
 	})
-	t.Run("private", func(t *testing.T) {
-		o, gate := gatedOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Cache-Control", "private")
-			http.Error(w, "for "+r.Header.Get("X-User"), http.StatusServiceUnavailable)
-		})
-		e, srv := newEdge(t, o.URL, func(c *Config) { c.Limits.ErrorHold = time.Minute })
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for _, a := range storm(t, srv.URL+"/private", 20, "X-User", "someone") {
+	for _, tc := range []struct{ name, cc, auth string }{
+		{"private", "private", ""},
+		{"Authorization", "no-store", "Bearer someone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, gate := gatedOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", tc.cc)
+				http.Error(w, "for "+r.Header.Get("Authorization"), http.StatusServiceUnavailable)
+			})
+			e, srv := newEdge(t, o.URL, func(c *Config) { c.Limits.ErrorHold = time.Minute })
+			var hdr []string
+			if tc.auth != "" {
+				hdr = []string{"Authorization", tc.auth}
+			}
+			for _, a := range gatedStorm(t, e, gate, srv.URL+"/private", 20, hdr...) {
 				if strings.Contains(a.header.Get("Cache-Status"), "; collapsed") {
-					t.Errorf("a private error was shared: %q", a.header.Get("Cache-Status"))
+					t.Errorf("a per-user error was shared: %q", a.header.Get("Cache-Status"))
 				}
 			}
-		}()
-		waitCollapsed(e, 19)
-		close(gate)
-		<-done
-		if n := o.hits.Load(); n != 20 {
-			t.Errorf("origin saw %d requests for 20 private errors", n)
-		}
-	})
+			if n := o.hits.Load(); n != 20 {
+				t.Errorf("origin saw %d requests for 20 per-user errors", n)
+			}
+		})
+	}
 }
 
 // TestErrorHoldStale: a client that may have stale content gets it at once while an error is
