@@ -244,6 +244,15 @@ type Limits struct {
 	// going to the origin itself.
 	CoalesceWait          time.Duration `yaml:"coalesce_wait"`
 	MaxIdleConnsPerOrigin int           `yaml:"max_idle_conns_per_origin"`
+
+	// ErrorHold keeps an origin's server error (5xx or 429) as the
+	// answer for its key this long after it arrived: requests meanwhile share it instead of
+	// each going to a failing origin (0 turns it off).
+	ErrorHold time.Duration `yaml:"error_hold"`
+	// AbandonedFillBytes is how much more a fill may take from the origin once no request
+	// reads it any more (every client that asked went away): it then stops, and what
+	// arrived is not stored whole. A client's disconnect never stops a fill others read.
+	AbandonedFillBytes Size `yaml:"abandoned_fill_bytes"`
 }
 
 // DefaultConfig is the configuration before flags and file.
@@ -271,6 +280,8 @@ func DefaultConfig() Config {
 			OriginReadTimeout:      30 * time.Second,
 			CoalesceWait:           10 * time.Second,
 			MaxIdleConnsPerOrigin:  256,
+			ErrorHold:              time.Second,
+			AbandonedFillBytes:     4 << 20,
 		},
 		Parents: Parents{HealthPath: HealthPath, HealthInterval: 2 * time.Second, DirectFallback: true},
 		Live: Live{
@@ -383,6 +394,10 @@ func (c *Config) Validate() error {
 		return errors.New("limits.coalesce_wait must be positive")
 	case c.Limits.OriginReadTimeout <= 0:
 		return errors.New("limits.origin_read_timeout must be positive")
+	case c.Limits.ErrorHold < 0:
+		return errors.New("limits.error_hold must not be negative")
+	case c.Limits.AbandonedFillBytes < 0:
+		return errors.New("limits.abandoned_fill_bytes must not be negative")
 	case c.Admin != "" && c.Admin == c.Listen:
 		return errors.New("admin must listen on its own address")
 	case c.Live.MaxTTLFraction < 0 || c.Live.MaxTTLFraction > 1 || math.IsNaN(c.Live.MaxTTLFraction):

@@ -38,7 +38,7 @@ func TestDiskTier(t *testing.T) {
 	}
 	e, srv := newEdge(t, o.URL, withDisk)
 	e.disk.SetMinFree(0)
-	if r := get(t, srv.URL+"/big", "Host", "cdn.test"); r.body != string(big) || !strings.Contains(r.cacheStatus(), "stored") {
+	if r := get(t, srv.URL+"/big", "Host", "cdn.test"); r.body != string(big) || !strings.Contains(r.cacheStatus(), "fwd=uri-miss") {
 		t.Fatalf("first: %d bytes, %q", len(r.body), r.cacheStatus())
 	}
 	get(t, srv.URL+"/small", "Host", "cdn.test")

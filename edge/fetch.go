@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -175,10 +176,6 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 	return resp, nil
 }
 
-// maxRelayed is the largest response a fill hands to its collapsed requests without storing
-// it (a short server error, say), so that N waiters don't make N more origin requests.
-const maxRelayed = 64 << 10
-
 // runFill fetches one response for a coalesced group and publishes it: shareable responses
 // are copied into a Body every waiter reads and stored when complete; others are handed to
 // the leader alone. cond is the stored object being revalidated, if any.
@@ -303,11 +300,10 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		}
 	}
 	if !inMemory && !onDisk {
-		// A short error (no per-user state: private and Set-Cookie have other reasons) is
-		// relayed to every collapsed request — including ones that may answer with a stale
-		// copy instead (RFC 5861 §4) — rather than sending each of them to a failing origin.
-		if (reason == policy.ReasonError || cond != nil && serverError(resp.StatusCode)) && size >= 0 && size <= maxRelayed {
-			e.relayShort(f, resp, size)
+		// A short error with no per-user state is relayed to every collapsed request —
+		// including ones that may answer with a stale copy instead (RFC 5861 §4) — rather
+		// than sending each of them to a failing origin (errshare.go).
+		if shareableError(r, resp) && e.relayError(f, r, resp) {
 			return
 		}
 		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason}, nil)
@@ -328,7 +324,8 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	}
 	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Stored: true, Vary: vary, VaryKey: vk}, body)
 	limit := int64(e.cfg.MaxObjectSize)
-	n, err := io.Copy(holdLast{body}, io.LimitReader(resp.Body, limit+1))
+	src := &abandonGuard{Reader: resp.Body, f: f, limit: int64(e.cfg.Limits.AbandonedFillBytes)}
+	n, err := io.Copy(holdLast{body}, io.LimitReader(src, limit+1))
 	resp.Body.Close()
 	e.m.originBytes.Add(float64(n))
 	switch {
@@ -339,6 +336,13 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		err = fmt.Errorf("body exceeds the %d-byte object limit", limit)
 	}
 	if err != nil {
+		if errors.Is(err, errAbandoned) && sliceable && e.gen(res.key).Load() == gen {
+			var arrived io.ReaderAt = tmp
+			if tmp == nil {
+				arrived = bytes.NewReader(body.Written())
+			}
+			e.keepSlices(res, gen, header, size, arrived, n, reqTime, respTime)
+		}
 		body.Finish(err) // an interrupted fill is never stored nor passed off as complete
 		if tmp != nil {
 			os.Remove(tmp.Name())
@@ -398,19 +402,6 @@ func (t *teeStore) Read(p []byte) (int, error) {
 		t.complete = nil
 	}
 	return n, err
-}
-
-// relayShort shares a short, unstored response with the fill's collapsed requests.
-func (e *Edge) relayShort(f *fill.Fill, resp *http.Response, size int64) {
-	body := fill.NewMemoryBodySize(size)
-	h := clientHeader(resp.Header)
-	f.SetHead(fill.Head{Status: resp.StatusCode, Header: h, Shareable: true, Reason: "relayed"}, body)
-	n, err := io.Copy(body, resp.Body)
-	resp.Body.Close()
-	if err == nil && n != size {
-		err = fmt.Errorf("origin sent %d of %d bytes", n, size)
-	}
-	body.Finish(err)
 }
 
 // holdLast writes a fill's body keeping the latest chunk held back (fill.Body.Hold): when the
@@ -506,10 +497,15 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 	}
 	go func() {
 		defer f.Done()
-		// Drain a response that was not shareable; nobody is waiting for it.
-		if h, _, err := f.Head(context.Background(), true, 0); err == nil && h.Direct != nil {
+		// Drain a response that was not shareable; nobody is waiting for it. A shared one
+		// is followed to its end: the refresh reads it (a fill nobody reads stops, abandon.go).
+		h, body, err := f.Head(context.Background(), true, 0)
+		switch {
+		case err == nil && h.Direct != nil:
 			io.Copy(io.Discard, h.Direct)
 			h.Direct.Close()
+		case err == nil && body != nil:
+			body.Wait(context.Background())
 		}
 	}()
 }

@@ -314,6 +314,20 @@ func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head,
 		e.writeHead(w, r, http.StatusNotModified, h, 0, cs)
 		return
 	}
+	if cs.Stored {
+		// Cache-Status says "stored" (RFC 9211 §2.6) only of a body stored already: the last
+		// bytes of a stored body are held back until it is, so a body that is still arriving
+		// once the client can read some of it may yet break off — and then nothing is stored.
+		done, err := body.Started(r.Context())
+		switch {
+		case r.Context().Err() != nil:
+			return
+		case done && err != nil:
+			cs.Stored, cs.Detail = false, "body-interrupted" // and the response breaks off below
+		case !done:
+			cs.Stored = false
+		}
+	}
 	status, start, length := head.Status, int64(0), int64(-1)
 	if size, err := strconv.ParseInt(head.Header.Get("Content-Length"), 10, 64); err == nil && head.Status == http.StatusOK {
 		switch kind, rs := e.ranges(r, head.Header, size); {

@@ -209,6 +209,10 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 	}
 	var start int64
 	if !known && rng != "" {
+		if suffixRange(rng) {
+			e.serveColdSuffix(w, r, up, res, gen)
+			return true
+		}
 		// Cold: the lowest first byte says which slice to fetch before the length is known
 		// (a whole GET starts at slice 0).
 		first, ok := firstByte(rng)
@@ -265,7 +269,18 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		status, lo, hi = http.StatusPartialContent, rs[0].Start, rs[0].Start+rs[0].Length-1
 		h.Set("Content-Range", rs[0].ContentRange(meta.total))
 	case kind == rangecache.Satisfiable:
+		fetched := int64(-1)
+		if !first.cs.Hit {
+			fetched = idx
+		}
 		first.release()
+		if !e.rangesFillFit(res.key, meta, rs, fetched) {
+			// Small ranges scattered over many slices not stored: filling them would cost
+			// the origin far more than the client gets. The ranges go to the origin as
+			// asked, uncached.
+			e.forward(w, r, up, cachestatus.Status{Fwd: res.fwd, Detail: "unsliced"})
+			return true
+		}
 		e.serveSlicedMultipart(w, r, up, res, gen, meta, rs, h, first.cs)
 		return true
 	}
@@ -402,6 +417,86 @@ func firstByte(rng string) (int64, bool) {
 		}
 	}
 	return lowest, lowest >= 0
+}
+
+// serveColdSuffix answers a suffix range ("bytes=-N") of an object whose length is not known:
+// which slice holds its bytes is not known before a first slice tells the length, so rather
+// than two slices the origin is asked for the client's own range, once for all the requests
+// asking the same. Its 206 goes to the client that asked, uncached; an origin that ignores
+// ranges answers with the whole object, which is stored and shared as any fill's.
+func (e *Edge) serveColdSuffix(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, gen uint64) {
+	out := fillRequest(r)
+	out.Header.Set("Range", r.Header.Get("Range"))
+	whole := fillRequest(r)
+	e.inflight.Add(1)
+	key := res.key + "\x00suffix\x00" + strconv.FormatUint(gen, 10) + "\x00" + out.Header.Get("Range")
+	f, leader := e.fills.Join(r.Context(), key, func(ctx context.Context, f *fill.Fill) {
+		defer e.inflight.Done()
+		resp, reqTime, respTime, ok := e.fetchForFill(ctx, f, up, out, nil)
+		if !ok {
+			return
+		}
+		if resp.StatusCode == http.StatusPartialContent {
+			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: "unsliced"}, nil)
+			return
+		}
+		e.publish(f, whole, up, res, nil, resp, gen, reqTime, respTime)
+	})
+	if !leader {
+		e.inflight.Done()
+	}
+	wait := e.cfg.Limits.CoalesceWait
+	if leader {
+		wait = 0
+	}
+	head, body, err := f.Head(r.Context(), leader, wait)
+	switch {
+	case errors.Is(err, fill.ErrNotShareable), errors.Is(err, fill.ErrHeadTimeout):
+		f.Done()
+		e.forward(w, r, up, cachestatus.Status{Fwd: res.fwd, Detail: "unsliced"})
+		return
+	case err != nil:
+		f.Done()
+		e.sliceFallback(w, r, err)
+		return
+	}
+	cs := cachestatus.Status{Fwd: res.fwd, FwdStatus: head.Status, Stored: head.Stored, Collapsed: !leader}
+	(&directAnswer{e: e, head: head, body: body, cs: cs, f: f}).serve(w, r)
+}
+
+// suffixRange reports whether rng is one suffix range ("bytes=-N").
+func suffixRange(rng string) bool {
+	unit, spec, ok := strings.Cut(rng, "=")
+	spec = strings.TrimSpace(spec)
+	return ok && strings.EqualFold(strings.TrimSpace(unit), "bytes") && strings.HasPrefix(spec, "-") && !strings.Contains(spec, ",")
+}
+
+// rangesFillFit reports whether the slices ranges rs touch that are not stored yet may be
+// fetched for them: what that costs the origin must stay within the client's bytes plus two
+// slices (the DESIGN's figure for range slicing). Slice fetched (-1: none) was fetched for
+// this request already and counts as not stored.
+func (e *Edge) rangesFillFit(key string, meta *sliceMeta, rs []rangecache.Range, fetched int64) bool {
+	S := int64(e.cfg.SliceSize)
+	var want int64
+	for _, r := range rs {
+		want += r.Length
+	}
+	budget := want/S + 2 // slices the origin may send
+	cold, last := int64(0), int64(-1)
+	if fetched >= 0 {
+		cold = 1 // whether the ranges touch it or not (a suffix range sent us to slice 0)
+	}
+	for _, r := range rs {
+		for i := max(r.Start/S, last+1); i <= (r.Start+r.Length-1)/S; i++ {
+			last = i
+			if i != fetched && !e.hasSlice(key, meta.epoch, i, meta.identity) {
+				if cold++; cold > budget {
+					return false
+				}
+			}
+		}
+	}
+	return cold <= budget
 }
 
 // sliceReader reads a sliced object at any offset, slice by slice (for multipart replies).

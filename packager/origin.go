@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/reelvideo/reel/rangecache"
 )
 
 // DefaultManifestMaxAge is the Cache-Control max-age for playlists and MPDs when
@@ -189,15 +191,26 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 	// ServeContent evaluates If-None-Match and If-Range against this header, so it must be
 	// set before the call.
 	h.Set("ETag", etag)
-	http.ServeContent(w, normalizeRange(r), name, fi.ModTime(), f)
+	http.ServeContent(w, normalizeRange(r, fi.Size()), name, fi.ModTime(), f)
 }
 
 // normalizeRange adapts the Range field to what http.ServeContent understands. ServeContent
 // answers 416 to any unit but a lower-case "bytes", while RFC 9110 §14.1 makes units
-// case-insensitive and §14.2 requires ignoring a unit the server does not know.
-func normalizeRange(r *http.Request) *http.Request {
+// case-insensitive and §14.2 requires ignoring a unit the server does not know. And it answers
+// any number of ranges, overlapping or not, with a multipart as large as they make it: a Range
+// the edge would ignore (more than rangecache.DefaultMaxRanges ranges, or asking for more than
+// twice the file) is ignored here too, as §14.2 allows — the whole file is the answer.
+func normalizeRange(r *http.Request, size int64) *http.Request {
 	rg := r.Header.Get("Range")
-	if rg == "" || strings.HasPrefix(rg, "bytes=") {
+	if rg == "" {
+		return r
+	}
+	if _, err := rangecache.Parse(rg, size, rangecache.Options{}); errors.Is(err, rangecache.ErrTooManyRanges) || errors.Is(err, rangecache.ErrExcessive) {
+		r = r.Clone(r.Context())
+		r.Header.Del("Range")
+		return r
+	}
+	if strings.HasPrefix(rg, "bytes=") {
 		return r
 	}
 	// Handlers must not modify the request they are given, hence the copy on this rare path.

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reelvideo/reel/rangecache"
 )
 
 // secretMarker is the content of the file outside the served folder; no response may carry it.
@@ -431,6 +433,45 @@ func TestOriginRanges(t *testing.T) {
 			t.Errorf("second part missing from %q", r.body)
 		}
 	})
+}
+
+// TestOriginRangeCap: a Range the edge would ignore — more ranges than
+// rangecache.DefaultMaxRanges, or overlapping ones asking for more than twice the file — gets
+// the whole file, not a multipart many times its size (RFC 9110 §14.2).
+func TestOriginRangeCap(t *testing.T) {
+	fx := newOriginFixture(t, OriginOptions{})
+	const p = "/video_720p/seg_00001.m4s"
+	full := fx.files["video_720p/seg_00001.m4s"]
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = fmt.Sprintf("%d-%d", i%990, i%990)
+	}
+	capped := make([]string, rangecache.DefaultMaxRanges)
+	for i := range capped {
+		capped[i] = fmt.Sprintf("%d-%d", i*20, i*20+1)
+	}
+	cases := []struct {
+		name, rng string
+		status    int
+	}{
+		{"1000 ranges", "bytes=" + strings.Join(many, ","), 200},
+		{"one past the cap", "bytes=" + strings.Join(append(capped, "990-991"), ","), 200},
+		{"overlapping, 3× the file", "bytes=0-,0-,0-", 200},
+		{"at the cap", "bytes=" + strings.Join(capped, ","), 206},
+	}
+	for _, c := range cases {
+		r := fx.do(t, http.MethodGet, p, map[string]string{"Range": c.rng})
+		if r.status != c.status {
+			t.Errorf("%s: status %d, want %d (%d bytes)", c.name, r.status, c.status, len(r.body))
+			continue
+		}
+		if c.status == 200 && !bytes.Equal(r.body, full) {
+			t.Errorf("%s: %d bytes, want the %d-byte file", c.name, len(r.body), len(full))
+		}
+		if c.status == 206 && len(r.body) > 4*len(full) {
+			t.Errorf("%s: a %d-byte multipart for a %d-byte file", c.name, len(r.body), len(full))
+		}
+	}
 }
 
 // TestOriginHead checks that HEAD sends GET's header fields without content (RFC 9110

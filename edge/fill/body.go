@@ -184,6 +184,24 @@ func (b *Body) Wait(ctx context.Context) error {
 	}
 }
 
+// Started waits until readers can read some of the body or it ended, and reports whether it
+// ended and, if it was aborted, why (ctx's error if ctx ended first).
+func (b *Body) Started(ctx context.Context) (done bool, err error) {
+	for {
+		b.mu.Lock()
+		size, done, err, ch := b.size, b.done, b.err, b.changed
+		b.mu.Unlock()
+		if size > 0 || done {
+			return done, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
 // Release frees the backing store (closes the file). Only once no reader needs it: Fill
 // does this when every request that joined it is done.
 func (b *Body) Release() error { return b.store.release() }

@@ -381,3 +381,46 @@ func TestWithdraw(t *testing.T) {
 	}
 	close(end)
 }
+
+// TestHoldFor: a held fill stays joinable after its run returned — failed or not — and is
+// gone once the hold is over; an unheld failed fill is never joined.
+func TestHoldFor(t *testing.T) {
+	tab := NewTable()
+	boom := errors.New("origin refused")
+	fail := func(hold time.Duration) func(context.Context, *Fill) {
+		return func(_ context.Context, f *Fill) {
+			f.HoldFor(hold)
+			f.Fail(boom)
+		}
+	}
+	f, leader := tab.Join(context.Background(), "held", fail(time.Hour))
+	if _, _, err := f.Head(context.Background(), leader, 0); !errors.Is(err, boom) {
+		t.Fatalf("leader: %v", err)
+	}
+	f.Done()
+	for range 3 {
+		g, leader := tab.Join(context.Background(), "held", fail(0))
+		if leader || g != f {
+			t.Fatal("a held fill was not joined")
+		}
+		if _, _, err := g.Head(context.Background(), false, time.Second); !errors.Is(err, boom) {
+			t.Fatalf("follower of a held fill: %v", err)
+		}
+		g.Done()
+	}
+
+	f, _ = tab.Join(context.Background(), "short", fail(time.Millisecond))
+	f.Done()
+	deadline := time.Now().Add(5 * time.Second)
+	for tab.Len() > 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if tab.Len() != 1 {
+		t.Fatalf("%d fills in the table after a 1 ms hold, want 1 (the hour-long one)", tab.Len())
+	}
+	g, leader := tab.Join(context.Background(), "short", fail(0))
+	if !leader || g == f {
+		t.Fatal("a fill joined after its hold was over")
+	}
+	g.Done()
+}

@@ -59,7 +59,20 @@ type Fill struct {
 	ended    bool
 	released bool
 	claimed  bool // the leader took Head.Direct
+
+	// hold keeps the fill joinable for a while after its run returned (HoldFor): an
+	// origin error is then shared with the next wave of requests too, instead of each
+	// wave sending the failing origin a request of its own.
+	hold atomic.Int64 // a time.Duration
 }
+
+// HoldFor keeps the fill in the table, joinable, for d after its run returns, even if it
+// failed: requests arriving meanwhile get its answer (an error, a relayed error response)
+// instead of asking the origin again. Call it from the fill's run.
+func (f *Fill) HoldFor(d time.Duration) { f.hold.Store(int64(d)) }
+
+// joinable reports whether a new request may join the fill: a failed one only while held.
+func (f *Fill) joinable() bool { return !f.failed() || f.hold.Load() > 0 }
 
 // Done tells the fill that one request that joined it no longer needs its body.
 func (f *Fill) Done() {
@@ -199,7 +212,7 @@ func NewTable() *Table { return &Table{fills: map[string]*Fill{}} }
 // request arriving in between then finds it in the cache instead of starting a second fetch.
 func (t *Table) Join(ctx context.Context, key string, run func(ctx context.Context, f *Fill)) (f *Fill, leader bool) {
 	t.mu.Lock()
-	if f, ok := t.fills[key]; ok && !f.failed() {
+	if f, ok := t.fills[key]; ok && f.joinable() {
 		f.mu.Lock()
 		f.refs++
 		f.mu.Unlock()
@@ -213,8 +226,7 @@ func (t *Table) Join(ctx context.Context, key string, run func(ctx context.Conte
 	t.mu.Unlock()
 
 	go func() {
-		defer f.end()
-		defer t.remove(key, f)
+		defer t.retire(key, f)
 		defer func() {
 			// A run that panicked or forgot its duties must not leave waiters hanging, and a
 			// body it did not finish is aborted, never passed off as complete.
@@ -269,6 +281,20 @@ func (t *Table) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.fills)
+}
+
+// retire takes a fill whose run returned out of the table and ends it: at once, or when its
+// hold is over.
+func (t *Table) retire(key string, f *Fill) {
+	end := func() {
+		t.remove(key, f)
+		f.end()
+	}
+	if d := time.Duration(f.hold.Load()); d > 0 {
+		time.AfterFunc(d, end)
+		return
+	}
+	end()
 }
 
 func (t *Table) remove(key string, f *Fill) {
