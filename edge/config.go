@@ -234,6 +234,8 @@ type Limits struct {
 	// going to the origin itself.
 	CoalesceWait          time.Duration `yaml:"coalesce_wait"`
 	MaxIdleConnsPerOrigin int           `yaml:"max_idle_conns_per_origin"`
+
+	ClientLimits `yaml:",inline"`
 }
 
 // DefaultConfig is the configuration before flags and file.
@@ -261,6 +263,7 @@ func DefaultConfig() Config {
 			OriginReadTimeout:      30 * time.Second,
 			CoalesceWait:           10 * time.Second,
 			MaxIdleConnsPerOrigin:  256,
+			ClientLimits:           defaultClientLimits(),
 		},
 		Parents: Parents{HealthPath: HealthPath, HealthInterval: 2 * time.Second, DirectFallback: true},
 		Live: Live{
@@ -373,6 +376,8 @@ func (c *Config) Validate() error {
 		return errors.New("limits.coalesce_wait must be positive")
 	case c.Limits.OriginReadTimeout <= 0:
 		return errors.New("limits.origin_read_timeout must be positive")
+	case c.Limits.ClientLimits.invalid() != "":
+		return errors.New(c.Limits.ClientLimits.invalid())
 	case c.Admin != "" && c.Admin == c.Listen:
 		return errors.New("admin must listen on its own address")
 	case c.Live.MaxTTLFraction < 0 || c.Live.MaxTTLFraction > 1 || math.IsNaN(c.Live.MaxTTLFraction):
