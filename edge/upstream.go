@@ -215,10 +215,10 @@ func (oc *originConns) client(l Limits) *http.Client {
 		}
 	}
 	t := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            dial,
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    l.MaxIdleConnsPerOrigin,
+		Proxy:               nil,
+		DialContext:         dial,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: l.MaxIdleConnsPerOrigin,
 		// Beyond it requests queue in the transport for a connection to come free;
 		// originTransport bounds that wait (OriginQueueWait).
 		MaxConnsPerHost:        l.MaxConnsPerOrigin,

@@ -51,7 +51,7 @@ type Server struct {
 	// with LimitConns or LimitFirstRequest (a body timeout surfaces as ErrBodyTimeout to the
 	// handler, which counts it).
 	OnLimit func(limit string)
-	Log               *slog.Logger
+	Log     *slog.Logger
 	// BaseContext is the parent of every request's context (for values); nil means Background.
 	BaseContext context.Context
 	// NextProto serves the connections that are not HTTP/1.x, by protocol name: a TLS
