@@ -119,6 +119,11 @@ func TestValidate(t *testing.T) {
 		{"parent twice", func(c *Config) { c.Parents.URLs = []string{"http://s1", "http://s1"} }, "parents.urls[1]"},
 		{"health interval", func(c *Config) { c.Parents.URLs, c.Parents.HealthInterval = []string{"http://s1"}, 0 }, "health_interval"},
 		{"health path", func(c *Config) { c.Parents.URLs, c.Parents.HealthPath = []string{"http://s1"}, "health" }, "health_path"},
+		{"no client connections", func(c *Config) { c.Limits.MaxClientConns = 0 }, "max_client_conns"},
+		{"no origin connections", func(c *Config) { c.Limits.MaxConnsPerOrigin = -1 }, "max_conns_per_origin"},
+		{"body timeout", func(c *Config) { c.Limits.RequestBodyIdleTimeout = 0 }, "request_body_idle_timeout"},
+		{"origin queue wait", func(c *Config) { c.Limits.OriginQueueWait = 0 }, "origin_queue_wait"},
+		{"buffered body", func(c *Config) { c.Limits.MaxBufferedBody = -1 }, "max_buffered_body"},
 	}
 	for _, tc := range tests {
 		c := base()
@@ -143,5 +148,8 @@ func TestSampleConfig(t *testing.T) {
 	}
 	if len(cfg.Origins) != 2 || len(cfg.Rules) != 3 || cfg.Cache.StaleIfError != 5*time.Minute {
 		t.Fatalf("sample config read wrong: %+v", cfg)
+	}
+	if got, want := cfg.Limits.ClientLimits, defaultClientLimits(); got != want {
+		t.Errorf("sample client limits %+v, want the defaults %+v", got, want)
 	}
 }
