@@ -523,3 +523,32 @@ func TestHardeningFigures(t *testing.T) {
 			o.peak.Load(), statuses, time.Since(start).Round(time.Millisecond))
 	})
 }
+
+// TestStalledBodyTimesOutH2H3 (item 1): over HTTP/2 and HTTP/3 too, a body that stops
+// arriving gets 408 after the body idle timeout, and the origin never hears of it.
+func TestStalledBodyTimesOutH2H3(t *testing.T) {
+	o := newConnOrigin(t, nil, 0)
+	fe := startFrontend(t, o.URL, func(c *Config) {
+		c.Limits.RequestBodyIdleTimeout = 300 * time.Millisecond
+	}, nil)
+	for _, proto := range []string{"h2", "h3"} {
+		t.Run(proto, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			go pw.Write([]byte("x")) // one byte, then nothing
+			req, _ := http.NewRequest("POST", "https://"+fe.addr+"/upload", pr)
+			req.ContentLength = 1000
+			resp, err := fe.client(t, proto).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Errorf("stalled body: %d, want 408", resp.StatusCode)
+			}
+		})
+	}
+	if r := o.requests.Load(); r != 0 {
+		t.Errorf("origin saw %d requests, want 0", r)
+	}
+}

@@ -14,7 +14,8 @@ type ClientLimits struct {
 	FirstRequestTimeout time.Duration `yaml:"first_request_timeout"`
 	ClientIdleTimeout   time.Duration `yaml:"client_idle_timeout"`
 	// RequestBodyIdleTimeout bounds each wait for request body bytes, RequestBodyTimeout the
-	// whole body: past either the request gets 408 (HTTP/1.1).
+	// whole body: past either the request gets 408 (HTTP/1.1 in edge/h1; HTTP/2 and HTTP/3
+	// through the stream's read deadline, reqbody.go).
 	RequestBodyIdleTimeout time.Duration `yaml:"request_body_idle_timeout"`
 	RequestBodyTimeout     time.Duration `yaml:"request_body_timeout"`
 	// MaxBufferedBody: request bodies up to this size are read whole before the origin is

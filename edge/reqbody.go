@@ -25,6 +25,7 @@ func (e *Edge) forwardWithBody(w http.ResponseWriter, r *http.Request, up *upstr
 		e.forwardUnsafe(w, r, up)
 		return
 	}
+	e.bodyDeadlines(w, r)
 	limit := int64(e.cfg.Limits.MaxBufferedBody)
 	var head []byte
 	if r.ContentLength <= limit { // -1: unknown length (chunked), read up to the limit
@@ -52,6 +53,38 @@ func (e *Edge) forwardWithBody(w http.ResponseWriter, r *http.Request, up *upstr
 	defer release()
 	r.Body = &clientBody{r: io.MultiReader(bytes.NewReader(head), r.Body), c: r.Body, m: e.m}
 	e.forwardUnsafe(w, r, up)
+}
+
+// bodyDeadlines applies the body timeouts to an HTTP/2 or HTTP/3 request, whose servers
+// have none of their own for a stream (edge/h1 arms its socket itself).
+func (e *Edge) bodyDeadlines(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor < 2 {
+		return
+	}
+	l := e.cfg.Limits
+	r.Body = &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w),
+		idle: l.RequestBodyIdleTimeout, expires: time.Now().Add(l.RequestBodyTimeout)}
+}
+
+// deadlineBody moves the stream's read deadline before each read: the idle timeout from
+// now, or the body's end if sooner. A read past it fails with a timeout (net.Error).
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	idle    time.Duration
+	expires time.Time
+	off     bool // the server can't set read deadlines
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if !b.off {
+		d := time.Now().Add(b.idle)
+		if b.expires.Before(d) {
+			d = b.expires
+		}
+		b.off = b.rc.SetReadDeadline(d) != nil
+	}
+	return b.ReadCloser.Read(p)
 }
 
 // retryAfter is a Retry-After value (RFC 9110 §10.2.3) of about d, at least a second.
