@@ -16,8 +16,9 @@ import (
 // not hold an origin connection while it does. Small bodies (Limits.MaxBufferedBody) are read
 // whole before the origin is contacted; larger ones stream, but only MaxUploadsPerOrigin at a
 // time per origin, the others waiting in a bounded queue. The body's read timeouts are the
-// HTTP/1.1 server's (h1.Server.BodyIdleTimeout, BodyTimeout); a read that fails is the
-// client's fault and is answered as such (408, 400), never as the origin's 502.
+// HTTP/1.1 server's (h1.Server.BodyIdleTimeout, BodyTimeout), and the stream's read deadline
+// over HTTP/2 and HTTP/3 (bodyDeadlines); a read that fails is the client's fault and is
+// answered as such (408, 400), never as the origin's 502.
 
 // forwardWithBody admits r's body, then forwards r (forwardUnsafe).
 func (e *Edge) forwardWithBody(w http.ResponseWriter, r *http.Request, up *upstream) {
