@@ -30,10 +30,6 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		*w = respWriter{}
 		respWriters.Put(w)
 	}()
-	// Hop-by-hop fields, including those a client lists in Connection, go before anything
-	// looks at the request: the key, the Vary match and the origin must all see the same
-	// header (RFC 9110 §7.6.1), or "Connection: Accept-Language" could fill the "en" variant
-	// with a response made without it.
 	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
 		// 501 rather than 405: the edge tunnels nothing (CONNECT, RFC 9110 §9.3.6, is for
 		// forward proxies) and never echoes a request (TRACE, §9.3.8: it would reflect the
@@ -43,6 +39,10 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotImplemented, r.Method+" is not supported")
 		return
 	}
+	// Hop-by-hop fields, including those a client lists in Connection, go before anything
+	// looks at the request: the key, the Vary match and the origin must all see the same
+	// header (RFC 9110 §7.6.1), or "Connection: Accept-Language" could fill the "en" variant
+	// with a response made without it.
 	policy.RemoveHopByHop(r.Header)
 	if lines := r.Header["Cdn-Loop"]; lines != nil && e.looped(lines) {
 		// Refused before it could join a fill: coming back round a loop, it would wait on
@@ -337,6 +337,7 @@ func originError(w http.ResponseWriter, err error) {
 		badBody(w, body.err)
 		return
 	case errors.Is(err, errOriginQueue):
+		// A connection may come free any moment: worth a retry soon.
 		httpError(w, http.StatusServiceUnavailable, "origin connection queue timeout", "Retry-After", "1")
 		return
 	}
