@@ -56,7 +56,7 @@ bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk,
 	@# Live prefetch economics: client and origin bytes and requests, 1/10/100 viewers, one rendition and spread.
 	REEL_ECONOMICS=1 $(GO) test -run='^TestLiveEconomics$$' -count=1 -timeout=15m -v ./cmd/reel/
 	@# Hardening: origin requests for 300 concurrent requests on a failing key; origin bytes per client byte for cold ranges.
-	REEL_HARDENING=1 $(GO) test -run='^TestHardeningFigures$$' -count=1 -v ./edge/
+	REEL_HARDENING=1 $(GO) test -run='^(TestHardeningFigures|TestClientLimitFigures)$$' -count=1 -v ./edge/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/

@@ -253,6 +253,7 @@ type Limits struct {
 	// reads it any more (every client that asked went away): it then stops, and what
 	// arrived is not stored whole. A client's disconnect never stops a fill others read.
 	AbandonedFillBytes Size `yaml:"abandoned_fill_bytes"`
+	ClientLimits       `yaml:",inline"`
 }
 
 // DefaultConfig is the configuration before flags and file.
@@ -282,6 +283,7 @@ func DefaultConfig() Config {
 			MaxIdleConnsPerOrigin:  256,
 			ErrorHold:              time.Second,
 			AbandonedFillBytes:     4 << 20,
+			ClientLimits:           defaultClientLimits(),
 		},
 		Parents: Parents{HealthPath: HealthPath, HealthInterval: 2 * time.Second, DirectFallback: true},
 		Live: Live{
@@ -398,6 +400,8 @@ func (c *Config) Validate() error {
 		return errors.New("limits.error_hold must not be negative")
 	case c.Limits.AbandonedFillBytes < 0:
 		return errors.New("limits.abandoned_fill_bytes must not be negative")
+	case c.Limits.ClientLimits.invalid() != "":
+		return errors.New(c.Limits.ClientLimits.invalid())
 	case c.Admin != "" && c.Admin == c.Listen:
 		return errors.New("admin must listen on its own address")
 	case c.Live.MaxTTLFraction < 0 || c.Live.MaxTTLFraction > 1 || math.IsNaN(c.Live.MaxTTLFraction):

@@ -119,6 +119,11 @@ func TestValidate(t *testing.T) {
 		{"parent twice", func(c *Config) { c.Parents.URLs = []string{"http://s1", "http://s1"} }, "parents.urls[1]"},
 		{"health interval", func(c *Config) { c.Parents.URLs, c.Parents.HealthInterval = []string{"http://s1"}, 0 }, "health_interval"},
 		{"health path", func(c *Config) { c.Parents.URLs, c.Parents.HealthPath = []string{"http://s1"}, "health" }, "health_path"},
+		{"no client connections", func(c *Config) { c.Limits.MaxClientConns = 0 }, "max_client_conns"},
+		{"no origin connections", func(c *Config) { c.Limits.MaxConnsPerOrigin = -1 }, "max_conns_per_origin"},
+		{"body timeout", func(c *Config) { c.Limits.RequestBodyIdleTimeout = 0 }, "request_body_idle_timeout"},
+		{"origin queue wait", func(c *Config) { c.Limits.OriginQueueWait = 0 }, "origin_queue_wait"},
+		{"buffered body", func(c *Config) { c.Limits.MaxBufferedBody = -1 }, "max_buffered_body"},
 	}
 	for _, tc := range tests {
 		c := base()
@@ -147,5 +152,8 @@ func TestSampleConfig(t *testing.T) {
 	// Signed-URL parameters are left out of the key but must still reach the origin.
 	if r := cfg.Rules[2]; r.PathPrefix != "/downloads/" || !r.ForwardIgnoredParams {
 		t.Fatalf("sample /downloads/ rule does not forward its signed-URL parameters: %+v", r)
+	}
+	if got, want := cfg.Limits.ClientLimits, defaultClientLimits(); got != want {
+		t.Errorf("sample client limits %+v, want the defaults %+v", got, want)
 	}
 }

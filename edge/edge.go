@@ -91,6 +91,8 @@ type upstream struct {
 	// target durations: its first-byte timeout is at least Live.BlockingWait (and its
 	// connections are not the ones other requests wait for).
 	blocking *http.Client
+	// uploads bounds the request bodies streamed to it at once (reqbody.go).
+	uploads *uploadSlots
 }
 
 // New builds an edge from a validated configuration.

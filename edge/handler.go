@@ -30,6 +30,15 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		*w = respWriter{}
 		respWriters.Put(w)
 	}()
+	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
+		// 501 rather than 405: the edge tunnels nothing (CONNECT, RFC 9110 §9.3.6, is for
+		// forward proxies) and never echoes a request (TRACE, §9.3.8: it would reflect the
+		// client's Cookie and credentials to whatever script sent it), for any resource;
+		// 405 would claim the method exists for the resource and owe an Allow listing the
+		// methods it does take, which only the origin knows (§15.5.6, §15.6.2).
+		httpError(w, http.StatusNotImplemented, r.Method+" is not supported")
+		return
+	}
 	// Hop-by-hop fields, including those a client lists in Connection, go before anything
 	// looks at the request: the key, the Vary match and the origin must all see the same
 	// header (RFC 9110 §7.6.1), or "Connection: Accept-Language" could fill the "en" variant
@@ -52,7 +61,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		e.forwardUnsafe(w, r, up)
+		e.forwardWithBody(w, r, up) // reqbody.go
 	case rule != nil && rule.Bypass:
 		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdBypass})
 	case field(r.Header, "If-Match") != "" || field(r.Header, "If-Unmodified-Since") != "":
@@ -322,6 +331,17 @@ func serverError(status int) bool {
 // originError answers a request whose origin fetch failed: 504 for a timeout, 502 otherwise
 // (with the TLS failure's reason when there was one: the operator's first clue).
 func originError(w http.ResponseWriter, err error) {
+	var body *clientBodyError
+	switch {
+	case errors.As(err, &body):
+		// Not the origin's fault: the client's body broke off or timed out (reqbody.go).
+		badBody(w, body.err)
+		return
+	case errors.Is(err, errOriginQueue):
+		// A connection may come free any moment: worth a retry soon.
+		httpError(w, http.StatusServiceUnavailable, "origin connection queue timeout", "Retry-After", "1")
+		return
+	}
 	var ne interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		httpError(w, http.StatusGatewayTimeout, "origin timed out")

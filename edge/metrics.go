@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reelvideo/reel/edge/h1"
 )
 
 // metrics are the edge's Prometheus series, on a registry of its own (served by the admin
@@ -37,7 +39,22 @@ type metrics struct {
 	// Upstream connections (upstream.go): opened, by protocol; requests failed in TLS.
 	originConns       *prometheus.CounterVec
 	originTLSFailures prometheus.Counter
+
+	// limits counts the requests and connections cut by a protective limit, by limit name
+	// (limitNames).
+	limits *prometheus.CounterVec
 }
+
+// Values of the limit label of reel_edge_limit_hits_total; the h1 names come from the server.
+const (
+	limitRequestBodyTimeout = "request_body_timeout"
+	limitUploadQueue        = "upload_queue"
+	limitOriginQueue        = "origin_connection_queue"
+)
+
+var limitNames = []string{h1.LimitConns, h1.LimitFirstRequest, limitRequestBodyTimeout, limitUploadQueue, limitOriginQueue}
+
+func (m *metrics) limitHit(limit string) { m.limits.WithLabelValues(limit).Inc() }
 
 // outcome is how the cache answered a request (see setLabel): an index into requestLabels.
 type outcome uint8
@@ -130,6 +147,14 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		m.originConns.WithLabelValues(p) // present at 0, so that a dashboard's rate() has a start
 	}
 	m.reg.MustRegister(m.originConns, m.originTLSFailures)
+	m.limits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_edge_limit_hits_total",
+		Help: "Connections and requests cut by a protective limit: client_connections (closed at accept), first_request_timeout, request_body_timeout (408), upload_queue and origin_connection_queue (503).",
+	}, []string{"limit"})
+	for _, l := range limitNames {
+		m.limits.WithLabelValues(l)
+	}
+	m.reg.MustRegister(m.limits)
 	byProto := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reel_edge_requests_by_protocol_total",
 		Help: "Client requests by the protocol they came over: http/1.1 (HTTP/1.0 included), h2, h3.",

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
@@ -157,7 +158,8 @@ func (e *Edge) newUpstream(o Origin) (*upstream, error) {
 	}
 	blocking := e.cfg.Limits
 	blocking.OriginFirstByteTimeout = max(blocking.OriginFirstByteTimeout, e.live.BlockingWait)
-	return &upstream{url: u, hostHeader: o.HostHeader, client: oc.client(e.cfg.Limits), blocking: oc.client(blocking)}, nil
+	return &upstream{url: u, hostHeader: o.HostHeader, client: oc.client(e.cfg.Limits), blocking: oc.client(blocking),
+		uploads: newUploadSlots(e.cfg.Limits.MaxUploadsPerOrigin)}, nil
 }
 
 // originConns is what one origin's pools share: TLS settings, the protocol, and the
@@ -213,10 +215,13 @@ func (oc *originConns) client(l Limits) *http.Client {
 		}
 	}
 	t := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            dial,
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    l.MaxIdleConnsPerOrigin,
+		Proxy:               nil,
+		DialContext:         dial,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: l.MaxIdleConnsPerOrigin,
+		// Beyond it requests queue in the transport for a connection to come free;
+		// originTransport bounds that wait (OriginQueueWait).
+		MaxConnsPerHost:        l.MaxConnsPerOrigin,
 		IdleConnTimeout:        l.OriginIdleTimeout,
 		ResponseHeaderTimeout:  l.OriginFirstByteTimeout,
 		TLSHandshakeTimeout:    l.OriginConnectTimeout,
@@ -237,7 +242,7 @@ func (oc *originConns) client(l Limits) *http.Client {
 		}
 	}
 	return &http.Client{
-		Transport:     &originTransport{Transport: t, oc: oc},
+		Transport:     &originTransport{Transport: t, oc: oc, queueWait: l.OriginQueueWait},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
@@ -288,10 +293,12 @@ func (e *errClientCertRefused) Error() string {
 }
 func (e *errClientCertRefused) Unwrap() error { return e.err }
 
-// originTransport notes the TLS failures of an origin's requests (see originConns).
+// originTransport notes the TLS failures of an origin's requests (see originConns) and
+// bounds their wait for a connection (see queued).
 type originTransport struct {
 	*http.Transport
-	oc *originConns
+	oc        *originConns
+	queueWait time.Duration
 }
 
 func (t *originTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -300,7 +307,12 @@ func (t *originTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		asked = new(atomic.Bool)
 		r = r.WithContext(context.WithValue(r.Context(), certAskedKey{}, asked))
 	}
+	r, stop := t.queued(r)
 	resp, err := t.Transport.RoundTrip(r)
+	if stop() && err != nil {
+		t.oc.m.limitHit(limitOriginQueue)
+		err = errOriginQueue
+	}
 	if err != nil && asked != nil && asked.Load() && r.Context().Err() == nil && tlsFailure(err) == "" {
 		err = &errClientCertRefused{err}
 	}
@@ -311,6 +323,43 @@ func (t *originTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.oc.recovered()
 	}
 	return resp, err
+}
+
+// errOriginQueue is a request that waited OriginQueueWait for a connection to its origin
+// while MaxConnsPerOrigin were busy. It counts as a timeout (net.Error): a parent that is
+// merely busy is not marked down (parents.go unreachable).
+var errOriginQueue error = originQueueTimeout{}
+
+type originQueueTimeout struct{}
+
+func (originQueueTimeout) Error() string   { return "origin connection queue timeout" }
+func (originQueueTimeout) Timeout() bool   { return true }
+func (originQueueTimeout) Temporary() bool { return true }
+
+// queued gives r a bound on its wait for a connection: http.Transport queues a request
+// without limit when MaxConnsPerHost connections are busy, and a request that got none
+// after queueWait is cancelled. The wait ends when the request gets a connection, or starts
+// one of its own (DNS, dial, TLS then have their own timeouts). stop ends the watch and
+// reports whether the wait ran out — the request failed for want of a connection.
+func (t *originTransport) queued(r *http.Request) (_ *http.Request, stop func() bool) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	var expired atomic.Bool
+	timer := time.AfterFunc(t.queueWait, func() {
+		expired.Store(true)
+		cancel(errOriginQueue)
+	})
+	done := func() { timer.Stop() }
+	trace := &httptrace.ClientTrace{
+		GotConn:      func(httptrace.GotConnInfo) { done() },
+		DNSStart:     func(httptrace.DNSStartInfo) { done() },
+		ConnectStart: func(string, string) { done() },
+	}
+	r = r.WithContext(httptrace.WithClientTrace(ctx, trace))
+	return r, func() bool {
+		done()
+		// Not cancelled otherwise: the response body still reads under ctx.
+		return expired.Load()
+	}
 }
 
 func (oc *originConns) failed(err error) {

@@ -66,6 +66,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	tlsSelf := fs.String("tls-self-signed", "", "serve HTTPS with a development CA and certificate kept in this folder (clients trust its ca.pem)")
 	h2c := fs.Bool("h2c", false, "serve HTTP/2 without TLS to clients that open with its preface (prior knowledge, RFC 9113 §3.3), beside HTTP/1.1")
 	http3 := fs.Bool("http3", false, "serve HTTP/3 on UDP at the --listen port too (needs TLS), advertised to TCP clients with Alt-Svc")
+	maxClientConns := fs.Int("max-client-conns", 0, "open client connections at most; more are closed at accept (default 10000; limits.max_client_conns)")
+	maxOriginConns := fs.Int("max-conns-per-origin", 0, "connections to each origin at most; more requests queue, then get 503 (default 256; limits.max_conns_per_origin)")
 	fs.Usage = usageFunc(fs, edgeUsage)
 	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
@@ -138,6 +140,12 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case *tlsCert != "":
 		cfg.TLS.SelfSigned, cfg.TLS.Certificates = "", []edge.CertKey{{Cert: *tlsCert, Key: *tlsKey}}
+	}
+	if *maxClientConns != 0 {
+		cfg.Limits.MaxClientConns = *maxClientConns
+	}
+	if *maxOriginConns != 0 {
+		cfg.Limits.MaxConnsPerOrigin = *maxOriginConns
 	}
 	if *h2c {
 		cfg.HTTP2.H2C = true

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http/httputil"
 	"sync"
+	"time"
 )
 
 // body is a request body read straight from the connection: Content-Length bytes, or a chunked
@@ -14,6 +15,7 @@ type body struct {
 	remaining int64     // Content-Length bytes still to read
 	chunked   io.Reader // the chunked decoder, when chunked
 	continue_ bool      // 100 Continue still owed (RFC 9110 §10.1.1)
+	expires   time.Time // when the whole body must have arrived (zero: never; Server.BodyTimeout)
 
 	mu     sync.Mutex
 	eof    bool // the whole body was read: the connection is positioned at the next request
@@ -22,6 +24,33 @@ type body struct {
 }
 
 var errBodyClosed = errors.New("h1: read on closed request body")
+
+// ErrBodyTimeout is the error of a request body read that waited longer than the server's
+// BodyIdleTimeout, or ran past its BodyTimeout. It is a net.Error whose Timeout is true.
+var ErrBodyTimeout error = bodyTimeout{}
+
+type bodyTimeout struct{}
+
+func (bodyTimeout) Error() string   { return "h1: request body timeout" }
+func (bodyTimeout) Timeout() bool   { return true }
+func (bodyTimeout) Temporary() bool { return false }
+
+// arm sets the connection's read deadline for the next read of the body: the idle timeout
+// from now, or the body's own end if that comes first. Without it, a client that declared a
+// body and sent none of it would hold the connection — and the origin connection the
+// handler streams it to — for ever.
+func (b *body) arm(idle time.Duration) {
+	var d time.Time
+	if idle > 0 {
+		d = time.Now().Add(idle)
+	}
+	if !b.expires.IsZero() && (d.IsZero() || b.expires.Before(d)) {
+		d = b.expires
+	}
+	if !d.Equal(b.c.deadline) {
+		b.c.setReadDeadline(d)
+	}
+}
 
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
@@ -43,6 +72,7 @@ func (b *body) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	b.arm(b.c.srv.BodyIdleTimeout)
 	var n int
 	var err error
 	if b.chunked != nil {
@@ -67,10 +97,23 @@ func (b *body) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		b.eof = true
+	case isTimeout(err):
+		err = ErrBodyTimeout
+		b.err = err
 	case err != nil:
 		b.err = err
 	}
 	return n, err
+}
+
+// failed reports whether a read of the body failed (b may be nil: no body).
+func (b *body) failed() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err != nil
 }
 
 // Close stops the handler's reads; the connection decides later whether the unread rest can be
@@ -95,6 +138,9 @@ func (b *body) drain(limit int64) bool {
 		// unknowable, so the connection closes (as RFC 9110 §10.1.1 lets a server do).
 		return false
 	}
+	// The rest may have arrived while the handler ran: give it the idle timeout to be read.
+	b.expires = time.Time{}
+	b.arm(b.c.srv.BodyIdleTimeout)
 	var r io.Reader
 	if b.chunked != nil {
 		r = b.chunked
@@ -116,6 +162,9 @@ func (b *body) drain(limit int64) bool {
 
 func newBody(c *conn, h *head) *body {
 	b := &body{c: c, remaining: h.contentLength, continue_: h.expectContinue}
+	if d := c.srv.BodyTimeout; d > 0 {
+		b.expires = time.Now().Add(d)
+	}
 	if h.chunked {
 		b.remaining = 0
 		b.chunked = httputil.NewChunkedReader(c.br)

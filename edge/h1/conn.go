@@ -117,15 +117,22 @@ func (c *conn) serve(ctx context.Context) {
 		}
 	}
 	h2c := c.tls == nil && c.srv.NextProto["h2c"] != nil
-	for {
+	for first := true; ; first = false {
 		c.state.Store(stateIdle)
 		if c.srv.shuttingDown() {
 			return
 		}
-		c.idleDeadline()
+		if first && c.srv.FirstRequestTimeout > 0 {
+			c.setReadDeadline(time.Now().Add(c.srv.FirstRequestTimeout))
+		} else {
+			c.idleDeadline()
+		}
 		// Wait for the first byte before starting the header timeout, so an idle keep-alive
 		// connection is judged by IdleTimeout and a slow header sender by ReadHeaderTimeout.
 		if _, err := c.br.Peek(1); err != nil {
+			if first && isTimeout(err) && !c.srv.shuttingDown() {
+				c.srv.limitHit(LimitFirstRequest)
+			}
 			return
 		}
 		c.state.Store(stateActive)
@@ -149,7 +156,7 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		if h.chunked || h.contentLength > 0 {
-			// The handler reads the body; a header or idle deadline must not cut an upload.
+			// The handler reads the body under the body timeouts (body.go), not the header's.
 			c.setReadDeadline(time.Time{})
 		}
 		if !c.serveRequest(ctx, h) {
@@ -378,6 +385,11 @@ func (c *conn) stopPeerWatch() {
 	c.peerMu.Lock()
 	c.peerWatch = false
 	c.peerMu.Unlock()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *Server) log() *slog.Logger {

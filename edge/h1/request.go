@@ -318,7 +318,12 @@ func (h *head) request(ctx context.Context, u *url.URL) (*http.Request, error) {
 	if h.method == http.MethodConnect && !strings.HasPrefix(h.target, "/") {
 		u = &url.URL{Host: h.target} // authority-form (§3.2.3)
 	} else if h.target == "*" {
-		u = &url.URL{Path: "*"} // asterisk-form (§3.2.4)
+		// Asterisk-form (§3.2.4) is for a server-wide OPTIONS only: any other method with it
+		// names no resource, and forwarding it would make one up.
+		if h.method != http.MethodOptions {
+			return nil, badRequest("asterisk-form request target is only for OPTIONS")
+		}
+		u = &url.URL{Path: "*"}
 	} else if originForm(h.target, u) {
 	} else if u, err = url.ParseRequestURI(h.target); err != nil {
 		return nil, badRequest("malformed request target")

@@ -164,6 +164,14 @@ func TestRequestShape(t *testing.T) {
 	if r, err = h.request(context.Background(), new(url.URL)); err != nil || r.URL.Path != "*" {
 		t.Fatalf("asterisk form: %v %v", r, err)
 	}
+	// §3.2.4: the asterisk-form is for OPTIONS only.
+	for _, m := range []string{"GET", "HEAD", "POST"} {
+		h, _ = parse(m+" * HTTP/1.1\r\nHost: a\r\n\r\n", 4096)
+		var pe *protoError
+		if _, err = h.request(context.Background(), new(url.URL)); !errors.As(err, &pe) || pe.status != http.StatusBadRequest {
+			t.Fatalf("%s *: %v, want a 400 refusal", m, err)
+		}
+	}
 	h, _ = parse("GET //x:y:z/%zz HTTP/1.1\r\nHost: a\r\n\r\n", 4096)
 	if _, err = h.request(context.Background(), new(url.URL)); err == nil {
 		t.Fatal("a malformed target was accepted")

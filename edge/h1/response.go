@@ -191,7 +191,9 @@ func (w *response) commit() {
 	default:
 		w.closeAfter = true // HTTP/1.0: the body ends when the connection does
 	}
-	if w.req.Close || w.c.srv.shuttingDown() {
+	if w.req.Close || w.c.srv.shuttingDown() || w.body.failed() {
+		// After a failed body read (a timeout, broken chunked framing) the next request's
+		// start is unknown: the connection closes, and the response says so (RFC 9110 §15.5.9).
 		w.closeAfter = true
 	}
 	if w.closeAfter {

@@ -35,7 +35,23 @@ type Server struct {
 	// byte arrived; IdleTimeout how long a keep-alive connection may wait for the next request.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
-	Log               *slog.Logger
+	// FirstRequestTimeout is how long a new connection may wait before its first request's
+	// first byte (0: IdleTimeout). Shorter than IdleTimeout: a connection that never sent
+	// anything has earned no keep-alive patience, and holding it is what a slowloris wants.
+	FirstRequestTimeout time.Duration
+	// BodyIdleTimeout bounds the wait for each read of a request body, BodyTimeout the whole
+	// body from the end of its head (0: no bound). A read past either fails with
+	// ErrBodyTimeout and the connection closes after the response.
+	BodyIdleTimeout time.Duration
+	BodyTimeout     time.Duration
+	// MaxConns bounds the open client connections (0: no bound). A connection accepted beyond
+	// it is closed at once (see Serve).
+	MaxConns int
+	// OnLimit, when set, is called each time a connection is cut by one of the limits above:
+	// with LimitConns or LimitFirstRequest (a body timeout surfaces as ErrBodyTimeout to the
+	// handler, which counts it).
+	OnLimit func(limit string)
+	Log     *slog.Logger
 	// BaseContext is the parent of every request's context (for values); nil means Background.
 	BaseContext context.Context
 	// NextProto serves the connections that are not HTTP/1.x, by protocol name: a TLS
@@ -110,22 +126,56 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		c := s.newConn(rwc)
-		if !s.track(c) {
+		switch s.track(c) {
+		case trackClosing:
 			rwc.Close()
 			return http.ErrServerClosed
+		case trackFull:
+			s.limitHit(LimitConns)
+			rwc.Close()
+			continue
 		}
 		go c.serve(ctx)
 	}
 }
 
-func (s *Server) track(c *conn) bool {
+// Names given to OnLimit.
+const (
+	LimitConns        = "client_connections"
+	LimitFirstRequest = "first_request_timeout"
+)
+
+func (s *Server) limitHit(limit string) {
+	if s.OnLimit != nil {
+		s.OnLimit(limit)
+	}
+}
+
+type trackResult int
+
+const (
+	tracked trackResult = iota
+	trackClosing
+	trackFull
+)
+
+// track registers a new connection, unless the server is closing or at MaxConns. Beyond
+// MaxConns the connection is closed at once rather than left in the kernel's accept backlog:
+// a client in the backlog sees a connection that was established and then silence until its
+// own timeout, where a close tells it (or the balancer in front) right away to retry
+// elsewhere, and the refusal is counted. The cost is an accept and a close per refused
+// connection, which is far less than serving it.
+func (s *Server) track(c *conn) trackResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
+	switch {
+	case s.closing.Load():
+		return trackClosing
+	case s.MaxConns > 0 && len(s.conns) >= s.MaxConns:
+		return trackFull
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return tracked
 }
 
 func (s *Server) forget(c *conn) {
