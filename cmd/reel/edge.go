@@ -149,6 +149,9 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
 		return exitUsage
 	}
+	// Before the tiers fill: the limit is what keeps RSS near --memory (edge/memlimit.go).
+	limit, fromEnv := edge.SetGoMemoryLimit(cfg)
+	logger.Info("go memory limit", "bytes", limit, "from_gomemlimit", fromEnv)
 	e, err := edge.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))

@@ -104,17 +104,7 @@ func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause s
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
-	opts := badger.DefaultOptions(filepath.Join(dir, "index")).
-		WithLogger(nil).
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(1 << 20). // metadata stays in the LSM tree, out of the value log
-		WithValueLogFileSize(16 << 20).
-		WithNumVersionsToKeep(1).
-		WithSyncWrites(false)
-	db, err := badger.Open(opts)
+	db, err := badger.Open(indexOptions(filepath.Join(dir, "index")))
 	if err != nil {
 		return nil, fmt.Errorf("opening the cache index: %w", err)
 	}
@@ -130,6 +120,35 @@ func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause s
 	d.stopSaving, d.saverDone = make(chan struct{}), make(chan struct{})
 	go d.saveLoop()
 	return d, nil
+}
+
+// The badger index holds only metadata records (a few hundred bytes each), so its memory is
+// kept small and bounded: two 2 MiB memtables, 2 MiB block and index caches, two compactors.
+// DiskIndexMemory is what the Go memory limit budgets for it (edge.GoMemoryLimit): those
+// buffers plus the caches' own structures, bloom filters and compaction buffers.
+const (
+	indexMemTable   = 2 << 20
+	indexCache      = 2 << 20
+	DiskIndexMemory = 16 << 20
+)
+
+func indexOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(indexMemTable).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(indexMemTable).
+		WithNumCompactors(2).
+		WithBlockCacheSize(indexCache).
+		WithIndexCacheSize(indexCache).
+		// Metadata stays in the LSM tree, out of the value log (at most 15% of a memtable:
+		// badger's batch limit); no record comes near it.
+		WithValueThreshold(256 << 10).
+		WithValueLogFileSize(16 << 20).
+		WithNumVersionsToKeep(1).
+		WithSyncWrites(false)
 }
 
 func (d *Disk) saveLoop() {
