@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/reelvideo/reel/edge"
 )
 
 // memoryOrigin serves count distinct objects of size bytes, /obj/0 … /obj/count-1, each
@@ -217,4 +220,44 @@ func sizeLabel(size int) string {
 		return fmt.Sprintf("%d MB", size>>20)
 	}
 	return fmt.Sprintf("%d KB", size>>10)
+}
+
+// TestEdgeGoMemoryLimit: `reel edge` sets the Go memory limit from its tiers, and leaves the
+// one an operator gave in GOMEMLIMIT alone.
+func TestEdgeGoMemoryLimit(t *testing.T) {
+	bin := buildReel(t)
+	cfg := edge.DefaultConfig()
+	cfg.Memory = 64 << 20
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{
+		{"", fmt.Sprintf("bytes=%d from_gomemlimit=false", edge.GoMemoryLimit(cfg))},
+		{"GOMEMLIMIT=300MiB", fmt.Sprintf("bytes=%d from_gomemlimit=true", 300<<20)},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // ends stderr if the line never comes
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "edge", "--origin", "http://127.0.0.1:1", "--listen", freeAddr(t), "--admin", "", "--memory", "64MiB")
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") })
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line := ""
+		sc := bufio.NewScanner(stderr)
+		for !strings.Contains(line, "go memory limit") && sc.Scan() {
+			line = sc.Text()
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if !strings.Contains(line, tc.want) {
+			t.Errorf("%q: the edge logged %q, want %q", tc.env, line, tc.want)
+		}
+	}
+	if limit := edge.GoMemoryLimit(cfg); limit < int64(cfg.Memory)+12<<20 || limit > int64(cfg.Memory)*3/2 {
+		t.Errorf("limit %d for a 64 MiB tier: want the tier plus a budget, within 1.5× the tier", limit)
+	}
 }
