@@ -3,6 +3,7 @@ package edge
 import (
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/reelvideo/reel/edge/store"
 )
@@ -18,7 +19,9 @@ import (
 // fills and connection buffers in flight, the runtime, and — with a disk tier — badger's
 // bounded memtables and caches. What the limit does not cover is the binary itself (about
 // 18 MiB of mapped code and data on amd64), so RSS ≈ limit + 18 MiB: ≤ 1.5× --memory from
-// 64 MiB up. The limit is soft: a burst of large fills may pass it for a while (the
+// 64 MiB up. The disk tier's in-memory index (about 1.5 KiB an object, store.Disk.IndexMemory)
+// grows with what the disk holds, not with --memory: FollowDiskIndex adds it as it changes.
+// The limit is soft: a burst of large fills may pass it for a while (the
 // collector then works harder; it never fails an allocation).
 const (
 	memoryBudgetMin      = 12 << 20
@@ -44,4 +47,30 @@ func SetGoMemoryLimit(cfg Config) (limit int64, fromEnv bool) {
 	limit = GoMemoryLimit(cfg)
 	debug.SetMemoryLimit(limit)
 	return limit, false
+}
+
+// FollowDiskIndex keeps the Go memory limit at base plus what the disk tier's index holds in
+// memory (10 GiB of 100 KB objects: some 150 MiB, loaded at start and growing as it fills),
+// re-read every interval: a limit below what is live would make the collector run without
+// pause. It does nothing without a disk tier; stop ends it.
+func (e *Edge) FollowDiskIndex(base int64, interval time.Duration) (stop func()) {
+	if e.disk == nil {
+		return func() {}
+	}
+	apply := func() { debug.SetMemoryLimit(base + e.disk.IndexMemory()) }
+	apply()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				apply()
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -5,9 +5,11 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMemoryTierWeighsItsHeap: what the memory tier holds costs the Go heap no more than the
@@ -49,6 +51,7 @@ func TestMemoryTierWeighsItsHeap(t *testing.T) {
 			for i := range tc.objects {
 				fetch(i)
 			}
+			e.mem.CleanUp()
 			held := liveHeap() - base
 			entries := 0
 			for range e.mem.Keys() {
@@ -70,4 +73,27 @@ func liveHeap() int64 {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// TestGoMemoryLimitFollowsDiskIndex: with a disk tier, the Go memory limit rises with what the
+// disk tier's index holds in memory as objects are stored.
+func TestGoMemoryLimitFollowsDiskIndex(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // restore the test binary's limit
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Write([]byte("segment"))
+	})
+	e, s := newEdge(t, o.URL, func(c *Config) { c.CacheDir, c.Disk = t.TempDir(), 64<<20 })
+	e.disk.SetMinFree(0)
+	const base = 1 << 40
+	stop := e.FollowDiskIndex(base, time.Millisecond)
+	defer stop()
+	for i := range 50 {
+		get(t, fmt.Sprintf("%s/seg-%d", s.URL, i))
+	}
+	index := e.disk.IndexMemory()
+	if index < 50*1024 {
+		t.Fatalf("50 objects on disk, index memory counted %d", index)
+	}
+	waitUntil(t, func() bool { return debug.SetMemoryLimit(-1) == base+e.disk.IndexMemory() })
 }

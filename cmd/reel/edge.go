@@ -158,6 +158,9 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer e.Close()
+	if !fromEnv {
+		defer e.FollowDiskIndex(limit, 5*time.Second)()
+	}
 	front, err := edge.NewFrontend(e, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))

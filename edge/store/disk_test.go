@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -280,5 +281,43 @@ func TestDiskReserveMakesRoomFirst(t *testing.T) {
 	room.Release() // twice is harmless
 	if d.Size() >= before {
 		t.Fatalf("a released room still counts: %d then %d", before, d.Size())
+	}
+}
+
+// TestDiskIndexMemoryCounted: what the disk tier's index holds in memory costs the heap no more
+// than IndexMemory says, for objects with a typical segment's URL and header.
+func TestDiskIndexMemoryCounted(t *testing.T) {
+	d := openDisk(t, t.TempDir(), 1<<30)
+	defer d.Close()
+	commitN := func(from, to int) {
+		for i := from; i < to; i++ {
+			f, err := d.TempFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("x"))
+			f.Close()
+			now := time.Now()
+			o := &DiskObject{Primary: fmt.Sprintf("http://cdn.example.com/vod/title/video/seg-%d.m4s", i), Status: 200,
+				Header: http.Header{"Etag": {fmt.Sprintf(`"%x"`, i)}, "Cache-Control": {"public, max-age=3600"}, "Content-Type": {"video/iso.segment"},
+					"Date": {now.Format(http.TimeFormat)}, "Last-Modified": {now.Format(http.TimeFormat)}},
+				RequestTime: now, ResponseTime: now, Size: 1}
+			if err := d.Commit(f.Name(), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commitN(0, 100) // badger's memtables and caches exist before the base is taken
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base, counted := int64(ms.HeapAlloc), d.IndexMemory()
+	commitN(100, 3100)
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	held, counted := int64(ms.HeapAlloc)-base, d.IndexMemory()-counted
+	t.Logf("3000 objects: %d B/object of heap, %d counted", held/3000, counted/3000)
+	if held > counted {
+		t.Errorf("the disk index holds %d bytes of heap but counts %d", held, counted)
 	}
 }
