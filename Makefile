@@ -53,6 +53,8 @@ bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk,
 	REEL_COMPARE=1 $(GO) test -run='^TestLiveLatency$$' -count=1 -timeout=5m -v ./cmd/reel/
 	$(GO) test -run='^TestLiveEvent$$' -count=1 -timeout=5m -v ./cmd/reel/
 	$(GO) test -run='^TestCluster$$' -count=1 -v ./cmd/reel/
+	@# Edge memory: RSS / --memory of a real reel edge (--memory 64MiB) over 10,000 distinct 100 KB, then 1 MB objects.
+	REEL_MEMBENCH=1 $(GO) test -run='^TestEdgeMemoryBench$$' -count=1 -timeout=15m -v ./cmd/reel/
 	@# Live prefetch economics: client and origin bytes and requests, 1/10/100 viewers, one rendition and spread.
 	REEL_ECONOMICS=1 $(GO) test -run='^TestLiveEconomics$$' -count=1 -timeout=15m -v ./cmd/reel/
 	@# Hardening: origin requests for 300 concurrent requests on a failing key; origin bytes per client byte for cold ranges.

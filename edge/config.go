@@ -300,6 +300,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// minDisk is the smallest disk tier: its folder's own structures take about 3 MiB of it.
+const minDisk = 8 << 20
+
 // LoadConfig reads a YAML file over the defaults. Unknown keys are errors: a typo must not
 // silently change caching.
 func LoadConfig(file string) (Config, error) {
@@ -388,8 +391,10 @@ func (c *Config) Validate() error {
 		return errors.New("slice_threshold needs slicing (slice_size is 0)")
 	case c.SliceThreshold != 0 && c.SliceThreshold < c.SliceSize:
 		return errors.New("slice_threshold must be at least slice_size (or 0: slice only what can't be stored whole)")
-	case c.CacheDir != "" && c.Disk <= 0:
-		return errors.New("disk must be positive when cache_dir is set")
+	case c.CacheDir != "" && c.Disk < minDisk:
+		// The capacity counts the whole folder: badger's files and the room they may grow
+		// into, and the folders, take about 3 MiB before any body (edge/store/diskspace.go).
+		return errors.New("disk must be at least 8MiB when cache_dir is set")
 	case c.Cache.HeuristicFraction < 0 || c.Cache.HeuristicFraction > 1:
 		return errors.New("cache.heuristic_fraction must be between 0 and 1")
 	case c.Limits.CoalesceWait <= 0:

@@ -110,6 +110,7 @@ func TestValidate(t *testing.T) {
 		{"dotdot rule", func(c *Config) { c.Rules = []Rule{{PathPrefix: "/a/../b"}} }, "clean absolute path"},
 		{"admin on listen", func(c *Config) { c.Admin = c.Listen }, "own address"},
 		{"fraction", func(c *Config) { c.Cache.HeuristicFraction = 2 }, "heuristic_fraction"},
+		{"disk tier smaller than its folder's structures", func(c *Config) { c.CacheDir, c.Disk = "/var/cache/reel", 4<<20 }, "at least 8MiB"},
 		{"slice threshold without slices", func(c *Config) { c.SliceSize, c.SliceThreshold = 0, 8<<20 }, "needs slicing"},
 		{"slice threshold below a slice", func(c *Config) { c.SliceThreshold = c.SliceSize / 2 }, "at least slice_size"},
 		{"name with a space", func(c *Config) { c.Name = "edge 1" }, "name"},

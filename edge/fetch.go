@@ -268,7 +268,12 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	if inMemory {
 		defer e.fillMem.Add(-size)
 	}
-	onDisk := whole && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) && e.disk.Admit(max(size, 0))
+	var room *store.Room // made on disk before the body is written, so the tier never overfills
+	if whole && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) {
+		room = e.disk.Reserve(max(size, 0))
+	}
+	defer room.Release()
+	onDisk := room != nil
 	if storable && !inMemory && !onDisk {
 		reason = "size"
 		if sliceable && e.streamSlices(f, r, up, res, resp, gen, reqTime, respTime) {
@@ -369,7 +374,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		body.Finish(nil)
 	} else {
 		// Commit before Finish: by the time anyone sees the body complete, it is stored.
-		if err := e.disk.Commit(tmp.Name(), obj); err != nil {
+		if err := room.Commit(tmp.Name(), obj); err != nil {
 			e.log.Warn("disk tier: storing a body", "key", res.key, "err", err)
 		}
 		body.Finish(nil)
@@ -419,9 +424,14 @@ func (h holdLast) Write(p []byte) (int, error) {
 
 // persist writes a memory-tier object through to the disk tier, so that it survives a restart.
 func (e *Edge) persist(obj *store.DiskObject, data []byte) {
-	if e.disk == nil || !e.disk.Admit(int64(len(data))) {
+	if e.disk == nil {
 		return
 	}
+	room := e.disk.Reserve(int64(len(data)))
+	if room == nil {
+		return
+	}
+	defer room.Release()
 	f, err := e.disk.TempFile()
 	if err != nil {
 		return
@@ -432,7 +442,7 @@ func (e *Edge) persist(obj *store.DiskObject, data []byte) {
 		os.Remove(f.Name())
 		return
 	}
-	if err := e.disk.Commit(f.Name(), obj); err != nil {
+	if err := room.Commit(f.Name(), obj); err != nil {
 		e.log.Warn("disk tier: storing a body", "key", obj.Primary, "err", err)
 	}
 }

@@ -53,9 +53,9 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
 	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; \"\" turns it off; token from REEL_ADMIN_TOKEN)")
 	var memory, disk edge.Size
-	fs.Var(&memory, "memory", "memory tier size, e.g. 512MiB (default 512MiB)")
+	fs.Var(&memory, "memory", "memory tier size, e.g. 512MiB (default 512MiB); the Go memory limit follows from it unless GOMEMLIMIT is set")
 	cacheDir := fs.String("cache-dir", "", "folder for the disk tier (bodies as files, index in badger); none: memory only")
-	fs.Var(&disk, "disk", "disk tier size, e.g. 10GiB (default 10GiB)")
+	fs.Var(&disk, "disk", "disk tier size: what the cache folder may hold on disk, index included, e.g. 10GiB (default 10GiB, at least 8MiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log one line per request")
 	name := fs.String("name", "", "this node's name in Cache-Status and Via (default reel); one per node of a cluster")
@@ -157,12 +157,18 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
 		return exitUsage
 	}
+	// Before the tiers fill: the limit is what keeps RSS near --memory (edge/memlimit.go).
+	limit, fromEnv := edge.SetGoMemoryLimit(cfg)
+	logger.Info("go memory limit", "bytes", limit, "from_gomemlimit", fromEnv)
 	e, err := edge.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
 		return exitFailure
 	}
 	defer e.Close()
+	if !fromEnv {
+		defer e.FollowDiskIndex(limit, 5*time.Second)()
+	}
 	front, err := edge.NewFrontend(e, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))

@@ -41,7 +41,8 @@ type Disk struct {
 	entries map[string]*diskEntry // by primary key
 	byID    map[string]*list.Element
 	lru     *list.List // of *DiskObject, front = most recently used
-	size    int64
+	space   space
+	heap    int64 // what the in-memory index costs the Go heap (IndexMemory)
 
 	stopSaving chan struct{} // closed by Close
 	saverDone  chan struct{}
@@ -79,10 +80,29 @@ type DiskObject struct {
 	LastAccess time.Time `json:"access,omitzero"`
 	path       string
 	touched    bool
+	blocks     int64 // the body file's allocated bytes (st_blocks), what it costs the tier
 }
 
 // Path is the body file.
 func (o *DiskObject) Path() string { return o.path }
+
+// diskObjectOverhead is what an indexed object costs the heap besides its strings and header:
+// the DiskObject, its LRU element, map slots, and its share of badger's memtable (measured
+// with runtime.MemStats in TestDiskIndexMemoryCounted).
+const diskObjectOverhead = 1 << 10
+
+func (o *DiskObject) heapCost() int64 {
+	return diskObjectOverhead + 2*int64(len(o.Primary)) + int64(len(o.VaryKey)+len(o.ID)+len(o.File)+len(o.path)) + headerHeap(o.Header)
+}
+
+// IndexMemory is what the disk tier's in-memory index costs the Go heap: about 1.5 KiB an
+// object, so 10 GiB of 100 KB objects hold some 150 MiB — memory the memory tier's size does
+// not cover, which the Go memory limit follows (edge.FollowDiskIndex).
+func (d *Disk) IndexMemory() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.heap
+}
 
 // OpenDisk opens (or creates) the disk tier in dir, holding at most capacity bytes of bodies.
 func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause string)) (*Disk, error) {
@@ -104,17 +124,7 @@ func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause s
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
-	opts := badger.DefaultOptions(filepath.Join(dir, "index")).
-		WithLogger(nil).
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(1 << 20). // metadata stays in the LSM tree, out of the value log
-		WithValueLogFileSize(16 << 20).
-		WithNumVersionsToKeep(1).
-		WithSyncWrites(false)
-	db, err := badger.Open(opts)
+	db, err := badger.Open(indexOptions(filepath.Join(dir, "index")))
 	if err != nil {
 		return nil, fmt.Errorf("opening the cache index: %w", err)
 	}
@@ -122,14 +132,45 @@ func OpenDisk(dir string, capacity int64, log *slog.Logger, onEvict func(cause s
 		dir: dir, db: db, capacity: capacity, log: log, onEvict: onEvict,
 		minFree: 1 << 30,
 		entries: map[string]*diskEntry{}, byID: map[string]*list.Element{}, lru: list.New(),
+		space: space{dirs: map[string]int64{}, block: blockSize(dir)},
 	}
 	if err := d.load(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	d.space.measureIndex(d.indexDir())
 	d.stopSaving, d.saverDone = make(chan struct{}), make(chan struct{})
 	go d.saveLoop()
 	return d, nil
+}
+
+// The badger index holds only metadata records (a few hundred bytes each), so its memory is
+// kept small and bounded: two 2 MiB memtables, 2 MiB block and index caches, two compactors.
+// DiskIndexMemory is what the Go memory limit budgets for it (edge.GoMemoryLimit): those
+// buffers plus the caches' own structures, bloom filters and compaction buffers.
+const (
+	indexMemTable   = 2 << 20
+	indexCache      = 2 << 20
+	DiskIndexMemory = 16 << 20
+)
+
+func indexOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(indexMemTable).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(indexMemTable).
+		WithNumCompactors(2).
+		WithBlockCacheSize(indexCache).
+		WithIndexCacheSize(indexCache).
+		// Metadata stays in the LSM tree, out of the value log (at most 15% of a memtable:
+		// badger's batch limit); no record comes near it.
+		WithValueThreshold(256 << 10).
+		WithValueLogFileSize(16 << 20).
+		WithNumVersionsToKeep(1).
+		WithSyncWrites(false)
 }
 
 func (d *Disk) saveLoop() {
@@ -168,10 +209,12 @@ func (d *Disk) load() error {
 				stale = append(stale, item.KeyCopy(nil))
 				continue
 			}
-			if st, err := os.Stat(o.path); err != nil || st.Size() != o.Size {
+			st, err := os.Stat(o.path)
+			if err != nil || st.Size() != o.Size {
 				stale = append(stale, item.KeyCopy(nil))
 				continue
 			}
+			o.blocks = fileBlocks(st)
 			known[o.File] = true
 			loaded = append(loaded, &o)
 		}
@@ -194,16 +237,31 @@ func (d *Disk) load() error {
 			return err
 		}
 	}
+	for _, dir := range []string{d.dir, d.indexDir(), filepath.Join(d.dir, "tmp")} {
+		d.space.noteDir(dir)
+	}
 	// Bodies without a record: renamed into place just before a crash.
 	return filepath.WalkDir(filepath.Join(d.dir, "objects"), func(p string, de os.DirEntry, err error) error {
-		if err != nil || de.IsDir() {
+		if err != nil {
 			return err
 		}
-		if !known[de.Name()] {
+		if de.IsDir() {
+			d.space.noteDir(p)
+		} else if !known[de.Name()] {
 			os.Remove(p)
 		}
 		return nil
 	})
+}
+
+func (d *Disk) indexDir() string { return filepath.Join(d.dir, "index") }
+
+// fileBlocks is the bytes of the blocks a file holds, from its stat.
+func fileBlocks(st os.FileInfo) int64 {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return sys.Blocks * 512
+	}
+	return st.Size()
 }
 
 func objectID(primary, vk string) string {
@@ -217,10 +275,6 @@ func (d *Disk) bodyPath(file string) string {
 	}
 	return filepath.Join(d.dir, "objects", file[:2], file)
 }
-
-// objectOverhead is what an object costs besides its body (inode, index record), so that
-// empty bodies are not free.
-const objectOverhead = 4 << 10
 
 // index adds o to the in-memory structures and returns the objects it displaces (the same
 // variant, or every variant when the URL's Vary changed); d.mu must be held or d unshared.
@@ -245,7 +299,8 @@ func (d *Disk) index(o *DiskObject) (displaced []*DiskObject) {
 	e.variants[o.VaryKey] = o
 	d.entries[o.Primary] = e // unindex may have dropped the emptied entry
 	d.byID[o.ID] = d.lru.PushFront(o)
-	d.size += o.Size + objectOverhead
+	d.space.bodies += o.blocks
+	d.heap += o.heapCost()
 	return displaced
 }
 
@@ -254,7 +309,8 @@ func (d *Disk) unindex(o *DiskObject) {
 		if el.Value.(*DiskObject) == o {
 			d.lru.Remove(el)
 			delete(d.byID, o.ID)
-			d.size -= o.Size + objectOverhead
+			d.space.bodies -= o.blocks
+			d.heap -= o.heapCost()
 		}
 	}
 	if e := d.entries[o.Primary]; e != nil && e.variants[o.VaryKey] == o {
@@ -270,13 +326,51 @@ func (d *Disk) TempFile() (*os.File, error) {
 	return os.CreateTemp(filepath.Join(d.dir, "tmp"), "fill-*")
 }
 
-// Admit reports whether an object of size bytes may be stored now: it must fit the capacity
-// and leave the file system its reserve of free space (a full disk must never take the
-// edge down).
-func (d *Disk) Admit(size int64) bool {
-	if size > d.capacity {
-		return false
+// Room is space reserved in the disk tier for one body while it is written (Disk.Reserve).
+type Room struct {
+	d *Disk
+	n int64
+}
+
+// Reserve makes room for a body of size bytes before it is written (0 when its length is
+// unknown: it is then counted when committed), evicting least recently used objects, and
+// holds it until the room is committed or released. It returns nil when the body can't be
+// stored now: larger than the tier, or it would cross the file system's free-space reserve
+// (a full disk must never take the edge down).
+func (d *Disk) Reserve(size int64) *Room {
+	if size > d.capacity || !d.freeSpaceFor(size) {
+		return nil
 	}
+	need := d.space.roomFor(size)
+	d.mu.Lock()
+	d.space.measureIndex(d.indexDir())
+	d.space.noteDir(filepath.Join(d.dir, "tmp"))
+	victims := d.evict(need, nil)
+	fits := d.space.used()+need <= d.capacity
+	if fits {
+		d.space.reserved += need
+	}
+	d.mu.Unlock()
+	d.forget(victims, "size")
+	if !fits {
+		return nil
+	}
+	return &Room{d: d, n: need}
+}
+
+// Release gives back a room whose body was not committed. Safe on nil and after Commit.
+func (r *Room) Release() {
+	if r == nil || r.d == nil {
+		return
+	}
+	r.d.mu.Lock()
+	r.d.space.reserved -= r.n
+	r.d.mu.Unlock()
+	r.d = nil
+}
+
+// freeSpaceFor reports whether size more bytes leave the file system its reserve.
+func (d *Disk) freeSpaceFor(size int64) bool {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(d.dir, &st); err != nil {
 		return false
@@ -289,20 +383,33 @@ func (d *Disk) Admit(size int64) bool {
 func (d *Disk) SetMinFree(n int64) { d.minFree = n }
 
 // Commit publishes a completely written body file (from TempFile, closed by the caller) as
-// object o: rename into place, then index record. It evicts least recently used objects to
-// stay within capacity.
+// object o without a reserved room (Room.Commit is the way that holds the capacity at every
+// moment): it evicts least recently used objects to fit.
 func (d *Disk) Commit(tmpPath string, o *DiskObject) error {
+	return (&Room{d: d}).Commit(tmpPath, o)
+}
+
+// Commit publishes a completely written body file (from TempFile, closed by the caller) as
+// object o: rename into place, then index record. The room becomes the object's real blocks;
+// if the body took more than was reserved (unknown length), least recently used objects go.
+// The room is released in any case.
+func (r *Room) Commit(tmpPath string, o *DiskObject) error {
+	d := r.d
+	defer r.Release()
 	o.ID = objectID(o.Primary, o.VaryKey)
 	o.LastAccess = time.Now()
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	o.File = o.ID + "-" + hex.EncodeToString(nonce[:])
 	o.path = d.bodyPath(o.File)
-	if st, err := os.Stat(tmpPath); err != nil || st.Size() != o.Size {
+	st, err := os.Stat(tmpPath)
+	if err != nil || st.Size() != o.Size {
 		os.Remove(tmpPath)
 		return fmt.Errorf("body file does not hold %d bytes", o.Size)
 	}
-	if err := os.MkdirAll(filepath.Dir(o.path), 0o755); err != nil {
+	o.blocks = fileBlocks(st)
+	sub := filepath.Dir(o.path)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
 		return err
 	}
 	if err := os.Rename(tmpPath, o.path); err != nil {
@@ -318,41 +425,57 @@ func (d *Disk) Commit(tmpPath string, o *DiskObject) error {
 		return fmt.Errorf("writing the cache index: %w", err)
 	}
 	d.mu.Lock()
+	d.space.noteDir(filepath.Dir(sub))
+	d.space.noteDir(sub)
+	d.space.measureIndex(d.indexDir())
 	displaced := d.index(o)
-	victims := d.overflow()
-	d.mu.Unlock()
+	d.space.reserved -= r.n
+	r.d = nil // the room is now the object
+	var victims []*DiskObject
 	for _, old := range displaced {
-		if old.ID == o.ID {
-			os.Remove(old.path) // its record was just overwritten by o's
-		} else {
+		os.Remove(old.path)
+		if old.ID != o.ID { // else its record was just overwritten by o's
 			victims = append(victims, old)
 		}
 	}
-	d.drop(victims, "size")
+	victims = append(victims, d.evict(0, o)...)
+	d.mu.Unlock()
+	d.forget(victims, "size")
 	return nil
 }
 
-// overflow unindexes least recently used objects until the tier fits; d.mu held.
-func (d *Disk) overflow() []*DiskObject {
+// evict discards least recently used objects other than keep until need more bytes fit in
+// the capacity, removing their files before it returns — under d.mu, so that no one counts
+// on space still held by a file — and returns them for forget; d.mu held.
+func (d *Disk) evict(need int64, keep *DiskObject) []*DiskObject {
 	var out []*DiskObject
-	for d.size > d.capacity && d.lru.Len() > 1 {
-		o := d.lru.Back().Value.(*DiskObject)
-		d.unindex(o)
+	for d.space.used()+need > d.capacity {
+		el := d.lru.Back()
+		if el == nil || el.Value.(*DiskObject) == keep {
+			break
+		}
+		o := el.Value.(*DiskObject)
+		d.discard(o)
 		out = append(out, o)
 	}
 	return out
 }
 
-// drop deletes unindexed objects' records and files. A body still being read stays readable:
-// an open file outlives its name.
-func (d *Disk) drop(objs []*DiskObject, cause string) {
+// discard unindexes o and removes its body file; d.mu held. A body still being read stays
+// readable: an open file outlives its name (its blocks are freed when the reader closes it).
+func (d *Disk) discard(o *DiskObject) {
+	d.unindex(o)
+	os.Remove(o.path)
+}
+
+// forget deletes discarded objects' index records.
+func (d *Disk) forget(objs []*DiskObject, cause string) {
 	if len(objs) == 0 {
 		return
 	}
 	wb := d.db.NewWriteBatch()
 	for _, o := range objs {
 		wb.Delete([]byte(o.ID))
-		os.Remove(o.path)
 		if d.onEvict != nil {
 			d.onEvict(cause)
 		}
@@ -441,10 +564,10 @@ func (d *Disk) Invalidate(primary string) bool {
 	d.mu.Lock()
 	victims := d.variantsOf(primary)
 	for _, o := range victims {
-		d.unindex(o)
+		d.discard(o)
 	}
 	d.mu.Unlock()
-	d.drop(victims, "invalidated")
+	d.forget(victims, "invalidated")
 	return len(victims) > 0
 }
 
@@ -473,11 +596,13 @@ func (d *Disk) Each(fn func(*DiskObject)) {
 	}
 }
 
-// Size is the bytes of bodies held.
+// Size is the bytes the tier's folder holds on the file system, as the capacity counts them:
+// bodies' blocks, rooms of bodies being written, folders, and badger's files with the room
+// they may take before they are measured again.
 func (d *Disk) Size() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.size
+	return d.space.used()
 }
 
 // Close flushes and closes the index.

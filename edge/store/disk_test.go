@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -41,7 +42,7 @@ func commit(t *testing.T, d *Disk, primary, vk string, body []byte) *DiskObject 
 // fill left in tmp/, a body without a record and a record without its body are all dropped.
 func TestDiskSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	d := openDisk(t, dir, 1<<20)
+	d := openDisk(t, dir, 64<<20)
 	commit(t, d, "http://h/a", "", []byte("alpha"))
 	gone := commit(t, d, "http://h/b", "", []byte("bravo"))
 	// A crash mid-fill leaves a temp file; a crash between rename and record an orphan body.
@@ -54,7 +55,7 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	os.Remove(gone.Path()) // record whose body vanished
 	d.Close()
 
-	d = openDisk(t, dir, 1<<20)
+	d = openDisk(t, dir, 64<<20)
 	defer d.Close()
 	_, variant, ok := d.Lookup("http://h/a")
 	if !ok || variant("") == nil {
@@ -75,17 +76,34 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	}
 }
 
+// roomForThree is a capacity that holds three bodies of eachBody bytes beside what an empty
+// tier's folder takes (folders, badger's files and the room they may grow into), with some
+// margin for the index records: bodies of a MiB make the records' few KiB negligible.
+const eachBody = 1 << 20
+
+func roomForThree(t *testing.T) int64 {
+	t.Helper()
+	d := openDisk(t, t.TempDir(), 1<<30)
+	defer d.Close()
+	return d.Size() + 3*d.space.roomFor(eachBody) + eachBody/2
+}
+
 // TestDiskEviction: least recently used objects go when the tier is over capacity.
 func TestDiskEviction(t *testing.T) {
-	const each = 1000 + objectOverhead
-	d := openDisk(t, t.TempDir(), 3*each)
+	capacity := roomForThree(t)
+	d := openDisk(t, t.TempDir(), capacity)
 	defer d.Close()
 	for i := range 3 {
-		commit(t, d, fmt.Sprint("k", i), "", make([]byte, 1000))
+		commit(t, d, fmt.Sprint("k", i), "", make([]byte, eachBody))
+	}
+	for i := range 3 {
+		if _, _, ok := d.Lookup(fmt.Sprint("k", i)); !ok {
+			t.Fatalf("k%d evicted though three fit", i)
+		}
 	}
 	_, v, _ := d.Lookup("k0")
 	v("") // k0 is now the most recently used
-	commit(t, d, "k3", "", make([]byte, 1000))
+	commit(t, d, "k3", "", make([]byte, eachBody))
 	if _, _, ok := d.Lookup("k1"); ok {
 		t.Fatal("least recently used object k1 was kept")
 	}
@@ -94,11 +112,11 @@ func TestDiskEviction(t *testing.T) {
 			t.Fatalf("%s evicted", k)
 		}
 	}
-	if d.Size() > 3*each {
+	if d.Size() > capacity {
 		t.Fatalf("size %d over capacity", d.Size())
 	}
-	if d.Admit(4 * each) {
-		t.Fatal("admitted an object larger than the tier")
+	if d.Reserve(capacity+1) != nil {
+		t.Fatal("made room for an object larger than the tier")
 	}
 	if !d.Invalidate("k0") {
 		t.Fatal("Invalidate found nothing")
@@ -112,7 +130,7 @@ func TestDiskEviction(t *testing.T) {
 // the old object keeps its own bytes, and the old file goes once replaced; a 304 update
 // aimed at the old object does not touch the new one.
 func TestDiskRefillKeepsOldFile(t *testing.T) {
-	d := openDisk(t, t.TempDir(), 1<<20)
+	d := openDisk(t, t.TempDir(), 64<<20)
 	defer d.Close()
 	old := commit(t, d, "k", "", []byte("version-1"))
 	reader, err := os.Open(old.Path())
@@ -139,7 +157,7 @@ func TestDiskRefillKeepsOldFile(t *testing.T) {
 
 // TestDiskCommitChecksSize: a body file that is not exactly the declared size is refused.
 func TestDiskCommitChecksSize(t *testing.T) {
-	d := openDisk(t, t.TempDir(), 1<<20)
+	d := openDisk(t, t.TempDir(), 64<<20)
 	defer d.Close()
 	f, _ := d.TempFile()
 	f.Write([]byte("short"))
@@ -156,10 +174,10 @@ func TestDiskCommitChecksSize(t *testing.T) {
 // used object, not an arbitrary one.
 func TestDiskRecencySurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	const each = 1000 + objectOverhead
-	d := openDisk(t, dir, 3*each)
+	capacity := roomForThree(t)
+	d := openDisk(t, dir, capacity)
 	for i := range 3 {
-		commit(t, d, fmt.Sprint("k", i), "", make([]byte, 1000))
+		commit(t, d, fmt.Sprint("k", i), "", make([]byte, eachBody))
 	}
 	time.Sleep(2 * time.Millisecond)
 	for _, k := range []string{"k0", "k2"} { // k1 is now the least recently used
@@ -168,9 +186,9 @@ func TestDiskRecencySurvivesRestart(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	d.Close()
-	d = openDisk(t, dir, 3*each)
+	d = openDisk(t, dir, capacity)
 	defer d.Close()
-	commit(t, d, "k3", "", make([]byte, 1000))
+	commit(t, d, "k3", "", make([]byte, eachBody))
 	if _, _, ok := d.Lookup("k1"); ok {
 		t.Fatal("after a restart, eviction kept the least recently used object")
 	}
@@ -188,10 +206,10 @@ func TestDiskRecencySurvivesCrash(t *testing.T) {
 	defer func(old time.Duration) { AccessSaveInterval = old }(AccessSaveInterval)
 	AccessSaveInterval = 20 * time.Millisecond
 	dir := t.TempDir()
-	const each = 1000 + objectOverhead
-	d := openDisk(t, dir, 3*each)
+	capacity := roomForThree(t)
+	d := openDisk(t, dir, capacity)
 	for i := range 3 {
-		commit(t, d, fmt.Sprint("k", i), "", make([]byte, 1000))
+		commit(t, d, fmt.Sprint("k", i), "", make([]byte, eachBody))
 	}
 	time.Sleep(2 * time.Millisecond)
 	for _, k := range []string{"k0", "k2"} { // k1 is now the least recently used
@@ -218,9 +236,9 @@ func TestDiskRecencySurvivesCrash(t *testing.T) {
 	close(d.stopSaving)
 	<-d.saverDone
 	d.db.Close() // no final save
-	d = openDisk(t, dir, 3*each)
+	d = openDisk(t, dir, capacity)
 	defer d.Close()
-	commit(t, d, "k3", "", make([]byte, 1000))
+	commit(t, d, "k3", "", make([]byte, eachBody))
 	if _, _, ok := d.Lookup("k1"); ok {
 		t.Fatal("after a crash, eviction kept the least recently used object")
 	}
@@ -228,5 +246,78 @@ func TestDiskRecencySurvivesCrash(t *testing.T) {
 		if _, _, ok := d.Lookup(k); !ok {
 			t.Fatalf("%s evicted instead of k1", k)
 		}
+	}
+}
+
+// TestDiskReserveMakesRoomFirst: room for a body is made before it is written — the least
+// recently used objects are gone when Reserve returns — and is given back when the body is not
+// committed; while reserved, it counts against the capacity.
+func TestDiskReserveMakesRoomFirst(t *testing.T) {
+	dir := t.TempDir()
+	capacity := roomForThree(t)
+	d := openDisk(t, dir, capacity)
+	defer d.Close()
+	for i := range 3 {
+		commit(t, d, fmt.Sprint("k", i), "", make([]byte, eachBody))
+	}
+	room := d.Reserve(eachBody)
+	if room == nil {
+		t.Fatal("no room made for a body the tier can hold")
+	}
+	if _, _, ok := d.Lookup("k0"); ok {
+		t.Fatal("the least recently used object was kept while room was made")
+	}
+	if used := FolderUsage(dir) + eachBody; used > capacity {
+		t.Fatalf("after Reserve, the folder plus the body to write is %d bytes, over %d", used, capacity)
+	}
+	if d.Reserve(eachBody) == nil {
+		t.Fatal("a second room could not be made")
+	}
+	if _, _, ok := d.Lookup("k1"); ok {
+		t.Fatal("a second room did not count the first")
+	}
+	before := d.Size()
+	room.Release()
+	room.Release() // twice is harmless
+	if d.Size() >= before {
+		t.Fatalf("a released room still counts: %d then %d", before, d.Size())
+	}
+}
+
+// TestDiskIndexMemoryCounted: what the disk tier's index holds in memory costs the heap no more
+// than IndexMemory says, for objects with a typical segment's URL and header.
+func TestDiskIndexMemoryCounted(t *testing.T) {
+	d := openDisk(t, t.TempDir(), 1<<30)
+	defer d.Close()
+	commitN := func(from, to int) {
+		for i := from; i < to; i++ {
+			f, err := d.TempFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("x"))
+			f.Close()
+			now := time.Now()
+			o := &DiskObject{Primary: fmt.Sprintf("http://cdn.example.com/vod/title/video/seg-%d.m4s", i), Status: 200,
+				Header: http.Header{"Etag": {fmt.Sprintf(`"%x"`, i)}, "Cache-Control": {"public, max-age=3600"}, "Content-Type": {"video/iso.segment"},
+					"Date": {now.Format(http.TimeFormat)}, "Last-Modified": {now.Format(http.TimeFormat)}},
+				RequestTime: now, ResponseTime: now, Size: 1}
+			if err := d.Commit(f.Name(), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commitN(0, 100) // badger's memtables and caches exist before the base is taken
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base, counted := int64(ms.HeapAlloc), d.IndexMemory()
+	commitN(100, 3100)
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	held, counted := int64(ms.HeapAlloc)-base, d.IndexMemory()-counted
+	t.Logf("3000 objects: %d B/object of heap, %d counted", held/3000, counted/3000)
+	if held > counted {
+		t.Errorf("the disk index holds %d bytes of heap but counts %d", held, counted)
 	}
 }

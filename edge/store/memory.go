@@ -34,16 +34,47 @@ type Object struct {
 	Prepared any
 }
 
-// Size is what the object costs in memory, roughly: body plus headers.
+// Size is what the object costs in memory: its body as the Go allocator holds it, its header
+// twice (the stored map, and Prepared's serialised copy for hits), and the structures around
+// them. The memory tier is weighed by it, so it must not undercount: the Go memory limit is
+// set from the tier's size (cmd/reel), and a tier that holds more than it weighs pushes the
+// process past it.
 func (o *Object) Size() int64 {
-	n := int64(len(o.Body)) + 256
-	for k, vs := range o.Header {
-		n += int64(len(k))
+	return allocated(int64(len(o.Body))) + memObjectOverhead + 2*headerHeap(o.Header)
+}
+
+// headerHeap is what a stored header costs the heap, roughly: its strings, a map slot and
+// slice per field, a string header per value (and the ": " and CRLF of a wire copy).
+func headerHeap(h http.Header) int64 {
+	var n int64
+	for k, vs := range h {
+		n += headerFieldOverhead + int64(len(k))
 		for _, v := range vs {
-			n += int64(len(v)) + 16
+			n += int64(len(v)+len(k)) + headerValueOverhead
 		}
 	}
 	return n
+}
+
+// Per-object costs besides the bytes of the body and header, measured with runtime.MemStats
+// on the edge's hit path (TestMemoryTierWeighsItsHeap in package edge): the Object, its
+// header map, the hit header prepared for it, its entry's map and otter's node.
+const (
+	memObjectOverhead   = 1536
+	headerFieldOverhead = 64 // a map slot and the []string
+	headerValueOverhead = 32 // a string header, and the ": " and CRLF of the wire form
+	memEntryOverhead    = 512
+)
+
+// allocated is what the Go allocator sets aside for a []byte of n bytes: large allocations
+// are whole 8 KiB pages (a 100 KB body holds 104 KiB), small ones fall into size classes at
+// most 1/8 apart (rounded up here to that bound).
+func allocated(n int64) int64 {
+	const page, largeObject = 8 << 10, 32 << 10
+	if n > largeObject {
+		return (n + page - 1) / page * page
+	}
+	return n + n/8
 }
 
 // Entry groups the variants stored for one URL (primary key): the request fields its
@@ -54,8 +85,13 @@ type Entry struct {
 	order    []string // insertion order, to drop the oldest variant when over the cap
 }
 
-func (e *Entry) size() int64 {
-	var n int64
+// size is what the entry weighs in the memory tier, with its primary key (held by otter and
+// by the entry's node).
+func (e *Entry) size(primary string) int64 {
+	n := memEntryOverhead + 2*int64(len(primary))
+	for _, vk := range e.order {
+		n += int64(len(vk))
+	}
 	for _, o := range e.Variants {
 		n += o.Size()
 	}
@@ -84,8 +120,8 @@ func NewMemory(capacity int64, maxVariants int, onEvict func(cause string)) (*Me
 	}
 	c, err := otter.New(&otter.Options[string, *Entry]{
 		MaximumWeight: uint64(capacity),
-		Weigher: func(_ string, e *Entry) uint32 {
-			return uint32(min(e.size(), 1<<32-1))
+		Weigher: func(primary string, e *Entry) uint32 {
+			return uint32(min(e.size(primary), 1<<32-1))
 		},
 		OnDeletion: func(ev otter.DeletionEvent[string, *Entry]) {
 			if onEvict != nil {
@@ -161,3 +197,7 @@ func (m *Memory) Invalidate(primary string) bool {
 
 // Weight is the bytes currently held.
 func (m *Memory) Weight() uint64 { return m.c.WeightedSize() }
+
+// CleanUp runs the cache's pending maintenance now: evictions otter has decided but not yet
+// applied still hold their entries (tests measuring the heap call it first).
+func (m *Memory) CleanUp() { m.c.CleanUp() }

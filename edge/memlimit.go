@@ -1,0 +1,76 @@
+package edge
+
+import (
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/reelvideo/reel/edge/store"
+)
+
+// The Go memory limit (runtime/debug.SetMemoryLimit) that `reel edge` sets from the tiers:
+//
+//	limit = memory + max(memory/8, 12 MiB) [+ store.DiskIndexMemory with a disk tier]
+//
+// Without it the garbage collector lets the heap grow to twice what is live (GOGC=100), and a
+// full memory tier is nearly all of what is live: RSS reached 2.5× --memory. With it, the
+// collector runs as the heap nears the limit instead. The tier's weight counts what its
+// objects cost the heap (store.Object.Size); the budget beside it is for everything else:
+// fills and connection buffers in flight, the runtime, and — with a disk tier — badger's
+// bounded memtables and caches. What the limit does not cover is the binary itself (about
+// 18 MiB of mapped code and data on amd64), so RSS ≈ limit + 18 MiB: ≤ 1.5× --memory from
+// 64 MiB up. The disk tier's in-memory index (about 1.5 KiB an object, store.Disk.IndexMemory)
+// grows with what the disk holds, not with --memory: FollowDiskIndex adds it as it changes.
+// The limit is soft: a burst of large fills may pass it for a while (the
+// collector then works harder; it never fails an allocation).
+const (
+	memoryBudgetMin      = 12 << 20
+	memoryBudgetFraction = 8
+)
+
+// GoMemoryLimit is the Go memory limit for cfg's tiers (the formula above).
+func GoMemoryLimit(cfg Config) int64 {
+	limit := int64(cfg.Memory) + max(int64(cfg.Memory)/memoryBudgetFraction, memoryBudgetMin)
+	if cfg.CacheDir != "" {
+		limit += store.DiskIndexMemory
+	}
+	return limit
+}
+
+// SetGoMemoryLimit applies GoMemoryLimit(cfg) unless the GOMEMLIMIT environment variable
+// chose one (the runtime has applied it already; an operator's word wins). It returns the
+// limit in force and whether it came from GOMEMLIMIT.
+func SetGoMemoryLimit(cfg Config) (limit int64, fromEnv bool) {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+		return debug.SetMemoryLimit(-1), true // -1 reads the limit without changing it
+	}
+	limit = GoMemoryLimit(cfg)
+	debug.SetMemoryLimit(limit)
+	return limit, false
+}
+
+// FollowDiskIndex keeps the Go memory limit at base plus what the disk tier's index holds in
+// memory (10 GiB of 100 KB objects: some 150 MiB, loaded at start and growing as it fills),
+// re-read every interval: a limit below what is live would make the collector run without
+// pause. It does nothing without a disk tier; stop ends it.
+func (e *Edge) FollowDiskIndex(base int64, interval time.Duration) (stop func()) {
+	if e.disk == nil {
+		return func() {}
+	}
+	apply := func() { debug.SetMemoryLimit(base + e.disk.IndexMemory()) }
+	apply()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				apply()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
