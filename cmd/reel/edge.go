@@ -159,7 +159,6 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	}
 	// Before the tiers fill: the limit is what keeps RSS near --memory (edge/memlimit.go).
 	limit, fromEnv := edge.SetGoMemoryLimit(cfg)
-	logger.Info("go memory limit", "bytes", limit, "from_gomemlimit", fromEnv)
 	e, err := edge.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
@@ -200,6 +199,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		servers = append(servers, listening{&http.Server{Handler: e.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}, aln})
 	}
 
+	// Logged once it serves: an edge that can't start says so in one line.
+	logger.Info("go memory limit", "bytes", limit, "from_gomemlimit", fromEnv)
 	if ca := front.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
 	}
