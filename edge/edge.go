@@ -48,7 +48,7 @@ type Edge struct {
 	// gens counts invalidations per key (hashed into a fixed table): a fill that started
 	// before a purge or an unsafe method must not store the response it fetched.
 	gens [4096]atomic.Uint64
-	// fillMem is the bytes of memory-backed fills in flight, bounded by cfg.Memory.
+	// fillMem is the bytes of memory-backed fills in flight, bounded by fillMemory(cfg).
 	fillMem  atomic.Int64
 	inflight sync.WaitGroup // fills running, so that Close lets them store what they fetched
 	m        *metrics
@@ -145,7 +145,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 		return float64(e.disk.Size())
 	})
-	if e.mem, err = store.NewMemory(int64(cfg.Memory), cfg.Cache.MaxVariants, func(cause string) {
+	if e.mem, err = store.NewMemory(tierMemory(cfg), cfg.Cache.MaxVariants, func(cause string) {
 		e.m.evictions.WithLabelValues("memory", cause).Inc()
 	}); err != nil {
 		return nil, err

@@ -558,10 +558,10 @@ func (e *Edge) forwardUnsafe(w http.ResponseWriter, r *http.Request, up *upstrea
 }
 
 // reserveFillMem accounts size bytes of a memory-backed fill, refusing when fills in flight
-// would exceed the memory tier's size (many concurrent large misses must not exhaust RAM;
-// such fills go to disk or are passed through).
+// would exceed their share of --memory (fillMemory: many concurrent large misses must not
+// exhaust RAM; such fills go to disk or are passed through).
 func (e *Edge) reserveFillMem(size int64) bool {
-	if e.fillMem.Add(size) > int64(e.cfg.Memory) {
+	if e.fillMem.Add(size) > fillMemory(e.cfg) {
 		e.fillMem.Add(-size)
 		return false
 	}

@@ -28,6 +28,19 @@ const (
 	memoryBudgetFraction = 8
 )
 
+// --memory bounds the cache's bodies in memory: the memory tier's and those of the fills in
+// flight, together. The fills get fillMemoryFraction of it and the tier the rest. (When the
+// tier had all of --memory and fills came on top, a full tier plus four 1 MB fills left the
+// heap no room under the Go memory limit: the collector ran back to back and the heap passed
+// the limit by what was allocated during each cycle — RSS 1.55× --memory.)
+const fillMemoryFraction = 8
+
+// fillMemory is the bytes of memory-backed fills that may be in flight at once.
+func fillMemory(cfg Config) int64 { return int64(cfg.Memory) / fillMemoryFraction }
+
+// tierMemory is the memory tier's capacity: what --memory leaves once fills have their share.
+func tierMemory(cfg Config) int64 { return int64(cfg.Memory) - fillMemory(cfg) }
+
 // GoMemoryLimit is the Go memory limit for cfg's tiers (the formula above).
 func GoMemoryLimit(cfg Config) int64 {
 	limit := int64(cfg.Memory) + max(int64(cfg.Memory)/memoryBudgetFraction, memoryBudgetMin)

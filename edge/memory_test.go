@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -96,4 +97,72 @@ func TestGoMemoryLimitFollowsDiskIndex(t *testing.T) {
 		t.Fatalf("50 objects on disk, index memory counted %d", index)
 	}
 	waitUntil(t, func() bool { return debug.SetMemoryLimit(-1) == base+e.disk.IndexMemory() })
+}
+
+// TestFillsShareTheMemoryBudget: --memory bounds the memory tier and the memory-backed fills
+// in flight together. With a full tier and more concurrent misses than the fills' share
+// holds, what is held in memory for the cache stays within --memory (a tier holding all of
+// it, with fills on top, left the heap no room under the Go memory limit: RSS 1.55×).
+func TestFillsShareTheMemoryBudget(t *testing.T) {
+	const memory, body, slow = 8 << 20, 100 << 10, 12 // 12 slow fills: 1.2 MB > memory/8
+	block := make([]byte, body)
+	release := make(chan struct{})
+	var stop sync.Once
+	end := func() { stop.Do(func() { close(release) }) }
+	t.Cleanup(end) // the origin's handlers return before it closes, even if the test fails
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(body))
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		if !strings.HasPrefix(r.URL.Path, "/slow/") {
+			w.Write(block)
+			return
+		}
+		w.Write(block[:body/2]) // half now, the rest once the test has measured
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.Write(block[body/2:])
+	})
+	e, s := newEdge(t, o.URL, func(c *Config) { c.Memory = memory })
+	c := &http.Client{}
+	defer c.CloseIdleConnections()
+	for i := range 2 * memory / body { // twice the tier's worth: it is full and evicting
+		resp, err := c.Get(fmt.Sprintf("%s/obj/%d", s.URL, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	e.mem.CleanUp()
+
+	var started, finished sync.WaitGroup
+	for i := range slow {
+		started.Add(1)
+		finished.Add(1)
+		go func() {
+			defer finished.Done()
+			resp, err := c.Get(fmt.Sprintf("%s/slow/%d", s.URL, i))
+			if err != nil {
+				t.Error(err)
+				started.Done()
+				return
+			}
+			defer resp.Body.Close()
+			io.ReadFull(resp.Body, make([]byte, 1)) // the fill has begun: its memory is reserved or not
+			started.Done()
+			io.Copy(io.Discard, resp.Body)
+		}()
+	}
+	started.Wait()
+	e.mem.CleanUp()
+	tier, fills := int64(e.mem.Weight()), e.fillMem.Load()
+	end()
+	finished.Wait()
+	t.Logf("tier %d B + fills in flight %d B, --memory %d B", tier, fills, memory)
+	if tier+fills > memory {
+		t.Errorf("the memory tier holds %d bytes and fills in flight %d: %d > --memory %d", tier, fills, tier+fills, memory)
+	}
 }

@@ -53,7 +53,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
 	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; \"\" turns it off; token from REEL_ADMIN_TOKEN)")
 	var memory, disk edge.Size
-	fs.Var(&memory, "memory", "memory tier size, e.g. 512MiB (default 512MiB); the Go memory limit follows from it unless GOMEMLIMIT is set")
+	fs.Var(&memory, "memory", "memory for cached bodies, e.g. 512MiB (default 512MiB): the memory tier (7/8) and fills in flight (1/8); the Go memory limit follows from it unless GOMEMLIMIT is set")
 	cacheDir := fs.String("cache-dir", "", "folder for the disk tier (bodies as files, index in badger); none: memory only")
 	fs.Var(&disk, "disk", "disk tier size: what the cache folder may hold on disk, index included, e.g. 10GiB (default 10GiB, at least 8MiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")

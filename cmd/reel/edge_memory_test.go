@@ -195,7 +195,8 @@ func TestEdgeMemoryBound(t *testing.T) {
 }
 
 // TestEdgeMemoryBench (make bench, REEL_MEMBENCH=1) reports RSS / --memory for a real edge
-// with --memory 64MiB over 10,000 distinct objects of 100 KB, then of 1 MB.
+// with --memory 64MiB over 10,000 distinct objects of 100 KB, then of 1 MB
+// (REEL_MEMBENCH_SIZE, in bytes, keeps one row).
 func TestEdgeMemoryBench(t *testing.T) {
 	if os.Getenv("REEL_MEMBENCH") == "" {
 		t.Skip("a benchmark: REEL_MEMBENCH=1 (make bench)")
@@ -205,6 +206,9 @@ func TestEdgeMemoryBench(t *testing.T) {
 	t.Log("| objects | --memory | VmRSS max sampled | VmHWM | RssAnon at end | RssFile at end | VmHWM / --memory |")
 	t.Log("|---|---|---|---|---|---|---|")
 	for _, size := range []int{100 << 10, 1 << 20} {
+		if only := os.Getenv("REEL_MEMBENCH_SIZE"); only != "" && only != strconv.Itoa(size) {
+			continue // REEL_MEMBENCH_SIZE=1048576 runs one row
+		}
 		fig := measureEdgeMemory(t, bin, memory, 10000, size)
 		over := ""
 		if fig.peak > memory*3/2 {
