@@ -145,7 +145,9 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 		return float64(e.disk.Size())
 	})
-	if e.mem, err = store.NewMemory(tierMemory(cfg), cfg.Cache.MaxVariants, func(cause string) {
+	// The largest object kept in memory is the largest a memory-backed fill may bring in: the
+	// fills' share of --memory (--memory/8, as before the tier and the fills shared it).
+	if e.mem, err = store.NewMemory(tierMemory(cfg), fillMemory(cfg), cfg.Cache.MaxVariants, func(cause string) {
 		e.m.evictions.WithLabelValues("memory", cause).Inc()
 	}); err != nil {
 		return nil, err

@@ -106,17 +106,20 @@ type Memory struct {
 	maxObject   int64
 }
 
-// NewMemory returns a memory tier of capacity bytes. Objects larger than capacity/8 are not
-// kept in memory (one huge object would evict everything else); maxVariants caps the
-// variants kept per URL.
+// NewMemory returns a memory tier of capacity bytes. Objects larger than maxObject are not
+// kept in memory (one huge object would evict everything else; 0: capacity/8); maxVariants
+// caps the variants kept per URL.
 // onEvict, when set, is told the cause of every entry that leaves ("size", "expired",
 // "replaced", "invalidated").
-func NewMemory(capacity int64, maxVariants int, onEvict func(cause string)) (*Memory, error) {
+func NewMemory(capacity, maxObject int64, maxVariants int, onEvict func(cause string)) (*Memory, error) {
 	if capacity <= 0 {
 		return nil, fmt.Errorf("memory capacity must be positive, got %d", capacity)
 	}
 	if maxVariants <= 0 {
 		maxVariants = 16
+	}
+	if maxObject <= 0 {
+		maxObject = max(capacity/8, 1)
 	}
 	c, err := otter.New(&otter.Options[string, *Entry]{
 		MaximumWeight: uint64(capacity),
@@ -132,7 +135,7 @@ func NewMemory(capacity int64, maxVariants int, onEvict func(cause string)) (*Me
 	if err != nil {
 		return nil, err
 	}
-	return &Memory{c: c, maxVariants: maxVariants, maxObject: max(capacity/8, 1)}, nil
+	return &Memory{c: c, maxVariants: maxVariants, maxObject: maxObject}, nil
 }
 
 func deletionCause(c otter.DeletionCause) string {

@@ -15,7 +15,7 @@ func obj(body string) *Object {
 // TestVariants: variants of one URL live side by side (RFC 9111 §4.1), a changed Vary
 // replaces them, the oldest variant goes past the cap, and Invalidate drops them all.
 func TestVariants(t *testing.T) {
-	m, err := NewMemory(1<<20, 2, nil)
+	m, err := NewMemory(1<<20, 0, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestVariants(t *testing.T) {
 func TestMemoryBound(t *testing.T) {
 	const capacity = 64 << 10
 	var evicted atomic.Int64
-	m, err := NewMemory(capacity, 4, func(cause string) {
+	m, err := NewMemory(capacity, 0, 4, func(cause string) {
 		if cause == "size" {
 			evicted.Add(1)
 		}
