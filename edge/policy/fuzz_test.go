@@ -57,3 +57,22 @@ func FuzzLifetime(f *testing.F) {
 		RemoveHopByHop(hdr("Connection", cc))
 	})
 }
+
+// FuzzHTTPDate: whatever it is given, parseHTTPDate does not panic, and a date it accepts
+// reads back the same from its IMF-fixdate form (RFC 9110 §5.6.7: the form senders use).
+func FuzzHTTPDate(f *testing.F) {
+	for _, s := range []string{"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+		"Sun Nov  6 08:49:37 1994", "Sun, 06 Nov 1994 8:49:37 GMT", "Thu, 31 Dec 1998 23:59:60 GMT", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseHTTPDate(s, 2026)
+		if !ok {
+			return
+		}
+		imf := d.UTC().Format(http.TimeFormat)
+		if back, ok := parseHTTPDate(imf, 2026); !ok || !back.Equal(d) {
+			t.Fatalf("%q read as %v; its IMF-fixdate %q reads as %v, %v", s, d, imf, back, ok)
+		}
+	})
+}
