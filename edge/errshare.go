@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
@@ -31,18 +30,7 @@ func shareableError(r *http.Request, resp *http.Response) bool {
 
 // perUser reports whether a response carries something meant for the client that asked alone.
 func perUser(r *http.Request, h http.Header) bool {
-	if len(h.Values("Set-Cookie")) > 0 || r.Header.Get("Authorization") != "" {
-		return true
-	}
-	for _, v := range h.Values("Cache-Control") {
-		for _, d := range strings.Split(v, ",") {
-			name, _, _ := strings.Cut(d, "=")
-			if strings.EqualFold(strings.TrimSpace(name), "private") {
-				return true
-			}
-		}
-	}
-	return false
+	return len(h.Values("Set-Cookie")) > 0 || r.Header.Get("Authorization") != "" || policy.Private(h)
 }
 
 // holdsErrors reports whether a fill that got status is kept joinable for Limits.ErrorHold:

@@ -68,6 +68,11 @@ func responseDirectives(h http.Header) respDirectives {
 	return parseCacheControl(h.Values("Cache-Control"))
 }
 
+// Private reports whether a response's Cache-Control marks it private (RFC 9111 §5.2.2.7,
+// qualified and malformed forms included): meant for the user who asked, whatever a
+// CDN-Cache-Control lets a shared cache do with it.
+func Private(h http.Header) bool { return parseCacheControl(h.Values("Cache-Control")).private }
+
 // splitDirectives splits Cache-Control field lines into directives on commas outside
 // quoted strings (RFC 9110 §5.6.1 lists, §5.6.4 quoted-string), dropping empty elements.
 func splitDirectives(lines []string) []string {
