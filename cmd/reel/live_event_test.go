@@ -26,6 +26,7 @@ type originCounter struct {
 	h     http.Handler
 	mu    sync.Mutex
 	reqs  map[string]int
+	sent  map[string]int64 // body bytes per URL
 	total atomic.Int64
 	bytes atomic.Int64
 }
@@ -36,19 +37,26 @@ func (c *originCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.reqs[r.URL.RequestURI()]++
 		c.mu.Unlock()
 		c.total.Add(1)
-		w = &countingWriter{ResponseWriter: w, n: &c.bytes}
+		cw := &countingWriter{ResponseWriter: w, n: &c.bytes}
+		c.h.ServeHTTP(cw, r)
+		c.mu.Lock()
+		c.sent[r.URL.RequestURI()] += cw.own
+		c.mu.Unlock()
+		return
 	}
 	c.h.ServeHTTP(w, r)
 }
 
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n   *atomic.Int64 // shared by every response
+	own int64         // this response's
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.n.Add(int64(n))
+	w.own += int64(n)
 	return n, err
 }
 
@@ -247,7 +255,7 @@ func dashViewer(ctx context.Context, c *http.Client, base string, rendition int,
 func startEvent(t *testing.T, log *slog.Logger, segments int) (*edge.Edge, string, *originCounter) {
 	t.Helper()
 	srv := loopChannel(t, "event", 0, sample("ladder_720p.mp4"), sample("ladder_480p.mp4"), sample("ladder_360p.mp4"))
-	counter := &originCounter{h: srv, reqs: map[string]int{}}
+	counter := &originCounter{h: srv, reqs: map[string]int{}, sent: map[string]int64{}}
 	o := httptest.NewServer(counter)
 	t.Cleanup(o.Close)
 	e, base := edgeInFront(t, o.URL, log)
