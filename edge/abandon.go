@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/reelvideo/reel/edge/fill"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // A fill reads the origin on a context no client can cancel, so that one client's disconnect

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachekey"
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // Edge is the caching reverse proxy: an http.Handler that serves from its store, coalesces

@@ -6,8 +6,8 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // A failing origin must not be multiplied by the audience. An error response a fill gets is

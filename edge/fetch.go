@@ -14,9 +14,9 @@ import (
 
 	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/edge/cachestatus"
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // unkeyedOverrides are request fields some origins and frameworks honour to rewrite the host,

@@ -11,9 +11,9 @@ import (
 	"sync"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // ServeHTTP runs a request through the phases described on Edge.

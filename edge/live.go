@@ -17,9 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/manifest"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // Live-manifest handling (DESIGN.md "Delivery"; issue 5).

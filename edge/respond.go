@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/rangecache"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // clientHeader is the copy of an origin or stored header sent to a client: hop-by-hop fields

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
 	"github.com/reelvideo/reel/rangecache"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // Range requests for objects not stored whole are answered from slices: fixed-size, aligned

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
-	"github.com/reelvideo/reel/edge/fill"
 	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // A whole-object response that publish stores as slices — too large for any tier whole, above
