@@ -33,30 +33,31 @@ type originCounter struct {
 
 func (c *originCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(r.Header.Get("Via"), "reel") { // the edge's requests, not the test's own
+		uri := r.URL.RequestURI()
 		c.mu.Lock()
-		c.reqs[r.URL.RequestURI()]++
+		c.reqs[uri]++
 		c.mu.Unlock()
 		c.total.Add(1)
-		cw := &countingWriter{ResponseWriter: w, n: &c.bytes}
-		c.h.ServeHTTP(cw, r)
-		c.mu.Lock()
-		c.sent[r.URL.RequestURI()] += cw.own
-		c.mu.Unlock()
-		return
+		w = &countingWriter{ResponseWriter: w, add: func(n int) {
+			c.bytes.Add(int64(n))
+			c.mu.Lock()
+			c.sent[uri] += int64(n)
+			c.mu.Unlock()
+		}}
 	}
 	c.h.ServeHTTP(w, r)
 }
 
+// countingWriter counts a response's body bytes as they are written, so that a count read
+// while the response is still going out includes what went out so far.
 type countingWriter struct {
 	http.ResponseWriter
-	n   *atomic.Int64 // shared by every response
-	own int64         // this response's
+	add func(n int)
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
-	w.n.Add(int64(n))
-	w.own += int64(n)
+	w.add(n)
 	return n, err
 }
 
@@ -79,9 +80,12 @@ type eventStats struct {
 }
 
 // get fetches url for a viewer, counting the request, its bytes and failures (once ctx ends,
-// failures are the viewer leaving), and returns the body, Cache-Status and status code.
+// failures are the viewer leaving), and returns the body, Cache-Status and status code. The
+// request counts when it is sent: one the end of the run cuts short may already have made
+// the edge ask the origin, and that origin request is on its behalf.
 func (st *eventStats) get(ctx context.Context, c *http.Client, url string) (string, string, int) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	st.requests.Add(1)
 	resp, err := c.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -91,7 +95,6 @@ func (st *eventStats) get(ctx context.Context, c *http.Client, url string) (stri
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	st.requests.Add(1)
 	st.bytes.Add(int64(len(b)))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		if ctx.Err() == nil {
