@@ -2,13 +2,10 @@ package edge
 
 import (
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,33 +205,5 @@ func (e *Edge) Close() error {
 	return nil
 }
 
-func (e *Edge) gen(key string) *atomic.Uint64 {
-	return &e.gens[fnv32(key)%uint32(len(e.gens))]
-}
-
-func fnv32(key string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return h.Sum32()
-}
-
 // Stats returns the edge's counters.
 func (e *Edge) Stats() *Stats { return &e.stats }
-
-// route picks the origin for a request's Host and the rule for its path.
-func (e *Edge) route(r *http.Request) (*upstream, *Rule) {
-	host := strings.ToLower(r.Host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	up := e.origins[strings.TrimSuffix(host, ".")]
-	if up == nil {
-		up = e.origins["*"]
-	}
-	for i := range e.rules {
-		if strings.HasPrefix(r.URL.Path, e.rules[i].PathPrefix) {
-			return up, &e.rules[i]
-		}
-	}
-	return up, nil
-}
