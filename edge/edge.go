@@ -19,9 +19,8 @@ import (
 // Edge is the caching reverse proxy: an http.Handler that serves from its store, coalesces
 // misses into one origin fetch per key, and streams fills to every waiting client.
 //
-// A request goes through these phases (handler.go): admit (method, Host, size checks) →
-// route (origin by Host, rule by path) → key → lookup (memory, Vary) → reuse decision
-// (policy.Reuse) → serve a hit, revalidate, or fill (fill.Table) → respond.
+// A request goes through the phases of the request flow, in ServeHTTP (flow.go): admit →
+// route → pass → lookup → decide → upstream → respond.
 type Edge struct {
 	cfg     Config
 	log     *slog.Logger
