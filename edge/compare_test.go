@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/reelvideo/reel/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // The hit-path objects of the comparison and of BenchmarkHit1K / BenchmarkHit4M.

@@ -2,13 +2,10 @@ package edge
 
 import (
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +19,8 @@ import (
 // Edge is the caching reverse proxy: an http.Handler that serves from its store, coalesces
 // misses into one origin fetch per key, and streams fills to every waiting client.
 //
-// A request goes through these phases (handler.go): admit (method, Host, size checks) →
-// route (origin by Host, rule by path) → key → lookup (memory, Vary) → reuse decision
-// (policy.Reuse) → serve a hit, revalidate, or fill (fill.Table) → respond.
+// A request goes through the phases of the request flow, in ServeHTTP (flow.go): admit →
+// route → pass → lookup → decide → upstream → respond.
 type Edge struct {
 	cfg     Config
 	log     *slog.Logger
@@ -208,33 +204,5 @@ func (e *Edge) Close() error {
 	return nil
 }
 
-func (e *Edge) gen(key string) *atomic.Uint64 {
-	return &e.gens[fnv32(key)%uint32(len(e.gens))]
-}
-
-func fnv32(key string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return h.Sum32()
-}
-
 // Stats returns the edge's counters.
 func (e *Edge) Stats() *Stats { return &e.stats }
-
-// route picks the origin for a request's Host and the rule for its path.
-func (e *Edge) route(r *http.Request) (*upstream, *Rule) {
-	host := strings.ToLower(r.Host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	up := e.origins[strings.TrimSuffix(host, ".")]
-	if up == nil {
-		up = e.origins["*"]
-	}
-	for i := range e.rules {
-		if strings.HasPrefix(r.URL.Path, e.rules[i].PathPrefix) {
-			return up, &e.rules[i]
-		}
-	}
-	return up, nil
-}

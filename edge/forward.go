@@ -1,39 +1,69 @@
 package edge
 
 import (
+	"context"
+	"errors"
 	"net/http"
-	"strings"
+
+	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/policy"
 )
 
 // What of a client's request reaches the upstream, beyond the hop-by-hop rules: the two
 // places where the cache key and the origin could read the same request differently.
 
-// upstreamQuery is the query sent upstream for r. A cacheable request forwards only what its
-// key holds (cachekey.Keyer.ForwardQuery): a parameter the key ignores, forwarded, could be
-// reflected by the origin into the one entry every client of the key gets
-// (`?utm_source=<script>`). A request that is never stored forwards its query as sent.
-func (e *Edge) upstreamQuery(r *http.Request, cacheable bool) string {
-	if !cacheable {
-		return r.URL.RawQuery
-	}
-	return e.keyer.ForwardQuery(r.URL)
-}
-
-// dropUnderscored removes request fields whose names hold '_' unless
-// cache.underscores_in_headers allows them (nginx's underscores_in_headers, off by default).
-// CGI, PHP, WSGI and Rack origins see fields as HTTP_* variables with '-' turned into '_', so
-// "X_Forwarded_Host" reaches them as X-Forwarded-Host: it would slip past the list of
-// unkeyed overrides the edge removes, and past Vary matching of any keyed field. Renaming
-// '_' to '-' would only protect the names the edge knows of, and a request holding both
-// spellings would still let the client choose which one the origin reads; a client that is
-// no proxy has no business sending such names, so they are dropped whole.
-func (e *Edge) dropUnderscored(h http.Header) {
-	if e.cfg.Cache.UnderscoresInHeaders {
+// forward sends a request to the origin on the client's behalf without caching and relays
+// the answer (bypass rules, uncollapsed waiters, ranges on uncached objects).
+func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs cachestatus.Status) {
+	r = withInterim(r, w)
+	resp, err := e.send(r.Context(), up, r, r.Method == http.MethodGet || r.Method == http.MethodHead, nil)
+	if err != nil {
+		if errors.Is(r.Context().Err(), context.Canceled) {
+			return
+		}
+		var bad badRequestError
+		if errors.As(err, &bad) {
+			httpError(w, http.StatusBadRequest, "cannot forward this request")
+			return
+		}
+		originError(w, err)
 		return
 	}
-	for name := range h {
-		if strings.IndexByte(name, '_') >= 0 {
-			delete(h, name)
+	defer resp.Body.Close()
+	cs.FwdStatus = resp.StatusCode
+	e.writeHead(w, r, resp.StatusCode, clientHeader(resp.Header), 0, cs)
+	if r.Method != http.MethodHead {
+		relay(w, resp.Body)
+	}
+}
+
+// forwardUnsafe forwards POST, PUT, DELETE, PATCH… and, when the origin accepted it,
+// invalidates what the request changed (RFC 9111 §4.4).
+func (e *Edge) forwardUnsafe(w http.ResponseWriter, r *http.Request, up *upstream) {
+	iw := &statusRecorder{ResponseWriter: w}
+	e.forward(iw, r, up, cachestatus.Status{Fwd: cachestatus.FwdMethod})
+	if !isSafe(r.Method) && iw.status != 0 {
+		for _, u := range policy.Invalidations(r, iw.status, iw.Header()) {
+			e.invalidate(e.keyer.KeyURL(u, r.Header))
 		}
 	}
 }
+
+func isSafe(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

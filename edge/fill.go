@@ -6,174 +6,115 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"strings"
+	"strconv"
 	"time"
 
-	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
 	"github.com/reelvideo/reel/rangecache/fill"
 )
 
-// unkeyedOverrides are request fields some origins and frameworks honour to rewrite the host,
-// path or method. They are not part of the cache key, so forwarding them on cacheable requests
-// would let one client poison the entry every other client gets (web cache poisoning).
-var unkeyedOverrides = []string{
-	"X-Forwarded-Host", "X-Forwarded-Server", "X-Host", "X-Original-Url", "X-Rewrite-Url",
-	"X-Original-Host", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
-	"X-Forwarded-Scheme", "X-Forwarded-Port", "X-Forwarded-Prefix", "Forwarded",
+// fillKey is what concurrent requests coalesce on: the URL key plus, when the URL's Vary is
+// known, the request's secondary key; revalidations of a stored object coalesce separately
+// from plain misses so that their conditional answers are never mixed up. The key's
+// invalidation count is part of it: a request that comes after a purge must not join a fill
+// that began before it and get the content the purge was meant to remove.
+func (e *Edge) fillKey(res lookupResult, cond *cached) string {
+	k := res.key + "\x00" + res.vk + "\x00" + strconv.FormatUint(e.gen(res.key).Load(), 10)
+	if cond != nil {
+		k += "\x00revalidate"
+	}
+	return k
 }
 
-// originRequest builds the request to send upstream: same method and path, the query the key
-// holds (forward.go), hop-by-hop and underscored fields removed (RFC 9110
-// §7.6.1), Via and X-Forwarded-For added, Host kept or rewritten per config.
-func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request, cacheable bool) (*http.Request, error) {
-	// The path goes upstream as the key saw it, dot segments removed (RFC 3986 §5.2.4), so
-	// that "/a/../b" cannot fetch one resource and store it under another's key.
-	target := up.url.Scheme + "://" + up.url.Host + strings.TrimSuffix(up.url.EscapedPath(), "/") +
-		cachekey.NormalizePath(r.URL.EscapedPath())
-	if q := e.upstreamQuery(r, cacheable); q != "" {
-		target += "?" + q
+// fillAndServe joins (or starts) the fill for the request and serves it as it arrives. cond
+// is the stored object being revalidated, if any.
+func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
+	r = withInterim(r, w) // the origin's 103 Early Hints reach the leader's client (interim.go)
+	outReq := fillRequest(r)
+	e.inflight.Add(1) // before the fill's goroutine exists, so Close can't miss it
+	f, leader := e.fills.Join(r.Context(), e.fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
+		defer e.inflight.Done()
+		e.runFill(ctx, f, up, outReq, res, cond)
+	})
+	if !leader {
+		e.inflight.Done()
+		e.stats.Collapsed.Add(1)
+		e.m.collapsed.Inc()
+		e.notePrefetchUse(res.key)
 	}
-	var body io.Reader
-	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		body = r.Body
-	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, target, body)
-	if err != nil {
-		return nil, badRequestError{err}
-	}
-	out.ContentLength = r.ContentLength
-	if body == nil {
-		out.ContentLength = 0
-	}
-	out.Header = r.Header.Clone()
-	policy.RemoveHopByHop(out.Header)
-	e.dropUnderscored(out.Header)
-	if cacheable {
-		for _, h := range unkeyedOverrides {
-			out.Header.Del(h)
-		}
-		// Variants are keyed by the normalised Accept-Encoding, so that is what the origin
-		// must see (policy.VaryKey).
-		if ae := out.Header.Values("Accept-Encoding"); len(ae) > 0 {
-			out.Header.Set("Accept-Encoding", policy.NormalizeAcceptEncoding(ae))
-		}
-	}
-	out.Header.Add("Via", e.via)
-	out.Header.Add("CDN-Loop", cdnID+"; node="+e.loopID)
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := out.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		out.Header.Set("X-Forwarded-For", ip)
-	}
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	out.Header.Set("X-Forwarded-Proto", proto)
+	defer f.Done()
+	// The leader waits as long as the origin's own timeouts allow; followers only
+	// CoalesceWait, then fall back to a stale copy or their own request — at least
+	// Live.BlockingWait for an LL-HLS blocking reload, which the origin may hold that long.
+	wait := e.cfg.Limits.CoalesceWait
 	switch {
-	case up.parent || up.hostHeader == "":
-		// The host as the key saw it (case, trailing dot and default port normalised), so
-		// that "EXAMPLE.com.:80" can't fill example.com's entry with what it made the origin
-		// say. A parent always gets it: it routes by it to its own origins, and rewrites it
-		// for them as its own configuration says.
-		out.Host = canonicalHost(r.Host, r.TLS != nil)
-	case up.hostHeader == "origin":
-		out.Host = up.url.Host
-	default:
-		out.Host = up.hostHeader
+	case leader:
+		wait = 0
+	case blockingReload(r.URL.RawQuery):
+		wait = max(wait, e.live.BlockingWait)
 	}
-	return out, nil
-}
-
-// badRequestError is a client request that can't be turned into an upstream one.
-type badRequestError struct{ err error }
-
-func (b badRequestError) Error() string { return b.err.Error() }
-func (b badRequestError) Unwrap() error { return b.err }
-
-// canonicalHost lower-cases host, drops a trailing dot and the scheme's default port.
-func canonicalHost(host string, tls bool) string {
-	h, port, err := net.SplitHostPort(host)
-	if err != nil {
-		h, port = host, ""
-	}
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	if port == "" || (port == "80" && !tls) || (port == "443" && tls) {
-		if strings.Contains(h, ":") {
-			return "[" + h + "]"
+	head, body, err := f.Head(r.Context(), leader, wait)
+	if err == nil && !leader {
+		if vk, ok := policy.VaryKey(head.Vary, r.Header); !ok || vk != head.VaryKey {
+			err = fill.ErrNotShareable // the response negotiated something else than we asked
 		}
-		return h
 	}
-	return net.JoinHostPort(h, port)
-}
-
-// idleBody aborts an origin body that sends nothing for too long: a stalled origin must not
-// hold a fill — and every request that joined it — forever.
-type idleBody struct {
-	io.ReadCloser
-	timer  *time.Timer
-	idle   time.Duration
-	cancel context.CancelFunc
-}
-
-func newIdleBody(body io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
-	return &idleBody{ReadCloser: body, timer: time.AfterFunc(idle, cancel), idle: idle, cancel: cancel}
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.timer.Reset(b.idle)
-	return n, err
-}
-
-// pausable is an origin body whose idle clock can be stopped (idleBody, or one that wraps it).
-type pausable interface {
-	pause()
-	resume()
-}
-
-// pause stops the idle clock while the reader waits on its own account (a fill paced by its
-// clients), not on the origin's; resume restarts it.
-func (b *idleBody) pause()  { b.timer.Stop() }
-func (b *idleBody) resume() { b.timer.Reset(b.idle) }
-
-func (b *idleBody) Close() error {
-	b.timer.Stop()
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
-}
-
-// doOrigin sends out and returns the response with its body guarded by the read timeout;
-// closing the body releases the request's context.
-func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	out = out.WithContext(traceInterim(ctx)) // 1xx relayed to the client (interim.go)
-	start := time.Now()
-	client := up.client
-	if up.blocking != nil && blockingReload(out.URL.RawQuery) {
-		client = up.blocking
+	now := e.now()
+	canStale := cond != nil && policy.CanServeStaleOnError(cond.stored(), now, res.pol)
+	switch {
+	case err == nil && canStale && serverError(head.Status):
+		// RFC 5861 §4: the origin answered the revalidation with a server error.
+		e.serveObject(w, r, now, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: head.Status, Detail: "stale-if-error"})
+		return
+	case err != nil && canStale && !errors.Is(err, fill.ErrNotShareable) && r.Context().Err() == nil:
+		// Origin down, timed out, or too slow to wait for.
+		e.serveObject(w, r, now, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, Detail: "stale-if-error"})
+		return
+	case errors.Is(err, fill.ErrNotShareable) && head.Reason == reasonSliced && e.serveSliced(w, r, up, res):
+		// The leader streams an object too large to share while it stores it as slices:
+		// followers read it through coalesced slices rather than each from the origin.
+		return
+	case errors.Is(err, fill.ErrNotShareable), errors.Is(err, fill.ErrHeadTimeout):
+		// Not ours to share, or the origin is too slow to wait for: go on our own.
+		e.forward(w, r, up, cachestatus.Status{Fwd: fwd, Detail: "uncollapsed"})
+		return
+	case err != nil:
+		if r.Context().Err() == nil {
+			originError(w, err)
+		}
+		return
 	}
-	resp, err := client.Do(out)
-	e.m.observeOrigin(start)
-	e.stats.OriginRequests.Add(1)
-	if err != nil {
-		cancel()
-		return nil, err
+
+	cs := cachestatus.Status{Fwd: fwd, FwdStatus: head.Status, Stored: head.Stored, Collapsed: !leader}
+	if head.Reason == reasonRevalidated {
+		cs.FwdStatus = http.StatusNotModified
 	}
-	// An upstream's Alt-Svc names where *it* can be reached (RFC 7838 §3: for the origin the
-	// client talked to, which here is this edge): passed on, it would send clients to the
-	// origin's or a shield's ports under this edge's name. Clients get this edge's own.
-	delete(resp.Header, "Alt-Svc")
-	resp.Body = newIdleBody(resp.Body, e.cfg.Limits.OriginReadTimeout, cancel)
-	return resp, nil
+	if head.Direct != nil {
+		defer head.Direct.Close()
+		e.writeHead(w, r, head.Status, clientHeader(head.Header), 0, cs)
+		if r.Method != http.MethodHead {
+			relay(w, head.Direct)
+		}
+		return
+	}
+	e.serveFill(w, r, head, body, cs)
+}
+
+// fillRequest is the request a fill sends upstream on behalf of r: always a GET of the whole
+// representation, without the client's own conditionals (RFC 9111 §4.3.2: the cache
+// validates with its own validators; a client's If-Match must not decide what everyone else
+// is served). A HEAD miss thus fills the GET it stands for, and a range miss the whole object.
+func fillRequest(r *http.Request) *http.Request {
+	out := r.Clone(r.Context())
+	out.Method = http.MethodGet
+	for _, h := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		out.Header.Del(h)
+	}
+	return out
 }
 
 // runFill fetches one response for a coalesced group and publishes it: shareable responses
@@ -422,31 +363,6 @@ func (h holdLast) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// persist writes a memory-tier object through to the disk tier, so that it survives a restart.
-func (e *Edge) persist(obj *store.DiskObject, data []byte) {
-	if e.disk == nil {
-		return
-	}
-	room := e.disk.Reserve(int64(len(data)))
-	if room == nil {
-		return
-	}
-	defer room.Release()
-	f, err := e.disk.TempFile()
-	if err != nil {
-		return
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil || cerr != nil {
-		os.Remove(f.Name())
-		return
-	}
-	if err := room.Commit(f.Name(), obj); err != nil {
-		e.log.Warn("disk tier: storing a body", "key", obj.Primary, "err", err)
-	}
-}
-
 // revalidated publishes a stored object refreshed by a 304 (RFC 9111 §4.3.4): new headers
 // and exchange times in both tiers, the same body.
 func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged http.Header, reqTime, respTime time.Time) {
@@ -520,43 +436,6 @@ func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResu
 	}()
 }
 
-// forward sends a request to the origin on the client's behalf without caching and relays
-// the answer (bypass rules, uncollapsed waiters, ranges on uncached objects).
-func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs cachestatus.Status) {
-	r = withInterim(r, w)
-	resp, err := e.send(r.Context(), up, r, r.Method == http.MethodGet || r.Method == http.MethodHead, nil)
-	if err != nil {
-		if errors.Is(r.Context().Err(), context.Canceled) {
-			return
-		}
-		var bad badRequestError
-		if errors.As(err, &bad) {
-			httpError(w, http.StatusBadRequest, "cannot forward this request")
-			return
-		}
-		originError(w, err)
-		return
-	}
-	defer resp.Body.Close()
-	cs.FwdStatus = resp.StatusCode
-	e.writeHead(w, r, resp.StatusCode, clientHeader(resp.Header), 0, cs)
-	if r.Method != http.MethodHead {
-		relay(w, resp.Body)
-	}
-}
-
-// forwardUnsafe forwards POST, PUT, DELETE, PATCH… and, when the origin accepted it,
-// invalidates what the request changed (RFC 9111 §4.4).
-func (e *Edge) forwardUnsafe(w http.ResponseWriter, r *http.Request, up *upstream) {
-	iw := &statusRecorder{ResponseWriter: w}
-	e.forward(iw, r, up, cachestatus.Status{Fwd: cachestatus.FwdMethod})
-	if !isSafe(r.Method) && iw.status != 0 {
-		for _, u := range policy.Invalidations(r, iw.status, iw.Header()) {
-			e.invalidate(e.keyer.KeyURL(u, r.Header))
-		}
-	}
-}
-
 // reserveFillMem accounts size bytes of a memory-backed fill, refusing when fills in flight
 // would exceed their share of --memory (fillMemory: many concurrent large misses must not
 // exhaust RAM; such fills go to disk or are passed through).
@@ -567,32 +446,3 @@ func (e *Edge) reserveFillMem(size int64) bool {
 	}
 	return true
 }
-
-// invalidate forgets every variant of primary in both tiers.
-func (e *Edge) invalidate(primary string) bool {
-	e.gen(primary).Add(1)
-	found := e.mem.Invalidate(primary)
-	if e.disk != nil && e.disk.Invalidate(primary) {
-		found = true
-	}
-	return found
-}
-
-func isSafe(m string) bool {
-	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
-}
-
-// statusRecorder remembers the status written through it.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

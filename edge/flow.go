@@ -1,0 +1,128 @@
+package edge
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/reelvideo/reel/edge/cachestatus"
+)
+
+// The request flow. Every request the edge serves goes through these phases, in this order,
+// and ServeHTTP below is the whole of it; each phase is a function whose signature says what
+// it takes and what it gives:
+//
+//  1. admit    (admit.go)    refuse what the edge never serves, strip hop-by-hop fields,
+//     break request loops
+//  2. route    (route.go)    the origin for the Host, the rule and cache policy for the path
+//  3. pass     (pass.go)     what no cache may answer (unsafe methods, bypass rules, the
+//     client's own preconditions) goes to the origin as it is (forward.go, reqbody.go)
+//  4. lookup   (lookup.go)   the cache key; memory then disk, matching the stored Vary
+//  5. decide   (decide.go)   hit, stale hit, stale-while-revalidate, revalidate, fill, refuse
+//     (RFC 9111 §4, RFC 5861) — a pure function of the request, the stored object and the time
+//  6. upstream (fill.go, slices.go, forward.go) a miss joins the one fill of its key (whole
+//     object, or slices for ranges of large objects); the fill streams the origin's answer into
+//     storage and to every request that joined it; live manifests are classified and capped
+//     when a fill publishes them (live.go)
+//  7. respond  (respond.go)  Age, Via and Cache-Status on every head; bodies from storage or
+//     from fills as they arrive
+//
+// Where a change goes: a check on every request (access rules, signed URLs) is a step of
+// admit, or of route when it depends on the rule; a per-path origin is route; a new storage
+// tier is lookup (and storage.go for writes); a new reason to go uncached is pass or decide.
+
+// ServeHTTP runs a request through the phases above.
+func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := e.measure(rw)
+	defer e.measured(w, r)
+
+	// 1. Admit.
+	if status, reason := e.admit(r); status != 0 {
+		httpError(w, status, reason)
+		return
+	}
+	if r.URL.Path == HealthPath {
+		e.serveHealth(w)
+		return
+	}
+	// 2. Route.
+	up, rule := e.route(r)
+	if up == nil {
+		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
+		return
+	}
+	// 3. Pass.
+	if fwd := passReason(r, rule); fwd != "" {
+		e.pass(w, r, up, fwd)
+		return
+	}
+	// 4. Lookup.
+	res := e.lookup(r, e.policyFor(rule))
+	e.pf.demand.note(res.key, e.now) // live prefetch follows what clients watch (livedemand.go)
+	// 5. Decide.
+	now := e.now()
+	d := decide(r, &res, now)
+	// 6 and 7. Upstream, respond.
+	switch d.verdict {
+	case verdictFresh:
+		e.stats.Hits.Add(1)
+		e.notePrefetchUse(res.key)
+		e.serveStored(w, r, res.obj, d.age, d.ttl, cachestatus.Status{Hit: true})
+	case verdictHit:
+		e.stats.Hits.Add(1)
+		e.notePrefetchUse(res.key)
+		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
+	case verdictStaleRefresh:
+		e.stats.Hits.Add(1)
+		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
+		e.refreshInBackground(r, up, res)
+	case verdictRefuse:
+		if res.obj == nil {
+			e.stats.Misses.Add(1)
+		}
+		httpError(w, http.StatusGatewayTimeout, d.reason)
+	case verdictRevalidate:
+		e.stats.Misses.Add(1)
+		e.fillAndServe(w, r, up, res, d.fwd, res.obj)
+	case verdictFill:
+		e.stats.Misses.Add(1)
+		// Ranges of objects not stored whole are answered from slices (slices.go), and so is
+		// any request for an object already known sliced.
+		if e.cfg.SliceSize > 0 && (field(r.Header, "Range") != "" || e.isSliced(res.key)) && e.serveSliced(w, r, up, res) {
+			return
+		}
+		e.fillAndServe(w, r, up, res, d.fwd, nil)
+	}
+}
+
+// measure wraps the response writer of a request in the (recycled) respWriter that measures
+// it for the metrics and the access log.
+func (e *Edge) measure(rw http.ResponseWriter) *respWriter {
+	w := respWriters.Get().(*respWriter)
+	*w = respWriter{ResponseWriter: rw, start: monoNow(), m: e.m, outcome: outcomeError}
+	return w
+}
+
+// measured records a request once ServeHTTP is done with it, and recycles its respWriter.
+func (e *Edge) measured(w *respWriter, r *http.Request) {
+	w.done()
+	e.m.countProtocol(r.ProtoMajor)
+	if e.cfg.AccessLog {
+		e.log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", w.status,
+			"cache", requestLabels[w.outcome], "bytes", w.n, "duration", monoNow()-w.start, "remote", r.RemoteAddr)
+	}
+	*w = respWriter{}
+	respWriters.Put(w)
+}
+
+// respWriters recycles the wrappers ServeHTTP measures responses with: nothing holds one after
+// ServeHTTP returns, as nothing may use a ResponseWriter after its handler returned.
+var respWriters = sync.Pool{New: func() any { return new(respWriter) }}
+
+// field is h.Get(name) for a name already in canonical form, without canonicalising it again:
+// the hot path asks for several fields per request.
+func field(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
