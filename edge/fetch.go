@@ -490,34 +490,11 @@ const reasonSliced = "sliced"
 // reasonRevalidated marks a fill head rebuilt from a 304.
 const reasonRevalidated = "revalidated"
 
-// refreshInBackground revalidates a stale-while-revalidate entry once per key (RFC 5861 §3):
-// concurrent requests for it join the same refresh.
+// refreshInBackground revalidates a stale-while-revalidate entry once per key (RFC 5861 §3)
+// with a fill nobody waits for (detached.go): concurrent requests for it join the same
+// refresh.
 func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResult) {
-	req := fillRequest(r.WithContext(context.WithoutCancel(r.Context())))
-	obj := res.obj
-	e.inflight.Add(1)
-	f, leader := e.fills.Join(req.Context(), e.fillKey(res, obj), func(ctx context.Context, f *fill.Fill) {
-		defer e.inflight.Done()
-		e.runFill(ctx, f, up, req, res, obj)
-	})
-	if !leader {
-		e.inflight.Done()
-		f.Done()
-		return
-	}
-	go func() {
-		defer f.Done()
-		// Drain a response that was not shareable; nobody is waiting for it. A shared one
-		// is followed to its end: the refresh reads it (a fill nobody reads stops, abandon.go).
-		h, body, err := f.Head(context.Background(), true, 0)
-		switch {
-		case err == nil && h.Direct != nil:
-			io.Copy(io.Discard, h.Direct)
-			h.Direct.Close()
-		case err == nil && body != nil:
-			body.Wait(context.Background())
-		}
-	}()
+	e.detach(fillRequest(r.WithContext(context.WithoutCancel(r.Context()))), up, res, res.obj, true, nil)
 }
 
 // forward sends a request to the origin on the client's behalf without caching and relays

@@ -19,7 +19,6 @@ import (
 
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/manifest"
-	"github.com/reelvideo/reel/rangecache/fill"
 )
 
 // Live-manifest handling (DESIGN.md "Delivery"; issue 5).
@@ -466,76 +465,56 @@ func prefetchable(r *http.Request, target string) (*url.URL, bool) {
 	return u, true
 }
 
-// prefetchURL fetches target into the cache through the normal fill path, as if r (the
-// manifest's fill request) had asked for it, unless it is on another host, bypassed, cached,
-// being fetched, or no slot is free. It returns a channel closed when the fetch has ended,
-// or nil when none started.
+// prefetchURL fetches target into the cache with a fill nobody waits for (detached.go), as if
+// r (the manifest's fill request) had asked for it, unless it is on another host, bypassed,
+// cached, being fetched, or no slot is free. It returns a channel closed when the fetch has
+// ended, or nil when none started.
 func (e *Edge) prefetchURL(r *http.Request, target string) <-chan struct{} {
 	u, ok := prefetchable(r, target)
 	if !ok {
 		return nil
 	}
-	pr := fillRequest(r.WithContext(context.WithValue(context.Background(), prefetchCtx{}, true)))
+	pr := r.WithContext(context.WithValue(context.Background(), prefetchCtx{}, true))
 	pr.URL = &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
 	pr.RequestURI = ""
-	up, rule := e.route(pr)
-	if up == nil || (rule != nil && rule.Bypass) {
-		return nil
+	var key string
+	var p *prefetched
+	admit := func(k string) bool {
+		select {
+		case e.pf.sem <- struct{}{}:
+		default:
+			e.m.livePrefetch["dropped"].Inc()
+			return false
+		}
+		p = &prefetched{at: e.now()}
+		if _, dup := e.pf.pending.LoadOrStore(k, p); dup {
+			<-e.pf.sem
+			p = nil
+			return false
+		}
+		key = k
+		e.pf.n.Add(1)
+		return true
 	}
-	res := e.lookup(pr, e.policyFor(rule))
-	if res.obj != nil || (e.cfg.SliceSize > 0 && e.isSliced(res.key)) {
-		return nil
-	}
-	key := e.fillKey(res, nil)
-	if e.fills.Running(key) {
-		return nil
-	}
-	select {
-	case e.pf.sem <- struct{}{}:
-	default:
-		e.m.livePrefetch["dropped"].Inc()
-		return nil
-	}
-	p := &prefetched{at: e.now()}
-	if _, dup := e.pf.pending.LoadOrStore(res.key, p); dup {
-		<-e.pf.sem
-		return nil
-	}
-	e.pf.n.Add(1)
-	e.inflight.Add(1)
-	f, leader := e.fills.Join(pr.Context(), key, func(ctx context.Context, f *fill.Fill) {
-		defer e.inflight.Done()
-		e.runFill(ctx, f, up, pr, res, nil)
+	done := e.fillDetached(pr, admit, func(end detachedEnd) {
+		defer func() { <-e.pf.sem }()
+		if end.Stored {
+			p.stored.Store(true)
+			return
+		}
+		e.log.Debug("live prefetch not stored", "key", key, "status", end.Status, "reason", end.Reason, "err", end.Err, "body", end.BodyErr)
+		e.forgetPrefetch(key, p, "failed")
 	})
-	if !leader {
-		// A request started it in between: nothing to fetch.
-		e.inflight.Done()
-		f.Done()
-		<-e.pf.sem
-		e.forgetPrefetch(res.key, p, "")
+	if done == nil {
+		if p != nil {
+			// A request started it in between: nothing to fetch.
+			<-e.pf.sem
+			e.forgetPrefetch(key, p, "")
+		}
 		return nil
 	}
 	e.m.livePrefetch["started"].Inc()
 	e.stats.PrefetchStarted.Add(1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() { <-e.pf.sem }()
-		defer f.Done()
-		h, body, err := f.Head(context.Background(), true, 0)
-		if err == nil && h.Direct != nil {
-			h.Direct.Close() // not shareable: nobody asked for it, nothing to keep
-		}
-		var berr error
-		if err == nil && h.Stored && body != nil {
-			if berr = body.Wait(context.Background()); berr == nil {
-				p.stored.Store(true)
-				return
-			}
-		}
-		e.log.Debug("live prefetch not stored", "key", res.key, "status", h.Status, "reason", h.Reason, "err", err, "body", berr)
-		e.forgetPrefetch(res.key, p, "failed")
-	}()
 	return done
 }
 
