@@ -30,6 +30,9 @@ type detachedEnd struct {
 // started; otherwise a channel closed once the fill has ended, after ended (if any) was told
 // how.
 func (e *Edge) fillDetached(r *http.Request, admit func(key string) bool, ended func(detachedEnd)) <-chan struct{} {
+	if e.closing.Load() {
+		return nil // no new ones once Close has begun
+	}
 	r = fillRequest(r)
 	up, rule := e.route(r)
 	if up == nil || (rule != nil && rule.Bypass) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
 	"github.com/reelvideo/reel/rangecache/fill"
@@ -158,7 +159,7 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 	out = out.WithContext(traceInterim(ctx)) // 1xx relayed to the client (interim.go)
 	start := time.Now()
 	client := up.client
-	if up.blocking != nil && blockingReload(out.URL.RawQuery) {
+	if up.blocking != nil && live.BlockingReload(out.URL.RawQuery) {
 		client = up.blocking
 	}
 	resp, err := client.Do(out)
@@ -198,7 +199,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		case resp.StatusCode == http.StatusNotModified:
 			resp.Body.Close()
 			if merged, ok := policy.MergeNotModified(cond.Header, resp.Header); ok {
-				e.recapRevalidated(r, res, cond, merged, respTime)
+				e.manifests.OnRevalidated(r, res.pol, merged, respTime, cond.Status, cond.Size, cond.bytes)
 				e.revalidated(f, res, cond, merged, reqTime, respTime)
 				return
 			}
@@ -248,8 +249,8 @@ func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 // when the fetch began.
 func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupResult, cond *cached, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
 	// A live manifest's freshness is capped in its header before anything below reads it,
-	// and what it lists is prefetched (live.go).
-	e.liveManifest(r, res, resp, respTime)
+	// and what it lists is prefetched (edge/live).
+	e.manifests.OnResponse(r, res.pol, resp, respTime)
 	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, res.pol)
 	vary := resp.Header.Values("Vary")
 	vk, varyOK := policy.VaryKey(vary, r.Header)

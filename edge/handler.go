@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
 	"github.com/reelvideo/reel/rangecache/fill"
@@ -150,7 +151,7 @@ func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
 // serveCacheable handles GET and HEAD: hit, stale handling, revalidation or a coalesced fill.
 func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstream, pol policy.Options) {
 	res := e.lookup(r, pol)
-	e.pf.demand.note(res.key, e.now) // live prefetch follows what clients watch (livedemand.go)
+	e.manifests.Watched(res.key) // live prefetch follows what clients watch (edge/live)
 	now := e.now()
 	if res.obj == nil {
 		e.stats.Misses.Add(1)
@@ -170,7 +171,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 	}
 	if age, ttl, ok := res.obj.quickFresh(r, now); ok {
 		e.stats.Hits.Add(1)
-		e.notePrefetchUse(res.key)
+		e.manifests.Used(res.key)
 		e.serveStored(w, r, res.obj, age, ttl, cachestatus.Status{Hit: true})
 		return
 	}
@@ -181,7 +182,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 	switch v {
 	case policy.Fresh, policy.StaleAllowed:
 		e.stats.Hits.Add(1)
-		e.notePrefetchUse(res.key)
+		e.manifests.Used(res.key)
 		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
 	case policy.StaleWhileRevalidate:
 		e.stats.Hits.Add(1)
@@ -246,7 +247,7 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		e.inflight.Done()
 		e.stats.Collapsed.Add(1)
 		e.m.collapsed.Inc()
-		e.notePrefetchUse(res.key)
+		e.manifests.Used(res.key)
 	}
 	defer f.Done()
 	// The leader waits as long as the origin's own timeouts allow; followers only
@@ -256,7 +257,7 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 	switch {
 	case leader:
 		wait = 0
-	case blockingReload(r.URL.RawQuery):
+	case live.BlockingReload(r.URL.RawQuery):
 		wait = max(wait, e.live.BlockingWait)
 	}
 	head, body, err := f.Head(r.Context(), leader, wait)
