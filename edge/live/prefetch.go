@@ -36,11 +36,14 @@ type prefetched struct {
 }
 
 // Used counts a client request served from an object a prefetch stored (or from its fill),
-// once per object. Cheap when no prefetch is pending.
+// once per object. Cheap when no prefetch is pending (inlined on the hit path).
 func (l *Manifests) Used(key string) {
-	if l.pf.n.Load() == 0 {
-		return
+	if l.pf.n.Load() != 0 {
+		l.used(key)
 	}
+}
+
+func (l *Manifests) used(key string) {
 	if _, ok := l.pf.pending.LoadAndDelete(key); ok {
 		l.pf.n.Add(-1)
 		l.m.Prefetch["used"].Inc()
