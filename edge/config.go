@@ -64,7 +64,7 @@ type Config struct {
 	HTTP2 HTTP2 `yaml:"http2"`
 }
 
-// Live tunes the handling of live manifests (live.go): HLS media playlists without
+// Live tunes the handling of live manifests (edge/live): HLS media playlists without
 // EXT-X-ENDLIST and dynamic MPDs, recognised by Content-Type or extension and classified by
 // parsing them. Zero values mean the defaults.
 type Live struct {
@@ -92,7 +92,7 @@ type Live struct {
 // LivePrefetch tunes segment prefetch: when the edge stores a refreshed live manifest, the
 // segments it newly lists in the renditions viewers watch (and an LL-HLS playlist's
 // preload-hint part, while its viewers read parts) are fetched into the cache in the
-// background, so that the first viewer of each already gets a hit (live.go, livedemand.go).
+// background, so that the first viewer of each already gets a hit (edge/live: prefetch.go, demand.go).
 type LivePrefetch struct {
 	Off bool `yaml:"off"`
 	// Segments is how many, at most, of the segments a refresh adds to each watched list (the

@@ -4,9 +4,11 @@
 // every waiting client as it arrives, and keeps a memory tier and a crash-safe disk tier.
 //
 // Sub-packages hold the parts: policy (the RFC rules as pure functions), cachekey (keys),
-// cachestatus (the Cache-Status field), fill (read-while-write coalescing), store (tiers).
-// This package wires them into an http.Handler (edge.go, handler.go, fetch.go, respond.go),
-// with live-manifest handling (live.go: freshness capped, blocking reloads coalesced, segments
-// prefetched), the admin API and metrics (admin.go, metrics.go) and configuration (config.go).
+// cachestatus (the Cache-Status field), fill (read-while-write coalescing), store (tiers), live
+// (live-manifest handling: freshness capped, blocking reloads told apart, segments prefetched
+// as clients watch them). This package wires them into an http.Handler (edge.go; the request
+// flow in flow.go, phase by phase; fill.go, respond.go; live.go is what the live module asks of the edge, detached.go the
+// fills nobody waits for), with the admin API and metrics (admin.go, metrics.go) and
+// configuration (config.go).
 // packager and edge never import each other.
 package edge

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachekey"
+	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
 	"github.com/reelvideo/reel/rangecache/fill"
@@ -56,9 +57,9 @@ type Edge struct {
 	// (*sliceStream), for the requests that join their fills.
 	streams sync.Map
 	// status holds what Snapshot reads besides the metrics (stats.go): top objects.
-	status statusState
-	live   Live       // cfg.Live with its defaults (live.go)
-	pf     prefetcher // live segment prefetch (live.go)
+	status    statusState
+	live      Live            // cfg.Live with its defaults
+	manifests *live.Manifests // live-manifest handling (live.go, edge/live)
 	// closing stops new prefetches once Close has begun.
 	closing atomic.Bool
 }
@@ -134,13 +135,13 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		now:     time.Now,
 		live:    cfg.Live.withDefaults(),
 	}
-	e.pf.sem = make(chan struct{}, e.live.Prefetch.Concurrency)
 	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) }, func() float64 {
 		if e.disk == nil {
 			return 0
 		}
 		return float64(e.disk.Size())
 	})
+	e.manifests = e.newLive()
 	// The largest object kept in memory is the largest a memory-backed fill may bring in: the
 	// fills' share of --memory (--memory/8, as before the tier and the fills shared it).
 	if e.mem, err = store.NewMemory(tierMemory(cfg), fillMemory(cfg), cfg.Cache.MaxVariants, func(cause string) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
 	"github.com/reelvideo/reel/rangecache/fill"
@@ -44,7 +45,7 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		e.inflight.Done()
 		e.stats.Collapsed.Add(1)
 		e.m.collapsed.Inc()
-		e.notePrefetchUse(res.key)
+		e.manifests.Used(res.key)
 	}
 	defer f.Done()
 	// The leader waits as long as the origin's own timeouts allow; followers only
@@ -54,7 +55,7 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 	switch {
 	case leader:
 		wait = 0
-	case blockingReload(r.URL.RawQuery):
+	case live.BlockingReload(r.URL.RawQuery):
 		wait = max(wait, e.live.BlockingWait)
 	}
 	head, body, err := f.Head(r.Context(), leader, wait)
@@ -139,7 +140,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 		case resp.StatusCode == http.StatusNotModified:
 			resp.Body.Close()
 			if merged, ok := policy.MergeNotModified(cond.Header, resp.Header); ok {
-				e.recapRevalidated(r, res, cond, merged, respTime)
+				e.manifests.OnRevalidated(r, res.pol, merged, respTime, cond.Status, cond.Size, cond.bytes)
 				e.revalidated(f, res, cond, merged, reqTime, respTime)
 				return
 			}
@@ -189,8 +190,8 @@ func (e *Edge) fetchForFill(ctx context.Context, f *fill.Fill, up *upstream, r *
 // when the fetch began.
 func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupResult, cond *cached, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
 	// A live manifest's freshness is capped in its header before anything below reads it,
-	// and what it lists is prefetched (live.go).
-	e.liveManifest(r, res, resp, respTime)
+	// and what it lists is prefetched (edge/live).
+	e.manifests.OnResponse(r, res.pol, resp, respTime)
 	storable, reason := policy.Storable(r, resp.StatusCode, resp.Header, res.pol)
 	vary := resp.Header.Values("Vary")
 	vk, varyOK := policy.VaryKey(vary, r.Header)
@@ -406,34 +407,11 @@ const reasonSliced = "sliced"
 // reasonRevalidated marks a fill head rebuilt from a 304.
 const reasonRevalidated = "revalidated"
 
-// refreshInBackground revalidates a stale-while-revalidate entry once per key (RFC 5861 §3):
-// concurrent requests for it join the same refresh.
+// refreshInBackground revalidates a stale-while-revalidate entry once per key (RFC 5861 §3)
+// with a fill nobody waits for (detached.go): concurrent requests for it join the same
+// refresh.
 func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResult) {
-	req := fillRequest(r.WithContext(context.WithoutCancel(r.Context())))
-	obj := res.obj
-	e.inflight.Add(1)
-	f, leader := e.fills.Join(req.Context(), e.fillKey(res, obj), func(ctx context.Context, f *fill.Fill) {
-		defer e.inflight.Done()
-		e.runFill(ctx, f, up, req, res, obj)
-	})
-	if !leader {
-		e.inflight.Done()
-		f.Done()
-		return
-	}
-	go func() {
-		defer f.Done()
-		// Drain a response that was not shareable; nobody is waiting for it. A shared one
-		// is followed to its end: the refresh reads it (a fill nobody reads stops, abandon.go).
-		h, body, err := f.Head(context.Background(), true, 0)
-		switch {
-		case err == nil && h.Direct != nil:
-			io.Copy(io.Discard, h.Direct)
-			h.Direct.Close()
-		case err == nil && body != nil:
-			body.Wait(context.Background())
-		}
-	}()
+	e.detach(fillRequest(r.WithContext(context.WithoutCancel(r.Context()))), up, res, res.obj, true, nil)
 }
 
 // reserveFillMem accounts size bytes of a memory-backed fill, refusing when fills in flight

@@ -22,7 +22,7 @@ import (
 //  6. upstream (fill.go, slices.go, forward.go) a miss joins the one fill of its key (whole
 //     object, or slices for ranges of large objects); the fill streams the origin's answer into
 //     storage and to every request that joined it; live manifests are classified and capped
-//     when a fill publishes them (live.go)
+//     when a fill publishes them (edge/live)
 //  7. respond  (respond.go)  Age, Via and Cache-Status on every head; bodies from storage or
 //     from fills as they arrive
 //
@@ -57,7 +57,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	// 4. Lookup.
 	res := e.lookup(r, e.policyFor(rule))
-	e.pf.demand.note(res.key, e.now) // live prefetch follows what clients watch (livedemand.go)
+	e.manifests.Watched(res.key) // live prefetch follows what clients watch (edge/live)
 	// 5. Decide.
 	now := e.now()
 	d := decide(r, &res, now)
@@ -65,11 +65,11 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	switch d.verdict {
 	case verdictFresh:
 		e.stats.Hits.Add(1)
-		e.notePrefetchUse(res.key)
+		e.manifests.Used(res.key)
 		e.serveStored(w, r, res.obj, d.age, d.ttl, cachestatus.Status{Hit: true})
 	case verdictHit:
 		e.stats.Hits.Add(1)
-		e.notePrefetchUse(res.key)
+		e.manifests.Used(res.key)
 		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
 	case verdictStaleRefresh:
 		e.stats.Hits.Add(1)

@@ -433,8 +433,7 @@ func TestLivePrefetch(t *testing.T) {
 
 	// seg_5 was never asked for; purged, it counts as wasted at the next sweep.
 	e.invalidate(e.keyer.Key(mustRequest(t, srv.URL+"/live/v/seg_5.m4s")))
-	e.pf.lastSweep.Store(0)
-	e.sweepPrefetched()
+	e.manifests.SweepNow()
 	if w := counterValue(e.m.livePrefetch["wasted"]); w != 1 || e.stats.PrefetchWasted.Load() != 1 {
 		t.Errorf("wasted %v, want 1", w)
 	}
@@ -522,7 +521,7 @@ func TestLivePrefetchBounds(t *testing.T) {
 	get(t, pl)
 	// The init segment and the newest segment; then their slots are free again.
 	waitUntil(t, func() bool {
-		return counterValue(e.m.livePrefetch["started"]) == 2 && len(e.pf.sem) == 0
+		return counterValue(e.m.livePrefetch["started"]) == 2 && e.manifests.InFlight() == 0
 	})
 	for _, n := range []int{3, 4, 5, 6, 7} {
 		l.add(n)
@@ -580,13 +579,13 @@ live:
 		t.Fatal(err)
 	}
 	// Target 8 s, parts of 3 s: a quarter of the target (2 s), then within the part target.
-	if ttl, stale := e.liveLimits(manifest.Info{Target: 8 * time.Second}); ttl != 2*time.Second || stale != 4*time.Second {
+	if ttl, stale := e.manifests.Limits(manifest.Info{Target: 8 * time.Second}); ttl != 2*time.Second || stale != 4*time.Second {
 		t.Errorf("limits %v %v", ttl, stale)
 	}
-	if ttl, _ := e.liveLimits(manifest.Info{Target: 8 * time.Second, PartTarget: 1500 * time.Millisecond}); ttl != 1500*time.Millisecond {
+	if ttl, _ := e.manifests.Limits(manifest.Info{Target: 8 * time.Second, PartTarget: 1500 * time.Millisecond}); ttl != 1500*time.Millisecond {
 		t.Errorf("LL-HLS ttl %v", ttl)
 	}
-	if ttl, stale := e.liveLimits(manifest.Info{Target: time.Second}); ttl != time.Second || stale != 500*time.Millisecond {
+	if ttl, stale := e.manifests.Limits(manifest.Info{Target: time.Second}); ttl != time.Second || stale != 500*time.Millisecond {
 		t.Errorf("1 s target: %v %v (the lifetime is never below 1 s)", ttl, stale)
 	}
 	e.Close()

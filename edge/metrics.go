@@ -25,7 +25,7 @@ type metrics struct {
 	// a later request then read: used / started is the read-ahead's hit ratio.
 	prefetch                      *prometheus.CounterVec
 	prefetchStarted, prefetchUsed prometheus.Counter
-	// Live manifests (live.go): manifests stored, by kind; live segment prefetches by result.
+	// Live manifests (edge/live): manifests stored, by kind; live segment prefetches by result.
 	manifests    *prometheus.CounterVec
 	livePrefetch map[string]prometheus.Counter
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachekey"
+	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
 )
 
@@ -153,7 +154,7 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 	out = out.WithContext(traceInterim(ctx)) // 1xx relayed to the client (interim.go)
 	start := time.Now()
 	client := up.client
-	if up.blocking != nil && blockingReload(out.URL.RawQuery) {
+	if up.blocking != nil && live.BlockingReload(out.URL.RawQuery) {
 		client = up.blocking
 	}
 	resp, err := client.Do(out)

@@ -1,4 +1,4 @@
-package edge
+package live
 
 import (
 	"net/http"
@@ -87,9 +87,12 @@ type rendition struct {
 
 // note counts a client request (not a prefetch) for the object under key.
 func (d *liveDemand) note(key string, now func() time.Time) {
-	if d.indexed.Load() == 0 {
-		return
+	if d.indexed.Load() != 0 {
+		d.noteIndexed(key, now)
 	}
+}
+
+func (d *liveDemand) noteIndexed(key string, now func() time.Time) {
 	d.mu.RLock()
 	refs := d.byKey[key]
 	if len(refs) > 0 {
