@@ -260,7 +260,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		e.streamSlices(f, r, up, res, resp, gen, reqTime, respTime) {
 		// Unknown length (chunked) at an origin that serves ranges: stored as slices while
 		// it streams to every request of the fill, its meta recorded once it ended complete
-		// (slicestream.go) — whatever its length turns out to be, and without a tier's limit.
+		// (rangecache/stream.go) — whatever its length turns out to be, and without a tier's limit.
 		return
 	}
 	sliceable := size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && rangecache.Identity(resp.Header, size) != ""
@@ -280,7 +280,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		if sliceable && e.streamSlices(f, r, up, res, resp, gen, reqTime, respTime) {
 			// Too large for any tier whole, or above slice_threshold: stored as slices while
 			// it streams, the leader, the requests that joined it and those arriving
-			// meanwhile all reading the slices of this one origin response (slicestream.go).
+			// meanwhile all reading the slices of this one origin response (rangecache/stream.go).
 			// (Not when the URL was invalidated meanwhile, or the object is not the version
 			// recorded: then the leader alone gets it, below.)
 			return

@@ -158,7 +158,7 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, up *upstre
 			httpError(w, http.StatusGatewayTimeout, "not in cache (only-if-cached)")
 			return
 		}
-		// Ranges of objects not stored whole are answered from slices (slices.go), and so
+		// Ranges of objects not stored whole are answered from slices (sliced.go), and so
 		// is any request for an object already known sliced.
 		if e.cfg.SliceSize > 0 {
 			if (field(r.Header, "Range") != "" || e.isSliced(res.key)) && e.serveSliced(w, r, up, res) {

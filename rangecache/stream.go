@@ -16,12 +16,11 @@ import (
 	"github.com/reelvideo/reel/rangecache/fill"
 )
 
-// A whole-object response that publish stores as slices — too large for any tier whole, above
-// slice_threshold, or of unknown length (chunked) at an origin that serves byte ranges — is
-// read by its fill, on a context no client can cancel, at the pace of its fastest reader
-// rather than of the request that happened to start it, and cut into slices as it arrives: a
-// sliceStream. The slice being written and the
-// next one are fills of their own in the fill table, so the request that started the fetch,
+// A whole-object response that the edge stores as slices ([Cache.Stream]) — too large for any
+// tier whole, above slice_threshold, or of unknown length (chunked) at an origin that serves
+// byte ranges — is read by its fill, on a context no client can cancel, at the pace of its
+// fastest reader rather than of the request that happened to start it, and cut into slices as
+// it arrives: a sliceStream. The slice being written and the next one are fills of their own in the fill table, so the request that started the fetch,
 // the ones that joined it and, for an object of known length, any read of its slices arriving
 // meanwhile (its meta is recorded before the body is read) all read this one origin response,
 // each at its own pace, from its first bytes on: N concurrent cold GETs cost the origin one
