@@ -403,3 +403,41 @@ func TestStreamUnknownLength(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWarmRange: a 1 MiB range over five stored 256 KiB slices, assembled from the
+// store (the origin is not asked).
+func BenchmarkWarmRange(b *testing.B) {
+	const S = 256 << 10
+	origin := newTestOrigin(b)
+	data := pattern(8*S, 1)
+	origin.set("/b", &object{data: data, etag: etagOf(1)})
+	f := newFixture(b, origin, S)
+	if a := f.serve(f.request(http.MethodGet, "/b", "")); a.err != nil || a.status != http.StatusOK {
+		b.Fatalf("whole GET: %v", a)
+	}
+	f.settle()
+	rng := fmt.Sprintf("bytes=%d-%d", S/2, S/2+4*S-1)
+	before := origin.requests.Load()
+	b.SetBytes(4 * S)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := f.c.Serve(f.request(http.MethodGet, "/b", rng))
+		if err != nil || resp.Status != http.StatusPartialContent {
+			b.Fatalf("%v, %+v", err, resp)
+		}
+		if err := resp.WriteBody(discardWriter{}); err != nil {
+			b.Fatal(err)
+		}
+		resp.Close()
+	}
+	if origin.requests.Load() != before {
+		b.Fatalf("%d origin requests for stored slices", origin.requests.Load()-before)
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing.
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (discardWriter) WriteHeader(int)             {}

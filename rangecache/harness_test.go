@@ -42,7 +42,7 @@ type testOrigin struct {
 	byRange  sync.Map     // path + " " + Range → *atomic.Int64
 }
 
-func newTestOrigin(t *testing.T) *testOrigin {
+func newTestOrigin(t testing.TB) *testOrigin {
 	o := &testOrigin{objs: map[string]*object{}}
 	o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
 	t.Cleanup(o.srv.Close)
@@ -223,7 +223,7 @@ func (c *counters) ReadAheadUsed()      { c.aheadUsed.Add(1) }
 
 // fixture is a Cache over a memStore, filled from a test origin.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	c      *Cache
 	store  *memStore
 	origin *testOrigin
@@ -231,7 +231,7 @@ type fixture struct {
 	count  *counters
 }
 
-func newFixture(t *testing.T, origin *testOrigin, sliceSize int64) *fixture {
+func newFixture(t testing.TB, origin *testOrigin, sliceSize int64) *fixture {
 	st := newMemStore()
 	count := &counters{}
 	c := &Cache{
