@@ -143,7 +143,7 @@ func (c *Cache) Serve(q *Request) (*Response, error) {
 	kind, rs := evaluate(r, m.header, m.total)
 	status, lo, hi := http.StatusOK, int64(0), m.total-1
 	h := c.ClientHeader(m.header)
-	h.Del(EpochField)
+	h.Del(epochField)
 	h.Set("Accept-Ranges", "bytes")
 	switch {
 	case rng != "" && kind == Unsatisfiable:

@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// EpochField carries a sliced object's epoch in its meta's header and in the heads of slice
+// epochField carries a sliced object's epoch in its meta's header and in the heads of slice
 // fills; clients never see it.
-const EpochField = "X-Reel-Slice-Epoch"
+const epochField = "X-Reel-Slice-Epoch"
 
 // identityField is the object's identity stored with each slice, checked when it is read.
 const identityField = "X-Reel-Identity"
@@ -54,7 +54,7 @@ func loadMeta(st Store, key string) (*meta, bool) {
 }
 
 func epochOf(h http.Header) uint64 {
-	n, _ := strconv.ParseUint(h.Get(EpochField), 10, 64)
+	n, _ := strconv.ParseUint(h.Get(epochField), 10, 64)
 	return n
 }
 
@@ -76,8 +76,8 @@ func Identity(h http.Header, total int64) string {
 	return ""
 }
 
-// SliceKey is where slice idx of an object is stored.
-func SliceKey(key string, epoch uint64, idx int64) string {
+// sliceKey is where slice idx of an object is stored.
+func sliceKey(key string, epoch uint64, idx int64) string {
 	return key + "\x00slice\x00" + strconv.FormatUint(epoch, 10) + "\x00" + strconv.FormatInt(idx, 10)
 }
 
@@ -92,7 +92,7 @@ func storedSlice(st Store, key string, epoch uint64, idx int64, id string) []byt
 	if epoch == 0 {
 		return nil
 	}
-	h, data := st.Slice(SliceKey(key, epoch, idx))
+	h, data := st.Slice(sliceKey(key, epoch, idx))
 	if h == nil || h.Get(identityField) != id {
 		return nil
 	}
@@ -104,7 +104,7 @@ func hasSlice(st Store, key string, epoch uint64, idx int64, id string) bool {
 	if epoch == 0 {
 		return false
 	}
-	h := st.SliceHeader(SliceKey(key, epoch, idx))
+	h := st.SliceHeader(sliceKey(key, epoch, idx))
 	return h != nil && h.Get(identityField) == id
 }
 
@@ -171,7 +171,7 @@ func (c *Cache) metaLock(key string) *sync.Mutex {
 // putMeta stores a sliced object's meta; the caller holds its meta lock.
 func putMeta(q *Request, header http.Header, epoch uint64, reqTime, respTime time.Time) {
 	mh := header.Clone()
-	mh.Set(EpochField, strconv.FormatUint(epoch, 10))
+	mh.Set(epochField, strconv.FormatUint(epoch, 10))
 	q.Store.PutMeta(q.Key, &Entry{Status: http.StatusOK, Header: mh, RequestTime: reqTime, ResponseTime: respTime})
 }
 
@@ -184,7 +184,7 @@ func (c *Cache) storeSlice(q *Request, gen, epoch uint64, idx int64, header http
 	total, _ := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
 	sh := header.Clone()
 	sh.Set(identityField, Identity(header, total))
-	q.Store.PutSlice(SliceKey(q.Key, epoch, idx), &Entry{Status: http.StatusPartialContent, Header: sh, RequestTime: reqTime, ResponseTime: respTime, Body: data})
+	q.Store.PutSlice(sliceKey(q.Key, epoch, idx), &Entry{Status: http.StatusPartialContent, Header: sh, RequestTime: reqTime, ResponseTime: respTime, Body: data})
 	c.Counters.Stored()
 }
 
@@ -203,7 +203,7 @@ func (c *Cache) Keep(q *Request, gen uint64, header http.Header, size int64, src
 	if epoch == 0 {
 		return
 	}
-	header.Set(EpochField, strconv.FormatUint(epoch, 10))
+	header.Set(epochField, strconv.FormatUint(epoch, 10))
 	for i := int64(0); (i+1)*S <= n; i++ {
 		data := make([]byte, S)
 		if _, err := src.ReadAt(data, i*S); err != nil {

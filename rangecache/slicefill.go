@@ -187,7 +187,7 @@ func (c *Cache) runSliceFill(ctx context.Context, f *fill.Fill, q *Request, r *h
 	// waiting which epoch the object's other slices are stored under.
 	epoch := c.sliceEpoch(q, gen, header, reqTime, respTime)
 	if epoch != 0 {
-		header.Set(EpochField, strconv.FormatUint(epoch, 10))
+		header.Set(epochField, strconv.FormatUint(epoch, 10))
 	}
 	body := fill.NewMemoryBodySize(b - a + 1)
 	f.SetHead(fill.Head{Status: http.StatusPartialContent, Header: header, Shareable: true, Stored: true}, body)

@@ -139,7 +139,7 @@ func (c *Cache) Stream(f *fill.Fill, q *Request, resp *http.Response, gen uint64
 	for epoch == 0 {
 		epoch = rand.Uint64()
 	}
-	header.Set(EpochField, strconv.FormatUint(epoch, 10))
+	header.Set(epochField, strconv.FormatUint(epoch, 10))
 	st := &sliceStream{c: c, q: q, gen: gen, size: size, header: header, client: resp.Header,
 		identity: Identity(header, size), epoch: epoch, reqTime: reqTime, respTime: respTime, total: size}
 	if size < 0 {
