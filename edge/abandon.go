@@ -3,9 +3,6 @@ package edge
 import (
 	"errors"
 	"io"
-	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/reelvideo/reel/rangecache/fill"
 )
@@ -40,28 +37,4 @@ func (g *abandonGuard) Read(p []byte) (int, error) {
 	n, err := g.Reader.Read(p[:min(int64(len(p)), left)])
 	g.spent += int64(n)
 	return n, err
-}
-
-// keepSlices stores the whole slices among the first n bytes of an abandoned fill's body (read
-// from src) as the object's slices, so that the next request for it fetches only the rest.
-// header is the object's stored header, size its length.
-func (e *Edge) keepSlices(res lookupResult, gen uint64, header http.Header, size int64, src io.ReaderAt, n int64, reqTime, respTime time.Time) {
-	S := int64(e.cfg.SliceSize)
-	if S <= 0 || n < S {
-		return
-	}
-	header = header.Clone()
-	header.Set("Content-Length", strconv.FormatInt(size, 10))
-	epoch := e.sliceEpoch(res, gen, header, reqTime, respTime)
-	if epoch == 0 {
-		return
-	}
-	header.Set(epochField, strconv.FormatUint(epoch, 10))
-	for i := int64(0); (i+1)*S <= n; i++ {
-		data := make([]byte, S)
-		if _, err := src.ReadAt(data, i*S); err != nil {
-			return
-		}
-		e.storeSlice(res, gen, epoch, i, header, data, reqTime, respTime)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
+	"github.com/reelvideo/reel/rangecache"
 	"github.com/reelvideo/reel/rangecache/fill"
 )
 
@@ -50,12 +51,8 @@ type Edge struct {
 	inflight sync.WaitGroup // fills running, so that Close lets them store what they fetched
 	m        *metrics
 	tags     *tagIndex
-	ahead    aheadSet // slices read ahead, for counting the ones used
-	// metaLocks serialise recording sliced objects' metas (by key hash; sliceEpoch).
-	metaLocks [64]sync.Mutex
-	// streams are the objects of unknown length being stored as slices, by key
-	// (*sliceStream), for the requests that join their fills.
-	streams sync.Map
+	// slices is the byte-range cache (sliced.go): objects stored and served as slices.
+	slices *rangecache.Cache
 	// status holds what Snapshot reads besides the metrics (stats.go): top objects.
 	status    statusState
 	live      Live            // cfg.Live with its defaults
@@ -135,6 +132,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		now:     time.Now,
 		live:    cfg.Live.withDefaults(),
 	}
+	e.slices = e.newSliceCache()
 	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) }, func() float64 {
 		if e.disk == nil {
 			return 0

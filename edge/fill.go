@@ -15,6 +15,7 @@ import (
 	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/store"
+	"github.com/reelvideo/reel/rangecache"
 	"github.com/reelvideo/reel/rangecache/fill"
 )
 
@@ -197,14 +198,14 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	vk, varyOK := policy.VaryKey(vary, r.Header)
 	size := resp.ContentLength
 	storable = storable && varyOK
-	if storable && len(vary) == 0 && e.cfg.SliceSize > 0 && streamableUnknownLength(resp) &&
+	if storable && len(vary) == 0 && e.cfg.SliceSize > 0 && rangecache.StreamableUnknownLength(resp) &&
 		e.streamSlices(f, r, up, res, resp, gen, reqTime, respTime) {
 		// Unknown length (chunked) at an origin that serves ranges: stored as slices while
 		// it streams to every request of the fill, its meta recorded once it ended complete
-		// (slicestream.go) — whatever its length turns out to be, and without a tier's limit.
+		// (rangecache/stream.go) — whatever its length turns out to be, and without a tier's limit.
 		return
 	}
-	sliceable := size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && identity(resp.Header, size) != ""
+	sliceable := size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && rangecache.Identity(resp.Header, size) != ""
 	whole := storable && !(sliceable && e.cfg.SliceThreshold > 0 && size > int64(e.cfg.SliceThreshold))
 	inMemory := whole && size >= 0 && e.mem.Fits(size) && e.reserveFillMem(size)
 	if inMemory {
@@ -221,7 +222,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		if sliceable && e.streamSlices(f, r, up, res, resp, gen, reqTime, respTime) {
 			// Too large for any tier whole, or above slice_threshold: stored as slices while
 			// it streams, the leader, the requests that joined it and those arriving
-			// meanwhile all reading the slices of this one origin response (slicestream.go).
+			// meanwhile all reading the slices of this one origin response (rangecache/stream.go).
 			// (Not when the URL was invalidated meanwhile, or the object is not the version
 			// recorded: then the leader alone gets it, below.)
 			return
@@ -399,10 +400,6 @@ func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged 
 	}
 	f.SetHead(fill.Head{Status: cond.Status, Header: merged, Shareable: true, Stored: true, Vary: res.vary, VaryKey: res.vk, Reason: reasonRevalidated}, body)
 }
-
-// reasonSliced marks a fill whose response is stored as slices while it streams
-// (slicestream.go): the leader reads it as a plain body, followers through serveSliced.
-const reasonSliced = "sliced"
 
 // reasonRevalidated marks a fill head rebuilt from a 304.
 const reasonRevalidated = "revalidated"

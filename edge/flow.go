@@ -19,7 +19,7 @@ import (
 //  4. lookup   (lookup.go)   the cache key; memory then disk, matching the stored Vary
 //  5. decide   (decide.go)   hit, stale hit, stale-while-revalidate, revalidate, fill, refuse
 //     (RFC 9111 §4, RFC 5861) — a pure function of the request, the stored object and the time
-//  6. upstream (fill.go, slices.go, forward.go) a miss joins the one fill of its key (whole
+//  6. upstream (fill.go, sliced.go, forward.go) a miss joins the one fill of its key (whole
 //     object, or slices for ranges of large objects); the fill streams the origin's answer into
 //     storage and to every request that joined it; live manifests are classified and capped
 //     when a fill publishes them (edge/live)
@@ -85,7 +85,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		e.fillAndServe(w, r, up, res, d.fwd, res.obj)
 	case verdictFill:
 		e.stats.Misses.Add(1)
-		// Ranges of objects not stored whole are answered from slices (slices.go), and so is
+		// Ranges of objects not stored whole are answered from slices (sliced.go, rangecache), and so is
 		// any request for an object already known sliced.
 		if e.cfg.SliceSize > 0 && (field(r.Header, "Range") != "" || e.isSliced(res.key)) && e.serveSliced(w, r, up, res) {
 			return

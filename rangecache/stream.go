@@ -1,4 +1,4 @@
-package edge
+package rangecache
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -14,17 +13,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/reelvideo/reel/edge/cachestatus"
-	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/rangecache/fill"
 )
 
-// A whole-object response that publish stores as slices — too large for any tier whole, above
-// slice_threshold, or of unknown length (chunked) at an origin that serves byte ranges — is
-// read by its fill, on a context no client can cancel, at the pace of its fastest reader
-// rather than of the request that happened to start it, and cut into slices as it arrives: a
-// sliceStream. The slice being written and the
-// next one are fills of their own in the fill table, so the request that started the fetch,
+// A whole-object response that the edge stores as slices ([Cache.Stream]) — too large for any
+// tier whole, above slice_threshold, or of unknown length (chunked) at an origin that serves
+// byte ranges — is read by its fill, on a context no client can cancel, at the pace of its
+// fastest reader rather than of the request that happened to start it, and cut into slices as
+// it arrives: a sliceStream. The slice being written and the next one are fills of their own in the fill table, so the request that started the fetch,
 // the ones that joined it and, for an object of known length, any read of its slices arriving
 // meanwhile (its meta is recorded before the body is read) all read this one origin response,
 // each at its own pace, from its first bytes on: N concurrent cold GETs cost the origin one
@@ -46,12 +42,21 @@ var errStreamStopped = errors.New("slice stream stopped: no reader left")
 // the origin would not give by range.
 var errSliceGone = errors.New("slice no longer available")
 
+// ReasonSliced marks a fill whose response is stored as slices while it streams: the leader
+// reads it as a plain body, followers through Serve.
+const ReasonSliced = "sliced"
+
+// Pausable is an origin body whose idle clock can be stopped while a stream waits on its
+// readers rather than on the origin.
+type Pausable interface {
+	Pause()
+	Resume()
+}
+
 // sliceStream is one origin response being stored as slices.
 type sliceStream struct {
-	e        *Edge
-	up       *upstream
-	req      *http.Request // the fill's request: a plain GET of the object
-	res      lookupResult
+	c        *Cache
+	q        *Request // its HTTP is the fill's request: a plain GET of the object
 	gen      uint64
 	size     int64       // the object's length from the response head, -1 when unknown
 	header   http.Header // the whole-object header stored with slices and meta (with the epoch)
@@ -84,9 +89,9 @@ func (s *streamSlot) end() { s.once.Do(func() { close(s.done) }) }
 // a request that joins one must learn it there.
 func (st *sliceStream) slotKey(idx int64) string {
 	if st.size >= 0 {
-		return sliceFillKey(st.res.key, st.gen, idx)
+		return sliceFillKey(st.q.Key, st.gen, idx)
 	}
-	return st.res.key + "\x00streamslot\x00" + strconv.FormatUint(st.gen, 10) + "\x00" + strconv.FormatInt(idx, 10)
+	return st.q.Key + "\x00streamslot\x00" + strconv.FormatUint(st.gen, 10) + "\x00" + strconv.FormatInt(idx, 10)
 }
 
 func (st *sliceStream) slotHead() fill.Head {
@@ -95,9 +100,9 @@ func (st *sliceStream) slotHead() fill.Head {
 
 // open registers slice idx's fill, which readers join until the stream ends it.
 func (st *sliceStream) open(idx int64) *streamSlot {
-	s := &streamSlot{body: fill.NewMemoryBodySize(int64(st.e.cfg.SliceSize)), done: make(chan struct{})}
+	s := &streamSlot{body: fill.NewMemoryBodySize(st.c.SliceSize), done: make(chan struct{})}
 	head := st.slotHead()
-	f, leader := st.e.fills.Join(context.Background(), st.slotKey(idx), func(_ context.Context, f *fill.Fill) {
+	f, leader := st.c.Fills.Join(context.Background(), st.slotKey(idx), func(_ context.Context, f *fill.Fill) {
 		f.SetHead(head, s.body)
 		<-s.done
 	})
@@ -115,16 +120,18 @@ func (st *sliceStream) state() (int64, error) {
 	return st.total, st.err
 }
 
-// streamSlices stores resp's body as slices while every request of the fill reads it (see
-// above); it reports false, having done nothing, when the object can't be sliced now (the
-// URL was invalidated since gen, or the origin's object is not the one recorded).
-func (e *Edge) streamSlices(f *fill.Fill, r *http.Request, up *upstream, res lookupResult, resp *http.Response, gen uint64, reqTime, respTime time.Time) bool {
+// Stream stores resp's body as slices while every request of the fill f reads it (see above);
+// it reports false, having done nothing, when the object can't be sliced now (the URL was
+// invalidated since gen, or the origin's object is not the one recorded). q.HTTP is the
+// fill's request.
+func (c *Cache) Stream(f *fill.Fill, q *Request, resp *http.Response, gen uint64, reqTime, respTime time.Time) bool {
+	r := q.HTTP
 	size := resp.ContentLength
-	header := policy.HeaderToStore(resp.Header, res.pol)
+	header, _ := q.Origin.Storable(r, resp.Header)
 	var epoch uint64
 	if size >= 0 {
 		header.Set("Content-Length", strconv.FormatInt(size, 10))
-		epoch = e.sliceEpoch(res, gen, header, reqTime, respTime)
+		epoch = c.sliceEpoch(q, gen, header, reqTime, respTime)
 		if epoch == 0 {
 			return false
 		}
@@ -133,14 +140,14 @@ func (e *Edge) streamSlices(f *fill.Fill, r *http.Request, up *upstream, res loo
 		epoch = rand.Uint64()
 	}
 	header.Set(epochField, strconv.FormatUint(epoch, 10))
-	st := &sliceStream{e: e, up: up, req: r, res: res, gen: gen, size: size, header: header, client: resp.Header,
-		identity: identity(header, size), epoch: epoch, reqTime: reqTime, respTime: respTime, total: size}
+	st := &sliceStream{c: c, q: q, gen: gen, size: size, header: header, client: resp.Header,
+		identity: Identity(header, size), epoch: epoch, reqTime: reqTime, respTime: respTime, total: size}
 	if size < 0 {
 		// Requests joining the fill are told it is sliced (fill.ErrNotShareable with
-		// reasonSliced) and go to serveSliced, which finds the stream here. (With the length
+		// ReasonSliced) and go to Serve, which finds the stream here. (With the length
 		// known, they find the meta and read the slices as any reader would.)
-		e.streams.Store(res.key, st)
-		defer e.streams.CompareAndDelete(res.key, st)
+		c.streams.Store(q.Key, st)
+		defer c.streams.CompareAndDelete(q.Key, st)
 	}
 	// The request that started the fill reads the stream as a plain body.
 	ctx := r.Context()
@@ -148,24 +155,24 @@ func (e *Edge) streamSlices(f *fill.Fill, r *http.Request, up *upstream, res loo
 	if size >= 0 {
 		// A slice no longer written nor stored (evicted already) is fetched again by range,
 		// as any reader of a sliced object would.
-		meta := &sliceMeta{total: size, identity: st.identity, epoch: epoch, header: header}
+		m := &meta{total: size, identity: st.identity, epoch: epoch, header: header}
 		get = func(idx int64) (*fetchedSlice, error) {
-			s, err := e.slice(r, up, res, gen, idx, meta)
+			s, err := c.slice(q, gen, idx, m)
 			if err == nil && !s.usable() {
-				err = errChanged
+				err = ErrChanged
 			}
 			return s, err
 		}
 	}
-	leader := &sliceSeqReader{ctx: ctx, size: int64(e.cfg.SliceSize), state: st.state, get: get}
-	st.run(f, resp, fill.Head{Status: resp.StatusCode, Header: resp.Header, Stored: true, Direct: leader, Reason: reasonSliced})
+	leader := &sliceSeqReader{ctx: ctx, size: c.SliceSize, state: st.state, get: get}
+	st.run(f, resp, fill.Head{Status: resp.StatusCode, Header: resp.Header, Stored: true, Direct: leader, Reason: ReasonSliced})
 	return true
 }
 
 // run reads the origin's body into slices until its end, an error, or no one reads it.
 func (st *sliceStream) run(f *fill.Fill, resp *http.Response, head fill.Head) {
-	e := st.e
-	S := int64(e.cfg.SliceSize)
+	c := st.c
+	S := c.SliceSize
 	defer resp.Body.Close()
 	more := func(idx int64) bool { return st.size < 0 || idx*S < st.size }
 	var cur, next, after *streamSlot
@@ -193,7 +200,7 @@ func (st *sliceStream) run(f *fill.Fill, resp *http.Response, head fill.Head) {
 			want = min(S, st.size-i*S)
 		}
 		n, err := io.Copy(holdLast{cur.body}, io.LimitReader(resp.Body, want))
-		e.m.originBytes.Add(float64(n))
+		c.Counters.OriginBytes(n)
 		if err == nil && st.size >= 0 && n < want {
 			err = fmt.Errorf("origin sent %d of %d bytes", i*S+n, st.size)
 		}
@@ -211,7 +218,7 @@ func (st *sliceStream) run(f *fill.Fill, resp *http.Response, head fill.Head) {
 		if more(i + 2) {
 			after = st.open(i + 2)
 		}
-		e.storeSlice(st.res, st.gen, st.epoch, i, st.header, cur.body.Written(), st.reqTime, st.respTime)
+		c.storeSlice(st.q, st.gen, st.epoch, i, st.header, cur.body.Written(), st.reqTime, st.respTime)
 		cur.body.Finish(nil)
 		cur.end()
 		cur, next, after = next, after, nil
@@ -248,9 +255,9 @@ func (st *sliceStream) await(whole *fill.Fill, cur, next *streamSlot, body io.Re
 	if st.unpaced {
 		return whole.Holders() > 0 || !st.letGo(cur, next)
 	}
-	if ib, ok := body.(pausable); ok {
-		ib.pause()
-		defer ib.resume()
+	if ib, ok := body.(Pausable); ok {
+		ib.Pause()
+		defer ib.Resume()
 	}
 	start := time.Now()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -263,7 +270,7 @@ func (st *sliceStream) await(whole *fill.Fill, cur, next *streamSlot, body io.Re
 			return true
 		case <-tick.C:
 		}
-		waited := time.Since(start) > st.e.cfg.Limits.OriginReadTimeout
+		waited := time.Since(start) > st.c.OriginReadTimeout
 		switch {
 		case whole.Holders() == 0 || waited && st.size >= 0:
 			return !st.letGo(cur, next)
@@ -278,17 +285,17 @@ func (st *sliceStream) await(whole *fill.Fill, cur, next *streamSlot, body io.Re
 // reports whether it did; false when a request holds either (then cur is written on the way
 // to next: no longer joinable, still stored).
 func (st *sliceStream) letGo(cur, next *streamSlot) bool {
-	if !st.e.fills.Withdraw(cur.f) {
+	if !st.c.Fills.Withdraw(cur.f) {
 		return false
 	}
-	return next == nil || next.f == nil || st.e.fills.Withdraw(next.f)
+	return next == nil || next.f == nil || st.c.Fills.Withdraw(next.f)
 }
 
 // finish ends a stream whose body ended complete in slice i, after n bytes of it: the last
 // slice stored, the meta recorded if the length was unknown so far, then the slice released.
 func (st *sliceStream) finish(i, n int64, cur, next *streamSlot) {
-	e := st.e
-	S := int64(e.cfg.SliceSize)
+	c := st.c
+	S := c.SliceSize
 	total := i*S + n
 	header := st.header
 	if st.size < 0 && total > 0 {
@@ -300,10 +307,10 @@ func (st *sliceStream) finish(i, n int64, cur, next *streamSlot) {
 		if int64(cap(data)) > 2*n {
 			data = bytes.Clone(data) // a short last slice doesn't pin a whole slice's memory
 		}
-		e.storeSlice(st.res, st.gen, st.epoch, i, header, data, st.reqTime, st.respTime)
+		c.storeSlice(st.q, st.gen, st.epoch, i, header, data, st.reqTime, st.respTime)
 	}
 	if st.size < 0 && total > 0 {
-		e.recordMeta(st.res, st.gen, header, st.epoch, st.reqTime, st.respTime)
+		c.recordMeta(st.q, st.gen, header, st.epoch, st.reqTime, st.respTime)
 	}
 	st.mu.Lock()
 	st.total = total
@@ -329,29 +336,29 @@ func (st *sliceStream) fail(err error, cur, next *streamSlot) {
 		}
 	}
 	if !errors.Is(err, errStreamStopped) {
-		st.e.log.Warn("origin body interrupted", "key", st.res.key, "err", err)
+		st.c.Log.Warn("origin body interrupted", "key", st.q.Key, "err", err)
 	}
 }
 
 // slot returns slice idx of the stream: stored, or the fill the stream writes it through.
 func (st *sliceStream) slot(ctx context.Context, idx int64) (*fetchedSlice, error) {
-	e := st.e
-	if data := e.storedSlice(st.res.key, st.epoch, idx, st.identity); data != nil {
-		return &fetchedSlice{data: data, cs: cachestatus.Status{Hit: true}}, nil
+	c := st.c
+	if data := storedSlice(st.q.Store, st.q.Key, st.epoch, idx, st.identity); data != nil {
+		return &fetchedSlice{data: data, cs: Status{Hit: true}}, nil
 	}
 	head := st.slotHead()
-	f, leader := e.fills.Join(ctx, st.slotKey(idx), func(ctx context.Context, f *fill.Fill) {
+	f, leader := c.Fills.Join(ctx, st.slotKey(idx), func(ctx context.Context, f *fill.Fill) {
 		// The stream is not writing this slice (any more): stored meanwhile, or else asked
 		// of the origin by range (evicted before this reader, behind the others, got to it;
 		// or the stream failed further on).
-		if data := e.storedSlice(st.res.key, st.epoch, idx, st.identity); data != nil {
+		if data := storedSlice(st.q.Store, st.q.Key, st.epoch, idx, st.identity); data != nil {
 			body := fill.NewMemoryBodySize(int64(len(data)))
 			body.Write(data)
 			body.Finish(nil)
 			f.SetHead(head, body)
 			return
 		}
-		if total, _ := st.state(); total >= 0 && idx*int64(e.cfg.SliceSize) >= total {
+		if total, _ := st.state(); total >= 0 && idx*c.SliceSize >= total {
 			body := fill.NewMemoryBody() // past the end (a reader asking ahead): empty
 			body.Finish(nil)
 			f.SetHead(head, body)
@@ -372,12 +379,13 @@ func (st *sliceStream) slot(ctx context.Context, idx int64) (*fetchedSlice, erro
 // answer must be a 206 of the same version (strong ETag) starting at the slice, no longer
 // than one; a 416 at the slice's start says the object ends there (an empty slice).
 func (st *sliceStream) fetchSlot(ctx context.Context, f *fill.Fill, idx int64) {
-	e := st.e
-	S := int64(e.cfg.SliceSize)
-	out := st.req.Clone(ctx)
+	c := st.c
+	S := c.SliceSize
+	out := st.q.HTTP.Clone(ctx)
 	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", idx*S, idx*S+S-1))
-	resp, _, _, ok := e.fetchForFill(ctx, f, st.up, out, nil)
-	if !ok {
+	resp, _, _, err := st.q.Origin.Fetch(ctx, out)
+	if err != nil {
+		f.Fail(err)
 		return
 	}
 	defer resp.Body.Close()
@@ -397,25 +405,16 @@ func (st *sliceStream) fetchSlot(ctx context.Context, f *fill.Fill, idx int64) {
 	body := fill.NewMemoryBodySize(b - a + 1)
 	f.SetHead(st.slotHead(), body)
 	n, err := io.Copy(body, resp.Body)
-	e.m.originBytes.Add(float64(n))
+	c.Counters.OriginBytes(n)
 	if err == nil && n != b-a+1 {
 		err = fmt.Errorf("origin sent %d of %d slice bytes", n, b-a+1)
 	}
 	body.Finish(err)
 }
 
-// contentRangeUnknownTotal parses "bytes a-b/total" or "bytes a-b/*".
-func contentRangeUnknownTotal(v string) (a, b int64, ok bool) {
-	if rest, star := strings.CutSuffix(v, "/*"); star {
-		v = rest + "/" + strconv.FormatInt(math.MaxInt64, 10)
-	}
-	a, b, _, ok = contentRange(v)
-	return a, b, ok
-}
-
 // reader reads the whole object from the stream, slice after slice.
 func (st *sliceStream) reader(ctx context.Context) *sliceSeqReader {
-	return &sliceSeqReader{ctx: ctx, size: int64(st.e.cfg.SliceSize), state: st.state,
+	return &sliceSeqReader{ctx: ctx, size: st.c.SliceSize, state: st.state,
 		get: func(idx int64) (*fetchedSlice, error) { return st.slot(ctx, idx) }}
 }
 
@@ -515,33 +514,28 @@ func (sr *sliceSeqReader) Close() error {
 
 // serveStream answers a plain GET or HEAD of an object of unknown length that a stream is
 // storing as slices: the origin's header and, as the stream writes them, its bytes. It
-// reports false, having written nothing, when the stream already failed.
-func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, st *sliceStream, res lookupResult) bool {
+// reports false, having taken nothing, when the stream already failed.
+func (c *Cache) serveStream(q *Request, st *sliceStream) (*Response, bool) {
 	if _, err := st.state(); err != nil {
-		return false
+		return nil, false
 	}
-	h := clientHeader(st.client)
-	cs := cachestatus.Status{Fwd: res.fwd, FwdStatus: http.StatusOK, Stored: true, Collapsed: true}
-	if policy.NotModified(r, policy.Stored{Status: http.StatusOK, Header: st.header, RequestTime: st.reqTime, ResponseTime: st.respTime}) {
-		e.writeHead(w, r, http.StatusNotModified, h, 0, cs)
-		return true
+	h := c.ClientHeader(st.client)
+	cs := Status{Fwd: q.Fwd, FwdStatus: http.StatusOK, Stored: true, Collapsed: true}
+	if c.NotModified(q.HTTP, &Entry{Status: http.StatusOK, Header: st.header, RequestTime: st.reqTime, ResponseTime: st.respTime}) {
+		return &Response{Status: http.StatusNotModified, Header: h, Cache: cs}, true
 	}
-	e.writeHead(w, r, http.StatusOK, h, 0, cs)
-	if r.Method == http.MethodHead {
-		return true
+	write := func(w http.ResponseWriter, _ *fetchedSlice) error {
+		rd := st.reader(q.HTTP.Context())
+		defer rd.Close()
+		return copyFlushing(w, rd)
 	}
-	rd := st.reader(r.Context())
-	defer rd.Close()
-	if err := copyFlushing(w, rd); err != nil && r.Context().Err() == nil {
-		panic(http.ErrAbortHandler) // mid-response: only an abrupt end is honest
-	}
-	return true
+	return &Response{Status: http.StatusOK, Header: h, Cache: cs, write: write}, true
 }
 
-// streamableUnknownLength reports whether a response of unknown length may be stored as
+// StreamableUnknownLength reports whether a response of unknown length may be stored as
 // slices while it streams: a 200 with a strong ETag (its identity, which slices fetched
 // later by range must match) from an origin that says it serves byte ranges.
-func streamableUnknownLength(resp *http.Response) bool {
+func StreamableUnknownLength(resp *http.Response) bool {
 	et := resp.Header.Get("ETag")
 	return resp.StatusCode == http.StatusOK && resp.ContentLength < 0 && et != "" && !strings.HasPrefix(et, "W/") &&
 		acceptsByteRanges(resp.Header)
