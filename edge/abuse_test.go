@@ -77,8 +77,8 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("%s: got %q, want %s", tc.name, line, tc.want)
 		}
 	}
-	if o.hits.Load() != 0 || e.mem.Weight() != 0 {
-		t.Fatalf("abusive requests reached the origin (%d) or the cache (%d bytes)", o.hits.Load(), e.mem.Weight())
+	if o.hits.Load() != 0 || e.tiers.mem.Weight() != 0 {
+		t.Fatalf("abusive requests reached the origin (%d) or the cache (%d bytes)", o.hits.Load(), e.tiers.mem.Weight())
 	}
 
 	// A malformed Cache-Control on a response is read strictly: not fresh, not stored as such.

@@ -134,7 +134,7 @@ func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
 		"misses":          e.stats.Misses.Load(),
 		"collapsed":       e.stats.Collapsed.Load(),
 		"stored":          e.stats.Stored.Load(),
-		"memory_bytes":    int64(e.mem.Weight()),
+		"memory_bytes":    int64(e.tiers.mem.Weight()),
 		"fills_in_flight": int64(e.fills.Len()),
 	}
 	if e.parents != nil {
@@ -186,17 +186,17 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 				keys = append(keys, k)
 			}
 		}
-		for k := range e.mem.Keys() {
+		for k := range e.tiers.mem.Keys() {
 			add(k)
 		}
-		if e.disk != nil {
-			for _, k := range e.disk.Keys() {
+		if e.tiers.disk != nil {
+			for _, k := range e.tiers.disk.Keys() {
 				add(k)
 			}
 		}
 	case q.Get("tag") != "":
 		kind = "tag"
-		keys = e.tags.take(q.Get("tag"))
+		keys = e.tiers.tags.take(q.Get("tag"))
 	default:
 		httpError(w, http.StatusBadRequest, "give url, prefix or tag")
 		return
@@ -218,19 +218,19 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 // origin fails (stale-if-error).
 func (e *Edge) purge(primary string, soft bool) bool {
 	if !soft {
-		return e.invalidate(primary)
+		return e.tiers.invalidate(primary)
 	}
-	e.gen(primary).Add(1)
+	e.tiers.gen(primary).Add(1)
 	found := false
-	if entry, ok := e.mem.Lookup(primary); ok {
+	if entry, ok := e.tiers.mem.Lookup(primary); ok {
 		for vk, obj := range entry.Variants {
 			c := *obj
 			c.Invalidated = true
-			e.mem.Put(primary, entry.Vary, vk, &c)
+			e.tiers.mem.Put(primary, entry.Vary, vk, &c)
 		}
 		found = true
 	}
-	if e.disk != nil && e.disk.MarkInvalidated(primary) {
+	if e.tiers.disk != nil && e.tiers.disk.MarkInvalidated(primary) {
 		found = true
 	}
 	return found

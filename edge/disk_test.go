@@ -37,12 +37,12 @@ func TestDiskTier(t *testing.T) {
 		c.Disk = 64 << 20
 	}
 	e, srv := newEdge(t, o.URL, withDisk)
-	e.disk.SetMinFree(0)
+	e.tiers.disk.SetMinFree(0)
 	if r := get(t, srv.URL+"/big", "Host", "cdn.test"); r.body != string(big) || !strings.Contains(r.cacheStatus(), "fwd=uri-miss") {
 		t.Fatalf("first: %d bytes, %q", len(r.body), r.cacheStatus())
 	}
 	get(t, srv.URL+"/small", "Host", "cdn.test")
-	if _, ok := e.mem.Lookup(e.keyer.KeyURL(mustURL(t, "http://cdn.test/big"), nil)); ok {
+	if _, ok := e.tiers.mem.Lookup(e.keyer.KeyURL(mustURL(t, "http://cdn.test/big"), nil)); ok {
 		t.Fatal("a 3 MiB object went into an 8 MiB memory tier")
 	}
 	r := get(t, srv.URL+"/big", "Range", "bytes=1000-1999", "Host", "cdn.test")
@@ -71,7 +71,7 @@ func TestDiskTier(t *testing.T) {
 		t.Fatalf("origin saw %d requests after restart, want still 2", o.hits.Load())
 	}
 	// Surrogate keys survive too: purging the tag after the restart reaches both objects.
-	if n := len(e2.tags.take("big-tag")); n != 2 {
+	if n := len(e2.tiers.tags.take("big-tag")); n != 2 {
 		t.Fatalf("tag index after restart holds %d objects, want 2", n)
 	}
 }
@@ -101,7 +101,7 @@ func TestPurgeReachesDisk(t *testing.T) {
 		c.CacheDir, c.Disk, c.Memory = t.TempDir(), 64<<20, 8<<20
 		c.Rules = []Rule{{PathPrefix: "/ttl/", TTL: time.Hour}}
 	})
-	e.disk.SetMinFree(0)
+	e.tiers.disk.SetMinFree(0)
 	admin := httptest.NewServer(e.AdminHandler("t"))
 	defer admin.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")

@@ -38,7 +38,7 @@ func TestDiskTierHoldsItsCapacity(t *testing.T) {
 		c.CacheDir = dir
 		c.Disk = capacity
 	})
-	e.disk.SetMinFree(0)
+	e.tiers.disk.SetMinFree(0)
 
 	var peak atomic.Int64
 	sample := func() {
@@ -91,7 +91,7 @@ func TestDiskTierHoldsItsCapacity(t *testing.T) {
 	}
 	final := store.FolderUsage(dir)
 	t.Logf("cache folder: peak %d KiB, final %d KiB, tier's own count %d KiB, capacity %d KiB",
-		peak.Load()>>10, final>>10, e.disk.Size()>>10, capacity>>10)
+		peak.Load()>>10, final>>10, e.tiers.disk.Size()>>10, capacity>>10)
 	if peak.Load() > capacity {
 		t.Errorf("the cache folder held %d bytes, over the disk tier's %d (%.3f×)", peak.Load(), capacity, float64(peak.Load())/capacity)
 	}

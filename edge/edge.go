@@ -28,8 +28,7 @@ type Edge struct {
 	log     *slog.Logger
 	keyer   *cachekey.Keyer
 	pol     policy.Options
-	mem     *store.Memory
-	disk    *store.Disk // nil without a cache folder
+	tiers   tiers // memory and disk, invalidation counts, surrogate keys (storage.go)
 	fills   *fill.Table
 	origins map[string]*upstream // by lower-case host; "*" is the default
 	rules   []Rule               // longest PathPrefix first
@@ -43,14 +42,10 @@ type Edge struct {
 	loopID  string
 
 	stats Stats
-	// gens counts invalidations per key (hashed into a fixed table): a fill that started
-	// before a purge or an unsafe method must not store the response it fetched.
-	gens [4096]atomic.Uint64
 	// fillMem is the bytes of memory-backed fills in flight, bounded by fillMemory(cfg).
 	fillMem  atomic.Int64
 	inflight sync.WaitGroup // fills running, so that Close lets them store what they fetched
 	m        *metrics
-	tags     *tagIndex
 	// slices is the byte-range cache (sliced.go): objects stored and served as slices.
 	slices *rangecache.Cache
 	// status holds what Snapshot reads besides the metrics (stats.go): top objects.
@@ -109,9 +104,9 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		return nil, fmt.Errorf("cache keys: %w", err)
 	}
 	e := &Edge{
-		tags:  newTagIndex(),
 		cfg:   cfg,
 		log:   log,
+		tiers: tiers{tags: newTagIndex(), log: log},
 		keyer: keyer,
 		pol: policy.Options{
 			HeuristicFraction:           cfg.Cache.HeuristicFraction,
@@ -133,16 +128,16 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		live:    cfg.Live.withDefaults(),
 	}
 	e.slices = e.newSliceCache()
-	e.m = newMetrics(func() float64 { return float64(e.mem.Weight()) }, func() float64 {
-		if e.disk == nil {
+	e.m = newMetrics(func() float64 { return float64(e.tiers.mem.Weight()) }, func() float64 {
+		if e.tiers.disk == nil {
 			return 0
 		}
-		return float64(e.disk.Size())
+		return float64(e.tiers.disk.Size())
 	})
 	e.manifests = e.newLive()
 	// The largest object kept in memory is the largest a memory-backed fill may bring in: the
 	// fills' share of --memory (--memory/8, as before the tier and the fills shared it).
-	if e.mem, err = store.NewMemory(tierMemory(cfg), fillMemory(cfg), cfg.Cache.MaxVariants, func(cause string) {
+	if e.tiers.mem, err = store.NewMemory(tierMemory(cfg), fillMemory(cfg), cfg.Cache.MaxVariants, func(cause string) {
 		e.m.evictions.WithLabelValues("memory", cause).Inc()
 	}); err != nil {
 		return nil, err
@@ -154,9 +149,9 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cache folder %s: %w", cfg.CacheDir, err)
 		}
-		e.disk = d
+		e.tiers.disk = d
 		// Surrogate keys live in the stored headers: rebuild their index.
-		d.Each(func(o *store.DiskObject) { e.tags.add(o.Primary, o.Header) })
+		d.Each(func(o *store.DiskObject) { e.tiers.tags.add(o.Primary, o.Header) })
 	}
 	for i, o := range cfg.Origins {
 		up, err := e.newUpstream(o) // upstream.go
@@ -197,8 +192,8 @@ func (e *Edge) Close() error {
 	if e.parents != nil {
 		e.parents.close()
 	}
-	if e.disk != nil {
-		return e.disk.Close()
+	if e.tiers.disk != nil {
+		return e.tiers.disk.Close()
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ import (
 // invalidation count is part of it: a request that comes after a purge must not join a fill
 // that began before it and get the content the purge was meant to remove.
 func (e *Edge) fillKey(res lookupResult, cond *cached) string {
-	k := res.key + "\x00" + res.vk + "\x00" + strconv.FormatUint(e.gen(res.key).Load(), 10)
+	k := res.key + "\x00" + res.vk + "\x00" + strconv.FormatUint(e.tiers.gen(res.key).Load(), 10)
 	if cond != nil {
 		k += "\x00revalidate"
 	}
@@ -130,7 +130,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 	if cond != nil {
 		extra = policy.ConditionalRequestHeaders(cond.Header)
 	}
-	gen := e.gen(res.key).Load()
+	gen := e.tiers.gen(res.key).Load()
 	resp, reqTime, respTime, ok := e.fetchForFill(ctx, f, up, r, extra)
 	if !ok {
 		return
@@ -207,13 +207,13 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	}
 	sliceable := size > 0 && e.cfg.SliceSize > 0 && len(vary) == 0 && resp.StatusCode == http.StatusOK && rangecache.Identity(resp.Header, size) != ""
 	whole := storable && !(sliceable && e.cfg.SliceThreshold > 0 && size > int64(e.cfg.SliceThreshold))
-	inMemory := whole && size >= 0 && e.mem.Fits(size) && e.reserveFillMem(size)
+	inMemory := whole && size >= 0 && e.tiers.mem.Fits(size) && e.reserveFillMem(size)
 	if inMemory {
 		defer e.fillMem.Add(-size)
 	}
 	var room *store.Room // made on disk before the body is written, so the tier never overfills
-	if whole && !inMemory && e.disk != nil && size <= int64(e.cfg.MaxObjectSize) {
-		room = e.disk.Reserve(max(size, 0))
+	if whole && !inMemory && e.tiers.disk != nil && size <= int64(e.cfg.MaxObjectSize) {
+		room = e.tiers.disk.Reserve(max(size, 0))
 	}
 	defer room.Release()
 	onDisk := room != nil
@@ -233,14 +233,14 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 			// copy is kept and stored if the body ends complete within the memory tier's
 			// object limit. (Waiters meanwhile fetch on their own.)
 			reason = "unknown-length"
-			direct := &teeStore{ReadCloser: resp.Body, limit: e.mem.MaxObject()}
+			direct := &teeStore{ReadCloser: resp.Body, limit: e.tiers.mem.MaxObject()}
 			direct.complete = func(data []byte) {
-				if e.gen(res.key).Load() != gen {
+				if e.tiers.gen(res.key).Load() != gen {
 					return
 				}
 				header := policy.HeaderToStore(resp.Header, res.pol)
-				e.mem.Put(res.key, vary, vk, withFreshness(&store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data}, res.pol))
-				e.tags.add(res.key, header)
+				e.tiers.mem.Put(res.key, vary, vk, withFreshness(&store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data}, res.pol))
+				e.tiers.tags.add(res.key, header)
 				e.stats.Stored.Add(1)
 			}
 			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: direct, Reason: reason}, nil)
@@ -264,7 +264,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	if inMemory {
 		body = fill.NewMemoryBodySize(size)
 	} else {
-		if tmp, err = e.disk.TempFile(); err != nil {
+		if tmp, err = e.tiers.disk.TempFile(); err != nil {
 			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: "disk"}, nil)
 			return
 		}
@@ -284,7 +284,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		err = fmt.Errorf("body exceeds the %d-byte object limit", limit)
 	}
 	if err != nil {
-		if errors.Is(err, errAbandoned) && sliceable && e.gen(res.key).Load() == gen {
+		if errors.Is(err, errAbandoned) && sliceable && e.tiers.gen(res.key).Load() == gen {
 			var arrived io.ReaderAt = tmp
 			if tmp == nil {
 				arrived = bytes.NewReader(body.Written())
@@ -300,7 +300,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	}
 	obj := &store.DiskObject{Primary: res.key, Vary: vary, VaryKey: vk, Status: resp.StatusCode, Header: header,
 		RequestTime: reqTime, ResponseTime: respTime, Size: n}
-	if e.gen(res.key).Load() != gen {
+	if e.tiers.gen(res.key).Load() != gen {
 		// Purged or invalidated while we fetched: serve what we have, store nothing.
 		body.Finish(nil)
 		if tmp != nil {
@@ -312,8 +312,8 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		// Store, then Finish: once a client has the complete body, it is stored — so a purge
 		// it sends next can't be undone by a store that lands later.
 		data := body.Written()
-		e.mem.Put(res.key, vary, vk, withFreshness(&store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data}, res.pol))
-		e.persist(obj, data)
+		e.tiers.mem.Put(res.key, vary, vk, withFreshness(&store.Object{Status: resp.StatusCode, Header: header, RequestTime: reqTime, ResponseTime: respTime, Body: data}, res.pol))
+		e.tiers.persist(obj, data)
 		body.Finish(nil)
 	} else {
 		// Commit before Finish: by the time anyone sees the body complete, it is stored.
@@ -322,7 +322,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		}
 		body.Finish(nil)
 	}
-	e.tags.add(res.key, header)
+	e.tiers.tags.add(res.key, header)
 	e.stats.Stored.Add(1)
 }
 
@@ -369,19 +369,19 @@ func (h holdLast) Write(p []byte) (int, error) {
 // and exchange times in both tiers, the same body.
 func (e *Edge) revalidated(f *fill.Fill, res lookupResult, cond *cached, merged http.Header, reqTime, respTime time.Time) {
 	if cond.mem != nil {
-		e.mem.Put(res.key, res.vary, res.vk, withFreshness(&store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.mem}, res.pol))
+		e.tiers.mem.Put(res.key, res.vary, res.vk, withFreshness(&store.Object{Status: cond.Status, Header: merged, RequestTime: reqTime, ResponseTime: respTime, Body: cond.mem}, res.pol))
 	}
-	if e.disk != nil {
+	if e.tiers.disk != nil {
 		// The object revalidated (cond.disk, or the one the memory copy came from) — Update
 		// leaves a newer object of the same key alone.
 		target := cond.disk
 		if target == nil {
-			if _, variant, ok := e.disk.Lookup(res.key); ok {
+			if _, variant, ok := e.tiers.disk.Lookup(res.key); ok {
 				target = variant(res.vk)
 			}
 		}
 		if target != nil {
-			e.disk.Update(target, merged, reqTime, respTime)
+			e.tiers.disk.Update(target, merged, reqTime, respTime)
 		}
 	}
 	e.stats.Stored.Add(1)

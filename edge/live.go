@@ -57,20 +57,7 @@ func (l liveEnv) ReadBack(read io.Reader, orig io.ReadCloser) io.ReadCloser {
 
 // FreshInCache reports whether some variant of key is stored and fresh (for a plain request).
 func (l liveEnv) FreshInCache(key string, now time.Time) bool {
-	e := l.e
-	if entry, ok := e.mem.Lookup(key); ok {
-		for _, o := range entry.Variants {
-			if now.Before(o.FreshUntil) {
-				return true
-			}
-		}
-	}
-	if e.disk != nil {
-		if _, _, ok := e.disk.Lookup(key); ok {
-			return true
-		}
-	}
-	return false
+	return l.e.tiers.freshVariant(key, now)
 }
 
 // readBackBody is an origin body partly read ahead: the bytes read, then the rest. Closing it

@@ -432,7 +432,7 @@ func TestLivePrefetch(t *testing.T) {
 	}
 
 	// seg_5 was never asked for; purged, it counts as wasted at the next sweep.
-	e.invalidate(e.keyer.Key(mustRequest(t, srv.URL+"/live/v/seg_5.m4s")))
+	e.tiers.invalidate(e.keyer.Key(mustRequest(t, srv.URL+"/live/v/seg_5.m4s")))
 	e.manifests.SweepNow()
 	if w := counterValue(e.m.livePrefetch["wasted"]); w != 1 || e.stats.PrefetchWasted.Load() != 1 {
 		t.Errorf("wasted %v, want 1", w)

@@ -2,11 +2,9 @@ package edge
 
 import (
 	"net/http"
-	"os"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/policy"
-	"github.com/reelvideo/reel/edge/store"
 )
 
 // lookupResult is what the store holds for a request.
@@ -19,11 +17,19 @@ type lookupResult struct {
 	pol  policy.Options // the cache policy for this request's path (rule TTL applied)
 }
 
+// lookup is the fourth phase of the request flow: the request's cache key (cachekey), and
+// what the tiers hold under it for the request's header (its Vary match), under pol.
 func (e *Edge) lookup(r *http.Request, pol policy.Options) lookupResult {
-	res := lookupResult{key: e.keyer.Key(r), fwd: cachestatus.FwdURIMiss, pol: pol}
-	if entry, ok := e.mem.Lookup(res.key); ok {
+	return e.tiers.lookup(e.keyer.Key(r), r.Header, pol)
+}
+
+// lookup finds what is stored under key for a request with header h: memory first, then disk
+// (a small disk object is promoted to memory on the way).
+func (t *tiers) lookup(key string, h http.Header, pol policy.Options) lookupResult {
+	res := lookupResult{key: key, fwd: cachestatus.FwdURIMiss, pol: pol}
+	if entry, ok := t.mem.Lookup(res.key); ok {
 		res.vary = entry.Vary
-		if vk, ok := policy.VaryKey(entry.Vary, r.Header); ok {
+		if vk, ok := policy.VaryKey(entry.Vary, h); ok {
 			res.vk = vk
 			if o := entry.Variants[vk]; o != nil {
 				res.obj = fromMemory(o)
@@ -32,15 +38,15 @@ func (e *Edge) lookup(r *http.Request, pol policy.Options) lookupResult {
 		}
 		res.fwd = cachestatus.FwdVaryMiss
 	}
-	if e.disk == nil {
+	if t.disk == nil {
 		return res
 	}
-	vary, variant, ok := e.disk.Lookup(res.key)
+	vary, variant, ok := t.disk.Lookup(res.key)
 	if !ok {
 		return res
 	}
 	res.vary = vary
-	vk, ok := policy.VaryKey(vary, r.Header)
+	vk, ok := policy.VaryKey(vary, h)
 	if !ok {
 		res.fwd = cachestatus.FwdVaryMiss
 		return res
@@ -52,19 +58,6 @@ func (e *Edge) lookup(r *http.Request, pol policy.Options) lookupResult {
 		return res
 	}
 	res.obj = fromDisk(o)
-	e.promote(res, o)
+	t.promote(res, o)
 	return res
-}
-
-// promote copies a small disk object into the memory tier, where the next hits are cheaper.
-func (e *Edge) promote(res lookupResult, o *store.DiskObject) {
-	if !e.mem.Fits(o.Size) {
-		return
-	}
-	data, err := os.ReadFile(o.Path())
-	if err != nil || int64(len(data)) != o.Size {
-		return
-	}
-	e.mem.Put(res.key, res.vary, res.vk, withFreshness(&store.Object{Status: o.Status, Header: o.Header,
-		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: data, Invalidated: o.Invalidated}, res.pol))
 }

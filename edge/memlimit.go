@@ -67,10 +67,10 @@ func SetGoMemoryLimit(cfg Config) (limit int64, fromEnv bool) {
 // re-read every interval: a limit below what is live would make the collector run without
 // pause. It does nothing without a disk tier; stop ends it.
 func (e *Edge) FollowDiskIndex(base int64, interval time.Duration) (stop func()) {
-	if e.disk == nil {
+	if e.tiers.disk == nil {
 		return func() {}
 	}
-	apply := func() { debug.SetMemoryLimit(base + e.disk.IndexMemory()) }
+	apply := func() { debug.SetMemoryLimit(base + e.tiers.disk.IndexMemory()) }
 	apply()
 	done := make(chan struct{})
 	go func() {

@@ -52,13 +52,13 @@ func TestMemoryTierWeighsItsHeap(t *testing.T) {
 			for i := range tc.objects {
 				fetch(i)
 			}
-			e.mem.CleanUp()
+			e.tiers.mem.CleanUp()
 			held := liveHeap() - base
 			entries := 0
-			for range e.mem.Keys() {
+			for range e.tiers.mem.Keys() {
 				entries++
 			}
-			weight := int64(e.mem.Weight())
+			weight := int64(e.tiers.mem.Weight())
 			t.Logf("%d entries: heap %d B/entry, weight %d B/entry", entries, held/int64(entries), weight/int64(entries))
 			if held > weight {
 				t.Errorf("the memory tier holds %d bytes of heap but weighs %d (%.3f×)", held, weight, float64(held)/float64(weight))
@@ -85,18 +85,18 @@ func TestGoMemoryLimitFollowsDiskIndex(t *testing.T) {
 		w.Write([]byte("segment"))
 	})
 	e, s := newEdge(t, o.URL, func(c *Config) { c.CacheDir, c.Disk = t.TempDir(), 64<<20 })
-	e.disk.SetMinFree(0)
+	e.tiers.disk.SetMinFree(0)
 	const base = 1 << 40
 	stop := e.FollowDiskIndex(base, time.Millisecond)
 	defer stop()
 	for i := range 50 {
 		get(t, fmt.Sprintf("%s/seg-%d", s.URL, i))
 	}
-	index := e.disk.IndexMemory()
+	index := e.tiers.disk.IndexMemory()
 	if index < 50*1024 {
 		t.Fatalf("50 objects on disk, index memory counted %d", index)
 	}
-	waitUntil(t, func() bool { return debug.SetMemoryLimit(-1) == base+e.disk.IndexMemory() })
+	waitUntil(t, func() bool { return debug.SetMemoryLimit(-1) == base+e.tiers.disk.IndexMemory() })
 }
 
 // TestFillsShareTheMemoryBudget: --memory bounds the memory tier and the memory-backed fills
@@ -136,7 +136,7 @@ func TestFillsShareTheMemoryBudget(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	e.mem.CleanUp()
+	e.tiers.mem.CleanUp()
 
 	var started, finished sync.WaitGroup
 	for i := range slow {
@@ -157,8 +157,8 @@ func TestFillsShareTheMemoryBudget(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	e.mem.CleanUp()
-	tier, fills := int64(e.mem.Weight()), e.fillMem.Load()
+	e.tiers.mem.CleanUp()
+	tier, fills := int64(e.tiers.mem.Weight()), e.fillMem.Load()
 	end()
 	finished.Wait()
 	t.Logf("tier %d B + fills in flight %d B, --memory %d B", tier, fills, memory)

@@ -232,8 +232,8 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 	if err != nil {
 		// The disk tier lost the file under us: forget the entry, so the next request is a
 		// miss rather than another failure.
-		if obj.disk != nil && e.disk != nil {
-			e.disk.Invalidate(obj.disk.Primary)
+		if obj.disk != nil && e.tiers.disk != nil {
+			e.tiers.disk.Invalidate(obj.disk.Primary)
 		}
 		httpError(w, http.StatusServiceUnavailable, "stored object unavailable, retry")
 		return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
@@ -36,7 +35,7 @@ func (e *Edge) newSliceCache() *rangecache.Cache {
 		OriginReadTimeout: e.cfg.Limits.OriginReadTimeout,
 		Fills:             e.fills,
 		Inflight:          &e.inflight,
-		Gen:               func(key string) uint64 { return e.gen(key).Load() },
+		Gen:               func(key string) uint64 { return e.tiers.gen(key).Load() },
 		Now:               func() time.Time { return e.now() }, // e.now as it is at the call (tests move it)
 		Log:               e.log,
 		Counters:          sliceCounters{e},
@@ -159,11 +158,11 @@ func (e *Edge) sliceRequest(r *http.Request, up *upstream, res lookupResult) *ra
 
 func (s *sliceEnv) Meta(key string) *rangecache.Entry {
 	var o *store.Object
-	if entry, ok := s.e.mem.Lookup(key); ok {
+	if entry, ok := s.e.tiers.mem.Lookup(key); ok {
 		o = entry.Variants[metaVariant]
 	}
 	if o == nil {
-		o = s.e.diskObject(key, metaVariant, false)
+		o = s.e.tiers.diskObject(key, metaVariant, false)
 	}
 	if o == nil {
 		return nil
@@ -173,19 +172,19 @@ func (s *sliceEnv) Meta(key string) *rangecache.Entry {
 
 // PutMeta stores a sliced object's meta in both tiers.
 func (s *sliceEnv) PutMeta(key string, m *rangecache.Entry) {
-	s.e.mem.Put(key, nil, metaVariant, withFreshness(&store.Object{Status: m.Status, Header: m.Header, RequestTime: m.RequestTime, ResponseTime: m.ResponseTime}, s.res.pol))
-	s.e.persist(&store.DiskObject{Primary: key, VaryKey: metaVariant, Status: m.Status, Header: m.Header,
+	s.e.tiers.mem.Put(key, nil, metaVariant, withFreshness(&store.Object{Status: m.Status, Header: m.Header, RequestTime: m.RequestTime, ResponseTime: m.ResponseTime}, s.res.pol))
+	s.e.tiers.persist(&store.DiskObject{Primary: key, VaryKey: metaVariant, Status: m.Status, Header: m.Header,
 		RequestTime: m.RequestTime, ResponseTime: m.ResponseTime}, nil)
 }
 
 func (s *sliceEnv) Slice(key string) (http.Header, []byte) {
 	var o *store.Object
-	if entry, ok := s.e.mem.Lookup(key); ok {
+	if entry, ok := s.e.tiers.mem.Lookup(key); ok {
 		o = entry.Variants[""]
 	}
 	if o == nil {
-		if o = s.e.diskObject(key, "", true); o != nil {
-			s.e.mem.Put(key, nil, "", o) // hot again: back in memory
+		if o = s.e.tiers.diskObject(key, "", true); o != nil {
+			s.e.tiers.mem.Put(key, nil, "", o) // hot again: back in memory
 		}
 	}
 	if o == nil {
@@ -196,15 +195,15 @@ func (s *sliceEnv) Slice(key string) (http.Header, []byte) {
 
 // SliceHeader finds a slice without reading it.
 func (s *sliceEnv) SliceHeader(key string) http.Header {
-	if entry, ok := s.e.mem.Lookup(key); ok {
+	if entry, ok := s.e.tiers.mem.Lookup(key); ok {
 		if o := entry.Variants[""]; o != nil {
 			return o.Header
 		}
 	}
-	if s.e.disk == nil {
+	if s.e.tiers.disk == nil {
 		return nil
 	}
-	_, variant, ok := s.e.disk.Lookup(key)
+	_, variant, ok := s.e.tiers.disk.Lookup(key)
 	if !ok {
 		return nil
 	}
@@ -216,15 +215,15 @@ func (s *sliceEnv) SliceHeader(key string) http.Header {
 
 // PutSlice stores a slice in memory, written through to disk.
 func (s *sliceEnv) PutSlice(key string, o *rangecache.Entry) {
-	s.e.mem.Put(key, nil, "", &store.Object{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: o.Body})
-	s.e.persist(&store.DiskObject{Primary: key, Status: o.Status, Header: o.Header,
+	s.e.tiers.mem.Put(key, nil, "", &store.Object{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: o.Body})
+	s.e.tiers.persist(&store.DiskObject{Primary: key, Status: o.Status, Header: o.Header,
 		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Size: int64(len(o.Body))}, o.Body)
 }
 
 // Forget drops what is known of a sliced object: its meta (with the URL's other variants,
 // which describe the old version too) and, with the meta's epoch, every slice stored for it.
 func (s *sliceEnv) Forget(key string) {
-	s.e.invalidate(key) // drops the meta in both tiers, stops fills in flight from storing
+	s.e.tiers.invalidate(key) // drops the meta in both tiers, stops fills in flight from storing
 }
 
 func (s *sliceEnv) Fetch(ctx context.Context, out *http.Request) (*http.Response, time.Time, time.Time, error) {
@@ -260,30 +259,6 @@ func (s *sliceEnv) StoredWhole(f *fill.Fill, whole *http.Request) bool {
 
 func (s *sliceEnv) Whole(f *fill.Fill, whole *http.Request, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
 	s.e.publish(f, whole, s.up, s.res, nil, resp, gen, reqTime, respTime)
-}
-
-// diskObject loads a small internal object (slice meta, slice) from the disk tier.
-func (e *Edge) diskObject(primary, vk string, withBody bool) *store.Object {
-	if e.disk == nil {
-		return nil
-	}
-	_, variant, ok := e.disk.Lookup(primary)
-	if !ok {
-		return nil
-	}
-	d := variant(vk)
-	if d == nil {
-		return nil
-	}
-	o := &store.Object{Status: d.Status, Header: d.Header, RequestTime: d.RequestTime, ResponseTime: d.ResponseTime}
-	if withBody {
-		data, err := os.ReadFile(d.Path())
-		if err != nil || int64(len(data)) != d.Size {
-			return nil
-		}
-		o.Body = data
-	}
-	return o
 }
 
 // sliceCounters counts what the byte-range cache does in the edge's stats and metrics.

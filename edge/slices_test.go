@@ -241,7 +241,7 @@ func TestSlicesOnDisk(t *testing.T) {
 	dir := t.TempDir()
 	withDisk := func(c *Config) { c.SliceSize, c.CacheDir, c.Disk = testSlice, dir, 64<<20 }
 	e, srv := newEdge(t, ro.URL, withDisk)
-	e.disk.SetMinFree(0)
+	e.tiers.disk.SetMinFree(0)
 	spec := fmt.Sprintf("bytes=%d-%d", testSlice+5, 3*testSlice+5)
 	if r := get(t, srv.URL+"/d", "Range", spec, "Host", "cdn.test"); r.status != 206 {
 		t.Fatalf("cold: %d", r.status)
@@ -748,7 +748,7 @@ func TestSlicePurgeSurvivesRestart(t *testing.T) {
 		dir := t.TempDir()
 		return ro, func() run {
 			e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize, c.CacheDir, c.Disk = testSlice, dir, 64<<20 })
-			e.disk.SetMinFree(0)
+			e.tiers.disk.SetMinFree(0)
 			admin := httptest.NewServer(e.AdminHandler("t"))
 			var once sync.Once
 			r := run{e: e, url: srv.URL}
@@ -868,7 +868,7 @@ func TestSliceThreshold(t *testing.T) {
 			settle(e)
 			key := e.keyer.Key(httptest.NewRequest("GET", srv.URL+"/t", nil))
 			whole := false
-			if entry, ok := e.mem.Lookup(key); ok {
+			if entry, ok := e.tiers.mem.Lookup(key); ok {
 				whole = entry.Variants[""] != nil
 			}
 			if sliced := e.isSliced(key); sliced != tc.wantSliced || whole == tc.wantSliced {

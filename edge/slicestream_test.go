@@ -89,8 +89,8 @@ func TestUnknownLengthSliced(t *testing.T) {
 					tc.config(t, c)
 				}
 			})
-			if e.disk != nil {
-				e.disk.SetMinFree(0)
+			if e.tiers.disk != nil {
+				e.tiers.disk.SetMinFree(0)
 			}
 			r := get(t, srv.URL+"/u")
 			if r.status != 200 || !bytes.Equal([]byte(r.body), data) || r.header.Get("Content-Length") != "" {

@@ -122,7 +122,7 @@ func (e *Edge) Snapshot() Snapshot {
 	}
 	s.ResponseBytes["cache"], s.ResponseBytes["origin"] = 0, 0
 	s.Prefetch["started"], s.Prefetch["used"] = 0, 0
-	if e.disk != nil {
+	if e.tiers.disk != nil {
 		s.DiskCapacity = int64(e.cfg.Disk)
 	}
 	// Gathered as /metrics gathers them, from the same registry: the values it would export.
@@ -337,7 +337,7 @@ const (
 func (e *Edge) sample() Sample {
 	s := Sample{Time: time.Now(), CacheBytes: value(e.m.bytesFromCache), OriginSent: value(e.m.bytesFromOrigin),
 		OriginRequests: value(e.m.originRequests), OriginBytes: value(e.m.originBytes), Collapsed: value(e.m.collapsed),
-		MemoryBytes: int64(e.mem.Weight())}
+		MemoryBytes: int64(e.tiers.mem.Weight())}
 	for o, c := range e.m.requestsBy {
 		n := value(c)
 		s.Requests += n
@@ -345,8 +345,8 @@ func (e *Edge) sample() Sample {
 			s.Hits += n
 		}
 	}
-	if e.disk != nil {
-		s.DiskBytes = e.disk.Size()
+	if e.tiers.disk != nil {
+		s.DiskBytes = e.tiers.disk.Size()
 	}
 	return s
 }
