@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -51,34 +50,9 @@ func (l liveEnv) Fill(r *http.Request, admit func(key string) bool, ended func(l
 	return l.e.fillDetached(r, admit, func(end detachedEnd) { ended(live.FillResult(end)) })
 }
 
-func (l liveEnv) ReadBack(read io.Reader, orig io.ReadCloser) io.ReadCloser {
-	return &readBackBody{Reader: read, orig: orig}
-}
-
 // FreshInCache reports whether some variant of key is stored and fresh (for a plain request).
 func (l liveEnv) FreshInCache(key string, now time.Time) bool {
 	return l.e.tiers.freshVariant(key, now)
-}
-
-// readBackBody is an origin body partly read ahead: the bytes read, then the rest. Closing it
-// and pausing its idle clock act on the origin's body.
-type readBackBody struct {
-	io.Reader
-	orig io.ReadCloser
-}
-
-func (b *readBackBody) Close() error { return b.orig.Close() }
-
-func (b *readBackBody) pause() {
-	if p, ok := b.orig.(pausable); ok {
-		p.pause()
-	}
-}
-
-func (b *readBackBody) resume() {
-	if p, ok := b.orig.(pausable); ok {
-		p.resume()
-	}
 }
 
 // bytes is c's body, from memory or the disk tier's file (nil with neither).

@@ -114,23 +114,10 @@ func (e *Edge) isSliced(key string) bool {
 // sliced now (the URL was invalidated since gen, or the origin's object is not the one
 // recorded).
 func (e *Edge) streamSlices(f *fill.Fill, r *http.Request, up *upstream, res lookupResult, resp *http.Response, gen uint64, reqTime, respTime time.Time) bool {
-	if p, ok := resp.Body.(pausable); ok {
-		// The stream stops the origin's idle clock while it waits on its readers.
-		cp := *resp
-		cp.Body = pausableBody{resp.Body, p}
-		resp = &cp
-	}
+	// The stream stops the origin's idle clock while it waits on its readers: the body is an
+	// idleBody (or a live manifest's read-back one), a rangecache.Pausable.
 	return e.slices.Stream(f, e.sliceRequest(r, up, res), resp, gen, reqTime, respTime)
 }
-
-// pausableBody shows an origin body's idle clock to rangecache.
-type pausableBody struct {
-	io.ReadCloser
-	p pausable
-}
-
-func (b pausableBody) Pause()  { b.p.pause() }
-func (b pausableBody) Resume() { b.p.resume() }
 
 // keepSlices stores the whole slices among the first n bytes of an abandoned fill's body (read
 // from src) as the object's slices, so that the next request for it fetches only the rest

@@ -11,6 +11,7 @@ import (
 	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
+	"github.com/reelvideo/reel/rangecache"
 )
 
 // unkeyedOverrides are request fields some origins and frameworks honour to rewrite the host,
@@ -128,17 +129,14 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// pausable is an origin body whose idle clock can be stopped (idleBody, or one that wraps it).
-type pausable interface {
-	pause()
-	resume()
-}
+// Pause stops the idle clock while the reader waits on its own account (a fill paced by its
+// clients, rangecache.Pausable), not on the origin's; Resume restarts it.
+func (b *idleBody) Pause() { b.timer.Stop() }
 
-// pause stops the idle clock while the reader waits on its own account (a fill paced by its
-// clients), not on the origin's; resume restarts it.
-func (b *idleBody) pause() { b.timer.Stop() }
+func (b *idleBody) Resume() { b.timer.Reset(b.idle) }
 
-func (b *idleBody) resume() { b.timer.Reset(b.idle) }
+// A slice stream finds the idle clock by this interface (rangecache/stream.go).
+var _ rangecache.Pausable = (*idleBody)(nil)
 
 func (b *idleBody) Close() error {
 	b.timer.Stop()

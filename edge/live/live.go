@@ -47,7 +47,6 @@
 package live
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -98,10 +97,6 @@ type Edge interface {
 	// fill started (admit may have said yes: the key's fill began in between); otherwise a
 	// channel closed once the fill has ended, after ended was told how.
 	Fill(r *http.Request, admit func(key string) bool, ended func(FillResult)) <-chan struct{}
-	// ReadBack is the body of an origin response whose first bytes were read ahead (read,
-	// then the rest of orig): closing it, and whatever else the edge does to an origin body,
-	// acts on orig.
-	ReadBack(read io.Reader, orig io.ReadCloser) io.ReadCloser
 }
 
 // FillResult is how a fill nobody waited for ended.

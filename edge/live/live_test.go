@@ -71,13 +71,6 @@ func (f *fakeEdge) Fill(r *http.Request, admit func(string) bool, ended func(Fil
 	return done
 }
 
-func (f *fakeEdge) ReadBack(read io.Reader, orig io.ReadCloser) io.ReadCloser {
-	return struct {
-		io.Reader
-		io.Closer
-	}{read, orig}
-}
-
 func (f *fakeEdge) fills() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

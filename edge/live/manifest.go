@@ -82,7 +82,7 @@ func (l *Manifests) readManifest(resp *http.Response) []byte {
 	case int64(len(buf)) <= limit:
 		rest = bytes.NewReader(nil)
 	}
-	resp.Body = l.edge.ReadBack(io.MultiReader(bytes.NewReader(buf), rest), resp.Body)
+	resp.Body = &readBackBody{Reader: io.MultiReader(bytes.NewReader(buf), rest), orig: resp.Body}
 	if err != nil || int64(len(buf)) > limit || (resp.ContentLength >= 0 && int64(len(buf)) != resp.ContentLength) {
 		return nil
 	}
@@ -92,6 +92,34 @@ func (l *Manifests) readManifest(resp *http.Response) []byte {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(buf)))
 	}
 	return buf
+}
+
+// readBackBody is an origin body partly read ahead: the bytes read, then the rest. Closing it
+// and pausing its idle clock (the edge's origin bodies have one a slice stream stops while it
+// waits on its readers) act on the origin's body.
+type readBackBody struct {
+	io.Reader
+	orig io.ReadCloser
+}
+
+// pausable is an origin body with an idle clock (rangecache.Pausable).
+type pausable interface {
+	Pause()
+	Resume()
+}
+
+func (b *readBackBody) Close() error { return b.orig.Close() }
+
+func (b *readBackBody) Pause() {
+	if p, ok := b.orig.(pausable); ok {
+		p.Pause()
+	}
+}
+
+func (b *readBackBody) Resume() {
+	if p, ok := b.orig.(pausable); ok {
+		p.Resume()
+	}
 }
 
 // decoded returns a manifest body as text: gzip is undone (bounded); other content codings
