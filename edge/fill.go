@@ -273,7 +273,7 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 	f.SetHead(fill.Head{Status: resp.StatusCode, Header: header, Shareable: true, Stored: true, Vary: vary, VaryKey: vk}, body)
 	limit := int64(e.cfg.MaxObjectSize)
 	src := &abandonGuard{Reader: resp.Body, f: f, limit: int64(e.cfg.Limits.AbandonedFillBytes)}
-	n, err := io.Copy(holdLast{body}, io.LimitReader(src, limit+1))
+	n, err := body.CopyHoldingLast(io.LimitReader(src, limit+1))
 	resp.Body.Close()
 	e.m.originBytes.Add(float64(n))
 	switch {
@@ -350,19 +350,6 @@ func (t *teeStore) Read(p []byte) (int, error) {
 		t.complete = nil
 	}
 	return n, err
-}
-
-// holdLast writes a fill's body keeping the latest chunk held back (fill.Body.Hold): when the
-// origin's body ends, its last bytes stay invisible until the object is stored and the body
-// finished, so no client can have the whole object before it is in the cache.
-type holdLast struct{ b *fill.Body }
-
-func (h holdLast) Write(p []byte) (int, error) {
-	h.b.Reveal()
-	if err := h.b.Hold(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 // revalidated publishes a stored object refreshed by a 304 (RFC 9111 §4.3.4): new headers

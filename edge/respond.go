@@ -244,7 +244,7 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 	var ranges []rangecache.Range
 	if status == http.StatusOK {
 		h.Set("Accept-Ranges", "bytes")
-		switch kind, rs := e.ranges(r, obj.Header, obj.Size); kind {
+		switch kind, rs := rangecache.Evaluate(r, obj.Header, obj.Size); kind {
 		case rangecache.Unsatisfiable:
 			h = http.Header{"Content-Range": {rangecache.UnsatisfiedContentRange(obj.Size)}}
 			e.writeHead(w, r, http.StatusRequestedRangeNotSatisfiable, h, age, cs)
@@ -292,17 +292,6 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 	io.Copy(w, body)
 }
 
-// ranges evaluates a request's Range and If-Range against a representation of size bytes
-// with header h (RFC 9110 §14.2, §13.1.5).
-func (e *Edge) ranges(r *http.Request, h http.Header, size int64) (rangecache.Kind, []rangecache.Range) {
-	rng := r.Header.Get("Range")
-	if rng == "" || !rangecache.IfRange(r.Header.Get("If-Range"), h.Get("ETag"), h.Get("Last-Modified"), h.Get("Date")) {
-		return rangecache.Ignore, nil
-	}
-	res, _ := rangecache.Parse(rng, size, rangecache.Options{})
-	return res.Kind, res.Ranges
-}
-
 // serveFill streams a fill to the client as its bytes arrive. A single Range is answered
 // with a 206 from the fill itself (its bytes are served as soon as they arrive); other range
 // requests get the whole representation, as RFC 9110 §14.2 allows.
@@ -330,7 +319,7 @@ func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head,
 	}
 	status, start, length := head.Status, int64(0), int64(-1)
 	if size, err := strconv.ParseInt(head.Header.Get("Content-Length"), 10, 64); err == nil && head.Status == http.StatusOK {
-		switch kind, rs := e.ranges(r, head.Header, size); {
+		switch kind, rs := rangecache.Evaluate(r, head.Header, size); {
 		case kind == rangecache.Unsatisfiable:
 			h = http.Header{"Content-Range": {rangecache.UnsatisfiedContentRange(size)}}
 			e.writeHead(w, r, http.StatusRequestedRangeNotSatisfiable, h, 0, cs)
@@ -349,7 +338,7 @@ func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head,
 	if length >= 0 {
 		src = io.LimitReader(src, length)
 	}
-	if err := copyFlushing(w, src); err != nil && r.Context().Err() == nil {
+	if err := fill.CopyFlushing(w, src); err != nil && r.Context().Err() == nil {
 		// The fill broke off: end the response abruptly so the client sees a truncated body
 		// (a short Content-Length or a broken chunked stream), never a clean end.
 		panic(http.ErrAbortHandler)
@@ -361,7 +350,7 @@ func (e *Edge) serveFill(w http.ResponseWriter, r *http.Request, head fill.Head,
 // otherwise get its terminator, and a cache behind us would store the truncated body).
 func relay(w http.ResponseWriter, src io.Reader) {
 	var readErr error
-	copyFlushing(w, readerFunc(func(p []byte) (int, error) {
+	fill.CopyFlushing(w, readerFunc(func(p []byte) (int, error) {
 		n, err := src.Read(p)
 		if err != nil && err != io.EOF {
 			readErr = err
@@ -376,25 +365,3 @@ func relay(w http.ResponseWriter, src io.Reader) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
-
-// copyFlushing copies src to w, flushing after every read so that a slow fill's bytes reach
-// clients as they arrive rather than when a buffer fills.
-func copyFlushing(w http.ResponseWriter, src io.Reader) error {
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 128<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			rc.Flush()
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}

@@ -114,7 +114,7 @@ func (c *Cache) Serve(q *Request) (*Response, error) {
 	// object's length and identity when they are not known yet.
 	idx := start / S
 	if known {
-		kind, rs := evaluate(r, m.header, m.total)
+		kind, rs := Evaluate(r, m.header, m.total)
 		switch {
 		case rng != "" && kind == Unsatisfiable:
 			h := http.Header{"Content-Range": {UnsatisfiedContentRange(m.total)}}
@@ -140,7 +140,7 @@ func (c *Cache) Serve(q *Request) (*Response, error) {
 		return &Response{Cache: first.cs, Direct: first.direct}, nil
 	}
 	m = first.meta
-	kind, rs := evaluate(r, m.header, m.total)
+	kind, rs := Evaluate(r, m.header, m.total)
 	status, lo, hi := http.StatusOK, int64(0), m.total-1
 	h := c.ClientHeader(m.header)
 	h.Del(epochField)
@@ -418,38 +418,5 @@ func (sr *sliceReader) close() {
 	if sr.cur != nil {
 		sr.cur.release()
 		sr.cur = nil
-	}
-}
-
-// evaluate evaluates a request's Range and If-Range against a representation of size bytes
-// with header h (RFC 9110 §14.2, §13.1.5).
-func evaluate(r *http.Request, h http.Header, size int64) (Kind, []Range) {
-	rng := r.Header.Get("Range")
-	if rng == "" || !IfRange(r.Header.Get("If-Range"), h.Get("ETag"), h.Get("Last-Modified"), h.Get("Date")) {
-		return Ignore, nil
-	}
-	res, _ := Parse(rng, size, Options{})
-	return res.Kind, res.Ranges
-}
-
-// copyFlushing copies src to w, flushing after every read so that a slow fill's bytes reach
-// clients as they arrive rather than when a buffer fills.
-func copyFlushing(w http.ResponseWriter, src io.Reader) error {
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 128<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			rc.Flush()
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
 	}
 }

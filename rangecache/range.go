@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -338,4 +339,15 @@ func asciiEqualFold(s, lower string) bool {
 		}
 	}
 	return true
+}
+
+// Evaluate evaluates a request's Range and If-Range against a representation of size bytes
+// with header h (RFC 9110 §14.2, §13.1.5): Ignore serves the whole representation.
+func Evaluate(r *http.Request, h http.Header, size int64) (Kind, []Range) {
+	rng := r.Header.Get("Range")
+	if rng == "" || !IfRange(r.Header.Get("If-Range"), h.Get("ETag"), h.Get("Last-Modified"), h.Get("Date")) {
+		return Ignore, nil
+	}
+	res, _ := Parse(rng, size, Options{})
+	return res.Kind, res.Ranges
 }

@@ -56,7 +56,7 @@ func (s *fetchedSlice) copy(w http.ResponseWriter, ctx context.Context, off, n i
 		_, err := w.Write(s.data[off : off+n])
 		return err
 	}
-	return copyFlushing(w, io.LimitReader(s.body.NewReader(ctx, off), n))
+	return fill.CopyFlushing(w, io.LimitReader(s.body.NewReader(ctx, off), n))
 }
 
 // Direct is a non-slice origin answer passed to the client as is: Head.Direct, the origin's
@@ -191,7 +191,7 @@ func (c *Cache) runSliceFill(ctx context.Context, f *fill.Fill, q *Request, r *h
 	}
 	body := fill.NewMemoryBodySize(b - a + 1)
 	f.SetHead(fill.Head{Status: http.StatusPartialContent, Header: header, Shareable: true, Stored: true}, body)
-	n, err := io.Copy(holdLast{body}, resp.Body)
+	n, err := body.CopyHoldingLast(resp.Body)
 	resp.Body.Close()
 	c.Counters.OriginBytes(n)
 	if err == nil && n != b-a+1 {
@@ -203,19 +203,6 @@ func (c *Cache) runSliceFill(ctx context.Context, f *fill.Fill, q *Request, r *h
 	}
 	defer body.Finish(nil) // after storing, as in the whole-object path
 	c.storeSlice(q, gen, epoch, idx, header, body.Written(), reqTime, respTime)
-}
-
-// holdLast writes a fill's body keeping the latest chunk held back (fill.Body.Hold): when the
-// origin's body ends, its last bytes stay invisible until the slice is stored and the body
-// finished, so no client can have the whole slice before it is in the cache.
-type holdLast struct{ b *fill.Body }
-
-func (h holdLast) Write(p []byte) (int, error) {
-	h.b.Reveal()
-	if err := h.b.Hold(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 // notSliceable maps the errors of a first slice that send the request to the origin

@@ -199,7 +199,7 @@ func (st *sliceStream) run(f *fill.Fill, resp *http.Response, head fill.Head) {
 		if st.size >= 0 {
 			want = min(S, st.size-i*S)
 		}
-		n, err := io.Copy(holdLast{cur.body}, io.LimitReader(resp.Body, want))
+		n, err := cur.body.CopyHoldingLast(io.LimitReader(resp.Body, want))
 		c.Counters.OriginBytes(n)
 		if err == nil && st.size >= 0 && n < want {
 			err = fmt.Errorf("origin sent %d of %d bytes", i*S+n, st.size)
@@ -527,7 +527,7 @@ func (c *Cache) serveStream(q *Request, st *sliceStream) (*Response, bool) {
 	write := func(w http.ResponseWriter, _ *fetchedSlice) error {
 		rd := st.reader(q.HTTP.Context())
 		defer rd.Close()
-		return copyFlushing(w, rd)
+		return fill.CopyFlushing(w, rd)
 	}
 	return &Response{Status: http.StatusOK, Header: h, Cache: cs, write: write}, true
 }

@@ -125,6 +125,24 @@ func (b *Body) Hold(p []byte) error {
 	return nil
 }
 
+// CopyHoldingLast writes src into the body until src ends, keeping the latest chunk held back
+// (Hold): when src ends, its last bytes stay invisible until the fill has stored the object
+// and called Finish — so no client can have a whole object (or slice) before it is in the
+// cache. It is how every fill writes a body it stores: whole objects, slices, streams.
+func (b *Body) CopyHoldingLast(src io.Reader) (int64, error) {
+	return io.Copy(holdLast{b}, src)
+}
+
+type holdLast struct{ b *Body }
+
+func (h holdLast) Write(p []byte) (int, error) {
+	h.b.Reveal()
+	if err := h.b.Hold(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // Reveal makes held bytes readable.
 func (b *Body) Reveal() {
 	b.mu.Lock()

@@ -424,3 +424,43 @@ func TestHoldFor(t *testing.T) {
 	}
 	g.Done()
 }
+
+// chunks reads its slices one per Read.
+type chunks [][]byte
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*c)[0])
+	(*c)[0] = (*c)[0][n:]
+	if len((*c)[0]) == 0 {
+		*c = (*c)[1:]
+	}
+	return n, nil
+}
+
+// TestCopyHoldingLast: a body written by CopyHoldingLast shows readers every chunk but the
+// last until Finish, so no client has the whole object before the fill stored it; Finish(nil)
+// reveals it, an abort never does.
+func TestCopyHoldingLast(t *testing.T) {
+	for _, finish := range []error{nil, errors.New("store failed")} {
+		b := NewMemoryBody()
+		src := &chunks{[]byte("aaaa"), []byte("bbb"), []byte("cc")}
+		n, err := b.CopyHoldingLast(src)
+		if n != 9 || err != nil {
+			t.Fatalf("copied %d, %v", n, err)
+		}
+		if size, done, _ := b.State(); size != 7 || done {
+			t.Fatalf("before Finish: %d bytes visible (done %v), want 7: the last chunk held", size, done)
+		}
+		b.Finish(finish)
+		got, err := io.ReadAll(b.NewReader(context.Background(), 0))
+		switch {
+		case finish == nil && (err != nil || string(got) != "aaaabbbcc"):
+			t.Fatalf("after Finish(nil): %q, %v", got, err)
+		case finish != nil && (!errors.Is(err, ErrAborted) || len(got) > 7):
+			t.Fatalf("after an abort: %q, %v; want at most the revealed bytes and ErrAborted", got, err)
+		}
+	}
+}
