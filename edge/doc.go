@@ -3,12 +3,11 @@
 // RFC 9211 Cache-Status), coalesces concurrent misses into one origin fetch that streams to
 // every waiting client as it arrives, and keeps a memory tier and a crash-safe disk tier.
 //
-// Sub-packages hold the parts: policy (the RFC rules as pure functions), cachekey (keys),
-// cachestatus (the Cache-Status field), fill (read-while-write coalescing), store (tiers), live
-// (live-manifest handling: freshness capped, blocking reloads told apart, segments prefetched
-// as clients watch them). This package wires them into an http.Handler (edge.go; the request
-// flow in flow.go, phase by phase; fill.go, respond.go; live.go is what the live module asks of the edge, detached.go the
-// fills nobody waits for), with the admin API and metrics (admin.go, metrics.go) and
-// configuration (config.go).
+// A request goes through the phases of ServeHTTP (flow.go): admit → route → pass → lookup →
+// decide → upstream → respond; ARCHITECTURE.md at the repository's root maps them to files and
+// says where each kind of change goes. Sub-packages hold the parts: policy (the RFC rules as
+// pure functions), cachekey (keys), cachestatus (the Cache-Status field), store (the tiers),
+// live (live-manifest handling: freshness capped, segments prefetched as clients watch them),
+// h1 (the HTTP/1.1 server). Byte-range caching and the fill mechanism are package rangecache's.
 // packager and edge never import each other.
 package edge

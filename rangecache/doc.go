@@ -20,7 +20,9 @@
 //
 // For several ranges, [MultipartLength] gives the exact length of the multipart/byteranges body
 // (RFC 9110 §14.6) before [WriteMultipart] writes it, so the 206 reply can carry Content-Length;
-// [MultipartContentType] and [RandomBoundary] give its Content-Type.//
+// [MultipartContentType] and [RandomBoundary] give its Content-Type. [Evaluate] applies both
+// steps to a request.
+//
 // # Byte-range caching
 //
 // [Cache] is the byte-range cache. Range requests for objects not stored whole are answered
@@ -56,6 +58,9 @@
 // policy, an [Observer] for counters. It writes no response head itself: [Cache.Serve]
 // returns a [Response] describing what to send (or a typed error: [ErrDecline],
 // [ErrNotSliceable], [ErrChanged]), and the caller adds its own Via, Age and Cache-Status.
+//
+// Slices are filled like every other body: through the fill table of package fill (a
+// sub-package: the one read-while-write mechanism, which the edge's whole-object fills use too).
 //
 // Files: meta.go (identity, keys, the meta and its epoch, storing slices), slicefill.go (slice
 // fills), assemble.go (answers from slices), readahead.go, stream.go (whole responses cut into
