@@ -395,7 +395,7 @@ const reasonRevalidated = "revalidated"
 // with a fill nobody waits for (detached.go): concurrent requests for it join the same
 // refresh.
 func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResult) {
-	e.detach(fillRequest(r.WithContext(context.WithoutCancel(r.Context()))), up, res, res.obj, true, nil)
+	e.detach(fillRequest(r.WithContext(context.WithoutCancel(r.Context()))), up, res, res.obj, drainUnshared, live.FillHooks{})
 }
 
 // reserveFillMem accounts size bytes of a memory-backed fill, refusing when fills in flight

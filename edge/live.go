@@ -46,8 +46,8 @@ type liveEnv struct{ e *Edge }
 
 func (l liveEnv) Key(u *url.URL, h http.Header) string { return l.e.keyer.KeyURL(u, h) }
 
-func (l liveEnv) Fill(r *http.Request, admit func(key string) bool, ended func(live.FillResult)) <-chan struct{} {
-	return l.e.fillDetached(r, admit, func(end detachedEnd) { ended(live.FillResult(end)) })
+func (l liveEnv) Fill(r *http.Request, hooks live.FillHooks) <-chan struct{} {
+	return l.e.fillDetached(r, hooks)
 }
 
 // FreshInCache reports whether some variant of key is stored and fresh (for a plain request).

@@ -92,11 +92,26 @@ type Edge interface {
 	// plain request).
 	FreshInCache(key string, now time.Time) bool
 	// Fill starts a fill of r (a GET) that nobody waits for, unless r's object is not
-	// cacheable through the edge, cached, or being filled already. admit, called with r's
-	// cache key just before the fill starts, may still refuse it. Fill returns nil when no
-	// fill started (admit may have said yes: the key's fill began in between); otherwise a
-	// channel closed once the fill has ended, after ended was told how.
-	Fill(r *http.Request, admit func(key string) bool, ended func(FillResult)) <-chan struct{}
+	// cacheable through the edge, cached, or being filled already; hooks take part in its
+	// steps. It returns nil when no fill started; otherwise a channel closed once the fill
+	// has ended (after hooks.Ended).
+	Fill(r *http.Request, hooks FillHooks) <-chan struct{}
+}
+
+// FillHooks are the steps of a fill nobody waits for that the one who asked for it takes part
+// in (each may be nil).
+type FillHooks struct {
+	// Admit is called with the object's cache key just before the fill is joined, and may
+	// still refuse it (a prefetch without a free slot). Once it said yes, either Abandoned
+	// or Started is called.
+	Admit func(key string) bool
+	// Abandoned: admitted, but a fill of the key began in between (a client's request):
+	// nothing to fetch.
+	Abandoned func()
+	// Started: the fill started; called before it can end.
+	Started func()
+	// Ended: a started fill ended, and how.
+	Ended func(FillResult)
 }
 
 // FillResult is how a fill nobody waited for ended.

@@ -44,14 +44,19 @@ func (f *fakeEdge) FreshInCache(key string, _ time.Time) bool {
 	return f.fresh[key]
 }
 
-func (f *fakeEdge) Fill(r *http.Request, admit func(string) bool, ended func(FillResult)) <-chan struct{} {
+func (f *fakeEdge) Fill(r *http.Request, hooks FillHooks) <-chan struct{} {
 	key := r.URL.Path
 	f.mu.Lock()
 	skip, between := f.cached[key] || f.running[key], f.between
 	f.mu.Unlock()
-	if skip || !admit(key) || between {
+	if skip || !hooks.Admit(key) {
 		return nil
 	}
+	if between {
+		hooks.Abandoned()
+		return nil
+	}
+	hooks.Started()
 	f.mu.Lock()
 	f.filled = append(f.filled, key)
 	f.running[key] = true
@@ -66,7 +71,7 @@ func (f *fakeEdge) Fill(r *http.Request, admit func(string) bool, ended func(Fil
 		f.cached[key] = res.Stored
 		f.fresh[key] = res.Stored
 		f.mu.Unlock()
-		ended(res)
+		hooks.Ended(res)
 	}()
 	return done
 }

@@ -235,26 +235,26 @@ func (l *Manifests) prefetch(r *http.Request, target string) <-chan struct{} {
 		l.pf.n.Add(1)
 		return true
 	}
-	done := l.edge.Fill(pr, admit, func(end FillResult) {
-		defer func() { <-l.pf.sem }()
-		if end.Stored {
-			p.stored.Store(true)
-			return
-		}
-		l.log.Debug("live prefetch not stored", "key", key, "status", end.Status, "reason", end.Reason, "err", end.Err, "body", end.BodyErr)
-		l.forget(key, p, "failed")
-	})
-	if done == nil {
-		if p != nil {
-			// A request started it in between: nothing to fetch.
+	return l.edge.Fill(pr, FillHooks{
+		Admit: admit,
+		Abandoned: func() { // a request started it in between: nothing to fetch
 			<-l.pf.sem
 			l.forget(key, p, "")
-		}
-		return nil
-	}
-	l.m.Prefetch["started"].Inc()
-	l.m.Started.Add(1)
-	return done
+		},
+		Started: func() {
+			l.m.Prefetch["started"].Inc()
+			l.m.Started.Add(1)
+		},
+		Ended: func(end FillResult) {
+			defer func() { <-l.pf.sem }()
+			if end.Stored {
+				p.stored.Store(true)
+				return
+			}
+			l.log.Debug("live prefetch not stored", "key", key, "status", end.Status, "reason", end.Reason, "err", end.Err, "body", end.BodyErr)
+			l.forget(key, p, "failed")
+		},
+	})
 }
 
 // sweep counts as wasted the prefetched objects that left the cache, went stale or stayed
