@@ -113,3 +113,11 @@ func (c *cached) open() (readSeekCloser, error) {
 	}
 	return os.Open(c.disk.Path())
 }
+
+// bytes is c's body, from memory or the disk tier's file (nil with neither).
+func (c *cached) bytes() ([]byte, error) {
+	if c.mem == nil && c.disk != nil {
+		return os.ReadFile(c.disk.Path())
+	}
+	return c.mem, nil
+}

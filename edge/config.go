@@ -225,7 +225,7 @@ type Policy struct {
 	StripSetCookie       bool                  `yaml:"strip_set_cookie"`
 	MaxVariants          int                   `yaml:"max_variants"`
 	// UnderscoresInHeaders forwards request fields whose names hold '_' (dropped by default,
-	// forward.go).
+	// upstream_request.go).
 	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`
 	// HeuristicWithCredentials lets a response to a request with Cookie or Authorization be
 	// stored on heuristic freshness (refused by default: policy.Options).

@@ -8,6 +8,7 @@
 // says where each kind of change goes. Sub-packages hold the parts: policy (the RFC rules as
 // pure functions), cachekey (keys), cachestatus (the Cache-Status field), store (the tiers),
 // live (live-manifest handling: freshness capped, segments prefetched as clients watch them),
-// h1 (the HTTP/1.1 server). Byte-range caching and the fill mechanism are package rangecache's.
-// packager and edge never import each other.
+// h1 (the HTTP/1.1 server), tlscert (certificates by SNI), ui (the demo's status page).
+// Byte-range caching and the fill mechanism are package rangecache's. packager and edge never
+// import each other.
 package edge

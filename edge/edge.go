@@ -63,7 +63,7 @@ type Stats struct {
 	Misses         atomic.Int64
 	Collapsed      atomic.Int64
 	Stored         atomic.Int64
-	// Live segment prefetch (live.go): fetches started, objects a client request then used,
+	// Live segment prefetch (edge/live/prefetch.go): fetches started, objects a client request then used,
 	// objects that left the cache (or stayed) unused.
 	PrefetchStarted, PrefetchUsed, PrefetchWasted atomic.Int64
 }

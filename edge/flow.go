@@ -85,9 +85,10 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		e.fillAndServe(w, r, up, res, d.fwd, res.obj)
 	case verdictFill:
 		e.stats.Misses.Add(1)
-		// Ranges of objects not stored whole are answered from slices (sliced.go, rangecache), and so is
-		// any request for an object already known sliced.
-		if e.cfg.SliceSize > 0 && (field(r.Header, "Range") != "" || e.isSliced(res.key)) && e.serveSliced(w, r, up, res) {
+		// Ranges of objects not stored whole are answered from slices (sliced.go, rangecache),
+		// and so is any request for an object already known sliced.
+		sliced := e.cfg.SliceSize > 0 && (field(r.Header, "Range") != "" || e.isSliced(res.key))
+		if sliced && e.serveSliced(w, r, up, res) {
 			return
 		}
 		e.fillAndServe(w, r, up, res, d.fwd, nil)

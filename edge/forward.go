@@ -9,9 +9,6 @@ import (
 	"github.com/reelvideo/reel/edge/policy"
 )
 
-// What of a client's request reaches the upstream, beyond the hop-by-hop rules: the two
-// places where the cache key and the origin could read the same request differently.
-
 // forward sends a request to the origin on the client's behalf without caching and relays
 // the answer (bypass rules, uncollapsed waiters, ranges on uncached objects).
 func (e *Edge) forward(w http.ResponseWriter, r *http.Request, up *upstream, cs cachestatus.Status) {

@@ -3,7 +3,6 @@ package edge
 import (
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/reelvideo/reel/edge/live"
@@ -12,8 +11,9 @@ import (
 // The edge's side of live-manifest handling, which is the module edge/live: its
 // configuration, its counters, and what it asks of the edge (live.Edge) — cache keys, cache
 // lookups and fills nobody waits for (detached.go). The request flow calls it at named points:
-// Watched and Used where a request is looked up (flow.go), OnResponse before an origin
-// response is stored and OnRevalidated after a 304 (fill.go).
+// Watched where a request is looked up and Used where it is served from the cache (flow.go)
+// or joins a fill (fill.go), OnResponse before an origin response is stored and
+// OnRevalidated after a 304 (fill.go).
 
 // newLive makes the edge's live handling, from e.live (the configuration with its defaults),
 // its metrics and stats.
@@ -53,12 +53,4 @@ func (l liveEnv) Fill(r *http.Request, hooks live.FillHooks) <-chan struct{} {
 // FreshInCache reports whether some variant of key is stored and fresh (for a plain request).
 func (l liveEnv) FreshInCache(key string, now time.Time) bool {
 	return l.e.tiers.freshVariant(key, now)
-}
-
-// bytes is c's body, from memory or the disk tier's file (nil with neither).
-func (c *cached) bytes() ([]byte, error) {
-	if c.mem == nil && c.disk != nil {
-		return os.ReadFile(c.disk.Path())
-	}
-	return c.mem, nil
 }

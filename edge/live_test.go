@@ -3,9 +3,11 @@ package edge
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/manifest"
+	"github.com/reelvideo/reel/rangecache"
 )
 
 // fakeLive is a live HLS origin the test drives: a media playlist at /live/v/index.m3u8 (or
@@ -746,5 +749,29 @@ func TestLivePrefetchDASH(t *testing.T) {
 	waitUntil(t, func() bool { return count("/ll/hi/seg_14.m4s") == 1 })
 	if count("/ll/hi/seg_15.m4s") != 0 || count("/ll/lo/seg_14.m4s") != 0 {
 		t.Errorf("low-latency MPD: in progress %d, not watched %d (want 0, 0)", count("/ll/hi/seg_15.m4s"), count("/ll/lo/seg_14.m4s"))
+	}
+}
+
+// TestManifestBodyStaysPausable: a manifest's body read back after classification still lets a
+// slice stream stop the origin's idle clock (rangecache.Pausable, found by method names only:
+// a rename on either side would silently stop it).
+func TestManifestBodyStaysPausable(t *testing.T) {
+	e, _ := newEdge(t, "http://127.0.0.1:1", nil)
+	text := "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n#EXTINF:2.0,\nseg_1.m4s\n"
+	_, cancel := context.WithCancel(context.Background())
+	body := newIdleBody(io.NopCloser(strings.NewReader(text)), time.Minute, cancel)
+	defer body.Close()
+	resp := &http.Response{StatusCode: http.StatusOK, Body: body, ContentLength: int64(len(text)),
+		Header: http.Header{"Content-Type": {"application/vnd.apple.mpegurl"}, "Cache-Control": {"max-age=60"}}}
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/live/v.m3u8", nil)
+	e.manifests.OnResponse(r, e.pol, resp, time.Now())
+	if resp.Body == io.ReadCloser(body) {
+		t.Fatal("the manifest was not read back (not classified?)")
+	}
+	if _, ok := resp.Body.(rangecache.Pausable); !ok {
+		t.Fatalf("the read-back body %T is not a rangecache.Pausable", resp.Body)
+	}
+	if got, err := io.ReadAll(resp.Body); err != nil || string(got) != text {
+		t.Fatalf("read back: %q, %v", got, err)
 	}
 }

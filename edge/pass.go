@@ -23,7 +23,8 @@ func passReason(r *http.Request, rule *Rule) string {
 }
 
 // pass sends a request the cache must not answer to the origin and relays the answer: with its
-// body, for unsafe methods (reqbody.go, which also invalidates what they change), else as is.
+// body for unsafe methods (reqbody.go; forwardUnsafe, forward.go, then invalidates what they
+// change), else as is.
 func (e *Edge) pass(w http.ResponseWriter, r *http.Request, up *upstream, fwd string) {
 	if fwd == cachestatus.FwdMethod {
 		e.forwardWithBody(w, r, up)

@@ -51,8 +51,7 @@ func (e *Edge) newSliceCache() *rangecache.Cache {
 }
 
 // serveSliced answers a GET or HEAD from slices and reports whether it did; false leaves the
-// request to the whole-object path (suffix or multiple ranges on an object not yet known,
-// origins that don't answer ranges, objects without an identity…).
+// request to the whole-object path (rangecache.ErrDecline).
 func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult) bool {
 	resp, err := e.slices.Serve(e.sliceRequest(r, up, res))
 	switch {
@@ -69,7 +68,7 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 		// to the origin, uncached.
 		e.forward(w, r, up, cachestatus.Status{Fwd: res.fwd, Detail: "unsliced"})
 		return true
-	case errors.Is(err, rangecache.ErrBoundary), errors.Is(err, rangecache.ErrContentType), errors.Is(err, rangecache.ErrRanges):
+	case errors.Is(err, rangecache.ErrMultipart):
 		httpError(w, http.StatusInternalServerError, "cannot build the multipart reply")
 		return true
 	case err != nil:

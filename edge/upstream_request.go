@@ -24,7 +24,7 @@ var unkeyedOverrides = []string{
 }
 
 // originRequest builds the request to send upstream: same method and path, the query the key
-// holds (forward.go), hop-by-hop and underscored fields removed (RFC 9110
+// holds (upstreamQuery), hop-by-hop and underscored fields removed (RFC 9110
 // §7.6.1), Via and X-Forwarded-For added, Host kept or rewritten per config.
 func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request, cacheable bool) (*http.Request, error) {
 	// The path goes upstream as the key saw it, dot segments removed (RFC 3986 §5.2.4), so
@@ -169,6 +169,10 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 	resp.Body = newIdleBody(resp.Body, e.cfg.Limits.OriginReadTimeout, cancel)
 	return resp, nil
 }
+
+// What of a client's request reaches the upstream, beyond the hop-by-hop rules: the two
+// places where the cache key and the origin could read the same request differently
+// (upstreamQuery, dropUnderscored).
 
 // upstreamQuery is the query sent upstream for r. A cacheable request forwards only what its
 // key holds (cachekey.Keyer.ForwardQuery): a parameter the key ignores, forwarded, could be

@@ -62,11 +62,13 @@ func (resp *Response) Close() {
 	}
 }
 
-// Serve answers a GET or HEAD from slices. It returns ErrDecline to leave the request to the
-// whole-object path (multiple ranges on an object not yet known, origins that don't answer
-// ranges, objects without an identity…), ErrNotSliceable to send it to the origin uncached,
-// ErrChanged when the object changed at the origin while its slices were read, or the origin's
-// error.
+// Serve answers a GET or HEAD from slices. It returns a Response whose Direct is set when the
+// origin answered a slice request with something else than a slice (the whole object from an
+// origin that ignores ranges, an error), or else ErrDecline to leave the request to the
+// whole-object path (see ErrDecline), ErrNotSliceable to send it to the origin uncached (no
+// identity, Vary, private; ranges scattered over slices not stored), ErrChanged when the
+// object changed at the origin while its slices were read, ErrMultipart when a multipart reply
+// can't be built, or the origin's error.
 func (c *Cache) Serve(q *Request) (*Response, error) {
 	r := q.HTTP
 	S := c.SliceSize
@@ -257,7 +259,7 @@ func (c *Cache) multipart(q *Request, gen uint64, m *meta, rs []Range, h http.He
 	ctype := m.header.Get("Content-Type")
 	n, err := MultipartLength(boundary, ctype, m.total, rs)
 	if err != nil {
-		return nil, fmt.Errorf("cannot build the multipart reply: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrMultipart, err)
 	}
 	h.Set("Content-Type", MultipartContentType(boundary))
 	h.Set("Content-Length", strconv.FormatInt(n, 10))

@@ -57,12 +57,14 @@
 // [Store] for metas and slices, an [Origin] for a request's way upstream and its URL's cache
 // policy, an [Observer] for counters. It writes no response head itself: [Cache.Serve]
 // returns a [Response] describing what to send (or a typed error: [ErrDecline],
-// [ErrNotSliceable], [ErrChanged]), and the caller adds its own Via, Age and Cache-Status.
+// [ErrNotSliceable], [ErrChanged], [ErrMultipart]), and the caller adds its own Via, Age and
+// Cache-Status.
 //
 // Slices are filled like every other body: through the fill table of package fill (a
 // sub-package: the one read-while-write mechanism, which the edge's whole-object fills use too).
 //
-// Files: meta.go (identity, keys, the meta and its epoch, storing slices), slicefill.go (slice
+// Files: range.go, ifrange.go and multipart.go (evaluating ranges, multipart replies);
+// meta.go (identity, keys, the meta and its epoch, storing slices), slicefill.go (slice
 // fills), assemble.go (answers from slices), readahead.go, stream.go (whole responses cut into
 // slices as they stream), store.go (the interfaces).
 package rangecache

@@ -28,8 +28,13 @@ var ErrChanged = errors.New("object changed while its slices were read")
 // uncached.
 var ErrNotSliceable = errors.New("response cannot be cached as a slice")
 
-// ErrDecline reports a request the byte-range cache leaves to the whole-object path (suffix
-// or multiple ranges on an object not yet known…).
+// ErrMultipart reports a multipart/byteranges reply that can't be built (MultipartLength's
+// errors: the caller answers 500, never the origin's fault).
+var ErrMultipart = errors.New("cannot build the multipart reply")
+
+// ErrDecline reports a request the byte-range cache leaves to the whole-object path: a Range
+// of an object not yet known that is not a byte range it can read a first byte from (another
+// unit, a malformed set), which the whole object's fill answers as RFC 9110 §14.2 says.
 var ErrDecline = errors.New("request not served from slices")
 
 // meta is what the first slice taught us about a sliced object.

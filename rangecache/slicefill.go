@@ -144,7 +144,7 @@ func (c *Cache) runSliceFill(ctx context.Context, f *fill.Fill, q *Request, r *h
 	whole := r.Clone(r.Context())
 	whole.Header.Del("Range")
 	if q.Origin.StoredWhole(f, whole) {
-		return // stored whole meanwhile: serveFill answers the range from it
+		return // stored whole meanwhile: the whole-object path answers the range from it
 	}
 	if m != nil {
 		// The previous fill of this slice may have stored it and left the table between

@@ -20,11 +20,12 @@ import (
 // tier whole, above slice_threshold, or of unknown length (chunked) at an origin that serves
 // byte ranges — is read by its fill, on a context no client can cancel, at the pace of its
 // fastest reader rather than of the request that happened to start it, and cut into slices as
-// it arrives: a sliceStream. The slice being written and the next one are fills of their own in the fill table, so the request that started the fetch,
-// the ones that joined it and, for an object of known length, any read of its slices arriving
-// meanwhile (its meta is recorded before the body is read) all read this one origin response,
-// each at its own pace, from its first bytes on: N concurrent cold GETs cost the origin one
-// copy. Each complete slice is stored before its last byte becomes visible.
+// it arrives: a sliceStream. The slice being written and the next one are fills of their own
+// in the fill table, so the request that started the fetch, the ones that joined it and, for
+// an object of known length, any read of its slices arriving meanwhile (its meta is recorded
+// before the body is read) all read this one origin response, each at its own pace, from its
+// first bytes on: N concurrent cold GETs cost the origin one copy. Each complete slice is
+// stored before its last byte becomes visible.
 //
 // An object of unknown length gets no meta until its body has ended complete: its slices are
 // stored meanwhile under a fresh epoch that no meta leads to, and the meta — with the length

@@ -88,8 +88,8 @@ type PrefetchConfig struct {
 type Edge interface {
 	// Key is the cache key of u requested with the header h.
 	Key(u *url.URL, h http.Header) string
-	// FreshInCache reports whether some variant of key is stored and fresh at now (for a
-	// plain request).
+	// FreshInCache reports whether some variant of key is stored and fresh at now for a plain
+	// request — or, in the disk tier, stored at all (its freshness is not read there).
 	FreshInCache(key string, now time.Time) bool
 	// Fill starts a fill of r (a GET) that nobody waits for, unless r's object is not
 	// cacheable through the edge, cached, or being filled already; hooks take part in its

@@ -1,5 +1,7 @@
-// Package fill is the edge's read-while-write core: one origin response being stored (a Fill)
-// while any number of clients read it, each at its own pace, from the first byte on.
+// Package fill is the read-while-write core of the cache: one origin response being stored (a
+// Fill) while any number of clients read it, each at its own pace, from the first byte on.
+// Every body the edge stores — a whole object, a slice, a slice of a stream — is written
+// through one.
 //
 // A Body is append-only: one writer, many readers. Readers block until more bytes arrive or
 // the body ends; an aborted body ends every reader with an error, never with io.EOF, so a
