@@ -105,7 +105,7 @@ func (e *Edge) serveSliced(w http.ResponseWriter, r *http.Request, up *upstream,
 
 // isSliced reports whether the URL is known as a sliced object.
 func (e *Edge) isSliced(key string) bool {
-	return rangecache.Known(&sliceEnv{e: e}, key)
+	return rangecache.Known(sliceStore{t: &e.tiers}, key)
 }
 
 // streamSlices stores resp's body as slices while every request of the fill reads it
@@ -122,33 +122,35 @@ func (e *Edge) streamSlices(f *fill.Fill, r *http.Request, up *upstream, res loo
 // from src) as the object's slices, so that the next request for it fetches only the rest
 // (abandon.go). header is the object's stored header, size its length.
 func (e *Edge) keepSlices(res lookupResult, gen uint64, header http.Header, size int64, src io.ReaderAt, n int64, reqTime, respTime time.Time) {
-	env := &sliceEnv{e: e, res: res}
-	env.q = rangecache.Request{Key: res.key, Fwd: res.fwd, Store: env, Origin: env}
-	e.slices.Keep(&env.q, gen, header, size, src, n, reqTime, respTime)
+	// Nothing is fetched: the slices kept come from src.
+	q := &rangecache.Request{Key: res.key, Fwd: res.fwd, Store: sliceStore{&e.tiers, res.pol}}
+	e.slices.Keep(q, gen, header, size, src, n, reqTime, respTime)
 }
 
-// sliceEnv is the edge's side of one request for a sliced object: its storage tiers, with the
-// URL's cache policy (rangecache.Store), and its origin (rangecache.Origin).
-type sliceEnv struct {
-	q   rangecache.Request
-	e   *Edge
-	up  *upstream
-	res lookupResult
-}
-
+// sliceRequest is r, a request for the object res found nothing whole for, as the byte-range
+// cache takes it: its key, its storage tiers, its upstream, its cache policy and the edge's
+// whole-object path.
 func (e *Edge) sliceRequest(r *http.Request, up *upstream, res lookupResult) *rangecache.Request {
-	env := &sliceEnv{e: e, up: up, res: res}
-	env.q = rangecache.Request{HTTP: r, Key: res.key, Fwd: res.fwd, Store: env, Origin: env}
-	return &env.q
+	u := &sliceUpstream{e: e, up: up, res: res}
+	return &rangecache.Request{HTTP: r, Key: res.key, Fwd: res.fwd, Store: sliceStore{&e.tiers, res.pol},
+		Origin: u, Policy: u, Whole: u}
 }
 
-func (s *sliceEnv) Meta(key string) *rangecache.Entry {
+// sliceStore is the storage tiers as the byte-range cache sees them (rangecache.Store): metas
+// as a special variant of their URL (metaVariant), slices as objects of their own, written
+// through to disk; pol is the URL's cache policy, which a stored meta's freshness follows.
+type sliceStore struct {
+	t   *tiers
+	pol policy.Options
+}
+
+func (s sliceStore) Meta(key string) *rangecache.Entry {
 	var o *store.Object
-	if entry, ok := s.e.tiers.mem.Lookup(key); ok {
+	if entry, ok := s.t.mem.Lookup(key); ok {
 		o = entry.Variants[metaVariant]
 	}
 	if o == nil {
-		o = s.e.tiers.diskObject(key, metaVariant, false)
+		o = s.t.diskObject(key, metaVariant, false)
 	}
 	if o == nil {
 		return nil
@@ -157,20 +159,20 @@ func (s *sliceEnv) Meta(key string) *rangecache.Entry {
 }
 
 // PutMeta stores a sliced object's meta in both tiers.
-func (s *sliceEnv) PutMeta(key string, m *rangecache.Entry) {
-	s.e.tiers.mem.Put(key, nil, metaVariant, withFreshness(&store.Object{Status: m.Status, Header: m.Header, RequestTime: m.RequestTime, ResponseTime: m.ResponseTime}, s.res.pol))
-	s.e.tiers.persist(&store.DiskObject{Primary: key, VaryKey: metaVariant, Status: m.Status, Header: m.Header,
+func (s sliceStore) PutMeta(key string, m *rangecache.Entry) {
+	s.t.mem.Put(key, nil, metaVariant, withFreshness(&store.Object{Status: m.Status, Header: m.Header, RequestTime: m.RequestTime, ResponseTime: m.ResponseTime}, s.pol))
+	s.t.persist(&store.DiskObject{Primary: key, VaryKey: metaVariant, Status: m.Status, Header: m.Header,
 		RequestTime: m.RequestTime, ResponseTime: m.ResponseTime}, nil)
 }
 
-func (s *sliceEnv) Slice(key string) (http.Header, []byte) {
+func (s sliceStore) Slice(key string) (http.Header, []byte) {
 	var o *store.Object
-	if entry, ok := s.e.tiers.mem.Lookup(key); ok {
+	if entry, ok := s.t.mem.Lookup(key); ok {
 		o = entry.Variants[""]
 	}
 	if o == nil {
-		if o = s.e.tiers.diskObject(key, "", true); o != nil {
-			s.e.tiers.mem.Put(key, nil, "", o) // hot again: back in memory
+		if o = s.t.diskObject(key, "", true); o != nil {
+			s.t.mem.Put(key, nil, "", o) // hot again: back in memory
 		}
 	}
 	if o == nil {
@@ -180,16 +182,16 @@ func (s *sliceEnv) Slice(key string) (http.Header, []byte) {
 }
 
 // SliceHeader finds a slice without reading it.
-func (s *sliceEnv) SliceHeader(key string) http.Header {
-	if entry, ok := s.e.tiers.mem.Lookup(key); ok {
+func (s sliceStore) SliceHeader(key string) http.Header {
+	if entry, ok := s.t.mem.Lookup(key); ok {
 		if o := entry.Variants[""]; o != nil {
 			return o.Header
 		}
 	}
-	if s.e.tiers.disk == nil {
+	if s.t.disk == nil {
 		return nil
 	}
-	_, variant, ok := s.e.tiers.disk.Lookup(key)
+	_, variant, ok := s.t.disk.Lookup(key)
 	if !ok {
 		return nil
 	}
@@ -200,19 +202,28 @@ func (s *sliceEnv) SliceHeader(key string) http.Header {
 }
 
 // PutSlice stores a slice in memory, written through to disk.
-func (s *sliceEnv) PutSlice(key string, o *rangecache.Entry) {
-	s.e.tiers.mem.Put(key, nil, "", &store.Object{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: o.Body})
-	s.e.tiers.persist(&store.DiskObject{Primary: key, Status: o.Status, Header: o.Header,
+func (s sliceStore) PutSlice(key string, o *rangecache.Entry) {
+	s.t.mem.Put(key, nil, "", &store.Object{Status: o.Status, Header: o.Header, RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Body: o.Body})
+	s.t.persist(&store.DiskObject{Primary: key, Status: o.Status, Header: o.Header,
 		RequestTime: o.RequestTime, ResponseTime: o.ResponseTime, Size: int64(len(o.Body))}, o.Body)
 }
 
 // Forget drops what is known of a sliced object: its meta (with the URL's other variants,
 // which describe the old version too) and, with the meta's epoch, every slice stored for it.
-func (s *sliceEnv) Forget(key string) {
-	s.e.tiers.invalidate(key) // drops the meta in both tiers, stops fills in flight from storing
+func (s sliceStore) Forget(key string) {
+	s.t.invalidate(key) // drops the meta in both tiers, stops fills in flight from storing
 }
 
-func (s *sliceEnv) Fetch(ctx context.Context, out *http.Request) (*http.Response, time.Time, time.Time, error) {
+// sliceUpstream is the edge's side of one request for a sliced object: its upstream
+// (rangecache.Origin), its URL's cache policy (rangecache.Policy) and the edge's whole-object
+// path (rangecache.WholePath).
+type sliceUpstream struct {
+	e   *Edge
+	up  *upstream
+	res lookupResult
+}
+
+func (s *sliceUpstream) Fetch(ctx context.Context, out *http.Request) (*http.Response, time.Time, time.Time, error) {
 	reqTime := s.e.now()
 	resp, err := s.e.send(ctx, s.up, out, true, nil)
 	if err != nil {
@@ -225,7 +236,7 @@ func (s *sliceEnv) Fetch(ctx context.Context, out *http.Request) (*http.Response
 
 // Fresh reports whether a plain request may use the meta now (the response's own
 // freshness, RFC 9111 §4.2, and not soft-purged).
-func (s *sliceEnv) Fresh(m *rangecache.Entry) bool {
+func (s *sliceUpstream) Fresh(m *rangecache.Entry) bool {
 	if m.Invalidated {
 		return false
 	}
@@ -234,16 +245,16 @@ func (s *sliceEnv) Fresh(m *rangecache.Entry) bool {
 	return policy.Reuse(plain, st, s.e.now(), s.res.pol) == policy.Fresh
 }
 
-func (s *sliceEnv) Storable(whole *http.Request, h http.Header) (http.Header, bool) {
+func (s *sliceUpstream) Storable(whole *http.Request, h http.Header) (http.Header, bool) {
 	storable, _ := policy.Storable(whole, http.StatusOK, h, s.res.pol)
 	return policy.HeaderToStore(h, s.res.pol), storable
 }
 
-func (s *sliceEnv) StoredWhole(f *fill.Fill, whole *http.Request) bool {
+func (s *sliceUpstream) StoredWhole(f *fill.Fill, whole *http.Request) bool {
 	return s.e.publishIfStored(f, whole, s.res)
 }
 
-func (s *sliceEnv) Whole(f *fill.Fill, whole *http.Request, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
+func (s *sliceUpstream) Publish(f *fill.Fill, whole *http.Request, resp *http.Response, gen uint64, reqTime, respTime time.Time) {
 	s.e.publish(f, whole, s.up, s.res, nil, resp, gen, reqTime, respTime)
 }
 

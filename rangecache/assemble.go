@@ -78,7 +78,7 @@ func (c *Cache) Serve(q *Request) (*Response, error) {
 		// slices. A stale meta is treated as unknown: the first slice is fetched again, and
 		// sliceEpoch refreshes the meta if the object is the same (its slices stay valid) or
 		// forgets them all if it changed.
-		if !q.Origin.Fresh(m.obj) {
+		if !q.Policy.Fresh(m.obj) {
 			m, known = nil, false
 		}
 	}
@@ -318,7 +318,7 @@ func (c *Cache) serveColdSuffix(q *Request, gen uint64) (*Response, error) {
 			f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: "unsliced"}, nil)
 			return
 		}
-		q.Origin.Whole(f, whole, resp, gen, reqTime, respTime)
+		q.Whole.Publish(f, whole, resp, gen, reqTime, respTime)
 	})
 	if !leader {
 		c.Inflight.Done()

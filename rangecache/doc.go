@@ -53,9 +53,10 @@
 // lost after a restart without one. They still stop a fill that began before a purge from
 // storing what it fetched.)
 //
-// The cache talks to its surroundings through small interfaces the caller implements: a
-// [Store] for metas and slices, an [Origin] for a request's way upstream and its URL's cache
-// policy, an [Observer] for counters. It writes no response head itself: [Cache.Serve]
+// The cache talks to its surroundings through small interfaces the caller implements, given
+// with each [Request]: a [Store] for metas and slices, an [Origin] for the way upstream, a
+// [Policy] for the URL's cache policy, a [WholePath] for answers that are not slices; and an
+// [Observer] for counters. It writes no response head itself: [Cache.Serve]
 // returns a [Response] describing what to send (or a typed error: [ErrDecline],
 // [ErrNotSliceable], [ErrChanged], [ErrMultipart]), and the caller adds its own Via, Age and
 // Cache-Status.

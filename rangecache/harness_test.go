@@ -174,7 +174,8 @@ func (s *memStore) gen(key string) uint64 {
 	return s.gens[key]
 }
 
-// testEnv is the Origin: fills go to the test origin; everything it sends may be stored.
+// testEnv is the Origin, Policy and WholePath: fills go to the test origin; everything it
+// sends may be stored.
 type testEnv struct{ client *http.Client }
 
 func (e testEnv) Fetch(ctx context.Context, out *http.Request) (*http.Response, time.Time, time.Time, error) {
@@ -199,7 +200,7 @@ func (testEnv) Storable(_ *http.Request, h http.Header) (http.Header, bool) {
 func (testEnv) StoredWhole(*fill.Fill, *http.Request) bool { return false }
 
 // Whole passes an answer that is not a slice to the request that started the fill alone.
-func (testEnv) Whole(f *fill.Fill, _ *http.Request, resp *http.Response, _ uint64, _, _ time.Time) {
+func (testEnv) Publish(f *fill.Fill, _ *http.Request, resp *http.Response, _ uint64, _, _ time.Time) {
 	f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: "whole"}, nil)
 }
 
@@ -288,7 +289,7 @@ func (f *fixture) request(method, path, rng string) *Request {
 	if rng != "" {
 		r.Header.Set("Range", rng)
 	}
-	return &Request{HTTP: r, Key: path, Fwd: "uri-miss", Store: f.store, Origin: f.env}
+	return &Request{HTTP: r, Key: path, Fwd: "uri-miss", Store: f.store, Origin: f.env, Policy: f.env, Whole: f.env}
 }
 
 // answer is what a client got.

@@ -134,7 +134,7 @@ func (c *Cache) sliceEpoch(q *Request, gen uint64, header http.Header, reqTime, 
 		q.Store.Forget(q.Key) // another version: start over
 		return 0
 	}
-	if ok && m.epoch != 0 && q.Origin.Fresh(m.obj) {
+	if ok && m.epoch != 0 && q.Policy.Fresh(m.obj) {
 		return m.epoch
 	}
 	epoch := uint64(0)

@@ -143,7 +143,7 @@ func (c *Cache) joinSlice(q *Request, gen uint64, idx int64, m *meta) (f *fill.F
 func (c *Cache) runSliceFill(ctx context.Context, f *fill.Fill, q *Request, r *http.Request, gen uint64, idx int64, m *meta) {
 	whole := r.Clone(r.Context())
 	whole.Header.Del("Range")
-	if q.Origin.StoredWhole(f, whole) {
+	if q.Whole.StoredWhole(f, whole) {
 		return // stored whole meanwhile: the whole-object path answers the range from it
 	}
 	if m != nil {
@@ -166,7 +166,7 @@ func (c *Cache) runSliceFill(ctx context.Context, f *fill.Fill, q *Request, r *h
 	}
 	S := c.SliceSize
 	a, b, total, ok := contentRange(resp.Header.Get("Content-Range"))
-	header, storable := q.Origin.Storable(whole, resp.Header)
+	header, storable := q.Policy.Storable(whole, resp.Header)
 	if resp.StatusCode != http.StatusPartialContent || !ok || a != idx*S || b != min(idx*S+S, total)-1 ||
 		resp.ContentLength != b-a+1 || !storable || len(resp.Header.Values("Vary")) > 0 || Identity(resp.Header, total) == "" {
 		if resp.StatusCode == http.StatusPartialContent {
@@ -178,7 +178,7 @@ func (c *Cache) runSliceFill(ctx context.Context, f *fill.Fill, q *Request, r *h
 			f.Fail(ErrNotSliceable)
 			return
 		}
-		q.Origin.Whole(f, whole, resp, gen, reqTime, respTime)
+		q.Whole.Publish(f, whole, resp, gen, reqTime, respTime)
 		return
 	}
 	header.Del("Content-Range")

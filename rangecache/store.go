@@ -42,26 +42,33 @@ type Store interface {
 	Forget(key string)
 }
 
-// Origin is a request's way to the object's origin and the cache policy for its URL, as the
-// edge applies them.
+// Origin is a request's way to the object's origin.
 type Origin interface {
 	// Fetch sends a fill's request upstream (the edge adds its Via, CDN-Loop, X-Forwarded-For
 	// and the upstream's Host) and returns the response with a Date and the exchange's times
 	// (RFC 9111 §4.2.3).
 	Fetch(ctx context.Context, out *http.Request) (resp *http.Response, reqTime, respTime time.Time, err error)
+}
+
+// Policy is the cache policy for a request's URL, as the caller applies it (RFC 9111).
+type Policy interface {
 	// Fresh reports whether a plain request may use the stored meta m now (the response's own
 	// freshness, RFC 9111 §4.2, and not soft-purged).
 	Fresh(m *Entry) bool
 	// Storable reports whether the object a slice of which came with header h may be stored
 	// (asked as for whole, a plain GET of it), and with which header.
 	Storable(whole *http.Request, h http.Header) (stored http.Header, ok bool)
+}
+
+// WholePath is the caller's whole-object cache, for what is not the byte-range cache's.
+type WholePath interface {
 	// StoredWhole publishes f from the whole object if it was stored whole meanwhile, and
 	// reports whether it did.
 	StoredWhole(f *fill.Fill, whole *http.Request) bool
-	// Whole hands a slice request's answer that is not a usable slice (the whole object from
-	// an origin that ignores ranges, an error…) to the whole-object path, which publishes it
-	// on f as a fill of whole (gen: the URL's invalidation count when the fill began).
-	Whole(f *fill.Fill, whole *http.Request, resp *http.Response, gen uint64, reqTime, respTime time.Time)
+	// Publish hands a slice request's answer that is not a usable slice (the whole object
+	// from an origin that ignores ranges, an error…) to the whole-object path, which publishes
+	// it on f as a fill of whole (gen: the URL's invalidation count when the fill began).
+	Publish(f *fill.Fill, whole *http.Request, resp *http.Response, gen uint64, reqTime, respTime time.Time)
 }
 
 // Observer counts what the byte-range cache does (for the edge's stats and metrics).
@@ -80,10 +87,12 @@ type Request struct {
 	Fwd    string // the Cache-Status fwd reason of a response the request itself fetches (RFC 9211 §2.2)
 	Store  Store
 	Origin Origin
+	Policy Policy
+	Whole  WholePath
 }
 
 // Cache is the byte-range cache: it answers requests from slices and stores responses as
-// slices. Its exported fields are set once, before use.
+// slices. Its exported fields are all required, and set once, before use.
 type Cache struct {
 	SliceSize         int64
 	CoalesceWait      time.Duration // how long a request waits for another's slice fill's head

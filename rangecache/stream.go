@@ -128,7 +128,7 @@ func (st *sliceStream) state() (int64, error) {
 func (c *Cache) Stream(f *fill.Fill, q *Request, resp *http.Response, gen uint64, reqTime, respTime time.Time) bool {
 	r := q.HTTP
 	size := resp.ContentLength
-	header, _ := q.Origin.Storable(r, resp.Header)
+	header, _ := q.Policy.Storable(r, resp.Header)
 	var epoch uint64
 	if size >= 0 {
 		header.Set("Content-Length", strconv.FormatInt(size, 10))
