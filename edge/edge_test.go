@@ -42,6 +42,11 @@ func (o *testOrigin) set(h http.HandlerFunc) { o.handler.Store(h) }
 
 // newEdge starts an edge in front of origin on loopback.
 func newEdge(t *testing.T, origin string, change func(*Config)) (*Edge, *edgeServer) {
+	return newEdgeOn(t, origin, change, nil)
+}
+
+// newEdgeOn is newEdge with the client listener wrapped by wrap (nil: as it is).
+func newEdgeOn(t *testing.T, origin string, change func(*Config), wrap func(net.Listener) net.Listener) (*Edge, *edgeServer) {
 	cfg := DefaultConfig()
 	cfg.Memory = 64 << 20
 	cfg.Origins = []Origin{{Host: "*", URL: origin}}
@@ -52,7 +57,7 @@ func newEdge(t *testing.T, origin string, change func(*Config)) (*Edge, *edgeSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serveEdge(t, e, cfg)
+	srv := serveEdgeOn(t, e, cfg, wrap)
 	t.Cleanup(srv.Close)
 	return e, srv
 }
@@ -66,10 +71,17 @@ type edgeServer struct {
 func (s *edgeServer) Close() { s.srv.Close() }
 
 func serveEdge(t testing.TB, e *Edge, cfg Config) *edgeServer {
+	return serveEdgeOn(t, e, cfg, nil)
+}
+
+func serveEdgeOn(t testing.TB, e *Edge, cfg Config, wrap func(net.Listener) net.Listener) *edgeServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	srv := NewServer(e, cfg, nil)
 	go srv.Serve(ln)

@@ -306,6 +306,22 @@ func TestUnknownLengthAbandoned(t *testing.T) {
 	}
 }
 
+// smallSendBuffers keeps the edge's client connections from buffering much in the kernel: a
+// client that stops reading stops the edge's writes within tens of KiB, whatever the machine's
+// TCP autotuning would buffer otherwise (up to net.ipv4.tcp_wmem's maximum, 4 MiB here: a
+// whole test object, which made a "slow" reader look fast to the edge).
+func smallSendBuffers(ln net.Listener) net.Listener { return sendBufferListener{ln} }
+
+type sendBufferListener struct{ net.Listener }
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(32 << 10)
+	}
+	return c, err
+}
+
 // slowGet reads url through a connection with a small receive buffer (so the edge can't push
 // much ahead of the client), 16 KiB at a time, waiting every between reads and pause once
 // after pauseAt bytes.
@@ -353,7 +369,7 @@ func TestSliceStreamPaced(t *testing.T) {
 		size = 96 * testSlice
 	}
 	ro := newRangedOrigin(t, size)
-	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 })
+	e, srv := newEdgeOn(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 }, smallSendBuffers)
 	got, err := slowGet(t, srv.URL+"/paced", 200*time.Microsecond, 0, 0)
 	if err != nil || !bytes.Equal(got, ro.data.Load().([]byte)) {
 		t.Fatalf("%d bytes, %v; want the %d-byte object", len(got), err, size)
@@ -388,11 +404,11 @@ func TestSliceStreamSlowReader(t *testing.T) {
 			if tc.chunked {
 				ro = chunkedOrigin(t, size, `"u1"`, true)
 			}
-			e, srv := newEdge(t, ro.URL, func(c *Config) {
+			e, srv := newEdgeOn(t, ro.URL, func(c *Config) {
 				c.SliceSize = testSlice
 				c.Memory = 4 << 20
 				c.Limits.OriginReadTimeout = 200 * time.Millisecond
-			})
+			}, smallSendBuffers)
 			got, err := slowGet(t, srv.URL+"/slow", 0, 2*testSlice, time.Second)
 			if err != nil || !bytes.Equal(got, ro.data.Load().([]byte)) {
 				t.Fatalf("%d bytes, %v; want the %d-byte object", len(got), err, size)
@@ -425,7 +441,7 @@ func TestUnknownLengthSlowFollower(t *testing.T) {
 		}
 		inner(w, r)
 	})
-	e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 })
+	e, srv := newEdgeOn(t, ro.URL, func(c *Config) { c.SliceSize = testSlice; c.Memory = 1 << 20 }, smallSendBuffers)
 	var wg sync.WaitGroup
 	var fast, slow []byte
 	var fastErr, slowErr error
