@@ -32,7 +32,7 @@ func (e *Edge) fillDetached(r *http.Request, hooks live.FillHooks) <-chan struct
 	if e.closing.Load() {
 		return nil // no new ones once Close has begun
 	}
-	r = fillRequest(r)
+	r = fill.Request(r)
 	up, rule := e.route(r)
 	if up == nil || (rule != nil && rule.Bypass) {
 		return nil
@@ -57,13 +57,8 @@ func (e *Edge) fillDetached(r *http.Request, hooks live.FillHooks) <-chan struct
 // hooks.Ended how it ended). drain: what to do with an answer not being stored and shared
 // (drainUnshared, closeUnshared); a stored body is always followed to its end.
 func (e *Edge) detach(r *http.Request, up *upstream, res lookupResult, cond *cached, drain bool, hooks live.FillHooks) <-chan struct{} {
-	e.inflight.Add(1) // before the fill's goroutine exists, so Close can't miss it
-	f, leader := e.fills.Join(r.Context(), e.fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
-		defer e.inflight.Done()
-		e.runFill(ctx, f, up, r, res, cond)
-	})
+	f, leader := e.joinFill(r, up, res, cond)
 	if !leader {
-		e.inflight.Done()
 		f.Done()
 		if hooks.Abandoned != nil {
 			hooks.Abandoned()

@@ -32,18 +32,27 @@ func (e *Edge) fillKey(res lookupResult, cond *cached) string {
 	return k
 }
 
+// joinFill joins the fill of res's key (cond: the stored object revalidated, if any), or
+// starts it with out — a fill request (fill.Request), whose context is the leader's — as the
+// request it sends upstream. The caller must call f.Done.
+func (e *Edge) joinFill(out *http.Request, up *upstream, res lookupResult, cond *cached) (f *fill.Fill, leader bool) {
+	e.inflight.Add(1) // before the fill's goroutine exists, so Close can't miss it
+	f, leader = e.fills.Join(out.Context(), e.fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
+		defer e.inflight.Done()
+		e.runFill(ctx, f, up, out, res, cond)
+	})
+	if !leader {
+		e.inflight.Done()
+	}
+	return f, leader
+}
+
 // fillAndServe joins (or starts) the fill for the request and serves it as it arrives. cond
 // is the stored object being revalidated, if any.
 func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
 	r = withInterim(r, w) // the origin's 103 Early Hints reach the leader's client (interim.go)
-	outReq := fillRequest(r)
-	e.inflight.Add(1) // before the fill's goroutine exists, so Close can't miss it
-	f, leader := e.fills.Join(r.Context(), e.fillKey(res, cond), func(ctx context.Context, f *fill.Fill) {
-		defer e.inflight.Done()
-		e.runFill(ctx, f, up, outReq, res, cond)
-	})
+	f, leader := e.joinFill(fill.Request(r), up, res, cond)
 	if !leader {
-		e.inflight.Done()
 		e.stats.Collapsed.Add(1)
 		e.m.collapsed.Inc()
 		e.manifests.Used(res.key)
@@ -104,19 +113,6 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		return
 	}
 	e.serveFill(w, r, head, body, cs)
-}
-
-// fillRequest is the request a fill sends upstream on behalf of r: always a GET of the whole
-// representation, without the client's own conditionals (RFC 9111 §4.3.2: the cache
-// validates with its own validators; a client's If-Match must not decide what everyone else
-// is served). A HEAD miss thus fills the GET it stands for, and a range miss the whole object.
-func fillRequest(r *http.Request) *http.Request {
-	out := r.Clone(r.Context())
-	out.Method = http.MethodGet
-	for _, h := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
-		out.Header.Del(h)
-	}
-	return out
 }
 
 // runFill fetches one response for a coalesced group and publishes it: shareable responses
@@ -395,7 +391,7 @@ const reasonRevalidated = "revalidated"
 // with a fill nobody waits for (detached.go): concurrent requests for it join the same
 // refresh.
 func (e *Edge) refreshInBackground(r *http.Request, up *upstream, res lookupResult) {
-	e.detach(fillRequest(r.WithContext(context.WithoutCancel(r.Context()))), up, res, res.obj, drainUnshared, live.FillHooks{})
+	e.detach(fill.Request(r.WithContext(context.WithoutCancel(r.Context()))), up, res, res.obj, drainUnshared, live.FillHooks{})
 }
 
 // reserveFillMem accounts size bytes of a memory-backed fill, refusing when fills in flight

@@ -40,7 +40,6 @@ func (e *Edge) newSliceCache() *rangecache.Cache {
 		Log:               e.log,
 		Counters:          sliceCounters{e},
 		ClientHeader:      clientHeader,
-		FillRequest:       fillRequest,
 		Age: func(m *rangecache.Entry, now time.Time) time.Duration {
 			return policy.CurrentAge(m.Header, m.RequestTime, m.ResponseTime, now)
 		},

@@ -302,9 +302,9 @@ func firstByte(rng string) (int64, bool) {
 // ranges answers with the whole object, which is stored and shared as any fill's.
 func (c *Cache) serveColdSuffix(q *Request, gen uint64) (*Response, error) {
 	r := q.HTTP
-	out := c.FillRequest(r)
+	out := fill.Request(r)
 	out.Header.Set("Range", r.Header.Get("Range"))
-	whole := c.FillRequest(r)
+	whole := fill.Request(r)
 	c.Inflight.Add(1)
 	key := q.Key + "\x00suffix\x00" + strconv.FormatUint(gen, 10) + "\x00" + out.Header.Get("Range")
 	f, leader := c.Fills.Join(r.Context(), key, func(ctx context.Context, f *fill.Fill) {

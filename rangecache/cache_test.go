@@ -334,7 +334,7 @@ func TestStreamUnknownLength(t *testing.T) {
 			}})
 			f := newFixture(t, origin, S)
 			leaderReq := f.request(http.MethodGet, "/s", "")
-			fillReq := fillRequest(leaderReq.HTTP)
+			fillReq := fill.Request(leaderReq.HTTP)
 			gen := f.c.Gen("/s")
 			ran := make(chan struct{})
 			fl, leader := f.c.Fills.Join(fillReq.Context(), "/s whole", func(ctx context.Context, fl *fill.Fill) {

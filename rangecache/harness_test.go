@@ -246,7 +246,6 @@ func newFixture(t testing.TB, origin *testOrigin, sliceSize int64) *fixture {
 		Log:               slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Counters:          count,
 		ClientHeader:      func(h http.Header) http.Header { return h.Clone() },
-		FillRequest:       fillRequest,
 		Age:               func(m *Entry, now time.Time) time.Duration { return now.Sub(m.ResponseTime) },
 		NotModified: func(r *http.Request, m *Entry) bool {
 			inm := r.Header.Get("If-None-Match")
@@ -256,17 +255,6 @@ func newFixture(t testing.TB, origin *testOrigin, sliceSize int64) *fixture {
 	f := &fixture{t: t, c: c, store: st, origin: origin, env: testEnv{client: origin.srv.Client()}, count: count}
 	t.Cleanup(f.settle)
 	return f
-}
-
-// fillRequest is the edge's: a GET of the whole representation, without the client's
-// conditionals.
-func fillRequest(r *http.Request) *http.Request {
-	out := r.Clone(r.Context())
-	out.Method = http.MethodGet
-	for _, h := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
-		out.Header.Del(h)
-	}
-	return out
 }
 
 // settle waits (boundedly) for the fills still running: read-ahead outlives the request.

@@ -123,7 +123,7 @@ func (c *Cache) slice(q *Request, gen uint64, idx int64, m *meta) (*fetchedSlice
 // joinSlice joins (or starts) the coalesced fill of slice idx; the caller must call f.Done.
 func (c *Cache) joinSlice(q *Request, gen uint64, idx int64, m *meta) (f *fill.Fill, leader bool) {
 	S := c.SliceSize
-	out := c.FillRequest(q.HTTP)
+	out := fill.Request(q.HTTP)
 	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", idx*S, idx*S+S-1))
 	c.Inflight.Add(1)
 	f, leader = c.Fills.Join(q.HTTP.Context(), sliceFillKey(q.Key, gen, idx), func(ctx context.Context, f *fill.Fill) {

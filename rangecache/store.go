@@ -109,9 +109,6 @@ type Cache struct {
 	Counters Observer
 	// ClientHeader is the copy of a stored or origin header sent to a client.
 	ClientHeader func(http.Header) http.Header
-	// FillRequest is the request a fill sends upstream on behalf of a client's: a GET of the
-	// whole representation without the client's own conditionals.
-	FillRequest func(*http.Request) *http.Request
 	// Age is the current age of a stored meta (RFC 9111 §4.2.3).
 	Age func(m *Entry, now time.Time) time.Duration
 	// NotModified reports whether r's conditionals match a response with status, header
