@@ -22,7 +22,7 @@ import (
 // misses into one origin fetch per key, and streams fills to every waiting client.
 //
 // A request goes through the phases of the request flow, in ServeHTTP (flow.go): admit →
-// route → pass → lookup → decide → upstream → respond.
+// route (→ token) → pass → lookup → decide → upstream → respond.
 type Edge struct {
 	cfg     Config
 	log     *slog.Logger

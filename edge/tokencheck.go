@@ -81,13 +81,15 @@ func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string) {
 	if err == nil {
 		return rule, ""
 	}
+	refusal := tokenRefusals[0] // malformed, for an error Verify doesn't document
 	for _, t := range tokenRefusals {
 		if errors.Is(err, t.err) {
-			e.m.tokenRejected.WithLabelValues(t.label).Inc()
-			return rule, t.reason
+			refusal = t
+			break
 		}
 	}
-	panic("token: an error without a refusal: " + err.Error())
+	e.m.tokenRejected.WithLabelValues(refusal.label).Inc()
+	return rule, refusal.reason
 }
 
 // tokenRequired reports whether path needs a token: the longest rule that says so (rule, the
