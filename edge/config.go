@@ -62,6 +62,9 @@ type Config struct {
 	// TLS and HTTP2 are the client-facing protocols (protocols.go, served by frontend.go).
 	TLS   TLS   `yaml:"tls"`
 	HTTP2 HTTP2 `yaml:"http2"`
+
+	// Tokens are signed URLs (tokencheck.go, edge/token): off unless keys are given.
+	Tokens Tokens `yaml:"tokens"`
 }
 
 // Live tunes the handling of live manifests (edge/live): HLS media playlists without
@@ -191,6 +194,9 @@ type Rule struct {
 	// everything goes through the parents when no rule says otherwise. Typical: segments and
 	// large files through the shield, small API calls straight to the origin.
 	Parent *bool `yaml:"parent"`
+	// Token says whether requests under this path need a signed-URL token: "required" or
+	// "off"; unset inherits from the next shorter matching rule, then tokens.require.
+	Token string `yaml:"token"`
 }
 
 // Parents is the shield tier: cache misses go to one of these caches (reel edges, or any HTTP
@@ -419,6 +425,10 @@ func (c *Config) Validate() error {
 		return errors.New("live.max_manifest_size must not be negative")
 	case c.Live.Prefetch.Segments < 0 || c.Live.Prefetch.Concurrency < 0:
 		return errors.New("live.prefetch.segments and live.prefetch.concurrency must not be negative")
+	}
+	var err error
+	if c.Tokens.keys, err = c.Tokens.validate(c.Rules); err != nil {
+		return err
 	}
 	return c.validateProtocols()
 }

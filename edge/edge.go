@@ -22,7 +22,7 @@ import (
 // misses into one origin fetch per key, and streams fills to every waiting client.
 //
 // A request goes through the phases of the request flow, in ServeHTTP (flow.go): admit →
-// route → pass → lookup → decide → upstream → respond.
+// route (→ token) → pass → lookup → decide → upstream → respond.
 type Edge struct {
 	cfg     Config
 	log     *slog.Logger
@@ -52,6 +52,7 @@ type Edge struct {
 	status    statusState
 	live      Live            // cfg.Live with its defaults
 	manifests *live.Manifests // live-manifest handling (live.go, edge/live)
+	tokens    *tokenGate      // signed URLs (tokencheck.go); nil when off
 	// closing stops new prefetches once Close has begun.
 	closing atomic.Bool
 }
@@ -126,6 +127,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		loopID:  newLoopID(),
 		now:     time.Now,
 		live:    cfg.Live.withDefaults(),
+		tokens:  newTokenGate(cfg.Tokens),
 	}
 	e.slices = e.newSliceCache()
 	e.m = newMetrics(func() float64 { return float64(e.tiers.mem.Weight()) }, func() float64 {

@@ -13,7 +13,9 @@ import (
 //
 //  1. admit    (admit.go)    refuse what the edge never serves, strip hop-by-hop fields,
 //     break request loops
-//  2. route    (route.go)    the origin for the Host, the rule and cache policy for the path
+//  2. route    (route.go)    the origin for the Host, the rule and cache policy for the path;
+//     then token (tokencheck.go): a signed-URL token is taken out of the request (path form,
+//     query, cookie) and checked where the rules require one — 403 otherwise, hits included
 //  3. pass     (pass.go)     what no cache may answer (unsafe methods, bypass rules, the
 //     client's own preconditions) goes to the origin as it is (forward.go, reqbody.go)
 //  4. lookup   (lookup.go)   the cache key; memory then disk, matching the stored Vary
@@ -49,6 +51,14 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
 		return
+	}
+	// 2b. Token: a signed-URL token taken out of the request, checked where the rules ask.
+	if e.tokens != nil {
+		var refused string
+		if rule, refused = e.checkToken(r, rule); refused != "" {
+			httpError(w, http.StatusForbidden, refused)
+			return
+		}
 	}
 	// 3. Pass.
 	if fwd := passReason(r, rule); fwd != "" {

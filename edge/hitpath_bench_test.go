@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,11 +15,25 @@ import (
 // the edge, with the network taken out: a connection that replays one keep-alive request b.N
 // times and discards the responses. Loopback benchmarks on a 2-core machine share the CPUs
 // with their client; this one shows what the edge itself spends per request.
-func BenchmarkHitPathCPU(b *testing.B) {
+func BenchmarkHitPathCPU(b *testing.B) { benchHitPath(b, nil, cmpPath1K) }
+
+// BenchmarkHitPathToken is BenchmarkHitPathCPU with signed URLs required and every request
+// carrying a valid token in its query: the token check's cost is the difference.
+func BenchmarkHitPathToken(b *testing.B) {
+	tok := mint(b, "/*", "k1", nil)
+	benchHitPath(b, withTokens, cmpPath1K+"?token="+url.QueryEscape(tok))
+}
+
+// benchHitPath measures memory hits of target (cmpPath1K, maybe with a query) through an
+// edge configured by change (nil: the defaults).
+func benchHitPath(b *testing.B, change func(*Config), target string) {
 	origin := newCmpOrigin()
 	defer origin.Close()
 	cfg := DefaultConfig()
 	cfg.Origins = []Origin{{Host: "*", URL: origin.URL}}
+	if change != nil {
+		change(&cfg)
+	}
 	e, err := New(cfg, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -28,8 +43,8 @@ func BenchmarkHitPathCPU(b *testing.B) {
 	defer base.Close()
 	c := cmpClient(1)
 	// The benchmark's requests carry Host "bench"; warm that key.
-	req := "GET " + cmpPath1K + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
-	warm, _ := httpNewRequest("GET", base.URL+cmpPath1K, "bench")
+	req := "GET " + target + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+	warm, _ := httpNewRequest("GET", base.URL+target, "bench")
 	for range 3 {
 		resp, err := c.Do(warm)
 		if err != nil {

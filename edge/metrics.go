@@ -43,6 +43,10 @@ type metrics struct {
 	// limits counts the requests and connections cut by a protective limit, by limit name
 	// (limitNames).
 	limits *prometheus.CounterVec
+
+	// tokenRejected counts the requests refused for their signed-URL token, by reason
+	// (tokencheck.go: tokenRefusals).
+	tokenRejected *prometheus.CounterVec
 }
 
 // Values of the limit label of reel_edge_limit_hits_total; the h1 names come from the server.
@@ -155,6 +159,14 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		m.limits.WithLabelValues(l)
 	}
 	m.reg.MustRegister(m.limits)
+	m.tokenRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_edge_token_rejected_total",
+		Help: "Requests refused with 403 for their signed-URL token: missing, malformed, unknown_key, signature, expired, not_yet_valid, path, address.",
+	}, []string{"reason"})
+	for _, t := range tokenRefusals {
+		m.tokenRejected.WithLabelValues(t.label)
+	}
+	m.reg.MustRegister(m.tokenRejected)
 	byProto := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reel_edge_requests_by_protocol_total",
 		Help: "Client requests by the protocol they came over: http/1.1 (HTTP/1.0 included), h2, h3.",

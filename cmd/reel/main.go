@@ -38,6 +38,7 @@ func commands() []command {
 		{"origin", "serve packaged presentations over HTTP, ready for a CDN", runOrigin},
 		{"live", "package and serve live channels (HLS, LL-HLS, DASH) with a DVR window", runLive},
 		{"edge", "run the caching reverse proxy in front of an origin", runEdge},
+		{"token", "mint a signed-URL token (or a URL carrying one) for the edge", runToken},
 		{"demo", "run everything on this machine: VOD and a live channel through the edge", runDemo},
 		{"version", "print the version", runVersion},
 		{"help", "show help for a command", runHelp},
@@ -57,6 +58,7 @@ Examples:
   reel origin --dir out --listen 127.0.0.1:8080
   reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_360p.mp4
   reel edge --origin http://127.0.0.1:8080 --listen 127.0.0.1:8081
+  reel token --key-id k1 --key-file k1.hex --url http://127.0.0.1:8081/vod/master.m3u8
   reel demo
   reel package -h
 `

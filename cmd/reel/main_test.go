@@ -63,7 +63,7 @@ func segments(t *testing.T, dir string) int {
 func TestUsage(t *testing.T) {
 	packageFlags := []string{"-o ", "-output ", "-segment-duration ", "-single-file", "-lang ", "-quiet"}
 	originFlags := []string{"-dir ", "-listen ", "-manifest-max-age ", "-log-level "}
-	mainText := []string{"Usage:", "Commands:", "package", "origin", "version", "help", "reel package -h"}
+	mainText := []string{"Usage:", "Commands:", "package", "origin", "token", "version", "help", "reel package -h"}
 	tests := []struct {
 		name       string
 		args       []string
@@ -93,6 +93,10 @@ func TestUsage(t *testing.T) {
 		{"origin unknown flag", []string{"origin", "--dir", ".", "--bogus"}, exitUsage, "stderr", []string{"bogus", "reel origin -h"}, true, ""},
 		{"origin extra argument", []string{"origin", "--dir", ".", "extra"}, exitUsage, "stderr", []string{"unexpected argument", "extra"}, true, ""},
 		{"origin bad log level", []string{"origin", "--dir", ".", "--log-level", "loud"}, exitUsage, "stderr", []string{"log-level", "loud"}, true, ""},
+		{"token -h", []string{"token", "-h"}, exitOK, "stdout", []string{"Examples:", "reel token --key-file", "-key-id ", "-acl ", "-ttl ", "-url ", "-form "}, false, ""},
+		{"help token", []string{"help", "token"}, exitOK, "stdout", []string{"Examples:", "reel token --key-file"}, false, ""},
+		{"token unknown flag", []string{"token", "--bogus"}, exitUsage, "stderr", []string{"bogus", "reel token -h"}, true, ""},
+		{"token extra argument", []string{"token", "--key", "00", "--acl", "/a/*", "extra"}, exitUsage, "stderr", []string{"unexpected argument", "extra"}, true, ""},
 		{"version", []string{"version"}, exitOK, "stdout", nil, true, "reel "},
 		{"--version", []string{"--version"}, exitOK, "stdout", nil, true, "reel "},
 	}
