@@ -5,6 +5,7 @@
 package manifest
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -196,6 +197,21 @@ type Presentation struct {
 	SingleFile bool
 	// Live is set for a live channel's window; nil for VOD.
 	Live *Live
+	// Protection is set when every track is encrypted with Common Encryption; nil when clear.
+	Protection *Protection
+}
+
+// Protection describes the Common Encryption (ISO/IEC 23001-7) of a presentation's tracks, as
+// far as manifests signal it: never a key, only what identifies it.
+type Protection struct {
+	Scheme string   // "cenc"
+	KID    [16]byte // the default key ID every track's tenc carries
+}
+
+// KIDUUID is the key ID in the UUID form that DASH's cenc:default_KID uses.
+func (p *Protection) KIDUUID() string {
+	h := hex.EncodeToString(p.KID[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // File names used inside a presentation, so that the packager, the origin and tests agree.

@@ -31,7 +31,7 @@ func totalSize(tb testing.TB, files []string) int64 {
 
 // benchPackage packages inputs into a fresh subfolder of one temp folder per iteration. The
 // previous iteration's output is removed with the timer stopped so the disk does not fill up.
-func benchPackage(b *testing.B, inputs []string, singleFile bool) {
+func benchPackage(b *testing.B, inputs []string, singleFile bool, enc *Encryption) {
 	b.SetBytes(totalSize(b, inputs))
 	b.ReportAllocs()
 	dir := b.TempDir()
@@ -48,7 +48,7 @@ func benchPackage(b *testing.B, inputs []string, singleFile bool) {
 		}
 		out := filepath.Join(dir, "out"+strconv.Itoa(i))
 		i++
-		if _, err := Package(ctx, Options{Inputs: inputs, Output: out, SingleFile: singleFile}); err != nil {
+		if _, err := Package(ctx, Options{Inputs: inputs, Output: out, SingleFile: singleFile, Encryption: enc}); err != nil {
 			b.Fatalf("Package: %v", err)
 		}
 		prev = out
@@ -56,10 +56,14 @@ func benchPackage(b *testing.B, inputs []string, singleFile bool) {
 }
 
 // BenchmarkPackage packages the 3-rung sample ladder (segments + HLS + DASH) in-process.
-func BenchmarkPackage(b *testing.B) { benchPackage(b, ladder, false) }
+func BenchmarkPackage(b *testing.B) { benchPackage(b, ladder, false, nil) }
+
+// BenchmarkPackageEncrypted is BenchmarkPackage with cenc encryption: the cost of reading each
+// fragment into memory and AES-CTR over its protected bytes.
+func BenchmarkPackageEncrypted(b *testing.B) { benchPackage(b, ladder, false, testEncryption()) }
 
 // BenchmarkPackageSingleFile is BenchmarkPackage in single-file (sidx) mode.
-func BenchmarkPackageSingleFile(b *testing.B) { benchPackage(b, ladder, true) }
+func BenchmarkPackageSingleFile(b *testing.B) { benchPackage(b, ladder, true, nil) }
 
 // compareRuns is the number of alternating repetitions per ladder length in TestCompareFFmpeg.
 const compareRuns = 5

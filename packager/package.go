@@ -32,6 +32,8 @@ type Options struct {
 	// Languages label the audio renditions in order (BCP 47, e.g. "en", "fr"); an entry
 	// overrides the language stored in the file. Missing entries keep the file's language.
 	Languages []string
+	// Encryption, when set, encrypts every track with Common Encryption (segmented output only).
+	Encryption *Encryption
 	// Progress, when set, is called after every segment with media bytes done and total.
 	Progress func(done, total int64)
 	Logger   *slog.Logger
@@ -52,6 +54,14 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	}
 	if opt.Output == "" {
 		return nil, errors.New("no output folder")
+	}
+	if e := opt.Encryption; e != nil {
+		if err := e.check(); err != nil {
+			return nil, err
+		}
+		if opt.SingleFile {
+			return nil, errors.New("encryption is not supported with single-file output yet")
+		}
 	}
 	langs, err := parseLanguages(opt.Languages)
 	if err != nil {
@@ -186,7 +196,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 	}()
 	addLane := func(t *inputTrack) (*lane, error) {
 		id := ids.forTrack(t)
-		w, err := newTrackWriter(t, id, filepath.Join(tmp, id), opt.SingleFile)
+		w, err := newTrackWriter(t, len(lanes), id, filepath.Join(tmp, id), opt.SingleFile, opt.Encryption)
 		if err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}
 		}
@@ -246,6 +256,9 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 	}
 
 	p := &manifest.Presentation{SingleFile: opt.SingleFile}
+	if opt.Encryption != nil {
+		p.Protection = opt.Encryption.protection()
+	}
 	for _, l := range lanes {
 		if err := l.w.finish(); err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}

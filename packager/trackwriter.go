@@ -35,9 +35,16 @@ type trackWriter struct {
 
 	durCount map[uint32]int // sample durations seen, for the frame rate
 	bytes    int64          // media bytes written (for progress)
+
+	// enc, when set, encrypts every fragment (Common Encryption). Its samples then pass
+	// through memory (one fragment, a GOP at most) instead of going file to file.
+	enc      *trackEncryptor
+	initData []byte       // the protected init segment, made with enc
+	fragBuf  bytes.Buffer // enc: one fragment's samples, reused
 }
 
-func newTrackWriter(src *inputTrack, id, dir string, single bool) (*trackWriter, error) {
+// newTrackWriter makes the writer of the n-th track (0-based), encrypted when e is set.
+func newTrackWriter(src *inputTrack, n int, id, dir string, single bool, e *Encryption) (*trackWriter, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -59,6 +66,17 @@ func newTrackWriter(src *inputTrack, id, dir string, single bool) (*trackWriter,
 			Language:   src.language,
 			InitURI:    manifest.InitSegmentName,
 		},
+	}
+	if e != nil {
+		// Package refuses single-file encryption before this (the sidx and the single-file
+		// init segment do not carry it yet).
+		clear, err := w.initSegment()
+		if err != nil {
+			return nil, err
+		}
+		if w.enc, w.initData, err = newTrackEncryptor(e, n, clear); err != nil {
+			return nil, err
+		}
 	}
 	if single {
 		w.track.InitURI = singleFileName
@@ -133,9 +151,12 @@ func (w *trackWriter) writeInit() error {
 	if w.single {
 		return nil
 	}
-	data, err := w.initSegment()
-	if err != nil {
-		return err
+	data := w.initData
+	if data == nil {
+		var err error
+		if data, err = w.initSegment(); err != nil {
+			return err
+		}
 	}
 	return os.WriteFile(filepath.Join(w.dir, manifest.InitSegmentName), data, 0o644)
 }
@@ -224,6 +245,9 @@ func (w *trackWriter) chunks(samples []sample) [][]sample {
 // writeFragment writes moof + mdat for chunk and returns the length of moof plus mdat header.
 func (w *trackWriter) writeFragment(out *os.File, chunk []sample) (int64, error) {
 	w.seq++
+	if w.enc != nil {
+		return w.writeEncryptedFragment(out, chunk)
+	}
 	hdr, err := fragmentHeader(w.seq, chunk[0].dts, chunk)
 	if err != nil {
 		return 0, err
@@ -240,8 +264,30 @@ func (w *trackWriter) writeFragment(out *os.File, chunk []sample) (int64, error)
 	return int64(len(hdr)), nil
 }
 
+// writeEncryptedFragment is writeFragment for an encrypted track: the chunk's samples are read
+// into memory, encrypted and written with their moof (which then holds senc, saiz and saio).
+func (w *trackWriter) writeEncryptedFragment(out *os.File, chunk []sample) (int64, error) {
+	var size int64
+	for _, s := range chunk {
+		size += int64(s.size)
+	}
+	w.fragBuf.Reset()
+	w.fragBuf.Grow(int(size))
+	if _, err := w.copySamples(&w.fragBuf, chunk); err != nil {
+		return 0, err
+	}
+	hdrLen, total, err := w.enc.writeFragment(out, w.seq, chunk[0].dts, chunk, w.fragBuf.Bytes())
+	if err != nil {
+		return 0, err
+	}
+	w.pos += total
+	w.bytes += size
+	return hdrLen, nil
+}
+
 // copySamples copies the chunk's sample bytes from the input, one read per contiguous run.
-func (w *trackWriter) copySamples(out *os.File, chunk []sample) (int64, error) {
+// With an *os.File as out the bytes go file to file.
+func (w *trackWriter) copySamples(out io.Writer, chunk []sample) (int64, error) {
 	in := w.src.in
 	var total int64
 	for i := 0; i < len(chunk); {
