@@ -52,10 +52,10 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	single := fs.Bool("single-file", false, "write one fragmented MP4 per track with a sidx (HLS byte ranges, DASH SegmentBase)")
 	langs := fs.String("lang", "", "comma-separated BCP 47 languages for the audio renditions in order, e.g. en,fr")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	scheme := fs.String("encrypt", "", "encrypt every track with Common Encryption; scheme: cenc")
+	scheme := fs.String("encrypt", "", "encrypt every track with Common Encryption; scheme: cenc or cbcs")
 	keyID := fs.String("key-id", "", "key ID for --encrypt, 32 hex digits")
 	key := fs.String("key", "", "content key for --encrypt, 32 hex digits")
-	iv := fs.String("iv", "", "first IV of every track for --encrypt, 16 or 32 hex digits (default: random per track)")
+	iv := fs.String("iv", "", "first IV of every track for --encrypt: cenc 16 or 32 hex digits, cbcs 32 (the constant IV); default: random per track")
 	fs.Usage = usageFunc(fs, packageUsage)
 	inputs, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -137,12 +137,12 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 func encryptionFlags(scheme, keyID, key, iv string, single bool) (*packager.Encryption, error) {
 	if scheme == "" {
 		if keyID != "" || key != "" || iv != "" {
-			return nil, usageError("--key-id, --key and --iv need --encrypt cenc")
+			return nil, usageError("--key-id, --key and --iv need --encrypt cenc or cbcs")
 		}
 		return nil, nil
 	}
-	if scheme != "cenc" {
-		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc)", scheme)
+	if scheme != "cenc" && scheme != "cbcs" {
+		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs)", scheme)
 	}
 	if single {
 		return nil, usageError("--encrypt is not supported with --single-file yet")
@@ -169,7 +169,11 @@ func encryptionFlags(scheme, keyID, key, iv string, single bool) (*packager.Encr
 		return nil, err
 	}
 	if iv != "" {
-		if e.IV, err = hexFlag("iv", iv, 8, 16); err != nil {
+		sizes := []int{8, 16}
+		if scheme == "cbcs" {
+			sizes = []int{16} // the constant IV in tenc
+		}
+		if e.IV, err = hexFlag("iv", iv, sizes...); err != nil {
 			return nil, err
 		}
 	}

@@ -13,20 +13,27 @@ const (
 	testKey   = "00112233445566778899aabbccddeeff"
 )
 
-// TestPackageEncrypt: --encrypt cenc with a key gives encrypted init segments (encv/enca), an
+// TestPackageEncrypt: --encrypt cenc or cbcs with a key gives encrypted init segments (encv/enca), an
 // MPD that signals the KID, and no trace of the key in the presentation.
 func TestPackageEncrypt(t *testing.T) {
+	t.Run("cenc", func(t *testing.T) { testPackageEncrypt(t, "cenc", "0011223344556677") })
+	t.Run("cbcs", func(t *testing.T) { testPackageEncrypt(t, "cbcs", "00112233445566778899aabbccddeeff") })
+}
+
+func testPackageEncrypt(t *testing.T, scheme, iv string) {
 	dir := filepath.Join(t.TempDir(), "out")
 	code, _, stderr := runReel(t, "package", sample("ladder_360p.mp4"), "-o", dir, "--quiet",
-		"--encrypt", "cenc", "--key-id", testKeyID, "--key", testKey, "--iv", "0011223344556677")
+		"--encrypt", scheme, "--key-id", testKeyID, "--key", testKey, "--iv", iv)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for file, want := range map[string]string{
-		"video_360p/init.mp4": "encv",
-		"audio/init.mp4":      "enca",
-		"manifest.mpd":        `cenc:default_KID="01234567-89ab-cdef-0123-456789abcdef"`,
+	for _, c := range [][2]string{
+		{"video_360p/init.mp4", "encv"},
+		{"audio/init.mp4", "enca"},
+		{"manifest.mpd", `cenc:default_KID="01234567-89ab-cdef-0123-456789abcdef"`},
+		{"manifest.mpd", `value="` + scheme + `"`},
 	} {
+		file, want := c[0], c[1]
 		data, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
@@ -67,6 +74,7 @@ func TestPackageEncryptBadFlags(t *testing.T) {
 		{"key not hex", []string{"--encrypt", "cenc", "--key-id", testKeyID, "--key", strings.Repeat("zz", 16)}, exitFailure, []string{"--key:", "not hex"}},
 		{"long key id", []string{"--encrypt", "cenc", "--key-id", testKeyID + "00", "--key", testKey}, exitFailure, []string{"--key-id:", "34 hex digits"}},
 		{"bad iv", []string{"--encrypt", "cenc", "--key-id", testKeyID, "--key", testKey, "--iv", "0011"}, exitFailure, []string{"--iv:", "16 or 32"}},
+		{"cbcs short iv", []string{"--encrypt", "cbcs", "--key-id", testKeyID, "--key", testKey, "--iv", "0011223344556677"}, exitFailure, []string{"--iv:", "16 hex digits, want 32"}},
 		{"unknown scheme", []string{"--encrypt", "cbc1", "--key-id", testKeyID, "--key", testKey}, exitFailure, []string{"--encrypt", `"cbc1"`, "unknown scheme"}},
 		{"missing key", []string{"--encrypt", "cenc", "--key-id", testKeyID}, exitUsage, []string{"needs --key"}},
 		{"key without encrypt", []string{"--key-id", testKeyID, "--key", testKey}, exitUsage, []string{"need --encrypt"}},
