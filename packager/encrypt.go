@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
@@ -29,6 +30,10 @@ type Encryption struct {
 	// Meant for reproducible output; when empty each track gets a random IV (8 bytes for cenc,
 	// 16 for cbcs).
 	IV []byte
+	// KeyURI, when set, is the key's URI for HLS clients: every media playlist then carries an
+	// EXT-X-KEY (METHOD=SAMPLE-AES for cbcs, SAMPLE-AES-CTR for cenc) and the master playlist an
+	// EXT-X-SESSION-KEY. Without it only the MPD signals the encryption.
+	KeyURI string
 }
 
 // check validates e; its messages name the field as the CLI's flags do.
@@ -42,6 +47,9 @@ func (e *Encryption) check() error {
 		return fmt.Errorf("key is %d bytes, want 16", len(e.Key))
 	case len(e.IV) != 0 && len(e.IV) != 8 && len(e.IV) != 16:
 		return fmt.Errorf("iv is %d bytes, want 8 or 16", len(e.IV))
+	case strings.ContainsAny(e.KeyURI, "\"\r\n"):
+		// An HLS quoted-string cannot hold these (RFC 8216 §4.2).
+		return errors.New("key URI holds a double quote or a line break")
 	case e.Scheme == "cbcs" && len(e.IV) == 8:
 		// mp4ff would pad an 8-byte constant IV with zeros to 16 bytes; a 16-byte one is what
 		// players expect (and what HLS SAMPLE-AES uses), so ask for it.
@@ -52,7 +60,7 @@ func (e *Encryption) check() error {
 
 // protection is what the manifests say about e.
 func (e *Encryption) protection() *manifest.Protection {
-	p := &manifest.Protection{Scheme: e.Scheme}
+	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI}
 	copy(p.KID[:], e.KeyID)
 	return p
 }

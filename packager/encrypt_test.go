@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/Eyevinn/hls-m3u8/m3u8"
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
 )
@@ -409,10 +410,73 @@ func compareProtected(t *testing.T, uri string, k int, clear, enc []byte, senc *
 
 // TestEncryptSignalling: the MPD parses back with dash-mpd and every AdaptationSet carries the
 // mp4protection descriptor (value cenc or cbcs) with the default KID and the ClearKey one; the
-// clear MPD has none.
+// clear MPD has none. Without a key URI the HLS playlists carry no key tag, and the media
+// playlists are the clear ones byte for byte.
 func TestEncryptSignalling(t *testing.T) {
 	t.Run("cenc", func(t *testing.T) { testEncryptSignalling(t, testEncryption()) })
 	t.Run("cbcs", func(t *testing.T) { testEncryptSignalling(t, testCbcs()) })
+}
+
+// TestEncryptHLSSignalling: with a key URI, the playlists Package writes parse back with
+// hls-m3u8; the master has one EXT-X-SESSION-KEY and every media and I-frame playlist one
+// EXT-X-KEY before its EXT-X-MAP, METHOD=SAMPLE-AES for cbcs and SAMPLE-AES-CTR for cenc, with
+// the URI and KEYFORMAT="identity"; the clear twin's playlists have no key tag.
+func TestEncryptHLSSignalling(t *testing.T) {
+	const uri = "https://keys.example/reel/0123456789abcdef0123456789abcdef"
+	for _, e := range []*Encryption{testCbcs(), testEncryption()} {
+		t.Run(e.Scheme, func(t *testing.T) {
+			e.KeyURI = uri
+			method := map[string]string{"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}[e.Scheme]
+			want := m3u8.Key{Method: method, URI: uri, Keyformat: "identity"}
+			clearDir, clearP, encDir, encP := packagedTwiceWith(t, ladder, e)
+			if encP.Protection.KeyURI != uri {
+				t.Fatalf("Protection.KeyURI %q", encP.Protection.KeyURI)
+			}
+			decode := func(path string) m3u8.Playlist {
+				t.Helper()
+				raw, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pl, _, err := m3u8.DecodeFrom(bytes.NewReader(raw), true)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				if k, m := bytes.Index(raw, []byte("#EXT-X-KEY:")), bytes.Index(raw, []byte("#EXT-X-MAP:")); k > m {
+					t.Errorf("%s: EXT-X-KEY after EXT-X-MAP", path)
+				}
+				return pl
+			}
+			master := decode(filepath.Join(encDir, manifest.MasterPlaylist)).(*m3u8.MasterPlaylist)
+			if len(master.SessionKeys) != 1 || *master.SessionKeys[0] != want {
+				t.Errorf("master: session keys %+v, want %+v", master.SessionKeys, want)
+			}
+			if n := len(decode(filepath.Join(clearDir, manifest.MasterPlaylist)).(*m3u8.MasterPlaylist).SessionKeys); n != 0 {
+				t.Errorf("clear master: %d session keys", n)
+			}
+			playlists := 0
+			for i, tr := range encP.Tracks() {
+				names := []string{manifest.MediaPlaylist}
+				if tr.Kind == manifest.Video {
+					names = append(names, manifest.IFramePlaylist)
+				}
+				for _, name := range names {
+					pl := decode(filepath.Join(encDir, tr.ID, name)).(*m3u8.MediaPlaylist)
+					if len(pl.Keys) != 1 || pl.Keys[0] != want || pl.Count() == 0 || len(pl.Segments[0].Keys) != 1 {
+						t.Errorf("%s/%s: keys %+v, want one %+v before the first segment", tr.ID, name, pl.Keys, want)
+					}
+					clearPl := decode(filepath.Join(clearDir, clearP.Tracks()[i].ID, name)).(*m3u8.MediaPlaylist)
+					if len(clearPl.Keys) != 0 {
+						t.Errorf("clear %s/%s: keys %+v", tr.ID, name, clearPl.Keys)
+					}
+					playlists++
+				}
+			}
+			if playlists != 7 {
+				t.Errorf("%d media playlists checked, want 7 (4 media, 3 I-frame)", playlists)
+			}
+		})
+	}
 }
 
 func testEncryptSignalling(t *testing.T, e *Encryption) {
@@ -445,6 +509,38 @@ func testEncryptSignalling(t *testing.T, e *Encryption) {
 	}
 	if bytes.Contains(clearMPD, []byte("ContentProtection")) {
 		t.Error("the clear MPD signals protection")
+	}
+	// No key URI: HLS does not signal the encryption. The media playlists are the clear ones;
+	// the master and I-frame playlists differ only where the larger moofs (senc) change I-frame
+	// byte ranges and bandwidths, and carry no key tag either.
+	playlists := 0
+	err = filepath.WalkDir(clearDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".m3u8" {
+			return err
+		}
+		playlists++
+		rel, _ := filepath.Rel(clearDir, path)
+		c, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		enc, err := os.ReadFile(filepath.Join(encDir, rel))
+		if err != nil {
+			return err
+		}
+		if filepath.Base(rel) == manifest.MediaPlaylist && !bytes.Equal(c, enc) {
+			t.Errorf("%s: the encrypted presentation's media playlist differs from the clear one", rel)
+		}
+		if bytes.Contains(enc, []byte("KEY:")) {
+			t.Errorf("%s: a key tag without a key URI", rel)
+		}
+		return nil
+	})
+	if playlists != 8 {
+		t.Errorf("%d playlists compared, want 8", playlists)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -491,6 +587,7 @@ func TestEncryptBadInput(t *testing.T) {
 		{"short key id", Encryption{Scheme: "cenc", KeyID: short, Key: testKey}, false, "key id is 15 bytes"},
 		{"bad iv", Encryption{Scheme: "cenc", KeyID: testKID, Key: testKey, IV: short}, false, "iv is 15 bytes"},
 		{"unknown scheme", Encryption{Scheme: "cbc1", KeyID: testKID, Key: testKey}, false, `scheme "cbc1"`},
+		{"quote in key uri", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, KeyURI: `https://k/"x"`}, false, "key URI"},
 		{"cbcs 8-byte iv", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, IV: testKey[:8]}, false, "want 16 for cbcs"},
 		{"single file", *testEncryption(), true, "single-file"},
 	}
