@@ -204,8 +204,11 @@ type Presentation struct {
 // Protection describes the Common Encryption (ISO/IEC 23001-7) of a presentation's tracks, as
 // far as manifests signal it: never a key, only what identifies it.
 type Protection struct {
-	Scheme string   // "cenc"
+	Scheme string   // "cenc" or "cbcs"
 	KID    [16]byte // the default key ID every track's tenc carries
+	// KeyURI is where an HLS client gets the key (EXT-X-KEY / EXT-X-SESSION-KEY URI); empty: the
+	// HLS playlists do not signal the encryption (the MPD still does).
+	KeyURI string
 }
 
 // KIDUUID is the key ID in the UUID form that DASH's cenc:default_KID uses.

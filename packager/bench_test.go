@@ -62,6 +62,10 @@ func BenchmarkPackage(b *testing.B) { benchPackage(b, ladder, false, nil) }
 // fragment into memory and AES-CTR over its protected bytes.
 func BenchmarkPackageEncrypted(b *testing.B) { benchPackage(b, ladder, false, testEncryption()) }
 
+// BenchmarkPackageEncryptedCbcs is BenchmarkPackageEncrypted with cbcs: AES-CBC on one block in
+// ten of video slices, every whole block of audio.
+func BenchmarkPackageEncryptedCbcs(b *testing.B) { benchPackage(b, ladder, false, testCbcs()) }
+
 // BenchmarkPackageSingleFile is BenchmarkPackage in single-file (sidx) mode.
 func BenchmarkPackageSingleFile(b *testing.B) { benchPackage(b, ladder, true, nil) }
 

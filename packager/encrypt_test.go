@@ -3,6 +3,8 @@ package packager
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/Eyevinn/hls-m3u8/m3u8"
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
 )
@@ -83,7 +86,8 @@ func fullSamples(t *testing.T, seg *mp4.MediaSegment, trex *mp4.TrexBox) []mp4.F
 // the same segments with the same timing; its init segments carry the protection boxes; every
 // sample's protected bytes differ from the clear sample and its clear bytes do not; and
 // decrypting every segment with mp4ff and the key gives back the clear samples byte for byte.
-// The H.264 ladder with AAC, and HEVC.
+// The H.264 ladder with AAC, and HEVC; cenc and cbcs. cbcs samples are also decrypted by this
+// test's own pattern decryptor (cbcsDecrypt), so that mp4ff is not checked only against itself.
 func TestEncryptRoundTrip(t *testing.T) {
 	t.Run("ladder", func(t *testing.T) { testEncryptRoundTrip(t, ladder, 4, testEncryption()) })
 	t.Run("hevc", func(t *testing.T) {
@@ -96,6 +100,19 @@ func TestEncryptRoundTrip(t *testing.T) {
 			testEncryptRoundTrip(t, ladder, 4, e)
 		})
 	}
+	t.Run("cbcs ladder", func(t *testing.T) { testEncryptRoundTrip(t, ladder, 4, testCbcs()) })
+	t.Run("cbcs hevc", func(t *testing.T) {
+		testEncryptRoundTrip(t, []string{samplePath("hevc_360p.mp4")}, 0, testCbcs())
+	})
+	t.Run("cbcs iv", func(t *testing.T) {
+		e := testCbcs()
+		e.IV, _ = hex.DecodeString("00112233445566778899aabbccddeeff")
+		testEncryptRoundTrip(t, ladder, 4, e)
+	})
+}
+
+func testCbcs() *Encryption {
+	return &Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey}
 }
 
 // testEncryptRoundTrip is TestEncryptRoundTrip for inputs, with wantTracks tracks (0: any).
@@ -123,7 +140,17 @@ func testEncryptRoundTrip(t *testing.T, inputs []string, wantTracks int, e *Encr
 					t.Errorf("segment %d: encrypted %+v, clear %+v", j, es, cs)
 				}
 			}
-			checkProtectedInit(t, filepath.Join(encDir, et.ID, manifest.InitSegmentName), ct.Kind, ivSize(e))
+			tenc := checkProtectedInit(t, filepath.Join(encDir, et.ID, manifest.InitSegmentName), ct.Kind, e.Scheme, ivSize(e))
+			if e.Scheme == "cbcs" {
+				// The constant IV is the track's IV: tracks must not share one either.
+				where := et.ID + " constant IV"
+				if prev, ok := ivs[string(tenc.DefaultConstantIV)]; ok {
+					t.Fatalf("IV %x used twice: %s and %s", tenc.DefaultConstantIV, prev, where)
+				}
+				ivs[string(tenc.DefaultConstantIV)] = where
+			}
+			// cbcs audio has no per-sample information: mp4ff leaves senc, saiz and saio out.
+			noSenc := e.Scheme == "cbcs" && ct.Kind == manifest.Audio
 			checkIFrames(t, clearDir, ct, encDir, et)
 
 			clearInit := decodeMP4(t, filepath.Join(clearDir, ct.ID, manifest.InitSegmentName)).Init
@@ -148,7 +175,12 @@ func testEncryptRoundTrip(t *testing.T, inputs []string, wantTracks int, e *Encr
 						t.Fatalf("%s: ParseSenc: %v", s.URI, err)
 					}
 					senc := frag.Moof.Traf.Senc
-					if senc == nil || frag.Moof.Traf.Saiz == nil || frag.Moof.Traf.Saio == nil {
+					if noSenc {
+						if senc != nil || frag.Moof.Traf.Saiz != nil || frag.Moof.Traf.Saio != nil {
+							t.Fatalf("%s: cbcs audio fragment with senc/saiz/saio", s.URI)
+						}
+						senc = &mp4.SencBox{}
+					} else if senc == nil || frag.Moof.Traf.Saiz == nil || frag.Moof.Traf.Saio == nil {
 						t.Fatalf("%s: fragment without senc/saiz/saio", s.URI)
 					}
 					for n, iv := range senc.IVs {
@@ -167,6 +199,16 @@ func testEncryptRoundTrip(t *testing.T, inputs []string, wantTracks int, e *Encr
 							t.Fatalf("%s: more encrypted samples than clear", s.URI)
 						}
 						protectedBytes += compareProtected(t, s.URI, k, want[k].Data, fs.Data, senc, n)
+						if e.Scheme == "cbcs" {
+							var subs []mp4.SubSamplePattern
+							if n < len(senc.SubSamples) {
+								subs = senc.SubSamples[n]
+							}
+							dec := cbcsDecrypt(t, fs.Data, testKey, tenc, subs)
+							if !bytes.Equal(dec, want[k].Data) {
+								t.Fatalf("%s sample %d: this test's cbcs decryption differs from the clear sample", s.URI, k)
+							}
+						}
 						k++
 					}
 				}
@@ -230,8 +272,10 @@ func checkIFrames(t *testing.T, clearDir string, ct *manifest.Track, encDir stri
 }
 
 // checkProtectedInit asserts the protection boxes of an encrypted init segment (ISO/IEC 23001-7
-// §8): encv/enca with sinf: frma (the original format), schm cenc, schi/tenc with the KID.
-func checkProtectedInit(t *testing.T, path string, kind manifest.Kind, wantIVSize byte) {
+// §8): encv/enca with sinf: frma (the original format), schm with the scheme, schi/tenc with the
+// KID; for cbcs a version 1 tenc with a 16-byte constant IV and the pattern 1:9 for video, 0:0
+// (whole blocks) for audio (§10.4). It returns the tenc.
+func checkProtectedInit(t *testing.T, path string, kind manifest.Kind, scheme string, wantIVSize byte) *mp4.TencBox {
 	t.Helper()
 	init := decodeMP4(t, path).Init
 	entry := init.Moov.Trak.Mdia.Minf.Stbl.Stsd.Children[0]
@@ -249,17 +293,69 @@ func checkProtectedInit(t *testing.T, path string, kind manifest.Kind, wantIVSiz
 	if sinf == nil || sinf.Frma == nil || !contains(wantFormat, sinf.Frma.DataFormat) {
 		t.Fatalf("%s: sinf/frma missing or wrong: %+v", path, sinf)
 	}
-	if sinf.Schm == nil || sinf.Schm.SchemeType != "cenc" || sinf.Schi == nil || sinf.Schi.Tenc == nil {
+	if sinf.Schm == nil || sinf.Schm.SchemeType != scheme || sinf.Schi == nil || sinf.Schi.Tenc == nil {
 		t.Fatalf("%s: schm/schi/tenc missing or wrong", path)
 	}
 	tenc := sinf.Schi.Tenc
 	if !bytes.Equal(tenc.DefaultKID, testKID) || tenc.DefaultIsProtected != 1 || tenc.DefaultPerSampleIVSize != wantIVSize {
 		t.Fatalf("%s: tenc KID %x protected %d IV size %d", path, []byte(tenc.DefaultKID), tenc.DefaultIsProtected, tenc.DefaultPerSampleIVSize)
 	}
+	if scheme == "cbcs" {
+		crypt, skip := byte(1), byte(9)
+		if kind == manifest.Audio {
+			crypt, skip = 0, 0
+		}
+		if tenc.Version != 1 || len(tenc.DefaultConstantIV) != 16 || tenc.DefaultCryptByteBlock != crypt || tenc.DefaultSkipByteBlock != skip {
+			t.Fatalf("%s: cbcs tenc version %d, constant IV %x, pattern %d:%d, want version 1, 16 bytes, %d:%d",
+				path, tenc.Version, tenc.DefaultConstantIV, tenc.DefaultCryptByteBlock, tenc.DefaultSkipByteBlock, crypt, skip)
+		}
+	}
+	return tenc
 }
 
-// ivSize is the per-sample IV size e asks for: 8 bytes unless a 16-byte IV is given.
+// cbcsDecrypt is ISO/IEC 23001-7 §10.4's cbcs decryption written out without mp4ff: in each
+// protected range (the whole sample when there are no subsamples), AES-CBC from the constant IV
+// over crypt_byte_block blocks, then skip_byte_block blocks left as they are, repeated; a
+// trailing partial block stays clear; a 0:0 pattern means every whole block. It returns a copy.
+func cbcsDecrypt(t *testing.T, enc, key []byte, tenc *mp4.TencBox, subs []mp4.SubSamplePattern) []byte {
+	t.Helper()
+	out := append([]byte(nil), enc...)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) == 0 {
+		subs = []mp4.SubSamplePattern{{BytesOfProtectedData: uint32(len(out))}}
+	}
+	crypt, skip := int(tenc.DefaultCryptByteBlock)*16, int(tenc.DefaultSkipByteBlock)*16
+	pos := 0
+	for _, ss := range subs {
+		pos += int(ss.BytesOfClearData)
+		end := pos + int(ss.BytesOfProtectedData)
+		if end > len(out) {
+			t.Fatalf("subsamples run past the sample's %d bytes", len(out))
+		}
+		r := out[pos:end]
+		cbc := cipher.NewCBCDecrypter(block, tenc.DefaultConstantIV) // restarts at each subsample
+		if crypt == 0 {
+			whole := len(r) &^ 15
+			cbc.CryptBlocks(r[:whole], r[:whole])
+		} else {
+			for off := 0; off+crypt <= len(r); off += crypt + skip {
+				cbc.CryptBlocks(r[off:off+crypt], r[off:off+crypt])
+			}
+		}
+		pos = end
+	}
+	return out
+}
+
+// ivSize is the per-sample IV size e asks for: 8 bytes unless a 16-byte IV is given; none for
+// cbcs (a constant IV in tenc).
 func ivSize(e *Encryption) byte {
+	if e.Scheme == "cbcs" {
+		return 0
+	}
 	if len(e.IV) == 16 {
 		return 16
 	}
@@ -313,9 +409,78 @@ func compareProtected(t *testing.T, uri string, k int, clear, enc []byte, senc *
 }
 
 // TestEncryptSignalling: the MPD parses back with dash-mpd and every AdaptationSet carries the
-// mp4protection descriptor with the default KID and the ClearKey one; the clear MPD has none.
+// mp4protection descriptor (value cenc or cbcs) with the default KID and the ClearKey one; the
+// clear MPD has none. Without a key URI the HLS playlists carry no key tag, and the media
+// playlists are the clear ones byte for byte.
 func TestEncryptSignalling(t *testing.T) {
-	clearDir, _, encDir, _ := packagedTwice(t, ladder)
+	t.Run("cenc", func(t *testing.T) { testEncryptSignalling(t, testEncryption()) })
+	t.Run("cbcs", func(t *testing.T) { testEncryptSignalling(t, testCbcs()) })
+}
+
+// TestEncryptHLSSignalling: with a key URI, the playlists Package writes parse back with
+// hls-m3u8; the master has one EXT-X-SESSION-KEY and every media and I-frame playlist one
+// EXT-X-KEY before its EXT-X-MAP, METHOD=SAMPLE-AES for cbcs and SAMPLE-AES-CTR for cenc, with
+// the URI and KEYFORMAT="identity"; the clear twin's playlists have no key tag.
+func TestEncryptHLSSignalling(t *testing.T) {
+	const uri = "https://keys.example/reel/0123456789abcdef0123456789abcdef"
+	for _, e := range []*Encryption{testCbcs(), testEncryption()} {
+		t.Run(e.Scheme, func(t *testing.T) {
+			e.KeyURI = uri
+			method := map[string]string{"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}[e.Scheme]
+			want := m3u8.Key{Method: method, URI: uri, Keyformat: "identity"}
+			clearDir, clearP, encDir, encP := packagedTwiceWith(t, ladder, e)
+			if encP.Protection.KeyURI != uri {
+				t.Fatalf("Protection.KeyURI %q", encP.Protection.KeyURI)
+			}
+			decode := func(path string) m3u8.Playlist {
+				t.Helper()
+				raw, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pl, _, err := m3u8.DecodeFrom(bytes.NewReader(raw), true)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				if k, m := bytes.Index(raw, []byte("#EXT-X-KEY:")), bytes.Index(raw, []byte("#EXT-X-MAP:")); k > m {
+					t.Errorf("%s: EXT-X-KEY after EXT-X-MAP", path)
+				}
+				return pl
+			}
+			master := decode(filepath.Join(encDir, manifest.MasterPlaylist)).(*m3u8.MasterPlaylist)
+			if len(master.SessionKeys) != 1 || *master.SessionKeys[0] != want {
+				t.Errorf("master: session keys %+v, want %+v", master.SessionKeys, want)
+			}
+			if n := len(decode(filepath.Join(clearDir, manifest.MasterPlaylist)).(*m3u8.MasterPlaylist).SessionKeys); n != 0 {
+				t.Errorf("clear master: %d session keys", n)
+			}
+			playlists := 0
+			for i, tr := range encP.Tracks() {
+				names := []string{manifest.MediaPlaylist}
+				if tr.Kind == manifest.Video {
+					names = append(names, manifest.IFramePlaylist)
+				}
+				for _, name := range names {
+					pl := decode(filepath.Join(encDir, tr.ID, name)).(*m3u8.MediaPlaylist)
+					if len(pl.Keys) != 1 || pl.Keys[0] != want || pl.Count() == 0 || len(pl.Segments[0].Keys) != 1 {
+						t.Errorf("%s/%s: keys %+v, want one %+v before the first segment", tr.ID, name, pl.Keys, want)
+					}
+					clearPl := decode(filepath.Join(clearDir, clearP.Tracks()[i].ID, name)).(*m3u8.MediaPlaylist)
+					if len(clearPl.Keys) != 0 {
+						t.Errorf("clear %s/%s: keys %+v", tr.ID, name, clearPl.Keys)
+					}
+					playlists++
+				}
+			}
+			if playlists != 7 {
+				t.Errorf("%d media playlists checked, want 7 (4 media, 3 I-frame)", playlists)
+			}
+		})
+	}
+}
+
+func testEncryptSignalling(t *testing.T, e *Encryption) {
+	clearDir, _, encDir, _ := packagedTwiceWith(t, ladder, e)
 	m, err := mpd.ReadFromFile(filepath.Join(encDir, manifest.DASHManifest))
 	if err != nil {
 		t.Fatalf("reading the MPD back: %v", err)
@@ -329,7 +494,7 @@ func TestEncryptSignalling(t *testing.T) {
 		for _, cp := range as.ContentProtections {
 			switch cp.SchemeIdUri {
 			case "urn:mpeg:dash:mp4protection:2011":
-				generic = cp.Value == "cenc" && cp.DefaultKID == "01234567-89ab-cdef-0123-456789abcdef"
+				generic = cp.Value == e.Scheme && cp.DefaultKID == "01234567-89ab-cdef-0123-456789abcdef"
 			case "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e":
 				clearKey = true
 			}
@@ -344,6 +509,38 @@ func TestEncryptSignalling(t *testing.T) {
 	}
 	if bytes.Contains(clearMPD, []byte("ContentProtection")) {
 		t.Error("the clear MPD signals protection")
+	}
+	// No key URI: HLS does not signal the encryption. The media playlists are the clear ones;
+	// the master and I-frame playlists differ only where the larger moofs (senc) change I-frame
+	// byte ranges and bandwidths, and carry no key tag either.
+	playlists := 0
+	err = filepath.WalkDir(clearDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".m3u8" {
+			return err
+		}
+		playlists++
+		rel, _ := filepath.Rel(clearDir, path)
+		c, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		enc, err := os.ReadFile(filepath.Join(encDir, rel))
+		if err != nil {
+			return err
+		}
+		if filepath.Base(rel) == manifest.MediaPlaylist && !bytes.Equal(c, enc) {
+			t.Errorf("%s: the encrypted presentation's media playlist differs from the clear one", rel)
+		}
+		if bytes.Contains(enc, []byte("KEY:")) {
+			t.Errorf("%s: a key tag without a key URI", rel)
+		}
+		return nil
+	})
+	if playlists != 8 {
+		t.Errorf("%d playlists compared, want 8", playlists)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -390,6 +587,8 @@ func TestEncryptBadInput(t *testing.T) {
 		{"short key id", Encryption{Scheme: "cenc", KeyID: short, Key: testKey}, false, "key id is 15 bytes"},
 		{"bad iv", Encryption{Scheme: "cenc", KeyID: testKID, Key: testKey, IV: short}, false, "iv is 15 bytes"},
 		{"unknown scheme", Encryption{Scheme: "cbc1", KeyID: testKID, Key: testKey}, false, `scheme "cbc1"`},
+		{"quote in key uri", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, KeyURI: `https://k/"x"`}, false, "key URI"},
+		{"cbcs 8-byte iv", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, IV: testKey[:8]}, false, "want 16 for cbcs"},
 		{"single file", *testEncryption(), true, "single-file"},
 	}
 	for _, tc := range tests {
@@ -418,7 +617,12 @@ func TestEncryptBadInput(t *testing.T) {
 // and the decoder fails on the first frames.
 func TestEncryptFFmpegDecrypts(t *testing.T) {
 	ffmpeg := requireTool(t, "ffmpeg")
-	clearDir, clearP, encDir, _ := packagedTwice(t, ladder)
+	t.Run("cenc", func(t *testing.T) { testFFmpegDecrypts(t, ffmpeg, testEncryption()) })
+	t.Run("cbcs", func(t *testing.T) { testFFmpegDecrypts(t, ffmpeg, testCbcs()) })
+}
+
+func testFFmpegDecrypts(t *testing.T, ffmpeg string, e *Encryption) {
+	clearDir, clearP, encDir, _ := packagedTwiceWith(t, ladder, e)
 	tmp := t.TempDir()
 	for _, tr := range []*manifest.Track{clearP.Video[0], clearP.Audio[0]} {
 		join := func(dir, name string) string {

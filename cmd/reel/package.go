@@ -35,13 +35,17 @@ Examples:
   reel package samples/ladder_720p.mp4 samples/ladder_480p.mp4 samples/ladder_360p.mp4 -o out/vod
   reel package --segment-duration 4s --single-file ladder_*.mp4 -o out/ondemand
   reel package video.mp4 audio_fra.mp4 --lang en,fr -o out/bilingual
-  reel package --encrypt cenc --key-id 0123456789abcdef0123456789abcdef \
-      --key 00112233445566778899aabbccddeeff ladder_*.mp4 -o out/protected
+  reel package --encrypt cbcs --key-id 0123456789abcdef0123456789abcdef \
+      --key 00112233445566778899aabbccddeeff --key-uri https://keys.example/k1 \
+      ladder_*.mp4 -o out/protected
 
-Encryption (--encrypt cenc): Common Encryption with AES-CTR of every track, NAL headers and
-parameter sets left clear; the MPD signals it (mp4protection with cenc:default_KID, and
-ClearKey). The key never lands in OUT. Not yet with --single-file, and the HLS playlists do not
-signal it yet (no EXT-X-KEY): play encrypted output through DASH.
+Encryption (--encrypt cenc or cbcs): Common Encryption of every track, NAL headers, slice
+headers (cbcs) and parameter sets left clear. cenc is AES-CTR; cbcs is AES-CBC with a constant
+IV, one block in ten of video (1:9 pattern) and every whole block of audio. The MPD signals it
+(mp4protection with cenc:default_KID, and ClearKey); with --key-uri every HLS media playlist
+carries EXT-X-KEY (METHOD=SAMPLE-AES for cbcs, SAMPLE-AES-CTR for cenc, KEYFORMAT="identity")
+and the master EXT-X-SESSION-KEY; without it HLS does not signal it (a warning says so). The
+key never lands in OUT; serving it at the key URI is up to you. Not yet with --single-file.
 `
 
 func runPackage(args []string, stdout, stderr io.Writer) int {
@@ -52,10 +56,11 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	single := fs.Bool("single-file", false, "write one fragmented MP4 per track with a sidx (HLS byte ranges, DASH SegmentBase)")
 	langs := fs.String("lang", "", "comma-separated BCP 47 languages for the audio renditions in order, e.g. en,fr")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	scheme := fs.String("encrypt", "", "encrypt every track with Common Encryption; scheme: cenc")
+	scheme := fs.String("encrypt", "", "encrypt every track with Common Encryption; scheme: cenc or cbcs")
 	keyID := fs.String("key-id", "", "key ID for --encrypt, 32 hex digits")
 	key := fs.String("key", "", "content key for --encrypt, 32 hex digits")
-	iv := fs.String("iv", "", "first IV of every track for --encrypt, 16 or 32 hex digits (default: random per track)")
+	keyURI := fs.String("key-uri", "", "URI of the key for HLS clients with --encrypt: EXT-X-KEY in every media playlist, EXT-X-SESSION-KEY in the master")
+	iv := fs.String("iv", "", "first IV of every track for --encrypt: cenc 16 or 32 hex digits, cbcs 32 (the constant IV); default: random per track")
 	fs.Usage = usageFunc(fs, packageUsage)
 	inputs, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -72,7 +77,7 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "reel package: --segment-duration must be at least 100ms")
 		return exitUsage
 	}
-	enc, err := encryptionFlags(*scheme, *keyID, *key, *iv, *single)
+	enc, err := encryptionFlags(*scheme, *keyID, *key, *iv, *keyURI, *single)
 	if err != nil {
 		// A missing or stray flag is a usage error; a bad value is bad input, as with --lang
 		// (issue 15: a key of the wrong length or an unknown scheme exits 1).
@@ -82,6 +87,11 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return exitFailure
+	}
+	if enc != nil && enc.KeyURI == "" {
+		// Still a valid presentation (the MPD signals it), but HLS players would fetch
+		// encrypted segments with no key tag and fail; say so once.
+		fmt.Fprintln(stderr, "reel package: warning: no --key-uri: the HLS playlists do not signal the encryption (no EXT-X-KEY); play through DASH or give --key-uri")
 	}
 	opt := packager.Options{
 		Inputs:          inputs,
@@ -132,17 +142,18 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// encryptionFlags turns --encrypt, --key-id, --key and --iv into packager.Encryption (nil
-// without --encrypt). Its errors name the flag, for the one line the user reads.
-func encryptionFlags(scheme, keyID, key, iv string, single bool) (*packager.Encryption, error) {
+// encryptionFlags turns --encrypt, --key-id, --key, --iv and --key-uri into
+// packager.Encryption (nil without --encrypt). Its errors name the flag, for the one line the
+// user reads.
+func encryptionFlags(scheme, keyID, key, iv, keyURI string, single bool) (*packager.Encryption, error) {
 	if scheme == "" {
-		if keyID != "" || key != "" || iv != "" {
-			return nil, usageError("--key-id, --key and --iv need --encrypt cenc")
+		if keyID != "" || key != "" || iv != "" || keyURI != "" {
+			return nil, usageError("--key-id, --key, --iv and --key-uri need --encrypt cenc or cbcs")
 		}
 		return nil, nil
 	}
-	if scheme != "cenc" {
-		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc)", scheme)
+	if scheme != "cenc" && scheme != "cbcs" {
+		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs)", scheme)
 	}
 	if single {
 		return nil, usageError("--encrypt is not supported with --single-file yet")
@@ -160,7 +171,10 @@ func encryptionFlags(scheme, keyID, key, iv string, single bool) (*packager.Encr
 		}
 		return b, nil
 	}
-	e := &packager.Encryption{Scheme: scheme}
+	if strings.ContainsAny(keyURI, "\"\r\n") {
+		return nil, errors.New("--key-uri: a double quote or a line break cannot go in an HLS playlist")
+	}
+	e := &packager.Encryption{Scheme: scheme, KeyURI: keyURI}
 	var err error
 	if e.KeyID, err = hexFlag("key-id", keyID, 16); err != nil {
 		return nil, err
@@ -169,7 +183,11 @@ func encryptionFlags(scheme, keyID, key, iv string, single bool) (*packager.Encr
 		return nil, err
 	}
 	if iv != "" {
-		if e.IV, err = hexFlag("iv", iv, 8, 16); err != nil {
+		sizes := []int{8, 16}
+		if scheme == "cbcs" {
+			sizes = []int{16} // the constant IV in tenc
+		}
+		if e.IV, err = hexFlag("iv", iv, sizes...); err != nil {
 			return nil, err
 		}
 	}

@@ -13,20 +13,58 @@ const (
 	testKey   = "00112233445566778899aabbccddeeff"
 )
 
-// TestPackageEncrypt: --encrypt cenc with a key gives encrypted init segments (encv/enca), an
+// TestPackageEncrypt: --encrypt cenc or cbcs with a key gives encrypted init segments (encv/enca), an
 // MPD that signals the KID, and no trace of the key in the presentation.
 func TestPackageEncrypt(t *testing.T) {
+	t.Run("cenc", func(t *testing.T) { testPackageEncrypt(t, "cenc", "0011223344556677", "") })
+	t.Run("cbcs", func(t *testing.T) { testPackageEncrypt(t, "cbcs", "00112233445566778899aabbccddeeff", "") })
+	t.Run("cbcs key uri", func(t *testing.T) {
+		testPackageEncrypt(t, "cbcs", "00112233445566778899aabbccddeeff", "https://keys.example/k1")
+	})
+}
+
+// testPackageEncrypt: without a key URI a warning says HLS does not signal the encryption and
+// no playlist has a key tag; with one, the HLS tags carry it and nothing is said.
+func testPackageEncrypt(t *testing.T, scheme, iv, keyURI string) {
 	dir := filepath.Join(t.TempDir(), "out")
-	code, _, stderr := runReel(t, "package", sample("ladder_360p.mp4"), "-o", dir, "--quiet",
-		"--encrypt", "cenc", "--key-id", testKeyID, "--key", testKey, "--iv", "0011223344556677")
+	args := []string{"package", sample("ladder_360p.mp4"), "-o", dir, "--quiet",
+		"--encrypt", scheme, "--key-id", testKeyID, "--key", testKey, "--iv", iv}
+	if keyURI != "" {
+		args = append(args, "--key-uri", keyURI)
+	}
+	code, _, stderr := runReel(t, args...)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for file, want := range map[string]string{
-		"video_360p/init.mp4": "encv",
-		"audio/init.mp4":      "enca",
-		"manifest.mpd":        `cenc:default_KID="01234567-89ab-cdef-0123-456789abcdef"`,
-	} {
+	checks := [][2]string{
+		{"video_360p/init.mp4", "encv"},
+		{"audio/init.mp4", "enca"},
+		{"manifest.mpd", `cenc:default_KID="01234567-89ab-cdef-0123-456789abcdef"`},
+		{"manifest.mpd", `value="` + scheme + `"`},
+	}
+	if keyURI == "" {
+		assertOneLine(t, "stderr", stderr)
+		if !strings.Contains(stderr, "warning: no --key-uri") {
+			t.Errorf("stderr %q: want the --key-uri warning", stderr)
+		}
+		for _, f := range []string{"master.m3u8", "video_360p/index.m3u8", "audio/index.m3u8"} {
+			if data, err := os.ReadFile(filepath.Join(dir, f)); err != nil || bytes.Contains(data, []byte("KEY:")) {
+				t.Errorf("%s: a key tag without --key-uri (%v)", f, err)
+			}
+		}
+	} else {
+		if stderr != "" {
+			t.Errorf("stderr %q, want nothing", stderr)
+		}
+		key := `METHOD=SAMPLE-AES,URI="` + keyURI + `",KEYFORMAT="identity"`
+		checks = append(checks,
+			[2]string{"master.m3u8", "#EXT-X-SESSION-KEY:" + key},
+			[2]string{"video_360p/index.m3u8", "#EXT-X-KEY:" + key},
+			[2]string{"video_360p/iframes.m3u8", "#EXT-X-KEY:" + key},
+			[2]string{"audio/index.m3u8", "#EXT-X-KEY:" + key})
+	}
+	for _, c := range checks {
+		file, want := c[0], c[1]
 		data, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
@@ -67,6 +105,9 @@ func TestPackageEncryptBadFlags(t *testing.T) {
 		{"key not hex", []string{"--encrypt", "cenc", "--key-id", testKeyID, "--key", strings.Repeat("zz", 16)}, exitFailure, []string{"--key:", "not hex"}},
 		{"long key id", []string{"--encrypt", "cenc", "--key-id", testKeyID + "00", "--key", testKey}, exitFailure, []string{"--key-id:", "34 hex digits"}},
 		{"bad iv", []string{"--encrypt", "cenc", "--key-id", testKeyID, "--key", testKey, "--iv", "0011"}, exitFailure, []string{"--iv:", "16 or 32"}},
+		{"cbcs short iv", []string{"--encrypt", "cbcs", "--key-id", testKeyID, "--key", testKey, "--iv", "0011223344556677"}, exitFailure, []string{"--iv:", "16 hex digits, want 32"}},
+		{"key uri without encrypt", []string{"--key-uri", "https://k/1"}, exitUsage, []string{"need --encrypt"}},
+		{"quote in key uri", []string{"--encrypt", "cbcs", "--key-id", testKeyID, "--key", testKey, "--key-uri", `https://k/"1"`}, exitFailure, []string{"--key-uri:", "double quote"}},
 		{"unknown scheme", []string{"--encrypt", "cbc1", "--key-id", testKeyID, "--key", testKey}, exitFailure, []string{"--encrypt", `"cbc1"`, "unknown scheme"}},
 		{"missing key", []string{"--encrypt", "cenc", "--key-id", testKeyID}, exitUsage, []string{"needs --key"}},
 		{"key without encrypt", []string{"--key-id", testKeyID, "--key", testKey}, exitUsage, []string{"need --encrypt"}},
