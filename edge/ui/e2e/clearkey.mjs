@@ -1,6 +1,6 @@
 // clearkey.mjs drives Debian's Chromium (headless, through playwright-core) to play a
-// cenc-encrypted DASH presentation with dash.js and ClearKey, for TestBrowserClearKey
-// (cmd/reel/browser_test.go), and prints what the player did as JSON.
+// cenc- or cbcs-encrypted DASH presentation with dash.js and ClearKey, for TestBrowserClearKey
+// (cmd/reel/browser_clearkey_test.go), and prints what the player did as JSON.
 //
 //   node edge/ui/e2e/clearkey.mjs config.json
 //
