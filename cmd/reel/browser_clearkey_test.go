@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -37,18 +36,7 @@ const (
 func startOrigin(t *testing.T, bin, dir string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "origin", "--dir", dir, "--listen", addr)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "serving") {
-		t.Fatalf("origin did not start: %q %v", line, err)
-	}
-	go io.Copy(io.Discard, stdout)
+	runUntilServing(t, "origin", exec.Command(bin, "origin", "--dir", dir, "--listen", addr))
 	return "http://" + addr
 }
 

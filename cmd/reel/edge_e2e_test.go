@@ -66,6 +66,14 @@ func startEdge(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, append([]string{"edge", "--listen", addr, "--admin", freeAddr(t)}, args...)...)
 	cmd.Env = append(os.Environ(), "REEL_ADMIN_TOKEN=test")
+	runUntilServing(t, "edge", cmd)
+	return cmd, "http://" + addr
+}
+
+// runUntilServing starts a reel subcommand and waits for its first line to say it serves; it
+// is killed when the test ends.
+func runUntilServing(t *testing.T, what string, cmd *exec.Cmd) {
+	t.Helper()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -74,10 +82,9 @@ func startEdge(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.Contains(line, "serving") {
-		t.Fatalf("edge did not start: %q %v", line, err)
+		t.Fatalf("%s did not start: %q %v", what, line, err)
 	}
 	go io.Copy(io.Discard, stdout)
-	return cmd, "http://" + addr
 }
 
 // TestEdgeKilledMidFill: fill some objects, kill -9 the edge in the middle of another fill,
