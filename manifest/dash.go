@@ -15,6 +15,23 @@ import (
 // one file per track indexed by its sidx (SegmentBase). A VOD title or an ended live event is a
 // static MPD; a running live window is a dynamic one (see dynamicMPD).
 func (p *Presentation) DASH() ([]byte, error) {
+	build := p.dashMPD
+	if p.Live != nil && p.Live.Keys != nil {
+		build = p.keyedMPD // key rotation: a Period per key period (dash_live.go)
+	}
+	m, err := build()
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.WriteToString("  ", true)
+	if err != nil {
+		return nil, fmt.Errorf("write MPD: %w", err)
+	}
+	return []byte(out), nil
+}
+
+// dashMPD builds the MPD that DASH writes.
+func (p *Presentation) dashMPD() (*mpd.MPD, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -84,12 +101,7 @@ func (p *Presentation) DASH() ([]byte, error) {
 		}
 		period.AdaptationSets = append(period.AdaptationSets, as)
 	}
-
-	out, err := m.WriteToString("  ", true)
-	if err != nil {
-		return nil, fmt.Errorf("write MPD: %w", err)
-	}
-	return []byte(out), nil
+	return m, nil
 }
 
 // codecFamilies splits the video ladder into one group per codec family, in ladder order. The
