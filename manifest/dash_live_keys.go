@@ -15,7 +15,7 @@ import (
 // the whole window.
 //
 // Period@id is "key-<index>", stable across updates; Period@start is the period's start
-// (KeyPeriod.Start), and each SegmentTemplate's presentationTimeOffset is that start in its
+// (KeyPeriod.Start; in a static MPD, its first listed segment), and each SegmentTemplate's presentationTimeOffset is that start in its
 // track's timescale, so segment times stay media times, as in a single-Period MPD. A key
 // period is listed only once every track has a segment in it: a Period whose audio appeared
 // an update later would not be played with audio.
@@ -49,7 +49,9 @@ func (p *Presentation) keyedMPD() (*mpd.MPD, error) {
 			return nil, err
 		}
 		start := sub.earliestStart()
-		if kp.StartTimescale > 0 {
+		// A static MPD (an ended event) is not updated: its Periods start where their
+		// listed segments do, the first at zero.
+		if kp.StartTimescale > 0 && p.dynamic() {
 			start = new(big.Rat).SetFrac(new(big.Int).SetUint64(kp.Start), big.NewInt(int64(kp.StartTimescale)))
 		}
 		period := sm.Periods[0]
