@@ -68,8 +68,9 @@ type LiveKeys struct {
 	// period's KID in hex). The ClearKey EXT-X-KEY (KEYFORMAT="org.w3.clearkey", the KID in a
 	// data: URI) is written either way.
 	KeyURI string
-	// Periods cover every listed segment and the one in progress, oldest first; the last one
-	// may be the coming period, announced before its first segment.
+	// Periods cover every listed segment and the one in progress, oldest first (none while
+	// nothing is listed); the last one may be the coming period, announced before its first
+	// segment.
 	Periods []KeyPeriod
 }
 
@@ -105,9 +106,6 @@ func (k *LiveKeys) period(n uint64) *KeyPeriod {
 func (k *LiveKeys) validate() error {
 	if k.Scheme != "cenc" && k.Scheme != "cbcs" {
 		return fmt.Errorf("live encryption scheme %q is not cenc or cbcs", k.Scheme)
-	}
-	if len(k.Periods) == 0 {
-		return errors.New("live encryption without key periods")
 	}
 	for i, kp := range k.Periods {
 		if kp.InitURI == "" || strings.ContainsAny(kp.InitURI, "/\\\"\r\n") {
@@ -158,7 +156,7 @@ func (l *Live) validate(singleFile bool) error {
 
 // validateTrack checks what the live writers add to the VOD invariants.
 func (l *Live) validateTrack(t *Track) error {
-	if l.Keys != nil {
+	if l.Keys != nil && (len(t.Segments) > 0 || len(t.LiveParts) > 0) {
 		first := t.liveNext()
 		if len(t.Segments) > 0 {
 			first = t.Segments[0].Number

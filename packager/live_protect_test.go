@@ -426,3 +426,54 @@ func TestLiveKeysResume(t *testing.T) {
 		t.Fatal("encrypted to clear: the channel resumed")
 	}
 }
+
+// TestLoopTracksShareNumbers: looped without parts (a fragment per segment), audio and video
+// keep the same segment numbers for the same media time across loop points, which key periods
+// (by segment number) rely on. Audio's segment at each loop point used to span two grid cells
+// (its first fragment stopped at the loop point and the rest waited for the next tick), so its
+// numbers fell one behind per loop.
+func TestLoopTracksShareNumbers(t *testing.T) {
+	for _, part := range []time.Duration{0, 500 * time.Millisecond} {
+		dir := filepath.Join(t.TempDir(), "ch")
+		ch, err := live.NewChannel(live.Config{Name: "ch", Dir: dir, SegmentDuration: 2 * time.Second, PartDuration: part, Window: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock := &fakeClock{now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+		if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 3, Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
+			t.Fatal(err)
+		}
+		rec := get(t, liveServer(t, ch), "/live/ch/manifest.mpd")
+		video := segmentNumbers(t, filepath.Join(dir, "video_360p"))
+		audio := segmentNumbers(t, filepath.Join(dir, "audio"))
+		if len(video) < 18 || rec.Code != http.StatusOK {
+			t.Fatalf("part %v: %d video segments, MPD %d", part, len(video), rec.Code)
+		}
+		// Segment n of either track starts within a grid slack (0.1 s) of n·2 s.
+		starts := func(track string, ts float64) map[uint64]float64 {
+			out := map[uint64]float64{}
+			for _, l := range strings.Split(string(readFile(t, filepath.Join(dir, track, "segments.log"))), "\n") {
+				var n, start uint64
+				if _, err := fmt.Sscanf(l, `{"n":%d,"start":%d`, &n, &start); err == nil {
+					out[n] = float64(start) / ts
+				}
+			}
+			return out
+		}
+		vs, as := starts("video_360p", 15360), starts("audio", 48000)
+		for _, n := range audio {
+			if v, ok := vs[n]; ok && (as[n]-v > 0.1 || v-as[n] > 0.1) {
+				t.Errorf("part %v: segment %d starts at %.3f s in video, %.3f s in audio", part, n, v, as[n])
+			}
+		}
+	}
+}
+
+func liveServer(t *testing.T, ch *live.Channel) *live.Server {
+	t.Helper()
+	srv := live.NewServer(nil)
+	if err := srv.Add(ch); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}

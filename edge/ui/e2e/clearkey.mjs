@@ -10,6 +10,12 @@
 //     "cases": [ { "name": "right key", "clearkeys": { "<kid base64url>": "<key base64url>" },
 //                  "play": 2.5, "timeout": 15 }, … ] }
 //
+// A live case (a dynamic MPD with key rotation: a Period per key period) gives every key
+// period's key in clearkeys and "advance": N instead of "play": it waits until the video has
+// played N seconds past where it started (live playback starts near the live edge, not at 0),
+// and also reports where it started, the Periods dash.js switched to and the key sessions
+// (KIDs) it opened.
+//
 // The page is a bare <video> served, by request interception, at base + "/_clearkey/": the
 // same origin as the edge (no CORS in the way) and a secure context (127.0.0.1), which EME
 // requires. Each case waits until the video has played `play` seconds, or the player reports
@@ -86,7 +92,8 @@ async function playCase(c) {
   await page.addScriptTag({ content: dashjs });
   await page.evaluate(({ mpd, clearkeys }) => {
     const v = document.getElementById('v');
-    const st = window.ck = { errors: [] };
+    const st = window.ck = { errors: [], periods: [], sessions: 0, startTime: null };
+    v.addEventListener('playing', () => { if (st.startTime === null) st.startTime = v.currentTime; });
     v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
     const p = dashjs.MediaPlayer().create();
     p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
@@ -101,6 +108,11 @@ async function playCase(c) {
         if (e.error) st.errors.push('dash.js ' + ev + ': ' + (e.error.code ?? '') + ' ' + (e.error.message ?? ''));
       });
     }
+    p.on(dashjs.MediaPlayer.events.PERIOD_SWITCH_COMPLETED, (e) => {
+      st.periods.push(e.toStreamInfo ? e.toStreamInfo.id : '?');
+    });
+    // The UMD build's MediaPlayer.events lacks the protection events; their names are stable.
+    p.on('public_keySessionCreated', (e) => { if (!e.error) st.sessions++; });
     p.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
     p.initialize(v, mpd, true);
   }, { mpd: cfg.base + cfg.mpd, clearkeys: c.clearkeys });
@@ -111,14 +123,17 @@ async function playCase(c) {
       const v = document.getElementById('v');
       const q = v.getVideoPlaybackQuality();
       return { currentTime: v.currentTime, frames: q.totalVideoFrames, dropped: q.droppedVideoFrames,
-        errors: window.ck.errors.slice(), readyState: v.readyState };
+        errors: window.ck.errors.slice(), readyState: v.readyState, startTime: window.ck.startTime,
+        periods: window.ck.periods.slice(), sessions: window.ck.sessions };
     });
-    if (s.errors.length || s.currentTime >= c.play) break;
+    if (s.errors.length) break;
+    if (c.advance ? s.startTime !== null && s.currentTime >= s.startTime + c.advance : s.currentTime >= c.play) break;
     if (Date.now() > deadline) break;
     await page.waitForTimeout(100);
   }
   await page.close();
   const r = { name: c.name, seconds: (Date.now() - started) / 1000, state: s, consoleErrors };
-  log(c.name + ':', `currentTime ${s.currentTime.toFixed(2)} s, ${s.frames} frames, errors ${JSON.stringify(s.errors)}`, `(${r.seconds.toFixed(1)} s)`);
+  log(c.name + ':', `currentTime ${s.currentTime.toFixed(2)} s (started at ${s.startTime}), ${s.frames} frames,`,
+    `periods ${JSON.stringify(s.periods)}, ${s.sessions} key sessions, errors ${JSON.stringify(s.errors)}`, `(${r.seconds.toFixed(1)} s)`);
   return r;
 }
