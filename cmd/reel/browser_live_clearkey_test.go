@@ -188,9 +188,12 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 			stop = time.Duration(*p.Start).Seconds()
 		}
 	}
-	t.Logf("missing keys from key-%d (at %.2f s): played %v → %.2f s, %d frames, errors %q", first+missingFrom, stop, miss.StartTime, miss.CurrentTime, miss.Frames, miss.Errors)
-	if stop == 0 || miss.StartTime == nil || miss.CurrentTime > stop+0.5 {
-		t.Errorf("without the keys from key-%d (at %.2f s) on, the player played from %v to %.2f s", first+missingFrom, stop, miss.StartTime, miss.CurrentTime)
+	if miss.StartTime == nil {
+		t.Fatalf("without the keys from key-%d on, the player did not play at all (it starts before that period)", first+missingFrom)
+	}
+	t.Logf("missing keys from key-%d (at %.2f s): played %.2f → %.2f s, %d frames, errors %q", first+missingFrom, stop, *miss.StartTime, miss.CurrentTime, miss.Frames, miss.Errors)
+	if stop == 0 || miss.CurrentTime > stop+0.5 {
+		t.Errorf("without the keys from key-%d (at %.2f s) on, the player played from %.2f to %.2f s", first+missingFrom, stop, *miss.StartTime, miss.CurrentTime)
 	}
 	t.Logf("took %s", time.Since(started).Round(time.Millisecond))
 }
