@@ -58,6 +58,18 @@ type liveTrackProtector struct {
 	encKID    [16]byte
 }
 
+// commonSystemID is the W3C "Common" PSSH system ID (W3C EME, "cenc" Initialization Data
+// Format): a pssh of version 1 that lists the KIDs and carries no data.
+var commonSystemID = mp4.UUID{0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02, 0xac, 0xe3, 0x3c, 0x1e, 0x52, 0xe2, 0xfb, 0x4b}
+
+// commonPssh names kid in a period's init segment, so that the browser fires an "encrypted"
+// event with it when a player appends the init of a new key period: hls.js opens its
+// ClearKey session for a new KID on that event (the playlist's data: URI gives it the KID,
+// not initData), and it names the key in the license request. It carries no key.
+func commonPssh(kid [16]byte) *mp4.PsshBox {
+	return &mp4.PsshBox{Version: 1, SystemID: commonSystemID, KIDs: []mp4.UUID{mp4.UUID(kid[:])}}
+}
+
 // cbcsIVLabel derives the cbcs constant IV (changing it changes every init segment).
 const cbcsIVLabel = "reel live cbcs iv"
 
@@ -79,7 +91,7 @@ func (t *liveTrackProtector) protect(key live.Key) ([]byte, *mp4.InitProtectData
 	if t.scheme == "cbcs" {
 		iv = t.constantIV(key)
 	}
-	ipd, err := mp4.InitProtect(f.Init, key.Value[:], iv, t.scheme, mp4.UUID(key.ID[:]), nil)
+	ipd, err := mp4.InitProtect(f.Init, key.Value[:], iv, t.scheme, mp4.UUID(key.ID[:]), []*mp4.PsshBox{commonPssh(key.ID)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("track %s: protecting init segment: %w", t.id, err)
 	}

@@ -10,6 +10,12 @@
 //     "cases": [ { "name": "right key", "clearkeys": { "<kid base64url>": "<key base64url>" },
 //                  "play": 2.5, "timeout": 15 }, … ] }
 //
+// A case with "player": "hls.js" plays the HLS playlist "url" (relative to base; "hlsjs" in the
+// config is dist/hls.min.js) with hls.js's EME support and ClearKey: hls.js sends license
+// requests to base + "/_clearkey/license", which this driver answers from the case's
+// clearkeys (a W3C ClearKey license: the JSON Web Keys of the KIDs asked for), so the keys
+// never pass through the origin or the edge.
+//
 // A live case (a dynamic MPD with key rotation: a Period per key period) gives every key
 // period's key in clearkeys and "advance": N instead of "play": it waits until the video has
 // played N seconds past where it started (live playback starts near the live edge, not at 0),
@@ -37,6 +43,9 @@ const pageURL = cfg.base + '/_clearkey/';
 const pageHTML = '<!doctype html><meta charset="utf-8"><title>ClearKey</title>' +
   '<video id="v" muted playsinline width="640" height="360"></video>';
 const dashjs = readFileSync(cfg.dashjs, 'utf8');
+const hlsjs = cfg.hlsjs ? readFileSync(cfg.hlsjs, 'utf8') : '';
+const licenseURL = cfg.base + '/_clearkey/license';
+let currentKeys = {}; // the keys of the case being played, for the license route
 const userDataDir = mkdtempSync(join(tmpdir(), 'reel-chromium-'));
 const out = { cases: [], keySystems: {}, browser: '' };
 const t0 = Date.now();
@@ -47,6 +56,12 @@ try {
   });
   out.browser = context.browser() ? context.browser().version() : '';
   await context.route(pageURL, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: pageHTML }));
+  await context.route(licenseURL, (route) => {
+    let req = {};
+    try { req = JSON.parse(route.request().postData() || '{}'); } catch (e) { /* not JSON: no keys */ }
+    const keys = (req.kids || []).filter((kid) => currentKeys[kid]).map((kid) => ({ kty: 'oct', kid, k: currentKeys[kid] }));
+    route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ keys, type: 'temporary' }) });
+  });
   log('chromium started in', Date.now() - t0, 'ms');
   out.keySystems = await keySystems();
   for (const c of cfg.cases || []) out.cases.push(await playCase(c));
@@ -89,33 +104,55 @@ async function playCase(c) {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push('uncaught: ' + e.message));
   await page.goto(pageURL, { waitUntil: 'load', timeout: 20_000 });
-  await page.addScriptTag({ content: dashjs });
-  await page.evaluate(({ mpd, clearkeys }) => {
-    const v = document.getElementById('v');
-    const st = window.ck = { errors: [], periods: [], sessions: 0, startTime: null };
-    v.addEventListener('playing', () => { if (st.startTime === null) st.startTime = v.currentTime; });
-    v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
-    const p = dashjs.MediaPlayer().create();
-    p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
-    p.on(dashjs.MediaPlayer.events.ERROR, (e) => {
-      const err = e.error || {};
-      st.errors.push('dash.js: ' + (err.code ?? '') + ' ' + (err.message ?? JSON.stringify(e.error)));
-    });
-    for (const ev of ['KEY_ERROR', 'KEY_SESSION_UPDATED', 'KEY_STATUSES_CHANGED']) {
-      const name = dashjs.Protection && dashjs.Protection.events && dashjs.Protection.events[ev];
-      if (!name) continue;
-      p.on(name, (e) => {
-        if (e.error) st.errors.push('dash.js ' + ev + ': ' + (e.error.code ?? '') + ' ' + (e.error.message ?? ''));
+  currentKeys = c.clearkeys || {};
+  if (c.player === 'hls.js') {
+    await page.addScriptTag({ content: hlsjs });
+    await page.evaluate(({ url, license }) => {
+      const v = document.getElementById('v');
+      const st = window.ck = { errors: [], periods: [], sessions: 0, startTime: null };
+      v.addEventListener('playing', () => { if (st.startTime === null) st.startTime = v.currentTime; });
+      v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
+      const hls = new Hls({ emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: license } } });
+      hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) st.errors.push('hls.js: ' + d.type + ' ' + d.details + ' ' + (d.error ? d.error.message : '')); });
+      // A key (one per key period) loaded: the KIDs the player met.
+      hls.on(Hls.Events.KEY_LOADED, () => { st.sessions++; });
+      hls.on(Hls.Events.FRAG_CHANGED, (_, d) => {
+        const init = d.frag && d.frag.initSegment ? d.frag.initSegment.relurl : '?';
+        if (st.periods[st.periods.length - 1] !== init) st.periods.push(init);
       });
-    }
-    p.on(dashjs.MediaPlayer.events.PERIOD_SWITCH_COMPLETED, (e) => {
-      st.periods.push(e.toStreamInfo ? e.toStreamInfo.id : '?');
-    });
-    // The UMD build's MediaPlayer.events lacks the protection events; their names are stable.
-    p.on('public_keySessionCreated', (e) => { if (!e.error) st.sessions++; });
-    p.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
-    p.initialize(v, mpd, true);
-  }, { mpd: cfg.base + cfg.mpd, clearkeys: c.clearkeys });
+      hls.loadSource(url);
+      hls.attachMedia(v);
+      v.play().catch((e) => st.errors.push('play: ' + e));
+    }, { url: cfg.base + c.url, license: licenseURL });
+  } else {
+    await page.addScriptTag({ content: dashjs });
+    await page.evaluate(({ mpd, clearkeys }) => {
+      const v = document.getElementById('v');
+      const st = window.ck = { errors: [], periods: [], sessions: 0, startTime: null };
+      v.addEventListener('playing', () => { if (st.startTime === null) st.startTime = v.currentTime; });
+      v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
+      const p = dashjs.MediaPlayer().create();
+      p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
+      p.on(dashjs.MediaPlayer.events.ERROR, (e) => {
+        const err = e.error || {};
+        st.errors.push('dash.js: ' + (err.code ?? '') + ' ' + (err.message ?? JSON.stringify(e.error)));
+      });
+      for (const ev of ['KEY_ERROR', 'KEY_SESSION_UPDATED', 'KEY_STATUSES_CHANGED']) {
+        const name = dashjs.Protection && dashjs.Protection.events && dashjs.Protection.events[ev];
+        if (!name) continue;
+        p.on(name, (e) => {
+          if (e.error) st.errors.push('dash.js ' + ev + ': ' + (e.error.code ?? '') + ' ' + (e.error.message ?? ''));
+        });
+      }
+      p.on(dashjs.MediaPlayer.events.PERIOD_SWITCH_COMPLETED, (e) => {
+        st.periods.push(e.toStreamInfo ? e.toStreamInfo.id : '?');
+      });
+      // The UMD build's MediaPlayer.events lacks the protection events; their names are stable.
+      p.on('public_keySessionCreated', (e) => { if (!e.error) st.sessions++; });
+      p.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
+      p.initialize(v, mpd, true);
+    }, { mpd: cfg.base + cfg.mpd, clearkeys: c.clearkeys });
+  }
   const deadline = started + (c.timeout || 15) * 1000;
   let s = null;
   for (;;) {
