@@ -44,9 +44,9 @@ func seedKey(t *testing.T, seedHex, label string, k uint64) []byte {
 	return m.Sum(nil)[:16]
 }
 
-// TestBrowserLiveClearKey: `reel live --encrypt cenc` (and cbcs) with --key-seed and
-// --key-rotation 1 (2-second segments: a new key every segment, a new Period in the MPD each
-// time), through `reel edge`, plays in headless Chromium with dash.js given every key period's
+// TestBrowserLiveClearKey: `reel live --encrypt cenc` (with parts) and cbcs (without) with
+// --key-seed and --key-rotation 1 (2-second segments: a new key every segment, a new Period in
+// the MPD each time), through `reel edge`, plays in headless Chromium with dash.js given every key period's
 // ClearKey key: it plays liveClearKeyAdvance seconds past where it started — across at least
 // two key rotations, counted from the Periods of the MPD — with frames decoded, no player and
 // no console error, and dash.js opened a key session for each new KID. Given the keys of the
@@ -66,7 +66,11 @@ func TestBrowserLiveClearKey(t *testing.T) {
 
 func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) {
 	started := time.Now()
-	origin := startLive(t, bin, nil, "--loop", "k="+sample("ladder_360p.mp4"), "--segment", "2s", "--part", "0",
+	// cenc with LL-HLS parts and low-latency DASH (the default 0.5 s parts: the next period's
+	// tags before its first part and preload hint, the segment in progress in the MPD); cbcs
+	// without parts.
+	part := map[string]string{"cenc": "500ms", "cbcs": "0"}[scheme]
+	origin := startLive(t, bin, nil, "--loop", "k="+sample("ladder_360p.mp4"), "--segment", "2s", "--part", part,
 		"--encrypt", scheme, "--key-seed", liveClearKeySeed, "--key-rotation", "1")
 	_, base := startEdge(t, bin, "--origin", origin, "--cache-dir", t.TempDir())
 	const mpdPath = "/live/k/manifest.mpd"
