@@ -227,10 +227,10 @@ func (c *Channel) periodStart(first, within uint64) (uint64, uint32) {
 		if s == nil || c.cfg.Encryption.Keys.Period(s.number) != k {
 			continue
 		}
-		r := big.NewRat(int64(s.start), int64(t.info.Timescale))
 		if s.start > math.MaxInt64 {
 			continue
 		}
+		r := big.NewRat(int64(s.start), int64(t.info.Timescale))
 		if best == nil || r.Cmp(best) < 0 {
 			best, start, ts = r, s.start, t.info.Timescale
 		}
