@@ -50,15 +50,13 @@ func (p *Presentation) HLSMaster() []byte {
 	// Only EXT-X-SESSION-KEY (METHOD=SAMPLE-AES and KEYFORMAT need 5) has a §7 version rule
 	// here, and an absent EXT-X-VERSION means version 1; computing it keeps a future feature
 	// (INSTREAM-ID=SERVICEn needs 7) from being missed.
-	key := p.hlsKeyAttrs()
-	if v := (hlsFeatures{sampleAESKey: key != ""}).version(); v > 1 {
+	keys := p.hlsSessionKeys()
+	if v := (hlsFeatures{sampleAESKey: len(keys) > 0}).version(); v > 1 {
 		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	if key != "" {
-		// rfc8216bis §4.4.6.5: lets a client fetch the key before it loads a media playlist.
-		b.WriteString("#EXT-X-SESSION-KEY:" + key + "\n")
-	}
+	// rfc8216bis §4.4.6.5: lets a client fetch the key before it loads a media playlist.
+	writeKeys(&b, keys)
 
 	def := p.defaultAudio()
 	var audioPeak, audioAvg int
@@ -136,15 +134,15 @@ func (p *Presentation) HLSMedia(t *Track) []byte {
 	for i, s := range t.Segments {
 		durs[i] = s.Duration
 	}
-	key := p.hlsKeyAttrs()
-	f := hlsFeatures{initMap: true, sampleAESKey: key != ""}
+	keys := hlsKeyLines(p.ProtectionOf(t), false)
+	f := hlsFeatures{initMap: true, sampleAESKey: len(keys) > 0}
 	for _, s := range t.Segments {
 		f.byteRange = f.byteRange || !s.Range.IsWhole()
 	}
 	var b strings.Builder
 	writeMediaHeader(&b, t, durs, f)
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	writeKey(&b, key)
+	writeKeys(&b, keys)
 	writeMap(&b, t)
 	for _, s := range t.Segments {
 		writeEntry(&b, s.Duration, t.Timescale, s.Range, s.URI)
@@ -160,15 +158,15 @@ func (p *Presentation) HLSIFrames(t *Track) []byte {
 	for i, fr := range t.IFrames {
 		durs[i] = fr.Duration
 	}
-	key := p.hlsKeyAttrs()
-	f := hlsFeatures{initMap: true, iFramesOnly: true, sampleAESKey: key != ""}
+	keys := hlsKeyLines(p.ProtectionOf(t), false)
+	f := hlsFeatures{initMap: true, iFramesOnly: true, sampleAESKey: len(keys) > 0}
 	for _, fr := range t.IFrames {
 		f.byteRange = f.byteRange || !fr.Range.IsWhole()
 	}
 	var b strings.Builder
 	writeMediaHeader(&b, t, durs, f)
 	b.WriteString("#EXT-X-I-FRAMES-ONLY\n")
-	writeKey(&b, key) // the I-frames are encrypted as the segments are
+	writeKeys(&b, keys) // the I-frames are encrypted as the segments are
 	writeMap(&b, t)
 	for _, fr := range t.IFrames {
 		writeEntry(&b, fr.Duration, t.Timescale, fr.Range, fr.URI)
@@ -203,31 +201,6 @@ func writeMediaHeader(b *strings.Builder, t *Track, durs []uint64, f hlsFeatures
 	}
 	b.WriteString("#EXT-X-TARGETDURATION:" + strconv.FormatInt(target, 10) + "\n")
 	b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
-}
-
-// hlsKeyAttrs is the attribute list of the EXT-X-KEY and EXT-X-SESSION-KEY that signal p's
-// encryption (rfc8216bis §4.4.4.4, §4.4.6.5), or "" when the playlists do not signal it: a clear
-// presentation, or no key URI to give. METHOD=SAMPLE-AES is cbcs for fMP4; SAMPLE-AES-CTR
-// (cenc) is not in the RFC but some players (Shaka, hls.js with EME) accept it.
-// KEYFORMAT="identity": the URI gives the key itself, not a DRM system's license.
-func (p *Presentation) hlsKeyAttrs() string {
-	pr := p.Protection
-	if pr == nil || pr.KeyURI == "" {
-		return ""
-	}
-	method := "SAMPLE-AES"
-	if pr.Scheme == "cenc" {
-		method = "SAMPLE-AES-CTR"
-	}
-	return "METHOD=" + method + ",URI=" + quote(pr.KeyURI) + ",KEYFORMAT=" + quote("identity")
-}
-
-// writeKey writes the EXT-X-KEY before EXT-X-MAP: it applies to the Media Initialization
-// Section and every segment after it (rfc8216bis §4.4.4.4, §4.4.4.5).
-func writeKey(b *strings.Builder, attrs string) {
-	if attrs != "" {
-		b.WriteString("#EXT-X-KEY:" + attrs + "\n")
-	}
 }
 
 func writeMap(b *strings.Builder, t *Track) {
