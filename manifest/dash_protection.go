@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/base64"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,7 +87,7 @@ func insertCPData(mpdXML string, cpData []string) (string, error) {
 func (p *Presentation) setProtection(as *mpd.AdaptationSetType, tracks []*Track, cpData *[]string) {
 	shared := true
 	for _, t := range tracks[1:] {
-		shared = shared && p.ProtectionOf(t) == p.ProtectionOf(tracks[0])
+		shared = shared && reflect.DeepEqual(p.ProtectionOf(t), p.ProtectionOf(tracks[0]))
 	}
 	if shared {
 		as.ContentProtections = contentProtections(p.ProtectionOf(tracks[0]), cpData)

@@ -12,13 +12,16 @@ import (
 
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
+	"github.com/reelvideo/reel/packager/cpix"
 )
 
-// Encryption asks Package for Common Encryption (ISO/IEC 23001-7) of every track with one
-// content key. Only the key ID reaches the presentation (tenc, MPD); the key never does.
+// Encryption asks Package for Common Encryption (ISO/IEC 23001-7) of every track, with one
+// content key (KeyID, Key) or with the keys of a CPIX document. Only key IDs reach the
+// presentation (tenc, MPD, playlists); keys never do.
 type Encryption struct {
 	// Scheme is the protection scheme: "cenc" (AES-CTR, per-sample IVs) or "cbcs" (AES-CBC with
 	// the 1:9 pattern for video and whole blocks for audio, one constant IV per track in tenc).
+	// With CPIX it may be empty: the document's commonEncryptionScheme then decides.
 	Scheme string
 	// KeyID is the 16-byte key ID (the default KID in tenc and in the MPD).
 	KeyID []byte
@@ -32,12 +35,25 @@ type Encryption struct {
 	IV []byte
 	// KeyURI, when set, is the key's URI for HLS clients: every media playlist then carries an
 	// EXT-X-KEY (METHOD=SAMPLE-AES for cbcs, SAMPLE-AES-CTR for cenc) and the master playlist an
-	// EXT-X-SESSION-KEY. Without it only the MPD signals the encryption.
+	// EXT-X-SESSION-KEY (KEYFORMAT="identity", beside the ClearKey and DRM systems' tags).
 	KeyURI string
+	// CPIX, when set, gives the keys instead of KeyID, Key and IV: each track gets the key its
+	// usage rules name for the track's type, size and channels (one key for all without rules),
+	// with the key's explicitIV when it has one, and the DRM systems' signalling of that key in
+	// its init segment (pssh), MPD and playlists. A document with several key periods is refused:
+	// periods are for live.
+	CPIX *cpix.Document
+	// ClearKeyLicense, when set, is a ClearKey license server's URL, signalled in the MPD
+	// (dashif:Laurl).
+	ClearKeyLicense string
 }
 
-// check validates e; its messages name the field as the CLI's flags do.
+// check validates e; its messages name the field as the CLI's flags do. With a CPIX document it
+// sets Scheme from the document when it was left empty.
 func (e *Encryption) check() error {
+	if e.CPIX != nil {
+		return e.checkCPIX()
+	}
 	switch {
 	case e.Scheme != "cenc" && e.Scheme != "cbcs":
 		return fmt.Errorf("encryption scheme %q is not supported (only cenc and cbcs)", e.Scheme)
@@ -58,10 +74,108 @@ func (e *Encryption) check() error {
 	return nil
 }
 
-// protection is what the manifests say about e.
-func (e *Encryption) protection() *manifest.Protection {
-	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI}
-	copy(p.KID[:], e.KeyID)
+// checkCPIX validates e with a CPIX document: the scheme agrees with the document's, the
+// document fits VOD, its IVs fit the scheme.
+func (e *Encryption) checkCPIX() error {
+	d := e.CPIX
+	switch {
+	case len(e.KeyID) > 0 || len(e.Key) > 0 || len(e.IV) > 0:
+		return errors.New("key id, key and iv come from the CPIX document: give neither with it")
+	case strings.ContainsAny(e.KeyURI, "\"\r\n"):
+		return errors.New("key URI holds a double quote or a line break")
+	}
+	scheme, err := d.Scheme()
+	if err != nil {
+		return fmt.Errorf("CPIX: %w", err)
+	}
+	switch {
+	case e.Scheme == "" && scheme == "":
+		return errors.New("no encryption scheme: the CPIX document's keys set no commonEncryptionScheme, give one (cenc or cbcs)")
+	case e.Scheme == "":
+		e.Scheme = scheme
+	case scheme != "" && scheme != e.Scheme:
+		return fmt.Errorf("encryption scheme %s, but the CPIX document's keys ask for %s", e.Scheme, scheme)
+	case e.Scheme != "cenc" && e.Scheme != "cbcs":
+		return fmt.Errorf("encryption scheme %q is not supported (only cenc and cbcs)", e.Scheme)
+	}
+	if _, err := d.VODPeriod(); err != nil {
+		return fmt.Errorf("CPIX: %w", err)
+	}
+	for _, k := range d.Keys {
+		if e.Scheme == "cbcs" && len(k.ExplicitIV) == 8 {
+			return fmt.Errorf("CPIX: key %s: explicitIV is 8 bytes, want 16 for cbcs (a constant IV)", k.KID)
+		}
+	}
+	return nil
+}
+
+// keyOfTrack is the key that protects one track and its signalling.
+type keyOfTrack struct {
+	kid, key, iv []byte // iv: the track's first IV before the per-track offset; nil: random
+	systems      []cpix.DRMSystem
+}
+
+// keyFor picks the key of the track whose clear init segment is init: e's one key, or the
+// CPIX document's key for the track's type, picture size and channels.
+func (e *Encryption) keyFor(init *mp4.InitSegment) (keyOfTrack, error) {
+	if e.CPIX == nil {
+		return keyOfTrack{kid: e.KeyID, key: e.Key, iv: e.IV}, nil
+	}
+	t := cpix.Track{Type: cpix.Video}
+	trak := init.Moov.Trak
+	if trak.Mdia.Hdlr.HandlerType == "soun" {
+		t.Type = cpix.Audio
+		if a, ok := trak.Mdia.Minf.Stbl.Stsd.Children[0].(*mp4.AudioSampleEntryBox); ok {
+			t.Channels = uint64(a.ChannelCount)
+		}
+	} else {
+		t.Pixels = uint64(trak.Tkhd.Width>>16) * uint64(trak.Tkhd.Height>>16)
+	}
+	var err error
+	if t.Period, err = e.CPIX.VODPeriod(); err != nil {
+		return keyOfTrack{}, err
+	}
+	k, err := e.CPIX.KeyFor(t)
+	if err != nil {
+		return keyOfTrack{}, fmt.Errorf("CPIX: %w", err)
+	}
+	return keyOfTrack{kid: k.KID[:], key: k.Key, iv: k.ExplicitIV, systems: e.CPIX.SystemsFor(k.KID)}, nil
+}
+
+// psshBoxes decodes the systems' pssh boxes for the init segment (cpix.Parse checked them).
+func (k keyOfTrack) psshBoxes() ([]*mp4.PsshBox, error) {
+	var out []*mp4.PsshBox
+	for _, s := range k.systems {
+		if len(s.PSSH) == 0 {
+			continue
+		}
+		box, err := mp4.DecodeBox(0, bytes.NewReader(s.PSSH))
+		if err != nil {
+			return nil, fmt.Errorf("pssh of system %s: %w", s.SystemID, err)
+		}
+		p, ok := box.(*mp4.PsshBox)
+		if !ok {
+			return nil, fmt.Errorf("pssh of system %s is a %s box", s.SystemID, box.Type())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// protection is what the manifests say about a track protected under k.
+func (e *Encryption) protection(k keyOfTrack) *manifest.Protection {
+	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI, ClearKeyLicense: e.ClearKeyLicense}
+	copy(p.KID[:], k.kid)
+	for _, s := range k.systems {
+		p.Systems = append(p.Systems, manifest.DRMSystem{
+			ID:                    s.SystemID,
+			PSSH:                  s.PSSH,
+			ContentProtectionData: s.ContentProtectionData,
+			KeyURI:                s.URIExtXKey,
+			HLSMaster:             s.HLSMaster,
+			HLSMedia:              s.HLSMedia,
+		})
+	}
 	return p
 }
 
@@ -81,6 +195,8 @@ type trackEncryptor struct {
 	key []byte
 	ipd *mp4.InitProtectData
 	iv  []byte // the IV of the next sample: chained across segments so none is reused
+	// tk is the track's key and its signalling, for the manifests.
+	tk keyOfTrack
 }
 
 // newTrackEncryptor protects the clear init segment of the track-th track (0-based) and returns
@@ -92,9 +208,13 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 	if err != nil || f.Init == nil {
 		return nil, nil, fmt.Errorf("re-reading init segment to protect it: %w", errors.Join(err, errors.New("no moov")))
 	}
-	iv := append([]byte(nil), e.IV...)
+	tk, err := e.keyFor(f.Init)
+	if err != nil {
+		return nil, nil, err
+	}
+	iv := append([]byte(nil), tk.iv...)
 	if len(iv) > 0 {
-		// One key serves every track, so tracks must not share IVs (a CTR keystream used
+		// One key may serve several tracks, so tracks must not share IVs (a CTR keystream used
 		// twice reveals the XOR of two plaintexts). The n-th track starts n·2^40 samples
 		// (8-byte IVs) or n·2^104 blocks (16-byte IVs) after the given IV, far beyond any
 		// track's length, and the output stays reproducible. For cbcs the same offset gives
@@ -109,8 +229,13 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 			return nil, nil, fmt.Errorf("random IV: %w", err)
 		}
 	}
-	var kid mp4.UUID = append([]byte(nil), e.KeyID...)
-	ipd, err := mp4.InitProtect(f.Init, e.Key, iv, e.Scheme, kid, nil)
+	var kid mp4.UUID = append([]byte(nil), tk.kid...)
+	pssh, err := tk.psshBoxes()
+	if err != nil {
+		return nil, nil, err
+	}
+	// mp4ff appends the pssh boxes to moov, after mvex (ISO/IEC 23001-7 §8.1: in moov).
+	ipd, err := mp4.InitProtect(f.Init, tk.key, iv, e.Scheme, kid, pssh)
 	if err != nil {
 		return nil, nil, fmt.Errorf("protecting init segment: %w", err)
 	}
@@ -118,7 +243,7 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 	if err := f.Init.Encode(&buf); err != nil {
 		return nil, nil, fmt.Errorf("encoding protected init segment: %w", err)
 	}
-	return &trackEncryptor{key: e.Key, ipd: ipd, iv: iv}, buf.Bytes(), nil
+	return &trackEncryptor{key: tk.key, ipd: ipd, iv: iv, tk: tk}, buf.Bytes(), nil
 }
 
 // writeFragment writes moof+mdat to out for samples whose bytes are data (concatenated, decode

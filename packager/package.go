@@ -55,7 +55,9 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if opt.Output == "" {
 		return nil, errors.New("no output folder")
 	}
-	if e := opt.Encryption; e != nil {
+	if opt.Encryption != nil {
+		e := *opt.Encryption // check may fill in the scheme: leave the caller's as it was
+		opt.Encryption = &e
 		if err := e.check(); err != nil {
 			return nil, err
 		}
@@ -256,12 +258,17 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 	}
 
 	p := &manifest.Presentation{SingleFile: opt.SingleFile}
-	if opt.Encryption != nil {
-		p.Protection = opt.Encryption.protection()
-	}
 	for _, l := range lanes {
 		if err := l.w.finish(); err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}
+		}
+		if l.w.enc != nil {
+			// Each track is signalled under its own key; the presentation's Protection, which
+			// says "encrypted" to its readers, is the first track's (a video track's).
+			l.w.track.Protection = opt.Encryption.protection(l.w.enc.tk)
+			if p.Protection == nil {
+				p.Protection = l.w.track.Protection
+			}
 		}
 		if l.w.track.Kind == manifest.Video {
 			p.Video = append(p.Video, l.w.track)
