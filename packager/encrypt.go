@@ -43,6 +43,10 @@ type Encryption struct {
 	// its init segment (pssh), MPD and playlists. A document with several key periods is refused:
 	// periods are for live.
 	CPIX *cpix.Document
+	// CPIXName names the document in errors (its file or URL); "CPIX" when empty.
+	CPIXName string
+
+	trackKeys []keyOfTrack // CPIX: each track's key, by track index (pickKeys)
 	// ClearKeyLicense, when set, is a ClearKey license server's URL, signalled in the MPD
 	// (dashif:Laurl).
 	ClearKeyLicense string
@@ -86,25 +90,60 @@ func (e *Encryption) checkCPIX() error {
 	}
 	scheme, err := d.Scheme()
 	if err != nil {
-		return fmt.Errorf("CPIX: %w", err)
+		return e.cpixErr(err)
 	}
 	switch {
 	case e.Scheme == "" && scheme == "":
-		return errors.New("no encryption scheme: the CPIX document's keys set no commonEncryptionScheme, give one (cenc or cbcs)")
+		return e.cpixErr(errors.New("no encryption scheme: the keys set no commonEncryptionScheme, give one (cenc or cbcs)"))
 	case e.Scheme == "":
 		e.Scheme = scheme
 	case scheme != "" && scheme != e.Scheme:
-		return fmt.Errorf("encryption scheme %s, but the CPIX document's keys ask for %s", e.Scheme, scheme)
+		return e.cpixErr(fmt.Errorf("encryption scheme %s, but the CPIX document's keys ask for %s", e.Scheme, scheme))
 	case e.Scheme != "cenc" && e.Scheme != "cbcs":
 		return fmt.Errorf("encryption scheme %q is not supported (only cenc and cbcs)", e.Scheme)
 	}
 	if _, err := d.VODPeriod(); err != nil {
-		return fmt.Errorf("CPIX: %w", err)
+		return e.cpixErr(err)
 	}
 	for _, k := range d.Keys {
 		if e.Scheme == "cbcs" && len(k.ExplicitIV) == 8 {
-			return fmt.Errorf("CPIX: key %s: explicitIV is 8 bytes, want 16 for cbcs (a constant IV)", k.KID)
+			return e.cpixErr(fmt.Errorf("key %s: explicitIV is 8 bytes, want 16 for cbcs (a constant IV)", k.KID))
 		}
+	}
+	return nil
+}
+
+// cpixErr says which document err is about.
+func (e *Encryption) cpixErr(err error) error {
+	name := e.CPIXName
+	if name == "" {
+		name = "CPIX"
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// pickKeys finds, before anything is written, the CPIX document's key for each track, in the
+// order the tracks get their writers (videos, then audios: the track index of
+// newTrackEncryptor).
+func (e *Encryption) pickKeys(tracks []*inputTrack) error {
+	if e.CPIX == nil {
+		return nil
+	}
+	period, err := e.CPIX.VODPeriod()
+	if err != nil {
+		return e.cpixErr(err)
+	}
+	e.trackKeys = nil
+	for _, t := range tracks {
+		ct := cpix.Track{Type: cpix.Video, Pixels: uint64(t.width) * uint64(t.height), Period: period}
+		if t.kind == manifest.Audio {
+			ct = cpix.Track{Type: cpix.Audio, Channels: uint64(t.channels), Period: period}
+		}
+		k, err := e.CPIX.KeyFor(ct)
+		if err != nil {
+			return e.cpixErr(err)
+		}
+		e.trackKeys = append(e.trackKeys, keyOfTrack{kid: k.KID[:], key: k.Key, iv: k.ExplicitIV, systems: e.CPIX.SystemsFor(k.KID)})
 	}
 	return nil
 }
@@ -115,31 +154,15 @@ type keyOfTrack struct {
 	systems      []cpix.DRMSystem
 }
 
-// keyFor picks the key of the track whose clear init segment is init: e's one key, or the
-// CPIX document's key for the track's type, picture size and channels.
-func (e *Encryption) keyFor(init *mp4.InitSegment) (keyOfTrack, error) {
+// keyFor is the key of the track-th track: e's one key, or the one pickKeys found.
+func (e *Encryption) keyFor(track int) (keyOfTrack, error) {
 	if e.CPIX == nil {
 		return keyOfTrack{kid: e.KeyID, key: e.Key, iv: e.IV}, nil
 	}
-	t := cpix.Track{Type: cpix.Video}
-	trak := init.Moov.Trak
-	if trak.Mdia.Hdlr.HandlerType == "soun" {
-		t.Type = cpix.Audio
-		if a, ok := trak.Mdia.Minf.Stbl.Stsd.Children[0].(*mp4.AudioSampleEntryBox); ok {
-			t.Channels = uint64(a.ChannelCount)
-		}
-	} else {
-		t.Pixels = uint64(trak.Tkhd.Width>>16) * uint64(trak.Tkhd.Height>>16)
+	if track >= len(e.trackKeys) {
+		return keyOfTrack{}, fmt.Errorf("internal error: no key picked for track %d", track)
 	}
-	var err error
-	if t.Period, err = e.CPIX.VODPeriod(); err != nil {
-		return keyOfTrack{}, err
-	}
-	k, err := e.CPIX.KeyFor(t)
-	if err != nil {
-		return keyOfTrack{}, fmt.Errorf("CPIX: %w", err)
-	}
-	return keyOfTrack{kid: k.KID[:], key: k.Key, iv: k.ExplicitIV, systems: e.CPIX.SystemsFor(k.KID)}, nil
+	return e.trackKeys[track], nil
 }
 
 // psshBoxes decodes the systems' pssh boxes for the init segment (cpix.Parse checked them).
@@ -208,7 +231,7 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 	if err != nil || f.Init == nil {
 		return nil, nil, fmt.Errorf("re-reading init segment to protect it: %w", errors.Join(err, errors.New("no moov")))
 	}
-	tk, err := e.keyFor(f.Init)
+	tk, err := e.keyFor(track)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -95,6 +95,11 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.Encryption != nil {
+		if err := opt.Encryption.pickKeys(append(append([]*inputTrack{}, videos...), audios...)); err != nil {
+			return nil, err
+		}
+	}
 
 	tmp, err := makeTemp(opt.Output)
 	if err != nil {
