@@ -105,6 +105,13 @@ func TestHLSDRMSystems(t *testing.T) {
 	if m := parseMaster(t, raw); len(m.SessionKeys) != len(wantMaster) || m.Version() != 5 {
 		t.Errorf("master: hls-m3u8 reads %d session keys, version %d", len(m.SessionKeys), m.Version())
 	}
+
+	// FairPlay decrypts cbcs only: under cenc its tag is left out, the others stay.
+	video.Scheme, audio.Scheme = "cenc", "cenc"
+	got := keyLines(p.HLSMedia(p.Video[0]), "#EXT-X-KEY:")
+	if len(got) != 4 || strings.Contains(strings.Join(got, "\n"), "streamingkeydelivery") || !strings.HasPrefix(got[0], "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,") {
+		t.Errorf("cenc: key lines\n%s", strings.Join(got, "\n"))
+	}
 }
 
 // TestDASHDRMSystems: each AdaptationSet signals its own key: mp4protection with its

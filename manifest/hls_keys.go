@@ -15,8 +15,8 @@ import (
 //   - "identity", when a key URI is given: the URI serves the key itself;
 //   - one per DRM system of the track's key (from a CPIX document): the document's own lines
 //     when it gives them, else Widevine (the pssh box as a data URI, as Shaka Packager and
-//     hls.js do), PlayReady (the PlayReady Object, the pssh box's data, as a data URI) and
-//     FairPlay (the document's skd:// URI);
+//     hls.js do), PlayReady (the PlayReady Object, the pssh box's data, as a data URI) and,
+//     for cbcs, FairPlay (the document's skd:// URI);
 //   - ClearKey, always: KEYFORMAT="org.w3.clearkey" with the KID as a data URI, which hls.js
 //     turns into the key ID it asks the ClearKey CDM for.
 //
@@ -63,7 +63,8 @@ func hlsKeyLines(pr *Protection, master bool) []string {
 				",KEYID=0x"+strings.ToUpper(hex.EncodeToString(pr.KID[:])), format("urn:uuid:"+uuid(SystemWidevine)))
 		case s.ID == SystemPlayReady && len(psshData(s.PSSH)) > 0:
 			add("data:text/plain;charset=UTF-16;base64,"+base64.StdEncoding.EncodeToString(psshData(s.PSSH)), format("com.microsoft.playready"))
-		case s.ID == SystemFairPlay && s.KeyURI != "":
+		case s.ID == SystemFairPlay && s.KeyURI != "" && pr.Scheme == "cbcs":
+			// FairPlay Streaming decrypts cbcs only: a cenc track has no FairPlay key tag.
 			add(s.KeyURI, format("com.apple.streamingkeydelivery"))
 		}
 	}

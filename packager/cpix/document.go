@@ -220,7 +220,7 @@ func Parse(r io.Reader) (*Document, error) {
 	var x xmlDoc
 	if err := xml.Unmarshal(data, &x); err != nil {
 		var unexpected xml.UnmarshalError
-		if errors.As(err, &unexpected) || strings.Contains(err.Error(), "expected element type") {
+		if errors.As(err, &unexpected) || strings.Contains(err.Error(), "expected element") {
 			return nil, fmt.Errorf("not a CPIX document (want a CPIX element in namespace %s): %w", Namespace, err)
 		}
 		return nil, fmt.Errorf("malformed XML: %w", err)

@@ -98,6 +98,7 @@ func TestParseRefuses(t *testing.T) {
 		{"not xml", "CPIX", "malformed XML"},
 		{"truncated", doc(one)[:80], "malformed XML"},
 		{"other root", `<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"/>`, "not a CPIX document"},
+		{"no namespace", `<CPIX><ContentKeyList/></CPIX>`, "not a CPIX document (want a CPIX element in namespace urn:dashif:org:cpix)"},
 		{"no keys", doc(""), "no ContentKey"},
 		{"bad base64", doc(`<ContentKeyList>` + key(kid, "", "!!!") + `</ContentKeyList>`), "kid " + kid + ": PlainValue: bad base64"},
 		{"short key", doc(`<ContentKeyList>` + key(kid, "", base64.StdEncoding.EncodeToString(make([]byte, 15))) + `</ContentKeyList>`), "key is 15 bytes, want 16"},
