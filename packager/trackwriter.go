@@ -239,6 +239,7 @@ func (w *trackWriter) writeSegment(samples []sample) error {
 		// The media playlist has no EXT-X-MEDIA-SEQUENCE, so the first segment's number is 0
 		// (RFC 8216 §4.3.3.2) and segment num's is num-1: the IV a player derives (§5.2).
 		// Size, and so BANDWIDTH, is the encrypted size, padding included.
+		w.segBuf.Grow(16) // room for the padding: encrypted in place, no copy
 		enc := w.aes.encrypt(w.segBuf.Bytes(), uint64(num-1))
 		if _, err := file.Write(enc); err != nil {
 			return err
