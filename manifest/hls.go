@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"encoding/hex"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +53,7 @@ func (p *Presentation) HLSMaster() []byte {
 	// here, and an absent EXT-X-VERSION means version 1; computing it keeps a future feature
 	// (INSTREAM-ID=SERVICEn needs 7) from being missed.
 	key := p.hlsKeyAttrs()
-	if v := (hlsFeatures{sampleAESKey: key != ""}).version(); v > 1 {
+	if v := (hlsFeatures{sampleAESKey: key != "" && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}).version(); v > 1 {
 		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
@@ -137,15 +139,23 @@ func (p *Presentation) HLSMedia(t *Track) []byte {
 		durs[i] = s.Duration
 	}
 	key := p.hlsKeyAttrs()
-	f := hlsFeatures{initMap: true, sampleAESKey: key != ""}
+	f := hlsFeatures{initMap: true, sampleAESKey: key != "" && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}
 	for _, s := range t.Segments {
 		f.byteRange = f.byteRange || !s.Range.IsWhole()
 	}
 	var b strings.Builder
 	writeMediaHeader(&b, t, durs, f)
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	writeKey(&b, key)
-	writeMap(&b, t)
+	if p.aes128() {
+		// The init segment is clear: EXT-X-MAP first, so that the key applies only to the
+		// segments after it (rfc8216bis §4.4.4.5: a key before the map applies to the map;
+		// hls.js gives an EXT-X-MAP the keys seen before it).
+		writeMap(&b, t)
+		writeKey(&b, key)
+	} else {
+		writeKey(&b, key)
+		writeMap(&b, t)
+	}
 	for _, s := range t.Segments {
 		writeEntry(&b, s.Duration, t.Timescale, s.Range, s.URI)
 	}
@@ -215,12 +225,28 @@ func (p *Presentation) hlsKeyAttrs() string {
 	if pr == nil || pr.KeyURI == "" {
 		return ""
 	}
+	if p.aes128() {
+		// RFC 8216 §4.3.2.4: no KEYFORMAT (identity is the default, and KEYFORMAT would need
+		// version 5); IV only when fixed, else each segment's media sequence number (§5.2).
+		attrs := "METHOD=AES-128,URI=" + quote(pr.KeyURI)
+		if len(pr.IV) > 0 {
+			attrs += ",IV=0x" + hex.EncodeToString(pr.IV)
+		}
+		return attrs
+	}
 	method := "SAMPLE-AES"
 	if pr.Scheme == "cenc" {
 		method = "SAMPLE-AES-CTR"
 	}
 	return "METHOD=" + method + ",URI=" + quote(pr.KeyURI) + ",KEYFORMAT=" + quote("identity")
 }
+
+// ErrAES128NoDASH is DASH's answer for an aes-128 presentation: an MPD has no way to signal
+// whole-segment encryption (ContentProtection describes CENC only).
+var ErrAES128NoDASH = errors.New("DASH cannot signal HLS AES-128 whole-segment encryption")
+
+// aes128 tells whether p is encrypted whole-segment (HLS AES-128) rather than with CENC.
+func (p *Presentation) aes128() bool { return p.Protection != nil && p.Protection.Scheme == "aes-128" }
 
 // writeKey writes the EXT-X-KEY before EXT-X-MAP: it applies to the Media Initialization
 // Section and every segment after it (rfc8216bis §4.4.4.4, §4.4.4.5).

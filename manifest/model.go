@@ -204,8 +204,10 @@ type Presentation struct {
 // Protection describes the Common Encryption (ISO/IEC 23001-7) of a presentation's tracks, as
 // far as manifests signal it: never a key, only what identifies it.
 type Protection struct {
-	Scheme string   // "cenc" or "cbcs"
-	KID    [16]byte // the default key ID every track's tenc carries
+	Scheme string   // "cenc" or "cbcs"; or "aes-128": HLS whole-segment encryption, no MPD
+	KID    [16]byte // the default key ID every track's tenc carries (not for aes-128)
+	// IV is aes-128's fixed IV (EXT-X-KEY IV=0x…); empty: each segment's media sequence number.
+	IV []byte
 	// KeyURI is where an HLS client gets the key (EXT-X-KEY / EXT-X-SESSION-KEY URI); empty: the
 	// HLS playlists do not signal the encryption (the MPD still does).
 	KeyURI string

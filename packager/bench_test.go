@@ -66,8 +66,17 @@ func BenchmarkPackageEncrypted(b *testing.B) { benchPackage(b, ladder, false, te
 // ten of video slices, every whole block of audio.
 func BenchmarkPackageEncryptedCbcs(b *testing.B) { benchPackage(b, ladder, false, testCbcs()) }
 
+// BenchmarkPackageEncryptedAES128 is BenchmarkPackageEncrypted with HLS AES-128: every
+// segment built in memory and AES-CBC over all of its bytes (no MPD, no I-frame playlists).
+func BenchmarkPackageEncryptedAES128(b *testing.B) { benchPackage(b, ladder, false, testAES128("")) }
+
 // BenchmarkPackageSingleFile is BenchmarkPackage in single-file (sidx) mode.
 func BenchmarkPackageSingleFile(b *testing.B) { benchPackage(b, ladder, true, nil) }
+
+// BenchmarkPackageSingleFileEncrypted is BenchmarkPackageSingleFile with cenc.
+func BenchmarkPackageSingleFileEncrypted(b *testing.B) {
+	benchPackage(b, ladder, true, testEncryption())
+}
 
 // compareRuns is the number of alternating repetitions per ladder length in TestCompareFFmpeg.
 const compareRuns = 5

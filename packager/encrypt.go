@@ -18,7 +18,8 @@ import (
 // content key. Only the key ID reaches the presentation (tenc, MPD); the key never does.
 type Encryption struct {
 	// Scheme is the protection scheme: "cenc" (AES-CTR, per-sample IVs) or "cbcs" (AES-CBC with
-	// the 1:9 pattern for video and whole blocks for audio, one constant IV per track in tenc).
+	// the 1:9 pattern for video and whole blocks for audio, one constant IV per track in tenc);
+	// or SchemeAES128, HLS whole-segment encryption (see aes128.go: Key, KeyURI and IV only).
 	Scheme string
 	// KeyID is the 16-byte key ID (the default KID in tenc and in the MPD).
 	KeyID []byte
@@ -38,9 +39,12 @@ type Encryption struct {
 
 // check validates e; its messages name the field as the CLI's flags do.
 func (e *Encryption) check() error {
+	if e.Scheme == SchemeAES128 {
+		return e.checkAES128()
+	}
 	switch {
 	case e.Scheme != "cenc" && e.Scheme != "cbcs":
-		return fmt.Errorf("encryption scheme %q is not supported (only cenc and cbcs)", e.Scheme)
+		return fmt.Errorf("encryption scheme %q is not supported (only cenc, cbcs and aes-128)", e.Scheme)
 	case len(e.KeyID) != 16:
 		return fmt.Errorf("key id is %d bytes, want 16", len(e.KeyID))
 	case len(e.Key) != 16:
@@ -61,6 +65,9 @@ func (e *Encryption) check() error {
 // protection is what the manifests say about e.
 func (e *Encryption) protection() *manifest.Protection {
 	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI}
+	if e.Scheme == SchemeAES128 {
+		p.IV = append([]byte(nil), e.IV...) // a fixed IV is signalled; the default is not
+	}
 	copy(p.KID[:], e.KeyID)
 	return p
 }

@@ -38,6 +38,8 @@ Examples:
   reel package --encrypt cbcs --key-id 0123456789abcdef0123456789abcdef \
       --key 00112233445566778899aabbccddeeff --key-uri https://keys.example/k1 \
       ladder_*.mp4 -o out/protected
+  reel package --encrypt aes-128 --key 00112233445566778899aabbccddeeff \
+      --key-uri https://keys.example/k1 ladder_*.mp4 -o out/hls-aes
 
 Encryption (--encrypt cenc or cbcs): Common Encryption of every track, NAL headers, slice
 headers (cbcs) and parameter sets left clear. cenc is AES-CTR; cbcs is AES-CBC with a constant
@@ -45,7 +47,14 @@ IV, one block in ten of video (1:9 pattern) and every whole block of audio. The 
 (mp4protection with cenc:default_KID, and ClearKey); with --key-uri every HLS media playlist
 carries EXT-X-KEY (METHOD=SAMPLE-AES for cbcs, SAMPLE-AES-CTR for cenc, KEYFORMAT="identity")
 and the master EXT-X-SESSION-KEY; without it HLS does not signal it (a warning says so). The
-key never lands in OUT; serving it at the key URI is up to you. Not yet with --single-file.
+key never lands in OUT; serving it at the key URI is up to you.
+
+--encrypt aes-128 is HLS whole-segment encryption (RFC 8216) for players without EME: every
+media segment file is AES-128-CBC with PKCS7 padding, init segments stay clear (EXT-X-MAP before
+EXT-X-KEY). It needs --key and --key-uri (no --key-id). Each segment's IV is its media sequence
+number unless --iv (32 hex digits) fixes one for all, written as IV=0x… in EXT-X-KEY. DASH
+cannot signal it: no manifest.mpd is written, and no I-frame playlists (an I-frame's range of a
+segment encrypted whole cannot be decrypted alone). Not with --single-file.
 `
 
 func runPackage(args []string, stdout, stderr io.Writer) int {
@@ -56,11 +65,11 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	single := fs.Bool("single-file", false, "write one fragmented MP4 per track with a sidx (HLS byte ranges, DASH SegmentBase)")
 	langs := fs.String("lang", "", "comma-separated BCP 47 languages for the audio renditions in order, e.g. en,fr")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	scheme := fs.String("encrypt", "", "encrypt every track with Common Encryption; scheme: cenc or cbcs")
+	scheme := fs.String("encrypt", "", "encrypt every track: cenc or cbcs (Common Encryption), or aes-128 (HLS whole segments, no MPD)")
 	keyID := fs.String("key-id", "", "key ID for --encrypt, 32 hex digits")
 	key := fs.String("key", "", "content key for --encrypt, 32 hex digits")
 	keyURI := fs.String("key-uri", "", "URI of the key for HLS clients with --encrypt: EXT-X-KEY in every media playlist, EXT-X-SESSION-KEY in the master")
-	iv := fs.String("iv", "", "first IV of every track for --encrypt: cenc 16 or 32 hex digits, cbcs 32 (the constant IV); default: random per track")
+	iv := fs.String("iv", "", "first IV of every track for --encrypt: cenc 16 or 32 hex digits, cbcs 32 (the constant IV), aes-128 32 (every segment's); default: random per track (aes-128: the media sequence number)")
 	fs.Usage = usageFunc(fs, packageUsage)
 	inputs, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -88,7 +97,7 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFailure
 	}
-	if enc != nil && enc.KeyURI == "" {
+	if enc != nil && enc.KeyURI == "" && enc.Scheme != packager.SchemeAES128 {
 		// Still a valid presentation (the MPD signals it), but HLS players would fetch
 		// encrypted segments with no key tag and fail; say so once.
 		fmt.Fprintln(stderr, "reel package: warning: no --key-uri: the HLS playlists do not signal the encryption (no EXT-X-KEY); play through DASH or give --key-uri")
@@ -148,15 +157,21 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 func encryptionFlags(scheme, keyID, key, iv, keyURI string, single bool) (*packager.Encryption, error) {
 	if scheme == "" {
 		if keyID != "" || key != "" || iv != "" || keyURI != "" {
-			return nil, usageError("--key-id, --key, --iv and --key-uri need --encrypt cenc or cbcs")
+			return nil, usageError("--key-id, --key, --iv and --key-uri need --encrypt cenc, cbcs or aes-128")
 		}
 		return nil, nil
 	}
-	if scheme != "cenc" && scheme != "cbcs" {
-		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs)", scheme)
+	if scheme != "cenc" && scheme != "cbcs" && scheme != packager.SchemeAES128 {
+		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs, aes-128)", scheme)
 	}
-	if single {
-		return nil, usageError("--encrypt is not supported with --single-file yet")
+	aes128 := scheme == packager.SchemeAES128
+	switch {
+	case aes128 && single:
+		return nil, usageError("--encrypt aes-128 is not supported with --single-file")
+	case aes128 && keyID != "":
+		return nil, usageError("--key-id does not apply to --encrypt aes-128")
+	case aes128 && keyURI == "":
+		return nil, usageError("--encrypt aes-128 needs --key-uri (EXT-X-KEY is where players learn the key's address)")
 	}
 	hexFlag := func(name, v string, sizes ...int) ([]byte, error) {
 		if v == "" {
@@ -176,16 +191,18 @@ func encryptionFlags(scheme, keyID, key, iv, keyURI string, single bool) (*packa
 	}
 	e := &packager.Encryption{Scheme: scheme, KeyURI: keyURI}
 	var err error
-	if e.KeyID, err = hexFlag("key-id", keyID, 16); err != nil {
-		return nil, err
+	if !aes128 {
+		if e.KeyID, err = hexFlag("key-id", keyID, 16); err != nil {
+			return nil, err
+		}
 	}
 	if e.Key, err = hexFlag("key", key, 16); err != nil {
 		return nil, err
 	}
 	if iv != "" {
 		sizes := []int{8, 16}
-		if scheme == "cbcs" {
-			sizes = []int{16} // the constant IV in tenc
+		if scheme == "cbcs" || aes128 {
+			sizes = []int{16} // the constant IV in tenc; aes-128's IV=0x…
 		}
 		if e.IV, err = hexFlag("iv", iv, sizes...); err != nil {
 			return nil, err
