@@ -44,9 +44,18 @@ test: ui ## gofmt check, go vet, and every test with the race detector (browser 
 	$(GO) test -count=1 -run '^(TestCoalescing|TestLargeGETColdFanIn)$$' ./edge/
 	$(GO) test -count=1 -timeout=5m -run '^TestLiveEvent$$' ./cmd/reel/
 
-bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk, h2load)
+# Shaka Packager, the packaging peer make bench measures against, comes from npm (its release
+# binaries, pinned by packager/peers/package-lock.json) into packager/peers/node_modules.
+PEERS_STAMP := packager/peers/node_modules/.package-lock.json
+
+$(PEERS_STAMP): packager/peers/package.json packager/peers/package-lock.json
+	cd packager/peers && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json
+
+bench: $(PEERS_STAMP) ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk, h2load, npm)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
+	@# Packaging clear, cenc and cbcs against Shaka Packager: MB/s, peak RSS, encryption's cost.
+	REEL_COMPARE=1 $(GO) test -run='^TestCompareShakaPackager$$' -count=1 -timeout=10m -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestAVEndOffsets$$' -count=1 -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareProtocols$$' -count=1 -timeout=15m -v ./edge/

@@ -18,6 +18,9 @@ func (p *Presentation) DASH() ([]byte, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	if p.aes128() {
+		return nil, ErrAES128NoDASH
+	}
 	if p.Live != nil {
 		for _, t := range p.Tracks() {
 			if len(t.Segments) == 0 {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +52,7 @@ func (p *Presentation) HLSMaster() []byte {
 	// here, and an absent EXT-X-VERSION means version 1; computing it keeps a future feature
 	// (INSTREAM-ID=SERVICEn needs 7) from being missed.
 	keys := p.hlsSessionKeys()
-	if v := (hlsFeatures{sampleAESKey: len(keys) > 0}).version(); v > 1 {
+	if v := (hlsFeatures{sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}).version(); v > 1 {
 		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
@@ -135,15 +136,23 @@ func (p *Presentation) HLSMedia(t *Track) []byte {
 		durs[i] = s.Duration
 	}
 	keys := hlsKeyLines(p.ProtectionOf(t), false)
-	f := hlsFeatures{initMap: true, sampleAESKey: len(keys) > 0}
+	f := hlsFeatures{initMap: true, sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}
 	for _, s := range t.Segments {
 		f.byteRange = f.byteRange || !s.Range.IsWhole()
 	}
 	var b strings.Builder
 	writeMediaHeader(&b, t, durs, f)
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	writeKeys(&b, keys)
-	writeMap(&b, t)
+	if p.aes128() {
+		// The init segment is clear: EXT-X-MAP first, so that the key applies only to the
+		// segments after it (rfc8216bis §4.4.4.5: a key before the map applies to the map;
+		// hls.js gives an EXT-X-MAP the keys seen before it).
+		writeMap(&b, t)
+		writeKeys(&b, keys)
+	} else {
+		writeKeys(&b, keys)
+		writeMap(&b, t)
+	}
 	for _, s := range t.Segments {
 		writeEntry(&b, s.Duration, t.Timescale, s.Range, s.URI)
 	}
@@ -202,6 +211,13 @@ func writeMediaHeader(b *strings.Builder, t *Track, durs []uint64, f hlsFeatures
 	b.WriteString("#EXT-X-TARGETDURATION:" + strconv.FormatInt(target, 10) + "\n")
 	b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 }
+
+// ErrAES128NoDASH is DASH's answer for an aes-128 presentation: an MPD has no way to signal
+// whole-segment encryption (ContentProtection describes CENC only).
+var ErrAES128NoDASH = errors.New("DASH cannot signal HLS AES-128 whole-segment encryption")
+
+// aes128 tells whether p is encrypted whole-segment (HLS AES-128) rather than with CENC.
+func (p *Presentation) aes128() bool { return p.Protection != nil && p.Protection.Scheme == "aes-128" }
 
 func writeMap(b *strings.Builder, t *Track) {
 	b.WriteString("#EXT-X-MAP:URI=" + quote(t.initURI()))

@@ -41,6 +41,19 @@ func hlsKeyLines(pr *Protection, master bool) []string {
 	if master {
 		tag = "#EXT-X-SESSION-KEY:"
 	}
+	if pr.Scheme == "aes-128" {
+		// Whole-segment encryption has one key, at its URI, and no DRM system. RFC 8216
+		// §4.3.2.4: no KEYFORMAT (identity is the default, and KEYFORMAT would need version 5);
+		// IV only when fixed, else each segment's media sequence number (§5.2).
+		if pr.KeyURI == "" {
+			return nil
+		}
+		attrs := "METHOD=AES-128,URI=" + quote(pr.KeyURI)
+		if len(pr.IV) > 0 {
+			attrs += ",IV=0x" + hex.EncodeToString(pr.IV)
+		}
+		return []string{tag + attrs}
+	}
 	method := "METHOD=" + pr.hlsMethod()
 	var lines []string
 	add := func(uri string, more ...string) {

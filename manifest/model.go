@@ -209,10 +209,12 @@ type Presentation struct {
 // Protection describes the Common Encryption (ISO/IEC 23001-7) of a track, as far as manifests
 // signal it: never a key, only what identifies it and how players get it.
 type Protection struct {
-	Scheme string   // "cenc" or "cbcs"
-	KID    [16]byte // the default key ID the track's tenc carries
-	// KeyURI is where an HLS client gets the key itself (EXT-X-KEY KEYFORMAT="identity"); empty:
-	// no identity key is signalled.
+	Scheme string   // "cenc" or "cbcs"; or "aes-128": HLS whole-segment encryption, no MPD
+	KID    [16]byte // the default key ID the track's tenc carries (not for aes-128)
+	// IV is aes-128's fixed IV (EXT-X-KEY IV=0x…); empty: each segment's media sequence number.
+	IV []byte
+	// KeyURI is where an HLS client gets the key itself (EXT-X-KEY KEYFORMAT="identity"; for
+	// aes-128 the key's URI); empty: no identity key is signalled.
 	KeyURI string
 	// Systems are the DRM systems that signal this key (from a CPIX document), in the order
 	// given. ClearKey is signalled whether or not it is among them.

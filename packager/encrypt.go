@@ -20,7 +20,8 @@ import (
 // presentation (tenc, MPD, playlists); keys never do.
 type Encryption struct {
 	// Scheme is the protection scheme: "cenc" (AES-CTR, per-sample IVs) or "cbcs" (AES-CBC with
-	// the 1:9 pattern for video and whole blocks for audio, one constant IV per track in tenc).
+	// the 1:9 pattern for video and whole blocks for audio, one constant IV per track in tenc);
+	// or SchemeAES128, HLS whole-segment encryption (see aes128.go: Key, KeyURI and IV only).
 	// With CPIX it may be empty: the document's commonEncryptionScheme then decides.
 	Scheme string
 	// KeyID is the 16-byte key ID (the default KID in tenc and in the MPD).
@@ -58,9 +59,12 @@ func (e *Encryption) check() error {
 	if e.CPIX != nil {
 		return e.checkCPIX()
 	}
+	if e.Scheme == SchemeAES128 {
+		return e.checkAES128()
+	}
 	switch {
 	case e.Scheme != "cenc" && e.Scheme != "cbcs":
-		return fmt.Errorf("encryption scheme %q is not supported (only cenc and cbcs)", e.Scheme)
+		return fmt.Errorf("encryption scheme %q is not supported (only cenc, cbcs and aes-128)", e.Scheme)
 	case len(e.KeyID) != 16:
 		return fmt.Errorf("key id is %d bytes, want 16", len(e.KeyID))
 	case len(e.Key) != 16:
@@ -100,7 +104,7 @@ func (e *Encryption) checkCPIX() error {
 	case scheme != "" && scheme != e.Scheme:
 		return e.cpixErr(fmt.Errorf("encryption scheme %s, but the CPIX document's keys ask for %s", e.Scheme, scheme))
 	case e.Scheme != "cenc" && e.Scheme != "cbcs":
-		return fmt.Errorf("encryption scheme %q is not supported (only cenc and cbcs)", e.Scheme)
+		return fmt.Errorf("encryption scheme %q is not supported with a CPIX document (only cenc and cbcs)", e.Scheme)
 	}
 	if _, err := d.VODPeriod(); err != nil {
 		return e.cpixErr(err)
@@ -188,6 +192,9 @@ func (k keyOfTrack) psshBoxes() ([]*mp4.PsshBox, error) {
 // protection is what the manifests say about a track protected under k.
 func (e *Encryption) protection(k keyOfTrack) *manifest.Protection {
 	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI, ClearKeyLicense: e.ClearKeyLicense}
+	if e.Scheme == SchemeAES128 {
+		p.IV = append([]byte(nil), e.IV...) // a fixed IV is signalled; the default is not
+	}
 	copy(p.KID[:], k.kid)
 	for _, s := range k.systems {
 		p.Systems = append(p.Systems, manifest.DRMSystem{

@@ -589,7 +589,7 @@ func TestEncryptKeyNotPublished(t *testing.T) {
 	}
 }
 
-// TestEncryptBadInput: bad key material, an unknown scheme and single-file output are refused
+// TestEncryptBadInput: bad key material and an unknown scheme are refused
 // before anything is written, with an error naming the problem.
 func TestEncryptBadInput(t *testing.T) {
 	short := testKey[:15]
@@ -605,7 +605,6 @@ func TestEncryptBadInput(t *testing.T) {
 		{"unknown scheme", Encryption{Scheme: "cbc1", KeyID: testKID, Key: testKey}, false, `scheme "cbc1"`},
 		{"quote in key uri", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, KeyURI: `https://k/"x"`}, false, "key URI"},
 		{"cbcs 8-byte iv", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, IV: testKey[:8]}, false, "want 16 for cbcs"},
-		{"single file", *testEncryption(), true, "single-file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

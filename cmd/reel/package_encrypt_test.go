@@ -103,7 +103,10 @@ func TestPackageEncryptBadFlags(t *testing.T) {
 		{"unknown scheme", []string{"--encrypt", "cbc1", "--key-id", testKeyID, "--key", testKey}, exitFailure, []string{"--encrypt", `"cbc1"`, "unknown scheme"}},
 		{"missing key", []string{"--encrypt", "cenc", "--key-id", testKeyID}, exitUsage, []string{"needs --key"}},
 		{"key without encrypt", []string{"--key-id", testKeyID, "--key", testKey}, exitUsage, []string{"need --encrypt"}},
-		{"single file", []string{"--single-file", "--encrypt", "cenc", "--key-id", testKeyID, "--key", testKey}, exitUsage, []string{"--single-file"}},
+		{"aes-128 single file", []string{"--single-file", "--encrypt", "aes-128", "--key", testKey, "--key-uri", "https://k/1"}, exitUsage, []string{"aes-128", "--single-file"}},
+		{"aes-128 without key uri", []string{"--encrypt", "aes-128", "--key", testKey}, exitUsage, []string{"needs --key-uri"}},
+		{"aes-128 with key id", []string{"--encrypt", "aes-128", "--key-id", testKeyID, "--key", testKey, "--key-uri", "https://k/1"}, exitUsage, []string{"--key-id does not apply"}},
+		{"aes-128 short iv", []string{"--encrypt", "aes-128", "--key", testKey, "--key-uri", "https://k/1", "--iv", "0011223344556677"}, exitFailure, []string{"--iv:", "16 hex digits, want 32"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
