@@ -245,3 +245,42 @@ func TestEncryptCPIXRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestEncryptCPIXSingleFile: with --single-file too, each track's media.mp4 starts with an init
+// segment under its own key that carries the document's pssh boxes, and the MPD signals each
+// set's key.
+func TestEncryptCPIXSingleFile(t *testing.T) {
+	doc := sampleCPIX(t)
+	out := filepath.Join(t.TempDir(), "sf")
+	p, err := Package(context.Background(), Options{Inputs: ladder, Output: out, SingleFile: true, Encryption: &Encryption{CPIX: doc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range p.Tracks() {
+		typ := cpix.Video
+		if tr.Kind == manifest.Audio {
+			typ = cpix.Audio
+		}
+		k, _ := doc.Key(typ, "")
+		f := decodeMP4(t, filepath.Join(out, tr.ID, tr.InitURI))
+		if f.Init == nil || len(f.Init.Moov.Psshs) != 3 {
+			t.Fatalf("%s: no init or not 3 pssh boxes", tr.ID)
+		}
+		checkProtectedInitKID(t, filepath.Join(out, tr.ID, tr.InitURI), tr.Kind, "cbcs", 0, k.KID[:])
+	}
+	m, err := mpd.ReadFromFile(filepath.Join(out, manifest.DASHManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, as := range m.Periods[0].AdaptationSets {
+		typ := cpix.Video
+		if as.ContentType == "audio" {
+			typ = cpix.Audio
+		}
+		k, _ := doc.Key(typ, "")
+		if len(as.ContentProtections) == 0 || as.ContentProtections[0].DefaultKID != k.KID.String() {
+			t.Errorf("%s set: ContentProtection %+v, want default_KID %s", as.ContentType, as.ContentProtections, k.KID)
+		}
+	}
+	assertNoKeys(t, out, doc)
+}
