@@ -54,12 +54,22 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	// 2b. Token: a signed-URL token taken out of the request, checked where the rules ask.
 	if e.tokens != nil {
-		var refused string
-		if rule, refused = e.checkToken(r, rule); refused != "" {
+		var refused, carry string
+		if rule, refused, carry = e.checkToken(r, rule); refused != "" {
 			httpError(w, http.StatusForbidden, refused)
 			return
 		}
+		if carry != "" {
+			// A query token goes on into the manifest's URIs (tokenrespond.go).
+			e.serveCarryingToken(w, r, up, rule, carry)
+			return
+		}
 	}
+	e.serveRouted(w, r, up, rule)
+}
+
+// serveRouted runs a routed request through phases 3 to 7.
+func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream, rule *Rule) {
 	// 3. Pass.
 	if fwd := passReason(r, rule); fwd != "" {
 		e.pass(w, r, up, fwd)

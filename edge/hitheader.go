@@ -93,6 +93,9 @@ func asWireWriter(w http.ResponseWriter) wireWriter {
 		if ww, ok := w.(wireWriter); ok {
 			return ww
 		}
+		if _, ok := w.(*manifestWriter); ok {
+			return nil // it may rewrite the header and body (tokenrespond.go)
+		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
 			return nil
