@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,19 +25,10 @@ const maxTokenManifest = 16 << 20
 // added to its URIs (addManifestToken). The stored object stays token-free and shared by all
 // viewers; only this response differs. Requests without a query token never come here.
 func (e *Edge) serveCarryingToken(w http.ResponseWriter, r *http.Request, up *upstream, rule *Rule, tok string) {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	mw := &manifestWriter{inner: w, r: r, param: e.tokens.param, tok: tok}
+	if field(r.Header, "If-None-Match") != "" {
+		mw.conditional = unsuffixETags(r.Header, mw.etagSuffix())
 	}
-	mw := &manifestWriter{
-		inner:  w,
-		method: r.Method,
-		self:   &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path},
-		param:  e.tokens.param,
-		tok:    tok,
-		suffix: tokenETagSuffix(tok),
-	}
-	mw.conditional = unsuffixETags(r.Header, mw.suffix)
 	// A Range of a manifest is answered with the whole rewritten manifest (RFC 9110 §14.2 lets
 	// a server ignore Range): the stored manifest's offsets don't hold in the rewritten one,
 	// and players fetch manifests whole anyway. A 206 of a manifest is therefore dropped and
@@ -60,11 +50,11 @@ func (e *Edge) serveCarryingToken(w http.ResponseWriter, r *http.Request, up *up
 // it), since a manifest's header and length change here.
 type manifestWriter struct {
 	inner       http.ResponseWriter
-	method      string
-	self        *url.URL
+	r           *http.Request
 	param, tok  string
-	suffix      string // of the rewritten responses' ETags
+	suffix      string // of the rewritten responses' ETags (etagSuffix)
 	conditional bool   // If-None-Match carried our ETags: a 304 gets them back
+	wired       bool   // a hit not of a manifest went out through the wire-form fields
 
 	mode      manifestMode
 	status    int
@@ -93,8 +83,13 @@ func (m *manifestWriter) WriteHeader(code int) {
 	if m.mode != modeUndecided {
 		return
 	}
+	if m.wired {
+		m.mode = modePass
+		m.inner.WriteHeader(code)
+		return
+	}
 	h := m.inner.Header()
-	isManifest := manifestType(h.Get("Content-Type"), m.self.Path) && identity(h.Get("Content-Encoding"))
+	isManifest := manifestType(field(h, "Content-Type"), m.r.URL.Path) && identity(field(h, "Content-Encoding"))
 	switch {
 	case code == http.StatusNotModified && m.conditional:
 		m.privatise(h) // the client's copy is the rewritten one: keep its validator
@@ -104,7 +99,7 @@ func (m *manifestWriter) WriteHeader(code int) {
 		m.inner.WriteHeader(code)
 	case code == http.StatusPartialContent:
 		m.mode, m.wantWhole = modeDrop, true
-	case m.method == http.MethodHead:
+	case m.r.Method == http.MethodHead:
 		m.privatise(h)
 		h.Del("Content-Length") // the rewritten length isn't known without the body
 		m.mode = modePass
@@ -162,7 +157,7 @@ func (m *manifestWriter) reset() {
 	for k := range h {
 		delete(h, k)
 	}
-	m.mode, m.wantWhole, m.buf = modeUndecided, false, bytes.Buffer{}
+	m.mode, m.wantWhole, m.wired, m.buf = modeUndecided, false, false, bytes.Buffer{}
 }
 
 // finish sends a held manifest, with the token added when it is one.
@@ -180,8 +175,13 @@ func (m *manifestWriter) finish() {
 	}
 	h := m.inner.Header()
 	body := m.buf.Bytes()
-	if info, err := manifest.Classify(body, m.self); err == nil && info.Format != manifest.FormatUnknown {
-		if out, err := addManifestToken(body, info.Format, m.self, m.param, m.tok); err == nil {
+	scheme := "http"
+	if m.r.TLS != nil {
+		scheme = "https"
+	}
+	self := &url.URL{Scheme: scheme, Host: m.r.Host, Path: m.r.URL.Path}
+	if info, err := manifest.Classify(body, self); err == nil && info.Format != manifest.FormatUnknown {
+		if out, err := addManifestToken(body, info.Format, self, m.param, m.tok); err == nil {
 			body = out
 			m.privatise(h)
 		}
@@ -200,7 +200,7 @@ func (m *manifestWriter) finish() {
 // §8.8.1) and per token, so no client can match one token's body with another's.
 func (m *manifestWriter) privatise(h http.Header) {
 	if et := h.Get("ETag"); et != "" {
-		h.Set("ETag", "W/"+strings.TrimSuffix(strings.TrimPrefix(et, "W/"), `"`)+m.suffix+`"`)
+		h.Set("ETag", "W/"+strings.TrimSuffix(strings.TrimPrefix(et, "W/"), `"`)+m.etagSuffix()+`"`)
 	}
 	var keep []string
 	for _, d := range strings.Split(h.Get("Cache-Control"), ",") {
@@ -211,6 +211,13 @@ func (m *manifestWriter) privatise(h http.Header) {
 		}
 	}
 	h.Set("Cache-Control", strings.Join(append([]string{"private"}, keep...), ", "))
+}
+
+func (m *manifestWriter) etagSuffix() string {
+	if m.suffix == "" {
+		m.suffix = tokenETagSuffix(m.tok)
+	}
+	return m.suffix
 }
 
 // tokenETagSuffix is what the ETags of a token's rewritten manifests end with: a short hash,
@@ -242,8 +249,8 @@ func unsuffixETags(h http.Header, suffix string) bool {
 // manifestType reports whether a response of this Content-Type at path may be a manifest:
 // the HLS and DASH types, or a generic type at a .m3u8 or .mpd path (manifest.Classify decides).
 func manifestType(ct, path string) bool {
-	mt, _, _ := mime.ParseMediaType(ct)
-	switch mt {
+	mt, _, _ := strings.Cut(ct, ";")
+	switch strings.ToLower(strings.TrimSpace(mt)) {
 	case "application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl", "application/dash+xml":
 		return true
 	case "", "application/octet-stream", "binary/octet-stream", "text/plain", "application/xml", "text/xml":
