@@ -165,3 +165,54 @@ func TestTokenManifestTooLarge(t *testing.T) {
 		t.Errorf("path form: %d, %d bytes, want 200 and %d", res.status, len(res.body), len(o.big))
 	}
 }
+
+// TestTokenCarriedWhereverServed: the token is carried into manifests however the edge answers
+// them — uncacheable (passed on), streamed without a length, HEAD — and on paths that don't
+// need one when it is valid (a rule can leave masters open and protect the media); an invalid
+// one there is neither refused nor carried.
+func TestTokenCarriedWhereverServed(t *testing.T) {
+	const media = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_1.m4s\n"
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, "token") {
+			w.WriteHeader(http.StatusTeapot)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-mpegURL; charset=utf-8")
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/nostore/"):
+			w.Header().Set("Cache-Control", "no-store")
+		case strings.HasPrefix(r.URL.Path, "/chunked/"):
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Write([]byte(media[:10]))
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		default:
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		if strings.HasPrefix(r.URL.Path, "/chunked/") {
+			w.Write([]byte(media[10:]))
+			return
+		}
+		w.Write([]byte(media))
+	})
+	_, srv := newEdge(t, o.URL, func(c *Config) {
+		withTokens(c)
+		c.Rules = []Rule{{PathPrefix: "/open/", Token: "off"}}
+	})
+	good := mint(t, "/*", "k1", nil)
+	q := "token=" + url.QueryEscape(good)
+	want := strings.Replace(media, "seg_1.m4s", "seg_1.m4s?"+q, 1)
+	for _, path := range []string{"/nostore/a.m3u8", "/chunked/a.m3u8", "/chunked/a.m3u8", "/open/a.m3u8"} {
+		res := get(t, srv.URL+path+"?"+q)
+		if res.status != http.StatusOK || res.body != want || res.header.Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Errorf("%s: %d %q (Content-Length %s), want 200 %q", path, res.status, res.body, res.header.Get("Content-Length"), want)
+		}
+	}
+	res := do(t, http.MethodHead, srv.URL+"/open/a.m3u8?"+q)
+	if res.status != http.StatusOK || res.header.Get("Content-Length") != "" || !strings.HasPrefix(res.header.Get("Cache-Control"), "private") {
+		t.Errorf("HEAD: %d, Content-Length %q, Cache-Control %q; want 200, no length (the rewritten one is unknown), private",
+			res.status, res.header.Get("Content-Length"), res.header.Get("Cache-Control"))
+	}
+	if res := get(t, srv.URL+"/open/a.m3u8?token=forged"); res.status != http.StatusOK || res.body != media {
+		t.Errorf("an invalid token where none is needed: %d %q, want 200 and the playlist as stored", res.status, res.body)
+	}
+}
