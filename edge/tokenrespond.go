@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -89,7 +90,7 @@ func (m *manifestWriter) WriteHeader(code int) {
 		return
 	}
 	h := m.inner.Header()
-	isManifest := manifestType(field(h, "Content-Type"), m.r.URL.Path) && identity(field(h, "Content-Encoding"))
+	isManifest := manifestType(field(h, "Content-Type"), m.r.URL.Path) && readableCoding(field(h, "Content-Encoding"))
 	switch {
 	case code == http.StatusNotModified && m.conditional:
 		m.privatise(h) // the client's copy is the rewritten one: keep its validator
@@ -180,9 +181,16 @@ func (m *manifestWriter) finish() {
 		scheme = "https"
 	}
 	self := &url.URL{Scheme: scheme, Host: m.r.Host, Path: m.r.URL.Path}
-	if info, err := manifest.Classify(body, self); err == nil && info.Format != manifest.FormatUnknown {
-		if out, err := addManifestToken(body, info.Format, self, m.param, m.tok); err == nil {
+	// A gzipped manifest (live manifests often are) is sent rewritten and uncompressed: identity
+	// is acceptable to every client, and it is small.
+	text, gzipped := body, !identity(field(h, "Content-Encoding"))
+	if gzipped {
+		text = gunzipBounded(body, maxTokenManifest)
+	}
+	if info, err := manifest.Classify(text, self); err == nil && info.Format != manifest.FormatUnknown {
+		if out, err := addManifestToken(text, info.Format, self, m.param, m.tok); err == nil {
 			body = out
+			h.Del("Content-Encoding")
 			m.privatise(h)
 		}
 	}
@@ -261,3 +269,21 @@ func manifestType(ct, path string) bool {
 }
 
 func identity(ce string) bool { return ce == "" || strings.EqualFold(ce, "identity") }
+
+// readableCoding: a body of this Content-Encoding can be rewritten (identity, or gzip undone).
+func readableCoding(ce string) bool {
+	return identity(ce) || strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip")
+}
+
+// gunzipBounded is gz uncompressed, nil when it isn't gzip or holds more than limit bytes.
+func gunzipBounded(gz []byte, limit int64) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil || int64(len(out)) > limit {
+		return nil
+	}
+	return out
+}

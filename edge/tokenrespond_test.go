@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"compress/gzip"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -178,6 +179,15 @@ func TestTokenCarriedWhereverServed(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-mpegURL; charset=utf-8")
+		if strings.HasPrefix(r.URL.Path, "/gzip/") {
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("Vary", "Accept-Encoding")
+			zw := gzip.NewWriter(w)
+			zw.Write([]byte(media))
+			zw.Close()
+			return
+		}
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/nostore/"):
 			w.Header().Set("Cache-Control", "no-store")
@@ -205,6 +215,13 @@ func TestTokenCarriedWhereverServed(t *testing.T) {
 		res := get(t, srv.URL+path+"?"+q)
 		if res.status != http.StatusOK || res.body != want || res.header.Get("Content-Length") != strconv.Itoa(len(want)) {
 			t.Errorf("%s: %d %q (Content-Length %s), want 200 %q", path, res.status, res.body, res.header.Get("Content-Length"), want)
+		}
+	}
+	// A gzipped playlist goes out rewritten, uncompressed.
+	for i := range 2 {
+		res := get(t, srv.URL+"/gzip/a.m3u8?"+q, "Accept-Encoding", "gzip")
+		if res.status != http.StatusOK || res.body != want || res.header.Get("Content-Encoding") != "" {
+			t.Errorf("gzip %d: %d %q Content-Encoding %q, want 200 %q uncompressed", i, res.status, res.body, res.header.Get("Content-Encoding"), want)
 		}
 	}
 	res := do(t, http.MethodHead, srv.URL+"/open/a.m3u8?"+q)
