@@ -2,6 +2,7 @@ package edge
 
 import (
 	"compress/gzip"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -231,5 +232,48 @@ func TestTokenCarriedWhereverServed(t *testing.T) {
 	}
 	if res := get(t, srv.URL+"/open/a.m3u8?token=forged"); res.status != http.StatusOK || res.body != media {
 		t.Errorf("an invalid token where none is needed: %d %q, want 200 and the playlist as stored", res.status, res.body)
+	}
+}
+
+// TestTokenManifestManyViewers: 100 viewers at once with 100 distinct query tokens cost one
+// origin request for the master, and each gets the master with its own token.
+func TestTokenManifestManyViewers(t *testing.T) {
+	o := newManifestOrigin(t)
+	_, srv := newEdge(t, o.URL, withTokens)
+	tr := &http.Transport{MaxIdleConnsPerHost: 100}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bodies := map[string]bool{}
+	for i := range 100 {
+		tok := mint(t, "/vod/demo/*", "k1", func(c *token.Claims) { c.Expires = c.Expires.Add(time.Duration(i) * time.Second) })
+		q := "token=" + url.QueryEscape(tok)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(srv.URL + "/vod/demo/master.m3u8?" + q)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			want := strings.Replace(tokMaster, "v0/index.m3u8", "v0/index.m3u8?"+q, 1)
+			if resp.StatusCode != http.StatusOK || string(b) != want {
+				t.Errorf("viewer %d: %d %q, want its own token in %q", i, resp.StatusCode, b, want)
+				return
+			}
+			mu.Lock()
+			bodies[string(b)] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(bodies) != 100 {
+		t.Errorf("%d distinct bodies for 100 tokens", len(bodies))
+	}
+	if n := o.requests("/vod/demo/master.m3u8"); n != 1 {
+		t.Errorf("the origin saw %d requests for the master, want 1", n)
 	}
 }
