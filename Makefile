@@ -68,6 +68,8 @@ bench: $(PEERS_STAMP) ## Go benchmarks plus side-by-side comparisons (needs ffmp
 	REEL_ECONOMICS=1 $(GO) test -run='^TestLiveEconomics$$' -count=1 -timeout=15m -v ./cmd/reel/
 	@# Hardening: origin requests for 300 concurrent requests on a failing key; origin bytes per client byte for cold ranges.
 	REEL_HARDENING=1 $(GO) test -run='^(TestHardeningFigures|TestClientLimitFigures)$$' -count=1 -v ./edge/
+	@# Signed URLs: a memory hit with a query token checked against one without (CPU per request, ratio).
+	REEL_HITBENCH=1 $(GO) test -run='^TestHitPathTokenCost$$' -count=1 -timeout=5m -v ./edge/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/
