@@ -284,3 +284,54 @@ func TestEncryptCPIXSingleFile(t *testing.T) {
 	}
 	assertNoKeys(t, out, doc)
 }
+
+// TestEncryptCPIXVerbatim: a DRM system's HLSSignalingData (master and media) and
+// ContentProtectionData reach the playlists and the MPD exactly as the document gives them,
+// each where it belongs.
+func TestEncryptCPIXVerbatim(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	const (
+		media  = `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="vendor://media/k1",KEYFORMAT="com.vendor.drm",KEYFORMATVERSIONS="1"`
+		master = `#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI="vendor://master/k1",KEYFORMAT="com.vendor.drm",KEYFORMATVERSIONS="1"`
+		cpData = `<vendor:Header xmlns:vendor="urn:vendor:drm" version="2">k1-header</vendor:Header>`
+	)
+	doc, err := cpix.Parse(strings.NewReader(`<CPIX xmlns="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc"><ContentKeyList>` +
+		`<ContentKey kid="0a0b0c0d-0000-4000-8000-000000000001" commonEncryptionScheme="cbcs"><Data><pskc:Secret><pskc:PlainValue>` + b64("0123456789abcdef") +
+		`</pskc:PlainValue></pskc:Secret></Data></ContentKey></ContentKeyList><DRMSystemList>` +
+		`<DRMSystem kid="0a0b0c0d-0000-4000-8000-000000000001" systemId="12345678-1234-4234-8234-123456789abc">` +
+		`<ContentProtectionData>` + b64(cpData) + `</ContentProtectionData>` +
+		`<HLSSignalingData playlist="media">` + b64(media+"\n") + `</HLSSignalingData>` +
+		`<HLSSignalingData playlist="master">` + b64(master) + `</HLSSignalingData>` +
+		`</DRMSystem></DRMSystemList></CPIX>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	p, err := Package(context.Background(), Options{Inputs: ladder[:1], Output: out, Encryption: &Encryption{CPIX: doc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if m := read(manifest.MasterPlaylist); !strings.Contains(m, "\n"+master+"\n") || strings.Contains(m, "vendor://media") {
+		t.Errorf("master:\n%s", m)
+	}
+	for _, tr := range p.Tracks() {
+		if pl := read(filepath.Join(tr.ID, manifest.MediaPlaylist)); !strings.Contains(pl, "\n"+media+"\n") || strings.Contains(pl, "vendor://master") {
+			t.Errorf("%s:\n%s", tr.ID, pl)
+		}
+	}
+	mpdText := read(manifest.DASHManifest)
+	if strings.Count(mpdText, cpData) != 2 || !strings.Contains(mpdText, `schemeIdUri="urn:uuid:12345678-1234-4234-8234-123456789abc"`) {
+		t.Errorf("MPD lacks the ContentProtectionData in both sets:\n%s", mpdText)
+	}
+	if _, err := mpd.ReadFromFile(filepath.Join(out, manifest.DASHManifest)); err != nil {
+		t.Errorf("the MPD does not parse back: %v", err)
+	}
+}
