@@ -85,6 +85,7 @@ fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzHTTPDate$$' -fuzztime=$(FUZZTIME) ./edge/policy/
 	$(GO) test -run='^$$' -fuzz='^FuzzLooped$$' -fuzztime=$(FUZZTIME) ./edge/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./edge/token/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./packager/cpix/
 
 samples: ## regenerate samples/ with ffmpeg (committed; rarely needed)
 	bash samples/make-samples.sh

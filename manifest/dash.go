@@ -54,17 +54,18 @@ func (p *Presentation) DASH() ([]byte, error) {
 	period := &mpd.Period{Id: "0", Start: mpd.Seconds2DurPtr(0)}
 	m.Periods = []*mpd.Period{period}
 
+	var cpData []string // CPIX ContentProtectionData, inserted after writing
 	for _, group := range codecFamilies(p.Video) {
 		video, err := p.videoSet(uint32(len(period.AdaptationSets)), group, origin)
 		if err != nil {
 			return nil, err
 		}
+		p.setProtection(video, group, &cpData)
 		period.AdaptationSets = append(period.AdaptationSets, video)
 	}
 	def := p.defaultAudio()
 	for _, group := range audioGroups(p.Audio) {
 		as := newSet(uint32(len(period.AdaptationSets)), "audio", mpd.MIME_TYPE_AUDIO_MP4, p.SingleFile)
-		as.ContentProtections = p.contentProtections()
 		as.Lang = group[0].Language
 		for _, t := range group {
 			if t == def {
@@ -85,12 +86,16 @@ func (p *Presentation) DASH() ([]byte, error) {
 			}
 			as.Representations = append(as.Representations, r)
 		}
+		p.setProtection(as, group, &cpData)
 		period.AdaptationSets = append(period.AdaptationSets, as)
 	}
 
 	out, err := m.WriteToString("  ", true)
 	if err != nil {
 		return nil, fmt.Errorf("write MPD: %w", err)
+	}
+	if out, err = insertCPData(out, cpData); err != nil {
+		return nil, err
 	}
 	return []byte(out), nil
 }
@@ -131,7 +136,6 @@ func codecFamily(codecs string) string {
 
 func (p *Presentation) videoSet(id uint32, tracks []*Track, origin *big.Rat) (*mpd.AdaptationSetType, error) {
 	as := newSet(id, "video", mpd.MIME_TYPE_VIDEO_MP4, p.SingleFile)
-	as.ContentProtections = p.contentProtections()
 	var maxRate Rational
 	for i, t := range tracks {
 		r := mpd.NewVideoRepresentation(t.ID, t.Codecs, "", string(dashRate(t.FrameRate)), t.PeakBandwidth, t.Width, t.Height)
@@ -159,31 +163,6 @@ func (p *Presentation) videoSet(id uint32, tracks []*Track, origin *big.Rat) (*m
 	}
 	as.MaxFrameRate = string(dashRate(maxRate))
 	return as, nil
-}
-
-// DASH scheme URIs for Common Encryption signalling (ISO/IEC 23009-1 §5.8.5.2 and DASH-IF IOP
-// for ClearKey, whose system ID is e2719d58-a985-b3c9-781a-b030af78d30e).
-const (
-	mp4ProtectionScheme = "urn:mpeg:dash:mp4protection:2011"
-	clearKeyScheme      = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
-)
-
-// contentProtections signals an encrypted presentation in each AdaptationSet: the generic
-// mp4protection descriptor with the scheme and the default KID (so a player can pick the key
-// before it loads an init segment), and ClearKey, the one key system that needs no
-// DRM-specific data. Nil for a clear presentation.
-func (p *Presentation) contentProtections() []*mpd.ContentProtectionType {
-	if p.Protection == nil {
-		return nil
-	}
-	generic := mpd.NewContentProtection()
-	generic.SchemeIdUri = mp4ProtectionScheme
-	generic.Value = p.Protection.Scheme
-	generic.DefaultKID = p.Protection.KIDUUID()
-	clearKey := mpd.NewContentProtection()
-	clearKey.SchemeIdUri = clearKeyScheme
-	clearKey.Value = "ClearKey1.0"
-	return []*mpd.ContentProtectionType{generic, clearKey}
 }
 
 func newSet(id uint32, contentType, mime string, singleFile bool) *mpd.AdaptationSetType {

@@ -56,7 +56,9 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if opt.Output == "" {
 		return nil, errors.New("no output folder")
 	}
-	if e := opt.Encryption; e != nil {
+	if opt.Encryption != nil {
+		e := *opt.Encryption // check may fill in the scheme: leave the caller's as it was
+		opt.Encryption = &e
 		if err := e.check(); err != nil {
 			return nil, err
 		}
@@ -95,6 +97,11 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	total, err := preflight(append(append([]*inputTrack{}, videos...), audios...))
 	if err != nil {
 		return nil, err
+	}
+	if opt.Encryption != nil {
+		if err := opt.Encryption.pickKeys(append(append([]*inputTrack{}, videos...), audios...)); err != nil {
+			return nil, err
+		}
 	}
 
 	tmp, err := makeTemp(opt.Output)
@@ -259,12 +266,20 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 	}
 
 	p := &manifest.Presentation{SingleFile: opt.SingleFile}
-	if opt.Encryption != nil {
-		p.Protection = opt.Encryption.protection()
-	}
 	for _, l := range lanes {
 		if err := l.w.finish(); err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}
+		}
+		if l.w.enc != nil {
+			// Each track is signalled under its own key; the presentation's Protection, which
+			// says "encrypted" to its readers, is the first track's (a video track's).
+			l.w.track.Protection = opt.Encryption.protection(l.w.enc.tk)
+			if p.Protection == nil {
+				p.Protection = l.w.track.Protection
+			}
+		}
+		if e := opt.Encryption; e != nil && e.Scheme == SchemeAES128 && p.Protection == nil {
+			p.Protection = e.protection(keyOfTrack{kid: e.KeyID}) // one key, no CENC per track
 		}
 		if l.w.track.Kind == manifest.Video {
 			p.Video = append(p.Video, l.w.track)

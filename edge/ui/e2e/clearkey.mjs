@@ -1,6 +1,7 @@
 // clearkey.mjs drives Debian's Chromium (headless, through playwright-core) to play a
-// cenc- or cbcs-encrypted DASH presentation with dash.js and ClearKey, for TestBrowserClearKey
-// (cmd/reel/browser_clearkey_test.go), and prints what the player did as JSON.
+// cenc- or cbcs-encrypted DASH presentation with dash.js and ClearKey, or its HLS rendering
+// with hls.js, for TestBrowserClearKey (cmd/reel/browser_clearkey_test.go), and prints what
+// the player did as JSON.
 //
 //   node edge/ui/e2e/clearkey.mjs config.json
 //
@@ -10,6 +11,11 @@
 //     "cases": [ { "name": "right key", "clearkeys": { "<kid base64url>": "<key base64url>" },
 //                  "play": 2.5, "timeout": 15 }, … ] }
 //
+// With "hlsjs": "/abs/node_modules/hls.js/dist/hls.min.js" and "master": "/master.m3u8" it plays
+// the master playlist with hls.js instead. hls.js finds the key IDs in the playlists' ClearKey
+// EXT-X-KEY (KEYFORMAT="org.w3.clearkey", the KID as a data URI) and asks a license server for
+// the keys: this driver answers at base + "/_clearkey/license" (by interception) with the
+// case's clearkeys as a JSON Web Key set, as a ClearKey license server would.
 // The page is a bare <video> served, by request interception, at base + "/_clearkey/": the
 // same origin as the edge (no CORS in the way) and a secure context (127.0.0.1), which EME
 // requires. Each case waits until the video has played `play` seconds, or the player reports
@@ -30,7 +36,11 @@ const args = [
 const pageURL = cfg.base + '/_clearkey/';
 const pageHTML = '<!doctype html><meta charset="utf-8"><title>ClearKey</title>' +
   '<video id="v" muted playsinline width="640" height="360"></video>';
-const dashjs = readFileSync(cfg.dashjs, 'utf8');
+const dashjs = cfg.hlsjs ? '' : readFileSync(cfg.dashjs, 'utf8');
+const hlsjs = cfg.hlsjs ? readFileSync(cfg.hlsjs, 'utf8') : '';
+const licenseURL = cfg.base + '/_clearkey/license';
+let licenseKeys = {}; // the playing case's clearkeys
+let licenseRequests = 0;
 const userDataDir = mkdtempSync(join(tmpdir(), 'reel-chromium-'));
 const out = { cases: [], keySystems: {}, browser: '' };
 const t0 = Date.now();
@@ -41,6 +51,11 @@ try {
   });
   out.browser = context.browser() ? context.browser().version() : '';
   await context.route(pageURL, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: pageHTML }));
+  await context.route(licenseURL, (route) => {
+    licenseRequests++;
+    const keys = Object.entries(licenseKeys).map(([kid, k]) => ({ kty: 'oct', kid, k }));
+    route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ keys, type: 'temporary' }) });
+  });
   log('chromium started in', Date.now() - t0, 'ms');
   out.keySystems = await keySystems();
   for (const c of cfg.cases || []) out.cases.push(await playCase(c));
@@ -83,27 +98,45 @@ async function playCase(c) {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push('uncaught: ' + e.message));
   await page.goto(pageURL, { waitUntil: 'load', timeout: 20_000 });
-  await page.addScriptTag({ content: dashjs });
-  await page.evaluate(({ mpd, clearkeys }) => {
-    const v = document.getElementById('v');
-    const st = window.ck = { errors: [] };
-    v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
-    const p = dashjs.MediaPlayer().create();
-    p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
-    p.on(dashjs.MediaPlayer.events.ERROR, (e) => {
-      const err = e.error || {};
-      st.errors.push('dash.js: ' + (err.code ?? '') + ' ' + (err.message ?? JSON.stringify(e.error)));
-    });
-    for (const ev of ['KEY_ERROR', 'KEY_SESSION_UPDATED', 'KEY_STATUSES_CHANGED']) {
-      const name = dashjs.Protection && dashjs.Protection.events && dashjs.Protection.events[ev];
-      if (!name) continue;
-      p.on(name, (e) => {
-        if (e.error) st.errors.push('dash.js ' + ev + ': ' + (e.error.code ?? '') + ' ' + (e.error.message ?? ''));
+  licenseKeys = c.clearkeys;
+  licenseRequests = 0;
+  if (hlsjs) {
+    await page.addScriptTag({ content: hlsjs });
+    await page.evaluate(({ master, license }) => {
+      const v = document.getElementById('v');
+      const st = window.ck = { errors: [] };
+      v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
+      const h = new Hls({ emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: license } } });
+      h.on(Hls.Events.ERROR, (_, d) => {
+        if (d.fatal || /KEY|DRM|LICENSE/.test(d.details)) st.errors.push('hls.js: ' + d.type + ' ' + d.details + (d.error ? ' ' + d.error.message : ''));
       });
-    }
-    p.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
-    p.initialize(v, mpd, true);
-  }, { mpd: cfg.base + cfg.mpd, clearkeys: c.clearkeys });
+      h.loadSource(master);
+      h.attachMedia(v);
+      v.play().catch(() => {});
+    }, { master: cfg.base + cfg.master, license: licenseURL });
+  } else {
+    await page.addScriptTag({ content: dashjs });
+    await page.evaluate(({ mpd, clearkeys }) => {
+      const v = document.getElementById('v');
+      const st = window.ck = { errors: [] };
+      v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
+      const p = dashjs.MediaPlayer().create();
+      p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
+      p.on(dashjs.MediaPlayer.events.ERROR, (e) => {
+        const err = e.error || {};
+        st.errors.push('dash.js: ' + (err.code ?? '') + ' ' + (err.message ?? JSON.stringify(e.error)));
+      });
+      for (const ev of ['KEY_ERROR', 'KEY_SESSION_UPDATED', 'KEY_STATUSES_CHANGED']) {
+        const name = dashjs.Protection && dashjs.Protection.events && dashjs.Protection.events[ev];
+        if (!name) continue;
+        p.on(name, (e) => {
+          if (e.error) st.errors.push('dash.js ' + ev + ': ' + (e.error.code ?? '') + ' ' + (e.error.message ?? ''));
+        });
+      }
+      p.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
+      p.initialize(v, mpd, true);
+    }, { mpd: cfg.base + cfg.mpd, clearkeys: c.clearkeys });
+  }
   const deadline = started + (c.timeout || 15) * 1000;
   let s = null;
   for (;;) {
@@ -118,7 +151,7 @@ async function playCase(c) {
     await page.waitForTimeout(100);
   }
   await page.close();
-  const r = { name: c.name, seconds: (Date.now() - started) / 1000, state: s, consoleErrors };
+  const r = { name: c.name, seconds: (Date.now() - started) / 1000, state: s, consoleErrors, licenseRequests };
   log(c.name + ':', `currentTime ${s.currentTime.toFixed(2)} s, ${s.frames} frames, errors ${JSON.stringify(s.errors)}`, `(${r.seconds.toFixed(1)} s)`);
   return r;
 }
