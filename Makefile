@@ -44,9 +44,18 @@ test: ui ## gofmt check, go vet, and every test with the race detector (browser 
 	$(GO) test -count=1 -run '^(TestCoalescing|TestLargeGETColdFanIn)$$' ./edge/
 	$(GO) test -count=1 -timeout=5m -run '^TestLiveEvent$$' ./cmd/reel/
 
-bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk, h2load)
+# Shaka Packager, the packaging peer make bench measures against, comes from npm (its release
+# binaries, pinned by packager/peers/package-lock.json) into packager/peers/node_modules.
+PEERS_STAMP := packager/peers/node_modules/.package-lock.json
+
+$(PEERS_STAMP): packager/peers/package.json packager/peers/package-lock.json
+	cd packager/peers && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json
+
+bench: $(PEERS_STAMP) ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk, h2load, npm)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
+	@# Packaging clear, cenc and cbcs against Shaka Packager: MB/s, peak RSS, encryption's cost.
+	REEL_COMPARE=1 $(GO) test -run='^TestCompareShakaPackager$$' -count=1 -timeout=10m -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestAVEndOffsets$$' -count=1 -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareProtocols$$' -count=1 -timeout=15m -v ./edge/
@@ -59,6 +68,8 @@ bench: ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk,
 	REEL_ECONOMICS=1 $(GO) test -run='^TestLiveEconomics$$' -count=1 -timeout=15m -v ./cmd/reel/
 	@# Hardening: origin requests for 300 concurrent requests on a failing key; origin bytes per client byte for cold ranges.
 	REEL_HARDENING=1 $(GO) test -run='^(TestHardeningFigures|TestClientLimitFigures)$$' -count=1 -v ./edge/
+	@# Signed URLs: a memory hit with a query token checked against one without (CPU per request, ratio).
+	REEL_HITBENCH=1 $(GO) test -run='^TestHitPathTokenCost$$' -count=1 -timeout=5m -v ./edge/
 
 fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzOpenInput$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/
@@ -74,6 +85,7 @@ fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzHTTPDate$$' -fuzztime=$(FUZZTIME) ./edge/policy/
 	$(GO) test -run='^$$' -fuzz='^FuzzLooped$$' -fuzztime=$(FUZZTIME) ./edge/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./edge/token/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./packager/cpix/
 
 samples: ## regenerate samples/ with ffmpeg (committed; rarely needed)
 	bash samples/make-samples.sh

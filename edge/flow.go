@@ -26,7 +26,8 @@ import (
 //     storage and to every request that joined it; live manifests are classified and capped
 //     when a fill publishes them (edge/live)
 //  7. respond  (respond.go)  Age, Via and Cache-Status on every head; bodies from storage or
-//     from fills as they arrive
+//     from fills as they arrive; for a request whose token came in the query, phases 3–7 write
+//     into a manifestWriter (tokenrespond.go) that adds the token to a manifest's URIs
 //
 // Where a change goes: a check on every request (access rules, signed URLs) is a step of
 // admit, or of route when it depends on the rule; a per-path origin is route; a new storage
@@ -54,12 +55,22 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	// 2b. Token: a signed-URL token taken out of the request, checked where the rules ask.
 	if e.tokens != nil {
-		var refused string
-		if rule, refused = e.checkToken(r, rule); refused != "" {
+		var refused, carry string
+		if rule, refused, carry = e.checkToken(r, rule); refused != "" {
 			httpError(w, http.StatusForbidden, refused)
 			return
 		}
+		if carry != "" {
+			// A query token goes on into the manifest's URIs (tokenrespond.go).
+			e.serveCarryingToken(w, r, up, rule, carry)
+			return
+		}
 	}
+	e.serveRouted(w, r, up, rule)
+}
+
+// serveRouted runs a routed request through phases 3 to 7.
+func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream, rule *Rule) {
 	// 3. Pass.
 	if fwd := passReason(r, rule); fwd != "" {
 		e.pass(w, r, up, fwd)

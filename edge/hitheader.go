@@ -17,6 +17,9 @@ type hitHeader struct {
 	wire     []byte // "Name: value\r\n" lines, the stored Date, Via and Accept-Ranges included (our Via is added per hit: Edge.viaWire)
 	hasDate  bool   // a Date is stored (else the server adds its own)
 	csPrefix string // Cache-Status members of caches nearer the origin, each followed by ", "
+	// ct is the stored Content-Type, for a request carrying a query token into manifests
+	// (tokenrespond.go): a manifest's response can't go out pre-serialised.
+	ct string
 }
 
 // wireWriter is a ResponseWriter that takes header fields in wire form (edge/h1's): lines
@@ -64,7 +67,7 @@ func prepareHit(o *store.Object) *hitHeader {
 		return nil
 	}
 	_, hasDate := o.Header["Date"]
-	return &hitHeader{wire: b, hasDate: hasDate, csPrefix: csPrefix}
+	return &hitHeader{wire: b, hasDate: hasDate, csPrefix: csPrefix, ct: o.Header.Get("Content-Type")}
 }
 
 func appendField(b []byte, k, v string) []byte {
@@ -87,11 +90,18 @@ func validFieldName(k string) bool {
 	return true
 }
 
-// asWireWriter finds a wireWriter under w's wrappers.
-func asWireWriter(w http.ResponseWriter) wireWriter {
+// asWireWriter finds a wireWriter under w's wrappers, for a hit of hh: none under a
+// manifestWriter when hh may be a manifest's, whose header and body it may rewrite.
+func asWireWriter(w http.ResponseWriter, hh *hitHeader) wireWriter {
 	for {
 		if ww, ok := w.(wireWriter); ok {
 			return ww
+		}
+		if m, ok := w.(*manifestWriter); ok {
+			if hh == nil || manifestType(hh.ct, m.r.URL.Path) {
+				return nil
+			}
+			m.wired = true // and it passes the response through
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {

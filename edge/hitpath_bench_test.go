@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -156,3 +158,34 @@ func (l *oneConnListener) Close() error {
 }
 
 func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// TestHitPathTokenCost (make bench, REEL_HITBENCH=1) reports what the token check costs a memory
+// hit: BenchmarkHitPathToken against BenchmarkHitPathCPU in CPU time per request, the median of
+// three interleaved rounds of each (the machine is shared: interleaving spreads its noise over
+// both), and their ratio.
+func TestHitPathTokenCost(t *testing.T) {
+	if os.Getenv("REEL_HITBENCH") != "1" {
+		t.Skip("a figure for make bench: set REEL_HITBENCH=1")
+	}
+	var plain, tokened []float64
+	for range 3 {
+		for _, r := range []struct {
+			f   func(*testing.B)
+			out *[]float64
+		}{{BenchmarkHitPathCPU, &plain}, {BenchmarkHitPathToken, &tokened}} {
+			res := testing.Benchmark(r.f)
+			if res.N == 0 {
+				t.Fatal("the benchmark failed")
+			}
+			*r.out = append(*r.out, res.Extra["cpu-ns/op"])
+		}
+	}
+	slices.Sort(plain)
+	slices.Sort(tokened)
+	p, k := plain[1], tokened[1]
+	t.Logf("memory hit, 1 KB, HTTP/1.1: %.0f cpu-ns without a token, %.0f with a query token checked: ×%.2f (+%.0f ns per request); rounds %.0f and %.0f",
+		p, k, k/p, k-p, plain, tokened)
+	if p <= 0 || k <= 0 {
+		t.Fatalf("no CPU time measured: %v %v", plain, tokened)
+	}
+}

@@ -197,7 +197,7 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 		// The hot path: a whole body from memory. Over HTTP/1.1 the stored fields go out
 		// pre-serialised; otherwise stored header values are shared, not cloned (nothing below
 		// modifies a stored slice). The body goes out in one write.
-		if ww := asWireWriter(w); ww != nil && obj.hit != nil && cs.Hit {
+		if ww := asWireWriter(w, obj.hit); ww != nil && obj.hit != nil && cs.Hit {
 			e.writeHitHead(w, ww, obj, age, cs)
 			if r.Method != http.MethodHead {
 				w.Write(obj.mem)

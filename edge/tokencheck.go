@@ -53,33 +53,47 @@ var errTokenMissing = errors.New("token missing")
 // key nor the origin sees one and N viewers with N tokens share one entry and one fill; then,
 // where the path needs a token, it verifies the first found (path form, then query, then
 // cookie) against the path without it and the client's address. It gives the rule for the
-// path without its path-form token (route's, or the path routed again) and the reason to
-// answer 403 with ("" lets the request go on).
-func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string) {
+// path without its path-form token (route's, or the path routed again), the reason to answer
+// 403 with ("" lets the request go on), and the token to carry into a manifest's URIs: a valid
+// token that came in the query (tokenrespond.go), "" otherwise — the path form needs no
+// carrying (relative URIs resolve under it), nor the cookie (the browser sends it again).
+func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string, string) {
 	g := e.tokens
 	tok, inPath, ok := g.takeFromPath(r.URL)
 	if inPath {
 		_, rule = e.route(r)
 	}
-	if q := g.takeFromQuery(r.URL); tok == "" {
+	q := g.takeFromQuery(r.URL)
+	if tok == "" {
 		tok = q
 	}
 	if c := g.takeFromCookie(r.Header); tok == "" {
 		tok = c
 	}
+	fromQuery := q != "" && !inPath
 	var err error
 	switch {
 	case !ok:
 		err = token.ErrMalformed // a path form whose path can't be told
 	case !e.tokenRequired(r.URL.Path, rule):
-		return rule, ""
+		// Not needed here, but a valid query token is still carried on: the manifest's
+		// segments may need it (a rule can leave masters open and protect the media).
+		if fromQuery {
+			if _, err := token.Verify(q, cleanPath(r.URL.Path), clientAddr(r), e.now(), g.keys); err == nil {
+				return rule, "", q
+			}
+		}
+		return rule, "", ""
 	case tok == "":
 		err = errTokenMissing
 	default:
 		_, err = token.Verify(tok, cleanPath(r.URL.Path), clientAddr(r), e.now(), g.keys)
 	}
 	if err == nil {
-		return rule, ""
+		if fromQuery {
+			return rule, "", q
+		}
+		return rule, "", ""
 	}
 	refusal := tokenRefusals[0] // malformed, for an error Verify doesn't document
 	for _, t := range tokenRefusals {
@@ -89,7 +103,7 @@ func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string) {
 		}
 	}
 	e.m.tokenRejected.WithLabelValues(refusal.label).Inc()
-	return rule, refusal.reason
+	return rule, refusal.reason, ""
 }
 
 // tokenRequired reports whether path needs a token: the longest rule that says so (rule, the

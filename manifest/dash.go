@@ -17,9 +17,10 @@ import (
 func (p *Presentation) DASH() ([]byte, error) {
 	build := p.dashMPD
 	if p.Live != nil && p.Live.Keys != nil {
-		build = p.keyedMPD // key rotation: a Period per key period (dash_live.go)
+		build = p.keyedMPD // key rotation: a Period per key period (dash_live_keys.go)
 	}
-	m, err := build()
+	var cpData []string // CPIX ContentProtectionData, inserted after writing
+	m, err := build(&cpData)
 	if err != nil {
 		return nil, err
 	}
@@ -27,13 +28,19 @@ func (p *Presentation) DASH() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("write MPD: %w", err)
 	}
+	if out, err = insertCPData(out, cpData); err != nil {
+		return nil, err
+	}
 	return []byte(out), nil
 }
 
-// dashMPD builds the MPD that DASH writes.
-func (p *Presentation) dashMPD() (*mpd.MPD, error) {
+// dashMPD builds the MPD that DASH writes; cpData collects what insertCPData puts in.
+func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
+	}
+	if p.aes128() {
+		return nil, ErrAES128NoDASH
 	}
 	if p.Live != nil {
 		for _, t := range p.Tracks() {
@@ -73,12 +80,12 @@ func (p *Presentation) dashMPD() (*mpd.MPD, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.setProtection(video, group, cpData)
 		period.AdaptationSets = append(period.AdaptationSets, video)
 	}
 	def := p.defaultAudio()
 	for _, group := range audioGroups(p.Audio) {
 		as := newSet(uint32(len(period.AdaptationSets)), "audio", mpd.MIME_TYPE_AUDIO_MP4, p.SingleFile)
-		as.ContentProtections = p.contentProtections()
 		as.Lang = group[0].Language
 		for _, t := range group {
 			if t == def {
@@ -99,6 +106,7 @@ func (p *Presentation) dashMPD() (*mpd.MPD, error) {
 			}
 			as.Representations = append(as.Representations, r)
 		}
+		p.setProtection(as, group, cpData)
 		period.AdaptationSets = append(period.AdaptationSets, as)
 	}
 	return m, nil
@@ -140,7 +148,6 @@ func codecFamily(codecs string) string {
 
 func (p *Presentation) videoSet(id uint32, tracks []*Track, origin *big.Rat) (*mpd.AdaptationSetType, error) {
 	as := newSet(id, "video", mpd.MIME_TYPE_VIDEO_MP4, p.SingleFile)
-	as.ContentProtections = p.contentProtections()
 	var maxRate Rational
 	for i, t := range tracks {
 		r := mpd.NewVideoRepresentation(t.ID, t.Codecs, "", string(dashRate(t.FrameRate)), t.PeakBandwidth, t.Width, t.Height)
@@ -168,31 +175,6 @@ func (p *Presentation) videoSet(id uint32, tracks []*Track, origin *big.Rat) (*m
 	}
 	as.MaxFrameRate = string(dashRate(maxRate))
 	return as, nil
-}
-
-// DASH scheme URIs for Common Encryption signalling (ISO/IEC 23009-1 §5.8.5.2 and DASH-IF IOP
-// for ClearKey, whose system ID is e2719d58-a985-b3c9-781a-b030af78d30e).
-const (
-	mp4ProtectionScheme = "urn:mpeg:dash:mp4protection:2011"
-	clearKeyScheme      = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
-)
-
-// contentProtections signals an encrypted presentation in each AdaptationSet: the generic
-// mp4protection descriptor with the scheme and the default KID (so a player can pick the key
-// before it loads an init segment), and ClearKey, the one key system that needs no
-// DRM-specific data. Nil for a clear presentation.
-func (p *Presentation) contentProtections() []*mpd.ContentProtectionType {
-	if p.Protection == nil {
-		return nil
-	}
-	generic := mpd.NewContentProtection()
-	generic.SchemeIdUri = mp4ProtectionScheme
-	generic.Value = p.Protection.Scheme
-	generic.DefaultKID = p.Protection.KIDUUID()
-	clearKey := mpd.NewContentProtection()
-	clearKey.SchemeIdUri = clearKeyScheme
-	clearKey.Value = "ClearKey1.0"
-	return []*mpd.ContentProtectionType{generic, clearKey}
 }
 
 func newSet(id uint32, contentType, mime string, singleFile bool) *mpd.AdaptationSetType {

@@ -19,13 +19,13 @@ import (
 // track's timescale, so segment times stay media times, as in a single-Period MPD. A key
 // period is listed only once every track has a segment in it: a Period whose audio appeared
 // an update later would not be played with audio.
-func (p *Presentation) keyedMPD() (*mpd.MPD, error) {
+func (p *Presentation) keyedMPD(cpData *[]string) (*mpd.MPD, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	keys := p.Live.Keys
 	whole := p.withLive(func(l *Live) { l.Keys = nil })
-	m, err := whole.dashMPD()
+	m, err := whole.dashMPD(cpData)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (p *Presentation) keyedMPD() (*mpd.MPD, error) {
 		if sub == nil {
 			continue
 		}
-		sm, err := sub.dashMPD()
+		sm, err := sub.dashMPD(cpData)
 		if err != nil {
 			return nil, err
 		}

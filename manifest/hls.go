@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,15 +51,13 @@ func (p *Presentation) HLSMaster() []byte {
 	// Only EXT-X-SESSION-KEY (METHOD=SAMPLE-AES and KEYFORMAT need 5) has a §7 version rule
 	// here, and an absent EXT-X-VERSION means version 1; computing it keeps a future feature
 	// (INSTREAM-ID=SERVICEn needs 7) from being missed.
-	key := p.hlsKeyAttrs()
-	if v := (hlsFeatures{sampleAESKey: key != ""}).version(); v > 1 {
+	keys := p.hlsSessionKeys()
+	if v := (hlsFeatures{sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}).version(); v > 1 {
 		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	if key != "" {
-		// rfc8216bis §4.4.6.5: lets a client fetch the key before it loads a media playlist.
-		b.WriteString("#EXT-X-SESSION-KEY:" + key + "\n")
-	}
+	// rfc8216bis §4.4.6.5: lets a client fetch the key before it loads a media playlist.
+	writeKeys(&b, keys)
 
 	def := p.defaultAudio()
 	var audioPeak, audioAvg int
@@ -136,16 +135,24 @@ func (p *Presentation) HLSMedia(t *Track) []byte {
 	for i, s := range t.Segments {
 		durs[i] = s.Duration
 	}
-	key := p.hlsKeyAttrs()
-	f := hlsFeatures{initMap: true, sampleAESKey: key != ""}
+	keys := hlsKeyLines(p.ProtectionOf(t), false)
+	f := hlsFeatures{initMap: true, sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}
 	for _, s := range t.Segments {
 		f.byteRange = f.byteRange || !s.Range.IsWhole()
 	}
 	var b strings.Builder
 	writeMediaHeader(&b, t, durs, f)
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	writeKey(&b, key)
-	writeMap(&b, t)
+	if p.aes128() {
+		// The init segment is clear: EXT-X-MAP first, so that the key applies only to the
+		// segments after it (rfc8216bis §4.4.4.5: a key before the map applies to the map;
+		// hls.js gives an EXT-X-MAP the keys seen before it).
+		writeMap(&b, t)
+		writeKeys(&b, keys)
+	} else {
+		writeKeys(&b, keys)
+		writeMap(&b, t)
+	}
 	for _, s := range t.Segments {
 		writeEntry(&b, s.Duration, t.Timescale, s.Range, s.URI)
 	}
@@ -160,15 +167,15 @@ func (p *Presentation) HLSIFrames(t *Track) []byte {
 	for i, fr := range t.IFrames {
 		durs[i] = fr.Duration
 	}
-	key := p.hlsKeyAttrs()
-	f := hlsFeatures{initMap: true, iFramesOnly: true, sampleAESKey: key != ""}
+	keys := hlsKeyLines(p.ProtectionOf(t), false)
+	f := hlsFeatures{initMap: true, iFramesOnly: true, sampleAESKey: len(keys) > 0}
 	for _, fr := range t.IFrames {
 		f.byteRange = f.byteRange || !fr.Range.IsWhole()
 	}
 	var b strings.Builder
 	writeMediaHeader(&b, t, durs, f)
 	b.WriteString("#EXT-X-I-FRAMES-ONLY\n")
-	writeKey(&b, key) // the I-frames are encrypted as the segments are
+	writeKeys(&b, keys) // the I-frames are encrypted as the segments are
 	writeMap(&b, t)
 	for _, fr := range t.IFrames {
 		writeEntry(&b, fr.Duration, t.Timescale, fr.Range, fr.URI)
@@ -205,30 +212,12 @@ func writeMediaHeader(b *strings.Builder, t *Track, durs []uint64, f hlsFeatures
 	b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 }
 
-// hlsKeyAttrs is the attribute list of the EXT-X-KEY and EXT-X-SESSION-KEY that signal p's
-// encryption (rfc8216bis §4.4.4.4, §4.4.6.5), or "" when the playlists do not signal it: a clear
-// presentation, or no key URI to give. METHOD=SAMPLE-AES is cbcs for fMP4; SAMPLE-AES-CTR
-// (cenc) is not in the RFC but some players (Shaka, hls.js with EME) accept it.
-// KEYFORMAT="identity": the URI gives the key itself, not a DRM system's license.
-func (p *Presentation) hlsKeyAttrs() string {
-	pr := p.Protection
-	if pr == nil || pr.KeyURI == "" {
-		return ""
-	}
-	method := "SAMPLE-AES"
-	if pr.Scheme == "cenc" {
-		method = "SAMPLE-AES-CTR"
-	}
-	return "METHOD=" + method + ",URI=" + quote(pr.KeyURI) + ",KEYFORMAT=" + quote("identity")
-}
+// ErrAES128NoDASH is DASH's answer for an aes-128 presentation: an MPD has no way to signal
+// whole-segment encryption (ContentProtection describes CENC only).
+var ErrAES128NoDASH = errors.New("DASH cannot signal HLS AES-128 whole-segment encryption")
 
-// writeKey writes the EXT-X-KEY before EXT-X-MAP: it applies to the Media Initialization
-// Section and every segment after it (rfc8216bis §4.4.4.4, §4.4.4.5).
-func writeKey(b *strings.Builder, attrs string) {
-	if attrs != "" {
-		b.WriteString("#EXT-X-KEY:" + attrs + "\n")
-	}
-}
+// aes128 tells whether p is encrypted whole-segment (HLS AES-128) rather than with CENC.
+func (p *Presentation) aes128() bool { return p.Protection != nil && p.Protection.Scheme == "aes-128" }
 
 func writeMap(b *strings.Builder, t *Track) {
 	b.WriteString("#EXT-X-MAP:URI=" + quote(t.initURI()))

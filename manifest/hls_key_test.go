@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,10 +10,10 @@ import (
 )
 
 // TestHLSKeySignalling: with a key URI, every media and I-frame playlist of an encrypted
-// presentation carries one EXT-X-KEY before its EXT-X-MAP, and the master one EXT-X-SESSION-KEY,
-// with METHOD SAMPLE-AES for cbcs (SAMPLE-AES-CTR for cenc), the URI and KEYFORMAT "identity";
-// hls-m3u8 parses them back. Apart from those lines (and the master's EXT-X-VERSION:5 that
-// KEYFORMAT needs) the playlists are byte for byte the clear ones.
+// presentation carries the identity EXT-X-KEY and the ClearKey one before its EXT-X-MAP, and the
+// master the same as EXT-X-SESSION-KEYs, with METHOD SAMPLE-AES for cbcs (SAMPLE-AES-CTR for
+// cenc); hls-m3u8 parses them back. Apart from those lines (and the master's EXT-X-VERSION:5
+// that KEYFORMAT needs) the playlists are byte for byte the clear ones.
 func TestHLSKeySignalling(t *testing.T) {
 	const uri = "https://keys.example/k?id=1&v=2"
 	for scheme, method := range map[string]string{"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"} {
@@ -20,33 +21,37 @@ func TestHLSKeySignalling(t *testing.T) {
 			clear := fixture(false)
 			p := fixture(false)
 			p.Protection = &Protection{Scheme: scheme, KID: [16]byte{1, 2, 3}, KeyURI: uri}
-			wantKey := m3u8.Key{Method: method, URI: uri, Keyformat: "identity"}
-			line := `METHOD=` + method + `,URI="` + uri + `",KEYFORMAT="identity"`
+			wantKeys := []m3u8.Key{
+				{Method: method, URI: uri, Keyformat: "identity"},
+				{Method: method, URI: "data:text/plain;base64,AQIDAAAAAAAAAAAAAAAAAA==", Keyformat: "org.w3.clearkey", Keyformatversions: "1"},
+			}
+			lines := []string{`METHOD=` + method + `,URI="` + uri + `",KEYFORMAT="identity"`,
+				`METHOD=` + method + `,URI="data:text/plain;base64,AQIDAAAAAAAAAAAAAAAAAA==",KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"`}
 
 			raw := p.HLSMaster()
 			master := parseMaster(t, raw)
-			if len(master.SessionKeys) != 1 || *master.SessionKeys[0] != wantKey {
-				t.Errorf("master: session keys %+v, want one %+v", master.SessionKeys, wantKey)
+			if len(master.SessionKeys) != 2 || *master.SessionKeys[0] != wantKeys[0] || *master.SessionKeys[1] != wantKeys[1] {
+				t.Errorf("master: session keys %+v, want %+v", master.SessionKeys, wantKeys)
 			}
 			if minV, reason := master.CalcMinVersion(); master.Version() != 5 || minV > 5 {
 				t.Errorf("master: EXT-X-VERSION %d, hls-m3u8 minimum %d (%s); want 5", master.Version(), minV, reason)
 			}
-			checkOnlyKeyLines(t, "master", raw, clear.HLSMaster(), "#EXT-X-SESSION-KEY:"+line, "#EXT-X-VERSION:5")
+			checkOnlyKeyLines(t, "master", raw, clear.HLSMaster(), "#EXT-X-SESSION-KEY:"+lines[0], "#EXT-X-SESSION-KEY:"+lines[1], "#EXT-X-VERSION:5")
 
 			check := func(name string, raw, clearRaw []byte, nSegs int) {
 				t.Helper()
 				pl, segs := parseMedia(t, raw)
-				if len(pl.Keys) != 1 || pl.Keys[0] != wantKey {
-					t.Errorf("%s: keys %+v, want one %+v", name, pl.Keys, wantKey)
+				if !slices.Equal(pl.Keys, wantKeys) {
+					t.Errorf("%s: keys %+v, want %+v", name, pl.Keys, wantKeys)
 				}
-				if len(segs) != nSegs || len(segs[0].Keys) != 1 || segs[0].Keys[0] != wantKey {
+				if len(segs) != nSegs || !slices.Equal(segs[0].Keys, wantKeys) {
 					t.Errorf("%s: %d segments (want %d), the first with keys %+v", name, len(segs), nSegs, segs[0].Keys)
 				}
-				k, m := bytes.Index(raw, []byte("#EXT-X-KEY:")), bytes.Index(raw, []byte("#EXT-X-MAP:"))
+				k, m := bytes.LastIndex(raw, []byte("#EXT-X-KEY:")), bytes.Index(raw, []byte("#EXT-X-MAP:"))
 				if k < 0 || m < 0 || k > m {
-					t.Errorf("%s: EXT-X-KEY at %d, EXT-X-MAP at %d: want the key first", name, k, m)
+					t.Errorf("%s: EXT-X-KEY at %d, EXT-X-MAP at %d: want the keys first", name, k, m)
 				}
-				checkOnlyKeyLines(t, name, raw, clearRaw, "#EXT-X-KEY:"+line)
+				checkOnlyKeyLines(t, name, raw, clearRaw, "#EXT-X-KEY:"+lines[0], "#EXT-X-KEY:"+lines[1])
 			}
 			for i, tr := range p.Tracks() {
 				ct := clear.Tracks()[i]
@@ -59,24 +64,16 @@ func TestHLSKeySignalling(t *testing.T) {
 	}
 }
 
-// TestHLSKeyNotSignalledWithoutURI: an encrypted presentation without a key URI has exactly the
-// clear playlists (DASH alone signals it), as before HLS signalling existed.
-func TestHLSKeyNotSignalledWithoutURI(t *testing.T) {
+// TestHLSClearKeyWithoutURI: an encrypted presentation without a key URI or DRM systems still
+// signals ClearKey (the KID as a data URI), the one key tag it has.
+func TestHLSClearKeyWithoutURI(t *testing.T) {
 	clear := fixture(false)
 	p := fixture(false)
 	p.Protection = &Protection{Scheme: "cbcs", KID: [16]byte{1}}
-	if !bytes.Equal(p.HLSMaster(), clear.HLSMaster()) {
-		t.Error("master differs from the clear one")
-	}
+	line := `METHOD=SAMPLE-AES,URI="data:text/plain;base64,AQAAAAAAAAAAAAAAAAAAAA==",KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"`
+	checkOnlyKeyLines(t, "master", p.HLSMaster(), clear.HLSMaster(), "#EXT-X-SESSION-KEY:"+line, "#EXT-X-VERSION:5")
 	for i, tr := range p.Tracks() {
-		if !bytes.Equal(p.HLSMedia(tr), clear.HLSMedia(clear.Tracks()[i])) {
-			t.Errorf("%s: media playlist differs from the clear one", tr.ID)
-		}
-	}
-	for i, tr := range p.Video {
-		if !bytes.Equal(p.HLSIFrames(tr), clear.HLSIFrames(clear.Video[i])) {
-			t.Errorf("%s: I-frame playlist differs from the clear one", tr.ID)
-		}
+		checkOnlyKeyLines(t, tr.ID, p.HLSMedia(tr), clear.HLSMedia(clear.Tracks()[i]), "#EXT-X-KEY:"+line)
 	}
 }
 

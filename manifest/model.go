@@ -132,6 +132,9 @@ type Track struct {
 	Segments []Segment
 	IFrames  []IFrame
 
+	// Protection, when set, is this track's encryption; nil: the presentation's (ProtectionOf).
+	Protection *Protection
+
 	// Live only (see Live): the parts of the segment in progress, and how many
 	// discontinuities have left the window (EXT-X-DISCONTINUITY-SEQUENCE).
 	LiveParts             []Part
@@ -198,23 +201,67 @@ type Presentation struct {
 	// Live is set for a live channel's window; nil for VOD.
 	Live *Live
 	// Protection is set when every track is encrypted with Common Encryption; nil when clear.
+	// A track's own Protection, when set, takes its place for that track (tracks under
+	// different keys, e.g. video and audio).
 	Protection *Protection
 }
 
-// Protection describes the Common Encryption (ISO/IEC 23001-7) of a presentation's tracks, as
-// far as manifests signal it: never a key, only what identifies it.
+// Protection describes the Common Encryption (ISO/IEC 23001-7) of a track, as far as manifests
+// signal it: never a key, only what identifies it and how players get it.
 type Protection struct {
-	Scheme string   // "cenc" or "cbcs"
-	KID    [16]byte // the default key ID every track's tenc carries
-	// KeyURI is where an HLS client gets the key (EXT-X-KEY / EXT-X-SESSION-KEY URI); empty: the
-	// HLS playlists do not signal the encryption (the MPD still does).
+	Scheme string   // "cenc" or "cbcs"; or "aes-128": HLS whole-segment encryption, no MPD
+	KID    [16]byte // the default key ID the track's tenc carries (not for aes-128)
+	// IV is aes-128's fixed IV (EXT-X-KEY IV=0x…); empty: each segment's media sequence number.
+	IV []byte
+	// KeyURI is where an HLS client gets the key itself (EXT-X-KEY KEYFORMAT="identity"; for
+	// aes-128 the key's URI); empty: no identity key is signalled.
 	KeyURI string
+	// Systems are the DRM systems that signal this key (from a CPIX document), in the order
+	// given. ClearKey is signalled whether or not it is among them.
+	Systems []DRMSystem
+	// ClearKeyLicense is the URL of a ClearKey license server (DASH-IF IOP dashif:Laurl);
+	// empty: players are given the key some other way.
+	ClearKeyLicense string
 }
 
+// DRMSystem is one DRM system's signalling for one key. Fields left empty are generated from
+// the others where the system has a known form (see the HLS and DASH writers).
+type DRMSystem struct {
+	ID [16]byte // system ID, e.g. SystemWidevine
+	// PSSH is a whole pssh box: cenc:pssh in the MPD, and the Widevine and PlayReady HLS URIs.
+	PSSH []byte
+	// ContentProtectionData is XML that goes as given inside the system's ContentProtection.
+	ContentProtectionData string
+	// KeyURI is the URI of the system's EXT-X-KEY (FairPlay's skd://…).
+	KeyURI string
+	// HLSMaster and HLSMedia, when set, are the system's EXT-X-SESSION-KEY and EXT-X-KEY lines,
+	// written as given instead of generated ones.
+	HLSMaster, HLSMedia string
+}
+
+// Well-known DRM system IDs (dashif.org/identifiers/content_protection).
+var (
+	SystemWidevine  = [16]byte{0xed, 0xef, 0x8b, 0xa9, 0x79, 0xd6, 0x4a, 0xce, 0xa3, 0xc8, 0x27, 0xdc, 0xd5, 0x1d, 0x21, 0xed}
+	SystemPlayReady = [16]byte{0x9a, 0x04, 0xf0, 0x79, 0x98, 0x40, 0x42, 0x86, 0xab, 0x92, 0xe6, 0x5b, 0xe0, 0x88, 0x5f, 0x95}
+	SystemFairPlay  = [16]byte{0x94, 0xce, 0x86, 0xfb, 0x07, 0xff, 0x4f, 0x43, 0xad, 0xb8, 0x93, 0xd2, 0xfa, 0x96, 0x8c, 0xa2}
+	SystemClearKey  = [16]byte{0xe2, 0x71, 0x9d, 0x58, 0xa9, 0x85, 0xb3, 0xc9, 0x78, 0x1a, 0xb0, 0x30, 0xaf, 0x78, 0xd3, 0x0e}
+	SystemW3CCommon = [16]byte{0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02, 0xac, 0xe3, 0x3c, 0x1e, 0x52, 0xe2, 0xfb, 0x4b}
+)
+
 // KIDUUID is the key ID in the UUID form that DASH's cenc:default_KID uses.
-func (p *Protection) KIDUUID() string {
-	h := hex.EncodeToString(p.KID[:])
+func (p *Protection) KIDUUID() string { return uuid(p.KID) }
+
+func uuid(b [16]byte) string {
+	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// ProtectionOf is t's protection: its own, else the presentation's; nil when t is clear.
+func (p *Presentation) ProtectionOf(t *Track) *Protection {
+	if t.Protection != nil {
+		return t.Protection
+	}
+	return p.Protection
 }
 
 // File names used inside a presentation, so that the packager, the origin and tests agree.

@@ -66,8 +66,17 @@ func BenchmarkPackageEncrypted(b *testing.B) { benchPackage(b, ladder, false, te
 // ten of video slices, every whole block of audio.
 func BenchmarkPackageEncryptedCbcs(b *testing.B) { benchPackage(b, ladder, false, testCbcs()) }
 
+// BenchmarkPackageEncryptedAES128 is BenchmarkPackageEncrypted with HLS AES-128: every
+// segment built in memory and AES-CBC over all of its bytes (no MPD, no I-frame playlists).
+func BenchmarkPackageEncryptedAES128(b *testing.B) { benchPackage(b, ladder, false, testAES128("")) }
+
 // BenchmarkPackageSingleFile is BenchmarkPackage in single-file (sidx) mode.
 func BenchmarkPackageSingleFile(b *testing.B) { benchPackage(b, ladder, true, nil) }
+
+// BenchmarkPackageSingleFileEncrypted is BenchmarkPackageSingleFile with cenc.
+func BenchmarkPackageSingleFileEncrypted(b *testing.B) {
+	benchPackage(b, ladder, true, testEncryption())
+}
 
 // compareRuns is the number of alternating repetitions per ladder length in TestCompareFFmpeg.
 const compareRuns = 5
@@ -126,6 +135,80 @@ type comparer struct {
 	launcher string
 	tmp      string
 	seq      int
+	floor    usage // what /bin/true costs through the launcher: the floor of every figure
+}
+
+// newComparer builds the launcher in tmp and measures its floor.
+func newComparer(t *testing.T, goBin, tmp string) *comparer {
+	t.Helper()
+	ldir := filepath.Join(tmp, "launcher")
+	if err := os.MkdirAll(ldir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ldir, "go.mod"), []byte("module launcher\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ldir, "main.go"), []byte(launcherSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &comparer{t: t, launcher: filepath.Join(tmp, "launch"), tmp: tmp}
+	goBuild(t, goBin, ldir, []string{"GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local"}, "build", "-o", c.launcher, ".")
+	trueBin, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.floor = c.run(trueBin)
+	return c
+}
+
+// alternate runs a and b compareRuns times each after one untimed warm-up of each (page
+// cache, output checks), swapping which goes first so neither always runs on the other's
+// freshly warmed state; clean runs after every run. It returns the wall times (seconds) and
+// peak RSS (MiB) of each.
+func (c *comparer) alternate(a, b func() usage, clean func()) (aWall, bWall, aRSS, bRSS []float64) {
+	a()
+	clean()
+	b()
+	clean()
+	for i := range compareRuns {
+		var au, bu usage
+		if i%2 == 0 {
+			au = a()
+			clean()
+			bu = b()
+			clean()
+		} else {
+			bu = b()
+			clean()
+			au = a()
+			clean()
+		}
+		aWall = append(aWall, au.wall.Seconds())
+		bWall = append(bWall, bu.wall.Seconds())
+		aRSS = append(aRSS, float64(au.maxRSS)/1024)
+		bRSS = append(bRSS, float64(bu.maxRSS)/1024)
+	}
+	return aWall, bWall, aRSS, bRSS
+}
+
+// loopLadder writes every rung of the sample ladder looped n times (stream copy) into dir,
+// for figures on a long input, and returns their paths.
+func loopLadder(t *testing.T, ffmpeg, dir string, n int) []string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var long []string
+	for _, rung := range ladder {
+		out := filepath.Join(dir, filepath.Base(rung))
+		cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+			"-stream_loop", strconv.Itoa(n-1), "-i", rung, "-c", "copy", "-movflags", "+faststart", out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg loop %s: %v\n%s", rung, err, b)
+		}
+		long = append(long, out)
+	}
+	return long
 }
 
 // run runs name args... to completion through the launcher and fails the test if it fails.
@@ -220,43 +303,11 @@ func TestCompareFFmpeg(t *testing.T) {
 	ffmpeg := requireTool(t, "ffmpeg")
 	goBin := requireTool(t, "go")
 	tmp := t.TempDir()
-
-	// a. the reel binary, and the launcher that measures children.
+	c := newComparer(t, goBin, tmp)
 	reel := filepath.Join(tmp, "reel")
 	goBuild(t, goBin, ".", nil, "build", "-o", reel, "../cmd/reel")
-	ldir := filepath.Join(tmp, "launcher")
-	if err := os.MkdirAll(ldir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ldir, "go.mod"), []byte("module launcher\n\ngo 1.22\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ldir, "main.go"), []byte(launcherSource), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := &comparer{t: t, launcher: filepath.Join(tmp, "launch"), tmp: tmp}
-	goBuild(t, goBin, ldir, []string{"GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local"}, "build", "-o", c.launcher, ".")
-	trueBin, err := exec.LookPath("true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	floor := c.run(trueBin)
-
-	// b. the long ladder: every rung looped to 10× (120 s), stream copy.
-	longDir := filepath.Join(tmp, "long")
-	if err := os.MkdirAll(longDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var long []string
-	for _, rung := range ladder {
-		out := filepath.Join(longDir, filepath.Base(rung))
-		cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-			"-stream_loop", "9", "-i", rung, "-c", "copy", "-movflags", "+faststart", out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("ffmpeg loop %s: %v\n%s", rung, err, b)
-		}
-		long = append(long, out)
-	}
+	floor := c.floor
+	long := loopLadder(t, ffmpeg, filepath.Join(tmp, "long"), 10)
 
 	type result struct {
 		name                 string
@@ -299,31 +350,8 @@ func TestCompareFFmpeg(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// One untimed warm-up of each (page cache, output checks), then alternate, swapping
-		// which goes first so neither always runs on the other's freshly warmed state.
-		runReel()
-		clean()
-		runFFmpeg()
-		clean()
 		var rw, fw []float64
-		for i := range compareRuns {
-			var ru, fu usage
-			if i%2 == 0 {
-				ru = runReel()
-				clean()
-				fu = runFFmpeg()
-				clean()
-			} else {
-				fu = runFFmpeg()
-				clean()
-				ru = runReel()
-				clean()
-			}
-			rw = append(rw, ru.wall.Seconds())
-			fw = append(fw, fu.wall.Seconds())
-			r.reelRSSAll = append(r.reelRSSAll, float64(ru.maxRSS)/1024)
-			r.ffRSSAll = append(r.ffRSSAll, float64(fu.maxRSS)/1024)
-		}
+		rw, fw, r.reelRSSAll, r.ffRSSAll = c.alternate(runReel, runFFmpeg, clean)
 		r.reelWall, r.ffWall = testkit.Median(rw), testkit.Median(fw)
 		r.reelRSS, r.ffRSS = testkit.Median(r.reelRSSAll), testkit.Median(r.ffRSSAll)
 		mb := float64(r.bytes) / 1e6

@@ -12,13 +12,17 @@ import (
 
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
+	"github.com/reelvideo/reel/packager/cpix"
 )
 
-// Encryption asks Package for Common Encryption (ISO/IEC 23001-7) of every track with one
-// content key. Only the key ID reaches the presentation (tenc, MPD); the key never does.
+// Encryption asks Package for Common Encryption (ISO/IEC 23001-7) of every track, with one
+// content key (KeyID, Key) or with the keys of a CPIX document. Only key IDs reach the
+// presentation (tenc, MPD, playlists); keys never do.
 type Encryption struct {
 	// Scheme is the protection scheme: "cenc" (AES-CTR, per-sample IVs) or "cbcs" (AES-CBC with
-	// the 1:9 pattern for video and whole blocks for audio, one constant IV per track in tenc).
+	// the 1:9 pattern for video and whole blocks for audio, one constant IV per track in tenc);
+	// or SchemeAES128, HLS whole-segment encryption (see aes128.go: Key, KeyURI and IV only).
+	// With CPIX it may be empty: the document's commonEncryptionScheme then decides.
 	Scheme string
 	// KeyID is the 16-byte key ID (the default KID in tenc and in the MPD).
 	KeyID []byte
@@ -32,15 +36,35 @@ type Encryption struct {
 	IV []byte
 	// KeyURI, when set, is the key's URI for HLS clients: every media playlist then carries an
 	// EXT-X-KEY (METHOD=SAMPLE-AES for cbcs, SAMPLE-AES-CTR for cenc) and the master playlist an
-	// EXT-X-SESSION-KEY. Without it only the MPD signals the encryption.
+	// EXT-X-SESSION-KEY (KEYFORMAT="identity", beside the ClearKey and DRM systems' tags).
 	KeyURI string
+	// CPIX, when set, gives the keys instead of KeyID, Key and IV: each track gets the key its
+	// usage rules name for the track's type, size and channels (one key for all without rules),
+	// with the key's explicitIV when it has one, and the DRM systems' signalling of that key in
+	// its init segment (pssh), MPD and playlists. A document with several key periods is refused:
+	// periods are for live.
+	CPIX *cpix.Document
+	// CPIXName names the document in errors (its file or URL); "CPIX" when empty.
+	CPIXName string
+
+	trackKeys []keyOfTrack // CPIX: each track's key, by track index (pickKeys)
+	// ClearKeyLicense, when set, is a ClearKey license server's URL, signalled in the MPD
+	// (dashif:Laurl).
+	ClearKeyLicense string
 }
 
-// check validates e; its messages name the field as the CLI's flags do.
+// check validates e; its messages name the field as the CLI's flags do. With a CPIX document it
+// sets Scheme from the document when it was left empty.
 func (e *Encryption) check() error {
+	if e.CPIX != nil {
+		return e.checkCPIX()
+	}
+	if e.Scheme == SchemeAES128 {
+		return e.checkAES128()
+	}
 	switch {
 	case e.Scheme != "cenc" && e.Scheme != "cbcs":
-		return fmt.Errorf("encryption scheme %q is not supported (only cenc and cbcs)", e.Scheme)
+		return fmt.Errorf("encryption scheme %q is not supported (only cenc, cbcs and aes-128)", e.Scheme)
 	case len(e.KeyID) != 16:
 		return fmt.Errorf("key id is %d bytes, want 16", len(e.KeyID))
 	case len(e.Key) != 16:
@@ -58,10 +82,130 @@ func (e *Encryption) check() error {
 	return nil
 }
 
-// protection is what the manifests say about e.
-func (e *Encryption) protection() *manifest.Protection {
-	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI}
-	copy(p.KID[:], e.KeyID)
+// checkCPIX validates e with a CPIX document: the scheme agrees with the document's, the
+// document fits VOD, its IVs fit the scheme.
+func (e *Encryption) checkCPIX() error {
+	d := e.CPIX
+	switch {
+	case len(e.KeyID) > 0 || len(e.Key) > 0 || len(e.IV) > 0:
+		return errors.New("key id, key and iv come from the CPIX document: give neither with it")
+	case strings.ContainsAny(e.KeyURI, "\"\r\n"):
+		return errors.New("key URI holds a double quote or a line break")
+	}
+	scheme, err := d.Scheme()
+	if err != nil {
+		return e.cpixErr(err)
+	}
+	switch {
+	case e.Scheme == "" && scheme == "":
+		return e.cpixErr(errors.New("no encryption scheme: the keys set no commonEncryptionScheme, give one (cenc or cbcs)"))
+	case e.Scheme == "":
+		e.Scheme = scheme
+	case scheme != "" && scheme != e.Scheme:
+		return e.cpixErr(fmt.Errorf("encryption scheme %s, but the CPIX document's keys ask for %s", e.Scheme, scheme))
+	case e.Scheme != "cenc" && e.Scheme != "cbcs":
+		return fmt.Errorf("encryption scheme %q is not supported with a CPIX document (only cenc and cbcs)", e.Scheme)
+	}
+	if _, err := d.VODPeriod(); err != nil {
+		return e.cpixErr(err)
+	}
+	for _, k := range d.Keys {
+		if e.Scheme == "cbcs" && len(k.ExplicitIV) == 8 {
+			return e.cpixErr(fmt.Errorf("key %s: explicitIV is 8 bytes, want 16 for cbcs (a constant IV)", k.KID))
+		}
+	}
+	return nil
+}
+
+// cpixErr says which document err is about.
+func (e *Encryption) cpixErr(err error) error {
+	name := e.CPIXName
+	if name == "" {
+		name = "CPIX"
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// pickKeys finds, before anything is written, the CPIX document's key for each track, in the
+// order the tracks get their writers (videos, then audios: the track index of
+// newTrackEncryptor).
+func (e *Encryption) pickKeys(tracks []*inputTrack) error {
+	if e.CPIX == nil {
+		return nil
+	}
+	period, err := e.CPIX.VODPeriod()
+	if err != nil {
+		return e.cpixErr(err)
+	}
+	e.trackKeys = nil
+	for _, t := range tracks {
+		ct := cpix.Track{Type: cpix.Video, Pixels: uint64(t.width) * uint64(t.height), Period: period}
+		if t.kind == manifest.Audio {
+			ct = cpix.Track{Type: cpix.Audio, Channels: uint64(t.channels), Period: period}
+		}
+		k, err := e.CPIX.KeyFor(ct)
+		if err != nil {
+			return e.cpixErr(err)
+		}
+		e.trackKeys = append(e.trackKeys, keyOfTrack{kid: k.KID[:], key: k.Key, iv: k.ExplicitIV, systems: e.CPIX.SystemsFor(k.KID)})
+	}
+	return nil
+}
+
+// keyOfTrack is the key that protects one track and its signalling.
+type keyOfTrack struct {
+	kid, key, iv []byte // iv: the track's first IV before the per-track offset; nil: random
+	systems      []cpix.DRMSystem
+}
+
+// keyFor is the key of the track-th track: e's one key, or the one pickKeys found.
+func (e *Encryption) keyFor(track int) (keyOfTrack, error) {
+	if e.CPIX == nil {
+		return keyOfTrack{kid: e.KeyID, key: e.Key, iv: e.IV}, nil
+	}
+	if track >= len(e.trackKeys) {
+		return keyOfTrack{}, fmt.Errorf("internal error: no key picked for track %d", track)
+	}
+	return e.trackKeys[track], nil
+}
+
+// psshBoxes decodes the systems' pssh boxes for the init segment (cpix.Parse checked them).
+func (k keyOfTrack) psshBoxes() ([]*mp4.PsshBox, error) {
+	var out []*mp4.PsshBox
+	for _, s := range k.systems {
+		if len(s.PSSH) == 0 {
+			continue
+		}
+		box, err := mp4.DecodeBox(0, bytes.NewReader(s.PSSH))
+		if err != nil {
+			return nil, fmt.Errorf("pssh of system %s: %w", s.SystemID, err)
+		}
+		p, ok := box.(*mp4.PsshBox)
+		if !ok {
+			return nil, fmt.Errorf("pssh of system %s is a %s box", s.SystemID, box.Type())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// protection is what the manifests say about a track protected under k.
+func (e *Encryption) protection(k keyOfTrack) *manifest.Protection {
+	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI, ClearKeyLicense: e.ClearKeyLicense}
+	if e.Scheme == SchemeAES128 {
+		p.IV = append([]byte(nil), e.IV...) // a fixed IV is signalled; the default is not
+	}
+	copy(p.KID[:], k.kid)
+	for _, s := range k.systems {
+		p.Systems = append(p.Systems, manifest.DRMSystem{
+			ID:                    s.SystemID,
+			PSSH:                  s.PSSH,
+			ContentProtectionData: s.ContentProtectionData,
+			KeyURI:                s.URIExtXKey,
+			HLSMaster:             s.HLSMaster,
+			HLSMedia:              s.HLSMedia,
+		})
+	}
 	return p
 }
 
@@ -81,6 +225,8 @@ type trackEncryptor struct {
 	key []byte
 	ipd *mp4.InitProtectData
 	iv  []byte // the IV of the next sample: chained across segments so none is reused
+	// tk is the track's key and its signalling, for the manifests.
+	tk keyOfTrack
 }
 
 // newTrackEncryptor protects the clear init segment of the track-th track (0-based) and returns
@@ -92,9 +238,13 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 	if err != nil || f.Init == nil {
 		return nil, nil, fmt.Errorf("re-reading init segment to protect it: %w", errors.Join(err, errors.New("no moov")))
 	}
-	iv := append([]byte(nil), e.IV...)
+	tk, err := e.keyFor(track)
+	if err != nil {
+		return nil, nil, err
+	}
+	iv := append([]byte(nil), tk.iv...)
 	if len(iv) > 0 {
-		// One key serves every track, so tracks must not share IVs (a CTR keystream used
+		// One key may serve several tracks, so tracks must not share IVs (a CTR keystream used
 		// twice reveals the XOR of two plaintexts). The n-th track starts n·2^40 samples
 		// (8-byte IVs) or n·2^104 blocks (16-byte IVs) after the given IV, far beyond any
 		// track's length, and the output stays reproducible. For cbcs the same offset gives
@@ -109,8 +259,13 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 			return nil, nil, fmt.Errorf("random IV: %w", err)
 		}
 	}
-	var kid mp4.UUID = append([]byte(nil), e.KeyID...)
-	ipd, err := mp4.InitProtect(f.Init, e.Key, iv, e.Scheme, kid, nil)
+	var kid mp4.UUID = append([]byte(nil), tk.kid...)
+	pssh, err := tk.psshBoxes()
+	if err != nil {
+		return nil, nil, err
+	}
+	// mp4ff appends the pssh boxes to moov, after mvex (ISO/IEC 23001-7 §8.1: in moov).
+	ipd, err := mp4.InitProtect(f.Init, tk.key, iv, e.Scheme, kid, pssh)
 	if err != nil {
 		return nil, nil, fmt.Errorf("protecting init segment: %w", err)
 	}
@@ -118,7 +273,7 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 	if err := f.Init.Encode(&buf); err != nil {
 		return nil, nil, fmt.Errorf("encoding protected init segment: %w", err)
 	}
-	return &trackEncryptor{key: e.Key, ipd: ipd, iv: iv}, buf.Bytes(), nil
+	return &trackEncryptor{key: tk.key, ipd: ipd, iv: iv, tk: tk}, buf.Bytes(), nil
 }
 
 // writeFragment writes moof+mdat to out for samples whose bytes are data (concatenated, decode

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -277,6 +278,12 @@ func checkIFrames(t *testing.T, clearDir string, ct *manifest.Track, encDir stri
 // (whole blocks) for audio (§10.4). It returns the tenc.
 func checkProtectedInit(t *testing.T, path string, kind manifest.Kind, scheme string, wantIVSize byte) *mp4.TencBox {
 	t.Helper()
+	return checkProtectedInitKID(t, path, kind, scheme, wantIVSize, testKID)
+}
+
+// checkProtectedInitKID is checkProtectedInit for a track under kid.
+func checkProtectedInitKID(t *testing.T, path string, kind manifest.Kind, scheme string, wantIVSize byte, kid []byte) *mp4.TencBox {
+	t.Helper()
 	init := decodeMP4(t, path).Init
 	entry := init.Moov.Trak.Mdia.Minf.Stbl.Stsd.Children[0]
 	var sinf *mp4.SinfBox
@@ -297,7 +304,7 @@ func checkProtectedInit(t *testing.T, path string, kind manifest.Kind, scheme st
 		t.Fatalf("%s: schm/schi/tenc missing or wrong", path)
 	}
 	tenc := sinf.Schi.Tenc
-	if !bytes.Equal(tenc.DefaultKID, testKID) || tenc.DefaultIsProtected != 1 || tenc.DefaultPerSampleIVSize != wantIVSize {
+	if !bytes.Equal(tenc.DefaultKID, kid) || tenc.DefaultIsProtected != 1 || tenc.DefaultPerSampleIVSize != wantIVSize {
 		t.Fatalf("%s: tenc KID %x protected %d IV size %d", path, []byte(tenc.DefaultKID), tenc.DefaultIsProtected, tenc.DefaultPerSampleIVSize)
 	}
 	if scheme == "cbcs" {
@@ -418,9 +425,9 @@ func TestEncryptSignalling(t *testing.T) {
 }
 
 // TestEncryptHLSSignalling: with a key URI, the playlists Package writes parse back with
-// hls-m3u8; the master has one EXT-X-SESSION-KEY and every media and I-frame playlist one
-// EXT-X-KEY before its EXT-X-MAP, METHOD=SAMPLE-AES for cbcs and SAMPLE-AES-CTR for cenc, with
-// the URI and KEYFORMAT="identity"; the clear twin's playlists have no key tag.
+// hls-m3u8; the master has two EXT-X-SESSION-KEYs and every media and I-frame playlist two
+// EXT-X-KEYs before its EXT-X-MAP, METHOD=SAMPLE-AES for cbcs and SAMPLE-AES-CTR for cenc: the
+// URI with KEYFORMAT="identity", then ClearKey; the clear twin's playlists have no key tag.
 func TestEncryptHLSSignalling(t *testing.T) {
 	const uri = "https://keys.example/reel/0123456789abcdef0123456789abcdef"
 	for _, e := range []*Encryption{testCbcs(), testEncryption()} {
@@ -448,7 +455,7 @@ func TestEncryptHLSSignalling(t *testing.T) {
 				return pl
 			}
 			master := decode(filepath.Join(encDir, manifest.MasterPlaylist)).(*m3u8.MasterPlaylist)
-			if len(master.SessionKeys) != 1 || *master.SessionKeys[0] != want {
+			if len(master.SessionKeys) != 2 || *master.SessionKeys[0] != want || master.SessionKeys[1].Keyformat != "org.w3.clearkey" {
 				t.Errorf("master: session keys %+v, want %+v", master.SessionKeys, want)
 			}
 			if n := len(decode(filepath.Join(clearDir, manifest.MasterPlaylist)).(*m3u8.MasterPlaylist).SessionKeys); n != 0 {
@@ -462,7 +469,7 @@ func TestEncryptHLSSignalling(t *testing.T) {
 				}
 				for _, name := range names {
 					pl := decode(filepath.Join(encDir, tr.ID, name)).(*m3u8.MediaPlaylist)
-					if len(pl.Keys) != 1 || pl.Keys[0] != want || pl.Count() == 0 || len(pl.Segments[0].Keys) != 1 {
+					if len(pl.Keys) != 2 || pl.Keys[0] != want || pl.Keys[1].Keyformat != "org.w3.clearkey" || pl.Count() == 0 || len(pl.Segments[0].Keys) != 2 {
 						t.Errorf("%s/%s: keys %+v, want one %+v before the first segment", tr.ID, name, pl.Keys, want)
 					}
 					clearPl := decode(filepath.Join(clearDir, clearP.Tracks()[i].ID, name)).(*m3u8.MediaPlaylist)
@@ -510,9 +517,12 @@ func testEncryptSignalling(t *testing.T, e *Encryption) {
 	if bytes.Contains(clearMPD, []byte("ContentProtection")) {
 		t.Error("the clear MPD signals protection")
 	}
-	// No key URI: HLS does not signal the encryption. The media playlists are the clear ones;
-	// the master and I-frame playlists differ only where the larger moofs (senc) change I-frame
-	// byte ranges and bandwidths, and carry no key tag either.
+	// No key URI: HLS signals ClearKey alone. The media playlists are the clear ones with the
+	// ClearKey EXT-X-KEY (and EXT-X-VERSION 5 for KEYFORMAT); the master and I-frame playlists
+	// differ also where the larger moofs (senc) change I-frame byte ranges and bandwidths.
+	method := map[string]string{"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}[e.Scheme]
+	clearKeyLine := "METHOD=" + method + `,URI="data:text/plain;base64,` + base64.StdEncoding.EncodeToString(e.KeyID) +
+		`",KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"`
 	playlists := 0
 	err = filepath.WalkDir(clearDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Ext(path) != ".m3u8" {
@@ -528,11 +538,17 @@ func testEncryptSignalling(t *testing.T, e *Encryption) {
 		if err != nil {
 			return err
 		}
-		if filepath.Base(rel) == manifest.MediaPlaylist && !bytes.Equal(c, enc) {
-			t.Errorf("%s: the encrypted presentation's media playlist differs from the clear one", rel)
+		tag := "#EXT-X-KEY:"
+		if filepath.Base(rel) == manifest.MasterPlaylist {
+			tag = "#EXT-X-SESSION-KEY:"
 		}
-		if bytes.Contains(enc, []byte("KEY:")) {
-			t.Errorf("%s: a key tag without a key URI", rel)
+		if n := bytes.Count(enc, []byte("KEY:")); n != 1 || !bytes.Contains(enc, []byte(tag+clearKeyLine+"\n")) {
+			t.Errorf("%s: %d key tags, want one: %s%s", rel, n, tag, clearKeyLine)
+		}
+		if filepath.Base(rel) == manifest.MediaPlaylist {
+			if got := strings.Replace(string(enc), tag+clearKeyLine+"\n", "", 1); got != string(c) {
+				t.Errorf("%s: the encrypted presentation's media playlist is not the clear one and the ClearKey tag:\n%s\nclear:\n%s", rel, enc, c)
+			}
 		}
 		return nil
 	})
@@ -573,7 +589,7 @@ func TestEncryptKeyNotPublished(t *testing.T) {
 	}
 }
 
-// TestEncryptBadInput: bad key material, an unknown scheme and single-file output are refused
+// TestEncryptBadInput: bad key material and an unknown scheme are refused
 // before anything is written, with an error naming the problem.
 func TestEncryptBadInput(t *testing.T) {
 	short := testKey[:15]
@@ -589,7 +605,6 @@ func TestEncryptBadInput(t *testing.T) {
 		{"unknown scheme", Encryption{Scheme: "cbc1", KeyID: testKID, Key: testKey}, false, `scheme "cbc1"`},
 		{"quote in key uri", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, KeyURI: `https://k/"x"`}, false, "key URI"},
 		{"cbcs 8-byte iv", Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey, IV: testKey[:8]}, false, "want 16 for cbcs"},
-		{"single file", *testEncryption(), true, "single-file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,7 +32,8 @@ type Options struct {
 	// Languages label the audio renditions in order (BCP 47, e.g. "en", "fr"); an entry
 	// overrides the language stored in the file. Missing entries keep the file's language.
 	Languages []string
-	// Encryption, when set, encrypts every track with Common Encryption (segmented output only).
+	// Encryption, when set, encrypts every track: Common Encryption (cenc, cbcs), or HLS
+	// whole-segment AES-128 (segmented output only, and no MPD).
 	Encryption *Encryption
 	// Progress, when set, is called after every segment with media bytes done and total.
 	Progress func(done, total int64)
@@ -55,12 +56,16 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if opt.Output == "" {
 		return nil, errors.New("no output folder")
 	}
-	if e := opt.Encryption; e != nil {
+	if opt.Encryption != nil {
+		e := *opt.Encryption // check may fill in the scheme: leave the caller's as it was
+		opt.Encryption = &e
 		if err := e.check(); err != nil {
 			return nil, err
 		}
-		if opt.SingleFile {
-			return nil, errors.New("encryption is not supported with single-file output yet")
+		if opt.SingleFile && e.Scheme == SchemeAES128 {
+			// Each byte range would be encrypted on its own inside media.mp4, which would then
+			// no longer be an MP4 anything but an HLS client could read.
+			return nil, errors.New("aes-128 encryption is not supported with single-file output")
 		}
 	}
 	langs, err := parseLanguages(opt.Languages)
@@ -92,6 +97,11 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	total, err := preflight(append(append([]*inputTrack{}, videos...), audios...))
 	if err != nil {
 		return nil, err
+	}
+	if opt.Encryption != nil {
+		if err := opt.Encryption.pickKeys(append(append([]*inputTrack{}, videos...), audios...)); err != nil {
+			return nil, err
+		}
 	}
 
 	tmp, err := makeTemp(opt.Output)
@@ -256,12 +266,20 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 	}
 
 	p := &manifest.Presentation{SingleFile: opt.SingleFile}
-	if opt.Encryption != nil {
-		p.Protection = opt.Encryption.protection()
-	}
 	for _, l := range lanes {
 		if err := l.w.finish(); err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}
+		}
+		if l.w.enc != nil {
+			// Each track is signalled under its own key; the presentation's Protection, which
+			// says "encrypted" to its readers, is the first track's (a video track's).
+			l.w.track.Protection = opt.Encryption.protection(l.w.enc.tk)
+			if p.Protection == nil {
+				p.Protection = l.w.track.Protection
+			}
+		}
+		if e := opt.Encryption; e != nil && e.Scheme == SchemeAES128 && p.Protection == nil {
+			p.Protection = e.protection(keyOfTrack{kid: e.KeyID}) // one key, no CENC per track
 		}
 		if l.w.track.Kind == manifest.Video {
 			p.Video = append(p.Video, l.w.track)
@@ -308,11 +326,14 @@ func writeManifests(dir string, p *manifest.Presentation) error {
 			files[filepath.Join(t.ID, manifest.IFramePlaylist)] = p.HLSIFrames(t)
 		}
 	}
-	mpd, err := p.DASH()
-	if err != nil {
-		return err
+	// aes-128 is HLS only: no MPD at all rather than one that plays nothing.
+	if p.Protection == nil || p.Protection.Scheme != SchemeAES128 {
+		mpd, err := p.DASH()
+		if err != nil {
+			return err
+		}
+		files[manifest.DASHManifest] = mpd
 	}
-	files[manifest.DASHManifest] = mpd
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return err

@@ -1,7 +1,9 @@
 package packager
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -58,6 +60,27 @@ func TestSingleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkSingleFileLayout(t, out, p)
+
+	// Same samples as the input, byte for byte.
+	for _, tr := range p.Video {
+		src := ladder[0]
+		for j, in := range ladder {
+			if strings.Contains(in, strings.TrimPrefix(tr.ID, "video_")) {
+				src = ladder[j]
+			}
+		}
+		got := readTrackSamples(t, filepath.Join(out, tr.ID, singleFileName), manifest.Video)
+		compareSamples(t, tr.ID, got, readTrackSamples(t, src, manifest.Video))
+	}
+	got := readTrackSamples(t, filepath.Join(out, p.Audio[0].ID, singleFileName), manifest.Audio)
+	compareSamples(t, "audio", got, readTrackSamples(t, ladder[0], manifest.Audio))
+}
+
+// checkSingleFileLayout is TestSingleFile's check of the layout and of every range that points
+// into media.mp4 (HLS, sidx, DASH), for the presentation p packaged at out.
+func checkSingleFileLayout(t *testing.T, out string, p *manifest.Presentation) {
+	t.Helper()
 	m, err := mpd.ReadFromFile(filepath.Join(out, manifest.DASHManifest))
 	if err != nil {
 		t.Fatalf("MPD: %v", err)
@@ -151,18 +174,107 @@ func TestSingleFile(t *testing.T) {
 			t.Errorf("%s: Initialization range %s, want 0-%d", tr.ID, r.SegmentBase.Initialization.Range, sidxBox.pos-1)
 		}
 	}
+}
 
-	// Same samples as the input, byte for byte.
-	for _, tr := range p.Video {
-		src := ladder[0]
-		for j, in := range ladder {
-			if strings.Contains(in, strings.TrimPrefix(tr.ID, "video_")) {
-				src = ladder[j]
+// TestSingleFileEncrypted: --single-file with cenc and cbcs. media.mp4 keeps the single-file
+// layout, and every range into it (EXT-X-BYTERANGE, EXT-X-MAP, sidx, SegmentBase indexRange and
+// Initialization) lands on the boxes of the encrypted file, whose moofs grow by senc/saiz/saio;
+// the init part is protected (encv/enca, tenc with the KID); the fragments hold the clear twin's
+// samples and timing once mp4ff decrypts them; and ffmpeg, given the key, decodes the same
+// frames as from the clear file (a wrong key does not).
+func TestSingleFileEncrypted(t *testing.T) {
+	ffmpeg := requireTool(t, "ffmpeg")
+	for _, e := range []*Encryption{testEncryption(), testCbcs()} {
+		t.Run(e.Scheme, func(t *testing.T) {
+			ctx := context.Background()
+			clearDir := filepath.Join(t.TempDir(), "clear")
+			encDir := filepath.Join(t.TempDir(), "enc")
+			clearP, err := Package(ctx, Options{Inputs: ladder, Output: clearDir, SingleFile: true})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		got := readTrackSamples(t, filepath.Join(out, tr.ID, singleFileName), manifest.Video)
-		compareSamples(t, tr.ID, got, readTrackSamples(t, src, manifest.Video))
+			encP, err := Package(ctx, Options{Inputs: ladder, Output: encDir, SingleFile: true, Encryption: e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSingleFileLayout(t, encDir, encP)
+			for i, et := range encP.Tracks() {
+				ct := clearP.Tracks()[i]
+				encFile := filepath.Join(encDir, et.ID, singleFileName)
+				clearFile := filepath.Join(clearDir, ct.ID, singleFileName)
+				if len(et.Segments) != len(ct.Segments) || len(et.Segments) < 2 {
+					t.Fatalf("%s: %d segments, clear %d", et.ID, len(et.Segments), len(ct.Segments))
+				}
+				grew := false
+				for n, s := range et.Segments {
+					c := ct.Segments[n]
+					if s.Start != c.Start || s.Duration != c.Duration {
+						t.Errorf("%s segment %d: %d+%d, clear %d+%d", et.ID, n, s.Start, s.Duration, c.Start, c.Duration)
+					}
+					grew = grew || s.Range.Length > c.Range.Length
+				}
+				if !grew && e.Scheme == "cenc" {
+					t.Errorf("%s: no segment grew with senc", et.ID)
+				}
+				checkProtectedInit(t, encFile, ct.Kind, e.Scheme, ivSize(e))
+
+				clearMP4 := decodeMP4(t, clearFile)
+				encMP4 := decodeMP4(t, encFile)
+				trex := clearMP4.Init.Moov.Mvex.Trex
+				want := fileSamples(t, clearMP4, trex)
+				before := fileSamples(t, encMP4, trex)
+				di, err := mp4.DecryptInit(encMP4.Init)
+				if err != nil {
+					t.Fatalf("%s: DecryptInit: %v", et.ID, err)
+				}
+				for _, seg := range encMP4.Segments {
+					if err := mp4.DecryptSegment(seg, di, testKey); err != nil {
+						t.Fatalf("%s: DecryptSegment: %v", et.ID, err)
+					}
+				}
+				got := fileSamples(t, encMP4, trex)
+				if len(got) != len(want) || len(want) == 0 || len(before) != len(want) {
+					t.Fatalf("%s: %d samples decrypted, %d clear", et.ID, len(got), len(want))
+				}
+				differ := 0
+				for n := range want {
+					w, g := want[n], got[n]
+					if g.DecodeTime != w.DecodeTime || g.Dur != w.Dur || g.Flags != w.Flags || g.CompositionTimeOffset != w.CompositionTimeOffset {
+						t.Fatalf("%s sample %d: timing/flags %+v, clear %+v", et.ID, n, g.Sample, w.Sample)
+					}
+					if !bytes.Equal(g.Data, w.Data) {
+						t.Fatalf("%s sample %d: decrypted bytes differ from the clear sample", et.ID, n)
+					}
+					if !bytes.Equal(before[n].Data, w.Data) {
+						differ++
+					}
+				}
+				if differ < len(want)/2 {
+					t.Errorf("%s: only %d of %d samples were encrypted", et.ID, differ, len(want))
+				}
+
+				md5 := frameMD5(t, ffmpeg, clearFile)
+				if dec := frameMD5(t, ffmpeg, encFile, "-decryption_key", hex.EncodeToString(testKey)); md5 == "" || dec != md5 {
+					t.Errorf("%s: ffmpeg's decryption of %s differs from the clear file", et.ID, singleFileName)
+				}
+				if wrong := frameMD5(t, ffmpeg, encFile, "-decryption_key", strings.Repeat("ab", 16)); wrong == md5 {
+					t.Errorf("%s: a wrong key decodes the same frames", et.ID)
+				}
+			}
+			checkKeyNotIn(t, encDir)
+		})
 	}
-	got := readTrackSamples(t, filepath.Join(out, p.Audio[0].ID, singleFileName), manifest.Audio)
-	compareSamples(t, "audio", got, readTrackSamples(t, ladder[0], manifest.Audio))
+}
+
+// fileSamples returns every sample of every fragment of a decoded file (copies of the bytes).
+func fileSamples(t *testing.T, f *mp4.File, trex *mp4.TrexBox) []mp4.FullSample {
+	t.Helper()
+	var out []mp4.FullSample
+	for _, seg := range f.Segments {
+		for _, fs := range fullSamples(t, seg, trex) {
+			fs.Data = append([]byte(nil), fs.Data...)
+			out = append(out, fs)
+		}
+	}
+	return out
 }

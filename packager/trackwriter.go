@@ -41,6 +41,11 @@ type trackWriter struct {
 	enc      *trackEncryptor
 	initData []byte       // the protected init segment, made with enc
 	fragBuf  bytes.Buffer // enc: one fragment's samples, reused
+
+	// aes, when set, encrypts every media segment file whole (HLS AES-128). A segment is then
+	// built in segBuf and encrypted before it is written; the init segment stays clear.
+	aes    *segmentCipher
+	segBuf bytes.Buffer
 }
 
 // newTrackWriter makes the writer of the n-th track (0-based), encrypted when e is set.
@@ -67,9 +72,14 @@ func newTrackWriter(src *inputTrack, n int, id, dir string, single bool, e *Encr
 			InitURI:    manifest.InitSegmentName,
 		},
 	}
-	if e != nil {
-		// Package refuses single-file encryption before this (the sidx and the single-file
-		// init segment do not carry it yet).
+	if e != nil && e.Scheme == SchemeAES128 {
+		// Package refuses single-file aes-128 before this: a byte range of media.mp4 would
+		// have to be encrypted on its own, and the file would no longer be an MP4.
+		var err error
+		if w.aes, err = newSegmentCipher(e); err != nil {
+			return nil, err
+		}
+	} else if e != nil {
 		clear, err := w.initSegment()
 		if err != nil {
 			return nil, err
@@ -171,7 +181,8 @@ func (w *trackWriter) writeSegment(samples []sample) error {
 	if num == 1 {
 		w.track.Priming = w.src.priming(samples[0])
 	}
-	var out *os.File
+	var out io.Writer
+	var file *os.File // segmented mode: the segment's file
 	var start int64
 	uri := singleFileName
 	if w.single {
@@ -183,7 +194,11 @@ func (w *trackWriter) writeSegment(samples []sample) error {
 			return err
 		}
 		defer f.Close()
-		out = f
+		out, file = f, f
+		if w.aes != nil {
+			w.segBuf.Reset()
+			out = &w.segBuf
+		}
 		var styp bytes.Buffer
 		if err := mp4.CreateStyp().Encode(&styp); err != nil {
 			return err
@@ -207,7 +222,9 @@ func (w *trackWriter) writeSegment(samples []sample) error {
 			cdur += uint64(s.dur)
 			w.durCount[s.dur]++
 		}
-		if w.src.kind == manifest.Video && chunk[0].sync {
+		// No I-frame playlist with aes-128: an I-frame's byte range inside a segment encrypted
+		// whole cannot be decrypted on its own (RFC 8216 §4.3.2.4 encrypts each listed range).
+		if w.src.kind == manifest.Video && chunk[0].sync && w.aes == nil {
 			w.track.IFrames = append(w.track.IFrames, manifest.IFrame{
 				Start:    chunk[0].dts,
 				Duration: cdur,
@@ -217,6 +234,17 @@ func (w *trackWriter) writeSegment(samples []sample) error {
 			})
 		}
 		dur += cdur
+	}
+	if w.aes != nil {
+		// The media playlist has no EXT-X-MEDIA-SEQUENCE, so the first segment's number is 0
+		// (RFC 8216 §4.3.3.2) and segment num's is num-1: the IV a player derives (§5.2).
+		// Size, and so BANDWIDTH, is the encrypted size, padding included.
+		w.segBuf.Grow(16) // room for the padding: encrypted in place, no copy
+		enc := w.aes.encrypt(w.segBuf.Bytes(), uint64(num-1))
+		if _, err := file.Write(enc); err != nil {
+			return err
+		}
+		w.pos = start + int64(len(enc))
 	}
 	seg := manifest.Segment{Start: samples[0].dts, Duration: dur, URI: uri, Size: w.pos - start}
 	if w.single {
@@ -243,7 +271,7 @@ func (w *trackWriter) chunks(samples []sample) [][]sample {
 }
 
 // writeFragment writes moof + mdat for chunk and returns the length of moof plus mdat header.
-func (w *trackWriter) writeFragment(out *os.File, chunk []sample) (int64, error) {
+func (w *trackWriter) writeFragment(out io.Writer, chunk []sample) (int64, error) {
 	w.seq++
 	if w.enc != nil {
 		return w.writeEncryptedFragment(out, chunk)
@@ -266,7 +294,7 @@ func (w *trackWriter) writeFragment(out *os.File, chunk []sample) (int64, error)
 
 // writeEncryptedFragment is writeFragment for an encrypted track: the chunk's samples are read
 // into memory, encrypted and written with their moof (which then holds senc, saiz and saio).
-func (w *trackWriter) writeEncryptedFragment(out *os.File, chunk []sample) (int64, error) {
+func (w *trackWriter) writeEncryptedFragment(out io.Writer, chunk []sample) (int64, error) {
 	var size int64
 	for _, s := range chunk {
 		size += int64(s.size)
@@ -340,9 +368,12 @@ func (w *trackWriter) finish() error {
 
 func (w *trackWriter) writeSingleFile() error {
 	t := w.track
-	init, err := w.initSegment()
-	if err != nil {
-		return err
+	init := w.initData // encrypted: the protected init segment (tenc, sinf)
+	if init == nil {
+		var err error
+		if init, err = w.initSegment(); err != nil {
+			return err
+		}
 	}
 	sidx := &mp4.SidxBox{ReferenceID: 1, Timescale: t.Timescale}
 	if len(t.Segments) > 0 {

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/packager"
+	"github.com/reelvideo/reel/packager/cpix"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -37,15 +40,39 @@ Examples:
   reel package video.mp4 audio_fra.mp4 --lang en,fr -o out/bilingual
   reel package --encrypt cbcs --key-id 0123456789abcdef0123456789abcdef \
       --key 00112233445566778899aabbccddeeff --key-uri https://keys.example/k1 \
-      ladder_*.mp4 -o out/protected
+      --clearkey-license https://keys.example/clearkey ladder_*.mp4 -o out/protected
+  reel package --encrypt aes-128 --key 00112233445566778899aabbccddeeff \
+      --key-uri https://keys.example/k1 ladder_*.mp4 -o out/hls-aes
+  reel package --cpix packager/cpix/testdata/ladder.cpix.xml ladder_*.mp4 -o out/drm
+  REEL_CPIX_TOKEN=… reel package --cpix https://keys.example/cpix/title-42 ladder_*.mp4 -o out/drm
 
 Encryption (--encrypt cenc or cbcs): Common Encryption of every track, NAL headers, slice
 headers (cbcs) and parameter sets left clear. cenc is AES-CTR; cbcs is AES-CBC with a constant
 IV, one block in ten of video (1:9 pattern) and every whole block of audio. The MPD signals it
-(mp4protection with cenc:default_KID, and ClearKey); with --key-uri every HLS media playlist
-carries EXT-X-KEY (METHOD=SAMPLE-AES for cbcs, SAMPLE-AES-CTR for cenc, KEYFORMAT="identity")
-and the master EXT-X-SESSION-KEY; without it HLS does not signal it (a warning says so). The
-key never lands in OUT; serving it at the key URI is up to you. Not yet with --single-file.
+(mp4protection with cenc:default_KID, and ClearKey, with dashif:Laurl given
+--clearkey-license); every HLS media playlist carries EXT-X-KEY (METHOD=SAMPLE-AES for cbcs,
+SAMPLE-AES-CTR for cenc) with KEYFORMAT="org.w3.clearkey", and with --key-uri also
+KEYFORMAT="identity"; the master has them as EXT-X-SESSION-KEY. Keys never land in OUT; serving
+them is up to you (a key URI, a license server).
+
+--encrypt aes-128 is HLS whole-segment encryption (RFC 8216) for players without EME: every
+media segment file is AES-128-CBC with PKCS7 padding, init segments stay clear (EXT-X-MAP before
+EXT-X-KEY). It needs --key and --key-uri (no --key-id). Each segment's IV is its media sequence
+number unless --iv (32 hex digits) fixes one for all, written as IV=0x… in EXT-X-KEY. DASH
+cannot signal it: no manifest.mpd is written, and no I-frame playlists (an I-frame's range of a
+segment encrypted whole cannot be decrypted alone). Not with --single-file.
+
+Keys from a CPIX document (--cpix FILE or https URL; DASH-IF CPIX 2.3, as key servers hand them
+out): each track gets the key its usage rules name (video and audio often have their own), and
+the scheme (cenc or cbcs) comes from the document's commonEncryptionScheme unless --encrypt
+gives it (they must agree). Each DRM system of the document (Widevine, PlayReady, FairPlay,
+ClearKey, …) is signalled: its pssh in every init segment, a ContentProtection per system in the
+MPD (its ContentProtectionData as given, else cenc:pssh; a ClearKey ContentProtectionData
+replaces --clearkey-license), and EXT-X-KEY/EXT-X-SESSION-KEY tags in its KEYFORMAT (the
+document's HLSSignalingData as given). Key periods are for live: a document with several is
+refused. From a key server the document is fetched with a bearer token read from
+--cpix-token-file or from the environment variable REEL_CPIX_TOKEN, never from a flag: a flag's
+value is visible to every user of the machine (ps, /proc) and lands in shell history.
 `
 
 func runPackage(args []string, stdout, stderr io.Writer) int {
@@ -56,11 +83,14 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	single := fs.Bool("single-file", false, "write one fragmented MP4 per track with a sidx (HLS byte ranges, DASH SegmentBase)")
 	langs := fs.String("lang", "", "comma-separated BCP 47 languages for the audio renditions in order, e.g. en,fr")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	scheme := fs.String("encrypt", "", "encrypt every track with Common Encryption; scheme: cenc or cbcs")
+	scheme := fs.String("encrypt", "", "encrypt every track: cenc or cbcs (Common Encryption), or aes-128 (HLS whole segments, no MPD)")
 	keyID := fs.String("key-id", "", "key ID for --encrypt, 32 hex digits")
 	key := fs.String("key", "", "content key for --encrypt, 32 hex digits")
 	keyURI := fs.String("key-uri", "", "URI of the key for HLS clients with --encrypt: EXT-X-KEY in every media playlist, EXT-X-SESSION-KEY in the master")
-	iv := fs.String("iv", "", "first IV of every track for --encrypt: cenc 16 or 32 hex digits, cbcs 32 (the constant IV); default: random per track")
+	iv := fs.String("iv", "", "first IV of every track for --encrypt: cenc 16 or 32 hex digits, cbcs 32 (the constant IV), aes-128 32 (every segment's); default: random per track (aes-128: the media sequence number)")
+	cpixSrc := fs.String("cpix", "", "keys and DRM signalling from a CPIX document: a file, or an https URL of a key server")
+	tokenFile := fs.String("cpix-token-file", "", "file holding the bearer token for --cpix URL (else $REEL_CPIX_TOKEN; never on the command line, where ps shows it)")
+	clearKeyLicense := fs.String("clearkey-license", "", "URL of a ClearKey license server, signalled in the MPD (dashif:Laurl)")
 	fs.Usage = usageFunc(fs, packageUsage)
 	inputs, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -77,21 +107,21 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "reel package: --segment-duration must be at least 100ms")
 		return exitUsage
 	}
-	enc, err := encryptionFlags(*scheme, *keyID, *key, *iv, *keyURI, *single)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	enc, err := encryptionFlags(*scheme, *keyID, *key, *iv, *keyURI, *single, *cpixSrc != "")
+	if err == nil {
+		err = cpixFlags(ctx, enc, *cpixSrc, *tokenFile, *clearKeyLicense)
+	}
 	if err != nil {
 		// A missing or stray flag is a usage error; a bad value is bad input, as with --lang
 		// (issue 15: a key of the wrong length or an unknown scheme exits 1).
-		fmt.Fprintf(stderr, "reel package: %v\n", err)
+		fmt.Fprintf(stderr, "reel package: %s\n", oneLine(err))
 		var u usageError
 		if errors.As(err, &u) {
 			return exitUsage
 		}
 		return exitFailure
-	}
-	if enc != nil && enc.KeyURI == "" {
-		// Still a valid presentation (the MPD signals it), but HLS players would fetch
-		// encrypted segments with no key tag and fail; say so once.
-		fmt.Fprintln(stderr, "reel package: warning: no --key-uri: the HLS playlists do not signal the encryption (no EXT-X-KEY); play through DASH or give --key-uri")
 	}
 	opt := packager.Options{
 		Inputs:          inputs,
@@ -120,8 +150,6 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 			_ = bar.Set64(done)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	start := time.Now()
 	p, err := packager.Package(ctx, opt)
 	if bar != nil {
@@ -143,20 +171,39 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 }
 
 // encryptionFlags turns --encrypt, --key-id, --key, --iv and --key-uri into
-// packager.Encryption (nil without --encrypt). Its errors name the flag, for the one line the
-// user reads.
-func encryptionFlags(scheme, keyID, key, iv, keyURI string, single bool) (*packager.Encryption, error) {
-	if scheme == "" {
+// packager.Encryption (nil without --encrypt or --cpix). With --cpix the keys come from the
+// document (cpixFlags) and --encrypt is optional. Its errors name the flag, for the one line
+// the user reads.
+func encryptionFlags(scheme, keyID, key, iv, keyURI string, single, withCPIX bool) (*packager.Encryption, error) {
+	if scheme == "" && !withCPIX {
 		if keyID != "" || key != "" || iv != "" || keyURI != "" {
-			return nil, usageError("--key-id, --key, --iv and --key-uri need --encrypt cenc or cbcs")
+			return nil, usageError("--key-id, --key, --iv and --key-uri need --encrypt cenc, cbcs or aes-128")
 		}
 		return nil, nil
 	}
-	if scheme != "cenc" && scheme != "cbcs" {
-		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs)", scheme)
+	if scheme != "" && scheme != "cenc" && scheme != "cbcs" && scheme != packager.SchemeAES128 {
+		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs, aes-128)", scheme)
 	}
-	if single {
-		return nil, usageError("--encrypt is not supported with --single-file yet")
+	if withCPIX {
+		if scheme == packager.SchemeAES128 {
+			return nil, usageError("--encrypt aes-128 cannot go with --cpix (CPIX keys are for cenc and cbcs)")
+		}
+		if keyID != "" || key != "" || iv != "" {
+			return nil, usageError("--key-id, --key and --iv cannot go with --cpix: the document gives the keys")
+		}
+		if strings.ContainsAny(keyURI, "\"\r\n") {
+			return nil, errors.New("--key-uri: a double quote or a line break cannot go in an HLS playlist")
+		}
+		return &packager.Encryption{Scheme: scheme, KeyURI: keyURI}, nil
+	}
+	aes128 := scheme == packager.SchemeAES128
+	switch {
+	case aes128 && single:
+		return nil, usageError("--encrypt aes-128 is not supported with --single-file")
+	case aes128 && keyID != "":
+		return nil, usageError("--key-id does not apply to --encrypt aes-128")
+	case aes128 && keyURI == "":
+		return nil, usageError("--encrypt aes-128 needs --key-uri (EXT-X-KEY is where players learn the key's address)")
 	}
 	hexFlag := func(name, v string, sizes ...int) ([]byte, error) {
 		if v == "" {
@@ -176,22 +223,72 @@ func encryptionFlags(scheme, keyID, key, iv, keyURI string, single bool) (*packa
 	}
 	e := &packager.Encryption{Scheme: scheme, KeyURI: keyURI}
 	var err error
-	if e.KeyID, err = hexFlag("key-id", keyID, 16); err != nil {
-		return nil, err
+	if !aes128 {
+		if e.KeyID, err = hexFlag("key-id", keyID, 16); err != nil {
+			return nil, err
+		}
 	}
 	if e.Key, err = hexFlag("key", key, 16); err != nil {
 		return nil, err
 	}
 	if iv != "" {
 		sizes := []int{8, 16}
-		if scheme == "cbcs" {
-			sizes = []int{16} // the constant IV in tenc
+		if scheme == "cbcs" || aes128 {
+			sizes = []int{16} // the constant IV in tenc; aes-128's IV=0x…
 		}
 		if e.IV, err = hexFlag("iv", iv, sizes...); err != nil {
 			return nil, err
 		}
 	}
 	return e, nil
+}
+
+// cpixFlags loads the CPIX document of --cpix into enc, with the bearer token of
+// --cpix-token-file or $REEL_CPIX_TOKEN for a URL, and sets --clearkey-license. Errors about
+// the document name it (the file or the URL) and say what is wrong.
+func cpixFlags(ctx context.Context, enc *packager.Encryption, src, tokenFile, clearKeyLicense string) error {
+	if clearKeyLicense != "" {
+		if enc == nil {
+			return usageError("--clearkey-license needs --encrypt or --cpix")
+		}
+		if enc.Scheme == packager.SchemeAES128 {
+			return usageError("--clearkey-license does not apply to --encrypt aes-128 (no MPD, no ClearKey)")
+		}
+		if u, err := url.Parse(clearKeyLicense); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("--clearkey-license %q: not an http(s) URL", clearKeyLicense)
+		}
+		enc.ClearKeyLicense = clearKeyLicense
+	}
+	isURL := strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "http://")
+	if tokenFile != "" && !isURL {
+		return usageError("--cpix-token-file needs --cpix with a key server's URL")
+	}
+	if src == "" {
+		return nil
+	}
+	token := ""
+	if isURL {
+		token = strings.TrimSpace(os.Getenv("REEL_CPIX_TOKEN"))
+		if tokenFile != "" {
+			b, err := os.ReadFile(tokenFile)
+			if err != nil {
+				return fmt.Errorf("--cpix-token-file: %w", err)
+			}
+			if token = strings.TrimSpace(string(b)); token == "" || strings.ContainsAny(token, "\r\n") {
+				return fmt.Errorf("--cpix-token-file %s: want one line holding the token", tokenFile)
+			}
+		}
+	}
+	d, err := cpix.Load(ctx, src, token, nil)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("--cpix: %w", err) // the error names the path already
+		}
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	enc.CPIX, enc.CPIXName = d, src
+	return nil
 }
 
 // usageError is a flag missing or given where it does not belong (exit 2, not 1).

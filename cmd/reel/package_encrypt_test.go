@@ -23,8 +23,8 @@ func TestPackageEncrypt(t *testing.T) {
 	})
 }
 
-// testPackageEncrypt: without a key URI a warning says HLS does not signal the encryption and
-// no playlist has a key tag; with one, the HLS tags carry it and nothing is said.
+// testPackageEncrypt: without a key URI the playlists signal ClearKey alone; with one, the
+// identity key first; either way nothing is said on stderr.
 func testPackageEncrypt(t *testing.T, scheme, iv, keyURI string) {
 	dir := filepath.Join(t.TempDir(), "out")
 	args := []string{"package", sample("ladder_360p.mp4"), "-o", dir, "--quiet",
@@ -42,27 +42,19 @@ func testPackageEncrypt(t *testing.T, scheme, iv, keyURI string) {
 		{"manifest.mpd", `cenc:default_KID="01234567-89ab-cdef-0123-456789abcdef"`},
 		{"manifest.mpd", `value="` + scheme + `"`},
 	}
-	if keyURI == "" {
-		assertOneLine(t, "stderr", stderr)
-		if !strings.Contains(stderr, "warning: no --key-uri") {
-			t.Errorf("stderr %q: want the --key-uri warning", stderr)
-		}
-		for _, f := range []string{"master.m3u8", "video_360p/index.m3u8", "audio/index.m3u8"} {
-			if data, err := os.ReadFile(filepath.Join(dir, f)); err != nil || bytes.Contains(data, []byte("KEY:")) {
-				t.Errorf("%s: a key tag without --key-uri (%v)", f, err)
-			}
-		}
-	} else {
-		if stderr != "" {
-			t.Errorf("stderr %q, want nothing", stderr)
-		}
-		key := `METHOD=SAMPLE-AES,URI="` + keyURI + `",KEYFORMAT="identity"`
-		checks = append(checks,
-			[2]string{"master.m3u8", "#EXT-X-SESSION-KEY:" + key},
-			[2]string{"video_360p/index.m3u8", "#EXT-X-KEY:" + key},
-			[2]string{"video_360p/iframes.m3u8", "#EXT-X-KEY:" + key},
-			[2]string{"audio/index.m3u8", "#EXT-X-KEY:" + key})
+	if stderr != "" {
+		t.Errorf("stderr %q, want nothing", stderr)
 	}
+	method := map[string]string{"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}[scheme]
+	key := "METHOD=" + method + `,URI="data:text/plain;base64,ASNFZ4mrze8BI0VniavN7w==",KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"`
+	if keyURI != "" {
+		key = "METHOD=" + method + `,URI="` + keyURI + `",KEYFORMAT="identity"` + "\n#EXT-X-KEY:" + key
+	}
+	checks = append(checks,
+		[2]string{"master.m3u8", "#EXT-X-SESSION-KEY:" + strings.ReplaceAll(key, "EXT-X-KEY", "EXT-X-SESSION-KEY")},
+		[2]string{"video_360p/index.m3u8", "#EXT-X-KEY:" + key + "\n#EXT-X-MAP:"},
+		[2]string{"video_360p/iframes.m3u8", "#EXT-X-KEY:" + key + "\n#EXT-X-MAP:"},
+		[2]string{"audio/index.m3u8", "#EXT-X-KEY:" + key + "\n#EXT-X-MAP:"})
 	for _, c := range checks {
 		file, want := c[0], c[1]
 		data, err := os.ReadFile(filepath.Join(dir, file))
@@ -111,7 +103,10 @@ func TestPackageEncryptBadFlags(t *testing.T) {
 		{"unknown scheme", []string{"--encrypt", "cbc1", "--key-id", testKeyID, "--key", testKey}, exitFailure, []string{"--encrypt", `"cbc1"`, "unknown scheme"}},
 		{"missing key", []string{"--encrypt", "cenc", "--key-id", testKeyID}, exitUsage, []string{"needs --key"}},
 		{"key without encrypt", []string{"--key-id", testKeyID, "--key", testKey}, exitUsage, []string{"need --encrypt"}},
-		{"single file", []string{"--single-file", "--encrypt", "cenc", "--key-id", testKeyID, "--key", testKey}, exitUsage, []string{"--single-file"}},
+		{"aes-128 single file", []string{"--single-file", "--encrypt", "aes-128", "--key", testKey, "--key-uri", "https://k/1"}, exitUsage, []string{"aes-128", "--single-file"}},
+		{"aes-128 without key uri", []string{"--encrypt", "aes-128", "--key", testKey}, exitUsage, []string{"needs --key-uri"}},
+		{"aes-128 with key id", []string{"--encrypt", "aes-128", "--key-id", testKeyID, "--key", testKey, "--key-uri", "https://k/1"}, exitUsage, []string{"--key-id does not apply"}},
+		{"aes-128 short iv", []string{"--encrypt", "aes-128", "--key", testKey, "--key-uri", "https://k/1", "--iv", "0011223344556677"}, exitFailure, []string{"--iv:", "16 hex digits, want 32"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

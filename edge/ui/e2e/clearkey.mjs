@@ -1,6 +1,7 @@
 // clearkey.mjs drives Debian's Chromium (headless, through playwright-core) to play a
-// cenc- or cbcs-encrypted DASH presentation with dash.js and ClearKey, for TestBrowserClearKey
-// (cmd/reel/browser_clearkey_test.go), and prints what the player did as JSON.
+// cenc- or cbcs-encrypted DASH presentation with dash.js and ClearKey, or its HLS rendering
+// with hls.js, for TestBrowserClearKey (cmd/reel/browser_clearkey_test.go), and prints what
+// the player did as JSON.
 //
 //   node edge/ui/e2e/clearkey.mjs config.json
 //
@@ -10,17 +11,19 @@
 //     "cases": [ { "name": "right key", "clearkeys": { "<kid base64url>": "<key base64url>" },
 //                  "play": 2.5, "timeout": 15 }, … ] }
 //
-// A case with "player": "hls.js" plays the HLS playlist "url" (relative to base; "hlsjs" in the
-// config is dist/hls.min.js) with hls.js's EME support and ClearKey: hls.js sends license
-// requests to base + "/_clearkey/license", which this driver answers from the case's
-// clearkeys (a W3C ClearKey license: the JSON Web Keys of the KIDs asked for), so the keys
-// never pass through the origin or the edge.
+// With "hlsjs": "/abs/node_modules/hls.js/dist/hls.min.js" and "master": "/master.m3u8" it plays
+// the master playlist with hls.js instead. hls.js finds the key IDs in the playlists' ClearKey
+// EXT-X-KEY (KEYFORMAT="org.w3.clearkey", the KID as a data URI) and asks a license server for
+// the keys: this driver answers at base + "/_clearkey/license" (by interception) with the
+// case's clearkeys as a JSON Web Key set (those of the KIDs the request names), as a ClearKey
+// license server would. A case with "player": "hls.js" and "url": "/path/master.m3u8" plays with
+// hls.js in a run that has dash.js too.
 //
 // A live case (a dynamic MPD with key rotation: a Period per key period) gives every key
 // period's key in clearkeys and "advance": N instead of "play": it waits until the video has
 // played N seconds past where it started (live playback starts near the live edge, not at 0),
-// and also reports where it started, the Periods dash.js switched to and the key sessions
-// (KIDs) it opened.
+// and also reports where it started, the Periods dash.js switched to (hls.js: the init
+// segments it went through) and the key sessions (hls.js: keys loaded) it opened.
 //
 // The page is a bare <video> served, by request interception, at base + "/_clearkey/": the
 // same origin as the edge (no CORS in the way) and a secure context (127.0.0.1), which EME
@@ -42,10 +45,11 @@ const args = [
 const pageURL = cfg.base + '/_clearkey/';
 const pageHTML = '<!doctype html><meta charset="utf-8"><title>ClearKey</title>' +
   '<video id="v" muted playsinline width="640" height="360"></video>';
-const dashjs = readFileSync(cfg.dashjs, 'utf8');
+const dashjs = cfg.dashjs ? readFileSync(cfg.dashjs, 'utf8') : '';
 const hlsjs = cfg.hlsjs ? readFileSync(cfg.hlsjs, 'utf8') : '';
 const licenseURL = cfg.base + '/_clearkey/license';
-let currentKeys = {}; // the keys of the case being played, for the license route
+let licenseKeys = {}; // the playing case's clearkeys
+let licenseRequests = 0;
 const userDataDir = mkdtempSync(join(tmpdir(), 'reel-chromium-'));
 const out = { cases: [], keySystems: {}, browser: '' };
 const t0 = Date.now();
@@ -57,9 +61,13 @@ try {
   out.browser = context.browser() ? context.browser().version() : '';
   await context.route(pageURL, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: pageHTML }));
   await context.route(licenseURL, (route) => {
-    let req = {};
-    try { req = JSON.parse(route.request().postData() || '{}'); } catch (e) { /* not JSON: no keys */ }
-    const keys = (req.kids || []).filter((kid) => currentKeys[kid]).map((kid) => ({ kty: 'oct', kid, k: currentKeys[kid] }));
+    licenseRequests++;
+    // A ClearKey license request names the KIDs it wants ({"kids": [...]}): answer those, or
+    // every key of the case when it names none.
+    let kids = [];
+    try { kids = JSON.parse(route.request().postData() || '{}').kids || []; } catch (e) { /* not JSON */ }
+    const wanted = kids.length ? kids.filter((kid) => licenseKeys[kid]) : Object.keys(licenseKeys);
+    const keys = wanted.map((kid) => ({ kty: 'oct', kid, k: licenseKeys[kid] }));
     route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ keys, type: 'temporary' }) });
   });
   log('chromium started in', Date.now() - t0, 'ms');
@@ -104,26 +112,29 @@ async function playCase(c) {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push('uncaught: ' + e.message));
   await page.goto(pageURL, { waitUntil: 'load', timeout: 20_000 });
-  currentKeys = c.clearkeys || {};
-  if (c.player === 'hls.js') {
+  licenseKeys = c.clearkeys;
+  licenseRequests = 0;
+  if (c.player === 'hls.js' || (hlsjs && cfg.master)) {
     await page.addScriptTag({ content: hlsjs });
-    await page.evaluate(({ url, license }) => {
+    await page.evaluate(({ master, license }) => {
       const v = document.getElementById('v');
       const st = window.ck = { errors: [], periods: [], sessions: 0, startTime: null };
       v.addEventListener('playing', () => { if (st.startTime === null) st.startTime = v.currentTime; });
       v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
-      const hls = new Hls({ emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: license } } });
-      hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) st.errors.push('hls.js: ' + d.type + ' ' + d.details + ' ' + (d.error ? d.error.message : '')); });
-      // A key (one per key period) loaded: the KIDs the player met.
-      hls.on(Hls.Events.KEY_LOADED, () => { st.sessions++; });
-      hls.on(Hls.Events.FRAG_CHANGED, (_, d) => {
+      const h = new Hls({ emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: license } } });
+      h.on(Hls.Events.ERROR, (_, d) => {
+        if (d.fatal || /KEY|DRM|LICENSE/.test(d.details)) st.errors.push('hls.js: ' + d.type + ' ' + d.details + (d.error ? ' ' + d.error.message : ''));
+      });
+      // A key loaded (one per key period when keys rotate), and the init segments played.
+      h.on(Hls.Events.KEY_LOADED, () => { st.sessions++; });
+      h.on(Hls.Events.FRAG_CHANGED, (_, d) => {
         const init = d.frag && d.frag.initSegment ? d.frag.initSegment.relurl : '?';
         if (st.periods[st.periods.length - 1] !== init) st.periods.push(init);
       });
-      hls.loadSource(url);
-      hls.attachMedia(v);
-      v.play().catch((e) => st.errors.push('play: ' + e));
-    }, { url: cfg.base + c.url, license: licenseURL });
+      h.loadSource(master);
+      h.attachMedia(v);
+      v.play().catch(() => {});
+    }, { master: cfg.base + (c.url || cfg.master), license: licenseURL });
   } else {
     await page.addScriptTag({ content: dashjs });
     await page.evaluate(({ mpd, clearkeys }) => {
@@ -169,8 +180,9 @@ async function playCase(c) {
     await page.waitForTimeout(100);
   }
   await page.close();
-  const r = { name: c.name, seconds: (Date.now() - started) / 1000, state: s, consoleErrors };
+  const r = { name: c.name, seconds: (Date.now() - started) / 1000, state: s, consoleErrors, licenseRequests };
   log(c.name + ':', `currentTime ${s.currentTime.toFixed(2)} s (started at ${s.startTime}), ${s.frames} frames,`,
-    `periods ${JSON.stringify(s.periods)}, ${s.sessions} key sessions, errors ${JSON.stringify(s.errors)}`, `(${r.seconds.toFixed(1)} s)`);
+    `periods ${JSON.stringify(s.periods)}, ${s.sessions} key sessions, ${licenseRequests} license requests,`,
+    `errors ${JSON.stringify(s.errors)}`, `(${r.seconds.toFixed(1)} s)`);
   return r;
 }

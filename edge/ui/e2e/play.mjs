@@ -9,6 +9,16 @@
 //                  "screenshot": "player.png" }, … ],
 //     "status": { "path": "/_reel/status", "screenshot": "status.png" } }   (optional)
 //
+// A case may instead name a manifest URL and a player library, to play it without the demo
+// page (the tokened URLs of cmd/reel/browser_token_test.go, say):
+//   { "name": "Shaka DASH", "url": "/manifest.mpd?token=…", "player": "shaka", "play": 3 }
+// with the libraries' files given once, as absolute paths:
+//   "libs": { "hls.js": ".../hls.min.js", "dash.js": ".../dash.all.min.js", "shaka": ".../shaka-player.compiled.js" }
+// The page is then a bare <video> served, by request interception, at base + "/_play/": the
+// edge's own origin, so no CORS is in the way. The library plays the URL as it is given — no
+// request of the player is changed — and the state reported is the demo page's fields that
+// apply: played, frames, errors, warnings, library.
+//
 // Each case opens the page, waits until the player has played `play` seconds of media (or
 // reports an error, or `timeout` passes) and records the player's state: time played, frames
 // decoded, rendition, buffer, latency samples, errors, and the page's console errors. The
@@ -37,7 +47,11 @@ try {
   });
   out.browser = context.browser() ? context.browser().version() : '';
   log('chromium started in', Date.now() - t0, 'ms');
-  for (const c of cfg.cases || []) out.cases.push(await playCase(c));
+  await context.route(cfg.base + '/_play/', (route) => route.fulfill({
+    status: 200, contentType: 'text/html; charset=utf-8',
+    body: '<!doctype html><meta charset="utf-8"><title>play</title><video id="v" muted playsinline width="640" height="360"></video>',
+  }));
+  for (const c of cfg.cases || []) out.cases.push(c.url ? await playURL(c) : await playCase(c));
   if (cfg.status) out.status = await statusPage(cfg.status);
 } catch (e) {
   out.fatal = String(e && e.stack || e);
@@ -77,6 +91,78 @@ async function playCase(c) {
   const r = { name: c.name, path: c.path, seconds: (Date.now() - started) / 1000, player: s, consoleErrors };
   log(c.name + ':', s ? `played ${s.played.toFixed(1)} s, ${s.frames} frames, ${s.errors.length} errors, latency ${s.latency == null ? '-' : s.latency.toFixed(2) + ' s'}` : 'no player', `(${r.seconds.toFixed(1)} s)`);
   return r;
+}
+
+// playURL plays c.url with c.player on the bare page (see the top of this file).
+async function playURL(c) {
+  const started = Date.now();
+  const { page, consoleErrors } = await openPage('/_play/');
+  const lib = cfg.libs && cfg.libs[c.player];
+  if (!lib) throw new Error('no library file for player ' + c.player);
+  await page.addScriptTag({ content: readFileSync(lib, 'utf8') });
+  await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url });
+  const deadline = started + (c.timeout || 30) * 1000;
+  let s = null;
+  for (;;) {
+    s = await page.evaluate(() => JSON.parse(JSON.stringify(window.reel.player)));
+    if (s.errors.length || s.played >= c.play || Date.now() > deadline) break;
+    await page.waitForTimeout(250);
+  }
+  await page.close();
+  const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors };
+  log(c.name + ':', `${s.library}: played ${s.played.toFixed(1)} s, ${s.frames} frames, ${s.errors.length} errors`, `(${r.seconds.toFixed(1)} s)`);
+  return r;
+}
+
+// startPlayer runs in the page: it starts the library on the URL and keeps window.reel.player
+// up to date. Fatal errors are errors, others warnings.
+function startPlayer({ player, url }) {
+  const video = document.getElementById('v');
+  const s = { library: player, played: 0, frames: 0, errors: [], warnings: [], format: player };
+  window.reel = { player: s };
+  const fail = (msg) => { if (!s.errors.includes(msg)) s.errors.push(msg); };
+  const warn = (msg) => { if (s.warnings.length < 50) s.warnings.push(msg); };
+  setInterval(() => {
+    s.played = Math.max(s.played, video.currentTime);
+    const q = video.getVideoPlaybackQuality && video.getVideoPlaybackQuality();
+    s.frames = q ? q.totalVideoFrames : 0;
+    if (video.error) fail('video element: ' + video.error.code + ' ' + video.error.message);
+  }, 200);
+  try {
+    if (player === 'hls.js') {
+      const hls = new window.Hls();
+      s.library = 'hls.js ' + window.Hls.version;
+      hls.on(window.Hls.Events.ERROR, (_, d) => {
+        const msg = 'hls.js ' + d.type + ': ' + d.details + (d.response && d.response.code ? ' (HTTP ' + d.response.code + ')' : '');
+        if (d.fatal) fail(msg); else warn(msg);
+      });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    } else if (player === 'dash.js') {
+      const p = window.dashjs.MediaPlayer().create();
+      s.library = 'dash.js ' + p.getVersion();
+      p.on(window.dashjs.MediaPlayer.events.ERROR, (e) => {
+        const err = e.error || {};
+        fail('dash.js error ' + (err.code != null ? err.code + ': ' : '') + (err.message || String(err)));
+      });
+      p.initialize(video, url, true);
+    } else if (player === 'shaka') {
+      const shaka = window.shaka;
+      shaka.polyfill.installAll();
+      if (!shaka.Player.isBrowserSupported()) throw new Error('Shaka Player does not support this browser');
+      const p = new shaka.Player();
+      s.library = 'Shaka Player ' + shaka.Player.version;
+      const describe = (e) => 'Shaka Player error ' + e.code + (e.data && e.data.length ? ' ' + JSON.stringify(e.data).slice(0, 300) : '');
+      p.addEventListener('error', (ev) => { const e = ev.detail; if (e.severity === shaka.util.Error.Severity.CRITICAL) fail(describe(e)); else warn(describe(e)); });
+      // Shaka doesn't start playback itself: play once loaded.
+      p.attach(video).then(() => p.load(url)).then(() => video.play()).catch((e) => fail(e && e.code != null ? describe(e) : 'Shaka Player: ' + e));
+    } else {
+      throw new Error('unknown player ' + player);
+    }
+    video.play().catch(() => {});
+  } catch (e) {
+    fail('cannot start ' + player + ': ' + e.message);
+  }
 }
 
 async function statusPage(c) {
