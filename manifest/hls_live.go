@@ -213,22 +213,17 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 	return []byte(b.String())
 }
 
-// writeKeyAndMap writes the EXT-X-KEY tags of key period kp and the EXT-X-MAP of its init
-// segment: the key applies to the init segment and every segment after it (rfc8216bis
-// §4.4.4.4, §4.4.4.5). METHOD=SAMPLE-AES is cbcs in fMP4; SAMPLE-AES-CTR (cenc) is not in the
-// RFC but players with EME accept it. The ClearKey tag carries the KID as the data: URI that
-// hls.js reads the key ID of an org.w3.clearkey key from.
+// writeKeyAndMap writes the key tags of key period kp — those of a VOD playlist for a
+// Protection with the period's KID (hlsKeyLines: the identity key with a key URI, ClearKey
+// always, whose data: URI is what hls.js reads the key ID of an org.w3.clearkey key from) —
+// and the EXT-X-MAP of its init segment: the key applies to the init segment and every segment
+// after it (rfc8216bis §4.4.4.4, §4.4.4.5).
 func (k *LiveKeys) writeKeyAndMap(b *strings.Builder, kp *KeyPeriod) {
-	method := "SAMPLE-AES"
-	if k.Scheme == "cenc" {
-		method = "SAMPLE-AES-CTR"
-	}
+	pr := &Protection{Scheme: k.Scheme, KID: kp.KID}
 	if k.KeyURI != "" {
-		uri := strings.ReplaceAll(k.KeyURI, "{kid}", hex.EncodeToString(kp.KID[:]))
-		b.WriteString("#EXT-X-KEY:METHOD=" + method + ",URI=" + quote(uri) + ",KEYFORMAT=" + quote("identity") + "\n")
+		pr.KeyURI = strings.ReplaceAll(k.KeyURI, "{kid}", hex.EncodeToString(kp.KID[:]))
 	}
-	b.WriteString("#EXT-X-KEY:METHOD=" + method + ",URI=" + quote(ClearKeyURI(kp.KID)) +
-		",KEYFORMAT=" + quote(ClearKeyFormat) + ",KEYFORMATVERSIONS=" + quote("1") + "\n")
+	writeKeys(b, hlsKeyLines(pr, false))
 	b.WriteString("#EXT-X-MAP:URI=" + quote(kp.InitURI) + "\n")
 }
 

@@ -123,8 +123,10 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		// playlist key only for Widevine, PlayReady and FairPlay, and takes the first active
 		// key otherwise — and Chromium reports the key "internal-error". The same stream plays
 		// in dash.js, and through other rotations in hls.js.
+		// The license server answers only the KIDs asked for: each key period's key comes
+		// with a license request of its own.
 		cases = append(cases, map[string]any{"name": "hls.js " + scheme, "player": "hls.js", "url": "/live/k/master.m3u8",
-			"clearkeys": keys(first + 60), "advance": liveClearKeyAdvance, "timeout": 60})
+			"clearkeys": keys(first + 60), "licenseAsked": true, "advance": liveClearKeyAdvance, "timeout": 60})
 	}
 	cfg, _ := json.Marshal(map[string]any{"chromium": chromium, "base": base, "mpd": mpdPath,
 		"dashjs": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
@@ -155,7 +157,8 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 				Periods     []string `json:"periods"` // dash.js: Periods switched to; hls.js: init segments
 				Sessions    int      `json:"sessions"`
 			} `json:"state"`
-			ConsoleErrors []string `json:"consoleErrors"`
+			ConsoleErrors   []string `json:"consoleErrors"`
+			LicenseRequests int      `json:"licenseRequests"`
 		} `json:"cases"`
 	}
 	if err := json.Unmarshal(stdout, &res); err != nil {
@@ -200,6 +203,9 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		}
 		if s.Sessions < len(crossed) {
 			t.Errorf("%s: %d key sessions for %d new KIDs", c.Name, s.Sessions, len(crossed))
+		}
+		if strings.HasPrefix(c.Name, "hls.js") && c.LicenseRequests < len(crossed) {
+			t.Errorf("%s: %d license requests for %d new KIDs", c.Name, c.LicenseRequests, len(crossed))
 		}
 	}
 	// Without the keys from period first+missingFrom on, playback stops there: the player

@@ -15,9 +15,9 @@
 // the master playlist with hls.js instead. hls.js finds the key IDs in the playlists' ClearKey
 // EXT-X-KEY (KEYFORMAT="org.w3.clearkey", the KID as a data URI) and asks a license server for
 // the keys: this driver answers at base + "/_clearkey/license" (by interception) with the
-// case's clearkeys as a JSON Web Key set (those of the KIDs the request names), as a ClearKey
-// license server would. A case with "player": "hls.js" and "url": "/path/master.m3u8" plays with
-// hls.js in a run that has dash.js too.
+// case's clearkeys as a JSON Web Key set (with "licenseAsked": true, only those of the KIDs the
+// request names, as a ClearKey license server would). A case with "player": "hls.js" and
+// "url": "/path/master.m3u8" plays with hls.js in a run that has dash.js too.
 //
 // A live case (a dynamic MPD with key rotation: a Period per key period) gives every key
 // period's key in clearkeys and "advance": N instead of "play": it waits until the video has
@@ -50,6 +50,7 @@ const hlsjs = cfg.hlsjs ? readFileSync(cfg.hlsjs, 'utf8') : '';
 const licenseURL = cfg.base + '/_clearkey/license';
 let licenseKeys = {}; // the playing case's clearkeys
 let licenseRequests = 0;
+let licenseAsked = false; // the playing case's "licenseAsked"
 const userDataDir = mkdtempSync(join(tmpdir(), 'reel-chromium-'));
 const out = { cases: [], keySystems: {}, browser: '' };
 const t0 = Date.now();
@@ -62,11 +63,12 @@ try {
   await context.route(pageURL, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: pageHTML }));
   await context.route(licenseURL, (route) => {
     licenseRequests++;
-    // A ClearKey license request names the KIDs it wants ({"kids": [...]}): answer those, or
-    // every key of the case when it names none.
-    let kids = [];
-    try { kids = JSON.parse(route.request().postData() || '{}').kids || []; } catch (e) { /* not JSON */ }
-    const wanted = kids.length ? kids.filter((kid) => licenseKeys[kid]) : Object.keys(licenseKeys);
+    // Every key of the case; with "licenseAsked", only those of the KIDs the request names
+    // ({"kids": [...]}), so each new KID needs a license request of its own.
+    let wanted = Object.keys(licenseKeys);
+    if (licenseAsked) {
+      try { wanted = (JSON.parse(route.request().postData() || '{}').kids || []).filter((kid) => licenseKeys[kid]); } catch (e) { wanted = []; }
+    }
     const keys = wanted.map((kid) => ({ kty: 'oct', kid, k: licenseKeys[kid] }));
     route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ keys, type: 'temporary' }) });
   });
@@ -114,6 +116,7 @@ async function playCase(c) {
   await page.goto(pageURL, { waitUntil: 'load', timeout: 20_000 });
   licenseKeys = c.clearkeys;
   licenseRequests = 0;
+  licenseAsked = !!c.licenseAsked;
   if (c.player === 'hls.js' || (hlsjs && cfg.master)) {
     await page.addScriptTag({ content: hlsjs });
     await page.evaluate(({ master, license }) => {
