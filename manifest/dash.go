@@ -15,6 +15,27 @@ import (
 // one file per track indexed by its sidx (SegmentBase). A VOD title or an ended live event is a
 // static MPD; a running live window is a dynamic one (see dynamicMPD).
 func (p *Presentation) DASH() ([]byte, error) {
+	build := p.dashMPD
+	if p.Live != nil && p.Live.Keys != nil {
+		build = p.keyedMPD // key rotation: a Period per key period (dash_live_keys.go)
+	}
+	var cpData []string // CPIX ContentProtectionData, inserted after writing
+	m, err := build(&cpData)
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.WriteToString("  ", true)
+	if err != nil {
+		return nil, fmt.Errorf("write MPD: %w", err)
+	}
+	if out, err = insertCPData(out, cpData); err != nil {
+		return nil, err
+	}
+	return []byte(out), nil
+}
+
+// dashMPD builds the MPD that DASH writes; cpData collects what insertCPData puts in.
+func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -54,13 +75,12 @@ func (p *Presentation) DASH() ([]byte, error) {
 	period := &mpd.Period{Id: "0", Start: mpd.Seconds2DurPtr(0)}
 	m.Periods = []*mpd.Period{period}
 
-	var cpData []string // CPIX ContentProtectionData, inserted after writing
 	for _, group := range codecFamilies(p.Video) {
 		video, err := p.videoSet(uint32(len(period.AdaptationSets)), group, origin)
 		if err != nil {
 			return nil, err
 		}
-		p.setProtection(video, group, &cpData)
+		p.setProtection(video, group, cpData)
 		period.AdaptationSets = append(period.AdaptationSets, video)
 	}
 	def := p.defaultAudio()
@@ -86,18 +106,10 @@ func (p *Presentation) DASH() ([]byte, error) {
 			}
 			as.Representations = append(as.Representations, r)
 		}
-		p.setProtection(as, group, &cpData)
+		p.setProtection(as, group, cpData)
 		period.AdaptationSets = append(period.AdaptationSets, as)
 	}
-
-	out, err := m.WriteToString("  ", true)
-	if err != nil {
-		return nil, fmt.Errorf("write MPD: %w", err)
-	}
-	if out, err = insertCPData(out, cpData); err != nil {
-		return nil, err
-	}
-	return []byte(out), nil
+	return m, nil
 }
 
 // codecFamilies splits the video ladder into one group per codec family, in ladder order. The

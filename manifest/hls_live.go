@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -110,7 +112,7 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 		}
 	}
 
-	f := hlsFeatures{initMap: true, skip: skipped > 0}
+	f := hlsFeatures{initMap: true, skip: skipped > 0, sampleAESKey: l.Keys != nil}
 	for _, s := range segs[skipped:] {
 		f.floatDurations = f.floatDurations || extinfUnits(s.Duration, ts)%extinfScale != 0
 	}
@@ -147,13 +149,27 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 	// After EXT-X-SKIP, so that it applies to the segments that remain: the skip replaces the
 	// tags applied to the skipped segments (bis §4.4.5.2), and the client takes those from its
 	// previous copy.
-	writeMap(&b, t)
+	var period *KeyPeriod // the key period whose EXT-X-KEY and EXT-X-MAP apply
+	if l.Keys == nil {
+		writeMap(&b, t)
+	}
+	// keyChange writes the tags of segment n's key period when it is not the one in force.
+	keyChange := func(n uint64) {
+		if l.Keys == nil {
+			return
+		}
+		if kp := l.Keys.period(n); kp != nil && kp != period {
+			period = kp
+			l.Keys.writeKeyAndMap(&b, kp)
+		}
+	}
 
 	partWindow := 3 * uint64(target) * uint64(ts)
 	for _, s := range segs[skipped:] {
 		if s.Discontinuity {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
+		keyChange(s.Number)
 		// DISCONTINUITY and PROGRAM-DATE-TIME come before the segment's first part (bis §4.4.4.9).
 		b.WriteString("#EXT-X-PROGRAM-DATE-TIME:" + s.ProgramDateTime.UTC().Round(time.Millisecond).Format(pdtLayout) + "\n")
 		if parts && end-(s.Start+s.Duration) <= partWindow {
@@ -168,6 +184,7 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 			if t.NextDiscontinuity {
 				b.WriteString("#EXT-X-DISCONTINUITY\n")
 			}
+			keyChange(t.liveNext())
 			if !t.NextProgramDateTime.IsZero() {
 				b.WriteString("#EXT-X-PROGRAM-DATE-TIME:" + t.NextProgramDateTime.UTC().Round(time.Millisecond).Format(pdtLayout) + "\n")
 			}
@@ -176,6 +193,10 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 			}
 		}
 		if opt.PreloadHint != "" {
+			// A hinted part that opens a new key period is preceded by that period's tags, so
+			// that the player loads it with the right key and init segment (hls.js gives the
+			// hint the KEY and MAP parsed before it).
+			keyChange(opt.PreloadHintNumber)
 			b.WriteString("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=" + quote(opt.PreloadHint) + "\n")
 		}
 	}
@@ -190,6 +211,29 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 		b.WriteString("\n")
 	}
 	return []byte(b.String())
+}
+
+// writeKeyAndMap writes the key tags of key period kp — those of a VOD playlist for a
+// Protection with the period's KID (hlsKeyLines: the identity key with a key URI, ClearKey
+// always, whose data: URI is what hls.js reads the key ID of an org.w3.clearkey key from) —
+// and the EXT-X-MAP of its init segment: the key applies to the init segment and every segment
+// after it (rfc8216bis §4.4.4.4, §4.4.4.5).
+func (k *LiveKeys) writeKeyAndMap(b *strings.Builder, kp *KeyPeriod) {
+	pr := &Protection{Scheme: k.Scheme, KID: kp.KID}
+	if k.KeyURI != "" {
+		pr.KeyURI = strings.ReplaceAll(k.KeyURI, "{kid}", hex.EncodeToString(kp.KID[:]))
+	}
+	writeKeys(b, hlsKeyLines(pr, false))
+	b.WriteString("#EXT-X-MAP:URI=" + quote(kp.InitURI) + "\n")
+}
+
+// ClearKeyFormat is the HLS KEYFORMAT of W3C ClearKey.
+const ClearKeyFormat = "org.w3.clearkey"
+
+// ClearKeyURI is the URI of a ClearKey EXT-X-KEY: the KID, base64, as a data: URI. It names the
+// key; the key itself comes from the player's configuration.
+func ClearKeyURI(kid [16]byte) string {
+	return "data:text/plain;base64," + base64.StdEncoding.EncodeToString(kid[:])
 }
 
 // partTargetUnits is t's PART-TARGET in EXTINF units: the configured part target rounded up,

@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -43,6 +44,81 @@ type Live struct {
 	TimeShiftBufferDepth       time.Duration // the DVR window players may seek back into
 	SuggestedPresentationDelay time.Duration
 	UTCTimingURL               string // an http-iso or http-xsdate endpoint served by the origin
+
+	// Keys, when set, say that the channel is encrypted with key rotation (see LiveKeys); the
+	// presentation's Protection is then unused.
+	Keys *LiveKeys
+}
+
+// LiveKeys describes a live channel's Common Encryption (ISO/IEC 23001-7) under a key per key
+// period: never a key, only its ID and where the period's init segment is. Key periods are runs
+// of consecutive segment numbers; a segment belongs to the last period whose FirstNumber is at
+// or below its Number.
+//
+// HLS: the first segment of each period (and the first listed one) is preceded by its EXT-X-KEY
+// tags and an EXT-X-MAP naming the period's init segment; so is a preload hint whose part starts
+// a new period. DASH: every key period is a Period of its own, with its own
+// ContentProtection (cenc:default_KID) and init segment: key rotation by Period, which DASH-IF
+// IOP allows and which lets a player learn each new KID from the MPD before it meets it in a
+// segment (the alternative, pssh in moof and seig sample groups in one Period, needs players
+// to discover new KIDs from the segments themselves).
+type LiveKeys struct {
+	Scheme string // "cenc" or "cbcs"
+	// KeyURI, when set, is an EXT-X-KEY URI with KEYFORMAT="identity" ("{kid}" stands for the
+	// period's KID in hex). The ClearKey EXT-X-KEY (KEYFORMAT="org.w3.clearkey", the KID in a
+	// data: URI) is written either way.
+	KeyURI string
+	// Periods cover every listed segment and the one in progress, oldest first (none while
+	// nothing is listed); the last one may be the coming period, announced before its first
+	// segment.
+	Periods []KeyPeriod
+}
+
+// KeyPeriod is one key period of a live channel.
+type KeyPeriod struct {
+	Index       uint64   // the period's number (init-<Index>.mp4)
+	FirstNumber uint64   // the Number of its first segment
+	KID         [16]byte // the key ID every track's tenc carries in this period
+	InitURI     string   // its init segment, relative to each track's folder
+	// Start is the media time at which the period starts (its earliest first segment), in
+	// StartTimescale units; DASH's Period@start. It must not move while the period is listed
+	// (a player keeps its Periods by id); StartTimescale 0: the earliest listed segment.
+	Start          uint64
+	StartTimescale uint32
+}
+
+// KIDUUID is the key ID in the UUID form of DASH's cenc:default_KID.
+func (k *KeyPeriod) KIDUUID() string {
+	pr := Protection{KID: k.KID}
+	return pr.KIDUUID()
+}
+
+// period is the key period of segment number n, nil if none covers it.
+func (k *LiveKeys) period(n uint64) *KeyPeriod {
+	for i := len(k.Periods) - 1; i >= 0; i-- {
+		if k.Periods[i].FirstNumber <= n {
+			return &k.Periods[i]
+		}
+	}
+	return nil
+}
+
+func (k *LiveKeys) validate() error {
+	if k.Scheme != "cenc" && k.Scheme != "cbcs" {
+		return fmt.Errorf("live encryption scheme %q is not cenc or cbcs", k.Scheme)
+	}
+	for i, kp := range k.Periods {
+		if kp.InitURI == "" || strings.ContainsAny(kp.InitURI, "/\\\"\r\n") {
+			return fmt.Errorf("key period %d: init URI %q is not a plain file name", kp.Index, kp.InitURI)
+		}
+		if i > 0 && (kp.FirstNumber <= k.Periods[i-1].FirstNumber || kp.Index <= k.Periods[i-1].Index) {
+			return fmt.Errorf("key period %d does not follow period %d", kp.Index, k.Periods[i-1].Index)
+		}
+	}
+	if strings.ContainsAny(k.KeyURI, "\"\r\n") {
+		return errors.New("key URI holds a double quote or a line break")
+	}
+	return nil
 }
 
 // Live.PlaylistType values.
@@ -72,11 +148,23 @@ func (l *Live) validate(singleFile bool) error {
 	case l.TargetDuration < 0 || l.PartTarget < 0 || l.HoldBack < 0 || l.PartHoldBack < 0 || l.CanSkipUntil < 0:
 		return fmt.Errorf("negative live duration setting")
 	}
+	if l.Keys != nil {
+		return l.Keys.validate()
+	}
 	return nil
 }
 
 // validateTrack checks what the live writers add to the VOD invariants.
 func (l *Live) validateTrack(t *Track) error {
+	if l.Keys != nil && (len(t.Segments) > 0 || len(t.LiveParts) > 0) {
+		first := t.liveNext()
+		if len(t.Segments) > 0 {
+			first = t.Segments[0].Number
+		}
+		if l.Keys.period(first) == nil {
+			return fmt.Errorf("segment %d is in no key period", first)
+		}
+	}
 	if n := len(t.Segments); n > 0 && t.NextNumber != 0 && t.NextNumber != t.Segments[n-1].Number+1 {
 		return fmt.Errorf("segment in progress is number %d, expected %d", t.NextNumber, t.Segments[n-1].Number+1)
 	}
@@ -177,6 +265,9 @@ type LiveMediaOptions struct {
 	Skip bool
 	// PreloadHint is the URI of the next part, announced with EXT-X-PRELOAD-HINT; "" for none.
 	PreloadHint string
+	// PreloadHintNumber is the Number of the segment the hinted part belongs to: with Live.Keys,
+	// a hint that opens a new key period comes after that period's EXT-X-KEY and EXT-X-MAP.
+	PreloadHintNumber uint64
 	// Reports are the other renditions' live edges.
 	Reports []RenditionReport
 }

@@ -183,15 +183,22 @@ func (l *Looper) Run(ctx context.Context) error {
 			}
 			finished = false
 			limit := uint64(end.Seconds()*float64(t.src.timescale) + 0.5)
-			f, err := t.fragment(limit, opt.Loops)
-			if err != nil {
-				return inputErr(t.src.in.path, err)
-			}
-			if f == nil {
-				continue
-			}
-			if err := ch.Append(t.id, *f); err != nil {
-				return fmt.Errorf("channel %s: %w", ch.Name(), err)
+			// Everything due goes now: a fragment stops at the loop point, and the rest of the
+			// interval follows at once as a fragment of its own (left for the next tick, it
+			// would make a fragment of two intervals, and with fragments as long as segments
+			// the segment there would miss its grid line — its numbers then falling behind the
+			// other tracks'). Each call takes at least one sample below limit, or returns nil.
+			for {
+				f, err := t.fragment(limit, opt.Loops)
+				if err != nil {
+					return inputErr(t.src.in.path, err)
+				}
+				if f == nil {
+					break
+				}
+				if err := ch.Append(t.id, *f); err != nil {
+					return fmt.Errorf("channel %s: %w", ch.Name(), err)
+				}
 			}
 		}
 		if finished {
@@ -304,6 +311,9 @@ func (t *loopTrack) describe() (manifest.Track, []byte, error) {
 // fragment encodes the samples whose continuous decode time is below limit (moof+mdat), moving
 // on to the next loop when the file's samples run out. It returns nil when no sample is due.
 func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
+	if loops > 0 && t.loop >= uint64(loops) {
+		return nil, nil // the last loop is done
+	}
 	var chunk []sample
 	var base uint64
 	for {

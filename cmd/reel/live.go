@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,10 +40,26 @@ Sources (each names its channel):
                       /ingest/NAME/… (DASH-IF live ingest; ffmpeg -f dash -method PUT);
                       an encoder that reconnects continues the channel after a discontinuity
 
+Encryption (--encrypt cenc or cbcs): Common Encryption of every track, as 'reel package'
+does, with either one key (--key-id and --key) or a key per key period derived from a secret
+seed (--key-seed and --key-rotation N): key period k covers the segments numbered k·N to
+(k+1)·N−1, and its key ID and key are
+  KID(k) = HMAC-SHA256(seed, "reel live kid" ‖ k as 8 bytes big-endian), first 16 bytes
+  key(k) = HMAC-SHA256(seed, "reel live key" ‖ k as 8 bytes big-endian), first 16 bytes
+so every instance given the seed, and a restarted one, uses the same keys for the same
+segments; a key server holding the seed derives them the same way. Each key period has its
+own init segment (TRACK/init-K.mp4) carrying its KID, published a period ahead. HLS
+playlists carry EXT-X-KEY (KEYFORMAT="org.w3.clearkey" with the KID; with --key-uri also
+KEYFORMAT="identity" at that URI, "{kid}" replaced by the KID in hex) and EXT-X-MAP at the
+first segment of each key period; the MPD has a Period per key period, with its
+cenc:default_KID. Keys never land in --dir, a manifest or a response.
+
 Examples:
   reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_480p.mp4,samples/ladder_360p.mp4
   reel live --loop demo=samples/ladder_360p.mp4 --part 0 --segment 4s   # plain HLS, no parts
   reel live --loop a=samples/ladder_720p.mp4 --loop b=samples/ladder_360p.mp4 --listen 127.0.0.1:8090
+  reel live --loop demo=samples/ladder_360p.mp4 --encrypt cbcs \
+      --key-seed 000102030405060708090a0b0c0d0e0f --key-rotation 30
   ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof pipe:1 | reel live --stdin news
 `
 
@@ -93,10 +110,26 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	dvr := fs.Duration("dvr", 2*time.Hour, "how long segments stay on disk for players that seek back")
 	admin := fs.String("admin", "127.0.0.1:9092", "admin listener: /metrics (bearer token REEL_ADMIN_TOKEN, else one is generated and printed); empty turns it off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var kf liveKeyFlags
+	fs.StringVar(&kf.scheme, "encrypt", "", "encrypt every track with Common Encryption; scheme: cenc or cbcs")
+	fs.StringVar(&kf.keyID, "key-id", "", "key ID for --encrypt with one key, 32 hex digits")
+	fs.StringVar(&kf.key, "key", "", "content key for --encrypt with one key, 32 hex digits")
+	fs.StringVar(&kf.seed, "key-seed", "", "secret seed for --encrypt with key rotation, at least 32 hex digits (keys derived per key period)")
+	fs.Uint64Var(&kf.rotation, "key-rotation", 0, "segments per key period with --key-seed")
+	fs.StringVar(&kf.keyURI, "key-uri", "", "key URI for HLS clients (KEYFORMAT=\"identity\"); {kid} is replaced by the key period's KID in hex")
 	fs.Usage = usageFunc(fs, liveUsage)
 	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
 		return code
+	}
+	enc, err := kf.encryption()
+	if err != nil {
+		fmt.Fprintf(stderr, "reel live: %v\n", err)
+		var u usageError
+		if errors.As(err, &u) {
+			return exitUsage
+		}
+		return exitFailure
 	}
 	if len(loops) == 0 && *stdinName == "" && len(ingestNames) == 0 {
 		fmt.Fprintln(stderr, "reel live: no channel: give --loop NAME=FILE, --stdin NAME or --ingest NAME (run 'reel live -h')")
@@ -121,7 +154,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		ch, err := live.NewChannel(live.Config{
 			Name: name, Dir: filepath.Join(*dir, name),
 			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, NumberByClock: true,
-			Logger: logger, Metrics: metrics,
+			Logger: logger, Metrics: metrics, Encryption: enc,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
@@ -245,4 +278,77 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	default:
 	}
 	return code
+}
+
+// liveKeyFlags are reel live's encryption flags.
+type liveKeyFlags struct {
+	scheme, keyID, key, seed, keyURI string
+	rotation                         uint64
+}
+
+// encryption turns the flags into the channels' encryption (nil without --encrypt). As with
+// 'reel package', a flag missing or out of place is a usage error (exit 2) and a bad value bad
+// input (exit 1); either way one line names the flag.
+func (f liveKeyFlags) encryption() (*live.Encryption, error) {
+	fixed := f.keyID != "" || f.key != ""
+	seeded := f.seed != "" || f.rotation != 0
+	switch {
+	case f.scheme == "":
+		if fixed || seeded || f.keyURI != "" {
+			return nil, usageError("--key-id, --key, --key-seed, --key-rotation and --key-uri need --encrypt cenc or cbcs")
+		}
+		return nil, nil
+	case f.scheme != "cenc" && f.scheme != "cbcs":
+		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs)", f.scheme)
+	case fixed && seeded:
+		return nil, usageError("--encrypt takes either --key-id and --key (one key) or --key-seed and --key-rotation (key rotation), not both")
+	case !fixed && !seeded:
+		return nil, usageError("--encrypt needs --key-id and --key, or --key-seed and --key-rotation")
+	case fixed && (f.keyID == "" || f.key == ""):
+		return nil, usageError("--encrypt with one key needs both --key-id and --key")
+	case seeded && f.seed == "":
+		return nil, usageError("--key-rotation needs --key-seed")
+	case seeded && f.rotation == 0:
+		return nil, usageError("--key-seed needs --key-rotation N (segments per key period, at least 1)")
+	case strings.ContainsAny(f.keyURI, "\"\r\n"):
+		return nil, errors.New("--key-uri: a double quote or a line break cannot go in an HLS playlist")
+	}
+	hexFlag := func(name, v string, min, max int) ([]byte, error) {
+		b, err := hex.DecodeString(v)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("--%s: not hex", name)
+		case min == max && len(b) != min:
+			return nil, fmt.Errorf("--%s: %d hex digits, want %d", name, len(v), 2*min)
+		case len(b) < min || len(b) > max:
+			return nil, fmt.Errorf("--%s: %d hex digits, want %d to %d", name, len(v), 2*min, 2*max)
+		}
+		return b, nil
+	}
+	var keys live.KeySource
+	if fixed {
+		id, err := hexFlag("key-id", f.keyID, 16, 16)
+		if err != nil {
+			return nil, err
+		}
+		key, err := hexFlag("key", f.key, 16, 16)
+		if err != nil {
+			return nil, err
+		}
+		var k live.Key
+		copy(k.ID[:], id)
+		copy(k.Value[:], key)
+		keys = live.FixedKey(k)
+	} else {
+		seed, err := hexFlag("key-seed", f.seed, 16, 64)
+		if err != nil {
+			return nil, err
+		}
+		keys = live.SeedKeys{Seed: seed, Rotation: f.rotation}
+	}
+	prot, err := packager.NewLiveProtector(f.scheme)
+	if err != nil {
+		return nil, err
+	}
+	return &live.Encryption{Scheme: f.scheme, Keys: keys, KeyURI: f.keyURI, Protector: prot}, nil
 }

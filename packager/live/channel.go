@@ -45,6 +45,9 @@ type Config struct {
 	NumberByClock bool
 	// Metrics, when set, count the channel's fragments, segments and blocking reloads.
 	Metrics *Metrics
+	// Encryption, when set, encrypts every track with Common Encryption, a key per key period
+	// (see keys.go). Keys never reach the folder, a manifest or a response.
+	Encryption *Encryption
 }
 
 func (c *Config) defaults() {
@@ -106,6 +109,11 @@ func NewChannel(cfg Config) (*Channel, error) {
 	if cfg.PartDuration >= cfg.SegmentDuration {
 		return nil, fmt.Errorf("channel %s: part duration %v must be shorter than the segment duration %v", cfg.Name, cfg.PartDuration, cfg.SegmentDuration)
 	}
+	if cfg.Encryption != nil {
+		if err := cfg.Encryption.check(); err != nil {
+			return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
+		}
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
 	}
@@ -155,7 +163,13 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	if c.cfg.NumberByClock {
 		t.firstNumber = clockNumber(time.Now(), c.cfg.SegmentDuration)
 	}
+	if err := c.setupTrack(t, init); err != nil {
+		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
+	}
 	if err := t.resume(init); err != nil {
+		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
+	}
+	if err := c.checkResumedKeys(t); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
 	}
 	if err := atomicfile.Write(filepath.Join(dir, manifest.InitSegmentName), init, 0o644); err != nil {
@@ -209,6 +223,11 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 	if t.lastNumber() != nil && f.Decode < t.end && !t.discPending {
 		// After a discontinuity time may restart; otherwise going back would rewrite the past.
 		return fmt.Errorf("track %s: %w (%d < %d)", trackID, ErrBackwards, f.Decode, t.end)
+	}
+	if c.cfg.Encryption != nil {
+		if err := c.protect(t, &f); err != nil {
+			return err
+		}
 	}
 	if t.anchorPDT.IsZero() {
 		t.anchorPDT = c.start
@@ -367,6 +386,17 @@ func (c *Channel) expire(t *track) {
 		if age > dvrKeep {
 			os.Remove(filepath.Join(t.dir, segmentName(s.number)))
 			drop = i + 1
+		}
+	}
+	if drop > 0 && t.keys != nil {
+		// The init segment of a key period none of whose segments is left goes with them.
+		ks := c.cfg.Encryption.Keys
+		gone := ks.Period(t.segs[drop-1].number)
+		switch {
+		case drop < len(t.segs) && ks.Period(t.segs[drop].number) == gone:
+		case drop == len(t.segs) && t.cur != nil && ks.Period(t.cur.number) == gone:
+		default:
+			os.Remove(filepath.Join(t.dir, initName(gone)))
 		}
 	}
 	if drop > 0 {

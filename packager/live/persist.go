@@ -154,6 +154,18 @@ func (t *track) forget() {
 		os.Remove(m)
 	}
 	os.Remove(filepath.Join(t.dir, segmentLog))
+	inits, _ := filepath.Glob(filepath.Join(t.dir, "init-*.mp4")) // key periods' init segments
+	for _, m := range inits {
+		os.Remove(m)
+	}
+}
+
+// reset forgets what resume loaded: t starts afresh, as a new track.
+func (t *track) reset() {
+	t.forget()
+	t.segs, t.pos, t.end = nil, 0, 0
+	t.anchorMedia, t.anchorPDT = 0, time.Time{}
+	t.discPending, t.expired, t.discDropped = false, false, 0
 }
 
 // ResumeAt returns the media time at which track id's previous run ended (0 for a new track),

@@ -233,21 +233,53 @@ func (c *Channel) serveTrackFile(w http.ResponseWriter, r *http.Request, id, f s
 	switch {
 	case f == manifest.MediaPlaylist:
 		c.servePlaylist(w, r, t)
+	case t.keys != nil:
+		// Encrypted: the init segments are the key periods' (init.mp4, clear, only tells a
+		// restarted channel whether its codec configuration changed).
+		c.serveKeyedTrackFile(w, r, t, f)
 	case f == manifest.InitSegmentName:
 		w.Header().Set("Cache-Control", immutable)
 		w.Header().Set("Content-Type", "video/mp4")
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(t.init))
 	default:
-		n, p, ok := parseMediaName(f)
-		if !ok {
-			fail(w, http.StatusNotFound, "not found")
+		c.serveMedia(w, r, t, f)
+	}
+}
+
+// serveKeyedTrackFile answers an encrypted track's files but its playlist: the init segment of
+// a key period the channel has published (init-K.mp4), segments and parts.
+func (c *Channel) serveKeyedTrackFile(w http.ResponseWriter, r *http.Request, t *track, f string) {
+	if f == manifest.InitSegmentName {
+		fail(w, http.StatusNotFound, "encrypted channel: the init segments are init-<key period>.mp4")
+		return
+	}
+	if k, ok := parseInitName(f); ok {
+		c.mu.Lock()
+		init := t.initBytes(k)
+		c.mu.Unlock()
+		if init == nil {
+			fail(w, http.StatusNotFound, "no such key period")
 			return
 		}
-		if p >= 0 {
-			c.servePart(w, r, t, n, p)
-		} else {
-			c.serveSegment(w, r, t, n)
-		}
+		w.Header().Set("Cache-Control", immutable)
+		w.Header().Set("Content-Type", "video/mp4")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(init))
+		return
+	}
+	c.serveMedia(w, r, t, f)
+}
+
+// serveMedia answers seg_N.m4s and seg_N.P.m4s.
+func (c *Channel) serveMedia(w http.ResponseWriter, r *http.Request, t *track, f string) {
+	n, p, ok := parseMediaName(f)
+	if !ok {
+		fail(w, http.StatusNotFound, "not found")
+		return
+	}
+	if p >= 0 {
+		c.servePart(w, r, t, n, p)
+	} else {
+		c.serveSegment(w, r, t, n)
 	}
 }
 
@@ -377,9 +409,9 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 	p := c.snapshot(time.Now(), "", q.Get("dvr") == "1")
 	if c.cfg.PartDuration > 0 && !c.ended {
 		if t.cur != nil {
-			opt.PreloadHint = partName(t.cur.number, len(t.cur.parts))
+			opt.PreloadHint, opt.PreloadHintNumber = partName(t.cur.number, len(t.cur.parts)), t.cur.number
 		} else if n, _, ok := c.lastMSN(t); ok {
-			opt.PreloadHint = partName(n+1, 0)
+			opt.PreloadHint, opt.PreloadHintNumber = partName(n+1, 0), n+1
 		}
 	}
 	c.mu.Unlock()

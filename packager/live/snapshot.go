@@ -75,6 +75,15 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 			p.Audio = append(p.Audio, &mt)
 		}
 	}
+	if c.cfg.Encryption != nil {
+		keys, err := c.liveKeys(p)
+		if err != nil {
+			// Never signalled as clear: without periods the manifests fail to validate.
+			c.cfg.Logger.Error("live: key periods", "channel", c.cfg.Name, "err", err)
+			keys = &manifest.LiveKeys{Scheme: c.cfg.Encryption.Scheme}
+		}
+		p.Live.Keys = keys
+	}
 	return p
 }
 

@@ -59,6 +59,8 @@ type track struct {
 	expired     bool   // segments have left the DVR window (the event is no longer whole)
 	discDropped uint64 // discontinuities that left the DVR window
 	peakBits    int    // highest segment bitrate seen, for BANDWIDTH when the source gives none
+
+	keys *trackKeys // set when the channel is encrypted
 }
 
 // nextNumber is the number the next segment will get: one past the last (media sequence

@@ -15,7 +15,16 @@
 // the master playlist with hls.js instead. hls.js finds the key IDs in the playlists' ClearKey
 // EXT-X-KEY (KEYFORMAT="org.w3.clearkey", the KID as a data URI) and asks a license server for
 // the keys: this driver answers at base + "/_clearkey/license" (by interception) with the
-// case's clearkeys as a JSON Web Key set, as a ClearKey license server would.
+// case's clearkeys as a JSON Web Key set (with "licenseAsked": true, only those of the KIDs the
+// request names, as a ClearKey license server would). A case with "player": "hls.js" and
+// "url": "/path/master.m3u8" plays with hls.js in a run that has dash.js too.
+//
+// A live case (a dynamic MPD with key rotation: a Period per key period) gives every key
+// period's key in clearkeys and "advance": N instead of "play": it waits until the video has
+// played N seconds past where it started (live playback starts near the live edge, not at 0),
+// and also reports where it started, the Periods dash.js switched to (hls.js: the init
+// segments it went through) and the key sessions (hls.js: keys loaded) it opened.
+//
 // The page is a bare <video> served, by request interception, at base + "/_clearkey/": the
 // same origin as the edge (no CORS in the way) and a secure context (127.0.0.1), which EME
 // requires. Each case waits until the video has played `play` seconds, or the player reports
@@ -36,11 +45,12 @@ const args = [
 const pageURL = cfg.base + '/_clearkey/';
 const pageHTML = '<!doctype html><meta charset="utf-8"><title>ClearKey</title>' +
   '<video id="v" muted playsinline width="640" height="360"></video>';
-const dashjs = cfg.hlsjs ? '' : readFileSync(cfg.dashjs, 'utf8');
+const dashjs = cfg.dashjs ? readFileSync(cfg.dashjs, 'utf8') : '';
 const hlsjs = cfg.hlsjs ? readFileSync(cfg.hlsjs, 'utf8') : '';
 const licenseURL = cfg.base + '/_clearkey/license';
 let licenseKeys = {}; // the playing case's clearkeys
 let licenseRequests = 0;
+let licenseAsked = false; // the playing case's "licenseAsked"
 const userDataDir = mkdtempSync(join(tmpdir(), 'reel-chromium-'));
 const out = { cases: [], keySystems: {}, browser: '' };
 const t0 = Date.now();
@@ -53,7 +63,13 @@ try {
   await context.route(pageURL, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: pageHTML }));
   await context.route(licenseURL, (route) => {
     licenseRequests++;
-    const keys = Object.entries(licenseKeys).map(([kid, k]) => ({ kty: 'oct', kid, k }));
+    // Every key of the case; with "licenseAsked", only those of the KIDs the request names
+    // ({"kids": [...]}), so each new KID needs a license request of its own.
+    let wanted = Object.keys(licenseKeys);
+    if (licenseAsked) {
+      try { wanted = (JSON.parse(route.request().postData() || '{}').kids || []).filter((kid) => licenseKeys[kid]); } catch (e) { wanted = []; }
+    }
+    const keys = wanted.map((kid) => ({ kty: 'oct', kid, k: licenseKeys[kid] }));
     route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ keys, type: 'temporary' }) });
   });
   log('chromium started in', Date.now() - t0, 'ms');
@@ -100,25 +116,34 @@ async function playCase(c) {
   await page.goto(pageURL, { waitUntil: 'load', timeout: 20_000 });
   licenseKeys = c.clearkeys;
   licenseRequests = 0;
-  if (hlsjs) {
+  licenseAsked = !!c.licenseAsked;
+  if (c.player === 'hls.js' || (hlsjs && cfg.master)) {
     await page.addScriptTag({ content: hlsjs });
     await page.evaluate(({ master, license }) => {
       const v = document.getElementById('v');
-      const st = window.ck = { errors: [] };
+      const st = window.ck = { errors: [], periods: [], sessions: 0, startTime: null };
+      v.addEventListener('playing', () => { if (st.startTime === null) st.startTime = v.currentTime; });
       v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
       const h = new Hls({ emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: license } } });
       h.on(Hls.Events.ERROR, (_, d) => {
         if (d.fatal || /KEY|DRM|LICENSE/.test(d.details)) st.errors.push('hls.js: ' + d.type + ' ' + d.details + (d.error ? ' ' + d.error.message : ''));
       });
+      // A key loaded (one per key period when keys rotate), and the init segments played.
+      h.on(Hls.Events.KEY_LOADED, () => { st.sessions++; });
+      h.on(Hls.Events.FRAG_CHANGED, (_, d) => {
+        const init = d.frag && d.frag.initSegment ? d.frag.initSegment.relurl : '?';
+        if (st.periods[st.periods.length - 1] !== init) st.periods.push(init);
+      });
       h.loadSource(master);
       h.attachMedia(v);
       v.play().catch(() => {});
-    }, { master: cfg.base + cfg.master, license: licenseURL });
+    }, { master: cfg.base + (c.url || cfg.master), license: licenseURL });
   } else {
     await page.addScriptTag({ content: dashjs });
     await page.evaluate(({ mpd, clearkeys }) => {
       const v = document.getElementById('v');
-      const st = window.ck = { errors: [] };
+      const st = window.ck = { errors: [], periods: [], sessions: 0, startTime: null };
+      v.addEventListener('playing', () => { if (st.startTime === null) st.startTime = v.currentTime; });
       v.addEventListener('error', () => st.errors.push('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
       const p = dashjs.MediaPlayer().create();
       p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
@@ -133,6 +158,11 @@ async function playCase(c) {
           if (e.error) st.errors.push('dash.js ' + ev + ': ' + (e.error.code ?? '') + ' ' + (e.error.message ?? ''));
         });
       }
+      p.on(dashjs.MediaPlayer.events.PERIOD_SWITCH_COMPLETED, (e) => {
+        st.periods.push(e.toStreamInfo ? e.toStreamInfo.id : '?');
+      });
+      // The UMD build's MediaPlayer.events lacks the protection events; their names are stable.
+      p.on('public_keySessionCreated', (e) => { if (!e.error) st.sessions++; });
       p.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
       p.initialize(v, mpd, true);
     }, { mpd: cfg.base + cfg.mpd, clearkeys: c.clearkeys });
@@ -144,14 +174,18 @@ async function playCase(c) {
       const v = document.getElementById('v');
       const q = v.getVideoPlaybackQuality();
       return { currentTime: v.currentTime, frames: q.totalVideoFrames, dropped: q.droppedVideoFrames,
-        errors: window.ck.errors.slice(), readyState: v.readyState };
+        errors: window.ck.errors.slice(), readyState: v.readyState, startTime: window.ck.startTime,
+        periods: window.ck.periods.slice(), sessions: window.ck.sessions };
     });
-    if (s.errors.length || s.currentTime >= c.play) break;
+    if (s.errors.length) break;
+    if (c.advance ? s.startTime !== null && s.currentTime >= s.startTime + c.advance : s.currentTime >= c.play) break;
     if (Date.now() > deadline) break;
     await page.waitForTimeout(100);
   }
   await page.close();
   const r = { name: c.name, seconds: (Date.now() - started) / 1000, state: s, consoleErrors, licenseRequests };
-  log(c.name + ':', `currentTime ${s.currentTime.toFixed(2)} s, ${s.frames} frames, errors ${JSON.stringify(s.errors)}`, `(${r.seconds.toFixed(1)} s)`);
+  log(c.name + ':', `currentTime ${s.currentTime.toFixed(2)} s (started at ${s.startTime}), ${s.frames} frames,`,
+    `periods ${JSON.stringify(s.periods)}, ${s.sessions} key sessions, ${licenseRequests} license requests,`,
+    `errors ${JSON.stringify(s.errors)}`, `(${r.seconds.toFixed(1)} s)`);
   return r;
 }
