@@ -37,6 +37,8 @@ type CPIXKeys struct {
 	rotation   uint64 // 0: no periods, one key for the channel's life
 	client     *http.Client
 	log        *slog.Logger
+	// Scheme is the commonEncryptionScheme the document's keys ask for ("" if none does).
+	Scheme string
 	// MinBackoff and MaxBackoff bound the wait between two reads of a document that lacks the
 	// awaited period (defaults 1 s and 30 s).
 	MinBackoff, MaxBackoff time.Duration
@@ -61,6 +63,9 @@ func LoadCPIXKeys(ctx context.Context, src, token string, rotation uint64, logge
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second, wake: make(chan struct{}, 1)}
 	d, err := cpix.Load(ctx, src, token, c.client)
 	if err != nil {
+		return nil, err
+	}
+	if c.Scheme, err = d.Scheme(); err != nil {
 		return nil, err
 	}
 	periods, err := livePeriods(d, rotation)
