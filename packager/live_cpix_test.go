@@ -470,3 +470,86 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.Buffer.String()
 }
+
+// TestLiveCPIXNoPeriods: a document with one key per track type and no ContentKeyPeriodList
+// means no rotation: every segment is in key period 0, video and audio under their keys, with
+// the document's systems; asking for rotation with it is an error naming the problem.
+func TestLiveCPIXNoPeriods(t *testing.T) {
+	doc := filepath.Join("cpix", "testdata", "ladder.cpix.xml")
+	keys, err := live.LoadCPIXKeys(context.Background(), doc, "", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []uint64{0, 1, 1000, 1 << 40} {
+		if k := keys.Period(n); k != 0 {
+			t.Fatalf("segment %d in key period %d, want 0", n, k)
+		}
+	}
+	v, err := keys.Key(0, manifest.Video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := keys.Key(0, manifest.Audio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uuidOf(v.ID) != "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d" || uuidOf(a.ID) != "f0e1d2c3-b4a5-4968-8776-655443322110" {
+		t.Errorf("video KID %x, audio KID %x", v.ID, a.ID)
+	}
+	if len(v.Systems) != 5 || len(a.Systems) != 5 {
+		t.Errorf("%d video and %d audio DRM systems, want the document's 5 each", len(v.Systems), len(a.Systems))
+	}
+	if keys.Scheme != "cbcs" {
+		t.Errorf("scheme %q, want the document's cbcs", keys.Scheme)
+	}
+	if _, err := live.LoadCPIXKeys(context.Background(), doc, "", 2, nil); err == nil || !strings.Contains(err.Error(), "no ContentKeyPeriodList") {
+		t.Errorf("rotation with a document without periods: %v", err)
+	}
+}
+
+// TestLiveCPIXKeysNeverChange: a re-read document that gives another key for a period in use
+// is not followed (the first key stays, an error is logged); the periods it adds are taken.
+func TestLiveCPIXKeysNeverChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.cpix.xml")
+	if err := os.WriteFile(path, []byte(liveCPIXDoc(0, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logged syncBuffer
+	keys, err := live.LoadCPIXKeys(context.Background(), path, "", 2, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.MinBackoff, keys.MaxBackoff = time.Millisecond, 10*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); keys.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	before, err := keys.Key(1, manifest.Video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Period 1's video key replaced by another, and period 2 added.
+	_, old := cpixTestKey(1, "video")
+	changed := strings.Replace(liveCPIXDoc(0, 1, 2), base64.StdEncoding.EncodeToString(old[:]), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)), 1)
+	if _, err := keys.Key(2, manifest.Video); err == nil {
+		t.Fatal("period 2's key before the document has it")
+	}
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "period 2 read from the file", func() bool {
+		_, err := keys.Key(2, manifest.Video)
+		return err == nil
+	})
+	after, err := keys.Key(1, manifest.Video)
+	if err != nil || after.Value != before.Value {
+		t.Errorf("period 1's key changed with the document (%v)", err)
+	}
+	if !strings.Contains(logged.String(), "changed the keys of a key period already in use") {
+		t.Errorf("no error logged:\n%s", logged.String())
+	}
+	if strings.Contains(logged.String(), hex.EncodeToString(old[:])) || strings.Contains(logged.String(), base64.StdEncoding.EncodeToString(old[:])) {
+		t.Error("the log holds a key")
+	}
+}
