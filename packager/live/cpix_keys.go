@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -35,7 +34,6 @@ import (
 type CPIXKeys struct {
 	src, token string
 	rotation   uint64 // 0: no periods, one key for the channel's life
-	client     *http.Client
 	log        *slog.Logger
 	// Scheme is the commonEncryptionScheme the document's keys ask for ("" if none does).
 	Scheme string
@@ -61,7 +59,7 @@ func LoadCPIXKeys(ctx context.Context, src, token string, rotation uint64, logge
 	}
 	c := &CPIXKeys{src: src, token: token, rotation: rotation, log: logger,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second, wake: make(chan struct{}, 1)}
-	d, err := cpix.Load(ctx, src, token, c.client)
+	d, err := cpix.Load(ctx, src, token, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +206,7 @@ func (c *CPIXKeys) refresh(ctx context.Context, attempt int) bool {
 	if have {
 		return true
 	}
-	d, err := cpix.Load(ctx, c.src, c.token, c.client)
+	d, err := cpix.Load(ctx, c.src, c.token, nil)
 	var periods map[uint64]cpixPeriod
 	if err == nil {
 		periods, err = livePeriods(d, c.rotation)

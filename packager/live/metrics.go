@@ -26,7 +26,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		fragments: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "reel_live_fragments_total", Help: "Fragments from sources, by result: appended, or refused (time going back, unknown track, after the end…).",
+			Name: "reel_live_fragments_total", Help: "Fragments from sources, by result: appended, refused (time going back, unknown track, after the end…), or withheld (the key of their key period is not known: not published).",
 		}, []string{"channel", "track", "result"}),
 		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reel_live_segments_total", Help: "Segments completed and published.",
