@@ -84,7 +84,7 @@ func (p *Presentation) keyedMPD(cpData *[]string) (*mpd.MPD, error) {
 // track has no segment there.
 func (p *Presentation) keyPeriodView(kp *KeyPeriod, end uint64) *Presentation {
 	q := p.withLive(func(l *Live) { l.Keys = nil })
-	q.Protection = &Protection{Scheme: p.Live.Keys.Scheme, KID: kp.KID}
+	q.Protection = kp.protection(p.Live.Keys.Scheme, Video)
 	view := func(tracks []*Track) ([]*Track, bool) {
 		out := make([]*Track, 0, len(tracks))
 		for _, t := range tracks {
@@ -99,6 +99,9 @@ func (p *Presentation) keyPeriodView(kp *KeyPeriod, end uint64) *Presentation {
 				return nil, false
 			}
 			c.InitURI = kp.InitURI
+			if c.Kind == Audio && kp.AudioKID != ([16]byte{}) {
+				c.Protection = kp.protection(p.Live.Keys.Scheme, Audio)
+			}
 			c.LiveParts, c.NextNumber = nil, 0
 			out = append(out, &c)
 		}

@@ -160,7 +160,7 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 		}
 		if kp := l.Keys.period(n); kp != nil && kp != period {
 			period = kp
-			l.Keys.writeKeyAndMap(&b, kp)
+			l.Keys.writeKeyAndMap(&b, kp, t.Kind)
 		}
 	}
 
@@ -213,15 +213,15 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 	return []byte(b.String())
 }
 
-// writeKeyAndMap writes the key tags of key period kp — those of a VOD playlist for a
-// Protection with the period's KID (hlsKeyLines: the identity key with a key URI, ClearKey
-// always, whose data: URI is what hls.js reads the key ID of an org.w3.clearkey key from) —
-// and the EXT-X-MAP of its init segment: the key applies to the init segment and every segment
+// writeKeyAndMap writes the key tags of key period kp for a track of kind kind — those of a
+// VOD playlist for a Protection with the period's KID of that kind and its DRM systems
+// (hlsKeyLines: each system's, the identity key with a key URI, ClearKey always, whose data:
+// URI is what hls.js reads the key ID of an org.w3.clearkey key from) — and the EXT-X-MAP of its init segment: the key applies to the init segment and every segment
 // after it (rfc8216bis §4.4.4.4, §4.4.4.5).
-func (k *LiveKeys) writeKeyAndMap(b *strings.Builder, kp *KeyPeriod) {
-	pr := &Protection{Scheme: k.Scheme, KID: kp.KID}
+func (k *LiveKeys) writeKeyAndMap(b *strings.Builder, kp *KeyPeriod, kind Kind) {
+	pr := kp.protection(k.Scheme, kind)
 	if k.KeyURI != "" {
-		pr.KeyURI = strings.ReplaceAll(k.KeyURI, "{kid}", hex.EncodeToString(kp.KID[:]))
+		pr.KeyURI = strings.ReplaceAll(k.KeyURI, "{kid}", hex.EncodeToString(pr.KID[:]))
 	}
 	writeKeys(b, hlsKeyLines(pr, false))
 	b.WriteString("#EXT-X-MAP:URI=" + quote(kp.InitURI) + "\n")

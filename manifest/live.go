@@ -78,8 +78,14 @@ type LiveKeys struct {
 type KeyPeriod struct {
 	Index       uint64   // the period's number (init-<Index>.mp4)
 	FirstNumber uint64   // the Number of its first segment
-	KID         [16]byte // the key ID every track's tenc carries in this period
-	InitURI     string   // its init segment, relative to each track's folder
+	KID         [16]byte // the key ID the tracks' tenc carries in this period (video's, see AudioKID)
+	// AudioKID, when not zero, is the audio tracks' key ID (a CPIX document's usage rules may
+	// protect audio under a key of its own); zero: audio is under KID too.
+	AudioKID [16]byte
+	// Systems and AudioSystems are the DRM systems that signal KID and AudioKID (from a CPIX
+	// document); ClearKey is signalled either way.
+	Systems, AudioSystems []DRMSystem
+	InitURI               string // its init segment, relative to each track's folder
 	// Start is the media time at which the period starts (its earliest first segment), in
 	// StartTimescale units; DASH's Period@start. It must not move while the period is listed
 	// (a player keeps its Periods by id); StartTimescale 0: the earliest listed segment.
@@ -91,6 +97,14 @@ type KeyPeriod struct {
 func (k *KeyPeriod) KIDUUID() string {
 	pr := Protection{KID: k.KID}
 	return pr.KIDUUID()
+}
+
+// protection is what kp says of a track of kind kind: its KID and DRM systems under scheme.
+func (kp *KeyPeriod) protection(scheme string, kind Kind) *Protection {
+	if kind == Audio && kp.AudioKID != ([16]byte{}) {
+		return &Protection{Scheme: scheme, KID: kp.AudioKID, Systems: kp.AudioSystems}
+	}
+	return &Protection{Scheme: scheme, KID: kp.KID, Systems: kp.Systems}
 }
 
 // period is the key period of segment number n, nil if none covers it.

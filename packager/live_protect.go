@@ -70,6 +70,42 @@ func commonPssh(kid [16]byte) *mp4.PsshBox {
 	return &mp4.PsshBox{Version: 1, SystemID: commonSystemID, KIDs: []mp4.UUID{mp4.UUID(kid[:])}}
 }
 
+// systemPsshs are the pssh boxes of a period's init segment: the W3C common one, then each DRM
+// system's (from a CPIX document), as VOD init segments have them.
+func systemPsshs(key live.Key) ([]*mp4.PsshBox, error) {
+	out := []*mp4.PsshBox{commonPssh(key.ID)}
+	for _, s := range key.Systems {
+		if len(s.PSSH) == 0 || s.ID == [16]byte(commonSystemID) {
+			continue
+		}
+		box, err := decodePssh(s.PSSH)
+		if err != nil {
+			return nil, fmt.Errorf("pssh of DRM system %x: %w", s.ID, err)
+		}
+		out = append(out, box)
+	}
+	return out, nil
+}
+
+// decodePssh reads a whole pssh box (a CPIX document's, checked when it was parsed; mp4ff
+// panics on some malformed boxes, so it is checked again).
+func decodePssh(b []byte) (p *mp4.PsshBox, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("corrupt pssh box: %v", r)
+		}
+	}()
+	box, err := mp4.DecodeBox(0, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	p, ok := box.(*mp4.PsshBox)
+	if !ok {
+		return nil, fmt.Errorf("a %s box, not pssh", box.Type())
+	}
+	return p, nil
+}
+
 // cbcsIVLabel derives the cbcs constant IV (changing it changes every init segment).
 const cbcsIVLabel = "reel live cbcs iv"
 
@@ -91,7 +127,11 @@ func (t *liveTrackProtector) protect(key live.Key) ([]byte, *mp4.InitProtectData
 	if t.scheme == "cbcs" {
 		iv = t.constantIV(key)
 	}
-	ipd, err := mp4.InitProtect(f.Init, key.Value[:], iv, t.scheme, mp4.UUID(key.ID[:]), []*mp4.PsshBox{commonPssh(key.ID)})
+	psshs, err := systemPsshs(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("track %s: %w", t.id, err)
+	}
+	ipd, err := mp4.InitProtect(f.Init, key.Value[:], iv, t.scheme, mp4.UUID(key.ID[:]), psshs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("track %s: protecting init segment: %w", t.id, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/reelvideo/reel/manifest"
 	"github.com/reelvideo/reel/packager/live"
 )
 
@@ -163,7 +164,7 @@ func TestLiveEncryptRoundTrip(t *testing.T) {
 				for _, n := range nums {
 					k := n / liveKeyRotation
 					periods[k] = true
-					key, _ := enc.Keys.Key(k)
+					key, _ := enc.Keys.Key(k, manifest.Video)
 					initData := readFile(t, filepath.Join(encDir, track, fmt.Sprintf("init-%d.mp4", k)))
 					if tenc := initTenc(t, initData); !bytes.Equal(tenc.DefaultKID, key.ID[:]) {
 						t.Fatalf("%s segment %d: init-%d.mp4 has KID %x, want %x", track, n, k, []byte(tenc.DefaultKID), key.ID)
@@ -200,7 +201,7 @@ func TestLiveEncryptRoundTrip(t *testing.T) {
 					}
 					samples += len(want)
 					// The next period's key is another key: it decrypts to something else.
-					other, _ := enc.Keys.Key(k + 1)
+					other, _ := enc.Keys.Key(k+1, manifest.Video)
 					if other.Value == key.Value || bytes.Equal(decrypt(other)[0].Data, want[0].Data) {
 						t.Fatalf("%s segment %d: period %d's key decrypts period %d's segment", track, n, k+1, k)
 					}
@@ -255,7 +256,7 @@ func TestLiveKeysDeterministic(t *testing.T) {
 			// Each key tag names its period's KID.
 			for _, m := range clearKeyURIRe.FindAllStringSubmatch(playlists[0], -1) {
 				k, _ := strconv.ParseUint(m[2], 10, 64)
-				key, _ := live.SeedKeys{Seed: liveTestSeed, Rotation: liveKeyRotation}.Key(k)
+				key, _ := live.SeedKeys{Seed: liveTestSeed, Rotation: liveKeyRotation}.Key(k, manifest.Video)
 				if m[1] != base64.StdEncoding.EncodeToString(key.ID[:]) {
 					t.Errorf("init-%d.mp4 listed with KID %s, want %x", k, m[1], key.ID)
 				}
@@ -295,7 +296,7 @@ func TestLiveKeysNeverPublished(t *testing.T) {
 			var secrets [][]byte
 			secrets = append(secrets, liveTestSeed)
 			for k := uint64(0); k < 8; k++ {
-				key, _ := enc.Keys.Key(k)
+				key, _ := enc.Keys.Key(k, manifest.Video)
 				secrets = append(secrets, key.Value[:])
 			}
 			forms := func(b []byte) []string {

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -54,12 +56,29 @@ KEYFORMAT="identity" at that URI, "{kid}" replaced by the KID in hex) and EXT-X-
 first segment of each key period; the MPD has a Period per key period, with its
 cenc:default_KID. Keys never land in --dir, a manifest or a response.
 
+Keys from a CPIX document (--cpix FILE or URL; DASH-IF CPIX 2.3, as 'reel package' reads it;
+a key server's token from --cpix-token-file or $REEL_CPIX_TOKEN): the ContentKeyPeriod with
+index="k" is key period k (segments k·N to (k+1)·N−1 with --key-rotation N; periods given by
+start/end times are refused: segment numbers, not the clock, pick a key); indexes must be
+contiguous. Usage rules give video and audio their own keys; each key's DRM systems are
+signalled as 'reel package' does (pssh in the period's init segments, ContentProtection in
+its Period, EXT-X-KEY lines at its first segment). A document without periods has one key
+per track type: no rotation. New channels number their segments from the clock (tenths of a
+segment duration since 2025-01-01), so a key server gives periods from that number ÷ N. From
+the start of each key period, if the document lacks the next one, it is re-read (the file, or
+the URL re-fetched, with backoff up to 30 s); if the key has not come when the period ends, the
+channel publishes nothing (the live edge stops; one log line; metric reel_live_key_missing 1)
+until it comes, then resumes after a discontinuity. --encrypt is optional with --cpix (the
+document's scheme, else cenc).
+
 Examples:
   reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_480p.mp4,samples/ladder_360p.mp4
   reel live --loop demo=samples/ladder_360p.mp4 --part 0 --segment 4s   # plain HLS, no parts
   reel live --loop a=samples/ladder_720p.mp4 --loop b=samples/ladder_360p.mp4 --listen 127.0.0.1:8090
   reel live --loop demo=samples/ladder_360p.mp4 --encrypt cbcs \
       --key-seed 000102030405060708090a0b0c0d0e0f --key-rotation 30
+  REEL_CPIX_TOKEN=… reel live --loop demo=samples/ladder_360p.mp4 \
+      --cpix https://keys.example/cpix/demo --key-rotation 30
   ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof pipe:1 | reel live --stdin news
 `
 
@@ -115,14 +134,19 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&kf.keyID, "key-id", "", "key ID for --encrypt with one key, 32 hex digits")
 	fs.StringVar(&kf.key, "key", "", "content key for --encrypt with one key, 32 hex digits")
 	fs.StringVar(&kf.seed, "key-seed", "", "secret seed for --encrypt with key rotation, at least 32 hex digits (keys derived per key period)")
-	fs.Uint64Var(&kf.rotation, "key-rotation", 0, "segments per key period with --key-seed")
+	fs.Uint64Var(&kf.rotation, "key-rotation", 0, "segments per key period with --key-seed or --cpix")
+	fs.StringVar(&kf.cpix, "cpix", "", "keys, key periods and DRM signalling from a CPIX document: a file, or an https URL of a key server (re-read when the channel nears its last key period)")
+	fs.StringVar(&kf.tokenFile, "cpix-token-file", "", "file holding the bearer token for --cpix URL (else $REEL_CPIX_TOKEN; never on the command line, where ps shows it)")
 	fs.StringVar(&kf.keyURI, "key-uri", "", "key URI for HLS clients (KEYFORMAT=\"identity\"); {kid} is replaced by the key period's KID in hex")
 	fs.Usage = usageFunc(fs, liveUsage)
 	logger, code, ok := parseServerFlags(fs, args, logLevel, stdout, stderr)
 	if !ok {
 		return code
 	}
-	enc, err := kf.encryption()
+	// The signal that stops the server also interrupts the checks of looped inputs before it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	enc, err := kf.encryption(ctx, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel live: %v\n", err)
 		var u usageError
@@ -144,9 +168,11 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	}
 	names = append(names, ingestNames...)
 
-	// The signal that stops the server also interrupts the checks of looped inputs before it.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if enc != nil {
+		if ck, ok := enc.Keys.(*live.CPIXKeys); ok {
+			go ck.Run(ctx) // re-reads the document when the channels near its last key period
+		}
+	}
 	srv := live.NewServer(logger)
 	metrics := live.NewMetrics()
 	var channels []*live.Channel
@@ -283,13 +309,17 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 // liveKeyFlags are reel live's encryption flags.
 type liveKeyFlags struct {
 	scheme, keyID, key, seed, keyURI string
+	cpix, tokenFile                  string
 	rotation                         uint64
 }
 
-// encryption turns the flags into the channels' encryption (nil without --encrypt). As with
-// 'reel package', a flag missing or out of place is a usage error (exit 2) and a bad value bad
-// input (exit 1); either way one line names the flag.
-func (f liveKeyFlags) encryption() (*live.Encryption, error) {
+// encryption turns the flags into the channels' encryption (nil without --encrypt or --cpix).
+// As with 'reel package', a flag missing or out of place is a usage error (exit 2) and a bad
+// value bad input (exit 1); either way one line names the flag, or the CPIX document.
+func (f liveKeyFlags) encryption(ctx context.Context, logger *slog.Logger) (*live.Encryption, error) {
+	if f.cpix != "" || f.tokenFile != "" {
+		return f.cpixEncryption(ctx, logger)
+	}
 	fixed := f.keyID != "" || f.key != ""
 	seeded := f.seed != "" || f.rotation != 0
 	switch {
@@ -351,4 +381,58 @@ func (f liveKeyFlags) encryption() (*live.Encryption, error) {
 		return nil, err
 	}
 	return &live.Encryption{Scheme: f.scheme, Keys: keys, KeyURI: f.keyURI, Protector: prot}, nil
+}
+
+// cpixEncryption is encryption with keys from --cpix: key periods of --key-rotation segments
+// by the document's ContentKeyPeriod@index, or one key per track type for the channel's life
+// when it has no periods. The scheme is --encrypt's, else the document's, else cenc.
+func (f liveKeyFlags) cpixEncryption(ctx context.Context, logger *slog.Logger) (*live.Encryption, error) {
+	isURL := strings.HasPrefix(f.cpix, "https://") || strings.HasPrefix(f.cpix, "http://")
+	switch {
+	case f.cpix == "":
+		return nil, usageError("--cpix-token-file needs --cpix with a key server's URL")
+	case f.keyID != "" || f.key != "" || f.seed != "":
+		return nil, usageError("--key-id, --key and --key-seed cannot go with --cpix: the document gives the keys")
+	case f.tokenFile != "" && !isURL:
+		return nil, usageError("--cpix-token-file needs --cpix with a key server's URL")
+	case f.scheme != "" && f.scheme != "cenc" && f.scheme != "cbcs":
+		return nil, fmt.Errorf("--encrypt %q: unknown scheme (supported: cenc, cbcs)", f.scheme)
+	case strings.ContainsAny(f.keyURI, "\"\r\n"):
+		return nil, errors.New("--key-uri: a double quote or a line break cannot go in an HLS playlist")
+	}
+	token := ""
+	if isURL {
+		token = strings.TrimSpace(os.Getenv("REEL_CPIX_TOKEN"))
+		if f.tokenFile != "" {
+			b, err := os.ReadFile(f.tokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("--cpix-token-file: %w", err)
+			}
+			if token = strings.TrimSpace(string(b)); token == "" || strings.ContainsAny(token, "\r\n") {
+				return nil, fmt.Errorf("--cpix-token-file %s: want one line holding the token", f.tokenFile)
+			}
+		}
+	}
+	keys, err := live.LoadCPIXKeys(ctx, f.cpix, token, f.rotation, logger)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("--cpix: %w", err) // the error names the path already
+		}
+		return nil, fmt.Errorf("%s: %w", f.cpix, err)
+	}
+	scheme := f.scheme
+	switch {
+	case scheme == "" && keys.Scheme != "":
+		scheme = keys.Scheme
+	case scheme == "":
+		scheme = "cenc"
+	case keys.Scheme != "" && keys.Scheme != scheme:
+		return nil, fmt.Errorf("%s: its keys ask for %s, --encrypt for %s", f.cpix, keys.Scheme, scheme)
+	}
+	prot, err := packager.NewLiveProtector(scheme)
+	if err != nil {
+		return nil, err
+	}
+	return &live.Encryption{Scheme: scheme, Keys: keys, KeyURI: f.keyURI, Protector: prot}, nil
 }

@@ -93,8 +93,10 @@ type Channel struct {
 	start   time.Time // wall-clock time of media time zero (DASH availabilityStartTime)
 	started bool
 	ended   bool
-	changed chan struct{} // closed (and replaced) on every change, to wake blocked requests
-	lock    *folderLock   // held for the channel's life: one writer per folder
+	// keyWaiting counts the tracks whose publishing stalls for want of a key (protect.go).
+	keyWaiting int
+	changed    chan struct{} // closed (and replaced) on every change, to wake blocked requests
+	lock       *folderLock   // held for the channel's life: one writer per folder
 }
 
 // NewChannel makes an empty channel; tracks are added with AddTrack before fragments arrive.
@@ -200,6 +202,9 @@ func (c *Channel) SetStart(t time.Time) {
 func (c *Channel) Append(trackID string, f Fragment) error {
 	err := c.appendFragment(trackID, f)
 	c.cfg.Metrics.fragment(c.cfg.Name, trackID, err)
+	if errors.Is(err, errWithheld) {
+		return nil // the source goes on: the channel publishes again once the key comes
+	}
 	return err
 }
 
@@ -226,7 +231,7 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 	}
 	if c.cfg.Encryption != nil {
 		if err := c.protect(t, &f); err != nil {
-			return err
+			return err // errWithheld: Append tells the source all is well
 		}
 	}
 	if t.anchorPDT.IsZero() {

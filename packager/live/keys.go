@@ -23,29 +23,39 @@ import (
 // key period ahead (HLS lists it at the boundary with EXT-X-KEY and EXT-X-MAP; DASH starts a new
 // Period, see manifest.LiveKeys).
 
-// Key is one key period's content key and its ID.
+// Key is one key period's content key for one kind of track, its ID, and the DRM systems
+// that signal it (from a CPIX document: pssh boxes go in the period's init segments, and the
+// manifests signal each system).
 type Key struct {
 	ID    [16]byte
 	Value [16]byte // the AES-128 content key
+	// Systems signal the key to DRM systems (none: ClearKey only, which is always signalled).
+	Systems []manifest.DRMSystem
 }
 
 // KeySource gives a channel its keys: which key period a segment belongs to, and that period's
-// key. Implementations must be pure functions of their inputs (two instances, or a restarted
-// one, must agree); a CPIX document's key periods can be one.
+// key for each kind of track. Implementations must be pure functions of their inputs (two
+// instances, or a restarted one, must agree), except that a key not known yet (ErrNoKey) may
+// become known later; once given, a key never changes.
 type KeySource interface {
 	// Period is the key period of segment number n. Periods never decrease as n grows.
 	Period(n uint64) uint64
-	// Key is key period k's key.
-	Key(k uint64) (Key, error)
+	// Key is key period k's key for tracks of kind kind; an error wrapping ErrNoKey when the
+	// source does not have it (yet): the channel then publishes nothing of that period.
+	Key(k uint64, kind manifest.Kind) (Key, error)
 }
 
-// FixedKey is one key for every segment: a single key period, 0.
+// ErrNoKey says a key source does not have a key period's key (a CPIX document that does not
+// reach that far yet).
+var ErrNoKey = errors.New("key not known")
+
+// FixedKey is one key for every segment and track: a single key period, 0.
 func FixedKey(k Key) KeySource { return fixedKey{k} }
 
 type fixedKey struct{ k Key }
 
-func (f fixedKey) Period(uint64) uint64    { return 0 }
-func (f fixedKey) Key(uint64) (Key, error) { return f.k, nil }
+func (f fixedKey) Period(uint64) uint64                   { return 0 }
+func (f fixedKey) Key(uint64, manifest.Kind) (Key, error) { return f.k, nil }
 
 // SeedKeys derives a key period's KID and key from a secret seed: key period k covers the
 // segments numbered k·Rotation to (k+1)·Rotation−1, and
@@ -68,7 +78,8 @@ const (
 
 func (s SeedKeys) Period(n uint64) uint64 { return n / s.Rotation }
 
-func (s SeedKeys) Key(k uint64) (Key, error) {
+// Key is the same for every kind of track.
+func (s SeedKeys) Key(k uint64, _ manifest.Kind) (Key, error) {
 	var out Key
 	copy(out.ID[:], prf(s.Seed, seedKIDLabel, k))
 	copy(out.Value[:], prf(s.Seed, seedKeyLabel, k))
@@ -153,11 +164,20 @@ func parseInitName(f string) (uint64, bool) {
 	return k, err == nil
 }
 
-// keyPeriod is what a manifest says of key period k: never the key.
+// keyPeriod is what a manifest says of key period k: never a key, only the video and audio
+// KIDs and the DRM systems that signal them.
 func (e *Encryption) keyPeriod(k, first uint64) (manifest.KeyPeriod, error) {
-	key, err := e.Keys.Key(k)
+	v, err := e.Keys.Key(k, manifest.Video)
 	if err != nil {
 		return manifest.KeyPeriod{}, err
 	}
-	return manifest.KeyPeriod{Index: k, FirstNumber: first, KID: key.ID, InitURI: initName(k)}, nil
+	a, err := e.Keys.Key(k, manifest.Audio)
+	if err != nil {
+		return manifest.KeyPeriod{}, err
+	}
+	kp := manifest.KeyPeriod{Index: k, FirstNumber: first, KID: v.ID, Systems: v.Systems, InitURI: initName(k)}
+	if a.ID != v.ID {
+		kp.AudioKID, kp.AudioSystems = a.ID, a.Systems
+	}
+	return kp, nil
 }

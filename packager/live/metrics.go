@@ -1,6 +1,7 @@
 package live
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ type Metrics struct {
 	blocking  *prometheus.CounterVec // blocking playlist reloads, by channel and result
 	ingest    *prometheus.CounterVec // ingest requests, by channel and HTTP status
 	unaligned *prometheus.CounterVec // segments extended past their grid line, by channel and track
+	noKey     *prometheus.GaugeVec   // 1 while a track's publishing stalls for want of a key
 }
 
 // NewMetrics makes the live packager's metrics.
@@ -24,7 +26,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		fragments: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "reel_live_fragments_total", Help: "Fragments from sources, by result: appended, or refused (time going back, unknown track, after the end…).",
+			Name: "reel_live_fragments_total", Help: "Fragments from sources, by result: appended, refused (time going back, unknown track, after the end…), or withheld (the key of their key period is not known: not published).",
 		}, []string{"channel", "track", "result"}),
 		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reel_live_segments_total", Help: "Segments completed and published.",
@@ -42,7 +44,10 @@ func NewMetrics() *Metrics {
 			Name: "reel_live_unaligned_segments_total", Help: "Video segments extended past their grid line because the rendition had no keyframe there (its keyframes are not aligned with the segment grid).",
 		}, []string{"channel", "track"}),
 	}
-	m.reg.MustRegister(m.fragments, m.segments, m.edge, m.blocking, m.ingest, m.unaligned)
+	m.noKey = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "reel_live_key_missing", Help: "1 while a track publishes nothing because the key of its key period is not known (a CPIX document that does not reach that period yet); 0 otherwise.",
+	}, []string{"channel", "track"})
+	m.reg.MustRegister(m.fragments, m.segments, m.edge, m.blocking, m.ingest, m.unaligned, m.noKey)
 	return m
 }
 
@@ -61,7 +66,10 @@ func (m *Metrics) fragment(channel, track string, err error) {
 		return
 	}
 	result := "appended"
-	if err != nil {
+	switch {
+	case errors.Is(err, errWithheld):
+		result = "withheld"
+	case err != nil:
 		result = "refused"
 	}
 	m.fragments.WithLabelValues(channel, track, result).Inc()
@@ -71,6 +79,16 @@ func (m *Metrics) segment(channel, track string, number uint64) {
 	if m != nil {
 		m.segments.WithLabelValues(channel, track).Inc()
 		m.edge.WithLabelValues(channel, track).Set(float64(number))
+	}
+}
+
+func (m *Metrics) keyMissing(channel, track string, missing bool) {
+	if m != nil {
+		v := 0.0
+		if missing {
+			v = 1
+		}
+		m.noKey.WithLabelValues(channel, track).Set(v)
 	}
 }
 

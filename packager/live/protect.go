@@ -19,7 +19,17 @@ type trackKeys struct {
 	// inits are the protected init segments made in this run, by key period: the current
 	// period's and the next one's, and a few before (older ones are served from disk).
 	inits map[uint64][]byte
+	// waiting is set while the track's fragments are withheld because the key of the period
+	// they are in is not known: nothing of that period is published until it is.
+	waiting bool
+	// dropped says fragments were withheld: the track resumes with a discontinuity.
+	dropped bool
 }
+
+// errWithheld is protect's answer for a fragment that is not published because its key is not
+// known (or, once it is, because the fragment does not start a segment): Append drops it and
+// tells the source nothing is wrong.
+var errWithheld = errors.New("fragment withheld: its key period's key is not known")
 
 // setupTrack prepares t's encryption, before resume checks what a previous run left. c.mu is
 // not needed: t is not on the channel yet.
@@ -37,21 +47,35 @@ func (c *Channel) setupTrack(t *track, clearInit []byte) error {
 }
 
 // protect encrypts f's data for the segment it joins, making the init segments of that
-// segment's key period and of the next one first, so that both exist before any segment of
-// theirs is listed. c.mu is held; on error nothing has changed.
+// segment's key period and of the next one (when its key is known) first, so that both exist
+// before any segment of theirs is listed. c.mu is held; on error nothing has changed, except
+// that a fragment whose key is not known (errWithheld) completes the segment in progress (the
+// last of its period) when it would have started the next one.
 func (c *Channel) protect(t *track, f *Fragment) error {
 	e := c.cfg.Encryption
 	n, first := t.numberFor(*f)
 	k := e.Keys.Period(n)
-	key, err := e.Keys.Key(k)
+	key, err := e.Keys.Key(k, t.info.Kind)
+	if errors.Is(err, ErrNoKey) {
+		c.withhold(t, k, first)
+		return errWithheld
+	}
 	if err != nil {
 		return fmt.Errorf("track %s: key of period %d: %w", t.info.ID, k, err)
+	}
+	if t.keys.waiting {
+		if !f.Independent {
+			return errWithheld // a segment starts with a sync sample
+		}
+		c.resume(t, k)
 	}
 	if err := c.publishInit(t, k); err != nil {
 		return err
 	}
 	if next, _, ok := nextPeriod(e.Keys, n); ok {
-		if err := c.publishInit(t, next); err != nil {
+		// The next period's init is published as soon as its key is known; until then
+		// the manifests do not announce it (announced).
+		if err := c.publishInit(t, next); err != nil && !errors.Is(err, ErrNoKey) {
 			return err
 		}
 	}
@@ -63,13 +87,50 @@ func (c *Channel) protect(t *track, f *Fragment) error {
 	return nil
 }
 
+// withhold stops t publishing: a fragment of key period k, whose key is not known, arrived;
+// first says it would start a segment, so the segment in progress (of the period before) is
+// complete and is published. The channel's first stalled track logs it, once. c.mu is held.
+func (c *Channel) withhold(t *track, k uint64, first bool) {
+	if first && t.cur != nil {
+		c.completed(t, []*segment{t.finish()})
+		c.wake()
+	}
+	t.keys.dropped = true
+	if t.keys.waiting {
+		return
+	}
+	t.keys.waiting = true
+	c.cfg.Metrics.keyMissing(c.cfg.Name, t.info.ID, true)
+	if c.keyWaiting++; c.keyWaiting == 1 {
+		c.cfg.Logger.Error("live: the key of the next key period is not known: publishing stalls until the key source has it",
+			"channel", c.cfg.Name, "key_period", k)
+	}
+}
+
+// resume ends t's wait for key period k's key: its next segment starts with this fragment,
+// after a discontinuity (the withheld media is not published). c.mu is held.
+func (c *Channel) resume(t *track, k uint64) {
+	t.keys.waiting = false
+	if t.keys.dropped && (t.cur != nil || len(t.segs) > 0) {
+		t.discPending = true
+		if t.cur != nil {
+			t.cur.forceEnd = true
+		}
+	}
+	t.keys.dropped = false
+	c.cfg.Metrics.keyMissing(c.cfg.Name, t.info.ID, false)
+	if c.keyWaiting--; c.keyWaiting == 0 {
+		c.cfg.Logger.Info("live: key known: publishing resumes", "channel", c.cfg.Name, "key_period", k)
+	}
+}
+
 // publishInit writes key period k's init segment of t (init-<k>.mp4) unless this run has.
 // c.mu is held.
 func (c *Channel) publishInit(t *track, k uint64) error {
 	if _, ok := t.keys.inits[k]; ok {
 		return nil
 	}
-	key, err := c.cfg.Encryption.Keys.Key(k)
+	key, err := c.cfg.Encryption.Keys.Key(k, t.info.Kind)
 	if err != nil {
 		return fmt.Errorf("track %s: key of period %d: %w", t.info.ID, k, err)
 	}
@@ -190,11 +251,13 @@ func (c *Channel) liveKeys(p *manifest.Presentation) (*manifest.LiveKeys, error)
 	}
 	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
 	for _, k := range ks {
-		key, err := e.Keys.Key(k)
+		kp, err := e.keyPeriod(k, firstOfPeriod(e.Keys, periods[k]))
+		if errors.Is(err, ErrNoKey) {
+			continue // only the next segment's period, whose key is awaited: nothing of it is out
+		}
 		if err != nil {
 			return nil, fmt.Errorf("key of period %d: %w", k, err)
 		}
-		kp := manifest.KeyPeriod{Index: k, FirstNumber: firstOfPeriod(e.Keys, periods[k]), KID: key.ID, InitURI: initName(k)}
 		kp.Start, kp.StartTimescale = c.periodStart(kp.FirstNumber, periods[k])
 		lk.Periods = append(lk.Periods, kp)
 	}
@@ -266,7 +329,11 @@ func (c *Channel) checkResumedKeys(t *track) error {
 		return nil
 	}
 	k := e.Keys.Period(t.segs[len(t.segs)-1].number)
-	key, err := e.Keys.Key(k)
+	key, err := e.Keys.Key(k, t.info.Kind)
+	if errors.Is(err, ErrNoKey) {
+		t.reset() // its key is gone from the source: what it encrypted cannot be checked
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -282,4 +349,15 @@ func (c *Channel) checkResumedKeys(t *track) error {
 		t.reset()
 	}
 	return nil
+}
+
+// keyAwaited reports whether segment n of t is in a key period whose key is not known: no
+// preload hint names it (a player would load it under the KEY tag in force). c.mu is held.
+func (c *Channel) keyAwaited(t *track, n uint64) bool {
+	e := c.cfg.Encryption
+	if e == nil {
+		return false
+	}
+	_, err := e.Keys.Key(e.Keys.Period(n), t.info.Kind)
+	return err != nil
 }

@@ -410,7 +410,7 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 	if c.cfg.PartDuration > 0 && !c.ended {
 		if t.cur != nil {
 			opt.PreloadHint, opt.PreloadHintNumber = partName(t.cur.number, len(t.cur.parts)), t.cur.number
-		} else if n, _, ok := c.lastMSN(t); ok {
+		} else if n, _, ok := c.lastMSN(t); ok && !c.keyAwaited(t, n+1) {
 			opt.PreloadHint, opt.PreloadHintNumber = partName(n+1, 0), n+1
 		}
 	}
