@@ -139,9 +139,9 @@ func (e *Encryption) pickKeys(tracks []*inputTrack) error {
 	}
 	e.trackKeys = nil
 	for _, t := range tracks {
-		ct := cpix.Track{Type: cpix.Video, Pixels: uint64(t.width) * uint64(t.height), Period: period}
+		ct := cpix.Track{Type: manifest.Video, Pixels: uint64(t.width) * uint64(t.height), Period: period}
 		if t.kind == manifest.Audio {
-			ct = cpix.Track{Type: cpix.Audio, Channels: uint64(t.channels), Period: period}
+			ct = cpix.Track{Type: manifest.Audio, Channels: uint64(t.channels), Period: period}
 		}
 		k, err := e.CPIX.KeyFor(ct)
 		if err != nil {

@@ -40,8 +40,8 @@ func TestEncryptCPIX(t *testing.T) {
 		t.Fatalf("Protection %+v", encP.Protection)
 	}
 	keyOf := map[manifest.Kind]*cpix.ContentKey{}
-	keyOf[manifest.Video], _ = doc.Key(cpix.Video, "")
-	keyOf[manifest.Audio], _ = doc.Key(cpix.Audio, "")
+	keyOf[manifest.Video], _ = doc.Key(manifest.Video, "")
+	keyOf[manifest.Audio], _ = doc.Key(manifest.Audio, "")
 	if keyOf[manifest.Video].KID == keyOf[manifest.Audio].KID {
 		t.Fatal("the sample gives video and audio one key")
 	}
@@ -241,9 +241,9 @@ func TestEncryptCPIXSingleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tr := range p.Tracks() {
-		typ := cpix.Video
+		typ := manifest.Video
 		if tr.Kind == manifest.Audio {
-			typ = cpix.Audio
+			typ = manifest.Audio
 		}
 		k, _ := doc.Key(typ, "")
 		f := decodeMP4(t, filepath.Join(out, tr.ID, tr.InitURI))
@@ -257,9 +257,9 @@ func TestEncryptCPIXSingleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, as := range m.Periods[0].AdaptationSets {
-		typ := cpix.Video
+		typ := manifest.Video
 		if as.ContentType == "audio" {
-			typ = cpix.Audio
+			typ = manifest.Audio
 		}
 		k, _ := doc.Key(typ, "")
 		if len(as.ContentProtections) == 0 || as.ContentProtections[0].DefaultKID != k.KID.String() {

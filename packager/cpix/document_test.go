@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/reelvideo/reel/manifest"
 )
 
 const (
@@ -42,7 +44,7 @@ func TestParseSample(t *testing.T) {
 	if s, err := d.Scheme(); s != "cbcs" || err != nil {
 		t.Errorf("Scheme() = %q, %v", s, err)
 	}
-	for typ, want := range map[TrackType]string{Video: videoKID, Audio: audioKID} {
+	for typ, want := range map[manifest.Kind]string{manifest.Video: videoKID, manifest.Audio: audioKID} {
 		k, err := d.Key(typ, "")
 		if err != nil || k.KID.String() != want {
 			t.Errorf("Key(%s) = %v, %v; want %s", typ, k, err, want)
@@ -160,22 +162,22 @@ func TestKeyFor(t *testing.T) {
 		tr   Track
 		want string
 	}{
-		{Track{Type: Video, Pixels: 640 * 360}, sd},
-		{Track{Type: Video, Pixels: 1280 * 720}, hd},
-		{Track{Type: Audio, Channels: 2}, au},
+		{Track{Type: manifest.Video, Pixels: 640 * 360}, sd},
+		{Track{Type: manifest.Video, Pixels: 1280 * 720}, hd},
+		{Track{Type: manifest.Audio, Channels: 2}, au},
 	} {
 		if k, err := d.KeyFor(c.tr); err != nil || k.KID.String() != c.want {
 			t.Errorf("KeyFor(%+v) = %v, %v; want %s", c.tr, k, err, c.want)
 		}
 	}
-	if _, err := d.KeyFor(Track{Type: Audio, Channels: 6}); err == nil || !strings.Contains(err.Error(), "no ContentKeyUsageRule gives a key for a audio track") {
+	if _, err := d.KeyFor(Track{Type: manifest.Audio, Channels: 6}); err == nil || !strings.Contains(err.Error(), "no ContentKeyUsageRule gives a key for a audio track") {
 		t.Errorf("6 channels: %v", err)
 	}
 	amb := rules(`<ContentKeyUsageRule kid="` + sd + `"/><ContentKeyUsageRule kid="` + hd + `"><VideoFilter/></ContentKeyUsageRule>`)
-	if _, err := amb.Key(Video, ""); err == nil || !strings.Contains(err.Error(), "usage rules give two keys") {
+	if _, err := amb.Key(manifest.Video, ""); err == nil || !strings.Contains(err.Error(), "usage rules give two keys") {
 		t.Errorf("ambiguous: %v", err)
 	}
-	if _, err := rules("").Key(Video, ""); err == nil || !strings.Contains(err.Error(), "3 content keys and no ContentKeyUsageRule") {
+	if _, err := rules("").Key(manifest.Video, ""); err == nil || !strings.Contains(err.Error(), "3 content keys and no ContentKeyUsageRule") {
 		t.Errorf("no rules: %v", err)
 	}
 
@@ -190,7 +192,7 @@ func TestKeyFor(t *testing.T) {
 		t.Errorf("VODPeriod with two periods: %v", err)
 	}
 	for period, want := range map[string]string{"k1": sd, "k2": hd} {
-		if k, err := live.Key(Audio, period); err != nil || k.KID.String() != want {
+		if k, err := live.Key(manifest.Audio, period); err != nil || k.KID.String() != want {
 			t.Errorf("Key(audio, %s) = %v, %v", period, k, err)
 		}
 	}
@@ -243,6 +245,6 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("URIExtXKey %q", s.URIExtXKey)
 			}
 		}
-		_, _ = d.Key(Video, "")
+		_, _ = d.Key(manifest.Video, "")
 	})
 }

@@ -4,27 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/reelvideo/reel/manifest"
 )
-
-// TrackType is what a track carries, for usage rules.
-type TrackType int
-
-const (
-	Video TrackType = iota
-	Audio
-)
-
-func (t TrackType) String() string {
-	if t == Audio {
-		return "audio"
-	}
-	return "video"
-}
 
 // Track describes a track to find its key: its type, what filters look at, and the key period
 // it is in (a Period's ID; "" when the document has no periods, as for VOD).
 type Track struct {
-	Type     TrackType
+	Type     manifest.Kind
 	Pixels   uint64 // width × height (video)
 	Channels uint64 // audio
 	Period   string
@@ -40,7 +27,7 @@ func (t Track) String() string {
 
 // Key returns the key for a track of type typ in period (see KeyFor), for callers that know
 // no more of the track than that, such as live key rotation.
-func (d *Document) Key(typ TrackType, period string) (*ContentKey, error) {
+func (d *Document) Key(typ manifest.Kind, period string) (*ContentKey, error) {
 	return d.KeyFor(Track{Type: typ, Period: period})
 }
 
@@ -101,7 +88,7 @@ func (r *UsageRule) matches(t Track) bool {
 			return true
 		}
 	}
-	if t.Type == Video {
+	if t.Type == manifest.Video {
 		for _, f := range video {
 			if (f.MinPixels == 0 || t.Pixels >= f.MinPixels) && (f.MaxPixels == 0 || t.Pixels <= f.MaxPixels) {
 				return true

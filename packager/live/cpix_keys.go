@@ -76,7 +76,7 @@ func LoadCPIXKeys(ctx context.Context, src, token string, rotation uint64, logge
 
 // livePeriods checks d for live use and returns its keys by key period.
 func livePeriods(d *cpix.Document, rotation uint64) (map[uint64]cpixPeriod, error) {
-	keyOf := func(typ cpix.TrackType, period string) (Key, error) {
+	keyOf := func(typ manifest.Kind, period string) (Key, error) {
 		ck, err := d.Key(typ, period)
 		if err != nil {
 			return Key{}, err
@@ -92,11 +92,11 @@ func livePeriods(d *cpix.Document, rotation uint64) (map[uint64]cpixPeriod, erro
 		return k, nil
 	}
 	both := func(period string) (cpixPeriod, error) {
-		v, err := keyOf(cpix.Video, period)
+		v, err := keyOf(manifest.Video, period)
 		if err != nil {
 			return cpixPeriod{}, err
 		}
-		a, err := keyOf(cpix.Audio, period)
+		a, err := keyOf(manifest.Audio, period)
 		return cpixPeriod{v, a}, err
 	}
 	if len(d.Periods) == 0 {
