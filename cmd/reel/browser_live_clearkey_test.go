@@ -47,7 +47,7 @@ func seedKey(t *testing.T, seedHex, label string, k uint64) []byte {
 // no console error, and dash.js opened a key session for each new KID. Given the keys of the
 // first periods only, it stops at the first period whose key it lacks. hls.js (cenc) plays the
 // HLS playlists across the rotations too, and Shaka Player (cenc and cbcs) the MPD, their
-// ClearKey licenses answered by the driver.
+// ClearKey licenses answered by the driver; given wrong keys, Shaka Player does not play.
 func TestBrowserLiveClearKey(t *testing.T) {
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
@@ -108,6 +108,10 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		}
 		return m
 	}
+	wrongKeys := keys(first + 60)
+	for kid := range wrongKeys {
+		wrongKeys[kid] = base64url(t, wrongClearKey)
+	}
 	cases := []map[string]any{
 		{"name": "missing keys " + scheme, "url": mpdPath, "clearkeys": keys(first + missingFrom), "advance": 2 * liveClearKeyAdvance, "timeout": 16},
 		{"name": "live " + scheme, "url": mpdPath, "clearkeys": keys(first + 60), "advance": liveClearKeyAdvance, "timeout": 60},
@@ -115,6 +119,9 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		// for each new KID (the license server answers only the KIDs asked for).
 		{"name": "Shaka Player " + scheme, "player": "shaka", "url": mpdPath,
 			"clearkeys": keys(first + 60), "licenseAsked": true, "advance": liveClearKeyAdvance, "timeout": 60},
+		// Given wrong keys for every KID, Shaka Player must not play at all.
+		{"name": "wrong keys Shaka Player " + scheme, "player": "shaka", "url": mpdPath,
+			"clearkeys": wrongKeys, "licenseAsked": true, "advance": liveClearKeyAdvance, "timeout": 10},
 	}
 	if scheme == "cenc" {
 		// hls.js 1.7.4 with cbcs: at some key rotations (reproduced when the player starts a
@@ -138,6 +145,14 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 	}
 	for _, c := range res.Cases[1:] {
 		s := c.State
+		if strings.HasPrefix(c.Name, "wrong keys") {
+			// A wrong key decrypts to noise: the decoder fails before the first frame.
+			t.Logf("%s (%s): currentTime %.2f s, %d frames, %d license requests, errors %q", c.Name, s.Library, s.CurrentTime, s.Frames, c.LicenseRequests, s.Errors)
+			if s.StartTime != nil || s.Frames > 0 || c.LicenseRequests == 0 {
+				t.Errorf("%s: played (started %v) to %.2f s with %d frames, %d license requests; want no playback after a license", c.Name, s.StartTime != nil, s.CurrentTime, s.Frames, c.LicenseRequests)
+			}
+			continue
+		}
 		if len(s.Errors) > 0 || len(c.ConsoleErrors) > 0 {
 			t.Errorf("%s: player errors %q, console errors %q", c.Name, s.Errors, c.ConsoleErrors)
 		}
