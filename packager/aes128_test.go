@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/hls-m3u8/m3u8"
+	"github.com/reelvideo/reel/internal/testkit"
 	"github.com/reelvideo/reel/manifest"
 )
 
@@ -167,31 +168,8 @@ func testAES128RoundTrip(t *testing.T, fixedIV string) {
 	checkKeyNotIn(t, encDir)
 }
 
-// checkKeyNotIn: no file under dir holds testKey, in bytes or in hex.
-func checkKeyNotIn(t *testing.T, dir string) {
-	t.Helper()
-	needles := [][]byte{testKey, []byte(hex.EncodeToString(testKey)), []byte(strings.ToUpper(hex.EncodeToString(testKey)))}
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		files++
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, n := range needles {
-			if bytes.Contains(data, n) {
-				t.Errorf("%s holds the key", path)
-			}
-		}
-		return nil
-	})
-	if err != nil || files < 10 {
-		t.Fatalf("walked %d files: %v", files, err)
-	}
-}
+// checkKeyNotIn: no file under dir holds testKey.
+func checkKeyNotIn(t *testing.T, dir string) { testkit.CheckNoSecretInDir(t, dir, 10, testKey) }
 
 // TestAES128BadInput: aes-128 without a key URI, with a key ID, with a short IV or with
 // single-file output is refused before anything is written.

@@ -241,6 +241,18 @@ func (c *comparer) run(name string, args ...string) usage {
 	return u
 }
 
+// reportTable logs a comparison's markdown table and writes it to the file $REEL_BENCH_OUT
+// names, if any.
+func reportTable(t *testing.T, md string) {
+	t.Helper()
+	t.Logf("\n%s", md)
+	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			t.Fatalf("REEL_BENCH_OUT: %v", err)
+		}
+	}
+}
+
 // goBuild runs the go command in dir and fails the test on error.
 func goBuild(t *testing.T, goBin, dir string, env []string, args ...string) {
 	t.Helper()
@@ -295,7 +307,7 @@ func ffmpegArgs(inputs []string, hlsDir, dashDir string) (hls, dash []string) {
 // fMP4 + DASH for the whole ladder) in one run on one machine: input MB/s and peak RSS, on the
 // 12 s sample ladder and on the same ladder looped to 120 s (memory vs input duration). It is
 // a benchmark (make bench), not a CI test: it asserts only that the outputs exist and the
-// numbers are positive, never timing. REEL_BENCH_OUT names a file for the markdown table.
+// numbers are positive, never timing.
 func TestCompareFFmpeg(t *testing.T) {
 	if os.Getenv("REEL_COMPARE") != "1" {
 		t.Skip("benchmark against ffmpeg: run with REEL_COMPARE=1 (make bench)")
@@ -376,10 +388,5 @@ func TestCompareFFmpeg(t *testing.T) {
 		"writing CMAF segments once + HLS + DASH manifests; ffmpeg -c copy: two processes (HLS fMP4, DASH), "+
 		"wall times summed, peak RSS = max of the two. Peak RSS is the child's ru_maxrss measured by a small "+
 		"launcher (floor: /bin/true reports %.1f MiB).\n", compareRuns, float64(floor.maxRSS)/1024)
-	t.Logf("\n%s", md.String())
-	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
-		if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {
-			t.Fatalf("REEL_BENCH_OUT: %v", err)
-		}
-	}
+	reportTable(t, md.String())
 }

@@ -148,12 +148,7 @@ func TestCompareShakaPackager(t *testing.T) {
 		"process each. Shaka Packager %s (npm shaka-packager); encrypted with one raw key, no clear lead. Peak RSS "+
 		"is the child's ru_maxrss measured by a small launcher (floor: /bin/true reports %.1f MiB).\n",
 		compareRuns, shakaVersion(t, shaka), float64(c.floor.maxRSS)/1024)
-	t.Logf("\n%s", md.String())
-	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
-		if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {
-			t.Fatalf("REEL_BENCH_OUT: %v", err)
-		}
-	}
+	reportTable(t, md.String())
 }
 
 // checkEncrypted fails the test unless the MPD signals encryption exactly when scheme is not

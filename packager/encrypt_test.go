@@ -21,6 +21,7 @@ import (
 	"github.com/Eyevinn/dash-mpd/mpd"
 	"github.com/Eyevinn/hls-m3u8/m3u8"
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/reelvideo/reel/internal/testkit"
 	"github.com/reelvideo/reel/manifest"
 )
 
@@ -563,30 +564,7 @@ func testEncryptSignalling(t *testing.T, e *Encryption) {
 // TestEncryptKeyNotPublished: no file of the presentation holds the key, in bytes or in hex.
 func TestEncryptKeyNotPublished(t *testing.T) {
 	_, _, encDir, _ := packagedTwice(t, ladder)
-	needles := [][]byte{testKey, []byte(hex.EncodeToString(testKey)), []byte(strings.ToUpper(hex.EncodeToString(testKey)))}
-	files := 0
-	err := filepath.WalkDir(encDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		files++
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, n := range needles {
-			if bytes.Contains(data, n) {
-				t.Errorf("%s contains the key (%q)", path, n)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files < 10 {
-		t.Fatalf("only %d files walked", files)
-	}
+	testkit.CheckNoSecretInDir(t, encDir, 10, testKey)
 }
 
 // TestEncryptBadInput: bad key material and an unknown scheme are refused

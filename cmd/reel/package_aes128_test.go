@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // TestPackageAES128: --encrypt aes-128 writes HLS only: METHOD=AES-128 with the key URI (and
@@ -94,29 +96,12 @@ func TestPackageEncryptSingleFile(t *testing.T) {
 	}
 }
 
-// noKey: no file under dir holds testKey in hex or in bytes.
+// noKey: no file under dir holds testKey.
 func noKey(t *testing.T, dir string) {
 	t.Helper()
-	raw := make([]byte, 16)
-	for i := range raw {
-		raw[i] = byte(0x11 * i) // testKey is 00112233…ff
+	key, err := hex.DecodeString(testKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	files := 0
-	err := filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		files++
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(bytes.ToLower(data), []byte(testKey)) || bytes.Contains(data, raw) || strings.Contains(string(data), strings.ToUpper(testKey)) {
-			t.Errorf("%s holds the key", path)
-		}
-		return nil
-	})
-	if err != nil || files < 5 {
-		t.Fatalf("walked %d files: %v", files, err)
-	}
+	testkit.CheckNoSecretInDir(t, dir, 5, key)
 }
