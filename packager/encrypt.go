@@ -189,6 +189,19 @@ func (k keyOfTrack) psshBoxes() ([]*mp4.PsshBox, error) {
 	return out, nil
 }
 
+// withCommonPssh adds to pssh the W3C common pssh naming kid (commonPssh, as live init
+// segments carry), unless one of the boxes already is a common pssh (a CPIX document may give
+// one). Players such as hls.js open a ClearKey session only on the browser's "encrypted" event,
+// which fires for a pssh in the init segment; Shaka Packager writes this box by default too.
+func withCommonPssh(pssh []*mp4.PsshBox, kid []byte) []*mp4.PsshBox {
+	for _, p := range pssh {
+		if bytes.Equal(p.SystemID, commonSystemID) {
+			return pssh
+		}
+	}
+	return append(pssh, commonPssh([16]byte(kid)))
+}
+
 // protection is what the manifests say about a track protected under k.
 func (e *Encryption) protection(k keyOfTrack) *manifest.Protection {
 	p := &manifest.Protection{Scheme: e.Scheme, KeyURI: e.KeyURI, ClearKeyLicense: e.ClearKeyLicense}
@@ -264,6 +277,7 @@ func newTrackEncryptor(e *Encryption, track int, clearInit []byte) (*trackEncryp
 	if err != nil {
 		return nil, nil, err
 	}
+	pssh = withCommonPssh(pssh, tk.kid)
 	// mp4ff appends the pssh boxes to moov, after mvex (ISO/IEC 23001-7 §8.1: in moov).
 	ipd, err := mp4.InitProtect(f.Init, tk.key, iv, e.Scheme, kid, pssh)
 	if err != nil {

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,7 +46,8 @@ func seedKey(t *testing.T, seedHex, label string, k uint64) []byte {
 // two key rotations, counted from the Periods of the MPD — with frames decoded, no player and
 // no console error, and dash.js opened a key session for each new KID. Given the keys of the
 // first periods only, it stops at the first period whose key it lacks. hls.js (cenc) plays the
-// HLS playlists across the rotations too, its ClearKey licenses answered by the driver.
+// HLS playlists across the rotations too, and Shaka Player (cenc and cbcs) the MPD, their
+// ClearKey licenses answered by the driver; given wrong keys, Shaka Player does not play.
 func TestBrowserLiveClearKey(t *testing.T) {
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
@@ -112,9 +108,20 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		}
 		return m
 	}
+	wrongKeys := keys(first + 60)
+	for kid := range wrongKeys {
+		wrongKeys[kid] = base64url(t, wrongClearKey)
+	}
 	cases := []map[string]any{
-		{"name": "missing keys " + scheme, "clearkeys": keys(first + missingFrom), "advance": 2 * liveClearKeyAdvance, "timeout": 16},
-		{"name": "live " + scheme, "clearkeys": keys(first + 60), "advance": liveClearKeyAdvance, "timeout": 60},
+		{"name": "missing keys " + scheme, "url": mpdPath, "clearkeys": keys(first + missingFrom), "advance": 2 * liveClearKeyAdvance, "timeout": 16},
+		{"name": "live " + scheme, "url": mpdPath, "clearkeys": keys(first + 60), "advance": liveClearKeyAdvance, "timeout": 60},
+		// Shaka Player flattens the Periods into one timeline and asks the license server
+		// for each new KID (the license server answers only the KIDs asked for).
+		{"name": "Shaka Player " + scheme, "player": "shaka", "url": mpdPath,
+			"clearkeys": keys(first + 60), "licenseAsked": true, "advance": liveClearKeyAdvance, "timeout": 60},
+		// Given wrong keys for every KID, Shaka Player must not play at all.
+		{"name": "wrong keys Shaka Player " + scheme, "player": "shaka", "url": mpdPath,
+			"clearkeys": wrongKeys, "licenseAsked": true, "advance": liveClearKeyAdvance, "timeout": 10},
 	}
 	if scheme == "cenc" {
 		// hls.js 1.7.4 with cbcs: at some key rotations (reproduced when the player starts a
@@ -128,50 +135,8 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		cases = append(cases, map[string]any{"name": "hls.js " + scheme, "player": "hls.js", "url": "/live/k/master.m3u8",
 			"clearkeys": keys(first + 60), "licenseAsked": true, "advance": liveClearKeyAdvance, "timeout": 60})
 	}
-	cfg, _ := json.Marshal(map[string]any{"chromium": chromium, "base": base, "mpd": mpdPath,
-		"dashjs": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-		"hlsjs":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"), "cases": cases})
-	cfgFile := filepath.Join(t.TempDir(), "clearkey.json")
-	if err := os.WriteFile(cfgFile, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(uiDir, "e2e", "clearkey.mjs"), cfgFile)
-	var errOut strings.Builder
-	cmd.Stderr = &errOut
-	stdout, err := cmd.Output()
-	t.Logf("clearkey.mjs:\n%s", errOut.String())
-	if err != nil {
-		t.Fatalf("clearkey.mjs: %v", err)
-	}
-	var res struct {
-		Fatal string `json:"fatal"`
-		Cases []struct {
-			Name  string `json:"name"`
-			State *struct {
-				CurrentTime float64  `json:"currentTime"`
-				StartTime   *float64 `json:"startTime"`
-				Frames      int      `json:"frames"`
-				Errors      []string `json:"errors"`
-				Periods     []string `json:"periods"` // dash.js: Periods switched to; hls.js: init segments
-				Sessions    int      `json:"sessions"`
-			} `json:"state"`
-			ConsoleErrors   []string `json:"consoleErrors"`
-			LicenseRequests int      `json:"licenseRequests"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		t.Fatalf("clearkey.mjs output %q: %v", stdout, err)
-	}
-	if res.Fatal != "" || len(res.Cases) != len(cases) {
-		t.Fatalf("clearkey.mjs: %s (%d cases)", res.Fatal, len(res.Cases))
-	}
-	for _, c := range res.Cases {
-		if c.State == nil {
-			t.Fatalf("%s: no player state", c.Name)
-		}
-	}
+	var res clearKeyRun
+	runClearKey(t, node, base, chromium, vendor, cases, 4*time.Minute, &res)
 	// Key rotations are Period starts (key-period boundaries) in the MPD; HLS switches keys
 	// at the same media times.
 	m, raw := fetchMPD(t, base+mpdPath+"?dvr=1")
@@ -180,6 +145,14 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 	}
 	for _, c := range res.Cases[1:] {
 		s := c.State
+		if strings.HasPrefix(c.Name, "wrong keys") {
+			// A wrong key decrypts to noise: the decoder fails before the first frame.
+			t.Logf("%s (%s): currentTime %.2f s, %d frames, %d license requests, errors %q", c.Name, s.Library, s.CurrentTime, s.Frames, c.LicenseRequests, s.Errors)
+			if s.StartTime != nil || s.Frames > 0 || c.LicenseRequests == 0 {
+				t.Errorf("%s: played (started %v) to %.2f s with %d frames, %d license requests; want no playback after a license", c.Name, s.StartTime != nil, s.CurrentTime, s.Frames, c.LicenseRequests)
+			}
+			continue
+		}
 		if len(s.Errors) > 0 || len(c.ConsoleErrors) > 0 {
 			t.Errorf("%s: player errors %q, console errors %q", c.Name, s.Errors, c.ConsoleErrors)
 		}
@@ -193,8 +166,8 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 				crossed = append(crossed, p.Id)
 			}
 		}
-		t.Logf("%s: played %.2f s → %.2f s, %d frames, across key periods %v; the player went through %v with %d keys",
-			c.Name, *s.StartTime, s.CurrentTime, s.Frames, crossed, s.Periods, s.Sessions)
+		t.Logf("%s (%s): played %.2f s → %.2f s, %d frames, across key periods %v; the player went through %v with %d keys, %d license requests",
+			c.Name, s.Library, *s.StartTime, s.CurrentTime, s.Frames, crossed, s.Periods, s.Sessions, c.LicenseRequests)
 		if len(crossed) < 2 {
 			t.Errorf("%s: played from %.2f s to %.2f s: across %d key rotations %v, want at least 2", c.Name, *s.StartTime, s.CurrentTime, len(crossed), crossed)
 		}
@@ -204,7 +177,7 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		if s.Sessions < len(crossed) {
 			t.Errorf("%s: %d key sessions for %d new KIDs", c.Name, s.Sessions, len(crossed))
 		}
-		if strings.HasPrefix(c.Name, "hls.js") && c.LicenseRequests < len(crossed) {
+		if c.Player != "dash.js" && c.LicenseRequests < len(crossed) {
 			t.Errorf("%s: %d license requests for %d new KIDs", c.Name, c.LicenseRequests, len(crossed))
 		}
 	}

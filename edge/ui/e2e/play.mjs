@@ -23,69 +23,31 @@
 // reports an error, or `timeout` passes) and records the player's state: time played, frames
 // decoded, rendition, buffer, latency samples, errors, and the page's console errors. The
 // status step waits for two refreshes and records the figures the panel shows. Logs go to
-// stderr; the result is the one line on stdout.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// stderr; the result is the one line on stdout. The launch, the bare page and the polling are
+// chromium.mjs's, shared with clearkey.mjs.
+import { readFileSync } from 'node:fs';
+import { config, logger, openPage as open, poll, runChromium } from './chromium.mjs';
 
-const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const log = (...a) => console.error('[play]', ...a);
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
-const userDataDir = mkdtempSync(join(tmpdir(), 'reel-chromium-'));
-const out = { cases: [], status: null, browser: '' };
-const t0 = Date.now();
+const cfg = config();
+const log = logger('play');
+const out = { cases: [], status: null };
 let context;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: cfg.chromium, headless: true, args,
-    viewport: { width: 1400, height: 860 }, deviceScaleFactor: 1, timeout: 60_000,
-  });
-  out.browser = context.browser() ? context.browser().version() : '';
-  log('chromium started in', Date.now() - t0, 'ms');
-  await context.route(cfg.base + '/_play/', (route) => route.fulfill({
-    status: 200, contentType: 'text/html; charset=utf-8',
-    body: '<!doctype html><meta charset="utf-8"><title>play</title><video id="v" muted playsinline width="640" height="360"></video>',
-  }));
+await runChromium({ cfg, tag: 'play', bare: [cfg.base + '/_play/'], launch: { viewport: { width: 1400, height: 860 }, deviceScaleFactor: 1 } }, out, async (ctx) => {
+  context = ctx;
   for (const c of cfg.cases || []) out.cases.push(c.url ? await playURL(c) : await playCase(c));
   if (cfg.status) out.status = await statusPage(cfg.status);
-} catch (e) {
-  out.fatal = String(e && e.stack || e);
-  log('fatal:', out.fatal);
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
-}
-out.seconds = (Date.now() - t0) / 1000;
-process.stdout.write(JSON.stringify(out) + '\n');
+});
 
-async function openPage(path) {
-  const page = await context.newPage();
-  const consoleErrors = [];
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-  page.on('pageerror', (e) => consoleErrors.push('uncaught: ' + e.message));
-  await page.goto(cfg.base + path, { waitUntil: 'load', timeout: 20_000 });
-  return { page, consoleErrors };
-}
+// openPage opens base + path (declared, not assigned: the run above calls it).
+function openPage(path) { return open(context, cfg.base + path); }
 
 async function playCase(c) {
   const started = Date.now();
   const { page, consoleErrors } = await openPage(c.path);
-  const deadline = started + (c.timeout || 30) * 1000;
-  let s = null;
-  for (;;) {
-    s = await page.evaluate(() => {
-      const p = window.reel && window.reel.player;
-      return p ? JSON.parse(JSON.stringify(p)) : null;
-    });
-    if (s && (s.errors.length || s.played >= c.play)) break;
-    if (Date.now() > deadline) break;
-    await page.waitForTimeout(250);
-  }
+  const s = await poll(page, () => {
+    const p = window.reel && window.reel.player;
+    return p ? JSON.parse(JSON.stringify(p)) : null;
+  }, (s) => s && (s.errors.length || s.played >= c.play), started + (c.timeout || 30) * 1000, 250);
   if (c.screenshot) await page.screenshot({ path: c.screenshot });
   await page.close();
   const r = { name: c.name, path: c.path, seconds: (Date.now() - started) / 1000, player: s, consoleErrors };
@@ -101,13 +63,8 @@ async function playURL(c) {
   if (!lib) throw new Error('no library file for player ' + c.player);
   await page.addScriptTag({ content: readFileSync(lib, 'utf8') });
   await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url });
-  const deadline = started + (c.timeout || 30) * 1000;
-  let s = null;
-  for (;;) {
-    s = await page.evaluate(() => JSON.parse(JSON.stringify(window.reel.player)));
-    if (s.errors.length || s.played >= c.play || Date.now() > deadline) break;
-    await page.waitForTimeout(250);
-  }
+  const s = await poll(page, () => JSON.parse(JSON.stringify(window.reel.player)),
+    (s) => s.errors.length || s.played >= c.play, started + (c.timeout || 30) * 1000, 250);
   await page.close();
   const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors };
   log(c.name + ':', `${s.library}: played ${s.played.toFixed(1)} s, ${s.frames} frames, ${s.errors.length} errors`, `(${r.seconds.toFixed(1)} s)`);
