@@ -606,8 +606,8 @@ func TestEncryptBadInput(t *testing.T) {
 
 // TestEncryptFFmpegDecrypts checks the output with an independent implementation: ffmpeg, given
 // the key, decodes every frame of the first segment of each track to the same pictures and
-// sounds as the clear twin; without the key ffprobe reports the original codec (from frma)
-// and the decoder fails on the first frames.
+// sounds as the clear twin; with a wrong key or none (ffprobe still reports the original
+// codec, from frma) the decoded frames differ.
 func TestEncryptFFmpegDecrypts(t *testing.T) {
 	ffmpeg := requireTool(t, "ffmpeg")
 	t.Run("cenc", func(t *testing.T) { testFFmpegDecrypts(t, ffmpeg, testEncryption()) })
@@ -642,6 +642,9 @@ func testFFmpegDecrypts(t *testing.T, ffmpeg string, e *Encryption) {
 		wrong := frameMD5(t, ffmpeg, encFile, "-decryption_key", strings.Repeat("ab", 16))
 		if wrong == want {
 			t.Errorf("%s: a wrong key decodes the same frames", tr.ID)
+		}
+		if none := frameMD5(t, ffmpeg, encFile); none == want {
+			t.Errorf("%s: without the key ffmpeg decodes the same frames", tr.ID)
 		}
 	}
 }
