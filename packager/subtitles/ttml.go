@@ -603,3 +603,5 @@ func pct(v float64) string {
 	v = min(max(v, 0), 100)
 	return strconv.FormatFloat(v, 'f', -1, 64) + "%"
 }
+
+func ratOf(a, b int64) *big.Rat { return big.NewRat(a, b) }
