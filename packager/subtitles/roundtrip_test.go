@@ -109,7 +109,7 @@ func TestRoundTripWvtt(t *testing.T) {
 	for _, s := range samples {
 		t.Run(s.name, func(t *testing.T) {
 			tr := parseSample(t, s.name, s.in)
-			initBytes, err := WvttInit(tr, "fra")
+			initBytes, err := WvttInit(tr, "fr")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,6 +123,12 @@ func TestRoundTripWvtt(t *testing.T) {
 			}
 			if !slices.ContainsFunc(trak.Mdia.Minf.Children, func(b mp4.Box) bool { return b.Type() == "nmhd" }) {
 				t.Errorf("no nmhd (14496-30 §7.2: a WebVTT track has a null media header)")
+			}
+			if got := trak.Mdia.Mdhd.GetLanguage(); got != "fra" {
+				t.Errorf("mdhd language %q, want fra", got)
+			}
+			if !slices.Contains(initFile.Init.Ftyp.CompatibleBrands(), "cwvt") {
+				t.Errorf("ftyp brands %q, want cwvt among them", initFile.Init.Ftyp.CompatibleBrands())
 			}
 			if got := trak.Mdia.Mdhd.Timescale; got != WvttTimescale {
 				t.Errorf("timescale %d", got)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+	"golang.org/x/text/language"
 )
 
 // WvttTimescale is the wvtt track's timescale: milliseconds, so cue times are sample times
@@ -16,12 +17,19 @@ const WvttTimescale = 1000
 
 // WvttInit returns the init segment (ftyp+moov) of a CMAF WebVTT track (ISO/IEC 14496-30 §7):
 // handler "text", a null media header, and a wvtt sample entry whose vttC holds the track's
-// WebVTT header with its REGION and STYLE blocks. lang goes to mdhd when it is an ISO 639-2
-// code, to elng otherwise (mp4ff's rule), as for the other tracks.
-func WvttInit(t *Track, lang string) ([]byte, error) {
+// WebVTT header with its REGION and STYLE blocks, and the brand of CMAF's WebVTT media
+// profile, cwvt (ISO/IEC 23000-19, subtitle media profiles). bcp47 is the language: in mdhd as ISO 639-2 when it is a bare language
+// ("fr" → "fra"), the full tag in elng otherwise, as the packager does for its other tracks
+// (ffmpeg and some players read only mdhd).
+func WvttInit(t *Track, bcp47 string) ([]byte, error) {
 	init := mp4.CreateEmptyInit()
-	if lang == "" {
-		lang = "und"
+	init.Ftyp.AddCompatibleBrands([]string{"cwvt"})
+	lang := "und"
+	if tag, err := language.Parse(bcp47); err == nil && bcp47 != "" {
+		lang = bcp47
+		if base, conf := tag.Base(); conf == language.Exact && base.String() == lang {
+			lang = base.ISO3()
+		}
 	}
 	trak := init.AddEmptyTrack(WvttTimescale, "wvtt", lang)
 	if err := trak.SetWvttDescriptor(strings.TrimRight(t.Header(), "\n")); err != nil {
