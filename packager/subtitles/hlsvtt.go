@@ -9,6 +9,8 @@ import (
 // WriteHLSSegment writes one segment of an HLS WebVTT subtitle playlist: the header with
 // X-TIMESTAMP-MAP=MPEGTS:<mpegts>,LOCAL:00:00:00.000, the track's REGION and STYLE blocks,
 // then the cues as they are (not clipped; Split gives each segment every cue it overlaps).
+// The blocks come from t alone; pass a Track without them to leave them out (ffmpeg 5.1's
+// WebVTT reader, for one, stops at the first STYLE or REGION block; hls.js skips them).
 //
 // mpegts is the media time, on a 90 kHz clock (RFC 8216 §3.5), that cue time 0 corresponds
 // to. For Reel's CMAF media, whose timeline starts at 0 with cue times measured from the same

@@ -18,9 +18,9 @@ const WvttTimescale = 1000
 // WvttInit returns the init segment (ftyp+moov) of a CMAF WebVTT track (ISO/IEC 14496-30 §7):
 // handler "text", a null media header, and a wvtt sample entry whose vttC holds the track's
 // WebVTT header with its REGION and STYLE blocks, and the brand of CMAF's WebVTT media
-// profile, cwvt (ISO/IEC 23000-19, subtitle media profiles). bcp47 is the language: in mdhd as ISO 639-2 when it is a bare language
-// ("fr" → "fra"), the full tag in elng otherwise, as the packager does for its other tracks
-// (ffmpeg and some players read only mdhd).
+// profile, cwvt (ISO/IEC 23000-19, subtitle media profiles). bcp47 is the language: in mdhd
+// as ISO 639-2 when it is a bare language ("fr" → "fra"), the full tag in elng otherwise, as
+// the packager does for its other tracks (ffmpeg and some players read only mdhd).
 func WvttInit(t *Track, bcp47 string) ([]byte, error) {
 	init := mp4.CreateEmptyInit()
 	init.Ftyp.AddCompatibleBrands([]string{"cwvt"})
