@@ -57,7 +57,7 @@ func checkParsed(t *testing.T, name string, tr *Track, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CuesFromWvtt(fs); err != nil {
+	if _, err := CuesFromWvtt(fs, WvttTimescale); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -40,6 +40,31 @@ func TestParseVTTLineEndings(t *testing.T) {
 	}
 }
 
+// TestParseVTTNoBlankAfterHeader: a timing line right under WEBVTT is a cue, as the WebVTT
+// parser reads it (a header line with "-->" ends the header).
+func TestParseVTTNoBlankAfterHeader(t *testing.T) {
+	tr, err := ParseVTT("x.vtt", []byte("WEBVTT\n00:01.000 --> 00:02.000\nright away\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCues(t, tr.Cues, []Cue{{Start: 1000, End: 2000, Text: "right away", Line: 2}})
+}
+
+// TestParseSRTMissingBlankLines: cues run together without their blank lines still part at
+// each timing line, with or without a counter before it.
+func TestParseSRTMissingBlankLines(t *testing.T) {
+	in := "1\n00:00:01,000 --> 00:00:02,000\none\n2\n00:00:02,000 --> 00:00:03,000\ntwo\n00:00:03,000 --> 00:00:04,000\n3 apples\n"
+	tr, err := ParseSRT("x.srt", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCues(t, tr.Cues, []Cue{
+		{Start: 1000, End: 2000, Text: "one", Line: 2},
+		{Start: 2000, End: 3000, Text: "two", Line: 5},
+		{Start: 3000, End: 4000, Text: "3 apples", Line: 7},
+	})
+}
+
 func TestParseSRT(t *testing.T) {
 	tr, err := ParseSRT("film.srt", []byte(srtSample))
 	if err != nil {

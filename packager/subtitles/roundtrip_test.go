@@ -177,7 +177,7 @@ func TestRoundTripWvtt(t *testing.T) {
 				}
 				all = append(all, fs...)
 			}
-			got, err := CuesFromWvtt(all)
+			got, err := CuesFromWvtt(all, WvttTimescale)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@ import (
 
 // ParseSRT reads SubRip as people write it: a BOM, CRLF or LF, a comma or a dot before the
 // milliseconds, one-digit hours, extra blank lines, a missing counter line or final blank
-// line, the X1:… Y2:… coordinates some tools append to the timing line (ignored). The
+// line or blank line between cues, the X1:… Y2:… coordinates some tools append to the timing line (ignored). The
 // HTML-ish markup becomes WebVTT markup (<i>, <b>, <u>), or plain text where WebVTT has no
 // equivalent (<font>, other tags); an ASS alignment override {\an7}–{\an9} puts the cue at the
 // top (line:0), any other {\…} override is dropped. What is not a cue is refused with its line.
@@ -47,6 +47,18 @@ func ParseSRT(name string, data []byte) (*Track, error) {
 		i = timing + 1
 		var text []string
 		for i < len(lines) && strings.TrimSpace(lines[i]) != "" {
+			// A timing line with no blank line before it starts the next cue (its counter,
+			// if any, is the line before): files cut and pasted by hand lose blank lines.
+			if strings.Contains(lines[i], "-->") {
+				if _, _, _, err := parseTiming(lines[i], parseSRTTime); err == nil {
+					if n := len(text); n > 0 {
+						if _, err := digits(strings.TrimSpace(text[n-1]), 1, 12); err == nil {
+							text, i = text[:n-1], i-1
+						}
+					}
+					break
+				}
+			}
 			text = append(text, lines[i])
 			i++
 		}

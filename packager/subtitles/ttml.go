@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"regexp"
 	"slices"
@@ -601,7 +602,7 @@ func percentPair(s string) (float64, float64, bool) {
 
 func pct(v float64) string {
 	v = min(max(v, 0), 100)
-	return strconv.FormatFloat(v, 'f', -1, 64) + "%"
+	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64) + "%"
 }
 
 func ratOf(a, b int64) *big.Rat { return big.NewRat(a, b) }

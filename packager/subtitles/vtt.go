@@ -24,8 +24,9 @@ func ParseVTT(name string, data []byte) (*Track, error) {
 	}
 	t := &Track{}
 	i := 1
-	// The header's own lines (metadata such as X-TIMESTAMP-MAP) run to the first blank line.
-	for i < len(lines) && lines[i] != "" {
+	// The header's own lines (metadata such as X-TIMESTAMP-MAP) run to the first blank line,
+	// or to a line with "-->": the parser reads that as the first cue's timing.
+	for i < len(lines) && lines[i] != "" && !strings.Contains(lines[i], "-->") {
 		i++
 	}
 	seenCue := false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 
@@ -50,6 +51,9 @@ func WvttInit(t *Track, bcp47 string) ([]byte, error) {
 func WriteWvttSegment(w io.Writer, seq uint32, start, end int64, cues []Cue) error {
 	if end <= start || start < 0 {
 		return fmt.Errorf("subtitles: wvtt segment [%d, %d) ms is empty", start, end)
+	}
+	if end-start > math.MaxUint32 {
+		return fmt.Errorf("subtitles: wvtt segment [%d, %d) ms is longer than a sample can last", start, end)
 	}
 	// Sample boundaries: the segment's ends and every cue edge inside it.
 	edges := []int64{start, end}
@@ -118,17 +122,17 @@ func wvttSample(cues []Cue, s, e int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// CuesFromWvtt rebuilds cues from wvtt samples (in decode order, times in ms, as WvttTimescale
-// gives them), joining a cue's pieces in consecutive samples, across segments too: a vttc
+// CuesFromWvtt rebuilds cues from wvtt samples (in decode order, times in units of
+// 1/timescale s — WvttTimescale for ours, whatever an encoder's track says for others), joining a cue's pieces in consecutive samples, across segments too: a vttc
 // equal to one in the sample just before (same iden, sttg, payl) continues that cue. (So two
 // identical cues back to back come out as one — the same thing on screen.)
-func CuesFromWvtt(samples []mp4.FullSample) ([]Cue, error) {
+func CuesFromWvtt(samples []mp4.FullSample, timescale uint32) ([]Cue, error) {
 	var done []Cue
 	var open []Cue // cues in the previous sample
 	var prevEnd int64 = -1
 	for _, s := range samples {
-		t0 := int64(s.DecodeTime)
-		t1 := t0 + int64(s.Dur)
+		t0 := MsFromTimescale(s.DecodeTime, timescale)
+		t1 := MsFromTimescale(s.DecodeTime+uint64(s.Dur), timescale)
 		var now []Cue
 		for pos := 0; pos < len(s.Data); {
 			box, err := mp4.DecodeBox(uint64(pos), bytes.NewReader(s.Data[pos:]))
