@@ -35,11 +35,13 @@ func TestBadInput(t *testing.T) {
 		{"file.srt", "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n", `file.srt:1: want a cue number or a timing line, got "WEBVTT"`},
 		{"file.srt", "\uFEFF\r\n\r\n", `file.srt: no cues`},
 		{"file.srt", "1\n00:00:03,000 --> 00:00:01,000\nhi\n", `file.srt:2: cue ends (00:00:01.000) before it starts (00:00:03.000)`},
+		{"file.srt", "1\n00:00:01,000 --> 00:00:02,000\nd\xe9j\xe0 vu\n", `file.srt:3: not UTF-8 text (Windows-1252 or Latin-1?): save the file as UTF-8`},
 
 		{"a.ttml", ttHead + ">\n<body>\n<p begin=\"1s\" end=\"2s\">hi</body></tt>", `a.ttml:4: XML: element <p> closed by </body>`},
 		{"a.ttml", "<?xml version=\"1.0\"?>\n<html><body/></html>", `a.ttml:2: not a TTML document: the root element is <html>, want <tt> in http://www.w3.org/ns/ttml`},
 		{"a.ttml", ttHead + "\n ttp:profile=\"http://www.w3.org/ns/ttml/profile/imsc1/image\">\n<body/></tt>", `a.ttml:3: IMSC1 image profile (subtitles as pictures) is not supported: give the text profile`},
 		{"a.ttml", ttHead + " xmlns:smpte=\"http://www.smpte-ra.org/schemas/2052-1/2010/smpte\">\n<body>\n<div begin=\"1s\" end=\"2s\" smpte:backgroundImage=\"#img1\"/>\n</body></tt>", `a.ttml:4: IMSC1 image profile (subtitles as pictures) is not supported: give the text profile`},
+		{"a.ttml", ttHead + "\n ttp:contentProfiles=\"http://www.w3.org/ns/ttml/profile/imsc1.1/image\">\n<body/></tt>", `a.ttml:3: IMSC1 image profile (subtitles as pictures) is not supported: give the text profile`},
 		{"a.ttml", ttHead + ">\n<body>\n<div>\n<p begin=\"1.2.3s\" end=\"2s\">hi</p></div></body></tt>", `a.ttml:5: <p begin>: time "1.2.3s": want clock time hh:mm:ss.fff or hh:mm:ss:ff, or offset time like 12.5s, 300f, 9000000t`},
 		{"a.ttml", ttHead + ">\n<body>\n<p begin=\"1s\">no end</p></body></tt>", `a.ttml:4: <p> has no end: give it (or its <div> or <body>) an end or a dur`},
 		{"a.ttml", ttHead + ">\n<body>\n<p begin=\"1s\" end=\"5s\">a <span begin=\"2s\">b</span></p></body></tt>", `a.ttml:4: timing on <span> (begin) is not supported: time the <p>`},

@@ -3,6 +3,7 @@ package subtitles
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -242,6 +243,62 @@ func TestSplit(t *testing.T) {
 	}{{nil, 10}, {[]int64{0, 0}, 10}, {[]int64{0, 5}, 5}} {
 		if _, err := Split(cues, bad.starts, bad.end); err == nil {
 			t.Errorf("Split(%v, %d): no error", bad.starts, bad.end)
+		}
+	}
+}
+
+// TestSplitMediaTimescale: boundaries taken from a 90 kHz video's tfdt (2.002 s segments)
+// become ms by rounding, and a cue ending at such a boundary stays out of the next segment.
+func TestSplitMediaTimescale(t *testing.T) {
+	var starts []int64
+	for i := uint64(0); i < 4; i++ {
+		starts = append(starts, MsFromTimescale(i*180180, 90000))
+	}
+	if !slices.Equal(starts, []int64{0, 2002, 4004, 6006}) {
+		t.Fatalf("starts %v", starts)
+	}
+	if got := MsFromTimescale(1001, 48000); got != 21 { // 20.854 ms
+		t.Errorf("1001/48000 s = %d ms, want 21", got)
+	}
+	segs, err := Split([]Cue{{Text: "x", Start: 1000, End: 4004}}, starts, 8008)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs[0]) != 1 || len(segs[1]) != 1 || len(segs[2]) != 0 || len(segs[3]) != 0 {
+		t.Errorf("cue 1000–4004 ms in segments %d %d %d %d, want 1 1 0 0", len(segs[0]), len(segs[1]), len(segs[2]), len(segs[3]))
+	}
+}
+
+// TestSplitEveryOverlap: Split's search finds exactly the segments each cue overlaps, for
+// cues of every length and position (a fixed pseudo-random set, zero-length ones included).
+func TestSplitEveryOverlap(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var cues []Cue
+	for i := range 2000 {
+		s := r.Int64N(110000) - 5000
+		cues = append(cues, Cue{ID: fmt.Sprint(i), Start: s, End: s + r.Int64N(4)*r.Int64N(8000)})
+	}
+	var starts []int64
+	for s := int64(0); s < 100000; s += 1 + r.Int64N(4000) {
+		starts = append(starts, s)
+	}
+	segs, err := Split(cues, starts, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range starts {
+		e := int64(100000)
+		if i+1 < len(starts) {
+			e = starts[i+1]
+		}
+		var want []Cue
+		for _, c := range cues {
+			if overlaps(c, starts[i], e) {
+				want = append(want, c)
+			}
+		}
+		if !slices.Equal(segs[i], want) {
+			t.Fatalf("segment %d [%d, %d): %d cues, want %d", i, starts[i], e, len(segs[i]), len(want))
 		}
 	}
 }

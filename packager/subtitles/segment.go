@@ -1,6 +1,9 @@
 package subtitles
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+)
 
 // Split cuts cues along the media's segments: segment i covers [starts[i], starts[i+1]), the
 // last one [starts[len-1], end). Each segment gets every cue that overlaps it, times kept as
@@ -28,12 +31,15 @@ func Split(cues []Cue, starts []int64, end int64) ([][]Cue, error) {
 		segs[i] = []Cue{}
 	}
 	for _, c := range cues {
-		for i, s := range starts {
+		// From the segment holding the cue's start (or the first) while segments overlap it:
+		// a film's thousand cues over thousands of segments stay cheap.
+		i := max(sort.Search(len(starts), func(i int) bool { return starts[i] > c.Start })-1, 0)
+		for ; i < len(starts) && starts[i] <= max(c.End, c.Start); i++ {
 			e := end
 			if i+1 < len(starts) {
 				e = starts[i+1]
 			}
-			if overlaps(c, s, e) {
+			if overlaps(c, starts[i], e) {
 				segs[i] = append(segs[i], c)
 			}
 		}

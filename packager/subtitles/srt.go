@@ -1,10 +1,12 @@
 package subtitles
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParseSRT reads SubRip as people write it: a BOM, CRLF or LF, a comma or a dot before the
@@ -14,6 +16,12 @@ import (
 // equivalent (<font>, other tags); an ASS alignment override {\an7}–{\an9} puts the cue at the
 // top (line:0), any other {\…} override is dropped. What is not a cue is refused with its line.
 func ParseSRT(name string, data []byte) (*Track, error) {
+	// SRT has no declared encoding and old files are often Windows-1252: refuse what is not
+	// UTF-8 rather than show U+FFFD in place of every accented letter.
+	if !utf8.Valid(data) {
+		line := 1 + bytes.Count(data[:badUTF8(data)], []byte("\n"))
+		return nil, errAt(name, line, "not UTF-8 text (Windows-1252 or Latin-1?): save the file as UTF-8")
+	}
 	lines := splitLines(data)
 	t := &Track{}
 	i := 0
@@ -179,4 +187,16 @@ func balanceTags(s string) string {
 		stack = stack[:len(stack)-1]
 	}
 	return b.String()
+}
+
+// badUTF8 is the offset of the first byte that is not UTF-8.
+func badUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }

@@ -156,8 +156,10 @@ func refuseImageProfile(name string, root *node) error {
 		if found != nil {
 			return
 		}
-		if v, ok := n.attr(nsTTP, "profile"); ok && strings.Contains(v, "image") {
-			found = n
+		for _, a := range []string{"profile", "contentProfiles"} {
+			if v, ok := n.attr(nsTTP, a); ok && strings.Contains(v, "image") {
+				found = n
+			}
 		}
 		if n.name.Space == nsTTP && n.name.Local == "profile" {
 			if v, ok := n.attr("", "use"); ok && strings.Contains(v, "image") {
