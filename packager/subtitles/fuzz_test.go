@@ -3,6 +3,7 @@ package subtitles
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -44,7 +45,7 @@ func checkParsed(t *testing.T, name string, tr *Track, err error) {
 			t.Fatalf("cue %d read back as %+v, want %+v", i, c, o)
 		}
 	}
-	segEnd := min(end+1, 1<<40)
+	segEnd := min(end+1, math.MaxUint32) // one sample lasts at most 2^32-1 ms (WriteWvttSegment refuses more)
 	buf.Reset()
 	if err := WriteWvttSegment(&buf, 1, 0, segEnd, tr.Cues); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package subtitles
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -300,5 +302,18 @@ func TestSplitEveryOverlap(t *testing.T) {
 		if !slices.Equal(segs[i], want) {
 			t.Fatalf("segment %d [%d, %d): %d cues, want %d", i, starts[i], e, len(segs[i]), len(want))
 		}
+	}
+}
+
+// TestWvttSegmentBounds: a segment must have a length a sample can carry.
+func TestWvttSegmentBounds(t *testing.T) {
+	for _, b := range [][2]int64{{5, 5}, {5, 4}, {-1, 10}, {0, math.MaxUint32 + 1}} {
+		if err := WriteWvttSegment(io.Discard, 1, b[0], b[1], nil); err == nil {
+			t.Errorf("segment [%d, %d): no error", b[0], b[1])
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteWvttSegment(&buf, 1, 0, math.MaxUint32, nil); err != nil {
+		t.Errorf("longest segment: %v", err)
 	}
 }
