@@ -20,15 +20,45 @@ import (
 	"time"
 )
 
-// buildReel compiles the binary once per test run.
+// reelBinary is the reel binary the tests run: built once per test binary (linking it takes
+// seconds, and some twenty tests run it), removed by TestMain.
+var reelBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildReel returns the path of the reel binary, building it on first use. Tests only run it.
 func buildReel(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "reel")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	reelBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "reel-test-bin-")
+		if err != nil {
+			reelBinary.err = err
+			return
+		}
+		reelBinary.dir = dir
+		bin := filepath.Join(dir, "reel")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			reelBinary.err = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		reelBinary.path = bin
+	})
+	if reelBinary.err != nil {
+		t.Fatal(reelBinary.err)
 	}
-	return bin
+	return reelBinary.path
+}
+
+// TestMain removes the binary buildReel made once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if reelBinary.dir != "" {
+		os.RemoveAll(reelBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // freeAddr is a loopback address with a port free right now, never one it returned before
