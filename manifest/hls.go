@@ -114,7 +114,7 @@ func (p *Presentation) HLSMaster() []byte {
 			b.WriteString(",SUBTITLES=" + quote(TextGroupID))
 		}
 		switch {
-		case len(ccGroups) == 0:
+		case len(ccGroups) == 0 && p.CaptionsChecked:
 			b.WriteString(",CLOSED-CAPTIONS=NONE")
 		case ccOf[v] != "":
 			b.WriteString(",CLOSED-CAPTIONS=" + quote(ccOf[v]))

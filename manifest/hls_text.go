@@ -28,11 +28,13 @@ import (
 //   - SDH tracks carry CHARACTERISTICS with the two accessibility characteristics (Apple's UTIs).
 //   - CLOSED-CAPTIONS renditions have INSTREAM-ID and no URI (§4.3.4.1); SERVICEn needs
 //     EXT-X-VERSION 7 (§7). DEFAULT=NO: captions are shown at the viewer's request.
-//   - CLOSED-CAPTIONS=NONE on every variant when no rung carries captions (§4.3.4.2: NONE on one
-//     variant means NONE on all); else each rung names its caption group, one group per distinct
-//     set of captions ("cc", "cc2", …), and a rung without captions leaves the attribute out.
-//     Apple's authoring specification asks for the attribute on every variant: NONE tells a
-//     player not to look for captions in the video.
+//   - CLOSED-CAPTIONS=NONE on every variant when no rung carries captions and the packager looked
+//     for them (Presentation.CaptionsChecked; §4.3.4.2: NONE on one variant means NONE on all);
+//     else each rung names its caption group, one group per distinct set of captions ("cc",
+//     "cc2", …), and a rung without captions leaves the attribute out. Apple's authoring
+//     specification asks for the attribute on every variant, but NONE makes players ignore
+//     captions in the video (hls.js drops the CEA-608 data of a NONE level), so it is only
+//     written when it is known to be true.
 
 // sdhCharacteristics are the media characteristics of subtitles for the deaf and hard of hearing.
 const sdhCharacteristics = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"

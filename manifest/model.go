@@ -276,6 +276,11 @@ type Presentation struct {
 	// the same Language, Name and flags, and segments aligned with the video's. Tracks() leaves
 	// them out: they are clear, have no parts and take no part in bandwidth or duration.
 	Text []*Track
+	// CaptionsChecked says that the packager looked for closed captions in every video track,
+	// so that a video track without Captions has none: HLS then says CLOSED-CAPTIONS=NONE, which
+	// makes players (hls.js, Safari) ignore captions in the video. Leave it false when captions
+	// were not looked for: players then still find them in the SEI.
+	CaptionsChecked bool
 	// SingleFile is true when every track is one fragmented MP4 with a sidx.
 	SingleFile bool
 	// Live is set for a live channel's window; nil for VOD.

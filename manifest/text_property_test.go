@@ -90,6 +90,7 @@ func TestTextGroupsProperty(t *testing.T) {
 	for i := range 300 {
 		p := fixture(i%2 == 1)
 		randomText(r, p)
+		p.CaptionsChecked = r.IntN(4) != 0
 		if err := p.Validate(); err != nil {
 			t.Fatalf("case %d: %v", i, err)
 		}
@@ -151,8 +152,11 @@ func TestTextGroupsProperty(t *testing.T) {
 		for _, v := range p.Video {
 			hasCaptions = hasCaptions || len(v.Captions) > 0
 		}
-		if hasCaptions == (none > 0) {
-			t.Errorf("%s: captions %v but %d NONE", name, hasCaptions, none)
+		if (!hasCaptions && p.CaptionsChecked) != (none > 0) {
+			t.Errorf("%s: captions %v, checked %v, but %d NONE", name, hasCaptions, p.CaptionsChecked, none)
+		}
+		if !hasCaptions && !p.CaptionsChecked && (none > 0 || quoted > 0) {
+			t.Errorf("%s: CLOSED-CAPTIONS written without captions, unchecked", name)
 		}
 		for id, g := range groups {
 			defaults, names, autoLangs := 0, map[string]bool{}, map[string]bool{}
@@ -190,6 +194,7 @@ func TestTextGroupsProperty(t *testing.T) {
 		seen[fmt.Sprintf("none=%v", none > 0)]++
 		seen[fmt.Sprintf("cc2=%v", groups[CaptionGroupID+"2"] != nil)]++
 		seen[fmt.Sprintf("partial=%v", quoted > 0 && quoted < len(p.Video))]++
+		seen[fmt.Sprintf("unchecked=%v", !hasCaptions && !p.CaptionsChecked)]++
 		if g, n := groups[TextGroupID], len(p.TextTracks(WebVTT)); (g == nil && n > 0) || (g != nil && len(g.alts) != n) {
 			t.Errorf("%s: %d WebVTT tracks, SUBTITLES group %+v", name, n, g)
 		}
@@ -199,7 +204,7 @@ func TestTextGroupsProperty(t *testing.T) {
 			t.Errorf("%s: %d text sets, %d WVTT tracks", name, got, want)
 		}
 	}
-	for _, k := range []string{"subs=true", "subs=false", "none=true", "none=false", "cc2=true", "partial=true"} {
+	for _, k := range []string{"subs=true", "subs=false", "none=true", "none=false", "cc2=true", "partial=true", "unchecked=true"} {
 		if seen[k] == 0 {
 			t.Errorf("no case with %s: %v", k, seen)
 		}
