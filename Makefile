@@ -86,6 +86,9 @@ fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzLooped$$' -fuzztime=$(FUZZTIME) ./edge/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./edge/token/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./packager/cpix/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseVTT$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/subtitles/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSRT$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/subtitles/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTTML$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/subtitles/
 
 samples: ## regenerate samples/ with ffmpeg (committed; rarely needed)
 	bash samples/make-samples.sh

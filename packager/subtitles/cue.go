@@ -1,0 +1,133 @@
+// Package subtitles reads text tracks (WebVTT, SRT, TTML/IMSC1 text profile) into one cue
+// model, splits the cues along the media's segment boundaries, and writes them as segmented
+// WebVTT for HLS and as CMAF wvtt segments for DASH (ISO/IEC 14496-30).
+//
+// Times are integer milliseconds on the presentation timeline. WebVTT and SRT, the inputs
+// nearly everyone has, and WebVTT, the only text format HLS carries, are millisecond-exact, so
+// milliseconds lose nothing for them; a TTML time in frames or ticks is rounded to the nearest
+// millisecond, at most 0.5 ms off — a thirtieth of a frame at 60 fps. The wvtt track uses the
+// timescale 1000 (WvttTimescale) so its sample times are the cue times exactly. A rational of
+// the media timescale would carry TTML's frames exactly but every writer would round it anyway.
+package subtitles
+
+import (
+	"strings"
+)
+
+// Cue is one timed piece of text.
+type Cue struct {
+	ID       string   // WebVTT cue identifier (SRT's counter is not kept: it is only an index)
+	Start    int64    // ms
+	End      int64    // ms, >= Start
+	Settings Settings // WebVTT cue settings
+	// Text is WebVTT cue text: inline markup (<i>, <b>, <u>, <c.x>, <v Name>, <ruby>, <lang>,
+	// timestamps) kept as written, &amp; &lt; &gt; escaped, lines separated by "\n", no empty line.
+	Text string
+	Line int // the input line of the cue's timing (for messages about it later)
+}
+
+// Settings are WebVTT cue settings, each the value as written after the colon (for example
+// Line "0" or "10%,start", Position "50%,center"), empty when absent or invalid (the WebVTT
+// parser ignores an invalid setting, and so do we).
+type Settings struct {
+	Vertical string // "rl" or "lr"
+	Line     string
+	Position string
+	Size     string
+	Align    string // start, center, end, left, right
+	Region   string // a REGION's id
+}
+
+// String renders the settings as they follow the timing on a WebVTT cue line.
+func (s Settings) String() string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+":"+v)
+		}
+	}
+	add("vertical", s.Vertical)
+	add("line", s.Line)
+	add("position", s.Position)
+	add("size", s.Size)
+	add("align", s.Align)
+	add("region", s.Region)
+	return strings.Join(parts, " ")
+}
+
+// Track is a parsed text track: its cues in input order (sorted by start time, stable) and
+// the WebVTT header blocks that every output must carry for the cues to look as intended.
+type Track struct {
+	Regions []string // REGION blocks' settings lines, e.g. "id:fred width:40% lines:3"
+	Styles  []string // STYLE blocks' CSS, without the STYLE line
+	Cues    []Cue
+}
+
+// Header is the WebVTT file header with the track's REGION and STYLE blocks: what precedes the
+// cues of every HLS segment and what a wvtt sample entry's vttC box holds. extra lines (such
+// as X-TIMESTAMP-MAP) go right after the WEBVTT line, where header metadata belongs.
+func (t *Track) Header(extra ...string) string {
+	var b strings.Builder
+	b.WriteString("WEBVTT\n")
+	for _, e := range extra {
+		b.WriteString(e)
+		b.WriteByte('\n')
+	}
+	for _, r := range t.Regions {
+		b.WriteString("\nREGION\n")
+		b.WriteString(r)
+		b.WriteByte('\n')
+	}
+	for _, s := range t.Styles {
+		b.WriteString("\nSTYLE\n")
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// PlainText is the cue text without markup and with entities decoded: what a viewer reads,
+// and what tests compare with other tools' output.
+func PlainText(text string) string {
+	var b strings.Builder
+	for i := 0; i < len(text); {
+		switch c := text[i]; c {
+		case '<':
+			j := strings.IndexByte(text[i:], '>')
+			if j < 0 {
+				i = len(text)
+				continue
+			}
+			i += j + 1
+		case '&':
+			done := false
+			for ent, r := range entities {
+				if strings.HasPrefix(text[i:], ent) {
+					b.WriteString(r)
+					i += len(ent)
+					done = true
+					break
+				}
+			}
+			if !done {
+				b.WriteByte(c)
+				i++
+			}
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
+}
+
+var entities = map[string]string{
+	"&amp;": "&", "&lt;": "<", "&gt;": ">", "&lrm;": "\u200e", "&rlm;": "\u200f", "&nbsp;": "\u00a0",
+}
+
+// escapeText makes plain text safe as WebVTT cue text.
+func escapeText(s string) string {
+	return textEscaper.Replace(s)
+}
+
+var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")

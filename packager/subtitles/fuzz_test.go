@@ -1,0 +1,93 @@
+package subtitles
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+// checkParsed is what every parser promises for any input: an error that is one *ParseError
+// line naming the file, or cues in order with sane times that come back the same through the
+// segmented WebVTT writer and ParseVTT, and that the wvtt writer takes.
+func checkParsed(t *testing.T, name string, tr *Track, err error) {
+	if err != nil {
+		var pe *ParseError
+		if !errors.As(err, &pe) || !strings.HasPrefix(err.Error(), name+":") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("error %q: want one line starting %q, a *ParseError", err, name+":")
+		}
+		return
+	}
+	var end int64
+	for i, c := range tr.Cues {
+		if c.Start < 0 || c.End < c.Start || i > 0 && c.Start < tr.Cues[i-1].Start {
+			t.Fatalf("cue %d: %d–%d (previous starts %d)", i, c.Start, c.End, tr.Cues[max(i-1, 0)].Start)
+		}
+		end = max(end, c.End)
+	}
+	var buf bytes.Buffer
+	if err := WriteHLSSegment(&buf, tr, tr.Cues, 0); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseVTT("back.vtt", buf.Bytes())
+	if err != nil {
+		t.Fatalf("our WebVTT does not read back: %v\n%s", err, buf.String())
+	}
+	if len(back.Cues) != len(tr.Cues) {
+		t.Fatalf("%d cues read back, want %d\n%s", len(back.Cues), len(tr.Cues), buf.String())
+	}
+	for i, c := range back.Cues {
+		o := tr.Cues[i]
+		if c.Start != o.Start || c.End != o.End || c.Text != cueText(o.Text) || c.ID != cueID(o.ID) || c.Settings != o.Settings {
+			t.Fatalf("cue %d read back as %+v, want %+v", i, c, o)
+		}
+	}
+	segEnd := min(end+1, math.MaxUint32) // one sample lasts at most 2^32-1 ms (WriteWvttSegment refuses more)
+	buf.Reset()
+	if err := WriteWvttSegment(&buf, 1, 0, segEnd, tr.Cues); err != nil {
+		t.Fatal(err)
+	}
+	f, err := mp4.DecodeFile(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := f.Segments[0].Fragments[0].GetFullSamples(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CuesFromWvtt(fs, WvttTimescale); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParseVTT(f *testing.F) {
+	f.Add([]byte(vttSample))
+	f.Add([]byte("WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n"))
+	f.Add([]byte("WEBVTT\r\rid\r00:00:01.000 --> 00:00:02.000 line:0 align:end\r<i>x</i>\r\r"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := ParseVTT("f.vtt", data)
+		checkParsed(t, "f.vtt", tr, err)
+	})
+}
+
+func FuzzParseSRT(f *testing.F) {
+	f.Add([]byte(srtSample))
+	f.Add([]byte("1\n00:00:01,000 --> 00:00:02,000\n<i>hi</b>\n"))
+	f.Add([]byte("00:00:01.000 --> 00:00:02,000\n{\\an8}<font color=red>x</font> & <y>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := ParseSRT("f.srt", data)
+		checkParsed(t, "f.srt", tr, err)
+	})
+}
+
+func FuzzParseTTML(f *testing.F) {
+	f.Add([]byte(ttmlSample))
+	f.Add([]byte(ttHead + ` ttp:tickRate="90000"><body dur="10s"><div begin="1s"><p begin="900t" end="00:00:02:10">a<br/>b <span tts:fontStyle="italic">c</span></p></div></body></tt>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := ParseTTML("f.ttml", data)
+		checkParsed(t, "f.ttml", tr, err)
+	})
+}

@@ -1,0 +1,128 @@
+package subtitles
+
+import (
+	"testing"
+)
+
+func TestParseVTT(t *testing.T) {
+	tr, err := ParseVTT("ep3.vtt", []byte(vttSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Regions) != 1 || tr.Regions[0] != "id:bill\nwidth:40%\nlines:3\nregionanchor:0%,100%\nviewportanchor:10%,90%\nscroll:up" {
+		t.Errorf("regions = %q", tr.Regions)
+	}
+	if len(tr.Styles) != 1 || tr.Styles[0] != "::cue(.yellow) { color: yellow; }\n::cue(v[voice=\"Esme\"]) { font-style: italic; }" {
+		t.Errorf("styles = %q", tr.Styles)
+	}
+	want := []Cue{
+		{ID: "intro", Start: 500, End: 2250, Line: 21, Settings: Settings{Align: "start", Line: "0", Position: "10%,line-left", Size: "80%"},
+			Text: "<v Esme>Bonjour, <i>tout</i> le monde&nbsp;!\n<c.yellow>Second line</c> &amp; more"},
+		{Start: 2250, End: 5999, Line: 25, Settings: Settings{Region: "bill"}, Text: "No identifier, minutes-only timing"},
+		{ID: "long one", Start: 5000, End: 13040, Line: 29, Settings: Settings{Vertical: "rl", Line: "-2"}, Text: "A cue over several segments"},
+		{Start: 13040, End: 13760, Line: 32, Settings: Settings{Line: "50%,center"}, Text: "<b>Short</b> <u>under</u> <ruby>漢<rt>kan</rt></ruby>"},
+		{Start: 3600000, End: 3601001, Line: 35, Text: "An hour in"},
+	}
+	checkCues(t, tr.Cues, want)
+}
+
+func TestParseVTTLineEndings(t *testing.T) {
+	// CR alone, CRLF, no final newline, a cue whose text runs into the next timing line (the
+	// WebVTT parser starts a new cue there), a STYLE after a cue (ignored, as the spec says).
+	in := "WEBVTT\r\rSTYLE\r::cue { color: red }\r\r00:01.000 --> 00:02.000\r\nfirst\r\n00:02.000 --> 00:03.000\nsecond\n\nSTYLE\n::cue { color: blue }"
+	tr, err := ParseVTT("x.vtt", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCues(t, tr.Cues, []Cue{{Start: 1000, End: 2000, Text: "first", Line: 6}, {Start: 2000, End: 3000, Text: "second", Line: 8}})
+	if len(tr.Styles) != 1 || tr.Styles[0] != "::cue { color: red }" {
+		t.Errorf("styles = %q, want only the one before the cues", tr.Styles)
+	}
+}
+
+// TestParseVTTNoBlankAfterHeader: a timing line right under WEBVTT is a cue, as the WebVTT
+// parser reads it (a header line with "-->" ends the header).
+func TestParseVTTNoBlankAfterHeader(t *testing.T) {
+	tr, err := ParseVTT("x.vtt", []byte("WEBVTT\n00:01.000 --> 00:02.000\nright away\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCues(t, tr.Cues, []Cue{{Start: 1000, End: 2000, Text: "right away", Line: 2}})
+}
+
+// TestParseSRTMissingBlankLines: cues run together without their blank lines still part at
+// each timing line, with or without a counter before it.
+func TestParseSRTMissingBlankLines(t *testing.T) {
+	in := "1\n00:00:01,000 --> 00:00:02,000\none\n2\n00:00:02,000 --> 00:00:03,000\ntwo\n00:00:03,000 --> 00:00:04,000\n3 apples\n"
+	tr, err := ParseSRT("x.srt", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCues(t, tr.Cues, []Cue{
+		{Start: 1000, End: 2000, Text: "one", Line: 2},
+		{Start: 2000, End: 3000, Text: "two", Line: 5},
+		{Start: 3000, End: 4000, Text: "3 apples", Line: 7},
+	})
+}
+
+func TestParseSRT(t *testing.T) {
+	tr, err := ParseSRT("film.srt", []byte(srtSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Cue{
+		{Start: 480, End: 2250, Line: 2, Text: "<i>Where are you going?</i>"},
+		{Start: 2250, End: 5000, Line: 6, Text: "To the <b>market</b>,\nthen home."},
+		{Start: 5000, End: 6100, Line: 12, Settings: Settings{Line: "0"}, Text: "Signs &amp; wonders &lt;3"},
+		{Start: 6100, End: 9876, Line: 15, Text: "<i>Unclosed italics\nover two lines</i>"},
+		{Start: 12000, End: 14500, Line: 20, Text: "- Who's there?\n- Me."},
+	}
+	checkCues(t, tr.Cues, want)
+}
+
+func TestParseTTML(t *testing.T) {
+	tr, err := ParseTTML("show.ttml", []byte(ttmlSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bottom := Settings{Align: "center", Line: "90%,end", Position: "10%,line-left", Size: "80%"}
+	// 00:00:01:15 at 29.97 fps: 1 s + 15 × 1001/30000 s = 1500.5 ms → 1501 (nearest).
+	// 165f: 165 × 1001/30000 s = 5505.5 ms → 5506. 3 s exactly: 00:00:03:00.
+	want := []Cue{
+		{ID: "c1", Start: 1501, End: 3000, Line: 17, Settings: bottom, Text: "Clock time\nwith frames"},
+		{ID: "c2", Start: 3000, End: 5500, Line: 18, Settings: bottom, Text: "<i>Ticks, and a <b>bold</b> word</i>"},
+		{Start: 5506, End: 6200, Line: 19, Settings: bottom, Text: "<c.color_yellow>Yellow</c> text, collapsed spaces"},
+		{Start: 11500, End: 14250, Line: 23, Settings: bottom, Text: "Offset by the div &amp; escaped &lt;here&gt;"},
+	}
+	checkCues(t, tr.Cues, want)
+	if len(tr.Styles) != 1 || tr.Styles[0] != "::cue(.color_yellow) { color: yellow; }" {
+		t.Errorf("styles = %q", tr.Styles)
+	}
+}
+
+func TestTTMLTimeExpressions(t *testing.T) {
+	p := ttmlParams{subFrameRate: 2, tickRate: 90000}
+	p.frameRate = ratOf(25, 1)
+	for in, want := range map[string]int64{
+		"00:00:01.5": 1500, "01:02:03.004": 3723004, "00:00:00:12": 480, "00:00:00:12.1": 500,
+		"1.5h": 5400000, "2m": 120000, "2.25s": 2250, "40ms": 40, "50f": 2000, "180000t": 2000, "1t": 0,
+	} {
+		got, err := p.time(in)
+		if err != nil || got != want {
+			t.Errorf("time(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+// checkCues compares cues field by field, saying which cue differs.
+func checkCues(t *testing.T, got, want []Cue) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d cues, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			t.Errorf("cue %d:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+}
