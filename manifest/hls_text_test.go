@@ -305,3 +305,33 @@ seg_00003.vtt
 		t.Errorf("live master:\n%s", m)
 	}
 }
+
+// Text in milliseconds against 29.97 fps video, as the packager makes it: valid, each EXTINF
+// within a millisecond of the video's and no drift at the end, and the MPD's text timeline in
+// milliseconds with the video's numbers.
+func TestTextInMilliseconds(t *testing.T) {
+	p := withText(fixture(false), fixtureText[:1], nil)
+	inMilliseconds(p)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, text := parseMedia(t, p.HLSMedia(p.Text[0]))
+	_, video := parseMedia(t, p.HLSMedia(p.Video[0]))
+	var sumText, sumVideo float64
+	for i := range text {
+		if d := math.Abs(text[i].Duration - video[i].Duration); d > 0.001+1e-9 {
+			t.Errorf("segment %d: EXTINF %v, video %v", i, text[i].Duration, video[i].Duration)
+		}
+		sumText += text[i].Duration
+		sumVideo += video[i].Duration
+	}
+	if math.Abs(sumText-sumVideo) > 0.0005+1e-9 {
+		t.Errorf("text ends at %v s, video at %v s", sumText, sumVideo)
+	}
+	m := parseMPD(t, p)
+	st := representations(m)["text_en_wvtt"].SegmentTemplate
+	entries := expandTimeline(t, st)
+	if *st.Timescale != 1000 || len(entries) != len(video) || entries[1].t != 6006 || entries[9].t != 54054 || entries[9].d != 3337 {
+		t.Errorf("text timeline in %d Hz: %+v", *st.Timescale, entries)
+	}
+}

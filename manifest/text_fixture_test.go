@@ -58,3 +58,19 @@ func withText(p *Presentation, specs []textSpec, captions []Caption) *Presentati
 	}
 	return p
 }
+
+// inMilliseconds moves p's text tracks to a 1000 Hz timescale, each boundary rounded to the
+// nearest millisecond from the video's, as packager/subtitles writes them (WvttTimescale, and
+// segment starts from MsFromTimescale): durations then differ from the video's by up to 1 ms
+// while the boundaries never drift.
+func inMilliseconds(p *Presentation) {
+	ms := func(ticks uint64, ts uint32) uint64 { return (ticks*1000 + uint64(ts)/2) / uint64(ts) }
+	for _, tr := range p.Text {
+		for i := range tr.Segments {
+			s := &tr.Segments[i]
+			start, end := ms(s.Start, tr.Timescale), ms(s.Start+s.Duration, tr.Timescale)
+			s.Start, s.Duration = start, end-start
+		}
+		tr.Timescale = 1000
+	}
+}
