@@ -43,7 +43,7 @@ func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 		return nil, ErrAES128NoDASH
 	}
 	if p.Live != nil {
-		for _, t := range p.Tracks() {
+		for _, t := range append(p.Tracks(), p.TextTracks(WVTT)...) {
 			if len(t.Segments) == 0 {
 				return nil, fmt.Errorf("track %s: %w", t.ID, ErrNoSegmentYet)
 			}
@@ -81,6 +81,7 @@ func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 			return nil, err
 		}
 		p.setProtection(video, group, cpData)
+		video.Accessibilities = captionAccessibility(group[0].Captions)
 		period.AdaptationSets = append(period.AdaptationSets, video)
 	}
 	def := p.defaultAudio()
@@ -109,6 +110,13 @@ func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 		p.setProtection(as, group, cpData)
 		period.AdaptationSets = append(period.AdaptationSets, as)
 	}
+	for _, t := range p.TextTracks(WVTT) {
+		as, err := p.textSet(uint32(len(period.AdaptationSets)), t, origin)
+		if err != nil {
+			return nil, err
+		}
+		period.AdaptationSets = append(period.AdaptationSets, as)
+	}
 	return m, nil
 }
 
@@ -116,11 +124,13 @@ func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 // MPD declares the CMAF profile, under which an AdaptationSet is a CMAF switching set: one
 // media profile, seamlessly switchable (ISO/IEC 23000-19 §7.3.4, ISO/IEC 23009-1 §5.3.3.1), so
 // AVC and HEVC rungs of one ladder go into two sets and a player picks the one it decodes.
+// Rungs that carry different closed captions go into different sets too, since the captions
+// are signalled per set.
 func codecFamilies(tracks []*Track) [][]*Track {
 	var groups [][]*Track
 	index := map[string]int{}
 	for _, t := range tracks {
-		f := codecFamily(t.Codecs)
+		f := codecFamily(t.Codecs) + "\x00" + captionKey(t.Captions)
 		if i, ok := index[f]; ok {
 			groups[i] = append(groups[i], t)
 			continue
@@ -254,7 +264,8 @@ func (p *Presentation) addAddressing(r *mpd.RepresentationType, t *Track, origin
 	st.Timescale = &ts
 	st.PresentationTimeOffset = pto
 	st.SegmentTimeline = segmentTimeline(t.Segments)
-	if p.dynamic() {
+	if p.dynamic() && t.Kind != Text {
+		// Text segments are listed once complete: a player reads them whole.
 		p.lowLatency(st, t)
 	}
 	r.SegmentTemplate = st

@@ -85,6 +85,7 @@ func (p *Presentation) keyedMPD(cpData *[]string) (*mpd.MPD, error) {
 func (p *Presentation) keyPeriodView(kp *KeyPeriod, end uint64) *Presentation {
 	q := p.withLive(func(l *Live) { l.Keys = nil })
 	q.Protection = kp.protection(p.Live.Keys.Scheme, Video)
+	// Text is clear: it keeps its own init segment in every period.
 	view := func(tracks []*Track) ([]*Track, bool) {
 		out := make([]*Track, 0, len(tracks))
 		for _, t := range tracks {
@@ -98,7 +99,9 @@ func (p *Presentation) keyPeriodView(kp *KeyPeriod, end uint64) *Presentation {
 			if len(c.Segments) == 0 {
 				return nil, false
 			}
-			c.InitURI = kp.InitURI
+			if c.Kind != Text {
+				c.InitURI = kp.InitURI
+			}
 			if c.Kind == Audio && kp.AudioKID != ([16]byte{}) {
 				c.Protection = kp.protection(p.Live.Keys.Scheme, Audio)
 			}
@@ -112,6 +115,9 @@ func (p *Presentation) keyPeriodView(kp *KeyPeriod, end uint64) *Presentation {
 		return nil
 	}
 	if q.Audio, ok = view(p.Audio); !ok {
+		return nil
+	}
+	if q.Text, ok = view(p.TextTracks(WVTT)); !ok {
 		return nil
 	}
 	return q

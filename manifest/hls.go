@@ -52,7 +52,8 @@ func (p *Presentation) HLSMaster() []byte {
 	// here, and an absent EXT-X-VERSION means version 1; computing it keeps a future feature
 	// (INSTREAM-ID=SERVICEn needs 7) from being missed.
 	keys := p.hlsSessionKeys()
-	if v := (hlsFeatures{sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}).version(); v > 1 {
+	if v := (hlsFeatures{sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0,
+		instreamIDService: p.usesCEA708()}).version(); v > 1 {
 		b.WriteString("#EXT-X-VERSION:" + strconv.Itoa(v) + "\n")
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
@@ -85,6 +86,9 @@ func (p *Presentation) HLSMaster() []byte {
 		}
 		b.WriteString(",URI=" + quote(a.ID+"/"+MediaPlaylist) + "\n")
 	}
+	subs := p.writeSubtitleMedia(&b)
+	ccOf, ccGroups, captions := p.captionGroups()
+	writeCaptionMedia(&b, ccGroups, captions)
 
 	for _, v := range p.Video {
 		// §4.3.4.2: BANDWIDTH is the peak of any playable combination, so pair every rung
@@ -105,6 +109,15 @@ func (p *Presentation) HLSMaster() []byte {
 		}
 		if len(p.Audio) > 0 {
 			b.WriteString(",AUDIO=" + quote(AudioGroupID))
+		}
+		if subs {
+			b.WriteString(",SUBTITLES=" + quote(TextGroupID))
+		}
+		switch {
+		case len(ccGroups) == 0 && p.CaptionsChecked:
+			b.WriteString(",CLOSED-CAPTIONS=NONE")
+		case ccOf[v] != "":
+			b.WriteString(",CLOSED-CAPTIONS=" + quote(ccOf[v]))
 		}
 		b.WriteString("\n" + v.ID + "/" + MediaPlaylist + "\n")
 	}
@@ -136,20 +149,23 @@ func (p *Presentation) HLSMedia(t *Track) []byte {
 		durs[i] = s.Duration
 	}
 	keys := hlsKeyLines(p.ProtectionOf(t), false)
-	f := hlsFeatures{initMap: true, sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: p.aes128() && len(p.Protection.IV) > 0}
+	f := hlsFeatures{initMap: t.hasInit(), sampleAESKey: len(keys) > 0 && !p.aes128(), keyIV: len(keys) > 0 && p.aes128() && len(p.Protection.IV) > 0}
 	for _, s := range t.Segments {
 		f.byteRange = f.byteRange || !s.Range.IsWhole()
 	}
 	var b strings.Builder
 	writeMediaHeader(&b, t, durs, f)
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	if p.aes128() {
+	switch {
+	case !t.hasInit():
+		// A WebVTT segment stands alone (RFC 8216 §3.5): no EXT-X-MAP, and text is clear.
+	case p.aes128():
 		// The init segment is clear: EXT-X-MAP first, so that the key applies only to the
 		// segments after it (rfc8216bis §4.4.4.5: a key before the map applies to the map;
 		// hls.js gives an EXT-X-MAP the keys seen before it).
 		writeMap(&b, t)
 		writeKeys(&b, keys)
-	} else {
+	default:
 		writeKeys(&b, keys)
 		writeMap(&b, t)
 	}
@@ -331,6 +347,9 @@ func (t *Track) displayName() string {
 	}
 	return t.ID
 }
+
+// hasInit reports whether t's segments follow an init segment (EXT-X-MAP): all but WebVTT text.
+func (t *Track) hasInit() bool { return t.Kind != Text || t.Format != WebVTT }
 
 func (t *Track) initURI() string {
 	if t.InitURI != "" {

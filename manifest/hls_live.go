@@ -66,7 +66,11 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 	}
 	ts := t.Timescale
 	segs := t.Segments
-	parts := l.PartTarget > 0
+	// A text track has no parts: its playlist is reloaded by segment, and a player loads its
+	// few bytes whole (rfc8216bis §4.4.3.7 only requires EXT-X-PART-INF with EXT-X-PART).
+	parts := l.PartTarget > 0 && t.Kind != Text
+	// Text is clear, also under key rotation; WebVTT segments have no init segment.
+	keyed := l.Keys != nil && t.Kind != Text
 
 	var longest int64
 	for _, s := range segs {
@@ -112,7 +116,7 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 		}
 	}
 
-	f := hlsFeatures{initMap: true, skip: skipped > 0, sampleAESKey: l.Keys != nil}
+	f := hlsFeatures{initMap: t.hasInit(), skip: skipped > 0, sampleAESKey: keyed}
 	for _, s := range segs[skipped:] {
 		f.floatDurations = f.floatDurations || extinfUnits(s.Duration, ts)%extinfScale != 0
 	}
@@ -150,12 +154,12 @@ func (p *Presentation) HLSLiveMedia(t *Track, opt LiveMediaOptions) []byte {
 	// tags applied to the skipped segments (bis §4.4.5.2), and the client takes those from its
 	// previous copy.
 	var period *KeyPeriod // the key period whose EXT-X-KEY and EXT-X-MAP apply
-	if l.Keys == nil {
+	if !keyed && t.hasInit() {
 		writeMap(&b, t)
 	}
 	// keyChange writes the tags of segment n's key period when it is not the one in force.
 	keyChange := func(n uint64) {
-		if l.Keys == nil {
+		if !keyed {
 			return
 		}
 		if kp := l.Keys.period(n); kp != nil && kp != period {

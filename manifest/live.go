@@ -170,7 +170,7 @@ func (l *Live) validate(singleFile bool) error {
 
 // validateTrack checks what the live writers add to the VOD invariants.
 func (l *Live) validateTrack(t *Track) error {
-	if l.Keys != nil && (len(t.Segments) > 0 || len(t.LiveParts) > 0) {
+	if l.Keys != nil && t.Kind != Text && (len(t.Segments) > 0 || len(t.LiveParts) > 0) {
 		first := t.liveNext()
 		if len(t.Segments) > 0 {
 			first = t.Segments[0].Number

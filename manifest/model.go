@@ -7,6 +7,7 @@ package manifest
 import (
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,13 +18,70 @@ type Kind int
 const (
 	Video Kind = iota
 	Audio
+	Text // subtitles: a sidecar text track, never encrypted
 )
 
 func (k Kind) String() string {
-	if k == Audio {
+	switch k {
+	case Audio:
 		return "audio"
+	case Text:
+		return "text"
 	}
 	return "video"
+}
+
+// TextFormat is how a text track's segments are stored. HLS and DASH players read different
+// forms of the same cues, so the packager writes one text Track per format, and each writer lists
+// the tracks in the formats its players read: the HLS master the WebVTT ones, the MPD the WVTT
+// ones.
+type TextFormat string
+
+const (
+	// WebVTT segments are WebVTT files (RFC 8216 §3.5), each with an X-TIMESTAMP-MAP header that
+	// maps cue times onto the media timeline; no init segment. HLS only.
+	WebVTT TextFormat = "webvtt"
+	// WVTT segments are CMAF WebVTT fragments (ISO/IEC 14496-30, sample entry wvtt) after an init
+	// segment, addressed like media segments. DASH only.
+	WVTT TextFormat = "wvtt"
+)
+
+// codecs is the RFC 6381 codec string of f, as DASH's Representation@codecs takes it.
+func (f TextFormat) codecs() string {
+	if f == WVTT {
+		return "wvtt"
+	}
+	return ""
+}
+
+// Caption is one closed-caption service carried in a video track's SEI (CEA-608 in ATSC A/53
+// user data, or CEA-708): players decode it from the video itself, so it has no files.
+type Caption struct {
+	// Channel is the HLS INSTREAM-ID: "CC1" to "CC4" for CEA-608, "SERVICE1" to "SERVICE63" for
+	// CEA-708 (RFC 8216 §4.3.4.1).
+	Channel  string
+	Language string // BCP 47; empty when unknown
+	Name     string // human-readable name for players' menus; empty: derived from Channel
+}
+
+// cea608 reports whether c is a CEA-608 channel (CC1–CC4) rather than a CEA-708 service.
+func (c Caption) cea608() bool { return strings.HasPrefix(c.Channel, "CC") }
+
+// service is c's CEA-708 service number, 0 for a CEA-608 channel or a malformed one.
+func (c Caption) service() int {
+	n, err := strconv.Atoi(strings.TrimPrefix(c.Channel, "SERVICE"))
+	if err != nil || !strings.HasPrefix(c.Channel, "SERVICE") || n < 1 || n > 63 {
+		return 0
+	}
+	return n
+}
+
+func (c Caption) valid() bool {
+	switch c.Channel {
+	case "CC1", "CC2", "CC3", "CC4":
+		return true
+	}
+	return c.service() > 0 && c.Channel == "SERVICE"+strconv.Itoa(c.service())
 }
 
 // Rational is an exact ratio such as a frame rate (30000/1001) or a sample aspect ratio.
@@ -84,7 +142,8 @@ type IFrame struct {
 	Range    ByteRange
 }
 
-// Track is one rendition: a video rung of the ladder or one audio language.
+// Track is one rendition: a video rung of the ladder, one audio language or one text track in
+// one TextFormat.
 type Track struct {
 	// ID names the track's folder under the presentation root and is the DASH
 	// Representation@id (e.g. "video_720p", "audio_eng").
@@ -101,13 +160,29 @@ type Track struct {
 	Width, Height int
 	SAR           Rational // sample aspect ratio, 1:1 for square pixels
 	FrameRate     Rational
+	// Captions are the closed captions carried in the video's SEI, in channel order.
+	Captions []Caption
 
 	// Audio only.
 	SampleRate int
 	Channels   int
-	Language   string // BCP 47, e.g. "en"; empty when unknown
-	Name       string // human-readable name for players' menus
-	Default    bool
+
+	// Audio and text.
+	Language string // BCP 47, e.g. "en"; empty when unknown
+	Name     string // human-readable name for players' menus
+	Default  bool   // audio: the one to play; text: shown without the user asking (rarely wanted)
+
+	// Text only. Codecs may stay empty for a text track: Format says what the segments are.
+	Format TextFormat
+	// Forced: only the cues essential to the story (foreign dialogue, signs), shown even with
+	// subtitles off (HLS FORCED=YES, DASH Role forced-subtitle).
+	Forced bool
+	// SDH: subtitles for the deaf and hard of hearing, which transcribe dialogue and describe
+	// music and sound (HLS CHARACTERISTICS, DASH Role caption).
+	SDH bool
+	// Autoselect lets a player pick the track from the viewer's language and accessibility
+	// settings (HLS AUTOSELECT=YES). A Default track is always autoselectable.
+	Autoselect bool
 
 	// Measured over the packaged segments, in bits per second.
 	PeakBandwidth    int
@@ -191,11 +266,21 @@ func (t *Track) MaxSegmentSeconds() float64 {
 	return float64(m) / float64(t.Timescale)
 }
 
-// Presentation is one packaged title: a video ladder and its audio renditions. With Live set it
-// is one snapshot of a live channel's window.
+// Presentation is one packaged title: a video ladder, its audio renditions and its text tracks.
+// With Live set it is one snapshot of a live channel's window.
 type Presentation struct {
 	Video []*Track // ordered from the highest to the lowest bandwidth
 	Audio []*Track // the first is the default
+	// Text are the text tracks in menu order, each in one Format: the packager adds one per
+	// format for each subtitle input (e.g. "text_fr" in WebVTT and "text_fr_wvtt" in WVTT), with
+	// the same Language, Name and flags, and segments aligned with the video's. Tracks() leaves
+	// them out: they are clear, have no parts and take no part in bandwidth or duration.
+	Text []*Track
+	// CaptionsChecked says that the packager looked for closed captions in every video track,
+	// so that a video track without Captions has none: HLS then says CLOSED-CAPTIONS=NONE, which
+	// makes players (hls.js, Safari) ignore captions in the video. Leave it false when captions
+	// were not looked for: players then still find them in the SEI.
+	CaptionsChecked bool
 	// SingleFile is true when every track is one fragmented MP4 with a sidx.
 	SingleFile bool
 	// Live is set for a live channel's window; nil for VOD.
@@ -256,8 +341,12 @@ func uuid(b [16]byte) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// ProtectionOf is t's protection: its own, else the presentation's; nil when t is clear.
+// ProtectionOf is t's protection: its own, else the presentation's; nil when t is clear, as a
+// text track always is.
 func (p *Presentation) ProtectionOf(t *Track) *Protection {
+	if t.Kind == Text {
+		return nil
+	}
 	if t.Protection != nil {
 		return t.Protection
 	}
@@ -271,6 +360,8 @@ const (
 	MediaPlaylist   = "index.m3u8"   // inside each track folder
 	IFramePlaylist  = "iframes.m3u8" // inside each video track folder
 	AudioGroupID    = "audio"
+	TextGroupID     = "subs" // EXT-X-MEDIA TYPE=SUBTITLES
+	CaptionGroupID  = "cc"   // EXT-X-MEDIA TYPE=CLOSED-CAPTIONS (then "cc2"… when rungs differ)
 	InitSegmentName = "init.mp4"
 )
 
@@ -284,10 +375,26 @@ func (p *Presentation) Duration() float64 {
 	return d
 }
 
-// Tracks returns video then audio tracks.
+// Tracks returns video then audio tracks: the media tracks, without text.
 func (p *Presentation) Tracks() []*Track {
 	out := make([]*Track, 0, len(p.Video)+len(p.Audio))
 	return append(append(out, p.Video...), p.Audio...)
+}
+
+// AllTracks returns video, audio, then text tracks: every folder of the presentation.
+func (p *Presentation) AllTracks() []*Track {
+	return append(p.Tracks(), p.Text...)
+}
+
+// TextTracks returns the text tracks in format f, in order.
+func (p *Presentation) TextTracks(f TextFormat) []*Track {
+	var out []*Track
+	for _, t := range p.Text {
+		if t.Format == f {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Validate checks the invariants the writers rely on, so that a packager bug shows up as an
@@ -305,8 +412,26 @@ func (p *Presentation) Validate() error {
 			return err
 		}
 	}
-	seen := map[string]bool{}
+	defaults := map[TextFormat]bool{}
+	for _, t := range p.Text {
+		switch {
+		case t.Kind != Text:
+			return fmt.Errorf("track %s: a %s track among the text tracks", t.ID, t.Kind)
+		case t.Default && defaults[t.Format]:
+			return fmt.Errorf("track %s: a second default text track in %s", t.ID, t.Format)
+		}
+		defaults[t.Format] = defaults[t.Format] || t.Default
+	}
 	for _, t := range p.Tracks() {
+		if t.Kind == Text {
+			return fmt.Errorf("track %s: a text track among the media tracks", t.ID)
+		}
+	}
+	seen := map[string]bool{}
+	for _, t := range p.AllTracks() {
+		if err := t.validateKind(); err != nil {
+			return fmt.Errorf("track %s: %w", t.ID, err)
+		}
 		switch {
 		case t.ID == "" || strings.ContainsAny(t.ID, "/\\ \"") || t.ID == "." || t.ID == "..":
 			return fmt.Errorf("track id %q is not a plain folder name", t.ID)
@@ -316,7 +441,7 @@ func (p *Presentation) Validate() error {
 			return fmt.Errorf("track %s: timescale is 0", t.ID)
 		case len(t.Segments) == 0 && p.Live == nil:
 			return fmt.Errorf("track %s: no segments", t.ID)
-		case t.Codecs == "":
+		case t.Codecs == "" && t.Kind != Text:
 			return fmt.Errorf("track %s: no codec string", t.ID)
 		}
 		seen[t.ID] = true
@@ -340,6 +465,49 @@ func (p *Presentation) Validate() error {
 			if err := p.Live.validateTrack(t); err != nil {
 				return fmt.Errorf("track %s: %w", t.ID, err)
 			}
+		}
+	}
+	return nil
+}
+
+// validateKind checks what t's Kind allows: text where text belongs, captions on video.
+func (t *Track) validateKind() error {
+	if len(t.Captions) > 0 && t.Kind != Video {
+		return fmt.Errorf("closed captions on a %s track", t.Kind)
+	}
+	channels := map[string]bool{}
+	for _, c := range t.Captions {
+		if !c.valid() {
+			return fmt.Errorf("caption channel %q is not CC1–CC4 or SERVICE1–SERVICE63", c.Channel)
+		}
+		if channels[c.Channel] {
+			return fmt.Errorf("caption channel %s listed twice", c.Channel)
+		}
+		channels[c.Channel] = true
+	}
+	if t.Kind != Text {
+		if t.Format != "" || t.Forced || t.SDH {
+			return fmt.Errorf("text attributes on a %s track", t.Kind)
+		}
+		return nil
+	}
+	if t.Format != WebVTT && t.Format != WVTT {
+		return fmt.Errorf("text format %q is not %q or %q", t.Format, WebVTT, WVTT)
+	}
+	if t.Protection != nil {
+		return fmt.Errorf("a text track is never encrypted")
+	}
+	if len(t.LiveParts) > 0 || len(t.IFrames) > 0 {
+		return fmt.Errorf("a text track has no parts and no I-frames")
+	}
+	for i, s := range t.Segments {
+		if len(s.Parts) > 0 {
+			return fmt.Errorf("segment %d: a text track has no parts", i)
+		}
+		// A WebVTT segment is a whole file with its own header: a byte range of one is not a
+		// WebVTT file.
+		if t.Format == WebVTT && !s.Range.IsWhole() {
+			return fmt.Errorf("segment %d: a WebVTT segment is a whole file", i)
 		}
 	}
 	return nil
