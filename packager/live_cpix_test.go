@@ -3,7 +3,6 @@ package packager
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -25,58 +24,6 @@ import (
 	"github.com/reelvideo/reel/packager/live"
 )
 
-// cpixTestKey is the KID and key of key period idx for track type typ ("video", "audio") in
-// these tests' CPIX documents: different per period and per type.
-func cpixTestKey(idx uint64, typ string) (kid, key [16]byte) {
-	h := sha256.Sum256([]byte(fmt.Sprintf("reel live cpix test %s %d", typ, idx)))
-	copy(kid[:], h[:16])
-	copy(key[:], h[16:])
-	return kid, key
-}
-
-func uuidOf(b [16]byte) string {
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// widevinePssh is a Widevine pssh box naming kid (its data is opaque to Reel).
-func widevinePssh(kid [16]byte) []byte {
-	p := &mp4.PsshBox{SystemID: mp4.UUID(cpix.Widevine[:]), Data: append([]byte("reel-test-"), kid[:]...)}
-	var b bytes.Buffer
-	if err := p.Encode(&b); err != nil {
-		panic(err)
-	}
-	return b.Bytes()
-}
-
-// liveCPIXDoc is a CPIX document with key periods indices (period "p<i>", @index i), each with
-// a video and an audio key, Widevine (pssh) and FairPlay (skd:// URI) signalling for each
-// key, and usage rules by period and track type.
-func liveCPIXDoc(indices ...uint64) string {
-	var keys, systems, periods, rules strings.Builder
-	for _, i := range indices {
-		fmt.Fprintf(&periods, `<cpix:ContentKeyPeriod id="p%d" index="%d"/>`, i, i)
-		for _, typ := range []string{"video", "audio"} {
-			kid, key := cpixTestKey(i, typ)
-			fmt.Fprintf(&keys, `<cpix:ContentKey kid="%s"><cpix:Data><pskc:Secret><pskc:PlainValue>%s</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey>`,
-				uuidOf(kid), base64.StdEncoding.EncodeToString(key[:]))
-			fmt.Fprintf(&systems, `<cpix:DRMSystem kid="%s" systemId="%s"><cpix:PSSH>%s</cpix:PSSH></cpix:DRMSystem>`,
-				uuidOf(kid), uuidOf(cpix.Widevine), base64.StdEncoding.EncodeToString(widevinePssh(kid)))
-			fmt.Fprintf(&systems, `<cpix:DRMSystem kid="%s" systemId="%s"><cpix:URIExtXKey>%s</cpix:URIExtXKey></cpix:DRMSystem>`,
-				uuidOf(kid), uuidOf(cpix.FairPlay), base64.StdEncoding.EncodeToString([]byte("skd://fairplay.example/"+hex.EncodeToString(kid[:]))))
-			fmt.Fprintf(&rules, `<cpix:ContentKeyUsageRule kid="%s" intendedTrackType="%s"><cpix:KeyPeriodFilter periodId="p%d"/></cpix:ContentKeyUsageRule>`,
-				uuidOf(kid), strings.ToUpper(typ), i)
-		}
-	}
-	return `<?xml version="1.0" encoding="UTF-8"?>
-<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" contentId="live-test" version="2.3">
-<cpix:ContentKeyList>` + keys.String() + `</cpix:ContentKeyList>
-<cpix:DRMSystemList>` + systems.String() + `</cpix:DRMSystemList>
-<cpix:ContentKeyPeriodList>` + periods.String() + `</cpix:ContentKeyPeriodList>
-<cpix:ContentKeyUsageRuleList>` + rules.String() + `</cpix:ContentKeyUsageRuleList>
-</cpix:CPIX>`
-}
-
 // liveTrackType is the CPIX track type of a test track folder.
 func liveTrackType(track string) string {
 	if track == "audio" {
@@ -97,7 +44,7 @@ func TestLiveCPIXRoundTrip(t *testing.T) {
 	clearDir := filepath.Join(t.TempDir(), "clear")
 	loopChannel(t, clearDir, nil, nil)
 	docPath := filepath.Join(t.TempDir(), "keys.cpix.xml")
-	if err := os.WriteFile(docPath, []byte(liveCPIXDoc(0, 1, 2, 3)), 0o644); err != nil {
+	if err := os.WriteFile(docPath, []byte(testkit.LiveCPIX{}.Document(0, 1, 2, 3)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, scheme := range []string{"cenc", "cbcs"} {
@@ -129,8 +76,8 @@ func TestLiveCPIXRoundTrip(t *testing.T) {
 					if typ == "video" {
 						periods[k] = true // the MPD lists a key period once every track has a segment in it
 					}
-					kid, key := cpixTestKey(k, typ)
-					_, otherKey := cpixTestKey(k, other)
+					kid, key := testkit.CPIXKey(k, typ)
+					_, otherKey := testkit.CPIXKey(k, other)
 					initData := readFile(t, filepath.Join(encDir, track, fmt.Sprintf("init-%d.mp4", k)))
 					if tenc := initTenc(t, initData); !bytes.Equal(tenc.DefaultKID, kid[:]) {
 						t.Fatalf("%s segment %d: init-%d.mp4 has KID %x, want the %s KID %x", track, n, k, []byte(tenc.DefaultKID), typ, kid)
@@ -140,7 +87,7 @@ func TestLiveCPIXRoundTrip(t *testing.T) {
 					for _, p := range init.Moov.Psshs {
 						systems = append(systems, p.SystemID.String())
 					}
-					if !slicesContain(systems, uuidOf(cpix.Widevine)) {
+					if !slicesContain(systems, testkit.UUID(cpix.Widevine)) {
 						t.Fatalf("%s init-%d.mp4: pssh of systems %v, want Widevine's from the document", track, k, systems)
 					}
 					want := liveSamples(t, readFile(t, filepath.Join(clearDir, track, fmt.Sprintf("seg_%d.m4s", n))), trex, nil)
@@ -176,11 +123,11 @@ func TestLiveCPIXRoundTrip(t *testing.T) {
 				// first segment; never the other type's.
 				pl := get(t, srv, "/live/ch/"+track+"/index.m3u8?dvr=1").Body.String()
 				for k := range periods {
-					kid, _ := cpixTestKey(k, typ)
-					okid, _ := cpixTestKey(k, other)
+					kid, _ := testkit.CPIXKey(k, typ)
+					okid, _ := testkit.CPIXKey(k, other)
 					wants := []string{
 						base64.StdEncoding.EncodeToString(kid[:]), // the ClearKey data: URI
-						"KEYFORMAT=\"urn:uuid:" + uuidOf(cpix.Widevine) + "\"",
+						"KEYFORMAT=\"urn:uuid:" + testkit.UUID(cpix.Widevine) + "\"",
 						fmt.Sprintf("#EXT-X-MAP:URI=\"init-%d.mp4\"", k),
 					}
 					if scheme == "cbcs" { // FairPlay is cbcs only, as in VOD
@@ -208,12 +155,12 @@ func TestLiveCPIXRoundTrip(t *testing.T) {
 					t.Fatalf("no Period key-%d in the MPD:\n%s", k, mpd)
 				}
 				for _, typ := range []string{"video", "audio"} {
-					kid, _ := cpixTestKey(k, typ)
-					if !strings.Contains(m, `cenc:default_KID="`+uuidOf(kid)+`"`) {
-						t.Errorf("Period key-%d does not name the %s KID %s", k, typ, uuidOf(kid))
+					kid, _ := testkit.CPIXKey(k, typ)
+					if !strings.Contains(m, `cenc:default_KID="`+testkit.UUID(kid)+`"`) {
+						t.Errorf("Period key-%d does not name the %s KID %s", k, typ, testkit.UUID(kid))
 					}
 				}
-				if c := strings.Count(m, `schemeIdUri="urn:uuid:`+uuidOf(cpix.Widevine)+`"`); c != 2 {
+				if c := strings.Count(m, `schemeIdUri="urn:uuid:`+testkit.UUID(cpix.Widevine)+`"`); c != 2 {
 					t.Errorf("Period key-%d: %d Widevine ContentProtection, want one per adaptation set", k, c)
 				}
 			}
@@ -239,7 +186,7 @@ func assertNoLiveCPIXKeys(t *testing.T, dir string, srv http.Handler, logged *by
 	var secrets [][]byte
 	for _, k := range periods {
 		for _, typ := range []string{"video", "audio"} {
-			_, key := cpixTestKey(k, typ)
+			_, key := testkit.CPIXKey(k, typ)
 			secrets = append(secrets, key[:])
 		}
 	}
@@ -298,7 +245,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // periods 2 to 5; the channel fetches them and resumes (after a discontinuity), its new
 // segments decrypting with period 2's keys, the gauge back to 0.
 func TestLiveCPIXKeyServerGrows(t *testing.T) {
-	ks := &cpixServer{doc: liveCPIXDoc(0, 1)}
+	ks := &cpixServer{doc: testkit.LiveCPIX{}.Document(0, 1)}
 	hs := httptest.NewServer(ks)
 	defer hs.Close()
 	var logged syncBuffer
@@ -376,7 +323,7 @@ func TestLiveCPIXKeyServerGrows(t *testing.T) {
 		t.Errorf("%d log lines about the stall, want 1:\n%s", c, logged.String())
 	}
 
-	ks.set(liveCPIXDoc(0, 1, 2, 3, 4, 5))
+	ks.set(testkit.LiveCPIX{}.Document(0, 1, 2, 3, 4, 5))
 	waitFor(t, 30*time.Second, "period 2's key fetched", func() bool {
 		_, err := keys.Key(2, manifest.Video)
 		return err == nil
@@ -401,7 +348,7 @@ func TestLiveCPIXKeyServerGrows(t *testing.T) {
 		if len(nums) < 7 || nums[4] != 4 {
 			t.Fatalf("%s: segments %v after the key came", track, nums)
 		}
-		kid, key := cpixTestKey(2, liveTrackType(track))
+		kid, key := testkit.CPIXKey(2, liveTrackType(track))
 		initData := readFile(t, filepath.Join(dir, track, "init-2.mp4"))
 		if tenc := initTenc(t, initData); !bytes.Equal(tenc.DefaultKID, kid[:]) {
 			t.Fatalf("%s: init-2.mp4 has KID %x, want %x", track, []byte(tenc.DefaultKID), kid)
@@ -466,7 +413,7 @@ func TestLiveCPIXNoPeriods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uuidOf(v.ID) != "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d" || uuidOf(a.ID) != "f0e1d2c3-b4a5-4968-8776-655443322110" {
+	if testkit.UUID(v.ID) != "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d" || testkit.UUID(a.ID) != "f0e1d2c3-b4a5-4968-8776-655443322110" {
 		t.Errorf("video KID %x, audio KID %x", v.ID, a.ID)
 	}
 	if len(v.Systems) != 5 || len(a.Systems) != 5 {
@@ -484,7 +431,7 @@ func TestLiveCPIXNoPeriods(t *testing.T) {
 // is not followed (the first key stays, an error is logged); the periods it adds are taken.
 func TestLiveCPIXKeysNeverChange(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.cpix.xml")
-	if err := os.WriteFile(path, []byte(liveCPIXDoc(0, 1)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(testkit.LiveCPIX{}.Document(0, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var logged syncBuffer
@@ -503,8 +450,8 @@ func TestLiveCPIXKeysNeverChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Period 1's video key replaced by another, and period 2 added.
-	_, old := cpixTestKey(1, "video")
-	changed := strings.Replace(liveCPIXDoc(0, 1, 2), base64.StdEncoding.EncodeToString(old[:]), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)), 1)
+	_, old := testkit.CPIXKey(1, "video")
+	changed := strings.Replace(testkit.LiveCPIX{}.Document(0, 1, 2), base64.StdEncoding.EncodeToString(old[:]), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 16)), 1)
 	if _, err := keys.Key(2, manifest.Video); err == nil {
 		t.Fatal("period 2's key before the document has it")
 	}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,68 +18,6 @@ import (
 	"github.com/reelvideo/reel/internal/testkit"
 )
 
-// liveCPIXKey is the KID and key of key period i for track type typ in these tests.
-func liveCPIXKey(i uint64, typ string) (kid, key [16]byte) {
-	h := sha256.Sum256([]byte(fmt.Sprintf("reel live cpix cmd test %s %d", typ, i)))
-	copy(kid[:], h[:16])
-	copy(key[:], h[16:])
-	return kid, key
-}
-
-func liveUUID(b []byte) string {
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// cpixDocOpts bend liveCPIXDocument into the bad documents of TestLiveCPIXBad.
-type cpixDocOpts struct {
-	keyBytes int  // length of each key (16 when 0)
-	noAudio  bool // no usage rule for audio
-	timed    bool // periods by start/end, not index
-}
-
-// liveCPIXDocument is a CPIX document with key periods indices, each with a video and an
-// audio key under usage rules by period and type, and Widevine signalling (a pssh) per key.
-func liveCPIXDocument(o cpixDocOpts, indices ...uint64) string {
-	var keys, systems, periods, rules strings.Builder
-	for _, i := range indices {
-		if o.timed {
-			start := time.Date(2026, 12, 7, 0, 0, int(i)*10, 0, time.UTC)
-			fmt.Fprintf(&periods, `<cpix:ContentKeyPeriod id="p%d" start="%s" end="%s"/>`, i, start.Format(time.RFC3339), start.Add(10*time.Second).Format(time.RFC3339))
-		} else {
-			fmt.Fprintf(&periods, `<cpix:ContentKeyPeriod id="p%d" index="%d"/>`, i, i)
-		}
-		for _, typ := range []string{"video", "audio"} {
-			kid, key := liveCPIXKey(i, typ)
-			value := key[:]
-			if o.keyBytes != 0 {
-				value = bytes.Repeat([]byte{7}, o.keyBytes)
-			}
-			fmt.Fprintf(&keys, `<cpix:ContentKey kid="%s"><cpix:Data><pskc:Secret><pskc:PlainValue>%s</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey>`,
-				liveUUID(kid[:]), base64.StdEncoding.EncodeToString(value))
-			pssh := &mp4.PsshBox{SystemID: mp4.UUID{0xed, 0xef, 0x8b, 0xa9, 0x79, 0xd6, 0x4a, 0xce, 0xa3, 0xc8, 0x27, 0xdc, 0xd5, 0x1d, 0x21, 0xed}, Data: kid[:]}
-			var b bytes.Buffer
-			if err := pssh.Encode(&b); err != nil {
-				panic(err)
-			}
-			fmt.Fprintf(&systems, `<cpix:DRMSystem kid="%s" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cpix:PSSH>%s</cpix:PSSH></cpix:DRMSystem>`,
-				liveUUID(kid[:]), base64.StdEncoding.EncodeToString(b.Bytes()))
-			if typ == "audio" && o.noAudio {
-				continue
-			}
-			fmt.Fprintf(&rules, `<cpix:ContentKeyUsageRule kid="%s" intendedTrackType="%s"><cpix:KeyPeriodFilter periodId="p%d"/></cpix:ContentKeyUsageRule>`,
-				liveUUID(kid[:]), strings.ToUpper(typ), i)
-		}
-	}
-	return `<?xml version="1.0" encoding="UTF-8"?>
-<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" contentId="live" version="2.3">
-<cpix:ContentKeyList>` + keys.String() + `</cpix:ContentKeyList>
-<cpix:DRMSystemList>` + systems.String() + `</cpix:DRMSystemList>
-<cpix:ContentKeyPeriodList>` + periods.String() + `</cpix:ContentKeyPeriodList>
-<cpix:ContentKeyUsageRuleList>` + rules.String() + `</cpix:ContentKeyUsageRuleList>
-</cpix:CPIX>`
-}
-
 // TestLiveCPIXBad: reel live --cpix with a document it cannot use, or flags out of place:
 // one line (naming the document when it is the document's fault), exit 1 (2 for usage), no
 // key in it, and nothing published — the channel's folder is not even made.
@@ -94,18 +30,18 @@ func TestLiveCPIXBad(t *testing.T) {
 		}
 		return p
 	}
-	good := write("good.cpix.xml", liveCPIXDocument(cpixDocOpts{}, 0, 1, 2))
+	good := write("good.cpix.xml", testkit.LiveCPIX{}.Document(0, 1, 2))
 	cases := []struct {
 		name string
 		args []string
 		code int
 		want string
 	}{
-		{"malformed", []string{"--cpix", write("malformed.xml", liveCPIXDocument(cpixDocOpts{}, 0, 1)[:300]), "--key-rotation", "2"}, exitFailure, "malformed XML"},
-		{"wrong key length", []string{"--cpix", write("short.xml", liveCPIXDocument(cpixDocOpts{keyBytes: 8}, 0, 1)), "--key-rotation", "2"}, exitFailure, "key is 8 bytes, want 16"},
-		{"periods not contiguous", []string{"--cpix", write("gap.xml", liveCPIXDocument(cpixDocOpts{}, 0, 1, 3)), "--key-rotation", "2"}, exitFailure, "not contiguous: index 3"},
-		{"no key for audio", []string{"--cpix", write("noaudio.xml", liveCPIXDocument(cpixDocOpts{noAudio: true}, 0, 1)), "--key-rotation", "2"}, exitFailure, "no ContentKeyUsageRule gives a key for a audio track"},
-		{"timed periods", []string{"--cpix", write("timed.xml", liveCPIXDocument(cpixDocOpts{timed: true}, 0, 1)), "--key-rotation", "2"}, exitFailure, "by @index"},
+		{"malformed", []string{"--cpix", write("malformed.xml", testkit.LiveCPIX{}.Document(0, 1)[:300]), "--key-rotation", "2"}, exitFailure, "malformed XML"},
+		{"wrong key length", []string{"--cpix", write("short.xml", testkit.LiveCPIX{KeyBytes: 8}.Document(0, 1)), "--key-rotation", "2"}, exitFailure, "key is 8 bytes, want 16"},
+		{"periods not contiguous", []string{"--cpix", write("gap.xml", testkit.LiveCPIX{}.Document(0, 1, 3)), "--key-rotation", "2"}, exitFailure, "not contiguous: index 3"},
+		{"no key for audio", []string{"--cpix", write("noaudio.xml", testkit.LiveCPIX{NoAudio: true}.Document(0, 1)), "--key-rotation", "2"}, exitFailure, "no ContentKeyUsageRule gives a key for a audio track"},
+		{"timed periods", []string{"--cpix", write("timed.xml", testkit.LiveCPIX{Timed: true}.Document(0, 1)), "--key-rotation", "2"}, exitFailure, "by @index"},
 		{"periods without rotation", []string{"--cpix", good}, exitFailure, "--key-rotation N"},
 		{"missing file", []string{"--cpix", filepath.Join(dir, "none.xml"), "--key-rotation", "2"}, exitFailure, "none.xml"},
 		{"with a seed", []string{"--cpix", good, "--key-seed", "000102030405060708090a0b0c0d0e0f", "--key-rotation", "2"}, exitUsage, "cannot go with --cpix"},
@@ -129,7 +65,7 @@ func TestLiveCPIXBad(t *testing.T) {
 			}
 			for i := uint64(0); i < 4; i++ {
 				for _, typ := range []string{"video", "audio"} {
-					_, key := liveCPIXKey(i, typ)
+					_, key := testkit.CPIXKey(i, typ)
 					testkit.CheckNoSecret(t, "stderr", []byte(stderr), key[:])
 				}
 			}
@@ -156,11 +92,11 @@ func TestLiveCPIX(t *testing.T) {
 	for i := n0 - 5; i < n0+200; i++ {
 		indices = append(indices, i)
 	}
-	doc := liveCPIXDocument(cpixDocOpts{}, indices...)
+	doc := testkit.LiveCPIX{}.Document(indices...)
 	var secrets [][]byte
 	for _, i := range indices {
 		for _, typ := range []string{"video", "audio"} {
-			_, key := liveCPIXKey(i, typ)
+			_, key := testkit.CPIXKey(i, typ)
 			secrets = append(secrets, key[:])
 		}
 	}
@@ -207,7 +143,7 @@ func TestLiveCPIX(t *testing.T) {
 	for _, m := range mapRe.FindAllStringSubmatch(pl, -1) {
 		var k uint64
 		fmt.Sscan(m[1], &k)
-		kid, key := liveCPIXKey(k, "video")
+		kid, key := testkit.CPIXKey(k, "video")
 		if !strings.Contains(pl, base64.StdEncoding.EncodeToString(kid[:])) {
 			t.Errorf("playlist does not name period %d's video KID:\n%s", k, pl)
 		}
@@ -238,7 +174,7 @@ func TestLiveCPIX(t *testing.T) {
 	if m := mapRe.FindStringSubmatch(apl); m != nil {
 		var k uint64
 		fmt.Sscan(m[1], &k)
-		kid, _ := liveCPIXKey(k, "audio")
+		kid, _ := testkit.CPIXKey(k, "audio")
 		if !strings.Contains(apl, base64.StdEncoding.EncodeToString(kid[:])) {
 			t.Errorf("audio playlist does not name period %d's audio KID:\n%s", k, apl)
 		}
