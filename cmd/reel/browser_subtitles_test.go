@@ -61,11 +61,12 @@ func TestBrowserSubtitles(t *testing.T) {
 		{"Shaka Player DASH", "/manifest.mpd", "shaka", 1, 40, check},
 		{"Shaka Player HLS", "/master.m3u8", "shaka", 1, 40, check},
 	}
-	// noCueYet are the cases that list and enable the tracks but show no cue, an open finding:
-	// Shaka Player 5.2.12 on this HLS presentation fetches every text_fr segment (200, text/vtt)
-	// and appends none of their cues (its TextEngine reports nothing buffered; video.textTracks
-	// hold no cue), while it shows them from the DASH wvtt tracks and from a presentation with
-	// a single subtitle track. Listed here so that the test fails once it shows the cue.
+	// noCueYet are the cases whose cue is not checked, an open finding: Shaka Player 5.2.12's
+	// HLS lists and enables the tracks and fetches every text_fr segment (200, text/vtt), but
+	// in most runs never hands them to its VTT parser, so no cue reaches video.textTracks; in
+	// the runs where it does, the cues it parses from these very segments have the right times
+	// (0.5–1.9 s, 6–8 s…). Its DASH shows them every time. Neither outcome is asserted, so the
+	// race does not make this test flaky; the case still checks the track list.
 	noCueYet := map[string]bool{"Shaka Player HLS": true}
 	var res struct {
 		Fatal string `json:"fatal"`
@@ -127,11 +128,7 @@ func TestBrowserSubtitles(t *testing.T) {
 		}) bool {
 			return strings.Contains(q.Text, subtitleCue) && q.Start < 6.5 && q.End > 6.5
 		})
-		if found == noCueYet[c.Name] {
-			if found {
-				t.Errorf("%s: now shows the cue: take it out of noCueYet", c.Name)
-				continue
-			}
+		if !found && !noCueYet[c.Name] {
 			t.Errorf("%s: at %.2f s the active cues are %+v, want %q (6 s to 8 s)", c.Name, got.Text.Cues.Time, got.Text.Cues.Cues, subtitleCue)
 		}
 	}
