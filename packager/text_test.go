@@ -154,8 +154,12 @@ func checkTextTracks(t *testing.T, out string, single bool) int64 {
 	if _, err := os.Stat(filepath.Join(out, "text_fr_wvtt", "index.m3u8")); err == nil {
 		t.Errorf("a wvtt track has an HLS playlist: HLS lists the WebVTT tracks only")
 	}
-	// 12 s of 30 fps video in the ladder samples.
-	return 34
+	// One frame of the video, from the master's FRAME-RATE.
+	fps := master.Variants[0].FrameRate
+	if fps <= 0 {
+		t.Fatalf("no FRAME-RATE on %s", master.Variants[0].URI)
+	}
+	return int64(1000/fps + 0.5)
 }
 
 // hlsCues reads a WebVTT track's cues back from its playlist's segments, a cue repeated in
