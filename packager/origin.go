@@ -275,11 +275,18 @@ func (o *Origin) classify(name, top string) (ctype, cacheControl string) {
 		return "application/dash+xml", o.manifestCC
 	case ".m4s":
 		return "video/iso.segment", immutableCacheControl
+	case ".vtt":
+		// A text track's HLS segments ("text_fr/seg_00001.vtt").
+		return "text/vtt; charset=utf-8", immutableCacheControl
 	case ".mp4":
-		// Track folders are named after the track ID ("audio_eng", "video_720p"); an
-		// audio-only init section or single file is audio/mp4 (RFC 4337).
+		// Track folders are named after the track ID ("audio_eng", "video_720p",
+		// "text_fr_wvtt"); an audio-only init section or single file is audio/mp4 (RFC 4337),
+		// a wvtt track's application/mp4 (RFC 4337: neither audio nor video).
 		if strings.HasPrefix(top, "audio") {
 			return "audio/mp4", immutableCacheControl
+		}
+		if strings.HasPrefix(top, "text") {
+			return "application/mp4", immutableCacheControl
 		}
 		return "video/mp4", immutableCacheControl
 	}

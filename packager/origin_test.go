@@ -62,6 +62,9 @@ func newOriginFixture(t testing.TB, opt OriginOptions) *originFixture {
 		"audio_eng/init.mp4":            []byte("ftypcmfc-audio-init"),
 		"audio_eng/seg_00001.m4s":       []byte("moof-audio-segment"),
 		"audio_eng/media.mp4":           []byte("ftypiso6-audio-single-file"),
+		"text_fr/seg_00001.vtt":         []byte("WEBVTT\n"),
+		"text_fr_wvtt/init.mp4":         []byte("ftypcmfc-wvtt-init"),
+		"text_fr_wvtt/seg_00001.m4s":    []byte("moof-wvtt-segment"),
 		"notes.txt":                     []byte("not a media file"),
 		"video_720p/seg_00009.M4S":      []byte("upper-case extension"),
 		".tmp/video_720p/seg_00002.m4s": []byte("HIDDEN-TEMP-FOLDER"),
@@ -202,6 +205,9 @@ func TestOriginContentTypeAndCaching(t *testing.T) {
 		{"/audio_eng/init.mp4", "audio/mp4", seg},
 		{"/audio_eng/media.mp4", "audio/mp4", seg},
 		{"/audio_eng/seg_00001.m4s", "video/iso.segment", seg},
+		{"/text_fr/seg_00001.vtt", "text/vtt; charset=utf-8", seg},
+		{"/text_fr_wvtt/init.mp4", "application/mp4", seg},
+		{"/text_fr_wvtt/seg_00001.m4s", "video/iso.segment", seg},
 		{"/video_720p/alias.m4s", "video/iso.segment", seg}, // symlink inside the root
 	}
 	for _, c := range cases {

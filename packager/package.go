@@ -35,6 +35,9 @@ type Options struct {
 	// Encryption, when set, encrypts every track: Common Encryption (cenc, cbcs), or HLS
 	// whole-segment AES-128 (segmented output only, and no MPD).
 	Encryption *Encryption
+	// Subtitles are sidecar text files, each packaged as a WebVTT track (HLS) and a wvtt track
+	// (DASH) cut at the video's segment boundaries; never encrypted.
+	Subtitles []Subtitle
 	// Progress, when set, is called after every segment with media bytes done and total.
 	Progress func(done, total int64)
 	Logger   *slog.Logger
@@ -69,6 +72,12 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 		}
 	}
 	langs, err := parseLanguages(opt.Languages)
+	if err != nil {
+		return nil, err
+	}
+	// Subtitle files are parsed before anything is written: a malformed one fails the run
+	// with its file and line, and nothing is published.
+	texts, err := parseSubtitles(opt.Subtitles)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +124,7 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 		}
 	}()
 
-	p, err := run(ctx, tmp, videos, audios, opt, total)
+	p, err := run(ctx, tmp, videos, audios, texts, opt, total)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +135,7 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 		return nil, err
 	}
 	published = true
-	opt.Logger.Info("packaged", "output", opt.Output, "video", len(p.Video), "audio", len(p.Audio),
+	opt.Logger.Info("packaged", "output", opt.Output, "video", len(p.Video), "audio", len(p.Audio), "text", len(p.Text)/2,
 		"duration", fmt.Sprintf("%.3fs", p.Duration()))
 	return p, nil
 }
@@ -196,7 +205,7 @@ func preflight(tracks []*inputTrack) (total int64, err error) {
 }
 
 // run cuts and writes every track into tmp and returns the presentation model.
-func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Options, total int64) (*manifest.Presentation, error) {
+func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []textInput, opt Options, total int64) (*manifest.Presentation, error) {
 	ids := newIDs()
 	var lanes []*lane
 	defer func() {
@@ -292,6 +301,10 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, opt Opti
 		a.Name = audioName(a.Language, i)
 	}
 	sortLadder(p.Video)
+	// Text is cut once the media's segment boundaries are fixed, and stays clear.
+	if err := writeText(tmp, p, texts, opt.SingleFile, opt.Logger); err != nil {
+		return nil, &OutputError{Dir: opt.Output, Err: err}
+	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
@@ -325,6 +338,10 @@ func writeManifests(dir string, p *manifest.Presentation) error {
 		if len(t.IFrames) > 0 {
 			files[filepath.Join(t.ID, manifest.IFramePlaylist)] = p.HLSIFrames(t)
 		}
+	}
+	// HLS lists the WebVTT text tracks; the WVTT ones are DASH's.
+	for _, t := range p.TextTracks(manifest.WebVTT) {
+		files[filepath.Join(t.ID, manifest.MediaPlaylist)] = p.HLSMedia(t)
 	}
 	// aes-128 is HLS only: no MPD at all rather than one that plays nothing.
 	if p.Protection == nil || p.Protection.Scheme != SchemeAES128 {

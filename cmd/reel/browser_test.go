@@ -187,6 +187,18 @@ type playResult struct {
 // runPlay runs play.mjs with cfg and returns what it reported.
 func runPlay(t *testing.T, node string, cfg map[string]any) playResult {
 	t.Helper()
+	var res playResult
+	runPlayInto(t, node, cfg, &res)
+	if res.Fatal != "" {
+		t.Fatalf("play.mjs: %s", res.Fatal)
+	}
+	return res
+}
+
+// runPlayInto runs play.mjs with cfg and decodes its report into res (a test's own shape of
+// it), failing the test when play.mjs says it failed.
+func runPlayInto(t *testing.T, node string, cfg map[string]any, res any) {
+	t.Helper()
 	b, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(t.TempDir(), "play.json")
 	if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
@@ -203,14 +215,15 @@ func runPlay(t *testing.T, node string, cfg map[string]any) playResult {
 	if err != nil {
 		t.Fatalf("play.mjs: %v", err)
 	}
-	var res playResult
-	if err := json.Unmarshal(out, &res); err != nil {
+	if err := json.Unmarshal(out, res); err != nil {
 		t.Fatalf("play.mjs output %q: %v", out, err)
 	}
-	if res.Fatal != "" {
-		t.Fatalf("play.mjs: %s", res.Fatal)
+	var fatal struct {
+		Fatal string `json:"fatal"`
 	}
-	return res
+	if json.Unmarshal(out, &fatal) == nil && fatal.Fatal != "" {
+		t.Fatalf("play.mjs: %s", fatal.Fatal)
+	}
 }
 
 // edgeCounters are the /metrics series the status page's figures are made from.

@@ -38,6 +38,8 @@ Examples:
   reel package samples/ladder_720p.mp4 samples/ladder_480p.mp4 samples/ladder_360p.mp4 -o out/vod
   reel package --segment-duration 4s --single-file ladder_*.mp4 -o out/ondemand
   reel package video.mp4 audio_fra.mp4 --lang en,fr -o out/bilingual
+  reel package ladder_*.mp4 --sub film.fr.vtt --sub film.en.srt:sdh \
+      --sub signs.ttml:lang=fr:name="Français (panneaux)":forced -o out/subtitled
   reel package --encrypt cbcs --key-id 0123456789abcdef0123456789abcdef \
       --key 00112233445566778899aabbccddeeff --key-uri https://keys.example/k1 \
       --clearkey-license https://keys.example/clearkey ladder_*.mp4 -o out/protected
@@ -45,6 +47,21 @@ Examples:
       --key-uri https://keys.example/k1 ladder_*.mp4 -o out/hls-aes
   reel package --cpix packager/cpix/testdata/ladder.cpix.xml ladder_*.mp4 -o out/drm
   REEL_CPIX_TOKEN=… reel package --cpix https://keys.example/cpix/title-42 ladder_*.mp4 -o out/drm
+
+Subtitles (--sub FILE[:lang=fr][:name=Français][:default][:forced][:sdh], repeatable): WebVTT,
+SRT or TTML/IMSC1 text, told by the extension (.vtt, .srt, .ttml/.xml/.dfxp) or the content.
+lang is a BCP 47 tag; without it the language comes from a name like film.fr.vtt or
+film.pt-BR.sdh.srt (the media players' convention), else it is left undetermined. name is the
+menu label; without it the language's own name ("Français"), with " SDH" or " (forced)" after
+it. default shows the track without the viewer asking (one at most); forced marks the cues
+essential to the story (HLS FORCED=YES, DASH Role forced-subtitle); sdh marks subtitles for the
+deaf and hard of hearing (HLS CHARACTERISTICS, DASH Role caption). Each file is cut at the
+video's segment boundaries into OUT/text_<lang>/seg_NNNNN.vtt (HLS, X-TIMESTAMP-MAP MPEGTS 0:
+cue times are media times) and OUT/text_<lang>_wvtt/ (CMAF wvtt for DASH; with --single-file
+one media.mp4 with a sidx, while the WebVTT segments stay whole files). A cue crossing a
+boundary is in both segments. Every file is parsed before anything is written: a malformed one
+is reported as FILE:LINE: problem and nothing is published. Cues after the video's end are left
+out with a warning. Subtitles are never encrypted.
 
 Encryption (--encrypt cenc or cbcs): Common Encryption of every track, NAL headers, slice
 headers (cbcs) and parameter sets left clear. cenc is AES-CTR; cbcs is AES-CBC with a constant
@@ -91,6 +108,8 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	cpixSrc := fs.String("cpix", "", "keys and DRM signalling from a CPIX document: a file, or an https URL of a key server")
 	tokenFile := fs.String("cpix-token-file", "", "file holding the bearer token for --cpix URL (else $REEL_CPIX_TOKEN; never on the command line, where ps shows it)")
 	clearKeyLicense := fs.String("clearkey-license", "", "URL of a ClearKey license server, signalled in the MPD (dashif:Laurl)")
+	var subs subFlags
+	fs.Var(&subs, "sub", "subtitle file (WebVTT, SRT, TTML) as FILE[:lang=fr][:name=Français][:default][:forced][:sdh]; repeatable (see above)")
 	fs.Usage = usageFunc(fs, packageUsage)
 	inputs, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -105,6 +124,11 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case *segDur < 100*time.Millisecond:
 		fmt.Fprintln(stderr, "reel package: --segment-duration must be at least 100ms")
+		return exitUsage
+	}
+	subtitles, err := parseSubs(subs)
+	if err != nil {
+		fmt.Fprintf(stderr, "reel package: %s\n", oneLine(err))
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -129,6 +153,7 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		SegmentDuration: *segDur,
 		SingleFile:      *single,
 		Encryption:      enc,
+		Subtitles:       subtitles,
 	}
 	if *langs != "" {
 		opt.Languages = strings.Split(*langs, ",")
@@ -164,8 +189,12 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if !*quiet {
-		fmt.Fprintf(stdout, "packaged %d video + %d audio renditions, %.3fs, in %s → %s\n",
-			len(p.Video), len(p.Audio), p.Duration(), time.Since(start).Round(time.Millisecond), *out)
+		text := ""
+		if len(p.Text) > 0 {
+			text = fmt.Sprintf(" + %d subtitle", len(p.Text)/2) // each in WebVTT and wvtt
+		}
+		fmt.Fprintf(stdout, "packaged %d video + %d audio%s renditions, %.3fs, in %s → %s\n",
+			len(p.Video), len(p.Audio), text, p.Duration(), time.Since(start).Round(time.Millisecond), *out)
 	}
 	return exitOK
 }

@@ -10,7 +10,7 @@ import (
 
 var (
 	// readmeInputRe finds the files the README's commands read: media and config files.
-	readmeInputRe = regexp.MustCompile(`[A-Za-z0-9_./*-]+\.(?:mp4|yaml|conf)\b`)
+	readmeInputRe = regexp.MustCompile(`[A-Za-z0-9_./*-]+\.(?:mp4|yaml|conf|vtt|srt|ttml)\b`)
 	// readmeLinkRe finds Markdown links and images: [text](target).
 	readmeLinkRe = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	// readmeOutsideRe finds paths named in code spans that lead out of the repository.

@@ -12,6 +12,14 @@
 // A case may instead name a manifest URL and a player library, to play it without the demo
 // page (the tokened URLs of cmd/reel/browser_token_test.go, say):
 //   { "name": "Shaka DASH", "url": "/manifest.mpd?token=…", "player": "shaka", "play": 3 }
+// and, with "text": { "lang": "fr", "at": 6.5, "cue": "Reel découpe", "timeout": 20 }, once
+// played, check subtitles (cmd/reel/browser_subtitles_test.go): the text tracks the player's
+// API lists (language, label) go in the result's "text.tracks"; the one in lang is enabled
+// through that API, the video sought to `at` and, playing on, sought back there whenever it
+// leaves [at - 0.5, at + 1.2] (players fetch text as they play, not all of them while paused),
+// and the cues active on the video's non-disabled text tracks (video.textTracks, where all
+// three players put them) are polled until one holds `cue` or the timeout passes ("text.cues"
+// is the last reading, with every text track's mode and first cues in "all").
 // with the libraries' files given once, as absolute paths:
 //   "libs": { "hls.js": ".../hls.min.js", "dash.js": ".../dash.all.min.js", "shaka": ".../shaka-player.compiled.js" }
 // The page is then a bare <video> served, by request interception, at base + "/_play/": the
@@ -65,10 +73,64 @@ async function playURL(c) {
   await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url });
   const s = await poll(page, () => JSON.parse(JSON.stringify(window.reel.player)),
     (s) => s.errors.length || s.played >= c.play, started + (c.timeout || 30) * 1000, 250);
+  let text;
+  if (c.text && !s.errors.length) text = await checkText(page, c.text);
   await page.close();
-  const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors };
+  const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors, text };
   log(c.name + ':', `${s.library}: played ${s.played.toFixed(1)} s, ${s.frames} frames, ${s.errors.length} errors`, `(${r.seconds.toFixed(1)} s)`);
+  if (text) log(c.name + ':', 'text tracks', JSON.stringify(text.tracks), 'at', text.cues.time, 'cues', JSON.stringify(text.cues.cues), 'tracks', JSON.stringify(text.cues.all));
   return r;
+}
+
+// checkText lists the player's text tracks, enables the one in t.lang, seeks to t.at and
+// polls the active cues (see the top of this file).
+async function checkText(page, t) {
+  const deadline = Date.now() + (t.timeout || 20) * 1000;
+  const tracks = await page.evaluate(() => {
+    const r = window.reel;
+    if (r.kind === 'hls.js') return r.lib.subtitleTracks.map((x) => ({ lang: x.lang, label: x.name }));
+    if (r.kind === 'dash.js') return r.lib.getTracksFor('text').map((x) => ({ lang: x.lang, label: (x.labels && x.labels[0] && (x.labels[0].text || x.labels[0].__text)) || '' }));
+    return r.lib.getTextTracks().map((x) => ({ lang: x.language, label: x.label }));
+  });
+  const enabled = await page.evaluate(({ lang, at }) => {
+    const r = window.reel;
+    const video = document.getElementById('v');
+    let ok = false;
+    if (r.kind === 'hls.js') {
+      const i = r.lib.subtitleTracks.findIndex((x) => x.lang === lang);
+      r.lib.subtitleDisplay = true;
+      r.lib.subtitleTrack = i;
+      ok = i >= 0;
+    } else if (r.kind === 'dash.js') {
+      const x = r.lib.getTracksFor('text').find((x) => x.lang === lang);
+      r.lib.enableText(true);
+      if (x) r.lib.setCurrentTrack(x);
+      ok = !!x;
+    } else {
+      const x = r.lib.getTextTracks().find((x) => x.language === lang);
+      if (x) r.lib.selectTextTrack(x); // Shaka Player 5 shows the track it selects
+      if (typeof r.lib.setTextTrackVisibility === 'function') r.lib.setTextTrackVisibility(true); // Shaka 4
+      ok = !!x;
+    }
+    video.currentTime = at;
+    return ok;
+  }, { lang: t.lang, at: t.at });
+  await page.evaluate((at) => { window.reel.textAt = at; }, t.at);
+  const cues = await poll(page, () => {
+    const video = document.getElementById('v');
+    // Playing on, the cue's window passes: back to `at`.
+    if (video.currentTime > window.reel.textAt + 1.2 || video.currentTime < window.reel.textAt - 0.5) video.currentTime = window.reel.textAt;
+    const out = [];
+    const all = [];
+    for (const tt of video.textTracks) {
+      all.push({ label: tt.label, lang: tt.language, mode: tt.mode, cues: tt.cues ? tt.cues.length : null,
+        first: tt.cues ? [...tt.cues].slice(0, 4).map((c) => [c.startTime, c.endTime, c.text.slice(0, 12)]) : [] });
+      if (tt.mode === 'disabled') continue;
+      for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text });
+    }
+    return { time: video.currentTime, cues: out, all };
+  }, (s) => s.cues.some((c) => c.text.includes(t.cue)), deadline, 200);
+  return { tracks, enabled, cues };
 }
 
 // startPlayer runs in the page: it starts the library on the URL and keeps window.reel.player
@@ -88,6 +150,7 @@ function startPlayer({ player, url }) {
   try {
     if (player === 'hls.js') {
       const hls = new window.Hls();
+      Object.assign(window.reel, { kind: player, lib: hls });
       s.library = 'hls.js ' + window.Hls.version;
       hls.on(window.Hls.Events.ERROR, (_, d) => {
         const msg = 'hls.js ' + d.type + ': ' + d.details + (d.response && d.response.code ? ' (HTTP ' + d.response.code + ')' : '');
@@ -97,6 +160,7 @@ function startPlayer({ player, url }) {
       hls.attachMedia(video);
     } else if (player === 'dash.js') {
       const p = window.dashjs.MediaPlayer().create();
+      Object.assign(window.reel, { kind: player, lib: p });
       s.library = 'dash.js ' + p.getVersion();
       p.on(window.dashjs.MediaPlayer.events.ERROR, (e) => {
         const err = e.error || {};
@@ -108,6 +172,7 @@ function startPlayer({ player, url }) {
       shaka.polyfill.installAll();
       if (!shaka.Player.isBrowserSupported()) throw new Error('Shaka Player does not support this browser');
       const p = new shaka.Player();
+      Object.assign(window.reel, { kind: player, lib: p });
       s.library = 'Shaka Player ' + shaka.Player.version;
       const describe = (e) => 'Shaka Player error ' + e.code + (e.data && e.data.length ? ' ' + JSON.stringify(e.data).slice(0, 300) : '');
       p.addEventListener('error', (ev) => { const e = ev.detail; if (e.severity === shaka.util.Error.Severity.CRITICAL) fail(describe(e)); else warn(describe(e)); });
