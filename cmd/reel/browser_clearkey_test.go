@@ -236,7 +236,7 @@ func runClearKey(t *testing.T, node, base, chromium, vendor string, cases []map[
 	cfg, _ := json.Marshal(map[string]any{"chromium": chromium, "base": base, "mpd": "/manifest.mpd",
 		"dashjs": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
 		"hlsjs":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
-		"shaka":  filepath.Join(vendor, "shaka-player", "dist", "shaka-player.compiled.js"), "cases": cases})
+		"shaka":  requireShaka(t, vendor), "cases": cases})
 	cfgFile := filepath.Join(t.TempDir(), "clearkey.json")
 	if err := os.WriteFile(cfgFile, cfg, 0o644); err != nil {
 		t.Fatal(err)

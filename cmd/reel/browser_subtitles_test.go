@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,13 +22,7 @@ func TestBrowserSubtitles(t *testing.T) {
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)
-	shakaFile := filepath.Join(vendor, "shaka-player", "dist", "shaka-player.compiled.js")
-	if _, err := os.Stat(shakaFile); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("required in CI: Shaka Player (make ui): %v", err)
-		}
-		t.Skipf("no Shaka Player in %s: run make ui", vendor)
-	}
+	shakaFile := requireShaka(t, vendor)
 	bin := buildReel(t)
 	dir := filepath.Join(t.TempDir(), "vod")
 	code, _, stderr := runReel(t, "package", "--quiet", sample("ladder_480p.mp4"), sample("ladder_360p.mp4"), "-o", dir,

@@ -99,6 +99,20 @@ var latencyTargets = map[string]float64{"hls": 10, "llhls": 5.5, "dash": 6}
 // playSeconds is how much media each case must play.
 const playSeconds = 5.5
 
+// requireShaka returns Shaka Player's compiled library in vendor (edge/ui/node_modules); skipped
+// without it, except in CI where make ui must have installed it.
+func requireShaka(t *testing.T, vendor string) string {
+	t.Helper()
+	f := filepath.Join(vendor, "shaka-player", "dist", "shaka-player.compiled.js")
+	if _, err := os.Stat(f); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("required in CI: Shaka Player (make ui): %v", err)
+		}
+		t.Skipf("no Shaka Player in %s: run make ui", vendor)
+	}
+	return f
+}
+
 // requireUIModules returns edge/ui/node_modules when `make ui` installed it (with the player
 // libraries and playwright-core); skipped without it, except in CI where it must be there.
 func requireUIModules(t *testing.T) string {

@@ -30,13 +30,7 @@ func TestBrowserToken(t *testing.T) {
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)
-	shakaFile := filepath.Join(vendor, "shaka-player", "dist", "shaka-player.compiled.js")
-	if _, err := os.Stat(shakaFile); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("required in CI: Shaka Player (make ui): %v", err)
-		}
-		t.Skipf("no Shaka Player in %s: run make ui", vendor)
-	}
+	shakaFile := requireShaka(t, vendor)
 	bin := buildReel(t)
 	started := time.Now()
 	dir := filepath.Join(t.TempDir(), "vod")
