@@ -40,22 +40,31 @@ func TestLiveEncryptFlags(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "live")
-			args := append([]string{"live", "--loop", "c=" + sample("ladder_360p.mp4"), "--dir", dir, "--listen", "127.0.0.1:0", "--admin", ""}, tc.args...)
-			code, stdout, stderr := runReel(t, args...)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d; stderr %q", code, tc.code, stderr)
-			}
-			assertOneLine(t, "stderr", stderr)
-			if !strings.Contains(stderr, tc.want) {
-				t.Errorf("stderr %q does not say %q", stderr, tc.want)
-			}
-			if stdout != "" {
-				t.Errorf("stdout %q", stdout)
-			}
-			if _, err := os.Stat(dir); !os.IsNotExist(err) {
-				t.Errorf("%s was made (%v): something was published", dir, err)
-			}
+			liveRefused(t, tc.args, tc.code, tc.want)
 		})
 	}
+}
+
+// liveRefused runs reel live on the looped sample with args and checks that it is refused:
+// exit code, one line on stderr saying want, nothing on stdout, and no channel folder made
+// (nothing published). It returns stderr.
+func liveRefused(t *testing.T, args []string, code int, want string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "live")
+	args = append([]string{"live", "--loop", "c=" + sample("ladder_360p.mp4"), "--dir", dir, "--listen", "127.0.0.1:0", "--admin", ""}, args...)
+	got, stdout, stderr := runReel(t, args...)
+	if got != code {
+		t.Fatalf("exit %d, want %d; stderr %q", got, code, stderr)
+	}
+	assertOneLine(t, "stderr", stderr)
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q does not say %q", stderr, want)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q", stdout)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s was made (%v): something was published", dir, err)
+	}
+	return stderr
 }
