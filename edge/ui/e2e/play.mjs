@@ -19,9 +19,11 @@
 // leaves [at - 0.5, at + 1.2] (players fetch text as they play, not all of them while paused),
 // and the cues active on the video's non-disabled text tracks (video.textTracks, where all
 // three players put them) are polled until one holds `cue` or the timeout passes ("text.cues"
-// is the last reading, with every text track's mode and first cues in "all").
+// is the last reading, with every text track's mode and first cues in "all"),
 // with the libraries' files given once, as absolute paths:
 //   "libs": { "hls.js": ".../hls.min.js", "dash.js": ".../dash.all.min.js", "shaka": ".../shaka-player.compiled.js" }
+// A Shaka Player case may add "configure": { … }, Shaka's configuration, given to
+// player.configure before the load (browser_subtitles_test.go says why one does).
 // The page is then a bare <video> served, by request interception, at base + "/_play/": the
 // edge's own origin, so no CORS is in the way. The library plays the URL as it is given — no
 // request of the player is changed — and the state reported is the demo page's fields that
@@ -70,7 +72,7 @@ async function playURL(c) {
   const lib = cfg.libs && cfg.libs[c.player];
   if (!lib) throw new Error('no library file for player ' + c.player);
   await page.addScriptTag({ content: readFileSync(lib, 'utf8') });
-  await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url });
+  await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url, configure: c.configure });
   const s = await poll(page, () => JSON.parse(JSON.stringify(window.reel.player)),
     (s) => s.errors.length || s.played >= c.play, started + (c.timeout || 30) * 1000, 250);
   let text;
@@ -134,8 +136,9 @@ async function checkText(page, t) {
 }
 
 // startPlayer runs in the page: it starts the library on the URL and keeps window.reel.player
-// up to date. Fatal errors are errors, others warnings.
-function startPlayer({ player, url }) {
+// up to date. Fatal errors are errors, others warnings. configure is Shaka Player's
+// configuration, if any.
+function startPlayer({ player, url, configure }) {
   const video = document.getElementById('v');
   const s = { library: player, played: 0, frames: 0, errors: [], warnings: [], format: player };
   window.reel = { player: s };
@@ -172,6 +175,7 @@ function startPlayer({ player, url }) {
       shaka.polyfill.installAll();
       if (!shaka.Player.isBrowserSupported()) throw new Error('Shaka Player does not support this browser');
       const p = new shaka.Player();
+      if (configure) p.configure(configure);
       Object.assign(window.reel, { kind: player, lib: p });
       s.library = 'Shaka Player ' + shaka.Player.version;
       const describe = (e) => 'Shaka Player error ' + e.code + (e.data && e.data.length ? ' ' + JSON.stringify(e.data).slice(0, 300) : '');
