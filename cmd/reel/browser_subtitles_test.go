@@ -19,6 +19,7 @@ const subtitleCue = "Reel découpe le texte comme la vidéo."
 // enabled through the player's API, shows the expected cue at 6.5 s in the video's text
 // tracks.
 func TestBrowserSubtitles(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)
