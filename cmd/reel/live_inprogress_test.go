@@ -24,7 +24,6 @@ import (
 // viewers join once the first one has bytes, and "read as it grew" means a viewer's first
 // bytes came before the origin's response for the segment ended.
 func TestLiveSegmentInProgressCoalesced(t *testing.T) {
-	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	srv := loopChannel(t, "ll", 500*time.Millisecond, sample("ladder_360p.mp4"))
 	origin := newRecordingOrigin(srv)
 	defer origin.Close()
