@@ -94,6 +94,7 @@ type loopFlag []loopSource
 type loopSource struct {
 	name  string
 	files []string
+	subs  []string // --sub values given after it
 }
 
 func (l *loopFlag) String() string { return "" }
@@ -113,10 +114,26 @@ func (l *loopFlag) Set(v string) error {
 	return nil
 }
 
+// loopSubFlag collects --sub FILE[:lang=…][:name=…][:default][:forced][:sdh] (the syntax of
+// 'reel package --sub') for the --loop channel named before it.
+type loopSubFlag struct{ loops *loopFlag }
+
+func (s loopSubFlag) String() string { return "" }
+
+func (s loopSubFlag) Set(v string) error {
+	if s.loops == nil || len(*s.loops) == 0 {
+		return errors.New("--sub comes after the --loop NAME=FILE whose channel it subtitles")
+	}
+	l := &(*s.loops)[len(*s.loops)-1]
+	l.subs = append(l.subs, v)
+	return nil
+}
+
 func runLive(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
 	var loops loopFlag
 	fs.Var(&loops, "loop", "a looped channel: NAME=FILE[,FILE…] (repeatable)")
+	fs.Var(loopSubFlag{&loops}, "sub", "subtitles looped with the --loop channel before it: FILE[:lang=fr][:name=…][:default][:forced][:sdh] (WebVTT, SRT, TTML; repeatable)")
 	stdinName := fs.String("stdin", "", "a channel NAME fed by a fragmented MP4 stream on standard input")
 	var ingestNames stringsFlag
 	fs.Var(&ingestNames, "ingest", "a channel NAME fed by an encoder pushing CMAF over HTTP (repeatable)")
@@ -158,6 +175,13 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	if len(loops) == 0 && *stdinName == "" && len(ingestNames) == 0 {
 		fmt.Fprintln(stderr, "reel live: no channel: give --loop NAME=FILE, --stdin NAME or --ingest NAME (run 'reel live -h')")
 		return exitUsage
+	}
+	loopSubs := make([][]packager.Subtitle, len(loops))
+	for i, l := range loops {
+		if loopSubs[i], err = parseSubs(l.subs); err != nil {
+			fmt.Fprintf(stderr, "reel live: %v\n", err)
+			return exitUsage
+		}
 	}
 	names := []string{}
 	for _, l := range loops {
@@ -201,7 +225,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	for i, l := range loops {
-		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Logger: logger})
+		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Subtitles: loopSubs[i], Logger: logger})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
 			return exitFailure
