@@ -45,19 +45,23 @@ func (lt *liveText) add(cues ...subtitles.Cue) {
 	slices.SortStableFunc(lt.cues, func(a, b subtitles.Cue) int { return cmp.Compare(a.Start, b.Start) })
 }
 
-// appendUpTo appends every cell that ends at or before upTo (ms); with final, the rest up to
-// upTo too, as a last shorter segment (the event ends there).
-func (lt *liveText) appendUpTo(ch *live.Channel, upTo int64, final bool) error {
+// appendUpTo appends every cell that ends at or before upTo (ms). last, when known (else -1),
+// is where the event ends: the last cell ends there, shorter than the others — or longer, by
+// a sliver past its grid line, as a media segment ending just after its grid line is.
+func (lt *liveText) appendUpTo(ch *live.Channel, upTo, last int64) error {
 	if lt.next < 0 {
 		return nil
 	}
+	if last >= 0 {
+		upTo = min(upTo, last)
+	}
 	for lt.next < upTo {
 		end := lt.cellEnd(lt.next)
+		if last >= 0 && (end > last || last-end <= lt.grid/20) {
+			end = last
+		}
 		if end > upTo {
-			if !final {
-				break
-			}
-			end = upTo
+			return nil
 		}
 		var in []subtitles.Cue
 		for _, c := range lt.cues {
@@ -149,7 +153,7 @@ func ingestText(ch *live.Channel, lt *liveText, samples []mp4.FullSample, timesc
 		return fmt.Errorf("%w (%d ms < %d ms)", live.ErrBackwards, first, lt.next)
 	}
 	lt.add(cues...)
-	return lt.appendUpTo(ch, end, false)
+	return lt.appendUpTo(ch, end, -1)
 }
 
 // wvttTrack reads an ingested text trak with a wvtt sample entry: its WebVTT header (REGION and

@@ -171,11 +171,15 @@ func (l *Looper) loopStartMs(k uint64) int64 {
 	return subtitles.MsFromTimescale(ref.base+k*ref.period, ref.src.timescale)
 }
 
-// appendText appends the text cells complete at upTo ms (all of them with final).
-func (l *Looper) appendText(upTo int64, final bool) error {
+// appendText appends the text cells complete at upTo ms.
+func (l *Looper) appendText(upTo int64) error {
+	last := int64(-1) // the end of the last loop
+	if l.opt.Loops > 0 {
+		last = l.loopStartMs(uint64(l.opt.Loops))
+	}
 	for _, t := range l.texts {
 		t.fill(upTo+t.grid, l.loopStartMs, l.opt.Loops)
-		if err := t.appendUpTo(l.ch, upTo, final); err != nil {
+		if err := t.appendUpTo(l.ch, upTo, last); err != nil {
 			return fmt.Errorf("channel %s: %w", l.ch.Name(), err)
 		}
 	}
@@ -251,17 +255,13 @@ func (l *Looper) Run(ctx context.Context) error {
 		}
 		if finished {
 			// The last cells of text, to the end of the last loop, before the event ends.
-			if err := l.appendText(l.loopStartMs(uint64(opt.Loops)), true); err != nil {
+			if err := l.appendText(l.loopStartMs(uint64(opt.Loops))); err != nil {
 				return err
 			}
 			ch.End()
 			return nil
 		}
-		upTo := int64(end / time.Millisecond)
-		if opt.Loops > 0 {
-			upTo = min(upTo, l.loopStartMs(uint64(opt.Loops)))
-		}
-		if err := l.appendText(upTo, false); err != nil {
+		if err := l.appendText(int64(end / time.Millisecond)); err != nil {
 			return err
 		}
 	}
