@@ -189,3 +189,10 @@ func wvttTrack(trak *mp4.TrakBox) (hdr *subtitles.Track, timescale uint32, ok bo
 	}
 	return hdr, trak.Mdia.Mdhd.Timescale, true, nil
 }
+
+// CheckSubtitles reads and parses subtitle files as a looped channel will, so that a command
+// can refuse a malformed one (FILE:LINE: problem) before it makes anything.
+func CheckSubtitles(subs []Subtitle) error {
+	_, err := parseSubtitles(subs)
+	return err
+}

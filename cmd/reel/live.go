@@ -42,6 +42,12 @@ Sources (each names its channel):
                       /ingest/NAME/… (DASH-IF live ingest; ffmpeg -f dash -method PUT);
                       an encoder that reconnects continues the channel after a discontinuity
 
+Subtitles (--sub FILE[:lang=fr][:name=…][:default][:forced][:sdh], after a --loop, as 'reel
+package --sub' takes them): the file loops with that channel's media, a cue at t in the file
+showing at t in every loop. Text tracks (also an encoder's wvtt track with --ingest) are CMAF
+wvtt on the segment grid, TRACK_wvtt/ in the MPD, and WebVTT rendered from the same segments,
+TRACK/seg_N.vtt, in the master's SUBTITLES group; never encrypted, without parts.
+
 Encryption (--encrypt cenc or cbcs): Common Encryption of every track, as 'reel package'
 does, with either one key (--key-id and --key) or a key per key period derived from a secret
 seed (--key-seed and --key-rotation N): key period k covers the segments numbered k·N to
@@ -74,6 +80,7 @@ document's scheme, else cenc).
 Examples:
   reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_480p.mp4,samples/ladder_360p.mp4
   reel live --loop demo=samples/ladder_360p.mp4 --part 0 --segment 4s   # plain HLS, no parts
+  reel live --loop demo=samples/ladder_360p.mp4 --sub samples/subs/ladder.fr.vtt
   reel live --loop a=samples/ladder_720p.mp4 --loop b=samples/ladder_360p.mp4 --listen 127.0.0.1:8090
   reel live --loop demo=samples/ladder_360p.mp4 --encrypt cbcs \
       --key-seed 000102030405060708090a0b0c0d0e0f --key-rotation 30
@@ -181,6 +188,14 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		if loopSubs[i], err = parseSubs(l.subs); err != nil {
 			fmt.Fprintf(stderr, "reel live: %v\n", err)
 			return exitUsage
+		}
+	}
+	// Subtitle files are read before any channel is made: a malformed one is refused with its
+	// FILE:LINE and nothing is published.
+	for i, l := range loops {
+		if err := packager.CheckSubtitles(loopSubs[i]); err != nil {
+			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
+			return exitFailure
 		}
 	}
 	names := []string{}
