@@ -499,3 +499,37 @@ func TestIngestWvtt(t *testing.T) {
 		w.VttC, w.Children = nil, nil
 	})
 }
+
+// TestLoopSubtitlesLowLatencyKeys: with LL-DASH and key rotation, the key Period that the
+// media's segment in progress opens is in the MPD at once, its text segment (made at the end
+// of its cell) announced with it; without that the Period waited a segment for the text.
+func TestLoopSubtitlesLowLatencyKeys(t *testing.T) {
+	ch, srv := newChannel(t, live.Config{SegmentDuration: 2 * time.Second, PartDuration: 500 * time.Millisecond, Window: time.Minute,
+		Encryption: liveEncryption(t, "cenc", liveTestSeed)})
+	// 8.5 s: segments 0–3 complete, segment 4 (key period 2) in progress.
+	loopUntil(t, ch, LoopOptions{Inputs: []string{ladder[2]}, Subtitles: []Subtitle{{File: liveSub}}}, 8500*time.Millisecond)
+	m, err := mpd.ReadFromString(get(t, srv, "/live/test/manifest.mpd").Body.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range m.Periods {
+		ids = append(ids, p.Id)
+	}
+	if !slices.Equal(ids, []string{"key-0", "key-1", "key-2"}) {
+		t.Fatalf("Periods %v, want key-0 to key-2 (the one segment 4 opens)", ids)
+	}
+	last := m.Periods[2]
+	var text *mpd.SegmentTemplateType
+	for _, as := range last.AdaptationSets {
+		if as.ContentType == "text" {
+			text = as.Representations[0].SegmentTemplate
+		}
+	}
+	if text == nil || *text.StartNumber != 4 || len(text.SegmentTimeline.S) != 1 || text.SegmentTimeline.S[0].D != 2000 {
+		t.Fatalf("text in Period key-2: %+v", text)
+	}
+	if rec := get(t, srv, "/live/test/text_fr/index.m3u8"); strings.Contains(rec.Body.String(), "seg_4.vtt") {
+		t.Errorf("HLS lists the text segment not made yet:\n%s", rec.Body.String())
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,6 +187,7 @@ func (c *Channel) serveMPD(w http.ResponseWriter, clock string, dvr bool) {
 			})
 			t.LiveParts, t.NextNumber, t.NextProgramDateTime, t.NextDiscontinuity = nil, 0, time.Time{}, false
 		}
+		c.announceText(p)
 	}
 	c.mu.Unlock()
 	// DASH has one Period here, whose timeline can't go back: after a restart whose media time
@@ -199,6 +201,9 @@ func (c *Channel) serveMPD(w http.ResponseWriter, clock string, dvr bool) {
 			}
 		}
 	}
+	// A text track without a segment yet (an encoder's text starting after its media) is left
+	// out until it has one, rather than keeping the MPD from the media.
+	p.Text = slices.DeleteFunc(p.Text, func(t *manifest.Track) bool { return len(t.Segments) == 0 })
 	mpd, err := p.DASH()
 	if errors.Is(err, manifest.ErrNoSegmentYet) {
 		fail(w, http.StatusNotFound, "no complete segment yet")

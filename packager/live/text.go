@@ -263,3 +263,30 @@ func SegmentCues(seg []byte, timescale uint32) ([]subtitles.Cue, error) {
 	}
 	return subtitles.CuesFromWvtt(samples, timescale)
 }
+
+// announceText lists, in a low-latency MPD with key rotation, each text track's next segment
+// (its grid cell, not made yet) as the media's segments in progress are listed: a key Period
+// is in the MPD only once every track has a segment in it, and the text, appended whole at
+// the end of its cell, would otherwise keep the Period that a media segment in progress opens
+// out of the MPD until that segment is complete. The text segment's availability time is its
+// end, when it is made; a request a moment early waits for it (serveSegment). c.mu is held.
+func (c *Channel) announceText(p *manifest.Presentation) {
+	if p.Live.Keys == nil || c.ended {
+		return
+	}
+	for _, mt := range p.TextTracks(manifest.WVTT) {
+		t := c.textTrackFor(mt.ID)
+		n := len(mt.Segments)
+		if t == nil || t.cur != nil || n == 0 {
+			continue
+		}
+		last := mt.Segments[n-1]
+		start := last.Start + last.Duration
+		end := ((start+t.slack())/t.grid + 1) * t.grid
+		mt.Segments = append(mt.Segments, manifest.Segment{
+			Start: start, Duration: end - start, URI: segmentName(last.Number + 1), Number: last.Number + 1,
+			ProgramDateTime: t.pdt(start),
+		})
+		mt.NextNumber = 0
+	}
+}

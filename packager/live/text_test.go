@@ -121,3 +121,24 @@ func TestTextTrackRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestTextTrackLate: a text track without a segment yet does not keep the MPD from the media.
+func TestTextTrackLate(t *testing.T) {
+	c := testChannel(t, Config{SegmentDuration: 2 * time.Second}, "video")
+	init, _ := subtitles.WvttInit(&subtitles.Track{}, "fr")
+	if err := c.AddTrack(manifest.Track{ID: "text_fr", Kind: manifest.Text, Timescale: 1000}, init); err != nil {
+		t.Fatal(err)
+	}
+	for k := range uint64(2) {
+		f := frag(k*2000, 2000, true)
+		f.Boundary = true
+		if err := c.Append("video", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := NewServer(nil)
+	s.Add(c)
+	if rec := get(s, "/live/ch/manifest.mpd"); rec.Code != 200 || strings.Contains(rec.Body.String(), "text_fr") {
+		t.Errorf("MPD %d:\n%s", rec.Code, rec.Body.String())
+	}
+}
