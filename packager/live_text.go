@@ -24,6 +24,7 @@ type liveText struct {
 	id   string
 	grid int64 // the segment duration, ms
 	next int64 // where the next cell starts, ms; -1 before the first cue time is known
+	seen int64 // where the source's samples end so far, ms (ingest)
 	seq  uint32
 	cues []subtitles.Cue // cues that may still show in cells not yet appended, by start
 }
@@ -91,7 +92,7 @@ func (lt *liveText) appendUpTo(ch *live.Channel, upTo, last int64) error {
 // restart forgets the pending cues and starts the cells again at from (ms): the source's
 // time restarted (an encoder that reconnected).
 func (lt *liveText) restart(from int64) {
-	lt.cues, lt.next = nil, from
+	lt.cues, lt.next, lt.seen = nil, from, from
 }
 
 // textTrackInfo is the channel's description of a text track of subtitle s.
@@ -143,16 +144,29 @@ func ingestText(ch *live.Channel, lt *liveText, samples []mp4.FullSample, timesc
 	end := subtitles.MsFromTimescale(last.DecodeTime+uint64(last.Dur), timescale)
 	switch {
 	case lt.next < 0:
-		lt.next = first
-	case first < lt.next && reinit:
+		lt.restart(first)
+	case first >= lt.seen+lt.grid:
+		// A cell or more without text: what came before ends where it did, and the channel
+		// starts a new segment after a discontinuity, as it does for media that jumps ahead
+		// (no cell of empty text for the time nothing was sent).
+		if err := lt.appendUpTo(ch, lt.seen, lt.seen); err != nil {
+			return err
+		}
+		lt.restart(first)
+	case first < lt.seen && reinit:
+		// What came before ends where it did; the new run starts a segment of its own.
+		if err := lt.appendUpTo(ch, lt.seen, lt.seen); err != nil {
+			return err
+		}
 		if err := ch.TrackDiscontinuity(lt.id); err != nil {
 			return err
 		}
 		lt.restart(first)
-	case first < lt.next:
-		return fmt.Errorf("%w (%d ms < %d ms)", live.ErrBackwards, first, lt.next)
+	case first < lt.seen:
+		return fmt.Errorf("%w (%d ms < %d ms)", live.ErrBackwards, first, lt.seen)
 	}
 	lt.add(cues...)
+	lt.seen = max(lt.seen, end)
 	return lt.appendUpTo(ch, end, -1)
 }
 

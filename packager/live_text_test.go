@@ -469,6 +469,22 @@ func TestIngestWvtt(t *testing.T) {
 		t.Errorf("a text fragment going back: %d %s", rec.Code, rec.Body.String())
 	}
 
+	// The encoder reconnects, its clock restarted: the text goes on after a discontinuity.
+	_, again := wvttInput(t, 90000, []subtitles.Cue{{Start: 500, End: 1000, Text: "Quatre"}}, [][2]int64{{0, 2000}})
+	if rec := put(t, ing, "/ingest/test/Streams(subs)/init.mp4", init); rec.Code != 204 {
+		t.Fatalf("text init again: %d %s", rec.Code, rec.Body.String())
+	}
+	if rec := put(t, ing, "/ingest/test/Streams(subs)/seg_1.m4s", again[0]); rec.Code != 204 {
+		t.Fatalf("text after the reconnect: %d %s", rec.Code, rec.Body.String())
+	}
+	pl := get(t, srv, "/live/test/text_fr/index.m3u8").Body.String()
+	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY\n") || !strings.Contains(pl, "seg_3.vtt") {
+		t.Errorf("text playlist after the reconnect:\n%s", pl)
+	}
+	if vtt := get(t, srv, "/live/test/text_fr/seg_3.vtt").Body.String(); !strings.Contains(vtt, "00:00:00.500 --> 00:00:01.000\nQuatre") {
+		t.Errorf("seg_3.vtt after the reconnect:\n%s", vtt)
+	}
+
 	// Malformed wvtt tracks, each on a channel of its own.
 	bad := func(name string, edit func(f *mp4.File)) {
 		t.Run(name, func(t *testing.T) {
