@@ -549,3 +549,59 @@ func TestLoopSubtitlesLowLatencyKeys(t *testing.T) {
 		t.Errorf("HLS lists the text segment not made yet:\n%s", rec.Body.String())
 	}
 }
+
+// TestLoopSubtitlesAddedOnRestart: subtitles added when a channel restarts (or whose header
+// changed, which starts the text afresh) are numbered and dated as the resumed media: each
+// text segment has the number of the video segment of the same time, and a program date-time
+// within a frame of that segment's (the text's cells start on the grid lines, the video's
+// segments at the keyframes just after them), though new tracks are numbered from the clock.
+func TestLoopSubtitlesAddedOnRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := live.Config{Name: "test", Dir: dir, SegmentDuration: 2 * time.Second, Window: time.Minute}
+	var prev *live.Channel
+	run := func(subs []Subtitle) *live.Server {
+		if prev != nil {
+			prev.Close()
+		}
+		ch, err := live.NewChannel(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock := &fakeClock{now: time.Now()}
+		if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 1, Subtitles: subs, Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
+			t.Fatal(err)
+		}
+		prev = ch
+		srv := live.NewServer(nil)
+		srv.Add(ch)
+		return srv
+	}
+	run(nil) // numbered from 0
+	// Numbered from the clock from now on: the video continues its numbers (6…), a new track
+	// without history would start at the clock's.
+	cfg.NumberByClock = true
+	srv := run([]Subtitle{{File: liveSub}})
+	dated := func(pl, ext string) map[string]time.Time {
+		out := map[string]time.Time{}
+		var pdt time.Time
+		for _, l := range strings.Split(pl, "\n") {
+			if v, ok := strings.CutPrefix(l, "#EXT-X-PROGRAM-DATE-TIME:"); ok {
+				pdt, _ = time.Parse(time.RFC3339Nano, v)
+			} else if n, ok := strings.CutSuffix(l, ext); ok {
+				out[n] = pdt
+			}
+		}
+		return out
+	}
+	video := dated(get(t, srv, "/live/test/video_360p/index.m3u8").Body.String(), ".m4s")
+	text := dated(get(t, srv, "/live/test/text_fr/index.m3u8").Body.String(), ".vtt")
+	if len(text) != 6 || len(video) != 12 {
+		t.Fatalf("%d text segments, %d video segments; want the second run's 6 and both runs' 12", len(text), len(video))
+	}
+	for n, pdt := range text {
+		v, ok := video[n]
+		if d := pdt.Sub(v); !ok || d > liveFrameMs*time.Millisecond || d < -liveFrameMs*time.Millisecond {
+			t.Errorf("text %s at %v, video %s at %v", n, pdt, n, v)
+		}
+	}
+}

@@ -184,6 +184,9 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	if err := c.checkResumedKeys(t); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
 	}
+	if t.text != nil && len(t.segs) == 0 {
+		c.alignText(t)
+	}
 	if err := atomicfile.Write(filepath.Join(dir, manifest.InitSegmentName), init, 0o644); err != nil {
 		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
 	}
@@ -250,6 +253,9 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 	complete, err := t.append(f, time.Now())
 	if err != nil {
 		return err
+	}
+	if t.text != nil {
+		c.textPDT(t)
 	}
 	if s := t.cur; f.Boundary && s != nil && t.end+t.slack() >= s.gridEnd {
 		// The source says a keyframe follows and the segment has reached its grid line: it is

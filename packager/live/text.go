@@ -290,3 +290,43 @@ func (c *Channel) announceText(p *manifest.Presentation) {
 		mt.NextNumber = 0
 	}
 }
+
+// alignText numbers a text track without history (new to a resumed channel, or whose header
+// changed) after the resumed video's segments: the number of its first cell is the one the
+// video's next segment, starting where the video left off, takes. Numbered from the clock or
+// from zero it would name other cells than the media's segments of those numbers, and under key
+// rotation fall in other key periods (which are by number). c.mu is held.
+func (c *Channel) alignText(t *track) {
+	for _, o := range c.tracks {
+		if o.info.Kind != manifest.Video || len(o.segs) == 0 {
+			continue
+		}
+		next := o.segs[len(o.segs)-1].number + 1
+		if cell := (o.end + o.slack()) / o.grid; next >= cell {
+			t.firstNumber = next - cell
+		}
+		return
+	}
+}
+
+// textPDT dates the text segment just started by the video's clock: media time m of the text
+// is the video's media time m, so its program date-time is the one the video has there. A
+// text segment is appended whole at the end of its cell, later than the media of its start,
+// so a re-anchoring of its own after a discontinuity (at the time of its first append, see
+// track.append) would date it up to a segment late, out of step with the video (players align
+// subtitle playlists by PDT). c.mu is held.
+func (c *Channel) textPDT(t *track) {
+	s := t.cur
+	if s == nil || len(s.parts) != 1 {
+		return
+	}
+	for _, o := range c.tracks {
+		if o.info.Kind != manifest.Video || o.anchorPDT.IsZero() {
+			continue
+		}
+		at := s.start * uint64(o.info.Timescale) / uint64(t.info.Timescale)
+		t.anchorMedia, t.anchorPDT = s.start, o.pdt(at)
+		s.pdt = t.anchorPDT
+		return
+	}
+}
