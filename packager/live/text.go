@@ -325,6 +325,9 @@ func (c *Channel) textPDT(t *track) {
 			continue
 		}
 		at := s.start * uint64(o.info.Timescale) / uint64(t.info.Timescale)
+		if at+o.slack() < o.anchorMedia {
+			return // before the video's current run (a sender whose clock restarted): its own date
+		}
 		t.anchorMedia, t.anchorPDT = s.start, o.pdt(at)
 		s.pdt = t.anchorPDT
 		return
