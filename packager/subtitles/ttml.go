@@ -89,7 +89,7 @@ func ParseTTML(name string, data []byte) (*Track, error) {
 			body = n
 		}
 	}
-	t := &Track{}
+	t := &Track{IMSC: imscDoc(root, body)}
 	if body != nil {
 		if err := p.walk(body, 0, -1, t); err != nil {
 			return nil, err
@@ -424,7 +424,7 @@ func (p *ttmlParser) cue(n *node, begin, end int64, t *Track) error {
 	var lines []string
 	for _, l := range strings.Split(b.String(), "\n") {
 		if !n.preserve {
-			l = strings.TrimSpace(l)
+			l = strings.TrimFunc(l, isXMLSpace)
 		}
 		if strings.TrimSpace(PlainText(l)) != "" {
 			lines = append(lines, l)
@@ -439,6 +439,7 @@ func (p *ttmlParser) cue(n *node, begin, end int64, t *Track) error {
 	c := Cue{Start: begin, End: end, Line: n.line, Text: strings.Join(lines, "\n")}
 	c.ID, _ = n.attr(nsXML, "id")
 	c.Settings = p.settings(n)
+	c.IMSC = imscCue(n)
 	t.Cues = append(t.Cues, c)
 	return nil
 }
@@ -478,8 +479,8 @@ func (p *ttmlParser) inline(n *node, b *strings.Builder, isP bool) error {
 		case string:
 			s := k
 			if !n.preserve {
-				s = strings.Join(strings.Fields(s), " ")
-				if strings.TrimSpace(k) != k && s != "" {
+				s = strings.Join(strings.FieldsFunc(s, isXMLSpace), " ")
+				if strings.TrimFunc(k, isXMLSpace) != k && s != "" {
 					// Keep one space where the source had whitespace around words.
 					if k[0] == ' ' || k[0] == '\t' || k[0] == '\n' || k[0] == '\r' {
 						s = " " + s
@@ -516,6 +517,10 @@ func (p *ttmlParser) inline(n *node, b *strings.Builder, isP bool) error {
 	}
 	return nil
 }
+
+// isXMLSpace: the whitespace that xml:space="default" collapses (XML 1.0 §2.3 S), not a
+// no-break space, which is text.
+func isXMLSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
 var hexColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$`)
 
