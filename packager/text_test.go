@@ -40,9 +40,10 @@ const (
       <region xml:id="oben" tts:origin="10% 5%" tts:extent="80% 15%"/>
     </layout>
   </head>
-  <body region="unten"><div>
+  <body><div region="unten">
     <p begin="00:00:01:15" end="00:00:03:00">Uhrzeit<br/>mit Frames</p>
-    <p begin="5s" dur="4.5s" region="oben" style="gelb">Über die Grenze</p>
+  </div><div region="oben">
+    <p begin="5s" dur="4.5s" style="gelb">Über die Grenze</p>
   </div></body>
 </tt>
 `
@@ -105,9 +106,9 @@ func TestSubtitlesRoundTrip(t *testing.T) {
 				back := stppTrack(t, out, id+"_stpp", single)
 				compareTextCues(t, id+"_stpp (DASH)", back.Cues, want, frameMs)
 				styled := back.Cues[len(back.Cues)-1]
-				if styled.IMSC == nil || !strings.Contains(styled.IMSC.P, `region="oben" style="gelb"`) ||
+				if styled.IMSC == nil || styled.IMSC.P != ` style="gelb"` || !slices.Equal(styled.IMSC.Divs, []string{` region="oben"`}) ||
 					!strings.Contains(back.IMSC.Head, `<style xml:id="gelb" tts:color="yellow" tts:fontStyle="italic"/>`) ||
-					!strings.Contains(back.IMSC.Head, `<region xml:id="oben"`) || !strings.Contains(back.IMSC.Body, `region="unten"`) {
+					!strings.Contains(back.IMSC.Head, `<region xml:id="oben"`) || !strings.Contains(back.IMSC.Head, `<region xml:id="unten"`) {
 					t.Errorf("%s_stpp: styled cue %+v %+v in document %+v", id, styled, styled.IMSC, back.IMSC)
 				}
 			}

@@ -51,7 +51,7 @@ func TestPackageIMSC(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`<p begin="00:00:06.000" end="00:00:08.000" xml:id="schnitt" region="oben" style="gelb">Reel schneidet Text wie Video.</p>`,
+		`<div region="oben"><p begin="00:00:06.000" end="00:00:08.000" xml:id="schnitt" style="gelb">Reel schneidet Text wie Video.</p></div>`,
 		`<style xml:id="gelb" style="normal" tts:color="yellow" tts:fontStyle="italic"/>`,
 		`<region xml:id="oben" tts:origin="10% 5%" tts:extent="80% 20%" tts:displayAlign="before"/>`,
 		`ttp:cellResolution="32 15"`,
