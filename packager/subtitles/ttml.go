@@ -55,8 +55,10 @@ type ttmlParams struct {
 // and ttp:tickRate), <span> and <br>. The styling WebVTT can say is carried: italic, bold,
 // underline and colour as inline markup (colours by a class and a STYLE block), tts:textAlign
 // as the align setting, a region's tts:origin/tts:extent/tts:displayAlign in percent as the
-// line, position and size settings, tts:writingMode as vertical. The image profile (pictures,
-// not text) is refused, as are a time base other than media and timing on a <span>.
+// line, position and size settings, tts:writingMode as vertical. All of the styling, and the
+// regions, are also kept as TTML (Track.IMSC, Cue.IMSC; see imsc.go) for the IMSC1 documents
+// of DASH's stpp track. The image profile (pictures, not text) is refused, as are a time base
+// other than media and timing on a <span>.
 func ParseTTML(name string, data []byte) (*Track, error) {
 	root, err := readTTMLTree(name, data)
 	if err != nil {
