@@ -128,11 +128,12 @@ func IMSCDocument(t *Track, lang string, start, end int64, cues []Cue) []byte {
 	return []byte(b.String())
 }
 
-// plainIMSC is a <p> for cue text of another format: its lines, without markup.
+// plainIMSC is a <p> for cue text of another format: its lines, without markup, a character
+// XML cannot hold (a control character, invalid UTF-8: WebVTT and SRT take them) as U+FFFD.
 func plainIMSC(text string) *IMSCCue {
 	lines := strings.Split(text, "\n")
 	for i, l := range lines {
-		lines[i] = imscText.Replace(PlainText(l))
+		lines[i] = attrValue(PlainText(l)) // escapes as character data needs, and replaces those
 	}
 	return &IMSCCue{Content: strings.Join(lines, "<br/>")}
 }
