@@ -79,20 +79,22 @@ func Prefix(c Codec, lengthSize int, head []byte, sampleSize int) (n int, more b
 	}
 	pos := 0
 	for pos < sampleSize {
-		if pos+lengthSize+c.headerLen() > len(head) {
+		if pos+lengthSize > len(head) {
 			return pos, len(head) < sampleSize
 		}
 		size := 0
 		for _, b := range head[pos : pos+lengthSize] {
 			size = size<<8 | int(b)
 		}
-		nal := head[pos+lengthSize:]
-		if c.kind(nal) == nalVCL {
-			return pos, false
-		}
 		end := pos + lengthSize + size
-		if size == 0 || end > sampleSize {
+		if size < c.headerLen() || end > sampleSize {
 			return pos, false // corrupt: what came before is all there is
+		}
+		if pos+lengthSize+c.headerLen() > len(head) {
+			return pos, true
+		}
+		if c.kind(head[pos+lengthSize:]) == nalVCL {
+			return pos, false
 		}
 		if end > len(head) {
 			return pos, true
