@@ -38,6 +38,11 @@ type Options struct {
 	// Subtitles are sidecar text files, each packaged as a WebVTT track (HLS) and a wvtt track
 	// (DASH) cut at the video's segment boundaries; never encrypted.
 	Subtitles []Subtitle
+	// Captions label the closed captions (CEA-608/708) that every video track's SEI is
+	// scanned for: language and name by channel. A channel named here that the scan does not
+	// find is signalled anyway, with a warning. Tracks without captions are signalled as such
+	// (HLS CLOSED-CAPTIONS=NONE).
+	Captions []manifest.Caption
 	// Progress, when set, is called after every segment with media bytes done and total.
 	Progress func(done, total int64)
 	Logger   *slog.Logger
@@ -81,6 +86,9 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.Captions, err = checkCaptionLabels(opt.Captions); err != nil {
+		return nil, err
+	}
 	if err := checkOutput(opt.Output); err != nil {
 		return nil, err
 	}
@@ -105,6 +113,9 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	}
 	total, err := preflight(append(append([]*inputTrack{}, videos...), audios...))
 	if err != nil {
+		return nil, err
+	}
+	if err := scanCaptions(videos, opt.Logger); err != nil {
 		return nil, err
 	}
 	if opt.Encryption != nil {
@@ -275,6 +286,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 	}
 
 	p := &manifest.Presentation{SingleFile: opt.SingleFile}
+	found := map[*manifest.Track][]string{}
 	for _, l := range lanes {
 		if err := l.w.finish(); err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}
@@ -292,6 +304,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 		}
 		if l.w.track.Kind == manifest.Video {
 			p.Video = append(p.Video, l.w.track)
+			found[l.w.track] = l.src.captions
 		} else {
 			p.Audio = append(p.Audio, l.w.track)
 		}
@@ -301,6 +314,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 		a.Name = audioName(a.Language, i)
 	}
 	sortLadder(p.Video)
+	setCaptions(p, found, opt.Captions, opt.Logger)
 	// Text is cut once the media's segment boundaries are fixed, and stays clear.
 	if err := writeText(tmp, p, texts, opt.SingleFile, opt.Logger); err != nil {
 		return nil, &OutputError{Dir: opt.Output, Err: err}
