@@ -16,15 +16,19 @@ import (
 // Closed captions (CEA-608/708 in the video's SEI) cost nothing to carry — they stay in the
 // video samples — but players only offer them when the manifests say so (HLS CLOSED-CAPTIONS
 // with INSTREAM-ID, DASH Accessibility). So the packager looks for them in every video track
-// and signals what it finds; --cc labels them (language, name).
+// and signals what it finds; --cc labels them (language, name). Neither Shaka Packager nor
+// Bento4 looks at all: they signal captions only when told.
 //
 // The scan covers the whole track: captions may start late (a programme after a promo, a
 // film's foreign dialogue), and a scan of the first seconds would miss them and then signal
 // CLOSED-CAPTIONS=NONE, which hides them from players that would otherwise have found them.
-// It stays cheap because it reads only each sample's head — the NAL units before its first
-// slice, where SEI must be (captions.Prefix): one read of headRead bytes per sample, a few
-// hundred bytes of a picture of tens of kilobytes. Neither Shaka Packager nor Bento4 looks at
-// all: they signal captions only when told.
+// It reads only each sample's head — the NAL units before its first slice, where SEI must be
+// (captions.Prefix) — and it reads it right after the segment writer has copied the sample,
+// while its pages are in the page cache. Measured on 5 minutes of 1080p at 6 Mb/s (215 MB,
+// 9,000 samples, this project's 2-core machine): the scan reads 9 MB in 6–7 ms, while
+// packaging the track takes 0.2–0.6 s; the same scan as a pass of its own before packaging
+// took 0.8–1.1 s with the file out of the page cache — as long as reading all of it, since
+// the kernel reads ahead around every head.
 
 // headRead is the first read of a sample's head: enough for an access unit delimiter,
 // in-band parameter sets and caption SEI. A longer prefix (x264's version SEI on the first
@@ -34,9 +38,19 @@ const (
 	maxHead  = 1 << 20 // beyond this, SEI is not captions but garbage: the sample's rest is skipped
 )
 
-// detectCaptions returns the caption channels (HLS INSTREAM-IDs) found in a video track's
-// SEI, nil for a codec that carries none this way, and how many bytes it read.
-func detectCaptions(t *inputTrack) (chans []string, read int64, err error) {
+// captionScan finds the closed captions of one video track as its samples are packaged.
+type captionScan struct {
+	in    *inputFile
+	codec captions.Codec
+	d     *captions.Detector
+	buf   []byte
+	read  int64         // bytes read
+	took  time.Duration // time spent
+}
+
+// newCaptionScan returns the scan of a video track, nil for a codec that carries no captions
+// this way.
+func newCaptionScan(t *inputTrack) *captionScan {
 	var codec captions.Codec
 	switch t.entry.Type() {
 	case "avc1", "avc3":
@@ -44,52 +58,55 @@ func detectCaptions(t *inputTrack) (chans []string, read int64, err error) {
 	case "hvc1", "hev1":
 		codec = captions.HEVC
 	default:
-		return nil, 0, nil
+		return nil
 	}
-	// mp4ff refuses an avcC or hvcC whose NAL lengths are not 4 bytes (avc.ErrLengthSize), so
-	// every track that opened has 4-byte lengths.
-	const lengthSize = 4
-	d := captions.NewDetector(codec, lengthSize)
-	buf := make([]byte, headRead)
-	var readErr error
-	err = walkSamples(t, func(s sample) {
-		if readErr != nil {
-			return
-		}
-		var head []byte
-		var n int
-		head, buf, n, readErr = sampleHead(t.in, s, codec, lengthSize, buf)
-		read += int64(n)
-		d.Sample(int64(s.dts)+int64(s.cto), head)
-	})
-	if err == nil && readErr != nil {
-		err = inputErr(t.in.path, readErr)
-	}
-	if err != nil {
-		return nil, read, err
-	}
-	return d.Channels(), read, nil
+	return &captionScan{in: t.in, codec: codec, d: captions.NewDetector(codec, lengthSize), buf: make([]byte, headRead)}
 }
 
-// sampleHead reads the NAL units of s that come before its first slice, into buf (grown when a
-// longer prefix needs it, and returned for the next sample); read is the bytes it read.
-func sampleHead(in *inputFile, s sample, codec captions.Codec, lengthSize int, buf []byte) (head, grown []byte, read int, err error) {
-	size := int(s.size)
-	n := min(size, len(buf))
-	for {
-		if _, err := in.f.ReadAt(buf[:n], s.off); err != nil {
-			return nil, buf, read, fmt.Errorf("reading sample at offset %d: %w", s.off, err)
+// lengthSize is the NAL unit length prefix: mp4ff refuses an avcC or hvcC whose lengths are
+// not 4 bytes (avc.ErrLengthSize), so every track that opened has 4-byte lengths.
+const lengthSize = 4
+
+// samples scans the heads of samples (decode order, following the ones scanned before).
+func (c *captionScan) samples(ss []sample) error {
+	start := time.Now()
+	defer func() { c.took += time.Since(start) }()
+	for _, s := range ss {
+		head, err := c.head(s)
+		if err != nil {
+			return err
 		}
-		read += n
-		p, more := captions.Prefix(codec, lengthSize, buf[:n], size)
+		c.d.Sample(int64(s.dts)+int64(s.cto), head)
+	}
+	return nil
+}
+
+// head reads the NAL units of s that come before its first slice.
+func (c *captionScan) head(s sample) ([]byte, error) {
+	size := int(s.size)
+	n := min(size, len(c.buf))
+	for {
+		if _, err := c.in.f.ReadAt(c.buf[:n], s.off); err != nil {
+			return nil, fmt.Errorf("reading sample at offset %d: %w", s.off, err)
+		}
+		c.read += int64(n)
+		p, more := captions.Prefix(c.codec, lengthSize, c.buf[:n], size)
 		if !more || n == size || n >= maxHead {
-			return buf[:p], buf, read, nil
+			return c.buf[:p], nil
 		}
 		n = min(size, n*4, maxHead)
-		if n > len(buf) {
-			buf = make([]byte, n)
+		if n > len(c.buf) {
+			c.buf = make([]byte, n)
 		}
 	}
+}
+
+// channels returns the caption channels (HLS INSTREAM-IDs) found; nil on a nil scan.
+func (c *captionScan) channels() []string {
+	if c == nil {
+		return nil
+	}
+	return c.d.Channels()
 }
 
 // setCaptions gives every video track the captions found in it, labelled by labels; a
@@ -128,21 +145,6 @@ func compareChannels(a, b string) int {
 		return 100 + n
 	}
 	return rank(a) - rank(b)
-}
-
-// scanCaptions runs detectCaptions on every video track and keeps what it finds on the track.
-func scanCaptions(videos []*inputTrack, log *slog.Logger) error {
-	for _, t := range videos {
-		start := time.Now()
-		chans, read, err := detectCaptions(t)
-		if err != nil {
-			return err
-		}
-		t.captions = chans
-		log.Debug("closed captions scanned", "file", t.in.path, "track", t.trackID, "found", chans,
-			"read", read, "took", time.Since(start).Round(time.Microsecond))
-	}
-	return nil
 }
 
 // checkCaptionLabels validates Options.Captions: known channels, each once, languages as

@@ -121,32 +121,34 @@ func TestCaptionScanCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := videos[0]
-	start := time.Now()
-	chans, read, err := detectCaptions(v)
-	scan := time.Since(start)
-	if err != nil || chans != nil {
-		t.Fatalf("detectCaptions = %q, %v", chans, err)
-	}
+	scan := newCaptionScan(v)
 	var total, samples int64
-	start = time.Now()
+	var whole time.Duration
 	err = walkSamples(v, func(s sample) {
 		samples++
 		total += int64(s.size)
+		start := time.Now()
 		if _, err := io.Copy(io.Discard, io.NewSectionReader(in.f, s.off, int64(s.size))); err != nil {
 			t.Fatal(err)
 		}
+		whole += time.Since(start)
+		if err := scan.samples([]sample{s}); err != nil {
+			t.Fatal(err)
+		}
 	})
-	whole := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
+	if got := scan.channels(); got != nil {
+		t.Errorf("captions %q in the ladder", got)
+	}
+	start := time.Now()
 	packageTo(t, Options{Inputs: ladder[:1]})
 	pack := time.Since(start)
 	t.Logf("%s: %d samples, %d bytes; the scan read %d bytes (%.1f%%) in %v; reading every sample whole took %v, packaging %v",
-		filepath.Base(ladder[0]), samples, total, read, 100*float64(read)/float64(total), scan, whole, pack)
-	if read > samples*headRead {
-		t.Errorf("the scan read %d bytes from %d samples, more than %d a sample", read, samples, headRead)
+		filepath.Base(ladder[0]), samples, total, scan.read, 100*float64(scan.read)/float64(total), scan.took, whole, pack)
+	if scan.read > samples*headRead {
+		t.Errorf("the scan read %d bytes from %d samples, more than %d a sample", scan.read, samples, headRead)
 	}
 }
 

@@ -115,9 +115,6 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := scanCaptions(videos, opt.Logger); err != nil {
-		return nil, err
-	}
 	if opt.Encryption != nil {
 		if err := opt.Encryption.pickKeys(append(append([]*inputTrack{}, videos...), audios...)); err != nil {
 			return nil, err
@@ -219,6 +216,7 @@ func preflight(tracks []*inputTrack) (total int64, err error) {
 func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []textInput, opt Options, total int64) (*manifest.Presentation, error) {
 	ids := newIDs()
 	var lanes []*lane
+	scans := map[*lane]*captionScan{} // video lanes' closed captions, found as they are copied
 	defer func() {
 		for _, l := range lanes {
 			l.w.close()
@@ -246,6 +244,9 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 		l, err := addLane(t)
 		if err != nil {
 			return nil, err
+		}
+		if s := newCaptionScan(t); s != nil {
+			scans[l] = s
 		}
 		if i == 0 {
 			sg.ref = l
@@ -278,6 +279,11 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 			if err := l.w.writeSegment(l.buf); err != nil {
 				return nil, writeErr(l, opt.Output, err)
 			}
+			if s := scans[l]; s != nil {
+				if err := s.samples(l.buf); err != nil {
+					return nil, inputErr(l.src.in.path, err)
+				}
+			}
 			done += l.w.bytes
 		}
 		if opt.Progress != nil {
@@ -304,7 +310,10 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 		}
 		if l.w.track.Kind == manifest.Video {
 			p.Video = append(p.Video, l.w.track)
-			found[l.w.track] = l.src.captions
+			found[l.w.track] = scans[l].channels()
+			if s := scans[l]; s != nil {
+				opt.Logger.Debug("closed captions scanned", "track", l.w.track.ID, "found", found[l.w.track], "read", s.read, "took", s.took)
+			}
 		} else {
 			p.Audio = append(p.Audio, l.w.track)
 		}

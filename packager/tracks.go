@@ -32,8 +32,6 @@ type inputTrack struct {
 	sar           manifest.Rational
 
 	sampleRate, channels int
-
-	captions []string // video: the closed-caption channels its SEI carries (scanCaptions)
 }
 
 // newIter returns a fresh sample cursor for the track.
