@@ -19,12 +19,13 @@ import (
 )
 
 // TestCaptionScan: the packager finds CC1 in an ffmpeg-made H.264 file whose caption starts
-// late (progressive, fragmented, and with the output encrypted), labels it from
+// late (progressive, fragmented, and with the output encrypted) and in an HEVC one, labels it from
 // Options.Captions, signals a labelled channel it did not find (with a warning), and marks
 // tracks without captions as checked: the samples' ladder and the HEVC sample carry none.
 func TestCaptionScan(t *testing.T) {
 	dir := t.TempDir()
 	s := testkit.CaptionedMP4(t, dir, "LATE CAPTION", 8, 5)
+	hevc := testkit.CaptionedHEVCMP4(t, t.TempDir(), "HEVC", 4, 1)
 	frag := filepath.Join(dir, "fragmented.mp4")
 	if out, err := exec.Command(requireTool(t, "ffmpeg"), "-v", "error", "-i", s.Path, "-c", "copy",
 		"-movflags", "frag_keyframe+empty_moov+default_base_moof", frag).CombinedOutput(); err != nil {
@@ -45,6 +46,7 @@ func TestCaptionScan(t *testing.T) {
 	}{
 		{"found", []string{s.Path}, nil, []manifest.Caption{{Channel: "CC1"}}, "", nil},
 		{"found in a fragmented file", []string{frag}, nil, []manifest.Caption{{Channel: "CC1"}}, "", nil},
+		{"found in HEVC", []string{hevc.Path}, nil, []manifest.Caption{{Channel: "CC1"}}, "", nil},
 		{"found, output encrypted", []string{s.Path}, nil, []manifest.Caption{{Channel: "CC1"}}, "",
 			&Encryption{Scheme: "cbcs", KeyID: testKID, Key: testKey}},
 		{"found and labelled", []string{s.Path}, []manifest.Caption{{Channel: "CC1", Language: "en-us", Name: "English"}},
@@ -67,7 +69,7 @@ func TestCaptionScan(t *testing.T) {
 				t.Error("CaptionsChecked is false")
 			}
 			var inSEI []string // what players find in the published segments
-			if tc.inputs[0] == s.Path || tc.inputs[0] == frag {
+			if tc.inputs[0] == s.Path || tc.inputs[0] == frag || tc.inputs[0] == hevc.Path {
 				inSEI = []string{"CC1"}
 			}
 			for _, v := range p.Video {

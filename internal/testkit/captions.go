@@ -135,20 +135,34 @@ type CaptionedSample struct {
 
 // CaptionedMP4 makes a real H.264 MP4 with CEA-608 captions on CC1 in dir: ffmpeg (libx264)
 // encodes a 320x180 test pattern at 30 fps for seconds as an Annex B stream; a GA94 SEI NAL
-// unit is put before each picture's slice with that picture's cc_data — one field-1 pair (the
-// pop-on caption's pairs in turn, else null padding) and a null field-2 pair, in every picture
-// as broadcast does; then ffmpeg muxes it into MP4 with -c copy. The caption's pairs are sent
-// from showAt seconds on, so that it shows a little later; it is erased two seconds after.
-// ffmpeg 5.1 cannot put 608 from a caption file into a stream by itself, hence the splice.
-// The stream has no B-frames, so decode order is display order and one picture's cc_data
-// follows the last's.
+// unit is put before each picture's first slice with that picture's cc_data — one field-1 pair
+// (the pop-on caption's pairs in turn, else null padding) and a null field-2 pair, in every
+// picture as broadcast does; then ffmpeg muxes it into MP4 with -c copy. The caption's pairs
+// are sent before showAt seconds, when it shows; it is erased two seconds after. ffmpeg 5.1
+// cannot put 608 from a caption file into a stream by itself, hence the splice. The stream has
+// no B-frames, so decode order is display order and one picture's cc_data follows the last's.
 func CaptionedMP4(tb testing.TB, dir, text string, seconds, showAt float64) CaptionedSample {
+	tb.Helper()
+	return captionedMP4(tb, dir, false, text, seconds, showAt)
+}
+
+// CaptionedHEVCMP4 is CaptionedMP4 in HEVC (libx265, hvc1), the captions in prefix SEI.
+func CaptionedHEVCMP4(tb testing.TB, dir, text string, seconds, showAt float64) CaptionedSample {
+	tb.Helper()
+	return captionedMP4(tb, dir, true, text, seconds, showAt)
+}
+
+func captionedMP4(tb testing.TB, dir string, hevcStream bool, text string, seconds, showAt float64) CaptionedSample {
 	tb.Helper()
 	ffmpeg := RequireTool(tb, "ffmpeg")
 	const fps = 30
-	raw := filepath.Join(dir, "plain.h264")
-	run(tb, ffmpeg, "-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=%d:duration=%g", fps, seconds),
-		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "60", "-pix_fmt", "yuv420p", "-f", "h264", raw)
+	name, encoder, format := "h264", []string{"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "60"}, "h264"
+	if hevcStream {
+		name, encoder, format = "hevc", []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "bframes=0:keyint=60:log-level=error"}, "hevc"
+	}
+	raw := filepath.Join(dir, "plain."+name)
+	run(tb, ffmpeg, append(append([]string{"-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=%d:duration=%g", fps, seconds)},
+		encoder...), "-pix_fmt", "yuv420p", "-f", format, raw)...)
 	stream, err := os.ReadFile(raw)
 	if err != nil {
 		tb.Fatal(err)
@@ -169,33 +183,38 @@ func CaptionedMP4(tb testing.TB, dir, text string, seconds, showAt float64) Capt
 		schedule[erase+i] = p
 	}
 	pictures := 0
-	spliced := SpliceBeforePictures(tb, stream, func(n int) []byte {
+	spliced := SpliceBeforePictures(tb, hevcStream, stream, func(n int) []byte {
 		pictures++
 		f1, ok := schedule[n]
 		if !ok {
 			f1 = Null608
 		}
-		return SEINAL(tb, false, CCData(
+		return SEINAL(tb, hevcStream, CCData(
 			CCTriple{Type: 0, Valid: true, B1: f1[0], B2: f1[1]},
 			CCTriple{Type: 1, Valid: true, B1: Null608[0], B2: Null608[1]}))
 	})
 	if pictures <= erase+1 {
 		tb.Fatalf("ffmpeg made %d pictures; the caption needs %d", pictures, erase+2)
 	}
-	cc := filepath.Join(dir, "cc.h264")
+	cc := filepath.Join(dir, "cc."+name)
 	if err := os.WriteFile(cc, spliced, 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	out := filepath.Join(dir, "captioned.mp4")
-	run(tb, ffmpeg, "-v", "error", "-framerate", fmt.Sprint(fps), "-f", "h264", "-i", cc, "-c", "copy", out)
+	out := filepath.Join(dir, "captioned_"+name+".mp4")
+	args := []string{"-v", "error", "-framerate", fmt.Sprint(fps), "-f", format, "-i", cc, "-c", "copy"}
+	if hevcStream {
+		args = append(args, "-tag:v", "hvc1") // parameter sets in hvcC, as the packager expects
+	}
+	run(tb, ffmpeg, append(args, out)...)
 	return CaptionedSample{Path: out, Text: text, Start: float64(first+len(pairs)-2) / fps, End: float64(erase) / fps}
 }
 
-// SpliceBeforePictures returns the H.264 Annex B stream with the NAL unit nal(n) put before
-// the first slice of the n-th picture (n from 0), after its access unit delimiter and
-// parameter sets, where H.264 wants SEI. A slice whose first_mb_in_slice is 0 (the ue(v) code
-// "1") starts a picture.
-func SpliceBeforePictures(tb testing.TB, annexB []byte, nal func(n int) []byte) []byte {
+// SpliceBeforePictures returns the H.264 (or HEVC) Annex B stream with the NAL unit nal(n) put
+// before the first slice of the n-th picture (n from 0), after its access unit delimiter and
+// parameter sets, where SEI (HEVC: prefix SEI) goes. A slice that starts a picture has
+// first_mb_in_slice 0 (H.264: the ue(v) code "1") or first_slice_segment_in_pic_flag 1 (HEVC):
+// the first bit after the NAL header set.
+func SpliceBeforePictures(tb testing.TB, hevcStream bool, annexB []byte, nal func(n int) []byte) []byte {
 	tb.Helper()
 	startCode := []byte{0, 0, 1}
 	var out bytes.Buffer
@@ -209,22 +228,27 @@ func SpliceBeforePictures(tb testing.TB, annexB []byte, nal func(n int) []byte) 
 		at := pos + i // the start code, its leading zero byte (4-byte form) already written
 		out.Write(annexB[pos:at])
 		hdr := at + len(startCode)
-		if hdr+1 < len(annexB) {
-			typ := annexB[hdr] & 0x1f
-			if (typ == 1 || typ == 5) && annexB[hdr+1]&0x80 != 0 {
-				out.Write(startCode)
-				out.Write(nal(n))
-				out.Write([]byte{0}) // the next start code's leading zero
-				n++
-			}
+		if firstSlice(annexB[hdr:], hevcStream) {
+			out.Write(startCode)
+			out.Write(nal(n))
+			out.Write([]byte{0}) // the next start code's leading zero
+			n++
 		}
 		out.Write(startCode)
 		pos = hdr
 	}
 	if n == 0 {
-		tb.Fatal("no picture found in the H.264 stream")
+		tb.Fatal("no picture found in the stream")
 	}
 	return out.Bytes()
+}
+
+// firstSlice reports whether the NAL unit starting at b is a picture's first slice.
+func firstSlice(b []byte, hevcStream bool) bool {
+	if hevcStream {
+		return len(b) > 2 && b[0]>>1&0x3f <= 31 && b[2]&0x80 != 0
+	}
+	return len(b) > 1 && (b[0]&0x1f == 1 || b[0]&0x1f == 5) && b[1]&0x80 != 0
 }
 
 func run(tb testing.TB, name string, args ...string) {

@@ -11,14 +11,23 @@ import (
 )
 
 // TestCaptionedMP4IsReal608: ffmpeg itself, which shares no code with Reel's detection, finds
-// the sample's captions: ffprobe says the video stream has closed captions, and ffmpeg's
-// CEA-608 decoder (lavfi movie's subcc output, ccaption_dec) reads the caption's text back,
-// shown at the time the sample says.
+// the sample's captions, in H.264 and in HEVC: ffprobe says the video stream has closed
+// captions (H.264 only: ffmpeg 5.1's HEVC decoder exports the captions but does not set the
+// stream property ffprobe reports), and ffmpeg's CEA-608 decoder (lavfi movie's subcc output,
+// ccaption_dec) reads the caption's text back, shown at the time the sample says.
 func TestCaptionedMP4IsReal608(t *testing.T) {
+	t.Run("h264", func(t *testing.T) {
+		checkReal608(t, CaptionedMP4(t, t.TempDir(), "HELLO FROM REEL, CC1.", 4, 1.5), "h264")
+	})
+	t.Run("hevc", func(t *testing.T) {
+		checkReal608(t, CaptionedHEVCMP4(t, t.TempDir(), "AND IN HEVC TOO.", 4, 1), "hevc")
+	})
+}
+
+func checkReal608(t *testing.T, s CaptionedSample, codec string) {
 	ffprobe := RequireTool(t, "ffprobe")
 	ffmpeg := RequireTool(t, "ffmpeg")
-	dir := t.TempDir()
-	s := CaptionedMP4(t, dir, "HELLO FROM REEL, CC1.", 4, 1.5)
+	dir := filepath.Dir(s.Path)
 
 	// The stream line of ffprobe's summary, which reports what its probe decoded. (Its
 	// -show_entries stream=closed_captions reads a decoder context of ffprobe's own that has
@@ -28,7 +37,7 @@ func TestCaptionedMP4IsReal608(t *testing.T) {
 		t.Fatalf("ffprobe: %v\n%s", err, out)
 	}
 	video := regexp.MustCompile(`Stream #0:0.*: Video: .*`).Find(out)
-	if !strings.Contains(string(video), ", Closed Captions,") {
+	if !strings.Contains(string(video), "Video: "+codec) || codec == "h264" && !strings.Contains(string(video), ", Closed Captions,") {
 		t.Errorf("ffprobe does not list Closed Captions on the video stream:\n%s", out)
 	}
 
