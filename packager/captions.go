@@ -114,11 +114,12 @@ func (c *captionScan) channels() []string {
 // operator knows the feed (captions in a form the scan does not read, such as SCTE-20 or
 // DirecTV user data, still reach players that decode it).
 func setCaptions(p *manifest.Presentation, found map[*manifest.Track][]string, labels []manifest.Caption, log *slog.Logger) {
+	missing := map[string][]string{} // channel → the tracks it was not found in
 	for _, v := range p.Video {
 		chans := slices.Clone(found[v])
 		for _, l := range labels {
 			if !slices.Contains(chans, l.Channel) {
-				log.Warn("closed captions given by --cc not found in the video's SEI; signalled anyway", "track", v.ID, "channel", l.Channel)
+				missing[l.Channel] = append(missing[l.Channel], v.ID)
 				chans = append(chans, l.Channel)
 			}
 		}
@@ -130,6 +131,11 @@ func setCaptions(p *manifest.Presentation, found map[*manifest.Track][]string, l
 				c = labels[i]
 			}
 			v.Captions = append(v.Captions, c)
+		}
+	}
+	for _, l := range labels {
+		if tracks := missing[l.Channel]; tracks != nil {
+			log.Warn("closed captions given by --cc not found in the video's SEI; signalled anyway", "channel", l.Channel, "tracks", tracks)
 		}
 	}
 	p.CaptionsChecked = true
