@@ -211,6 +211,9 @@ func writeText(tmp string, p *manifest.Presentation, inputs []textInput, single 
 				past++
 			}
 		}
+		for _, w := range in.track.Warnings {
+			log.Warn("subtitle cue not shown as meant", "problem", w)
+		}
 		if past > 0 {
 			log.Warn("subtitle cues outside the video are left out", "file", in.sub.File, "cues", past,
 				"video_end", fmt.Sprintf("%.3fs", float64(cuts.end-cuts.origin)/1000))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -363,5 +364,29 @@ func TestGuessSubtitleLanguage(t *testing.T) {
 		if got := GuessSubtitleLanguage(in); got != want {
 			t.Errorf("GuessSubtitleLanguage(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSubtitleTTMLRegionWarning: a TTML cue that TTML players would show in no region is
+// packaged all the same, with a warning naming the file and the line.
+func TestSubtitleTTMLRegionWarning(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "film.de.ttml")
+	ttml := strings.Replace(textTTML, `<p begin="5s" dur="4.5s" style="gelb">`, `<p begin="5s" dur="4.5s" style="gelb" region="unten">`, 1)
+	if ttml == textTTML {
+		t.Fatal("the sample changed: the stray region was not put in")
+	}
+	if err := os.WriteFile(file, []byte(ttml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	out, _ := packageTo(t, Options{Inputs: ladder[2:], Output: filepath.Join(dir, "out"), Subtitles: []Subtitle{{File: file}},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	at := fmt.Sprintf("%s:%d: <p> in region", file, strings.Count(ttml[:strings.Index(ttml, `style="gelb" region="unten">`)], "\n")+1)
+	if !strings.Contains(logs.String(), "subtitle cue not shown as meant") || !strings.Contains(logs.String(), at) {
+		t.Errorf("no warning %q in the log:\n%s", at, logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "text_de_stpp", "init.mp4")); err != nil {
+		t.Errorf("the track was not written: %v", err)
 	}
 }

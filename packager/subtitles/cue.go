@@ -68,6 +68,9 @@ type Track struct {
 	// IMSC is the TTML document's styling, regions and parameters (ParseTTML only; nil
 	// otherwise): what IMSC1 documents carry and WebVTT cannot.
 	IMSC *IMSCDoc
+	// Warnings are what the input says that players will not show as meant, one line each,
+	// "file:line: problem" (ParseTTML: a cue TTML players put in no region).
+	Warnings []string
 }
 
 // Header is the WebVTT file header with the track's REGION and STYLE blocks: what precedes the

@@ -2,6 +2,8 @@ package subtitles
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -181,4 +183,45 @@ func TestStppRefusesStrayCue(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Errorf("got %v, want a cue outside its sample", err)
 	}
+}
+
+// TestTTMLRegionWarnings: a cue TTML players put in no region (none named while regions are
+// declared, a region other than its ancestor's, an undeclared one) is a warning naming the
+// file and the <p>'s line; the cue is kept (WebVTT shows it). The samples have none.
+func TestTTMLRegionWarnings(t *testing.T) {
+	layout := `><head><layout><region xml:id="top" tts:origin="10% 5%" tts:extent="80% 20%"/><region xml:id="bottom" tts:origin="10% 75%" tts:extent="80% 20%"/></layout></head>` + "\n"
+	for _, tc := range []struct{ body, want string }{
+		{`<body><div region="bottom"><p begin="1s" end="2s">a</p></div><div region="top"><p region="top" begin="2s" end="3s">b</p></div></body>`, ""},
+		{`<body><div>` + "\n" + `<p begin="1s" end="2s">a</p></div></body>`, `r.ttml:4: <p> in no region while the document declares regions`},
+		{`<body region="bottom"><div>` + "\n" + `<p region="top" begin="1s" end="2s">a</p></div></body>`, `r.ttml:4: <p> in region "top" inside an element of region "bottom": TTML players show it in neither`},
+		{`<body><div region="side">` + "\n" + `<p begin="1s" end="2s">a</p></div></body>`, `r.ttml:4: <p> in region "side", which <layout> does not declare`},
+	} {
+		tr, err := ParseTTML("r.ttml", []byte(ttHead+layout+tc.body+"</tt>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.Cues) == 0 {
+			t.Errorf("%s: the cue was dropped", tc.body)
+		}
+		switch {
+		case tc.want == "" && len(tr.Warnings) > 0:
+			t.Errorf("%s: warnings %q, want none", tc.body, tr.Warnings)
+		case tc.want != "" && (len(tr.Warnings) != 1 || !strings.HasPrefix(tr.Warnings[0], tc.want)):
+			t.Errorf("%s: warnings %q, want one starting %q", tc.body, tr.Warnings, tc.want)
+		}
+	}
+	for name, data := range map[string]string{"sample.ttml": ttmlSample, "ladder.de.ttml": readSample(t, "ladder.de.ttml")} {
+		if tr, err := ParseTTML(name, []byte(data)); err != nil || len(tr.Warnings) > 0 {
+			t.Errorf("%s: %v, warnings %q", name, err, tr.Warnings)
+		}
+	}
+}
+
+func readSample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "samples", "subs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -350,6 +350,35 @@ func (p *ttmlParser) inherited(n *node, local string) (string, bool) {
 	return "", false
 }
 
+// regionProblem says why TTML players (imsc.js in dash.js, among others) will not show the
+// <p> n: once a document declares regions, content is presented only in the region it names
+// or inherits, and an element naming another region than its ancestor's is in neither
+// (TTML1 §9.3.2–9.3.3). "" when they will. WebVTT, which has the cue at the <p>'s region or
+// at the bottom, shows it all the same: this is a warning, not an error.
+func (p *ttmlParser) regionProblem(n *node) string {
+	if len(p.regions) == 0 {
+		return "" // the default region holds everything
+	}
+	var named []string // region attributes from n up
+	for m := n; m != nil; m = m.parent {
+		if id, ok := m.attr("", "region"); ok {
+			named = append(named, id)
+		}
+	}
+	if len(named) == 0 {
+		return "<p> in no region while the document declares regions: TTML players show it nowhere (give it, its <div> or the <body> a region)"
+	}
+	for _, id := range named[1:] {
+		if id != named[0] {
+			return fmt.Sprintf("<p> in region %q inside an element of region %q: TTML players show it in neither (put the region on the <div>s)", clip(named[0]), clip(id))
+		}
+	}
+	if p.regions[named[0]] == nil {
+		return fmt.Sprintf("<p> in region %q, which <layout> does not declare: TTML players show it nowhere", clip(named[0]))
+	}
+	return ""
+}
+
 func (p *ttmlParser) region(n *node) *node {
 	for m := n; m != nil; m = m.parent {
 		if id, ok := m.attr("", "region"); ok {
@@ -442,6 +471,9 @@ func (p *ttmlParser) cue(n *node, begin, end int64, t *Track) error {
 	c.ID, _ = n.attr(nsXML, "id")
 	c.Settings = p.settings(n)
 	c.IMSC = imscCue(n)
+	if w := p.regionProblem(n); w != "" {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%s:%d: %s", p.name, n.line, w))
+	}
 	t.Cues = append(t.Cues, c)
 	return nil
 }
