@@ -207,7 +207,7 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		text := ""
 		if len(p.Text) > 0 {
-			text = fmt.Sprintf(" + %d subtitle", len(p.Text)/2) // each in WebVTT and wvtt
+			text = fmt.Sprintf(" + %d subtitle", len(p.Text)/2) // each twice: WebVTT for HLS, wvtt or stpp for DASH
 		}
 		fmt.Fprintf(stdout, "packaged %d video + %d audio%s renditions, %.3fs, in %s → %s\n",
 			len(p.Video), len(p.Audio), text, p.Duration(), time.Since(start).Round(time.Millisecond), *out)
