@@ -129,11 +129,14 @@ async function checkText(page, t) {
     if (video.currentTime > window.reel.textAt + 1.2 || video.currentTime < window.reel.textAt - 0.5) video.currentTime = window.reel.textAt;
     const out = [];
     const all = [];
+    // dash.js puts a TTML (stpp) cue in video.textTracks with empty text, its content in the
+    // imsc.js document it renders (cue.isd): the text of its spans, "\n" for a <br/>.
+    const isdText = (n) => (!n || typeof n !== 'object' ? '' : (n.kind === 'br' ? '\n' : '') + (typeof n.text === 'string' ? n.text : '') + (n.contents || []).map(isdText).join(''));
     for (const tt of video.textTracks) {
       all.push({ label: tt.label, lang: tt.language, mode: tt.mode, cues: tt.cues ? tt.cues.length : null,
         first: tt.cues ? [...tt.cues].slice(0, 4).map((c) => [c.startTime, c.endTime, c.text.slice(0, 12)]) : [] });
       if (tt.mode === 'disabled') continue;
-      for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text });
+      for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text || isdText(c.isd) });
     }
     return { time: video.currentTime, cues: out, all };
   }, (s) => s.cues.some((c) => c.text.includes(t.cue)), deadline, 200);
@@ -190,6 +193,10 @@ function startPlayer({ player, url }) {
         fail('dash.js error ' + (err.code != null ? err.code + ': ' : '') + (err.message || String(err)));
       });
       p.initialize(video, url, true);
+      // dash.js renders TTML (stpp) cues itself, into this div; without one it adds none.
+      const ttml = document.createElement('div');
+      video.after(ttml);
+      p.attachTTMLRenderingDiv(ttml);
     } else if (player === 'shaka') {
       const shaka = window.shaka;
       shaka.polyfill.installAll();
