@@ -162,6 +162,16 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	info.InitURI = manifest.InitSegmentName
 	info.SegmentTemplate = "seg_$Number$.m4s"
 	t := &track{info: info, init: init, dir: dir, grid: gridUnits(c.cfg.SegmentDuration, info.Timescale)}
+	if info.Kind == manifest.Text {
+		if err := c.setupText(t); err != nil {
+			return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
+		}
+		if c.byID[info.ID+WvttSuffix] != nil {
+			return fmt.Errorf("channel %s: track %q: its wvtt rendition's name is another track's", c.cfg.Name, info.ID)
+		}
+	} else if c.textTrackFor(info.ID) != nil {
+		return fmt.Errorf("channel %s: track %q: the name of a text track's wvtt rendition", c.cfg.Name, info.ID)
+	}
 	if c.cfg.NumberByClock {
 		t.firstNumber = clockNumber(time.Now(), c.cfg.SegmentDuration)
 	}
@@ -173,6 +183,9 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	}
 	if err := c.checkResumedKeys(t); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
+	}
+	if t.text != nil && len(t.segs) == 0 {
+		c.alignText(t)
 	}
 	if err := atomicfile.Write(filepath.Join(dir, manifest.InitSegmentName), init, 0o644); err != nil {
 		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
@@ -229,7 +242,7 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 		// After a discontinuity time may restart; otherwise going back would rewrite the past.
 		return fmt.Errorf("track %s: %w (%d < %d)", trackID, ErrBackwards, f.Decode, t.end)
 	}
-	if c.cfg.Encryption != nil {
+	if t.keys != nil { // encrypted; text never is
 		if err := c.protect(t, &f); err != nil {
 			return err // errWithheld: Append tells the source all is well
 		}
@@ -240,6 +253,9 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 	complete, err := t.append(f, time.Now())
 	if err != nil {
 		return err
+	}
+	if t.text != nil {
+		c.textPDT(t)
 	}
 	if s := t.cur; f.Boundary && s != nil && t.end+t.slack() >= s.gridEnd {
 		// The source says a keyframe follows and the segment has reached its grid line: it is

@@ -19,7 +19,11 @@
 // leaves [at - 0.5, at + 1.2] (players fetch text as they play, not all of them while paused),
 // and the cues active on the video's non-disabled text tracks (video.textTracks, where all
 // three players put them) are polled until one holds `cue` or the timeout passes ("text.cues"
-// is the last reading, with every text track's mode and first cues in "all").
+// is the last reading, with every text track's mode and first cues in "all"). For a live
+// stream, "live": { "start": <ms since the epoch of media time 0>, "loop": 12 } makes `at` a
+// time within a loop of that many seconds: the check seeks to the latest such time a second or
+// more behind the playhead, found from the date the player gives the playhead (hls.js
+// playingDate, dash.js timeAsUTC, Shaka getPlayheadTimeAsDate); "text.at" is where it went.
 // with the libraries' files given once, as absolute paths:
 //   "libs": { "hls.js": ".../hls.min.js", "dash.js": ".../dash.all.min.js", "shaka": ".../shaka-player.compiled.js" }
 // The page is then a bare <video> served, by request interception, at base + "/_play/": the
@@ -92,6 +96,9 @@ async function checkText(page, t) {
     if (r.kind === 'dash.js') return r.lib.getTracksFor('text').map((x) => ({ lang: x.lang, label: (x.labels && x.labels[0] && (x.labels[0].text || x.labels[0].__text)) || '' }));
     return r.lib.getTextTracks().map((x) => ({ lang: x.language, label: x.label }));
   });
+  let at = t.at;
+  if (t.live) at = await page.evaluate(liveTextTime, { at: t.at, live: t.live });
+  if (at == null) return { tracks, enabled: false, cues: { time: null, cues: [], all: [] }, at };
   const enabled = await page.evaluate(({ lang, at }) => {
     const r = window.reel;
     const video = document.getElementById('v');
@@ -114,8 +121,8 @@ async function checkText(page, t) {
     }
     video.currentTime = at;
     return ok;
-  }, { lang: t.lang, at: t.at });
-  await page.evaluate((at) => { window.reel.textAt = at; }, t.at);
+  }, { lang: t.lang, at });
+  await page.evaluate((at) => { window.reel.textAt = at; }, at);
   const cues = await poll(page, () => {
     const video = document.getElementById('v');
     // Playing on, the cue's window passes: back to `at`.
@@ -133,7 +140,23 @@ async function checkText(page, t) {
     }
     return { time: video.currentTime, cues: out, all };
   }, (s) => s.cues.some((c) => c.text.includes(t.cue)), deadline, 200);
-  return { tracks, enabled, cues };
+  return { tracks, enabled, cues, at };
+}
+
+// liveTextTime runs in the page: the player time of the latest instant at least a second
+// behind the playhead whose date is live.start + at, modulo live.loop seconds (see the top of
+// this file); null when the player gives no date.
+function liveTextTime({ at, live }) {
+  const r = window.reel;
+  const video = document.getElementById('v');
+  let date = null;
+  if (r.kind === 'hls.js') date = r.lib.playingDate ? r.lib.playingDate.getTime() / 1000 : null;
+  else if (r.kind === 'dash.js') date = r.lib.timeAsUTC();
+  else { const d = r.lib.getPlayheadTimeAsDate(); date = d ? d.getTime() / 1000 : null; }
+  if (!date) return null;
+  const start = live.start / 1000;
+  const k = Math.floor((date - 1 - start - at) / live.loop);
+  return video.currentTime + (start + k * live.loop + at - date);
 }
 
 // startPlayer runs in the page: it starts the library on the URL and keeps window.reel.player
