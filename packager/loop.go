@@ -46,6 +46,8 @@ type loopTrack struct {
 	next    int    // index of the next sample to send within the current loop
 	loop    uint64 // loops completed
 	seq     uint32
+	// captions are the closed-caption channels found in a video track's SEI (captionScan).
+	captions []string
 }
 
 // Looper is a looped live source, prepared: its inputs are open and checked, and its tracks
@@ -149,6 +151,7 @@ func NewLoop(ctx context.Context, ch *live.Channel, opt LoopOptions) (_ *Looper,
 			return nil, err
 		}
 	}
+	ch.CaptionsChecked() // every video track was scanned above
 	textIDs := ids{}
 	for _, in := range subs {
 		id := textID(textIDs, in.sub)
@@ -292,6 +295,14 @@ func loadLoopTracks(srcs []*inputTrack) ([]*loopTrack, error) {
 		if src.kind == manifest.Video && !t.samples[0].sync {
 			return nil, inputErr(src.in.path, errors.New("video does not start with a keyframe"))
 		}
+		// Closed captions loop with the video that carries them; a pass over the sample heads
+		// before the channel starts (a loop is short, and read once).
+		if scan := newCaptionScan(src); scan != nil {
+			if err := scan.samples(t.samples); err != nil {
+				return nil, inputErr(src.in.path, err)
+			}
+			t.captions = scan.channels()
+		}
 		out = append(out, t)
 	}
 	return out, nil
@@ -335,6 +346,9 @@ func (t *loopTrack) describe() (manifest.Track, []byte, error) {
 	}
 	if info.Kind == manifest.Audio {
 		info.Name = audioName(info.Language, 0)
+	}
+	for _, ch := range t.captions {
+		info.Captions = append(info.Captions, manifest.Caption{Channel: ch})
 	}
 	durCount := map[uint32]int{}
 	window := uint64(2 * t.src.timescale)

@@ -93,6 +93,10 @@ type Channel struct {
 	start   time.Time // wall-clock time of media time zero (DASH availabilityStartTime)
 	started bool
 	ended   bool
+	// captionsChecked: the source looked for closed captions in every video track (a looped
+	// file does; an ingest can't know what a feed will carry), so manifests may say
+	// CLOSED-CAPTIONS=NONE when none were found.
+	captionsChecked bool
 	// keyWaiting counts the tracks whose publishing stalls for want of a key (protect.go).
 	keyWaiting int
 	changed    chan struct{} // closed (and replaced) on every change, to wake blocked requests
@@ -197,6 +201,14 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	c.tracks = append(c.tracks, t)
 	c.byID[info.ID] = t
 	return nil
+}
+
+// CaptionsChecked records that the source scanned every video track of the channel for closed
+// captions and put what it found in the tracks' Captions.
+func (c *Channel) CaptionsChecked() {
+	c.mu.Lock()
+	c.captionsChecked = true
+	c.mu.Unlock()
 }
 
 // SetStart fixes the wall-clock time of media time zero. Sources that know it (the looped

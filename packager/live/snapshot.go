@@ -28,7 +28,7 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 		// targets, from the segment and part durations (manifest/latency.go); a delay set here
 		// would only raise them (three segments raised LL-DASH's 3.5 s target to 6 s).
 		UTCTimingURL: timeURL,
-	}}
+	}, CaptionsChecked: c.captionsChecked}
 	if c.cfg.PartDuration > 0 {
 		p.Live.HoldBack = 3 * c.cfg.SegmentDuration
 		p.Live.PartHoldBack = 3 * c.cfg.PartDuration
