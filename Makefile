@@ -91,6 +91,8 @@ fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzParseVTT$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/subtitles/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSRT$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/subtitles/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTTML$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/subtitles/
+	$(GO) test -run='^$$' -fuzz='^FuzzStpp$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/subtitles/
+	$(GO) test -run='^$$' -fuzz='^FuzzDetect$$' -fuzztime=$(FUZZTIME) ./packager/captions/
 
 samples: ## regenerate samples/ with ffmpeg (committed; rarely needed)
 	bash samples/make-samples.sh

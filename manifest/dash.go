@@ -43,7 +43,7 @@ func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 		return nil, ErrAES128NoDASH
 	}
 	if p.Live != nil {
-		for _, t := range append(p.Tracks(), p.TextTracks(WVTT)...) {
+		for _, t := range append(p.Tracks(), p.dashText()...) {
 			if len(t.Segments) == 0 {
 				return nil, fmt.Errorf("track %s: %w", t.ID, ErrNoSegmentYet)
 			}
@@ -110,7 +110,7 @@ func (p *Presentation) dashMPD(cpData *[]string) (*mpd.MPD, error) {
 		p.setProtection(as, group, cpData)
 		period.AdaptationSets = append(period.AdaptationSets, as)
 	}
-	for _, t := range p.TextTracks(WVTT) {
+	for _, t := range p.dashText() {
 		as, err := p.textSet(uint32(len(period.AdaptationSets)), t, origin)
 		if err != nil {
 			return nil, err

@@ -117,7 +117,7 @@ func (p *Presentation) keyPeriodView(kp *KeyPeriod, end uint64) *Presentation {
 	if q.Audio, ok = view(p.Audio); !ok {
 		return nil
 	}
-	if q.Text, ok = view(p.TextTracks(WVTT)); !ok {
+	if q.Text, ok = view(p.dashText()); !ok {
 		return nil
 	}
 	return q

@@ -19,7 +19,11 @@ import (
 //	<AdaptationSet contentType="video" …>
 //	  <Accessibility schemeIdUri="urn:scte:dash:cc:cea-608:2015" value="CC1=en;CC3=es"/>
 //
-// One AdaptationSet per WVTT track: text tracks are not switchable with each other. Role is
+// An IMSC1 track is the same set with codecs="stpp.ttml.im1t" (ISO/IEC 23000-19 §11.3; DASH-IF
+// IOP v4.3 §6.4.4 names the IMSC1 text profile in codecs so that a player can tell it from the
+// image profile, im1i, before fetching a segment).
+//
+// One AdaptationSet per WVTT or IMSC1 track: text tracks are not switchable with each other. Role is
 // "forced-subtitle" for a forced track (the value dash.js and Shaka Player look for), else
 // "caption" for SDH, else "subtitle"; a Default track also gets "main". Label carries the menu
 // name. The caption values write each channel as "CCn=lang" (608) or "n=lang:lang" (708), the
@@ -30,6 +34,17 @@ const (
 	cea708Scheme = "urn:scte:dash:cc:cea-708:2015"
 	textMimeType = "application/mp4"
 )
+
+// dashText are the text tracks the MPD lists, in order: those in the formats DASH carries.
+func (p *Presentation) dashText() []*Track {
+	var out []*Track
+	for _, t := range p.Text {
+		if t.Format == WVTT || t.Format == IMSC1 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 // textSet builds the AdaptationSet of text track t.
 func (p *Presentation) textSet(id uint32, t *Track, origin *big.Rat) (*mpd.AdaptationSetType, error) {

@@ -34,7 +34,7 @@ func (k Kind) String() string {
 // TextFormat is how a text track's segments are stored. HLS and DASH players read different
 // forms of the same cues, so the packager writes one text Track per format, and each writer lists
 // the tracks in the formats its players read: the HLS master the WebVTT ones, the MPD the WVTT
-// ones.
+// and IMSC1 ones.
 type TextFormat string
 
 const (
@@ -44,12 +44,21 @@ const (
 	// WVTT segments are CMAF WebVTT fragments (ISO/IEC 14496-30, sample entry wvtt) after an init
 	// segment, addressed like media segments. DASH only.
 	WVTT TextFormat = "wvtt"
+	// IMSC1 segments are CMAF TTML fragments (ISO/IEC 14496-30, sample entry stpp), each sample
+	// an IMSC1 text profile document, after an init segment, addressed like media segments.
+	// DASH only.
+	IMSC1 TextFormat = "stpp"
 )
 
 // codecs is the RFC 6381 codec string of f, as DASH's Representation@codecs takes it.
 func (f TextFormat) codecs() string {
-	if f == WVTT {
+	switch f {
+	case WVTT:
 		return "wvtt"
+	case IMSC1:
+		// The sample entry, then the MIME subtype and the IMSC1 text profile (ISO/IEC 23000-19
+		// §11.3, DASH-IF IOP v4.3 §6.4.4).
+		return "stpp.ttml.im1t"
 	}
 	return ""
 }
@@ -272,7 +281,8 @@ type Presentation struct {
 	Video []*Track // ordered from the highest to the lowest bandwidth
 	Audio []*Track // the first is the default
 	// Text are the text tracks in menu order, each in one Format: the packager adds one per
-	// format for each subtitle input (e.g. "text_fr" in WebVTT and "text_fr_wvtt" in WVTT), with
+	// format for each subtitle input (e.g. "text_fr" in WebVTT and "text_fr_wvtt" in WVTT, or
+	// "text_fr_stpp" in IMSC1 for a TTML input), with
 	// the same Language, Name and flags, and segments aligned with the video's. Tracks() leaves
 	// them out: they are clear, have no parts and take no part in bandwidth or duration.
 	Text []*Track
@@ -491,8 +501,8 @@ func (t *Track) validateKind() error {
 		}
 		return nil
 	}
-	if t.Format != WebVTT && t.Format != WVTT {
-		return fmt.Errorf("text format %q is not %q or %q", t.Format, WebVTT, WVTT)
+	if t.Format != WebVTT && t.Format != WVTT && t.Format != IMSC1 {
+		return fmt.Errorf("text format %q is not %q, %q or %q", t.Format, WebVTT, WVTT, IMSC1)
 	}
 	if t.Protection != nil {
 		return fmt.Errorf("a text track is never encrypted")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reelvideo/reel/manifest"
 	"github.com/reelvideo/reel/packager/live"
+	"github.com/reelvideo/reel/packager/subtitles"
 )
 
 // LoopOptions configure a looped live source.
@@ -27,6 +28,10 @@ type LoopOptions struct {
 	// Clock paces the source; nil means the wall clock. Tests pass a faster one.
 	Clock func() time.Time
 	Sleep func(context.Context, time.Duration) error
+	// Subtitles are sidecar files (as Options.Subtitles) looped with the media: a cue at t in
+	// the file shows at t in every loop; one past the loop's end is cut there. Each is a text
+	// track of the channel (live_text.go), clear whatever the channel's encryption.
+	Subtitles []Subtitle
 }
 
 // loopTrack is one rendition of the looped ladder with its samples in memory (a few tens of
@@ -41,6 +46,8 @@ type loopTrack struct {
 	next    int    // index of the next sample to send within the current loop
 	loop    uint64 // loops completed
 	seq     uint32
+	// captions are the closed-caption channels found in a video track's SEI (captionScan).
+	captions []string
 }
 
 // Looper is a looped live source, prepared: its inputs are open and checked, and its tracks
@@ -51,6 +58,7 @@ type Looper struct {
 	frag   time.Duration
 	inputs []*inputFile
 	tracks []*loopTrack
+	texts  []*loopText
 	loop   time.Duration // the loop length (for the log)
 }
 
@@ -86,6 +94,12 @@ func NewLoop(ctx context.Context, ch *live.Channel, opt LoopOptions) (_ *Looper,
 	}
 	if len(opt.Inputs) == 0 {
 		return nil, errors.New("no input files to loop")
+	}
+	// Subtitle files are read first: a malformed one fails with its file:line before any input
+	// is opened or any track is on the channel.
+	subs, err := parseSubtitles(opt.Subtitles)
+	if err != nil {
+		return nil, err
 	}
 	langs, err := parseLanguages(opt.Languages)
 	if err != nil {
@@ -137,7 +151,42 @@ func NewLoop(ctx context.Context, ch *live.Channel, opt LoopOptions) (_ *Looper,
 			return nil, err
 		}
 	}
+	ch.CaptionsChecked() // every video track was scanned above
+	textIDs := ids{}
+	for _, in := range subs {
+		id := textID(textIDs, in.sub)
+		init, err := subtitles.WvttInit(in.track, in.sub.Language)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.sub.File, err)
+		}
+		if err := ch.AddTrack(textTrackInfo(id, in.sub), init); err != nil {
+			return nil, err
+		}
+		l.texts = append(l.texts, &loopText{liveText: newLiveText(id, ch.SegmentDuration()), file: in.track.Cues})
+	}
 	return l, nil
+}
+
+// loopStartMs is where loop k starts on the media timeline, in ms: on the reference video
+// track's timeline, as the media's loops are.
+func (l *Looper) loopStartMs(k uint64) int64 {
+	ref := l.tracks[0]
+	return subtitles.MsFromTimescale(ref.base+k*ref.period, ref.src.timescale)
+}
+
+// appendText appends the text cells complete at upTo ms.
+func (l *Looper) appendText(upTo int64) error {
+	last := int64(-1) // the end of the last loop
+	if l.opt.Loops > 0 {
+		last = l.loopStartMs(uint64(l.opt.Loops))
+	}
+	for _, t := range l.texts {
+		t.fill(upTo+t.grid, l.loopStartMs, l.opt.Loops)
+		if err := t.appendUpTo(l.ch, upTo, last); err != nil {
+			return fmt.Errorf("channel %s: %w", l.ch.Name(), err)
+		}
+	}
+	return nil
 }
 
 // Close closes the inputs.
@@ -162,8 +211,14 @@ func (l *Looper) Run(ctx context.Context) error {
 		at := ch.ResumeAt(t.id)
 		resume = max(resume, time.Duration(float64(at)/float64(t.src.timescale)*float64(time.Second)))
 	}
+	for _, t := range l.texts {
+		resume = max(resume, time.Duration(ch.ResumeAt(t.id))*time.Millisecond)
+	}
 	for _, t := range tracks {
 		t.base = uint64(resume.Seconds()*float64(t.src.timescale) + 0.5)
+	}
+	for _, t := range l.texts {
+		t.next = l.loopStartMs(0)
 	}
 	start := opt.Clock().Add(-resume)
 	ch.SetStart(start)
@@ -202,8 +257,15 @@ func (l *Looper) Run(ctx context.Context) error {
 			}
 		}
 		if finished {
+			// The last cells of text, to the end of the last loop, before the event ends.
+			if err := l.appendText(l.loopStartMs(uint64(opt.Loops))); err != nil {
+				return err
+			}
 			ch.End()
 			return nil
+		}
+		if err := l.appendText(int64(end / time.Millisecond)); err != nil {
+			return err
 		}
 	}
 }
@@ -232,6 +294,14 @@ func loadLoopTracks(srcs []*inputTrack) ([]*loopTrack, error) {
 		}
 		if src.kind == manifest.Video && !t.samples[0].sync {
 			return nil, inputErr(src.in.path, errors.New("video does not start with a keyframe"))
+		}
+		// Closed captions loop with the video that carries them; a pass over the sample heads
+		// before the channel starts (a loop is short, and read once).
+		if scan := newCaptionScan(src); scan != nil {
+			if err := scan.samples(t.samples); err != nil {
+				return nil, inputErr(src.in.path, err)
+			}
+			t.captions = scan.channels()
 		}
 		out = append(out, t)
 	}
@@ -276,6 +346,9 @@ func (t *loopTrack) describe() (manifest.Track, []byte, error) {
 	}
 	if info.Kind == manifest.Audio {
 		info.Name = audioName(info.Language, 0)
+	}
+	for _, ch := range t.captions {
+		info.Captions = append(info.Captions, manifest.Caption{Channel: ch})
 	}
 	durCount := map[uint32]int{}
 	window := uint64(2 * t.src.timescale)

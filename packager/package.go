@@ -38,6 +38,11 @@ type Options struct {
 	// Subtitles are sidecar text files, each packaged as a WebVTT track (HLS) and a wvtt track
 	// (DASH) cut at the video's segment boundaries; never encrypted.
 	Subtitles []Subtitle
+	// Captions label the closed captions (CEA-608/708) that every video track's SEI is
+	// scanned for: language and name by channel. A channel named here that the scan does not
+	// find is signalled anyway, with a warning. Tracks without captions are signalled as such
+	// (HLS CLOSED-CAPTIONS=NONE).
+	Captions []manifest.Caption
 	// Progress, when set, is called after every segment with media bytes done and total.
 	Progress func(done, total int64)
 	Logger   *slog.Logger
@@ -79,6 +84,9 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	// with its file and line, and nothing is published.
 	texts, err := parseSubtitles(opt.Subtitles)
 	if err != nil {
+		return nil, err
+	}
+	if opt.Captions, err = checkCaptionLabels(opt.Captions); err != nil {
 		return nil, err
 	}
 	if err := checkOutput(opt.Output); err != nil {
@@ -208,6 +216,7 @@ func preflight(tracks []*inputTrack) (total int64, err error) {
 func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []textInput, opt Options, total int64) (*manifest.Presentation, error) {
 	ids := newIDs()
 	var lanes []*lane
+	scans := map[*lane]*captionScan{} // video lanes' closed captions, found as they are copied
 	defer func() {
 		for _, l := range lanes {
 			l.w.close()
@@ -235,6 +244,9 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 		l, err := addLane(t)
 		if err != nil {
 			return nil, err
+		}
+		if s := newCaptionScan(t); s != nil {
+			scans[l] = s
 		}
 		if i == 0 {
 			sg.ref = l
@@ -267,6 +279,11 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 			if err := l.w.writeSegment(l.buf); err != nil {
 				return nil, writeErr(l, opt.Output, err)
 			}
+			if s := scans[l]; s != nil {
+				if err := s.samples(l.buf); err != nil {
+					return nil, inputErr(l.src.in.path, err)
+				}
+			}
 			done += l.w.bytes
 		}
 		if opt.Progress != nil {
@@ -275,6 +292,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 	}
 
 	p := &manifest.Presentation{SingleFile: opt.SingleFile}
+	found := map[*manifest.Track][]string{}
 	for _, l := range lanes {
 		if err := l.w.finish(); err != nil {
 			return nil, &OutputError{Dir: opt.Output, Err: err}
@@ -292,6 +310,10 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 		}
 		if l.w.track.Kind == manifest.Video {
 			p.Video = append(p.Video, l.w.track)
+			found[l.w.track] = scans[l].channels()
+			if s := scans[l]; s != nil {
+				opt.Logger.Debug("closed captions scanned", "track", l.w.track.ID, "found", found[l.w.track], "read", s.read, "took", s.took)
+			}
 		} else {
 			p.Audio = append(p.Audio, l.w.track)
 		}
@@ -301,6 +323,7 @@ func run(ctx context.Context, tmp string, videos, audios []*inputTrack, texts []
 		a.Name = audioName(a.Language, i)
 	}
 	sortLadder(p.Video)
+	setCaptions(p, found, opt.Captions, opt.Logger)
 	// Text is cut once the media's segment boundaries are fixed, and stays clear.
 	if err := writeText(tmp, p, texts, opt.SingleFile, opt.Logger); err != nil {
 		return nil, &OutputError{Dir: opt.Output, Err: err}

@@ -16,6 +16,7 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/reelvideo/reel/manifest"
 	"github.com/reelvideo/reel/packager/live"
+	"github.com/reelvideo/reel/packager/subtitles"
 )
 
 // Limits on boxes read from a stream: a corrupt or hostile size field must not make the
@@ -100,6 +101,10 @@ type streamTrack struct {
 	// shift is subtracted from composition offsets: a reconnected encoder's edit list minus
 	// the one in the init segment already published (which cannot change).
 	shift int64
+	// text, for a wvtt track, re-cuts its cues on the channel's grid (src is nil then);
+	// textScale is the sender's timescale.
+	text      *liveText
+	textScale uint32
 }
 
 type streamReader struct {
@@ -219,8 +224,12 @@ func (s *streamReader) setup(moov *mp4.MoovBox) (err error) {
 	if err := in.describeTracks(); err != nil {
 		return err
 	}
-	if len(in.tracks) == 0 {
-		return errors.New("no video or audio track")
+	texts, err := s.textTraks(moov)
+	if err != nil {
+		return err
+	}
+	if len(in.tracks) == 0 && len(texts) == 0 {
+		return errors.New("no video, audio or wvtt text track")
 	}
 
 	s.tracks = map[uint32]*streamTrack{}
@@ -261,7 +270,70 @@ func (s *streamReader) setup(moov *mp4.MoovBox) (err error) {
 		}
 		s.tracks[t.trackID] = st
 	}
+	for _, tt := range texts {
+		if s.idsMu != nil {
+			s.idsMu.Lock()
+		}
+		sub := Subtitle{Language: tt.language}
+		sub.Name = subtitleName(sub)
+		id := textID(s.ids, sub)
+		if s.idsMu != nil {
+			s.idsMu.Unlock()
+		}
+		init, err := subtitles.WvttInit(tt.header, tt.language)
+		if err != nil {
+			return err
+		}
+		if err := s.ch.AddTrack(textTrackInfo(id, sub), init); err != nil {
+			return err
+		}
+		s.tracks[tt.trackID] = &streamTrack{id: id, trex: tt.trex, text: newLiveText(id, s.ch.SegmentDuration()), textScale: tt.timescale}
+	}
 	return nil
+}
+
+// streamText is a wvtt text track of a stream's moov.
+type streamText struct {
+	trackID, timescale uint32
+	language           string
+	header             *subtitles.Track
+	trex               *mp4.TrexBox
+}
+
+// textTraks finds the moov's wvtt text tracks (DASH-IF ingest carries subtitles as CMAF wvtt;
+// ISO/IEC 14496-30). A text track in another format is not carried (a warning says so); a
+// wvtt track that is malformed — no timescale, no vttC, several sample entries — fails the
+// stream as bad input.
+func (s *streamReader) textTraks(moov *mp4.MoovBox) ([]streamText, error) {
+	var out []streamText
+	for _, trak := range moov.Traks {
+		if trak.Tkhd == nil || trak.Mdia == nil || trak.Mdia.Hdlr == nil || trak.Mdia.Mdhd == nil ||
+			trak.Mdia.Minf == nil || trak.Mdia.Minf.Stbl == nil || trak.Mdia.Minf.Stbl.Stsd == nil {
+			continue // describeTracks refused an incomplete trak already
+		}
+		if h := trak.Mdia.Hdlr.HandlerType; h != "text" && h != "subt" {
+			continue
+		}
+		hdr, ts, ok, err := wvttTrack(trak)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			s.log.Warn("live: text track not carried: only wvtt (WebVTT in CMAF) is", "stream", s.name, "track", trak.Tkhd.TrackID)
+			continue
+		}
+		tt := streamText{trackID: trak.Tkhd.TrackID, timescale: ts, language: trackLanguage(trak.Mdia), header: hdr,
+			trex: &mp4.TrexBox{TrackID: trak.Tkhd.TrackID}}
+		if moov.Mvex != nil {
+			for _, trex := range moov.Mvex.Trexs {
+				if trex.TrackID == tt.trackID {
+					tt.trex = trex
+				}
+			}
+		}
+		out = append(out, tt)
+	}
+	return out, nil
 }
 
 // again handles a moov after the first: an HTTP ingest's encoder repeating its init, or
@@ -277,12 +349,23 @@ func (s *streamReader) again(moov *mp4.MoovBox) error {
 	if err := in.describeTracks(); err != nil {
 		return err
 	}
-	if len(in.tracks) != len(s.tracks) {
-		return fmt.Errorf("the encoder came back with %d tracks instead of %d", len(in.tracks), len(s.tracks))
+	texts, err := s.textTraks(moov)
+	if err != nil {
+		return err
+	}
+	if len(in.tracks)+len(texts) != len(s.tracks) {
+		return fmt.Errorf("the encoder came back with %d tracks instead of %d", len(in.tracks)+len(texts), len(s.tracks))
+	}
+	for _, tt := range texts {
+		old := s.tracks[tt.trackID]
+		if old == nil || old.text == nil || old.textScale != tt.timescale {
+			return fmt.Errorf("the encoder came back with text track %d changed; start a new channel", tt.trackID)
+		}
+		old.reinit = true
 	}
 	for _, t := range in.tracks {
 		old := s.tracks[t.trackID]
-		if old == nil || !sameEntry(old.src, t) {
+		if old == nil || old.src == nil || !sameEntry(old.src, t) {
 			return fmt.Errorf("the encoder came back with track %d's codec configuration changed (%s); start a new channel", t.trackID, t.codecs)
 		}
 		old.shift = t.edit - old.src.edit
@@ -327,6 +410,17 @@ func (s *streamReader) fragment(frag *mp4.Fragment) (err error) {
 			return fmt.Errorf("track %d: %w", traf.Tfhd.TrackID, err)
 		}
 		if len(samples) == 0 {
+			continue
+		}
+		if st.text != nil {
+			err := ingestText(s.ch, st.text, samples, st.textScale, st.reinit)
+			st.reinit = false
+			if err != nil {
+				s.log.Warn("live: text fragment refused", "stream", s.name, "track", st.id, "err", err)
+				if s.refused == nil {
+					s.refused = fmt.Errorf("track %s: %w", st.id, err)
+				}
+			}
 			continue
 		}
 		f, err := st.chunk(samples)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,7 +20,9 @@ import (
 
 // Subtitle is one sidecar text file (WebVTT, SRT or TTML/IMSC1 text) to package with the
 // ladder. Each becomes two text tracks cut at the video's segment boundaries: segmented WebVTT
-// for HLS (text_<lang>/seg_NNNNN.vtt) and CMAF wvtt for DASH (text_<lang>_wvtt/). Text is never
+// for HLS (text_<lang>/seg_NNNNN.vtt), and for DASH CMAF wvtt (text_<lang>_wvtt/) or, from
+// TTML, CMAF stpp of IMSC1 text documents with the input's styles and regions
+// (text_<lang>_stpp/). Text is never
 // encrypted, whatever Options.Encryption says: the manifest model refuses encrypted text, and
 // no player decrypts it.
 type Subtitle struct {
@@ -183,7 +186,7 @@ func cutsOf(p *manifest.Presentation) (textCuts, error) {
 	return c, nil
 }
 
-// writeText writes every subtitle input into tmp as a WebVTT and a WVTT track and adds them to
+// writeText writes every subtitle input into tmp as a WebVTT and a WVTT or IMSC1 track and adds them to
 // p.Text. Cue times move from the presentation's start to media time (the origin), so that one
 // timeline serves both: WebVTT segments map cue time to media time with MPEGTS 0 (the media's
 // own 90 kHz clock) and wvtt samples sit at media times under the DASH period's
@@ -208,6 +211,9 @@ func writeText(tmp string, p *manifest.Presentation, inputs []textInput, single 
 				past++
 			}
 		}
+		for _, w := range in.track.Warnings {
+			log.Warn("subtitle cue not shown as meant", "problem", w)
+		}
 		if past > 0 {
 			log.Warn("subtitle cues outside the video are left out", "file", in.sub.File, "cues", past,
 				"video_end", fmt.Sprintf("%.3fs", float64(cuts.end-cuts.origin)/1000))
@@ -221,11 +227,19 @@ func writeText(tmp string, p *manifest.Presentation, inputs []textInput, single 
 		if err != nil {
 			return err
 		}
-		wvtt, err := writeWvttTrack(filepath.Join(tmp, id+"_wvtt"), id+"_wvtt", in, segs, cuts, single)
+		// DASH gets the cues in the input's own kind: IMSC1 (stpp) for TTML, which keeps its
+		// styling and regions, WebVTT (wvtt) for WebVTT and SRT. Not both: the two would be two
+		// entries of one language in a player's menu, and dash.js and Shaka Player read either.
+		var dash *manifest.Track
+		if in.track.IMSC != nil {
+			dash, err = writeStppTrack(filepath.Join(tmp, id+"_stpp"), id+"_stpp", in, segs, cuts, single)
+		} else {
+			dash, err = writeWvttTrack(filepath.Join(tmp, id+"_wvtt"), id+"_wvtt", in, segs, cuts, single)
+		}
 		if err != nil {
 			return err
 		}
-		p.Text = append(p.Text, vtt, wvtt)
+		p.Text = append(p.Text, vtt, dash)
 	}
 	return nil
 }
@@ -270,22 +284,43 @@ func writeVTTTrack(dir, id string, in textInput, segs [][]subtitles.Cue, cuts te
 	return t, nil
 }
 
-// writeWvttTrack writes a CMAF wvtt track: init.mp4 and seg_NNNNN.m4s, or in single-file mode
-// one media.mp4 (init, sidx, fragments) addressed by DASH SegmentBase like the media tracks.
+// writeWvttTrack writes a CMAF wvtt track (see writeCMAFText).
 func writeWvttTrack(dir, id string, in textInput, segs [][]subtitles.Cue, cuts textCuts, single bool) (*manifest.Track, error) {
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, err
-	}
-	t := newTextTrack(id, manifest.WVTT, in)
 	init, err := subtitles.WvttInit(in.track, in.sub.Language)
 	if err != nil {
+		return nil, err
+	}
+	return writeCMAFText(dir, newTextTrack(id, manifest.WVTT, in), init, segs, cuts, single,
+		func(w io.Writer, seq uint32, s, e int64, cues []subtitles.Cue) error {
+			return subtitles.WriteWvttSegment(w, seq, s, e, cues)
+		})
+}
+
+// writeStppTrack writes a CMAF stpp track of IMSC1 text documents (see writeCMAFText).
+func writeStppTrack(dir, id string, in textInput, segs [][]subtitles.Cue, cuts textCuts, single bool) (*manifest.Track, error) {
+	init, err := subtitles.StppInit(in.sub.Language)
+	if err != nil {
+		return nil, err
+	}
+	return writeCMAFText(dir, newTextTrack(id, manifest.IMSC1, in), init, segs, cuts, single,
+		func(w io.Writer, seq uint32, s, e int64, cues []subtitles.Cue) error {
+			return subtitles.WriteStppSegment(w, in.track, in.sub.Language, seq, s, e, cues)
+		})
+}
+
+// writeCMAFText writes a CMAF text track t: init.mp4 and seg_NNNNN.m4s, or in single-file
+// mode one media.mp4 (init, sidx, fragments) addressed by DASH SegmentBase like the media
+// tracks. write writes segment seq, [s, e) ms.
+func writeCMAFText(dir string, t *manifest.Track, init []byte, segs [][]subtitles.Cue, cuts textCuts, single bool,
+	write func(w io.Writer, seq uint32, s, e int64, cues []subtitles.Cue) error) (*manifest.Track, error) {
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var frags [][]byte
 	for i, cues := range segs {
 		s, e := cuts.segSpan(i)
 		var b bytes.Buffer
-		if err := subtitles.WriteWvttSegment(&b, uint32(i+1), s, e, cues); err != nil {
+		if err := write(&b, uint32(i+1), s, e, cues); err != nil {
 			return nil, err
 		}
 		frags = append(frags, b.Bytes())
@@ -305,7 +340,7 @@ func writeWvttTrack(dir, id string, in textInput, segs [][]subtitles.Cue, cuts t
 		measure(t)
 		return t, nil
 	}
-	sidx := &mp4.SidxBox{ReferenceID: 1, Timescale: subtitles.WvttTimescale, EarliestPresentationTime: t.Segments[0].Start}
+	sidx := &mp4.SidxBox{ReferenceID: 1, Timescale: t.Timescale, EarliestPresentationTime: t.Segments[0].Start}
 	for _, s := range t.Segments {
 		sidx.SidxRefs = append(sidx.SidxRefs, mp4.SidxRef{ReferencedSize: uint32(s.Size),
 			SubSegmentDuration: uint32(s.Duration), StartsWithSAP: 1, SAPType: 1})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,10 +32,19 @@ const (
 		"3\r\n00:00:11,000 --> 00:00:11,960\r\nBye.\r\n"
 	textTTML = `<?xml version="1.0" encoding="UTF-8"?>
 <tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter"
+    xmlns:tts="http://www.w3.org/ns/ttml#styling"
     ttp:frameRate="30" ttp:frameRateMultiplier="1000 1001" xml:lang="de">
-  <body><div>
+  <head>
+    <styling><style xml:id="gelb" tts:color="yellow" tts:fontStyle="italic"/></styling>
+    <layout>
+      <region xml:id="unten" tts:origin="10% 80%" tts:extent="80% 15%" tts:displayAlign="after"/>
+      <region xml:id="oben" tts:origin="10% 5%" tts:extent="80% 15%"/>
+    </layout>
+  </head>
+  <body><div region="unten">
     <p begin="00:00:01:15" end="00:00:03:00">Uhrzeit<br/>mit Frames</p>
-    <p begin="5s" dur="4.5s">Über die Grenze</p>
+  </div><div region="oben">
+    <p begin="5s" dur="4.5s" style="gelb">Über die Grenze</p>
   </div></body>
 </tt>
 `
@@ -57,9 +67,9 @@ func writeSubs(t *testing.T, dir string) []Subtitle {
 }
 
 // TestSubtitlesRoundTrip packages the ladder with a VTT, an SRT and a TTML file and reads every
-// input cue back from the HLS WebVTT segments and from the DASH wvtt segments, with its text
-// and times within one frame; playlists and MPD parse back, and every variant names the
-// SUBTITLES group.
+// input cue back from the HLS WebVTT segments and from the DASH wvtt (VTT, SRT) or stpp (TTML)
+// segments, with its text and times within one frame, the TTML's styled cue with its style and
+// region; playlists and MPD parse back, and every variant names the SUBTITLES group.
 func TestSubtitlesRoundTrip(t *testing.T) {
 	for _, single := range []bool{false, true} {
 		name := "segmented"
@@ -90,7 +100,18 @@ func TestSubtitlesRoundTrip(t *testing.T) {
 				}
 				id := []string{"text_fr", "text_en_sdh", "text_de_forced"}[i]
 				compareTextCues(t, id+" (HLS)", hlsCues(t, filepath.Join(out, id)), want, frameMs)
-				compareTextCues(t, id+"_wvtt (DASH)", wvttCues(t, out, id+"_wvtt", single), want, frameMs)
+				if in.IMSC == nil {
+					compareTextCues(t, id+"_wvtt (DASH)", wvttCues(t, out, id+"_wvtt", single), want, frameMs)
+					continue
+				}
+				back := stppTrack(t, out, id+"_stpp", single)
+				compareTextCues(t, id+"_stpp (DASH)", back.Cues, want, frameMs)
+				styled := back.Cues[len(back.Cues)-1]
+				if styled.IMSC == nil || styled.IMSC.P != ` style="gelb"` || !slices.Equal(styled.IMSC.Divs, []string{` region="oben"`}) ||
+					!strings.Contains(back.IMSC.Head, `<style xml:id="gelb" tts:color="yellow" tts:fontStyle="italic"/>`) ||
+					!strings.Contains(back.IMSC.Head, `<region xml:id="oben"`) || !strings.Contains(back.IMSC.Head, `<region xml:id="unten"`) {
+					t.Errorf("%s_stpp: styled cue %+v %+v in document %+v", id, styled, styled.IMSC, back.IMSC)
+				}
 			}
 		})
 	}
@@ -148,7 +169,7 @@ func checkTextTracks(t *testing.T, out string, single bool) int64 {
 		}
 	}
 	slices.Sort(texts)
-	if !slices.Equal(texts, []string{"de:wvtt", "en:wvtt", "fr:wvtt"}) {
+	if !slices.Equal(texts, []string{"de:stpp.ttml.im1t", "en:wvtt", "fr:wvtt"}) {
 		t.Errorf("DASH text representations %v", texts)
 	}
 	if _, err := os.Stat(filepath.Join(out, "text_fr_wvtt", "index.m3u8")); err == nil {
@@ -194,6 +215,34 @@ func hlsCues(t *testing.T, dir string) []subtitles.Cue {
 // wvttCues reads a wvtt track's cues back from its DASH segments (or its single file).
 func wvttCues(t *testing.T, out, id string, single bool) []subtitles.Cue {
 	t.Helper()
+	init, samples := cmafTextSamples(t, out, id, single)
+	if init.Moov.Trak.Mdia.Minf.Stbl.Stsd.Wvtt == nil {
+		t.Fatalf("%s: no wvtt sample entry", id)
+	}
+	cues, err := subtitles.CuesFromWvtt(samples, init.Moov.Trak.Mdia.Mdhd.Timescale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cues
+}
+
+// stppTrack reads an stpp track back from its DASH segments (or its single file).
+func stppTrack(t *testing.T, out, id string, single bool) *subtitles.Track {
+	t.Helper()
+	init, samples := cmafTextSamples(t, out, id, single)
+	if init.Moov.Trak.Mdia.Minf.Stbl.Stsd.Stpp == nil || init.Moov.Trak.Mdia.Hdlr.HandlerType != "subt" {
+		t.Fatalf("%s: no stpp sample entry in a subt track", id)
+	}
+	tr, err := subtitles.CuesFromStpp(samples, init.Moov.Trak.Mdia.Mdhd.Timescale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// cmafTextSamples decodes a CMAF text track's init segment and samples.
+func cmafTextSamples(t *testing.T, out, id string, single bool) (*mp4.InitSegment, []mp4.FullSample) {
+	t.Helper()
 	var files []string
 	if single {
 		files = []string{filepath.Join(out, id, "media.mp4")}
@@ -217,8 +266,8 @@ func wvttCues(t *testing.T, out, id string, single bool) []subtitles.Cue {
 	if err != nil {
 		t.Fatalf("%s: %v", id, err)
 	}
-	if f.Init == nil || f.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd.Wvtt == nil {
-		t.Fatalf("%s: no wvtt sample entry", id)
+	if f.Init == nil {
+		t.Fatalf("%s: no init segment", id)
 	}
 	var samples []mp4.FullSample
 	for _, seg := range f.Segments {
@@ -230,11 +279,7 @@ func wvttCues(t *testing.T, out, id string, single bool) []subtitles.Cue {
 			samples = append(samples, fs...)
 		}
 	}
-	cues, err := subtitles.CuesFromWvtt(samples, f.Init.Moov.Trak.Mdia.Mdhd.Timescale)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cues
+	return f.Init, samples
 }
 
 // compareTextCues: every wanted cue came back with its text, its times within a frame (the
@@ -319,5 +364,29 @@ func TestGuessSubtitleLanguage(t *testing.T) {
 		if got := GuessSubtitleLanguage(in); got != want {
 			t.Errorf("GuessSubtitleLanguage(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSubtitleTTMLRegionWarning: a TTML cue that TTML players would show in no region is
+// packaged all the same, with a warning naming the file and the line.
+func TestSubtitleTTMLRegionWarning(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "film.de.ttml")
+	ttml := strings.Replace(textTTML, `<p begin="5s" dur="4.5s" style="gelb">`, `<p begin="5s" dur="4.5s" style="gelb" region="unten">`, 1)
+	if ttml == textTTML {
+		t.Fatal("the sample changed: the stray region was not put in")
+	}
+	if err := os.WriteFile(file, []byte(ttml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	out, _ := packageTo(t, Options{Inputs: ladder[2:], Output: filepath.Join(dir, "out"), Subtitles: []Subtitle{{File: file}},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	at := fmt.Sprintf("%s:%d: <p> in region", file, strings.Count(ttml[:strings.Index(ttml, `style="gelb" region="unten">`)], "\n")+1)
+	if !strings.Contains(logs.String(), "subtitle cue not shown as meant") || !strings.Contains(logs.String(), at) {
+		t.Errorf("no warning %q in the log:\n%s", at, logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "text_de_stpp", "init.mp4")); err != nil {
+		t.Errorf("the track was not written: %v", err)
 	}
 }

@@ -42,6 +42,12 @@ Sources (each names its channel):
                       /ingest/NAME/… (DASH-IF live ingest; ffmpeg -f dash -method PUT);
                       an encoder that reconnects continues the channel after a discontinuity
 
+Subtitles (--sub FILE[:lang=fr][:name=…][:default][:forced][:sdh], after a --loop, as 'reel
+package --sub' takes them): the file loops with that channel's media, a cue at t in the file
+showing at t in every loop. Text tracks (also an encoder's wvtt track with --ingest) are CMAF
+wvtt on the segment grid, TRACK_wvtt/ in the MPD, and WebVTT rendered from the same segments,
+TRACK/seg_N.vtt, in the master's SUBTITLES group; never encrypted, without parts.
+
 Encryption (--encrypt cenc or cbcs): Common Encryption of every track, as 'reel package'
 does, with either one key (--key-id and --key) or a key per key period derived from a secret
 seed (--key-seed and --key-rotation N): key period k covers the segments numbered k·N to
@@ -74,6 +80,7 @@ document's scheme, else cenc).
 Examples:
   reel live --loop demo=samples/ladder_720p.mp4,samples/ladder_480p.mp4,samples/ladder_360p.mp4
   reel live --loop demo=samples/ladder_360p.mp4 --part 0 --segment 4s   # plain HLS, no parts
+  reel live --loop demo=samples/ladder_360p.mp4 --sub samples/subs/ladder.fr.vtt
   reel live --loop a=samples/ladder_720p.mp4 --loop b=samples/ladder_360p.mp4 --listen 127.0.0.1:8090
   reel live --loop demo=samples/ladder_360p.mp4 --encrypt cbcs \
       --key-seed 000102030405060708090a0b0c0d0e0f --key-rotation 30
@@ -94,6 +101,7 @@ type loopFlag []loopSource
 type loopSource struct {
 	name  string
 	files []string
+	subs  []string // --sub values given after it
 }
 
 func (l *loopFlag) String() string { return "" }
@@ -113,10 +121,26 @@ func (l *loopFlag) Set(v string) error {
 	return nil
 }
 
+// loopSubFlag collects --sub FILE[:lang=…][:name=…][:default][:forced][:sdh] (the syntax of
+// 'reel package --sub') for the --loop channel named before it.
+type loopSubFlag struct{ loops *loopFlag }
+
+func (s loopSubFlag) String() string { return "" }
+
+func (s loopSubFlag) Set(v string) error {
+	if s.loops == nil || len(*s.loops) == 0 {
+		return errors.New("--sub comes after the --loop NAME=FILE whose channel it subtitles")
+	}
+	l := &(*s.loops)[len(*s.loops)-1]
+	l.subs = append(l.subs, v)
+	return nil
+}
+
 func runLive(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
 	var loops loopFlag
 	fs.Var(&loops, "loop", "a looped channel: NAME=FILE[,FILE…] (repeatable)")
+	fs.Var(loopSubFlag{&loops}, "sub", "subtitles looped with the --loop channel before it: FILE[:lang=fr][:name=…][:default][:forced][:sdh] (WebVTT, SRT, TTML; repeatable)")
 	stdinName := fs.String("stdin", "", "a channel NAME fed by a fragmented MP4 stream on standard input")
 	var ingestNames stringsFlag
 	fs.Var(&ingestNames, "ingest", "a channel NAME fed by an encoder pushing CMAF over HTTP (repeatable)")
@@ -158,6 +182,21 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	if len(loops) == 0 && *stdinName == "" && len(ingestNames) == 0 {
 		fmt.Fprintln(stderr, "reel live: no channel: give --loop NAME=FILE, --stdin NAME or --ingest NAME (run 'reel live -h')")
 		return exitUsage
+	}
+	loopSubs := make([][]packager.Subtitle, len(loops))
+	for i, l := range loops {
+		if loopSubs[i], err = parseSubs(l.subs); err != nil {
+			fmt.Fprintf(stderr, "reel live: %v\n", err)
+			return exitUsage
+		}
+	}
+	// Subtitle files are read before any channel is made: a malformed one is refused with its
+	// FILE:LINE and nothing is published.
+	for i, l := range loops {
+		if err := packager.CheckSubtitles(loopSubs[i]); err != nil {
+			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
+			return exitFailure
+		}
 	}
 	names := []string{}
 	for _, l := range loops {
@@ -201,7 +240,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	for i, l := range loops {
-		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Logger: logger})
+		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Subtitles: loopSubs[i], Logger: logger})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
 			return exitFailure

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reelvideo/reel/manifest"
 	"github.com/reelvideo/reel/packager"
 	"github.com/reelvideo/reel/packager/cpix"
 	"github.com/schollz/progressbar/v3"
@@ -40,6 +41,7 @@ Examples:
   reel package video.mp4 audio_fra.mp4 --lang en,fr -o out/bilingual
   reel package ladder_*.mp4 --sub film.fr.vtt --sub film.en.srt:sdh \
       --sub signs.ttml:lang=fr:name="Français (panneaux)":forced -o out/subtitled
+  reel package captioned.mp4 --cc CC1:lang=en:name=English --cc CC3:lang=es -o out/cc
   reel package --encrypt cbcs --key-id 0123456789abcdef0123456789abcdef \
       --key 00112233445566778899aabbccddeeff --key-uri https://keys.example/k1 \
       --clearkey-license https://keys.example/clearkey ladder_*.mp4 -o out/protected
@@ -62,6 +64,13 @@ one media.mp4 with a sidx, while the WebVTT segments stay whole files). A cue cr
 boundary is in both segments. Every file is parsed before anything is written: a malformed one
 is reported as FILE:LINE: problem and nothing is published. Cues after the video's end are left
 out with a warning. Subtitles are never encrypted.
+
+Closed captions: CEA-608 channels (CC1–CC4) and CEA-708 services (SERVICE1–SERVICE63) carried
+in the video's SEI (ATSC A/53 GA94 user data) are found by scanning every video sample's SEI and
+signalled: HLS CLOSED-CAPTIONS renditions with INSTREAM-ID named by every variant (a video
+without captions gets CLOSED-CAPTIONS=NONE), DASH Accessibility descriptors. --cc
+CHANNEL[:lang=en][:name=English] (repeatable) labels a channel; one named but not found is
+signalled anyway, with a warning.
 
 Encryption (--encrypt cenc or cbcs): Common Encryption of every track, NAL headers, slice
 headers (cbcs) and parameter sets left clear. cenc is AES-CTR; cbcs is AES-CBC with a constant
@@ -110,6 +119,8 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	clearKeyLicense := fs.String("clearkey-license", "", "URL of a ClearKey license server, signalled in the MPD (dashif:Laurl)")
 	var subs subFlags
 	fs.Var(&subs, "sub", "subtitle file (WebVTT, SRT, TTML) as FILE[:lang=fr][:name=Français][:default][:forced][:sdh]; repeatable (see above)")
+	var ccs ccFlags
+	fs.Var(&ccs, "cc", "closed captions in the video (found by themselves) labelled as CHANNEL[:lang=en][:name=English], CHANNEL CC1–CC4 or SERVICE1–SERVICE63; repeatable (see above)")
 	fs.Usage = usageFunc(fs, packageUsage)
 	inputs, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -127,6 +138,10 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	subtitles, err := parseSubs(subs)
+	var captions []manifest.Caption
+	if err == nil {
+		captions, err = parseCCs(ccs)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "reel package: %s\n", oneLine(err))
 		return exitUsage
@@ -154,6 +169,7 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		SingleFile:      *single,
 		Encryption:      enc,
 		Subtitles:       subtitles,
+		Captions:        captions,
 	}
 	if *langs != "" {
 		opt.Languages = strings.Split(*langs, ",")
@@ -191,7 +207,7 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		text := ""
 		if len(p.Text) > 0 {
-			text = fmt.Sprintf(" + %d subtitle", len(p.Text)/2) // each in WebVTT and wvtt
+			text = fmt.Sprintf(" + %d subtitle", len(p.Text)/2) // each twice: WebVTT for HLS, wvtt or stpp for DASH
 		}
 		fmt.Fprintf(stdout, "packaged %d video + %d audio%s renditions, %.3fs, in %s → %s\n",
 			len(p.Video), len(p.Audio), text, p.Duration(), time.Since(start).Round(time.Millisecond), *out)

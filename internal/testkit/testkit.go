@@ -1,7 +1,8 @@
 // Package testkit holds the test helpers that the packager's, the edge's and the command's
 // tests share: finding outside tools the CI way, small statistics for side-by-side
-// benchmarks, the check that no key leaks into published bytes (secrets.go), and the CPIX
-// documents of the live encryption tests (cpix.go). It is imported only from _test.go files.
+// benchmarks, the check that no key leaks into published bytes (secrets.go), the CPIX
+// documents of the live encryption tests (cpix.go), and video with closed captions made with
+// ffmpeg (captions.go). It is imported only from _test.go files.
 package testkit
 
 import (

@@ -93,6 +93,10 @@ type Channel struct {
 	start   time.Time // wall-clock time of media time zero (DASH availabilityStartTime)
 	started bool
 	ended   bool
+	// captionsChecked: the source looked for closed captions in every video track (a looped
+	// file does; an ingest can't know what a feed will carry), so manifests may say
+	// CLOSED-CAPTIONS=NONE when none were found.
+	captionsChecked bool
 	// keyWaiting counts the tracks whose publishing stalls for want of a key (protect.go).
 	keyWaiting int
 	changed    chan struct{} // closed (and replaced) on every change, to wake blocked requests
@@ -162,6 +166,16 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	info.InitURI = manifest.InitSegmentName
 	info.SegmentTemplate = "seg_$Number$.m4s"
 	t := &track{info: info, init: init, dir: dir, grid: gridUnits(c.cfg.SegmentDuration, info.Timescale)}
+	if info.Kind == manifest.Text {
+		if err := c.setupText(t); err != nil {
+			return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
+		}
+		if c.byID[info.ID+WvttSuffix] != nil {
+			return fmt.Errorf("channel %s: track %q: its wvtt rendition's name is another track's", c.cfg.Name, info.ID)
+		}
+	} else if c.textTrackFor(info.ID) != nil {
+		return fmt.Errorf("channel %s: track %q: the name of a text track's wvtt rendition", c.cfg.Name, info.ID)
+	}
 	if c.cfg.NumberByClock {
 		t.firstNumber = clockNumber(time.Now(), c.cfg.SegmentDuration)
 	}
@@ -174,6 +188,9 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	if err := c.checkResumedKeys(t); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
 	}
+	if t.text != nil && len(t.segs) == 0 {
+		c.alignText(t)
+	}
 	if err := atomicfile.Write(filepath.Join(dir, manifest.InitSegmentName), init, 0o644); err != nil {
 		return fmt.Errorf("channel %s: %w", c.cfg.Name, err)
 	}
@@ -184,6 +201,14 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	c.tracks = append(c.tracks, t)
 	c.byID[info.ID] = t
 	return nil
+}
+
+// CaptionsChecked records that the source scanned every video track of the channel for closed
+// captions and put what it found in the tracks' Captions.
+func (c *Channel) CaptionsChecked() {
+	c.mu.Lock()
+	c.captionsChecked = true
+	c.mu.Unlock()
 }
 
 // SetStart fixes the wall-clock time of media time zero. Sources that know it (the looped
@@ -229,7 +254,7 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 		// After a discontinuity time may restart; otherwise going back would rewrite the past.
 		return fmt.Errorf("track %s: %w (%d < %d)", trackID, ErrBackwards, f.Decode, t.end)
 	}
-	if c.cfg.Encryption != nil {
+	if t.keys != nil { // encrypted; text never is
 		if err := c.protect(t, &f); err != nil {
 			return err // errWithheld: Append tells the source all is well
 		}
@@ -240,6 +265,9 @@ func (c *Channel) appendFragment(trackID string, f Fragment) error {
 	complete, err := t.append(f, time.Now())
 	if err != nil {
 		return err
+	}
+	if t.text != nil {
+		c.textPDT(t)
 	}
 	if s := t.cur; f.Boundary && s != nil && t.end+t.slack() >= s.gridEnd {
 		// The source says a keyframe follows and the segment has reached its grid line: it is

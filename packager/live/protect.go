@@ -35,8 +35,8 @@ var errWithheld = errors.New("fragment withheld: its key period's key is not kno
 // not needed: t is not on the channel yet.
 func (c *Channel) setupTrack(t *track, clearInit []byte) error {
 	e := c.cfg.Encryption
-	if e == nil {
-		return nil
+	if e == nil || t.info.Kind == manifest.Text {
+		return nil // text is never encrypted
 	}
 	prot, err := e.Protector.Track(t.info.ID, clearInit)
 	if err != nil {
@@ -267,12 +267,17 @@ func (c *Channel) liveKeys(p *manifest.Presentation) (*manifest.LiveKeys, error)
 // announced reports whether every track has published key period k's init segment. c.mu is
 // held.
 func (c *Channel) announced(k uint64) bool {
+	n := 0
 	for _, t := range c.tracks {
+		if t.keys == nil {
+			continue // text: clear, no key periods
+		}
 		if _, ok := t.keys.inits[k]; !ok {
 			return false
 		}
+		n++
 	}
-	return len(c.tracks) > 0
+	return n > 0
 }
 
 // periodStart is the media time of the earliest first segment of the key period whose
@@ -286,6 +291,9 @@ func (c *Channel) periodStart(first, within uint64) (uint64, uint32) {
 	var ts uint32
 	k := c.cfg.Encryption.Keys.Period(within)
 	for _, t := range c.tracks {
+		if t.keys == nil {
+			continue // text does not start key periods
+		}
 		s := t.firstAtOrAfter(first)
 		if s == nil || c.cfg.Encryption.Keys.Period(s.number) != k {
 			continue
@@ -322,7 +330,7 @@ func (c *Channel) checkResumedKeys(t *track) error {
 		return nil
 	}
 	e := c.cfg.Encryption
-	if e == nil {
+	if e == nil || t.keys == nil {
 		if inits, _ := filepath.Glob(filepath.Join(t.dir, "init-*.mp4")); len(inits) > 0 {
 			t.reset()
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,12 +187,13 @@ func (c *Channel) serveMPD(w http.ResponseWriter, clock string, dvr bool) {
 			})
 			t.LiveParts, t.NextNumber, t.NextProgramDateTime, t.NextDiscontinuity = nil, 0, time.Time{}, false
 		}
+		c.announceText(p)
 	}
 	c.mu.Unlock()
 	// DASH has one Period here, whose timeline can't go back: after a restart whose media time
 	// went back (an encoder reconnecting with its clock reset), the MPD lists the segments
 	// since then; HLS keeps the whole window, with EXT-X-DISCONTINUITY.
-	for _, t := range p.Tracks() {
+	for _, t := range p.AllTracks() {
 		for i := len(t.Segments) - 1; i > 0; i-- {
 			if prev := t.Segments[i-1]; t.Segments[i].Start < prev.Start+prev.Duration {
 				t.Segments = t.Segments[i:]
@@ -199,6 +201,9 @@ func (c *Channel) serveMPD(w http.ResponseWriter, clock string, dvr bool) {
 			}
 		}
 	}
+	// A text track without a segment yet (an encoder's text starting after its media) is left
+	// out until it has one, rather than keeping the MPD from the media.
+	p.Text = slices.DeleteFunc(p.Text, func(t *manifest.Track) bool { return len(t.Segments) == 0 })
 	mpd, err := p.DASH()
 	if errors.Is(err, manifest.ErrNoSegmentYet) {
 		fail(w, http.StatusNotFound, "no complete segment yet")
@@ -225,9 +230,17 @@ func (c *Channel) playlistMaxAge() int {
 func (c *Channel) serveTrackFile(w http.ResponseWriter, r *http.Request, id, f string) {
 	c.mu.Lock()
 	t := c.byID[id]
+	wvtt := c.textTrackFor(id)
 	c.mu.Unlock()
-	if t == nil {
+	switch {
+	case wvtt != nil:
+		c.serveTextFile(w, r, wvtt, true, f)
+		return
+	case t == nil:
 		fail(w, http.StatusNotFound, "no such track")
+		return
+	case t.text != nil:
+		c.serveTextFile(w, r, t, false, f)
 		return
 	}
 	switch {
@@ -324,7 +337,7 @@ func (t *track) has(msn uint64, p int) bool {
 // lastMSN is the number of the live edge's segment: the one in progress when parts are listed,
 // else the last complete one. ok is false before the first fragment.
 func (c *Channel) lastMSN(t *track) (n uint64, part int, ok bool) {
-	if c.cfg.PartDuration > 0 && t.cur != nil {
+	if c.cfg.PartDuration > 0 && t.cur != nil && t.text == nil {
 		return t.cur.number, len(t.cur.parts) - 1, true
 	}
 	if len(t.segs) > 0 {
@@ -380,7 +393,7 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 			fail(w, http.StatusBadRequest, "malformed _HLS_msn or _HLS_part")
 			return
 		}
-		if part >= 0 && c.cfg.PartDuration == 0 {
+		if part >= 0 && (c.cfg.PartDuration == 0 || t.text != nil) {
 			fail(w, http.StatusBadRequest, "_HLS_part on a playlist without parts")
 			return
 		}
@@ -407,7 +420,7 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 	opt := manifest.LiveMediaOptions{Skip: q.Get("_HLS_skip") == "YES" || q.Get("_HLS_skip") == "v2"}
 	c.mu.Lock()
 	p := c.snapshot(time.Now(), "", q.Get("dvr") == "1")
-	if c.cfg.PartDuration > 0 && !c.ended {
+	if c.cfg.PartDuration > 0 && !c.ended && t.text == nil {
 		if t.cur != nil {
 			opt.PreloadHint, opt.PreloadHintNumber = partName(t.cur.number, len(t.cur.parts)), t.cur.number
 		} else if n, _, ok := c.lastMSN(t); ok && !c.keyAwaited(t, n+1) {
@@ -416,12 +429,16 @@ func (c *Channel) servePlaylist(w http.ResponseWriter, r *http.Request, t *track
 	}
 	c.mu.Unlock()
 	var mt *manifest.Track
-	for _, x := range p.Tracks() {
+	for _, x := range p.AllTracks() {
 		if x.ID == t.info.ID {
 			mt = x
 		}
 	}
-	opt.Reports = p.RenditionReports(mt)
+	if t.text == nil {
+		// A subtitle playlist, without parts, reports no renditions: players switch media
+		// renditions by their reports, never to or from text.
+		opt.Reports = p.RenditionReports(mt)
+	}
 	w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(maxAge))
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Write(p.HLSLiveMedia(mt, opt))

@@ -28,7 +28,7 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 		// targets, from the segment and part durations (manifest/latency.go); a delay set here
 		// would only raise them (three segments raised LL-DASH's 3.5 s target to 6 s).
 		UTCTimingURL: timeURL,
-	}}
+	}, CaptionsChecked: c.captionsChecked}
 	if c.cfg.PartDuration > 0 {
 		p.Live.HoldBack = 3 * c.cfg.SegmentDuration
 		p.Live.PartHoldBack = 3 * c.cfg.PartDuration
@@ -54,13 +54,13 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 			mt.AverageBandwidth = t.peakBits
 		}
 		var partReach uint64
-		if c.cfg.PartDuration > 0 {
+		if c.cfg.PartDuration > 0 && t.text == nil { // text has no parts
 			partReach = c.partReach(t)
 		}
 		mt.Segments, mt.DiscontinuitySequence = t.window(window, partReach)
 		if t.cur != nil {
 			mt.NextNumber, mt.NextProgramDateTime, mt.NextDiscontinuity = t.cur.number, t.cur.pdt, t.cur.disc
-			if c.cfg.PartDuration > 0 {
+			if c.cfg.PartDuration > 0 && t.text == nil {
 				for i, pt := range t.cur.parts {
 					mt.LiveParts = append(mt.LiveParts, manifest.Part{Duration: pt.duration, URI: partName(t.cur.number, i), Independent: pt.independent})
 				}
@@ -68,9 +68,13 @@ func (c *Channel) snapshot(now time.Time, timeURL string, dvr bool) *manifest.Pr
 		} else if last := t.lastNumber(); last != nil {
 			mt.NextNumber = *last + 1
 		}
-		if mt.Kind == manifest.Video {
+		switch mt.Kind {
+		case manifest.Video:
 			p.Video = append(p.Video, &mt)
-		} else {
+		case manifest.Text:
+			vtt, wvtt := textViews(mt)
+			p.Text = append(p.Text, vtt, wvtt)
+		default:
 			mt.Default = len(p.Audio) == 0 // the first audio rendition added
 			p.Audio = append(p.Audio, &mt)
 		}

@@ -60,7 +60,8 @@ type track struct {
 	discDropped uint64 // discontinuities that left the DVR window
 	peakBits    int    // highest segment bitrate seen, for BANDWIDTH when the source gives none
 
-	keys *trackKeys // set when the channel is encrypted
+	keys *trackKeys // set when the channel is encrypted (never for text)
+	text *textState // set for a text track (text.go)
 }
 
 // nextNumber is the number the next segment will get: one past the last (media sequence

@@ -1,6 +1,7 @@
 // Package subtitles reads text tracks (WebVTT, SRT, TTML/IMSC1 text profile) into one cue
 // model, splits the cues along the media's segment boundaries, and writes them as segmented
-// WebVTT for HLS and as CMAF wvtt segments for DASH (ISO/IEC 14496-30).
+// WebVTT for HLS and as CMAF wvtt segments for DASH (ISO/IEC 14496-30) or, for a TTML input,
+// as CMAF stpp segments of IMSC1 text profile documents that keep its styling and regions.
 //
 // Times are integer milliseconds on the presentation timeline. WebVTT and SRT, the inputs
 // nearly everyone has, and WebVTT, the only text format HLS carries, are millisecond-exact, so
@@ -24,6 +25,9 @@ type Cue struct {
 	// timestamps) kept as written, &amp; &lt; &gt; escaped, lines separated by "\n", no empty line.
 	Text string
 	Line int // the input line of the cue's timing (for messages about it later)
+	// IMSC is the cue as TTML, for the IMSC1 documents of DASH's stpp track: set by ParseTTML,
+	// nil for the other formats (the stpp writer then makes plain text of Text).
+	IMSC *IMSCCue
 }
 
 // Settings are WebVTT cue settings, each the value as written after the colon (for example
@@ -61,6 +65,12 @@ type Track struct {
 	Regions []string // REGION blocks' settings lines, e.g. "id:fred width:40% lines:3"
 	Styles  []string // STYLE blocks' CSS, without the STYLE line
 	Cues    []Cue
+	// IMSC is the TTML document's styling, regions and parameters (ParseTTML only; nil
+	// otherwise): what IMSC1 documents carry and WebVTT cannot.
+	IMSC *IMSCDoc
+	// Warnings are what the input says that players will not show as meant, one line each,
+	// "file:line: problem" (ParseTTML: a cue TTML players put in no region).
+	Warnings []string
 }
 
 // Header is the WebVTT file header with the track's REGION and STYLE blocks: what precedes the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,6 +62,47 @@ func checkParsed(t *testing.T, name string, tr *Track, err error) {
 	if _, err := CuesFromWvtt(fs, WvttTimescale); err != nil {
 		t.Fatal(err)
 	}
+	checkIMSC(t, tr, end+1)
+}
+
+// checkIMSC: the IMSC1 document the stpp writer makes of any parsed track reads back with
+// ParseTTML as the same cues — times, ids, WebVTT text and settings, and (from TTML) the
+// same TTML.
+func checkIMSC(t *testing.T, tr *Track, end int64) {
+	doc := IMSCDocument(tr, "en", 0, end, tr.Cues)
+	back, err := ParseTTML("back.ttml", doc)
+	if err != nil {
+		t.Fatalf("our IMSC1 document does not read back: %v\n%s", err, doc)
+	}
+	// A cue of another format as the writer takes it: the words of each line (TTML collapses
+	// spaces; a tag left open ends with its line; what XML cannot hold is U+FFFD). One whose
+	// text is all markup shows nothing, and TTML has no cue then.
+	words := func(text string) string {
+		var out []string
+		for _, l := range strings.Split(text, "\n") {
+			out = append(out, strings.Fields(xmlChars(PlainText(l)))...)
+		}
+		return strings.Join(out, " ")
+	}
+	want := slices.DeleteFunc(slices.Clone(tr.Cues), func(c Cue) bool { return c.IMSC == nil && words(c.Text) == "" })
+	if len(back.Cues) != len(want) {
+		t.Fatalf("%d cues read back, want %d\n%s", len(back.Cues), len(want), doc)
+	}
+	for i, c := range back.Cues {
+		o := want[i]
+		if c.Start != o.Start || c.End != o.End {
+			t.Fatalf("cue %d read back at %d–%d, want %d–%d\n%s", i, c.Start, c.End, o.Start, o.End, doc)
+		}
+		if tr.IMSC == nil {
+			if words(c.Text) != words(o.Text) {
+				t.Fatalf("cue %d read back as %q, want %q\n%s", i, c.Text, o.Text, doc)
+			}
+			continue
+		}
+		if c.ID != o.ID || c.Text != o.Text || c.Settings != o.Settings || !c.IMSC.equal(o.IMSC) {
+			t.Fatalf("cue %d read back as\n%+v %+v\nwant\n%+v %+v\n%s", i, c, c.IMSC, o, o.IMSC, doc)
+		}
+	}
 }
 
 func FuzzParseVTT(f *testing.F) {
@@ -90,4 +132,44 @@ func FuzzParseTTML(f *testing.F) {
 		tr, err := ParseTTML("f.ttml", data)
 		checkParsed(t, "f.ttml", tr, err)
 	})
+}
+
+// FuzzStpp feeds any bytes to the stpp reader as a sample: an error or cues inside the sample,
+// which the writer writes back as the same cues.
+func FuzzStpp(f *testing.F) {
+	tr, err := ParseTTML("seed.ttml", []byte(ttmlSample))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(IMSCDocument(tr, "en", 0, 20000, tr.Cues))
+	f.Add(IMSCDocument(tr, "en", 4000, 6000, tr.Cues))
+	f.Add([]byte(ttHead + `><body><div><p begin="1s" end="2s">a</p></div></body></tt>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		back, err := CuesFromStpp([]mp4.FullSample{{Sample: mp4.Sample{Dur: 20000}, Data: data}}, StppTimescale)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q is more than one line", err)
+			}
+			return
+		}
+		for _, c := range back.Cues {
+			if c.Start < 0 || c.End > 20000 || c.End < c.Start {
+				t.Fatalf("cue %d–%d outside the sample [0, 20000)", c.Start, c.End)
+			}
+		}
+		checkIMSC(t, back, 20000)
+	})
+}
+
+// xmlChars is s with each character XML 1.0 cannot hold (§2.2 Char), and each byte of
+// invalid UTF-8, as U+FFFD.
+func xmlChars(s string) string {
+	var b strings.Builder
+	for _, r := range s { // an invalid byte comes as utf8.RuneError, U+FFFD
+		if !(r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF) {
+			r = '\uFFFD'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

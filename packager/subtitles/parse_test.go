@@ -95,6 +95,25 @@ func TestParseTTML(t *testing.T) {
 		{Start: 11500, End: 14250, Line: 23, Settings: bottom, Text: "Offset by the div &amp; escaped &lt;here&gt;"},
 	}
 	checkCues(t, tr.Cues, want)
+	// The TTML kept for stpp: the <p>'s attributes without timing, its content, its <div>
+	// (the second one's begin gone: the cue's times are absolute), the head and the body.
+	imsc := []IMSCCue{
+		{Divs: []string{""}, P: ` xml:id="c1"`, Content: "Clock time<br/>with frames"},
+		{Divs: []string{""}, P: ` xml:id="c2" style="it"`, Content: `Ticks, and a <span tts:fontWeight="bold">bold</span> word`},
+		{Divs: []string{""}, Content: "<span tts:color=\"yellow\">Yellow</span>   text,\n         collapsed   spaces"},
+		{Divs: []string{""}, Content: "Offset by the div &amp; escaped &lt;here&gt;"},
+	}
+	for i, c := range tr.Cues {
+		if i < len(imsc) && !c.IMSC.equal(&imsc[i]) {
+			t.Errorf("cue %d TTML %+v, want %+v", i, c.IMSC, imsc[i])
+		}
+	}
+	wantDoc := IMSCDoc{Lang: "en", Body: ` region="bottom" style="base"`,
+		Head: `<styling><style xml:id="base" tts:color="white" tts:textAlign="center"/><style xml:id="it" style="base" tts:fontStyle="italic"/></styling>` +
+			`<layout><region xml:id="bottom" tts:origin="10% 80%" tts:extent="80% 10%" tts:displayAlign="after"/></layout>`}
+	if tr.IMSC == nil || *tr.IMSC != wantDoc {
+		t.Errorf("TTML document %+v, want %+v", tr.IMSC, wantDoc)
+	}
 	if len(tr.Styles) != 1 || tr.Styles[0] != "::cue(.color_yellow) { color: yellow; }" {
 		t.Errorf("styles = %q", tr.Styles)
 	}
@@ -121,7 +140,9 @@ func checkCues(t *testing.T, got, want []Cue) {
 		t.Errorf("%d cues, want %d: %+v", len(got), len(want), got)
 	}
 	for i := range min(len(got), len(want)) {
-		if got[i] != want[i] {
+		g := got[i]
+		g.IMSC = nil // compared by the tests that look at the TTML (TestParseTTML)
+		if g != want[i] {
 			t.Errorf("cue %d:\n got %+v\nwant %+v", i, got[i], want[i])
 		}
 	}

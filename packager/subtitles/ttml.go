@@ -55,8 +55,10 @@ type ttmlParams struct {
 // and ttp:tickRate), <span> and <br>. The styling WebVTT can say is carried: italic, bold,
 // underline and colour as inline markup (colours by a class and a STYLE block), tts:textAlign
 // as the align setting, a region's tts:origin/tts:extent/tts:displayAlign in percent as the
-// line, position and size settings, tts:writingMode as vertical. The image profile (pictures,
-// not text) is refused, as are a time base other than media and timing on a <span>.
+// line, position and size settings, tts:writingMode as vertical. All of the styling, and the
+// regions, are also kept as TTML (Track.IMSC, Cue.IMSC; see imsc.go) for the IMSC1 documents
+// of DASH's stpp track. The image profile (pictures, not text) is refused, as are a time base
+// other than media and timing on a <span>.
 func ParseTTML(name string, data []byte) (*Track, error) {
 	root, err := readTTMLTree(name, data)
 	if err != nil {
@@ -89,7 +91,7 @@ func ParseTTML(name string, data []byte) (*Track, error) {
 			body = n
 		}
 	}
-	t := &Track{}
+	t := &Track{IMSC: imscDoc(root, body)}
 	if body != nil {
 		if err := p.walk(body, 0, -1, t); err != nil {
 			return nil, err
@@ -348,6 +350,35 @@ func (p *ttmlParser) inherited(n *node, local string) (string, bool) {
 	return "", false
 }
 
+// regionProblem says why TTML players (imsc.js in dash.js, among others) will not show the
+// <p> n: once a document declares regions, content is presented only in the region it names
+// or inherits, and an element naming another region than its ancestor's is in neither
+// (TTML1 §9.3.2–9.3.3). "" when they will. WebVTT, which has the cue at the <p>'s region or
+// at the bottom, shows it all the same: this is a warning, not an error.
+func (p *ttmlParser) regionProblem(n *node) string {
+	if len(p.regions) == 0 {
+		return "" // the default region holds everything
+	}
+	var named []string // region attributes from n up
+	for m := n; m != nil; m = m.parent {
+		if id, ok := m.attr("", "region"); ok {
+			named = append(named, id)
+		}
+	}
+	if len(named) == 0 {
+		return "<p> in no region while the document declares regions: TTML players show it nowhere (give it, its <div> or the <body> a region)"
+	}
+	for _, id := range named[1:] {
+		if id != named[0] {
+			return fmt.Sprintf("<p> in region %q inside an element of region %q: TTML players show it in neither (put the region on the <div>s)", clip(named[0]), clip(id))
+		}
+	}
+	if p.regions[named[0]] == nil {
+		return fmt.Sprintf("<p> in region %q, which <layout> does not declare: TTML players show it nowhere", clip(named[0]))
+	}
+	return ""
+}
+
 func (p *ttmlParser) region(n *node) *node {
 	for m := n; m != nil; m = m.parent {
 		if id, ok := m.attr("", "region"); ok {
@@ -424,7 +455,7 @@ func (p *ttmlParser) cue(n *node, begin, end int64, t *Track) error {
 	var lines []string
 	for _, l := range strings.Split(b.String(), "\n") {
 		if !n.preserve {
-			l = strings.TrimSpace(l)
+			l = strings.TrimFunc(l, isXMLSpace)
 		}
 		if strings.TrimSpace(PlainText(l)) != "" {
 			lines = append(lines, l)
@@ -439,6 +470,10 @@ func (p *ttmlParser) cue(n *node, begin, end int64, t *Track) error {
 	c := Cue{Start: begin, End: end, Line: n.line, Text: strings.Join(lines, "\n")}
 	c.ID, _ = n.attr(nsXML, "id")
 	c.Settings = p.settings(n)
+	c.IMSC = imscCue(n)
+	if w := p.regionProblem(n); w != "" {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%s:%d: %s", p.name, n.line, w))
+	}
 	t.Cues = append(t.Cues, c)
 	return nil
 }
@@ -478,8 +513,8 @@ func (p *ttmlParser) inline(n *node, b *strings.Builder, isP bool) error {
 		case string:
 			s := k
 			if !n.preserve {
-				s = strings.Join(strings.Fields(s), " ")
-				if strings.TrimSpace(k) != k && s != "" {
+				s = strings.Join(strings.FieldsFunc(s, isXMLSpace), " ")
+				if strings.TrimFunc(k, isXMLSpace) != k && s != "" {
 					// Keep one space where the source had whitespace around words.
 					if k[0] == ' ' || k[0] == '\t' || k[0] == '\n' || k[0] == '\r' {
 						s = " " + s
@@ -516,6 +551,10 @@ func (p *ttmlParser) inline(n *node, b *strings.Builder, isP bool) error {
 	}
 	return nil
 }
+
+// isXMLSpace: the whitespace that xml:space="default" collapses (XML 1.0 §2.3 S), not a
+// no-break space, which is text.
+func isXMLSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
 var hexColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$`)
 

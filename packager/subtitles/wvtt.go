@@ -25,14 +25,7 @@ const WvttTimescale = 1000
 func WvttInit(t *Track, bcp47 string) ([]byte, error) {
 	init := mp4.CreateEmptyInit()
 	init.Ftyp.AddCompatibleBrands([]string{"cwvt"})
-	lang := "und"
-	if tag, err := language.Parse(bcp47); err == nil && bcp47 != "" {
-		lang = bcp47
-		if base, conf := tag.Base(); conf == language.Exact && base.String() == lang {
-			lang = base.ISO3()
-		}
-	}
-	trak := init.AddEmptyTrack(WvttTimescale, "wvtt", lang)
+	trak := init.AddEmptyTrack(WvttTimescale, "wvtt", mdhdLanguage(bcp47))
 	if err := trak.SetWvttDescriptor(strings.TrimRight(t.Header(), "\n")); err != nil {
 		return nil, fmt.Errorf("wvtt sample entry: %w", err)
 	}
@@ -41,6 +34,19 @@ func WvttInit(t *Track, bcp47 string) ([]byte, error) {
 		return nil, fmt.Errorf("encoding wvtt init segment: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// mdhdLanguage is what mp4ff's AddEmptyTrack takes for the BCP 47 tag bcp47: ISO 639-2 for a
+// bare language (it goes in mdhd), else the tag (in elng, mdhd saying "und").
+func mdhdLanguage(bcp47 string) string {
+	lang := "und"
+	if tag, err := language.Parse(bcp47); err == nil && bcp47 != "" {
+		lang = bcp47
+		if base, conf := tag.Base(); conf == language.Exact && base.String() == lang {
+			lang = base.ISO3()
+		}
+	}
+	return lang
 }
 
 // WriteWvttSegment writes one CMAF wvtt segment (styp+moof+mdat, track 1) covering

@@ -19,7 +19,11 @@
 // leaves [at - 0.5, at + 1.2] (players fetch text as they play, not all of them while paused),
 // and the cues active on the video's non-disabled text tracks (video.textTracks, where all
 // three players put them) are polled until one holds `cue` or the timeout passes ("text.cues"
-// is the last reading, with every text track's mode and first cues in "all"),
+// is the last reading, with every text track's mode and first cues in "all"). For a live
+// stream, "live": { "start": <ms since the epoch of media time 0>, "loop": 12 } makes `at` a
+// time within a loop of that many seconds: the check seeks to the latest such time a second or
+// more behind the playhead, found from the date the player gives the playhead (hls.js
+// playingDate, dash.js timeAsUTC, Shaka getPlayheadTimeAsDate); "text.at" is where it went;
 // with the libraries' files given once, as absolute paths:
 //   "libs": { "hls.js": ".../hls.min.js", "dash.js": ".../dash.all.min.js", "shaka": ".../shaka-player.compiled.js" }
 // A Shaka Player case may add "configure": { … }, Shaka's configuration, given to
@@ -94,6 +98,9 @@ async function checkText(page, t) {
     if (r.kind === 'dash.js') return r.lib.getTracksFor('text').map((x) => ({ lang: x.lang, label: (x.labels && x.labels[0] && (x.labels[0].text || x.labels[0].__text)) || '' }));
     return r.lib.getTextTracks().map((x) => ({ lang: x.language, label: x.label }));
   });
+  let at = t.at;
+  if (t.live) at = await page.evaluate(liveTextTime, { at: t.at, live: t.live });
+  if (at == null) return { tracks, enabled: false, cues: { time: null, cues: [], all: [] }, at };
   const enabled = await page.evaluate(({ lang, at }) => {
     const r = window.reel;
     const video = document.getElementById('v');
@@ -116,23 +123,42 @@ async function checkText(page, t) {
     }
     video.currentTime = at;
     return ok;
-  }, { lang: t.lang, at: t.at });
-  await page.evaluate((at) => { window.reel.textAt = at; }, t.at);
+  }, { lang: t.lang, at });
+  await page.evaluate((at) => { window.reel.textAt = at; }, at);
   const cues = await poll(page, () => {
     const video = document.getElementById('v');
     // Playing on, the cue's window passes: back to `at`.
     if (video.currentTime > window.reel.textAt + 1.2 || video.currentTime < window.reel.textAt - 0.5) video.currentTime = window.reel.textAt;
     const out = [];
     const all = [];
+    // dash.js puts a TTML (stpp) cue in video.textTracks with empty text, its content in the
+    // imsc.js document it renders (cue.isd): the text of its spans, "\n" for a <br/>.
+    const isdText = (n) => (!n || typeof n !== 'object' ? '' : (n.kind === 'br' ? '\n' : '') + (typeof n.text === 'string' ? n.text : '') + (n.contents || []).map(isdText).join(''));
     for (const tt of video.textTracks) {
       all.push({ label: tt.label, lang: tt.language, mode: tt.mode, cues: tt.cues ? tt.cues.length : null,
         first: tt.cues ? [...tt.cues].slice(0, 4).map((c) => [c.startTime, c.endTime, c.text.slice(0, 12)]) : [] });
       if (tt.mode === 'disabled') continue;
-      for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text });
+      for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text || isdText(c.isd) });
     }
     return { time: video.currentTime, cues: out, all };
   }, (s) => s.cues.some((c) => c.text.includes(t.cue)), deadline, 200);
-  return { tracks, enabled, cues };
+  return { tracks, enabled, cues, at };
+}
+
+// liveTextTime runs in the page: the player time of the latest instant at least a second
+// behind the playhead whose date is live.start + at, modulo live.loop seconds (see the top of
+// this file); null when the player gives no date.
+function liveTextTime({ at, live }) {
+  const r = window.reel;
+  const video = document.getElementById('v');
+  let date = null;
+  if (r.kind === 'hls.js') date = r.lib.playingDate ? r.lib.playingDate.getTime() / 1000 : null;
+  else if (r.kind === 'dash.js') date = r.lib.timeAsUTC();
+  else { const d = r.lib.getPlayheadTimeAsDate(); date = d ? d.getTime() / 1000 : null; }
+  if (!date) return null;
+  const start = live.start / 1000;
+  const k = Math.floor((date - 1 - start - at) / live.loop);
+  return video.currentTime + (start + k * live.loop + at - date);
 }
 
 // startPlayer runs in the page: it starts the library on the URL and keeps window.reel.player
@@ -170,6 +196,10 @@ function startPlayer({ player, url, configure }) {
         fail('dash.js error ' + (err.code != null ? err.code + ': ' : '') + (err.message || String(err)));
       });
       p.initialize(video, url, true);
+      // dash.js renders TTML (stpp) cues itself, into this div; without one it adds none.
+      const ttml = document.createElement('div');
+      video.after(ttml);
+      p.attachTTMLRenderingDiv(ttml);
     } else if (player === 'shaka') {
       const shaka = window.shaka;
       shaka.polyfill.installAll();

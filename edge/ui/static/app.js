@@ -180,6 +180,14 @@
     });
     player.on(ev.PLAYBACK_ERROR, (e) => addError('dash.js playback error: ' + ((e.error && e.error.message) || 'unknown')));
     player.initialize(video, url, true);
+    // dash.js renders IMSC1 (stpp) cues itself, into a div it is given; without one it shows none.
+    let ttml = document.getElementById('ttml');
+    if (!ttml) {
+      ttml = document.createElement('div');
+      ttml.id = 'ttml';
+      video.after(ttml);
+    }
+    player.attachTTMLRenderingDiv(ttml);
     state.dash = player;
     return {
       library: 'dash.js ' + player.getVersion(),

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/reelvideo/reel/internal/testkit"
+)
+
+// imscCue is the cue of samples/subs/ladder.de.ttml shown from 6 s to 8 s, in its top region
+// and yellow italic style: the browser test seeks to 6.5 s and looks for it.
+const imscCue = "Reel schneidet Text wie Video."
+
+// TestBrowserIMSC: a presentation packaged with a TTML --sub (and a WebVTT one), served by the
+// real `reel origin` through the real `reel edge`, lists both text tracks with their languages
+// in dash.js and Shaka Player, the German one from the MPD's stpp (IMSC1) AdaptationSet, and
+// that track, enabled through the player's API, shows the expected cue at 6.5 s in the
+// video's text tracks (dash.js keeps a TTML cue's text in the imsc.js document it renders,
+// which play.mjs reads), in Shaka Player with its style.
+func TestBrowserIMSC(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
+	node := testkit.RequireTool(t, "node")
+	chromium := testkit.RequireTool(t, "chromium")
+	vendor := requireUIModules(t)
+	shakaFile := requireShaka(t, vendor)
+	bin := buildReel(t)
+	dir := filepath.Join(t.TempDir(), "vod")
+	code, _, stderr := runReel(t, "package", "--quiet", sample("ladder_360p.mp4"), "-o", dir,
+		"--sub", sample("subs/ladder.de.ttml"), "--sub", sample("subs/ladder.fr.vtt"))
+	if code != exitOK {
+		t.Fatalf("reel package: exit %d\n%s", code, stderr)
+	}
+	origin := startOrigin(t, bin, dir)
+	_, base := startEdge(t, bin, "--origin", origin, "--cache-dir", t.TempDir())
+
+	type textCheck struct {
+		Lang    string  `json:"lang"`
+		At      float64 `json:"at"`
+		Cue     string  `json:"cue"`
+		Timeout float64 `json:"timeout"`
+	}
+	type tcase struct {
+		Name    string    `json:"name"`
+		URL     string    `json:"url"`
+		Player  string    `json:"player"`
+		Play    float64   `json:"play"`
+		Timeout float64   `json:"timeout"`
+		Text    textCheck `json:"text"`
+	}
+	check := textCheck{Lang: "de", At: 6.5, Cue: imscCue, Timeout: 20}
+	cases := []tcase{
+		{"dash.js", "/manifest.mpd", "dash.js", 1, 40, check},
+		{"Shaka Player DASH", "/manifest.mpd", "shaka", 1, 40, check},
+	}
+	type activeCue struct {
+		Lang  string  `json:"lang"`
+		Start float64 `json:"start"`
+		End   float64 `json:"end"`
+		Text  string  `json:"text"`
+	}
+	var res struct {
+		Fatal string `json:"fatal"`
+		Cases []struct {
+			Name          string       `json:"name"`
+			Player        *playerState `json:"player"`
+			ConsoleErrors []string     `json:"consoleErrors"`
+			Text          *struct {
+				Tracks []struct {
+					Lang  string `json:"lang"`
+					Label string `json:"label"`
+				} `json:"tracks"`
+				Enabled bool `json:"enabled"`
+				Cues    struct {
+					Time float64     `json:"time"`
+					Cues []activeCue `json:"cues"`
+				} `json:"cues"`
+			} `json:"text"`
+		} `json:"cases"`
+	}
+	runPlayInto(t, node, map[string]any{"chromium": chromium, "base": base, "cases": cases, "libs": map[string]string{
+		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
+		"shaka":   shakaFile,
+	}}, &res)
+	if len(res.Cases) != len(cases) {
+		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
+	}
+	for i, got := range res.Cases {
+		c := cases[i]
+		if got.Player == nil || len(got.Player.Errors) > 0 || got.Text == nil {
+			t.Errorf("%s: player %+v, no text check", c.Name, got.Player)
+			continue
+		}
+		var langs []string
+		for _, tr := range got.Text.Tracks {
+			langs = append(langs, tr.Lang)
+		}
+		slices.Sort(langs)
+		t.Logf("%-18s %s: text tracks %+v; at %.2f s cues %+v", c.Name, got.Player.Library, got.Text.Tracks, got.Text.Cues.Time, got.Text.Cues.Cues)
+		if len(got.Player.Warnings) > 0 || len(got.ConsoleErrors) > 0 {
+			t.Logf("  warnings: %q; console errors: %q", got.Player.Warnings, got.ConsoleErrors)
+		}
+		if !slices.Equal(langs, []string{"de", "fr"}) {
+			t.Errorf("%s: text tracks in %q, want de and fr", c.Name, langs)
+		}
+		if !got.Text.Enabled {
+			t.Errorf("%s: could not enable the de track", c.Name)
+		}
+		if !slices.ContainsFunc(got.Text.Cues.Cues, func(q activeCue) bool {
+			return strings.Contains(q.Text, imscCue) && q.Start < 6.5 && q.End > 6.5
+		}) {
+			t.Errorf("%s: at %.2f s the active cues are %+v, want %q (6 s to 8 s)", c.Name, got.Text.Cues.Time, got.Text.Cues.Cues, imscCue)
+		}
+		// Shaka Player turns a TTML cue's style into WebVTT markup: the IMSC1 document's style
+		// reached it (yellow and italic, on the style's black background), not plain text.
+		if c.Player == "shaka" && !slices.ContainsFunc(got.Text.Cues.Cues, func(q activeCue) bool {
+			return strings.Contains(q.Text, "<i><c.yellow.bg_black>"+imscCue)
+		}) {
+			t.Errorf("%s: the cue lost its style (yellow, italic): %+v", c.Name, got.Text.Cues.Cues)
+		}
+	}
+}

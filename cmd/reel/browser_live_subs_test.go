@@ -1,0 +1,159 @@
+package main
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reelvideo/reel/internal/testkit"
+)
+
+// liveSubsCue is the cue of samples/subs/ladder.fr.vtt shown from 2.5 s to 4.5 s of every 12 s
+// loop, across a segment boundary: early in the loop, so that the players find an instance of
+// it behind their live playhead after a short wait, and a segment past the channel's first
+// (at the very start of the DVR window dash.js plays no video and loads no cue).
+const (
+	liveSubsCue  = "Ce sous-titre"
+	liveSubsAt   = 3.0  // seconds into a loop: within the cue
+	liveSubsLoop = 12.0 // the ladder's length
+)
+
+// TestBrowserLiveSubtitles: `reel live --loop … --sub ladder.fr.vtt`, through `reel edge`,
+// lists its French text track in hls.js (HLS WebVTT), dash.js and Shaka Player (DASH wvtt),
+// and the track, enabled through each player's API, shows a cue of the loop at the instant
+// where the video's timeline has it: the check seeks to 3 s into a loop, found from the date
+// the player gives its playhead (PDT in HLS, the MPD's availability start in DASH) and the
+// channel's start, and the active cue must span that instant. One live channel and one edge
+// serve every player; 2 s segments without parts, players started once five segments exist.
+func TestBrowserLiveSubtitles(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
+	node := testkit.RequireTool(t, "node")
+	chromium := testkit.RequireTool(t, "chromium")
+	vendor := requireUIModules(t)
+	shakaFile := requireShaka(t, vendor)
+	bin := buildReel(t)
+	origin := startLive(t, bin, nil, "--loop", "subs="+sample("ladder_360p.mp4"), "--sub", sample("subs/ladder.fr.vtt"),
+		"--segment", "2s", "--part", "0")
+	_, base := startEdge(t, bin, "--origin", origin, "--cache-dir", t.TempDir())
+	const mpdPath = "/live/subs/manifest.mpd"
+
+	// Wait (bounded) for five segments of text in the MPD, through the edge: the players then
+	// start a few segments behind the live edge, past the cue.
+	var start time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, raw := fetchMPD(t, base+mpdPath)
+		segs := 0
+		if m != nil {
+			for _, as := range m.Periods[0].AdaptationSets {
+				if as.ContentType == "text" && as.Lang == "fr" && as.Representations[0].SegmentTemplate != nil {
+					for _, s := range as.Representations[0].SegmentTemplate.SegmentTimeline.S {
+						segs += 1 + s.R
+					}
+				}
+			}
+		}
+		if segs >= 5 {
+			var err error
+			if start, err = time.Parse(time.RFC3339Nano, string(m.AvailabilityStartTime)); err != nil {
+				t.Fatalf("availabilityStartTime %q: %v", m.AvailabilityStartTime, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no five text segments in the MPD after 30 s:\n%s", raw)
+		}
+		time.Sleep(250 * time.Millisecond) // polling interval of a bounded wait, not a wait for time
+	}
+
+	type liveAt struct {
+		Start int64   `json:"start"`
+		Loop  float64 `json:"loop"`
+	}
+	type textCheck struct {
+		Lang    string  `json:"lang"`
+		At      float64 `json:"at"`
+		Cue     string  `json:"cue"`
+		Timeout float64 `json:"timeout"`
+		Live    liveAt  `json:"live"`
+	}
+	type tcase struct {
+		Name    string    `json:"name"`
+		URL     string    `json:"url"`
+		Player  string    `json:"player"`
+		Play    float64   `json:"play"`
+		Timeout float64   `json:"timeout"`
+		Text    textCheck `json:"text"`
+	}
+	check := textCheck{Lang: "fr", At: liveSubsAt, Cue: liveSubsCue, Timeout: 15, Live: liveAt{Start: start.UnixMilli(), Loop: liveSubsLoop}}
+	cases := []tcase{
+		{"hls.js", "/live/subs/master.m3u8", "hls.js", 1, 30, check},
+		{"dash.js", mpdPath, "dash.js", 1, 30, check},
+		{"Shaka Player DASH", mpdPath, "shaka", 1, 30, check},
+		{"Shaka Player HLS", "/live/subs/master.m3u8", "shaka", 1, 30, check},
+	}
+	type cue struct {
+		Lang  string  `json:"lang"`
+		Start float64 `json:"start"`
+		End   float64 `json:"end"`
+		Text  string  `json:"text"`
+	}
+	var res struct {
+		Cases []struct {
+			Name   string       `json:"name"`
+			Player *playerState `json:"player"`
+			Text   *struct {
+				Tracks []struct {
+					Lang  string `json:"lang"`
+					Label string `json:"label"`
+				} `json:"tracks"`
+				Enabled bool     `json:"enabled"`
+				At      *float64 `json:"at"`
+				Cues    struct {
+					Time float64 `json:"time"`
+					Cues []cue   `json:"cues"`
+				} `json:"cues"`
+			} `json:"text"`
+		} `json:"cases"`
+	}
+	runPlayInto(t, node, map[string]any{"chromium": chromium, "base": base, "cases": cases, "libs": map[string]string{
+		"hls.js":  vendor + "/hls.js/dist/hls.min.js",
+		"dash.js": vendor + "/dashjs/dist/modern/umd/dash.all.min.js",
+		"shaka":   shakaFile,
+	}}, &res)
+	if len(res.Cases) != len(cases) {
+		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
+	}
+	for i, got := range res.Cases {
+		c := cases[i]
+		if got.Player == nil || len(got.Player.Errors) > 0 || got.Text == nil {
+			t.Errorf("%s: player %+v, no text check", c.Name, got.Player)
+			continue
+		}
+		tx := got.Text
+		t.Logf("%-18s %s: text tracks %+v; at %s (now %.2f s) cues %+v", c.Name, got.Player.Library, tx.Tracks, fmtAt(tx.At), tx.Cues.Time, tx.Cues.Cues)
+		if len(tx.Tracks) != 1 || tx.Tracks[0].Lang != "fr" || tx.Tracks[0].Label != "Français" {
+			t.Errorf("%s: text tracks %+v, want one: fr, Français", c.Name, tx.Tracks)
+		}
+		if tx.At == nil || !tx.Enabled {
+			t.Errorf("%s: the fr track not enabled, or no date for the playhead (at %v)", c.Name, tx.At)
+			continue
+		}
+		at := *tx.At
+		if !slices.ContainsFunc(tx.Cues.Cues, func(q cue) bool {
+			return strings.Contains(q.Text, liveSubsCue) && q.Start <= at && q.End >= at
+		}) {
+			t.Errorf("%s: at %.2f s (%.1f s into a loop) the active cues are %+v, want %q spanning it", c.Name, at, liveSubsAt, tx.Cues.Cues, liveSubsCue)
+		}
+	}
+}
+
+// fmtAt prints where a text check went ("none" when the player gave no date).
+func fmtAt(at *float64) string {
+	if at == nil {
+		return "none"
+	}
+	return strconv.FormatFloat(*at, 'f', 2, 64) + " s"
+}

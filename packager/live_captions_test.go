@@ -1,0 +1,58 @@
+package packager
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reelvideo/reel/internal/testkit"
+	"github.com/reelvideo/reel/packager/live"
+)
+
+// TestLoopCaptions: a looped source's closed captions are signalled in the live manifests as
+// in reel package's: the ffmpeg-made 608 sample gets a CLOSED-CAPTIONS group with CC1 on its
+// variant and the CEA-608 Accessibility descriptor in the dynamic MPD; the ladder, scanned and
+// found without captions, says CLOSED-CAPTIONS=NONE.
+func TestLoopCaptions(t *testing.T) {
+	sample := testkit.CaptionedMP4(t, t.TempDir(), "LIVE CC", 4, 1)
+	cases := []struct {
+		name, input       string
+		master, notMaster []string
+		mpd, notMPD       []string
+	}{
+		{"captioned", sample.Path,
+			[]string{`TYPE=CLOSED-CAPTIONS,GROUP-ID="cc"`, `INSTREAM-ID="CC1"`, `CLOSED-CAPTIONS="cc"`}, []string{"CLOSED-CAPTIONS=NONE"},
+			[]string{`schemeIdUri="urn:scte:dash:cc:cea-608:2015"`, `value="CC1=und"`}, nil},
+		{"ladder", ladder[2],
+			[]string{"CLOSED-CAPTIONS=NONE"}, []string{"TYPE=CLOSED-CAPTIONS"},
+			nil, []string{"urn:scte:dash:cc"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ch, srv := newChannel(t, live.Config{SegmentDuration: 2 * time.Second, Window: time.Minute})
+			loopUntil(t, ch, LoopOptions{Inputs: []string{c.input}}, 5*time.Second)
+			master := get(t, srv, "/live/test/master.m3u8").Body.String()
+			mpd := get(t, srv, "/live/test/manifest.mpd").Body.String()
+			for _, s := range c.master {
+				if !strings.Contains(master, s) {
+					t.Errorf("master lacks %s:\n%s", s, master)
+				}
+			}
+			for _, s := range c.notMaster {
+				if strings.Contains(master, s) {
+					t.Errorf("master has %s:\n%s", s, master)
+				}
+			}
+			for _, s := range c.mpd {
+				if !strings.Contains(mpd, s) {
+					t.Errorf("MPD lacks %s:\n%s", s, mpd)
+				}
+			}
+			for _, s := range c.notMPD {
+				if strings.Contains(mpd, s) {
+					t.Errorf("MPD has %s:\n%s", s, mpd)
+				}
+			}
+		})
+	}
+}
