@@ -39,6 +39,8 @@ run: build ui ## reel demo: package the samples, loop a live channel, origin + e
 test: ui ## gofmt check, go vet, and every test with the race detector (browser tests in headless Chromium included)
 	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
+	@# cmd/reel's slow tests (browsers, live channels) run side by side: t.Parallel(), at most
+	@# -parallel at a time, GOMAXPROCS by default (2 on the 2-core CI; see cmd/reel/parallel_test.go).
 	$(GO) test -race -count=1 ./...
 	@# Load tests at full size (the race detector makes them ~10x slower, so above they run scaled down).
 	$(GO) test -count=1 -run '^(TestCoalescing|TestLargeGETColdFanIn)$$' ./edge/

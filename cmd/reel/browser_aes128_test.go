@@ -68,6 +68,7 @@ func serveLoopback(t *testing.T, h http.Handler) string {
 // whose key URI hands out a wrong key does not play. The page is the demo's (edge/ui), served
 // by this test on its own port with the edge's absolute URLs, since `reel edge` has no page.
 func TestBrowserAES128(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)

@@ -108,6 +108,7 @@ var (
 // cpix subtests package with the sample CPIX document instead: cbcs, video and audio under their
 // own keys, every DRM system of the document signalled beside ClearKey.
 func TestBrowserClearKey(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)
@@ -115,6 +116,7 @@ func TestBrowserClearKey(t *testing.T) {
 	players := []clearKeyPlayer{dashJS, hlsJS, shakaDASH, shakaHLS}
 	for _, scheme := range []string{"cenc", "cbcs"} {
 		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
 			args := []string{"--encrypt", scheme, "--key-id", clearKeyID, "--key", clearKey}
 			if scheme == "cbcs" {
 				args = append(args, "--iv", clearKeyIV)
@@ -128,6 +130,7 @@ func TestBrowserClearKey(t *testing.T) {
 		"f0e1d2c3b4a549688776655443322110": "8a7b6c5d4e3f20117a6b5c4d3e2f1009",
 	}
 	t.Run("cpix", func(t *testing.T) {
+		t.Parallel()
 		// Not Shaka Player's HLS: its ClearKey there is one identity key URI for all tracks,
 		// and the document gives video and audio keys of their own.
 		testClearKeyScheme(t, node, chromium, vendor, bin, players[:3], "cbcs", []string{"--cpix", sampleCPIX}, cpixKeys)

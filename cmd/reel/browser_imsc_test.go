@@ -20,6 +20,7 @@ const imscCue = "Reel schneidet Text wie Video."
 // video's text tracks (dash.js keeps a TTML cue's text in the imsc.js document it renders,
 // which play.mjs reads), in Shaka Player with its style.
 func TestBrowserIMSC(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)

@@ -49,12 +49,14 @@ func seedKey(t *testing.T, seedHex, label string, k uint64) []byte {
 // HLS playlists across the rotations too, and Shaka Player (cenc and cbcs) the MPD, their
 // ClearKey licenses answered by the driver; given wrong keys, Shaka Player does not play.
 func TestBrowserLiveClearKey(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)
 	bin := buildReel(t)
 	for _, scheme := range []string{"cenc", "cbcs"} {
 		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
 			testLiveClearKey(t, node, chromium, vendor, bin, scheme)
 		})
 	}

@@ -28,6 +28,7 @@ const (
 // channel's start, and the active cue must span that instant. One live channel and one edge
 // serve every player; 2 s segments without parts, players started once five segments exist.
 func TestBrowserLiveSubtitles(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)

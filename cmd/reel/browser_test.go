@@ -289,6 +289,7 @@ func scrapeEdge(t *testing.T, admin, token string) edgeCounters {
 // /metrics' counters. Screenshots of both pages go to a temporary folder, or to
 // samples/screenshots/ with REEL_UPDATE_SCREENSHOTS=1.
 func TestBrowser(t *testing.T) {
+	// Not t.Parallel(): see sequentialBrowserTests in parallel_test.go.
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)

@@ -27,6 +27,7 @@ import (
 // (/tok/<token>/…). Every request the edge got carried a valid token (no token was refused,
 // segments were served 200), and the origin never saw one.
 func TestBrowserToken(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)

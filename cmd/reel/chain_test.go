@@ -49,6 +49,7 @@ func ffprobeFrames(t *testing.T, url string) []int {
 // every rendition with ffprobe through the edge. The second viewer is served entirely from the
 // edge's cache — single-file byte ranges included — without a single origin request.
 func TestPackageOriginEdgeChain(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	dir := t.TempDir()
 	ladder := []string{"../../samples/ladder_720p.mp4", "../../samples/ladder_360p.mp4"}
 	for name, single := range map[string]bool{"vod": false, "single": true} {

@@ -89,6 +89,7 @@ func shieldOf(cacheStatus string) string {
 // against the same edges without the tier); adding a third shield moves about a third of the
 // keys, all to it; a shield killed mid-test leaves every request answered through the other.
 func TestCluster(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	bin := buildReel(t)
 	origin := newClusterOrigin(t)
 	var shieldCmds []interface{ Kill() error }

@@ -325,6 +325,7 @@ func watch(n int, dur time.Duration, run func(ctx context.Context, c *http.Clien
 // the origin was asked. Under the race detector (and -short) it runs 100 viewers for 15 s;
 // make test also runs it at full size without.
 func TestLiveEvent(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	viewers, dur := 1000, 60*time.Second
 	if raceEnabled || testing.Short() {
 		viewers, dur = 100, 15*time.Second

@@ -43,6 +43,7 @@ func TestLiveOneWriterPerChannel(t *testing.T) {
 // its bytes differ) never answers a URL the first run published with other bytes: segments and
 // parts alike get a new name.
 func TestLiveRestartAfterWipe(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
 	bin := buildReel(t)
 	dir := t.TempDir()
 	playlist := "/live/demo/video_360p/index.m3u8"

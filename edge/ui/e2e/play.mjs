@@ -23,9 +23,11 @@
 // stream, "live": { "start": <ms since the epoch of media time 0>, "loop": 12 } makes `at` a
 // time within a loop of that many seconds: the check seeks to the latest such time a second or
 // more behind the playhead, found from the date the player gives the playhead (hls.js
-// playingDate, dash.js timeAsUTC, Shaka getPlayheadTimeAsDate); "text.at" is where it went.
+// playingDate, dash.js timeAsUTC, Shaka getPlayheadTimeAsDate); "text.at" is where it went;
 // with the libraries' files given once, as absolute paths:
 //   "libs": { "hls.js": ".../hls.min.js", "dash.js": ".../dash.all.min.js", "shaka": ".../shaka-player.compiled.js" }
+// A Shaka Player case may add "configure": { … }, Shaka's configuration, given to
+// player.configure before the load (browser_subtitles_test.go says why one does).
 // The page is then a bare <video> served, by request interception, at base + "/_play/": the
 // edge's own origin, so no CORS is in the way. The library plays the URL as it is given — no
 // request of the player is changed — and the state reported is the demo page's fields that
@@ -74,7 +76,7 @@ async function playURL(c) {
   const lib = cfg.libs && cfg.libs[c.player];
   if (!lib) throw new Error('no library file for player ' + c.player);
   await page.addScriptTag({ content: readFileSync(lib, 'utf8') });
-  await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url });
+  await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url, configure: c.configure });
   const s = await poll(page, () => JSON.parse(JSON.stringify(window.reel.player)),
     (s) => s.errors.length || s.played >= c.play, started + (c.timeout || 30) * 1000, 250);
   let text;
@@ -160,8 +162,9 @@ function liveTextTime({ at, live }) {
 }
 
 // startPlayer runs in the page: it starts the library on the URL and keeps window.reel.player
-// up to date. Fatal errors are errors, others warnings.
-function startPlayer({ player, url }) {
+// up to date. Fatal errors are errors, others warnings. configure is Shaka Player's
+// configuration, if any.
+function startPlayer({ player, url, configure }) {
   const video = document.getElementById('v');
   const s = { library: player, played: 0, frames: 0, errors: [], warnings: [], format: player };
   window.reel = { player: s };
@@ -202,6 +205,7 @@ function startPlayer({ player, url }) {
       shaka.polyfill.installAll();
       if (!shaka.Player.isBrowserSupported()) throw new Error('Shaka Player does not support this browser');
       const p = new shaka.Player();
+      if (configure) p.configure(configure);
       Object.assign(window.reel, { kind: player, lib: p });
       s.library = 'Shaka Player ' + shaka.Player.version;
       const describe = (e) => 'Shaka Player error ' + e.code + (e.data && e.data.length ? ' ' + JSON.stringify(e.data).slice(0, 300) : '');
