@@ -77,6 +77,7 @@ type eventStats struct {
 	segmentMisses   atomic.Int64 // segment responses that were not hits
 	errors          atomic.Int64
 	first           sync.Map // segment URL → the Cache-Status of the first response for it
+	asked           sync.Map // segment URLs a viewer sent a request for (got or cut short)
 }
 
 // get fetches url for a viewer, counting the request, its bytes and failures (once ctx ends,
@@ -107,6 +108,7 @@ func (st *eventStats) get(ctx context.Context, c *http.Client, url string) (stri
 
 // segment fetches a segment for a viewer and counts it; it reports whether the viewer got it.
 func (st *eventStats) segment(ctx context.Context, c *http.Client, url string) bool {
+	st.asked.Store(url, true)
 	_, cs, code := st.get(ctx, c, url)
 	if code != http.StatusOK {
 		return false
