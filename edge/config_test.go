@@ -125,6 +125,27 @@ func TestValidate(t *testing.T) {
 		{"body timeout", func(c *Config) { c.Limits.RequestBodyIdleTimeout = 0 }, "request_body_idle_timeout"},
 		{"origin queue wait", func(c *Config) { c.Limits.OriginQueueWait = 0 }, "origin_queue_wait"},
 		{"buffered body", func(c *Config) { c.Limits.MaxBufferedBody = -1 }, "max_buffered_body"},
+		// Per-path origins (route.go).
+		{"origin name twice", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"}, Origin{Name: "vod", URL: "http://b"})
+		}, `origins[2]: name "vod" listed twice`},
+		{"origin name with a slash", func(c *Config) { c.Origins[0].Name = "v/od" }, `origins[0]: name "v/od"`},
+		{"origin url with a query", func(c *Config) { c.Origins[0].URL = "http://a/?x=1" }, "origins[0]: url"},
+		{"unknown origin", func(c *Config) { c.Rules = []Rule{{PathPrefix: "/vod/", Origin: "vdo"}} }, `rules[0]: origin "vdo" is not the name of an origin`},
+		{"rule twice", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"}, Origin{Name: "live", URL: "http://b"})
+			c.Rules = []Rule{{PathPrefix: "/v/", Origin: "vod"}, {PathPrefix: "/v/", Origin: "live"}}
+		}, `rules[1]: path_prefix "/v/" listed twice`},
+		{"origin prefix without a slash", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"})
+			c.Rules = []Rule{{PathPrefix: "vod/", Origin: "vod"}}
+		}, `rules[0]: path_prefix "vod/" must be a clean absolute path`},
+		{"strip without origin", func(c *Config) { c.Rules = []Rule{{PathPrefix: "/vod/", StripPrefix: true}} }, "rules[0]: strip_prefix needs origin"},
+		{"strip of a partial segment", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"})
+			c.Rules = []Rule{{PathPrefix: "/vod", Origin: "vod", StripPrefix: true}}
+		}, "rules[0]: strip_prefix needs a path_prefix ending in '/'"},
+		{"two unnamed default origins", func(c *Config) { c.Origins = append(c.Origins, Origin{URL: "http://a"}) }, `origins[1]: host "*" listed twice`},
 	}
 	for _, tc := range tests {
 		c := base()
@@ -135,6 +156,13 @@ func TestValidate(t *testing.T) {
 	}
 	if c := base(); c.Validate() != nil {
 		t.Errorf("base config invalid: %v", c.Validate())
+	}
+	// Named origins without a host are reached through rules only: they don't claim "*".
+	c := base()
+	c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"}, Origin{Name: "live", URL: "http://b"})
+	c.Rules = []Rule{{PathPrefix: "/vod/", Origin: "vod", StripPrefix: true}, {PathPrefix: "/live/", Origin: "live"}}
+	if err := c.Validate(); err != nil || c.Origins[1].Host != "" || c.Origins[0].Host != "*" {
+		t.Errorf("per-path origins: %v, hosts %q %q", err, c.Origins[0].Host, c.Origins[1].Host)
 	}
 }
 
