@@ -246,9 +246,12 @@ func originsSummary(cfg edge.Config) string {
 		if i > 0 {
 			s += ", "
 		}
-		if o.Host == "*" {
+		switch {
+		case o.Host == "*":
 			s += o.URL
-		} else {
+		case o.Host == "": // reached through the rules that name it
+			s += o.Name + "=" + o.URL
+		default:
 			s += o.Host + "=" + o.URL
 		}
 	}
