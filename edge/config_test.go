@@ -175,14 +175,41 @@ func TestSampleConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Origins) != 2 || len(cfg.Rules) != 3 || cfg.Cache.StaleIfError != 5*time.Minute {
+	if len(cfg.Origins) != 3 || len(cfg.Rules) != 4 || cfg.Cache.StaleIfError != 5*time.Minute {
 		t.Fatalf("sample config read wrong: %+v", cfg)
 	}
 	// Signed-URL parameters are left out of the key but must still reach the origin.
-	if r := cfg.Rules[2]; r.PathPrefix != "/downloads/" || !r.ForwardIgnoredParams {
+	if r := cfg.Rules[3]; r.PathPrefix != "/downloads/" || !r.ForwardIgnoredParams {
 		t.Fatalf("sample /downloads/ rule does not forward its signed-URL parameters: %+v", r)
 	}
 	if got, want := cfg.Limits.ClientLimits, defaultClientLimits(); got != want {
 		t.Errorf("sample client limits %+v, want the defaults %+v", got, want)
+	}
+}
+
+// TestSamplePathsConfig: samples/edge-paths.yaml (README "Per-path origins") loads, validates
+// and routes /vod/ to reel origin without its prefix and /live/ to reel live with it.
+func TestSamplePathsConfig(t *testing.T) {
+	cfg, err := LoadConfig("../samples/edge-paths.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRoutes(cfg.Origins, cfg.Rules)
+	for _, tc := range []struct {
+		path, origin, strip string
+	}{
+		{"/vod/master.m3u8", "vod", "/vod/"},
+		{"/live/ch/manifest.mpd", "live", ""},
+	} {
+		c := rt.choose("cdn.example.com", tc.path)
+		if c.origin < 0 || cfg.Origins[c.origin].Name != tc.origin || c.strip != tc.strip {
+			t.Errorf("%s: origin %d strip %q, want %s strip %q", tc.path, c.origin, c.strip, tc.origin, tc.strip)
+		}
+	}
+	if c := rt.choose("cdn.example.com", "/other"); c.origin != -1 {
+		t.Errorf("/other: origin %d, want none (421)", c.origin)
 	}
 }

@@ -14,23 +14,8 @@ import (
 	"github.com/reelvideo/reel/internal/testkit"
 )
 
-// pathsEdgeConfig is the README's "VOD and live behind one hostname" configuration: /vod/ on
-// `reel origin` (which serves the presentation at its root, hence strip_prefix) and /live/ on
-// `reel live` (which serves its channels under /live/ itself).
-const pathsEdgeConfig = `origins:
-  - name: vod
-    url: %VOD%
-  - name: live
-    url: %LIVE%
-rules:
-  - path_prefix: /vod/
-    origin: vod
-    strip_prefix: true
-  - path_prefix: /live/
-    origin: live
-`
-
-// TestBrowserPathOrigins: one `reel edge`, configured by a YAML file with no default origin,
+// TestBrowserPathOrigins: one `reel edge`, configured by samples/edge-paths.yaml (the README's
+// example, its origins' addresses replaced by the test's; no default origin),
 // fronts /vod/ on a real `reel origin` (a presentation packaged by `reel package`, served at
 // the origin's root) and /live/ on a real `reel live --loop` under one host: hls.js and dash.js
 // play both through it. The players resolve the manifests' relative URIs under /vod/, and the
@@ -50,8 +35,15 @@ func TestBrowserPathOrigins(t *testing.T) {
 	}
 	vod := startOrigin(t, bin, dir)
 
+	sampleCfg, err := os.ReadFile(sample("edge-paths.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("http://127.0.0.1:8080", vod, "http://127.0.0.1:8090", live).Replace(string(sampleCfg))
+	if !strings.Contains(cfg, "url: "+vod) || !strings.Contains(cfg, "url: "+live) {
+		t.Fatalf("samples/edge-paths.yaml no longer names the origins at :8080 and :8090:\n%s", sampleCfg)
+	}
 	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
-	cfg := strings.NewReplacer("%VOD%", vod, "%LIVE%", live).Replace(pathsEdgeConfig)
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
