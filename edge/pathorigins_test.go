@@ -2,8 +2,10 @@ package edge
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -244,5 +246,38 @@ func TestPathOriginsTokenPath(t *testing.T) {
 	}
 	if r := get(t, srv.URL+"/tok/"+tok+"/other.txt"); r.status != http.StatusMisdirectedRequest {
 		t.Errorf("/tok/…/other.txt with no origin for it: %d, want 421", r.status)
+	}
+}
+
+// TestPathOriginsLogName: an origin chosen by path that fails (an untrusted certificate) is
+// named in the log by its name and URL; the other origin, under the same host, still serves.
+func TestPathOriginsLogName(t *testing.T) {
+	pki, stranger := newTestPKI(t), newTestPKI(t)
+	untrusted := stranger.issue(t, []string{"127.0.0.1"}, false, time.Now().Add(time.Hour))
+	bad := newTLSOrigin(t, &tls.Config{Certificates: []tls.Certificate{untrusted}}, false, []byte("x"))
+	vod := newPathOrigin(t, "vod")
+	var logs syncBuffer
+	cfg := DefaultConfig()
+	cfg.Memory = 64 << 20
+	cfg.Origins = []Origin{{Name: "vod", URL: vod.URL}, {Name: "live", URL: bad.URL, Connection: Connection{CAFile: pki.caFile}}}
+	cfg.Rules = []Rule{{PathPrefix: "/vod/", Origin: "vod", StripPrefix: true}, {PathPrefix: "/live/", Origin: "live"}}
+	e, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveEdge(t, e, cfg)
+	t.Cleanup(srv.Close)
+	if r := get(t, srv.URL+"/live/a"); r.status != http.StatusBadGateway {
+		t.Fatalf("/live/a from an untrusted origin: %d", r.status)
+	}
+	if r := get(t, srv.URL+"/vod/a"); r.status != 200 || r.body != "vod:/a" {
+		t.Fatalf("/vod/a: %d %q", r.status, r.body)
+	}
+	text := logs.String()
+	if want := `origin="live ` + bad.URL + `"`; !strings.Contains(text, "origin TLS failed") || !strings.Contains(text, want) {
+		t.Errorf("log does not name the failing origin as %s:\n%s", want, text)
+	}
+	if strings.Contains(text, "vod ") {
+		t.Errorf("log names the vod origin:\n%s", text)
 	}
 }
