@@ -345,6 +345,9 @@ func LoadConfig(file string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("%s: %w", file, err)
 	}
+	if err := cfg.checkRoutes(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", file, err)
+	}
 	return cfg, nil
 }
 
@@ -353,20 +356,14 @@ func (c *Config) Validate() error {
 	if len(c.Origins) == 0 {
 		return errors.New("no origin: give --origin URL or origins in the config file")
 	}
-	seen, names := map[string]bool{}, map[string]bool{}
+	if err := c.checkRoutes(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
 	for i, o := range c.Origins {
 		u, err := url.Parse(o.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 			return fmt.Errorf("origins[%d]: url %q is not an http(s) URL without a query", i, o.URL)
-		}
-		if o.Name != "" {
-			if !cachestatus.IsToken(o.Name) || strings.ContainsAny(o.Name, ":/") {
-				return fmt.Errorf("origins[%d]: name %q must start with a letter and hold no spaces, commas, ':' or '/'", i, o.Name)
-			}
-			if names[o.Name] {
-				return fmt.Errorf("origins[%d]: name %q listed twice", i, o.Name)
-			}
-			names[o.Name] = true
 		}
 		h := strings.TrimSuffix(strings.ToLower(o.Host), ".")
 		if h == "" && o.Name == "" {
@@ -409,28 +406,6 @@ func (c *Config) Validate() error {
 		}
 		if !strings.HasPrefix(c.Parents.HealthPath, "/") {
 			return fmt.Errorf("parents.health_path %q must be an absolute path", c.Parents.HealthPath)
-		}
-	}
-	for i, r := range c.Rules {
-		if !strings.HasPrefix(r.PathPrefix, "/") || slices.Contains(strings.Split(r.PathPrefix, "/"), "..") {
-			return fmt.Errorf("rules[%d]: path_prefix %q must be a clean absolute path", i, r.PathPrefix)
-		}
-		if r.TTL < 0 {
-			return fmt.Errorf("rules[%d]: ttl must not be negative", i)
-		}
-		if slices.ContainsFunc(c.Rules[:i], func(o Rule) bool { return o.PathPrefix == r.PathPrefix }) {
-			// Two rules for one path: which one applies (and which origin) would be an accident
-			// of their order.
-			return fmt.Errorf("rules[%d]: path_prefix %q listed twice", i, r.PathPrefix)
-		}
-		switch {
-		case r.Origin != "" && !names[r.Origin]:
-			return fmt.Errorf("rules[%d]: origin %q is not the name of an origin", i, r.Origin)
-		case r.StripPrefix && r.Origin == "":
-			return fmt.Errorf("rules[%d]: strip_prefix needs origin (the rule that chooses the origin says what it is sent)", i)
-		case r.StripPrefix && !strings.HasSuffix(r.PathPrefix, "/"):
-			// "/vod" would also match "/vodka/x", and send it as "/ka/x".
-			return fmt.Errorf("rules[%d]: strip_prefix needs a path_prefix ending in '/' (%q)", i, r.PathPrefix)
 		}
 	}
 	switch {
@@ -478,6 +453,48 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.validateProtocols()
+}
+
+// checkRoutes checks what chooses a request's rule and origin: the origins' names and the
+// rules. LoadConfig runs it too, so that a mistake there is reported with the file's name: it
+// depends on nothing flags change.
+func (c *Config) checkRoutes() error {
+	names := map[string]bool{}
+	for i, o := range c.Origins {
+		if o.Name == "" {
+			continue
+		}
+		if !cachestatus.IsToken(o.Name) || strings.ContainsAny(o.Name, ":/") {
+			return fmt.Errorf("origins[%d]: name %q must start with a letter and hold no spaces, commas, ':' or '/'", i, o.Name)
+		}
+		if names[o.Name] {
+			return fmt.Errorf("origins[%d]: name %q listed twice", i, o.Name)
+		}
+		names[o.Name] = true
+	}
+	for i, r := range c.Rules {
+		if !strings.HasPrefix(r.PathPrefix, "/") || slices.Contains(strings.Split(r.PathPrefix, "/"), "..") {
+			return fmt.Errorf("rules[%d]: path_prefix %q must be a clean absolute path", i, r.PathPrefix)
+		}
+		if r.TTL < 0 {
+			return fmt.Errorf("rules[%d]: ttl must not be negative", i)
+		}
+		if slices.ContainsFunc(c.Rules[:i], func(o Rule) bool { return o.PathPrefix == r.PathPrefix }) {
+			// Two rules for one path: which one applies (and which origin) would be an accident
+			// of their order.
+			return fmt.Errorf("rules[%d]: path_prefix %q listed twice", i, r.PathPrefix)
+		}
+		switch {
+		case r.Origin != "" && !names[r.Origin]:
+			return fmt.Errorf("rules[%d]: origin %q is not the name of an origin", i, r.Origin)
+		case r.StripPrefix && r.Origin == "":
+			return fmt.Errorf("rules[%d]: strip_prefix needs origin (the rule that chooses the origin says what it is sent)", i)
+		case r.StripPrefix && !strings.HasSuffix(r.PathPrefix, "/"):
+			// "/vod" would also match "/vodka/x", and send it as "/ka/x".
+			return fmt.Errorf("rules[%d]: strip_prefix needs a path_prefix ending in '/' (%q)", i, r.PathPrefix)
+		}
+	}
+	return nil
 }
 
 // Size is a byte count written as 512MiB, 10GiB, 64KiB, 1.5GB or a plain number.

@@ -84,6 +84,8 @@ cache:
 	bad := []struct{ name, body, want string }{
 		{"typo.yaml", "memroy: 1GiB\n", "memroy"},
 		{"size.yaml", "memory: lots\n", "not a size"},
+		// Route mistakes are reported with the file's name (nothing flags change affects them).
+		{"route.yaml", "rules:\n  - {path_prefix: /vod/, origin: vod}\n", `route.yaml: rules[0]: origin "vod" is not the name of an origin`},
 	}
 	for _, b := range bad {
 		if _, err := LoadConfig(write(b.name, b.body)); err == nil || !strings.Contains(err.Error(), b.want) {
