@@ -145,10 +145,18 @@ func (l Live) withDefaults() Live {
 	return l
 }
 
-// Origin is an upstream chosen by the request's Host ("*" matches any host).
+// Origin is an upstream. A request goes to the origin its most specific matching rule names
+// (Rule.Origin: by path), else to the one whose Host is the request's, else to the "*" one.
 type Origin struct {
+	// Name is how rules refer to the origin (`origin: vod`); unique when set.
+	Name string `yaml:"name"`
+	// Host chooses the origin for requests no rule sends elsewhere: an exact host, or "*" for
+	// any. Unset means "*" for an origin without a name, and no host for a named one (it is
+	// then reached through the rules that name it only).
 	Host string `yaml:"host"`
-	URL  string `yaml:"url"`
+	// URL: scheme, host and port, and an optional path prepended to every request's (as
+	// CloudFront's origin path: url http://o:8080/media sends /vod/a.m3u8 as /media/vod/a.m3u8).
+	URL string `yaml:"url"`
 	// HostHeader is what the origin sees as Host: "" keeps the client's, "origin" uses the
 	// origin URL's host, anything else is sent as is.
 	HostHeader string `yaml:"host_header"`
@@ -177,6 +185,20 @@ type Connection struct {
 // Rule applies to requests whose path starts with PathPrefix (the longest prefix wins).
 type Rule struct {
 	PathPrefix string `yaml:"path_prefix"`
+	// Origin names the origin (Origin.Name) of requests under this path, whatever their Host;
+	// unset inherits from the next shorter matching rule, and the Host chooses when no
+	// matching rule names one (route.go). The origin is a rule's action like its ttl or
+	// parent, so that the rule matcher — path prefixes now, hosts and more later — is the one
+	// place a request's handling is chosen: one site can front /vod/ on `reel origin` and
+	// /live/ on `reel live`.
+	Origin string `yaml:"origin"`
+	// StripPrefix (with Origin) sends the origin the path without PathPrefix, as nginx's
+	// proxy_pass with a URI does: /vod/a/b.m3u8 under path_prefix /vod/ is asked for as
+	// /a/b.m3u8 (after the origin URL's own path, if any). It goes with the origin to the
+	// longer rules that inherit it. The cache key, the shield tier and relative URIs in
+	// manifests keep the client's path; a manifest's absolute-path URIs (/a/…) would escape the
+	// prefix, so the origin must write relative ones (reel origin and reel live do).
+	StripPrefix bool `yaml:"strip_prefix"`
 	// TTL overrides the origin's freshness lifetime for storable responses.
 	TTL time.Duration `yaml:"ttl"`
 	// Bypass sends matching requests to the origin without caching.
@@ -323,6 +345,9 @@ func LoadConfig(file string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("%s: %w", file, err)
 	}
+	if err := cfg.checkRoutes(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", file, err)
+	}
 	return cfg, nil
 }
 
@@ -331,23 +356,28 @@ func (c *Config) Validate() error {
 	if len(c.Origins) == 0 {
 		return errors.New("no origin: give --origin URL or origins in the config file")
 	}
+	if err := c.checkRoutes(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, o := range c.Origins {
 		u, err := url.Parse(o.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("origins[%d]: url %q is not an http(s) URL", i, o.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return fmt.Errorf("origins[%d]: url %q is not an http(s) URL without a query", i, o.URL)
 		}
-		h := strings.ToLower(o.Host)
-		if h == "" {
+		h := strings.TrimSuffix(strings.ToLower(o.Host), ".")
+		if h == "" && o.Name == "" {
 			h = "*"
 		}
-		if seen[h] {
-			return fmt.Errorf("origins[%d]: host %q listed twice", i, o.Host)
+		if h != "" && seen[h] {
+			return fmt.Errorf("origins[%d]: host %q listed twice", i, h)
 		}
 		if err := o.checkUpstream(u); err != nil {
 			return fmt.Errorf("origins[%d]: %w", i, err)
 		}
-		seen[h] = true
+		if h != "" {
+			seen[h] = true
+		}
 		c.Origins[i].Host = h
 	}
 	if c.Name == "" {
@@ -376,14 +406,6 @@ func (c *Config) Validate() error {
 		}
 		if !strings.HasPrefix(c.Parents.HealthPath, "/") {
 			return fmt.Errorf("parents.health_path %q must be an absolute path", c.Parents.HealthPath)
-		}
-	}
-	for i, r := range c.Rules {
-		if !strings.HasPrefix(r.PathPrefix, "/") || slices.Contains(strings.Split(r.PathPrefix, "/"), "..") {
-			return fmt.Errorf("rules[%d]: path_prefix %q must be a clean absolute path", i, r.PathPrefix)
-		}
-		if r.TTL < 0 {
-			return fmt.Errorf("rules[%d]: ttl must not be negative", i)
 		}
 	}
 	switch {
@@ -431,6 +453,48 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.validateProtocols()
+}
+
+// checkRoutes checks what chooses a request's rule and origin: the origins' names and the
+// rules. LoadConfig runs it too, so that a mistake there is reported with the file's name: it
+// depends on nothing flags change.
+func (c *Config) checkRoutes() error {
+	names := map[string]bool{}
+	for i, o := range c.Origins {
+		if o.Name == "" {
+			continue
+		}
+		if !cachestatus.IsToken(o.Name) || strings.ContainsAny(o.Name, ":/") {
+			return fmt.Errorf("origins[%d]: name %q must start with a letter and hold no spaces, commas, ':' or '/'", i, o.Name)
+		}
+		if names[o.Name] {
+			return fmt.Errorf("origins[%d]: name %q listed twice", i, o.Name)
+		}
+		names[o.Name] = true
+	}
+	for i, r := range c.Rules {
+		if !strings.HasPrefix(r.PathPrefix, "/") || slices.Contains(strings.Split(r.PathPrefix, "/"), "..") {
+			return fmt.Errorf("rules[%d]: path_prefix %q must be a clean absolute path", i, r.PathPrefix)
+		}
+		if r.TTL < 0 {
+			return fmt.Errorf("rules[%d]: ttl must not be negative", i)
+		}
+		if slices.ContainsFunc(c.Rules[:i], func(o Rule) bool { return o.PathPrefix == r.PathPrefix }) {
+			// Two rules for one path: which one applies (and which origin) would be an accident
+			// of their order.
+			return fmt.Errorf("rules[%d]: path_prefix %q listed twice", i, r.PathPrefix)
+		}
+		switch {
+		case r.Origin != "" && !names[r.Origin]:
+			return fmt.Errorf("rules[%d]: origin %q is not the name of an origin", i, r.Origin)
+		case r.StripPrefix && r.Origin == "":
+			return fmt.Errorf("rules[%d]: strip_prefix needs origin (the rule that chooses the origin says what it is sent)", i)
+		case r.StripPrefix && !strings.HasSuffix(r.PathPrefix, "/"):
+			// "/vod" would also match "/vodka/x", and send it as "/ka/x".
+			return fmt.Errorf("rules[%d]: strip_prefix needs a path_prefix ending in '/' (%q)", i, r.PathPrefix)
+		}
+	}
+	return nil
 }
 
 // Size is a byte count written as 512MiB, 10GiB, 64KiB, 1.5GB or a plain number.

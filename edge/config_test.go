@@ -84,6 +84,8 @@ cache:
 	bad := []struct{ name, body, want string }{
 		{"typo.yaml", "memroy: 1GiB\n", "memroy"},
 		{"size.yaml", "memory: lots\n", "not a size"},
+		// Route mistakes are reported with the file's name (nothing flags change affects them).
+		{"route.yaml", "rules:\n  - {path_prefix: /vod/, origin: vod}\n", `route.yaml: rules[0]: origin "vod" is not the name of an origin`},
 	}
 	for _, b := range bad {
 		if _, err := LoadConfig(write(b.name, b.body)); err == nil || !strings.Contains(err.Error(), b.want) {
@@ -125,6 +127,27 @@ func TestValidate(t *testing.T) {
 		{"body timeout", func(c *Config) { c.Limits.RequestBodyIdleTimeout = 0 }, "request_body_idle_timeout"},
 		{"origin queue wait", func(c *Config) { c.Limits.OriginQueueWait = 0 }, "origin_queue_wait"},
 		{"buffered body", func(c *Config) { c.Limits.MaxBufferedBody = -1 }, "max_buffered_body"},
+		// Per-path origins (route.go).
+		{"origin name twice", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"}, Origin{Name: "vod", URL: "http://b"})
+		}, `origins[2]: name "vod" listed twice`},
+		{"origin name with a slash", func(c *Config) { c.Origins[0].Name = "v/od" }, `origins[0]: name "v/od"`},
+		{"origin url with a query", func(c *Config) { c.Origins[0].URL = "http://a/?x=1" }, "origins[0]: url"},
+		{"unknown origin", func(c *Config) { c.Rules = []Rule{{PathPrefix: "/vod/", Origin: "vdo"}} }, `rules[0]: origin "vdo" is not the name of an origin`},
+		{"rule twice", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"}, Origin{Name: "live", URL: "http://b"})
+			c.Rules = []Rule{{PathPrefix: "/v/", Origin: "vod"}, {PathPrefix: "/v/", Origin: "live"}}
+		}, `rules[1]: path_prefix "/v/" listed twice`},
+		{"origin prefix without a slash", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"})
+			c.Rules = []Rule{{PathPrefix: "vod/", Origin: "vod"}}
+		}, `rules[0]: path_prefix "vod/" must be a clean absolute path`},
+		{"strip without origin", func(c *Config) { c.Rules = []Rule{{PathPrefix: "/vod/", StripPrefix: true}} }, "rules[0]: strip_prefix needs origin"},
+		{"strip of a partial segment", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"})
+			c.Rules = []Rule{{PathPrefix: "/vod", Origin: "vod", StripPrefix: true}}
+		}, "rules[0]: strip_prefix needs a path_prefix ending in '/'"},
+		{"two unnamed default origins", func(c *Config) { c.Origins = append(c.Origins, Origin{URL: "http://a"}) }, `origins[1]: host "*" listed twice`},
 	}
 	for _, tc := range tests {
 		c := base()
@@ -135,6 +158,13 @@ func TestValidate(t *testing.T) {
 	}
 	if c := base(); c.Validate() != nil {
 		t.Errorf("base config invalid: %v", c.Validate())
+	}
+	// Named origins without a host are reached through rules only: they don't claim "*".
+	c := base()
+	c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"}, Origin{Name: "live", URL: "http://b"})
+	c.Rules = []Rule{{PathPrefix: "/vod/", Origin: "vod", StripPrefix: true}, {PathPrefix: "/live/", Origin: "live"}}
+	if err := c.Validate(); err != nil || c.Origins[1].Host != "" || c.Origins[0].Host != "*" {
+		t.Errorf("per-path origins: %v, hosts %q %q", err, c.Origins[0].Host, c.Origins[1].Host)
 	}
 }
 
@@ -147,14 +177,41 @@ func TestSampleConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Origins) != 2 || len(cfg.Rules) != 3 || cfg.Cache.StaleIfError != 5*time.Minute {
+	if len(cfg.Origins) != 3 || len(cfg.Rules) != 4 || cfg.Cache.StaleIfError != 5*time.Minute {
 		t.Fatalf("sample config read wrong: %+v", cfg)
 	}
 	// Signed-URL parameters are left out of the key but must still reach the origin.
-	if r := cfg.Rules[2]; r.PathPrefix != "/downloads/" || !r.ForwardIgnoredParams {
+	if r := cfg.Rules[3]; r.PathPrefix != "/downloads/" || !r.ForwardIgnoredParams {
 		t.Fatalf("sample /downloads/ rule does not forward its signed-URL parameters: %+v", r)
 	}
 	if got, want := cfg.Limits.ClientLimits, defaultClientLimits(); got != want {
 		t.Errorf("sample client limits %+v, want the defaults %+v", got, want)
+	}
+}
+
+// TestSamplePathsConfig: samples/edge-paths.yaml (README "Per-path origins") loads, validates
+// and routes /vod/ to reel origin without its prefix and /live/ to reel live with it.
+func TestSamplePathsConfig(t *testing.T) {
+	cfg, err := LoadConfig("../samples/edge-paths.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRoutes(cfg.Origins, cfg.Rules)
+	for _, tc := range []struct {
+		path, origin, strip string
+	}{
+		{"/vod/master.m3u8", "vod", "/vod/"},
+		{"/live/ch/manifest.mpd", "live", ""},
+	} {
+		c := rt.choose("cdn.example.com", tc.path)
+		if c.origin < 0 || cfg.Origins[c.origin].Name != tc.origin || c.strip != tc.strip {
+			t.Errorf("%s: origin %d strip %q, want %s strip %q", tc.path, c.origin, c.strip, tc.origin, tc.strip)
+		}
+	}
+	if c := rt.choose("cdn.example.com", "/other"); c.origin != -1 {
+		t.Errorf("/other: origin %d, want none (421)", c.origin)
 	}
 }

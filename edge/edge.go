@@ -30,12 +30,17 @@ type Edge struct {
 	pol     policy.Options
 	tiers   tiers // memory and disk, invalidation counts, surrogate keys (storage.go)
 	fills   *fill.Table
-	origins map[string]*upstream // by lower-case host; "*" is the default
-	rules   []Rule               // longest PathPrefix first
-	name    string               // this node's Cache-Status member name (RFC 9211) and Via pseudonym
-	via     string
-	viaWire string // "Via: " + via + CRLF, for the pre-serialised hit header
-	now     func() time.Time
+	origins map[string]*upstream // by Origin.Host ("*" is the default); tests reach them here
+	// upstreams are the origins in configuration order, routes what chooses among them
+	// (route.go), stripping the upstreams of the rules that strip their prefix.
+	upstreams []*upstream
+	routes    routes
+	stripping map[stripKey]*upstream
+	rules     []Rule // routes.rules: longest PathPrefix first
+	name      string // this node's Cache-Status member name (RFC 9211) and Via pseudonym
+	via       string
+	viaWire   string // "Via: " + via + CRLF, for the pre-serialised hit header
+	now       func() time.Time
 	// parents is the shield tier (nil without one); loopID marks the requests this edge sends
 	// upstream (CDN-Loop, RFC 8586) so that one coming back is recognised (parents.go).
 	parents *parentSet
@@ -83,6 +88,9 @@ type upstream struct {
 	blocking *http.Client
 	// uploads bounds the request bodies streamed to it at once (reqbody.go).
 	uploads *uploadSlots
+	// strip is the path prefix not sent to it (Rule.StripPrefix; stripEscaped: as escaped in
+	// a path), "" for the whole path: route.go gives each stripping rule its own copy.
+	strip, stripEscaped string
 }
 
 // New builds an edge from a validated configuration.
@@ -160,20 +168,25 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		if err != nil {
 			return nil, fmt.Errorf("origins[%d]: %w", i, err)
 		}
-		e.origins[o.Host] = up
+		e.upstreams = append(e.upstreams, up)
+		if o.Host != "" {
+			e.origins[o.Host] = up
+		}
+	}
+	e.routes = newRoutes(cfg.Origins, cfg.Rules)
+	e.rules = e.routes.rules
+	e.stripping = map[stripKey]*upstream{}
+	for _, r := range e.rules {
+		if r.StripPrefix {
+			i := e.routes.byName[r.Origin]
+			e.stripping[stripKey{i, r.PathPrefix}] = e.upstreams[i].stripped(r.PathPrefix)
+		}
 	}
 	if len(cfg.Parents.URLs) > 0 {
 		if e.parents, err = newParentSet(cfg, e.m, log, e.newUpstream); err != nil {
 			return nil, err
 		}
 		e.parents.start()
-	}
-	e.rules = append(e.rules, cfg.Rules...)
-	// Longest prefix first, so the first match is the most specific rule.
-	for i := 1; i < len(e.rules); i++ {
-		for j := i; j > 0 && len(e.rules[j].PathPrefix) > len(e.rules[j-1].PathPrefix); j-- {
-			e.rules[j], e.rules[j-1] = e.rules[j-1], e.rules[j]
-		}
 	}
 	e.startSampling() // the status page's history (stats.go)
 	return e, nil

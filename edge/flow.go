@@ -13,9 +13,10 @@ import (
 //
 //  1. admit    (admit.go)    refuse what the edge never serves, strip hop-by-hop fields,
 //     break request loops
-//  2. route    (route.go)    the origin for the Host, the rule and cache policy for the path;
-//     then token (tokencheck.go): a signed-URL token is taken out of the request (path form,
-//     query, cookie) and checked where the rules require one — 403 otherwise, hits included
+//  2. route    (route.go)    the rule and cache policy for the path, and the origin its rules
+//     name (else the Host's); then token (tokencheck.go): a signed-URL token is taken out of
+//     the request (path form, query, cookie) and checked where the rules require one — 403
+//     otherwise, hits included (a path-form token out, the path is routed again)
 //  3. pass     (pass.go)     what no cache may answer (unsafe methods, bypass rules, the
 //     client's own preconditions) goes to the origin as it is (forward.go, reqbody.go)
 //  4. lookup   (lookup.go)   the cache key; memory then disk, matching the stored Vary
@@ -49,22 +50,28 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	// 2. Route.
 	up, rule := e.route(r)
-	if up == nil {
-		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
-		return
-	}
 	// 2b. Token: a signed-URL token taken out of the request, checked where the rules ask.
+	var carry string
 	if e.tokens != nil {
-		var refused, carry string
+		var refused string
+		path := r.URL.Path
 		if rule, refused, carry = e.checkToken(r, rule); refused != "" {
 			httpError(w, http.StatusForbidden, refused)
 			return
 		}
-		if carry != "" {
-			// A query token goes on into the manifest's URIs (tokenrespond.go).
-			e.serveCarryingToken(w, r, up, rule, carry)
-			return
+		if r.URL.Path != path {
+			// The path form's token was taken out: the rules may send the rest elsewhere.
+			up, _ = e.route(r)
 		}
+	}
+	if up == nil {
+		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
+		return
+	}
+	if carry != "" {
+		// A query token goes on into the manifest's URIs (tokenrespond.go).
+		e.serveCarryingToken(w, r, up, rule, carry)
+		return
 	}
 	e.serveRouted(w, r, up, rule)
 }

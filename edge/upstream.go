@@ -146,6 +146,10 @@ func (e *Edge) newUpstream(o Origin) (*upstream, error) {
 		return nil, err
 	}
 	oc := &originConns{name: u.Redacted(), protocol: o.Protocol, log: e.log, m: e.m}
+	if o.Name != "" {
+		// Several origins may share a host with different paths: the log names the one meant.
+		oc.name = o.Name + " " + oc.name
+	}
 	if oc.protocol == "" {
 		oc.protocol = ProtocolAuto
 	}

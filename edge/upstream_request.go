@@ -29,8 +29,9 @@ var unkeyedOverrides = []string{
 func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request, cacheable bool) (*http.Request, error) {
 	// The path goes upstream as the key saw it, dot segments removed (RFC 3986 §5.2.4), so
 	// that "/a/../b" cannot fetch one resource and store it under another's key.
+	// A rule's strip_prefix takes its prefix off (route.go); parents get the client's path.
 	target := up.url.Scheme + "://" + up.url.Host + strings.TrimSuffix(up.url.EscapedPath(), "/") +
-		cachekey.NormalizePath(r.URL.EscapedPath())
+		up.originPath(cachekey.NormalizePath(r.URL.EscapedPath()))
 	if q := e.upstreamQuery(r, cacheable); q != "" {
 		target += "?" + q
 	}

@@ -84,7 +84,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	if *origin != "" {
 		replaced := false
 		for i := range cfg.Origins {
-			if cfg.Origins[i].Host == "*" || cfg.Origins[i].Host == "" {
+			if o := cfg.Origins[i]; o.Host == "*" || (o.Host == "" && o.Name == "") { // the default origin, not one only rules name
 				cfg.Origins[i].URL, replaced = *origin, true
 			}
 		}
@@ -95,7 +95,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	if *originCA != "" {
 		set := false
 		for i := range cfg.Origins {
-			if cfg.Origins[i].Host == "*" || cfg.Origins[i].Host == "" {
+			if o := cfg.Origins[i]; o.Host == "*" || (o.Host == "" && o.Name == "") { // the default origin, not one only rules name
 				cfg.Origins[i].CAFile, set = *originCA, true
 			}
 		}
@@ -246,9 +246,12 @@ func originsSummary(cfg edge.Config) string {
 		if i > 0 {
 			s += ", "
 		}
-		if o.Host == "*" {
+		switch {
+		case o.Host == "*":
 			s += o.URL
-		} else {
+		case o.Host == "": // reached through the rules that name it
+			s += o.Name + "=" + o.URL
+		default:
 			s += o.Host + "=" + o.URL
 		}
 	}
