@@ -3,7 +3,6 @@ package main
 import (
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/reelvideo/reel/internal/testkit"
@@ -35,88 +34,29 @@ func TestBrowserIMSC(t *testing.T) {
 	origin := startOrigin(t, bin, dir)
 	_, base := startEdge(t, bin, "--origin", origin, "--cache-dir", t.TempDir())
 
-	type textCheck struct {
-		Lang    string  `json:"lang"`
-		At      float64 `json:"at"`
-		Cue     string  `json:"cue"`
-		Timeout float64 `json:"timeout"`
-	}
-	type tcase struct {
-		Name    string    `json:"name"`
-		URL     string    `json:"url"`
-		Player  string    `json:"player"`
-		Play    float64   `json:"play"`
-		Timeout float64   `json:"timeout"`
-		Text    textCheck `json:"text"`
-	}
 	check := textCheck{Lang: "de", At: 6.5, Cue: imscCue, Timeout: 20}
-	cases := []tcase{
-		{"dash.js", "/manifest.mpd", "dash.js", 1, 40, check},
-		{"Shaka Player DASH", "/manifest.mpd", "shaka", 1, 40, check},
+	cases := []textCase{
+		{"dash.js", "/manifest.mpd", "dash.js", 1, 40, check, nil},
+		{"Shaka Player DASH", "/manifest.mpd", "shaka", 1, 40, check, nil},
 	}
-	type activeCue struct {
-		Lang  string  `json:"lang"`
-		Start float64 `json:"start"`
-		End   float64 `json:"end"`
-		Text  string  `json:"text"`
-	}
-	var res struct {
-		Fatal string `json:"fatal"`
-		Cases []struct {
-			Name          string       `json:"name"`
-			Player        *playerState `json:"player"`
-			ConsoleErrors []string     `json:"consoleErrors"`
-			Text          *struct {
-				Tracks []struct {
-					Lang  string `json:"lang"`
-					Label string `json:"label"`
-				} `json:"tracks"`
-				Enabled bool `json:"enabled"`
-				Cues    struct {
-					Time float64     `json:"time"`
-					Cues []activeCue `json:"cues"`
-				} `json:"cues"`
-			} `json:"text"`
-		} `json:"cases"`
-	}
-	runPlayInto(t, node, map[string]any{"chromium": chromium, "base": base, "cases": cases, "libs": map[string]string{
-		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-		"shaka":   shakaFile,
-	}}, &res)
-	if len(res.Cases) != len(cases) {
-		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
-	}
-	for i, got := range res.Cases {
-		c := cases[i]
-		if got.Player == nil || len(got.Player.Errors) > 0 || got.Text == nil {
-			t.Errorf("%s: player %+v, no text check", c.Name, got.Player)
+	for i, got := range runTextCases(t, node, chromium, vendor, shakaFile, base, cases) {
+		if got == nil {
 			continue
 		}
-		var langs []string
-		for _, tr := range got.Text.Tracks {
-			langs = append(langs, tr.Lang)
-		}
-		slices.Sort(langs)
+		c := cases[i]
 		t.Logf("%-18s %s: text tracks %+v; at %.2f s cues %+v", c.Name, got.Player.Library, got.Text.Tracks, got.Text.Cues.Time, got.Text.Cues.Cues)
-		if len(got.Player.Warnings) > 0 || len(got.ConsoleErrors) > 0 {
-			t.Logf("  warnings: %q; console errors: %q", got.Player.Warnings, got.ConsoleErrors)
-		}
-		if !slices.Equal(langs, []string{"de", "fr"}) {
+		if langs := got.langs(); !slices.Equal(langs, []string{"de", "fr"}) {
 			t.Errorf("%s: text tracks in %q, want de and fr", c.Name, langs)
 		}
 		if !got.Text.Enabled {
 			t.Errorf("%s: could not enable the de track", c.Name)
 		}
-		if !slices.ContainsFunc(got.Text.Cues.Cues, func(q activeCue) bool {
-			return strings.Contains(q.Text, imscCue) && q.Start < 6.5 && q.End > 6.5
-		}) {
+		if !got.showing(imscCue, 6.5) {
 			t.Errorf("%s: at %.2f s the active cues are %+v, want %q (6 s to 8 s)", c.Name, got.Text.Cues.Time, got.Text.Cues.Cues, imscCue)
 		}
 		// Shaka Player turns a TTML cue's style into WebVTT markup: the IMSC1 document's style
 		// reached it (yellow and italic, on the style's black background), not plain text.
-		if c.Player == "shaka" && !slices.ContainsFunc(got.Text.Cues.Cues, func(q activeCue) bool {
-			return strings.Contains(q.Text, "<i><c.yellow.bg_black>"+imscCue)
-		}) {
+		if c.Player == "shaka" && !got.showing("<i><c.yellow.bg_black>"+imscCue, 6.5) {
 			t.Errorf("%s: the cue lost its style (yellow, italic): %+v", c.Name, got.Text.Cues.Cues)
 		}
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -68,70 +66,18 @@ func TestBrowserLiveSubtitles(t *testing.T) {
 		time.Sleep(250 * time.Millisecond) // polling interval of a bounded wait, not a wait for time
 	}
 
-	type liveAt struct {
-		Start int64   `json:"start"`
-		Loop  float64 `json:"loop"`
+	check := textCheck{Lang: "fr", At: liveSubsAt, Cue: liveSubsCue, Timeout: 15, Live: &liveAt{Start: start.UnixMilli(), Loop: liveSubsLoop}}
+	cases := []textCase{
+		{"hls.js", "/live/subs/master.m3u8", "hls.js", 1, 30, check, nil},
+		{"dash.js", mpdPath, "dash.js", 1, 30, check, nil},
+		{"Shaka Player DASH", mpdPath, "shaka", 1, 30, check, nil},
+		{"Shaka Player HLS", "/live/subs/master.m3u8", "shaka", 1, 30, check, nil},
 	}
-	type textCheck struct {
-		Lang    string  `json:"lang"`
-		At      float64 `json:"at"`
-		Cue     string  `json:"cue"`
-		Timeout float64 `json:"timeout"`
-		Live    liveAt  `json:"live"`
-	}
-	type tcase struct {
-		Name    string    `json:"name"`
-		URL     string    `json:"url"`
-		Player  string    `json:"player"`
-		Play    float64   `json:"play"`
-		Timeout float64   `json:"timeout"`
-		Text    textCheck `json:"text"`
-	}
-	check := textCheck{Lang: "fr", At: liveSubsAt, Cue: liveSubsCue, Timeout: 15, Live: liveAt{Start: start.UnixMilli(), Loop: liveSubsLoop}}
-	cases := []tcase{
-		{"hls.js", "/live/subs/master.m3u8", "hls.js", 1, 30, check},
-		{"dash.js", mpdPath, "dash.js", 1, 30, check},
-		{"Shaka Player DASH", mpdPath, "shaka", 1, 30, check},
-		{"Shaka Player HLS", "/live/subs/master.m3u8", "shaka", 1, 30, check},
-	}
-	type cue struct {
-		Lang  string  `json:"lang"`
-		Start float64 `json:"start"`
-		End   float64 `json:"end"`
-		Text  string  `json:"text"`
-	}
-	var res struct {
-		Cases []struct {
-			Name   string       `json:"name"`
-			Player *playerState `json:"player"`
-			Text   *struct {
-				Tracks []struct {
-					Lang  string `json:"lang"`
-					Label string `json:"label"`
-				} `json:"tracks"`
-				Enabled bool     `json:"enabled"`
-				At      *float64 `json:"at"`
-				Cues    struct {
-					Time float64 `json:"time"`
-					Cues []cue   `json:"cues"`
-				} `json:"cues"`
-			} `json:"text"`
-		} `json:"cases"`
-	}
-	runPlayInto(t, node, map[string]any{"chromium": chromium, "base": base, "cases": cases, "libs": map[string]string{
-		"hls.js":  vendor + "/hls.js/dist/hls.min.js",
-		"dash.js": vendor + "/dashjs/dist/modern/umd/dash.all.min.js",
-		"shaka":   shakaFile,
-	}}, &res)
-	if len(res.Cases) != len(cases) {
-		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
-	}
-	for i, got := range res.Cases {
-		c := cases[i]
-		if got.Player == nil || len(got.Player.Errors) > 0 || got.Text == nil {
-			t.Errorf("%s: player %+v, no text check", c.Name, got.Player)
+	for i, got := range runTextCases(t, node, chromium, vendor, shakaFile, base, cases) {
+		if got == nil {
 			continue
 		}
+		c := cases[i]
 		tx := got.Text
 		t.Logf("%-18s %s: text tracks %+v; at %s (now %.2f s) cues %+v", c.Name, got.Player.Library, tx.Tracks, fmtAt(tx.At), tx.Cues.Time, tx.Cues.Cues)
 		if len(tx.Tracks) != 1 || tx.Tracks[0].Lang != "fr" || tx.Tracks[0].Label != "Français" {
@@ -141,10 +87,7 @@ func TestBrowserLiveSubtitles(t *testing.T) {
 			t.Errorf("%s: the fr track not enabled, or no date for the playhead (at %v)", c.Name, tx.At)
 			continue
 		}
-		at := *tx.At
-		if !slices.ContainsFunc(tx.Cues.Cues, func(q cue) bool {
-			return strings.Contains(q.Text, liveSubsCue) && q.Start <= at && q.End >= at
-		}) {
+		if at := *tx.At; !got.showing(liveSubsCue, at) {
 			t.Errorf("%s: at %.2f s (%.1f s into a loop) the active cues are %+v, want %q spanning it", c.Name, at, liveSubsAt, tx.Cues.Cues, liveSubsCue)
 		}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/reelvideo/reel/internal/testkit"
@@ -34,21 +33,6 @@ func TestBrowserSubtitles(t *testing.T) {
 	origin := startOrigin(t, bin, dir)
 	_, base := startEdge(t, bin, "--origin", origin, "--cache-dir", t.TempDir())
 
-	type textCheck struct {
-		Lang    string  `json:"lang"`
-		At      float64 `json:"at"`
-		Cue     string  `json:"cue"`
-		Timeout float64 `json:"timeout"`
-	}
-	type tcase struct {
-		Name      string         `json:"name"`
-		URL       string         `json:"url"`
-		Player    string         `json:"player"`
-		Play      float64        `json:"play"`
-		Timeout   float64        `json:"timeout"`
-		Text      textCheck      `json:"text"`
-		Configure map[string]any `json:"configure,omitempty"`
-	}
 	check := textCheck{Lang: "fr", At: 6.5, Cue: subtitleCue, Timeout: 20}
 	// Shaka Player's HLS prefers French from the load on (the track is still selected through
 	// its API as in the other cases), working around a bug of Shaka Player 5.2.12: its
@@ -64,73 +48,25 @@ func TestBrowserSubtitles(t *testing.T) {
 	// segments land at their times (X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000 over media that
 	// starts at 0, the mapping Shaka Packager writes too, bar its 100 ms MPEG-TS offset).
 	shakaHLSText := map[string]any{"preferredText": []map[string]string{{"language": "fr"}}}
-	cases := []tcase{
+	cases := []textCase{
 		{"hls.js", "/master.m3u8", "hls.js", 1, 40, check, nil},
 		{"dash.js", "/manifest.mpd", "dash.js", 1, 40, check, nil},
 		{"Shaka Player DASH", "/manifest.mpd", "shaka", 1, 40, check, nil},
 		{"Shaka Player HLS", "/master.m3u8", "shaka", 1, 40, check, shakaHLSText},
 	}
-	var res struct {
-		Fatal string `json:"fatal"`
-		Cases []struct {
-			Name   string       `json:"name"`
-			Player *playerState `json:"player"`
-			Text   *struct {
-				Tracks []struct {
-					Lang  string `json:"lang"`
-					Label string `json:"label"`
-				} `json:"tracks"`
-				Enabled bool `json:"enabled"`
-				Cues    struct {
-					Time float64 `json:"time"`
-					Cues []struct {
-						Lang  string  `json:"lang"`
-						Start float64 `json:"start"`
-						End   float64 `json:"end"`
-						Text  string  `json:"text"`
-					} `json:"cues"`
-				} `json:"cues"`
-			} `json:"text"`
-		} `json:"cases"`
-	}
-	runPlayInto(t, node, map[string]any{"chromium": chromium, "base": base, "cases": cases, "libs": map[string]string{
-		"hls.js":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
-		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-		"shaka":   shakaFile,
-	}}, &res)
-	if len(res.Cases) != len(cases) {
-		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
-	}
-	for i, got := range res.Cases {
-		c := cases[i]
-		if got.Player == nil || len(got.Player.Errors) > 0 || got.Text == nil {
-			t.Errorf("%s: player %+v, no text check", c.Name, got.Player)
+	for i, got := range runTextCases(t, node, chromium, vendor, shakaFile, base, cases) {
+		if got == nil {
 			continue
 		}
-		var langs []string
-		for _, tr := range got.Text.Tracks {
-			langs = append(langs, tr.Lang)
-		}
-		slices.Sort(langs)
+		c := cases[i]
 		t.Logf("%-18s %s: text tracks %+v; at %.2f s cues %+v", c.Name, got.Player.Library, got.Text.Tracks, got.Text.Cues.Time, got.Text.Cues.Cues)
-		if len(got.Player.Warnings) > 0 {
-			t.Logf("  warnings: %q", got.Player.Warnings)
-		}
-		if !slices.Equal(langs, []string{"en", "fr"}) {
+		if langs := got.langs(); !slices.Equal(langs, []string{"en", "fr"}) {
 			t.Errorf("%s: text tracks in %q, want en and fr", c.Name, langs)
 		}
 		if !got.Text.Enabled {
 			t.Errorf("%s: could not enable the fr track", c.Name)
 		}
-		found := slices.ContainsFunc(got.Text.Cues.Cues, func(q struct {
-			Lang  string  `json:"lang"`
-			Start float64 `json:"start"`
-			End   float64 `json:"end"`
-			Text  string  `json:"text"`
-		}) bool {
-			return strings.Contains(q.Text, subtitleCue) && q.Start < 6.5 && q.End > 6.5
-		})
-		if !found {
+		if !got.showing(subtitleCue, 6.5) {
 			t.Errorf("%s: at %.2f s the active cues are %+v, want %q (6 s to 8 s)", c.Name, got.Text.Cues.Time, got.Text.Cues.Cues, subtitleCue)
 		}
 	}
