@@ -65,24 +65,14 @@ func imscDoc(root, body *node) *IMSCDoc {
 		if !ok || head.name.Space != nsTT || head.name.Local != "head" {
 			continue
 		}
-		for _, k := range head.kids {
-			sec, ok := k.(*node)
-			if !ok || sec.name.Space != nsTT {
-				continue
+		headElements(head, func(section string, n *node) {
+			switch {
+			case section == "styling" && (n.name.Local == "style" || n.name.Local == "initial"):
+				writeIMSCElement(&styles, n)
+			case section == "layout" && n.name.Local == "region":
+				writeIMSCElement(&regions, n)
 			}
-			for _, k := range sec.kids {
-				n, ok := k.(*node)
-				if !ok || n.name.Space != nsTT {
-					continue
-				}
-				switch {
-				case sec.name.Local == "styling" && (n.name.Local == "style" || n.name.Local == "initial"):
-					writeIMSCElement(&styles, n)
-				case sec.name.Local == "layout" && n.name.Local == "region":
-					writeIMSCElement(&regions, n)
-				}
-			}
-		}
+		})
 	}
 	var h strings.Builder
 	if styles.Len() > 0 {

@@ -69,15 +69,7 @@ func WriteStppSegment(w io.Writer, t *Track, lang string, seq uint32, start, end
 		DecodeTime: uint64(start),
 		Data:       doc,
 	})
-	var buf bytes.Buffer
-	if err := mp4.CreateStyp().Encode(&buf); err != nil {
-		return err
-	}
-	if err := frag.Encode(&buf); err != nil {
-		return fmt.Errorf("encoding stpp segment: %w", err)
-	}
-	_, err = w.Write(buf.Bytes())
-	return err
+	return writeSegment(w, frag, "stpp")
 }
 
 // IMSCDocument is the IMSC1 text profile document of the cues showing in [start, end) ms, each

@@ -294,22 +294,28 @@ type ttmlParser struct {
 }
 
 func (p *ttmlParser) readHead(head *node) {
+	headElements(head, func(section string, n *node) {
+		id, _ := n.attr(nsXML, "id")
+		switch {
+		case section == "styling" && n.name.Local == "style" && id != "":
+			p.styles[id] = n
+		case section == "layout" && n.name.Local == "region" && id != "":
+			p.regions[id] = n
+		}
+	})
+}
+
+// headElements calls f with each TTML element of head's sections (styling, layout, …) and the
+// section's name, in document order.
+func headElements(head *node, f func(section string, n *node)) {
 	for _, k := range head.kids {
 		sec, ok := k.(*node)
 		if !ok || sec.name.Space != nsTT {
 			continue
 		}
 		for _, k := range sec.kids {
-			n, ok := k.(*node)
-			if !ok || n.name.Space != nsTT {
-				continue
-			}
-			id, _ := n.attr(nsXML, "id")
-			switch {
-			case sec.name.Local == "styling" && n.name.Local == "style" && id != "":
-				p.styles[id] = n
-			case sec.name.Local == "layout" && n.name.Local == "region" && id != "":
-				p.regions[id] = n
+			if n, ok := k.(*node); ok && n.name.Space == nsTT {
+				f(sec.name.Local, n)
 			}
 		}
 	}

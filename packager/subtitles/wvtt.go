@@ -88,14 +88,20 @@ func WriteWvttSegment(w io.Writer, seq uint32, start, end int64, cues []Cue) err
 			Data:       data,
 		})
 	}
+	return writeSegment(w, frag, "wvtt")
+}
+
+// writeSegment writes a CMAF media segment: styp, then frag (its moof and mdat), whole, with
+// one Write.
+func writeSegment(w io.Writer, frag *mp4.Fragment, format string) error {
 	var buf bytes.Buffer
 	if err := mp4.CreateStyp().Encode(&buf); err != nil {
 		return err
 	}
 	if err := frag.Encode(&buf); err != nil {
-		return fmt.Errorf("encoding wvtt segment: %w", err)
+		return fmt.Errorf("encoding %s segment: %w", format, err)
 	}
-	_, err = w.Write(buf.Bytes())
+	_, err := w.Write(buf.Bytes())
 	return err
 }
 
