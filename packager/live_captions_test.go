@@ -33,26 +33,23 @@ func TestLoopCaptions(t *testing.T) {
 			loopUntil(t, ch, LoopOptions{Inputs: []string{c.input}}, 5*time.Second)
 			master := get(t, srv, "/live/test/master.m3u8").Body.String()
 			mpd := get(t, srv, "/live/test/manifest.mpd").Body.String()
-			for _, s := range c.master {
-				if !strings.Contains(master, s) {
-					t.Errorf("master lacks %s:\n%s", s, master)
-				}
-			}
-			for _, s := range c.notMaster {
-				if strings.Contains(master, s) {
-					t.Errorf("master has %s:\n%s", s, master)
-				}
-			}
-			for _, s := range c.mpd {
-				if !strings.Contains(mpd, s) {
-					t.Errorf("MPD lacks %s:\n%s", s, mpd)
-				}
-			}
-			for _, s := range c.notMPD {
-				if strings.Contains(mpd, s) {
-					t.Errorf("MPD has %s:\n%s", s, mpd)
-				}
-			}
+			checkHas(t, "master", master, c.master, c.notMaster)
+			checkHas(t, "MPD", mpd, c.mpd, c.notMPD)
 		})
+	}
+}
+
+// checkHas reports what of want doc lacks and what of notWant it has.
+func checkHas(t *testing.T, what, doc string, want, notWant []string) {
+	t.Helper()
+	for _, s := range want {
+		if !strings.Contains(doc, s) {
+			t.Errorf("%s lacks %s:\n%s", what, s, doc)
+		}
+	}
+	for _, s := range notWant {
+		if strings.Contains(doc, s) {
+			t.Errorf("%s has %s:\n%s", what, s, doc)
+		}
 	}
 }

@@ -326,32 +326,41 @@ func TestLoopSubtitlesEvent(t *testing.T) {
 	}
 }
 
+// loopRuns are runs of reel live on one channel folder, one after another as restarts are.
+type loopRuns struct{ prev *live.Channel }
+
+// run closes the previous run's channel, plays one loop of the ladder's 360p rung with subs on
+// a channel of cfg (a fake clock, as fast as it goes) and returns a server of that channel.
+func (r *loopRuns) run(t *testing.T, cfg live.Config, subs []Subtitle) *live.Server {
+	t.Helper()
+	if r.prev != nil {
+		r.prev.Close()
+	}
+	ch, err := live.NewChannel(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Now()}
+	if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 1, Subtitles: subs, Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
+		t.Fatal(err)
+	}
+	r.prev = ch
+	srv := live.NewServer(nil)
+	if err := srv.Add(ch); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 // TestLoopSubtitlesResume: a restarted looped channel keeps its text segments (the segment log)
 // and continues them, in step with the media: the second run's cues sit where its media does.
 func TestLoopSubtitlesResume(t *testing.T) {
 	dir := t.TempDir()
 	cfg := live.Config{Name: "test", Dir: dir, SegmentDuration: 2 * time.Second, Window: time.Minute}
-	var prev *live.Channel
-	run := func() *live.Server {
-		if prev != nil {
-			prev.Close()
-		}
-		ch, err := live.NewChannel(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock := &fakeClock{now: time.Now()}
-		if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 1, Subtitles: []Subtitle{{File: liveSub}},
-			Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
-			t.Fatal(err)
-		}
-		prev = ch
-		srv := live.NewServer(nil)
-		srv.Add(ch)
-		return srv
-	}
-	run()
-	srv := run()
+	var runs loopRuns
+	subs := []Subtitle{{File: liveSub}}
+	runs.run(t, cfg, subs)
+	srv := runs.run(t, cfg, subs)
 	got, media := liveHLSCues(t, srv, "/live/test/text_fr")
 	want := loopedCues(fileCues(t, liveSub), 12000, 2, 24000)
 	compareLiveCues(t, "HLS after a restart", got, want)
@@ -558,29 +567,12 @@ func TestLoopSubtitlesLowLatencyKeys(t *testing.T) {
 func TestLoopSubtitlesAddedOnRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := live.Config{Name: "test", Dir: dir, SegmentDuration: 2 * time.Second, Window: time.Minute}
-	var prev *live.Channel
-	run := func(subs []Subtitle) *live.Server {
-		if prev != nil {
-			prev.Close()
-		}
-		ch, err := live.NewChannel(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock := &fakeClock{now: time.Now()}
-		if err := Loop(context.Background(), ch, LoopOptions{Inputs: []string{ladder[2]}, Loops: 1, Subtitles: subs, Clock: clock.Now, Sleep: clock.Sleep}); err != nil {
-			t.Fatal(err)
-		}
-		prev = ch
-		srv := live.NewServer(nil)
-		srv.Add(ch)
-		return srv
-	}
-	run(nil) // numbered from 0
+	var runs loopRuns
+	runs.run(t, cfg, nil) // numbered from 0
 	// Numbered from the clock from now on: the video continues its numbers (6…), a new track
 	// without history would start at the clock's.
 	cfg.NumberByClock = true
-	srv := run([]Subtitle{{File: liveSub}})
+	srv := runs.run(t, cfg, []Subtitle{{File: liveSub}})
 	dated := func(pl, ext string) map[string]time.Time {
 		out := map[string]time.Time{}
 		var pdt time.Time
