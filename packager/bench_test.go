@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/reelvideo/reel/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // totalSize is the sum of the sizes of files: the input bytes a packaging run reads.
@@ -32,6 +33,12 @@ func totalSize(tb testing.TB, files []string) int64 {
 // benchPackage packages inputs into a fresh subfolder of one temp folder per iteration. The
 // previous iteration's output is removed with the timer stopped so the disk does not fill up.
 func benchPackage(b *testing.B, inputs []string, singleFile bool, enc *Encryption) {
+	benchPackageOptions(b, Options{Inputs: inputs, SingleFile: singleFile, Encryption: enc})
+}
+
+// benchPackageOptions is benchPackage for any Options (Output is set per iteration).
+func benchPackageOptions(b *testing.B, opt Options) {
+	inputs := opt.Inputs
 	b.SetBytes(totalSize(b, inputs))
 	b.ReportAllocs()
 	dir := b.TempDir()
@@ -48,11 +55,20 @@ func benchPackage(b *testing.B, inputs []string, singleFile bool, enc *Encryptio
 		}
 		out := filepath.Join(dir, "out"+strconv.Itoa(i))
 		i++
-		if _, err := Package(ctx, Options{Inputs: inputs, Output: out, SingleFile: singleFile, Encryption: enc}); err != nil {
+		opt.Output = out
+		if _, err := Package(ctx, opt); err != nil {
 			b.Fatalf("Package: %v", err)
 		}
 		prev = out
 	}
+}
+
+// BenchmarkPackageSubtitles is BenchmarkPackage with the three sample subtitle files (WebVTT,
+// SRT, TTML): what text adds (parsing, splitting, WebVTT, wvtt and stpp segments) and the
+// closed-caption scan every video track gets.
+func BenchmarkPackageSubtitles(b *testing.B) {
+	benchPackageOptions(b, Options{Inputs: ladder, Subtitles: []Subtitle{
+		{File: samplePath("subs/ladder.fr.vtt")}, {File: samplePath("subs/ladder.en.srt")}, {File: samplePath("subs/ladder.de.ttml")}}})
 }
 
 // BenchmarkPackage packages the 3-rung sample ladder (segments + HLS + DASH) in-process.
