@@ -267,6 +267,9 @@ func (e *Edge) send(ctx context.Context, up *upstream, r *http.Request, cacheabl
 		}
 		e.parents.directs.Inc()
 	}
+	if up.pool != nil {
+		return e.sendPool(ctx, up, r, cacheable, extra) // pool.go
+	}
 	out, err := e.originRequest(ctx, up, r, cacheable)
 	if err != nil {
 		return nil, err
