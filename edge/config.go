@@ -234,8 +234,11 @@ func (o *Origin) checkPool() error {
 	case o.FailTimeout < 0:
 		return fmt.Errorf("fail_timeout %s: want a positive duration", o.FailTimeout)
 	}
-	if len(o.URLs) == 0 && (o.MaxFails != 0 || o.FailTimeout != 0 || o.HealthCheck != nil || o.RetryBudget != (RetryBudget{})) {
-		return errors.New("max_fails, fail_timeout, health_check and retry_budget need urls (a pool)")
+	if len(o.URLs) == 0 {
+		if o.Pool != (Pool{}) {
+			return errors.New("max_fails, fail_timeout, health_check and retry_budget need urls (a pool)")
+		}
+		return nil
 	}
 	for j, m := range o.URLs {
 		if m.Weight < 0 {

@@ -7,34 +7,37 @@ import (
 	"time"
 )
 
-// health is the up/down state of one upstream member of a pool, judged by its requests
-// (passively: maxFails failures in a row take it out) and, when configured, by probes
-// (actively: a probe's verdict stands until the next). A member down without probes rests
-// for coolOff, then one request at a time may try it (half-open): a success brings it back.
+// health is the up/down state of one upstream — a member of an origin pool, or a parent —
+// judged by its requests (passively: maxFails failures in a row take it out) and, when it
+// is probed, by probes (actively: a probe's verdict stands until the next, and only a probe
+// brings it back). One that is down without probes rests for coolOff, then one request at a
+// time may try it (half-open): a success brings it back.
 type health struct {
-	id       string // the member, for logs
 	log      *slog.Logger
+	kind     string // "parent", "member": the log's key for name, and the start of its lines
+	name     string
+	downNote string // what being down means, for the log
 	maxFails int
 	coolOff  time.Duration
-	probed   bool // only probes bring it back
+	probed   bool
 
-	up    atomic.Bool
-	fails atomic.Int64 // consecutive failures
-	mu    sync.Mutex
-	trial time.Time // when a down member may next be tried (not probed)
+	healthy atomic.Bool
+	fails   atomic.Int64 // consecutive failures
+	mu      sync.Mutex
+	trial   time.Time // when a down member may next be tried (not probed)
 }
 
-func newHealth(id string, log *slog.Logger, maxFails int, coolOff time.Duration, probed bool) *health {
-	h := &health{id: id, log: log, maxFails: max(maxFails, 1), coolOff: coolOff, probed: probed}
+func newHealth(log *slog.Logger, kind, name, downNote string, maxFails int, coolOff time.Duration, probed bool) *health {
+	h := &health{log: log, kind: kind, name: name, downNote: downNote, maxFails: max(maxFails, 1), coolOff: coolOff, probed: probed}
 	// Up until shown otherwise: the first requests need not wait for a probe.
-	h.up.Store(true)
+	h.healthy.Store(true)
 	return h
 }
 
 // available reports whether a request may go to the member now: it is up, or it rests no
 // longer and nothing but requests can bring it back.
 func (h *health) available(now time.Time) bool {
-	if h.up.Load() {
+	if h.healthy.Load() {
 		return true
 	}
 	if h.probed {
@@ -48,7 +51,7 @@ func (h *health) available(now time.Time) bool {
 // chosen notes that a request goes to the member: a down one's trial is taken, so that the
 // requests after it wait for its verdict (another cool-off) rather than all trying at once.
 func (h *health) chosen(now time.Time) {
-	if h.up.Load() {
+	if h.healthy.Load() {
 		return
 	}
 	h.mu.Lock()
@@ -61,7 +64,7 @@ func (h *health) passed() {
 	if h.fails.Load() != 0 {
 		h.fails.Store(0)
 	}
-	if !h.up.Load() && !h.probed {
+	if !h.healthy.Load() && !h.probed {
 		h.set(true, nil)
 	}
 }
@@ -79,12 +82,12 @@ func (h *health) failed(why error, now time.Time) {
 
 // set records a verdict, logging a change once.
 func (h *health) set(up bool, why error) {
-	if h.up.Swap(up) == up {
+	if h.healthy.Swap(up) == up {
 		return
 	}
 	if up {
-		h.log.Info("origin member up", "member", h.id)
+		h.log.Info(h.kind+" up again", h.kind, h.name)
 	} else {
-		h.log.Warn("origin member down: requests go to the others", "member", h.id, "err", why)
+		h.log.Warn(h.kind+" down: "+h.downNote, h.kind, h.name, "err", why)
 	}
 }

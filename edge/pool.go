@@ -81,7 +81,7 @@ func (e *Edge) newPool(o Origin, label string) (*originPool, error) {
 		}
 		u, _ := url.Parse(pm.URL) // validated
 		m := &poolMember{up: up, id: u.Redacted(), weight: max(pm.Weight, 1),
-			h: newHealth(label+" "+u.Redacted(), e.log, o.MaxFails, o.FailTimeout, o.HealthCheck != nil)}
+			h: newHealth(e.log, "origin member", label+" "+u.Redacted(), "requests go to the other members", o.MaxFails, o.FailTimeout, o.HealthCheck != nil)}
 		if o.HealthCheck != nil {
 			m.probe = probeClient(up, o.HealthCheck.Interval)
 			m.probe.Timeout = o.HealthCheck.Timeout
@@ -90,7 +90,7 @@ func (e *Edge) newPool(o Origin, label string) (*originPool, error) {
 			Name: "reel_edge_origin_member_up", Help: "1 while a member of an origin pool takes requests, else 0.",
 			ConstLabels: prometheus.Labels{"origin": label, "member": m.id},
 		}, func() float64 {
-			if m.h.up.Load() {
+			if m.h.healthy.Load() {
 				return 1
 			}
 			return 0

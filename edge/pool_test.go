@@ -65,7 +65,7 @@ func testPool(weights ...int) *originPool {
 	p := &originPool{now: time.Now}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i, w := range weights {
-		p.members = append(p.members, &poolMember{id: fmt.Sprint(i), weight: w, h: newHealth(fmt.Sprint(i), log, 2, time.Hour, false)})
+		p.members = append(p.members, &poolMember{id: fmt.Sprint(i), weight: w, h: newHealth(log, "member", fmt.Sprint(i), "", 2, time.Hour, false)})
 	}
 	return p
 }
@@ -113,7 +113,7 @@ func TestPoolPick(t *testing.T) {
 	}
 	// A success brings a member back (no probes: requests judge it).
 	p.members[0].h.passed()
-	if !p.members[0].h.up.Load() {
+	if !p.members[0].h.healthy.Load() {
 		t.Fatal("a member that answered is still down")
 	}
 }
@@ -243,7 +243,8 @@ func TestPoolFailover(t *testing.T) {
 	a, b := newKillableOrigin(t, "a"), newKillableOrigin(t, "b")
 	e, srv := newEdge(t, a.url(), func(c *Config) {
 		c.Origins = []Origin{{Host: "*", URLs: []PoolMember{{URL: a.url()}, {URL: b.url()}},
-			Pool: Pool{HealthCheck: &HealthCheck{Path: "/health", Interval: 50 * time.Millisecond}}}}
+			// Probes seldom enough that requests see the kill first.
+			Pool: Pool{HealthCheck: &HealthCheck{Path: "/health", Interval: time.Second}}}}
 	})
 	upB := `reel_edge_origin_member_up{member="` + b.url() + `",origin="*"}`
 	client := &http.Client{Timeout: 20 * time.Second}
