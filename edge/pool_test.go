@@ -354,3 +354,63 @@ func TestPoolNoRetryPost(t *testing.T) {
 		t.Fatalf("GET: %d origin attempts, want 2", n)
 	}
 }
+
+// TestPoolServerErrors: a member answering 5xx has its GETs retried on the other, is marked
+// down after max_fails, and — without probes — tried again after fail_timeout and taken back
+// once it answers; a member that sends no response head within the first-byte timeout has
+// its GETs retried too.
+func TestPoolServerErrors(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	bad := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	good := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	e, srv := newEdge(t, good.URL, func(c *Config) {
+		c.Origins = []Origin{{Name: "o", Host: "*", URLs: []PoolMember{{URL: bad.URL}, {URL: good.URL}},
+			Pool: Pool{MaxFails: 2, FailTimeout: 50 * time.Millisecond}}}
+	})
+	upBad := `reel_edge_origin_member_up{member="` + bad.URL + `",origin="o"}`
+	for i := 0; i < 200 && metric(t, e, upBad) == 1; i++ {
+		if r := get(t, fmt.Sprintf("%s/x%d", srv.URL, i)); r.status != 200 || r.body != fmt.Sprintf("body of /x%d", i) {
+			t.Fatalf("GET %d: %d %q, want it retried on the good member", i, r.status, r.body)
+		}
+	}
+	if metric(t, e, upBad) != 0 || bad.hits.Load() < 2 {
+		t.Fatalf("the failing member is not marked down after %d requests", bad.hits.Load())
+	}
+	failing.Store(false)
+	hits := bad.hits.Load()
+	waitFor(t, "the member tried again and taken back", func() bool {
+		get(t, srv.URL+"/again")
+		return metric(t, e, upBad) == 1
+	})
+	if bad.hits.Load() == hits {
+		t.Fatal("taken back without a request")
+	}
+
+	// A member that never answers: its GETs go to the other after the first-byte timeout.
+	hang := make(chan struct{})
+	slow := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-hang })
+	t.Cleanup(func() { close(hang) }) // before slow closes (cleanups run last first)
+	_, srv2 := newEdge(t, good.URL, func(c *Config) {
+		c.Limits.OriginFirstByteTimeout = 200 * time.Millisecond
+		c.Origins = []Origin{{Host: "*", URLs: []PoolMember{{URL: slow.URL, Weight: 1_000_000}, {URL: good.URL}}}}
+	})
+	for i := range 3 {
+		if r := get(t, fmt.Sprintf("%s/s%d", srv2.URL, i)); r.status != 200 {
+			t.Fatalf("GET %d past a hanging member: %d %q", i, r.status, r.body)
+		}
+	}
+	if slow.hits.Load() == 0 {
+		t.Fatal("the hanging member was never tried")
+	}
+}
