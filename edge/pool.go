@@ -154,8 +154,8 @@ func (e *Edge) sendPool(ctx context.Context, up *upstream, r *http.Request, cach
 	// response has reached the client yet — it is returned from here.
 	resend := r.Method == http.MethodGet || r.Method == http.MethodHead
 	var tried []*poolMember
+	m := p.pick(nil) // never nil: a first attempt may go to any member
 	for {
-		m := p.pick(tried)
 		at := *up // the origin's request settings (strip, host header) with the member's URL and connections
 		at.url, at.client, at.blocking = m.up.url, m.up.client, m.up.blocking
 		out, err := e.originRequest(ctx, &at, r, cacheable)
@@ -177,7 +177,11 @@ func (e *Edge) sendPool(ctx context.Context, up *upstream, r *http.Request, cach
 		}
 		m.h.failed(why, p.now())
 		tried = append(tried, m)
-		if !resend || !p.another(tried) {
+		if !resend {
+			return resp, err
+		}
+		next := p.pick(tried)
+		if next == nil {
 			return resp, err
 		}
 		if !p.budget.retry(p.now()) {
@@ -190,18 +194,8 @@ func (e *Edge) sendPool(ctx context.Context, up *upstream, r *http.Request, cach
 		}
 		p.retries.Inc()
 		e.log.Debug("origin request retried on another member", "origin", p.name, "member", m.id, "err", why)
+		m = next
 	}
-}
-
-// another reports whether a member not yet tried is available.
-func (p *originPool) another(tried []*poolMember) bool {
-	now := p.now()
-	for _, m := range p.members {
-		if !containsMember(tried, m) && m.h.available(now) {
-			return true
-		}
-	}
-	return false
 }
 
 // memberFailure is why an attempt counts against its member (nil: it doesn't): no response

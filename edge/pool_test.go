@@ -108,7 +108,7 @@ func TestPoolPick(t *testing.T) {
 	if m := p.pick(nil); m == nil {
 		t.Fatal("all down: no member picked for a first attempt")
 	}
-	if p.another(p.members[:1]) {
+	if m := p.pick(p.members[:1]); m != nil {
 		t.Fatal("all down: another member offered for a retry")
 	}
 	// A success brings a member back (no probes: requests judge it).
@@ -412,5 +412,28 @@ func TestPoolServerErrors(t *testing.T) {
 	}
 	if slow.hits.Load() == 0 {
 		t.Fatal("the hanging member was never tried")
+	}
+}
+
+// TestPoolRetryBudget: when every member fails, retries stop at the budget: the origins see
+// the client requests once plus the budget, and the rest is counted as exhausted.
+func TestPoolRetryBudget(t *testing.T) {
+	failing := func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusBadGateway) }
+	a, b := newOrigin(t, failing), newOrigin(t, failing)
+	zero, two := 0, 2
+	e, srv := newEdge(t, a.URL, func(c *Config) {
+		c.Origins = []Origin{{Name: "o", Host: "*", URLs: []PoolMember{{URL: a.URL}, {URL: b.URL}},
+			Pool: Pool{MaxFails: 1_000_000, RetryBudget: RetryBudget{Percent: &zero, MinRetries: &two}}}}
+	})
+	for i := range 10 {
+		if r := get(t, fmt.Sprintf("%s/f%d", srv.URL, i)); r.status != http.StatusBadGateway {
+			t.Fatalf("GET %d: %d, want the members' 502", i, r.status)
+		}
+	}
+	if n := a.hits.Load() + b.hits.Load(); n != 12 {
+		t.Errorf("origins saw %d requests for 10 client requests, want 12 (budget: 2 retries)", n)
+	}
+	if r, x := metric(t, e, `reel_edge_origin_retries_total{origin="o"}`), metric(t, e, `reel_edge_origin_retry_budget_exhausted_total{origin="o"}`); r != 2 || x != 8 {
+		t.Errorf("retries %v, exhausted %v; want 2 and 8", r, x)
 	}
 }
