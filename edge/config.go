@@ -224,6 +224,18 @@ func (o Origin) poolURLs() []PoolMember {
 	return []PoolMember{{URL: o.URL, Weight: 1}}
 }
 
+// Describe is the origin's URL, or its pool's URLs joined by "|", for logs.
+func (o Origin) Describe() string {
+	if len(o.URLs) == 0 {
+		return o.URL
+	}
+	s := make([]string, len(o.URLs))
+	for i, m := range o.URLs {
+		s[i] = m.URL
+	}
+	return strings.Join(s, "|")
+}
+
 // checkPool validates the pool settings and fills in their defaults.
 func (o *Origin) checkPool() error {
 	switch {
