@@ -181,6 +181,12 @@ func (m *PoolMember) UnmarshalYAML(n *yaml.Node) error {
 		m.URL = n.Value
 		return nil
 	}
+	// Node.Decode forgets the file decoder's KnownFields: a misspelt key is refused here.
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k != "url" && k != "weight" {
+			return fmt.Errorf("line %d: field %s not found in an origin's urls (url, weight)", n.Content[i].Line, k)
+		}
+	}
 	type plain PoolMember
 	return n.Decode((*plain)(m))
 }

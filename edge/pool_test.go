@@ -8,13 +8,13 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // TestRetryBudget: retries stay within 20% of the window's requests plus the floor, and the
@@ -121,23 +121,39 @@ func TestPoolPick(t *testing.T) {
 // TestPoolConfig: pool settings parse (bare URLs and mappings) and bad ones are refused in
 // one line naming the setting.
 func TestPoolConfig(t *testing.T) {
-	var c Config
-	err := yaml.Unmarshal([]byte(`
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	write := func(text string) {
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`
 origins:
   - urls: [http://a:8080, {url: http://b:8080, weight: 3}]
     health_check: {path: /health, interval: 500ms}
     retry_budget: {percent: 10}
-`), &c)
+`)
+	c, err := LoadConfig(file)
+	if err == nil {
+		err = c.Validate()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := &c.Origins[0]
-	if err := o.checkPool(); err != nil {
-		t.Fatal(err)
-	}
 	if len(o.URLs) != 2 || o.URLs[0].URL != "http://a:8080" || o.URLs[1].Weight != 3 || o.HealthCheck.Interval != 500*time.Millisecond ||
 		o.HealthCheck.Timeout != time.Second || o.MaxFails != 3 || *o.RetryBudget.Percent != 10 {
 		t.Fatalf("parsed %+v", *o)
+	}
+	for text, want := range map[string]string{
+		"origins:\n  - urls: [{url: http://a, wieght: 2}]\n":            "field wieght not found",
+		"origins:\n  - urls: [http://a]\n    health_chek: {path: /h}\n": "field health_chek not found",
+	} {
+		write(text)
+		// (reel edge puts yaml's errors on one line: oneLine)
+		if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error with %q", text, err, want)
+		}
 	}
 	for _, tc := range []struct {
 		o    Origin
