@@ -482,7 +482,20 @@ func LoadConfig(file string) (Config, error) {
 	if err := cfg.checkRoutes(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", file, err)
 	}
+	if err := cfg.checkPools(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", file, err)
+	}
 	return cfg, nil
+}
+
+// checkPools checks the origins' pool settings (and fills in their defaults).
+func (c *Config) checkPools() error {
+	for i := range c.Origins {
+		if err := c.Origins[i].checkPool(); err != nil {
+			return fmt.Errorf("origins[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // Validate checks the configuration and reports the first problem in terms of the setting.
@@ -493,12 +506,11 @@ func (c *Config) Validate() error {
 	if err := c.checkRoutes(); err != nil {
 		return err
 	}
+	if err := c.checkPools(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
-	for i := range c.Origins {
-		if err := c.Origins[i].checkPool(); err != nil {
-			return fmt.Errorf("origins[%d]: %w", i, err)
-		}
-		o := c.Origins[i]
+	for i, o := range c.Origins {
 		for _, m := range o.poolURLs() {
 			u, err := url.Parse(m.URL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {

@@ -14,7 +14,8 @@ import (
 // time may try it (half-open): a success brings it back.
 type health struct {
 	log      *slog.Logger
-	kind     string // "parent", "member": the log's key for name, and the start of its lines
+	kind     string // "parent", "origin member": what the log lines start with
+	key      string // the log's key for name: "parent", "member"
 	name     string
 	downNote string // what being down means, for the log
 	maxFails int
@@ -27,8 +28,8 @@ type health struct {
 	trial   time.Time // when a down member may next be tried (not probed)
 }
 
-func newHealth(log *slog.Logger, kind, name, downNote string, maxFails int, coolOff time.Duration, probed bool) *health {
-	h := &health{log: log, kind: kind, name: name, downNote: downNote, maxFails: max(maxFails, 1), coolOff: coolOff, probed: probed}
+func newHealth(log *slog.Logger, kind, key, name, downNote string, maxFails int, coolOff time.Duration, probed bool) *health {
+	h := &health{log: log, kind: kind, key: key, name: name, downNote: downNote, maxFails: max(maxFails, 1), coolOff: coolOff, probed: probed}
 	// Up until shown otherwise: the first requests need not wait for a probe.
 	h.healthy.Store(true)
 	return h
@@ -86,8 +87,8 @@ func (h *health) set(up bool, why error) {
 		return
 	}
 	if up {
-		h.log.Info(h.kind+" up again", h.kind, h.name)
+		h.log.Info(h.kind+" up again", h.key, h.name)
 	} else {
-		h.log.Warn(h.kind+" down: "+h.downNote, h.kind, h.name, "err", why)
+		h.log.Warn(h.kind+" down: "+h.downNote, h.key, h.name, "err", why)
 	}
 }

@@ -85,7 +85,7 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Ori
 			up: up, probe: probeClient(up, cfg.Parents.HealthInterval), id: u.String(), seed: xxhash.Sum64String(u.String()),
 			ok: requests.WithLabelValues(u.String(), "ok"), failed: requests.WithLabelValues(u.String(), "error"),
 		}
-		p.health = newHealth(log, "parent", u.String(), "its objects go to their next owner", 1, 0, true)
+		p.health = newHealth(log, "parent", "parent", u.String(), "its objects go to their next owner", 1, 0, true)
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "reel_edge_parent_up", Help: "1 while a parent passes its health checks, else 0.",
 			ConstLabels: prometheus.Labels{"parent": u.String()},

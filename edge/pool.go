@@ -81,7 +81,7 @@ func (e *Edge) newPool(o Origin, label string) (*originPool, error) {
 		}
 		u, _ := url.Parse(pm.URL) // validated
 		m := &poolMember{up: up, id: u.Redacted(), weight: max(pm.Weight, 1),
-			h: newHealth(e.log, "origin member", label+" "+u.Redacted(), "requests go to the other members", o.MaxFails, o.FailTimeout, o.HealthCheck != nil)}
+			h: newHealth(e.log, "origin member", "member", label+" "+u.Redacted(), "requests go to the other members", o.MaxFails, o.FailTimeout, o.HealthCheck != nil)}
 		if o.HealthCheck != nil {
 			m.probe = probeClient(up, o.HealthCheck.Interval)
 			m.probe.Timeout = o.HealthCheck.Timeout

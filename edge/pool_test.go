@@ -65,7 +65,7 @@ func testPool(weights ...int) *originPool {
 	p := &originPool{now: time.Now}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i, w := range weights {
-		p.members = append(p.members, &poolMember{id: fmt.Sprint(i), weight: w, h: newHealth(log, "member", fmt.Sprint(i), "", 2, time.Hour, false)})
+		p.members = append(p.members, &poolMember{id: fmt.Sprint(i), weight: w, h: newHealth(log, "member", "member", fmt.Sprint(i), "", 2, time.Hour, false)})
 	}
 	return p
 }
