@@ -453,3 +453,65 @@ func TestPoolRetryBudget(t *testing.T) {
 		t.Errorf("retries %v, exhausted %v; want 2 and 8", r, x)
 	}
 }
+
+// TestPoolLogsOnce: a member's change of state is one log line, however many concurrent
+// requests saw it fail.
+func TestPoolLogsOnce(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	ok := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "ok")
+	}
+	bad := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		ok(w, r)
+	})
+	good := newOrigin(t, ok)
+	var logs syncBuffer
+	cfg := DefaultConfig()
+	cfg.Memory = 64 << 20
+	cfg.Origins = []Origin{{Host: "*", URLs: []PoolMember{{URL: bad.URL}, {URL: good.URL}}, Pool: Pool{FailTimeout: 20 * time.Millisecond}}}
+	e, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveEdge(t, e, cfg)
+	t.Cleanup(srv.Close)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				if r := get(t, fmt.Sprintf("%s/l%d-%d", srv.URL, w, i)); r.status != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d requests failed", failed.Load())
+	}
+	upBad := `reel_edge_origin_member_up{member="` + bad.URL + `",origin="*"}`
+	if metric(t, e, upBad) != 0 {
+		t.Fatal("the failing member is not down")
+	}
+	failing.Store(false)
+	waitFor(t, "the member back", func() bool {
+		get(t, srv.URL+"/again")
+		return metric(t, e, upBad) == 1
+	})
+	text := logs.String()
+	if n := strings.Count(text, "origin member down"); n != 1 {
+		t.Errorf("logged the member down %d times, want 1:\n%s", n, text)
+	}
+	if n := strings.Count(text, "origin member up again"); n != 1 {
+		t.Errorf("logged the member up %d times, want 1:\n%s", n, text)
+	}
+}
