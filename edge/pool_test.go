@@ -474,7 +474,11 @@ func TestPoolLogsOnce(t *testing.T) {
 	var logs syncBuffer
 	cfg := DefaultConfig()
 	cfg.Memory = 64 << 20
-	cfg.Origins = []Origin{{Host: "*", URLs: []PoolMember{{URL: bad.URL}, {URL: good.URL}}, Pool: Pool{FailTimeout: 20 * time.Millisecond}}}
+	// A budget wide enough for the cold start (8 requests at once, half to the failing member):
+	// this test is about the log, TestPoolRetryBudget about the budget.
+	all := 100
+	cfg.Origins = []Origin{{Host: "*", URLs: []PoolMember{{URL: bad.URL}, {URL: good.URL}},
+		Pool: Pool{FailTimeout: 20 * time.Millisecond, RetryBudget: RetryBudget{Percent: &all, MinRetries: &all}}}}
 	e, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
