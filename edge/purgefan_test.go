@@ -5,10 +5,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestMergePeers: the static list ∪ the DNS answer, sorted, once each.
@@ -293,5 +296,34 @@ func TestClusterPurgeGivesUp(t *testing.T) {
 	}
 	if code, _ := adminCall(t, "POST", n.admin+"/purge?tag=a&id=bad%20id", purgeToken); code != 400 {
 		t.Errorf("bad id: %d, want 400", code)
+	}
+}
+
+// TestSampleClusterConfig: the commented cluster section of samples/edge.yaml, uncommented,
+// loads (every key known) and validates.
+func TestSampleClusterConfig(t *testing.T) {
+	b, err := os.ReadFile("../samples/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var section []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "# cluster:" || (len(section) > 0 && strings.HasPrefix(line, "#   ")) {
+			section = append(section, strings.TrimPrefix(line, "# "))
+		} else if len(section) > 0 {
+			break
+		}
+	}
+	var cfg struct {
+		Cluster Cluster `yaml:"cluster"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(strings.Join(section, "\n")))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("sample cluster section: %v\n%s", err, strings.Join(section, "\n"))
+	}
+	c := cfg.Cluster
+	if err := c.validate(); err != nil || len(c.Peers) != 2 || c.DNS == "" || c.RetryFor != 10*time.Minute || c.Concurrency != 8 || c.DNSServer == "" {
+		t.Fatalf("sample cluster section read wrong: %+v %v", c, err)
 	}
 }
