@@ -252,7 +252,7 @@ func (e *Edge) servePurge(c *clusterPurge) http.HandlerFunc {
 		switch q.Get("cluster") {
 		case "", "0":
 		case "1":
-			e.serveClusterPurge(w, c, q, t)
+			e.serveClusterPurge(w, r, c, q, t)
 			return
 		default:
 			httpError(w, http.StatusBadRequest, "cluster must be 1 (the whole cluster) or 0 (this node)")

@@ -105,6 +105,9 @@ type purgeJob struct {
 	id      string
 	query   url.Values // what members are sent: the target, mode and id
 	started time.Time
+	// sent is closed once every member has been tried once: a repeat of the purge made
+	// meanwhile answers with that report, not an empty one.
+	sent chan struct{}
 
 	mu    sync.Mutex
 	local purgeResult
@@ -200,7 +203,7 @@ func (c *clusterPurge) begin(id string, q url.Values) (*purgeJob, bool) {
 		delete(c.jobs, c.order[0])
 		c.order = c.order[1:]
 	}
-	j := &purgeJob{id: id, query: q, started: c.now(), nodes: map[string]*nodeReport{}}
+	j := &purgeJob{id: id, query: q, started: c.now(), nodes: map[string]*nodeReport{}, sent: make(chan struct{})}
 	c.jobs[id] = j
 	c.order = append(c.order, id)
 	return j, true
@@ -328,7 +331,7 @@ var errPurgeID = errors.New("id must be 1 to 128 letters, digits, '-', '_' or '.
 
 // serveClusterPurge applies the purge in q here and fans it out; the answer is the report
 // (200 when every member confirmed, 202 while some are retried).
-func (e *Edge) serveClusterPurge(w http.ResponseWriter, c *clusterPurge, q url.Values, t purgeTarget) {
+func (e *Edge) serveClusterPurge(w http.ResponseWriter, r *http.Request, c *clusterPurge, q url.Values, t purgeTarget) {
 	id := q.Get("id")
 	if id == "" {
 		id = newPurgeID()
@@ -345,6 +348,12 @@ func (e *Edge) serveClusterPurge(w http.ResponseWriter, c *clusterPurge, q url.V
 		j.local = res
 		j.mu.Unlock()
 		c.fanOut(j)
+		close(j.sent)
+	}
+	select {
+	case <-j.sent:
+	case <-r.Context().Done():
+		return // the client left
 	}
 	writeReport(w, j.report(c.name), true)
 }

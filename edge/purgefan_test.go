@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,5 +326,48 @@ func TestSampleClusterConfig(t *testing.T) {
 	c := cfg.Cluster
 	if err := c.validate(); err != nil || len(c.Peers) != 2 || c.DNS == "" || c.RetryFor != 10*time.Minute || c.Concurrency != 8 || c.DNSServer == "" {
 		t.Fatalf("sample cluster section read wrong: %+v %v", c, err)
+	}
+}
+
+// TestClusterPurgeConcurrentRepeats: the same cluster purge sent many times at once is applied
+// once here and once at the member; every answer is the full report.
+func TestClusterPurgeConcurrentRepeats(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Write([]byte("object " + r.URL.Path))
+	})
+	addrs := []string{reserveAddr(t), reserveAddr(t)}
+	var nodes []*adminNode
+	for _, a := range addrs {
+		n := newAdminNode(t, o.URL, a, func(c *Config) { c.Cluster = Cluster{Peers: []string{"http://" + addrs[1]}} })
+		n.serveAdmin(t)
+		nodes = append(nodes, n)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	reports := make(chan purgeReport, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, r, _ := purgeCall(t, "POST", nodes[0].admin+"/purge?tag=show&cluster=1&id=same")
+			reports <- r
+		}()
+	}
+	wg.Wait()
+	close(reports)
+	for r := range reports {
+		if s := r.Nodes["http://"+addrs[1]]; !r.Complete || s == nil || s.State != "confirmed" || s.Attempts != 1 {
+			t.Fatalf("answer to a repeat: %+v (%+v)", r, s)
+		}
+	}
+	if f := counterValue(nodes[0].e.cluster.c.forwarded); f != 1 {
+		t.Errorf("%d forwarded purges for %d repeats of one id, want 1", int(f), n)
+	}
+	if got := counterValue(nodes[1].e.m.purges.WithLabelValues("tag", "hard")); got != 1 {
+		t.Errorf("the member applied the purge %v times, want 1", got)
+	}
+	if got := counterValue(nodes[0].e.m.purges.WithLabelValues("tag", "hard")); got != 1 {
+		t.Errorf("the node applied the purge %v times, want 1", got)
 	}
 }
