@@ -60,6 +60,8 @@ type Edge struct {
 	tokens    *tokenGate      // signed URLs (tokencheck.go); nil when off
 	// closing stops new prefetches once Close has begun.
 	closing atomic.Bool
+	// cluster: purge ids and cluster purges (purgefan.go), set up by AdminHandler.
+	cluster clusterSlot
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -206,6 +208,9 @@ func (e *Edge) Close() error {
 	}
 	if e.parents != nil {
 		e.parents.close()
+	}
+	if e.cluster.c != nil {
+		e.cluster.c.close()
 	}
 	if e.tiers.disk != nil {
 		return e.tiers.disk.Close()
