@@ -17,6 +17,9 @@ import (
 //	POST /purge?url=U[&mode=soft]      one URL (every variant)
 //	POST /purge?prefix=U[&mode=soft]   every URL starting with U
 //	POST /purge?tag=T[&mode=soft]      every object tagged T by Surrogate-Key or Cache-Tag
+//	     …&id=ID                       applied once per id (a repeat answers "already":true)
+//	     …&cluster=1[&id=ID]           here and at every cluster member, with a report (purgefan.go)
+//	GET  /purge/ID                     the current report of a cluster purge started here
 //	GET  /stats                        counters as JSON
 //	GET  /metrics                      Prometheus
 //	GET  /healthz                      liveness, no token
@@ -106,7 +109,9 @@ func (e *Edge) AdminHandler(token string) http.Handler {
 	authed := func(h http.Handler) http.Handler { return RequireBearer("reel-admin", token, h) }
 	mux.Handle("GET /metrics", authed(promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})))
 	mux.Handle("GET /stats", authed(http.HandlerFunc(e.serveStats)))
-	mux.Handle("POST /purge", authed(http.HandlerFunc(e.servePurge)))
+	c := e.clusterPurger(token)
+	mux.Handle("POST /purge", authed(e.servePurge(c)))
+	mux.Handle("GET /purge/{id}", authed(e.servePurgeReport(c)))
 	return mux
 }
 
@@ -149,35 +154,59 @@ func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(stats)
 }
 
-func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	soft := q.Get("mode") == "soft"
+// purgeTarget is what a purge request names: one URL, a prefix or a tag, hard or soft.
+type purgeTarget struct {
+	kind, value, mode string
+}
+
+// query is the target as purge parameters (what a cluster purge forwards).
+func (t purgeTarget) query() url.Values {
+	return url.Values{t.kind: {t.value}, "mode": {t.mode}}
+}
+
+// parsePurge reads the target of a purge request; the error is the 400's reason.
+func parsePurge(q url.Values) (purgeTarget, string) {
+	t := purgeTarget{mode: "hard"}
 	if m := q.Get("mode"); m != "" && m != "soft" && m != "hard" {
-		httpError(w, http.StatusBadRequest, "mode must be soft or hard")
-		return
+		return t, "mode must be soft or hard"
+	} else if m != "" {
+		t.mode = m
 	}
-	mode := "hard"
-	if soft {
-		mode = "soft"
-	}
-	var keys []string
-	var kind string
 	switch {
 	case q.Get("url") != "":
-		kind = "url"
-		u, err := url.Parse(q.Get("url"))
-		if err != nil || u.Host == "" {
-			httpError(w, http.StatusBadRequest, "url must be absolute, e.g. http://host/path")
-			return
+		t.kind, t.value = "url", q.Get("url")
+		if u, err := url.Parse(t.value); err != nil || u.Host == "" {
+			return t, "url must be absolute, e.g. http://host/path"
 		}
-		keys = []string{e.keyer.KeyURL(u, nil)}
 	case q.Get("prefix") != "":
-		kind = "prefix"
-		u, err := url.Parse(q.Get("prefix"))
-		if err != nil || u.Host == "" {
-			httpError(w, http.StatusBadRequest, "prefix must be an absolute URL, e.g. http://host/vod/")
-			return
+		t.kind, t.value = "prefix", q.Get("prefix")
+		if u, err := url.Parse(t.value); err != nil || u.Host == "" {
+			return t, "prefix must be an absolute URL, e.g. http://host/vod/"
 		}
+	case q.Get("tag") != "":
+		t.kind, t.value = "tag", q.Get("tag")
+	default:
+		return t, "give url, prefix or tag"
+	}
+	return t, ""
+}
+
+// purgeResult is what a purge did here.
+type purgeResult struct {
+	n    int
+	mode string
+}
+
+// applyPurge purges t in this node's tiers.
+func (e *Edge) applyPurge(t purgeTarget) purgeResult {
+	soft := t.mode == "soft"
+	var keys []string
+	switch t.kind {
+	case "url":
+		u, _ := url.Parse(t.value)
+		keys = []string{e.keyer.KeyURL(u, nil)}
+	case "prefix":
+		u, _ := url.Parse(t.value)
 		prefix := e.keyer.KeyURL(&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil)
 		seen := map[string]bool{}
 		add := func(k string) {
@@ -194,12 +223,8 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 				add(k)
 			}
 		}
-	case q.Get("tag") != "":
-		kind = "tag"
-		keys = e.tiers.tags.take(q.Get("tag"))
-	default:
-		httpError(w, http.StatusBadRequest, "give url, prefix or tag")
-		return
+	case "tag":
+		keys = e.tiers.tags.take(t.value)
 	}
 	n := 0
 	for _, k := range keys {
@@ -207,10 +232,50 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 			n++
 		}
 	}
-	e.m.purges.WithLabelValues(kind, mode).Inc()
+	e.m.purges.WithLabelValues(t.kind, t.mode).Inc()
+	return purgeResult{n: n, mode: t.mode}
+}
+
+// servePurge: POST /purge. With cluster=1 the purge goes to the whole cluster (purgefan.go);
+// otherwise it is applied here only, once per id= when one is given (a forwarded purge).
+func (e *Edge) servePurge(c *clusterPurge) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		t, bad := parsePurge(q)
+		if bad == "" && q.Has("id") && !validPurgeID(q.Get("id")) {
+			bad = errPurgeID.Error()
+		}
+		if bad != "" {
+			httpError(w, http.StatusBadRequest, bad)
+			return
+		}
+		switch q.Get("cluster") {
+		case "", "0":
+		case "1":
+			e.serveClusterPurge(w, r, c, q, t)
+			return
+		default:
+			httpError(w, http.StatusBadRequest, "cluster must be 1 (the whole cluster) or 0 (this node)")
+			return
+		}
+		answer := map[string]any{"mode": t.mode}
+		if id := q.Get("id"); id != "" {
+			answer["id"] = id
+			if !c.ids.add(id, c.now()) {
+				answer["purged"], answer["already"] = 0, true
+				writeJSON(w, answer)
+				return
+			}
+		}
+		answer["purged"] = e.applyPurge(t).n
+		writeJSON(w, answer)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(map[string]any{"purged": n, "mode": mode})
+	json.NewEncoder(w).Encode(v)
 }
 
 // purge drops (hard) or marks for revalidation (soft) every variant stored under primary,

@@ -65,6 +65,9 @@ type Config struct {
 
 	// Tokens are signed URLs (tokencheck.go, edge/token): off unless keys are given.
 	Tokens Tokens `yaml:"tokens"`
+
+	// Cluster is who a purge made with cluster=1 reaches (cluster.go, purgefan.go).
+	Cluster Cluster `yaml:"cluster"`
 }
 
 // Live tunes the handling of live manifests (edge/live): HLS media playlists without
@@ -599,6 +602,9 @@ func (c *Config) Validate() error {
 		return errors.New("live.max_manifest_size must not be negative")
 	case c.Live.Prefetch.Segments < 0 || c.Live.Prefetch.Concurrency < 0:
 		return errors.New("live.prefetch.segments and live.prefetch.concurrency must not be negative")
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
 	}
 	var err error
 	if c.Tokens.keys, err = c.Tokens.validate(c.Rules); err != nil {

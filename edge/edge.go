@@ -63,6 +63,8 @@ type Edge struct {
 	tokens    *tokenGate      // signed URLs (tokencheck.go); nil when off
 	// closing stops new prefetches once Close has begun.
 	closing atomic.Bool
+	// cluster: purge ids and cluster purges (purgefan.go), set up by AdminHandler.
+	cluster clusterSlot
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -217,6 +219,9 @@ func (e *Edge) Close() error {
 		if up.pool != nil {
 			up.pool.close()
 		}
+	}
+	if e.cluster.c != nil {
+		e.cluster.c.close()
 	}
 	if e.tiers.disk != nil {
 		return e.tiers.disk.Close()

@@ -60,11 +60,11 @@ func TestPoolFailoverFigures(t *testing.T) {
 		for range 5 {
 			start := time.Now()
 			b.kill()
-			waitFor(t, "b marked down", func() bool { return metric(t, e, upB) == 0 })
+			waitFor(t, 30*time.Second, "b marked down", func() bool { return metric(t, e, upB) == 0 })
 			down = append(down, time.Since(start))
 			start = time.Now()
 			b.restart()
-			waitFor(t, "b taken back", func() bool { return metric(t, e, upB) == 1 })
+			waitFor(t, 30*time.Second, "b taken back", func() bool { return metric(t, e, upB) == 1 })
 			back = append(back, time.Since(start))
 		}
 		stop.Store(true)

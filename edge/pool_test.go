@@ -239,18 +239,6 @@ func (o *killableOrigin) restart() {
 	o.serve(ln, "")
 }
 
-// waitFor polls cond until it holds, failing after 30 s (a loaded machine).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached in 30s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestPoolFailover: one of two members killed under concurrent load of cached and uncached
 // objects → no client request fails, origin attempts per client request stay within one
 // plus the retry budget, the dead member is marked down, then restarted on its port, taken
@@ -306,7 +294,7 @@ func TestPoolFailover(t *testing.T) {
 	before := requests.Load()
 	run(8, 60, func() {
 		b.kill()
-		waitFor(t, "b marked down", func() bool { return metric(t, e, upB) == 0 })
+		waitFor(t, 30*time.Second, "b marked down", func() bool { return metric(t, e, upB) == 0 })
 	})
 	if n := failures.Load(); n != 0 {
 		t.Fatalf("%d of %d client requests failed, first: %v", n, requests.Load(), firstFailure.Load())
@@ -325,7 +313,7 @@ func TestPoolFailover(t *testing.T) {
 
 	// Back on its port: the probe takes it back, and traffic reaches it again.
 	b.restart()
-	waitFor(t, "b taken back", func() bool { return metric(t, e, upB) == 1 })
+	waitFor(t, 30*time.Second, "b taken back", func() bool { return metric(t, e, upB) == 1 })
 	hits := b.hits.Load()
 	for i := 0; i < 200 && b.hits.Load() == hits; i++ {
 		load(100+i, 2)
@@ -405,7 +393,7 @@ func TestPoolServerErrors(t *testing.T) {
 	}
 	failing.Store(false)
 	hits := bad.hits.Load()
-	waitFor(t, "the member tried again and taken back", func() bool {
+	waitFor(t, 30*time.Second, "the member tried again and taken back", func() bool {
 		get(t, srv.URL+"/again")
 		return metric(t, e, upBad) == 1
 	})
@@ -507,7 +495,7 @@ func TestPoolLogsOnce(t *testing.T) {
 		t.Fatal("the failing member is not down")
 	}
 	failing.Store(false)
-	waitFor(t, "the member back", func() bool {
+	waitFor(t, 30*time.Second, "the member back", func() bool {
 		get(t, srv.URL+"/again")
 		return metric(t, e, upBad) == 1
 	})
