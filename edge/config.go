@@ -163,8 +163,142 @@ type Origin struct {
 	// HostHeader is what the origin sees as Host: "" keeps the client's, "origin" uses the
 	// origin URL's host, anything else is sent as is.
 	HostHeader string `yaml:"host_header"`
+	// URLs make the origin a pool (pool.go): each request goes to one healthy member, chosen
+	// by weight, and a GET or HEAD that fails on one is retried on another. Instead of URL.
+	URLs []PoolMember `yaml:"urls"`
+	Pool `yaml:",inline"`
 
 	Connection `yaml:",inline"`
+}
+
+// PoolMember is one URL of an origin pool: `- http://a:8080` or `- {url: …, weight: 3}`.
+type PoolMember struct {
+	URL string `yaml:"url"`
+	// Weight is the member's share of requests relative to the others' (default 1).
+	Weight int `yaml:"weight"`
+}
+
+// UnmarshalYAML takes a member as a bare URL or as a mapping.
+func (m *PoolMember) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		m.URL = n.Value
+		return nil
+	}
+	// Node.Decode forgets the file decoder's KnownFields: a misspelt key is refused here.
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k != "url" && k != "weight" {
+			return fmt.Errorf("line %d: field %s not found in an origin's urls (url, weight)", n.Content[i].Line, k)
+		}
+	}
+	type plain PoolMember
+	return n.Decode((*plain)(m))
+}
+
+// Pool is how an origin pool judges and uses its members (pool.go, health.go).
+type Pool struct {
+	// MaxFails consecutive failures (connect errors, resets, 5xx, first-byte timeouts) mark a
+	// member down (default 3).
+	MaxFails int `yaml:"max_fails"`
+	// FailTimeout is how long a member marked down by failures rests before one request tries
+	// it again (default 10s), when it has no active health check to bring it back.
+	FailTimeout time.Duration `yaml:"fail_timeout"`
+	// HealthCheck probes every member (optional): a failed probe takes it out, a passing one
+	// brings it back.
+	HealthCheck *HealthCheck `yaml:"health_check"`
+	// RetryBudget bounds the retries on other members.
+	RetryBudget RetryBudget `yaml:"retry_budget"`
+}
+
+// HealthCheck is an active probe: GET path on each member every interval; a 2xx within
+// timeout passes.
+type HealthCheck struct {
+	Path     string        `yaml:"path"`
+	Interval time.Duration `yaml:"interval"` // default 2s
+	Timeout  time.Duration `yaml:"timeout"`  // default 1s
+}
+
+// RetryBudget: retries stay within Percent of the requests of the last 10 seconds, plus
+// MinRetries in that window (as Finagle's RetryBudget and Envoy's retry_budget): a pool
+// whose members all fail answers errors, not a multiple of its traffic in retries.
+type RetryBudget struct {
+	Percent    *int `yaml:"percent"`     // default 20
+	MinRetries *int `yaml:"min_retries"` // default 3
+}
+
+// poolURLs are the origin's member URLs: URLs, or URL alone.
+func (o Origin) poolURLs() []PoolMember {
+	if len(o.URLs) > 0 {
+		return o.URLs
+	}
+	return []PoolMember{{URL: o.URL, Weight: 1}}
+}
+
+// Describe is the origin's URL, or its pool's URLs joined by "|", for logs.
+func (o Origin) Describe() string {
+	if len(o.URLs) == 0 {
+		return o.URL
+	}
+	s := make([]string, len(o.URLs))
+	for i, m := range o.URLs {
+		s[i] = m.URL
+	}
+	return strings.Join(s, "|")
+}
+
+// checkPool validates the pool settings and fills in their defaults.
+func (o *Origin) checkPool() error {
+	switch {
+	case o.URL != "" && len(o.URLs) > 0:
+		return errors.New("give url or urls, not both")
+	case o.MaxFails < 0:
+		return fmt.Errorf("max_fails %d: want 1 or more", o.MaxFails)
+	case o.FailTimeout < 0:
+		return fmt.Errorf("fail_timeout %s: want a positive duration", o.FailTimeout)
+	}
+	if len(o.URLs) == 0 {
+		if o.Pool != (Pool{}) {
+			return errors.New("max_fails, fail_timeout, health_check and retry_budget need urls (a pool)")
+		}
+		return nil
+	}
+	for j, m := range o.URLs {
+		if m.Weight < 0 {
+			return fmt.Errorf("urls[%d]: weight %d: want 1 or more", j, m.Weight)
+		}
+		for _, n := range o.URLs[:j] {
+			if n.URL == m.URL {
+				return fmt.Errorf("urls[%d]: %q listed twice", j, m.URL)
+			}
+		}
+	}
+	if o.MaxFails == 0 {
+		o.MaxFails = 3
+	}
+	if o.FailTimeout == 0 {
+		o.FailTimeout = 10 * time.Second
+	}
+	if b := o.RetryBudget; b.Percent != nil && (*b.Percent < 0 || *b.Percent > 100) {
+		return fmt.Errorf("retry_budget.percent %d: want 0 to 100", *b.Percent)
+	} else if b.MinRetries != nil && *b.MinRetries < 0 {
+		return fmt.Errorf("retry_budget.min_retries %d: want 0 or more", *b.MinRetries)
+	}
+	if h := o.HealthCheck; h != nil {
+		hc := *h // not the caller's: defaults are filled in on a copy
+		switch {
+		case !strings.HasPrefix(hc.Path, "/"):
+			return fmt.Errorf("health_check.path %q: want a path starting with /", hc.Path)
+		case hc.Interval < 0 || hc.Timeout < 0:
+			return errors.New("health_check: interval and timeout must be positive")
+		}
+		if hc.Interval == 0 {
+			hc.Interval = 2 * time.Second
+		}
+		if hc.Timeout == 0 {
+			hc.Timeout = time.Second
+		}
+		o.HealthCheck = &hc
+	}
+	return nil
 }
 
 // Connection is how the edge connects to an upstream, an origin or the parents (upstream.go).
@@ -351,7 +485,20 @@ func LoadConfig(file string) (Config, error) {
 	if err := cfg.checkRoutes(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", file, err)
 	}
+	if err := cfg.checkPools(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", file, err)
+	}
 	return cfg, nil
+}
+
+// checkPools checks the origins' pool settings (and fills in their defaults).
+func (c *Config) checkPools() error {
+	for i := range c.Origins {
+		if err := c.Origins[i].checkPool(); err != nil {
+			return fmt.Errorf("origins[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // Validate checks the configuration and reports the first problem in terms of the setting.
@@ -362,11 +509,19 @@ func (c *Config) Validate() error {
 	if err := c.checkRoutes(); err != nil {
 		return err
 	}
+	if err := c.checkPools(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, o := range c.Origins {
-		u, err := url.Parse(o.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-			return fmt.Errorf("origins[%d]: url %q is not an http(s) URL without a query", i, o.URL)
+		for _, m := range o.poolURLs() {
+			u, err := url.Parse(m.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+				return fmt.Errorf("origins[%d]: url %q is not an http(s) URL without a query", i, m.URL)
+			}
+			if err := o.checkUpstream(u); err != nil {
+				return fmt.Errorf("origins[%d]: %w", i, err)
+			}
 		}
 		h := strings.TrimSuffix(strings.ToLower(o.Host), ".")
 		if h == "" && o.Name == "" {
@@ -374,9 +529,6 @@ func (c *Config) Validate() error {
 		}
 		if h != "" && seen[h] {
 			return fmt.Errorf("origins[%d]: host %q listed twice", i, h)
-		}
-		if err := o.checkUpstream(u); err != nil {
-			return fmt.Errorf("origins[%d]: %w", i, err)
 		}
 		if h != "" {
 			seen[h] = true

@@ -46,6 +46,9 @@ type Edge struct {
 	parents *parentSet
 	loopID  string
 
+	// poolMetrics are the origin pools' series (pool.go), nil without pools.
+	poolMetrics *poolMetrics
+
 	stats Stats
 	// fillMem is the bytes of memory-backed fills in flight, bounded by fillMemory(cfg).
 	fillMem  atomic.Int64
@@ -93,6 +96,9 @@ type upstream struct {
 	// strip is the path prefix not sent to it (Rule.StripPrefix; stripEscaped: as escaped in
 	// a path), "" for the whole path: route.go gives each stripping rule its own copy.
 	strip, stripEscaped string
+	// pool, for an origin with several URLs, holds its members (pool.go): url, client and
+	// blocking are then its first member's, and send picks one per request.
+	pool *originPool
 }
 
 // New builds an edge from a validated configuration.
@@ -166,7 +172,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		d.Each(func(o *store.DiskObject) { e.tiers.tags.add(o.Primary, o.Header) })
 	}
 	for i, o := range cfg.Origins {
-		up, err := e.newUpstream(o) // upstream.go
+		up, err := e.originUpstream(o) // upstream.go, pool.go
 		if err != nil {
 			return nil, fmt.Errorf("origins[%d]: %w", i, err)
 		}
@@ -208,6 +214,11 @@ func (e *Edge) Close() error {
 	}
 	if e.parents != nil {
 		e.parents.close()
+	}
+	for _, up := range e.upstreams {
+		if up.pool != nil {
+			up.pool.close()
+		}
 	}
 	if e.cluster.c != nil {
 		e.cluster.c.close()

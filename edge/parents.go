@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -38,11 +37,13 @@ const HealthPath = "/_reel/health"
 
 // parent is one member of the shield tier.
 type parent struct {
-	up      *upstream // its URL and connection pools; requests keep the client's Host
-	probe   *http.Client
-	id      string // its URL, for metrics and logs
-	seed    uint64 // the hash of its URL: its identity in the ranking
-	healthy atomic.Bool
+	up    *upstream // its URL and connection pools; requests keep the client's Host
+	probe *http.Client
+	id    string // its URL, for metrics and logs
+	seed  uint64 // the hash of its URL: its identity in the ranking
+	// Its health (health.go): probes bring it back, a probe or a request that can't reach it
+	// takes it out.
+	*health
 
 	ok, failed prometheus.Counter
 }
@@ -84,8 +85,7 @@ func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Ori
 			up: up, probe: probeClient(up, cfg.Parents.HealthInterval), id: u.String(), seed: xxhash.Sum64String(u.String()),
 			ok: requests.WithLabelValues(u.String(), "ok"), failed: requests.WithLabelValues(u.String(), "error"),
 		}
-		// Healthy until shown otherwise: the first requests need not wait for a probe.
-		p.healthy.Store(true)
+		p.health = newHealth(log, "parent", "parent", u.String(), "its objects go to their next owner", 1, 0, true)
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "reel_edge_parent_up", Help: "1 while a parent passes its health checks, else 0.",
 			ConstLabels: prometheus.Labels{"parent": u.String()},
@@ -185,15 +185,7 @@ func (s *parentSet) check(ctx context.Context, p *parent) error {
 }
 
 // setHealth records a probe's or a request's verdict, logging changes.
-func (s *parentSet) setHealth(p *parent, err error) {
-	was := p.healthy.Swap(err == nil)
-	switch {
-	case was && err != nil:
-		s.log.Warn("parent down: its objects go to their next owner", "parent", p.id, "err", err)
-	case !was && err == nil:
-		s.log.Info("parent up again", "parent", p.id)
-	}
-}
+func (s *parentSet) setHealth(p *parent, err error) { p.set(err == nil, err) }
 
 // rank returns the parents in key's order of preference: by descending rendezvous score.
 func (s *parentSet) rank(key string) []*parent {
@@ -266,6 +258,9 @@ func (e *Edge) send(ctx context.Context, up *upstream, r *http.Request, cacheabl
 			return nil, errNoParent
 		}
 		e.parents.directs.Inc()
+	}
+	if up.pool != nil {
+		return e.sendPool(ctx, up, r, cacheable, extra) // pool.go
 	}
 	out, err := e.originRequest(ctx, up, r, cacheable)
 	if err != nil {

@@ -85,7 +85,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		replaced := false
 		for i := range cfg.Origins {
 			if o := cfg.Origins[i]; o.Host == "*" || (o.Host == "" && o.Name == "") { // the default origin, not one only rules name
-				cfg.Origins[i].URL, replaced = *origin, true
+				// The flag's one URL replaces a pool too, with its settings.
+				cfg.Origins[i].URL, cfg.Origins[i].URLs, cfg.Origins[i].Pool, replaced = *origin, nil, edge.Pool{}, true
 			}
 		}
 		if !replaced {
@@ -248,11 +249,11 @@ func originsSummary(cfg edge.Config) string {
 		}
 		switch {
 		case o.Host == "*":
-			s += o.URL
+			s += o.Describe()
 		case o.Host == "": // reached through the rules that name it
-			s += o.Name + "=" + o.URL
+			s += o.Name + "=" + o.Describe()
 		default:
-			s += o.Host + "=" + o.URL
+			s += o.Host + "=" + o.Describe()
 		}
 	}
 	return s

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/reelvideo/reel/edge"
+)
+
+// TestOriginsSummaryPool: the start-up line names a pool's members, not an empty URL.
+func TestOriginsSummaryPool(t *testing.T) {
+	cfg := edge.Config{Origins: []edge.Origin{
+		{Host: "*", URLs: []edge.PoolMember{{URL: "http://a:8080"}, {URL: "http://b:8080", Weight: 2}}},
+		{Name: "live", URL: "http://l:8090"},
+	}}
+	if got, want := originsSummary(cfg), "http://a:8080|http://b:8080, live=http://l:8090"; got != want {
+		t.Fatalf("summary %q, want %q", got, want)
+	}
+}
+
+// TestEdgePoolConfigBad: a mistake in an origin pool stops `reel edge` with one line naming
+// the file and the key, exit 1.
+func TestEdgePoolConfigBad(t *testing.T) {
+	for _, tc := range []struct{ name, origin, want string }{
+		{"url and urls", "  - {url: http://127.0.0.1:1, urls: [http://127.0.0.1:2]}\n", "origins[0]: give url or urls, not both"},
+		{"negative weight", "  - urls: [{url: http://127.0.0.1:1, weight: -2}]\n", "origins[0]: urls[0]: weight -2"},
+		{"misspelt member key", "  - urls: [{url: http://127.0.0.1:1, wieght: 2}]\n", "field wieght not found"},
+		{"health check path", "  - urls: [http://127.0.0.1:1]\n    health_check: {path: health}\n", `origins[0]: health_check.path "health"`},
+		{"pool settings without a pool", "  - url: http://127.0.0.1:1\n    max_fails: 2\n", "origins[0]: max_fails, fail_timeout, health_check and retry_budget need urls"},
+	} {
+		cfg := filepath.Join(t.TempDir(), "edge.yaml")
+		if err := os.WriteFile(cfg, []byte("origins:\n"+tc.origin), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runReel(t, "edge", "--admin", "", "--listen", "127.0.0.1:0", "--config", cfg)
+		if code != exitFailure || stdout != "" || !strings.Contains(stderr, cfg+": ") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d with %s: …%s", tc.name, code, stdout, stderr, exitFailure, cfg, tc.want)
+		}
+		assertOneLine(t, tc.name, stderr)
+	}
+}
+
+// TestEdgePool: a real `reel edge` with a pool from its config file keeps answering when one
+// member is gone, and --origin replaces the pool, settings and all.
+func TestEdgePool(t *testing.T) {
+	named := func(name string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprintf(w, "%s:%s", name, r.URL.Path)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b, other := named("pool"), named("pool"), named("other")
+	cfg := filepath.Join(t.TempDir(), "edge.yaml")
+	os.WriteFile(cfg, []byte("origins:\n  - urls: ["+a.URL+", {url: "+b.URL+", weight: 2}]\n    health_check: {path: /, interval: 1s}\n"), 0o600)
+	bin := buildReel(t)
+	_, base := startEdge(t, bin, "--config", cfg)
+	b.Close()
+	for i := range 20 {
+		path := fmt.Sprintf("/x%d", i)
+		if status, body, _ := fetch(t, base+path); status != 200 || body != "pool:"+path {
+			t.Fatalf("%s with a member gone: %d %q", path, status, body)
+		}
+	}
+	_, base = startEdge(t, bin, "--config", cfg, "--origin", other.URL)
+	if status, body, _ := fetch(t, base+"/y"); status != 200 || body != "other:/y" {
+		t.Fatalf("--origin beside a pool: %d %q, want the flag's origin", status, body)
+	}
+}
