@@ -63,7 +63,7 @@ func (o Origin) checkUpstream(u *url.URL) error {
 			if s.val != "" {
 				// Most likely an http:// typed for https://: the TLS settings would be
 				// silently ignored and the traffic sent in the clear.
-				return fmt.Errorf("%s needs an https:// url (url is %s)", s.key, o.URL)
+				return fmt.Errorf("%s needs an https:// url (url is %s)", s.key, u.Redacted())
 			}
 		}
 		return nil
