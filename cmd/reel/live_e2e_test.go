@@ -252,7 +252,7 @@ func followDASH(ctx context.Context, t *testing.T, base, channel string) (segmen
 // clients that read the HLS playlists and the MPD like players for 30 s: media sequence
 // increasing, no gaps, every listed segment 200, PDT continuous, no discontinuity.
 func TestLiveThroughEdge(t *testing.T) {
-	t.Parallel() // runs beside the other slow tests: see parallel_test.go
+	// Sequential: its followers must poll within the 8 s window (see parallel_test.go).
 	bin := buildReel(t)
 	ffmpeg := testkit.RequireTool(t, "ffmpeg")
 	enc := exec.Command(ffmpeg, "-v", "error", "-re",

@@ -20,7 +20,10 @@ import (
 // the parallel tests once the sequential ones are done, so a test that needs t.Setenv (say)
 // stays sequential and still never overlaps them. So does a test that measures how fast bytes
 // flow (TestLiveSegmentInProgressCoalesced: a viewer must get bytes before the origin finishes a
-// segment; beside another test and a CPU hog one did not) and one that is short anyway.
+// segment; beside another test and a CPU hog one did not), one that follows live playlists
+// with a short window (TestLiveThroughEdge: its DASH follower, slowed beside two browser tests
+// in a clean-clone CI run, saw a segment leave the 8 s window before it polled again — a gap
+// it reports) and one that is short anyway.
 //
 // TestBrowserTestsParallel holds the browser tests to it: every TestBrowser… function of this
 // package starts with t.Parallel(), but those of sequentialBrowserTests.
