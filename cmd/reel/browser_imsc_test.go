@@ -4,8 +4,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // imscCue is the cue of samples/subs/ladder.de.ttml shown from 6 s to 8 s, in its top region
@@ -20,10 +18,7 @@ const imscCue = "Reel schneidet Text wie Video."
 // which play.mjs reads), in Shaka Player with its style.
 func TestBrowserIMSC(t *testing.T) {
 	t.Parallel() // runs beside the other slow tests: see parallel_test.go
-	node := testkit.RequireTool(t, "node")
-	chromium := testkit.RequireTool(t, "chromium")
-	vendor := requireUIModules(t)
-	shakaFile := requireShaka(t, vendor)
+	kit := requirePlayers(t)
 	bin := buildReel(t)
 	dir := filepath.Join(t.TempDir(), "vod")
 	code, _, stderr := runReel(t, "package", "--quiet", sample("ladder_360p.mp4"), "-o", dir,
@@ -39,7 +34,7 @@ func TestBrowserIMSC(t *testing.T) {
 		{"dash.js", "/manifest.mpd", "dash.js", 1, 40, check, nil},
 		{"Shaka Player DASH", "/manifest.mpd", "shaka", 1, 40, check, nil},
 	}
-	for i, got := range runTextCases(t, node, chromium, vendor, shakaFile, base, cases) {
+	for i, got := range runTextCases(t, kit, base, cases) {
 		if got == nil {
 			continue
 		}

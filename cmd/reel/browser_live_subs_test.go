@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // liveSubsCue is the cue of samples/subs/ladder.fr.vtt shown from 2.5 s to 4.5 s of every 12 s
@@ -27,10 +25,7 @@ const (
 // serve every player; 2 s segments without parts, players started once five segments exist.
 func TestBrowserLiveSubtitles(t *testing.T) {
 	t.Parallel() // runs beside the other slow tests: see parallel_test.go
-	node := testkit.RequireTool(t, "node")
-	chromium := testkit.RequireTool(t, "chromium")
-	vendor := requireUIModules(t)
-	shakaFile := requireShaka(t, vendor)
+	kit := requirePlayers(t)
 	bin := buildReel(t)
 	origin := startLive(t, bin, nil, "--loop", "subs="+sample("ladder_360p.mp4"), "--sub", sample("subs/ladder.fr.vtt"),
 		"--segment", "2s", "--part", "0")
@@ -73,7 +68,7 @@ func TestBrowserLiveSubtitles(t *testing.T) {
 		{"Shaka Player DASH", mpdPath, "shaka", 1, 30, check, nil},
 		{"Shaka Player HLS", "/live/subs/master.m3u8", "shaka", 1, 30, check, nil},
 	}
-	for i, got := range runTextCases(t, node, chromium, vendor, shakaFile, base, cases) {
+	for i, got := range runTextCases(t, kit, base, cases) {
 		if got == nil {
 			continue
 		}

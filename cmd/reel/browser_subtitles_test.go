@@ -4,8 +4,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // subtitleCue is the cue of samples/subs/ladder.fr.vtt shown from 6 s to 8 s: the browser test
@@ -19,10 +17,7 @@ const subtitleCue = "Reel découpe le texte comme la vidéo."
 // tracks.
 func TestBrowserSubtitles(t *testing.T) {
 	t.Parallel() // runs beside the other slow tests: see parallel_test.go
-	node := testkit.RequireTool(t, "node")
-	chromium := testkit.RequireTool(t, "chromium")
-	vendor := requireUIModules(t)
-	shakaFile := requireShaka(t, vendor)
+	kit := requirePlayers(t)
 	bin := buildReel(t)
 	dir := filepath.Join(t.TempDir(), "vod")
 	code, _, stderr := runReel(t, "package", "--quiet", sample("ladder_480p.mp4"), sample("ladder_360p.mp4"), "-o", dir,
@@ -54,7 +49,7 @@ func TestBrowserSubtitles(t *testing.T) {
 		{"Shaka Player DASH", "/manifest.mpd", "shaka", 1, 40, check, nil},
 		{"Shaka Player HLS", "/master.m3u8", "shaka", 1, 40, check, shakaHLSText},
 	}
-	for i, got := range runTextCases(t, node, chromium, vendor, shakaFile, base, cases) {
+	for i, got := range runTextCases(t, kit, base, cases) {
 		if got == nil {
 			continue
 		}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // What the subtitle browser tests (browser_subtitles_test.go, browser_imsc_test.go,
@@ -84,18 +86,30 @@ func (r *textResult) showing(text string, at float64) bool {
 	})
 }
 
-// runTextCases plays cases in Chromium against base with hls.js, dash.js and Shaka Player
-// (shakaFile) from vendor, and returns their reports in order: nil for a case whose player
+// players is what the text tests play with: node, Chromium, edge/ui's node_modules (vendor)
+// and Shaka Player's file in it.
+type players struct{ node, chromium, vendor, shaka string }
+
+// requirePlayers finds them, failing (under CI=true) or skipping the test without them.
+func requirePlayers(t *testing.T) players {
+	t.Helper()
+	p := players{node: testkit.RequireTool(t, "node"), chromium: testkit.RequireTool(t, "chromium"), vendor: requireUIModules(t)}
+	p.shaka = requireShaka(t, p.vendor)
+	return p
+}
+
+// runTextCases plays cases in Chromium against base with hls.js, dash.js and Shaka Player,
+// and returns their reports in order: nil for a case whose player
 // failed or made no text check, which is reported as an error here.
-func runTextCases(t *testing.T, node, chromium, vendor, shakaFile, base string, cases []textCase) []*textResult {
+func runTextCases(t *testing.T, p players, base string, cases []textCase) []*textResult {
 	t.Helper()
 	var res struct {
 		Cases []*textResult `json:"cases"`
 	}
-	runPlayInto(t, node, map[string]any{"chromium": chromium, "base": base, "cases": cases, "libs": map[string]string{
-		"hls.js":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
-		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-		"shaka":   shakaFile,
+	runPlayInto(t, p.node, map[string]any{"chromium": p.chromium, "base": base, "cases": cases, "libs": map[string]string{
+		"hls.js":  filepath.Join(p.vendor, "hls.js", "dist", "hls.min.js"),
+		"dash.js": filepath.Join(p.vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
+		"shaka":   p.shaka,
 	}}, &res)
 	if len(res.Cases) != len(cases) {
 		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
