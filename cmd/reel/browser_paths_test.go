@@ -21,7 +21,7 @@ import (
 // play both through it. The players resolve the manifests' relative URIs under /vod/, and the
 // edge takes the prefix off for the origin (which has no /vod/ of its own).
 func TestBrowserPathOrigins(t *testing.T) {
-	// Sequential: see sequentialBrowserTests in parallel_test.go.
+	t.Parallel()
 	node := testkit.RequireTool(t, "node")
 	chromium := testkit.RequireTool(t, "chromium")
 	vendor := requireUIModules(t)

@@ -33,9 +33,6 @@ var sequentialBrowserTests = map[string]string{
 	// hog hls.js 1.7.4's LL-HLS threw "Cannot read properties of null (reading 'start')" once
 	// in five runs, after aborting a part load (a console error, which fails the test).
 	"TestBrowser": "latency targets; hls.js LL-HLS under load",
-	// Its dash.js live case must play past the live position it started at: beside the other
-	// browser tests in a clean-clone CI run dash.js stalled at 15.0 s of the 15.5 s wanted.
-	"TestBrowserPathOrigins": "dash.js live must keep up with the live edge",
 }
 
 func TestBrowserTestsParallel(t *testing.T) {

@@ -187,6 +187,7 @@ function startPlayer({ player, url, configure }) {
       });
       hls.loadSource(url);
       hls.attachMedia(video);
+      video.play().catch(() => {});
     } else if (player === 'dash.js') {
       const p = window.dashjs.MediaPlayer().create();
       Object.assign(window.reel, { kind: player, lib: p });
@@ -195,6 +196,9 @@ function startPlayer({ player, url, configure }) {
         const err = e.error || {};
         fail('dash.js error ' + (err.code != null ? err.code + ': ' : '') + (err.message || String(err)));
       });
+      // Autoplay is dash.js's own: a play() of ours before it has attached un-pauses the video
+      // with no 'play' event left for dash.js, whose live MPD refresh waits for that event — it
+      // then plays what the first MPD listed and stalls.
       p.initialize(video, url, true);
       // dash.js renders TTML (stpp) cues itself, into this div; without one it adds none.
       const ttml = document.createElement('div');
@@ -215,7 +219,6 @@ function startPlayer({ player, url, configure }) {
     } else {
       throw new Error('unknown player ' + player);
     }
-    video.play().catch(() => {});
   } catch (e) {
     fail('cannot start ' + player + ': ' + e.message);
   }
