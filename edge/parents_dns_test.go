@@ -273,3 +273,32 @@ func TestParentsDNSConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleParentsConfig: the commented parents section of samples/edge.yaml, uncommented,
+// loads (every key known) and validates, DNS keys included.
+func TestSampleParentsConfig(t *testing.T) {
+	b, err := os.ReadFile("../samples/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var section []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "# parents:" || (len(section) > 0 && strings.HasPrefix(line, "#   ")) {
+			section = append(section, strings.TrimPrefix(line, "# "))
+		} else if len(section) > 0 {
+			break
+		}
+	}
+	f := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(f, []byte("origins:\n  - host: \"*\"\n    url: http://origin:8080\n"+strings.Join(section, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(f)
+	if err == nil {
+		cfg.Parents.CAFile = "" // the sample's https-only key: its urls are http
+		err = cfg.Validate()
+	}
+	if p := cfg.Parents; err != nil || len(p.URLs) != 2 || p.DNS == "" || p.DNSServer == "" || p.Refresh != 30*time.Second || p.Scheme != "http" {
+		t.Fatalf("sample parents section read wrong: %+v %v\n%s", p, err, strings.Join(section, "\n"))
+	}
+}
