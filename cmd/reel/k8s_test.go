@@ -583,8 +583,50 @@ func TestK8sManifests(t *testing.T) {
 	if p, _ := containerPort(shields[0].c, port.TargetPort); p != portOf(t, "shield", shields[0].cfg.Listen) {
 		t.Errorf("parents.dns: port %s reaches the shields' %d, but they listen on %s", port.Name, p, shields[0].cfg.Listen)
 	}
-	if shields[0].w.pod.Spec.Subdomain != "" || o.statefulSets[shields[0].w.name].Spec.ServiceName != svc.Name {
+	if o.statefulSets[shields[0].w.name].Spec.ServiceName != svc.Name {
 		t.Errorf("parents.dns names Service %s; the shield StatefulSet's serviceName must be it (stable SRV targets)", svc.Name)
+	}
+
+	// The Prometheus job scrapes the annotated pods of the namespace with the token from a file,
+	// and the image runs reel as the user the pods run as.
+	var scrape struct {
+		ScrapeConfigs []struct {
+			Authorization struct {
+				Type            string `json:"type"`
+				CredentialsFile string `json:"credentials_file"`
+			} `json:"authorization"`
+			SD []struct {
+				Role       string `json:"role"`
+				Namespaces struct {
+					Names []string `json:"names"`
+				} `json:"namespaces"`
+			} `json:"kubernetes_sd_configs"`
+			Relabel []struct {
+				SourceLabels []string `json:"source_labels"`
+			} `json:"relabel_configs"`
+		} `json:"scrape_configs"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "prometheus-scrape.yml")); err != nil || yaml.Unmarshal(b, &scrape) != nil || len(scrape.ScrapeConfigs) != 1 {
+		t.Errorf("prometheus-scrape.yml: %v", err)
+	} else {
+		j := scrape.ScrapeConfigs[0]
+		var sources []string
+		for _, r := range j.Relabel {
+			sources = append(sources, r.SourceLabels...)
+		}
+		if j.Authorization.Type != "Bearer" || j.Authorization.CredentialsFile == "" || len(j.SD) != 1 || j.SD[0].Role != "pod" ||
+			!slices.Equal(j.SD[0].Namespaces.Names, []string{ns}) || !slices.Contains(sources, "__meta_kubernetes_pod_annotation_prometheus_io_port") ||
+			!slices.Contains(sources, "__meta_kubernetes_pod_annotation_prometheus_io_scrape") {
+			t.Errorf("prometheus-scrape.yml: want a bearer token file and the annotated pods of namespace %s: %+v", ns, j)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "Dockerfile")); err != nil || !strings.Contains(string(b), "go build -trimpath -o /reel ./cmd/reel") || !strings.Contains(string(b), "USER 65532:65532") {
+		t.Errorf("Dockerfile: want reel built from ./cmd/reel, run as 65532 (%v)", err)
+	}
+	for _, w := range ws {
+		if sc := w.pod.Spec.SecurityContext; sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 65532 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+			t.Errorf("%s %s: want runAsNonRoot as user 65532 (the image's)", w.kind, w.name)
+		}
 	}
 
 	// The real binary, each container's args, config, token and environment: it starts and
