@@ -144,8 +144,9 @@ func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
 	}
 	if e.parents != nil {
 		// Which ones are up: reel_edge_parent_up{parent} on /metrics.
-		stats["parents"] = int64(len(e.parents.list))
-		for _, p := range e.parents.list {
+		parents := e.parents.parents()
+		stats["parents"] = int64(len(parents))
+		for _, p := range parents {
 			if p.healthy.Load() {
 				stats["parents_up"]++
 			}

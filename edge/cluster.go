@@ -1,15 +1,10 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -83,19 +78,10 @@ func (c Cluster) validate() error {
 			return fmt.Errorf("cluster.peers[%d]: %q is not an admin API URL (http://host:port)", i, p)
 		}
 	}
-	if c.DNS != "" {
-		if _, _, err := parseDNSSource(c.DNS); err != nil {
-			return fmt.Errorf("cluster.dns: %w", err)
-		}
-	}
-	if c.DNSServer != "" {
-		if _, _, err := net.SplitHostPort(c.DNSServer); err != nil {
-			return fmt.Errorf("cluster.dns_server %q must be host:port", c.DNSServer)
-		}
+	if err := validateDNS("cluster", c.DNS, c.DNSServer, c.Scheme, c.Refresh); err != nil {
+		return err
 	}
 	switch {
-	case c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https":
-		return fmt.Errorf("cluster.scheme %q must be http or https", c.Scheme)
 	case c.Refresh < 0 || c.Timeout < 0 || c.RetryInterval < 0 || c.RetryFor < 0:
 		return errors.New("cluster.refresh, timeout, retry_interval and retry_for must not be negative")
 	case c.Concurrency < 0:
@@ -104,143 +90,41 @@ func (c Cluster) validate() error {
 	return nil
 }
 
-// parseDNSSource tells an SRV name (srv true) from a host:port to look up as A/AAAA.
-func parseDNSSource(s string) (host string, srv bool, err error) {
-	if strings.HasPrefix(s, "_") {
-		return s, true, nil
-	}
-	h, p, err := net.SplitHostPort(s)
-	if err != nil || h == "" {
-		return "", false, fmt.Errorf("%q is neither an SRV name (_admin._tcp.name) nor host:port", s)
-	}
-	if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
-		return "", false, fmt.Errorf("%q: bad port", s)
-	}
-	return s, false, nil
-}
-
 // membership is the cluster's current list of peers: the static ones and the last good DNS
-// answer.
+// answer (dnsmembers.go).
 type membership struct {
-	cfg      Cluster
-	log      *slog.Logger
-	resolver *net.Resolver
-
-	mu      sync.Mutex
-	dns     []string // the last good DNS answer, as peer URLs
-	failing bool     // the last lookup failed (logged once until one succeeds)
-
-	stop chan struct{}
-	done chan struct{}
+	peers []string
+	dns   *dnsMembers // nil without cluster.dns
 }
 
 func newMembership(cfg Cluster, log *slog.Logger) *membership {
-	m := &membership{cfg: cfg, log: log, resolver: net.DefaultResolver, stop: make(chan struct{}), done: make(chan struct{})}
-	if cfg.DNSServer != "" {
-		server := cfg.DNSServer
-		m.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, server)
-		}}
+	m := &membership{peers: cfg.Peers}
+	if cfg.DNS != "" {
+		m.dns = newDNSMembers("cluster", cfg.DNS, cfg.DNSServer, cfg.Scheme, cfg.Refresh, cfg.Timeout, log, nil)
 	}
 	return m
 }
 
 // start looks DNS up once, then every Refresh until close.
 func (m *membership) start() {
-	if m.cfg.DNS == "" {
-		close(m.done)
-		return
+	if m.dns != nil {
+		m.dns.start()
 	}
-	m.refresh()
-	go func() {
-		defer close(m.done)
-		t := time.NewTicker(m.cfg.Refresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.stop:
-				return
-			case <-t.C:
-				m.refresh()
-			}
-		}
-	}()
 }
 
 func (m *membership) close() {
-	close(m.stop)
-	<-m.done
-}
-
-// refresh asks DNS; on failure the last good answer stays.
-func (m *membership) refresh() {
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timeout)
-	defer cancel()
-	peers, err := lookupPeers(ctx, m.resolver, m.cfg.DNS, m.cfg.Scheme)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err != nil {
-		if !m.failing {
-			m.log.Warn("cluster DNS lookup failed; keeping the last answer", "dns", m.cfg.DNS, "peers", len(m.dns), "err", err)
-		}
-		m.failing = true
-		return
+	if m.dns != nil {
+		m.dns.close()
 	}
-	if m.failing {
-		m.log.Info("cluster DNS lookup works again", "dns", m.cfg.DNS, "peers", len(peers))
-	}
-	m.failing = false
-	m.dns = peers
-}
-
-// lookupPeers resolves a DNS source into peer URLs.
-func lookupPeers(ctx context.Context, r *net.Resolver, source, scheme string) ([]string, error) {
-	name, srv, err := parseDNSSource(source)
-	if err != nil {
-		return nil, err
-	}
-	var peers []string
-	if srv {
-		_, recs, err := r.LookupSRV(ctx, "", "", name)
-		if err != nil {
-			return nil, fmt.Errorf("SRV %s: %w", name, err)
-		}
-		for _, rec := range recs {
-			host := strings.TrimSuffix(rec.Target, ".")
-			peers = append(peers, scheme+"://"+net.JoinHostPort(host, strconv.Itoa(int(rec.Port))))
-		}
-		return peers, nil
-	}
-	host, port, _ := net.SplitHostPort(name)
-	addrs, err := r.LookupHost(ctx, host)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", host, err)
-	}
-	for _, a := range addrs {
-		peers = append(peers, scheme+"://"+net.JoinHostPort(a, port))
-	}
-	return peers, nil
 }
 
 // members is the static list ∪ the DNS answer, sorted, without duplicates.
 func (m *membership) members() []string {
-	m.mu.Lock()
-	dns := m.dns
-	m.mu.Unlock()
-	return mergePeers(m.cfg.Peers, dns)
-}
-
-// mergePeers is the union of lists of peer URLs, sorted, a trailing '/' ignored.
-func mergePeers(lists ...[]string) []string {
-	var out []string
-	for _, l := range lists {
-		for _, p := range l {
-			out = append(out, strings.TrimSuffix(p, "/"))
-		}
+	var dns []string
+	if m.dns != nil {
+		dns = m.dns.members()
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return mergePeers(m.peers, dns)
 }
 
 // purgeIDs remembers the purge ids a node applied, so that a repeat (a client's retry, a

@@ -366,6 +366,16 @@ type Rule struct {
 // passed over (its keys fall to their next owner) until a health check succeeds again.
 type Parents struct {
 	URLs []string `yaml:"urls"`
+	// DNS names more parents, asked again every Refresh (default 30s) while the edge runs, a
+	// failed lookup keeping the last answer (parents.go, dnsmembers.go):
+	// "_http._tcp.reel-shield.ns.svc.cluster.local" (SRV: each target and port) or
+	// "reel-shield.ns.svc.cluster.local:8081" (A/AAAA: each address, that port). DNSServer
+	// (host:port) is asked instead of the system resolver; Scheme is the parents' (http or
+	// https, default http).
+	DNS       string        `yaml:"dns"`
+	DNSServer string        `yaml:"dns_server"`
+	Scheme    string        `yaml:"scheme"`
+	Refresh   time.Duration `yaml:"refresh"`
 	// HealthPath is probed with GET on each parent every HealthInterval; 2xx is healthy
 	// (default /_reel/health, which every reel edge answers).
 	HealthPath     string        `yaml:"health_path"`
@@ -555,7 +565,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("parents: %w", err)
 		}
 	}
-	if len(c.Parents.URLs) > 0 {
+	if err := c.Parents.validateDNS(); err != nil {
+		return err
+	}
+	if c.Parents.enabled() {
 		if c.Parents.HealthInterval <= 0 {
 			return errors.New("parents.health_interval must be positive")
 		}

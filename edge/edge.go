@@ -190,7 +190,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 			e.stripping[stripKey{i, r.PathPrefix}] = e.upstreams[i].stripped(r.PathPrefix)
 		}
 	}
-	if len(cfg.Parents.URLs) > 0 {
+	if cfg.Parents.enabled() {
 		if e.parents, err = newParentSet(cfg, e.m, log, e.newUpstream); err != nil {
 			return nil, err
 		}

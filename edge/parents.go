@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -48,56 +50,181 @@ type parent struct {
 	ok, failed prometheus.Counter
 }
 
-// parentSet is the configured parents, their health and the loop that checks it.
+// parentSet is the parents — the configured URLs and those DNS names — their health and the
+// loop that checks it. The list changes when DNS answers differently: a parent that stays keeps
+// its parent (health, connections, counters), a new one starts up (healthy until shown
+// otherwise), one that is gone gets no more requests. Rendezvous hashing then moves only the
+// keys the new parent wins, or those the gone one owned.
 type parentSet struct {
-	list     []*parent
-	direct   bool // go to the origin when no parent is healthy
+	list     atomic.Pointer[[]*parent] // replaced whole, never changed in place
+	direct   bool                      // go to the origin when no parent is healthy
 	path     string
 	interval time.Duration
 	log      *slog.Logger
 	directs  prometheus.Counter // requests sent to the origin because no parent was healthy
+	requests *prometheus.CounterVec
+
+	cfg         Parents
+	newUpstream func(Origin) (*upstream, error)
+	dns         *dnsMembers // nil without parents.dns
+	mu          sync.Mutex  // serialises setMembers
 
 	stop context.CancelFunc
 	done chan struct{}
 }
 
-// newParentSet builds the parents of cfg, their connection pools made by newUpstream.
+// Parents.enabled: a shield tier is configured (by URL or by DNS).
+func (p Parents) enabled() bool { return len(p.URLs) > 0 || p.DNS != "" }
+
+// validateDNS checks the DNS keys of the parents section (config.go calls it).
+func (p Parents) validateDNS() error {
+	if p.DNS == "" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"dns_server", p.DNSServer != ""}, {"scheme", p.Scheme != ""}, {"refresh", p.Refresh != 0}} {
+			if k.set {
+				return fmt.Errorf("parents.%s needs parents.dns", k.key)
+			}
+		}
+		return nil
+	}
+	if err := validateDNS("parents", p.DNS, p.DNSServer, p.Scheme, p.Refresh); err != nil {
+		return err
+	}
+	scheme := cmp.Or(p.Scheme, "http")
+	u := &url.URL{Scheme: scheme, Host: "parent.invalid"}
+	if err := (Origin{URL: u.String(), Connection: p.Connection}).checkUpstream(u); err != nil {
+		return fmt.Errorf("parents (dns, scheme %s): %w", scheme, err)
+	}
+	return nil
+}
+
+// newParentSet builds the parents of cfg, their connection pools made by newUpstream. Those
+// DNS names are added by start.
 func newParentSet(cfg Config, m *metrics, log *slog.Logger, newUpstream func(Origin) (*upstream, error)) (*parentSet, error) {
 	s := &parentSet{direct: cfg.Parents.DirectFallback, path: cfg.Parents.HealthPath,
-		interval: cfg.Parents.HealthInterval, log: log,
+		interval: cfg.Parents.HealthInterval, log: log, cfg: cfg.Parents, newUpstream: newUpstream,
 	}
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+	s.list.Store(new([]*parent))
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reel_edge_parent_requests_total", Help: "Requests sent to parents (the shield tier), by parent and result (error: no connection; the next owner was tried).",
 	}, []string{"parent", "result"})
 	s.directs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "reel_edge_parent_direct_total", Help: "Requests that went to the origin because no parent was healthy.",
 	})
-	m.reg.MustRegister(requests, s.directs)
-	for _, raw := range cfg.Parents.URLs {
-		u, _ := url.Parse(raw) // validated
-		u.Path = ""
-		up, err := newUpstream(Origin{URL: u.String(), Connection: cfg.Parents.Connection})
-		if err != nil {
-			return nil, fmt.Errorf("parents: %w", err)
-		}
-		up.parent = true
-		p := &parent{
-			up: up, probe: probeClient(up, cfg.Parents.HealthInterval), id: u.String(), seed: xxhash.Sum64String(u.String()),
-			ok: requests.WithLabelValues(u.String(), "ok"), failed: requests.WithLabelValues(u.String(), "error"),
-		}
-		p.health = newHealth(log, "parent", "parent", u.String(), "its objects go to their next owner", 1, 0, true)
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "reel_edge_parent_up", Help: "1 while a parent passes its health checks, else 0.",
-			ConstLabels: prometheus.Labels{"parent": u.String()},
-		}, func() float64 {
-			if p.healthy.Load() {
-				return 1
-			}
-			return 0
-		}))
-		s.list = append(s.list, p)
+	m.reg.MustRegister(s.requests, s.directs, parentUp{s, prometheus.NewDesc("reel_edge_parent_up",
+		"1 while a parent passes its health checks, else 0.", []string{"parent"}, nil)})
+	if err := s.setMembers(nil); err != nil {
+		return nil, err
+	}
+	if cfg.Parents.DNS != "" {
+		s.dns = newDNSMembers("parents", cfg.Parents.DNS, cfg.Parents.DNSServer, cfg.Parents.Scheme,
+			cfg.Parents.Refresh, 0, log, func(urls []string) { s.setMembers(urls) })
 	}
 	return s, nil
+}
+
+// parents is the current list.
+func (s *parentSet) parents() []*parent { return *s.list.Load() }
+
+// setMembers makes the list the configured URLs ∪ dns (parent URLs, as DNS found them). A
+// configured URL that can't be set up fails (New reports it); one found by DNS is logged and
+// left out.
+func (s *parentSet) setMembers(dns []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := map[string]*parent{}
+	for _, p := range s.parents() {
+		old[p.id] = p
+	}
+	static := map[string]bool{}
+	var ids []string
+	for _, raw := range s.cfg.URLs {
+		u, _ := url.Parse(raw) // validated
+		u.Path = ""
+		if !static[u.String()] {
+			ids = append(ids, u.String())
+			static[u.String()] = true
+		}
+	}
+	var found []string
+	for _, raw := range dns {
+		if u, err := url.Parse(raw); err == nil {
+			u.Path = ""
+			if !static[u.String()] {
+				found = append(found, u.String())
+			}
+		}
+	}
+	ids = append(ids, mergePeers(found)...) // the configured ones in their order, then DNS's sorted
+	list := make([]*parent, 0, len(ids))
+	var added []string
+	for _, id := range ids {
+		if p := old[id]; p != nil {
+			list = append(list, p)
+			delete(old, id)
+			continue
+		}
+		p, err := s.newParent(id)
+		if err != nil {
+			if static[id] {
+				return fmt.Errorf("parents: %w", err)
+			}
+			s.log.Warn("parent found by DNS left out", "parent", id, "err", err)
+			continue
+		}
+		list = append(list, p)
+		added = append(added, id)
+	}
+	s.list.Store(&list)
+	var removed []string
+	for id, p := range old {
+		removed = append(removed, id)
+		// Requests already sent finish; no new one picks it. Its counters go with it.
+		p.up.client.CloseIdleConnections()
+		p.up.blocking.CloseIdleConnections()
+		s.requests.DeleteLabelValues(id, "ok")
+		s.requests.DeleteLabelValues(id, "error")
+	}
+	if s.dns != nil && (len(added) > 0 || len(removed) > 0) {
+		slices.Sort(removed)
+		s.log.Info("parents changed (DNS)", "added", added, "removed", removed, "parents", len(list))
+	}
+	return nil
+}
+
+// newParent sets up the parent at id (scheme://host:port).
+func (s *parentSet) newParent(id string) (*parent, error) {
+	up, err := s.newUpstream(Origin{URL: id, Connection: s.cfg.Connection})
+	if err != nil {
+		return nil, err
+	}
+	up.parent = true
+	p := &parent{
+		up: up, probe: probeClient(up, s.interval), id: id, seed: xxhash.Sum64String(id),
+		ok: s.requests.WithLabelValues(id, "ok"), failed: s.requests.WithLabelValues(id, "error"),
+	}
+	p.health = newHealth(s.log, "parent", "parent", id, "its objects go to their next owner", 1, 0, true)
+	return p, nil
+}
+
+// parentUp collects reel_edge_parent_up for the current parents.
+type parentUp struct {
+	s    *parentSet
+	desc *prometheus.Desc
+}
+
+func (c parentUp) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c parentUp) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.s.parents() {
+		v := 0.0
+		if p.healthy.Load() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, p.id)
+	}
 }
 
 // probeTimeout bounds one health probe: the interval, but at least a second — a busy parent
@@ -124,8 +251,12 @@ func probeClient(up *upstream, interval time.Duration) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// start runs the health checks until stop.
+// start looks the parents' DNS name up (once before it returns, then every refresh) and runs
+// the health checks, until close.
 func (s *parentSet) start() {
+	if s.dns != nil {
+		s.dns.start()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop, s.done = cancel, make(chan struct{})
 	go func() {
@@ -144,6 +275,9 @@ func (s *parentSet) start() {
 }
 
 func (s *parentSet) close() {
+	if s.dns != nil {
+		s.dns.close()
+	}
 	if s.stop != nil {
 		s.stop()
 		<-s.done
@@ -153,7 +287,7 @@ func (s *parentSet) close() {
 // checkAll probes every parent at once and records the results.
 func (s *parentSet) checkAll(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, p := range s.list {
+	for _, p := range s.parents() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -196,7 +330,7 @@ func (s *parentSet) rank(key string) []*parent {
 	kh := xxhash.Sum64String(key)
 	var buf [8]scored
 	all := buf[:0]
-	for _, p := range s.list {
+	for _, p := range s.parents() {
 		all = append(all, scored{p, mix64(kh ^ p.seed)})
 	}
 	slices.SortFunc(all, func(a, b scored) int {

@@ -290,7 +290,7 @@ func TestShieldFailover(t *testing.T) {
 	if r := get(t, psrv.URL+path); r.status != 200 || !strings.Contains(r.cacheStatus(), "shield-") {
 		t.Fatalf("object of a dead parent: %d, Cache-Status %q", r.status, r.cacheStatus())
 	}
-	if passive.parents.list[2].healthy.Load() {
+	if passive.parents.parents()[2].healthy.Load() {
 		t.Error("a parent refusing connections is still taken for healthy")
 	}
 
@@ -298,7 +298,7 @@ func TestShieldFailover(t *testing.T) {
 
 	// A parent failing its health checks is passed over; back in once it passes them.
 	s1.sick.Store(true)
-	waitUntil(t, func() bool { return !child.parents.list[0].healthy.Load() })
+	waitUntil(t, func() bool { return !child.parents.parents()[0].healthy.Load() })
 	for i := range 10 {
 		r := get(t, srv.URL+fmt.Sprintf("/h/%d", i))
 		if r.status != 200 || strings.Contains(r.cacheStatus(), "shield-1") {
@@ -316,12 +316,14 @@ func TestShieldFailover(t *testing.T) {
 		t.Errorf("/metrics does not show shield-1 down and shield-2 up")
 	}
 	s1.sick.Store(false)
-	waitUntil(t, func() bool { return child.parents.list[0].healthy.Load() })
+	waitUntil(t, func() bool { return child.parents.parents()[0].healthy.Load() })
 
 	// Every parent down: straight to the origin…
 	s1.sick.Store(true)
 	s2.sick.Store(true)
-	waitUntil(t, func() bool { return !child.parents.list[0].healthy.Load() && !child.parents.list[1].healthy.Load() })
+	waitUntil(t, func() bool {
+		return !child.parents.parents()[0].healthy.Load() && !child.parents.parents()[1].healthy.Load()
+	})
 	if r := get(t, srv.URL+"/all-down"); r.status != 200 || r.cacheStatus() != "edge-1; fwd=uri-miss; fwd-status=200; stored" {
 		t.Errorf("all parents down: %d, Cache-Status %q, want the origin's answer", r.status, r.cacheStatus())
 	}

@@ -127,7 +127,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		cfg.Name = *name
 	}
 	if len(parents) > 0 {
-		cfg.Parents.URLs = parents
+		setParents(&cfg.Parents, parents)
 	}
 	// TLS flags replace the config file's certificates.
 	switch {
@@ -257,6 +257,13 @@ func originsSummary(cfg edge.Config) string {
 		}
 	}
 	return s
+}
+
+// setParents makes urls the whole shield tier, as --parent does: the config file's parents go,
+// those found by its DNS name too.
+func setParents(p *edge.Parents, urls []string) {
+	p.URLs = urls
+	p.DNS, p.DNSServer, p.Scheme, p.Refresh = "", "", "", 0
 }
 
 // flagSet reports whether the command line gave flag name, even as "".

@@ -6,8 +6,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reelvideo/reel/edge"
 )
@@ -71,5 +73,17 @@ func TestEdgePool(t *testing.T) {
 	_, base = startEdge(t, bin, "--config", cfg, "--origin", other.URL)
 	if status, body, _ := fetch(t, base+"/y"); status != 200 || body != "other:/y" {
 		t.Fatalf("--origin beside a pool: %d %q, want the flag's origin", status, body)
+	}
+}
+
+// TestParentFlagReplacesDNS: --parent is the whole shield tier, as its help says: a config
+// file's parents found by DNS go with its URLs (they stayed once, beside the flag's).
+func TestParentFlagReplacesDNS(t *testing.T) {
+	p := edge.Parents{URLs: []string{"http://file:8081"}, DNS: "_http._tcp.reel-shield.ns.svc.cluster.local",
+		DNSServer: "10.96.0.10:53", Scheme: "https", Refresh: time.Minute, HealthPath: "/_reel/health"}
+	setParents(&p, []string{"http://flag:8081"})
+	want := edge.Parents{URLs: []string{"http://flag:8081"}, HealthPath: "/_reel/health"}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("after --parent: %+v, want %+v", p, want)
 	}
 }
