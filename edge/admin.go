@@ -205,10 +205,11 @@ func (e *Edge) applyPurge(t purgeTarget) purgeResult {
 	switch t.kind {
 	case "url":
 		u, _ := url.Parse(t.value)
-		keys = []string{e.keyer.KeyURL(u, nil)}
+		keys = []string{e.keyOfURL(u, nil)}
 	case "prefix":
 		u, _ := url.Parse(t.value)
-		prefix := e.keyer.KeyURL(&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil)
+		pu := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+		prefix := e.keyOfURL(pu, nil)
 		seen := map[string]bool{}
 		add := func(k string) {
 			if strings.HasPrefix(k, prefix) && !seen[k] {

@@ -2,12 +2,14 @@ package edge
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/rules"
 )
 
 // Config is everything `reel edge` can be told. Flags cover the common settings; the YAML file
@@ -319,43 +322,101 @@ type Connection struct {
 	ClientKey  string `yaml:"client_key"`
 }
 
-// Rule applies to requests whose path starts with PathPrefix (the longest prefix wins).
+// Rule is a set of conditions — which requests it applies to (edge/rules: host, path prefix,
+// path glob, extensions, method, header fields, cookies) — and settings, what to do with them.
+// Every rule a request matches applies, and each setting comes from the most specific matching
+// rule that sets it (resolve.go): a rule for /vod/live/ setting a ttl keeps the origin, the
+// key settings and the token rule of the one for /vod/. A rule with no condition matches every
+// request.
 type Rule struct {
+	// PathPrefix is the path condition: the path starts with it ("/vod" also matches
+	// "/vodka/x": end it with '/' for a folder). Also written match.path_prefix.
 	PathPrefix string `yaml:"path_prefix"`
-	// Origin names the origin (Origin.Name) of requests under this path, whatever their Host;
-	// unset inherits from the next shorter matching rule, and the Host chooses when no
-	// matching rule names one (route.go). The origin is a rule's action like its ttl or
-	// parent, so that the rule matcher — path prefixes now, hosts and more later — is the one
-	// place a request's handling is chosen: one site can front /vod/ on `reel origin` and
-	// /live/ on `reel live`.
+	// Match holds the other conditions.
+	Match RuleMatch `yaml:"match"`
+
+	// Origin names the origin (Origin.Name) of the requests the rule matches, whatever their
+	// Host; where no matching rule names one, the Host chooses (route.go).
 	Origin string `yaml:"origin"`
 	// StripPrefix (with Origin) sends the origin the path without PathPrefix, as nginx's
 	// proxy_pass with a URI does: /vod/a/b.m3u8 under path_prefix /vod/ is asked for as
 	// /a/b.m3u8 (after the origin URL's own path, if any). It goes with the origin to the
-	// longer rules that inherit it. The cache key, the shield tier and relative URIs in
+	// more specific rules that inherit it. The cache key, the shield tier and relative URIs in
 	// manifests keep the client's path; a manifest's absolute-path URIs (/a/…) would escape the
 	// prefix, so the origin must write relative ones (reel origin and reel live do).
 	StripPrefix bool `yaml:"strip_prefix"`
 	// TTL overrides the origin's freshness lifetime for storable responses.
 	TTL time.Duration `yaml:"ttl"`
-	// Bypass sends matching requests to the origin without caching.
-	Bypass        bool     `yaml:"bypass"`
+	// Bypass sends matching requests to the origin without caching (false undoes a less
+	// specific rule's true).
+	Bypass *bool `yaml:"bypass"`
+	// The cache key (edge/cachekey): query parameters in or out, request header fields added.
+	// An empty list set here ([]) undoes a less specific rule's.
 	IncludeParams []string `yaml:"include_params"`
 	ExcludeParams []string `yaml:"exclude_params"`
 	KeyHeaders    []string `yaml:"key_headers"`
-	IgnoreQuery   bool     `yaml:"ignore_query"`
+	IgnoreQuery   *bool    `yaml:"ignore_query"`
 	// ForwardIgnoredParams sends the origin the query parameters the key leaves out
 	// (drop_params, exclude_params, outside include_params, ignore_query). Off by default: an
 	// origin that reflects one would poison the entry every client of the key gets.
-	ForwardIgnoredParams bool `yaml:"forward_ignored_params"`
-	// Parent chooses, for this path, between the parents (true) and the origin (false) when
-	// parents are configured; unset inherits from the next shorter matching rule, and
-	// everything goes through the parents when no rule says otherwise. Typical: segments and
-	// large files through the shield, small API calls straight to the origin.
+	ForwardIgnoredParams *bool `yaml:"forward_ignored_params"`
+	// Parent chooses between the parents (true) and the origin (false) when parents are
+	// configured; everything goes through the parents when no rule says otherwise. Typical:
+	// segments and large files through the shield, small API calls straight to the origin.
 	Parent *bool `yaml:"parent"`
-	// Token says whether requests under this path need a signed-URL token: "required" or
-	// "off"; unset inherits from the next shorter matching rule, then tokens.require.
+	// Token says whether requests need a signed-URL token: "required" or "off"; where no
+	// matching rule says, tokens.require does.
 	Token string `yaml:"token"`
+}
+
+// RuleMatch is a rule's conditions beyond its path prefix (edge/rules says how each matches).
+// Methods, headers and cookies are request conditions: the cache key holds none of them, so a
+// rule that has them may only set what leaves the stored response alone (bypass, token, and
+// origin together with bypass) — or one client's request could choose what every client of
+// the key gets.
+type RuleMatch struct {
+	Host       string            `yaml:"host"`
+	Hosts      []string          `yaml:"hosts"`
+	PathPrefix string            `yaml:"path_prefix"`
+	PathGlob   string            `yaml:"path_glob"`
+	Extensions []string          `yaml:"extensions"`
+	Methods    []string          `yaml:"methods"`
+	Headers    map[string]string `yaml:"headers"`
+	Cookies    map[string]string `yaml:"cookies"`
+}
+
+// prefix is the rule's path prefix, however written.
+func (r *Rule) prefix() string { return cmp.Or(r.PathPrefix, r.Match.PathPrefix) }
+
+// conditions are the rule's conditions for edge/rules.
+func (r *Rule) conditions() rules.Match {
+	m := r.Match
+	hosts := m.Hosts
+	if m.Host != "" {
+		hosts = append([]string{m.Host}, hosts...)
+	}
+	return rules.Match{Hosts: hosts, PathPrefix: r.prefix(), PathGlob: m.PathGlob, Extensions: m.Extensions,
+		Methods: m.Methods, Headers: m.Headers, Cookies: m.Cookies}
+}
+
+// shapesStored names the first setting of r that changes what is stored or how it is keyed
+// ("" for none): a rule with request conditions must not set one.
+func (r *Rule) shapesStored() string {
+	bypass := r.Bypass != nil && *r.Bypass
+	for _, s := range []struct {
+		key string
+		set bool
+	}{
+		{"origin", r.Origin != "" && !bypass}, {"strip_prefix", r.StripPrefix && !bypass}, {"ttl", r.TTL != 0},
+		{"include_params", r.IncludeParams != nil}, {"exclude_params", r.ExcludeParams != nil},
+		{"key_headers", r.KeyHeaders != nil}, {"ignore_query", r.IgnoreQuery != nil},
+		{"forward_ignored_params", r.ForwardIgnoredParams != nil}, {"parent", r.Parent != nil},
+	} {
+		if s.set {
+			return s.key
+		}
+	}
+	return ""
 }
 
 // Parents is the shield tier: cache misses go to one of these caches (reel edges, or any HTTP
@@ -643,27 +704,39 @@ func (c *Config) checkRoutes() error {
 		}
 		names[o.Name] = true
 	}
+	var matches []rules.Match
 	for i, r := range c.Rules {
-		if !strings.HasPrefix(r.PathPrefix, "/") || slices.Contains(strings.Split(r.PathPrefix, "/"), "..") {
-			return fmt.Errorf("rules[%d]: path_prefix %q must be a clean absolute path", i, r.PathPrefix)
+		if r.PathPrefix != "" && r.Match.PathPrefix != "" {
+			return fmt.Errorf("rules[%d]: path_prefix and match.path_prefix: give one", i)
+		}
+		if p := r.prefix(); p != "" && (!strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..")) {
+			return fmt.Errorf("rules[%d]: path_prefix %q must be a clean absolute path", i, p)
 		}
 		if r.TTL < 0 {
 			return fmt.Errorf("rules[%d]: ttl must not be negative", i)
 		}
-		if slices.ContainsFunc(c.Rules[:i], func(o Rule) bool { return o.PathPrefix == r.PathPrefix }) {
-			// Two rules for one path: which one applies (and which origin) would be an accident
+		m := r.conditions()
+		if j := slices.IndexFunc(matches, func(o rules.Match) bool { return reflect.DeepEqual(o, m) }); j >= 0 {
+			// Two rules with one set of conditions: which setting applies would be an accident
 			// of their order.
-			return fmt.Errorf("rules[%d]: path_prefix %q listed twice", i, r.PathPrefix)
+			return fmt.Errorf("rules[%d]: the same conditions as rules[%d] (path_prefix %q): merge them", i, j, m.PathPrefix)
+		}
+		matches = append(matches, m)
+		if key := r.shapesStored(); key != "" && m.HasRequestConditions() {
+			return fmt.Errorf("rules[%d]: %s can't depend on methods, headers or cookies, which the cache key doesn't hold: one client's request would shape what every client gets (such a rule may set bypass, token, and origin with bypass)", i, key)
 		}
 		switch {
 		case r.Origin != "" && !names[r.Origin]:
 			return fmt.Errorf("rules[%d]: origin %q is not the name of an origin", i, r.Origin)
 		case r.StripPrefix && r.Origin == "":
 			return fmt.Errorf("rules[%d]: strip_prefix needs origin (the rule that chooses the origin says what it is sent)", i)
-		case r.StripPrefix && !strings.HasSuffix(r.PathPrefix, "/"):
+		case r.StripPrefix && !strings.HasSuffix(r.prefix(), "/"):
 			// "/vod" would also match "/vodka/x", and send it as "/ka/x".
-			return fmt.Errorf("rules[%d]: strip_prefix needs a path_prefix ending in '/' (%q)", i, r.PathPrefix)
+			return fmt.Errorf("rules[%d]: strip_prefix needs a path_prefix ending in '/' (%q)", i, r.prefix())
 		}
+	}
+	if _, err := rules.New(matches); err != nil {
+		return err
 	}
 	return nil
 }

@@ -137,7 +137,29 @@ func TestValidate(t *testing.T) {
 		{"rule twice", func(c *Config) {
 			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"}, Origin{Name: "live", URL: "http://b"})
 			c.Rules = []Rule{{PathPrefix: "/v/", Origin: "vod"}, {PathPrefix: "/v/", Origin: "live"}}
-		}, `rules[1]: path_prefix "/v/" listed twice`},
+		}, `rules[1]: the same conditions as rules[0]`},
+		// The rule matcher (edge/rules, resolve.go).
+		{"same conditions written two ways", func(c *Config) {
+			c.Rules = []Rule{{PathPrefix: "/v/", TTL: time.Second}, {Match: RuleMatch{PathPrefix: "/v/"}, Bypass: ptr(true)}}
+		}, `rules[1]: the same conditions as rules[0]`},
+		{"path_prefix twice in one rule", func(c *Config) {
+			c.Rules = []Rule{{PathPrefix: "/v/", Match: RuleMatch{PathPrefix: "/w/"}}}
+		}, "rules[0]: path_prefix and match.path_prefix"},
+		{"bad host condition", func(c *Config) { c.Rules = []Rule{{Match: RuleMatch{Host: "a.com:80"}}} }, "rules[0]: host"},
+		{"bad method condition", func(c *Config) { c.Rules = []Rule{{Match: RuleMatch{Methods: []string{"get"}}}} }, "rules[0]: methods"},
+		{"ttl by header", func(c *Config) {
+			c.Rules = []Rule{{Match: RuleMatch{Headers: map[string]string{"X-Tier": "gold"}}, TTL: time.Hour}}
+		}, "rules[0]: ttl can't depend on methods, headers or cookies"},
+		{"key by cookie", func(c *Config) {
+			c.Rules = []Rule{{Match: RuleMatch{Cookies: map[string]string{"ab": "b"}}, KeyHeaders: []string{"X-A"}}}
+		}, "rules[0]: key_headers can't depend"},
+		{"origin by header, cached", func(c *Config) {
+			c.Origins = append(c.Origins, Origin{Name: "beta", URL: "http://a"})
+			c.Rules = []Rule{{Match: RuleMatch{Headers: map[string]string{"X-Beta": "1"}}, Origin: "beta"}}
+		}, "rules[0]: origin can't depend"},
+		{"parent by method", func(c *Config) {
+			c.Rules = []Rule{{Match: RuleMatch{Methods: []string{"HEAD"}}, Parent: ptr(false)}}
+		}, "rules[0]: parent can't depend"},
 		{"origin prefix without a slash", func(c *Config) {
 			c.Origins = append(c.Origins, Origin{Name: "vod", URL: "http://a"})
 			c.Rules = []Rule{{PathPrefix: "vod/", Origin: "vod"}}
@@ -158,6 +180,17 @@ func TestValidate(t *testing.T) {
 	}
 	if c := base(); c.Validate() != nil {
 		t.Errorf("base config invalid: %v", c.Validate())
+	}
+	// What a rule with request conditions may set: what leaves the stored response alone.
+	c0 := base()
+	c0.Origins = append(c0.Origins, Origin{Name: "app", URL: "http://a"})
+	c0.Rules = []Rule{
+		{Match: RuleMatch{Cookies: map[string]string{"session": "*"}}, Bypass: ptr(true), Origin: "app"},
+		{Match: RuleMatch{Methods: []string{"POST"}, PathPrefix: "/api/"}, Token: "off"},
+		{Match: RuleMatch{Headers: map[string]string{"X-Debug": "1"}}, Bypass: ptr(true)},
+	}
+	if err := c0.Validate(); err != nil {
+		t.Errorf("request-conditioned rules that store nothing: %v", err)
 	}
 	// Named origins without a host are reached through rules only: they don't claim "*".
 	c := base()
@@ -181,7 +214,7 @@ func TestSampleConfig(t *testing.T) {
 		t.Fatalf("sample config read wrong: %+v", cfg)
 	}
 	// Signed-URL parameters are left out of the key but must still reach the origin.
-	if r := cfg.Rules[3]; r.PathPrefix != "/downloads/" || !r.ForwardIgnoredParams {
+	if r := cfg.Rules[3]; r.PathPrefix != "/downloads/" || r.ForwardIgnoredParams == nil || !*r.ForwardIgnoredParams {
 		t.Fatalf("sample /downloads/ rule does not forward its signed-URL parameters: %+v", r)
 	}
 	if got, want := cfg.Limits.ClientLimits, defaultClientLimits(); got != want {
@@ -199,7 +232,7 @@ func TestSamplePathsConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	rt := newRoutes(cfg.Origins, cfg.Rules)
+	rt := mustRoutes(t, cfg)
 	for _, tc := range []struct {
 		path, origin, strip string
 	}{

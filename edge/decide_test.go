@@ -76,10 +76,10 @@ func TestDecide(t *testing.T) {
 
 // TestPassReason checks the pass phase: what goes to the origin without the cache answering.
 func TestPassReason(t *testing.T) {
-	bypass := &Rule{PathPrefix: "/api/", Bypass: true}
+	bypass, none := &ruling{bypass: true}, &ruling{}
 	for _, c := range []struct {
 		name, method, header, value string
-		rule                        *Rule
+		rule                        *ruling
 		want                        string
 	}{
 		{"GET", http.MethodGet, "", "", nil, ""},
@@ -94,6 +94,9 @@ func TestPassReason(t *testing.T) {
 		r, _ := http.NewRequest(c.method, "http://example.com/api/x", nil)
 		if c.header != "" {
 			r.Header.Set(c.header, c.value)
+		}
+		if c.rule == nil {
+			c.rule = none
 		}
 		if got := passReason(r, c.rule); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)

@@ -33,11 +33,11 @@ func (e *Edge) fillDetached(r *http.Request, hooks live.FillHooks) <-chan struct
 		return nil // no new ones once Close has begun
 	}
 	r = fill.Request(r)
-	up, rule := e.route(r)
-	if up == nil || (rule != nil && rule.Bypass) {
+	up, rl := e.route(r)
+	if up == nil || rl.bypass {
 		return nil
 	}
-	res := e.lookup(r, e.policyFor(rule))
+	res := e.lookup(r, rl)
 	if res.obj != nil || (e.cfg.SliceSize > 0 && e.isSliced(res.key)) {
 		return nil
 	}

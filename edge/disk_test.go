@@ -42,7 +42,7 @@ func TestDiskTier(t *testing.T) {
 		t.Fatalf("first: %d bytes, %q", len(r.body), r.cacheStatus())
 	}
 	get(t, srv.URL+"/small", "Host", "cdn.test")
-	if _, ok := e.tiers.mem.Lookup(e.keyer.KeyURL(mustURL(t, "http://cdn.test/big"), nil)); ok {
+	if _, ok := e.tiers.mem.Lookup(e.keyOfURL(mustURL(t, "http://cdn.test/big"), nil)); ok {
 		t.Fatal("a 3 MiB object went into an 8 MiB memory tier")
 	}
 	r := get(t, srv.URL+"/big", "Range", "bytes=1000-1999", "Host", "cdn.test")

@@ -36,7 +36,6 @@ type Edge struct {
 	upstreams []*upstream
 	routes    routes
 	stripping map[stripKey]*upstream
-	rules     []Rule // routes.rules: longest PathPrefix first
 	name      string // this node's Cache-Status member name (RFC 9211) and Via pseudonym
 	via       string
 	viaWire   string // "Via: " + via + CRLF, for the pre-serialised hit header
@@ -109,32 +108,16 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	var keyRules []cachekey.Rule
-	for _, r := range cfg.Rules {
-		keyRules = append(keyRules, cachekey.Rule{
-			PathPrefix: r.PathPrefix, IncludeParams: r.IncludeParams, ExcludeParams: r.ExcludeParams,
-			Headers: r.KeyHeaders, IgnoreQuery: r.IgnoreQuery, ForwardIgnored: r.ForwardIgnoredParams,
-		})
-	}
-	keyer, err := cachekey.New(cfg.Cache.DropParams, keyRules)
+	keyer, err := cachekey.New(cfg.Cache.DropParams)
 	if err != nil {
 		return nil, fmt.Errorf("cache keys: %w", err)
 	}
 	e := &Edge{
-		cfg:   cfg,
-		log:   log,
-		tiers: tiers{tags: newTagIndex(), log: log},
-		keyer: keyer,
-		pol: policy.Options{
-			HeuristicFraction:           cfg.Cache.HeuristicFraction,
-			HeuristicMax:                cfg.Cache.HeuristicMax,
-			DefaultStaleWhileRevalidate: cfg.Cache.StaleWhileRevalidate,
-			DefaultStaleIfError:         cfg.Cache.StaleIfError,
-			ErrorTTL:                    cfg.Cache.ErrorTTL,
-			MaxErrorTTL:                 cfg.Cache.MaxErrorTTL,
-			StripSetCookie:              cfg.Cache.StripSetCookie,
-			HeuristicWithCredentials:    cfg.Cache.HeuristicWithCredentials,
-		},
+		cfg:     cfg,
+		log:     log,
+		tiers:   tiers{tags: newTagIndex(), log: log},
+		keyer:   keyer,
+		pol:     policyOptions(cfg),
 		fills:   fill.NewTable(),
 		origins: map[string]*upstream{},
 		name:    cfg.Name,
@@ -181,13 +164,14 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 			e.origins[o.Host] = up
 		}
 	}
-	e.routes = newRoutes(cfg.Origins, cfg.Rules)
-	e.rules = e.routes.rules
+	if e.routes, err = newRoutes(cfg.Origins, cfg.Rules, e.keyer, e.pol); err != nil {
+		return nil, fmt.Errorf("cache keys: %w", err)
+	}
 	e.stripping = map[stripKey]*upstream{}
-	for _, r := range e.rules {
+	for _, r := range cfg.Rules {
 		if r.StripPrefix {
 			i := e.routes.byName[r.Origin]
-			e.stripping[stripKey{i, r.PathPrefix}] = e.upstreams[i].stripped(r.PathPrefix)
+			e.stripping[stripKey{i, r.prefix()}] = e.upstreams[i].stripped(r.prefix())
 		}
 	}
 	if cfg.Parents.enabled() {
@@ -198,6 +182,20 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 	}
 	e.startSampling() // the status page's history (stats.go)
 	return e, nil
+}
+
+// policyOptions is the cache policy of cfg before the rules' settings.
+func policyOptions(cfg Config) policy.Options {
+	return policy.Options{
+		HeuristicFraction:           cfg.Cache.HeuristicFraction,
+		HeuristicMax:                cfg.Cache.HeuristicMax,
+		DefaultStaleWhileRevalidate: cfg.Cache.StaleWhileRevalidate,
+		DefaultStaleIfError:         cfg.Cache.StaleIfError,
+		ErrorTTL:                    cfg.Cache.ErrorTTL,
+		MaxErrorTTL:                 cfg.Cache.MaxErrorTTL,
+		StripSetCookie:              cfg.Cache.StripSetCookie,
+		HeuristicWithCredentials:    cfg.Cache.HeuristicWithCredentials,
+	}
 }
 
 // Close waits (up to 30s) for running fills to finish storing, then closes the disk tier's

@@ -542,8 +542,8 @@ func TestRules(t *testing.T) {
 	})
 	_, srv := newEdge(t, o.URL, func(c *Config) {
 		c.Rules = []Rule{
-			{PathPrefix: "/static/", TTL: time.Hour, IgnoreQuery: true},
-			{PathPrefix: "/static/live/", Bypass: true},
+			{PathPrefix: "/static/", TTL: time.Hour, IgnoreQuery: ptr(true)},
+			{PathPrefix: "/static/live/", Bypass: ptr(true)},
 		}
 	})
 	get(t, srv.URL+"/static/a?x=1")

@@ -153,7 +153,7 @@ func (e *Edge) runFill(ctx context.Context, f *fill.Fill, up *upstream, r *http.
 // request's lookup and its fill starting (the previous fill for the key finished in that
 // window), instead of fetching it again.
 func (e *Edge) publishIfStored(f *fill.Fill, r *http.Request, res lookupResult) bool {
-	l := e.lookup(r, res.pol)
+	l := e.tiers.lookup(res.key, r.Header, res.pol)
 	if l.obj == nil || l.obj.mem == nil {
 		return false
 	}

@@ -49,13 +49,13 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// 2. Route.
-	up, rule := e.route(r)
+	up, rl := e.route(r)
 	// 2b. Token: a signed-URL token taken out of the request, checked where the rules ask.
 	var carry string
 	if e.tokens != nil {
 		var refused string
 		path := r.URL.Path
-		if rule, refused, carry = e.checkToken(r, rule); refused != "" {
+		if rl, refused, carry = e.checkToken(r, rl); refused != "" {
 			httpError(w, http.StatusForbidden, refused)
 			return
 		}
@@ -70,21 +70,21 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if carry != "" {
 		// A query token goes on into the manifest's URIs (tokenrespond.go).
-		e.serveCarryingToken(w, r, up, rule, carry)
+		e.serveCarryingToken(w, r, up, rl, carry)
 		return
 	}
-	e.serveRouted(w, r, up, rule)
+	e.serveRouted(w, r, up, rl)
 }
 
 // serveRouted runs a routed request through phases 3 to 7.
-func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream, rule *Rule) {
+func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream, rl *ruling) {
 	// 3. Pass.
-	if fwd := passReason(r, rule); fwd != "" {
+	if fwd := passReason(r, rl); fwd != "" {
 		e.pass(w, r, up, fwd)
 		return
 	}
 	// 4. Lookup.
-	res := e.lookup(r, e.policyFor(rule))
+	res := e.lookup(r, rl)
 	e.manifests.Watched(res.key) // live prefetch follows what clients watch (edge/live)
 	// 5. Decide.
 	now := e.now()

@@ -41,7 +41,7 @@ func (e *Edge) forwardUnsafe(w http.ResponseWriter, r *http.Request, up *upstrea
 	e.forward(iw, r, up, cachestatus.Status{Fwd: cachestatus.FwdMethod})
 	if !isSafe(r.Method) && iw.status != 0 {
 		for _, u := range policy.Invalidations(r, iw.status, iw.Header()) {
-			e.tiers.invalidate(e.keyer.KeyURL(u, r.Header))
+			e.tiers.invalidate(e.keyOfURL(u, r.Header))
 		}
 	}
 }

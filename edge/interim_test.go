@@ -23,7 +23,7 @@ func TestEarlyHintsRelayed(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, "page")
 	})
-	_, srv := newEdge(t, o.URL, func(c *Config) { c.Rules = []Rule{{PathPrefix: "/bypass/", Bypass: true}} })
+	_, srv := newEdge(t, o.URL, func(c *Config) { c.Rules = []Rule{{PathPrefix: "/bypass/", Bypass: ptr(true)}} })
 	addr := strings.TrimPrefix(srv.URL, "http://")
 
 	for _, path := range []string{"/page", "/bypass/page"} {

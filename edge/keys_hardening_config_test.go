@@ -19,7 +19,7 @@ func TestKeyHardeningSwitches(t *testing.T) {
 	_, srv := newEdge(t, o.URL, func(c *Config) {
 		c.Cache.UnderscoresInHeaders = true
 		c.Cache.HeuristicWithCredentials = true
-		c.Rules = []Rule{{PathPrefix: "/signed/", ExcludeParams: []string{"token"}, ForwardIgnoredParams: true}}
+		c.Rules = []Rule{{PathPrefix: "/signed/", ExcludeParams: []string{"token"}, ForwardIgnoredParams: ptr(true)}}
 	})
 	if r := get(t, srv.URL+"/signed/a?token=s3cret&utm_source=x&v=1"); r.body != "q=token=s3cret&utm_source=x&v=1 u= c=" {
 		t.Fatalf("forward_ignored_params: origin saw %q", r.body)

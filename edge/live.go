@@ -44,7 +44,9 @@ func (e *Edge) newLive() *live.Manifests {
 // liveEnv is the edge as the live module sees it.
 type liveEnv struct{ e *Edge }
 
-func (l liveEnv) Key(u *url.URL, h http.Header) string { return l.e.keyer.KeyURL(u, h) }
+func (l liveEnv) Key(u *url.URL, h http.Header) string {
+	return l.e.keyOfURL(u, h)
+}
 
 func (l liveEnv) Fill(r *http.Request, hooks live.FillHooks) <-chan struct{} {
 	return l.e.fillDetached(r, hooks)

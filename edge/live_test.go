@@ -376,12 +376,12 @@ func TestLiveBlockingReloadCoalesced(t *testing.T) {
 		}
 	}
 	// Each _HLS_ combination is its own key, the query order is not.
-	k, _ := cachekey.New(nil, nil)
+	k, _ := cachekey.New(nil)
 	keys := map[string]string{}
 	for _, q := range []string{"", "_HLS_msn=3", "_HLS_msn=3&_HLS_part=1", "_HLS_msn=3&_HLS_part=2", "_HLS_msn=4&_HLS_part=1",
 		"_HLS_msn=3&_HLS_part=1&_HLS_skip=YES", "_HLS_msn=3&_HLS_part=1&_HLS_skip=v2", "_HLS_skip=YES"} {
 		r, _ := http.NewRequest(http.MethodGet, "http://h/live/v/index.m3u8?"+q, nil)
-		key := k.Key(r)
+		key := k.Key(r, nil)
 		if other, dup := keys[key]; dup {
 			t.Errorf("%q and %q share the key %q", q, other, key)
 		}
@@ -389,8 +389,8 @@ func TestLiveBlockingReloadCoalesced(t *testing.T) {
 	}
 	a, _ := http.NewRequest(http.MethodGet, "http://h/p.m3u8?_HLS_part=1&_HLS_msn=3&_HLS_skip=YES", nil)
 	b, _ := http.NewRequest(http.MethodGet, "http://h/p.m3u8?_HLS_skip=YES&_HLS_msn=3&_HLS_part=1", nil)
-	if k.Key(a) != k.Key(b) {
-		t.Errorf("parameter order changes the key: %q, %q", k.Key(a), k.Key(b))
+	if k.Key(a, nil) != k.Key(b, nil) {
+		t.Errorf("parameter order changes the key: %q, %q", k.Key(a, nil), k.Key(b, nil))
 	}
 }
 
@@ -435,7 +435,7 @@ func TestLivePrefetch(t *testing.T) {
 	}
 
 	// seg_5 was never asked for; purged, it counts as wasted at the next sweep.
-	e.tiers.invalidate(e.keyer.Key(mustRequest(t, srv.URL+"/live/v/seg_5.m4s")))
+	e.tiers.invalidate(e.keyOf(mustRequest(t, srv.URL+"/live/v/seg_5.m4s")))
 	e.manifests.SweepNow()
 	if w := counterValue(e.m.livePrefetch["wasted"]); w != 1 || e.stats.PrefetchWasted.Load() != 1 {
 		t.Errorf("wasted %v, want 1", w)

@@ -14,13 +14,14 @@ type lookupResult struct {
 	vk   string         // the request's secondary key under vary
 	obj  *cached        // nil on a miss
 	fwd  string         // uri-miss or vary-miss when obj is nil
-	pol  policy.Options // the cache policy for this request's path (rule TTL applied)
+	pol  policy.Options // the cache policy for this request (its rules' TTL applied)
 }
 
-// lookup is the fourth phase of the request flow: the request's cache key (cachekey), and
-// what the tiers hold under it for the request's header (its Vary match), under pol.
-func (e *Edge) lookup(r *http.Request, pol policy.Options) lookupResult {
-	return e.tiers.lookup(e.keyer.Key(r), r.Header, pol)
+// lookup is the fourth phase of the request flow: the request's cache key (cachekey, with
+// the key settings of its rules), and what the tiers hold under it for the request's header
+// (its Vary match), under its rules' cache policy.
+func (e *Edge) lookup(r *http.Request, rl *ruling) lookupResult {
+	return e.tiers.lookup(e.keyer.Key(r, rl.key), r.Header, rl.pol)
 }
 
 // lookup finds what is stored under key for a request with header h: memory first, then disk

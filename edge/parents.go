@@ -371,12 +371,7 @@ func (e *Edge) viaParents(r *http.Request) bool {
 	if e.parents == nil {
 		return false
 	}
-	for i := range e.rules {
-		if e.rules[i].Parent != nil && strings.HasPrefix(r.URL.Path, e.rules[i].PathPrefix) {
-			return *e.rules[i].Parent
-		}
-	}
-	return true
+	return e.rulingFor(r).parent
 }
 
 // send sends r upstream with the extra header fields: to the parent owning its key when its
@@ -412,7 +407,7 @@ func (e *Edge) send(ctx context.Context, up *upstream, r *http.Request, cacheabl
 // when no parent could take the request.
 func (e *Edge) sendToParent(ctx context.Context, r *http.Request, cacheable bool, extra http.Header) (resp *http.Response, err error, done bool) {
 	resend := r.Method == http.MethodGet || r.Method == http.MethodHead
-	for _, p := range e.parents.rank(e.keyer.Key(r)) {
+	for _, p := range e.parents.rank(e.keyOf(r)) {
 		if !p.healthy.Load() {
 			continue
 		}

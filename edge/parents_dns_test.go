@@ -79,7 +79,7 @@ func TestParentsDNS(t *testing.T) {
 		out := map[string]string{}
 		for _, path := range keys {
 			r, _ := http.NewRequest(http.MethodGet, "http://"+host+path, nil)
-			out[path] = child.parents.rank(child.keyer.Key(r))[0].id
+			out[path] = child.parents.rank(child.keyOf(r))[0].id
 		}
 		return out
 	}

@@ -132,7 +132,7 @@ func newChild(t *testing.T, name, origin string, change func(*Config), shields .
 func owner(t *testing.T, child *Edge, host, path string, shields ...*shieldNode) *shieldNode {
 	t.Helper()
 	r, _ := http.NewRequest(http.MethodGet, "http://"+host+path, nil)
-	first := child.parents.rank(child.keyer.Key(r))[0]
+	first := child.parents.rank(child.keyOf(r))[0]
 	for _, s := range shields {
 		if s.URL == first.id {
 			return s

@@ -9,11 +9,11 @@ import (
 // passReason is the third phase of the request flow: why a request goes to the origin as it
 // is, without the cache answering it — as a Cache-Status forward reason (RFC 9211 §2.2) — or
 // "" when the cache may answer it.
-func passReason(r *http.Request, rule *Rule) string {
+func passReason(r *http.Request, rl *ruling) string {
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		return cachestatus.FwdMethod
-	case rule != nil && rule.Bypass:
+	case rl.bypass:
 		return cachestatus.FwdBypass
 	case field(r.Header, "If-Match") != "" || field(r.Header, "If-Unmodified-Since") != "":
 		// Preconditions a cache must not evaluate for the origin (RFC 9111 §4.3.2).

@@ -10,36 +10,17 @@ import (
 	"github.com/reelvideo/reel/edge/policy"
 )
 
-// routes is the routing part of a validated configuration: which rule applies to a request
-// and which origin it goes to. One matcher (the rules, longest path prefix first) chooses
-// both, the origin being one of a rule's actions (Rule.Origin) with the Host as the fallback:
-// when the rules learn to match more (hosts, globs, methods), the origin choice follows.
+// routes is the routing part of a validated configuration: the rules (resolve.go chooses
+// which apply to a request and what they say) and the origins they and the Host choose from.
 type routes struct {
-	rules  []Rule         // longest PathPrefix first
+	rules  *ruleResolver
 	byHost map[string]int // index in the origins of each Origin.Host ("*": any host)
 	byName map[string]int // index in the origins of each Origin.Name
-	// owner[i] is the index in rules of the rule whose Origin rules[i] goes by: itself, or
-	// the next shorter matching rule naming one; -1 when none does (the Host chooses).
-	owner []int
 }
 
-// choice is where a request goes.
-type choice struct {
-	rule   int    // index in routes.rules of the most specific matching rule; -1: none
-	origin int    // index in the origins; -1: none is configured for the request
-	strip  string // the path prefix the origin is not sent ("": the whole path)
-}
-
-// newRoutes orders the rules of a validated configuration and indexes its origins.
-func newRoutes(origins []Origin, rules []Rule) routes {
-	rt := routes{rules: append([]Rule(nil), rules...), byHost: map[string]int{}, byName: map[string]int{}}
-	// Longest prefix first, so the first match is the most specific rule (stable: validated
-	// prefixes are distinct anyway).
-	for i := 1; i < len(rt.rules); i++ {
-		for j := i; j > 0 && len(rt.rules[j].PathPrefix) > len(rt.rules[j-1].PathPrefix); j-- {
-			rt.rules[j], rt.rules[j-1] = rt.rules[j-1], rt.rules[j]
-		}
-	}
+// newRoutes indexes the origins of a validated configuration and compiles its rules.
+func newRoutes(origins []Origin, rs []Rule, keyer *cachekey.Keyer, pol policy.Options) (routes, error) {
+	rt := routes{byHost: map[string]int{}, byName: map[string]int{}}
 	for i, o := range origins {
 		if o.Host != "" {
 			rt.byHost[o.Host] = i
@@ -48,47 +29,24 @@ func newRoutes(origins []Origin, rules []Rule) routes {
 			rt.byName[o.Name] = i
 		}
 	}
-	rt.owner = make([]int, len(rt.rules))
-	for i := range rt.rules {
-		rt.owner[i] = -1
-		// The shorter rules that match every path rules[i] matches come after it.
-		for j := i; j < len(rt.rules); j++ {
-			if rt.rules[j].Origin != "" && strings.HasPrefix(rt.rules[i].PathPrefix, rt.rules[j].PathPrefix) {
-				rt.owner[i] = j
-				break
-			}
-		}
-	}
-	return rt
+	var err error
+	rt.rules, err = newRuleResolver(rs, rt.byName, keyer, pol)
+	return rt, err
 }
 
-// choose routes a request for path at host (lower case, without port or trailing dot): the
-// most specific rule whose prefix the path starts with; the origin named by it or by the next
-// shorter matching rule naming one, with that rule's prefix to strip if it says so; else the
-// origin of the exact host; else the "*" origin.
-func (rt *routes) choose(host, path string) choice {
-	c := choice{rule: -1, origin: -1}
-	for i := range rt.rules {
-		if strings.HasPrefix(path, rt.rules[i].PathPrefix) {
-			c.rule = i
-			break
-		}
-	}
-	if c.rule >= 0 {
-		if o := rt.owner[c.rule]; o >= 0 {
-			c.origin = rt.byName[rt.rules[o].Origin]
-			if rt.rules[o].StripPrefix {
-				c.strip = rt.rules[o].PathPrefix
-			}
-			return c
-		}
+// originFor is the origin a request for host goes to under rl: the one its rules name, else
+// the exact host's, else the "*" one; -1 when none is configured.
+func (rt *routes) originFor(host string, rl *ruling) int {
+	if rl.origin >= 0 {
+		return rl.origin
 	}
 	if i, ok := rt.byHost[host]; ok {
-		c.origin = i
-	} else if i, ok := rt.byHost["*"]; ok {
-		c.origin = i
+		return i
 	}
-	return c
+	if i, ok := rt.byHost["*"]; ok {
+		return i
+	}
+	return -1
 }
 
 // requestHost is r's host as routes.choose wants it.
@@ -100,21 +58,41 @@ func requestHost(r *http.Request) string {
 	return strings.TrimSuffix(host, ".")
 }
 
-// route picks the origin and the rule for a request (nil when none): its upstream strips the
-// prefix its rule says (upstream.strip).
-func (e *Edge) route(r *http.Request) (*upstream, *Rule) {
-	c := e.routes.choose(requestHost(r), routePath(r))
-	var up *upstream
-	if c.origin >= 0 {
-		up = e.upstreams[c.origin]
-		if c.strip != "" {
-			up = e.stripping[stripKey{c.origin, c.strip}]
+// route picks the origin and the rules' settings for a request: its upstream strips the prefix
+// its rules say (upstream.strip); nil when no origin is configured for it.
+func (e *Edge) route(r *http.Request) (*upstream, *ruling) {
+	host := requestHost(r)
+	rl := e.routes.rules.forRequest(host, routePath(r), r.Method, r.Header)
+	i := e.routes.originFor(host, rl)
+	if i < 0 {
+		return nil, rl
+	}
+	if rl.strip != "" {
+		return e.stripping[stripKey{i, rl.strip}], rl
+	}
+	return e.upstreams[i], rl
+}
+
+// rulingFor is what the rules say about r, for the phases that have r but not route's answer
+// (the shield tier's choice, the query forwarded): the same cached answer route had.
+func (e *Edge) rulingFor(r *http.Request) *ruling {
+	return e.routes.rules.forRequest(requestHost(r), routePath(r), r.Method, r.Header)
+}
+
+// rulingForURL is what the rules that look at the URL alone say about u (absolute): enough for
+// its cache key, which only such rules set (purges, invalidations, live prefetch).
+func (e *Edge) rulingForURL(u *url.URL) *ruling {
+	host := strings.ToLower(u.Host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	p := u.Path
+	if strings.Contains(p, "/.") {
+		if d, err := url.PathUnescape(cachekey.NormalizePath(u.EscapedPath())); err == nil {
+			p = d
 		}
 	}
-	if c.rule < 0 {
-		return up, nil
-	}
-	return up, &e.routes.rules[c.rule]
+	return e.routes.rules.forURL(strings.TrimSuffix(host, "."), p)
 }
 
 // stripKey names an origin's upstream that strips a prefix.
@@ -164,11 +142,10 @@ func routePath(r *http.Request) string {
 	return p
 }
 
-// policyFor is the cache policy for requests matching rule.
-func (e *Edge) policyFor(rule *Rule) policy.Options {
-	p := e.pol
-	if rule != nil && rule.TTL > 0 {
-		p.TTL = rule.TTL
-	}
-	return p
+// keyOf is r's cache key, under the key settings of its rules.
+func (e *Edge) keyOf(r *http.Request) string { return e.keyer.Key(r, e.rulingFor(r).key) }
+
+// keyOfURL is the cache key of a request for u (absolute) with header h (nil: none).
+func (e *Edge) keyOfURL(u *url.URL, h http.Header) string {
+	return e.keyer.KeyURL(u, h, e.rulingForURL(u).key)
 }

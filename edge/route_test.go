@@ -2,7 +2,35 @@ package edge
 
 import (
 	"testing"
+
+	"github.com/reelvideo/reel/edge/cachekey"
 )
+
+// choice is what routes says about a GET for path at host: the most specific rule (its index
+// in the configuration, -1: none), the origin (-1: none) and the prefix stripped.
+type choice struct {
+	rule, origin int
+	strip        string
+}
+
+func (rt *routes) choose(host, path string) choice {
+	rl := rt.rules.forRequest(host, path, "GET", nil)
+	return choice{rule: rl.first, origin: rt.originFor(host, rl), strip: rl.strip}
+}
+
+// mustRoutes compiles the routes of a validated cfg.
+func mustRoutes(t *testing.T, cfg Config) routes {
+	t.Helper()
+	keyer, err := cachekey.New(cfg.Cache.DropParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := newRoutes(cfg.Origins, cfg.Rules, keyer, policyOptions(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
 
 // TestRouteChoice: the origin and rule of a request, in the order samples/edge.yaml documents:
 // the most specific (longest) matching path prefix is the rule; the origin is the one that
@@ -17,7 +45,7 @@ func TestRouteChoice(t *testing.T) {
 		{Name: "live", Host: "live.example.com", URL: "http://127.0.0.1:4"}, // 3: rules and a host
 	}
 	cfg.Rules = []Rule{
-		{PathPrefix: "/api/", Bypass: true},                        // no origin: the Host's
+		{PathPrefix: "/api/", Bypass: ptr(true)},                   // no origin: the Host's
 		{PathPrefix: "/vod/special/", TTL: 1},                      // inherits /vod/'s origin and strip
 		{PathPrefix: "/vod/", Origin: "vod", StripPrefix: true},    //
 		{PathPrefix: "/live/", Origin: "live"},                     // the whole path
@@ -28,7 +56,7 @@ func TestRouteChoice(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	rt := newRoutes(cfg.Origins, cfg.Rules)
+	rt := mustRoutes(t, cfg)
 	tests := []struct {
 		host, path string
 		rule       string // the chosen rule's prefix, "" for none
@@ -59,7 +87,7 @@ func TestRouteChoice(t *testing.T) {
 		c := rt.choose(tc.host, tc.path)
 		rule := ""
 		if c.rule >= 0 {
-			rule = rt.rules[c.rule].PathPrefix
+			rule = cfg.Rules[c.rule].PathPrefix
 		}
 		if rule != tc.rule || c.origin != tc.origin || c.strip != tc.strip {
 			t.Errorf("%s%s: rule %q origin %d strip %q; want rule %q origin %d strip %q",
@@ -70,7 +98,7 @@ func TestRouteChoice(t *testing.T) {
 	// Without a "*" origin, a request no rule or host claims has none (the edge answers 421).
 	cfg.Origins = cfg.Origins[1:]
 	cfg.Origins[1].Name, cfg.Origins[2].Name = "vod", "live"
-	rt = newRoutes(cfg.Origins, cfg.Rules)
+	rt = mustRoutes(t, cfg)
 	if c := rt.choose("other.example", "/other"); c.origin != -1 {
 		t.Errorf("no origin for other.example/other, got %d", c.origin)
 	}
@@ -96,3 +124,5 @@ func TestOriginPath(t *testing.T) {
 		t.Errorf("without strip: %q", got)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

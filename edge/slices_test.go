@@ -869,7 +869,7 @@ func TestSliceThreshold(t *testing.T) {
 				t.Fatalf("cold GET: %d, %d bytes", r.status, len(r.body))
 			}
 			settle(e)
-			key := e.keyer.Key(httptest.NewRequest("GET", srv.URL+"/t", nil))
+			key := e.keyOf(httptest.NewRequest("GET", srv.URL+"/t", nil))
 			whole := false
 			if entry, ok := e.tiers.mem.Lookup(key); ok {
 				whole = entry.Variants[""] != nil

@@ -55,7 +55,7 @@ func sendChunked(w http.ResponseWriter, sent *atomic.Int64, data []byte) {
 }
 
 func keyOf(e *Edge, url string) string {
-	return e.keyer.Key(httptest.NewRequest("GET", url, nil))
+	return e.keyOf(httptest.NewRequest("GET", url, nil))
 }
 
 // TestUnknownLengthSliced: a 200 without Content-Length (chunked) that has a strong ETag and

@@ -57,11 +57,11 @@ var errTokenMissing = errors.New("token missing")
 // 403 with ("" lets the request go on), and the token to carry into a manifest's URIs: a valid
 // token that came in the query (tokenrespond.go), "" otherwise — the path form needs no
 // carrying (relative URIs resolve under it), nor the cookie (the browser sends it again).
-func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string, string) {
+func (e *Edge) checkToken(r *http.Request, rl *ruling) (*ruling, string, string) {
 	g := e.tokens
 	tok, inPath, ok := g.takeFromPath(r.URL)
 	if inPath {
-		_, rule = e.route(r)
+		_, rl = e.route(r)
 	}
 	q := g.takeFromQuery(r.URL)
 	if tok == "" {
@@ -75,15 +75,15 @@ func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string, string) {
 	switch {
 	case !ok:
 		err = token.ErrMalformed // a path form whose path can't be told
-	case !e.tokenRequired(r.URL.Path, rule):
+	case !e.tokenRequired(rl):
 		// Not needed here, but a valid query token is still carried on: the manifest's
 		// segments may need it (a rule can leave masters open and protect the media).
 		if fromQuery {
 			if _, err := token.Verify(q, cleanPath(r.URL.Path), clientAddr(r), e.now(), g.keys); err == nil {
-				return rule, "", q
+				return rl, "", q
 			}
 		}
-		return rule, "", ""
+		return rl, "", ""
 	case tok == "":
 		err = errTokenMissing
 	default:
@@ -91,9 +91,9 @@ func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string, string) {
 	}
 	if err == nil {
 		if fromQuery {
-			return rule, "", q
+			return rl, "", q
 		}
-		return rule, "", ""
+		return rl, "", ""
 	}
 	refusal := tokenRefusals[0] // malformed, for an error Verify doesn't document
 	for _, t := range tokenRefusals {
@@ -103,19 +103,14 @@ func (e *Edge) checkToken(r *http.Request, rule *Rule) (*Rule, string, string) {
 		}
 	}
 	e.m.tokenRejected.WithLabelValues(refusal.label).Inc()
-	return rule, refusal.reason, ""
+	return rl, refusal.reason, ""
 }
 
-// tokenRequired reports whether path needs a token: the longest rule that says so (rule, the
-// one route matched, or a shorter one), else tokens.require.
-func (e *Edge) tokenRequired(p string, rule *Rule) bool {
-	if rule != nil && rule.Token != "" {
-		return rule.Token == tokenRequired
-	}
-	for i := range e.rules {
-		if e.rules[i].Token != "" && strings.HasPrefix(p, e.rules[i].PathPrefix) {
-			return e.rules[i].Token == tokenRequired
-		}
+// tokenRequired reports whether a request needs a token: as the most specific of its rules
+// that says, else as tokens.require.
+func (e *Edge) tokenRequired(rl *ruling) bool {
+	if rl.token != "" {
+		return rl.token == tokenRequired
 	}
 	return e.tokens.require
 }

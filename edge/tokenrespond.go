@@ -25,7 +25,7 @@ const maxTokenManifest = 16 << 20
 // passes everything through except a 200 manifest, which it holds, and sends with the token
 // added to its URIs (addManifestToken). The stored object stays token-free and shared by all
 // viewers; only this response differs. Requests without a query token never come here.
-func (e *Edge) serveCarryingToken(w http.ResponseWriter, r *http.Request, up *upstream, rule *Rule, tok string) {
+func (e *Edge) serveCarryingToken(w http.ResponseWriter, r *http.Request, up *upstream, rl *ruling, tok string) {
 	mw := &manifestWriter{inner: w, r: r, param: e.tokens.param, tok: tok}
 	if field(r.Header, "If-None-Match") != "" {
 		mw.conditional = unsuffixETags(r.Header, mw.etagSuffix())
@@ -35,7 +35,7 @@ func (e *Edge) serveCarryingToken(w http.ResponseWriter, r *http.Request, up *up
 	// and players fetch manifests whole anyway. A 206 of a manifest is therefore dropped and
 	// the request served again without its Range — once, as the loop bounds.
 	for pass := 0; pass < 2; pass++ {
-		e.serveRouted(mw, r, up, rule)
+		e.serveRouted(mw, r, up, rl)
 		if !mw.wantWhole || pass == 1 {
 			break
 		}

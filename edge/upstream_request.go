@@ -183,7 +183,7 @@ func (e *Edge) upstreamQuery(r *http.Request, cacheable bool) string {
 	if !cacheable {
 		return r.URL.RawQuery
 	}
-	return e.keyer.ForwardQuery(r.URL)
+	return e.keyer.ForwardQuery(r.URL, e.rulingFor(r).key)
 }
 
 // dropUnderscored removes request fields whose names hold '_' unless

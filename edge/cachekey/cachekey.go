@@ -62,13 +62,10 @@ var defaultDrop = []string{"utm_*", "gclid", "fbclid", "msclkid"}
 // utm_*, gclid, fbclid and msclkid.
 func DefaultDropParams() []string { return slices.Clone(defaultDrop) }
 
-// Rule adjusts the key for requests whose normalised path starts with PathPrefix. When several
-// rules match, the longest PathPrefix wins; a rule with an empty PathPrefix matches every path.
+// Rule is how the key treats the query and which request headers it adds, for the requests
+// the caller's rules give it to (the edge: edge/rules, each setting from the most specific
+// matching rule). The zero Rule keys every parameter the drop list keeps, and no header.
 type Rule struct {
-	// PathPrefix is a plain string prefix of the normalised path ("/video" also matches
-	// "/videos/x"; end it with "/" for a directory). It must be empty or start with "/"; it is
-	// normalised like a request path.
-	PathPrefix string
 	// IncludeParams, when not empty, is an allow-list of globs: only matching parameters count,
 	// and the global drop list doesn't apply (listing a parameter here keys it explicitly).
 	IncludeParams []string
@@ -101,12 +98,13 @@ func WithScheme(scheme string) Option {
 
 // Keyer computes cache keys. It is immutable after New and safe for concurrent use.
 type Keyer struct {
-	scheme string // forced scheme, or "" to take it from r.TLS
-	rules  []rule // longest prefix first; the last one has prefix ""
+	scheme string   // forced scheme, or "" to take it from r.TLS
+	drop   []string // the global drop list
+	def    *KeyRule // the zero Rule, compiled
 }
 
-type rule struct {
-	prefix      string
+// KeyRule is a Rule compiled by Keyer.Compile, for one Keyer.
+type KeyRule struct {
 	include     []string // allow-list globs (empty: all)
 	exclude     []string // drop globs: rule's own, plus the global list when include is empty
 	headers     []header
@@ -120,9 +118,8 @@ type header struct {
 }
 
 // New builds a Keyer. dropParams are globs left out of every key; nil means
-// [DefaultDropParams], an empty non-nil slice drops nothing. It reports malformed globs, path
-// prefixes and header names, and duplicate path prefixes.
-func New(dropParams []string, rules []Rule, opts ...Option) (*Keyer, error) {
+// [DefaultDropParams], an empty non-nil slice drops nothing. It reports malformed globs.
+func New(dropParams []string, opts ...Option) (*Keyer, error) {
 	if dropParams == nil {
 		dropParams = defaultDrop
 	}
@@ -130,47 +127,33 @@ func New(dropParams []string, rules []Rule, opts ...Option) (*Keyer, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Keyer{}
+	k := &Keyer{drop: drop}
 	for _, o := range opts {
 		if err := o(k); err != nil {
 			return nil, err
 		}
 	}
-	seen := map[string]bool{}
-	hasDefault := false
-	for i, r := range rules {
-		where := fmt.Sprintf("rule %d (%q)", i, r.PathPrefix)
-		if r.PathPrefix != "" && r.PathPrefix[0] != '/' {
-			return nil, fmt.Errorf("cachekey: %s: path prefix must start with /", where)
-		}
-		cr := rule{ignoreQuery: r.IgnoreQuery, forwardAll: r.ForwardIgnored}
-		if r.PathPrefix != "" {
-			cr.prefix = NormalizePath(r.PathPrefix)
-		}
-		if seen[cr.prefix] {
-			return nil, fmt.Errorf("cachekey: %s: duplicate path prefix", where)
-		}
-		seen[cr.prefix] = true
-		hasDefault = hasDefault || cr.prefix == ""
-		if cr.include, err = compileGlobs(where+" include", r.IncludeParams); err != nil {
-			return nil, err
-		}
-		if cr.exclude, err = compileGlobs(where+" exclude", r.ExcludeParams); err != nil {
-			return nil, err
-		}
-		if len(cr.include) == 0 {
-			cr.exclude = append(cr.exclude, drop...)
-		}
-		if cr.headers, err = compileHeaders(where, r.Headers); err != nil {
-			return nil, err
-		}
-		k.rules = append(k.rules, cr)
-	}
-	if !hasDefault {
-		k.rules = append(k.rules, rule{exclude: drop})
-	}
-	sort.SliceStable(k.rules, func(i, j int) bool { return len(k.rules[i].prefix) > len(k.rules[j].prefix) })
+	k.def, _ = k.Compile(Rule{}) // nothing to get wrong
 	return k, nil
+}
+
+// Compile checks r (globs, header names) and prepares it for Key, KeyURL and ForwardQuery.
+func (k *Keyer) Compile(r Rule) (*KeyRule, error) {
+	cr := &KeyRule{ignoreQuery: r.IgnoreQuery, forwardAll: r.ForwardIgnored}
+	var err error
+	if cr.include, err = compileGlobs("include_params", r.IncludeParams); err != nil {
+		return nil, err
+	}
+	if cr.exclude, err = compileGlobs("exclude_params", r.ExcludeParams); err != nil {
+		return nil, err
+	}
+	if len(cr.include) == 0 {
+		cr.exclude = append(cr.exclude, k.drop...)
+	}
+	if cr.headers, err = compileHeaders("key_headers", r.Headers); err != nil {
+		return nil, err
+	}
+	return cr, nil
 }
 
 func compileGlobs(where string, globs []string) ([]string, error) {
@@ -217,10 +200,11 @@ func compileHeaders(where string, names []string) ([]header, error) {
 	return hs, nil
 }
 
-// Key returns the cache key of r (see the package documentation). The scheme comes from r.TLS
-// (or WithScheme), the host from r.Host (or r.URL.Host when empty), path and query from r.URL,
-// header values from r.Header. It never fails and never panics.
-func (k *Keyer) Key(r *http.Request) string {
+// Key returns the cache key of r under rule (nil: the zero Rule; see the package
+// documentation). The scheme comes from r.TLS (or WithScheme), the host from r.Host (or
+// r.URL.Host when empty), path and query from r.URL, header values from r.Header. It never
+// fails and never panics.
+func (k *Keyer) Key(r *http.Request, rule *KeyRule) string {
 	scheme := k.scheme
 	if scheme == "" {
 		scheme = "http"
@@ -232,14 +216,14 @@ func (k *Keyer) Key(r *http.Request) string {
 	if host == "" && r.URL != nil {
 		host = r.URL.Host
 	}
-	return k.key(scheme, host, r.URL, r.Header)
+	return k.key(scheme, host, r.URL, r.Header, rule)
 }
 
-// KeyURL returns the key of a request for u (non-nil) with header h (which may be nil), for
-// callers that hold a URL rather than a request: purge by URL, invalidation of Location and
-// Content-Location (RFC 9111 §4.4). The scheme is u.Scheme ("http" when empty) unless
-// WithScheme forces one; u must be absolute for the host to count.
-func (k *Keyer) KeyURL(u *url.URL, h http.Header) string {
+// KeyURL returns the key of a request for u (non-nil) with header h (which may be nil) under
+// rule (nil: the zero Rule), for callers that hold a URL rather than a request: purge by URL,
+// invalidation of Location and Content-Location (RFC 9111 §4.4). The scheme is u.Scheme
+// ("http" when empty) unless WithScheme forces one; u must be absolute for the host to count.
+func (k *Keyer) KeyURL(u *url.URL, h http.Header, rule *KeyRule) string {
 	scheme := k.scheme
 	if scheme == "" {
 		scheme = strings.ToLower(u.Scheme)
@@ -247,7 +231,7 @@ func (k *Keyer) KeyURL(u *url.URL, h http.Header) string {
 			scheme = "http"
 		}
 	}
-	return k.key(scheme, u.Host, u, h)
+	return k.key(scheme, u.Host, u, h, rule)
 }
 
 // scratch holds the buffers one key computation needs; pooled so Key allocates only its result.
@@ -275,7 +259,10 @@ func (s *scratch) Less(i, j int) bool {
 	return bytes.Compare(s.tmp[a.start:a.eq], s.tmp[b.start:b.eq]) < 0
 }
 
-func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
+func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header, ru *KeyRule) string {
+	if ru == nil {
+		ru = k.def
+	}
 	s := pool.Get().(*scratch)
 	out := s.out[:0]
 
@@ -294,7 +281,6 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 	if u != nil {
 		p, rawQuery = escapedPath(u), u.RawQuery
 	}
-	pathStart := len(out)
 	if p == "" {
 		p = "/" // RFC 9110 §4.2.3
 	} else if p[0] != '/' {
@@ -304,8 +290,6 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header) string {
 	}
 	s.tmp = appendPercentNormalized(s.tmp[:0], p, &pathRaw)
 	out = appendRemoveDotSegments(out, s.tmp)
-
-	ru := k.match(out[pathStart:])
 
 	if !ru.ignoreQuery && rawQuery != "" {
 		s.tmp = s.tmp[:0]
@@ -417,36 +401,27 @@ func unescapesTo(raw, path string) bool {
 	return j == len(path)
 }
 
-// match returns the rule with the longest prefix of the normalised path.
-func (k *Keyer) match(path []byte) *rule {
-	for i := range k.rules {
-		if p := k.rules[i].prefix; len(path) >= len(p) && string(path[:len(p)]) == p {
-			return &k.rules[i]
-		}
-	}
-	return &k.rules[len(k.rules)-1] // unreachable: the last rule has prefix ""
-}
-
 // keepsSegment reports whether the query segment seg, whose raw name is name, counts in the
 // key. Some origins also split the query on ';', so "utm_x=1;callback=evil" would hide a real
 // parameter inside a dropped one (parameter cloaking): a segment holding ';' is always keyed.
-func (ru *rule) keepsSegment(s *scratch, seg, name string) bool {
+func (ru *KeyRule) keepsSegment(s *scratch, seg, name string) bool {
 	return ru.keeps(s, name) || strings.IndexByte(seg, ';') >= 0
 }
 
-// ForwardQuery returns the raw query to send upstream for a request for u: the parameters
-// the key holds, byte for byte and in their order (empty segments removed), or the whole
-// query when the matching rule forwards ignored parameters. What the key ignores must not
-// reach an origin that could reflect it into the shared response (`?utm_source=<script>`).
-func (k *Keyer) ForwardQuery(u *url.URL) string {
+// ForwardQuery returns the raw query to send upstream for a request for u under rule (nil:
+// the zero Rule): the parameters the key holds, byte for byte and in their order (empty
+// segments removed), or the whole query when the rule forwards ignored parameters. What the
+// key ignores must not reach an origin that could reflect it into the shared response
+// (`?utm_source=<script>`).
+func (k *Keyer) ForwardQuery(u *url.URL, ru *KeyRule) string {
 	if u == nil || u.RawQuery == "" {
 		return ""
 	}
+	if ru == nil {
+		ru = k.def
+	}
 	s := pool.Get().(*scratch)
 	defer s.release()
-	s.tmp = appendPercentNormalized(s.tmp[:0], escapedPath(u), &pathRaw)
-	s.out = appendRemoveDotSegments(s.out[:0], s.tmp)
-	ru := k.match(s.out)
 	switch {
 	case ru.forwardAll:
 		return u.RawQuery
@@ -474,7 +449,7 @@ func (k *Keyer) ForwardQuery(u *url.URL) string {
 }
 
 // keeps reports whether the parameter with the raw (still encoded) name counts in the key.
-func (ru *rule) keeps(s *scratch, raw string) bool {
+func (ru *KeyRule) keeps(s *scratch, raw string) bool {
 	if len(ru.include) == 0 && len(ru.exclude) == 0 {
 		return true
 	}

@@ -49,9 +49,64 @@ func rawReq(host, escapedPath, rawQuery string, h http.Header) *http.Request {
 	return &http.Request{Method: "GET", Host: host, URL: u, Header: h}
 }
 
-func mustNew(t testing.TB, drop []string, rules []Rule, opts ...Option) *Keyer {
+// prefixRule is a Rule for the paths starting with PathPrefix: the tests choose rules by path
+// the simple way the edge did before its rules learnt more (the edge's matcher is edge/rules).
+type prefixRule struct {
+	PathPrefix                            string
+	IncludeParams, ExcludeParams, Headers []string
+	IgnoreQuery, ForwardIgnored           bool
+}
+
+// prefixKeyer is a Keyer with rules chosen by the longest prefix of the normalised path.
+type prefixKeyer struct {
+	*Keyer
+	prefixes []string
+	rules    []*KeyRule
+}
+
+func newPrefixKeyer(drop []string, rules []prefixRule, opts ...Option) (*prefixKeyer, error) {
+	k, err := New(drop, opts...)
+	if err != nil {
+		return nil, err
+	}
+	pk := &prefixKeyer{Keyer: k}
+	for _, r := range rules {
+		c, err := k.Compile(Rule{IncludeParams: r.IncludeParams, ExcludeParams: r.ExcludeParams, Headers: r.Headers,
+			IgnoreQuery: r.IgnoreQuery, ForwardIgnored: r.ForwardIgnored})
+		if err != nil {
+			return nil, err
+		}
+		pk.prefixes = append(pk.prefixes, NormalizePath(r.PathPrefix))
+		pk.rules = append(pk.rules, c)
+	}
+	return pk, nil
+}
+
+func (k *prefixKeyer) rule(u *url.URL) *KeyRule {
+	p, best := "", -1
+	if u != nil {
+		p = NormalizePath(u.EscapedPath())
+	}
+	for i, pre := range k.prefixes {
+		if strings.HasPrefix(p, pre) && (best < 0 || len(pre) > len(k.prefixes[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	return k.rules[best]
+}
+
+func (k *prefixKeyer) Key(r *http.Request) string { return k.Keyer.Key(r, k.rule(r.URL)) }
+func (k *prefixKeyer) KeyURL(u *url.URL, h http.Header) string {
+	return k.Keyer.KeyURL(u, h, k.rule(u))
+}
+func (k *prefixKeyer) ForwardQuery(u *url.URL) string { return k.Keyer.ForwardQuery(u, k.rule(u)) }
+
+func mustNew(t testing.TB, drop []string, rules []prefixRule, opts ...Option) *prefixKeyer {
 	t.Helper()
-	k, err := New(drop, rules, opts...)
+	k, err := newPrefixKeyer(drop, rules, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +175,7 @@ func TestKeyExact(t *testing.T) {
 // TestKeyDistinct lists pairs that must not share a key: different resources for an origin,
 // or separator tricks.
 func TestKeyDistinct(t *testing.T) {
-	k := mustNew(t, nil, []Rule{{PathPrefix: "/h/", Headers: []string{"Accept-Language", "X-Variant"}}})
+	k := mustNew(t, nil, []prefixRule{{PathPrefix: "/h/", Headers: []string{"Accept-Language", "X-Variant"}}})
 	hdr := func(kv ...string) http.Header {
 		h := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -201,7 +256,7 @@ func TestKeyQueryOrder(t *testing.T) {
 // TestForwardQuery: what goes upstream is what the key holds, byte for byte and in order, so a
 // parameter the key ignores can't be reflected into the entry other clients get (item 6).
 func TestForwardQuery(t *testing.T) {
-	k := mustNew(t, nil, []Rule{
+	k := mustNew(t, nil, []prefixRule{
 		{PathPrefix: "/api/", IncludeParams: []string{"id"}},
 		{PathPrefix: "/raw/", IgnoreQuery: true},
 		{PathPrefix: "/track/", ForwardIgnored: true},
@@ -244,13 +299,13 @@ func TestScheme(t *testing.T) {
 	if got := forced.Key(plain); got != "https://h/" {
 		t.Errorf("WithScheme(https): Key = %q", got)
 	}
-	if _, err := New(nil, nil, WithScheme("ftp")); err == nil {
+	if _, err := New(nil, WithScheme("ftp")); err == nil {
 		t.Error("WithScheme(ftp): no error")
 	}
 }
 
 func TestRules(t *testing.T) {
-	k := mustNew(t, []string{"session", "utm_*"}, []Rule{
+	k := mustNew(t, []string{"session", "utm_*"}, []prefixRule{
 		{PathPrefix: "/api/", IncludeParams: []string{"id", "v?", "utm_source"}, ExcludeParams: []string{"v2"}},
 		{PathPrefix: "/api/raw/", IgnoreQuery: true},
 		{PathPrefix: "/img/", ExcludeParams: []string{"w*", `lit\*`}, Headers: []string{"DPR", "accept", "Accept"}},
@@ -290,7 +345,7 @@ func TestDropLists(t *testing.T) {
 		t.Errorf("empty drop list: %q, want %q", got, want)
 	}
 	// A root rule replaces the implicit default rule but still gets the global drops.
-	k := mustNew(t, nil, []Rule{{PathPrefix: "", Headers: []string{"X-A"}}})
+	k := mustNew(t, nil, []prefixRule{{PathPrefix: "", Headers: []string{"X-A"}}})
 	if got, want := k.Key(r), "http://h/?a=3 x-a="; got != want {
 		t.Errorf("root rule: %q, want %q", got, want)
 	}
@@ -307,19 +362,17 @@ func TestNewErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		drop  []string
-		rules []Rule
+		rules []prefixRule
 	}{
 		{"empty glob", []string{""}, nil},
 		{"trailing backslash", []string{`a\`}, nil},
-		{"bad include", nil, []Rule{{PathPrefix: "/a", IncludeParams: []string{""}}}},
-		{"bad exclude", nil, []Rule{{PathPrefix: "/a", ExcludeParams: []string{`x\`}}}},
-		{"relative prefix", nil, []Rule{{PathPrefix: "a/"}}},
-		{"duplicate prefix", nil, []Rule{{PathPrefix: "/a/"}, {PathPrefix: "/%61/"}}},
-		{"bad header name", nil, []Rule{{Headers: []string{"Bad Header"}}}},
-		{"empty header name", nil, []Rule{{Headers: []string{""}}}},
-		{"host header", nil, []Rule{{Headers: []string{"host"}}}},
+		{"bad include", nil, []prefixRule{{PathPrefix: "/a", IncludeParams: []string{""}}}},
+		{"bad exclude", nil, []prefixRule{{PathPrefix: "/a", ExcludeParams: []string{`x\`}}}},
+		{"bad header name", nil, []prefixRule{{Headers: []string{"Bad Header"}}}},
+		{"empty header name", nil, []prefixRule{{Headers: []string{""}}}},
+		{"host header", nil, []prefixRule{{Headers: []string{"host"}}}},
 	} {
-		if _, err := New(tc.drop, tc.rules); err == nil {
+		if _, err := newPrefixKeyer(tc.drop, tc.rules); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
@@ -382,7 +435,7 @@ func TestNormalizePath(t *testing.T) {
 }
 
 func TestKeyURL(t *testing.T) {
-	k := mustNew(t, nil, []Rule{{PathPrefix: "/v/", Headers: []string{"X-A"}}})
+	k := mustNew(t, nil, []prefixRule{{PathPrefix: "/v/", Headers: []string{"X-A"}}})
 	u, _ := url.Parse("HTTPS://Example.com:443/v/%7Ea?b=1&a=2&utm_x=1")
 	h := http.Header{"X-A": {"1"}}
 	r := serverReq(t, true, "/v/~a?a=2&b=1", "example.com", "X-A: 1")
@@ -395,7 +448,7 @@ func TestKeyURL(t *testing.T) {
 }
 
 func TestKeyNilURLAndOddFields(t *testing.T) {
-	k := mustNew(t, nil, []Rule{{Headers: []string{"X-A"}}})
+	k := mustNew(t, nil, []prefixRule{{Headers: []string{"X-A"}}})
 	r := &http.Request{Host: "H"}
 	if got := k.Key(r); got != "http://h/ x-a=" {
 		t.Errorf("nil URL: %q", got)
@@ -410,10 +463,11 @@ func TestKeyAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
-	k := mustNew(t, nil, []Rule{{PathPrefix: "/img/", Headers: []string{"Accept"}}})
+	k := mustNew(t, nil, []prefixRule{{PathPrefix: "/img/", Headers: []string{"Accept"}}})
 	for _, target := range []string{"/video/720p/seg-00042.m4s", "/a/./b/%7e/../c?z=1&utm_source=x&b=%2f&a=1", "/img/x.png?w=1"} {
 		r := serverReq(t, false, target, "Example.com:80", "Accept: image/webp")
-		if n := testing.AllocsPerRun(200, func() { _ = k.Key(r) }); n > 1 {
+		rule := k.rule(r.URL) // the edge's rules choose it once per request
+		if n := testing.AllocsPerRun(200, func() { _ = k.Keyer.Key(r, rule) }); n > 1 {
 			t.Errorf("Key(%q): %v allocations, want ≤ 1", target, n)
 		}
 	}
@@ -467,7 +521,7 @@ func FuzzKey(f *testing.F) {
 	f.Add("[::1]:443", "/é", "q=%zz&&=&", "%zz", "%25zz", uint64(3))
 	f.Add("h", "", "utm_source=1&gclid=2", "a+b", "a%20b", uint64(4))
 	f.Add("h.", "*", "a=b=c", "b=c", "b%3Dc", uint64(5))
-	k := mustNew(f, nil, []Rule{{PathPrefix: "/a/", Headers: []string{"X-A"}}})
+	k := mustNew(f, nil, []prefixRule{{PathPrefix: "/a/", Headers: []string{"X-A"}}})
 	f.Fuzz(func(t *testing.T, host, path, query, v, w string, seed uint64) {
 		h := http.Header{"X-A": {v, w}}
 		base := k.Key(rawReq(host, path, query, h))
@@ -521,7 +575,7 @@ func shuffleNames(params []string, rng *rand.Rand) []string {
 }
 
 func BenchmarkKey(b *testing.B) {
-	k := mustNew(b, nil, []Rule{
+	k := mustNew(b, nil, []prefixRule{
 		{PathPrefix: "/live/", IgnoreQuery: true},
 		{PathPrefix: "/img/", Headers: []string{"Accept"}},
 	})
@@ -532,10 +586,11 @@ func BenchmarkKey(b *testing.B) {
 		{"header", "/img/cat.png?w=640"},
 	} {
 		r := serverReq(b, true, bc.target, "Cdn.Example.com:443", "Accept: image/avif,image/webp,*/*")
+		rule := k.rule(r.URL)
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				_ = k.Key(r)
+				_ = k.Keyer.Key(r, rule)
 			}
 		})
 	}
@@ -543,12 +598,12 @@ func BenchmarkKey(b *testing.B) {
 
 // TestSemicolonCloaking: a dropped parameter cannot smuggle another behind a ';'.
 func TestSemicolonCloaking(t *testing.T) {
-	k, err := New(nil, nil)
+	k, err := New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := func(raw string) string {
-		return k.Key(httptest.NewRequest("GET", "http://h"+raw, nil))
+		return k.Key(httptest.NewRequest("GET", "http://h"+raw, nil), nil)
 	}
 	if key("/p?utm_source=x;callback=evil") == key("/p") {
 		t.Fatal("a ';'-cloaked parameter shares the bare URL's key")
