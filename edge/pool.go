@@ -18,7 +18,8 @@ import (
 // An origin pool (Origin.URLs): several members serving the same content. Each request goes
 // to one available member, chosen at random by weight; a GET or HEAD that fails on one —
 // connect error, reset, first-byte timeout, 5xx — before anything of it reached the client
-// is retried on another, within the pool's retry budget. Members are judged by their
+// is retried on another, within the pool's retry budget; a body that breaks off continues from
+// another member when they share its strong ETag (poolresume.go). Members are judged by their
 // requests (health.go) and, when configured, by probes.
 
 // poolMember is one URL of a pool, with its own connections.
@@ -173,6 +174,7 @@ func (e *Edge) sendPool(ctx context.Context, up *upstream, r *http.Request, cach
 		why := memberFailure(resp, err)
 		if why == nil {
 			m.h.passed()
+			e.resumable(ctx, up, r, cacheable, extra, m, resp) // poolresume.go
 			return resp, nil
 		}
 		m.h.failed(why, p.now())

@@ -406,7 +406,9 @@ func TestPoolServerErrors(t *testing.T) {
 	slow := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-hang })
 	t.Cleanup(func() { close(hang) }) // before slow closes (cleanups run last first)
 	_, srv2 := newEdge(t, good.URL, func(c *Config) {
-		c.Limits.OriginFirstByteTimeout = 200 * time.Millisecond
+		// Long enough for the good member's answer under load (200 ms was not, once beside
+		// CPU hogs with -race: a 504 from the retry itself).
+		c.Limits.OriginFirstByteTimeout = time.Second
 		c.Origins = []Origin{{Host: "*", URLs: []PoolMember{{URL: slow.URL, Weight: 1_000_000}, {URL: good.URL}}}}
 	})
 	for i := range 3 {
