@@ -299,6 +299,9 @@ func (l *Looper) Run(ctx context.Context) error {
 // first grid line at or after now (anchoredStart).
 func (l *Looper) placeOnEpoch() (uint64, error) {
 	ch, opt := l.ch, l.opt
+	if opt.Loops > 0 {
+		return 0, fmt.Errorf("channel %s: a loop anchored at an epoch plays forever (Loops %d)", ch.Name(), opt.Loops)
+	}
 	now := opt.Clock().Sub(opt.Epoch)
 	if now < 0 {
 		return 0, fmt.Errorf("channel %s: the loop's epoch %s is in the future", ch.Name(), opt.Epoch.Format(time.RFC3339))
