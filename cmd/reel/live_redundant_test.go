@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -208,13 +209,21 @@ rules:
 			t.Fatalf("%s: no player state or mark: %+v", c.name, res.Cases)
 		}
 		p, mark := res.Cases[0].Player, *res.Cases[0].MarkedAt
-		t.Logf("%s: %s; origin %d killed at %s, marked at %.1f s, played to %.1f s in %.1f s, %d frames, %d warnings %q",
-			c.name, p.Library, victim, at, mark, p.Played, res.Cases[0].Seconds, p.Frames, len(p.Warnings), p.Warnings)
+		var atMark playerState // the player's state when it was marked, just before the kill
+		if b, err := os.ReadFile(markFile); err != nil || json.Unmarshal(b, &atMark) != nil {
+			t.Fatalf("%s: mark file: %v", c.name, err)
+		}
+		t.Logf("%s: %s; origin %d killed at %s, marked at %.1f s, played to %.1f s in %.1f s, %d frames (%d after the mark); warnings before the mark %q, after %q",
+			c.name, p.Library, victim, at, mark, p.Played, res.Cases[0].Seconds, p.Frames, p.Frames-atMark.Frames, atMark.Warnings, p.Warnings[len(atMark.Warnings):])
 		if len(p.Errors) > 0 {
 			t.Errorf("%s: player errors after the kill: %q", c.name, p.Errors)
 		}
 		if p.Played < mark+then {
 			t.Errorf("%s: played to %.1f s, want past %.1f s (%.0f s after the kill)", c.name, p.Played, mark+then, then)
+		}
+		// It decoded video after the kill, not only moved its clock (over holes in its buffer).
+		if p.Frames-atMark.Frames < 60 {
+			t.Errorf("%s: %d frames decoded after the kill, want 60 at least", c.name, p.Frames-atMark.Frames)
 		}
 		if i == 0 {
 			// The victim restarts on its folder and port: it continues the anchored timeline.
