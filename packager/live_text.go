@@ -26,7 +26,10 @@ type liveText struct {
 	next int64 // where the next cell starts, ms; -1 before the first cue time is known
 	seen int64 // where the source's samples end so far, ms (ingest)
 	seq  uint32
-	cues []subtitles.Cue // cues that may still show in cells not yet appended, by start
+	// seqByCell numbers fragments by their grid cell instead of counting them (a looped source
+	// anchored at an epoch: redundant sources agree on the bytes).
+	seqByCell bool
+	cues      []subtitles.Cue // cues that may still show in cells not yet appended, by start
 }
 
 func newLiveText(id string, segment time.Duration) *liveText {
@@ -74,6 +77,9 @@ func (lt *liveText) appendUpTo(ch *live.Channel, upTo, last int64) error {
 			}
 		}
 		lt.seq++
+		if lt.seqByCell {
+			lt.seq = uint32(lt.next/lt.grid + 1)
+		}
 		var b bytes.Buffer
 		if err := subtitles.WriteWvttSegment(&b, lt.seq, lt.next, end, in); err != nil {
 			return fmt.Errorf("text track %s: %w", lt.id, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/reelvideo/reel/manifest"
@@ -32,6 +33,15 @@ type LoopOptions struct {
 	// the file shows at t in every loop; one past the loop's end is cut there. Each is a text
 	// track of the channel (live_text.go), clear whatever the channel's encryption.
 	Subtitles []Subtitle
+	// Epoch, when set, places the loop on the wall clock as if it had been playing since Epoch
+	// (the channel's Config.Epoch must be the same): media time zero is Epoch, the loop's
+	// position at any instant is the same whenever the source started, and so are the
+	// fragments' bytes (their sequence numbers come from their media time). Two sources on the
+	// same files and epoch — redundant origins, or a restarted one — publish the same segments
+	// under the same numbers. A fresh track joins at the first segment grid line at or after
+	// now where the video has a keyframe; a track with history continues where it ended,
+	// producing what it missed at once (history older than the DVR window is dropped).
+	Epoch time.Time
 }
 
 // loopTrack is one rendition of the looped ladder with its samples in memory (a few tens of
@@ -46,6 +56,9 @@ type loopTrack struct {
 	next    int    // index of the next sample to send within the current loop
 	loop    uint64 // loops completed
 	seq     uint32
+	// fragUnits is the fragment duration in this track's timescale, when the loop is anchored
+	// at an epoch: a fragment's sequence number comes from its media time (fragSeq).
+	fragUnits uint64
 	// captions are the closed-caption channels found in a video track's SEI (captionScan).
 	captions []string
 }
@@ -204,27 +217,37 @@ func (l *Looper) Close() {
 // long the channel runs.
 func (l *Looper) Run(ctx context.Context) error {
 	ch, opt, frag, tracks := l.ch, l.opt, l.frag, l.tracks
-	// A channel resumed after a restart continues its media timeline where the last run ended
-	// (the players see a discontinuity, not time going back).
-	var resume time.Duration
-	for _, t := range tracks {
-		at := ch.ResumeAt(t.id)
-		resume = max(resume, time.Duration(float64(at)/float64(t.src.timescale)*float64(time.Second)))
+	var start time.Time
+	var first uint64 // the first fragment interval to append
+	if opt.Epoch.IsZero() {
+		// A channel resumed after a restart continues its media timeline where the last run
+		// ended (the players see a discontinuity, not time going back).
+		var resume time.Duration
+		for _, t := range tracks {
+			resume = max(resume, toDuration(ch.ResumeAt(t.id), t.src.timescale))
+		}
+		for _, t := range l.texts {
+			resume = max(resume, time.Duration(ch.ResumeAt(t.id))*time.Millisecond)
+		}
+		for _, t := range tracks {
+			t.base = uint64(resume.Seconds()*float64(t.src.timescale) + 0.5)
+		}
+		for _, t := range l.texts {
+			t.next = l.loopStartMs(0)
+		}
+		start = opt.Clock().Add(-resume)
+		first = uint64(resume / frag)
+	} else {
+		var err error
+		if first, err = l.placeOnEpoch(); err != nil {
+			return err
+		}
+		start = opt.Epoch
 	}
-	for _, t := range l.texts {
-		resume = max(resume, time.Duration(ch.ResumeAt(t.id))*time.Millisecond)
-	}
-	for _, t := range tracks {
-		t.base = uint64(resume.Seconds()*float64(t.src.timescale) + 0.5)
-	}
-	for _, t := range l.texts {
-		t.next = l.loopStartMs(0)
-	}
-	start := opt.Clock().Add(-resume)
 	ch.SetStart(start)
 	opt.Logger.Info("live: looping", "channel", ch.Name(), "inputs", len(opt.Inputs), "tracks", len(tracks),
-		"loop", l.loop.Round(time.Millisecond))
-	for j := uint64(resume/frag) + 1; ; j++ {
+		"loop", l.loop.Round(time.Millisecond), "anchored", !opt.Epoch.IsZero())
+	for j := first + 1; ; j++ {
 		// Part j-1 covers media time [(j-1)·frag, j·frag); it is complete, hence appended, at j·frag.
 		due := start.Add(time.Duration(j) * frag)
 		if err := opt.Sleep(ctx, due.Sub(opt.Clock())); err != nil {
@@ -268,6 +291,140 @@ func (l *Looper) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// placeOnEpoch places every track on the loop anchored at opt.Epoch and returns the first
+// fragment interval to append: a track with history continues where its log ends (the
+// intervals since are appended at once, as fast as they are made), a new one starts at the
+// first grid line at or after now (anchoredStart).
+func (l *Looper) placeOnEpoch() (uint64, error) {
+	ch, opt := l.ch, l.opt
+	if opt.Loops > 0 {
+		return 0, fmt.Errorf("channel %s: a loop anchored at an epoch plays forever (Loops %d)", ch.Name(), opt.Loops)
+	}
+	now := opt.Clock().Sub(opt.Epoch)
+	if now < 0 {
+		return 0, fmt.Errorf("channel %s: the loop's epoch %s is in the future", ch.Name(), opt.Epoch.Format(time.RFC3339))
+	}
+	x := l.anchoredStart(now)
+	from := x
+	// resumeAt is where a track with history continues (ok), or nothing when it has none, or
+	// none recent enough to catch up with (then forgotten).
+	resumeAt := func(id string, at time.Duration) (time.Duration, bool) {
+		if at == 0 {
+			return 0, false
+		}
+		if now-at > ch.DVR() {
+			ch.Forget(id)
+			return 0, false
+		}
+		return at, true
+	}
+	for _, t := range l.tracks {
+		t.fragUnits = max(1, uint64(l.frag.Seconds()*float64(t.src.timescale)+0.5))
+		pos := units(x, t.src.timescale)
+		if _, ok := resumeAt(t.id, toDuration(ch.ResumeAt(t.id), t.src.timescale)); ok {
+			pos = ch.ResumeAt(t.id)
+		}
+		t.loop, t.next = t.seek(pos)
+		from = min(from, toDuration(pos, t.src.timescale))
+	}
+	ref := l.tracks[0]
+	for _, t := range l.texts {
+		t.seqByCell = true
+		t.next = x.Milliseconds()
+		if at, ok := resumeAt(t.id, time.Duration(ch.ResumeAt(t.id))*time.Millisecond); ok {
+			t.next = at.Milliseconds()
+		}
+		from = min(from, time.Duration(t.next)*time.Millisecond)
+		// Cues are added from the loop that t.next is in.
+		k := units(time.Duration(t.next)*time.Millisecond, ref.src.timescale) / ref.period
+		for k > 0 && l.loopStartMs(k) > t.next {
+			k--
+		}
+		for l.loopStartMs(k+1) <= t.next {
+			k++
+		}
+		t.loops = k
+	}
+	return uint64(from / l.frag), nil
+}
+
+// anchoredStart is where a fresh track joins the anchored loop: the first line at or after
+// now of both the segment grid and the fragment grid (where a long-running source's segment
+// starts) at which every video track has a keyframe. A ladder whose keyframes never fall on
+// the grid (a loop whose length is not a multiple of the segment duration, say) starts at the
+// first grid line, with a warning: its first segments may differ from a redundant
+// instance's.
+func (l *Looper) anchoredStart(now time.Duration) time.Duration {
+	step := lcm(l.ch.SegmentDuration(), l.frag)
+	first := (now + step - 1) / step * step
+	for i := range time.Duration(4096) {
+		x := first + i*step
+		ok := true
+		for _, t := range l.tracks {
+			if t.src.kind != manifest.Video {
+				continue
+			}
+			pos := units(x, t.src.timescale)
+			k, n := t.seek(pos)
+			ok = ok && t.samples[n].sync && k*t.period+t.samples[n].dts == pos
+		}
+		if ok {
+			return x
+		}
+	}
+	l.opt.Logger.Warn("live: the loop's keyframes are not on the segment grid: redundant instances may publish different first segments",
+		"channel", l.ch.Name(), "segment", l.ch.SegmentDuration(), "loop", l.loop)
+	return first
+}
+
+// seek finds the first sample at or after media time pos (this track's timescale) on the
+// loop anchored at media time zero: loop k ≥ 1 covers [k·period + r, (k+1)·period + r), r
+// being the start of the sample later loops restart with (see trimTo), loop 0 [0, period + r).
+func (t *loopTrack) seek(pos uint64) (loop uint64, next int) {
+	r := t.samples[t.restart].dts
+	if pos >= t.period+r {
+		loop = (pos - r) / t.period
+	}
+	from := 0
+	if loop > 0 {
+		from = t.restart
+	}
+	off := loop * t.period
+	next = from + sort.Search(len(t.samples)-from, func(i int) bool { return off+t.samples[from+i].dts >= pos })
+	if next == len(t.samples) {
+		loop, next = loop+1, t.restart
+	}
+	return loop, next
+}
+
+// fragSeq is the mfhd sequence number of a fragment starting at media time base when the loop
+// is anchored: twice its fragment interval's index, plus one for the second fragment of an
+// interval split at the loop point — a function of the media time, so redundant sources agree
+// (it wraps after decades with half-second fragments; players don't read it).
+func (t *loopTrack) fragSeq(base uint64, loopStart bool) uint32 {
+	seq := 2 * (base / t.fragUnits)
+	if loopStart && base%t.fragUnits != 0 {
+		seq++
+	}
+	return uint32(seq)
+}
+
+func units(d time.Duration, timescale uint32) uint64 {
+	return uint64(d.Seconds()*float64(timescale) + 0.5)
+}
+
+func toDuration(u uint64, timescale uint32) time.Duration {
+	return time.Duration(u/uint64(timescale))*time.Second + time.Duration(u%uint64(timescale)*uint64(time.Second)/uint64(timescale))
+}
+
+func lcm(a, b time.Duration) time.Duration {
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	return a / x * b
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -415,6 +572,9 @@ func (t *loopTrack) fragment(limit uint64, loops int) (*live.Fragment, error) {
 		return nil, nil
 	}
 	t.seq++
+	if t.fragUnits > 0 {
+		t.seq = t.fragSeq(base, t.loop > 0 && t.next-len(chunk) == t.restart)
+	}
 	hdr, err := fragmentHeader(t.seq, base, chunk)
 	if err != nil {
 		return nil, err

@@ -63,7 +63,9 @@ func TestBrowserLiveSubtitles(t *testing.T) {
 
 	check := textCheck{Lang: "fr", At: liveSubsAt, Cue: liveSubsCue, Timeout: 15, Live: &liveAt{Start: start.UnixMilli(), Loop: liveSubsLoop}}
 	cases := []textCase{
-		{"hls.js", "/live/subs/master.m3u8", "hls.js", 1, 30, check, nil},
+		// hls.js's timeline starts at 0 at its first playlist's first segment: once it has played
+		// past 14 s, the check's instant (1 to 13 s behind the playhead) is in that playlist.
+		{"hls.js", "/live/subs/master.m3u8", "hls.js", 14, 40, check, nil},
 		{"dash.js", mpdPath, "dash.js", 1, 30, check, nil},
 		{"Shaka Player DASH", mpdPath, "shaka", 1, 30, check, nil},
 		{"Shaka Player HLS", "/live/subs/master.m3u8", "shaka", 1, 30, check, nil},

@@ -42,6 +42,15 @@ Sources (each names its channel):
                       /ingest/NAME/… (DASH-IF live ingest; ffmpeg -f dash -method PUT);
                       an encoder that reconnects continues the channel after a discontinuity
 
+Redundancy: a --loop channel is placed on the wall clock as if it had been playing since
+--loop-epoch (default 2025-01-01T00:00:00Z): its availabilityStartTime is the epoch, segment
+N is the Nth segment duration since it, and any instance started at any time, on any host,
+publishes the same bytes under the same URLs (ETags included) — two of them can sit behind an
+edge's origin pool (urls:) and the edge can switch mid-stream. A restart continues that
+timeline (what it missed is made at once; a DVR history older than --dvr is dropped).
+--loop-epoch none anchors each run at its own start instead (the restart then continues
+after a discontinuity). Instances must agree on the files, --segment, --part and the epoch.
+
 Subtitles (--sub FILE[:lang=fr][:name=…][:default][:forced][:sdh], after a --loop, as 'reel
 package --sub' takes them): the file loops with that channel's media, a cue at t in the file
 showing at t in every loop. Text tracks (also an encoder's wvtt track with --ingest) are CMAF
@@ -140,6 +149,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
 	var loops loopFlag
 	fs.Var(&loops, "loop", "a looped channel: NAME=FILE[,FILE…] (repeatable)")
+	loopEpoch := fs.String("loop-epoch", "2025-01-01T00:00:00Z", "the wall-clock time --loop channels are placed as if playing since (RFC 3339), so redundant instances publish the same segments; none: each run starts its own timeline")
 	fs.Var(loopSubFlag{&loops}, "sub", "subtitles looped with the --loop channel before it: FILE[:lang=fr][:name=…][:default][:forced][:sdh] (WebVTT, SRT, TTML; repeatable)")
 	stdinName := fs.String("stdin", "", "a channel NAME fed by a fragmented MP4 stream on standard input")
 	var ingestNames stringsFlag
@@ -183,6 +193,13 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "reel live: no channel: give --loop NAME=FILE, --stdin NAME or --ingest NAME (run 'reel live -h')")
 		return exitUsage
 	}
+	var epoch time.Time
+	if *loopEpoch != "none" {
+		if epoch, err = time.Parse(time.RFC3339, *loopEpoch); err != nil || epoch.After(time.Now()) {
+			fmt.Fprintf(stderr, "reel live: --loop-epoch %q: want an RFC 3339 time in the past (2025-01-01T00:00:00Z) or none\n", *loopEpoch)
+			return exitUsage
+		}
+	}
 	loopSubs := make([][]packager.Subtitle, len(loops))
 	for i, l := range loops {
 		if loopSubs[i], err = parseSubs(l.subs); err != nil {
@@ -215,12 +232,16 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	srv := live.NewServer(logger)
 	metrics := live.NewMetrics()
 	var channels []*live.Channel
-	for _, name := range names {
-		ch, err := live.NewChannel(live.Config{
+	for i, name := range names {
+		cfg := live.Config{
 			Name: name, Dir: filepath.Join(*dir, name),
 			SegmentDuration: *segment, PartDuration: *part, Window: *window, DVR: *dvr, NumberByClock: true,
 			Logger: logger, Metrics: metrics, Encryption: enc,
-		})
+		}
+		if i < len(loops) { // a looped channel: anchored at the epoch
+			cfg.Epoch = epoch
+		}
+		ch, err := live.NewChannel(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: %s\n", oneLine(err))
 			return exitFailure
@@ -240,7 +261,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	for i, l := range loops {
-		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Subtitles: loopSubs[i], Logger: logger})
+		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Subtitles: loopSubs[i], Logger: logger, Epoch: epoch})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
 			return exitFailure

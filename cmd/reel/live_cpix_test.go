@@ -71,8 +71,9 @@ func TestLiveCPIXBad(t *testing.T) {
 // key period; segments decrypt with their period's key; no key is in any answer.
 func TestLiveCPIX(t *testing.T) {
 	bin := buildReel(t)
-	// New channels number segments from the clock: tenths of a segment duration since 2025.
-	n0 := uint64(time.Since(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) / (100 * time.Millisecond))
+	// A looped channel numbers its segments on its timeline anchored at --loop-epoch (2025 by
+	// default): segment durations (here 1 s) since then.
+	n0 := uint64(time.Since(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) / time.Second)
 	var indices []uint64
 	for i := n0 - 5; i < n0+200; i++ {
 		indices = append(indices, i)

@@ -43,6 +43,15 @@ type Config struct {
 	// from zero, so that its URLs never name segments a previous run published. A track that
 	// resumes from its log continues its numbers either way.
 	NumberByClock bool
+	// Epoch, when set, anchors the channel's timeline on the wall clock (a deterministic source:
+	// the looped one): media time zero is Epoch (DASH availabilityStartTime), a segment's
+	// program date-time is Epoch plus its media time, and its number is its grid cell since
+	// Epoch (media time ÷ segment duration) — so that every channel fed the same media on the
+	// same anchored timeline, a redundant instance or a restarted one, publishes the same
+	// numbers with the same bytes. It replaces NumberByClock. A track's history in the folder
+	// is kept only if it lies on this timeline (see onTimeline); it then continues without a
+	// discontinuity, its source resuming exactly where the log ends.
+	Epoch time.Time
 	// Metrics, when set, count the channel's fragments, segments and blocking reloads.
 	Metrics *Metrics
 	// Encryption, when set, encrypts every track with Common Encryption, a key per key period
@@ -127,8 +136,18 @@ func NewChannel(cfg Config) (*Channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", cfg.Name, err)
 	}
-	return &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{}), lock: lock}, nil
+	c := &Channel{cfg: cfg, byID: map[string]*track{}, changed: make(chan struct{}), lock: lock}
+	if !cfg.Epoch.IsZero() {
+		c.start, c.started = cfg.Epoch, true
+	}
+	return c, nil
 }
+
+// anchored says the channel's timeline is anchored at Config.Epoch.
+func (c *Channel) anchored() bool { return !c.cfg.Epoch.IsZero() }
+
+// DVR is how long segments stay on disk.
+func (c *Channel) DVR() time.Duration { return c.cfg.DVR }
 
 // Close stops the channel producing (further fragments get ErrEnded, the segment in progress
 // is dropped, as when the process stops) and releases its folder for another writer. A
@@ -176,7 +195,8 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	} else if c.textTrackFor(info.ID) != nil {
 		return fmt.Errorf("channel %s: track %q: the name of a text track's wvtt rendition", c.cfg.Name, info.ID)
 	}
-	if c.cfg.NumberByClock {
+	t.anchored = c.anchored()
+	if c.cfg.NumberByClock && !t.anchored {
 		t.firstNumber = clockNumber(time.Now(), c.cfg.SegmentDuration)
 	}
 	if err := c.setupTrack(t, init); err != nil {
@@ -185,10 +205,20 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	if err := t.resume(init); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
 	}
+	if t.anchored {
+		if len(t.segs) > 0 && !c.onTimeline(t) {
+			c.cfg.Logger.Warn("live: the track's history is not on the channel's anchored timeline (another epoch, segment duration or an older reel); starting afresh",
+				"channel", c.cfg.Name, "track", info.ID, "segments", len(t.segs))
+			t.reset()
+		}
+		// The source resumes exactly where the log ends: no discontinuity, the same dates.
+		t.discPending = false
+		t.anchorMedia, t.anchorPDT = 0, c.cfg.Epoch
+	}
 	if err := c.checkResumedKeys(t); err != nil {
 		return fmt.Errorf("channel %s: track %s: %w", c.cfg.Name, info.ID, err)
 	}
-	if t.text != nil && len(t.segs) == 0 {
+	if t.text != nil && len(t.segs) == 0 && !t.anchored {
 		c.alignText(t)
 	}
 	if err := atomicfile.Write(filepath.Join(dir, manifest.InitSegmentName), init, 0o644); err != nil {
@@ -201,6 +231,30 @@ func (c *Channel) AddTrack(info manifest.Track, init []byte) error {
 	c.tracks = append(c.tracks, t)
 	c.byID[info.ID] = t
 	return nil
+}
+
+// onTimeline says t's resumed history lies on the anchored timeline: its last segment has the
+// number of its grid cell since the epoch and the date the epoch gives its media time (a run
+// with another epoch or segment duration, or one numbered by the clock, has neither).
+func (c *Channel) onTimeline(t *track) bool {
+	s := t.segs[len(t.segs)-1]
+	want := t.pdtFrom(0, c.cfg.Epoch, s.start)
+	d := s.pdt.Sub(want)
+	return s.number == (s.start+t.slack())/t.grid && d < time.Millisecond && d > -time.Millisecond
+}
+
+// Forget drops what track id resumed from the folder (its segments, files and log): the
+// source starts it afresh. A looped source calls it when the history is older than the DVR
+// window, rather than regenerate all the media since.
+func (c *Channel) Forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.byID[id]; t != nil && t.cur == nil {
+		t.reset()
+		if c.anchored() {
+			t.anchorMedia, t.anchorPDT = 0, c.cfg.Epoch
+		}
+	}
 }
 
 // CaptionsChecked records that the source scanned every video track of the channel for closed

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/reelvideo/reel/manifest"
 )
 
@@ -251,9 +253,7 @@ func (c *Channel) serveTrackFile(w http.ResponseWriter, r *http.Request, id, f s
 		// restarted channel whether its codec configuration changed).
 		c.serveKeyedTrackFile(w, r, t, f)
 	case f == manifest.InitSegmentName:
-		w.Header().Set("Cache-Control", immutable)
-		w.Header().Set("Content-Type", "video/mp4")
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(t.init))
+		serveInit(w, r, t.init)
 	default:
 		c.serveMedia(w, r, t, f)
 	}
@@ -274,12 +274,19 @@ func (c *Channel) serveKeyedTrackFile(w http.ResponseWriter, r *http.Request, t 
 			fail(w, http.StatusNotFound, "no such key period")
 			return
 		}
-		w.Header().Set("Cache-Control", immutable)
-		w.Header().Set("Content-Type", "video/mp4")
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(init))
+		serveInit(w, r, init)
 		return
 	}
 	c.serveMedia(w, r, t, f)
+}
+
+// serveInit answers an init segment, with a strong ETag that is a digest of its bytes: the
+// same on every channel that makes the same init segment (redundant origins, a restart).
+func serveInit(w http.ResponseWriter, r *http.Request, init []byte) {
+	w.Header().Set("Cache-Control", immutable)
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("ETag", fmt.Sprintf(`"i%016x"`, xxhash.Sum64(init)))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(init))
 }
 
 // serveMedia answers seg_N.m4s and seg_N.P.m4s.

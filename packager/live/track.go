@@ -43,6 +43,9 @@ type track struct {
 	// firstNumber is the number of the segment at media time zero for a track without
 	// history (Config.NumberByClock).
 	firstNumber uint64
+	// anchored: the channel's timeline is anchored at its epoch (Config.Epoch); a first
+	// segment's number is its grid cell.
+	anchored bool
 
 	segs []*segment // complete segments still on disk, oldest first
 	cur  *segment   // the segment being produced, nil between segments
@@ -71,6 +74,9 @@ func (t *track) nextNumber(decode uint64) uint64 {
 	if last := t.lastNumber(); last != nil {
 		return *last + 1
 	}
+	if t.anchored {
+		return (decode + t.slack()) / t.grid // the cell gridLineAfter ends
+	}
 	return t.firstNumber + decode/t.grid
 }
 
@@ -85,9 +91,20 @@ func (t *track) lastNumber() *uint64 {
 }
 
 // pdt is the wall-clock time of media time dec in the current run.
-func (t *track) pdt(dec uint64) time.Time {
-	d := int64(dec) - int64(t.anchorMedia)
-	return t.anchorPDT.Add(time.Duration(float64(d) / float64(t.info.Timescale) * float64(time.Second)))
+func (t *track) pdt(dec uint64) time.Time { return t.pdtFrom(t.anchorMedia, t.anchorPDT, dec) }
+
+// pdtFrom is the wall-clock time of media time dec when media time media is at wall. Integer
+// arithmetic: media times on an anchored timeline are large (years in the track's timescale),
+// and two channels computing the same date must get the same nanosecond.
+func (t *track) pdtFrom(media uint64, wall time.Time, dec uint64) time.Time {
+	ts := uint64(t.info.Timescale)
+	span := func(d uint64) time.Duration {
+		return time.Duration(d/ts)*time.Second + time.Duration(d%ts*uint64(time.Second)/ts)
+	}
+	if dec >= media {
+		return wall.Add(span(dec - media))
+	}
+	return wall.Add(-span(media - dec))
 }
 
 // append adds f and returns the segment it completed, if any. now is the wall-clock time,

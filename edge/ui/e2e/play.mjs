@@ -26,6 +26,12 @@
 // playingDate, dash.js timeAsUTC, Shaka getPlayheadTimeAsDate); "text.at" is where it went;
 // with the libraries' files given once, as absolute paths:
 //   "libs": { "hls.js": ".../hls.min.js", "dash.js": ".../dash.all.min.js", "shaka": ".../shaka-player.compiled.js" }
+// A case may add "mark": { "after": 4, "file": "/tmp/…/marked", "then": 12 } to let its test
+// act while the player plays (cmd/reel/live_redundant_test.go kills an origin): once the
+// player has played `after` seconds past where it started (a live player starts anywhere on
+// the timeline), its state is written to `file`, once, and the case ends when it has played
+// `then` seconds past that point (or on an error, or at `timeout`); "markedAt" in the result
+// is the position it was marked at.
 // A Shaka Player case may add "configure": { … }, Shaka's configuration, given to
 // player.configure before the load (browser_subtitles_test.go says why one does).
 // The page is then a bare <video> served, by request interception, at base + "/_play/": the
@@ -39,7 +45,7 @@
 // status step waits for two refreshes and records the figures the panel shows. Logs go to
 // stderr; the result is the one line on stdout. The launch, the bare page and the polling are
 // chromium.mjs's, shared with clearkey.mjs.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { config, logger, openPage as open, poll, runChromium } from './chromium.mjs';
 
 const cfg = config();
@@ -77,12 +83,23 @@ async function playURL(c) {
   if (!lib) throw new Error('no library file for player ' + c.player);
   await page.addScriptTag({ content: readFileSync(lib, 'utf8') });
   await page.evaluate(startPlayer, { player: c.player, url: cfg.base + c.url, configure: c.configure });
-  const s = await poll(page, () => JSON.parse(JSON.stringify(window.reel.player)),
-    (s) => s.errors.length || s.played >= c.play, started + (c.timeout || 30) * 1000, 250);
+  let from = null, markedAt = null; // c.mark (see the top of this file)
+  const done = (s) => {
+    if (s.errors.length) return true;
+    if (!c.mark) return s.played >= c.play;
+    if (from == null && s.frames > 0 && s.played > 0) from = s.played;
+    if (markedAt == null && from != null && s.played >= from + c.mark.after) {
+      markedAt = s.played;
+      writeFileSync(c.mark.file, JSON.stringify(s));
+      log(c.name + ':', 'marked at', markedAt.toFixed(1));
+    }
+    return markedAt != null && s.played >= markedAt + c.mark.then;
+  };
+  const s = await poll(page, () => JSON.parse(JSON.stringify(window.reel.player)), done, started + (c.timeout || 30) * 1000, 250);
   let text;
   if (c.text && !s.errors.length) text = await checkText(page, c.text);
   await page.close();
-  const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors, text };
+  const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors, text, markedAt };
   log(c.name + ':', `${s.library}: played ${s.played.toFixed(1)} s, ${s.frames} frames, ${s.errors.length} errors`, `(${r.seconds.toFixed(1)} s)`);
   if (text) log(c.name + ':', 'text tracks', JSON.stringify(text.tracks), 'at', text.cues.time, 'cues', JSON.stringify(text.cues.cues), 'tracks', JSON.stringify(text.cues.all));
   return r;

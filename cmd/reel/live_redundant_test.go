@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reelvideo/reel/internal/testkit"
+)
+
+// Redundant live origins (issue 17): two `reel live --loop` processes on the same files, started
+// at different moments, are at the same place of the loop at the same time (the loop is
+// anchored at --loop-epoch) and publish the same bytes under the same URLs, so an edge's origin
+// pool can switch between them mid-stream.
+
+var redundantSegRe = regexp.MustCompile(`(?m)^#EXT-X-PROGRAM-DATE-TIME:(\S+)\n(?:#EXT-X-PART:.*\n)*#EXTINF:[0-9.]+,\n(seg_\d+\.m4s)$`)
+
+// startRedundantLive starts `reel live --loop` on ladder_360p.mp4 with 2 s segments (its
+// keyframes are every 2 s) at addr, keeping its segments in dir.
+func startRedundantLive(t *testing.T, bin, addr, dir string) *exec.Cmd {
+	t.Helper()
+	cmd, _ := startLiveCmd(t, bin, nil, "--loop", "ch="+sample("ladder_360p.mp4"), "--segment", "2s", "--listen", addr, "--dir", dir)
+	return cmd
+}
+
+// listedSegments polls base's playlist of track until it lists n complete segments and returns
+// them (URI → PDT).
+func listedSegments(t *testing.T, base, track string, n int) (uris []string, pdt map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, body, _ := fetch(t, base+"/live/ch/"+track+"/index.m3u8")
+		ms := redundantSegRe.FindAllStringSubmatch(body, -1)
+		if len(ms) >= n {
+			pdt = map[string]string{}
+			for _, m := range ms {
+				uris = append(uris, m[2])
+				pdt[m[2]] = m[1]
+			}
+			return uris, pdt
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s lists %d segments of %s after 60 s, want %d:\n%s", base, len(ms), track, n, body)
+		}
+		time.Sleep(200 * time.Millisecond) // the poll interval of a bounded wait
+	}
+}
+
+// compareOrigins fetches every segment b lists for each track (and each track's init segment)
+// from a and b, and fails unless a has it too with the same bytes, ETag and PDT; it returns how
+// many segments matched.
+func compareOrigins(t *testing.T, a, b string, n int) int {
+	t.Helper()
+	same := 0
+	for _, track := range []string{"video_360p", "audio"} {
+		uris, bPDT := listedSegments(t, b, track, n)
+		_, aPDT := listedSegments(t, a, track, n)
+		for _, uri := range append([]string{"init.mp4"}, uris...) {
+			ca, ba, ea := getETag(t, a+"/live/ch/"+track+"/"+uri)
+			cb, bb, eb := getETag(t, b+"/live/ch/"+track+"/"+uri)
+			if ca != http.StatusOK || cb != http.StatusOK {
+				t.Errorf("%s/%s: %d from a, %d from b", track, uri, ca, cb)
+				continue
+			}
+			if ba != bb || ea != eb || ea == "" {
+				t.Errorf("%s/%s: a sends %d bytes, ETag %s; b %d bytes, ETag %s (same bytes: %v)", track, uri, len(ba), ea, len(bb), eb, ba == bb)
+				continue
+			}
+			if uri != "init.mp4" {
+				if aPDT[uri] != "" && aPDT[uri] != bPDT[uri] {
+					t.Errorf("%s/%s: PDT %s on a, %s on b", track, uri, aPDT[uri], bPDT[uri])
+				}
+				same++
+			}
+		}
+	}
+	return same
+}
+
+// getETag GETs u and returns the status, body and ETag.
+func getETag(t *testing.T, u string) (int, string, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b), resp.Header.Get("ETag")
+}
+
+// TestLiveRedundantOrigins: two `reel live --loop` processes started seconds apart publish the
+// same segments (and init segments) under the same URLs, byte for byte, with the same ETags
+// and PDTs, and the same MPD availabilityStartTime.
+func TestLiveRedundantOrigins(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
+	bin := buildReel(t)
+	a := "http://" + freeAddr(t)
+	startRedundantLive(t, bin, strings.TrimPrefix(a, "http://"), t.TempDir())
+	first, _ := listedSegments(t, a, "video_360p", 2) // a has run a few seconds
+	b := "http://" + freeAddr(t)
+	startRedundantLive(t, bin, strings.TrimPrefix(b, "http://"), t.TempDir())
+	if n := compareOrigins(t, a, b, 3); n < 6 {
+		t.Errorf("%d segments compared, want 6 at least", n)
+	}
+	if later, _ := listedSegments(t, b, "video_360p", 1); later[0] <= first[0] && len(later[0]) == len(first[0]) {
+		t.Errorf("b's first segment %s is not after a's %s: the two did not start apart", later[0], first[0])
+	}
+	am, _ := fetchMPD(t, a+"/live/ch/manifest.mpd")
+	bm, _ := fetchMPD(t, b+"/live/ch/manifest.mpd")
+	if am == nil || bm == nil || am.AvailabilityStartTime != bm.AvailabilityStartTime || am.AvailabilityStartTime == "" {
+		t.Errorf("availabilityStartTime differs: %v / %v", am, bm)
+	}
+}
+
+// TestBrowserLiveRedundantFailover: a `reel edge` whose origin is a pool of two `reel live
+// --loop` processes (urls:); hls.js, then dash.js, play the channel through the edge in
+// Chromium, and one of the two origins is killed (SIGKILL) while each plays: the player plays
+// on, past a position 12 s after the kill, without an error. Between the cases the first
+// victim is restarted on its folder and, once it serves again, publishes what the survivor
+// publishes (the restart continues the anchored timeline); the second case kills the other.
+func TestBrowserLiveRedundantFailover(t *testing.T) {
+	t.Parallel()
+	node := testkit.RequireTool(t, "node")
+	chromium := testkit.RequireTool(t, "chromium")
+	vendor := requireUIModules(t)
+	bin := buildReel(t)
+
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	dirs := []string{t.TempDir(), t.TempDir()}
+	procs := []*exec.Cmd{startRedundantLive(t, bin, addrs[0], dirs[0]), nil}
+	listedSegments(t, "http://"+addrs[0], "video_360p", 1)
+	procs[1] = startRedundantLive(t, bin, addrs[1], dirs[1])
+
+	cfg := fmt.Sprintf(`origins:
+  - name: live
+    urls: [http://%s, http://%s]
+    health_check: {path: /live/time, interval: 500ms, timeout: 1s}
+rules:
+  - path_prefix: /live/
+    origin: live
+`, addrs[0], addrs[1])
+	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, edge := startEdge(t, bin, "--config", cfgFile, "--cache-dir", t.TempDir())
+	listedSegments(t, edge, "video_360p", 3)
+	if n := compareOrigins(t, "http://"+addrs[0], "http://"+addrs[1], 3); n < 6 {
+		t.Fatalf("%d segments compared, want 6 at least", n)
+	}
+
+	libs := map[string]string{
+		"hls.js":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
+		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
+	}
+	const after, then = 4.0, 12.0 // kill once the player has played 4 s; it must play 12 s more
+	for i, c := range []struct{ name, url, player string }{
+		{"hls.js live", "/live/ch/master.m3u8", "hls.js"},
+		{"dash.js live", "/live/ch/manifest.mpd", "dash.js"},
+	} {
+		victim := i // the first case kills the first origin, the second the other
+		markFile := filepath.Join(t.TempDir(), "marked")
+		killed := make(chan string, 1)
+		go func() {
+			// Kill the victim once play.mjs has marked (bounded: the case's own timeout).
+			deadline := time.Now().Add(90 * time.Second)
+			for {
+				if _, err := os.Stat(markFile); err == nil {
+					procs[victim].Process.Kill()
+					killed <- time.Now().Format("15:04:05.000")
+					return
+				}
+				if time.Now().After(deadline) {
+					killed <- ""
+					return
+				}
+				time.Sleep(50 * time.Millisecond) // the poll interval of a bounded wait
+			}
+		}()
+		run := []map[string]any{{"name": c.name, "url": c.url, "player": c.player, "play": 1e15, "timeout": 90,
+			"mark": map[string]any{"after": after, "then": then, "file": markFile}}}
+		var res struct {
+			Cases []struct {
+				Seconds  float64      `json:"seconds"`
+				Player   *playerState `json:"player"`
+				MarkedAt *float64     `json:"markedAt"`
+			} `json:"cases"`
+		}
+		runPlayInto(t, node, map[string]any{"chromium": chromium, "base": edge, "cases": run, "libs": libs}, &res)
+		at := <-killed
+		if at == "" {
+			t.Fatalf("%s: play.mjs never marked: no origin was killed", c.name)
+		}
+		procs[victim].Wait()
+		if len(res.Cases) != 1 || res.Cases[0].Player == nil || res.Cases[0].MarkedAt == nil {
+			t.Fatalf("%s: no player state or mark: %+v", c.name, res.Cases)
+		}
+		p, mark := res.Cases[0].Player, *res.Cases[0].MarkedAt
+		var atMark playerState // the player's state when it was marked, just before the kill
+		if b, err := os.ReadFile(markFile); err != nil || json.Unmarshal(b, &atMark) != nil {
+			t.Fatalf("%s: mark file: %v", c.name, err)
+		}
+		t.Logf("%s: %s; origin %d killed at %s, marked at %.1f s, played to %.1f s in %.1f s, %d frames (%d after the mark); warnings before the mark %q, after %q",
+			c.name, p.Library, victim, at, mark, p.Played, res.Cases[0].Seconds, p.Frames, p.Frames-atMark.Frames, atMark.Warnings, p.Warnings[len(atMark.Warnings):])
+		if len(p.Errors) > 0 {
+			t.Errorf("%s: player errors after the kill: %q", c.name, p.Errors)
+		}
+		if p.Played < mark+then {
+			t.Errorf("%s: played to %.1f s, want past %.1f s (%.0f s after the kill)", c.name, p.Played, mark+then, then)
+		}
+		// It decoded video after the kill, not only moved its clock (over holes in its buffer).
+		if p.Frames-atMark.Frames < 60 {
+			t.Errorf("%s: %d frames decoded after the kill, want 60 at least", c.name, p.Frames-atMark.Frames)
+		}
+		if i == 0 {
+			// The victim restarts on its folder and port: it continues the anchored timeline.
+			procs[0] = startRedundantLive(t, bin, addrs[0], dirs[0])
+			if n := compareOrigins(t, "http://"+addrs[0], "http://"+addrs[1], 3); n < 6 {
+				t.Errorf("after the restart: %d segments compared, want 6 at least", n)
+			}
+		}
+	}
+}
