@@ -36,8 +36,10 @@ const (
 // or a rule's TTL) unless Options.HeuristicWithCredentials: §4.2.2 allows a heuristic, not a
 // guess that a credentialed response is the same for everyone. Then freshness: temporary errors (5xx, 408, 429) need a positive explicit lifetime (a
 // temporary error is never frozen, and a stale one is worthless); other errors need explicit
-// freshness or an Options.ErrorTTL entry; other statuses need explicit freshness or to be
-// heuristically cacheable / public (§4.2.2). Finally a response that could never be reused —
+// freshness or an Options.DefaultTTL entry; other statuses need explicit freshness, an
+// Options.DefaultTTL entry (302 and 307 included), or to be heuristically cacheable / public
+// (§4.2.2); a DefaultTTL entry is no explicit freshness for a request with Cookie or
+// Authorization. Options.MinTTL counts: max-age=0 raised by it is a lifetime. Finally a response that could never be reused —
 // no lifetime, no validator, no stale window, or no-cache without a validator — is refused.
 //
 // The response directives are CDN-Cache-Control's when it is valid (RFC 9213), so e.g.
@@ -81,23 +83,21 @@ func Storable(req *http.Request, status int, h http.Header, opt Options) (ok boo
 		return false, ReasonAuthorization
 	}
 
-	life, _, explicit := explicitLifetime(d, h, time.Time{})
-	if opt.TTL > 0 && status < 400 {
-		life, explicit = opt.TTL, true // the operator's override counts as explicit freshness
-	}
+	life, _, kind := lifetimeOf(status, d, h, time.Time{}, opt)
+	explicit := kind == lifeExplicit || kind == lifeOverride // the operator's override counts as explicit
 	if !explicit && !opt.HeuristicWithCredentials && credentialed(req.Header) {
 		return false, ReasonCredentials
 	}
 	switch {
 	case temporaryError(status):
-		if life <= 0 {
+		if !explicit || life <= 0 {
 			return false, ReasonError
 		}
 	case status >= 400:
-		if !explicit && opt.ErrorTTL[status] <= 0 {
+		if !explicit && kind != lifeDefault {
 			return false, ReasonError
 		}
-	case !explicit && !heuristicAllowed(status, d):
+	case !explicit && kind != lifeDefault && !heuristicAllowed(status, d):
 		return false, ReasonStatus
 	}
 	validator := h.Get("ETag") != "" || h.Get("Last-Modified") != ""
