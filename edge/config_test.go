@@ -60,7 +60,7 @@ rules:
     bypass: true
 cache:
   stale_if_error: 1m
-  error_ttl: {404: 10s}
+  error_ttl: {404: 10s} # the old name of default_ttl's 4xx entries: still read
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ cache:
 		t.Fatal(err)
 	}
 	if cfg.Memory != 64<<20 || cfg.SliceThreshold != 8<<20 || cfg.Origins[1].Host != "cdn.example.com" || cfg.Rules[0].TTL != 2*time.Second ||
-		cfg.Cache.ErrorTTL[404] != 10*time.Second || cfg.Cache.StaleIfError != time.Minute {
+		cfg.Cache.DefaultTTL[404] != 10*time.Second || cfg.Cache.StaleIfError != time.Minute {
 		t.Fatalf("config not read as written: %+v", cfg)
 	}
 	// Defaults survive where the file is silent.
