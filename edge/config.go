@@ -458,11 +458,11 @@ type Parents struct {
 
 // Policy tunes RFC 9111 behaviour where the RFCs leave choices to the cache.
 type Policy struct {
-	DropParams           []string              `yaml:"drop_params"`
-	HeuristicFraction    float64               `yaml:"heuristic_fraction"`
-	HeuristicMax         time.Duration         `yaml:"heuristic_max"`
-	StaleWhileRevalidate time.Duration         `yaml:"stale_while_revalidate"`
-	StaleIfError         time.Duration         `yaml:"stale_if_error"`
+	DropParams           []string      `yaml:"drop_params"`
+	HeuristicFraction    float64       `yaml:"heuristic_fraction"`
+	HeuristicMax         time.Duration `yaml:"heuristic_max"`
+	StaleWhileRevalidate time.Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         time.Duration `yaml:"stale_if_error"`
 	// DefaultTTL and MaxNegativeTTL are the defaults of the rules' settings of the same
 	// names (config_ttl.go); ErrorTTL is DefaultTTL's old name for 4xx entries, folded into
 	// it by Validate.
@@ -471,9 +471,9 @@ type Policy struct {
 	ErrorTTL       map[int]time.Duration `yaml:"error_ttl"`
 	// MaxErrorTTL caps what an origin's explicit freshness gives a temporary error (5xx, 408,
 	// 429).
-	MaxErrorTTL time.Duration `yaml:"max_error_ttl"`
-	StripSetCookie       bool                  `yaml:"strip_set_cookie"`
-	MaxVariants          int                   `yaml:"max_variants"`
+	MaxErrorTTL    time.Duration `yaml:"max_error_ttl"`
+	StripSetCookie bool          `yaml:"strip_set_cookie"`
+	MaxVariants    int           `yaml:"max_variants"`
 	// UnderscoresInHeaders forwards request fields whose names hold '_' (dropped by default,
 	// upstream_request.go).
 	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`

@@ -153,4 +153,3 @@ func (s *ttlSettings) finish(rl *ruling) {
 	}
 	rl.pol.DefaultTTL = s.defaults
 }
-
