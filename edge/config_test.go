@@ -217,6 +217,16 @@ func TestSampleConfig(t *testing.T) {
 	if r := cfg.Rules[3]; r.PathPrefix != "/downloads/" || r.ForwardIgnoredParams == nil || !*r.ForwardIgnoredParams {
 		t.Fatalf("sample /downloads/ rule does not forward its signed-URL parameters: %+v", r)
 	}
+	// The lifetime keys (config_ttl.go) are read where the sample documents them.
+	if r := cfg.Rules[0]; r.BrowserTTL == nil || *r.BrowserTTL != time.Hour {
+		t.Errorf("sample /vod/ rule's browser_ttl: %+v", r.RuleTTLs)
+	}
+	if r := cfg.Rules[3]; r.MinTTL != time.Minute || r.MaxTTL != 24*time.Hour || r.DefaultTTL[200] != 6*time.Hour {
+		t.Errorf("sample /downloads/ rule's lifetimes: %+v", r.RuleTTLs)
+	}
+	if c := cfg.Cache; c.DefaultTTL[302] != 5*time.Minute || c.DefaultTTL[404] != 10*time.Second || c.MaxNegativeTTL != 10*time.Second {
+		t.Errorf("sample cache lifetimes: %v, max_negative_ttl %v", c.DefaultTTL, c.MaxNegativeTTL)
+	}
 	if got, want := cfg.Limits.ClientLimits, defaultClientLimits(); got != want {
 		t.Errorf("sample client limits %+v, want the defaults %+v", got, want)
 	}
