@@ -256,6 +256,9 @@ func TestTTLControls(t *testing.T) {
 			})
 			e.now = clock
 			for i, st := range tc.steps {
+				// The previous step's fill is over (a request arriving while it retires would
+				// join it, collapsed, and not ask the origin itself).
+				waitUntil(t, func() bool { return e.fills.Len() == 0 })
 				shift.Store(int64(st.at))
 				r := get(t, srv.URL+"/obj", st.hdr...)
 				cs := r.cacheStatus()
