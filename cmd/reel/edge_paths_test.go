@@ -16,8 +16,9 @@ func TestEdgePathConfigBad(t *testing.T) {
 	origins := "origins:\n  - {name: vod, url: http://127.0.0.1:1}\n  - {name: live, url: http://127.0.0.1:2}\n"
 	for _, tc := range []struct{ name, rules, want string }{
 		{"unknown origin", "  - {path_prefix: /vod/, origin: vdo}\n", `rules[0]: origin "vdo" is not the name of an origin`},
-		{"same prefix twice", "  - {path_prefix: /v/, origin: vod}\n  - {path_prefix: /v/, origin: live}\n", `rules[1]: path_prefix "/v/" listed twice`},
+		{"same prefix twice", "  - {path_prefix: /v/, origin: vod}\n  - {path_prefix: /v/, origin: live}\n", `rules[1]: the same conditions as rules[0] (path_prefix "/v/")`},
 		{"prefix without its slash", "  - {path_prefix: vod/, origin: vod}\n", `rules[0]: path_prefix "vod/" must be a clean absolute path`},
+		{"ttl by cookie", "  - {match: {cookies: {session: \"*\"}}, ttl: 1h}\n", "rules[0]: ttl can't depend on methods, headers or cookies"},
 		{"strip without origin", "  - {path_prefix: /vod/, strip_prefix: true}\n", "rules[0]: strip_prefix needs origin"},
 		{"strip of a partial segment", "  - {path_prefix: /vod, origin: vod, strip_prefix: true}\n", "rules[0]: strip_prefix needs a path_prefix ending in '/'"},
 	} {
