@@ -8,7 +8,8 @@ import (
 )
 
 // Options are the operator's settings. The zero value is usable: it means "honour the origin"
-// with the RFC's suggested heuristic and a 10s cap on cached server errors.
+// with the RFC's suggested heuristic, and 10s caps on cached server errors (MaxErrorTTL) and
+// on cached 4xx (MaxNegativeTTL).
 type Options struct {
 	// HeuristicFraction of the Date − Last-Modified interval used as the freshness lifetime
 	// of a response without explicit freshness (RFC 9111 §4.2.2 suggests 10%). 0 means 0.1;
