@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/edge/rules"
 )
 
@@ -367,6 +368,10 @@ type Rule struct {
 	// Token says whether requests need a signed-URL token: "required" or "off"; where no
 	// matching rule says, tokens.require does.
 	Token string `yaml:"token"`
+
+	// RuleTTLs: lifetimes when the origin is silent, clamps on the origin's, and what clients
+	// are told (config_ttl.go; README "Cache policy").
+	RuleTTLs `yaml:",inline"`
 }
 
 // RuleMatch is a rule's conditions beyond its path prefix (edge/rules says how each matches).
@@ -411,6 +416,8 @@ func (r *Rule) shapesStored() string {
 		{"include_params", r.IncludeParams != nil}, {"exclude_params", r.ExcludeParams != nil},
 		{"key_headers", r.KeyHeaders != nil}, {"ignore_query", r.IgnoreQuery != nil},
 		{"forward_ignored_params", r.ForwardIgnoredParams != nil}, {"parent", r.Parent != nil},
+		{"default_ttl", r.DefaultTTL != nil}, {"min_ttl", r.MinTTL != 0}, {"max_ttl", r.MaxTTL != 0},
+		{"max_negative_ttl", r.MaxNegativeTTL != nil},
 	} {
 		if s.set {
 			return s.key
@@ -451,15 +458,22 @@ type Parents struct {
 
 // Policy tunes RFC 9111 behaviour where the RFCs leave choices to the cache.
 type Policy struct {
-	DropParams           []string              `yaml:"drop_params"`
-	HeuristicFraction    float64               `yaml:"heuristic_fraction"`
-	HeuristicMax         time.Duration         `yaml:"heuristic_max"`
-	StaleWhileRevalidate time.Duration         `yaml:"stale_while_revalidate"`
-	StaleIfError         time.Duration         `yaml:"stale_if_error"`
-	ErrorTTL             map[int]time.Duration `yaml:"error_ttl"`
-	MaxErrorTTL          time.Duration         `yaml:"max_error_ttl"`
-	StripSetCookie       bool                  `yaml:"strip_set_cookie"`
-	MaxVariants          int                   `yaml:"max_variants"`
+	DropParams           []string      `yaml:"drop_params"`
+	HeuristicFraction    float64       `yaml:"heuristic_fraction"`
+	HeuristicMax         time.Duration `yaml:"heuristic_max"`
+	StaleWhileRevalidate time.Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         time.Duration `yaml:"stale_if_error"`
+	// DefaultTTL and MaxNegativeTTL are the defaults of the rules' settings of the same
+	// names (config_ttl.go); ErrorTTL is DefaultTTL's old name for 4xx entries, folded into
+	// it by Validate.
+	DefaultTTL     map[int]time.Duration `yaml:"default_ttl"`
+	MaxNegativeTTL time.Duration         `yaml:"max_negative_ttl"`
+	ErrorTTL       map[int]time.Duration `yaml:"error_ttl"`
+	// MaxErrorTTL caps what an origin's explicit freshness gives a temporary error (5xx, 408,
+	// 429).
+	MaxErrorTTL    time.Duration `yaml:"max_error_ttl"`
+	StripSetCookie bool          `yaml:"strip_set_cookie"`
+	MaxVariants    int           `yaml:"max_variants"`
 	// UnderscoresInHeaders forwards request fields whose names hold '_' (dropped by default,
 	// upstream_request.go).
 	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`
@@ -507,6 +521,7 @@ func DefaultConfig() Config {
 			HeuristicFraction: 0.1,
 			HeuristicMax:      24 * time.Hour,
 			MaxErrorTTL:       10 * time.Second,
+			MaxNegativeTTL:    policy.DefaultMaxNegativeTTL,
 			MaxVariants:       16,
 		},
 		Limits: Limits{
@@ -677,6 +692,9 @@ func (c *Config) Validate() error {
 	case c.Live.Prefetch.Segments < 0 || c.Live.Prefetch.Concurrency < 0:
 		return errors.New("live.prefetch.segments and live.prefetch.concurrency must not be negative")
 	}
+	if err := c.Cache.checkTTLs(); err != nil {
+		return err
+	}
 	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
@@ -714,6 +732,9 @@ func (c *Config) checkRoutes() error {
 		}
 		if r.TTL < 0 {
 			return fmt.Errorf("rules[%d]: ttl must not be negative", i)
+		}
+		if err := r.RuleTTLs.check(); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
 		m := r.conditions()
 		if j := slices.IndexFunc(matches, func(o rules.Match) bool { return reflect.DeepEqual(o, m) }); j >= 0 {

@@ -60,7 +60,7 @@ rules:
     bypass: true
 cache:
   stale_if_error: 1m
-  error_ttl: {404: 10s}
+  error_ttl: {404: 10s} # the old name of default_ttl's 4xx entries: still read
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ cache:
 		t.Fatal(err)
 	}
 	if cfg.Memory != 64<<20 || cfg.SliceThreshold != 8<<20 || cfg.Origins[1].Host != "cdn.example.com" || cfg.Rules[0].TTL != 2*time.Second ||
-		cfg.Cache.ErrorTTL[404] != 10*time.Second || cfg.Cache.StaleIfError != time.Minute {
+		cfg.Cache.DefaultTTL[404] != 10*time.Second || cfg.Cache.StaleIfError != time.Minute {
 		t.Fatalf("config not read as written: %+v", cfg)
 	}
 	// Defaults survive where the file is silent.
@@ -216,6 +216,16 @@ func TestSampleConfig(t *testing.T) {
 	// Signed-URL parameters are left out of the key but must still reach the origin.
 	if r := cfg.Rules[3]; r.PathPrefix != "/downloads/" || r.ForwardIgnoredParams == nil || !*r.ForwardIgnoredParams {
 		t.Fatalf("sample /downloads/ rule does not forward its signed-URL parameters: %+v", r)
+	}
+	// The lifetime keys (config_ttl.go) are read where the sample documents them.
+	if r := cfg.Rules[0]; r.BrowserTTL == nil || *r.BrowserTTL != time.Hour {
+		t.Errorf("sample /vod/ rule's browser_ttl: %+v", r.RuleTTLs)
+	}
+	if r := cfg.Rules[3]; r.MinTTL != time.Minute || r.MaxTTL != 24*time.Hour || r.DefaultTTL[200] != 6*time.Hour {
+		t.Errorf("sample /downloads/ rule's lifetimes: %+v", r.RuleTTLs)
+	}
+	if c := cfg.Cache; c.DefaultTTL[302] != 5*time.Minute || c.DefaultTTL[404] != 10*time.Second || c.MaxNegativeTTL != 10*time.Second {
+		t.Errorf("sample cache lifetimes: %v, max_negative_ttl %v", c.DefaultTTL, c.MaxNegativeTTL)
 	}
 	if got, want := cfg.Limits.ClientLimits, defaultClientLimits(); got != want {
 		t.Errorf("sample client limits %+v, want the defaults %+v", got, want)

@@ -630,7 +630,7 @@ func TestErrorCaching(t *testing.T) {
 		}
 	})
 	_, srv := newEdge(t, o.URL, func(c *Config) {
-		c.Cache.ErrorTTL = map[int]time.Duration{404: time.Minute}
+		c.Cache.DefaultTTL = map[int]time.Duration{404: 10 * time.Second}
 		c.Limits.ErrorHold = 0 // held, a 503 is shared for a moment (TestErrorStorm): here, is it stored?
 	})
 	for range 2 {

@@ -83,6 +83,7 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 		e.pass(w, r, up, fwd)
 		return
 	}
+	setBrowserTTL(w, rl.browserTTL) // what clients are told of what the cache answers (respond.go)
 	// 4. Lookup.
 	res := e.lookup(r, rl)
 	e.manifests.Watched(res.key) // live prefetch follows what clients watch (edge/live)

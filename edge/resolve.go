@@ -23,6 +23,9 @@ type ruling struct {
 	token  string // "required", "off", or "" (tokens.require decides)
 	pol    policy.Options
 	key    *cachekey.KeyRule
+	// browserTTL, when not negative, is what clients are told (policy.BrowserTTL); -1: the
+	// origin's Cache-Control as it is.
+	browserTTL time.Duration
 }
 
 // ruleResolver turns the rules a request matches into its ruling. Rulings are cached by the set of
@@ -115,7 +118,7 @@ func (res *ruleResolver) lookup(q *rules.Request) *ruling {
 // merge works out the ruling of the rules matched (indices, most specific first): each
 // setting from the first of them that sets it.
 func (res *ruleResolver) merge(matched []int) (*ruling, error) {
-	rl := &ruling{first: -1, origin: -1, parent: true, pol: res.pol}
+	rl := &ruling{first: -1, origin: -1, parent: true, pol: res.pol, browserTTL: -1}
 	if len(matched) > 0 {
 		rl.first = matched[0]
 	}
@@ -123,6 +126,7 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 	var ttl time.Duration
 	var key cachekey.Rule
 	var keySet keySettings
+	var ttls ttlSettings
 	for _, i := range matched {
 		r := &res.rules[i]
 		if !originSet && r.Origin != "" {
@@ -144,7 +148,9 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 			rl.token = r.Token
 		}
 		keySet.take(r, &key)
+		ttls.take(r, rl)
 	}
+	ttls.finish(rl)
 	if ttl > 0 {
 		rl.pol.TTL = ttl
 	}

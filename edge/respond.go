@@ -40,6 +40,9 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	if cs.Hit || cs.Detail == "stale-if-error" {
 		dst.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	}
+	if rw := measuring(w); rw != nil && rw.browserSet {
+		policy.BrowserTTL(status, dst, rw.browserTTL) // after Age: max-age counts it
+	}
 	cs.Cache = e.name
 	cachestatus.Append(dst, cs)
 	setLabel(w, cs)
@@ -82,6 +85,25 @@ type respWriter struct {
 	// interim relays the origin's 1xx while the handler waits (interim.go); closed before
 	// the handler first uses the writer.
 	interim *interimSink
+	// browserTTL is what clients are told when browserSet (a rule's browser_ttl, set by
+	// setBrowserTTL): writeHead rewrites the Cache-Control it sends (policy.BrowserTTL).
+	browserTTL time.Duration
+	browserSet bool
+}
+
+// setBrowserTTL makes the heads written to w tell clients ttl (policy.BrowserTTL); a negative
+// ttl leaves them as they are.
+func setBrowserTTL(w http.ResponseWriter, ttl time.Duration) {
+	if rw := measuring(w); rw != nil && ttl >= 0 {
+		rw.browserTTL, rw.browserSet = ttl, true
+	}
+}
+
+// rewritesCacheControl: heads written to w get a browser TTL (and so not the pre-serialised
+// hit head, whose Cache-Control is the stored one).
+func rewritesCacheControl(w http.ResponseWriter) bool {
+	rw := measuring(w)
+	return rw != nil && rw.browserSet
 }
 
 // endInterim closes the interim relay, if any, before the handler uses the writer.
@@ -145,16 +167,25 @@ func (w *respWriter) done() {
 	}
 }
 
-// setLabel classifies a response for reel_edge_requests_total.
-func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
+// measuring is the respWriter under w's wrappers, or nil.
+func measuring(w http.ResponseWriter) *respWriter {
 	rw, ok := w.(*respWriter)
 	for !ok {
 		u, isWrapper := w.(interface{ Unwrap() http.ResponseWriter })
 		if !isWrapper {
-			return
+			return nil
 		}
 		w = u.Unwrap()
 		rw, ok = w.(*respWriter)
+	}
+	return rw
+}
+
+// setLabel classifies a response for reel_edge_requests_total.
+func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
+	rw := measuring(w)
+	if rw == nil {
+		return
 	}
 	switch {
 	case cs.Hit && cs.Detail != "":
@@ -197,7 +228,7 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 		// The hot path: a whole body from memory. Over HTTP/1.1 the stored fields go out
 		// pre-serialised; otherwise stored header values are shared, not cloned (nothing below
 		// modifies a stored slice). The body goes out in one write.
-		if ww := asWireWriter(w, obj.hit); ww != nil && obj.hit != nil && cs.Hit {
+		if ww := asWireWriter(w, obj.hit); ww != nil && obj.hit != nil && cs.Hit && !rewritesCacheControl(w) {
 			e.writeHitHead(w, ww, obj, age, cs)
 			if r.Method != http.MethodHead {
 				w.Write(obj.mem)

@@ -2,7 +2,8 @@
 // http.Header values and times: no I/O, no clocks, no state. The proxy calls them at fixed
 // points (after a fill: Storable, HeaderToStore, Lifetime; on a hit: VaryKey, Reuse,
 // NotModified; on an origin failure: CanServeStaleOnError; on revalidation:
-// ConditionalRequestHeaders, MergeNotModified; after unsafe methods: Invalidations), and the
+// ConditionalRequestHeaders, MergeNotModified; after unsafe methods: Invalidations; on every
+// head a client gets, where a rule says what clients are told: BrowserTTL), and the
 // tests table-check them against the RFCs:
 //
 //   - RFC 9111 (HTTP caching) as a shared cache,

@@ -8,7 +8,8 @@ import (
 )
 
 // Options are the operator's settings. The zero value is usable: it means "honour the origin"
-// with the RFC's suggested heuristic and a 10s cap on cached server errors.
+// with the RFC's suggested heuristic, and 10s caps on cached server errors (MaxErrorTTL) and
+// on cached 4xx (MaxNegativeTTL).
 type Options struct {
 	// HeuristicFraction of the Date − Last-Modified interval used as the freshness lifetime
 	// of a response without explicit freshness (RFC 9111 §4.2.2 suggests 10%). 0 means 0.1;
@@ -24,11 +25,26 @@ type Options struct {
 	// proxy-revalidate, no-cache or s-maxage.
 	DefaultStaleWhileRevalidate, DefaultStaleIfError time.Duration
 
-	// ErrorTTL gives configured lifetimes to 4xx statuses without explicit freshness, e.g.
-	// {404: 10 * time.Second}. Error statuses never get heuristic freshness, so without an
-	// entry here a 404 or 410 is stored only with explicit freshness. Entries for temporary
-	// errors (5xx, 408, 429) are ignored: those must never be frozen by configuration alone.
-	ErrorTTL map[int]time.Duration
+	// DefaultTTL gives lifetimes, by status, to responses whose origin is silent: no max-age,
+	// s-maxage or Expires (nor CDN-Cache-Control's). An entry wins over the heuristic (the
+	// operator's number beats a guess from Last-Modified) and makes its status storable without
+	// explicit freshness — 302 and 307 too, which RFC 9111 §4.2.2 leaves out of heuristics but
+	// §3 lets a cache store under a configured extension. 0 means "stored, revalidated every
+	// time". Entries for temporary errors (5xx, 408, 429) are ignored: those must never be
+	// frozen by configuration alone. It does not count as explicit freshness for a request with
+	// Cookie or Authorization (see HeuristicWithCredentials).
+	DefaultTTL map[int]time.Duration
+	// MinTTL and MaxTTL clamp the lifetime of responses below 400 — the origin's, a heuristic
+	// one, or DefaultTTL's — for this cache: a longer one is cut to MaxTTL, a shorter one
+	// (max-age=0 included) raised to MinTTL (0: no clamp; MaxTTL wins where they conflict).
+	// They do not touch no-cache, no-store or private, nor malformed freshness (stale), nor a
+	// response with no lifetime at all (that is DefaultTTL's job).
+	MinTTL, MaxTTL time.Duration
+	// MaxNegativeTTL caps the lifetime of other errors (404, 410, 403…: 4xx but 408 and 429),
+	// explicit or from DefaultTTL, so that an origin's max-age=3600 on a 404 can't keep a file
+	// that has just appeared missing for an hour; 0 means 10s, negative means 0 (stored,
+	// revalidated every time).
+	MaxNegativeTTL time.Duration
 	// MaxErrorTTL caps the lifetime of temporary errors (5xx, 408, 429) that carry explicit
 	// freshness; 0 means 10s.
 	MaxErrorTTL time.Duration
@@ -61,6 +77,11 @@ const (
 	defaultHeuristicFraction = 0.1
 	defaultHeuristicMax      = 24 * time.Hour
 	defaultMaxErrorTTL       = 10 * time.Second
+	// DefaultMaxNegativeTTL: a 404 shared for 10s collapses a storm of requests for a missing
+	// file into one origin request per key per 10s, yet a file that appears (a live segment
+	// asked for a moment early, an upload finishing) is served within about one segment
+	// duration — the same bound MaxErrorTTL puts on temporary errors.
+	DefaultMaxNegativeTTL = 10 * time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -76,43 +97,100 @@ func (o Options) withDefaults() Options {
 	if o.MaxErrorTTL <= 0 {
 		o.MaxErrorTTL = defaultMaxErrorTTL
 	}
+	switch {
+	case o.MaxNegativeTTL == 0:
+		o.MaxNegativeTTL = DefaultMaxNegativeTTL
+	case o.MaxNegativeTTL < 0:
+		o.MaxNegativeTTL = 0
+	}
+	o.MinTTL, o.MaxTTL = max(o.MinTTL, 0), max(o.MaxTTL, 0)
 	o.DefaultStaleWhileRevalidate = max(o.DefaultStaleWhileRevalidate, 0)
 	o.DefaultStaleIfError = max(o.DefaultStaleIfError, 0)
 	return o
 }
 
 // Lifetime is the freshness lifetime a shared cache gives a response (RFC 9111 §4.2.1), and
-// where it came from, for Cache-Status and logs. Precedence: CDN-Cache-Control (RFC 9213,
-// which also silences Cache-Control and Expires) > s-maxage > max-age > Expires − Date >
-// heuristic (§4.2.2) > Options.ErrorTTL; temporary errors are capped by MaxErrorTTL.
+// where it came from, for Cache-Status and logs. One story, in order:
+//
+//  1. Options.TTL, the operator's override, for statuses below 400;
+//  2. the origin's explicit freshness: CDN-Cache-Control (RFC 9213, which also silences
+//     Cache-Control and Expires) > s-maxage > max-age > Expires − Date;
+//  3. the origin silent: Options.DefaultTTL for the status, else the heuristic (§4.2.2:
+//     Last-Modified, heuristically cacheable statuses below 400), else none;
+//  4. clamps: below 400, MinTTL and MaxTTL; temporary errors (5xx, 408, 429) capped by
+//     MaxErrorTTL; other errors by MaxNegativeTTL.
 //
 // responseTime is when the response was received; it stands in for a missing or invalid
 // Date (RFC 9110 §6.6.1, RFC 9111 §4.2.1). The result is never negative.
 //
-// Sources: "s-maxage", "max-age", "expires" (each prefixed "cdn-" when from
-// CDN-Cache-Control), "heuristic", "error-ttl", "invalid" (malformed or conflicting
-// freshness: stale), "none"; a ";capped" suffix marks the MaxErrorTTL cap.
+// Sources: "override", "s-maxage", "max-age", "expires" (each prefixed "cdn-" when from
+// CDN-Cache-Control), "default-ttl", "heuristic", "invalid" (malformed or conflicting
+// freshness: stale), "none"; a suffix marks a clamp: ";min-ttl", ";max-ttl",
+// ";max-negative-ttl", ";capped" (MaxErrorTTL).
 func Lifetime(status int, h http.Header, responseTime time.Time, opt Options) (time.Duration, string) {
 	return lifetime(status, responseDirectives(h), h, responseTime, opt.withDefaults())
 }
 
+// lifeKind says which step of Lifetime's story gave a lifetime.
+type lifeKind int
+
+const (
+	lifeNone      lifeKind = iota // nothing: not fresh (and not storable on freshness)
+	lifeExplicit                  // the origin's (including "invalid")
+	lifeOverride                  // Options.TTL
+	lifeDefault                   // Options.DefaultTTL
+	lifeHeuristic                 // RFC 9111 §4.2.2
+)
+
 func lifetime(status int, d respDirectives, h http.Header, responseTime time.Time, opt Options) (time.Duration, string) {
+	life, src, _ := lifetimeOf(status, d, h, responseTime, opt)
+	return life, src
+}
+
+func lifetimeOf(status int, d respDirectives, h http.Header, responseTime time.Time, opt Options) (time.Duration, string, lifeKind) {
 	if opt.TTL > 0 && status < 400 {
-		return opt.TTL, "override"
+		return opt.TTL, "override", lifeOverride
 	}
+	kind := lifeExplicit
 	life, src, explicit := explicitLifetime(d, h, responseTime)
 	if !explicit {
-		switch ttl := opt.ErrorTTL[status]; {
+		ttl, configured := opt.DefaultTTL[status]
+		switch {
+		case configured && !temporaryError(status) && ttl >= 0:
+			life, src, kind = ttl, "default-ttl", lifeDefault
 		case heuristicAllowed(status, d):
-			life, src = heuristic(h, responseTime, opt)
-		case status >= 400 && !temporaryError(status) && ttl > 0:
-			life, src = ttl, "error-ttl"
+			if life, src = heuristic(h, responseTime, opt); src == "none" {
+				return 0, "none", lifeNone
+			}
+			kind = lifeHeuristic
 		default:
-			return 0, "none"
+			return 0, "none", lifeNone
 		}
 	}
-	if temporaryError(status) && life > opt.MaxErrorTTL {
-		life, src = opt.MaxErrorTTL, src+";capped"
+	life, src = clampLifetime(status, life, src, opt)
+	return life, src, kind
+}
+
+// clampLifetime applies step 4 of Lifetime to a lifetime that is not an override.
+func clampLifetime(status int, life time.Duration, src string, opt Options) (time.Duration, string) {
+	switch {
+	case src == "invalid":
+		// Malformed freshness is stale, whatever the clamps say.
+	case temporaryError(status):
+		if life > opt.MaxErrorTTL {
+			life, src = opt.MaxErrorTTL, src+";capped"
+		}
+	case status >= 400:
+		if life > opt.MaxNegativeTTL {
+			life, src = opt.MaxNegativeTTL, src+";max-negative-ttl"
+		}
+	default:
+		if opt.MinTTL > 0 && life < opt.MinTTL {
+			life, src = opt.MinTTL, src+";min-ttl"
+		}
+		if opt.MaxTTL > 0 && life > opt.MaxTTL {
+			life, src = opt.MaxTTL, src+";max-ttl"
+		}
 	}
 	return max(life, 0), src
 }
@@ -169,7 +247,7 @@ func heuristicStatus(status int) bool {
 
 // heuristicAllowed: RFC 9111 §4.2.2 permits a heuristic for heuristically cacheable statuses
 // and for responses marked public. We exclude every error status (≥400): 404/410 get
-// freshness only explicitly or from Options.ErrorTTL, and a guessed lifetime must never
+// freshness only explicitly or from Options.DefaultTTL, and a guessed lifetime must never
 // freeze an error.
 func heuristicAllowed(status int, d respDirectives) bool {
 	return status < 400 && (heuristicStatus(status) || d.public)

@@ -111,13 +111,13 @@ func TestLifetime(t *testing.T) {
 		{"302 public heuristic", 302, dated("Cache-Control", "public", "Last-Modified", httpDate(t0.Add(-10*time.Hour))), Options{}, time.Hour, "heuristic"},
 		// RFC 9111 §4.2.2 (our policy): no heuristic for errors; 404 gets the configured TTL
 		{"404 no heuristic", 404, dated("Last-Modified", httpDate(t0.Add(-10*time.Hour))), Options{}, 0, "none"},
-		{"404 ErrorTTL", 404, dated("Last-Modified", httpDate(t0.Add(-10*time.Hour))), Options{ErrorTTL: map[int]time.Duration{404: 10 * time.Second}}, 10 * time.Second, "error-ttl"},
+		{"404 DefaultTTL", 404, dated("Last-Modified", httpDate(t0.Add(-10*time.Hour))), Options{DefaultTTL: map[int]time.Duration{404: 10 * time.Second}}, 10 * time.Second, "default-ttl"},
 		// RFC 9111 §4.2.1: explicit freshness beats the configured TTL
-		{"404 explicit over ErrorTTL", 404, dated("Cache-Control", "max-age=60"), Options{ErrorTTL: map[int]time.Duration{404: 10 * time.Second}}, 60 * time.Second, "max-age"},
-		{"410 not configured", 410, dated(), Options{ErrorTTL: map[int]time.Duration{404: 10 * time.Second}}, 0, "none"},
-		// RFC 9111 §4.2.1 (our policy): ErrorTTL never applies to temporary errors
-		{"503 ErrorTTL ignored", 503, dated(), Options{ErrorTTL: map[int]time.Duration{503: 10 * time.Second}}, 0, "none"},
-		{"429 ErrorTTL ignored", 429, dated(), Options{ErrorTTL: map[int]time.Duration{429: 10 * time.Second}}, 0, "none"},
+		{"404 explicit over DefaultTTL", 404, dated("Cache-Control", "max-age=8"), Options{DefaultTTL: map[int]time.Duration{404: 5 * time.Second}}, 8 * time.Second, "max-age"},
+		{"410 not configured", 410, dated(), Options{DefaultTTL: map[int]time.Duration{404: 10 * time.Second}}, 0, "none"},
+		// RFC 9111 §4.2.1 (our policy): DefaultTTL never applies to temporary errors
+		{"503 DefaultTTL ignored", 503, dated(), Options{DefaultTTL: map[int]time.Duration{503: 10 * time.Second}}, 0, "none"},
+		{"429 DefaultTTL ignored", 429, dated(), Options{DefaultTTL: map[int]time.Duration{429: 10 * time.Second}}, 0, "none"},
 		// RFC 9111 §4.2.1 (our policy): 5xx with explicit freshness, capped
 		{"503 capped", 503, dated("Cache-Control", "max-age=600"), Options{}, 10 * time.Second, "max-age;capped"},
 		{"503 custom cap", 503, dated("Cache-Control", "max-age=600"), Options{MaxErrorTTL: 30 * time.Second}, 30 * time.Second, "max-age;capped"},

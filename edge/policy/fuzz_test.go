@@ -29,7 +29,7 @@ func FuzzLifetime(f *testing.F) {
 		set("Age", age)
 		set("ETag", age)
 		set("Vary", cc)
-		opt := Options{ErrorTTL: map[int]time.Duration{status: time.Second}, DefaultStaleIfError: time.Minute}
+		opt := Options{DefaultTTL: map[int]time.Duration{status: time.Second}, DefaultStaleIfError: time.Minute}
 
 		d, _ := Lifetime(status, h, t0, opt)
 		if d < 0 {

@@ -112,8 +112,8 @@ func TestReuse(t *testing.T) {
 		// RFC 9111 §4.2.1 (policy): 5xx capped lifetime
 		{"503 capped", get(), stored(503, "Cache-Control", "max-age=600"), 11 * s, Options{}, Revalidate},
 		// RFC 9111 §4.2.1 (policy): 404 configured TTL
-		{"404 ErrorTTL fresh", get(), stored(404), 9 * s, Options{ErrorTTL: map[int]time.Duration{404: 10 * s}}, Fresh},
-		{"404 ErrorTTL stale", get(), stored(404), 10 * s, Options{ErrorTTL: map[int]time.Duration{404: 10 * s}}, Revalidate},
+		{"404 DefaultTTL fresh", get(), stored(404), 9 * s, Options{DefaultTTL: map[int]time.Duration{404: 10 * s}}, Fresh},
+		{"404 DefaultTTL stale", get(), stored(404), 10 * s, Options{DefaultTTL: map[int]time.Duration{404: 10 * s}}, Revalidate},
 		// nil request: evaluate the stored response alone
 		{"nil request", nil, stored(200, "Cache-Control", "max-age=60"), 1 * s, Options{}, Fresh},
 	} {

@@ -33,12 +33,15 @@ const (
 // private; no Vary: *; no Set-Cookie unless Options.StripSetCookie; a request with
 // Authorization only when the response says public, must-revalidate or s-maxage (§3.5).
 // A request with Cookie or Authorization needs explicit freshness (max-age, s-maxage, Expires
-// or a rule's TTL) unless Options.HeuristicWithCredentials: §4.2.2 allows a heuristic, not a
-// guess that a credentialed response is the same for everyone. Then freshness: temporary errors (5xx, 408, 429) need a positive explicit lifetime (a
-// temporary error is never frozen, and a stale one is worthless); other errors need explicit
-// freshness or an Options.ErrorTTL entry; other statuses need explicit freshness or to be
-// heuristically cacheable / public (§4.2.2). Finally a response that could never be reused —
-// no lifetime, no validator, no stale window, or no-cache without a validator — is refused.
+// or a rule's TTL; not a DefaultTTL entry) unless Options.HeuristicWithCredentials: §4.2.2
+// allows a heuristic, not a guess that a credentialed response is the same for everyone. Then
+// freshness: temporary errors (5xx, 408, 429) need a positive explicit lifetime (a temporary
+// error is never frozen, and a stale one is worthless); other errors need explicit freshness or
+// an Options.DefaultTTL entry; other statuses need explicit freshness, an Options.DefaultTTL
+// entry (302 and 307 included: §3's "cache extension"), or to be heuristically cacheable /
+// public (§4.2.2). Finally a response that could never be reused — no lifetime (after
+// Options.MinTTL, which raises max-age=0), no validator, no stale window, or no-cache without a
+// validator — is refused.
 //
 // The response directives are CDN-Cache-Control's when it is valid (RFC 9213), so e.g.
 // "Cache-Control: private" with "CDN-Cache-Control: max-age=60" is stored. Call EnsureDate
@@ -81,23 +84,21 @@ func Storable(req *http.Request, status int, h http.Header, opt Options) (ok boo
 		return false, ReasonAuthorization
 	}
 
-	life, _, explicit := explicitLifetime(d, h, time.Time{})
-	if opt.TTL > 0 && status < 400 {
-		life, explicit = opt.TTL, true // the operator's override counts as explicit freshness
-	}
+	life, _, kind := lifetimeOf(status, d, h, time.Time{}, opt)
+	explicit := kind == lifeExplicit || kind == lifeOverride // the operator's override counts as explicit
 	if !explicit && !opt.HeuristicWithCredentials && credentialed(req.Header) {
 		return false, ReasonCredentials
 	}
 	switch {
 	case temporaryError(status):
-		if life <= 0 {
+		if !explicit || life <= 0 {
 			return false, ReasonError
 		}
 	case status >= 400:
-		if !explicit && opt.ErrorTTL[status] <= 0 {
+		if !explicit && kind != lifeDefault {
 			return false, ReasonError
 		}
-	case !explicit && !heuristicAllowed(status, d):
+	case !explicit && kind != lifeDefault && !heuristicAllowed(status, d):
 		return false, ReasonStatus
 	}
 	validator := h.Get("ETag") != "" || h.Get("Last-Modified") != ""

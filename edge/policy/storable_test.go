@@ -21,7 +21,7 @@ func TestStorable(t *testing.T) {
 	get := func(kv ...string) *http.Request { return request(http.MethodGet, kv...) }
 	dated := func(kv ...string) http.Header { return hdr(append([]string{"Date", httpDate(t0)}, kv...)...) }
 	old := httpDate(t0.Add(-100 * time.Hour))
-	errTTL := Options{ErrorTTL: map[int]time.Duration{404: 10 * time.Second, 503: time.Minute}}
+	errTTL := Options{DefaultTTL: map[int]time.Duration{404: 10 * time.Second, 503: time.Minute}}
 	for _, tc := range []struct {
 		name   string
 		req    *http.Request
@@ -121,11 +121,11 @@ func TestStorable(t *testing.T) {
 		// RFC 9111 §3, §4.2.2 (policy): 404 only with explicit freshness or a configured TTL
 		{"404 nothing", get(), 404, dated("Last-Modified", old), Options{}, false, ReasonError},
 		{"404 max-age", get(), 404, dated("Cache-Control", "max-age=30"), Options{}, true, ""},
-		{"404 ErrorTTL", get(), 404, dated(), errTTL, true, ""},
+		{"404 DefaultTTL", get(), 404, dated(), errTTL, true, ""},
 		{"410 not configured", get(), 410, dated(), errTTL, false, ReasonError},
 		// RFC 9111 §3 (policy): 5xx only with a positive explicit lifetime
 		{"503 nothing", get(), 503, dated(), Options{}, false, ReasonError},
-		{"503 ErrorTTL not enough", get(), 503, dated(), errTTL, false, ReasonError},
+		{"503 DefaultTTL not enough", get(), 503, dated(), errTTL, false, ReasonError},
 		{"503 max-age", get(), 503, dated("Cache-Control", "max-age=5"), Options{}, true, ""},
 		{"503 max-age=0", get(), 503, dated("Cache-Control", "max-age=0"), Options{}, false, ReasonError},
 		{"503 Expires 0", get(), 503, dated("Expires", "0"), Options{}, false, ReasonError},
