@@ -311,7 +311,9 @@ func TestS3FailedUploadKeepsPrevious(t *testing.T) {
 		fail  func(key string, n int64) bool
 	}{
 		// The 10th segment: more than s3Concurrency PUTs started, so some had finished.
-		{"segments", func(key string, n int64) bool { return strings.HasSuffix(key, "/seg_00002.m4s") && n >= s3Concurrency+2 }},
+		{"segments", func(key string, n int64) bool {
+			return strings.HasSuffix(key, "/seg_00002.m4s") && n >= s3Concurrency+2
+		}},
 		{"version manifests", func(key string, n int64) bool { return strings.HasSuffix(key, "/index.m3u8") }},
 		{"entry master", func(key string, n int64) bool { return key == "title/master.m3u8" }},
 	} {
