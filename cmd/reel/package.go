@@ -149,6 +149,9 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 	case *segDur < 100*time.Millisecond:
 		fmt.Fprintln(stderr, "reel package: --segment-duration must be at least 100ms")
 		return exitUsage
+	case *maxAge < 0:
+		fmt.Fprintln(stderr, "reel package: --manifest-max-age must not be negative")
+		return exitUsage
 	}
 	subtitles, err := parseSubs(subs)
 	var captions []manifest.Caption
