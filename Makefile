@@ -72,6 +72,8 @@ bench: $(PEERS_STAMP) ## Go benchmarks plus side-by-side comparisons (needs ffmp
 	REEL_HARDENING=1 $(GO) test -run='^(TestHardeningFigures|TestClientLimitFigures)$$' -count=1 -v ./edge/
 	@# Signed URLs: a memory hit with a query token checked against one without (CPU per request, ratio).
 	REEL_HITBENCH=1 $(GO) test -run='^TestHitPathTokenCost$$' -count=1 -timeout=5m -v ./edge/
+	@# S3 origin: cold fill of a packaged ladder through reel origin --dir s3://… against --dir DIR (MB/s, ratio).
+	REEL_S3BENCH=1 $(GO) test -run='^TestS3OriginFillFigures$$' -count=1 -timeout=10m -v ./packager/
 	@# Origin pools: time to move traffic off a killed member and to take it back (under load, light, none).
 	REEL_POOLBENCH=1 $(GO) test -run='^TestPoolFailoverFigures$$' -count=1 -timeout=5m -v ./edge/
 
