@@ -165,7 +165,7 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 		return
 	}
 
-	obj, err := o.store.open(r.Context(), name)
+	obj, err := o.store.open(r.Context(), name, wantsWhole(r))
 	if err != nil {
 		o.fsError(w, r, err)
 		return
@@ -196,6 +196,20 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 		}
 	}
 	http.ServeContent(w, r, name, obj.modTime(), obj.content())
+}
+
+// wantsWhole reports a request whose answer is the whole body whatever the file: a GET with
+// no Range and no precondition (an edge's cold fill).
+func wantsWhole(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	for _, h := range []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeRange adapts the Range field to what http.ServeContent understands. ServeContent

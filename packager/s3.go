@@ -183,9 +183,9 @@ func isNotFound(err error) bool {
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
 }
 
-// s3Store serves a presentation from a bucket prefix: a HEAD per request gives the size, times
-// and ETag (from the metadata the upload wrote); the body is read by GET only when an answer
-// needs bytes, and only the range it needs.
+// s3Store serves a presentation from a bucket prefix. A plain GET is one GET to the bucket; any
+// other request a HEAD, which gives the size, times and ETag (from the metadata the upload
+// wrote), then a GET only when the answer needs bytes, and only the range it needs.
 type s3Store struct {
 	client *s3.Client
 	loc    S3Location
@@ -215,7 +215,7 @@ func (s *s3Store) close() error {
 	return nil
 }
 
-func (s *s3Store) open(ctx context.Context, name string) (object, error) {
+func (s *s3Store) open(ctx context.Context, name string, whole bool) (object, error) {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -223,21 +223,35 @@ func (s *s3Store) open(ctx context.Context, name string) (object, error) {
 		return nil, os.ErrClosed
 	}
 	key := s.loc.key(name)
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.loc.Bucket, Key: &key})
-	if err != nil {
+	fail := func(method string, err error) error {
 		if isNotFound(err) {
-			return nil, fs.ErrNotExist
+			return fs.ErrNotExist
 		}
-		return nil, &storageError{fmt.Errorf("HEAD s3://%s/%s: %w", s.loc.Bucket, key, s3Error(err))}
+		return &storageError{fmt.Errorf("%s s3://%s/%s: %w", method, s.loc.Bucket, key, s3Error(err))}
 	}
-	o := &s3Object{ctx: ctx, store: s, key: key, s3etag: aws.ToString(head.ETag), sz: aws.ToInt64(head.ContentLength)}
-	o.mtime = aws.ToTime(head.LastModified)
-	if v, err := strconv.ParseInt(head.Metadata[metaMtime], 10, 64); err == nil {
+	o := &s3Object{ctx: ctx, store: s, key: key}
+	var meta map[string]string
+	if whole {
+		// One GET gives the metadata and the body.
+		get, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.loc.Bucket, Key: &key})
+		if err != nil {
+			return nil, fail("GET", err)
+		}
+		o.s3etag, o.sz, o.mtime, meta = aws.ToString(get.ETag), aws.ToInt64(get.ContentLength), aws.ToTime(get.LastModified), get.Metadata
+		o.body, o.bodyEnd = get.Body, o.sz
+	} else {
+		head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.loc.Bucket, Key: &key})
+		if err != nil {
+			return nil, fail("HEAD", err)
+		}
+		o.s3etag, o.sz, o.mtime, meta = aws.ToString(head.ETag), aws.ToInt64(head.ContentLength), aws.ToTime(head.LastModified), head.Metadata
+	}
+	if v, err := strconv.ParseInt(meta[metaMtime], 10, 64); err == nil {
 		o.mtime = time.Unix(0, v)
 	}
 	// Objects uploaded by another tool have no content ETag of ours: S3's own (an MD5 of the
 	// bytes for a single-part upload) is content-derived too, if not the same string.
-	o.tag = head.Metadata[metaETag]
+	o.tag = meta[metaETag]
 	if o.tag == "" {
 		o.tag = o.s3etag
 	}

@@ -2,7 +2,6 @@ package packager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,8 +16,9 @@ import (
 type store interface {
 	// open returns the object at name (a path checkPath accepted), or an error that is
 	// fs.ErrNotExist for a missing one, os.ErrClosed after close, or a *storageError for a
-	// fault of the storage itself.
-	open(ctx context.Context, name string) (object, error)
+	// fault of the storage itself. whole says the answer will be the whole body (a plain GET):
+	// a remote store may then fetch it with the metadata in one request.
+	open(ctx context.Context, name string, whole bool) (object, error)
 	close() error
 }
 
@@ -75,7 +75,7 @@ func (d *dirStore) close() error { return d.root.Close() }
 // errNotRegular is a name that exists but is not a regular file (a folder, a FIFO): not found.
 var errNotRegular = fmt.Errorf("not a regular file: %w", fs.ErrNotExist)
 
-func (d *dirStore) open(ctx context.Context, name string) (object, error) {
+func (d *dirStore) open(ctx context.Context, name string, whole bool) (object, error) {
 	f, err := d.root.OpenFile(name, openFlags, 0)
 	if err != nil {
 		return nil, err
@@ -106,5 +106,3 @@ func (o *dirObject) close() error           { return o.f.Close() }
 func (o *dirObject) etag(ctx context.Context) (string, error) {
 	return o.digests.etag(ctx, o.name, o.f, o.fi)
 }
-
-var _ = errors.Is
