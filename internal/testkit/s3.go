@@ -97,13 +97,36 @@ func (s *S3Server) CreateBucket(t testing.TB, name string) {
 	}
 }
 
+// PutObject stores body at bucket/key with the given header fields (Content-Type,
+// Cache-Control, x-amz-meta-…; nil for none).
+func (s *S3Server) PutObject(t testing.TB, bucket, key string, body []byte, header http.Header) {
+	t.Helper()
+	resp, err := s.DoHeader(http.MethodPut, "/"+bucket+"/"+key, body, header)
+	if err != nil {
+		t.Fatalf("put %s/%s: %v", bucket, key, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("put %s/%s: %s %s", bucket, key, resp.Status, resp.Body)
+	}
+}
+
 // Do sends one request signed with the server's credentials (SigV4) to path ("/bucket/key",
-// query allowed) and returns the response with its body read (resp.Body is replaced by a reader
-// over it). For test setup and checks; the code under test uses its own client.
+// query allowed) and returns the response with its body read. For test setup and checks; the
+// code under test uses its own client.
 func (s *S3Server) Do(method, path string, body []byte) (*Response, error) {
+	return s.DoHeader(method, path, body, nil)
+}
+
+// DoHeader is Do with header fields added to the request (before signing).
+func (s *S3Server) DoHeader(method, path string, body []byte, header http.Header) (*Response, error) {
 	req, err := http.NewRequest(method, s.Endpoint+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	SignV4(req, body, s.AccessKey, s.SecretKey, s.Region, "s3", time.Now())
 	return doRead(req)

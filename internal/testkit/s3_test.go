@@ -28,6 +28,12 @@ func TestStartS3(t *testing.T) {
 		t.Fatalf("signed GET: %s, %d bytes, want 200 and the %d bytes put", get.Status, len(get.Body), len(body))
 	}
 
+	s.PutObject(t, "media", "c.m3u8", []byte("#EXTM3U\n"), http.Header{"Content-Type": {"application/vnd.apple.mpegurl"}, "Cache-Control": {"max-age=5"}})
+	head, err := s.Do(http.MethodHead, "/media/c.m3u8", nil)
+	if err != nil || head.Header.Get("Content-Type") != "application/vnd.apple.mpegurl" || head.Header.Get("Cache-Control") != "max-age=5" {
+		t.Errorf("HEAD of an object put with Content-Type and Cache-Control: %v %v", err, head.Header)
+	}
+
 	req, _ := http.NewRequest(http.MethodGet, s.Endpoint+"/media/a/b.m4s", nil)
 	anon, err := doRead(req)
 	if err != nil {
