@@ -424,6 +424,13 @@ func buildWeed() (string, error) {
 	if isExecutable(bin) {
 		return bin, nil
 	}
+	// A build whose test process died (its timeout) may have left its output: nobody else
+	// builds while we hold the lock.
+	if stale, _ := filepath.Glob(bin + ".tmp-*"); len(stale) > 0 {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	tmp := bin + ".tmp-" + strconv.Itoa(os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), s3BuildTimeout)
@@ -434,6 +441,8 @@ func buildWeed() (string, error) {
 	cmd := exec.CommandContext(ctx, goBin, "build", "-o", tmp, "github.com/seaweedfs/seaweedfs/weed")
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "GOWORK=off")
+	// Dies with this process (a test binary killed by its timeout), and so lets go of the lock.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		os.Remove(tmp)
