@@ -1,0 +1,347 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/reelvideo/reel/internal/testkit"
+)
+
+// The edge in front of a private bucket of a real S3 server (SeaweedFS, testkit.StartS3).
+
+// s3Edge starts an edge whose only origin is the bucket path base of s, signing with the
+// credentials the environment holds now (set by the caller), and logging into a buffer.
+func s3Edge(t *testing.T, urls []string, region string) (*edgeServer, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	cfg := DefaultConfig()
+	cfg.Memory = 64 << 20
+	o := Origin{Host: "*", S3: &S3Origin{Region: region}}
+	if len(urls) == 1 {
+		o.URL = urls[0]
+	} else {
+		for _, u := range urls {
+			o.URLs = append(o.URLs, PoolMember{URL: u})
+		}
+	}
+	cfg.Origins = []Origin{o}
+	e, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveEdge(t, e, cfg)
+	t.Cleanup(srv.Close)
+	return srv, logs
+}
+
+// sdkPut uploads with the AWS SDK's own S3 client: keys whose characters S3 escapes in its own
+// way (the test's signer escapes paths as other services do).
+func sdkPut(t *testing.T, s *testkit.S3Server, bucket, key string, body []byte, contentType string) {
+	t.Helper()
+	c := s3.New(s3.Options{
+		Region:       s.Region,
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+	})
+	_, err := c.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body), ContentType: aws.String(contentType),
+	})
+	if err != nil {
+		t.Fatalf("SDK put %s: %v", key, err)
+	}
+}
+
+// TestS3Origin: a private bucket (unsigned requests refused) served through the edge: bodies,
+// fields, ranges and revalidation as from any origin; missing keys 404; the client's own
+// credentials, X-Amz-* fields and S3 query parameters never reach the bucket; nothing but
+// GET and HEAD is sent.
+func TestS3Origin(t *testing.T) {
+	s := testkit.StartS3(t)
+	s.SetEnv(t)
+	s.CreateBucket(t, "media")
+	seg := bytes.Repeat([]byte("segment-bytes-"), 30000) // 420 kB
+	s.Put(t, "/media/vod/a.m4s", seg, "Content-Type", "video/iso.segment", "Cache-Control", "max-age=3600")
+	s.Put(t, "/media/vod/big.m4s", seg, "Content-Type", "video/iso.segment", "Cache-Control", "max-age=3600")
+	s.Put(t, "/media/vod/rev.m3u8", []byte("#EXTM3U\n"), "Content-Type", "application/vnd.apple.mpegurl", "Cache-Control", "max-age=0")
+	for _, k := range []string{"auth.m4s", "query.m4s", "head.m4s"} {
+		s.Put(t, "/media/vod/"+k, seg, "Content-Type", "video/iso.segment")
+	}
+	sdkPut(t, s, "media", "vod/with space+plus é.m4s", []byte("odd key"), "video/iso.segment")
+
+	direct, err := http.Get(s.Endpoint + "/media/vod/a.m4s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct.Body.Close()
+	if direct.StatusCode != http.StatusForbidden {
+		t.Fatalf("unsigned GET straight to the bucket: %s, want 403 (a private bucket)", direct.Status)
+	}
+	signed, err := s.Do(http.MethodGet, "/media/vod/a.m4s", nil)
+	if err != nil || signed.StatusCode != http.StatusOK {
+		t.Fatalf("signed GET straight to the bucket: %v %v", err, signed)
+	}
+
+	srv, logs := s3Edge(t, []string{s.Endpoint + "/media/vod"}, s.Region)
+
+	t.Run("get", func(t *testing.T) {
+		for i, want := range []string{"fwd=uri-miss", "hit"} {
+			r := get(t, srv.URL+"/a.m4s")
+			if r.status != http.StatusOK || r.body != string(seg) {
+				t.Fatalf("GET %d: %d, %d bytes, want 200 and %d", i, r.status, len(r.body), len(seg))
+			}
+			if ct := r.header.Get("Content-Type"); ct != "video/iso.segment" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if et := r.header.Get("ETag"); et == "" || et != signed.Header.Get("ETag") {
+				t.Errorf("ETag %q, the bucket's is %q", et, signed.Header.Get("ETag"))
+			}
+			if !strings.Contains(r.cacheStatus(), want) {
+				t.Errorf("GET %d: Cache-Status %q, want %s", i, r.cacheStatus(), want)
+			}
+			for k := range r.header {
+				if strings.HasPrefix(k, "X-Amz-") {
+					t.Errorf("the bucket's %s reached the client", k)
+				}
+			}
+		}
+	})
+
+	t.Run("head", func(t *testing.T) {
+		r := do(t, http.MethodHead, srv.URL+"/head.m4s")
+		if r.status != http.StatusOK || r.header.Get("Content-Length") != "420000" || r.body != "" {
+			t.Fatalf("HEAD: %d, Content-Length %q, body %d bytes", r.status, r.header.Get("Content-Length"), len(r.body))
+		}
+	})
+
+	t.Run("range", func(t *testing.T) {
+		for _, rg := range []struct {
+			spec       string
+			start, end int
+		}{{"bytes=1000-1999", 1000, 1999}, {"bytes=400000-", 400000, len(seg) - 1}, {"bytes=0-0", 0, 0}} {
+			r := get(t, srv.URL+"/big.m4s", "Range", rg.spec)
+			if r.status != http.StatusPartialContent || r.body != string(seg[rg.start:rg.end+1]) {
+				t.Fatalf("%s: %d, %d bytes, want 206 and bytes %d-%d", rg.spec, r.status, len(r.body), rg.start, rg.end)
+			}
+		}
+		if r := get(t, srv.URL+"/big.m4s", "Range", "bytes=500000-"); r.status != http.StatusRequestedRangeNotSatisfiable {
+			t.Errorf("a range past the end: %d, want 416", r.status)
+		}
+	})
+
+	t.Run("revalidation", func(t *testing.T) {
+		first := get(t, srv.URL+"/rev.m3u8")
+		second := get(t, srv.URL+"/rev.m3u8")
+		if first.status != 200 || second.status != 200 || second.body != "#EXTM3U\n" {
+			t.Fatalf("GETs: %d %d %q", first.status, second.status, second.body)
+		}
+		// A 304 comes back only for a request whose If-None-Match the bucket accepted as signed.
+		if cs := second.cacheStatus(); !strings.Contains(cs, "fwd=stale") || !strings.Contains(cs, "fwd-status=304") {
+			t.Fatalf("revalidation: Cache-Status %q, want fwd=stale and fwd-status=304", cs)
+		}
+	})
+
+	t.Run("missing", func(t *testing.T) {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			r := do(t, m, srv.URL+"/no/such/key.m4s")
+			if r.status != http.StatusNotFound || strings.Contains(r.body, "<") {
+				t.Fatalf("%s of a missing key: %d %q, want 404 without the bucket's XML", m, r.status, r.body)
+			}
+		}
+	})
+
+	t.Run("escaped key", func(t *testing.T) {
+		r := get(t, srv.URL+"/with%20space+plus%20%C3%A9.m4s")
+		if r.status != http.StatusOK || r.body != "odd key" {
+			t.Fatalf("key with a space, '+' and é: %d %q", r.status, r.body)
+		}
+	})
+
+	t.Run("client credentials not forwarded", func(t *testing.T) {
+		// Forwarded, any of these would make the bucket refuse the request (or judge it
+		// by the client's identity).
+		r := get(t, srv.URL+"/auth.m4s",
+			"Authorization", "AWS4-HMAC-SHA256 Credential=AKIAEVIL/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
+			"X-Amz-Date", "19990101T000000Z",
+			"X-Amz-Security-Token", "stolen",
+			"X-Amz-Content-Sha256", "not-a-hash")
+		if r.status != http.StatusOK || r.body != string(seg) {
+			t.Fatalf("GET with the client's own Authorization and X-Amz-*: %d %.200q", r.status, r.body)
+		}
+	})
+
+	t.Run("query not forwarded", func(t *testing.T) {
+		r := get(t, srv.URL+"/query.m4s?versionId=bogus&response-content-type=text/html&X-Amz-Signature=00&X-Amz-Credential=x")
+		if r.status != http.StatusOK || r.body != string(seg) {
+			t.Fatalf("GET with S3 query parameters: %d %.200q", r.status, r.body)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "video/iso.segment" {
+			t.Fatalf("response-content-type reached the bucket: Content-Type %q", ct)
+		}
+	})
+
+	t.Run("read only", func(t *testing.T) {
+		for _, m := range []string{http.MethodPut, http.MethodPost, http.MethodDelete} {
+			req, _ := http.NewRequest(m, srv.URL+"/a.m4s", strings.NewReader("overwritten"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s: %s, Allow %q, want 405 and GET, HEAD", m, resp.Status, resp.Header.Get("Allow"))
+			}
+		}
+		after, err := s.Do(http.MethodGet, "/media/vod/a.m4s", nil)
+		if err != nil || after.StatusCode != http.StatusOK || !bytes.Equal(after.Body, seg) {
+			t.Fatalf("the object after PUT, POST and DELETE through the edge: %v %v", err, after)
+		}
+	})
+
+	t.Run("pool", func(t *testing.T) {
+		dead := deadURL(t)
+		pool, _ := s3Edge(t, []string{dead + "/media/vod", s.Endpoint + "/media/vod"}, s.Region)
+		for i := range 8 {
+			r := get(t, pool.URL+"/auth.m4s?n="+string(rune('a'+i)))
+			if r.status != http.StatusOK || r.body != string(seg) {
+				t.Fatalf("request %d through a pool with a dead member: %d %.100q", i, r.status, r.body)
+			}
+		}
+	})
+
+	if l := logs.String(); strings.Contains(l, "level=ERROR") {
+		t.Errorf("errors logged:\n%s", l)
+	}
+}
+
+// deadURL is an http URL on a loopback port nothing listens on.
+func deadURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	ln.Close()
+	return u
+}
+
+// TestS3OriginWrongCredentials: a bucket refusing the edge's credentials is the edge's
+// trouble: 502 with the reason, logged, never the bucket's XML.
+func TestS3OriginWrongCredentials(t *testing.T) {
+	s := testkit.StartS3(t)
+	s.SetEnv(t)
+	s.CreateBucket(t, "media")
+	s.Put(t, "/media/a.m4s", []byte("segment"), "Content-Type", "video/iso.segment")
+	for _, c := range []struct{ name, key, secret string }{
+		{"wrong secret", s.AccessKey, "not-the-secret-0123456789"},
+		{"unknown key", "AKIANOTKNOWNHERE", s.SecretKey},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("AWS_ACCESS_KEY_ID", c.key)
+			t.Setenv("AWS_SECRET_ACCESS_KEY", c.secret)
+			srv, logs := s3Edge(t, []string{s.Endpoint + "/media"}, s.Region)
+			for range 2 {
+				r := get(t, srv.URL+"/a.m4s")
+				if r.status != http.StatusBadGateway || !strings.Contains(r.body, "S3 origin") || strings.Contains(r.body, "<") {
+					t.Fatalf("GET with %s: %d %q, want 502 with the reason", c.name, r.status, r.body)
+				}
+			}
+			l := logs.String()
+			if !strings.Contains(l, "S3 origin refused the edge's request") || strings.Count(l, "refused the edge's request") != 1 {
+				t.Fatalf("want one log line naming the refusal, got:\n%s", l)
+			}
+			t.Logf("%s: %s", c.name, strings.TrimSpace(l))
+		})
+	}
+}
+
+// TestS3OriginConfig: settings an S3 origin can't honour are refused at start, naming them.
+func TestS3OriginConfig(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(*Origin)
+		want   string
+	}{
+		{"host header", func(o *Origin) { o.HostHeader = "cdn.example.com" }, "host_header"},
+		{"health check", func(o *Origin) {
+			o.URL, o.URLs = "", []PoolMember{{URL: "http://127.0.0.1:1/b"}, {URL: "http://127.0.0.2:1/b"}}
+			o.HealthCheck = &HealthCheck{Path: "/health"}
+		}, "health_check"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			o := Origin{Host: "*", URL: "http://127.0.0.1:1/bucket", S3: &S3Origin{Region: "eu-west-1"}}
+			c.change(&o)
+			cfg.Origins = []Origin{o}
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Validate: %v, want an error naming %s", err, c.want)
+			}
+		})
+	}
+	t.Run("no credentials", func(t *testing.T) {
+		for _, kv := range []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=",
+			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
+			"AWS_WEB_IDENTITY_TOKEN_FILE=", "AWS_CONTAINER_CREDENTIALS_FULL_URI=", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI="} {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		cfg := DefaultConfig()
+		cfg.Origins = []Origin{{Host: "*", URL: "http://127.0.0.1:1/bucket", S3: &S3Origin{Region: "eu-west-1"}}}
+		if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "credentials") {
+			t.Fatalf("New without credentials: %v, want an error about credentials", err)
+		}
+	})
+}
+
+// TestS3Verdict: what the edge answers for each S3 error (the codes the real server in the
+// tests can't be made to send, AWS's answers for a missing key without s3:ListBucket or a
+// wrong region among them).
+func TestS3Verdict(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		body   string
+		want   int
+	}{
+		{404, "<Error><Code>NoSuchKey</Code><Key>a</Key></Error>", 404},
+		{403, "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>", 404},
+		{403, "<Error><Code>SignatureDoesNotMatch</Code></Error>", 502},
+		{400, "<Error><Code>AuthorizationHeaderMalformed</Code></Error>", 502},
+		{400, "<Error><Code>ExpiredToken</Code></Error>", 502},
+		{301, "<Error><Code>PermanentRedirect</Code></Error>", 502},
+		{404, "<Error><Code>NoSuchBucket</Code></Error>", 502},
+		{503, "<Error><Code>SlowDown</Code></Error>", 503},
+		{500, "", 500},
+		{412, "<Error><Code>PreconditionFailed</Code></Error>", 412},
+		{416, "<Error><Code>InvalidRange</Code></Error>", 416},
+		{403, "not xml", 502},
+	} {
+		if got, _ := s3Verdict(c.status, s3ErrorCode([]byte(c.body))); got != c.want {
+			t.Errorf("S3 %d %q: edge answers %d, want %d", c.status, c.body, got, c.want)
+		}
+	}
+}
+
+// TestS3Path: paths are escaped once, as S3's canonical URI: everything but unreserved
+// characters and '/'.
+func TestS3Path(t *testing.T) {
+	for in, want := range map[string]string{
+		"/b/vod/a.m4s":         "/b/vod/a.m4s",
+		"/b/with space+plus é": "/b/with%20space%2Bplus%20%C3%A9",
+		"/b/a=1&b;c:d@e,f$g~h": "/b/a%3D1%26b%3Bc%3Ad%40e%2Cf%24g~h",
+	} {
+		if got := s3Path(in); got != want {
+			t.Errorf("s3Path(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
