@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -343,5 +344,45 @@ func TestS3Path(t *testing.T) {
 		if got := s3Path(in); got != want {
 			t.Errorf("s3Path(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestS3Request: what of a client's request the signed one carries (the real server in the
+// tests ignores most fields a client could add, so their absence is checked here): the
+// allowed fields, the edge's identity, no query, the URL's host.
+func TestS3Request(t *testing.T) {
+	s := &s3Signer{region: "eu-west-1", creds: credentials.NewStaticCredentialsProvider("AKIAEDGE", "secret", ""),
+		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })}
+	r, _ := http.NewRequest(http.MethodGet, "http://bucket.s3.example:9000/vod/a%20b.m4s?versionId=1&X-Amz-Signature=00", nil)
+	r.Host = "viewer.example"
+	for k, v := range map[string]string{
+		"Authorization": "AWS4-HMAC-SHA256 Credential=AKIAEVIL/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
+		"X-Amz-Date":    "19990101T000000Z", "X-Amz-Security-Token": "stolen", "X-Amz-Content-Sha256": "UNSIGNED-PAYLOAD",
+		"X-Amz-Server-Side-Encryption-Customer-Algorithm": "AES256", "X-Amz-Expected-Bucket-Owner": "1",
+		"Cookie": "session=1", "X-Forwarded-For": "192.0.2.1", "Via": "1.1 reel", "Accept-Encoding": "gzip",
+		"Range": "bytes=0-99", "If-None-Match": `"e1"`, "If-Modified-Since": "Mon, 07 Dec 2026 10:00:00 GMT",
+	} {
+		r.Header.Set(k, v)
+	}
+	out, err := s.request(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Host != "bucket.s3.example:9000" || out.URL.RawQuery != "" || out.URL.EscapedPath() != "/vod/a%20b.m4s" {
+		t.Errorf("sent to host %q, query %q, path %q", out.Host, out.URL.RawQuery, out.URL.EscapedPath())
+	}
+	want := map[string]bool{"Range": true, "If-None-Match": true, "If-Modified-Since": true, "User-Agent": true,
+		"Authorization": true, "X-Amz-Date": true, "X-Amz-Content-Sha256": true}
+	for k := range out.Header {
+		if !want[k] {
+			t.Errorf("%s sent to the bucket", k)
+		}
+	}
+	if a := out.Header.Get("Authorization"); !strings.Contains(a, "Credential=AKIAEDGE/") ||
+		!strings.Contains(a, "/eu-west-1/s3/aws4_request") || !strings.Contains(a, "if-none-match") || !strings.Contains(a, "range") {
+		t.Errorf("Authorization %q: want the edge's key, its region, and Range and If-None-Match signed", a)
+	}
+	if d := out.Header.Get("X-Amz-Date"); d == "19990101T000000Z" || out.Header.Get("X-Amz-Content-Sha256") != s3EmptyHash {
+		t.Errorf("X-Amz-Date %q, X-Amz-Content-Sha256 %q: the client's", d, out.Header.Get("X-Amz-Content-Sha256"))
 	}
 }
