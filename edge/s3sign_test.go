@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -384,5 +386,45 @@ func TestS3Request(t *testing.T) {
 	}
 	if d := out.Header.Get("X-Amz-Date"); d == "19990101T000000Z" || out.Header.Get("X-Amz-Content-Sha256") != s3EmptyHash {
 		t.Errorf("X-Amz-Date %q, X-Amz-Content-Sha256 %q: the client's", d, out.Header.Get("X-Amz-Content-Sha256"))
+	}
+}
+
+// TestS3SampleConfig: the S3 origin in samples/edge.yaml (commented out: it needs
+// credentials) reads as it says once uncommented, and a misspelt key under s3 is refused.
+func TestS3SampleConfig(t *testing.T) {
+	b, err := os.ReadFile("../samples/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "  # - name: media"):
+			block = append(block, "origins:")
+		case len(block) == 0:
+			continue
+		case !strings.HasPrefix(l, "  #   "):
+			goto done
+		}
+		block = append(block, "  "+strings.TrimPrefix(l, "  # "))
+	}
+done:
+	if len(block) < 4 {
+		t.Fatalf("no S3 origin example (\"  # - name: media\") in samples/edge.yaml")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "edge.yaml")
+	os.WriteFile(file, []byte(strings.Join(block, "\n")+"\n"), 0o600)
+	cfg, err := LoadConfig(file)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, strings.Join(block, "\n"))
+	}
+	o := cfg.Origins[0]
+	if o.S3 == nil || o.S3.Region != "eu-west-1" || o.S3.Profile != "media-reader" || !strings.Contains(o.URL, "/my-bucket/vod") {
+		t.Fatalf("sample S3 origin read as %+v (s3 %+v)", o, o.S3)
+	}
+	os.WriteFile(file, []byte("origins:\n  - url: http://127.0.0.1:9000/b\n    s3: {regoin: eu-west-1}\n"), 0o600)
+	if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), "regoin") {
+		t.Fatalf("a misspelt s3 key: %v, want it named", err)
 	}
 }
