@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -426,5 +428,29 @@ done:
 	os.WriteFile(file, []byte("origins:\n  - url: http://127.0.0.1:9000/b\n    s3: {regoin: eu-west-1}\n"), 0o600)
 	if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), "regoin") {
 		t.Fatalf("a misspelt s3 key: %v, want it named", err)
+	}
+}
+
+// TestS3CredentialsRefreshed: temporary credentials are asked for again once they expire
+// (each request retrieves them from the chain's cache), and the session token signed along.
+func TestS3CredentialsRefreshed(t *testing.T) {
+	n := 0
+	provider := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		n++
+		// Already expired: the cache must come back for new ones at the next request.
+		return aws.Credentials{AccessKeyID: "ASIATEMP" + strconv.Itoa(n), SecretAccessKey: "s", SessionToken: "token" + strconv.Itoa(n),
+			CanExpire: true, Expires: time.Now().Add(-time.Second)}, nil
+	})
+	s := &s3Signer{region: "eu-west-1", creds: aws.NewCredentialsCache(provider),
+		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })}
+	for i := 1; i <= 3; i++ {
+		r, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9000/b/a.m4s", nil)
+		out, err := s.request(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, tok := out.Header.Get("Authorization"), out.Header.Get("X-Amz-Security-Token"); !strings.Contains(a, "Credential=ASIATEMP"+strconv.Itoa(i)+"/") || tok != "token"+strconv.Itoa(i) {
+			t.Fatalf("request %d signed with %q, token %q: want the credentials of retrieval %d", i, a, tok, i)
+		}
 	}
 }
