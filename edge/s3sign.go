@@ -31,7 +31,8 @@ import (
 //     client could otherwise turn the edge's signed request into another one. The cache key
 //     may still hold a query; the bucket never sees it.
 //   - Fields: Range and the conditionals (If-Match, If-None-Match, If-Modified-Since,
-//     If-Unmodified-Since), all signed. The client's Authorization and X-Amz-* fields, and
+//     If-Unmodified-Since), all signed; a Range with an If-Range is not sent (the whole object
+//     answers it). The client's Authorization and X-Amz-* fields, and
 //     everything else, are dropped: a client can neither borrow nor override the edge's identity.
 //   - Host is the URL's host (it is signed): host_header does not apply.
 //
@@ -155,7 +156,14 @@ func (s *s3Signer) request(r *http.Request) (*http.Request, error) {
 	}
 	out.URL = &u // as built: String and parsing could re-choose the escaping
 	out.Host = u.Host
+	ifRange := len(r.Header.Values("If-Range")) > 0
 	for _, k := range s3Forwarded {
+		if k == "Range" && ifRange {
+			// S3 documents no If-Range: sent Range alone, a changed object would answer a
+			// part of its new bytes to a client holding the old ones. The whole object is
+			// always a right answer (RFC 9110 §13.1.5).
+			continue
+		}
 		if v := r.Header.Values(k); len(v) > 0 {
 			out.Header[k] = append([]string(nil), v...)
 		}

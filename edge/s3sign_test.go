@@ -386,6 +386,14 @@ func TestS3Request(t *testing.T) {
 		!strings.Contains(a, "/eu-west-1/s3/aws4_request") || !strings.Contains(a, "if-none-match") || !strings.Contains(a, "range") {
 		t.Errorf("Authorization %q: want the edge's key, its region, and Range and If-None-Match signed", a)
 	}
+	r.Header.Set("If-Range", `"e0"`)
+	withIfRange, err := s.request(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rg, ir := withIfRange.Header.Get("Range"), withIfRange.Header.Get("If-Range"); rg != "" || ir != "" {
+		t.Errorf("Range %q and If-Range %q sent: S3 has no If-Range, the whole object must be asked for", rg, ir)
+	}
 	if d := out.Header.Get("X-Amz-Date"); d == "19990101T000000Z" || out.Header.Get("X-Amz-Content-Sha256") != s3EmptyHash {
 		t.Errorf("X-Amz-Date %q, X-Amz-Content-Sha256 %q: the client's", d, out.Header.Get("X-Amz-Content-Sha256"))
 	}
