@@ -125,6 +125,9 @@ func (s *s3Signer) roundTrip(r *http.Request, send func(*http.Request) (*http.Re
 		return resp, nil
 	}
 	out, err := s.request(r)
+	if err != nil && r.Context().Err() != nil {
+		return nil, err // the client left: nothing to say about the credentials
+	}
 	if err != nil {
 		s.refused("credentials", "S3 origin: no credentials to sign with: answering 502", "err", err)
 		return s3Synth(r, http.StatusBadGateway, "S3 origin: the edge has no credentials"), nil
