@@ -222,6 +222,9 @@ func TestS3Origin(t *testing.T) {
 			if r.status != http.StatusOK || r.body != string(seg) {
 				t.Fatalf("request %d through a pool with a dead member: %d %.100q", i, r.status, r.body)
 			}
+			if !strings.Contains(r.cacheStatus(), "fwd=uri-miss") {
+				t.Fatalf("request %d: Cache-Status %q, want a miss (a request to a member)", i, r.cacheStatus())
+			}
 		}
 	})
 
