@@ -436,6 +436,10 @@ done:
 	if o.S3 == nil || o.S3.Region != "eu-west-1" || o.S3.Profile != "media-reader" || !strings.Contains(o.URL, "/my-bucket/vod") {
 		t.Fatalf("sample S3 origin read as %+v (s3 %+v)", o, o.S3)
 	}
+	// The README's example file.
+	if cfg, err := LoadConfig("../samples/edge-s3.yaml"); err != nil || cfg.Origins[0].S3 == nil || cfg.Origins[0].S3.Region != "eu-west-1" {
+		t.Fatalf("samples/edge-s3.yaml: %v %+v", err, cfg.Origins)
+	}
 	os.WriteFile(file, []byte("origins:\n  - url: http://127.0.0.1:9000/b\n    s3: {regoin: eu-west-1}\n"), 0o600)
 	if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), "regoin") {
 		t.Fatalf("a misspelt s3 key: %v, want it named", err)
