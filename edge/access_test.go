@@ -428,3 +428,38 @@ func TestAccessConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleAccessConfig: the commented access rule and geoip section of samples/edge.yaml,
+// uncommented, load (every key known) and build an edge, the database being one the test writes.
+func TestSampleAccessConfig(t *testing.T) {
+	b, err := os.ReadFile("../samples/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "  # - path_prefix: /premium/") || (len(rule) > 0 && strings.HasPrefix(line, "  #   ")) {
+			rule = append(rule, strings.Replace(line, "  # ", "  ", 1))
+		} else if len(rule) > 0 {
+			break
+		}
+	}
+	if !strings.Contains(string(b), "\n# geoip:\n#   database: ") {
+		t.Fatal("samples/edge.yaml documents no geoip section")
+	}
+	db := writeCountryDB(t, map[string]string{"10.0.0.0/8": "FR"})
+	f := t.TempDir() + "/edge.yaml"
+	writeFile(t, f, "origins: [{url: 'http://127.0.0.1:1'}]\ngeoip: {database: "+db+"}\nrules:\n"+strings.Join(rule, "\n")+"\n")
+	cfg, err := LoadConfig(f)
+	if err == nil {
+		_, err = New(cfg, nil)
+	}
+	if err != nil || len(cfg.Rules) != 1 {
+		t.Fatalf("sample access rule: %v\n%s", err, strings.Join(rule, "\n"))
+	}
+	r := cfg.Rules[0].RuleAccess
+	if len(r.Referers) != 2 || r.AllowEmptyReferer == nil || len(r.AllowIPs) != 2 || len(r.DenyIPs) != 1 || len(r.AllowCountries) != 2 ||
+		len(r.DenyCountries) != 1 || r.DenyUnknownCountry == nil || r.RateLimit == nil || r.RateLimit.perSec != 10 || r.RateLimit.maxBurst != 20 {
+		t.Errorf("sample access rule read as %+v", r)
+	}
+}
