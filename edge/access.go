@@ -52,7 +52,9 @@ var accessRefusals = [...]struct {
 // access settings refuse (403, or 429 with Retry-After) and reports whether it did. The cheap
 // checks go first, and the rate limit last, so that requests refused otherwise take no token.
 func (e *Edge) refuseAccess(w http.ResponseWriter, r *http.Request, a *access) bool {
-	addr := clientAddr(r)
+	// Without its zone (a link-local peer's %eth0): a zoned address is in no prefix, and
+	// would slip past deny_ips.
+	addr := clientAddr(r).WithZone("")
 	refused := -1
 	var retry time.Duration
 	switch {

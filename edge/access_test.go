@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strings"
@@ -461,5 +462,18 @@ func TestSampleAccessConfig(t *testing.T) {
 	if len(r.Referers) != 2 || r.AllowEmptyReferer == nil || len(r.AllowIPs) != 2 || len(r.DenyIPs) != 1 || len(r.AllowCountries) != 2 ||
 		len(r.DenyCountries) != 1 || r.DenyUnknownCountry == nil || r.RateLimit == nil || r.RateLimit.perSec != 10 || r.RateLimit.maxBurst != 20 {
 		t.Errorf("sample access rule read as %+v", r)
+	}
+}
+
+// TestAccessZonedPeer: a link-local peer's address comes with its zone (fe80::1%eth0), which
+// netip.Prefix.Contains never matches: deny_ips must still catch it.
+func TestAccessZonedPeer(t *testing.T) {
+	a := &access{denyIPs: []netip.Prefix{netip.MustParsePrefix("fe80::/10")}}
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/x", nil)
+	r.RemoteAddr = "[fe80::1%eth0]:4242"
+	e := &Edge{m: newMetrics(func() float64 { return 0 }, func() float64 { return 0 }), now: time.Now}
+	if !e.refuseAccess(rec, r, a) || rec.Code != http.StatusForbidden {
+		t.Errorf("a zoned link-local peer passed deny_ips fe80::/10: %d", rec.Code)
 	}
 }
