@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // accessEdge is an edge in front of a real loopback origin, served on 127.0.0.1 and on [::1]
@@ -226,7 +228,7 @@ func TestAccessIPs(t *testing.T) {
 // which places 127.0.0.0/30 in FR, 127.0.0.4/30 in US and ::1 in BE, and leaves 127.0.0.9
 // unknown: allowed unless deny_unknown_country.
 func TestAccessCountries(t *testing.T) {
-	db := writeCountryDB(t, map[string]string{"127.0.0.0/30": "FR", "127.0.0.4/30": "US", "::1/128": "BE"})
+	db := testkit.WriteCountryDB(t, map[string]string{"127.0.0.0/30": "FR", "127.0.0.4/30": "US", "::1/128": "BE"})
 	tr := true
 	a := newAccessEdge(t, func(c *Config) {
 		c.GeoIP.Database = db
@@ -390,7 +392,7 @@ func TestAccessConfig(t *testing.T) {
 		}
 		return cfg, err
 	}
-	db := writeCountryDB(t, map[string]string{"10.0.0.0/8": "FR"})
+	db := testkit.WriteCountryDB(t, map[string]string{"10.0.0.0/8": "FR"})
 	good := "geoip: {database: " + db + "}\nrules:\n" +
 		"  - path_prefix: /a/\n    referers: [example.com, '*.example.com']\n    allow_empty_referer: false\n" +
 		"    allow_ips: [10.0.0.0/8, 2001:db8::/32, 192.0.2.1]\n    deny_ips: [10.1.0.0/16]\n" +
@@ -448,7 +450,7 @@ func TestSampleAccessConfig(t *testing.T) {
 	if !strings.Contains(string(b), "\n# geoip:\n#   database: ") {
 		t.Fatal("samples/edge.yaml documents no geoip section")
 	}
-	db := writeCountryDB(t, map[string]string{"10.0.0.0/8": "FR"})
+	db := testkit.WriteCountryDB(t, map[string]string{"10.0.0.0/8": "FR"})
 	f := t.TempDir() + "/edge.yaml"
 	writeFile(t, f, "origins: [{url: 'http://127.0.0.1:1'}]\ngeoip: {database: "+db+"}\nrules:\n"+strings.Join(rule, "\n")+"\n")
 	cfg, err := LoadConfig(f)

@@ -1,4 +1,4 @@
-package edge
+package testkit
 
 import (
 	"bytes"
@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-// writeCountryDB writes a MaxMind DB (format 2.0, IPv6 tree with IPv4 at ::/96, 24-bit
+// WriteCountryDB writes a MaxMind DB (format 2.0, IPv6 tree with IPv4 at ::/96, 24-bit
 // records: https://maxmind.github.io/MaxMind-DB/) mapping each network to a record
 // {country: {iso_code: CC}}, as GeoLite2-Country holds, into a temporary file, and returns
 // its path. No writer library is on the module proxy here, and the format is small: a binary
 // trie of the address bits whose leaves point into a data section of typed values.
-func writeCountryDB(t testing.TB, networks map[string]string) string {
+func WriteCountryDB(t testing.TB, networks map[string]string) string {
 	t.Helper()
 	type node struct {
 		child [2]*node
