@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oschwald/maxminddb-golang/v2"
+
 	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
@@ -57,9 +59,10 @@ type Edge struct {
 	slices *rangecache.Cache
 	// status holds what Snapshot reads besides the metrics (stats.go): top objects.
 	status    statusState
-	live      Live            // cfg.Live with its defaults
-	manifests *live.Manifests // live-manifest handling (live.go, edge/live)
-	tokens    *tokenGate      // signed URLs (tokencheck.go); nil when off
+	live      Live              // cfg.Live with its defaults
+	manifests *live.Manifests   // live-manifest handling (live.go, edge/live)
+	tokens    *tokenGate        // signed URLs (tokencheck.go); nil when off
+	geo       *maxminddb.Reader // geoip.database (access.go); nil when none
 	// closing stops new prefetches once Close has begun.
 	closing atomic.Bool
 	// cluster: purge ids and cluster purges (purgefan.go), set up by AdminHandler.
@@ -127,6 +130,9 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		now:     time.Now,
 		live:    cfg.Live.withDefaults(),
 		tokens:  newTokenGate(cfg.Tokens),
+	}
+	if e.geo, err = openGeoIP(cfg.GeoIP); err != nil { // access.go
+		return nil, err
 	}
 	e.slices = e.newSliceCache()
 	e.m = newMetrics(func() float64 { return float64(e.tiers.mem.Weight()) }, func() float64 {
