@@ -72,6 +72,10 @@ type Config struct {
 
 	// Cluster is who a purge made with cluster=1 reaches (cluster.go, purgefan.go).
 	Cluster Cluster `yaml:"cluster"`
+
+	// Compression is gzip and brotli for text responses (compress.go, config_compress.go);
+	// rules turn it off or on per path (Rule.Compress).
+	Compression Compression `yaml:"compression"`
 }
 
 // Live tunes the handling of live manifests (edge/live): HLS media playlists without
@@ -368,6 +372,9 @@ type Rule struct {
 	// Token says whether requests need a signed-URL token: "required" or "off"; where no
 	// matching rule says, tokens.require does.
 	Token string `yaml:"token"`
+	// Compress says whether text responses are compressed for clients that accept it
+	// (compress.go); where no matching rule says, compression.off decides.
+	Compress *bool `yaml:"compress"`
 
 	// RuleTTLs: lifetimes when the origin is silent, clamps on the origin's, and what clients
 	// are told (config_ttl.go; README "Cache policy").
@@ -417,7 +424,7 @@ func (r *Rule) shapesStored() string {
 		{"key_headers", r.KeyHeaders != nil}, {"ignore_query", r.IgnoreQuery != nil},
 		{"forward_ignored_params", r.ForwardIgnoredParams != nil}, {"parent", r.Parent != nil},
 		{"default_ttl", r.DefaultTTL != nil}, {"min_ttl", r.MinTTL != 0}, {"max_ttl", r.MaxTTL != 0},
-		{"max_negative_ttl", r.MaxNegativeTTL != nil},
+		{"max_negative_ttl", r.MaxNegativeTTL != nil}, {"compress", r.Compress != nil},
 	} {
 		if s.set {
 			return s.key
@@ -596,6 +603,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.checkPools(); err != nil {
+		return err
+	}
+	if err := c.Compression.check(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

@@ -84,6 +84,7 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 		return
 	}
 	setBrowserTTL(w, rl.browserTTL) // what clients are told of what the cache answers (respond.go)
+	e.setCompress(w, rl)            // and in which content coding (compress.go)
 	// 4. Lookup.
 	res := e.lookup(r, rl)
 	e.manifests.Watched(res.key) // live prefetch follows what clients watch (edge/live)
@@ -95,14 +96,14 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 	case verdictFresh:
 		e.stats.Hits.Add(1)
 		e.manifests.Used(res.key)
-		e.serveStored(w, r, res.obj, d.age, d.ttl, cachestatus.Status{Hit: true})
+		e.serveStored(w, r, e.coded(w, r, res.key, res.vk, res.obj), d.age, d.ttl, cachestatus.Status{Hit: true})
 	case verdictHit:
 		e.stats.Hits.Add(1)
 		e.manifests.Used(res.key)
-		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
+		e.serveObject(w, r, now, e.coded(w, r, res.key, res.vk, res.obj), res.pol, cachestatus.Status{Hit: true})
 	case verdictStaleRefresh:
 		e.stats.Hits.Add(1)
-		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
+		e.serveObject(w, r, now, e.coded(w, r, res.key, res.vk, res.obj), res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
 		e.refreshInBackground(r, up, res)
 	case verdictRefuse:
 		if res.obj == nil {

@@ -26,6 +26,8 @@ type ruling struct {
 	// browserTTL, when not negative, is what clients are told (policy.BrowserTTL); -1: the
 	// origin's Cache-Control as it is.
 	browserTTL time.Duration
+	// compress is the rules' Compress: 1 on, -1 off, 0 unset (compression.off decides, compress.go).
+	compress int8
 }
 
 // ruleResolver turns the rules a request matches into its ruling. Rulings are cached by the set of
@@ -146,6 +148,12 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 		}
 		if rl.token == "" {
 			rl.token = r.Token
+		}
+		if rl.compress == 0 && r.Compress != nil {
+			rl.compress = -1
+			if *r.Compress {
+				rl.compress = 1
+			}
 		}
 		keySet.take(r, &key)
 		ttls.take(r, rl)
