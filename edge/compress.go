@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
@@ -46,8 +47,18 @@ type compressor struct {
 	mu      sync.Mutex
 	running map[codingCall]*codingRun
 
-	gzips, brotlis sync.Pool
+	// Writers by coding and level, reused.
+	writers map[codingLevel]*sync.Pool
 }
+
+type codingLevel struct {
+	name  string
+	level int
+}
+
+// shortLived: a response fresh for less than this (a live playlist: edge/live caps it to a
+// fraction of its target duration) is coded at the live levels, as each new version is.
+const shortLived = time.Minute
 
 type codingCall struct {
 	base *store.Object
@@ -60,13 +71,32 @@ type codingRun struct {
 }
 
 func newCompressor(cfg Compression) *compressor {
-	c := &compressor{cfg: cfg.withDefaults(), running: map[codingCall]*codingRun{}}
-	c.gzips.New = func() any {
-		w, _ := gzip.NewWriterLevel(io.Discard, c.cfg.GzipLevel) // level checked by Validate
-		return w
+	c := &compressor{cfg: cfg.withDefaults(), running: map[codingCall]*codingRun{}, writers: map[codingLevel]*sync.Pool{}}
+	for _, l := range []int{c.cfg.GzipLevel, c.cfg.LiveGzipLevel} {
+		c.writers[codingLevel{codingGzip, l}] = &sync.Pool{New: func() any {
+			w, _ := gzip.NewWriterLevel(io.Discard, l) // levels checked by Validate
+			return w
+		}}
 	}
-	c.brotlis.New = func() any { return brotli.NewWriterLevel(io.Discard, c.cfg.BrotliLevel) }
+	for _, l := range []int{c.cfg.BrotliLevel, c.cfg.LiveBrotliLevel} {
+		c.writers[codingLevel{codingBrotli, l}] = &sync.Pool{New: func() any { return brotli.NewWriterLevel(io.Discard, l) }}
+	}
 	return c
+}
+
+// level is the level of coding name for base: the live one for a short-lived response.
+func (c *compressor) level(name string, base *store.Object) int {
+	// Its freshness lifetime; a zero FreshUntil (revalidated every time) counts as short.
+	short := base.FreshUntil.IsZero() || base.FreshUntil.Sub(base.ResponseTime)+base.InitialAge < shortLived
+	switch {
+	case name == codingBrotli && short:
+		return c.cfg.LiveBrotliLevel
+	case name == codingBrotli:
+		return c.cfg.BrotliLevel
+	case short:
+		return c.cfg.LiveGzipLevel
+	}
+	return c.cfg.GzipLevel
 }
 
 // setCompress lets the heads written to w be compressed (the request's ruling says so); a
@@ -188,7 +218,7 @@ func (c *compressor) makeCopy(base *store.Object, name string) *store.Object {
 	addVary(h, "Accept-Encoding")
 	body := base.Body
 	if name != codingIdentity {
-		if coded := c.encode(name, base.Body); len(coded) < len(base.Body) {
+		if coded := c.encode(name, c.level(name, base), base.Body); len(coded) < len(base.Body) {
 			body = coded
 			h["Content-Encoding"] = []string{name}
 			if et := h["Etag"]; len(et) > 0 {
@@ -207,27 +237,27 @@ func (c *compressor) makeCopy(base *store.Object, name string) *store.Object {
 	return o
 }
 
-// encode codes body in coding name ("br" or "gzip").
-func (c *compressor) encode(name string, body []byte) []byte {
+// encode codes body in coding name ("br" or "gzip") at level, one of the configured ones.
+func (c *compressor) encode(name string, level int, body []byte) []byte {
+	pool := c.writers[codingLevel{name, level}]
+	if pool == nil {
+		return body
+	}
 	var out bytes.Buffer
 	out.Grow(len(body)/4 + 64)
-	switch name {
-	case codingBrotli:
-		bw := c.brotlis.Get().(*brotli.Writer)
-		bw.Reset(&out)
-		bw.Write(body)
-		bw.Close()
-		bw.Reset(io.Discard) // let go of out
-		c.brotlis.Put(bw)
-	case codingGzip:
-		gw := c.gzips.Get().(*gzip.Writer)
-		gw.Reset(&out)
-		gw.Write(body)
-		gw.Close()
-		gw.Reset(io.Discard)
-		c.gzips.Put(gw)
-	default:
-		return body
+	switch w := pool.Get().(type) {
+	case *brotli.Writer:
+		w.Reset(&out)
+		w.Write(body)
+		w.Close()
+		w.Reset(io.Discard) // let go of out
+		pool.Put(w)
+	case *gzip.Writer:
+		w.Reset(&out)
+		w.Write(body)
+		w.Close()
+		w.Reset(io.Discard)
+		pool.Put(w)
 	}
 	return out.Bytes()
 }

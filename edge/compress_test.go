@@ -266,6 +266,9 @@ func TestCompressionTable(t *testing.T) {
 		t.Fatalf("stored: %v, variants %d, coded copies %d (want 1 and 3: br, gzip, identity)", ok, len(entry.Variants), len(entry.Coded))
 	}
 	brCopy := entry.Coded[store.Coding{VK: "", Name: "br"}]
+	if !bytes.Equal(brCopy.Body, e.comp.encode(codingBrotli, 4, text)) {
+		t.Fatal("a response fresh for a minute was not coded at brotli_level (4)")
+	}
 	fetchCoded(t, http.MethodGet, srv.URL+"/t.m3u8", "Accept-Encoding", "br")
 	if entry, _ := e.tiers.mem.Lookup(key); entry.Coded[store.Coding{VK: "", Name: "br"}] != brCopy {
 		t.Fatal("the br copy was made again for a hit")
@@ -357,6 +360,8 @@ func TestCompressionConfig(t *testing.T) {
 		{Compression{BrotliLevel: 12}, "compression.brotli_level"},
 		{Compression{GzipLevel: -1}, "compression.gzip_level"},
 		{Compression{MinSize: -1}, "compression.min_size"},
+		{Compression{LiveBrotliLevel: 12}, "compression.live_brotli_level"},
+		{Compression{LiveGzipLevel: 10}, "compression.live_gzip_level"},
 		{Compression{Types: []string{"json"}}, "compression.types[0]"},
 		{Compression{Types: []string{"text/[x"}}, "compression.types[0]"},
 	} {
@@ -404,7 +409,7 @@ func TestCompressionLiveDVR(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
 	})
-	_, srv := newEdge(t, o.URL, func(c *Config) { c.Live.Prefetch.Off = true })
+	e, srv := newEdge(t, o.URL, func(c *Config) { c.Live.Prefetch.Off = true })
 	url := srv.URL + "/live/video.m3u8"
 	seqOf := func(body []byte) int64 {
 		_, rest, _ := bytes.Cut(body, []byte("#EXT-X-MEDIA-SEQUENCE:"))
@@ -431,6 +436,9 @@ func TestCompressionLiveDVR(t *testing.T) {
 		}
 		if !bytes.Equal(br.body, playlist(seqOf(br.body))) {
 			t.Fatal("decoded playlist differs from the origin's")
+		}
+		if !bytes.Equal(br.raw, e.comp.encode(codingBrotli, 1, br.body)) {
+			t.Fatal("the live playlist was not coded at live_brotli_level (1)")
 		}
 		if id.header.Get("Cache-Control") != br.header.Get("Cache-Control") {
 			t.Fatalf("Cache-Control: identity %q, brotli %q", id.header.Get("Cache-Control"), br.header.Get("Cache-Control"))
