@@ -446,3 +446,91 @@ func TestCompressionLiveDVR(t *testing.T) {
 		seen[seqOf(br.body)] = true
 	}
 }
+
+// TestCompressionBlockingReload: an LL-HLS blocking playlist reload — a miss the origin holds
+// until the asked-for part exists — goes out coded to every client waiting on it, from the
+// one origin response.
+func TestCompressionBlockingReload(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:4\n#EXT-X-PART-INF:PART-TARGET=1.0\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=3.0\n#EXT-X-MEDIA-SEQUENCE:0\n")
+	for i := range 500 {
+		fmt.Fprintf(&b, "#EXTINF:4.000,\nseg_%d.m4s\n", i)
+	}
+	b.WriteString("#EXT-X-PART:DURATION=1.0,URI=\"part_500_0.m4s\",INDEPENDENT=YES\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part_500_1.m4s\"\n")
+	body := b.Bytes()
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, ".m3u8") {
+			http.NotFound(w, r)
+			return
+		}
+		select { // held until the test releases it, as an origin holds a blocking reload
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+	_, srv := newEdge(t, o.URL, func(c *Config) { c.Live.Prefetch.Off = true })
+	url := srv.URL + "/ll/video.m3u8?_HLS_msn=500&_HLS_part=1"
+	type answer struct {
+		c   coded
+		err string
+	}
+	aes := []string{"br", "gzip", "gzip, deflate, br", ""}
+	answers := make(chan answer, len(aes))
+	for _, ae := range aes {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			if ae != "" {
+				req.Header.Set("Accept-Encoding", ae)
+			}
+			resp, err := rawClient.Do(req)
+			if err != nil {
+				answers <- answer{err: err.Error()}
+				return
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers <- answer{c: coded{status: resp.StatusCode, header: resp.Header, raw: raw}}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for o.hits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // poll: the origin has the reload
+	}
+	close(release)
+	byCoding := map[string]int{}
+	for range aes {
+		a := <-answers
+		if a.err != "" {
+			t.Fatal(a.err)
+		}
+		ce := a.c.header.Get("Content-Encoding")
+		byCoding[ce]++
+		var dec []byte
+		switch ce {
+		case "br":
+			dec, _ = io.ReadAll(brotli.NewReader(bytes.NewReader(a.c.raw)))
+		case "gzip":
+			zr, err := gzip.NewReader(bytes.NewReader(a.c.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec, _ = io.ReadAll(zr)
+		default:
+			dec = a.c.raw
+		}
+		if a.c.status != 200 || !bytes.Equal(dec, body) || !a.c.varies() {
+			t.Fatalf("%q: %d, decoded equal %v, Vary %q", ce, a.c.status, bytes.Equal(dec, body), a.c.header.Values("Vary"))
+		}
+	}
+	if byCoding["br"] != 2 || byCoding["gzip"] != 1 || byCoding[""] != 1 {
+		t.Fatalf("codings served: %v", byCoding)
+	}
+	if n := o.hits.Load(); n != 1 {
+		t.Fatalf("origin asked %d times, want 1", n)
+	}
+}

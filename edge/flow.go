@@ -27,7 +27,8 @@ import (
 //     storage and to every request that joined it; live manifests are classified and capped
 //     when a fill publishes them (edge/live)
 //  7. respond  (respond.go)  Age, Via and Cache-Status on every head; bodies from storage or
-//     from fills as they arrive; for a request whose token came in the query, phases 3–7 write
+//     from fills as they arrive — a compressible one as the stored copy in the coding the
+//     request prefers (compress.go); for a request whose token came in the query, phases 3–7 write
 //     into a manifestWriter (tokenrespond.go) that adds the token to a manifest's URIs
 //
 // Where a change goes: a check on every request (access rules, signed URLs) is a step of
