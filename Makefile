@@ -41,7 +41,9 @@ test: ui ## gofmt check, go vet, and every test with the race detector (browser 
 	$(GO) vet ./...
 	@# cmd/reel's slow tests (browsers, live channels) run side by side: t.Parallel(), at most
 	@# -parallel at a time, GOMAXPROCS by default (2 on the 2-core CI; see cmd/reel/parallel_test.go).
-	$(GO) test -race -count=1 ./...
+	@# -timeout 30m, not go test's 10m: on a new machine the S3 tests first wait for SeaweedFS's
+	@# build (internal/testkit/s3.go; 4 minutes on two idle cores, over 15 on busy ones).
+	$(GO) test -race -count=1 -timeout=30m ./...
 	@# Load tests at full size (the race detector makes them ~10x slower, so above they run scaled down).
 	$(GO) test -count=1 -run '^(TestCoalescing|TestLargeGETColdFanIn)$$' ./edge/
 	$(GO) test -count=1 -timeout=5m -run '^TestLiveEvent$$' ./cmd/reel/
@@ -73,6 +75,8 @@ bench: $(PEERS_STAMP) ## Go benchmarks plus side-by-side comparisons (needs ffmp
 	REEL_HARDENING=1 $(GO) test -run='^(TestHardeningFigures|TestClientLimitFigures)$$' -count=1 -v ./edge/
 	@# Signed URLs: a memory hit with a query token checked against one without (CPU per request, ratio).
 	REEL_HITBENCH=1 $(GO) test -run='^TestHitPathTokenCost$$' -count=1 -timeout=5m -v ./edge/
+	@# S3 origin: cold fill of a packaged ladder through reel origin --dir s3://… against --dir DIR (MB/s, ratio).
+	REEL_S3BENCH=1 $(GO) test -run='^TestS3OriginFillFigures$$' -count=1 -timeout=10m -v ./packager/
 	@# Origin pools: time to move traffic off a killed member and to take it back (under load, light, none).
 	REEL_POOLBENCH=1 $(GO) test -run='^TestPoolFailoverFigures$$' -count=1 -timeout=5m -v ./edge/
 

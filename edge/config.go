@@ -175,8 +175,22 @@ type Origin struct {
 	// by weight, and a GET or HEAD that fails on one is retried on another. Instead of URL.
 	URLs []PoolMember `yaml:"urls"`
 	Pool `yaml:",inline"`
+	// S3 makes the origin a private S3-compatible bucket (the bucket, and a key prefix, in
+	// the URL's path or host): every origin request is signed with SigV4 (s3sign.go).
+	S3 *S3Origin `yaml:"s3"`
 
 	Connection `yaml:",inline"`
+}
+
+// S3Origin is how the edge signs its requests to a private bucket. Credentials come from the
+// standard AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, the shared
+// config and credentials files, web identity, the instance's role; refreshed before they expire.
+type S3Origin struct {
+	// Region signs the requests (eu-west-1); unset: the AWS chain's (AWS_REGION, the profile).
+	Region string `yaml:"region"`
+	// Profile is the shared config profile to take credentials from (default: AWS_PROFILE,
+	// else "default").
+	Profile string `yaml:"profile"`
 }
 
 // PoolMember is one URL of an origin pool: `- http://a:8080` or `- {url: …, weight: 3}`.

@@ -57,7 +57,7 @@ func FuzzCheckPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		name, _, status, _ := checkPath(p)
+		name, status, _ := checkPath(p)
 		if status != 0 {
 			if name != "" {
 				t.Fatalf("%q refused with %d but returned name %q", p, status, name)

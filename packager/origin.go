@@ -49,6 +49,9 @@ type OriginOptions struct {
 	// Logger receives one Debug record per request and Error records for server faults.
 	// Nil means slog.Default().
 	Logger *slog.Logger
+	// S3 configures the client when the folder is s3://bucket/prefix (nil: the standard AWS
+	// environment and config files alone).
+	S3 *S3Options
 }
 
 // Origin is an http.Handler that serves a packaged VOD output folder (HLS playlists, DASH MPDs,
@@ -59,10 +62,9 @@ type OriginOptions struct {
 // anything that resolves outside the folder answer 404 or 400. Every response carries
 // permissive CORS headers so browser players on any origin can fetch and inspect it.
 type Origin struct {
-	root       *os.Root
+	store      store // the folder or the bucket (storage.go)
 	manifestCC string
 	log        *slog.Logger
-	digests    *digestCache // content ETags (etag.go)
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -77,15 +79,14 @@ func NewOrigin(dir string, opt OriginOptions) (*Origin, error) {
 	if maxAge == 0 {
 		maxAge = DefaultManifestMaxAge
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("origin: %w", err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("origin: %s is not a directory", dir)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
+	var st store
+	if loc, ok, err := ParseS3URL(dir); err != nil {
+		return nil, fmt.Errorf("origin: %s: %w", dir, err)
+	} else if ok {
+		if st, err = newS3Store(loc, opt.S3); err != nil {
+			return nil, fmt.Errorf("origin: %w", err)
+		}
+	} else if st, err = newDirStore(dir); err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	logger := opt.Logger
@@ -93,16 +94,20 @@ func NewOrigin(dir string, opt OriginOptions) (*Origin, error) {
 		logger = slog.Default()
 	}
 	return &Origin{
-		root:       root,
-		manifestCC: "public, max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10),
+		store:      st,
+		manifestCC: manifestCacheControl(maxAge),
 		log:        logger,
-		digests:    newDigestCache(digestCacheEntries),
 	}, nil
 }
 
-// Close releases the folder. Requests arriving afterwards get 503; Close is idempotent.
+func manifestCacheControl(maxAge time.Duration) string {
+	return "public, max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+}
+
+// Close releases the folder (or the bucket's connections). Requests arriving afterwards get
+// 503; Close is idempotent.
 func (o *Origin) Close() error {
-	o.closeOnce.Do(func() { o.closeErr = o.root.Close() })
+	o.closeOnce.Do(func() { o.closeErr = o.store.close() })
 	return o.closeErr
 }
 
@@ -147,12 +152,12 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 		return
 	}
 
-	name, top, status, reason := checkPath(r.URL.Path)
+	name, status, reason := checkPath(r.URL.Path)
 	if status != 0 {
 		httpError(w, status, reason)
 		return
 	}
-	ctype, cacheControl := o.classify(name, top)
+	ctype, cacheControl := classify(name, o.manifestCC)
 	if ctype == "" {
 		// Refusing unknown types keeps stray files (logs, sources, keys) in the output
 		// folder from leaking through the CDN.
@@ -160,23 +165,14 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 		return
 	}
 
-	f, err := o.root.OpenFile(name, openFlags, 0)
+	obj, err := o.store.open(r.Context(), name, wantsWhole(r))
 	if err != nil {
 		o.fsError(w, r, err)
 		return
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		o.fsError(w, r, err)
-		return
-	}
-	if !fi.Mode().IsRegular() {
-		httpError(w, http.StatusNotFound, "not found")
-		return
-	}
+	defer obj.close()
 
-	etag, err := o.digests.etag(r.Context(), name, f, fi)
+	etag, err := obj.etag(r.Context())
 	if err != nil {
 		if r.Context().Err() == nil {
 			o.log.LogAttrs(r.Context(), slog.LevelError, "origin file error",
@@ -191,7 +187,29 @@ func (o *Origin) serve(w *originWriter, r *http.Request) {
 	// ServeContent evaluates If-None-Match and If-Range against this header, so it must be
 	// set before the call.
 	h.Set("ETag", etag)
-	http.ServeContent(w, normalizeRange(r, fi.Size()), name, fi.ModTime(), f)
+	r = normalizeRange(r, obj.size())
+	if wo, ok := obj.(windowed); ok {
+		// A remote object asks its store for only the bytes the answer needs.
+		if res, err := rangecache.Parse(r.Header.Get("Range"), obj.size(), rangecache.Options{}); err == nil && res.Kind == rangecache.Satisfiable {
+			last := res.Ranges[len(res.Ranges)-1]
+			wo.window(res.Ranges[0].Start, last.Start+last.Length)
+		}
+	}
+	http.ServeContent(w, r, name, obj.modTime(), obj.content())
+}
+
+// wantsWhole reports a request whose answer is the whole body whatever the file: a GET with
+// no Range and no precondition (an edge's cold fill).
+func wantsWhole(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	for _, h := range []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeRange adapts the Range field to what http.ServeContent understands. ServeContent
@@ -227,52 +245,53 @@ func normalizeRange(r *http.Request, size int64) *http.Request {
 // a plain, canonical relative path is refused here, before it reaches the file system: os.Root
 // already stops escapes, but rejecting early keeps "/a/../b" and "/a//b" from becoming
 // aliases that a CDN would cache under separate keys.
-func checkPath(p string) (name, top string, status int, reason string) {
+func checkPath(p string) (name string, status int, reason string) {
 	if !strings.HasPrefix(p, "/") {
-		return "", "", http.StatusBadRequest, "bad path"
+		return "", http.StatusBadRequest, "bad path"
 	}
 	rel := p[1:]
 	if rel == "" || strings.HasSuffix(rel, "/") {
-		return "", "", http.StatusNotFound, "not found" // directories are never listed
+		return "", http.StatusNotFound, "not found" // directories are never listed
 	}
 	if !utf8.ValidString(rel) {
-		return "", "", http.StatusBadRequest, "bad path"
+		return "", http.StatusBadRequest, "bad path"
 	}
 	for i := 0; i < len(rel); i++ {
 		// Backslashes are separators on Windows and in some CDN normalisers, so a name
 		// holding one could mean different files to different hops.
 		if c := rel[i]; c < 0x20 || c == 0x7f || c == '\\' {
-			return "", "", http.StatusBadRequest, "bad path"
+			return "", http.StatusBadRequest, "bad path"
 		}
-	}
-	if first, _, nested := strings.Cut(rel, "/"); nested {
-		top = first // a file at the root has no top folder
 	}
 	hidden := false
 	for _, elem := range strings.Split(rel, "/") {
 		switch {
 		case elem == "", elem == ".", elem == "..":
-			return "", "", http.StatusBadRequest, "bad path"
+			return "", http.StatusBadRequest, "bad path"
 		case elem[0] == '.':
 			// Not returned at once: a later ".." must still answer 400, not 404.
 			hidden = true
 		}
 	}
 	if hidden {
-		return "", "", http.StatusNotFound, "not found"
+		return "", http.StatusNotFound, "not found"
 	}
-	return rel, top, 0, ""
+	return rel, 0, ""
 }
 
-// classify returns the Content-Type and Cache-Control for name, or "" if it is not served.
-// Extensions are matched case-sensitively because the packager only writes lower case; an
-// upper-case variant is not one of its files.
-func (o *Origin) classify(name, top string) (ctype, cacheControl string) {
+// classify returns the Content-Type and Cache-Control for name, or "" if it is not served;
+// manifestCC is the manifests' Cache-Control. Extensions are matched case-sensitively because
+// the packager only writes lower case; an upper-case variant is not one of its files. The
+// upload to S3 (s3publish.go) gives each object the same two fields.
+func classify(name, manifestCC string) (ctype, cacheControl string) {
+	// The track folder is the one holding the file: "audio_eng/init.mp4", or one level down
+	// in a bucket's version folder ("v-…/audio_eng/init.mp4", s3publish.go).
+	track := path.Base(path.Dir(name))
 	switch path.Ext(name) {
 	case ".m3u8":
-		return "application/vnd.apple.mpegurl", o.manifestCC
+		return "application/vnd.apple.mpegurl", manifestCC
 	case ".mpd":
-		return "application/dash+xml", o.manifestCC
+		return "application/dash+xml", manifestCC
 	case ".m4s":
 		return "video/iso.segment", immutableCacheControl
 	case ".vtt":
@@ -282,10 +301,10 @@ func (o *Origin) classify(name, top string) (ctype, cacheControl string) {
 		// Track folders are named after the track ID ("audio_eng", "video_720p",
 		// "text_fr_wvtt"); an audio-only init section or single file is audio/mp4 (RFC 4337),
 		// a wvtt track's application/mp4 (RFC 4337: neither audio nor video).
-		if strings.HasPrefix(top, "audio") {
+		if strings.HasPrefix(track, "audio") {
 			return "audio/mp4", immutableCacheControl
 		}
-		if strings.HasPrefix(top, "text") {
+		if strings.HasPrefix(track, "text") {
 			return "application/mp4", immutableCacheControl
 		}
 		return "video/mp4", immutableCacheControl
@@ -297,9 +316,16 @@ func (o *Origin) classify(name, top string) (ctype, cacheControl string) {
 // path (missing, escaping the root, through a symlink loop or a file used as a folder) is a
 // 404 that says nothing about why; only faults of the server itself are 5xx.
 func (o *Origin) fsError(w *originWriter, r *http.Request, err error) {
+	var se *storageError
 	switch {
 	case errors.Is(err, os.ErrClosed):
 		httpError(w, http.StatusServiceUnavailable, "origin closed")
+	case errors.As(err, &se):
+		// The bucket failed or refused us (network, credentials, throttling): the client
+		// did nothing wrong, and the answer must not be cached as a 404.
+		o.log.LogAttrs(r.Context(), slog.LevelError, "origin storage error",
+			slog.String("path", r.URL.Path), slog.Any("err", err))
+		httpError(w, http.StatusBadGateway, "storage error")
 	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE),
 		errors.Is(err, syscall.ENOMEM), errors.Is(err, syscall.EIO):
 		o.log.LogAttrs(r.Context(), slog.LevelError, "origin file error",

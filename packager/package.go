@@ -22,8 +22,15 @@ type Options struct {
 	// audio rendition.
 	Inputs []string
 	// Output is the presentation folder. It is written beside itself under a temporary name
-	// and renamed into place only when complete.
+	// and renamed into place only when complete. Or s3://bucket/prefix: packaged into a
+	// temporary folder, then uploaded (s3publish.go), manifests last.
 	Output string
+	// S3 tunes the client of an s3:// Output (nil: the standard AWS environment alone).
+	S3 *S3Options
+	// ManifestMaxAge is the Cache-Control max-age given to the manifests uploaded to an s3://
+	// Output, as `reel origin --manifest-max-age` would send it. Zero means
+	// DefaultManifestMaxAge.
+	ManifestMaxAge time.Duration
 	// SegmentDuration is the target segment duration (default 2s). Segments are cut at the
 	// first keyframe at or after it.
 	SegmentDuration time.Duration
@@ -89,7 +96,16 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if opt.Captions, err = checkCaptionLabels(opt.Captions); err != nil {
 		return nil, err
 	}
-	if err := checkOutput(opt.Output); err != nil {
+	s3loc, toS3, err := ParseS3URL(opt.Output)
+	if err != nil {
+		return nil, &OutputError{Dir: opt.Output, Err: err}
+	}
+	if toS3 {
+		// Fail before the work when the bucket can't be reached or written.
+		if err := checkS3Output(ctx, s3loc, opt.S3); err != nil {
+			return nil, err
+		}
+	} else if err := checkOutput(opt.Output); err != nil {
 		return nil, err
 	}
 
@@ -121,7 +137,12 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 		}
 	}
 
-	tmp, err := makeTemp(opt.Output)
+	var tmp string
+	if toS3 {
+		tmp, err = os.MkdirTemp("", "reel-s3-upload-")
+	} else {
+		tmp, err = makeTemp(opt.Output)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -139,10 +160,17 @@ func Package(ctx context.Context, opt Options) (*manifest.Presentation, error) {
 	if err := writeManifests(tmp, p); err != nil {
 		return nil, &OutputError{Dir: opt.Output, Err: err}
 	}
-	if err := publish(tmp, opt.Output); err != nil {
-		return nil, err
+	if toS3 {
+		published = false // the staging folder goes, uploaded or not
+		if _, err := S3Upload(ctx, tmp, s3loc, opt.ManifestMaxAge, opt.S3, opt.Logger); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := publish(tmp, opt.Output); err != nil {
+			return nil, err
+		}
+		published = true
 	}
-	published = true
 	opt.Logger.Info("packaged", "output", opt.Output, "video", len(p.Video), "audio", len(p.Audio), "text", len(p.Text)/2,
 		"duration", fmt.Sprintf("%.3fs", p.Duration()))
 	return p, nil

@@ -27,17 +27,22 @@ can front: segments immutable for a year, manifests with a short TTL, ETag/Last-
 Range and conditional requests, CORS for browser players, no path traversal.
 
 DIR may be one presentation or a folder of them; every master.m3u8 and manifest.mpd found
-one level down is printed at start.
+one level down is printed at start. DIR may be s3://BUCKET/PREFIX, a presentation uploaded by
+'reel package -o s3://…' (or a prefix above several): served with the same headers as from
+disk, the ETag and Last-Modified from the object's metadata, ranges fetched as ranges. The
+bucket may be private: credentials, region and endpoint come from the standard AWS environment
+and files, as for 'reel package'.
 
 Examples:
   reel origin --dir out
   reel origin --dir out --listen 0.0.0.0:8080 --manifest-max-age 30s
+  AWS_PROFILE=media reel origin --dir s3://my-bucket/vod
   reel origin --config samples/origin.yaml            # flags given as well win over the file
 `
 
 func runOrigin(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("origin", flag.ContinueOnError)
-	dir := fs.String("dir", "", "folder to serve (required)")
+	dir := fs.String("dir", "", "folder to serve, or s3://BUCKET/PREFIX (required)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	maxAge := fs.Duration("manifest-max-age", 60*time.Second, "Cache-Control max-age for playlists and MPDs")
 	config := fs.String("config", "", "YAML file with dir, listen and manifest_max_age (samples/origin.yaml)")
@@ -89,6 +94,9 @@ func runOrigin(args []string, stdout, stderr io.Writer) int {
 	}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "reel origin serving %s at %s\n", *dir, base)
+	if strings.HasPrefix(*dir, "s3://") {
+		fmt.Fprintf(stdout, "  %s/%s (if the prefix is one presentation)\n", base, manifest.MasterPlaylist)
+	}
 	for _, u := range presentationURLs(*dir, base) {
 		fmt.Fprintf(stdout, "  %s\n", u)
 	}

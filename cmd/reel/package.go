@@ -34,6 +34,7 @@ segments cut at identical keyframe boundaries, described by:
   OUT/<track>/         init.mp4 and seg_NNNNN.m4s per track (or media.mp4 with --single-file)
 Audio is packaged once, from the first input that has audio, plus every audio-only input.
 The output is written beside OUT and renamed into place only when complete.
+OUT may be s3://BUCKET/PREFIX (S3 or an S3-compatible store; see "Object storage" below).
 
 Examples:
   reel package samples/ladder_720p.mp4 samples/ladder_480p.mp4 samples/ladder_360p.mp4 -o out/vod
@@ -99,16 +100,28 @@ document's HLSSignalingData as given). Key periods are for live: a document with
 refused. From a key server the document is fetched with a bearer token read from
 --cpix-token-file or from the environment variable REEL_CPIX_TOKEN, never from a flag: a flag's
 value is visible to every user of the machine (ps, /proc) and lands in shell history.
+
+Object storage (-o s3://BUCKET/PREFIX): the presentation is packaged into a temporary folder,
+then uploaded to PREFIX/v-<digest>/ (a folder named by the content: segments and init sections
+first, then its playlists and MPD), and last PREFIX/master.m3u8 and PREFIX/manifest.mpd,
+pointing into it. Until those two are written the previous presentation's manifests stay, with
+every object they name: a failed or interrupted upload leaves it playable. Older v-* folders
+are kept for players still holding their manifests. Each object carries the Content-Type and
+Cache-Control 'reel origin' sends (manifests --manifest-max-age, segments immutable).
+Credentials, region and endpoint come from the standard AWS environment and files
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_S3, …);
+with a custom endpoint buckets are addressed path-style (REEL_S3_PATH_STYLE=false turns it off).
 `
 
 func runPackage(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("package", flag.ContinueOnError)
-	out := fs.String("o", "", "output presentation folder (required)")
+	out := fs.String("o", "", "output presentation folder, or s3://BUCKET/PREFIX (required)")
 	fs.StringVar(out, "output", "", "same as -o")
 	segDur := fs.Duration("segment-duration", 2*time.Second, "target segment duration; segments are cut at the first keyframe at or after it")
 	single := fs.Bool("single-file", false, "write one fragmented MP4 per track with a sidx (HLS byte ranges, DASH SegmentBase)")
 	langs := fs.String("lang", "", "comma-separated BCP 47 languages for the audio renditions in order, e.g. en,fr")
 	quiet := fs.Bool("quiet", false, "no progress output")
+	maxAge := fs.Duration("manifest-max-age", packager.DefaultManifestMaxAge, "with -o s3://…: Cache-Control max-age of the uploaded manifests (as reel origin's flag)")
 	scheme := fs.String("encrypt", "", "encrypt every track: cenc or cbcs (Common Encryption), or aes-128 (HLS whole segments, no MPD)")
 	keyID := fs.String("key-id", "", "key ID for --encrypt, 32 hex digits")
 	key := fs.String("key", "", "content key for --encrypt, 32 hex digits")
@@ -135,6 +148,9 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case *segDur < 100*time.Millisecond:
 		fmt.Fprintln(stderr, "reel package: --segment-duration must be at least 100ms")
+		return exitUsage
+	case *maxAge < 0:
+		fmt.Fprintln(stderr, "reel package: --manifest-max-age must not be negative")
 		return exitUsage
 	}
 	subtitles, err := parseSubs(subs)
@@ -170,6 +186,7 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		Encryption:      enc,
 		Subtitles:       subtitles,
 		Captions:        captions,
+		ManifestMaxAge:  *maxAge,
 	}
 	if *langs != "" {
 		opt.Languages = strings.Split(*langs, ",")
