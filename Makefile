@@ -57,6 +57,7 @@ $(PEERS_STAMP): packager/peers/package.json packager/peers/package-lock.json
 
 bench: $(PEERS_STAMP) ## Go benchmarks plus side-by-side comparisons (needs ffmpeg, nginx, wrk, h2load, npm)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+	@# (Among them, edge compression: BenchmarkCompressedHitCPU, the coded hit path; BenchmarkCompressPlaylist, coding per playlist size.)
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareFFmpeg$$' -count=1 -v ./packager/
 	@# Packaging clear, cenc and cbcs against Shaka Packager: MB/s, peak RSS, encryption's cost.
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareShakaPackager$$' -count=1 -timeout=10m -v ./packager/

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/reelvideo/reel/edge/policy"
@@ -25,6 +26,9 @@ type cached struct {
 	initialAge                time.Duration
 	hit                       *hitHeader    // memory tier: the header prepared for hits, or nil
 	src                       *store.Object // memory tier: the object this was built from
+	// codable caches whether the edge compresses the object (compress.go): 0 not known yet,
+	// 1 yes, 2 no.
+	codable atomic.Uint32
 }
 
 // fromMemory is the memory object o as the handler sees it: the view withFreshness prepared, or

@@ -75,6 +75,9 @@ type Config struct {
 
 	// GeoIP is the country database of the rules' country checks (config_access.go).
 	GeoIP GeoIP `yaml:"geoip"`
+	// Compression is gzip and brotli for text responses (compress.go, config_compress.go);
+	// rules turn it off or on per path (Rule.Compress).
+	Compression Compression `yaml:"compression"`
 }
 
 // Live tunes the handling of live manifests (edge/live): HLS media playlists without
@@ -385,6 +388,9 @@ type Rule struct {
 	// Token says whether requests need a signed-URL token: "required" or "off"; where no
 	// matching rule says, tokens.require does.
 	Token string `yaml:"token"`
+	// Compress says whether text responses are compressed for clients that accept it
+	// (compress.go); where no matching rule says, compression.off decides.
+	Compress *bool `yaml:"compress"`
 
 	// RuleTTLs: lifetimes when the origin is silent, clamps on the origin's, and what clients
 	// are told (config_ttl.go; README "Cache policy").
@@ -437,7 +443,7 @@ func (r *Rule) shapesStored() string {
 		{"key_headers", r.KeyHeaders != nil}, {"ignore_query", r.IgnoreQuery != nil},
 		{"forward_ignored_params", r.ForwardIgnoredParams != nil}, {"parent", r.Parent != nil},
 		{"default_ttl", r.DefaultTTL != nil}, {"min_ttl", r.MinTTL != 0}, {"max_ttl", r.MaxTTL != 0},
-		{"max_negative_ttl", r.MaxNegativeTTL != nil},
+		{"max_negative_ttl", r.MaxNegativeTTL != nil}, {"compress", r.Compress != nil},
 	} {
 		if s.set {
 			return s.key
@@ -616,6 +622,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.checkPools(); err != nil {
+		return err
+	}
+	if err := c.Compression.check(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

@@ -67,6 +67,8 @@ type Edge struct {
 	closing atomic.Bool
 	// cluster: purge ids and cluster purges (purgefan.go), set up by AdminHandler.
 	cluster clusterSlot
+	// comp makes the coded copies of compressible responses (compress.go).
+	comp *compressor
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -129,6 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		loopID:  newLoopID(),
 		now:     time.Now,
 		live:    cfg.Live.withDefaults(),
+		comp:    newCompressor(cfg.Compression),
 		tokens:  newTokenGate(cfg.Tokens),
 	}
 	if e.geo, err = openGeoIP(cfg.GeoIP); err != nil { // access.go

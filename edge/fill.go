@@ -79,11 +79,11 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 	switch {
 	case err == nil && canStale && serverError(head.Status):
 		// RFC 5861 §4: the origin answered the revalidation with a server error.
-		e.serveObject(w, r, now, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: head.Status, Detail: "stale-if-error"})
+		e.serveObject(w, r, now, e.coded(w, r, res.key, res.vk, cond), res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, FwdStatus: head.Status, Detail: "stale-if-error"})
 		return
 	case err != nil && canStale && !errors.Is(err, fill.ErrNotShareable) && r.Context().Err() == nil:
 		// Origin down, timed out, or too slow to wait for.
-		e.serveObject(w, r, now, cond, res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, Detail: "stale-if-error"})
+		e.serveObject(w, r, now, e.coded(w, r, res.key, res.vk, cond), res.pol, cachestatus.Status{Fwd: cachestatus.FwdStale, Detail: "stale-if-error"})
 		return
 	case errors.Is(err, fill.ErrNotShareable) && head.Reason == reasonSliced && e.serveSliced(w, r, up, res):
 		// The leader streams an object too large to share while it stores it as slices:
@@ -110,6 +110,12 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		if r.Method != http.MethodHead {
 			relay(w, head.Direct)
 		}
+		return
+	}
+	// A compressible response goes out in the coding the request prefers once stored, or as
+	// it is, with Vary: Accept-Encoding (compress.go).
+	head, coded := e.codingFill(w, r, head)
+	if coded && e.serveCodedFill(w, r, res, head, body, cs) {
 		return
 	}
 	e.serveFill(w, r, head, body, cs)

@@ -29,7 +29,8 @@ import (
 //     storage and to every request that joined it; live manifests are classified and capped
 //     when a fill publishes them (edge/live)
 //  7. respond  (respond.go)  Age, Via and Cache-Status on every head; bodies from storage or
-//     from fills as they arrive; for a request whose token came in the query, phases 3–7 write
+//     from fills as they arrive — a compressible one as the stored copy in the coding the
+//     request prefers (compress.go); for a request whose token came in the query, phases 3–7 write
 //     into a manifestWriter (tokenrespond.go) that adds the token to a manifest's URIs
 //
 // Where a change goes: a check on every request (signed URLs, access rules) is a step of
@@ -91,6 +92,7 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 		return
 	}
 	setBrowserTTL(w, rl.browserTTL) // what clients are told of what the cache answers (respond.go)
+	e.setCompress(w, rl)            // and in which content coding (compress.go)
 	// 4. Lookup.
 	res := e.lookup(r, rl)
 	e.manifests.Watched(res.key) // live prefetch follows what clients watch (edge/live)
@@ -102,14 +104,14 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 	case verdictFresh:
 		e.stats.Hits.Add(1)
 		e.manifests.Used(res.key)
-		e.serveStored(w, r, res.obj, d.age, d.ttl, cachestatus.Status{Hit: true})
+		e.serveStored(w, r, e.coded(w, r, res.key, res.vk, res.obj), d.age, d.ttl, cachestatus.Status{Hit: true})
 	case verdictHit:
 		e.stats.Hits.Add(1)
 		e.manifests.Used(res.key)
-		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true})
+		e.serveObject(w, r, now, e.coded(w, r, res.key, res.vk, res.obj), res.pol, cachestatus.Status{Hit: true})
 	case verdictStaleRefresh:
 		e.stats.Hits.Add(1)
-		e.serveObject(w, r, now, res.obj, res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
+		e.serveObject(w, r, now, e.coded(w, r, res.key, res.vk, res.obj), res.pol, cachestatus.Status{Hit: true, Detail: "stale-while-revalidate"})
 		e.refreshInBackground(r, up, res)
 	case verdictRefuse:
 		if res.obj == nil {

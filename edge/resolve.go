@@ -28,6 +28,8 @@ type ruling struct {
 	browserTTL time.Duration
 	// access is what access.go checks on every request (nil: nothing).
 	access *access
+	// compress is the rules' Compress: 1 on, -1 off, 0 unset (compression.off decides, compress.go).
+	compress int8
 }
 
 // ruleResolver turns the rules a request matches into its ruling. Rulings are cached by the set of
@@ -152,6 +154,12 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 		}
 		if rl.token == "" {
 			rl.token = r.Token
+		}
+		if rl.compress == 0 && r.Compress != nil {
+			rl.compress = -1
+			if *r.Compress {
+				rl.compress = 1
+			}
 		}
 		keySet.take(r, &key)
 		ttls.take(r, rl)

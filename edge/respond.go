@@ -89,6 +89,8 @@ type respWriter struct {
 	// setBrowserTTL): writeHead rewrites the Cache-Control it sends (policy.BrowserTTL).
 	browserTTL time.Duration
 	browserSet bool
+	// compress: heads written to w may be compressed (setCompress, compress.go).
+	compress bool
 }
 
 // setBrowserTTL makes the heads written to w tell clients ttl (policy.BrowserTTL); a negative

@@ -58,27 +58,29 @@ func VaryKey(vary []string, req http.Header) (key string, ok bool) {
 	return b.String(), true
 }
 
-// encodingPreference is the fixed list of content codings a variant may be keyed by, best
-// first; every other coding is served as identity.
-var encodingPreference = []string{"br", "gzip"}
-
 // NormalizeAcceptEncoding reduces Accept-Encoding lines (RFC 9110 §12.5.3) to one of "br",
-// "gzip" or "identity": the acceptable coding of the preference list with the highest qvalue
-// (ties go to the list order), unless the client ranks identity strictly higher. q=0 means
-// "not acceptable"; "*" covers codings not named; an element with a malformed qvalue is
-// ignored. Absent, empty, or nothing acceptable gives "identity" (RFC 9110 §12.5.3 lets a
-// server fall back to no coding).
+// "gzip" or "identity": the acceptable coding of br and gzip with the highest qvalue (ties go
+// to br), unless the client ranks identity strictly higher. q=0 means "not acceptable"; "*"
+// covers codings not named; an element with a malformed qvalue is ignored; a coding named
+// twice keeps its lower qvalue. Absent, empty, or nothing acceptable gives "identity" (RFC
+// 9110 §12.5.3 lets a server fall back to no coding, even after identity;q=0). It allocates
+// nothing: the edge's compression asks it on every hit.
 func NormalizeAcceptEncoding(lines []string) string {
-	q := map[string]float64{}
+	const unset = -1.0
+	br, gz, id, star := unset, unset, unset, unset
 	for _, line := range lines {
-		for _, el := range strings.Split(line, ",") {
-			parts := strings.Split(el, ";")
-			coding := strings.ToLower(textproto.TrimString(parts[0]))
+		for line != "" {
+			var el string
+			el, line, _ = strings.Cut(line, ",")
+			coding, params, _ := strings.Cut(el, ";")
+			coding = textproto.TrimString(coding)
 			if coding == "" {
 				continue
 			}
 			weight, ok := 1.0, true
-			for _, p := range parts[1:] {
+			for params != "" {
+				var p string
+				p, params, _ = strings.Cut(params, ";")
 				k, v, _ := strings.Cut(textproto.TrimString(p), "=")
 				if strings.EqualFold(strings.TrimSpace(k), "q") {
 					weight, ok = parseQValue(strings.TrimSpace(v))
@@ -87,28 +89,39 @@ func NormalizeAcceptEncoding(lines []string) string {
 			if !ok {
 				continue
 			}
-			if old, dup := q[coding]; !dup || weight < old { // repeated: keep the lower
-				q[coding] = weight
+			var slot *float64
+			switch {
+			case strings.EqualFold(coding, "br"):
+				slot = &br
+			case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
+				slot = &gz
+			case strings.EqualFold(coding, "identity"):
+				slot = &id
+			case coding == "*":
+				slot = &star
+			default:
+				continue
+			}
+			if *slot == unset || weight < *slot {
+				*slot = weight
 			}
 		}
 	}
-	weight := func(c string) (float64, bool) {
-		if w, ok := q[c]; ok {
-			return w, true
-		}
-		w, ok := q["*"]
-		return w, ok
+	if br == unset {
+		br = max(star, 0)
+	}
+	if gz == unset {
+		gz = max(star, 0)
 	}
 	best, bestQ := "identity", 0.0
-	for _, c := range encodingPreference {
-		if w, _ := weight(c); w > bestQ {
-			best, bestQ = c, w
-		}
+	if br > bestQ {
+		best, bestQ = "br", br
 	}
-	if best != "identity" {
-		if w, ok := q["identity"]; ok && w > bestQ {
-			return "identity"
-		}
+	if gz > bestQ {
+		best, bestQ = "gzip", gz
+	}
+	if best != "identity" && id > bestQ {
+		return "identity"
 	}
 	return best
 }

@@ -32,6 +32,9 @@ type Object struct {
 	// faster (its view of the object, with the serialised header). Read-only after Put; copies
 	// of the object share it.
 	Prepared any
+	// Of, for a content-coded copy the edge made of a stored variant (PutCoded), is that
+	// variant: the copy is valid only while it is still the variant stored.
+	Of *Object
 }
 
 // Size is what the object costs in memory: its body as the Go allocator holds it, its header
@@ -40,7 +43,11 @@ type Object struct {
 // set from the tier's size (cmd/reel), and a tier that holds more than it weighs pushes the
 // process past it.
 func (o *Object) Size() int64 {
-	return allocated(int64(len(o.Body))) + memObjectOverhead + 2*headerHeap(o.Header)
+	body := allocated(int64(len(o.Body)))
+	if o.Of != nil && sharesBody(o, o.Of) {
+		body = 0 // an identity copy with another header: the body is weighed once, in Of
+	}
+	return body + memObjectOverhead + 2*headerHeap(o.Header)
 }
 
 // headerHeap is what a stored header costs the heap, roughly: its strings, a map slot and
@@ -82,7 +89,9 @@ func allocated(n int64) int64 {
 type Entry struct {
 	Vary     []string // canonical header names; empty when the response has no Vary
 	Variants map[string]*Object
-	order    []string // insertion order, to drop the oldest variant when over the cap
+	// Coded holds the content-coded copies the edge made of variants (PutCoded).
+	Coded map[Coding]*Object
+	order []string // insertion order, to drop the oldest variant when over the cap
 }
 
 // size is what the entry weighs in the memory tier, with its primary key (held by otter and
@@ -94,6 +103,9 @@ func (e *Entry) size(primary string) int64 {
 	}
 	for _, o := range e.Variants {
 		n += o.Size()
+	}
+	for c, o := range e.Coded {
+		n += int64(len(c.VK)+len(c.Name)) + o.Size()
 	}
 	return n
 }
@@ -179,6 +191,7 @@ func (m *Memory) Put(primary string, vary []string, vk string, obj *Object) {
 				e.Variants[k] = v
 			}
 			e.order = slices.Clone(old.order)
+			e.Coded = old.codedExcept(vk) // the copies of the replaced variant go with it
 		}
 		if _, ok := e.Variants[vk]; !ok {
 			e.order = append(e.order, vk)
@@ -186,6 +199,7 @@ func (m *Memory) Put(primary string, vary []string, vk string, obj *Object) {
 		e.Variants[vk] = obj
 		for len(e.order) > m.maxVariants {
 			delete(e.Variants, e.order[0])
+			e.dropCoded(e.order[0])
 			e.order = e.order[1:]
 		}
 		return e, otter.WriteOp
