@@ -26,6 +26,7 @@ import (
 type Edge struct {
 	cfg     Config
 	log     *slog.Logger
+	access  *accessLog // nil: no access log (accesslog.go)
 	keyer   *cachekey.Keyer
 	pol     policy.Options
 	tiers   tiers // memory and disk, invalidation counts, surrogate keys (storage.go)
@@ -135,6 +136,8 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 		return float64(e.tiers.disk.Size())
 	})
+	e.m.ops.setHosts(configuredHosts(cfg))
+	e.m.ops.setCapacity(tierMemory(cfg), diskCapacity(cfg))
 	e.manifests = e.newLive()
 	// The largest object kept in memory is the largest a memory-backed fill may bring in: the
 	// fills' share of --memory (--memory/8, as before the tier and the fills shared it).
@@ -180,6 +183,9 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 		e.parents.start()
 	}
+	if e.access, err = newAccessLog(cfg, log); err != nil {
+		return nil, err
+	}
 	e.startSampling() // the status page's history (stats.go)
 	return e, nil
 }
@@ -222,6 +228,7 @@ func (e *Edge) Close() error {
 	if e.cluster.c != nil {
 		e.cluster.c.close()
 	}
+	e.access.close()
 	if e.tiers.disk != nil {
 		return e.tiers.disk.Close()
 	}

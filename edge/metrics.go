@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,9 @@ type metrics struct {
 	// tokenRejected counts the requests refused for their signed-URL token, by reason
 	// (tokencheck.go: tokenRefusals).
 	tokenRejected *prometheus.CounterVec
+
+	// ops are the alerting series (metrics_ops.go).
+	ops opsMetrics
 }
 
 // Values of the limit label of reel_edge_limit_hits_total; the h1 names come from the server.
@@ -176,6 +180,7 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 	m.byProto[2] = byProto.WithLabelValues("h2")
 	m.byProto[3] = byProto.WithLabelValues("h3")
 	m.reg.MustRegister(byProto)
+	m.registerOps()
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch, m.manifests, livePrefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -194,7 +199,8 @@ func (m *metrics) countProtocol(major int) {
 	m.byProto[min(max(major, 0), 3)].Inc()
 }
 
-func (m *metrics) observeOrigin(start time.Time) {
+func (m *metrics) observeOrigin(start time.Time, resp *http.Response, err error) {
 	m.originRequests.Inc()
+	m.ops.countOrigin(resp, err)
 	m.originSeconds.Observe(time.Since(start).Seconds())
 }
