@@ -181,6 +181,21 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 	m.byProto[3] = byProto.WithLabelValues("h3")
 	m.reg.MustRegister(byProto)
 	m.registerOps()
+	// Present at 0 from the start, so that a dashboard's or an alert's rate() has a start and
+	// samples/ops can be checked against a fresh edge's /metrics (cmd/reel TestOpsAlerts).
+	for _, c := range []string{"size", "expired", "replaced", "invalidated"} {
+		m.evictions.WithLabelValues("memory", c)
+	}
+	for _, c := range []string{"size", "invalidated"} {
+		m.evictions.WithLabelValues("disk", c)
+	}
+	for _, k := range []string{"url", "prefix", "tag"} {
+		m.purges.WithLabelValues(k, "hard")
+		m.purges.WithLabelValues(k, "soft")
+	}
+	for _, k := range []string{"hls-media", "hls-media-live", "hls-master", "dash", "dash-live", "unparsed"} {
+		m.manifests.WithLabelValues(k)
+	}
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch, m.manifests, livePrefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -72,7 +72,10 @@ func TestOpsMetrics(t *testing.T) {
 	get(t, srv.URL+"/hang", "Host", "video.example")
 	get(t, srv.URL+"/reset", "Host", "video.example")
 
-	m := metricsOf(scrapeOps(t, e))
+	// A request is counted once its handler returns, which may be just after its client has
+	// the response: wait for all nine.
+	var m map[string]float64
+	waitUntil(t, func() bool { m = metricsOf(scrapeOps(t, e)); return total(m, "reel_edge_responses_total") == 9 })
 	for series, want := range map[string]float64{
 		`reel_edge_responses_total{cache="miss",class="2xx",host="video.example"}`: 1,
 		`reel_edge_responses_total{cache="hit",class="2xx",host="video.example"}`:  1,
@@ -105,7 +108,7 @@ func TestOpsMetrics(t *testing.T) {
 	for i := range 200 {
 		get(t, srv.URL+"/ok", "Host", fmt.Sprintf("h%d.attacker.example", i))
 	}
-	m = metricsOf(scrapeOps(t, e))
+	waitUntil(t, func() bool { m = metricsOf(scrapeOps(t, e)); return total(m, "reel_edge_responses_total") == 209 })
 	after := grepSeries(m, "reel_edge_responses_total")
 	if len(after) != len(before) {
 		t.Errorf("a Host flood changed the series from %d to %d:\n%s", len(before), len(after), strings.Join(after, "\n"))
@@ -133,6 +136,15 @@ func metricsOf(text string) map[string]float64 {
 		m[line[:i]] = v
 	}
 	return m
+}
+
+// total sums the series of a metric.
+func total(m map[string]float64, name string) float64 {
+	sum := 0.0
+	for _, s := range grepSeries(m, name) {
+		sum += m[s]
+	}
+	return sum
 }
 
 func grepSeries(m map[string]float64, name string) []string {

@@ -58,6 +58,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&disk, "disk", "disk tier size: what the cache folder may hold on disk, index included, e.g. 10GiB (default 10GiB, at least 8MiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log one line per request")
+	accessFormat := fs.String("access-log-format", "", "access log lines: text (default) or json (one JSON object per line; implies --access-log)")
+	accessPath := fs.String("access-log-path", "", "append access log lines to this file, or \"stdout\" (default: the log on stderr; implies --access-log)")
 	name := fs.String("name", "", "this node's name in Cache-Status and Via (default reel); one per node of a cluster")
 	var parents stringsFlag
 	fs.Var(&parents, "parent", "a parent cache (shield) URL misses go to instead of the origin, chosen per object by rendezvous hashing (repeatable; replaces the config's parents)")
@@ -119,6 +121,12 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	}
 	if *accessLog {
 		cfg.AccessLog = true
+	}
+	if *accessFormat != "" {
+		cfg.AccessLog, cfg.AccessLogFormat = true, *accessFormat
+	}
+	if *accessPath != "" {
+		cfg.AccessLog, cfg.AccessLogPath = true, *accessPath
 	}
 	if disk > 0 {
 		cfg.Disk = disk
