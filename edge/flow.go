@@ -139,8 +139,8 @@ func (e *Edge) measured(w *respWriter, r *http.Request) {
 	w.done()
 	e.m.countProtocol(r.ProtoMajor)
 	e.m.ops.countResponse(r.Host, w.status, w.outcome) // metrics_ops.go
-	if e.access != nil {
-		e.access.write(w, r, time.Now()) // accesslog.go
+	if a := e.rt().access; a != nil {
+		a.write(w, r, time.Now()) // accesslog.go
 	}
 	*w = respWriter{}
 	respWriters.Put(w)
