@@ -83,6 +83,9 @@ var restartCacheKeys = map[string]bool{"drop_params": true, "max_variants": true
 func (e *Edge) Reload(cfg Config) (ignored []string, err error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
+	if err := cfg.Validate(); err != nil { // as the running one was: defaults filled in, hosts normalised
+		return nil, err
+	}
 	old := e.rt()
 	next := old.cfg // restart-only keys keep their running values
 	ignored = restartOnly(old.cfg, cfg)
