@@ -149,7 +149,7 @@ rules:
 		}
 		body, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if bytes.Contains(body, []byte(`class="4xx"`)) || time.Now().After(deadline) {
+		if bytes.Contains(body, []byte(`reel_edge_responses_total{cache="miss",class="4xx"`)) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
