@@ -77,6 +77,9 @@ type Config struct {
 
 	// Cluster is who a purge made with cluster=1 reaches (cluster.go, purgefan.go).
 	Cluster Cluster `yaml:"cluster"`
+
+	// GeoIP is the country database of the rules' country checks (config_access.go).
+	GeoIP GeoIP `yaml:"geoip"`
 }
 
 // Live tunes the handling of live manifests (edge/live): HLS media playlists without
@@ -176,8 +179,22 @@ type Origin struct {
 	// by weight, and a GET or HEAD that fails on one is retried on another. Instead of URL.
 	URLs []PoolMember `yaml:"urls"`
 	Pool `yaml:",inline"`
+	// S3 makes the origin a private S3-compatible bucket (the bucket, and a key prefix, in
+	// the URL's path or host): every origin request is signed with SigV4 (s3sign.go).
+	S3 *S3Origin `yaml:"s3"`
 
 	Connection `yaml:",inline"`
+}
+
+// S3Origin is how the edge signs its requests to a private bucket. Credentials come from the
+// standard AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, the shared
+// config and credentials files, web identity, the instance's role; refreshed before they expire.
+type S3Origin struct {
+	// Region signs the requests (eu-west-1); unset: the AWS chain's (AWS_REGION, the profile).
+	Region string `yaml:"region"`
+	// Profile is the shared config profile to take credentials from (default: AWS_PROFILE,
+	// else "default").
+	Profile string `yaml:"profile"`
 }
 
 // PoolMember is one URL of an origin pool: `- http://a:8080` or `- {url: …, weight: 3}`.
@@ -377,12 +394,15 @@ type Rule struct {
 	// RuleTTLs: lifetimes when the origin is silent, clamps on the origin's, and what clients
 	// are told (config_ttl.go; README "Cache policy").
 	RuleTTLs `yaml:",inline"`
+	// RuleAccess: referer, address, country and rate checks (config_access.go; README
+	// "Access rules").
+	RuleAccess `yaml:",inline"`
 }
 
 // RuleMatch is a rule's conditions beyond its path prefix (edge/rules says how each matches).
 // Methods, headers and cookies are request conditions: the cache key holds none of them, so a
-// rule that has them may only set what leaves the stored response alone (bypass, token, and
-// origin together with bypass) — or one client's request could choose what every client of
+// rule that has them may only set what leaves the stored response alone (bypass, token, the
+// access settings, and origin together with bypass) — or one client's request could choose what every client of
 // the key gets.
 type RuleMatch struct {
 	Host       string            `yaml:"host"`
@@ -706,6 +726,9 @@ func (c *Config) Validate() error {
 	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
+	if err := c.checkAccess(); err != nil {
+		return err
+	}
 	var err error
 	if c.Tokens.keys, err = c.Tokens.validate(c.Rules); err != nil {
 		return err
@@ -744,6 +767,9 @@ func (c *Config) checkRoutes() error {
 		if err := r.RuleTTLs.check(); err != nil {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
+		if err := r.RuleAccess.check(); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
 		m := r.conditions()
 		if j := slices.IndexFunc(matches, func(o rules.Match) bool { return reflect.DeepEqual(o, m) }); j >= 0 {
 			// Two rules with one set of conditions: which setting applies would be an accident
@@ -752,7 +778,7 @@ func (c *Config) checkRoutes() error {
 		}
 		matches = append(matches, m)
 		if key := r.shapesStored(); key != "" && m.HasRequestConditions() {
-			return fmt.Errorf("rules[%d]: %s can't depend on methods, headers or cookies, which the cache key doesn't hold: one client's request would shape what every client gets (such a rule may set bypass, token, and origin with bypass)", i, key)
+			return fmt.Errorf("rules[%d]: %s can't depend on methods, headers or cookies, which the cache key doesn't hold: one client's request would shape what every client gets (such a rule may set bypass, token, the access settings, and origin with bypass)", i, key)
 		}
 		switch {
 		case r.Origin != "" && !names[r.Origin]:

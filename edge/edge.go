@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oschwald/maxminddb-golang/v2"
+
 	"github.com/reelvideo/reel/edge/cachekey"
 	"github.com/reelvideo/reel/edge/live"
 	"github.com/reelvideo/reel/edge/policy"
@@ -56,9 +58,10 @@ type Edge struct {
 	slices *rangecache.Cache
 	// status holds what Snapshot reads besides the metrics (stats.go): top objects.
 	status    statusState
-	live      Live            // cfg.Live with its defaults
-	manifests *live.Manifests // live-manifest handling (live.go, edge/live)
-	tokens    *tokenGate      // signed URLs (tokencheck.go); nil when off
+	live      Live              // cfg.Live with its defaults
+	manifests *live.Manifests   // live-manifest handling (live.go, edge/live)
+	tokens    *tokenGate        // signed URLs (tokencheck.go); nil when off
+	geo       *maxminddb.Reader // geoip.database (access.go); nil when none
 	// closing stops new prefetches once Close has begun.
 	closing atomic.Bool
 	// cluster: purge ids and cluster purges (purgefan.go), set up by AdminHandler.
@@ -127,6 +130,9 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		live:    cfg.Live.withDefaults(),
 		tokens:  newTokenGate(cfg.Tokens),
 	}
+	if e.geo, err = openGeoIP(cfg.GeoIP); err != nil { // access.go
+		return nil, err
+	}
 	e.slices = e.newSliceCache()
 	e.m = newMetrics(func() float64 { return float64(e.tiers.mem.Weight()) }, func() float64 {
 		if e.tiers.disk == nil {
@@ -170,7 +176,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 		e.parents.start()
 	}
-	if rt.access, err = newAccessLog(cfg, log); err != nil {
+	if rt.accessLog, err = newAccessLog(cfg, log); err != nil {
 		return nil, err
 	}
 	e.routing.Store(rt)
@@ -216,7 +222,7 @@ func (e *Edge) Close() error {
 	if e.cluster.c != nil {
 		e.cluster.c.close()
 	}
-	e.rt().access.close()
+	e.rt().accessLog.close()
 	if e.tiers.disk != nil {
 		return e.tiers.disk.Close()
 	}

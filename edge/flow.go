@@ -17,7 +17,9 @@ import (
 //  2. route    (route.go)    the rule and cache policy for the path, and the origin its rules
 //     name (else the Host's); then token (tokencheck.go): a signed-URL token is taken out of
 //     the request (path form, query, cookie) and checked where the rules require one — 403
-//     otherwise, hits included (a path-form token out, the path is routed again)
+//     otherwise, hits included (a path-form token out, the path is routed again); then
+//     access (access.go): the rules' referer, address, country and rate checks — 403 or 429,
+//     hits included
 //  3. pass     (pass.go)     what no cache may answer (unsafe methods, bypass rules, the
 //     client's own preconditions) goes to the origin as it is (forward.go, reqbody.go)
 //  4. lookup   (lookup.go)   the cache key; memory then disk, matching the stored Vary
@@ -31,7 +33,7 @@ import (
 //     from fills as they arrive; for a request whose token came in the query, phases 3–7 write
 //     into a manifestWriter (tokenrespond.go) that adds the token to a manifest's URIs
 //
-// Where a change goes: a check on every request (access rules, signed URLs) is a step of
+// Where a change goes: a check on every request (signed URLs, access rules) is a step of
 // admit, or of route when it depends on the rule; a per-path origin is route; a new storage
 // tier is lookup (and storage.go for writes); a new reason to go uncached is pass or decide.
 
@@ -66,6 +68,11 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.up = up // the access log's origin
+	// 2c. Access: referer, address, country and rate checks where the rules set them
+	// (access.go), hits included.
+	if rl.access != nil && e.refuseAccess(w, r, rl.access) {
+		return
+	}
 	if up == nil {
 		httpError(w, http.StatusMisdirectedRequest, "no origin is configured for this host")
 		return
@@ -139,7 +146,7 @@ func (e *Edge) measured(w *respWriter, r *http.Request) {
 	w.done()
 	e.m.countProtocol(r.ProtoMajor)
 	e.m.ops.countResponse(r.Host, w.status, w.outcome) // metrics_ops.go
-	if a := e.rt().access; a != nil {
+	if a := e.rt().accessLog; a != nil {
 		a.write(w, r, time.Now()) // accesslog.go
 	}
 	*w = respWriter{}

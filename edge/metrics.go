@@ -51,6 +51,10 @@ type metrics struct {
 
 	// ops are the alerting series (metrics_ops.go).
 	ops opsMetrics
+
+	// accessRefused counts the requests the access rules refused, by reason (access.go:
+	// accessRefusals).
+	accessRefused [len(accessRefusals)]prometheus.Counter
 }
 
 // Values of the limit label of reel_edge_limit_hits_total; the h1 names come from the server.
@@ -171,6 +175,14 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 		m.tokenRejected.WithLabelValues(t.label)
 	}
 	m.reg.MustRegister(m.tokenRejected)
+	accessRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_edge_access_refused_total",
+		Help: "Requests the access rules refused: referer, ip, country (403), rate (429).",
+	}, []string{"reason"})
+	for i, a := range accessRefusals {
+		m.accessRefused[i] = accessRefused.WithLabelValues(a.label)
+	}
+	m.reg.MustRegister(accessRefused)
 	byProto := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reel_edge_requests_by_protocol_total",
 		Help: "Client requests by the protocol they came over: http/1.1 (HTTP/1.0 included), h2, h3.",

@@ -12,10 +12,11 @@ import (
 // (route.go, flow.go); a reload builds a new one from a validated configuration and swaps it
 // in. Requests under way finish with the routing they started with; none is dropped.
 //
-// Reloadable: origins (added, removed, changed — except pools, below), rules, the cache
+// Reloadable: origins (added, removed, changed — except pools, below), rules (their rate
+// limiters are the new resolver's: per-client buckets start afresh), the cache
 // policy (cache.* but drop_params, max_variants, underscores_in_headers), access_log,
 // access_log_format, access_log_path. Everything else — listen and admin addresses, memory,
-// disk, cache_dir, TLS, HTTP/2, limits, live, parents, tokens, name, slices, and origin pools
+// disk, cache_dir, TLS, HTTP/2, limits, live, parents, tokens, geoip, cluster, name, slices, and origin pools
 // (urls), whose members' health and metrics live with the process — needs a restart: a reload
 // that changes one logs a warning naming the key and keeps the running value.
 
@@ -25,7 +26,7 @@ type routing struct {
 	upstreams []*upstream // by index in origins
 	routes    routes
 	stripping map[stripKey]*upstream // the upstreams of the rules that strip their prefix
-	access    *accessLog             // nil: no access log
+	accessLog *accessLog             // nil: no access log (accesslog.go)
 	cfg       Config                 // the configuration it came from (for the next reload)
 }
 
@@ -106,7 +107,7 @@ func (e *Edge) Reload(cfg Config) (ignored []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.access, err = e.reopenAccessLog(old, next); err != nil {
+	if rt.accessLog, err = e.reopenAccessLog(old, next); err != nil {
 		return nil, err
 	}
 	e.routing.Store(rt)
@@ -117,8 +118,8 @@ func (e *Edge) Reload(cfg Config) (ignored []string, err error) {
 			up.client.CloseIdleConnections()
 		}
 	}
-	if old.access != rt.access {
-		old.access.close() // after the swap: a request still writing to it at worst loses its line
+	if old.accessLog != rt.accessLog {
+		old.accessLog.close() // after the swap: a request still writing to it at worst loses its line
 	}
 	return ignored, nil
 }
@@ -126,7 +127,7 @@ func (e *Edge) Reload(cfg Config) (ignored []string, err error) {
 // reopenAccessLog is next's access log: the running one when its settings are unchanged.
 func (e *Edge) reopenAccessLog(old *routing, next Config) (*accessLog, error) {
 	if old.cfg.AccessLog == next.AccessLog && old.cfg.AccessLogFormat == next.AccessLogFormat && old.cfg.AccessLogPath == next.AccessLogPath {
-		return old.access, nil
+		return old.accessLog, nil
 	}
 	return newAccessLog(next, e.log)
 }

@@ -26,6 +26,8 @@ type ruling struct {
 	// browserTTL, when not negative, is what clients are told (policy.BrowserTTL); -1: the
 	// origin's Cache-Control as it is.
 	browserTTL time.Duration
+	// access is what access.go checks on every request (nil: nothing).
+	access *access
 }
 
 // ruleResolver turns the rules a request matches into its ruling. Rulings are cached by the set of
@@ -38,6 +40,9 @@ type ruleResolver struct {
 	keyer  *cachekey.Keyer
 	pol    policy.Options
 	none   *ruling // no rule matches
+	// limiters are the rules' rate limiters, by index (nil: none): one table of clients per
+	// rule that sets rate_limit, shared by the rulings that inherit it.
+	limiters []*rateLimiter
 
 	cache atomic.Pointer[map[string]*ruling] // replaced whole when one is added
 	mu    sync.Mutex                         // serialises additions
@@ -56,7 +61,7 @@ func newRuleResolver(rs []Rule, byName map[string]int, keyer *cachekey.Keyer, po
 	if err != nil {
 		return nil, err
 	}
-	res := &ruleResolver{set: set, rules: rs, byName: byName, keyer: keyer, pol: pol}
+	res := &ruleResolver{set: set, rules: rs, byName: byName, keyer: keyer, pol: pol, limiters: newLimiters(rs)}
 	res.cache.Store(&map[string]*ruling{})
 	// Each rule's own key settings compile (globs, header names), so no merge of them fails.
 	for i := range rs {
@@ -127,6 +132,7 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 	var key cachekey.Rule
 	var keySet keySettings
 	var ttls ttlSettings
+	var acc accessSettings
 	for _, i := range matched {
 		r := &res.rules[i]
 		if !originSet && r.Origin != "" {
@@ -149,8 +155,10 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 		}
 		keySet.take(r, &key)
 		ttls.take(r, rl)
+		acc.take(r, i, res.limiters)
 	}
 	ttls.finish(rl)
+	rl.access = acc.finish()
 	if ttl > 0 {
 		rl.pol.TTL = ttl
 	}

@@ -66,13 +66,15 @@ func (o Origin) checkUpstream(u *url.URL) error {
 				return fmt.Errorf("%s needs an https:// url (url is %s)", s.key, u.Redacted())
 			}
 		}
-		return nil
+		return o.checkS3()
 	}
 	if sn := o.ServerName; sn != "" && net.ParseIP(sn) == nil && (strings.ContainsAny(sn, ":/ ") || strings.HasSuffix(sn, ".")) {
 		return fmt.Errorf("server_name %q: want a host name without scheme, port or trailing dot", sn)
 	}
-	_, err := o.clientTLS()
-	return err
+	if _, err := o.clientTLS(); err != nil {
+		return err
+	}
+	return o.checkS3()
 }
 
 // clientTLS is the TLS client configuration of an https origin.
@@ -153,6 +155,11 @@ func (e *Edge) newUpstream(o Origin) (*upstream, error) {
 	if oc.protocol == "" {
 		oc.protocol = ProtocolAuto
 	}
+	if o.S3 != nil {
+		if oc.s3, err = newS3Signer(o, oc.name, e.log); err != nil { // s3sign.go
+			return nil, err
+		}
+	}
 	if u.Scheme == "https" {
 		if oc.tls, err = o.clientTLS(); err != nil {
 			return nil, err
@@ -172,6 +179,7 @@ type originConns struct {
 	name     string
 	protocol string
 	tls      *tls.Config // nil for http origins
+	s3       *s3Signer   // signs every request of an S3 origin (s3sign.go), else nil
 	log      *slog.Logger
 	m        *metrics
 
@@ -306,6 +314,14 @@ type originTransport struct {
 }
 
 func (t *originTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.oc.s3 != nil {
+		// Signed last, when every field of the request is final.
+		return t.oc.s3.roundTrip(r, t.roundTrip)
+	}
+	return t.roundTrip(r)
+}
+
+func (t *originTransport) roundTrip(r *http.Request) (*http.Response, error) {
 	var asked *atomic.Bool
 	if t.oc.tls != nil {
 		asked = new(atomic.Bool)

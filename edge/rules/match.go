@@ -34,6 +34,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Match is a rule's conditions; the zero Match matches every request.
@@ -143,13 +145,13 @@ func compile(index int, m Match) (compiled, error) {
 		c.methods = append(c.methods, mt)
 	}
 	for _, name := range sortedKeys(m.Headers) {
-		if !validToken(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return c, fmt.Errorf("headers: %q is not a header field name", name)
 		}
 		c.headers = append(c.headers, newCond(textproto.CanonicalMIMEHeaderKey(name), strings.ToLower(m.Headers[name])))
 	}
 	for _, name := range sortedKeys(m.Cookies) {
-		if !validToken(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return c, fmt.Errorf("cookies: %q is not a cookie name", name)
 		}
 		c.cookies = append(c.cookies, newCond(name, m.Cookies[name]))
@@ -348,17 +350,4 @@ func globMatch(g, s string, path bool) bool {
 		gi++
 	}
 	return gi == len(g)
-}
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -2,7 +2,7 @@
 // tests share: finding outside tools the CI way, small statistics for side-by-side
 // benchmarks, the check that no key leaks into published bytes (secrets.go), the CPIX
 // documents of the live encryption tests (cpix.go), and video with closed captions made with
-// ffmpeg (captions.go). It is imported only from _test.go files.
+// ffmpeg (captions.go), a MaxMind country database for the edge's access rules (mmdb.go). It is imported only from _test.go files.
 package testkit
 
 import (
