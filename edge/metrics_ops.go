@@ -27,14 +27,17 @@ const hostOther = "other"
 // statusClasses are the values of the class label, by status/100 (0 and 6+: "other").
 var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
-func statusClass(status int) string {
+func statusClass(status int) string { return statusClasses[classIndex(status)] }
+
+// classIndex is status's index in statusClasses.
+func classIndex(status int) int {
 	if status == 0 {
 		status = http.StatusOK // a handler that wrote nothing answered 200
 	}
 	if c := status / 100; c >= 1 && c <= 5 {
-		return statusClasses[c]
+		return c
 	}
-	return statusClasses[0]
+	return 0
 }
 
 // Kinds of origin failure (reel_edge_origin_errors_total{kind}).
@@ -76,8 +79,27 @@ type opsMetrics struct {
 	originResponses *prometheus.CounterVec // by class
 	originErrors    *prometheus.CounterVec // by kind
 	capacity        *prometheus.GaugeVec   // by tier
-	// hosts is the set of host label values other than hostOther; swapped whole.
-	hosts atomic.Pointer[map[string]bool]
+	// hosts are the host label's values other than hostOther, each with its series; swapped
+	// whole by setHosts.
+	hosts atomic.Pointer[map[string]*hostSeries]
+	other hostSeries
+}
+
+// hostSeries are one host's reel_edge_responses_total children, resolved on first use: a
+// label lookup per request costs more than the increment.
+type hostSeries struct {
+	label string
+	c     [len(statusClasses)][len(requestLabels)]atomic.Pointer[prometheus.Counter]
+}
+
+func (h *hostSeries) counter(vec *prometheus.CounterVec, class int, oc outcome) prometheus.Counter {
+	p := &h.c[class][oc]
+	if c := p.Load(); c != nil {
+		return *c
+	}
+	c := vec.WithLabelValues(h.label, statusClasses[class], requestLabels[oc])
+	p.Store(&c)
+	return c
 }
 
 func (m *metrics) registerOps() {
@@ -107,6 +129,7 @@ func (m *metrics) registerOps() {
 	o.capacity.WithLabelValues("memory")
 	o.capacity.WithLabelValues("disk")
 	m.reg.MustRegister(o.responses, o.originResponses, o.originErrors, o.capacity)
+	o.other.label = hostOther
 	o.setHosts(nil)
 }
 
@@ -118,35 +141,35 @@ func (o *opsMetrics) setCapacity(memory, disk int64) {
 
 // setHosts makes hosts (lower case, no port) the host label's values besides "other".
 func (o *opsMetrics) setHosts(hosts []string) {
-	set := map[string]bool{}
+	set := map[string]*hostSeries{}
 	for _, h := range hosts {
 		h = strings.TrimSuffix(strings.ToLower(h), ".")
 		if h != "" && h != "*" && !strings.ContainsAny(h, "*?[") {
-			set[h] = true
+			set[h] = &hostSeries{label: h}
 		}
 	}
 	o.hosts.Store(&set)
 }
 
-// hostLabel is the host label for a request's Host.
-func (o *opsMetrics) hostLabel(host string) string {
+// seriesFor are the series of a request's Host.
+func (o *opsMetrics) seriesFor(host string) *hostSeries {
 	set := *o.hosts.Load()
 	if len(set) == 0 {
-		return hostOther
+		return &o.other
 	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if set[host] {
-		return host
+	if s := set[host]; s != nil {
+		return s
 	}
-	return hostOther
+	return &o.other
 }
 
 // countResponse counts a client response.
 func (o *opsMetrics) countResponse(host string, status int, oc outcome) {
-	o.responses.WithLabelValues(o.hostLabel(host), statusClass(status), requestLabels[oc]).Inc()
+	o.seriesFor(host).counter(o.responses, classIndex(status), oc).Inc()
 }
 
 // countOrigin counts an origin request's result.
