@@ -53,6 +53,11 @@ type Config struct {
 
 	// AccessLog logs one line per request (method, path, status, cache, bytes, duration).
 	AccessLog bool `yaml:"access_log"`
+	// AccessLogFormat is text (a log/slog line, the default) or json (one JSON object per
+	// line); AccessLogPath a file the lines are appended to, or "stdout" (default: the
+	// edge's log on stderr). See accesslog.go.
+	AccessLogFormat string `yaml:"access_log_format"`
+	AccessLogPath   string `yaml:"access_log_path"`
 
 	Origins []Origin `yaml:"origins"`
 	Rules   []Rule   `yaml:"rules"`
@@ -625,6 +630,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Compression.check(); err != nil {
+		return err
+	}
+	if err := c.checkAccessLog(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

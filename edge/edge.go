@@ -32,16 +32,15 @@ type Edge struct {
 	pol     policy.Options
 	tiers   tiers // memory and disk, invalidation counts, surrogate keys (storage.go)
 	fills   *fill.Table
-	origins map[string]*upstream // by Origin.Host ("*" is the default); tests reach them here
-	// upstreams are the origins in configuration order, routes what chooses among them
-	// (route.go), stripping the upstreams of the rules that strip their prefix.
-	upstreams []*upstream
-	routes    routes
-	stripping map[stripKey]*upstream
-	name      string // this node's Cache-Status member name (RFC 9211) and Via pseudonym
-	via       string
-	viaWire   string // "Via: " + via + CRLF, for the pre-serialised hit header
-	now       func() time.Time
+	origins map[string]*upstream // by Origin.Host ("*" is the default) at start; tests reach them here
+	// routing is the origins, the rules and what chooses among them (route.go), the cache
+	// policy and the access log: swapped whole by a reload (reload.go), read once per request.
+	routing  atomic.Pointer[routing]
+	reloadMu sync.Mutex // one reload at a time
+	name     string     // this node's Cache-Status member name (RFC 9211) and Via pseudonym
+	via      string
+	viaWire  string // "Via: " + via + CRLF, for the pre-serialised hit header
+	now      func() time.Time
 	// parents is the shield tier (nil without one); loopID marks the requests this edge sends
 	// upstream (CDN-Loop, RFC 8586) so that one coming back is recognised (parents.go).
 	parents *parentSet
@@ -144,6 +143,8 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 		return float64(e.tiers.disk.Size())
 	})
+	e.m.ops.setHosts(configuredHosts(cfg))
+	e.m.ops.setCapacity(tierMemory(cfg), diskCapacity(cfg))
 	e.manifests = e.newLive()
 	// The largest object kept in memory is the largest a memory-backed fill may bring in: the
 	// fills' share of --memory (--memory/8, as before the tier and the fills shared it).
@@ -163,24 +164,13 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		// Surrogate keys live in the stored headers: rebuild their index.
 		d.Each(func(o *store.DiskObject) { e.tiers.tags.add(o.Primary, o.Header) })
 	}
+	rt, err := e.buildRouting(cfg, nil) // reload.go
+	if err != nil {
+		return nil, err
+	}
 	for i, o := range cfg.Origins {
-		up, err := e.originUpstream(o) // upstream.go, pool.go
-		if err != nil {
-			return nil, fmt.Errorf("origins[%d]: %w", i, err)
-		}
-		e.upstreams = append(e.upstreams, up)
 		if o.Host != "" {
-			e.origins[o.Host] = up
-		}
-	}
-	if e.routes, err = newRoutes(cfg.Origins, cfg.Rules, e.keyer, e.pol); err != nil {
-		return nil, fmt.Errorf("cache keys: %w", err)
-	}
-	e.stripping = map[stripKey]*upstream{}
-	for _, r := range cfg.Rules {
-		if r.StripPrefix {
-			i := e.routes.byName[r.Origin]
-			e.stripping[stripKey{i, r.prefix()}] = e.upstreams[i].stripped(r.prefix())
+			e.origins[o.Host] = rt.upstreams[i]
 		}
 	}
 	if cfg.Parents.enabled() {
@@ -189,6 +179,10 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		}
 		e.parents.start()
 	}
+	if rt.accessLog, err = newAccessLog(cfg, log); err != nil {
+		return nil, err
+	}
+	e.routing.Store(rt)
 	e.startSampling() // the status page's history (stats.go)
 	return e, nil
 }
@@ -223,7 +217,7 @@ func (e *Edge) Close() error {
 	if e.parents != nil {
 		e.parents.close()
 	}
-	for _, up := range e.upstreams {
+	for _, up := range e.rt().upstreams {
 		if up.pool != nil {
 			up.pool.close()
 		}
@@ -231,6 +225,7 @@ func (e *Edge) Close() error {
 	if e.cluster.c != nil {
 		e.cluster.c.close()
 	}
+	e.rt().accessLog.close()
 	if e.tiers.disk != nil {
 		return e.tiers.disk.Close()
 	}

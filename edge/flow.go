@@ -3,6 +3,7 @@ package edge
 import (
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 )
@@ -67,6 +68,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			up, _ = e.route(r)
 		}
 	}
+	w.up = up // the access log's origin
 	// 2c. Access: referer, address, country and rate checks where the rules set them
 	// (access.go), hits included.
 	if rl.access != nil && e.refuseAccess(w, r, rl.access) {
@@ -145,9 +147,9 @@ func (e *Edge) measure(rw http.ResponseWriter) *respWriter {
 func (e *Edge) measured(w *respWriter, r *http.Request) {
 	w.done()
 	e.m.countProtocol(r.ProtoMajor)
-	if e.cfg.AccessLog {
-		e.log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", w.status,
-			"cache", requestLabels[w.outcome], "bytes", w.n, "duration", monoNow()-w.start, "remote", r.RemoteAddr)
+	e.m.ops.countResponse(r.Host, w.status, w.outcome) // metrics_ops.go
+	if a := e.rt().accessLog; a != nil {
+		a.write(w, r, time.Now()) // accesslog.go
 	}
 	*w = respWriter{}
 	respWriters.Put(w)

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,9 @@ type metrics struct {
 	// tokenRejected counts the requests refused for their signed-URL token, by reason
 	// (tokencheck.go: tokenRefusals).
 	tokenRejected *prometheus.CounterVec
+
+	// ops are the alerting series (metrics_ops.go).
+	ops opsMetrics
 
 	// accessRefused counts the requests the access rules refused, by reason (access.go:
 	// accessRefusals).
@@ -188,6 +192,22 @@ func newMetrics(memBytes, diskBytes func() float64) *metrics {
 	m.byProto[2] = byProto.WithLabelValues("h2")
 	m.byProto[3] = byProto.WithLabelValues("h3")
 	m.reg.MustRegister(byProto)
+	m.registerOps()
+	// Present at 0 from the start, so that a dashboard's or an alert's rate() has a start and
+	// samples/ops can be checked against a fresh edge's /metrics (cmd/reel TestOpsAlerts).
+	for _, c := range []string{"size", "expired", "replaced", "invalidated"} {
+		m.evictions.WithLabelValues("memory", c)
+	}
+	for _, c := range []string{"size", "invalidated"} {
+		m.evictions.WithLabelValues("disk", c)
+	}
+	for _, k := range []string{"url", "prefix", "tag"} {
+		m.purges.WithLabelValues(k, "hard")
+		m.purges.WithLabelValues(k, "soft")
+	}
+	for _, k := range []string{"hls-media", "hls-media-live", "hls-master", "dash", "dash-live", "unparsed"} {
+		m.manifests.WithLabelValues(k)
+	}
 	m.reg.MustRegister(m.requests, m.bytes, m.originRequests, m.originSeconds, m.collapsed,
 		m.evictions, m.ttfb, m.purges, m.originBytes, m.prefetch, m.manifests, livePrefetch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -206,7 +226,8 @@ func (m *metrics) countProtocol(major int) {
 	m.byProto[min(max(major, 0), 3)].Inc()
 }
 
-func (m *metrics) observeOrigin(start time.Time) {
+func (m *metrics) observeOrigin(start time.Time, resp *http.Response, err error) {
 	m.originRequests.Inc()
+	m.ops.countOrigin(resp, err)
 	m.originSeconds.Observe(time.Since(start).Seconds())
 }

@@ -91,6 +91,10 @@ type respWriter struct {
 	browserSet bool
 	// compress: heads written to w may be compressed (setCompress, compress.go).
 	compress bool
+	// head is monoNow when the head was written; up the origin the request routed to (the
+	// access log's ttfb and origin).
+	head time.Duration
+	up   *upstream
 }
 
 // setBrowserTTL makes the heads written to w tell clients ttl (policy.BrowserTTL); a negative
@@ -124,8 +128,8 @@ func (w *respWriter) Header() http.Header {
 func (w *respWriter) WriteHeader(code int) {
 	w.endInterim()
 	if !w.wroteHead {
-		w.wroteHead, w.status = true, code
-		w.m.ttfb.Observe((monoNow() - w.start).Seconds())
+		w.wroteHead, w.status, w.head = true, code, monoNow()
+		w.m.ttfb.Observe((w.head - w.start).Seconds())
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

@@ -62,21 +62,22 @@ func requestHost(r *http.Request) string {
 // its rules say (upstream.strip); nil when no origin is configured for it.
 func (e *Edge) route(r *http.Request) (*upstream, *ruling) {
 	host := requestHost(r)
-	rl := e.routes.rules.forRequest(host, routePath(r), r.Method, r.Header)
-	i := e.routes.originFor(host, rl)
+	rt := e.rt() // once: a reload swaps it whole (reload.go)
+	rl := rt.routes.rules.forRequest(host, routePath(r), r.Method, r.Header)
+	i := rt.routes.originFor(host, rl)
 	if i < 0 {
 		return nil, rl
 	}
 	if rl.strip != "" {
-		return e.stripping[stripKey{i, rl.strip}], rl
+		return rt.stripping[stripKey{i, rl.strip}], rl
 	}
-	return e.upstreams[i], rl
+	return rt.upstreams[i], rl
 }
 
 // rulingFor is what the rules say about r, for the phases that have r but not route's answer
 // (the shield tier's choice, the query forwarded): the same cached answer route had.
 func (e *Edge) rulingFor(r *http.Request) *ruling {
-	return e.routes.rules.forRequest(requestHost(r), routePath(r), r.Method, r.Header)
+	return e.rt().routes.rules.forRequest(requestHost(r), routePath(r), r.Method, r.Header)
 }
 
 // rulingForURL is what the rules that look at the URL alone say about u (absolute): enough for
@@ -92,7 +93,7 @@ func (e *Edge) rulingForURL(u *url.URL) *ruling {
 			p = d
 		}
 	}
-	return e.routes.rules.forURL(strings.TrimSuffix(host, "."), p)
+	return e.rt().routes.rules.forURL(strings.TrimSuffix(host, "."), p)
 }
 
 // stripKey names an origin's upstream that strips a prefix.

@@ -157,7 +157,7 @@ func (e *Edge) doOrigin(ctx context.Context, up *upstream, out *http.Request) (*
 		client = up.blocking
 	}
 	resp, err := client.Do(out)
-	e.m.observeOrigin(start)
+	e.m.observeOrigin(start, resp, err)
 	e.stats.OriginRequests.Add(1)
 	if err != nil {
 		cancel()

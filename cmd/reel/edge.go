@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reelvideo/reel/edge"
@@ -58,6 +61,8 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&disk, "disk", "disk tier size: what the cache folder may hold on disk, index included, e.g. 10GiB (default 10GiB, at least 8MiB)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	accessLog := fs.Bool("access-log", false, "log one line per request")
+	accessFormat := fs.String("access-log-format", "", "access log lines: text (default) or json (one JSON object per line; implies --access-log)")
+	accessPath := fs.String("access-log-path", "", "append access log lines to this file, or \"stdout\" (default: the log on stderr; implies --access-log)")
 	name := fs.String("name", "", "this node's name in Cache-Status and Via (default reel); one per node of a cluster")
 	var parents stringsFlag
 	fs.Var(&parents, "parent", "a parent cache (shield) URL misses go to instead of the origin, chosen per object by rendezvous hashing (repeatable; replaces the config's parents)")
@@ -73,86 +78,98 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	cfg := edge.DefaultConfig()
-	if *cfgFile != "" {
-		var err error
-		if cfg, err = edge.LoadConfig(*cfgFile); err != nil {
-			fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
-			return exitFailure
-		}
-	}
-	if *origin != "" {
-		replaced := false
-		for i := range cfg.Origins {
-			if o := cfg.Origins[i]; o.Host == "*" || (o.Host == "" && o.Name == "") { // the default origin, not one only rules name
-				// The flag's one URL replaces a pool too, with its settings.
-				cfg.Origins[i].URL, cfg.Origins[i].URLs, cfg.Origins[i].Pool, replaced = *origin, nil, edge.Pool{}, true
+	// load reads the config file and applies the flags over it: at start, and again for a
+	// reload (SIGHUP), so that a reloaded file compares with what runs.
+	load := func() (edge.Config, int, string) {
+		cfg := edge.DefaultConfig()
+		if *cfgFile != "" {
+			var err error
+			if cfg, err = edge.LoadConfig(*cfgFile); err != nil {
+				return cfg, exitFailure, oneLine(err)
 			}
 		}
-		if !replaced {
-			cfg.Origins = append(cfg.Origins, edge.Origin{Host: "*", URL: *origin})
-		}
-	}
-	if *originCA != "" {
-		set := false
-		for i := range cfg.Origins {
-			if o := cfg.Origins[i]; o.Host == "*" || (o.Host == "" && o.Name == "") { // the default origin, not one only rules name
-				cfg.Origins[i].CAFile, set = *originCA, true
+		if *origin != "" {
+			replaced := false
+			for i := range cfg.Origins {
+				if o := cfg.Origins[i]; o.Host == "*" || (o.Host == "" && o.Name == "") { // the default origin, not one only rules name
+					// The flag's one URL replaces a pool too, with its settings.
+					cfg.Origins[i].URL, cfg.Origins[i].URLs, cfg.Origins[i].Pool, replaced = *origin, nil, edge.Pool{}, true
+				}
+			}
+			if !replaced {
+				cfg.Origins = append(cfg.Origins, edge.Origin{Host: "*", URL: *origin})
 			}
 		}
-		if !set {
-			fmt.Fprintln(stderr, "reel edge: --origin-ca is for the default origin: give --origin URL (or host \"*\" in the config)")
-			return exitUsage
+		if *originCA != "" {
+			set := false
+			for i := range cfg.Origins {
+				if o := cfg.Origins[i]; o.Host == "*" || (o.Host == "" && o.Name == "") { // the default origin, not one only rules name
+					cfg.Origins[i].CAFile, set = *originCA, true
+				}
+			}
+			if !set {
+				return cfg, exitUsage, "--origin-ca is for the default origin: give --origin URL (or host \"*\" in the config)"
+			}
 		}
+		if *listen != "" {
+			cfg.Listen = *listen
+		}
+		if flagSet(fs, "admin") {
+			cfg.Admin = *admin // "" turns the admin API off
+		}
+		if memory > 0 {
+			cfg.Memory = memory
+		}
+		if *cacheDir != "" {
+			cfg.CacheDir = *cacheDir
+		}
+		if *accessLog {
+			cfg.AccessLog = true
+		}
+		if *accessFormat != "" {
+			cfg.AccessLog, cfg.AccessLogFormat = true, *accessFormat
+		}
+		if *accessPath != "" {
+			cfg.AccessLog, cfg.AccessLogPath = true, *accessPath
+		}
+		if disk > 0 {
+			cfg.Disk = disk
+		}
+		if *name != "" {
+			cfg.Name = *name
+		}
+		if len(parents) > 0 {
+			setParents(&cfg.Parents, parents)
+		}
+		// TLS flags replace the config file's certificates.
+		switch {
+		case *tlsSelf != "" && (*tlsCert != "" || *tlsKey != ""):
+			return cfg, exitUsage, "--tls-self-signed and --tls-cert/--tls-key exclude each other"
+		case *tlsSelf != "":
+			cfg.TLS.SelfSigned, cfg.TLS.Certificates = *tlsSelf, nil
+		case (*tlsCert == "") != (*tlsKey == ""):
+			return cfg, exitUsage, "--tls-cert and --tls-key go together"
+		case *tlsCert != "":
+			cfg.TLS.SelfSigned, cfg.TLS.Certificates = "", []edge.CertKey{{Cert: *tlsCert, Key: *tlsKey}}
+		}
+		if *maxClientConns != 0 {
+			cfg.Limits.MaxClientConns = *maxClientConns
+		}
+		if *maxOriginConns != 0 {
+			cfg.Limits.MaxConnsPerOrigin = *maxOriginConns
+		}
+		if *h2c {
+			cfg.HTTP2.H2C = true
+		}
+		if *http3 {
+			cfg.TLS.HTTP3 = true
+		}
+		return cfg, 0, ""
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if flagSet(fs, "admin") {
-		cfg.Admin = *admin // "" turns the admin API off
-	}
-	if memory > 0 {
-		cfg.Memory = memory
-	}
-	if *cacheDir != "" {
-		cfg.CacheDir = *cacheDir
-	}
-	if *accessLog {
-		cfg.AccessLog = true
-	}
-	if disk > 0 {
-		cfg.Disk = disk
-	}
-	if *name != "" {
-		cfg.Name = *name
-	}
-	if len(parents) > 0 {
-		setParents(&cfg.Parents, parents)
-	}
-	// TLS flags replace the config file's certificates.
-	switch {
-	case *tlsSelf != "" && (*tlsCert != "" || *tlsKey != ""):
-		fmt.Fprintln(stderr, "reel edge: --tls-self-signed and --tls-cert/--tls-key exclude each other")
-		return exitUsage
-	case *tlsSelf != "":
-		cfg.TLS.SelfSigned, cfg.TLS.Certificates = *tlsSelf, nil
-	case (*tlsCert == "") != (*tlsKey == ""):
-		fmt.Fprintln(stderr, "reel edge: --tls-cert and --tls-key go together")
-		return exitUsage
-	case *tlsCert != "":
-		cfg.TLS.SelfSigned, cfg.TLS.Certificates = "", []edge.CertKey{{Cert: *tlsCert, Key: *tlsKey}}
-	}
-	if *maxClientConns != 0 {
-		cfg.Limits.MaxClientConns = *maxClientConns
-	}
-	if *maxOriginConns != 0 {
-		cfg.Limits.MaxConnsPerOrigin = *maxOriginConns
-	}
-	if *h2c {
-		cfg.HTTP2.H2C = true
-	}
-	if *http3 {
-		cfg.TLS.HTTP3 = true
+	cfg, code, msg := load()
+	if code != 0 {
+		fmt.Fprintf(stderr, "reel edge: %s\n", msg)
+		return code
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s (run 'reel edge -h')\n", oneLine(err))
@@ -215,7 +232,51 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", token)
 		}
 	}
+	defer reloadOnHangup(e, *cfgFile, load, logger)()
 	return serveUntilSignal("edge", stderr, 10*time.Second, servers...)
+}
+
+// reloadOnHangup reloads the config file into e on every SIGHUP until the returned function
+// is called (README "Reload"): a file that doesn't load or validate is one error line naming
+// the file and the problem, and the running configuration stays; a restart-only key the file
+// changes is a warning naming it, and keeps its running value.
+func reloadOnHangup(e *edge.Edge, file string, load func() (edge.Config, int, string), log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+			}
+			if file == "" {
+				log.Warn("config reload: no --config file to reload")
+				continue
+			}
+			cfg, code, msg := load()
+			if code == 0 {
+				if err := cfg.Validate(); err != nil {
+					msg = oneLine(err)
+				}
+			}
+			if msg != "" {
+				log.Error("config reload failed; the running configuration stays", "file", file, "err", msg)
+				continue
+			}
+			ignored, err := e.Reload(cfg)
+			if err != nil {
+				log.Error("config reload failed; the running configuration stays", "file", file, "err", oneLine(err))
+				continue
+			}
+			for _, k := range ignored {
+				log.Warn("config reload: this key needs a restart; it keeps its running value", "file", file, "key", k)
+			}
+			log.Info("config reloaded", "file", file)
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
 }
 
 // adminToken returns the admin bearer token: REEL_ADMIN_TOKEN, else the configured file,

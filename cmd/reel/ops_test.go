@@ -46,12 +46,16 @@ func TestOpsSamples(t *testing.T) {
 	}
 
 	defined := map[string]bool{}
-	for _, src := range []string{"../../edge/metrics.go", "../../packager/live/metrics.go"} {
+	srcs, _ := filepath.Glob("../../edge/*.go") // metrics.go, metrics_ops.go, parents.go, pool.go, …
+	for _, src := range append(srcs, "../../packager/live/metrics.go") {
+		if strings.HasSuffix(src, "_test.go") {
+			continue
+		}
 		code, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range regexp.MustCompile(`Name: +"(reel_[a-z_]+)"`).FindAllStringSubmatch(string(code), -1) {
+		for _, m := range regexp.MustCompile(`(?:Name: +|NewDesc\()"(reel_[a-z_]+)"`).FindAllStringSubmatch(string(code), -1) {
 			defined[m[1]] = true
 		}
 	}
