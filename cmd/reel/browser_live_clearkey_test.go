@@ -118,7 +118,7 @@ func testLiveClearKey(t *testing.T, node, chromium, vendor, bin, scheme string) 
 		wrongKeys[kid] = base64url(t, wrongClearKey)
 	}
 	cases := []map[string]any{
-		{"name": "missing keys " + scheme, "url": mpdPath, "clearkeys": keys(first + missingFrom), "advance": 2 * liveClearKeyAdvance, "timeout": 20},
+		{"name": "missing keys " + scheme, "url": mpdPath, "clearkeys": keys(first + missingFrom), "advance": 2 * liveClearKeyAdvance, "timeout": 40},
 		{"name": "live " + scheme, "url": mpdPath, "clearkeys": keys(first + 60), "advance": liveClearKeyAdvance, "timeout": 60},
 		// Shaka Player flattens the Periods into one timeline and asks the license server
 		// for each new KID (the license server answers only the KIDs asked for).

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,21 @@ func compareOrigins(t *testing.T, a, b string, n int) int {
 	same := 0
 	for _, track := range []string{"video_360p", "audio"} {
 		uris, bPDT := listedSegments(t, b, track, n)
-		_, aPDT := listedSegments(t, a, track, n)
+		// A restarted a makes the segments it missed as it starts: wait (bounded) until it lists
+		// b's newest, then compare what both list.
+		var aPDT map[string]string
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, aPDT = listedSegments(t, a, track, n)
+			if aPDT[uris[len(uris)-1]] != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not list %s/%s, which %s lists, after 60 s", a, track, uris[len(uris)-1], b)
+			}
+			time.Sleep(200 * time.Millisecond) // the poll interval of a bounded wait
+		}
+		uris = slices.DeleteFunc(uris, func(u string) bool { return aPDT[u] == "" })
 		for _, uri := range append([]string{"init.mp4"}, uris...) {
 			ca, ba, ea := getETag(t, a+"/live/ch/"+track+"/"+uri)
 			cb, bb, eb := getETag(t, b+"/live/ch/"+track+"/"+uri)
