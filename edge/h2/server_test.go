@@ -1,0 +1,401 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/reelvideo/reel/internal/testkit"
+)
+
+// testServer serves h2c (prior knowledge) on a loopback port with s.
+type testServer struct {
+	s    *Server
+	ln   net.Listener
+	addr string
+	wg   sync.WaitGroup
+}
+
+func startServer(t *testing.T, s *Server) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{s: s, ln: ln, addr: ln.Addr().String()}
+	ts.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ts.wg.Go(func() { s.ServeConn(c) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		s.Shutdown()
+		done := make(chan struct{})
+		go func() { ts.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("connections still open 10s after Shutdown")
+		}
+	})
+	return ts
+}
+
+// h2cClient is Go's HTTP/2 transport over plain TCP.
+func h2cClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// body is a deterministic body of n bytes.
+func body(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}
+
+// testHandler: /size/N answers N bytes; /echo returns the request body; /slow waits for the
+// request's context; everything else "hello".
+func testHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/size/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(body(n))
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("X-Trailer-Seen", r.Trailer.Get("X-Sum"))
+		w.Write(b)
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Done")
+		for i := range 5 {
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+		w.Header().Set("X-Done", "yes")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from h2 "+strings.Repeat("x", 100))
+	})
+	return mux
+}
+
+func TestServeBasics(t *testing.T) {
+	ts := startServer(t, &Server{Handler: testHandler(), ResponseFields: [][2]string{{"alt-svc", `h3=":1"`}}})
+	c := h2cClient()
+	for _, n := range []int{0, 1, 1024, 16 << 10, 100 << 10, 4 << 20} {
+		resp, err := c.Get(fmt.Sprintf("http://%s/size/%d", ts.addr, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(b, body(n)) || resp.ContentLength != int64(n) || resp.ProtoMajor != 2 {
+			t.Fatalf("size %d: %d bytes, Content-Length %d, %s, %v", n, len(b), resp.ContentLength, resp.Proto, err)
+		}
+		if resp.Header.Get("Alt-Svc") != `h3=":1"` || resp.Header.Get("Date") == "" {
+			t.Fatalf("header %v", resp.Header)
+		}
+	}
+	// A request body, with trailers.
+	pr, pw := io.Pipe()
+	go func() {
+		for range 100 {
+			pw.Write(body(10 << 10))
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://"+ts.addr+"/echo", pr)
+	req.Trailer = http.Header{"X-Sum": nil}
+	go func() {}()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(b) != 100*10<<10 {
+		t.Fatalf("echo: %d bytes", len(b))
+	}
+	// Streaming with Flush and a trailer.
+	resp, err = c.Get("http://" + ts.addr + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(b), "chunk 0\n") || !strings.HasSuffix(string(b), "chunk 4\n") || resp.Trailer.Get("X-Done") != "yes" {
+		t.Fatalf("stream: %q, trailer %v", b, resp.Trailer)
+	}
+}
+
+// TestConcurrentStreams: many streams of mixed sizes at once on one connection, each whole.
+func TestConcurrentStreams(t *testing.T) {
+	ts := startServer(t, &Server{Handler: testHandler()})
+	c := h2cClient()
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for i := range 200 {
+		wg.Go(func() {
+			n := []int{100, 5000, 70000, 1 << 20}[i%4]
+			resp, err := c.Get(fmt.Sprintf("http://%s/size/%d", ts.addr, n))
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(b, body(n)) {
+				failed.Store(fmt.Errorf("size %d: got %d bytes, %v", n, len(b), err))
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawConn drives the server frame by frame.
+type rawConn struct {
+	t  *testing.T
+	nc net.Conn
+	fr *http2.Framer
+}
+
+func dialRaw(t *testing.T, addr string, settings ...http2.Setting) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	r := &rawConn{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
+	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	io.WriteString(nc, http2.ClientPreface)
+	r.fr.WriteSettings(settings...)
+	return r
+}
+
+func (r *rawConn) read() http2.Frame {
+	r.t.Helper()
+	r.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := r.fr.ReadFrame()
+	if err != nil {
+		r.t.Fatalf("reading a frame: %v", err)
+	}
+	return f
+}
+
+func (r *rawConn) get(id uint32, path string) {
+	var buf bytes.Buffer
+	e := hpack.NewEncoder(&buf)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
+		e.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestSmallWindow: a client with a 1-byte... 100-byte stream window and a small connection
+// window still gets every byte of several large responses, in frames within the windows,
+// and a small response on the same connection isn't held behind the large ones.
+func TestSmallWindow(t *testing.T) {
+	ts := startServer(t, &Server{Handler: testHandler()})
+	r := dialRaw(t, ts.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
+	const big = 300 << 10
+	r.get(1, "/size/"+strconv.Itoa(big))
+	r.get(3, "/size/"+strconv.Itoa(big))
+	got := map[uint32]int{}
+	ended := map[uint32]bool{}
+	sentSmall := false
+	window := map[uint32]int{1: 100, 3: 100}
+	connWindow := 65535
+	for !(ended[1] && ended[3] && ended[5]) {
+		switch f := r.read().(type) {
+		case *http2.DataFrame:
+			n := len(f.Data())
+			got[f.StreamID] += n
+			window[f.StreamID] -= n
+			connWindow -= n
+			if window[f.StreamID] < 0 || connWindow < 0 {
+				t.Fatalf("stream %d: sent past the window (%d, connection %d)", f.StreamID, window[f.StreamID], connWindow)
+			}
+			if f.StreamEnded() {
+				ended[f.StreamID] = true
+			}
+			if f.StreamID != 5 && n > 0 {
+				// Credit back in small steps, the connection only when it runs low.
+				r.fr.WriteWindowUpdate(f.StreamID, uint32(n))
+				window[f.StreamID] += n
+				if connWindow < 1000 {
+					r.fr.WriteWindowUpdate(0, 60000)
+					connWindow += 60000
+				}
+			}
+			if !sentSmall && got[1] > 10<<10 {
+				sentSmall = true
+				window[5] = 100
+				r.get(5, "/size/50")
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				r.fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("%v", f)
+		}
+	}
+	if got[1] != big || got[3] != big || got[5] != 50 {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// TestResetCancels: RST_STREAM ends the handler's context.
+func TestResetCancels(t *testing.T) {
+	cancelled := make(chan struct{})
+	started := make(chan struct{})
+	ts := startServer(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(10 * time.Second):
+		}
+	})})
+	r := dialRaw(t, ts.addr)
+	r.get(1, "/")
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler never started")
+	}
+	r.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's context was not cancelled by RST_STREAM")
+	}
+}
+
+// TestGoAwayDrain: Shutdown sends GOAWAY with the last stream; a stream in flight finishes,
+// then the connection closes.
+func TestGoAwayDrain(t *testing.T) {
+	release := make(chan struct{})
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "done")
+	})}
+	ts := startServer(t, s)
+	r := dialRaw(t, ts.addr)
+	r.get(1, "/")
+	// Wait until the stream is open on the server, then shut down.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		n := 0
+		for c := range s.conns {
+			c.mu.Lock()
+			n += len(c.streams)
+			c.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("stream never opened")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Shutdown()
+	var ga *http2.GoAwayFrame
+	for ga == nil {
+		if f, ok := r.read().(*http2.GoAwayFrame); ok {
+			ga = f
+		}
+	}
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
+		t.Fatalf("GOAWAY %v last %d", ga.ErrCode, ga.LastStreamID)
+	}
+	close(release)
+	var data []byte
+	for {
+		r.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("connection ended with %v, not a close", err)
+			}
+			break
+		}
+		if d, ok := f.(*http2.DataFrame); ok {
+			data = append(data, d.Data()...)
+		}
+	}
+	if string(data) != "done" {
+		t.Fatalf("stream in flight got %q", data)
+	}
+}
+
+// TestH2Spec runs h2spec (RFC 9113 and RFC 7541 conformance) against the server: every case
+// must pass. REEL_H2SPEC names its binary (go build github.com/summerwind/h2spec/cmd/h2spec).
+func TestH2Spec(t *testing.T) {
+	bin := os.Getenv("REEL_H2SPEC")
+	if bin == "" {
+		bin = testkit.RequireTool(t, "h2spec")
+	}
+	ts := startServer(t, &Server{Handler: testHandler(), MaxConcurrentStreams: 100})
+	host, port, _ := net.SplitHostPort(ts.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-h", host, "-p", port, "-o", "5").CombinedOutput()
+	if err != nil {
+		t.Fatalf("h2spec: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), " 0 failed") {
+		t.Fatalf("h2spec:\n%s", out)
+	}
+	t.Logf("%s", lastLines(string(out), 3))
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
