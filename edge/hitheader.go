@@ -20,6 +20,8 @@ type hitHeader struct {
 	// ct is the stored Content-Type, for a request carrying a query token into manifests
 	// (tokenrespond.go): a manifest's response can't go out pre-serialised.
 	ct string
+	// h2 is wire's fields HPACK-encoded for HTTP/2 hits (hith2.go).
+	h2 []byte
 }
 
 // wireWriter is a ResponseWriter that takes header fields in wire form (edge/h1's): lines
@@ -67,7 +69,7 @@ func prepareHit(o *store.Object) *hitHeader {
 		return nil
 	}
 	_, hasDate := o.Header["Date"]
-	return &hitHeader{wire: b, hasDate: hasDate, csPrefix: csPrefix, ct: o.Header.Get("Content-Type")}
+	return &hitHeader{wire: b, hasDate: hasDate, csPrefix: csPrefix, ct: o.Header.Get("Content-Type"), h2: h2HitBlock(b)}
 }
 
 func appendField(b []byte, k, v string) []byte {
@@ -93,19 +95,24 @@ func validFieldName(k string) bool {
 // asWireWriter finds a wireWriter under w's wrappers, for a hit of hh: none under a
 // manifestWriter when hh may be a manifest's, whose header and body it may rewrite.
 func asWireWriter(w http.ResponseWriter, hh *hitHeader) wireWriter {
+	return hitWriterUnder[wireWriter](w, hh)
+}
+
+// hitWriterUnder finds a T (wireWriter, h2.HitWriter) under w's wrappers as asWireWriter does.
+func hitWriterUnder[T any](w http.ResponseWriter, hh *hitHeader) (none T) {
 	for {
-		if ww, ok := w.(wireWriter); ok {
+		if ww, ok := w.(T); ok {
 			return ww
 		}
 		if m, ok := w.(*manifestWriter); ok {
 			if hh == nil || manifestType(hh.ct, m.r.URL.Path) {
-				return nil
+				return none
 			}
 			m.wired = true // and it passes the response through
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return nil
+			return none
 		}
 		w = u.Unwrap()
 	}

@@ -191,11 +191,11 @@ func (w *responseWriter) writeHeadLocked(end bool) error {
 			enc.WriteField(hpack.HeaderField{Name: lk, Value: v})
 		}
 	}
-	for _, f := range w.fields {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
 	if w.block != nil {
 		c.hbuf.Write(w.block)
+	}
+	for _, f := range w.fields {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	if w.contentLength >= 0 && w.h["Content-Length"] == nil && bodyAllowed(w.status) {
 		var b [20]byte
