@@ -27,6 +27,15 @@ func h2HitBlock(wire []byte) []byte {
 	return h2.EncodeStatic(fields)
 }
 
+// h2HitWriter is edge/h2's writer under w for a hit of hh, or nil (not HTTP/2 through edge/h2,
+// or a writer between that rewrites the response: see hitWriterUnder).
+func h2HitWriter(w http.ResponseWriter, r *http.Request, hh *hitHeader) h2.HitWriter {
+	if r.ProtoMajor != 2 {
+		return nil
+	}
+	return hitWriterUnder[h2.HitWriter](w, hh)
+}
+
 // writeHitH2 is writeHitHead for edge/h2: the stored fields from obj.hit's HPACK block, our
 // Via, Age and Cache-Status through the connection's encoder, the length declared.
 func (e *Edge) writeHitH2(w http.ResponseWriter, hw h2.HitWriter, obj *cached, age time.Duration, cs cachestatus.Status) {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
-	"github.com/reelvideo/reel/edge/h2"
 	"github.com/reelvideo/reel/edge/policy"
 	"github.com/reelvideo/reel/rangecache"
 	"github.com/reelvideo/reel/rangecache/fill"
@@ -235,7 +234,7 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 		// The hot path: a whole body from memory. Over HTTP/1.1 the stored fields go out
 		// pre-serialised; otherwise stored header values are shared, not cloned (nothing below
 		// modifies a stored slice). The body goes out in one write.
-		if hw := hitWriterUnder[h2.HitWriter](w, obj.hit); hw != nil && obj.hit != nil && obj.hit.h2 != nil && cs.Hit && !rewritesCacheControl(w) {
+		if hw := h2HitWriter(w, r, obj.hit); hw != nil && obj.hit != nil && obj.hit.h2 != nil && cs.Hit && !rewritesCacheControl(w) {
 			e.writeHitH2(w, hw, obj, age, cs) // HTTP/2 through edge/h2 (hith2.go)
 			if r.Method != http.MethodHead {
 				w.Write(obj.mem)

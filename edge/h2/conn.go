@@ -44,8 +44,10 @@ type conn struct {
 	streams     map[uint32]*stream
 	maxClientID uint32 // the highest stream the client opened
 	maxStreams  uint32
-	running     int       // handlers running
+	running     int       // handlers running, or about to (toStart)
 	queue       []*stream // streams waiting for a handler
+	toStart     []*stream // handlers to start once the frames read together are processed
+	toStartBuf  []*stream // the reader's: the spare backing array of toStart
 	// settingsAcked: the client acknowledged our SETTINGS (a stream past the limit is then
 	// PROTOCOL_ERROR rather than REFUSED_STREAM).
 	settingsAcked bool
@@ -207,12 +209,25 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		if len(c.toStart) > 0 && !c.frameBuffered() {
+			c.startHandlers()
+		}
 		if f, err = c.fr.ReadFrame(); err != nil {
 			if c.readFailed(err) {
 				return
 			}
 		}
 	}
+}
+
+// frameBuffered reports whether a whole frame is buffered: the next ReadFrame won't wait.
+func (c *conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := c.br.Peek(9)
+	return n >= 9+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
 }
 
 // readFailed answers a read error; true when the connection is done.

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,8 +84,8 @@ func body(n int) []byte {
 	return b
 }
 
-// testHandler: /size/N answers N bytes; /echo returns the request body; /slow waits for the
-// request's context; everything else "hello".
+// testHandler: /size/N answers N bytes; /echo returns the request body; /stream flushes
+// chunks and sends a trailer; everything else "hello".
 func testHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/size/{n}", func(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +112,12 @@ func testHandler() http.Handler {
 		w.Header().Set("X-Done", "yes")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// The body first: a request whose DATA don't add up to its Content-Length is reset
+		// (PROTOCOL_ERROR) rather than answered. (A handler that answers without reading
+		// may complete its response before the bad DATA arrive; h2spec sends them.)
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
 		io.WriteString(w, "hello from h2 "+strings.Repeat("x", 100))
 	})
 	return mux
@@ -375,11 +383,20 @@ func TestGoAwayDrain(t *testing.T) {
 }
 
 // TestH2Spec runs h2spec (RFC 9113 and RFC 7541 conformance) against the server: every case
-// must pass. REEL_H2SPEC names its binary (go build github.com/summerwind/h2spec/cmd/h2spec).
+// must pass. h2spec is built from the Go module proxy at the version testdata/h2spec/go.mod
+// pins (REEL_H2SPEC names a binary to use instead).
 func TestH2Spec(t *testing.T) {
 	bin := os.Getenv("REEL_H2SPEC")
 	if bin == "" {
-		bin = testkit.RequireTool(t, "h2spec")
+		goBin := testkit.RequireTool(t, "go", filepath.Join(runtime.GOROOT(), "bin"))
+		bin = filepath.Join(t.TempDir(), "h2spec")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		build := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/summerwind/h2spec/cmd/h2spec")
+		build.Dir = filepath.Join("testdata", "h2spec")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building h2spec: %v\n%s", err, out)
+		}
 	}
 	ts := startServer(t, &Server{Handler: testHandler(), MaxConcurrentStreams: 100})
 	host, port, _ := net.SplitHostPort(ts.addr)
@@ -389,10 +406,10 @@ func TestH2Spec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("h2spec: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), " 0 failed") {
+	if !strings.Contains(string(out), " 0 failed") || !strings.Contains(string(out), " 0 skipped") {
 		t.Fatalf("h2spec:\n%s", out)
 	}
-	t.Logf("%s", lastLines(string(out), 3))
+	t.Logf("%s", lastLines(string(out), 1))
 }
 
 func lastLines(s string, n int) string {

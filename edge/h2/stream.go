@@ -97,8 +97,24 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	c.running++
-	go st.run()
+	c.toStart = append(c.toStart, st)
 	return nil
+}
+
+// startHandlers starts the handlers of the streams opened since the last call: the reader
+// calls it when it has no complete frame left to read without waiting, so that the frames
+// that came together (the HEADERS of several streams, a request's HEADERS and DATA) are all
+// processed before the handlers answer them.
+func (c *conn) startHandlers() {
+	c.mu.Lock()
+	start := c.toStart
+	c.toStart = c.toStartBuf[:0]
+	c.mu.Unlock()
+	for i, st := range start {
+		go st.run()
+		start[i] = nil
+	}
+	c.toStartBuf = start[:0]
 }
 
 // onTrailers takes the trailing header section of a request (RFC 9113 §8.1). Under mu.
@@ -248,6 +264,13 @@ func parseRequestURI(path, method string) (*url.URL, error) {
 // run runs the handler for st and completes its response.
 func (st *stream) run() {
 	c := st.c
+	c.mu.Lock()
+	gone := st.closed
+	c.mu.Unlock()
+	if gone { // reset by the client before its handler began
+		st.done()
+		return
+	}
 	r := st.req.WithContext(&st.ctx)
 	// WithContext copies the request; the copy is what the handler sees.
 	defer func() {
