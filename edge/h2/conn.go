@@ -37,6 +37,14 @@ type conn struct {
 	// pendingW counts goroutines waiting for mu: whoever releases mu with none waiting
 	// flushes the write buffer, so frames written by streams together leave together.
 	pendingW atomic.Int32
+	// starting counts handlers started together (one batch of frames read) that have not
+	// yet written their response or returned: while some have not, the others leave the
+	// flush to the last of them, and frames answered together leave in one write. A handler
+	// that takes longer (a miss) would hold the others' frames: flushTimer sends them
+	// after flushDelay at the latest.
+	starting     int
+	flushTimer   *time.Timer
+	flushPending bool
 
 	enc  *hpack.Encoder
 	hbuf bytes.Buffer
@@ -120,12 +128,44 @@ func (c *conn) lock() {
 	c.pendingW.Add(-1)
 }
 
-// unlock releases mu, flushing first when no other goroutine waits to write more.
+// unlock releases mu, flushing first when no other goroutine waits to write more and no
+// handler of the same batch is yet to answer (then after flushDelay at the latest).
 func (c *conn) unlock() {
 	if c.pendingW.Load() == 0 && c.bw.Buffered() > 0 {
+		if c.starting == 0 {
+			c.flushLocked()
+		} else if !c.flushPending {
+			c.flushPending = true
+			if c.flushTimer == nil {
+				c.flushTimer = time.AfterFunc(flushDelay, c.delayedFlush)
+			} else {
+				c.flushTimer.Reset(flushDelay)
+			}
+		}
+	}
+	c.mu.Unlock()
+}
+
+// flushDelay bounds how long a response's frames may wait for those of handlers started
+// with it.
+const flushDelay = 500 * time.Microsecond
+
+func (c *conn) delayedFlush() {
+	c.mu.Lock()
+	c.flushPending = false
+	if c.bw.Buffered() > 0 && !c.closing {
 		c.flushLocked()
 	}
 	c.mu.Unlock()
+}
+
+// answered records that a handler of the current batch wrote its response (or returned).
+// Under mu.
+func (c *conn) answered(st *stream) {
+	if st.starting {
+		st.starting = false
+		c.starting--
+	}
 }
 
 // flushLocked sends what is buffered; a failed write ends the connection.
@@ -191,7 +231,11 @@ func (c *conn) serve() {
 		c.fail(http2.ErrCodeProtocol, "the client's first frame is not SETTINGS")
 		return
 	}
-	c.nc.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	if !c.closing { // else a GOAWAY came first (Shutdown) and the connection is on its way out
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	c.mu.Unlock()
 	if c.s.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(c.s.IdleTimeout, c.idleExpired)
 	}

@@ -128,6 +128,7 @@ func (w *responseWriter) writeData(p []byte) (int, error) {
 		w.written += k
 		if endStream {
 			w.localEnd()
+			c.answered(st)
 			return n, nil
 		}
 		if n < len(p) && c.pendingW.Load() > 0 {
@@ -136,6 +137,7 @@ func (w *responseWriter) writeData(p []byte) (int, error) {
 			c.lock()
 		}
 	}
+	c.answered(st)
 	return n, nil
 }
 

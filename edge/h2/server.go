@@ -61,6 +61,38 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
+
+	// work hands streams to idle handler goroutines: a goroutine that ran a handler waits
+	// for the next one for workerIdle, keeping the stack the edge's handler grew (a new
+	// goroutine would grow it again, copying, on every request).
+	workOnce sync.Once
+	work     chan *stream
+}
+
+const workerIdle = 10 * time.Second
+
+// dispatch runs st's handler on an idle handler goroutine, or a new one.
+func (s *Server) dispatch(st *stream) {
+	s.workOnce.Do(func() { s.work = make(chan *stream) })
+	select {
+	case s.work <- st:
+	default:
+		go s.worker(st)
+	}
+}
+
+func (s *Server) worker(st *stream) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		st.run()
+		t.Reset(workerIdle)
+		select {
+		case st = <-s.work:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 const (

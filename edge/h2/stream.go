@@ -29,6 +29,7 @@ type stream struct {
 	gotBytes    int64
 	trailer     http.Header // declared by the request's Trailer field, filled by its trailers
 
+	starting    bool // counted in the connection's starting
 	remoteDone  bool // END_STREAM received
 	localDone   bool // END_STREAM sent
 	resetSent   bool
@@ -97,6 +98,8 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	c.running++
+	st.starting = true
+	c.starting++
 	c.toStart = append(c.toStart, st)
 	return nil
 }
@@ -111,7 +114,7 @@ func (c *conn) startHandlers() {
 	c.toStart = c.toStartBuf[:0]
 	c.mu.Unlock()
 	for i, st := range start {
-		go st.run()
+		c.s.dispatch(st)
 		start[i] = nil
 	}
 	c.toStartBuf = start[:0]
@@ -317,6 +320,7 @@ func (st *stream) done() {
 		st.resetSent = true
 		c.closeStream(st)
 	}
+	c.answered(st)
 	c.running--
 	for len(c.queue) > 0 && c.running < int(c.maxStreams) {
 		next := c.queue[0]
@@ -326,7 +330,7 @@ func (st *stream) done() {
 			continue // reset while it waited
 		}
 		c.running++
-		go next.run()
+		c.s.dispatch(next)
 	}
 	if len(c.streams) == 0 && c.running == 0 && c.idle != nil && !c.closing {
 		c.idle.Reset(c.s.IdleTimeout)
