@@ -64,6 +64,8 @@ bench: $(PEERS_STAMP) ## Go benchmarks plus side-by-side comparisons (needs ffmp
 	REEL_COMPARE=1 $(GO) test -run='^TestAVEndOffsets$$' -count=1 -v ./packager/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareNginx$$' -count=1 -timeout=10m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestCompareProtocols$$' -count=1 -timeout=15m -v ./edge/
+	@# HTTP/2 hits against nginx in CPU time per request (each server's process group), beside req/s.
+	REEL_COMPARE=1 $(GO) test -run='^TestCompareH2CPU$$' -count=1 -timeout=10m -v ./edge/
 	REEL_COMPARE=1 $(GO) test -run='^TestLiveLatency$$' -count=1 -timeout=5m -v ./cmd/reel/
 	$(GO) test -run='^TestLiveEvent$$' -count=1 -timeout=5m -v ./cmd/reel/
 	$(GO) test -run='^TestCluster$$' -count=1 -v ./cmd/reel/
