@@ -173,6 +173,10 @@ func (c *conn) flushLocked() {
 	if c.werr != nil {
 		return
 	}
+	if c.flushPending { // what the timer was to send goes now
+		c.flushPending = false
+		c.flushTimer.Stop()
+	}
 	if err := c.bw.Flush(); err != nil {
 		c.werr = err
 		c.closing = true

@@ -64,7 +64,7 @@ func (w *responseWriter) WriteHeader(code int) {
 			w.h.Del("Content-Length")
 		}
 	}
-	if w.st.req.Method == http.MethodHead || !bodyAllowed(code) {
+	if w.st.head || !bodyAllowed(code) {
 		w.noBody = true
 	}
 }
@@ -78,7 +78,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.noBody {
-		if w.st.req.Method == http.MethodHead {
+		if w.st.head {
 			return len(p), nil
 		}
 		return 0, http.ErrBodyNotAllowed
@@ -387,7 +387,7 @@ func (w *responseWriter) WriteHit(status int, block []byte, fields [][2]string, 
 	w.contentLength = length
 	w.wroteHeader = true
 	w.status = status
-	if w.st.req.Method == http.MethodHead || !bodyAllowed(status) {
+	if w.st.head || !bodyAllowed(status) {
 		w.noBody = true
 	}
 }

@@ -416,3 +416,46 @@ func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
 }
+
+// TestLargeBodiesInterleave: while a connection's large responses stream with open windows, a
+// small response asked for on it meanwhile completes before any of them: the large bodies'
+// frames give way to the newcomer's at the connection's lock, frame by frame.
+func TestLargeBodiesInterleave(t *testing.T) {
+	ts := startServer(t, &Server{Handler: testHandler()})
+	r := dialRaw(t, ts.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	r.fr.WriteWindowUpdate(0, 1<<30)
+	const big = 16 << 20
+	for id := uint32(1); id <= 7; id += 2 {
+		r.get(id, "/size/"+strconv.Itoa(big))
+	}
+	var order []uint32
+	got := map[uint32]int{}
+	asked := false
+	for len(order) < 5 {
+		switch f := r.read().(type) {
+		case *http2.DataFrame:
+			got[f.StreamID] += len(f.Data())
+			if !asked {
+				asked = true
+				r.get(9, "/size/100")
+			}
+			if f.StreamEnded() {
+				order = append(order, f.StreamID)
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				r.fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("%v", f)
+		}
+	}
+	if order[0] != 9 || got[9] != 100 {
+		t.Fatalf("streams ended in the order %v (small one: %d bytes); want 9 first", order, got[9])
+	}
+	for id := uint32(1); id <= 7; id += 2 {
+		if got[id] != big {
+			t.Fatalf("stream %d: %d bytes", id, got[id])
+		}
+	}
+}

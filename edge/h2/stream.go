@@ -36,10 +36,10 @@ type stream struct {
 	resetByPeer bool
 	closed      bool // gone from the connection's streams
 
+	head bool // a HEAD request
 	ctx  streamContext
-	req  http.Request
+	req  *http.Request
 	rw   responseWriter
-	hdrs http.Header
 }
 
 var errStreamClosed = errors.New("http2: stream closed")
@@ -185,8 +185,10 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) error {
 	if authority == "" {
 		authority = h.Get("Host")
 	}
-	st.hdrs = h
-	r := &st.req
+	// Built here and copied once with its context (WithContext): one allocation.
+	var req http.Request
+	r := &req
+	st.head = method == http.MethodHead
 	r.Method = method
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
 	r.Header = h
@@ -233,7 +235,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) error {
 		}
 	}
 	st.ctx = streamContext{parent: c.baseCtx}
-	r.Cancel = nil
+	st.req = r.WithContext(&st.ctx)
 	st.rw = responseWriter{st: st, contentLength: -1}
 	if f.Truncated {
 		st.rw.tooLarge = true
@@ -274,8 +276,7 @@ func (st *stream) run() {
 		st.done()
 		return
 	}
-	r := st.req.WithContext(&st.ctx)
-	// WithContext copies the request; the copy is what the handler sees.
+	r := st.req
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
