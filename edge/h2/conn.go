@@ -46,6 +46,8 @@ type conn struct {
 	flushTimer   *time.Timer
 	flushPending bool
 
+	dataBytes atomic.Int64 // DATA payload bytes written (tests)
+
 	enc  *hpack.Encoder
 	hbuf bytes.Buffer
 

@@ -3,6 +3,7 @@ package h2
 import (
 	"errors"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -132,8 +133,11 @@ func (w *responseWriter) writeData(p []byte) (int, error) {
 			return n, nil
 		}
 		if n < len(p) && c.pendingW.Load() > 0 {
-			// Let the others write their frames before the next of ours.
+			// Let the others write their frames before the next of ours: the one Unlock
+			// woke runs next on this P when we yield (else a running writer could take the
+			// lock back for up to a millisecond, sync.Mutex's starvation bound).
 			c.unlock()
+			runtime.Gosched()
 			c.lock()
 		}
 	}
@@ -152,6 +156,7 @@ func (w *responseWriter) writeDataFrame(p []byte, end bool) {
 		byte(w.st.id >> 24), byte(w.st.id >> 16), byte(w.st.id >> 8), byte(w.st.id)}
 	c.bw.Write(hdr[:])
 	c.bw.Write(p)
+	c.dataBytes.Add(int64(len(p)))
 }
 
 // localEnd records END_STREAM sent. Under mu.
