@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -482,4 +483,34 @@ func TestLargeBodiesInterleave(t *testing.T) {
 	if w := waited.Load(); w > 1<<20 {
 		t.Fatalf("the small response waited while %d bytes of the large ones were written", w)
 	}
+}
+
+// TestExpectContinue: a request with Expect: 100-continue gets 100 when its handler reads the
+// body; Go's client then sends the body at once rather than after its timeout.
+func TestExpectContinue(t *testing.T) {
+	ts := startServer(t, &Server{Handler: testHandler()})
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: &protos, ExpectContinueTimeout: 20 * time.Second}}
+	req, _ := http.NewRequest("POST", "http://"+ts.addr+"/echo", strings.NewReader("payload"))
+	req.Header.Set("Expect", "100-continue")
+	var got100 atomic.Bool
+	req = req.WithContext(httptraceWith100(req.Context(), &got100))
+	began := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "payload" || !got100.Load() {
+		t.Fatalf("body %q, 100 Continue seen: %v", b, got100.Load())
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Fatalf("took %v: the client waited out its timeout", d)
+	}
+}
+
+func httptraceWith100(ctx context.Context, seen *atomic.Bool) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got100Continue: func() { seen.Store(true) }})
 }

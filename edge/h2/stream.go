@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // stream is one request and its response. Fields below are under the connection's mu.
@@ -220,7 +221,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) error {
 		r.ContentLength = 0
 		r.Body = http.NoBody
 	} else {
-		st.body = &reqBody{st: st}
+		st.body = &reqBody{st: st, expect: strings.EqualFold(h.Get("Expect"), "100-continue")}
 		r.Body = st.body
 		if tr := h["Trailer"]; len(tr) > 0 {
 			st.trailer = http.Header{}
@@ -342,7 +343,10 @@ func (st *stream) done() {
 // reqBody is a request body: DATA frames' bytes, handed to the handler as it reads, the
 // windows reopened as it does.
 type reqBody struct {
-	st       *stream
+	st *stream
+	// expect: the request asked for 100 Continue (RFC 9110 §10.1.1), sent at the first read
+	// if no response has begun.
+	expect   bool
 	buf      []byte
 	err      error // io.EOF at the end; set with buf possibly still holding bytes
 	deadline time.Time
@@ -353,6 +357,14 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	c := b.st.c
 	c.lock()
 	defer c.unlock()
+	if b.expect {
+		b.expect = false
+		if st := b.st; !st.rw.sentHeader && !st.closed && !c.closing && len(b.buf) == 0 && b.err == nil {
+			c.hbuf.Reset()
+			c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "100"})
+			c.writeHeaderBlock(st.id, c.hbuf.Bytes(), false)
+		}
+	}
 	for len(b.buf) == 0 && b.err == nil {
 		if !b.deadline.IsZero() && !time.Now().Before(b.deadline) {
 			return 0, errTimeout
