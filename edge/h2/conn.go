@@ -48,6 +48,13 @@ type conn struct {
 
 	dataBytes atomic.Int64 // DATA payload bytes written (tests)
 
+	// earlyDone are streams whose response ended before their request: each gets
+	// RST_STREAM(NO_ERROR) when the reader has processed what it had read, or after
+	// earlyResetDelay (endEarly).
+	earlyDone    []*stream
+	earlyPending atomic.Bool
+	earlyTimer   *time.Timer
+
 	enc  *hpack.Encoder
 	hbuf bytes.Buffer
 
@@ -259,8 +266,11 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if len(c.toStart) > 0 && !c.frameBuffered() {
+		if (len(c.toStart) > 0 || c.earlyPending.Load()) && !c.frameBuffered() {
 			c.startHandlers()
+			if c.earlyPending.Load() {
+				c.endEarly()
+			}
 		}
 		if f, err = c.fr.ReadFrame(); err != nil {
 			if c.readFailed(err) {
@@ -268,6 +278,24 @@ func (c *conn) serve() {
 			}
 		}
 	}
+}
+
+const earlyResetDelay = 100 * time.Millisecond
+
+// endEarly resets the streams of earlyDone still open with NO_ERROR.
+func (c *conn) endEarly() {
+	c.lock()
+	defer c.unlock()
+	c.earlyPending.Store(false)
+	for i, st := range c.earlyDone {
+		if !st.closed && !c.closing {
+			c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+			st.resetSent = true
+			c.closeStream(st)
+		}
+		c.earlyDone[i] = nil
+	}
+	c.earlyDone = c.earlyDone[:0]
 }
 
 // frameBuffered reports whether a whole frame is buffered: the next ReadFrame won't wait.
@@ -502,8 +530,8 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		return connError(http2.ErrCodeProtocol) // idle stream
 	}
 	st := c.streams[f.StreamID]
-	if st == nil || st.localDone {
-		return nil // closed, or nothing more to send
+	if st == nil {
+		return nil // closed
 	}
 	st.sendWindow += int64(f.Increment)
 	if st.sendWindow > maxWindow {

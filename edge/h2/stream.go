@@ -317,10 +317,15 @@ func (st *stream) done() {
 	st.ctx.cancel()
 	if !st.closed && st.localDone && !st.remoteDone && !c.closing {
 		// The response is complete and the request body isn't: the client may stop sending
-		// it (RFC 9113 §8.1).
-		c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
-		st.resetSent = true
-		c.closeStream(st)
+		// it (RFC 9113 §8.1) — told once the frames it sent meanwhile are processed (a
+		// malformed body or a window overflow then gets its own error), see endEarly.
+		c.earlyDone = append(c.earlyDone, st)
+		c.earlyPending.Store(true)
+		if c.earlyTimer == nil {
+			c.earlyTimer = time.AfterFunc(earlyResetDelay, c.endEarly)
+		} else {
+			c.earlyTimer.Reset(earlyResetDelay)
+		}
 	}
 	c.answered(st)
 	c.running--
