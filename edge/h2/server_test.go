@@ -514,3 +514,51 @@ func TestExpectContinue(t *testing.T) {
 func httptraceWith100(ctx context.Context, seen *atomic.Bool) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got100Continue: func() { seen.Store(true) }})
 }
+
+// TestEarlyResponse: a response that ends while its request body is still open (a handler that
+// doesn't read it) leaves the stream half-closed for the frames already on their way — a
+// window overflow on it is still a FLOW_CONTROL_ERROR — and the client is then told to stop
+// sending (RST_STREAM NO_ERROR, RFC 9113 §8.1) without having to send anything more.
+func TestEarlyResponse(t *testing.T) {
+	ts := startServer(t, &Server{Handler: testHandler()})
+	r := dialRaw(t, ts.addr)
+	post := func(id uint32) {
+		var buf bytes.Buffer
+		e := hpack.NewEncoder(&buf)
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/size/10"}} {
+			e.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// next returns the next DATA with END_STREAM or RST_STREAM.
+	next := func() http2.Frame {
+		for {
+			switch f := r.read().(type) {
+			case *http2.DataFrame:
+				if f.StreamEnded() {
+					return f
+				}
+			case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+				return f
+			}
+		}
+	}
+	post(1)
+	if f, ok := next().(*http2.DataFrame); !ok || f.StreamID != 1 {
+		t.Fatalf("got %v, want the response's end", f)
+	}
+	r.fr.WriteWindowUpdate(1, 1<<31-1)
+	r.fr.WriteWindowUpdate(1, 1<<31-1)
+	if f, ok := next().(*http2.RSTStreamFrame); !ok || f.StreamID != 1 || f.ErrCode != http2.ErrCodeFlowControl {
+		t.Fatalf("got %v, want RST_STREAM FLOW_CONTROL_ERROR on stream 1", f)
+	}
+	post(3)
+	if f, ok := next().(*http2.DataFrame); !ok || f.StreamID != 3 {
+		t.Fatalf("got %v, want the response's end", f)
+	}
+	if f, ok := next().(*http2.RSTStreamFrame); !ok || f.StreamID != 3 || f.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("got %v, want RST_STREAM NO_ERROR on stream 3", f)
+	}
+}
