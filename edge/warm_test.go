@@ -112,9 +112,9 @@ func warmEdge(t *testing.T, origin string) (*Edge, *edgeServer, string) {
 func TestWarmURLs(t *testing.T) {
 	const conc = 4
 	o := newWarmOrigin(t, func(w http.ResponseWriter, r *http.Request, o *warmOrigin) {
-		// Hold each request until conc are in flight (or a while has passed), so that a
-		// bound that let more through would show.
-		for deadline := time.Now().Add(200 * time.Millisecond); o.inFlight.Load() < conc && time.Now().Before(deadline); {
+		// Hold each request until more than conc are in flight (never, if the bound holds)
+		// or a while has passed: a bound that let more through would show.
+		for deadline := time.Now().Add(100 * time.Millisecond); o.inFlight.Load() <= conc && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
 		switch r.URL.Path {
@@ -412,6 +412,83 @@ func countPrefix(o *warmOrigin, prefix string) int {
 		}
 	}
 	return n
+}
+
+// TestWarmHTTPS: an https URL is warmed under the key TLS clients' requests have (the scheme
+// is part of the key), so their GETs are hits.
+func TestWarmHTTPS(t *testing.T) {
+	o := newWarmOrigin(t, func(w http.ResponseWriter, r *http.Request, _ *warmOrigin) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "over TLS")
+	})
+	e, _, admin := warmEdge(t, o.URL)
+	tlsFront := httptest.NewTLSServer(e)
+	t.Cleanup(tlsFront.Close)
+	r := waitWarm(t, admin, startWarm(t, admin, `{"urls": ["https://cdn.test/secure.m4s"]}`))
+	if r.Filled != 1 {
+		t.Fatalf("warm-up: %+v", r)
+	}
+	req, _ := http.NewRequest("GET", tlsFront.URL+"/secure.m4s", nil)
+	req.Host = "cdn.test"
+	resp, err := tlsFront.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "; hit") || string(body) != "over TLS" || o.hits.Load() != 1 {
+		t.Errorf("TLS client after an https warm-up: %q %q, %d origin requests", cs, body, o.hits.Load())
+	}
+}
+
+// TestWarmBounds: a job takes at most its URL limit (and says it left some out); a list
+// longer than it is refused; a manifest larger than its limit fails the job; a URL slower than
+// the fetch timeout fails, the job going on.
+func TestWarmBounds(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release) // before the edge's cleanup, which waits for the fills
+	var playlist strings.Builder
+	playlist.WriteString("#EXTM3U\n#EXT-X-TARGETDURATION:2\n")
+	for i := range 10 {
+		fmt.Fprintf(&playlist, "#EXTINF:2,\n%d.m4s\n", i)
+	}
+	playlist.WriteString("#EXT-X-ENDLIST\n") // (a live one would have the edge prefetch its segments)
+	o := newWarmOrigin(t, func(w http.ResponseWriter, r *http.Request, _ *warmOrigin) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		if r.URL.Path == "/index.m3u8" {
+			io.WriteString(w, playlist.String())
+			return
+		}
+		io.WriteString(w, "x")
+	})
+	e, _, admin := warmEdge(t, o.URL)
+	e.warm.maxURLs = 5
+	r := waitWarm(t, admin, startWarm(t, admin, `{"manifest": "http://cdn.test/index.m3u8"}`))
+	if r.State != warmDone || r.URLs != 5 || !r.Truncated || r.Filled != 5 || o.hits.Load() != 5 {
+		t.Errorf("a 10-segment playlist under a limit of 5 URLs: %+v, %d origin requests", r, o.hits.Load())
+	}
+	code, _, body := warmAPI(t, "POST", admin+"/warm", "tok", `{"urls": ["http://cdn.test/1","http://cdn.test/2","http://cdn.test/3","http://cdn.test/4","http://cdn.test/5","http://cdn.test/6"]}`)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "at most 5") {
+		t.Errorf("6 URLs under a limit of 5: %d %q", code, body)
+	}
+
+	e.warm.maxURLs, e.warm.maxManifest = warmMaxURLs, 100
+	r = waitWarm(t, admin, startWarm(t, admin, `{"manifest": "http://cdn.test/index.m3u8"}`))
+	if r.State != warmFailedJob || !strings.Contains(r.Reason, "manifest larger than 100 bytes") {
+		t.Errorf("a manifest over its limit: %+v", r)
+	}
+
+	e.warm.fetchTimeout = 300 * time.Millisecond
+	r = waitWarm(t, admin, startWarm(t, admin, `{"urls": ["http://cdn.test/slow", "http://cdn.test/quick"], "concurrency": 1}`))
+	if r.State != warmDone || r.Failed != 1 || r.Filled != 1 || len(r.Errors) != 1 || r.Errors[0].URL != "http://cdn.test/slow" || !strings.Contains(r.Errors[0].Error, "timed out after 300ms") {
+		t.Errorf("a URL slower than the fetch timeout: %+v", r)
+	}
 }
 
 // TestWarmJoinsClientFill: a warm request and a client's request for the same cold object

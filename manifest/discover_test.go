@@ -194,8 +194,11 @@ seg_100.m4s
 <SegmentList duration="2"><Initialization sourceURL="init.mp4"/>
   <SegmentURL media="s1.m4s"/><SegmentURL media="s2.m4s"/>
   <SegmentURL media="all.mp4" mediaRange="0-99"/><SegmentURL media="all.mp4" mediaRange="100-199"/>
-</SegmentList></Representation></AdaptationSet></Period></MPD>`,
-			resources: []string{"http://cdn.test/l/a/init.mp4", "http://cdn.test/l/a/s1.m4s", "http://cdn.test/l/a/s2.m4s", "http://cdn.test/l/a/all.mp4"},
+</SegmentList></Representation>
+<Representation id="b"><BaseURL>b/whole.mp4</BaseURL><SegmentList><SegmentURL mediaRange="0-9"/><SegmentURL mediaRange="10-19"/></SegmentList></Representation>
+</AdaptationSet></Period></MPD>`,
+			// (A SegmentURL without @media is a range of the BaseURL's resource, §5.3.9.3.2.)
+			resources: []string{"http://cdn.test/l/a/init.mp4", "http://cdn.test/l/a/s1.m4s", "http://cdn.test/l/a/s2.m4s", "http://cdn.test/l/a/all.mp4", "http://cdn.test/l/b/whole.mp4"},
 		},
 		{
 			// §5.3.9.2: SegmentBase (single file, on-demand profile): the BaseURL's resource,
