@@ -65,6 +65,10 @@ type warmer struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 
+	// The bounds of a job: warmMaxURLs, warmMaxManifest, warmFetchTimeout (tests lower them).
+	maxURLs, maxManifest int
+	fetchTimeout         time.Duration
+
 	urls *prometheus.CounterVec // reel_edge_warm_urls_total{result}
 	jobs prometheus.Gauge       // reel_edge_warm_jobs_running
 
@@ -78,6 +82,7 @@ func newWarmer(e *Edge) *warmer {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	w := &warmer{
 		e: e, log: e.log, ctx: ctx, cancel: cancel, byID: map[string]*warmJob{},
+		maxURLs: warmMaxURLs, maxManifest: warmMaxManifest, fetchTimeout: warmFetchTimeout,
 		urls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reel_edge_warm_urls_total", Help: "URLs warmed by warm-up jobs, by result: hit (fresh already), filled, not_stored, failed.",
 		}, []string{"result"}),
@@ -107,6 +112,7 @@ func (w *warmer) close() {
 // warmJob is one warm-up and its progress.
 type warmJob struct {
 	id          string
+	maxURLs     int
 	manifest    string // the manifest walked, "" for a list of URLs
 	concurrency int
 	cancel      context.CancelCauseFunc
@@ -178,7 +184,7 @@ func (j *warmJob) queue(u string) bool {
 	if j.seen[u] {
 		return false
 	}
-	if len(j.seen) >= warmMaxURLs {
+	if len(j.seen) >= j.maxURLs {
 		j.truncated = true
 		return false
 	}
@@ -248,7 +254,7 @@ func (w *warmer) start(spec warmSpec) (*warmJob, error) {
 	ctx, cancel := context.WithCancelCause(w.ctx)
 	ctx, timeout := context.WithTimeoutCause(ctx, warmJobTimeout, errWarmDeadline)
 	j := &warmJob{
-		id: newPurgeID(), manifest: spec.Manifest, concurrency: spec.Concurrency, cancel: cancel,
+		id: newPurgeID(), maxURLs: w.maxURLs, manifest: spec.Manifest, concurrency: spec.Concurrency, cancel: cancel,
 		done: make(chan struct{}), state: warmRunning, started: w.e.now(),
 		seen: map[string]bool{}, counts: map[string]int{},
 	}
@@ -358,11 +364,11 @@ func (w *warmer) run(ctx context.Context, j *warmJob, spec warmSpec) {
 
 // warmOne warms it and, for a manifest, queues what it references; the error is the item's.
 func (w *warmer) warmOne(ctx context.Context, j *warmJob, it warmItem, q *warmQueue) error {
-	fctx, cancel := context.WithTimeoutCause(ctx, warmFetchTimeout, fmt.Errorf("timed out after %s", warmFetchTimeout))
+	fctx, cancel := context.WithTimeoutCause(ctx, w.fetchTimeout, fmt.Errorf("timed out after %s", w.fetchTimeout))
 	defer cancel()
 	keep := 0
 	if it.manifest {
-		keep = warmMaxManifest
+		keep = w.maxManifest
 	}
 	res, err := w.e.warmURL(fctx, it.url, keep)
 	if ctx.Err() != nil {
@@ -381,7 +387,7 @@ func (w *warmer) discover(j *warmJob, it warmItem, body []byte, q *warmQueue) er
 	if err != nil {
 		return err
 	}
-	d, err := manifest.Discover(body, base, warmMaxURLs)
+	d, err := manifest.Discover(body, base, w.maxURLs)
 	if err != nil {
 		return err
 	}
@@ -506,8 +512,8 @@ func (e *Edge) parseWarm(r *http.Request) (warmSpec, int, string) {
 	switch {
 	case (len(spec.URLs) > 0) == (spec.Manifest != ""):
 		return spec, http.StatusBadRequest, `give "urls" (a non-empty list) or "manifest", not both`
-	case len(spec.URLs) > warmMaxURLs:
-		return spec, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d urls: at most %d per job", len(spec.URLs), warmMaxURLs)
+	case len(spec.URLs) > e.warm.maxURLs:
+		return spec, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d urls: at most %d per job", len(spec.URLs), e.warm.maxURLs)
 	case spec.Concurrency < 0 || spec.Concurrency > warmMaxConcurrency:
 		return spec, http.StatusBadRequest, fmt.Sprintf("concurrency must be 1 to %d (default %d)", warmMaxConcurrency, warmConcurrency)
 	case spec.Concurrency == 0:
