@@ -208,13 +208,10 @@ func (j *warmJob) record(u string, res warmResult, err error) string {
 	return res.outcome
 }
 
-// finish sets the job's final state (cancelled when its context says so).
-func (j *warmJob) finish(ctx context.Context, state, reason string, now time.Time) {
+// finish sets the job's final state.
+func (j *warmJob) finish(state, reason string, now time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if ctx.Err() != nil && state == warmDone {
-		state, reason = warmCancelled, context.Cause(ctx).Error()
-	}
 	j.state, j.reason, j.finished = state, reason, now
 }
 
@@ -353,10 +350,13 @@ func (w *warmer) run(ctx context.Context, j *warmJob, spec warmSpec) {
 	}
 	wg.Wait()
 	state, reason := warmDone, ""
-	if rootErr != nil {
+	switch {
+	case ctx.Err() != nil:
+		state, reason = warmCancelled, context.Cause(ctx).Error()
+	case rootErr != nil:
 		state, reason = warmFailedJob, "manifest "+spec.Manifest+": "+rootErr.Error()
 	}
-	j.finish(ctx, state, reason, w.e.now())
+	j.finish(state, reason, w.e.now())
 	r := j.report()
 	w.log.Info("warm-up ended", "id", j.id, "state", r.State, "reason", r.Reason, "urls", r.URLs,
 		"hit", r.Hit, "filled", r.Filled, "not_stored", r.NotStored, "failed", r.Failed, "bytes", r.Bytes)

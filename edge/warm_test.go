@@ -515,3 +515,30 @@ func TestWarmJoinsClientFill(t *testing.T) {
 		t.Errorf("%d origin requests, %d collapsed; want 1 and 1", n, e.stats.Collapsed.Load())
 	}
 }
+
+// TestWarmCancelManifest: a manifest job cancelled while its manifest is being fetched ends
+// cancelled (not failed), and nothing it would have found is fetched.
+func TestWarmCancelManifest(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release) // before the edge's cleanup, which waits for the fills
+	o := newWarmOrigin(t, func(w http.ResponseWriter, r *http.Request, _ *warmOrigin) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n1.m4s\n#EXT-X-ENDLIST\n")
+	})
+	_, _, admin := warmEdge(t, o.URL)
+	id := startWarm(t, admin, `{"manifest": "http://cdn.test/held.m3u8"}`)
+	waitUntil(t, func() bool { return o.inFlight.Load() == 1 })
+	code, _, body := warmAPI(t, "DELETE", admin+"/warm/"+id, "tok", "")
+	var r WarmReport
+	if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || r.State != warmCancelled || r.Reason != errWarmDeleted.Error() || r.Done != 0 {
+		t.Errorf("DELETE during the manifest's fetch: %d %v %s", code, err, body)
+	}
+	if n := o.count("/1.m4s"); n != 0 {
+		t.Errorf("a segment of the cancelled job was fetched %d times", n)
+	}
+}
