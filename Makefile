@@ -90,6 +90,7 @@ fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./rangecache/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadHead$$' -fuzztime=$(FUZZTIME) ./edge/h1/
 	$(GO) test -run='^$$' -fuzz='^FuzzClassify$$' -fuzztime=$(FUZZTIME) ./manifest/
+	$(GO) test -run='^$$' -fuzz='^FuzzDiscover$$' -fuzztime=$(FUZZTIME) ./manifest/
 	$(GO) test -run='^$$' -fuzz='^FuzzCapFreshness$$' -fuzztime=$(FUZZTIME) ./edge/policy/
 	$(GO) test -run='^$$' -fuzz='^FuzzHTTPDate$$' -fuzztime=$(FUZZTIME) ./edge/policy/
 	$(GO) test -run='^$$' -fuzz='^FuzzLooped$$' -fuzztime=$(FUZZTIME) ./edge/

@@ -20,7 +20,9 @@ import (
 //	     …&id=ID                       applied once per id (a repeat answers "already":true)
 //	     …&cluster=1[&id=ID]           here and at every cluster member, with a report (purgefan.go)
 //	GET  /purge/ID                     the current report of a cluster purge started here
-//	GET  /stats                        counters as JSON
+//	POST /warm                         warm the cache: {"urls": [...]} or {"manifest": U} (warm.go)
+//	GET  /warm[/ID]                    warm-up jobs' progress; DELETE /warm/ID cancels one
+//	GET  /stats                        counters as JSON (and the warm-up jobs)
 //	GET  /metrics                      Prometheus
 //	GET  /healthz                      liveness, no token
 //
@@ -112,6 +114,10 @@ func (e *Edge) AdminHandler(token string) http.Handler {
 	c := e.clusterPurger(token)
 	mux.Handle("POST /purge", authed(e.servePurge(c)))
 	mux.Handle("GET /purge/{id}", authed(e.servePurgeReport(c)))
+	mux.Handle("POST /warm", authed(http.HandlerFunc(e.serveWarmStart))) // warm.go
+	mux.Handle("GET /warm", authed(http.HandlerFunc(e.serveWarmList)))
+	mux.Handle("GET /warm/{id}", authed(http.HandlerFunc(e.serveWarmReport)))
+	mux.Handle("DELETE /warm/{id}", authed(http.HandlerFunc(e.serveWarmCancel)))
 	return mux
 }
 
@@ -152,7 +158,11 @@ func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	json.NewEncoder(w).Encode(stats)
+	out := map[string]any{"warm": e.warmStats()} // the warm-up jobs (warm.go)
+	for k, v := range stats {
+		out[k] = v
+	}
+	json.NewEncoder(w).Encode(out)
 }
 
 // purgeTarget is what a purge request names: one URL, a prefix or a tag, hard or soft.
