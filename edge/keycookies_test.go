@@ -1,0 +1,298 @@
+package edge
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reelvideo/reel/edge/cachekey"
+)
+
+// Real-world User-Agents for the device-class rows.
+const (
+	uaIPhone  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1"
+	uaPixel   = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Pro) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36"
+	uaIPad    = "Mozilla/5.0 (iPad; CPU OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1"
+	uaTabletA = "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Safari/537.36"
+	uaWindows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+	uaGbot    = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+)
+
+// keyStep is one request of a keyStepsTest row and what must follow from it.
+type keyStep struct {
+	path string
+	hdr  []string // name, value pairs; a name may repeat (several field lines)
+	// hits is the number of origin requests the row has made once this one is answered.
+	hits int64
+	// served is the origin request whose answer this client gets (its "n="), 0: hits.
+	served int64
+	// saw, when not "", is what the origin must have seen for the answer served: its echo
+	// of Cookie, User-Agent and Reel-Device-Class.
+	saw string
+	// status is a substring the Cache-Status must hold ("" : not checked).
+	status string
+}
+
+// keyOrigin is a real loopback origin that counts requests and echoes, in the body, the
+// request number and the Cookie, User-Agent and Reel-Device-Class it saw. By path prefix:
+// /c/ max-age=60; /h/ only Last-Modified (heuristic freshness); /v/ max-age=60 with
+// Vary: User-Agent; /vc/ max-age=60 with Vary: Cookie.
+func keyOrigin(t *testing.T) (*testOrigin, *atomic.Int64) {
+	var n atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		h := w.Header()
+		h.Set("Content-Type", "text/plain")
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/c/"):
+			h.Set("Cache-Control", "max-age=60")
+		case strings.HasPrefix(r.URL.Path, "/h/"):
+			h.Set("Last-Modified", time.Now().Add(-24*time.Hour).UTC().Format(http.TimeFormat))
+		case strings.HasPrefix(r.URL.Path, "/v/"):
+			h.Set("Cache-Control", "max-age=60")
+			h.Set("Vary", "User-Agent")
+		case strings.HasPrefix(r.URL.Path, "/vc/"):
+			h.Set("Cache-Control", "max-age=60")
+			h.Set("Vary", "Cookie")
+		}
+		fmt.Fprintf(w, "n=%d %s", i, sawOf(r.Header))
+	})
+	return o, &n
+}
+
+// sawOf is how keyOrigin echoes what it saw.
+func sawOf(h http.Header) string {
+	return fmt.Sprintf("cookie=%q ua=%q class=%q", strings.Join(h.Values("Cookie"), " | "),
+		h.Get("User-Agent"), h.Get(DeviceClassHeader))
+}
+
+func saw(cookie, ua, class string) string {
+	return sawOf(http.Header{"Cookie": nonEmpty(cookie), "User-Agent": nonEmpty(ua), DeviceClassHeader: nonEmpty(class)})
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// TestKeyCookiesAndDeviceClass: the cookie allow-list, bypass on cookie and the device class,
+// end to end — a real loopback origin that counts what it is asked and echoes what it saw,
+// and a real edge (its HTTP/1.1 server) between them. Each row is a fresh origin and edge.
+func TestKeyCookiesAndDeviceClass(t *testing.T) {
+	goUA := "Go-http-client/1.1"
+	mobileUA, tabletUA, desktopUA := cachekey.Mobile.UserAgent(), cachekey.Tablet.UserAgent(), cachekey.Desktop.UserAgent()
+	for _, tc := range []struct {
+		name  string
+		rules []Rule
+		steps []keyStep
+	}{
+		{
+			// Today's behaviour, kept: without key_cookies the Cookie field goes to the origin as
+			// it is, and a response with explicit freshness is stored and shared whatever the
+			// cookies (RFC 9111: the origin said so; Vary: Cookie or private is how it says
+			// otherwise).
+			name: "no key_cookies: Cookie forwarded as is, explicit freshness shared",
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "a=1; b=2"}, hits: 1, saw: saw("a=1; b=2", goUA, "")},
+				{path: "/c/a", hdr: []string{"Cookie", "a=9"}, hits: 1, served: 1, saw: saw("a=1; b=2", goUA, ""), status: "hit"},
+				{path: "/c/a", hits: 1, served: 1, status: "hit"},
+			},
+		},
+		{
+			// ... and a response to a request with Cookie needs explicit freshness to be
+			// stored (policy.Storable, "credentials"); a cookie-less one may use a heuristic.
+			name: "no key_cookies: heuristic freshness never stored for a request with Cookie",
+			steps: []keyStep{
+				{path: "/h/a", hdr: []string{"Cookie", "a=1"}, hits: 1},
+				{path: "/h/a", hdr: []string{"Cookie", "a=1"}, hits: 2},
+				{path: "/h/a", hits: 3},
+				{path: "/h/a", hits: 3, served: 3, status: "hit"},
+			},
+		},
+		{
+			name:  "allow-list: the origin sees the allowed cookies alone, in name order",
+			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"plan", "lang"}}},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "_ga=GA1.2.3; plan=pro; session=s3cr3t; lang=en"}, hits: 1, saw: saw("lang=en; plan=pro", goUA, "")},
+			},
+		},
+		{
+			name:  "allow-list: clients differing only in un-keyed cookies share one response",
+			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"lang"}}},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en; _ga=1"}, hits: 1, saw: saw("lang=en", goUA, "")},
+				{path: "/c/a", hdr: []string{"Cookie", "_ga=2; lang=en; session=x"}, hits: 1, served: 1, status: "hit"},
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en"}, hits: 1, served: 1, status: "hit"},
+			},
+		},
+		{
+			name:  "allow-list: clients differing in a keyed cookie get one response each",
+			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"lang"}}},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en"}, hits: 1, saw: saw("lang=en", goUA, "")},
+				{path: "/c/a", hdr: []string{"Cookie", "lang=fr"}, hits: 2, saw: saw("lang=fr", goUA, "")},
+				{path: "/c/a", hdr: []string{"Cookie", "x=1; lang=en"}, hits: 2, served: 1, saw: saw("lang=en", goUA, ""), status: "hit"},
+				{path: "/c/a", hdr: []string{"Cookie", "lang=fr"}, hits: 2, served: 2, status: "hit"},
+			},
+		},
+		{
+			name:  "allow-list: absent, empty and no '=' are three keys",
+			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"lang"}}},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "other=1"}, hits: 1, saw: saw("", goUA, "")},
+				{path: "/c/a", hdr: []string{"Cookie", "lang="}, hits: 2, saw: saw("lang=", goUA, "")},
+				{path: "/c/a", hdr: []string{"Cookie", "lang"}, hits: 3, saw: saw("lang", goUA, "")},
+				{path: "/c/a", hits: 3, served: 1, status: "hit"},
+			},
+		},
+		{
+			name:  "allow-list: several Cookie fields (as HTTP/2 sends them) read as one",
+			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"lang", "plan"}}},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "plan=pro", "Cookie", "x=1", "Cookie", "lang=en"}, hits: 1, saw: saw("lang=en; plan=pro", goUA, "")},
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en; plan=pro"}, hits: 1, served: 1, status: "hit"},
+			},
+		},
+		{
+			// The origin never saw the dropped cookies, so its answer is no one's in particular:
+			// a heuristic lifetime is fine (it was not, above, without the allow-list).
+			name:  "allow-list: a request left with no cookie may be stored on a heuristic",
+			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"lang"}}},
+			steps: []keyStep{
+				{path: "/h/a", hdr: []string{"Cookie", "session=alice"}, hits: 1, saw: saw("", goUA, "")},
+				{path: "/h/a", hdr: []string{"Cookie", "session=bob"}, hits: 1, served: 1, status: "hit"},
+				// A kept cookie still counts as a credential: explicit freshness needed.
+				{path: "/h/a", hdr: []string{"Cookie", "lang=en"}, hits: 2},
+				{path: "/h/a", hdr: []string{"Cookie", "lang=en"}, hits: 3},
+			},
+		},
+		{
+			name:  "allow-list: an origin's Vary: Cookie is one variant per keyed cookie",
+			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"lang"}}},
+			steps: []keyStep{
+				{path: "/vc/a", hdr: []string{"Cookie", "lang=en; _ga=1"}, hits: 1},
+				{path: "/vc/a", hdr: []string{"Cookie", "_ga=2; lang=en"}, hits: 1, served: 1, status: "hit"},
+			},
+		},
+		{
+			// Bypass on cookie is a rule with a cookie condition and bypass: true: the name may
+			// be a glob, "*" is presence whatever the value.
+			name: "bypass on a cookie name glob: origin every time, nothing stored or shared",
+			rules: []Rule{
+				{PathPrefix: "/", KeyCookies: []string{"lang"}},
+				{Match: RuleMatch{Cookies: map[string]string{"wordpress_logged_in_*": "*"}}, Bypass: ptr(true)},
+			},
+			steps: []keyStep{
+				// The bypassed request goes as it is: every cookie.
+				{path: "/c/a", hdr: []string{"Cookie", "wordpress_logged_in_5f4dcc3b=admin; lang=en"}, hits: 1, saw: saw("wordpress_logged_in_5f4dcc3b=admin; lang=en", goUA, ""), status: "fwd=bypass"},
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en; wordpress_logged_in_5f4dcc3b=admin"}, hits: 2, status: "fwd=bypass"},
+				{path: "/c/a", hdr: []string{"Cookie", "wordpress_logged_in_x="}, hits: 3, status: "fwd=bypass"},
+				// A later request without it is a miss, served fresh — not a bypassed answer.
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en"}, hits: 4, saw: saw("lang=en", goUA, ""), status: "fwd=uri-miss"},
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en"}, hits: 4, served: 4, status: "hit"},
+				{path: "/c/a", hdr: []string{"Cookie", "wordpress_logged_in_5f4dcc3b=admin; lang=en"}, hits: 5, status: "fwd=bypass"},
+			},
+		},
+		{
+			name:  "bypass on a cookie's presence",
+			rules: []Rule{{Match: RuleMatch{Cookies: map[string]string{"session": "*"}}, Bypass: ptr(true)}},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "session="}, hits: 1, status: "fwd=bypass"},
+				{path: "/c/a", hdr: []string{"Cookie", "sessionx=1"}, hits: 2, status: "fwd=uri-miss"},
+				{path: "/c/a", hdr: []string{"Cookie", "a=1", "Cookie", "session=abc"}, hits: 3, status: "fwd=bypass"},
+				{path: "/c/a", hits: 3, served: 2, status: "hit"},
+			},
+		},
+		{
+			name:  "device class: phones share, a tablet differs, Vary: User-Agent one variant per class",
+			rules: []Rule{{PathPrefix: "/", KeyDeviceClass: ptr(true)}},
+			steps: []keyStep{
+				{path: "/v/a", hdr: []string{"User-Agent", uaIPhone}, hits: 1, saw: saw("", mobileUA, "mobile")},
+				{path: "/v/a", hdr: []string{"User-Agent", uaPixel}, hits: 1, served: 1, status: "hit"},
+				{path: "/v/a", hdr: []string{"User-Agent", uaIPad}, hits: 2, saw: saw("", tabletUA, "tablet")},
+				{path: "/v/a", hdr: []string{"User-Agent", uaTabletA}, hits: 2, served: 2, status: "hit"},
+				{path: "/v/a", hdr: []string{"User-Agent", uaWindows}, hits: 3, saw: saw("", desktopUA, "desktop")},
+				{path: "/v/a", hdr: []string{"User-Agent", uaGbot}, hits: 3, served: 3, status: "hit"},
+				{path: "/v/a", hdr: []string{"User-Agent", "curl/8.5.0"}, hits: 3, served: 3, status: "hit"},
+				{path: "/v/a", hdr: []string{"User-Agent", uaPixel}, hits: 3, served: 1, status: "hit"},
+			},
+		},
+		{
+			name: "no device class: Vary: User-Agent is one variant per User-Agent (today's behaviour)",
+			steps: []keyStep{
+				{path: "/v/a", hdr: []string{"User-Agent", uaIPhone}, hits: 1, saw: saw("", uaIPhone, "")},
+				{path: "/v/a", hdr: []string{"User-Agent", uaPixel}, hits: 2, saw: saw("", uaPixel, "")},
+				{path: "/v/a", hdr: []string{"User-Agent", uaIPhone}, hits: 2, served: 1, status: "hit"},
+			},
+		},
+		{
+			name: "a client's own Reel-Device-Class never reaches the origin of a cacheable request",
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"User-Agent", uaWindows, DeviceClassHeader, "mobile"}, hits: 1, saw: saw("", uaWindows, "")},
+			},
+		},
+		{
+			name:  "device class and cookies together",
+			rules: []Rule{{PathPrefix: "/c/", KeyCookies: []string{"lang"}, KeyDeviceClass: ptr(true)}},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"User-Agent", uaIPhone, "Cookie", "lang=en; t=1"}, hits: 1, saw: saw("lang=en", mobileUA, "mobile")},
+				{path: "/c/a", hdr: []string{"User-Agent", uaPixel, "Cookie", "t=2; lang=en"}, hits: 1, served: 1, status: "hit"},
+				{path: "/c/a", hdr: []string{"User-Agent", uaPixel, "Cookie", "lang=de"}, hits: 2, saw: saw("lang=de", mobileUA, "mobile")},
+				{path: "/c/a", hdr: []string{"User-Agent", uaIPad, "Cookie", "lang=en"}, hits: 3, saw: saw("lang=en", tabletUA, "tablet")},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, _ := keyOrigin(t)
+			_, srv := newEdge(t, o.URL, func(c *Config) { c.Rules = tc.rules })
+			for i, st := range tc.steps {
+				r := get(t, srv.URL+st.path, st.hdr...)
+				if r.status != http.StatusOK {
+					t.Fatalf("step %d: status %d %q", i, r.status, r.body)
+				}
+				if got := o.hits.Load(); got != st.hits {
+					t.Fatalf("step %d (%q): origin asked %d times, want %d (Cache-Status %q)", i, st.hdr, got, st.hits, r.cacheStatus())
+				}
+				served := st.served
+				if served == 0 {
+					served = st.hits
+				}
+				if want := fmt.Sprintf("n=%d ", served); !strings.HasPrefix(r.body, want) {
+					t.Fatalf("step %d (%q): got %q, want the answer to origin request %d", i, st.hdr, r.body, served)
+				}
+				if st.saw != "" && !strings.HasSuffix(r.body, st.saw) {
+					t.Fatalf("step %d (%q): origin saw %q, want %q", i, st.hdr, r.body, st.saw)
+				}
+				if st.status != "" && !strings.Contains(r.cacheStatus(), st.status) {
+					t.Fatalf("step %d (%q): Cache-Status %q, want %q in it", i, st.hdr, r.cacheStatus(), st.status)
+				}
+			}
+		})
+	}
+}
+
+// TestKeyCookiesConfig: the new settings shape what is stored, so a rule with request
+// conditions may not set them; a malformed glob is refused naming the rule.
+func TestKeyCookiesConfig(t *testing.T) {
+	for _, tc := range []struct {
+		rule Rule
+		want string
+	}{
+		{Rule{Match: RuleMatch{Cookies: map[string]string{"a": "*"}}, KeyCookies: []string{"lang"}}, "key_cookies can't depend on"},
+		{Rule{Match: RuleMatch{Headers: map[string]string{"X": "1"}}, KeyDeviceClass: ptr(true)}, "key_device_class can't depend on"},
+		{Rule{PathPrefix: "/", KeyCookies: []string{`a\`}}, "key_cookies"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Origins = []Origin{{Host: "*", URL: "http://127.0.0.1:1"}}
+		cfg.Rules = []Rule{tc.rule}
+		_, err := New(cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "rules[0]") {
+			t.Errorf("%+v: error %v, want rules[0] … %s", tc.rule, err, tc.want)
+		}
+	}
+}
