@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -294,5 +295,49 @@ func TestKeyCookiesConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "rules[0]") {
 			t.Errorf("%+v: error %v, want rules[0] … %s", tc.rule, err, tc.want)
 		}
+	}
+}
+
+// TestKeyCookiesPrefetch: a live segment prefetched on behalf of a playlist's request goes to
+// the origin as its own rules' key leaves it — under a cookie allow-list, only the allowed
+// cookies, though the playlist's rules forward them all — and is then a hit for every client
+// with the same keyed cookies.
+func TestKeyCookiesPrefetch(t *testing.T) {
+	l := newFakeLive(2, "max-age=1", 1, 2, 3)
+	var mu sync.Mutex
+	cookies := map[string]string{}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cookies[r.URL.Path] = strings.Join(r.Header.Values("Cookie"), " | ")
+		mu.Unlock()
+		l.ServeHTTP(w, r)
+	})
+	e, srv := newEdge(t, o.URL, func(c *Config) {
+		c.Rules = []Rule{{Match: RuleMatch{Extensions: []string{"m4s", "mp4"}}, KeyCookies: []string{"lang"}}}
+	})
+	t.Cleanup(func() { e.Close() })
+	if r := get(t, srv.URL+"/live/v/index.m3u8", "Cookie", "_ga=1; lang=en"); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	var pl, seg string
+	fetched := false
+	waitUntil(t, func() bool { // the prefetch has been asked for and has ended
+		mu.Lock()
+		defer mu.Unlock()
+		pl = cookies["/live/v/index.m3u8"]
+		seg, fetched = cookies["/live/v/seg_3.m4s"]
+		return fetched && e.manifests.InFlight() == 0
+	})
+	if pl != "_ga=1; lang=en" {
+		t.Errorf("the playlist's origin request had Cookie %q, want it as sent", pl)
+	}
+	if seg != "lang=en" {
+		t.Errorf("the prefetched segment's origin request had Cookie %q, want %q", seg, "lang=en")
+	}
+	if r := get(t, srv.URL+"/live/v/seg_3.m4s", "Cookie", "lang=en; _ga=2"); !strings.HasPrefix(r.cacheStatus(), "reel; hit") {
+		t.Errorf("seg_3 with the same keyed cookie: %q, want a hit", r.cacheStatus())
+	}
+	if n := l.count("/live/v/seg_3.m4s"); n != 1 {
+		t.Errorf("seg_3: %d origin requests, want 1", n)
 	}
 }
