@@ -3,11 +3,15 @@ package edge
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/reelvideo/reel/edge/cachekey"
 )
@@ -340,4 +344,92 @@ func TestKeyCookiesPrefetch(t *testing.T) {
 	if n := l.count("/live/v/seg_3.m4s"); n != 1 {
 		t.Errorf("seg_3: %d origin requests, want 1", n)
 	}
+}
+
+// TestKeyCookiesDocs: the README's example of these settings loads (every key known) into an
+// edge that keys and forwards as the README says; samples/edge.yaml's commented lines for
+// them, uncommented, are known keys too.
+func TestKeyCookiesDocs(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "key_cookies: [lang, currency]")
+	if !ok {
+		t.Fatal("README: the key_cookies example is gone")
+	}
+	before := string(b)[:len(b)-len(after)]
+	start := strings.LastIndex(before, "```yaml\n")
+	end := strings.Index(after, "```")
+	if start < 0 || end < 0 {
+		t.Fatal("README: the key_cookies example is not in a yaml block")
+	}
+	block := before[start+len("```yaml\n"):] + after[:end]
+	o, _ := keyOrigin(t)
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	conf := "origins:\n  - {host: \"*\", url: " + o.URL + "}\n" + dedent(block)
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(file)
+	if err != nil {
+		t.Fatalf("README example: %v\n%s", err, conf)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	cfg.Memory = 64 << 20
+	e, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveEdge(t, e, cfg)
+	t.Cleanup(srv.Close)
+	if r := get(t, srv.URL+"/c/a", "Cookie", "_ga=1; currency=EUR; lang=fr"); !strings.HasSuffix(r.body, saw("currency=EUR; lang=fr", "Go-http-client/1.1", "")) {
+		t.Errorf("README example, /c/a: origin saw %q", r.body)
+	}
+	if r := get(t, srv.URL+"/m/a", "User-Agent", uaPixel); !strings.Contains(r.body, `class="mobile"`) {
+		t.Errorf("README example, /m/a: origin saw %q", r.body)
+	}
+	if r := get(t, srv.URL+"/c/a", "Cookie", "wordpress_logged_in_1=x; lang=fr; currency=EUR"); !strings.Contains(r.cacheStatus(), "fwd=bypass") {
+		t.Errorf("README example, logged in: Cache-Status %q", r.cacheStatus())
+	}
+
+	// samples/edge.yaml: the commented key lines, uncommented into a rule, are known keys.
+	s, err := os.ReadFile("../samples/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule []string
+	for _, line := range strings.Split(string(s), "\n") {
+		for _, k := range []string{"key_cookies:", "key_device_class:"} {
+			if strings.HasPrefix(line, "  # "+k) {
+				v, _, _ := strings.Cut(strings.TrimPrefix(line, "  # "), "#")
+				rule = append(rule, "    "+strings.TrimSpace(v))
+			}
+		}
+	}
+	if len(rule) != 2 {
+		t.Fatalf("samples/edge.yaml documents %d of key_cookies, key_device_class", len(rule))
+	}
+	var c struct {
+		Rules []Rule `yaml:"rules"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader("rules:\n  - path_prefix: /\n" + strings.Join(rule, "\n")))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil || len(c.Rules[0].KeyCookies) != 2 || c.Rules[0].KeyDeviceClass == nil {
+		t.Fatalf("samples/edge.yaml key lines: %v %+v", err, c.Rules)
+	}
+}
+
+// dedent removes the indentation of block's first line from every line.
+func dedent(block string) string {
+	lines := strings.Split(block, "\n")
+	indent := len(lines[0]) - len(strings.TrimLeft(lines[0], " "))
+	for i, l := range lines {
+		if len(l) >= indent && strings.TrimSpace(l[:indent]) == "" {
+			lines[i] = l[indent:]
+		}
+	}
+	return strings.Join(lines, "\n")
 }
