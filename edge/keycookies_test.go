@@ -3,6 +3,8 @@ package edge
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -432,4 +434,56 @@ func dedent(block string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestKeyCookiesPurge: a purge by URL removes every variant the key settings made of it (each
+// keyed cookie value, each device class), and a purge by prefix every URL under it, variants
+// included — not only the one a request without cookies, or a desktop, would get.
+func TestKeyCookiesPurge(t *testing.T) {
+	o, _ := keyOrigin(t)
+	e, srv := newEdge(t, o.URL, func(c *Config) {
+		c.Rules = []Rule{{PathPrefix: "/c/", KeyCookies: []string{"lang"}, KeyDeviceClass: ptr(true)}}
+	})
+	admin := httptest.NewServer(e.AdminHandler("t"))
+	defer admin.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	variants := [][]string{
+		{"Cookie", "lang=en", "User-Agent", uaIPhone},
+		{"Cookie", "lang=fr", "User-Agent", uaIPhone},
+		{"Cookie", "lang=en", "User-Agent", uaWindows},
+		{"User-Agent", uaIPad},
+	}
+	stored := func(path string) (n int) {
+		for _, v := range variants {
+			if strings.Contains(get(t, srv.URL+path, v...).cacheStatus(), "hit") {
+				n++
+			}
+		}
+		return n
+	}
+	for _, p := range []string{"/c/a", "/c/b", "/c/a?x=1"} {
+		stored(p)
+		if n := stored(p); n != len(variants) {
+			t.Fatalf("%s: %d of %d variants stored", p, n, len(variants))
+		}
+	}
+	code, body := adminCall(t, "POST", admin.URL+"/purge?url="+url.QueryEscape("http://"+host+"/c/a"), "t")
+	if code != 200 || !strings.Contains(body, fmt.Sprintf(`"purged":%d`, len(variants))) {
+		t.Fatalf("purge url: %d %s", code, body)
+	}
+	if n := stored("/c/a"); n != 0 {
+		t.Errorf("after a purge of /c/a, %d of its variants were still hits", n)
+	}
+	if n := stored("/c/b"); n != len(variants) {
+		t.Errorf("a purge of /c/a took /c/b's variants: %d left", n)
+	}
+	code, body = adminCall(t, "POST", admin.URL+"/purge?prefix="+url.QueryEscape("http://"+host+"/c/"), "t")
+	if code != 200 || !strings.Contains(body, fmt.Sprintf(`"purged":%d`, 3*len(variants))) {
+		t.Fatalf("purge prefix: %d %s", code, body)
+	}
+	for _, p := range []string{"/c/a", "/c/b", "/c/a?x=1"} {
+		if n := stored(p); n != 0 {
+			t.Errorf("after a purge of the prefix /c/, %s had %d variants still hits", p, n)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/reelvideo/reel/edge/cachekey"
 )
@@ -58,4 +59,36 @@ func (e *Edge) keyedView(r *http.Request, rl *ruling) *http.Request {
 	v := r.WithContext(r.Context()) // a shallow copy: same URL, body and connection state
 	v.Header = h
 	return v
+}
+
+// urlKeys are the cache keys stored for the URL u (absolute), for a purge by URL: its one key
+// when its rules key nothing of the request but the URL, else every stored key whose URL part
+// is its own — one per keyed cookie combination, device class or keyed header value — found
+// by walking the tiers' keys, as a purge by prefix does. (An unsafe method's invalidation
+// (forward.go) stays on the key of the request's own fields: walking every key on each POST
+// would let clients make the edge do work in proportion to its whole cache.)
+func (e *Edge) urlKeys(u *url.URL) []string {
+	ru := e.rulingForURL(u).key
+	key := e.keyer.KeyURL(u, nil, ru)
+	if !ru.KeysRequest() {
+		return []string{key}
+	}
+	base := cachekey.URLPart(key)
+	seen := map[string]bool{}
+	var keys []string
+	add := func(k string) {
+		if cachekey.URLPart(k) == base && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	for k := range e.tiers.mem.Keys() {
+		add(k)
+	}
+	if e.tiers.disk != nil {
+		for _, k := range e.tiers.disk.Keys() {
+			add(k)
+		}
+	}
+	return keys
 }

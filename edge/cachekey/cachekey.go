@@ -134,6 +134,24 @@ type KeyRule struct {
 // upstream the Cookie field ForwardCookie gives.
 func (ru *KeyRule) KeysCookies() bool { return ru != nil && len(ru.cookies) > 0 }
 
+// KeysRequest reports whether the rule keys anything of the request beyond its URL (header
+// fields, cookies, the device class): a URL then has one key per combination of those, which
+// share its URLPart.
+func (ru *KeyRule) KeysRequest() bool {
+	return ru != nil && (len(ru.headers) > 0 || len(ru.cookies) > 0 || ru.device)
+}
+
+// URLPart is the part of a key that comes from the URL alone — the same for every key of the
+// URL, whatever a rule keys of the request's fields, cookies or class — for purges that must
+// find every variant of a URL or of a prefix. The URL part never holds a raw space, and what
+// follows it always starts with one.
+func URLPart(key string) string {
+	if i := strings.IndexByte(key, ' '); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
 // KeysDeviceClass reports whether the rule keys the device class (Rule.DeviceClass): a proxy
 // must then send upstream the class's DeviceClass.UserAgent, not the client's User-Agent.
 func (ru *KeyRule) KeysDeviceClass() bool { return ru != nil && ru.device }
