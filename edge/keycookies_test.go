@@ -256,8 +256,11 @@ func TestKeyCookiesAndDeviceClass(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, _ := keyOrigin(t)
-			_, srv := newEdge(t, o.URL, func(c *Config) { c.Rules = tc.rules })
+			e, srv := newEdge(t, o.URL, func(c *Config) { c.Rules = tc.rules })
 			for i, st := range tc.steps {
+				// The previous step's fill is over: a request arriving while an unshareable one
+				// retires would go to the origin on its own and store nothing (fill.go).
+				waitUntil(t, func() bool { return e.fills.Len() == 0 })
 				r := get(t, srv.URL+st.path, st.hdr...)
 				if r.status != http.StatusOK {
 					t.Fatalf("step %d: status %d %q", i, r.status, r.body)
@@ -455,6 +458,7 @@ func TestKeyCookiesPurge(t *testing.T) {
 	}
 	stored := func(path string) (n int) {
 		for _, v := range variants {
+			waitUntil(t, func() bool { return e.fills.Len() == 0 })
 			if strings.Contains(get(t, srv.URL+path, v...).cacheStatus(), "hit") {
 				n++
 			}
