@@ -206,3 +206,48 @@ func TestKeyHugeCookie(t *testing.T) {
 		t.Fatalf("forwarded %q", fwd)
 	}
 }
+
+// FuzzKeyCookies: whatever the Cookie fields and User-Agent, keying and forwarding never
+// panic; the key of the forwarded request is the client's key (the key holds exactly what the
+// origin sees); un-keyed cookies added anywhere change nothing; a keyed cookie's value, changed
+// to one with other bytes, changes the key; the class is one of the three.
+func FuzzKeyCookies(f *testing.F) {
+	f.Add("lang=en; _ga=1", "plan=pro", "en", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) Mobile/15E148")
+	f.Add(" lang = en ;;plan", "", "", "")
+	f.Add("lang=\"a;b\"", "lang=x=y", "=", "Googlebot/2.1 (+http://www.google.com/bot.html)")
+	f.Add(";;;", "\t", "\x00", "Android; Tablet")
+	k, _ := New(nil)
+	ru, err := k.Compile(Rule{Cookies: []string{"lang", "plan", "ab_*"}, DeviceClass: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, c1, c2, v, ua string) {
+		h := http.Header{"Cookie": {c1, c2}, "User-Agent": {ua}}
+		key := k.Key(rawReq("h", "/", "", h), ru)
+		fwd, ok := k.ForwardCookie(h, ru)
+		fh := http.Header{"User-Agent": {ua}}
+		if ok {
+			fh.Set("Cookie", fwd)
+		}
+		if got := k.Key(rawReq("h", "/", "", fh), ru); got != key {
+			t.Fatalf("Cookie %q %q: key %q, forwarded %q keys as %q", c1, c2, key, fwd, got)
+		}
+		if again, _ := k.ForwardCookie(fh, ru); again != fwd {
+			t.Fatalf("forwarding is not idempotent: %q then %q", fwd, again)
+		}
+		other := http.Header{"Cookie": {"zz=1; " + c1, c2 + "; _ga=" + strings.ReplaceAll(v, ";", "")}, "User-Agent": {ua}}
+		if got := k.Key(rawReq("h", "/", "", other), ru); got != key {
+			t.Fatalf("un-keyed cookies changed the key: %q → %q", key, got)
+		}
+		// A lang cookie appended with value v vs with value v+"x": the keys differ.
+		clean := strings.NewReplacer(";", "", "\t", "", " ", "").Replace(v)
+		a := http.Header{"Cookie": {c1, c2, "lang=" + clean}, "User-Agent": {ua}}
+		b := http.Header{"Cookie": {c1, c2, "lang=" + clean + "x"}, "User-Agent": {ua}}
+		if k.Key(rawReq("h", "/", "", a), ru) == k.Key(rawReq("h", "/", "", b), ru) {
+			t.Fatalf("lang=%q and lang=%qx share a key", clean, clean)
+		}
+		if c := Classify(ua); c != Mobile && c != Tablet && c != Desktop {
+			t.Fatalf("Classify(%q) = %d", ua, c)
+		}
+	})
+}
