@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -488,6 +489,47 @@ func TestKeyCookiesPurge(t *testing.T) {
 	for _, p := range []string{"/c/a", "/c/b", "/c/a?x=1"} {
 		if n := stored(p); n != 0 {
 			t.Errorf("after a purge of the prefix /c/, %s had %d variants still hits", p, n)
+		}
+	}
+}
+
+// TestKeyCookiesProtocols: the allow-list keys and forwards the same over each protocol the
+// edge speaks. (HTTP/2 and HTTP/3 clients may send the cookies as several fields, RFC 9113
+// §8.2.3; the servers here hand the edge one field joined with "; " — several fields, as an
+// HTTP/1.1 client may still send them, are a row of TestKeyCookiesAndDeviceClass.)
+func TestKeyCookiesProtocols(t *testing.T) {
+	o, _ := keyOrigin(t)
+	fe := startFrontend(t, o.URL, func(c *Config) {
+		c.Rules = []Rule{{PathPrefix: "/", KeyCookies: []string{"lang", "plan"}}}
+	}, nil)
+	for _, proto := range []string{"http/1.1", "h2", "h3"} {
+		c := fe.client(t, proto)
+		fetch := func(cookie string) (string, string) {
+			t.Helper()
+			req, _ := http.NewRequest("GET", "https://"+fe.addr+"/c/"+proto, nil)
+			req.Header.Set("Cookie", cookie)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", proto, err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.Proto != map[string]string{"http/1.1": "HTTP/1.1", "h2": "HTTP/2.0", "h3": "HTTP/3.0"}[proto] {
+				t.Fatalf("%s: answered over %s", proto, resp.Proto)
+			}
+			return string(b), resp.Header.Get("Cache-Status")
+		}
+		before := o.hits.Load()
+		body, _ := fetch("plan=pro; _ga=GA1.1; lang=en")
+		if want := `cookie="lang=en; plan=pro"`; !strings.Contains(body, want) {
+			t.Errorf("%s: origin saw %q, want %s", proto, body, want)
+		}
+		waitUntil(t, func() bool { return fe.e.fills.Len() == 0 })
+		if _, cs := fetch("x=1; lang=en; plan=pro"); !strings.Contains(cs, "hit") {
+			t.Errorf("%s: same keyed cookies, Cache-Status %q, want a hit", proto, cs)
+		}
+		if n := o.hits.Load() - before; n != 1 {
+			t.Errorf("%s: %d origin requests, want 1", proto, n)
 		}
 	}
 }
