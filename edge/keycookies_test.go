@@ -130,6 +130,18 @@ func TestKeyCookiesAndDeviceClass(t *testing.T) {
 			},
 		},
 		{
+			name:  "inherited by a more specific rule; [] and false undo a broader rule's",
+			rules: []Rule{
+				{PathPrefix: "/", KeyCookies: []string{"lang"}, KeyDeviceClass: ptr(true)},
+				{PathPrefix: "/c/", TTL: time.Hour},
+				{PathPrefix: "/c/raw/", KeyCookies: []string{}, KeyDeviceClass: ptr(false)},
+			},
+			steps: []keyStep{
+				{path: "/c/a", hdr: []string{"Cookie", "lang=en; _ga=1", "User-Agent", uaIPhone}, hits: 1, saw: saw("lang=en", mobileUA, "mobile")},
+				{path: "/c/raw/a", hdr: []string{"Cookie", "lang=en; _ga=1", "User-Agent", uaIPhone}, hits: 2, saw: saw("lang=en; _ga=1", uaIPhone, "")},
+			},
+		},
+		{
 			name:  "allow-list: clients differing only in un-keyed cookies share one response",
 			rules: []Rule{{PathPrefix: "/", KeyCookies: []string{"lang"}}},
 			steps: []keyStep{
