@@ -130,7 +130,7 @@ func TestKeyCookiesAndDeviceClass(t *testing.T) {
 			},
 		},
 		{
-			name:  "inherited by a more specific rule; [] and false undo a broader rule's",
+			name: "inherited by a more specific rule; [] and false undo a broader rule's",
 			rules: []Rule{
 				{PathPrefix: "/", KeyCookies: []string{"lang"}, KeyDeviceClass: ptr(true)},
 				{PathPrefix: "/c/", TTL: time.Hour},
