@@ -45,9 +45,11 @@ func (c DeviceClass) UserAgent() string {
 // (CloudFront's CloudFront-Is-{Mobile,Tablet,Desktop,SmartTV}-Viewer, told from the
 // User-Agent: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/adding-cloudfront-headers.html#cloudfront-headers-device-type)
 // and on the browsers' own documentation of their User-Agent: MDN's "Browser detection using
-// the user agent" (the "Mobi" token for phones; Android tablets omit "Mobile"; Firefox's
-// "Mobile"/"Tablet" tokens) and Chrome's "User-Agent strings" page (Android phones send
-// "Mobile Safari", tablets "Safari"). In order:
+// the user agent", section "Mobile, Tablet or Desktop" (the "Mobi" token for phones; Android
+// tablets omit "Mobile"; Firefox's "Mobile"/"Tablet" tokens;
+// https://developer.mozilla.org/en-US/docs/Web/HTTP/Browser_detection_using_the_user_agent)
+// and Chrome's "User-Agent strings" page (Chrome on Android phones says "Mobile Safari", on
+// tablets "Safari"; https://developer.chrome.com/docs/multidevice/user-agent/). In order:
 //
 //   - empty, or a crawler ("bot/", "bot;", "crawler", "spider", "slurp", or a "+http"
 //     contact URL, case-insensitive) → desktop: crawlers index the canonical page;
