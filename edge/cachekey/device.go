@@ -111,33 +111,35 @@ func hasTabletToken(ua string) bool {
 	}
 }
 
-// isCrawler reports whether ua names a crawler: one of crawlerWords, ASCII case-insensitively.
+// isCrawler reports whether ua names a crawler: one of crawlerWords, ASCII case-insensitively,
+// in one pass over ua that looks closer only where a word could start.
 func isCrawler(ua string) bool {
-	for _, w := range crawlerWords {
-		if containsFold(ua, w) {
-			return true
+	for i := 0; i < len(ua); i++ {
+		switch ua[i] | 0x20 { // ASCII letters to lower case
+		case 'b', 'c', 's', '+':
+			for _, w := range crawlerWords {
+				if w[0] == ua[i]|0x20 && hasFoldAt(ua, i, w) {
+					return true
+				}
+			}
 		}
 	}
 	return false
 }
 
-// containsFold reports whether s contains the lower-case ASCII word w, ignoring ASCII case,
-// without allocating.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for ; j < len(w); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != w[j] {
-				break
-			}
+// hasFoldAt reports whether s holds the lower-case ASCII word w at i, ignoring ASCII case.
+func hasFoldAt(s string, i int, w string) bool {
+	if len(s)-i < len(w) {
+		return false
+	}
+	for j := 0; j < len(w); j++ {
+		c := s[i+j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
-		if j == len(w) {
-			return true
+		if c != w[j] {
+			return false
 		}
 	}
-	return false
+	return true
 }
