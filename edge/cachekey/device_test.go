@@ -49,7 +49,7 @@ func TestClassify(t *testing.T) {
 		{"Googlebot smartphone", "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", Desktop},
 		{"bingbot", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", Desktop},
 		{"a phone whose maker's name ends in bot", "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36", Mobile},
-		{"DuckDuckBot, capital B", "DuckDuckBot/1.1; (compatible; Mobile)", Desktop},
+		{"a Bot/ token with a capital B (made up, after DuckDuckBot/1.1)", "DuckDuckBot/1.1; (compatible; Mobile)", Desktop},
 		{"crawler words in capitals (made up: case is ignored)", "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36 EXAMPLECRAWLER", Desktop},
 		{"empty", "", Desktop},
 		// The User-Agents the edge sends upstream in the client's place.
