@@ -86,6 +86,7 @@ fuzz: ## short fuzz runs of every parser of outside bytes
 	$(GO) test -run='^$$' -fuzz='^FuzzReadStream$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x ./packager/
 	$(GO) test -run='^$$' -fuzz='^FuzzLifetime$$' -fuzztime=$(FUZZTIME) ./edge/policy/
 	$(GO) test -run='^$$' -fuzz='^FuzzKey$$' -fuzztime=$(FUZZTIME) ./edge/cachekey/
+	$(GO) test -run='^$$' -fuzz='^FuzzKeyCookies$$' -fuzztime=$(FUZZTIME) ./edge/cachekey/
 	$(GO) test -run='^$$' -fuzz='^FuzzStatus$$' -fuzztime=$(FUZZTIME) ./edge/cachestatus/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./rangecache/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadHead$$' -fuzztime=$(FUZZTIME) ./edge/h1/

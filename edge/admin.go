@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/reelvideo/reel/edge/cachekey"
 )
 
 // The admin API lives on its own listener and needs a bearer token for everything but
@@ -215,11 +217,11 @@ func (e *Edge) applyPurge(t purgeTarget) purgeResult {
 	switch t.kind {
 	case "url":
 		u, _ := url.Parse(t.value)
-		keys = []string{e.keyOfURL(u, nil)}
+		keys = e.urlKeys(u) // every variant its rules' key settings make (keyview.go)
 	case "prefix":
 		u, _ := url.Parse(t.value)
 		pu := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-		prefix := e.keyOfURL(pu, nil)
+		prefix := cachekey.URLPart(e.keyOfURL(pu, nil)) // the URL's, whatever else is keyed
 		seen := map[string]bool{}
 		add := func(k string) {
 			if strings.HasPrefix(k, prefix) && !seen[k] {

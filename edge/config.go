@@ -386,6 +386,12 @@ type Rule struct {
 	// (drop_params, exclude_params, outside include_params, ignore_query). Off by default: an
 	// origin that reflects one would poison the entry every client of the key gets.
 	ForwardIgnoredParams *bool `yaml:"forward_ignored_params"`
+	// KeyCookies is a cookie allow-list (names or globs): those cookies are keyed, and the
+	// origin is sent those alone (keyview.go). KeyDeviceClass keys the device class of the
+	// User-Agent (mobile, tablet, desktop) instead of the User-Agent: the origin gets the
+	// class (Reel-Device-Class) and a fixed User-Agent per class (README "Cache key").
+	KeyCookies     []string `yaml:"key_cookies"`
+	KeyDeviceClass *bool    `yaml:"key_device_class"`
 	// Parent chooses between the parents (true) and the origin (false) when parents are
 	// configured; everything goes through the parents when no rule says otherwise. Typical:
 	// segments and large files through the shield, small API calls straight to the origin.
@@ -447,6 +453,7 @@ func (r *Rule) shapesStored() string {
 		{"include_params", r.IncludeParams != nil}, {"exclude_params", r.ExcludeParams != nil},
 		{"key_headers", r.KeyHeaders != nil}, {"ignore_query", r.IgnoreQuery != nil},
 		{"forward_ignored_params", r.ForwardIgnoredParams != nil}, {"parent", r.Parent != nil},
+		{"key_cookies", r.KeyCookies != nil}, {"key_device_class", r.KeyDeviceClass != nil},
 		{"default_ttl", r.DefaultTTL != nil}, {"min_ttl", r.MinTTL != 0}, {"max_ttl", r.MaxTTL != 0},
 		{"max_negative_ttl", r.MaxNegativeTTL != nil}, {"compress", r.Compress != nil},
 	} {

@@ -93,6 +93,9 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 		e.pass(w, r, up, fwd)
 		return
 	}
+	// From here on, the request as its key settings leave it: cookies outside a key_cookies
+	// allow-list gone, the User-Agent down to its device class (keyview.go).
+	r = e.keyedView(r, rl)
 	setBrowserTTL(w, rl.browserTTL) // what clients are told of what the cache answers (respond.go)
 	e.setCompress(w, rl)            // and in which content coding (compress.go)
 	// 4. Lookup.

@@ -176,7 +176,7 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 }
 
 // keySettings records which cache key settings a merge has taken already.
-type keySettings struct{ include, exclude, headers, ignore, forward bool }
+type keySettings struct{ include, exclude, headers, ignore, forward, cookies, device bool }
 
 // take copies into key the key settings r sets that no more specific rule did.
 func (s *keySettings) take(r *Rule, key *cachekey.Rule) {
@@ -194,6 +194,12 @@ func (s *keySettings) take(r *Rule, key *cachekey.Rule) {
 	}
 	if !s.forward && r.ForwardIgnoredParams != nil {
 		s.forward, key.ForwardIgnored = true, *r.ForwardIgnoredParams
+	}
+	if !s.cookies && r.KeyCookies != nil {
+		s.cookies, key.Cookies = true, r.KeyCookies
+	}
+	if !s.device && r.KeyDeviceClass != nil {
+		s.device, key.DeviceClass = true, *r.KeyDeviceClass
 	}
 }
 
