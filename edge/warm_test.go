@@ -542,3 +542,37 @@ func TestWarmCancelManifest(t *testing.T) {
 		t.Errorf("a segment of the cancelled job was fetched %d times", n)
 	}
 }
+
+// TestWarmKeyedView: under key_device_class, with an origin that answers Vary: User-Agent, a
+// warmed URL is reported as filled (not "not stored"), and warming it again finds it fresh —
+// the warm-up looks the request up as the flow does, with the User-Agent down to its class
+// (keyview.go), not with its own User-Agent, which no stored variant matches.
+func TestWarmKeyedView(t *testing.T) {
+	o := newWarmOrigin(t, func(w http.ResponseWriter, r *http.Request, o *warmOrigin) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "User-Agent")
+		fmt.Fprintf(w, "for %s", r.Header.Get(DeviceClassHeader))
+	})
+	on := true
+	e, srv := newEdge(t, o.URL, func(c *Config) {
+		c.Origins = []Origin{{Host: "cdn.test", URL: o.URL}}
+		c.Rules = []Rule{{PathPrefix: "/", KeyDeviceClass: &on}}
+	})
+	admin := httptest.NewServer(e.AdminHandler("tok"))
+	t.Cleanup(admin.Close)
+
+	body := `{"urls": ["http://cdn.test/a.m4s"]}`
+	if r := waitWarm(t, admin.URL, startWarm(t, admin.URL, body)); r.Filled != 1 || r.NotStored != 0 || r.Failed != 0 {
+		t.Fatalf("first warm-up: %+v, want the URL filled", r)
+	}
+	if r := waitWarm(t, admin.URL, startWarm(t, admin.URL, body)); r.Hit != 1 || r.Filled != 0 {
+		t.Fatalf("second warm-up: %+v, want a hit", r)
+	}
+	if n := o.count("/a.m4s"); n != 1 {
+		t.Errorf("the origin was asked for /a.m4s %d times, want 1", n)
+	}
+	res := get(t, srv.URL+"/a.m4s", "Host", "cdn.test", "User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+	if !strings.Contains(res.cacheStatus(), "hit") || res.body != "for desktop" {
+		t.Errorf("a desktop client after the warm-up: %s %q", res.cacheStatus(), res.body)
+	}
+}

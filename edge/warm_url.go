@@ -101,8 +101,9 @@ func (e *Edge) warmURL(ctx context.Context, raw string, keep int) (warmResult, e
 		if passReason(r, rl) != "" {
 			return warmResult{outcome: warmNotStored}, nil // a bypass rule: nothing to store
 		}
-		res := e.lookup(r, rl)
-		if d := decide(r, &res, e.now()); d.verdict == verdictFresh || d.verdict == verdictHit {
+		kr := e.keyedView(r, rl) // as serveRouted looks it up (keyview.go)
+		res := e.lookup(kr, rl)
+		if d := decide(kr, &res, e.now()); d.verdict == verdictFresh || d.verdict == verdictHit {
 			return warmResult{outcome: warmHit}, nil
 		}
 	}
@@ -145,7 +146,7 @@ func (e *Edge) warmURL(ctx context.Context, raw string, keep int) (warmResult, e
 
 // warmStored reports whether the cache now holds r's response, whole or as slices.
 func (e *Edge) warmStored(r *http.Request, rl *ruling) bool {
-	res := e.lookup(r, rl)
+	res := e.lookup(e.keyedView(r, rl), rl)
 	return res.obj != nil || (e.cfg.SliceSize > 0 && e.isSliced(res.key))
 }
 
