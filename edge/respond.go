@@ -40,11 +40,16 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	if cs.Hit || cs.Detail == "stale-if-error" {
 		dst.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	}
-	if rw := measuring(w); rw != nil && rw.browserSet {
+	rw := measuring(w)
+	if rw != nil && rw.browserSet {
 		policy.BrowserTTL(status, dst, rw.browserTTL) // after Age: max-age counts it
 	}
 	cs.Cache = e.name
 	cachestatus.Append(dst, cs)
+	if rw != nil && rw.headers != nil {
+		// The rules' response_headers last (headers.go): none of the fields above is theirs.
+		rw.headers.apply(dst, &headerVars{r: r, cs: cacheStatusToken(&cs)})
+	}
 	setLabel(w, cs)
 	w.WriteHeader(status)
 }
@@ -52,21 +57,33 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 // writeHitHead is writeHead for a full-body hit through a wireWriter: the same fields, none
 // of them through the header map: the stored ones and our Via taken pre-serialised from
 // obj.hit, Age and Cache-Status appended to them, Content-Length declared to the server.
-func (e *Edge) writeHitHead(w http.ResponseWriter, ww wireWriter, obj *cached, age time.Duration, cs cachestatus.Status) {
+func (e *Edge) writeHitHead(w http.ResponseWriter, r *http.Request, ww wireWriter, obj *cached, age time.Duration, cs cachestatus.Status) {
 	hh := obj.hit
 	ww.SetContentLength(obj.Size)
 	if hh.hasDate {
 		ww.OmitDate()
 	}
+	stored := hh.wire
+	var hr *headerRules
+	if rw := measuring(w); rw != nil && rw.headers != nil {
+		// The rules' response_headers (headers.go): the stored fields they don't replace and
+		// their constant fields, serialised once per ruling; their variables below.
+		hr = rw.headers
+		stored = hh.ruledWire(hr)
+	}
 	wire := ww.WireFields()
-	b := append(*wire, hh.wire...)
+	b := append(*wire, stored...)
 	b = append(b, e.viaWire...)
 	b = append(b, "Age: "...)
 	b = strconv.AppendInt(b, int64(age/time.Second), 10)
 	b = append(b, "\r\n"+cachestatus.Header+": "...)
 	cs.Cache = e.name
 	b = cs.AppendTo(append(b, hh.csPrefix...))
-	*wire = append(b, "\r\n"...)
+	b = append(b, "\r\n"...)
+	if hr != nil && len(hr.varOps) > 0 {
+		b = hr.appendVarFields(b, &headerVars{r: r, cs: cacheStatusToken(&cs)})
+	}
+	*wire = b
 	setLabel(w, cs)
 	w.WriteHeader(obj.Status)
 }
@@ -95,6 +112,16 @@ type respWriter struct {
 	// access log's ttfb and origin).
 	head time.Duration
 	up   *upstream
+	// headers are the response header rules of the request's ruling (setResponseHeaders,
+	// headers.go), applied to every head written to w, the edge's own errors included; req
+	// the request, for their variables.
+	headers *headerRules
+	req     *http.Request
+}
+
+// setResponseHeaders makes the heads written to w follow the response header rules of rl.
+func setResponseHeaders(w *respWriter, r *http.Request, rl *ruling) {
+	w.headers, w.req = rl.respHeaders, r
 }
 
 // setBrowserTTL makes the heads written to w tell clients ttl (policy.BrowserTTL); a negative
@@ -235,7 +262,7 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 		// pre-serialised; otherwise stored header values are shared, not cloned (nothing below
 		// modifies a stored slice). The body goes out in one write.
 		if ww := asWireWriter(w, obj.hit); ww != nil && obj.hit != nil && cs.Hit && !rewritesCacheControl(w) {
-			e.writeHitHead(w, ww, obj, age, cs)
+			e.writeHitHead(w, r, ww, obj, age, cs)
 			if r.Method != http.MethodHead {
 				w.Write(obj.mem)
 			}
