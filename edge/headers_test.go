@@ -542,3 +542,47 @@ func TestHeaderRulesConfig(t *testing.T) {
 		t.Errorf("unquoted braces: %v", err)
 	}
 }
+
+// TestSampleHeaderConfig: the commented header rules of samples/edge.yaml, uncommented, load
+// and say what the sample says.
+func TestSampleHeaderConfig(t *testing.T) {
+	b, err := os.ReadFile("../samples/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "  # - path_prefix: /site/"):
+			in = true
+			rules = append(rules, strings.Replace(line, "  # ", "  ", 1))
+		case in && strings.HasPrefix(line, "  #   "):
+			rules = append(rules, strings.Replace(line, "  # ", "  ", 1))
+		case in:
+			in = false
+		}
+	}
+	f := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(f, []byte("origins: [{url: 'http://127.0.0.1:1'}]\nrules:\n"+strings.Join(rules, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(f)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil || len(cfg.Rules) != 2 {
+		t.Fatalf("sample header rules: %v (%d rules)\n%s", err, len(cfg.Rules), strings.Join(rules, "\n"))
+	}
+	site, api := cfg.Rules[0].RuleHeaders, cfg.Rules[1].RuleHeaders
+	switch {
+	case site.RequestHeaders == nil || !slices.Equal(site.RequestHeaders.Add["X-Edge-Tag"], HeaderValues{"a", "b"}) ||
+		!slices.Equal(site.RequestHeaders.Remove, HeaderValues{"Cookie"}) || site.RequestHeaders.Set["X-Origin-Auth"][0] != "s3cr3t":
+		t.Errorf("sample /site/ request_headers: %+v", site.RequestHeaders)
+	case site.ResponseHeaders == nil || len(site.ResponseHeaders.Set) != 3 || site.ResponseHeaders.Set["X-Cache"][0] != "{cache_status}" ||
+		!slices.Equal(site.ResponseHeaders.Add["Vary"], HeaderValues{"Origin"}) || !slices.Equal(site.ResponseHeaders.Remove, HeaderValues{"X-Powered-By"}):
+		t.Errorf("sample /site/ response_headers: %+v", site.ResponseHeaders)
+	case api.RequestHeaders == nil || api.RequestHeaders.Set["X-Client-IP"][0] != "{client_ip}" || api.ResponseHeaders == nil:
+		t.Errorf("sample /site/api/ header rules: %+v", api)
+	}
+}
