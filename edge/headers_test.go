@@ -586,3 +586,18 @@ func TestSampleHeaderConfig(t *testing.T) {
 		t.Errorf("sample /site/api/ header rules: %+v", api)
 	}
 }
+
+// TestHeaderVariablesNoControlBytes: whatever a variable's value holds, the field gets no
+// control byte (the servers refuse such a Host already; this is the last guard).
+func TestHeaderVariablesNoControlBytes(t *testing.T) {
+	tpl, err := parseTemplate("h={host} s={cache_status}", responseSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Host = "a\r\nSet-Cookie: x=1\x00\x7f\tb.example"
+	got := string(tpl.appendValue(nil, &headerVars{r: r, cs: "hit\r\nX: 1"}))
+	if want := "h=aset-cookie: x=1b.example s=hitX: 1"; got != want {
+		t.Fatalf("expanded %q, want %q", got, want)
+	}
+}
