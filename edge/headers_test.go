@@ -601,3 +601,40 @@ func TestHeaderVariablesNoControlBytes(t *testing.T) {
 		t.Fatalf("expanded %q, want %q", got, want)
 	}
 }
+
+// TestHeaderRulesReload: a reload's new header rules apply to the next hit, on HTTP/1.1's
+// pre-serialised head too (prepared per ruling, not once per object).
+func TestHeaderRulesReload(t *testing.T) {
+	t.Parallel()
+	o := newHeaderOrigin(t)
+	he := newHeaderEdge(t, o.URL, "  - {path_prefix: /, response_headers: {set: {X-Version: one}}}\n")
+	for i, want := range []string{"one", "one"} {
+		if got := he.do(t, hdrStep{path: "/r"}).Header.Values("X-Version"); !slices.Equal(got, []string{want}) {
+			t.Fatalf("request %d: X-Version %q, want %q", i, got, want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	conf := fmt.Sprintf("memory: 64MiB\nadmin: \"\"\nhttp2: {h2c: true}\norigins: [{host: \"*\", url: %q}]\nrules:\n  - {path_prefix: /, response_headers: {set: {X-Version: two}, remove: [X-Powered-By]}}\n", o.URL)
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(file)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := he.e.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []string{"h1", "h2"} {
+		resp := he.do(t, hdrStep{path: "/r", proto: proto})
+		if bad := checkFields(resp.Header, map[string][]string{"X-Version": {"two"}, "X-Powered-By": nil}); bad != "" {
+			t.Errorf("%s after the reload: %s", proto, bad)
+		}
+	}
+	if o.requests() != 1 {
+		t.Errorf("the origin was asked %d times, want once (the reload keeps the cache)", o.requests())
+	}
+}
