@@ -50,7 +50,7 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 		// The rules' response_headers last (headers.go): none of the fields above is theirs.
 		rw.headers.apply(dst, &headerVars{r: r, cs: cacheStatusToken(&cs)})
 	}
-	setLabel(w, cs)
+	setLabel(rw, cs)
 	w.WriteHeader(status)
 }
 
@@ -65,7 +65,8 @@ func (e *Edge) writeHitHead(w http.ResponseWriter, r *http.Request, ww wireWrite
 	}
 	stored := hh.wire
 	var hr *headerRules
-	if rw := measuring(w); rw != nil && rw.headers != nil {
+	rw := measuring(w)
+	if rw != nil && rw.headers != nil {
 		// The rules' response_headers (headers.go): the stored fields they don't replace and
 		// their constant fields, serialised once per ruling; their variables below.
 		hr = rw.headers
@@ -84,7 +85,7 @@ func (e *Edge) writeHitHead(w http.ResponseWriter, r *http.Request, ww wireWrite
 		b = hr.appendVarFields(b, &headerVars{r: r, cs: cacheStatusToken(&cs)})
 	}
 	*wire = b
-	setLabel(w, cs)
+	setLabel(rw, cs)
 	w.WriteHeader(obj.Status)
 }
 
@@ -214,9 +215,8 @@ func measuring(w http.ResponseWriter) *respWriter {
 	return rw
 }
 
-// setLabel classifies a response for reel_edge_requests_total.
-func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
-	rw := measuring(w)
+// setLabel classifies a response for reel_edge_requests_total, measured by rw (nil: not).
+func setLabel(rw *respWriter, cs cachestatus.Status) {
 	if rw == nil {
 		return
 	}
