@@ -15,8 +15,7 @@ import (
 // upstream request is built) and on the response sent to clients (applied by writeHead and
 // writeHitHead, respond.go, and httpError, errors.go, on the way out: never stored). A ruling
 // carries each side's rules merged field by field (headerSettings) and precomputed
-// (headerRules): the constant fields of a hit's head are serialised once per ruling and
-// object (hitHeader.ruledWire).
+// (headerRules): the constant fields of a hit's head are serialised once per ruling.
 
 // opKind is what a header rule does to a field.
 type opKind uint8
@@ -247,24 +246,18 @@ func (hr *headerRules) filterWire(b, wire []byte) []byte {
 	return b
 }
 
-// ruledWire is a hit head's stored fields under one ruling's response header rules.
-type ruledWire struct {
-	rules *headerRules
-	wire  []byte
-}
-
-// ruledWire is hh.wire under hr: the stored fields hr doesn't replace, then hr's constant
-// fields. Worked out once for the last rules seen (an object is served under one ruling in
-// practice: its key holds the host and path the rules look at).
-func (hh *hitHeader) ruledWire(hr *headerRules) []byte {
-	if p := hh.ruled.Load(); p != nil && p.rules == hr {
-		return p.wire
+// appendStored appends to b the stored fields of a hit head (wire, serialised from stored)
+// that the rules don't replace. Stored names are canonical, as the rules' are: a map lookup
+// per replaced name tells whether there is anything to leave out, which is rare (an origin's
+// X-Powered-By a rule removes): then the lines are filtered, per hit, into b. Nothing is kept
+// per object, which would grow every memory object served under rules.
+func (hr *headerRules) appendStored(b, wire []byte, stored http.Header) []byte {
+	for _, n := range hr.replaced {
+		if _, ok := stored[n]; ok {
+			return hr.filterWire(b, wire)
+		}
 	}
-	b := make([]byte, 0, len(hh.wire)+len(hr.constWire))
-	b = hr.filterWire(b, hh.wire)
-	b = append(b, hr.constWire...)
-	hh.ruled.Store(&ruledWire{rules: hr, wire: b})
-	return b
+	return append(b, wire...)
 }
 
 // ruleHeaderOps are one rule's header ops, compiled once (compileRuleHeaders).

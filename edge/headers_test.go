@@ -603,7 +603,7 @@ func TestHeaderVariablesNoControlBytes(t *testing.T) {
 }
 
 // TestHeaderRulesReload: a reload's new header rules apply to the next hit, on HTTP/1.1's
-// pre-serialised head too (prepared per ruling, not once per object).
+// pre-serialised head too (the constant fields are the ruling's, the stored ones filtered per hit).
 func TestHeaderRulesReload(t *testing.T) {
 	t.Parallel()
 	o := newHeaderOrigin(t)

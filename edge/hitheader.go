@@ -3,7 +3,6 @@ package edge
 import (
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
 	"github.com/reelvideo/reel/edge/store"
@@ -21,9 +20,6 @@ type hitHeader struct {
 	// ct is the stored Content-Type, for a request carrying a query token into manifests
 	// (tokenrespond.go): a manifest's response can't go out pre-serialised.
 	ct string
-	// ruled is the wire under the response header rules of the last ruling that served it
-	// (headers.go): nil until then.
-	ruled atomic.Pointer[ruledWire]
 }
 
 // wireWriter is a ResponseWriter that takes header fields in wire form (edge/h1's): lines

@@ -63,17 +63,21 @@ func (e *Edge) writeHitHead(w http.ResponseWriter, r *http.Request, ww wireWrite
 	if hh.hasDate {
 		ww.OmitDate()
 	}
-	stored := hh.wire
-	var hr *headerRules
-	rw := measuring(w)
-	if rw != nil && rw.headers != nil {
-		// The rules' response_headers (headers.go): the stored fields they don't replace and
-		// their constant fields, serialised once per ruling; their variables below.
-		hr = rw.headers
-		stored = hh.ruledWire(hr)
-	}
 	wire := ww.WireFields()
-	b := append(*wire, stored...)
+	b := *wire
+	rw := measuring(w)
+	hr := (*headerRules)(nil)
+	if rw != nil {
+		hr = rw.headers
+	}
+	if hr == nil {
+		b = append(b, hh.wire...)
+	} else {
+		// The rules' response_headers (headers.go): the stored fields they don't replace, and
+		// their constant fields, serialised once per ruling; their variables below.
+		b = hr.appendStored(b, hh.wire, obj.Header)
+		b = append(b, hr.constWire...)
+	}
 	b = append(b, e.viaWire...)
 	b = append(b, "Age: "...)
 	b = strconv.AppendInt(b, int64(age/time.Second), 10)
