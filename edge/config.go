@@ -409,13 +409,17 @@ type Rule struct {
 	// RuleAccess: referer, address, country and rate checks (config_access.go; README
 	// "Access rules").
 	RuleAccess `yaml:",inline"`
+	// RuleHeaders: request_headers and response_headers, fields set, added or removed to the
+	// origin and to clients, field by field from the most specific rule naming each
+	// (config_headers.go; README "Header rules").
+	RuleHeaders `yaml:",inline"`
 }
 
 // RuleMatch is a rule's conditions beyond its path prefix (edge/rules says how each matches).
 // Methods, headers and cookies are request conditions: the cache key holds none of them, so a
 // rule that has them may only set what leaves the stored response alone (bypass, token, the
-// access settings, and origin together with bypass) — or one client's request could choose what every client of
-// the key gets.
+// access settings, response_headers, and origin and request_headers together with bypass) —
+// or one client's request could choose what every client of the key gets.
 type RuleMatch struct {
 	Host       string            `yaml:"host"`
 	Hosts      []string          `yaml:"hosts"`
@@ -456,6 +460,8 @@ func (r *Rule) shapesStored() string {
 		{"key_cookies", r.KeyCookies != nil}, {"key_device_class", r.KeyDeviceClass != nil},
 		{"default_ttl", r.DefaultTTL != nil}, {"min_ttl", r.MinTTL != 0}, {"max_ttl", r.MaxTTL != 0},
 		{"max_negative_ttl", r.MaxNegativeTTL != nil}, {"compress", r.Compress != nil},
+		// What the origin is sent shapes what it answers (config_headers.go).
+		{"request_headers", r.RequestHeaders != nil && !bypass},
 	} {
 		if s.set {
 			return s.key
@@ -786,6 +792,9 @@ func (c *Config) checkRoutes() error {
 		if err := r.RuleAccess.check(); err != nil {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
+		if err := r.RuleHeaders.check(r.Bypass != nil && *r.Bypass); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
 		m := r.conditions()
 		if j := slices.IndexFunc(matches, func(o rules.Match) bool { return reflect.DeepEqual(o, m) }); j >= 0 {
 			// Two rules with one set of conditions: which setting applies would be an accident
@@ -794,7 +803,7 @@ func (c *Config) checkRoutes() error {
 		}
 		matches = append(matches, m)
 		if key := r.shapesStored(); key != "" && m.HasRequestConditions() {
-			return fmt.Errorf("rules[%d]: %s can't depend on methods, headers or cookies, which the cache key doesn't hold: one client's request would shape what every client gets (such a rule may set bypass, token, the access settings, and origin with bypass)", i, key)
+			return fmt.Errorf("rules[%d]: %s can't depend on methods, headers or cookies, which the cache key doesn't hold: one client's request would shape what every client gets (such a rule may set bypass, token, the access settings, response_headers, and origin and request_headers with bypass)", i, key)
 		}
 		switch {
 		case r.Origin != "" && !names[r.Origin]:
