@@ -95,17 +95,7 @@ func (d *discoverer) add(base *url.URL, ref string, playlist bool) {
 // of the tags that name content.
 func (d *discoverer) hls(data []byte, base *url.URL) error {
 	var master, media, variantNext bool
-	for rest := data; len(rest) > 0; {
-		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, nil
-		}
-		line = bytes.TrimRight(line, "\r \t")
-		if len(line) == 0 {
-			continue
-		}
+	for line := range playlistLines(data) {
 		if line[0] != '#' {
 			// The URI after EXT-X-STREAM-INF is a variant playlist (§4.3.4.2); any other
 			// URI line is a media segment (§4.3.2), a byte range of one or whole.
