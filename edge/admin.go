@@ -222,21 +222,7 @@ func (e *Edge) applyPurge(t purgeTarget) purgeResult {
 		u, _ := url.Parse(t.value)
 		pu := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
 		prefix := cachekey.URLPart(e.keyOfURL(pu, nil)) // the URL's, whatever else is keyed
-		seen := map[string]bool{}
-		add := func(k string) {
-			if strings.HasPrefix(k, prefix) && !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-		for k := range e.tiers.mem.Keys() {
-			add(k)
-		}
-		if e.tiers.disk != nil {
-			for _, k := range e.tiers.disk.Keys() {
-				add(k)
-			}
-		}
+		keys = e.storedKeys(func(k string) bool { return strings.HasPrefix(k, prefix) })
 	case "tag":
 		keys = e.tiers.tags.take(t.value)
 	}

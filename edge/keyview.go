@@ -74,10 +74,16 @@ func (e *Edge) urlKeys(u *url.URL) []string {
 		return []string{key}
 	}
 	base := cachekey.URLPart(key)
+	return e.storedKeys(func(k string) bool { return cachekey.URLPart(k) == base })
+}
+
+// storedKeys are the keys the tiers hold (each once) that match says to take: a walk of every
+// key, for purges by prefix or of every variant of a URL.
+func (e *Edge) storedKeys(match func(key string) bool) []string {
 	seen := map[string]bool{}
 	var keys []string
 	add := func(k string) {
-		if cachekey.URLPart(k) == base && !seen[k] {
+		if match(k) && !seen[k] {
 			seen[k] = true
 			keys = append(keys, k)
 		}
