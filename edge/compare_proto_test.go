@@ -34,6 +34,8 @@ const cmpH2NginxConf = "../samples/bench/nginx-h2-proxy-cache.conf"
 type cmpLoad struct {
 	reqPerSec, bytesPerSec float64
 	p99                    time.Duration
+	requests               int64         // completed
+	cpu                    time.Duration // the server's CPU time per request, when measured
 }
 
 // cmpP99 is the 99th percentile (nearest rank) of latencies in microseconds.
@@ -71,7 +73,8 @@ func cmpParseH2load(out string) (cmpLoad, error) {
 	if r[1] == "0" || s[3] != "0" || s[4] != "0" || s[2] != "0" {
 		return cmpLoad{}, fmt.Errorf("h2load: %s succeeded, status codes %s", r[1], s[0])
 	}
-	return cmpLoad{reqPerSec: rps, bytesPerSec: data / secs}, nil
+	n, _ := strconv.ParseInt(r[1], 10, 64)
+	return cmpLoad{reqPerSec: rps, bytesPerSec: data / secs, requests: n}, nil
 }
 
 // cmpH2loadArgs are one h2load load: conns connections (over 2 threads), streams concurrent

@@ -351,6 +351,37 @@ func cmpGroupPeakRSS(pgid int) int64 {
 	return sum
 }
 
+// cmpGroupCPU is the CPU time (user + system) the processes of a process group have used so
+// far, from /proc/PID/stat (clock ticks of 10 ms).
+func cmpGroupCPU(pgid int) time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis: state is the first, utime the 12th.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
 // cmpWrk is what one wrk run measured.
 type cmpWrk struct {
 	reqPerSec   float64
@@ -362,7 +393,7 @@ type cmpWrk struct {
 
 // load is the run as a cmpLoad.
 func (r cmpWrk) load() cmpLoad {
-	return cmpLoad{reqPerSec: r.reqPerSec, bytesPerSec: r.bytesPerSec, p99: r.p99}
+	return cmpLoad{reqPerSec: r.reqPerSec, bytesPerSec: r.bytesPerSec, p99: r.p99, requests: r.requests}
 }
 
 var (
@@ -627,8 +658,8 @@ func TestCompareNginx(t *testing.T) {
 		{name: "reel", base: "http://" + px.reelAddr, hdr: "Cache-Status", pgid: px.reelProc.cmd.Process.Pid, o: origin},
 	}
 	secure := []target{
-		{name: "nginx", base: "https://" + tx.nginxAddr, hdr: "X-Cache-Status", o: tx.origin, tls: true},
-		{name: "reel", base: "https://" + tx.reelAddr, hdr: "Cache-Status", o: tx.origin, tls: true},
+		{name: "nginx", base: "https://" + tx.nginxAddr, hdr: "X-Cache-Status", pgid: tx.nginxProc.cmd.Process.Pid, o: tx.origin, tls: true},
+		{name: "reel", base: "https://" + tx.reelAddr, hdr: "Cache-Status", pgid: tx.reelProc.cmd.Process.Pid, o: tx.origin, tls: true},
 	}
 	ca, err := os.ReadFile(filepath.Join(tx.tlsDir, "ca.pem"))
 	if err != nil {
@@ -711,7 +742,12 @@ func TestCompareNginx(t *testing.T) {
 		for j, r := range rows {
 			k := (i + j) % len(r.targets)
 			for _, tg := range append(slices.Clone(r.targets[k:]), r.targets[:k]...) {
-				results[j][tg.name] = append(results[j][tg.name], r.run(tg, dur))
+				cpu0 := cmpGroupCPU(tg.pgid)
+				m := r.run(tg, dur)
+				if cpu := cmpGroupCPU(tg.pgid) - cpu0; m.requests > 0 {
+					m.cpu = cpu / time.Duration(m.requests)
+				}
+				results[j][tg.name] = append(results[j][tg.name], m)
 			}
 		}
 	}
@@ -776,6 +812,38 @@ func TestCompareNginx(t *testing.T) {
 		fmt.Fprintf(&md, "| %s | %s | %s | %s | %.2f× (%s) | %s | %s | %s |\n", r.label, cells["nginx"], cells["Varnish"], cells["reel"],
 			rate["reel"]/best, bestName, lat["nginx"], lat["Varnish"], lat["reel"])
 	}
+	// CPU time per hit: what each server spent (its process group's user + system time over
+	// the run, per request) — steadier than the rates when other work shares the machine.
+	fmt.Fprintf(&md, "\n| hit | CPU per hit: nginx | Varnish | reel | reel / best peer |\n|---|---:|---:|---:|---:|\n")
+	for j, r := range rows {
+		per := map[string]float64{}
+		cells := map[string]string{}
+		for _, name := range append(slices.Clone(peers), "reel") {
+			if results[j][name] == nil {
+				cells[name] = "–"
+				continue
+			}
+			var v []float64
+			for _, x := range results[j][name] {
+				v = append(v, float64(x.cpu)/1e3)
+			}
+			per[name] = testkit.Median(v)
+			cells[name] = fmt.Sprintf("%.1f µs", per[name])
+			t.Logf("%s %s: CPU µs per hit %s", r.label, name, testkit.FmtAll(v, 1))
+		}
+		best, bestName := 0.0, ""
+		for _, name := range peers {
+			if v, ok := per[name]; ok && (best == 0 || v < best) {
+				best, bestName = v, name
+			}
+		}
+		ratio := "–"
+		if per["reel"] > 0 && best > 0 {
+			// Higher is better for reel, as in the rates: the peer's CPU over reel's.
+			ratio = fmt.Sprintf("%.2f× (%s)", best/per["reel"], bestName)
+		}
+		fmt.Fprintf(&md, "| %s | %s | %s | %s | %s |\n", strings.TrimSuffix(r.label, ", req/s"), cells["nginx"], cells["Varnish"], cells["reel"], ratio)
+	}
 	mb := func(name string) float64 {
 		var v []float64
 		for _, x := range results[1][name] {
@@ -798,7 +866,8 @@ func TestCompareNginx(t *testing.T) {
 	md.WriteString(".\n")
 	fmt.Fprintf(&md, "\nMedians of %d interleaved runs per figure (± half the range across them) after a 1 s warm-up, "+
 		"every request a verified hit; p99: the 99th percentile of request latency (wrk --latency; h2load's per-request log), "+
-		"median over the runs. HTTP/1.1: `wrk -t2 -c64 -d%v --latency`; HTTP/2 over TLS (ALPN h2, TLS 1.3): `h2load -c64 -m10 -D %v` "+
+		"median over the runs; CPU per hit: the server's process group's user + system time over a run / its requests "+
+		"(/proc, 10 ms ticks), median over the runs, reel / best peer as the peer's CPU over reel's. HTTP/1.1: `wrk -t2 -c64 -d%v --latency`; HTTP/2 over TLS (ALPN h2, TLS 1.3): `h2load -c64 -m10 -D %v` "+
 		"for 1 KB, `h2load -c16 -m1 -n800` for 4 MB. One Go origin on loopback; %d CPUs shared by the client and the servers. "+
 		"reel: `reel edge --memory 512MiB` (memory tier; `--tls-self-signed DIR --http3` for HTTP/2). nginx: %s, "+
 		"samples/bench/nginx-proxy-cache.conf and nginx-h2-proxy-cache.conf. Varnish: %s, samples/bench/varnish.vcl, "+
