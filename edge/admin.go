@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/reelvideo/reel/edge/cachekey"
 )
 
 // The admin API lives on its own listener and needs a bearer token for everything but
@@ -20,7 +22,9 @@ import (
 //	     …&id=ID                       applied once per id (a repeat answers "already":true)
 //	     …&cluster=1[&id=ID]           here and at every cluster member, with a report (purgefan.go)
 //	GET  /purge/ID                     the current report of a cluster purge started here
-//	GET  /stats                        counters as JSON
+//	POST /warm                         warm the cache: {"urls": [...]} or {"manifest": U} (warm.go)
+//	GET  /warm[/ID]                    warm-up jobs' progress; DELETE /warm/ID cancels one
+//	GET  /stats                        counters as JSON (and the warm-up jobs)
 //	GET  /metrics                      Prometheus
 //	GET  /healthz                      liveness, no token
 //
@@ -112,6 +116,10 @@ func (e *Edge) AdminHandler(token string) http.Handler {
 	c := e.clusterPurger(token)
 	mux.Handle("POST /purge", authed(e.servePurge(c)))
 	mux.Handle("GET /purge/{id}", authed(e.servePurgeReport(c)))
+	mux.Handle("POST /warm", authed(http.HandlerFunc(e.serveWarmStart))) // warm.go
+	mux.Handle("GET /warm", authed(http.HandlerFunc(e.serveWarmList)))
+	mux.Handle("GET /warm/{id}", authed(http.HandlerFunc(e.serveWarmReport)))
+	mux.Handle("DELETE /warm/{id}", authed(http.HandlerFunc(e.serveWarmCancel)))
 	return mux
 }
 
@@ -152,7 +160,11 @@ func (e *Edge) serveStats(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	json.NewEncoder(w).Encode(stats)
+	out := map[string]any{"warm": e.warmStats()} // the warm-up jobs (warm.go)
+	for k, v := range stats {
+		out[k] = v
+	}
+	json.NewEncoder(w).Encode(out)
 }
 
 // purgeTarget is what a purge request names: one URL, a prefix or a tag, hard or soft.
@@ -205,26 +217,12 @@ func (e *Edge) applyPurge(t purgeTarget) purgeResult {
 	switch t.kind {
 	case "url":
 		u, _ := url.Parse(t.value)
-		keys = []string{e.keyOfURL(u, nil)}
+		keys = e.urlKeys(u) // every variant its rules' key settings make (keyview.go)
 	case "prefix":
 		u, _ := url.Parse(t.value)
 		pu := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-		prefix := e.keyOfURL(pu, nil)
-		seen := map[string]bool{}
-		add := func(k string) {
-			if strings.HasPrefix(k, prefix) && !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-		for k := range e.tiers.mem.Keys() {
-			add(k)
-		}
-		if e.tiers.disk != nil {
-			for _, k := range e.tiers.disk.Keys() {
-				add(k)
-			}
-		}
+		prefix := cachekey.URLPart(e.keyOfURL(pu, nil)) // the URL's, whatever else is keyed
+		keys = e.storedKeys(func(k string) bool { return strings.HasPrefix(k, prefix) })
 	case "tag":
 		keys = e.tiers.tags.take(t.value)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +29,24 @@ import (
 // cmpH2NginxConf is the template of nginx over TLS with HTTP/2, relative to this package.
 const cmpH2NginxConf = "../samples/bench/nginx-h2-proxy-cache.conf"
 
-// cmpLoad is one measured run: requests and body bytes per second.
-type cmpLoad struct{ reqPerSec, bytesPerSec float64 }
+// cmpLoad is one measured run: requests and body bytes per second, and the 99th percentile of
+// the requests' latency (first byte sent to last byte received, as the client saw it).
+type cmpLoad struct {
+	reqPerSec, bytesPerSec float64
+	p99                    time.Duration
+	requests               int64         // completed
+	cpu                    time.Duration // the server's CPU time per request, when measured
+}
+
+// cmpP99 is the 99th percentile (nearest rank) of latencies in microseconds.
+func cmpP99(us []float64) time.Duration {
+	if len(us) == 0 {
+		return 0
+	}
+	s := slices.Clone(us)
+	slices.Sort(s)
+	return time.Duration(s[(len(s)*99+99)/100-1] * float64(time.Microsecond))
+}
 
 var (
 	cmpH2loadFinishedRe = regexp.MustCompile(`finished in ([0-9.]+)(m?s), ([0-9.]+) req/s`)
@@ -56,28 +73,51 @@ func cmpParseH2load(out string) (cmpLoad, error) {
 	if r[1] == "0" || s[3] != "0" || s[4] != "0" || s[2] != "0" {
 		return cmpLoad{}, fmt.Errorf("h2load: %s succeeded, status codes %s", r[1], s[0])
 	}
-	return cmpLoad{reqPerSec: rps, bytesPerSec: data / secs}, nil
+	n, _ := strconv.ParseInt(r[1], 10, 64)
+	return cmpLoad{reqPerSec: rps, bytesPerSec: data / secs, requests: n}, nil
 }
 
-// cmpRunH2load runs h2load against url for d with 64 connections: HTTP/1.1 over TLS with h1
-// (one request at a time each, like wrk -c64), else HTTP/2 with streams concurrent streams
-// on each.
-func cmpRunH2load(t *testing.T, h2load, url string, h1 bool, streams int, d time.Duration) cmpLoad {
+// cmpH2loadArgs are one h2load load: conns connections (over 2 threads), streams concurrent
+// requests on each (HTTP/2; with h1, HTTP/1.1 over TLS, one at a time), for the run's duration
+// or, with count > 0, for count requests.
+type cmpH2loadArgs struct {
+	conns, streams, count int
+	h1                    bool
+}
+
+// cmpH2loadDefault is TestCompareProtocols' load: 64 connections, 10 streams for 1 KB, 1 for
+// 4 MB, whose bytes 64 connections already saturate — counted rather than timed: h2load
+// stopping 64 large transfers at the end of a timed run now and then never finishes (seen
+// against both proxies); 128 requests a second of d is about what 64 connections move here.
+func cmpH2loadDefault(path string, h1 bool, d time.Duration) cmpH2loadArgs {
+	a := cmpH2loadArgs{conns: 64, streams: 10, h1: h1}
+	if h1 {
+		a.streams = 1
+	}
+	if path == cmpPath4M {
+		a.streams, a.count = 1, 128*max(1, int(d.Round(time.Second)/time.Second))
+	}
+	return a
+}
+
+// cmpRunH2load runs h2load against url with a's load for d (or a.count requests), and takes
+// the p99 from its per-request log.
+func cmpRunH2load(t *testing.T, h2load, url string, a cmpH2loadArgs, d time.Duration) cmpLoad {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
 	defer cancel()
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	args := []string{"-c64", "-t2", "-D", strconv.Itoa(secs)}
-	if strings.HasSuffix(url, cmpPath4M) {
-		// A count, not a duration, for 4 MB objects: h2load stopping 64 large transfers at the
-		// end of a timed run now and then never finishes (seen against both proxies). 128
-		// requests a second of d is about what 64 connections move here.
-		args = []string{"-c64", "-t2", "-n", strconv.Itoa(128 * secs)}
+	logFile := filepath.Join(t.TempDir(), "h2load.log")
+	args := []string{"-c" + strconv.Itoa(a.conns), "-t2", "--log-file=" + logFile}
+	if a.count > 0 {
+		args = append(args, "-n", strconv.Itoa(a.count))
+	} else {
+		args = append(args, "-D", strconv.Itoa(secs))
 	}
-	if h1 {
+	if a.h1 {
 		args = append(args, "--h1", "-m1")
 	} else {
-		args = append(args, "-m"+strconv.Itoa(streams))
+		args = append(args, "-m"+strconv.Itoa(a.streams))
 	}
 	out, err := exec.CommandContext(ctx, h2load, append(args, url)...).CombinedOutput()
 	if err != nil {
@@ -87,7 +127,34 @@ func cmpRunH2load(t *testing.T, h2load, url string, h1 bool, streams int, d time
 	if err != nil {
 		t.Fatalf("h2load %v %s: %v\n%s", args, url, err, out)
 	}
+	lat, err := cmpH2loadLatencies(logFile)
+	if err != nil || len(lat) == 0 {
+		t.Fatalf("h2load %v %s: per-request log: %d lines, %v", args, url, len(lat), err)
+	}
+	r.p99 = cmpP99(lat)
 	return r
+}
+
+// cmpH2loadLatencies reads h2load's --log-file: per request, tab-separated, its start
+// (µs since the epoch), status and µs until the end of the response.
+func cmpH2loadLatencies(path string) ([]float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var lat []float64
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSpace(line), "\t")
+		if len(f) != 3 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[2], 64)
+		if err != nil {
+			return nil, fmt.Errorf("h2load log line %q: %w", line, err)
+		}
+		lat = append(lat, v)
+	}
+	return lat, nil
 }
 
 // cmpRunGoLoad is the Go client's load loop: conns connections (a transport each: one HTTP/2
@@ -98,6 +165,8 @@ func cmpRunGoLoad(t *testing.T, newTransport func() http.RoundTripper, url strin
 	var reqs, bytes atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
+	var latMu sync.Mutex
+	var lat []float64 // µs per request, every goroutine's
 	start := time.Now()
 	deadline := start.Add(d)
 	var closers []func()
@@ -113,7 +182,14 @@ func cmpRunGoLoad(t *testing.T, newTransport func() http.RoundTripper, url strin
 		})
 		for range perConn {
 			wg.Go(func() {
+				var mine []float64
+				defer func() {
+					latMu.Lock()
+					lat = append(lat, mine...)
+					latMu.Unlock()
+				}()
 				for time.Now().Before(deadline) {
+					t0 := time.Now()
 					resp, err := c.Get(url)
 					if err != nil {
 						failed.Store(err)
@@ -125,6 +201,7 @@ func cmpRunGoLoad(t *testing.T, newTransport func() http.RoundTripper, url strin
 						failed.Store(fmt.Errorf("status %d, %d bytes, %v", resp.StatusCode, n, err))
 						return
 					}
+					mine = append(mine, float64(time.Since(t0).Microseconds()))
 					reqs.Add(1)
 					bytes.Add(n)
 				}
@@ -139,7 +216,7 @@ func cmpRunGoLoad(t *testing.T, newTransport func() http.RoundTripper, url strin
 	if err, _ := failed.Load().(error); err != nil {
 		t.Fatalf("Go load on %s: %v", url, err)
 	}
-	return cmpLoad{reqPerSec: float64(reqs.Load()) / elapsed, bytesPerSec: float64(bytes.Load()) / elapsed}
+	return cmpLoad{reqPerSec: float64(reqs.Load()) / elapsed, bytesPerSec: float64(bytes.Load()) / elapsed, p99: cmpP99(lat)}
 }
 
 // TestCompareProtocols measures the hit path over HTTP/1.1, HTTP/2 and HTTP/3, in one run on
@@ -228,11 +305,7 @@ func TestCompareProtocols(t *testing.T) {
 	// at the end of a timed run, now and then never finishes).
 	h2loadRun := func(base string, h1 bool) func(string, time.Duration) cmpLoad {
 		return func(p string, d time.Duration) cmpLoad {
-			streams := 10
-			if p == cmpPath4M {
-				streams = 1
-			}
-			return cmpRunH2load(t, h2load, base+p, h1, streams, d)
+			return cmpRunH2load(t, h2load, base+p, cmpH2loadDefault(p, h1, d), d)
 		}
 	}
 	goRun := func(newRT func() http.RoundTripper) func(string, time.Duration) cmpLoad {
@@ -279,23 +352,31 @@ func TestCompareProtocols(t *testing.T) {
 	warm() // still hits
 
 	med := func(p, name string, mb bool) float64 {
-		var v []float64
+		var v, p99 []float64
 		for _, r := range results[p][name] {
 			if mb {
 				v = append(v, r.bytesPerSec/1e6)
 			} else {
 				v = append(v, r.reqPerSec)
 			}
+			p99 = append(p99, r.p99.Seconds()*1e3)
 		}
-		t.Logf("%s %s: %s", name, p, testkit.FmtAll(v, 0))
+		t.Logf("%s %s: %s, p99 ms %s", name, p, testkit.FmtAll(v, 0), testkit.FmtAll(p99, 1))
 		m := testkit.Median(v)
 		if m <= 0 {
 			t.Fatalf("%s %s: non-positive median", name, p)
 		}
 		return m
 	}
+	p99 := func(p, name string) string {
+		var v []float64
+		for _, r := range results[p][name] {
+			v = append(v, float64(r.p99))
+		}
+		return cmpFmtLatency(time.Duration(testkit.Median(v)))
+	}
 	var md strings.Builder
-	fmt.Fprintf(&md, "| hit | protocol (client) | reel | nginx | reel/nginx |\n|---|---|---:|---:|---:|\n")
+	fmt.Fprintf(&md, "| hit | protocol (client) | reel | nginx | reel/nginx | p99 reel | p99 nginx |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, o := range []struct {
 		label, path string
 		mb          bool
@@ -309,22 +390,25 @@ func TestCompareProtocols(t *testing.T) {
 					tool = "h2load -c64 -m1"
 				}
 			}
-			fmt.Fprintf(&md, "| %s | %s (%s) | %.0f | %.0f | %.2f× |\n", o.label, proto, tool, r, n, r/n)
+			fmt.Fprintf(&md, "| %s | %s (%s) | %.0f | %.0f | %.2f× | %s | %s |\n", o.label, proto, tool, r, n, r/n,
+				p99(o.path, "reel "+proto), p99(o.path, "nginx "+proto))
 		}
 	}
-	fmt.Fprintf(&md, "\n| hit | reel HTTP/2 (Go) | reel HTTP/3 (Go, quic-go) | HTTP/3 / HTTP/2 |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(&md, "\n| hit | reel HTTP/2 (Go) | reel HTTP/3 (Go, quic-go) | HTTP/3 / HTTP/2 | p99 HTTP/2 | p99 HTTP/3 |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, o := range []struct {
 		label, path string
 		mb          bool
 	}{{"1 KB, req/s", cmpPath1K, false}, {"4 MB, MB/s", cmpPath4M, true}} {
 		h2, h3 := med(o.path, "reel HTTP/2 Go", o.mb), med(o.path, "reel HTTP/3 Go", o.mb)
-		fmt.Fprintf(&md, "| %s | %.0f | %.0f | %.2f× |\n", o.label, h2, h3, h3/h2)
+		fmt.Fprintf(&md, "| %s | %.0f | %.0f | %.2f× | %s | %s |\n", o.label, h2, h3, h3/h2,
+			p99(o.path, "reel HTTP/2 Go"), p99(o.path, "reel HTTP/3 Go"))
 	}
 	fmt.Fprintf(&md, "\nMedian of %d alternating %v runs per figure (h2load on 4 MB: 128 requests per second of a run, counted rather than timed) after a 1 s warm-up, every request a verified hit; one Go "+
 		"origin on loopback; %d CPUs shared by the client and the proxy. reel: `reel edge --tls-self-signed DIR --http3 "+
 		"--memory 512MiB` (memory tier; Alt-Svc: %s). nginx: %s, samples/bench/nginx-h2-proxy-cache.conf (the HTTP/1.1 "+
 		"comparison's setup with `listen ssl http2` on reel's certificate). TLS 1.3 on both. The Go client: 4 connections × "+
-		"16 goroutines sending GETs back to back, net/http's HTTP/2 or quic-go's http3.Transport. MB = 10^6 bytes of body.\n",
+		"16 goroutines sending GETs back to back, net/http's HTTP/2 or quic-go's http3.Transport. MB = 10^6 bytes of body. "+
+		"p99: the 99th percentile of request latency (h2load's per-request log; the Go client's own clock), median over the runs.\n",
 		runs, dur, runtime.NumCPU(), altSvc, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(nginxVersion), "nginx version: ")))
 	t.Logf("\n%s", md.String())
 	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {

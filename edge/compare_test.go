@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,12 +351,49 @@ func cmpGroupPeakRSS(pgid int) int64 {
 	return sum
 }
 
+// cmpGroupCPU is the CPU time (user + system) the processes of a process group have used so
+// far, from /proc/PID/stat (clock ticks of 10 ms).
+func cmpGroupCPU(pgid int) time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis: state is the first, utime the 12th.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
 // cmpWrk is what one wrk run measured.
 type cmpWrk struct {
 	reqPerSec   float64
 	bytesPerSec float64
+	p99         time.Duration // from wrk --latency's distribution
 	requests    int64
 	errors      string // wrk's socket-error line, if any
+}
+
+// load is the run as a cmpLoad.
+func (r cmpWrk) load() cmpLoad {
+	return cmpLoad{reqPerSec: r.reqPerSec, bytesPerSec: r.bytesPerSec, p99: r.p99, requests: r.requests}
 }
 
 var (
@@ -362,6 +402,7 @@ var (
 	cmpWrkTotalRe    = regexp.MustCompile(`(\d+) requests in`)
 	cmpWrkNon2xxRe   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 	cmpWrkSockErrsRe = regexp.MustCompile(`Socket errors:[^\n]*`)
+	cmpWrkP99Re      = regexp.MustCompile(`(?m)^\s+99%\s+([0-9.]+)(us|ms|s)\s*$`)
 )
 
 // cmpParseWrk reads wrk's summary. wrk's units are binary: 1 MB there is 2^20 bytes.
@@ -381,15 +422,13 @@ func cmpParseWrk(out string) (cmpWrk, error) {
 		return r, fmt.Errorf("%s responses were not 2xx/3xx", bad[1])
 	}
 	r.errors = cmpWrkSockErrsRe.FindString(out)
+	p := cmpWrkP99Re.FindStringSubmatch(out)
+	if p == nil {
+		return r, errors.New("no 99% latency in wrk's output (--latency)")
+	}
+	v, _ = strconv.ParseFloat(p[1], 64)
+	r.p99 = time.Duration(v * float64(map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[p[2]]))
 	return r, nil
-}
-
-// cmpTarget is one proxy under test.
-type cmpTarget struct {
-	name string
-	base string // http://127.0.0.1:port
-	hdr  string // response header that says hit
-	pgid int
 }
 
 // cmpRunWrk runs wrk against url for d and returns what it measured.
@@ -398,7 +437,7 @@ func cmpRunWrk(t *testing.T, wrk, url string, d time.Duration) cmpWrk {
 	ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
 	defer cancel()
 	secs := strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second)))
-	out, err := exec.CommandContext(ctx, wrk, "-t2", "-c64", "-d"+secs+"s", url).CombinedOutput()
+	out, err := exec.CommandContext(ctx, wrk, "-t2", "-c64", "-d"+secs+"s", "--latency", url).CombinedOutput()
 	if err != nil {
 		t.Fatalf("wrk %s: %v\n%s", url, err, out)
 	}
@@ -493,21 +532,100 @@ func cmpEnvDuration(t *testing.T, name string, def time.Duration) time.Duration 
 // cmpNginxConf is the nginx configuration template, relative to this package.
 const cmpNginxConf = "../samples/bench/nginx-proxy-cache.conf"
 
-// TestCompareNginx measures `reel edge` against nginx proxy_cache (same origin, same machine,
-// one run): hit-path requests per second for a 1 KB object and throughput for a 4 MB object
-// with `wrk -t2 -c64`, median of alternating runs, reported as ratios; and the coalescing
-// fan-in figure (origin requests for 200 concurrent clients on a cold, slowly sent object).
-// It is a benchmark (make bench), not a CI test: it asserts only that the tools ran, every
-// measured request was a hit and the numbers are positive, never timing.
+// cmpVarnishVCL is Varnish's configuration template, relative to this package.
+const cmpVarnishVCL = "../samples/bench/varnish.vcl"
+
+// cmpFmtLatency formats a latency for the tables: 0.84 ms, 12.3 ms, 1.42 s.
+func cmpFmtLatency(d time.Duration) string {
+	ms := d.Seconds() * 1e3
+	switch {
+	case ms >= 1000:
+		return fmt.Sprintf("%.2f s", ms/1000)
+	case ms >= 10:
+		return fmt.Sprintf("%.0f ms", ms)
+	default:
+		return fmt.Sprintf("%.2f ms", ms)
+	}
+}
+
+// cmpFmtRate formats a rate with its spread across the runs: "71,234 ±1.2%" (half the range
+// between the lowest and the highest run, relative to the median).
+func cmpFmtRate(all []float64) string {
+	med := testkit.Median(all)
+	lo, hi := slices.Min(all), slices.Max(all)
+	n := strconv.FormatFloat(med, 'f', 0, 64)
+	for i := len(n) - 3; i > 0; i -= 3 {
+		n = n[:i] + "," + n[i:]
+	}
+	if med <= 0 {
+		return n
+	}
+	return fmt.Sprintf("%s ±%.1f%%", n, (hi-lo)/2/med*100)
+}
+
+// cmpVarnish is Debian's varnishd started for a comparison, in front of the cmpOrigin at
+// originPort, from samples/bench/varnish.vcl, with 512 MB of malloc storage.
+type cmpVarnish struct {
+	addr    string
+	proc    *cmpProc
+	version string
+}
+
+func cmpStartVarnish(t *testing.T, originPort int) *cmpVarnish {
+	t.Helper()
+	varnishd := testkit.RequireTool(t, "varnishd", "/usr/sbin", "/usr/local/sbin")
+	// The working folder's parent must be enterable by the varnish users (varnishd drops its
+	// child to vcache when run as root).
+	tmp, err := os.MkdirTemp("", "reel-compare-varnish-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile(cmpVarnishVCL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vcl := strings.ReplaceAll(string(tmpl), "{{ORIGIN_PORT}}", strconv.Itoa(originPort))
+	for _, line := range strings.Split(vcl, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") && strings.Contains(line, "{{") {
+			t.Fatalf("%s: unknown placeholder in %q", cmpVarnishVCL, line)
+		}
+	}
+	vclFile := filepath.Join(tmp, "bench.vcl")
+	if err := os.WriteFile(vclFile, []byte(vcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := exec.Command(varnishd, "-V").CombinedOutput()
+	vs := &cmpVarnish{addr: fmt.Sprintf("127.0.0.1:%d", cmpFreePort(t)), version: strings.SplitN(string(v), "\n", 2)[0]}
+	vs.proc = cmpStart(t, "varnishd", filepath.Join(tmp, "varnish.log"), nil, varnishd,
+		"-F", "-n", filepath.Join(tmp, "work"), "-a", vs.addr, "-f", vclFile, "-s", "malloc,512m")
+	vs.proc.waitListening(t, vs.addr)
+	return vs
+}
+
+// TestCompareNginx measures `reel edge` against its peers on the hit path, side by side in
+// one run on one machine (issue 19's table): nginx proxy_cache and Varnish over HTTP/1.1
+// (`wrk -t2 -c64 --latency`), nginx with `listen ssl http2` over HTTP/2 on TLS (h2load: -c64
+// -m10 for 1 KB, -c16 -m1 -n800 for 4 MB; Varnish has no TLS). Per row: requests per second
+// of each server, reel against the best peer, and the 99th-percentile latency beside every
+// figure; medians of interleaved runs (the order rotated each time) with their spread. Then
+// 4 MB over HTTP/1.1 in MB/s, the coalescing fan-in (origin requests for 200 concurrent
+// clients on a cold, slowly sent object) and peak RSS. It is a benchmark (make bench), not a
+// CI test: it asserts only that the tools ran, every measured request was a hit and the
+// numbers are positive, never timing.
 //
-// REEL_COMPARE=1 runs it; REEL_COMPARE_DURATION sets each wrk run (default 8s) and
-// REEL_COMPARE_RUNS the number of alternating runs (default 3); REEL_BENCH_OUT names a file
-// the markdown table is appended to.
+// REEL_COMPARE=1 runs it; REEL_COMPARE_DURATION sets each timed run (default 8s) and
+// REEL_COMPARE_RUNS the number of interleaved runs (default 3); REEL_BENCH_OUT names a file
+// the markdown tables are appended to.
 func TestCompareNginx(t *testing.T) {
 	if os.Getenv("REEL_COMPARE") != "1" {
-		t.Skip("benchmark against nginx: run with REEL_COMPARE=1 (make bench)")
+		t.Skip("benchmark against nginx and Varnish: run with REEL_COMPARE=1 (make bench)")
 	}
 	wrk := testkit.RequireTool(t, "wrk", "/usr/sbin", "/usr/local/sbin", filepath.Join(runtime.GOROOT(), "bin"))
+	h2load := testkit.RequireTool(t, "h2load", "/usr/sbin", "/usr/local/sbin")
 	dur := cmpEnvDuration(t, "REEL_COMPARE_DURATION", 8*time.Second)
 	runs := 3
 	if v := os.Getenv("REEL_COMPARE_RUNS"); v != "" {
@@ -519,127 +637,244 @@ func TestCompareNginx(t *testing.T) {
 	}
 	const fanClients = 200
 
+	// Plain HTTP/1.1: reel, nginx, Varnish in front of one origin; over TLS: another reel and
+	// nginx (HTTP/2 by ALPN) in front of their own origin.
 	px := cmpStartProxies(t, "reel-compare-nginx-", cmpNginxConf, false)
-	origin, reelAddr, nginxAddr, reelProc, nginxProc := px.origin, px.reelAddr, px.nginxAddr, px.reelProc, px.nginxProc
-	nginxVersion := px.nginxVersion
+	origin := px.origin
+	vs := cmpStartVarnish(t, origin.Listener.Addr().(*net.TCPAddr).Port)
+	tx := cmpStartProxies(t, "reel-compare-nginx-tls-", cmpH2NginxConf, true)
 
-	targets := []cmpTarget{
-		{name: "reel", base: "http://" + reelAddr, hdr: "Cache-Status", pgid: reelProc.cmd.Process.Pid},
-		{name: "nginx", base: "http://" + nginxAddr, hdr: "X-Cache-Status", pgid: nginxProc.cmd.Process.Pid},
+	type target struct {
+		name string // reel, nginx, Varnish
+		base string
+		hdr  string // response header that says hit
+		pgid int
+		o    *cmpOrigin
+		tls  bool
 	}
-
-	// Warm both: each object fetched until the proxy reports a hit.
+	plain := []target{
+		{name: "nginx", base: "http://" + px.nginxAddr, hdr: "X-Cache-Status", pgid: px.nginxProc.cmd.Process.Pid, o: origin},
+		{name: "Varnish", base: "http://" + vs.addr, hdr: "X-Cache", pgid: vs.proc.cmd.Process.Pid, o: origin},
+		{name: "reel", base: "http://" + px.reelAddr, hdr: "Cache-Status", pgid: px.reelProc.cmd.Process.Pid, o: origin},
+	}
+	secure := []target{
+		{name: "nginx", base: "https://" + tx.nginxAddr, hdr: "X-Cache-Status", pgid: tx.nginxProc.cmd.Process.Pid, o: tx.origin, tls: true},
+		{name: "reel", base: "https://" + tx.reelAddr, hdr: "Cache-Status", pgid: tx.reelProc.cmd.Process.Pid, o: tx.origin, tls: true},
+	}
+	ca, err := os.ReadFile(filepath.Join(tx.tlsDir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"},
+		ForceAttemptHTTP2: true, DisableCompression: true}, Timeout: 30 * time.Second}
+	defer tlsClient.CloseIdleConnections()
 	client := cmpClient(4)
 	defer client.CloseIdleConnections()
 	objects := []string{cmpPath1K, cmpPath4M}
-	for _, tg := range targets {
-		for _, p := range objects {
-			cmpWarm(t, client, tg.base, p, tg.hdr, origin.objects[p])
+	warm := func() {
+		for _, tg := range append(slices.Clone(plain), secure...) {
+			c := client
+			if tg.tls {
+				c = tlsClient
+			}
+			for _, p := range objects {
+				cmpWarm(t, c, tg.base, p, tg.hdr, tg.o.objects[p])
+			}
 		}
 	}
-	warmCounts := map[string]int{}
-	for _, p := range objects {
-		warmCounts[p] = origin.count(p)
+	warm()
+	type key struct {
+		o    *cmpOrigin
+		path string
+	}
+	warmCounts := map[key]int{}
+	for _, o := range []*cmpOrigin{origin, tx.origin} {
+		for _, p := range objects {
+			warmCounts[key{o, p}] = o.count(p)
+		}
 	}
 
-	// One short untimed run of each, then alternate which proxy goes first.
-	for _, tg := range targets {
-		for _, p := range objects {
-			cmpRunWrk(t, wrk, tg.base+p, time.Second)
+	// The rows: what each server runs for it.
+	type row struct {
+		label   string
+		path    string
+		targets []target
+		run     func(tg target, d time.Duration) cmpLoad
+		tool    string
+	}
+	h2args := func(p string) cmpH2loadArgs {
+		if p == cmpPath4M {
+			return cmpH2loadArgs{conns: 16, streams: 1, count: 800}
+		}
+		return cmpH2loadArgs{conns: 64, streams: 10}
+	}
+	var rows []row
+	for _, p := range objects {
+		rows = append(rows, row{path: p, targets: plain, tool: "wrk -t2 -c64",
+			run: func(tg target, d time.Duration) cmpLoad { return cmpRunWrk(t, wrk, tg.base+p, d).load() }})
+	}
+	for _, p := range objects {
+		a := h2args(p)
+		tool := fmt.Sprintf("h2load -c%d -m%d", a.conns, a.streams)
+		if a.count > 0 {
+			tool += fmt.Sprintf(" -n%d", a.count)
+		}
+		rows = append(rows, row{path: p, targets: secure, tool: tool,
+			run: func(tg target, d time.Duration) cmpLoad { return cmpRunH2load(t, h2load, tg.base+p, a, d) }})
+	}
+	rows[0].label, rows[1].label = "1 KB, HTTP/1.1, req/s", "4 MB, HTTP/1.1, req/s"
+	rows[2].label, rows[3].label = "1 KB, HTTP/2 over TLS, req/s", "4 MB, HTTP/2 over TLS, req/s"
+
+	// One short untimed run of each, then the measured runs, the servers' order rotated by
+	// run and row so that none always goes first.
+	for _, r := range rows {
+		for _, tg := range r.targets {
+			r.run(tg, time.Second)
 		}
 	}
-	results := map[string]map[string][]cmpWrk{} // object → proxy → runs
-	for _, p := range objects {
-		results[p] = map[string][]cmpWrk{}
+	results := make([]map[string][]cmpLoad, len(rows)) // row → server → runs
+	for i := range results {
+		results[i] = map[string][]cmpLoad{}
 	}
 	for i := range runs {
-		for j, p := range objects {
-			order := targets
-			if (i+j)%2 == 1 {
-				order = []cmpTarget{targets[1], targets[0]}
-			}
-			for _, tg := range order {
-				r := cmpRunWrk(t, wrk, tg.base+p, dur)
-				if r.errors != "" {
-					t.Logf("%s %s run %d: %s", tg.name, p, i+1, r.errors)
+		for j, r := range rows {
+			k := (i + j) % len(r.targets)
+			for _, tg := range append(slices.Clone(r.targets[k:]), r.targets[:k]...) {
+				cpu0 := cmpGroupCPU(tg.pgid)
+				m := r.run(tg, dur)
+				if cpu := cmpGroupCPU(tg.pgid) - cpu0; m.requests > 0 {
+					m.cpu = cpu / time.Duration(m.requests)
 				}
-				results[p][tg.name] = append(results[p][tg.name], r)
+				results[j][tg.name] = append(results[j][tg.name], m)
 			}
 		}
 	}
-	for _, p := range objects {
-		if got := origin.count(p); got != warmCounts[p] {
-			t.Fatalf("%s: the origin saw %d requests during the measured runs: not all hits", p, got-warmCounts[p])
+	for k, n := range warmCounts {
+		if got := k.o.count(k.path); got != n {
+			t.Fatalf("%s: the origin saw %d requests during the measured runs: not all hits", k.path, got-n)
 		}
 	}
-	// Still hits after the runs.
-	for _, tg := range targets {
-		for _, p := range objects {
-			cmpWarm(t, client, tg.base, p, tg.hdr, origin.objects[p])
-		}
-	}
+	warm() // still hits
 
 	// Coalescing fan-in: a distinct cold path per proxy.
 	fan := map[string]cmpFanIn{}
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
-	for _, tg := range targets {
+	for _, tg := range plain {
 		f := cmpRunFanIn(t, origin, tg.base, cmpSlowPrefix+tg.name+"-"+nonce, fanClients)
 		if f.originRequests < 1 {
 			t.Fatalf("%s fan-in: no origin request counted", tg.name)
 		}
 		fan[tg.name] = f
 	}
-
 	rss := map[string]int64{}
-	for _, tg := range targets {
+	for _, tg := range plain {
 		rss[tg.name] = cmpGroupPeakRSS(tg.pgid)
 	}
 
 	// Report.
-	pick := func(p, proxy string, f func(cmpWrk) float64) (med float64, all []float64) {
-		for _, r := range results[p][proxy] {
-			all = append(all, f(r))
-		}
-		return testkit.Median(all), all
-	}
-	reqs := func(r cmpWrk) float64 { return r.reqPerSec }
-	mbps := func(r cmpWrk) float64 { return r.bytesPerSec / 1e6 }
-	rows := []struct {
-		label, path string
-		f           func(cmpWrk) float64
-		format      string
-	}{
-		{"1 KB hit, req/s", cmpPath1K, reqs, "%.0f"},
-		{"4 MB hit, MB/s", cmpPath4M, mbps, "%.0f"},
-	}
+	peers := []string{"nginx", "Varnish"}
 	var md strings.Builder
-	fmt.Fprintf(&md, "| object | reel | nginx | reel/nginx |\n|---|---:|---:|---:|\n")
-	for _, row := range rows {
-		reelMed, reelAll := pick(row.path, "reel", row.f)
-		ngxMed, ngxAll := pick(row.path, "nginx", row.f)
-		if reelMed <= 0 || ngxMed <= 0 {
-			t.Fatalf("%s: non-positive medians reel %v nginx %v", row.label, reelMed, ngxMed)
+	fmt.Fprintf(&md, "| hit | nginx | Varnish | reel | reel / best peer | p99 nginx | p99 Varnish | p99 reel |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for j, r := range rows {
+		rate := map[string]float64{}
+		cells := map[string]string{}
+		lat := map[string]string{}
+		for _, name := range append(slices.Clone(peers), "reel") {
+			runsOf := results[j][name]
+			if runsOf == nil {
+				cells[name], lat[name] = "–", "–"
+				continue
+			}
+			var v, p99 []float64
+			for _, x := range runsOf {
+				v = append(v, x.reqPerSec)
+				p99 = append(p99, float64(x.p99))
+			}
+			rate[name] = testkit.Median(v)
+			if rate[name] <= 0 {
+				t.Fatalf("%s %s: non-positive median", r.label, name)
+			}
+			cells[name], lat[name] = cmpFmtRate(v), cmpFmtLatency(time.Duration(testkit.Median(p99)))
+			ms := make([]float64, len(p99))
+			for i, d := range p99 {
+				ms[i] = d / 1e6
+			}
+			t.Logf("%s (%s) %s: req/s %s, p99 ms %s", r.label, r.tool, name, testkit.FmtAll(v, 0), testkit.FmtAll(ms, 2))
 		}
-		t.Logf("%s: reel %v, nginx %v", row.label, testkit.FmtAll(reelAll, 0), testkit.FmtAll(ngxAll, 0))
-		fmt.Fprintf(&md, "| %s | "+row.format+" | "+row.format+" | %.2f× |\n", row.label, reelMed, ngxMed, reelMed/ngxMed)
+		best, bestName := 0.0, ""
+		for _, name := range peers {
+			if rate[name] > best {
+				best, bestName = rate[name], name
+			}
+		}
+		fmt.Fprintf(&md, "| %s | %s | %s | %s | %.2f× (%s) | %s | %s | %s |\n", r.label, cells["nginx"], cells["Varnish"], cells["reel"],
+			rate["reel"]/best, bestName, lat["nginx"], lat["Varnish"], lat["reel"])
 	}
-	r4, _ := pick(cmpPath4M, "reel", reqs)
-	n4, _ := pick(cmpPath4M, "nginx", reqs)
-	fmt.Fprintf(&md, "| 4 MB hit, req/s | %.0f | %.0f | %.2f× |\n", r4, n4, r4/n4)
-	fr, fn := fan["reel"], fan["nginx"]
-	fmt.Fprintf(&md, "\nCoalescing fan-in: %d concurrent clients on a cold %d KiB object the origin sends over ~%v → "+
-		"origin requests: reel %d, nginx %d (proxy_cache_lock on). Clients whose first byte arrived before the origin "+
-		"finished sending: reel %d/%d, nginx %d/%d; median time to first byte: reel %v, nginx %v.\n",
-		fanClients, cmpSlowSize>>10, cmpSlowTime, fr.originRequests, fn.originRequests,
-		fr.earlyFirstByte, fanClients, fn.earlyFirstByte, fanClients,
-		fr.medianTTFB.Round(time.Millisecond), fn.medianTTFB.Round(time.Millisecond))
-	fmt.Fprintf(&md, "\nMedian of %d alternating `wrk -t2 -c64 -d%v` runs per figure after a 1 s warm-up, every request a "+
-		"verified hit; one Go origin on loopback; %d CPUs shared by wrk and the proxy. reel: `reel edge --memory 512MiB` "+
-		"(memory tier). nginx: %s, samples/bench/nginx-proxy-cache.conf (worker_processes auto, sendfile, open_file_cache, cache files "+
-		"in the page cache). MB = 10^6 bytes, from wrk's Transfer/sec. Peak RSS at the end: reel %.0f MiB, nginx "+
-		"master + workers %.0f MiB.\n",
-		runs, dur, runtime.NumCPU(), strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(nginxVersion), "nginx version: ")),
-		float64(rss["reel"])/1024, float64(rss["nginx"])/1024)
+	// CPU time per hit: what each server spent (its process group's user + system time over
+	// the run, per request) — steadier than the rates when other work shares the machine.
+	fmt.Fprintf(&md, "\n| hit | CPU per hit: nginx | Varnish | reel | reel / best peer |\n|---|---:|---:|---:|---:|\n")
+	for j, r := range rows {
+		per := map[string]float64{}
+		cells := map[string]string{}
+		for _, name := range append(slices.Clone(peers), "reel") {
+			if results[j][name] == nil {
+				cells[name] = "–"
+				continue
+			}
+			var v []float64
+			for _, x := range results[j][name] {
+				v = append(v, float64(x.cpu)/1e3)
+			}
+			per[name] = testkit.Median(v)
+			cells[name] = fmt.Sprintf("%.1f µs", per[name])
+			t.Logf("%s %s: CPU µs per hit %s", r.label, name, testkit.FmtAll(v, 1))
+		}
+		best, bestName := 0.0, ""
+		for _, name := range peers {
+			if v, ok := per[name]; ok && (best == 0 || v < best) {
+				best, bestName = v, name
+			}
+		}
+		ratio := "–"
+		if per["reel"] > 0 && best > 0 {
+			// Higher is better for reel, as in the rates: the peer's CPU over reel's.
+			ratio = fmt.Sprintf("%.2f× (%s)", best/per["reel"], bestName)
+		}
+		fmt.Fprintf(&md, "| %s | %s | %s | %s | %s |\n", strings.TrimSuffix(r.label, ", req/s"), cells["nginx"], cells["Varnish"], cells["reel"], ratio)
+	}
+	mb := func(name string) float64 {
+		var v []float64
+		for _, x := range results[1][name] {
+			v = append(v, x.bytesPerSec/1e6)
+		}
+		return testkit.Median(v)
+	}
+	fmt.Fprintf(&md, "\n4 MB over HTTP/1.1 in MB/s (wrk's Transfer/sec, 10^6 bytes): nginx %.0f, Varnish %.0f, reel %.0f.\n",
+		mb("nginx"), mb("Varnish"), mb("reel"))
+	fmt.Fprintf(&md, "\nCoalescing fan-in: %d concurrent clients on a cold %d KiB object the origin sends over ~%v → origin requests: ",
+		fanClients, cmpSlowSize>>10, cmpSlowTime)
+	for i, tg := range plain {
+		f := fan[tg.name]
+		if i > 0 {
+			md.WriteString("; ")
+		}
+		fmt.Fprintf(&md, "%s %d (first byte before the origin finished: %d/%d, median time to first byte %v)",
+			tg.name, f.originRequests, f.earlyFirstByte, fanClients, f.medianTTFB.Round(time.Millisecond))
+	}
+	md.WriteString(".\n")
+	fmt.Fprintf(&md, "\nMedians of %d interleaved runs per figure (± half the range across them) after a 1 s warm-up, "+
+		"every request a verified hit; p99: the 99th percentile of request latency (wrk --latency; h2load's per-request log), "+
+		"median over the runs; CPU per hit: the server's process group's user + system time over a run / its requests "+
+		"(/proc, 10 ms ticks), median over the runs, reel / best peer as the peer's CPU over reel's. HTTP/1.1: `wrk -t2 -c64 -d%v --latency`; HTTP/2 over TLS (ALPN h2, TLS 1.3): `h2load -c64 -m10 -D %v` "+
+		"for 1 KB, `h2load -c16 -m1 -n800` for 4 MB. One Go origin on loopback; %d CPUs shared by the client and the servers. "+
+		"reel: `reel edge --memory 512MiB` (memory tier; `--tls-self-signed DIR --http3` for HTTP/2). nginx: %s, "+
+		"samples/bench/nginx-proxy-cache.conf and nginx-h2-proxy-cache.conf. Varnish: %s, samples/bench/varnish.vcl, "+
+		"`-s malloc,512m` (no TLS: no HTTP/2 row). Peak RSS at the end: reel %.0f MiB, nginx master + workers %.0f MiB, "+
+		"Varnish manager + child %.0f MiB.\n",
+		runs, dur, dur, runtime.NumCPU(), strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(px.nginxVersion), "nginx version: ")),
+		vs.version, float64(rss["reel"])/1024, float64(rss["nginx"])/1024, float64(rss["Varnish"])/1024)
 	t.Logf("\n%s", md.String())
 	if out := os.Getenv("REEL_BENCH_OUT"); out != "" {
 		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)

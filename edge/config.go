@@ -386,6 +386,12 @@ type Rule struct {
 	// (drop_params, exclude_params, outside include_params, ignore_query). Off by default: an
 	// origin that reflects one would poison the entry every client of the key gets.
 	ForwardIgnoredParams *bool `yaml:"forward_ignored_params"`
+	// KeyCookies is a cookie allow-list (names or globs): those cookies are keyed, and the
+	// origin is sent those alone (keyview.go). KeyDeviceClass keys the device class of the
+	// User-Agent (mobile, tablet, desktop) instead of the User-Agent: the origin gets the
+	// class (Reel-Device-Class) and a fixed User-Agent per class (README "Cache key").
+	KeyCookies     []string `yaml:"key_cookies"`
+	KeyDeviceClass *bool    `yaml:"key_device_class"`
 	// Parent chooses between the parents (true) and the origin (false) when parents are
 	// configured; everything goes through the parents when no rule says otherwise. Typical:
 	// segments and large files through the shield, small API calls straight to the origin.
@@ -403,13 +409,17 @@ type Rule struct {
 	// RuleAccess: referer, address, country and rate checks (config_access.go; README
 	// "Access rules").
 	RuleAccess `yaml:",inline"`
+	// RuleHeaders: request_headers and response_headers, fields set, added or removed to the
+	// origin and to clients, field by field from the most specific rule naming each
+	// (config_headers.go; README "Header rules").
+	RuleHeaders `yaml:",inline"`
 }
 
 // RuleMatch is a rule's conditions beyond its path prefix (edge/rules says how each matches).
 // Methods, headers and cookies are request conditions: the cache key holds none of them, so a
 // rule that has them may only set what leaves the stored response alone (bypass, token, the
-// access settings, and origin together with bypass) — or one client's request could choose what every client of
-// the key gets.
+// access settings, response_headers, and origin and request_headers together with bypass) —
+// or one client's request could choose what every client of the key gets.
 type RuleMatch struct {
 	Host       string            `yaml:"host"`
 	Hosts      []string          `yaml:"hosts"`
@@ -447,8 +457,11 @@ func (r *Rule) shapesStored() string {
 		{"include_params", r.IncludeParams != nil}, {"exclude_params", r.ExcludeParams != nil},
 		{"key_headers", r.KeyHeaders != nil}, {"ignore_query", r.IgnoreQuery != nil},
 		{"forward_ignored_params", r.ForwardIgnoredParams != nil}, {"parent", r.Parent != nil},
+		{"key_cookies", r.KeyCookies != nil}, {"key_device_class", r.KeyDeviceClass != nil},
 		{"default_ttl", r.DefaultTTL != nil}, {"min_ttl", r.MinTTL != 0}, {"max_ttl", r.MaxTTL != 0},
 		{"max_negative_ttl", r.MaxNegativeTTL != nil}, {"compress", r.Compress != nil},
+		// What the origin is sent shapes what it answers (config_headers.go).
+		{"request_headers", r.RequestHeaders != nil && !bypass},
 	} {
 		if s.set {
 			return s.key
@@ -779,6 +792,9 @@ func (c *Config) checkRoutes() error {
 		if err := r.RuleAccess.check(); err != nil {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
+		if err := r.RuleHeaders.check(r.Bypass != nil && *r.Bypass); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
 		m := r.conditions()
 		if j := slices.IndexFunc(matches, func(o rules.Match) bool { return reflect.DeepEqual(o, m) }); j >= 0 {
 			// Two rules with one set of conditions: which setting applies would be an accident
@@ -787,7 +803,7 @@ func (c *Config) checkRoutes() error {
 		}
 		matches = append(matches, m)
 		if key := r.shapesStored(); key != "" && m.HasRequestConditions() {
-			return fmt.Errorf("rules[%d]: %s can't depend on methods, headers or cookies, which the cache key doesn't hold: one client's request would shape what every client gets (such a rule may set bypass, token, the access settings, and origin with bypass)", i, key)
+			return fmt.Errorf("rules[%d]: %s can't depend on methods, headers or cookies, which the cache key doesn't hold: one client's request would shape what every client gets (such a rule may set bypass, token, the access settings, response_headers, and origin and request_headers with bypass)", i, key)
 		}
 		switch {
 		case r.Origin != "" && !names[r.Origin]:

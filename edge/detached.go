@@ -37,6 +37,7 @@ func (e *Edge) fillDetached(r *http.Request, hooks live.FillHooks) <-chan struct
 	if up == nil || rl.bypass {
 		return nil
 	}
+	r = e.keyedView(r, rl)
 	res := e.lookup(r, rl)
 	if res.obj != nil || (e.cfg.SliceSize > 0 && e.isSliced(res.key)) {
 		return nil

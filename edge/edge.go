@@ -68,6 +68,8 @@ type Edge struct {
 	cluster clusterSlot
 	// comp makes the coded copies of compressible responses (compress.go).
 	comp *compressor
+	// warm runs the admin API's warm-up jobs (warm.go); Close stops them first.
+	warm *warmer
 }
 
 // Stats are counters for tests, /metrics and the stats endpoint.
@@ -144,6 +146,7 @@ func New(cfg Config, log *slog.Logger) (*Edge, error) {
 		return float64(e.tiers.disk.Size())
 	})
 	e.m.ops.setHosts(configuredHosts(cfg))
+	e.warm = newWarmer(e)
 	e.m.ops.setCapacity(tierMemory(cfg), diskCapacity(cfg))
 	e.manifests = e.newLive()
 	// The largest object kept in memory is the largest a memory-backed fill may bring in: the
@@ -205,6 +208,7 @@ func policyOptions(cfg Config) policy.Options {
 // Close waits (up to 30s) for running fills to finish storing, then closes the disk tier's
 // index. Stop the servers first so that no new fill starts.
 func (e *Edge) Close() error {
+	e.warm.close()        // no new warm requests (warm.go)
 	e.closing.Store(true) // no new prefetches
 	e.stopSampling()
 	done := make(chan struct{})

@@ -39,7 +39,8 @@ func originError(w http.ResponseWriter, err error) {
 
 // httpError writes an error the edge generated itself: never cached downstream.
 // Fields given as name, value pairs in extra are added (a challenge, say); everything
-// else a handler had set is dropped.
+// else a handler had set is dropped. A request the rules routed gets their response_headers
+// (errors before routing — 400, 405, 431… — have no ruling, and get none).
 func httpError(w http.ResponseWriter, code int, reason string, extra ...string) {
 	h := w.Header()
 	for k := range h {
@@ -51,6 +52,10 @@ func httpError(w http.ResponseWriter, code int, reason string, extra ...string) 
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if rw := measuring(w); rw != nil && rw.headers != nil {
+		// A routed request's response_headers (headers.go): CORS lets a page read why.
+		rw.headers.apply(h, &headerVars{r: rw.req, cs: "none"})
+	}
 	w.WriteHeader(code)
 	io.WriteString(w, reason+"\n")
 }

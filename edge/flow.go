@@ -54,6 +54,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	// 2. Route.
 	up, rl := e.route(r)
+	setResponseHeaders(w, r, rl) // the rules' response_headers on every head from now on (headers.go)
 	// 2b. Token: a signed-URL token taken out of the request, checked where the rules ask.
 	var carry string
 	if e.tokens != nil {
@@ -67,6 +68,7 @@ func (e *Edge) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			// The path form's token was taken out: the rules may send the rest elsewhere.
 			up, _ = e.route(r)
 		}
+		setResponseHeaders(w, r, rl)
 	}
 	w.up = up // the access log's origin
 	// 2c. Access: referer, address, country and rate checks where the rules set them
@@ -93,6 +95,9 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 		e.pass(w, r, up, fwd)
 		return
 	}
+	// From here on, the request as its key settings leave it: cookies outside a key_cookies
+	// allow-list gone, the User-Agent down to its device class (keyview.go).
+	r = e.keyedView(r, rl)
 	setBrowserTTL(w, rl.browserTTL) // what clients are told of what the cache answers (respond.go)
 	e.setCompress(w, rl)            // and in which content coding (compress.go)
 	// 4. Lookup.

@@ -34,6 +34,9 @@ type resetLimiter struct {
 	burst  float64
 	last   time.Time
 	err    error // set once the client ran out: every later Read returns it
+
+	pend     []byte // a SETTINGS payload read whole and rewritten (h2settings.go), passed on next
+	settings bool   // scan stopped at a SETTINGS payload that runs past the bytes read
 }
 
 // frameTypeRSTStream is RST_STREAM's type (RFC 9113 §6.4).
@@ -59,11 +62,26 @@ type tlsResetLimiter struct {
 func (c *tlsResetLimiter) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 func (l *resetLimiter) Read(p []byte) (int, error) {
+	if len(l.pend) > 0 {
+		n := copy(p, l.pend)
+		l.pend = l.pend[n:]
+		return n, nil
+	}
 	if l.err != nil {
 		return 0, l.err
 	}
 	n, err := l.Conn.Read(p)
-	if ok := l.scan(p[:n]); ok < n {
+	ok := l.scan(p[:n])
+	if l.settings {
+		// A SETTINGS payload runs past these bytes: read it whole, rewritten, next.
+		l.settings = false
+		l.pend, l.err = l.readSettings(p[ok:n])
+		if ok == 0 && l.err == nil {
+			return l.Read(p)
+		}
+		return ok, nil
+	}
+	if ok < n {
 		// The bytes before the frame that ran out are the client's last: the server
 		// processes them, then reads the error.
 		return ok, nil
@@ -72,7 +90,9 @@ func (l *resetLimiter) Read(p []byte) (int, error) {
 }
 
 // scan follows the frame boundaries in b and returns how many of its bytes may be passed on:
-// all of them, unless a RST_STREAM frame finds the bucket empty (then up to that frame).
+// all of them, unless a RST_STREAM frame finds the bucket empty (then up to that frame, with
+// l.err set), or a SETTINGS payload with repeated identifiers runs past b (then up to that
+// payload, l.skip its length; see h2settings.go).
 func (l *resetLimiter) scan(b []byte) int {
 	i := 0
 	for i < len(b) {
@@ -91,6 +111,13 @@ func (l *resetLimiter) scan(b []byte) int {
 		}
 		l.hn = 0
 		l.skip = int(l.hdr[0])<<16 | int(l.hdr[1])<<8 | int(l.hdr[2])
+		if l.hdr[3] == frameTypeSettings && l.hdr[4]&flagSettingsAck == 0 && l.skip <= maxSettingsRewrite {
+			if len(b)-i < l.skip {
+				l.settings = true
+				return i
+			}
+			dedupeSettings(b[i : i+l.skip])
+		}
 		if l.hdr[3] == frameTypeRSTStream && !l.take() {
 			l.err = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 			l.log.Warn("http2: client resets streams too fast (rapid reset); closing the connection with GOAWAY",

@@ -28,10 +28,13 @@ func h2HitBlock(wire []byte) []byte {
 }
 
 // h2HitWriter is edge/h2's writer under w for a hit of hh, or nil (not HTTP/2 through edge/h2,
-// or a writer between that rewrites the response: see hitWriterUnder).
+// header rules to apply, or a writer between that rewrites the response: see hitWriterUnder).
 func h2HitWriter(w http.ResponseWriter, r *http.Request, hh *hitHeader) h2.HitWriter {
 	if r.ProtoMajor != 2 {
 		return nil
+	}
+	if rw := measuring(w); rw != nil && rw.headers != nil {
+		return nil // the rules' response_headers: through the header map (writeHead)
 	}
 	return hitWriterUnder[h2.HitWriter](w, hh)
 }
@@ -47,6 +50,6 @@ func (e *Edge) writeHitH2(w http.ResponseWriter, hw h2.HitWriter, obj *cached, a
 		{"age", strconv.FormatInt(int64(age/time.Second), 10)},
 		{"cache-status", string(v)},
 	}, obj.Size, !hh.hasDate)
-	setLabel(w, cs)
+	setLabel(measuring(w), cs)
 	w.WriteHeader(obj.Status)
 }

@@ -30,6 +30,9 @@ type ruling struct {
 	access *access
 	// compress is the rules' Compress: 1 on, -1 off, 0 unset (compression.off decides, compress.go).
 	compress int8
+	// reqHeaders and respHeaders are the header rules to the origin and to clients
+	// (headers.go), field by field from the most specific rule naming each; nil: none.
+	reqHeaders, respHeaders *headerRules
 }
 
 // ruleResolver turns the rules a request matches into its ruling. Rulings are cached by the set of
@@ -45,6 +48,10 @@ type ruleResolver struct {
 	// limiters are the rules' rate limiters, by index (nil: none): one table of clients per
 	// rule that sets rate_limit, shared by the rulings that inherit it.
 	limiters []*rateLimiter
+	// headers are the rules' header rules, compiled, by index (headers.go); reqHeaders: some
+	// rule has request_headers.
+	headers    []ruleHeaderOps
+	reqHeaders bool
 
 	cache atomic.Pointer[map[string]*ruling] // replaced whole when one is added
 	mu    sync.Mutex                         // serialises additions
@@ -65,6 +72,12 @@ func newRuleResolver(rs []Rule, byName map[string]int, keyer *cachekey.Keyer, po
 	}
 	res := &ruleResolver{set: set, rules: rs, byName: byName, keyer: keyer, pol: pol, limiters: newLimiters(rs)}
 	res.cache.Store(&map[string]*ruling{})
+	if res.headers, err = compileRuleHeaders(rs); err != nil {
+		return nil, err
+	}
+	for i := range res.headers {
+		res.reqHeaders = res.reqHeaders || len(res.headers[i].req) > 0
+	}
 	// Each rule's own key settings compile (globs, header names), so no merge of them fails.
 	for i := range rs {
 		if _, err := keyer.Compile(keyRule(&rs[i], cachekey.Rule{})); err != nil {
@@ -135,6 +148,7 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 	var keySet keySettings
 	var ttls ttlSettings
 	var acc accessSettings
+	var hdrs headerSettings
 	for _, i := range matched {
 		r := &res.rules[i]
 		if !originSet && r.Origin != "" {
@@ -164,7 +178,9 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 		keySet.take(r, &key)
 		ttls.take(r, rl)
 		acc.take(r, i, res.limiters)
+		hdrs.take(&res.headers[i])
 	}
+	rl.reqHeaders, rl.respHeaders = hdrs.finish(rl.bypass, rl.first)
 	ttls.finish(rl)
 	rl.access = acc.finish()
 	if ttl > 0 {
@@ -176,7 +192,7 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 }
 
 // keySettings records which cache key settings a merge has taken already.
-type keySettings struct{ include, exclude, headers, ignore, forward bool }
+type keySettings struct{ include, exclude, headers, ignore, forward, cookies, device bool }
 
 // take copies into key the key settings r sets that no more specific rule did.
 func (s *keySettings) take(r *Rule, key *cachekey.Rule) {
@@ -194,6 +210,12 @@ func (s *keySettings) take(r *Rule, key *cachekey.Rule) {
 	}
 	if !s.forward && r.ForwardIgnoredParams != nil {
 		s.forward, key.ForwardIgnored = true, *r.ForwardIgnoredParams
+	}
+	if !s.cookies && r.KeyCookies != nil {
+		s.cookies, key.Cookies = true, r.KeyCookies
+	}
+	if !s.device && r.KeyDeviceClass != nil {
+		s.device, key.DeviceClass = true, *r.KeyDeviceClass
 	}
 }
 

@@ -40,34 +40,56 @@ func (e *Edge) writeHead(w http.ResponseWriter, r *http.Request, status int, h h
 	if cs.Hit || cs.Detail == "stale-if-error" {
 		dst.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	}
-	if rw := measuring(w); rw != nil && rw.browserSet {
+	rw := measuring(w)
+	if rw != nil && rw.browserSet {
 		policy.BrowserTTL(status, dst, rw.browserTTL) // after Age: max-age counts it
 	}
 	cs.Cache = e.name
 	cachestatus.Append(dst, cs)
-	setLabel(w, cs)
+	if rw != nil && rw.headers != nil {
+		// The rules' response_headers last (headers.go): none of the fields above is theirs.
+		rw.headers.apply(dst, &headerVars{r: r, cs: cacheStatusToken(&cs)})
+	}
+	setLabel(rw, cs)
 	w.WriteHeader(status)
 }
 
 // writeHitHead is writeHead for a full-body hit through a wireWriter: the same fields, none
 // of them through the header map: the stored ones and our Via taken pre-serialised from
 // obj.hit, Age and Cache-Status appended to them, Content-Length declared to the server.
-func (e *Edge) writeHitHead(w http.ResponseWriter, ww wireWriter, obj *cached, age time.Duration, cs cachestatus.Status) {
+func (e *Edge) writeHitHead(w http.ResponseWriter, r *http.Request, ww wireWriter, obj *cached, age time.Duration, cs cachestatus.Status) {
 	hh := obj.hit
 	ww.SetContentLength(obj.Size)
 	if hh.hasDate {
 		ww.OmitDate()
 	}
 	wire := ww.WireFields()
-	b := append(*wire, hh.wire...)
+	b := *wire
+	rw := measuring(w)
+	hr := (*headerRules)(nil)
+	if rw != nil {
+		hr = rw.headers
+	}
+	if hr == nil {
+		b = append(b, hh.wire...)
+	} else {
+		// The rules' response_headers (headers.go): the stored fields they don't replace, and
+		// their constant fields, serialised once per ruling; their variables below.
+		b = hr.appendStored(b, hh.wire, obj.Header)
+		b = append(b, hr.constWire...)
+	}
 	b = append(b, e.viaWire...)
 	b = append(b, "Age: "...)
 	b = strconv.AppendInt(b, int64(age/time.Second), 10)
 	b = append(b, "\r\n"+cachestatus.Header+": "...)
 	cs.Cache = e.name
 	b = cs.AppendTo(append(b, hh.csPrefix...))
-	*wire = append(b, "\r\n"...)
-	setLabel(w, cs)
+	b = append(b, "\r\n"...)
+	if hr != nil && len(hr.varOps) > 0 {
+		b = hr.appendVarFields(b, &headerVars{r: r, cs: cacheStatusToken(&cs)})
+	}
+	*wire = b
+	setLabel(rw, cs)
 	w.WriteHeader(obj.Status)
 }
 
@@ -95,6 +117,16 @@ type respWriter struct {
 	// access log's ttfb and origin).
 	head time.Duration
 	up   *upstream
+	// headers are the response header rules of the request's ruling (setResponseHeaders,
+	// headers.go), applied to every head written to w, the edge's own errors included; req
+	// the request, for their variables.
+	headers *headerRules
+	req     *http.Request
+}
+
+// setResponseHeaders makes the heads written to w follow the response header rules of rl.
+func setResponseHeaders(w *respWriter, r *http.Request, rl *ruling) {
+	w.headers, w.req = rl.respHeaders, r
 }
 
 // setBrowserTTL makes the heads written to w tell clients ttl (policy.BrowserTTL); a negative
@@ -187,9 +219,8 @@ func measuring(w http.ResponseWriter) *respWriter {
 	return rw
 }
 
-// setLabel classifies a response for reel_edge_requests_total.
-func setLabel(w http.ResponseWriter, cs cachestatus.Status) {
-	rw := measuring(w)
+// setLabel classifies a response for reel_edge_requests_total, measured by rw (nil: not).
+func setLabel(rw *respWriter, cs cachestatus.Status) {
 	if rw == nil {
 		return
 	}
@@ -242,7 +273,7 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 			return
 		}
 		if ww := asWireWriter(w, obj.hit); ww != nil && obj.hit != nil && cs.Hit && !rewritesCacheControl(w) {
-			e.writeHitHead(w, ww, obj, age, cs)
+			e.writeHitHead(w, r, ww, obj, age, cs)
 			if r.Method != http.MethodHead {
 				w.Write(obj.mem)
 			}

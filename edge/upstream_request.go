@@ -25,7 +25,8 @@ var unkeyedOverrides = []string{
 
 // originRequest builds the request to send upstream: same method and path, the query the key
 // holds (upstreamQuery), hop-by-hop and underscored fields removed (RFC 9110
-// §7.6.1), Via and X-Forwarded-For added, Host kept or rewritten per config.
+// §7.6.1), Via and X-Forwarded-For added, the rules' request_headers applied, Host kept or
+// rewritten per config.
 func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request, cacheable bool) (*http.Request, error) {
 	// The path goes upstream as the key saw it, dot segments removed (RFC 3986 §5.2.4), so
 	// that "/a/../b" cannot fetch one resource and store it under another's key.
@@ -73,6 +74,13 @@ func (e *Edge) originRequest(ctx context.Context, up *upstream, r *http.Request,
 		proto = "https"
 	}
 	out.Header.Set("X-Forwarded-Proto", proto)
+	// The rules' request_headers last (headers.go): they may replace X-Forwarded-For, but
+	// never touch Host, Via, CDN-Loop or the fields a revalidation or a slice adds after.
+	if rs := e.rt().routes.rules; rs.reqHeaders {
+		if rl := rs.forRequest(requestHost(r), routePath(r), r.Method, r.Header); rl.reqHeaders != nil {
+			rl.reqHeaders.apply(out.Header, &headerVars{r: r})
+		}
+	}
 	switch {
 	case up.parent || up.hostHeader == "":
 		// The host as the key saw it (case, trailing dot and default port normalised), so

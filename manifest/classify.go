@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"net/url"
 	"strconv"
@@ -106,17 +107,7 @@ func classifyHLS(data []byte, base *url.URL) (Info, error) {
 	var master, media, ended, vod, byteRange bool
 	var longest time.Duration
 	var segs []string
-	for rest := data; len(rest) > 0; {
-		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, nil
-		}
-		line = bytes.TrimRight(line, "\r \t")
-		if len(line) == 0 {
-			continue
-		}
+	for line := range playlistLines(data) {
 		if line[0] != '#' {
 			// A segment that is a byte range of a larger resource (EXT-X-BYTERANGE, §4.3.2.2)
 			// is not listed: fetching its URI would fetch the whole resource.
@@ -453,4 +444,22 @@ func timelineURLs(st *xmlTemplate, rep xmlRep, base *url.URL) ([]string, time.Du
 		}
 	}
 	return out, secondsDuration(float64(longest) / float64(timescale))
+}
+
+// playlistLines yields the lines of an HLS playlist that are not blank, without their line
+// ending (LF or CRLF, RFC 8216 §4.1) and trailing blanks.
+func playlistLines(data []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for rest := data; len(rest) > 0; {
+			var line []byte
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				line, rest = rest[:i], rest[i+1:]
+			} else {
+				line, rest = rest, nil
+			}
+			if line = bytes.TrimRight(line, "\r \t"); len(line) > 0 && !yield(line) {
+				return
+			}
+		}
+	}
 }

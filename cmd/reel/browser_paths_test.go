@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // TestBrowserPathOrigins: one `reel edge`, configured by samples/edge-paths.yaml (the README's
@@ -23,9 +21,7 @@ import (
 // edge takes the prefix off for the origin (which has no /vod/ of its own).
 func TestBrowserPathOrigins(t *testing.T) {
 	t.Parallel()
-	node := testkit.RequireTool(t, "node")
-	chromium := testkit.RequireTool(t, "chromium")
-	vendor := requireUIModules(t)
+	p := requirePlayers(t)
 	bin := buildReel(t)
 
 	// The live channel first: it makes segments while the VOD presentation is packaged.
@@ -94,10 +90,6 @@ func TestBrowserPathOrigins(t *testing.T) {
 	if err != nil {
 		t.Fatalf("availabilityStartTime %q: %v", m.AvailabilityStartTime, err)
 	}
-	libs := map[string]string{
-		"hls.js":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
-		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-	}
 	// One run of play.mjs per live case (its bound is taken as it starts), one for both VOD cases.
 	for _, run := range [][]pathsCase{
 		{{"hls.js live", "/live/ch/master.m3u8", "hls.js", 0, 40}},
@@ -116,7 +108,7 @@ func TestBrowserPathOrigins(t *testing.T) {
 				run[i].Play = listedSeconds(t, pathsBody(t, media)) + 1
 			}
 		}
-		res := runPlay(t, node, map[string]any{"chromium": chromium, "base": base, "cases": run, "libs": libs})
+		res := runPlay(t, p.node, map[string]any{"chromium": p.chromium, "base": base, "cases": run, "libs": p.libs()})
 		if len(res.Cases) != len(run) {
 			t.Fatalf("%d cases reported, want %d", len(res.Cases), len(run))
 		}

@@ -23,9 +23,7 @@ import (
 // play it in Chromium.
 func TestBrowserS3Origin(t *testing.T) {
 	t.Parallel()
-	node := testkit.RequireTool(t, "node")
-	chromium := testkit.RequireTool(t, "chromium")
-	vendor := requireUIModules(t)
+	p := requirePlayers(t)
 	bin := buildReel(t)
 	s3 := testkit.StartS3(t)
 	s3.CreateBucket(t, "media")
@@ -118,12 +116,8 @@ func TestBrowserS3Origin(t *testing.T) {
 	}
 	t.Logf("%d files uploaded, %d referenced by the manifests fetched through the edge and compared", files, len(seen))
 
-	libs := map[string]string{
-		"hls.js":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
-		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-	}
 	run := []pathsCase{{"hls.js S3", "/master.m3u8", "hls.js", 3, 40}, {"dash.js S3", "/manifest.mpd", "dash.js", 3, 40}}
-	res := runPlay(t, node, map[string]any{"chromium": chromium, "base": base, "cases": run, "libs": libs})
+	res := runPlay(t, p.node, map[string]any{"chromium": p.chromium, "base": base, "cases": run, "libs": p.libs()})
 	if len(res.Cases) != len(run) {
 		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(run))
 	}

@@ -98,6 +98,15 @@ func requirePlayers(t *testing.T) players {
 	return p
 }
 
+// libs is play.mjs's "libs": each player library's file, by the name cases give as "player".
+func (p players) libs() map[string]string {
+	return map[string]string{
+		"hls.js":  filepath.Join(p.vendor, "hls.js", "dist", "hls.min.js"),
+		"dash.js": filepath.Join(p.vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
+		"shaka":   p.shaka,
+	}
+}
+
 // runTextCases plays cases in Chromium against base with hls.js, dash.js and Shaka Player,
 // and returns their reports in order: nil for a case whose player
 // failed or made no text check, which is reported as an error here.
@@ -106,11 +115,7 @@ func runTextCases(t *testing.T, p players, base string, cases []textCase) []*tex
 	var res struct {
 		Cases []*textResult `json:"cases"`
 	}
-	runPlayInto(t, p.node, map[string]any{"chromium": p.chromium, "base": base, "cases": cases, "libs": map[string]string{
-		"hls.js":  filepath.Join(p.vendor, "hls.js", "dist", "hls.min.js"),
-		"dash.js": filepath.Join(p.vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-		"shaka":   p.shaka,
-	}}, &res)
+	runPlayInto(t, p.node, map[string]any{"chromium": p.chromium, "base": base, "cases": cases, "libs": p.libs()}, &res)
 	if len(res.Cases) != len(cases) {
 		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/token"
-	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // TestBrowserToken: a presentation served by the real `reel origin` through the real `reel
@@ -28,10 +27,7 @@ import (
 // segments were served 200), and the origin never saw one.
 func TestBrowserToken(t *testing.T) {
 	t.Parallel() // runs beside the other slow tests: see parallel_test.go
-	node := testkit.RequireTool(t, "node")
-	chromium := testkit.RequireTool(t, "chromium")
-	vendor := requireUIModules(t)
-	shakaFile := requireShaka(t, vendor)
+	p := requirePlayers(t)
 	bin := buildReel(t)
 	started := time.Now()
 	dir := filepath.Join(t.TempDir(), "vod")
@@ -94,11 +90,7 @@ func TestBrowserToken(t *testing.T) {
 		{"hls.js, path form", pathForm + "/master.m3u8", "hls.js", play, 40},
 		{"dash.js, path form", pathForm + "/manifest.mpd", "dash.js", play, 40},
 	}
-	res := runPlay(t, node, map[string]any{"chromium": chromium, "base": base, "cases": cases, "libs": map[string]string{
-		"hls.js":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
-		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-		"shaka":   shakaFile,
-	}})
+	res := runPlay(t, p.node, map[string]any{"chromium": p.chromium, "base": base, "cases": cases, "libs": p.libs()})
 	if len(res.Cases) != len(cases) {
 		t.Fatalf("%d cases reported, want %d", len(res.Cases), len(cases))
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"github.com/reelvideo/reel/internal/testkit"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/reelvideo/reel/internal/testkit"
 
 	"github.com/reelvideo/reel/edge"
 	"github.com/reelvideo/reel/packager"

@@ -54,7 +54,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	origin := fs.String("origin", "", "origin URL for every host (adds or replaces the default origin)")
 	originCA := fs.String("origin-ca", "", "PEM file of the CAs trusted for the default https origin, instead of the system roots")
 	listen := fs.String("listen", "", "address to serve clients on (default 127.0.0.1:8081)")
-	admin := fs.String("admin", "", "admin API address: purge, stats, /metrics (default 127.0.0.1:9091; \"\" turns it off; token from REEL_ADMIN_TOKEN)")
+	admin := fs.String("admin", "", "admin API address: purge, warm-up, stats, /metrics (default 127.0.0.1:9091; \"\" turns it off; token from REEL_ADMIN_TOKEN)")
 	var memory, disk edge.Size
 	fs.Var(&memory, "memory", "memory for cached bodies, e.g. 512MiB (default 512MiB): the memory tier (7/8) and fills in flight (1/8); the Go memory limit follows from it unless GOMEMLIMIT is set")
 	cacheDir := fs.String("cache-dir", "", "folder for the disk tier (bodies as files, index in badger); none: memory only")
@@ -227,7 +227,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s\n", line)
 	}
 	if aln != nil {
-		fmt.Fprintf(stdout, "admin API at http://%s (purge, stats, /metrics)\n", aln.Addr())
+		fmt.Fprintf(stdout, "admin API at http://%s (purge, warm-up, stats, /metrics)\n", aln.Addr())
 		if generated {
 			fmt.Fprintf(stdout, "admin token (set REEL_ADMIN_TOKEN to choose one): %s\n", token)
 		}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/reelvideo/reel/internal/testkit"
 )
 
 // Redundant live origins (issue 17): two `reel live --loop` processes on the same files, started
@@ -148,9 +146,7 @@ func TestLiveRedundantOrigins(t *testing.T) {
 // publishes (the restart continues the anchored timeline); the second case kills the other.
 func TestBrowserLiveRedundantFailover(t *testing.T) {
 	t.Parallel()
-	node := testkit.RequireTool(t, "node")
-	chromium := testkit.RequireTool(t, "chromium")
-	vendor := requireUIModules(t)
+	p := requirePlayers(t)
 	bin := buildReel(t)
 
 	addrs := []string{freeAddr(t), freeAddr(t)}
@@ -177,10 +173,6 @@ rules:
 		t.Fatalf("%d segments compared, want 6 at least", n)
 	}
 
-	libs := map[string]string{
-		"hls.js":  filepath.Join(vendor, "hls.js", "dist", "hls.min.js"),
-		"dash.js": filepath.Join(vendor, "dashjs", "dist", "modern", "umd", "dash.all.min.js"),
-	}
 	const after, then = 4.0, 12.0 // kill once the player has played 4 s; it must play 12 s more
 	for i, c := range []struct{ name, url, player string }{
 		{"hls.js live", "/live/ch/master.m3u8", "hls.js"},
@@ -214,7 +206,7 @@ rules:
 				MarkedAt *float64     `json:"markedAt"`
 			} `json:"cases"`
 		}
-		runPlayInto(t, node, map[string]any{"chromium": chromium, "base": edge, "cases": run, "libs": libs}, &res)
+		runPlayInto(t, p.node, map[string]any{"chromium": p.chromium, "base": edge, "cases": run, "libs": p.libs()}, &res)
 		at := <-killed
 		if at == "" {
 			t.Fatalf("%s: play.mjs never marked: no origin was killed", c.name)

@@ -5,6 +5,7 @@
 // A key has the shape
 //
 //	scheme "://" host path [ "?" query ] *( " " header-name "=" *( len ":" value ";" ) )
+//	  [ " :cookie=" *( len ":" cookie-pair ";" ) ] [ " :device=" class ]
 //
 // and the mapping is injective on the normalised request: every part is either escaped so that
 // it can't contain the separator that follows it, or length-prefixed. Two requests get the same
@@ -30,6 +31,13 @@
 //     "a" and "a=" stay distinct, so do "+" and "%20".
 //     A name or value with a malformed percent-encoding is kept byte for byte behind a "%%"
 //     marker (which normalised text never contains), so it can't collide with a valid one.
+//
+// With Rule.Cookies, the cookies the allow-list names are keyed, each cookie-pair as it is sent
+// (so a cookie absent, "c=" and "c" differ), in name order whatever the request's order, and
+// every other cookie is left out of the key — and, through [Keyer.ForwardCookie], out of the
+// request the origin gets. With Rule.DeviceClass, the class of the User-Agent ([Classify]:
+// mobile, tablet or desktop) is keyed, never the User-Agent itself; a proxy sends the origin
+// [DeviceClass.UserAgent] in its place.
 //
 // Parameters are matched against globs ('*' any run, '?' one byte, '\' escapes) after
 // percent-decoding the name; the match is case-sensitive. [Keyer.ForwardQuery] gives the query a
@@ -78,6 +86,14 @@ type Rule struct {
 	// ForwardIgnored makes ForwardQuery keep the parameters the key leaves out. Only for
 	// origins known not to reflect them: a reflected one would poison the shared entry.
 	ForwardIgnored bool
+	// Cookies is an allow-list of cookie-name globs. When not empty, the cookies it names are
+	// keyed (see the package documentation) and [Keyer.ForwardCookie] gives the Cookie field to
+	// send upstream: those cookies alone, so that no cookie outside the key can shape what is
+	// stored under it. Empty: cookies are not keyed and the rule says nothing of forwarding.
+	Cookies []string
+	// DeviceClass keys the device class told from the User-Agent ([Classify]) instead of
+	// anything of the User-Agent itself.
+	DeviceClass bool
 }
 
 // Option configures a Keyer.
@@ -109,8 +125,36 @@ type KeyRule struct {
 	exclude     []string // drop globs: rule's own, plus the global list when include is empty
 	headers     []header
 	ignoreQuery bool
-	forwardAll  bool // ForwardIgnored
+	forwardAll  bool     // ForwardIgnored
+	cookies     []string // Cookies: allow-list globs (empty: cookies not keyed)
+	device      bool     // DeviceClass
 }
+
+// KeysCookies reports whether the rule keys cookies (Rule.Cookies): a proxy must then send
+// upstream the Cookie field ForwardCookie gives.
+func (ru *KeyRule) KeysCookies() bool { return ru != nil && len(ru.cookies) > 0 }
+
+// KeysRequest reports whether the rule keys anything of the request beyond its URL (header
+// fields, cookies, the device class): a URL then has one key per combination of those, which
+// share its URLPart.
+func (ru *KeyRule) KeysRequest() bool {
+	return ru != nil && (len(ru.headers) > 0 || len(ru.cookies) > 0 || ru.device)
+}
+
+// URLPart is the part of a key that comes from the URL alone — the same for every key of the
+// URL, whatever a rule keys of the request's fields, cookies or class — for purges that must
+// find every variant of a URL or of a prefix. The URL part never holds a raw space, and what
+// follows it always starts with one.
+func URLPart(key string) string {
+	if i := strings.IndexByte(key, ' '); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
+// KeysDeviceClass reports whether the rule keys the device class (Rule.DeviceClass): a proxy
+// must then send upstream the class's DeviceClass.UserAgent, not the client's User-Agent.
+func (ru *KeyRule) KeysDeviceClass() bool { return ru != nil && ru.device }
 
 type header struct {
 	canon string // canonical MIME form, the http.Header map key
@@ -139,8 +183,11 @@ func New(dropParams []string, opts ...Option) (*Keyer, error) {
 
 // Compile checks r (globs, header names) and prepares it for Key, KeyURL and ForwardQuery.
 func (k *Keyer) Compile(r Rule) (*KeyRule, error) {
-	cr := &KeyRule{ignoreQuery: r.IgnoreQuery, forwardAll: r.ForwardIgnored}
+	cr := &KeyRule{ignoreQuery: r.IgnoreQuery, forwardAll: r.ForwardIgnored, device: r.DeviceClass}
 	var err error
+	if cr.cookies, err = compileGlobs("key_cookies", r.Cookies); err != nil {
+		return nil, err
+	}
 	if cr.include, err = compileGlobs("include_params", r.IncludeParams); err != nil {
 		return nil, err
 	}
@@ -236,10 +283,11 @@ func (k *Keyer) KeyURL(u *url.URL, h http.Header, rule *KeyRule) string {
 
 // scratch holds the buffers one key computation needs; pooled so Key allocates only its result.
 type scratch struct {
-	out    []byte
-	tmp    []byte // normalised path before dot removal; normalised query names and values
-	name   []byte // percent-decoded parameter name for glob matching
-	params []param
+	out     []byte
+	tmp     []byte // normalised path before dot removal; normalised query names and values
+	name    []byte // percent-decoded parameter name for glob matching
+	params  []param
+	cookies []cookiePair
 }
 
 // param locates one kept query parameter in scratch.tmp: name tmp[start:eq], value tmp[eq:end].
@@ -343,6 +391,23 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header, ru *KeyRule)
 			out = append(out, ';')
 		}
 	}
+	// Then, marked by a ':' no header name holds, the kept cookies (each cookie-pair as it is
+	// forwarded, length-prefixed: an absent cookie, "c=" and "c" all differ) and the class.
+	if len(ru.cookies) > 0 {
+		out = append(out, " :cookie="...)
+		s.cookies = ru.keptCookies(s.cookies[:0], h)
+		for _, c := range s.cookies {
+			out = strconv.AppendInt(out, int64(len(c.pair)), 10)
+			out = append(out, ':')
+			out = append(out, c.pair...)
+			out = append(out, ';')
+		}
+		clear(s.cookies) // drop references to the request's strings before pooling
+	}
+	if ru.device {
+		out = append(out, " :device="...)
+		out = append(out, Classify(firstValue(h, "User-Agent")).String()...)
+	}
 
 	key := string(out)
 	s.out = out
@@ -352,7 +417,7 @@ func (k *Keyer) key(scheme, host string, u *url.URL, h http.Header, ru *KeyRule)
 
 // release returns s to the pool, unless a giant request made its buffers too large to keep.
 func (s *scratch) release() {
-	if cap(s.out) <= 64<<10 && cap(s.tmp) <= 64<<10 && cap(s.name) <= 64<<10 {
+	if cap(s.out) <= 64<<10 && cap(s.tmp) <= 64<<10 && cap(s.name) <= 64<<10 && cap(s.cookies) <= 1024 {
 		pool.Put(s)
 	}
 }

@@ -38,6 +38,7 @@ type conn struct {
 	rwc   net.Conn
 	br    *bufio.Reader
 	bw    *bufio.Writer
+	out   outWriter // what bw writes to
 	state atomic.Int32
 
 	remoteAddr string
@@ -82,7 +83,8 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
 	c.br = bufio.NewReaderSize(peerReader{c}, 4<<10)
 	c.rd = reader{br: c.br, last: make(map[string]string)}
-	c.bw = bufio.NewWriterSize(rwc, 8<<10)
+	c.out = outWriter{conn: rwc}
+	c.bw = bufio.NewWriterSize(&c.out, 8<<10)
 	c.resp.c = c
 	return c
 }

@@ -154,6 +154,12 @@ func (w *response) writeBody(p []byte) (int, error) {
 		return 0, nil
 	}
 	bw := w.c.bw
+	if !w.chunked && len(p) > bw.Available() && bw.Buffered() > 0 && w.c.out.vectored() {
+		// A body larger than the buffer's room (a large cached object, written whole): the
+		// head already buffered and the body go out in one writev, rather than the body's
+		// first bytes copied in to fill the buffer, that written, then the rest.
+		return w.c.out.flushWith(bw, p)
+	}
 	if w.chunked {
 		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
 		bw.WriteString("\r\n")

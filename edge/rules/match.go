@@ -16,6 +16,10 @@
 //   - headers, cookies: for each name, a field (a cookie) of that name has a value matching
 //     the value glob ('*' any run, '?' one character; case-insensitive for headers, exact for
 //     cookies); a glob starting with '!' matches when no value matches the rest ("!*": absent).
+//     "*" matches any value, the empty one included, so {session: "*"} is "a cookie named
+//     session is present". A cookie name may itself be a glob ('*', '?': exact case), standing
+//     for every cookie whose name matches: {"wordpress_logged_in_*": "*"} matches a request
+//     carrying any cookie so named (WordPress appends a hash to the name).
 //
 // Specificity orders the matching rules: an exact host before a wildcard host before no host;
 // then the longer literal path — the path_prefix, or the path_glob up to its first wildcard,
@@ -86,9 +90,10 @@ type compiled struct {
 }
 
 type fieldCond struct {
-	name   string // canonical header name, or the cookie name
-	glob   string // lower case for headers
-	negate bool
+	name     string // canonical header name, or the cookie name
+	glob     string // lower case for headers
+	negate   bool
+	nameGlob bool // cookies: name is a glob
 }
 
 // New compiles rules. Errors name the rule by its index and the condition at fault.
@@ -151,10 +156,14 @@ func compile(index int, m Match) (compiled, error) {
 		c.headers = append(c.headers, newCond(textproto.CanonicalMIMEHeaderKey(name), strings.ToLower(m.Headers[name])))
 	}
 	for _, name := range sortedKeys(m.Cookies) {
-		if !httpguts.ValidHeaderFieldName(name) {
-			return c, fmt.Errorf("cookies: %q is not a cookie name", name)
+		// A cookie name is a token (RFC 6265 §4.1.1); '*' is one of its characters and '?'
+		// isn't, so both can stand for glob characters without hiding a real name.
+		if !httpguts.ValidHeaderFieldName(strings.ReplaceAll(name, "?", "x")) {
+			return c, fmt.Errorf("cookies: %q is not a cookie name (or a glob of names: '*', '?')", name)
 		}
-		c.cookies = append(c.cookies, newCond(name, m.Cookies[name]))
+		fc := newCond(name, m.Cookies[name])
+		fc.nameGlob = strings.ContainsAny(name, "*?")
+		c.cookies = append(c.cookies, fc)
 	}
 	c.requestCd = m.HasRequestConditions()
 	return c, nil
@@ -272,7 +281,7 @@ func (c *compiled) matches(q *Request) bool {
 	}
 	if len(c.cookies) > 0 {
 		for _, k := range c.cookies {
-			if !k.holds(cookieValues(q.Header, k.name), false) {
+			if !k.holds(cookieValues(q.Header, k.name, k.nameGlob), false) {
 				return false
 			}
 		}
@@ -296,13 +305,14 @@ func (f *fieldCond) holds(values []string, fold bool) bool {
 	return found != f.negate
 }
 
-// cookieValues are the values of the cookies named name in h's Cookie fields.
-func cookieValues(h http.Header, name string) []string {
+// cookieValues are the values of the cookies named name (matching it, when it is a glob) in
+// h's Cookie fields — every field: HTTP/2 may split them (RFC 9113 §8.2.3).
+func cookieValues(h http.Header, name string, glob bool) []string {
 	var out []string
 	for _, line := range h["Cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
 			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && k == name {
+			if ok && (k == name || glob && globMatch(name, k, false)) {
 				out = append(out, strings.Trim(v, `"`))
 			}
 		}

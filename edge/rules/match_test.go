@@ -143,3 +143,45 @@ func FuzzGlobMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestCookieConditions: a cookie condition on a name glob matches every cookie so named;
+// "*" is presence whatever the value (empty included); "!*" absence; every Cookie field
+// counts (HTTP/2 may split them, RFC 9113 §8.2.3).
+func TestCookieConditions(t *testing.T) {
+	set, err := New([]Match{
+		0: {Cookies: map[string]string{"wordpress_logged_in_*": "*"}},
+		1: {Cookies: map[string]string{"session": "*"}},
+		2: {Cookies: map[string]string{"sess?on": "!*"}},
+		3: {Cookies: map[string]string{"ab_*": "b*"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		cookie []string
+		want   []int
+	}{
+		{"no cookie", nil, []int{2}},
+		{"hashed WordPress name", []string{"wordpress_logged_in_9f86d081884c7d65=admin%7C1700000000"}, []int{0, 2}},
+		{"the glob's literal part alone", []string{"wordpress_logged_in=x"}, []int{2}},
+		{"a name that only contains the prefix", []string{"xwordpress_logged_in_1=x"}, []int{2}},
+		{"present, empty value", []string{"session="}, []int{1}},
+		{"present among others, in a second field", []string{"a=1", "b=2; session=abc"}, []int{1}},
+		{"name is case-sensitive", []string{"Session=abc"}, []int{2}},
+		{"'?' in a name", []string{"sessXon=1"}, []int{}},
+		{"value glob over globbed names", []string{"ab_x=a; ab_y=bee"}, []int{2, 3}}, // equally specific: listed order
+		{"value glob fails for every name", []string{"ab_x=a; ab_y=c"}, []int{2}},
+	} {
+		q := Request{Path: "/", Method: "GET", Header: http.Header{}}
+		if tc.cookie != nil {
+			q.Header["Cookie"] = tc.cookie
+		}
+		if got := set.Match(&q, nil); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: Cookie %q matches %v, want %v", tc.name, tc.cookie, got, tc.want)
+		}
+	}
+	if _, err := New([]Match{{Cookies: map[string]string{"a b*": "*"}}}); err == nil {
+		t.Error("a cookie name glob with a space compiled")
+	}
+}

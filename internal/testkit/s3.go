@@ -2,17 +2,14 @@ package testkit
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -375,85 +372,8 @@ func WeedBinary() (string, error) {
 	return weedOnce.path, weedOnce.err
 }
 
-// s3ServerModule is the folder of the module that pins SeaweedFS, beside this file.
-func s3ServerModule() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("cannot locate internal/testkit")
-	}
-	return filepath.Join(filepath.Dir(file), "s3server"), nil
-}
-
 func buildWeed() (string, error) {
-	mod, err := s3ServerModule()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	for _, f := range []string{"go.mod", "go.sum"} {
-		b, err := os.ReadFile(filepath.Join(mod, f))
-		if err != nil {
-			return "", fmt.Errorf("the pinned SeaweedFS module: %w", err)
-		}
-		h.Write(b)
-	}
-	h.Write([]byte(runtime.GOOS + "/" + runtime.GOARCH))
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "reel-test", "weed-"+hex.EncodeToString(h.Sum(nil))[:16])
-	bin := filepath.Join(dir, "weed")
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, "build.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	// Another process building it holds the lock; when it lets go the binary is there (or its
-	// build failed and this one tries again).
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	// A build whose test process died (its timeout) may have left its output: nobody else
-	// builds while we hold the lock.
-	if stale, _ := filepath.Glob(bin + ".tmp-*"); len(stale) > 0 {
-		for _, f := range stale {
-			os.Remove(f)
-		}
-	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	tmp := bin + ".tmp-" + strconv.Itoa(os.Getpid())
-	ctx, cancel := context.WithTimeout(context.Background(), s3BuildTimeout)
-	defer cancel()
-	start := time.Now()
-	// Plain flags: the same build as a developer's `go build` in that folder, so Go's build
-	// cache serves either.
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", tmp, "github.com/seaweedfs/seaweedfs/weed")
-	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	// Dies with this process (a test binary killed by its timeout), and so lets go of the lock.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("building SeaweedFS (go build in %s): %v\n%s", mod, err, tail(string(out), 2000))
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "testkit: built the S3 test server (SeaweedFS) in %v: %s\n", time.Since(start).Round(time.Second), bin)
-	return bin, nil
+	return buildPinnedTool("s3server", "github.com/seaweedfs/seaweedfs/weed", "weed", "the S3 test server (SeaweedFS)", s3BuildTimeout)
 }
 
 func isExecutable(p string) bool {
