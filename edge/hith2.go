@@ -28,7 +28,7 @@ func h2HitBlock(wire []byte) []byte {
 }
 
 // h2HitWriter is edge/h2's writer under w for a hit of hh, or nil (not HTTP/2 through edge/h2,
-// header rules to apply, or a writer between that rewrites the response: see hitWriterUnder).
+// header rules to apply, or a writer between that rewrites the response: see asWireWriter).
 func h2HitWriter(w http.ResponseWriter, r *http.Request, hh *hitHeader) h2.HitWriter {
 	if r.ProtoMajor != 2 {
 		return nil
@@ -36,7 +36,22 @@ func h2HitWriter(w http.ResponseWriter, r *http.Request, hh *hitHeader) h2.HitWr
 	if rw := measuring(w); rw != nil && rw.headers != nil {
 		return nil // the rules' response_headers: through the header map (writeHead)
 	}
-	return hitWriterUnder[h2.HitWriter](w, hh)
+	for { // as asWireWriter walks the wrappers
+		if hw, ok := w.(h2.HitWriter); ok {
+			return hw
+		}
+		if m, ok := w.(*manifestWriter); ok {
+			if hh == nil || manifestType(hh.ct, m.r.URL.Path) {
+				return nil
+			}
+			m.wired = true // and it passes the response through
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
 }
 
 // writeHitH2 is writeHitHead for edge/h2: the stored fields from obj.hit's HPACK block, our

@@ -95,24 +95,19 @@ func validFieldName(k string) bool {
 // asWireWriter finds a wireWriter under w's wrappers, for a hit of hh: none under a
 // manifestWriter when hh may be a manifest's, whose header and body it may rewrite.
 func asWireWriter(w http.ResponseWriter, hh *hitHeader) wireWriter {
-	return hitWriterUnder[wireWriter](w, hh)
-}
-
-// hitWriterUnder finds a T (wireWriter, h2.HitWriter) under w's wrappers as asWireWriter does.
-func hitWriterUnder[T any](w http.ResponseWriter, hh *hitHeader) (none T) {
 	for {
-		if ww, ok := w.(T); ok {
+		if ww, ok := w.(wireWriter); ok {
 			return ww
 		}
 		if m, ok := w.(*manifestWriter); ok {
 			if hh == nil || manifestType(hh.ct, m.r.URL.Path) {
-				return none
+				return nil
 			}
 			m.wired = true // and it passes the response through
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return none
+			return nil
 		}
 		w = u.Unwrap()
 	}
