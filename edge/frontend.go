@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/reelvideo/reel/edge/h1"
+	"github.com/reelvideo/reel/edge/h2"
 	"github.com/reelvideo/reel/edge/tlscert"
 )
 
@@ -26,11 +27,13 @@ import (
 //   - HTTP/1.1 through the edge's own server (edge/h1), plain or over TLS;
 //   - HTTP/2 (RFC 9113) over TLS when ALPN picks "h2", or over a plain connection that opens
 //     with the HTTP/2 preface (h2c, prior knowledge), when configured: edge/h1 accepts every
-//     TCP connection and hands these to golang.org/x/net/http2;
+//     TCP connection and hands these to the edge's HTTP/2 server (edge/h2), or with
+//     http2.server: x to golang.org/x/net/http2's;
 //   - HTTP/3 (RFC 9114) through quic-go on UDP at the TCP listener's port, advertised on every
 //     TCP response with Alt-Svc (RFC 7838).
 //
-// Why x/net/http2 rather than net/http's bundled copy: it serves a connection we accepted
+// edge/h2's package comment says why the edge has its own HTTP/2 server. Why x/net/http2, as
+// the fallback, rather than net/http's bundled copy: it serves a connection we accepted
 // (Server.ServeConn), where net/http's copy is reachable only through an http.Server that
 // owns the accept loop — ours is edge/h1's, which must see every connection first to keep
 // HTTP/1.1 on its own fast path. It is the same code (net/http bundles it), pinned in go.mod
@@ -44,7 +47,8 @@ type Frontend struct {
 	maxHdr  int
 
 	h1      *h1.Server
-	h2      *http2.Server // nil: no HTTP/2
+	h2r     *h2.Server    // the edge's HTTP/2 server (http2.server: reel), else nil
+	h2      *http2.Server // x/net's (http2.server: x), else nil
 	h2base  *http.Server  // x/net's settings source and graceful-shutdown hook; never serves
 	h2h     http.Handler  // the handler HTTP/2 streams run (the Alt-Svc wrapper with HTTP/3)
 	h3      *http3.Server // nil until ListenHTTP3
@@ -79,7 +83,24 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 	}
 	f.h1 = NewServer(h, cfg, log)
 	h2OverTLS := f.certs != nil && !cfg.HTTP2.Off
-	if h2OverTLS || cfg.HTTP2.H2C {
+	if (h2OverTLS || cfg.HTTP2.H2C) && f.h2cfg.Server == H2ServerReel {
+		c := f.h2cfg
+		f.h2r = &h2.Server{
+			Handler:              h,
+			MaxConcurrentStreams: c.MaxConcurrentStreams,
+			MaxReadFrameSize:     uint32(c.MaxReadFrameSize),
+			MaxHeaderBytes:       f.maxHdr,
+			IdleTimeout:          c.IdleTimeout,
+			WriteTimeout:         30 * time.Second,
+			Log:                  log,
+		}
+		f.h1.NextProto = map[string]func(net.Conn){}
+		if h2OverTLS {
+			f.h1.NextProto[http2.NextProtoTLS] = f.serveH2
+		} else {
+			f.h1.NextProto["h2c"] = f.serveH2
+		}
+	} else if h2OverTLS || cfg.HTTP2.H2C {
 		c := f.h2cfg
 		f.h2 = &http2.Server{
 			MaxConcurrentStreams: c.MaxConcurrentStreams,
@@ -123,6 +144,10 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 
 // serveH2 serves one HTTP/2 connection handed over by edge/h1, until it ends.
 func (f *Frontend) serveH2(c net.Conn) {
+	if f.h2r != nil {
+		f.h2r.ServeConn(limitResets(c, f.h2cfg.ResetRate, f.h2cfg.ResetBurst, f.log))
+		return
+	}
 	f.h2.ServeConn(limitResets(c, f.h2cfg.ResetRate, f.h2cfg.ResetBurst, f.log), &http2.ServeConnOpts{
 		BaseConfig: f.h2base,
 		Handler:    f.h2h,
@@ -192,6 +217,9 @@ func (f *Frontend) ListenHTTP3(tcp net.Addr) error {
 	if f.h2 != nil {
 		f.h2h = altSvcHandler{h: f.handler, v: []string{f.altSvc}}
 	}
+	if f.h2r != nil {
+		f.h2r.ResponseFields = [][2]string{{"alt-svc", f.altSvc}}
+	}
 	return nil
 }
 
@@ -216,11 +244,11 @@ func (f *Frontend) CAFile() string { return f.caFile }
 func (f *Frontend) Describe() []string {
 	var protos []string
 	switch {
-	case f.certs != nil && f.h2 != nil:
+	case f.certs != nil && (f.h2 != nil || f.h2r != nil):
 		protos = []string{"HTTP/1.1 and HTTP/2 over TLS"}
 	case f.certs != nil:
 		protos = []string{"HTTP/1.1 over TLS"}
-	case f.h2 != nil:
+	case f.h2 != nil || f.h2r != nil:
 		protos = []string{"HTTP/1.1 and HTTP/2 (h2c, prior knowledge)"}
 	default:
 		protos = []string{"HTTP/1.1"}
@@ -292,6 +320,9 @@ wait:
 			// GOAWAY to every HTTP/2 connection: again on each tick, for the ones whose
 			// handshake was still under way at the first call (a connection gets it once).
 			f.h2base.Shutdown(context.Background())
+		}
+		if f.h2r != nil {
+			f.h2r.Shutdown() // from now on every connection, new ones included, gets GOAWAY
 		}
 		select {
 		case err = <-h1done:

@@ -20,6 +20,8 @@ type hitHeader struct {
 	// ct is the stored Content-Type, for a request carrying a query token into manifests
 	// (tokenrespond.go): a manifest's response can't go out pre-serialised.
 	ct string
+	// h2 is wire's fields HPACK-encoded for HTTP/2 hits (hith2.go).
+	h2 []byte
 }
 
 // wireWriter is a ResponseWriter that takes header fields in wire form (edge/h1's): lines
@@ -67,7 +69,7 @@ func prepareHit(o *store.Object) *hitHeader {
 		return nil
 	}
 	_, hasDate := o.Header["Date"]
-	return &hitHeader{wire: b, hasDate: hasDate, csPrefix: csPrefix, ct: o.Header.Get("Content-Type")}
+	return &hitHeader{wire: b, hasDate: hasDate, csPrefix: csPrefix, ct: o.Header.Get("Content-Type"), h2: h2HitBlock(b)}
 }
 
 func appendField(b []byte, k, v string) []byte {

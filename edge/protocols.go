@@ -63,7 +63,17 @@ type HTTP2 struct {
 	// Defaults 100 per second, burst 500.
 	ResetRate  float64 `yaml:"reset_rate"`
 	ResetBurst int     `yaml:"reset_burst"`
+	// Server picks the HTTP/2 server: "reel" (default), the edge's own (edge/h2: cache hits
+	// without a header map or a goroutine hand-off per frame), or "x", golang.org/x/net/http2's,
+	// which it replaced — kept for a release as the fallback. The limits above apply to both.
+	Server string `yaml:"server"`
 }
+
+// HTTP/2 servers (http2.server).
+const (
+	H2ServerReel = "reel"
+	H2ServerX    = "x"
+)
 
 // HTTP/2 defaults (zero values in HTTP2).
 const (
@@ -90,6 +100,9 @@ func (h HTTP2) withDefaults() HTTP2 {
 	}
 	if h.ResetBurst == 0 {
 		h.ResetBurst = defaultH2ResetBurst
+	}
+	if h.Server == "" {
+		h.Server = H2ServerReel
 	}
 	return h
 }
@@ -124,6 +137,8 @@ func (c *Config) validateProtocols() error {
 		return errors.New("http2.idle_timeout must not be negative")
 	case h.ResetRate < 0 || h.ResetBurst < 0:
 		return errors.New("http2.reset_rate and http2.reset_burst must not be negative")
+	case h.Server != "" && h.Server != H2ServerReel && h.Server != H2ServerX:
+		return fmt.Errorf("http2.server %q: want reel (the edge's own) or x (golang.org/x/net/http2)", h.Server)
 	}
 	return nil
 }

@@ -265,6 +265,13 @@ func (e *Edge) serveStored(w http.ResponseWriter, r *http.Request, obj *cached, 
 		// The hot path: a whole body from memory. Over HTTP/1.1 the stored fields go out
 		// pre-serialised; otherwise stored header values are shared, not cloned (nothing below
 		// modifies a stored slice). The body goes out in one write.
+		if hw := h2HitWriter(w, r, obj.hit); hw != nil && obj.hit != nil && obj.hit.h2 != nil && cs.Hit && !rewritesCacheControl(w) {
+			e.writeHitH2(w, hw, obj, age, cs) // HTTP/2 through edge/h2 (hith2.go)
+			if r.Method != http.MethodHead {
+				w.Write(obj.mem)
+			}
+			return
+		}
 		if ww := asWireWriter(w, obj.hit); ww != nil && obj.hit != nil && cs.Hit && !rewritesCacheControl(w) {
 			e.writeHitHead(w, r, ww, obj, age, cs)
 			if r.Method != http.MethodHead {
