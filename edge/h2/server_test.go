@@ -10,10 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -383,22 +380,10 @@ func TestGoAwayDrain(t *testing.T) {
 	}
 }
 
-// TestH2Spec runs h2spec (RFC 9113 and RFC 7541 conformance) against the server: every case
-// must pass. h2spec is built from the Go module proxy at the version testdata/h2spec/go.mod
-// pins (REEL_H2SPEC names a binary to use instead).
+// TestH2Spec runs h2spec (RFC 9113 and RFC 7541 conformance) against the server alone: every
+// case must pass. (TestH2spec in edge runs it against the whole edge over TLS and h2c.)
 func TestH2Spec(t *testing.T) {
-	bin := os.Getenv("REEL_H2SPEC")
-	if bin == "" {
-		goBin := testkit.RequireTool(t, "go", filepath.Join(runtime.GOROOT(), "bin"))
-		bin = filepath.Join(t.TempDir(), "h2spec")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		build := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/summerwind/h2spec/cmd/h2spec")
-		build.Dir = filepath.Join("testdata", "h2spec")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building h2spec: %v\n%s", err, out)
-		}
-	}
+	bin := testkit.RequireH2spec(t)
 	ts := startServer(t, &Server{Handler: testHandler(), MaxConcurrentStreams: 100})
 	host, port, _ := net.SplitHostPort(ts.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
