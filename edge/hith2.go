@@ -36,22 +36,8 @@ func h2HitWriter(w http.ResponseWriter, r *http.Request, hh *hitHeader) h2.HitWr
 	if rw := measuring(w); rw != nil && rw.headers != nil {
 		return nil // the rules' response_headers: through the header map (writeHead)
 	}
-	for { // as asWireWriter walks the wrappers
-		if hw, ok := w.(h2.HitWriter); ok {
-			return hw
-		}
-		if m, ok := w.(*manifestWriter); ok {
-			if hh == nil || manifestType(hh.ct, m.r.URL.Path) {
-				return nil
-			}
-			m.wired = true // and it passes the response through
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return nil
-		}
-		w = u.Unwrap()
-	}
+	hw, _ := hitWriterUnder[h2.HitWriter](w, hh)
+	return hw
 }
 
 // writeHitH2 is writeHitHead for edge/h2: the stored fields from obj.hit's HPACK block, our

@@ -92,22 +92,30 @@ func validFieldName(k string) bool {
 	return true
 }
 
-// asWireWriter finds a wireWriter under w's wrappers, for a hit of hh: none under a
-// manifestWriter when hh may be a manifest's, whose header and body it may rewrite.
+// asWireWriter finds a wireWriter under w's wrappers, for a hit of hh (hitWriterUnder).
 func asWireWriter(w http.ResponseWriter, hh *hitHeader) wireWriter {
+	ww, _ := hitWriterUnder[wireWriter](w, hh)
+	return ww
+}
+
+// hitWriterUnder finds a writer of type W (a front server's hit path: wireWriter for
+// edge/h1, h2.HitWriter for edge/h2) under w's wrappers, for a hit of hh: none under a
+// manifestWriter when hh may be a manifest's, whose header and body it may rewrite.
+func hitWriterUnder[W any](w http.ResponseWriter, hh *hitHeader) (W, bool) {
+	var none W
 	for {
-		if ww, ok := w.(wireWriter); ok {
-			return ww
+		if hw, ok := w.(W); ok {
+			return hw, true
 		}
 		if m, ok := w.(*manifestWriter); ok {
 			if hh == nil || manifestType(hh.ct, m.r.URL.Path) {
-				return nil
+				return none, false
 			}
 			m.wired = true // and it passes the response through
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return nil
+			return none, false
 		}
 		w = u.Unwrap()
 	}
