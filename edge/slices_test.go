@@ -366,16 +366,23 @@ func TestSliceReviewCases(t *testing.T) {
 	t.Run("stale meta", func(t *testing.T) {
 		ro := newRangedOrigin(t, 4*testSlice)
 		inner := ro.handler.Load().(http.HandlerFunc)
+		var first atomic.Bool
+		first.Store(true)
 		ro.set(func(w http.ResponseWriter, r *http.Request) {
-			// Date has whole seconds, so a response is up to 1 s old when it arrives: with
-			// max-age=2 the refreshed meta stays fresh at least 1 s, through the 5 requests
-			// below (max-age=1 could leave it fresh for an instant and was flaky).
-			w.Header().Set("Cache-Control", "max-age=2")
+			// The first answers arrive 5 s old (Age, RFC 9111 §4.2.3), stale at once; the
+			// refreshed meta stays fresh through the 5 requests below.
+			if first.Load() {
+				w.Header().Set("Age", "5")
+				w.Header().Set("Cache-Control", "max-age=2")
+			} else {
+				w.Header().Set("Cache-Control", "max-age=600")
+			}
 			inner(noCacheControl{w}, r)
 		})
-		_, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
+		e, srv := newEdge(t, ro.URL, func(c *Config) { c.SliceSize = testSlice })
 		get(t, srv.URL+"/s", "Range", "bytes=0-10")
-		time.Sleep(2100 * time.Millisecond)
+		settle(e)
+		first.Store(false)
 		before := ro.hits.Load()
 		for range 5 {
 			if r := get(t, srv.URL+"/s", "Range", "bytes=0-10"); r.status != 206 {
