@@ -145,7 +145,7 @@ func TestLiveRedundantOrigins(t *testing.T) {
 // victim is restarted on its folder and, once it serves again, publishes what the survivor
 // publishes (the restart continues the anchored timeline); the second case kills the other.
 func TestBrowserLiveRedundantFailover(t *testing.T) {
-	t.Parallel()
+	// Not parallel: see sequentialBrowserTests.
 	p := requirePlayers(t)
 	bin := buildReel(t)
 

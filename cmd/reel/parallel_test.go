@@ -33,6 +33,10 @@ var sequentialBrowserTests = map[string]string{
 	// hog hls.js 1.7.4's LL-HLS threw "Cannot read properties of null (reading 'start')" once
 	// in five runs, after aborting a part load (a console error, which fails the test).
 	"TestBrowser": "latency targets; hls.js LL-HLS under load",
+	// Once in about 19 runs under the full suite's load (2026-12-07), hls.js stalled after the
+	// kill (bufferStalledError, 15 frames in the next 31 s) and did not recover; not yet
+	// understood, and never seen with the machine to itself. Alone, while it is looked into.
+	"TestBrowserLiveRedundantFailover": "hls.js stall after the kill under the full suite's load, under investigation",
 }
 
 func TestBrowserTestsParallel(t *testing.T) {

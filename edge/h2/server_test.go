@@ -530,20 +530,36 @@ func TestEarlyResponse(t *testing.T) {
 			}
 		}
 	}
-	post(1)
-	if f, ok := next().(*http2.DataFrame); !ok || f.StreamID != 1 {
+	// The overflow must reach the server within its linger after the response (100 ms): on a
+	// loaded machine this client may be slower than that, and the server then has closed the
+	// stream with NO_ERROR first, which is right too. A few streams, then: one at least must
+	// show the overflow refused, and every other must have ended with NO_ERROR.
+	id, overflowSeen := uint32(1), false
+	for ; id <= 9 && !overflowSeen; id += 2 {
+		post(id)
+		if f, ok := next().(*http2.DataFrame); !ok || f.StreamID != id {
+			t.Fatalf("got %v, want the response's end", f)
+		}
+		r.fr.WriteWindowUpdate(id, 1<<31-1)
+		r.fr.WriteWindowUpdate(id, 1<<31-1)
+		f, ok := next().(*http2.RSTStreamFrame)
+		switch {
+		case !ok || f.StreamID != id:
+			t.Fatalf("got %v, want RST_STREAM on stream %d", f, id)
+		case f.ErrCode == http2.ErrCodeFlowControl:
+			overflowSeen = true
+		case f.ErrCode != http2.ErrCodeNo:
+			t.Fatalf("got %v, want RST_STREAM FLOW_CONTROL_ERROR (or NO_ERROR, sent first) on stream %d", f, id)
+		}
+	}
+	if !overflowSeen {
+		t.Fatal("no window overflow refused with FLOW_CONTROL_ERROR in 5 streams")
+	}
+	post(id)
+	if f, ok := next().(*http2.DataFrame); !ok || f.StreamID != id {
 		t.Fatalf("got %v, want the response's end", f)
 	}
-	r.fr.WriteWindowUpdate(1, 1<<31-1)
-	r.fr.WriteWindowUpdate(1, 1<<31-1)
-	if f, ok := next().(*http2.RSTStreamFrame); !ok || f.StreamID != 1 || f.ErrCode != http2.ErrCodeFlowControl {
-		t.Fatalf("got %v, want RST_STREAM FLOW_CONTROL_ERROR on stream 1", f)
-	}
-	post(3)
-	if f, ok := next().(*http2.DataFrame); !ok || f.StreamID != 3 {
-		t.Fatalf("got %v, want the response's end", f)
-	}
-	if f, ok := next().(*http2.RSTStreamFrame); !ok || f.StreamID != 3 || f.ErrCode != http2.ErrCodeNo {
-		t.Fatalf("got %v, want RST_STREAM NO_ERROR on stream 3", f)
+	if f, ok := next().(*http2.RSTStreamFrame); !ok || f.StreamID != id || f.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("got %v, want RST_STREAM NO_ERROR on stream %d", f, id)
 	}
 }
