@@ -91,7 +91,7 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 			MaxReadFrameSize:     uint32(c.MaxReadFrameSize),
 			MaxHeaderBytes:       f.maxHdr,
 			IdleTimeout:          c.IdleTimeout,
-			WriteTimeout:         30 * time.Second,
+			WriteTimeout:         cfg.Limits.ClientWriteTimeout,
 			Log:                  log,
 		}
 		f.h1.NextProto = map[string]func(net.Conn){}
@@ -108,7 +108,7 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 			IdleTimeout:          c.IdleTimeout,
 			// A client that stops reading while we have bytes for it holds a handler and its
 			// buffers: give up on it as on a stalled HTTP/1.1 write.
-			WriteByteTimeout: 30 * time.Second,
+			WriteByteTimeout: cfg.Limits.ClientWriteTimeout,
 			CountError: func(kind string) {
 				log.Debug("http2: protocol error", "kind", kind)
 			},
