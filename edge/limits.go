@@ -14,8 +14,9 @@ type ClientLimits struct {
 	FirstRequestTimeout time.Duration `yaml:"first_request_timeout"`
 	ClientIdleTimeout   time.Duration `yaml:"client_idle_timeout"`
 	// ClientWriteTimeout is how long a response may wait on a client that takes none of it
-	// (a full socket buffer, a zero window): past it the connection closes (HTTP/1.1,
-	// HTTP/2). A slow but steady client gets its whole body, however long that takes.
+	// (a full socket buffer, a zero TCP window, no flow-control window for the stream): past
+	// it the connection closes or the stream is reset (HTTP/1.1, HTTP/2, HTTP/3). A slow but
+	// steady client gets its whole body, however long that takes.
 	ClientWriteTimeout time.Duration `yaml:"client_write_timeout"`
 	// RequestBodyIdleTimeout bounds each wait for request body bytes, RequestBodyTimeout the
 	// whole body: past either the request gets 408 (HTTP/1.1 in edge/h1; HTTP/2 and HTTP/3
