@@ -388,16 +388,21 @@ func TestFirstRequestTimeout(t *testing.T) {
 	}
 }
 
+// bigOrigin serves n cacheable bytes at any path.
+func bigOrigin(t *testing.T, n int) ([]byte, *testOrigin) {
+	big := make([]byte, n)
+	return big, newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Write(big)
+	})
+}
+
 // TestClientWriteTimeout: a client that asks for a large object and reads none of it loses
 // its connection once the edge has waited client_write_timeout without progress (counted as
 // limit client_write_timeout); before, the edge's HTTP/1.1 writes had no deadline and such a
 // client held its connection and the response's buffers for as long as it liked.
 func TestClientWriteTimeout(t *testing.T) {
-	big := make([]byte, 32<<20)
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		w.Write(big)
-	})
+	big, o := bigOrigin(t, 32<<20)
 	e, srv := newEdge(t, o.URL, func(c *Config) { c.Limits.ClientWriteTimeout = 300 * time.Millisecond })
 	stalled := rawConn(t, srv, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
 	waitUntil(t, func() bool { return limitHits(e, "client_write_timeout") == 1 })
@@ -416,11 +421,7 @@ func TestClientWriteTimeout(t *testing.T) {
 // stream write). The limit is counted — the handler's write failed — once per stalled
 // request; before, an HTTP/2 or HTTP/3 handler waited for window for ever.
 func TestClientWriteTimeoutProtocols(t *testing.T) {
-	big := make([]byte, 16<<20)
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		w.Write(big)
-	})
+	big, o := bigOrigin(t, 16<<20)
 	fe := startFrontend(t, o.URL, func(c *Config) {
 		c.Memory = 256 << 20
 		c.Limits.ClientWriteTimeout = 300 * time.Millisecond
