@@ -46,6 +46,9 @@ type Frontend struct {
 	tlsCfg  TLS
 	maxHdr  int
 
+	writeTimeout  time.Duration // limits.client_write_timeout
+	writeTimedOut func()        // counts it (nil: not counted)
+
 	h1      *h1.Server
 	h2r     *h2.Server    // the edge's HTTP/2 server (http2.server: reel), else nil
 	h2      *http2.Server // x/net's (http2.server: x), else nil
@@ -73,7 +76,11 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Frontend{log: log, handler: h, h2cfg: cfg.HTTP2.withDefaults(), tlsCfg: cfg.TLS, maxHdr: int(cfg.Limits.MaxHeaderBytes)}
+	f := &Frontend{log: log, handler: h, h2cfg: cfg.HTTP2.withDefaults(), tlsCfg: cfg.TLS, maxHdr: int(cfg.Limits.MaxHeaderBytes),
+		writeTimeout: cfg.Limits.ClientWriteTimeout}
+	if e, ok := h.(*Edge); ok {
+		f.writeTimedOut = func() { e.m.limitHit(h1.LimitWrite) }
+	}
 	if f.tlsCfg.AltSvcMaxAge == 0 {
 		f.tlsCfg.AltSvcMaxAge = defaultAltSvcMaxAge
 	}
@@ -91,7 +98,8 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 			MaxReadFrameSize:     uint32(c.MaxReadFrameSize),
 			MaxHeaderBytes:       f.maxHdr,
 			IdleTimeout:          c.IdleTimeout,
-			WriteTimeout:         30 * time.Second,
+			WriteTimeout:         cfg.Limits.ClientWriteTimeout,
+			OnWriteTimeout:       f.writeTimedOut,
 			Log:                  log,
 		}
 		f.h1.NextProto = map[string]func(net.Conn){}
@@ -108,7 +116,7 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 			IdleTimeout:          c.IdleTimeout,
 			// A client that stops reading while we have bytes for it holds a handler and its
 			// buffers: give up on it as on a stalled HTTP/1.1 write.
-			WriteByteTimeout: 30 * time.Second,
+			WriteByteTimeout: cfg.Limits.ClientWriteTimeout,
 			CountError: func(kind string) {
 				log.Debug("http2: protocol error", "kind", kind)
 			},
@@ -195,7 +203,7 @@ func (f *Frontend) ListenHTTP3(tcp net.Addr) error {
 	}
 	f.udp = udp
 	f.h3 = &http3.Server{
-		Handler:        f.handler,
+		Handler:        h3Writes{h: f.handler, timeout: f.writeTimeout, expired: f.writeTimedOut},
 		TLSConfig:      f.tlsConf, // Serve sets its ALPN to h3
 		MaxHeaderBytes: f.maxHdr,
 		IdleTimeout:    f.h2cfg.IdleTimeout,

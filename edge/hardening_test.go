@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -384,6 +385,70 @@ func TestFirstRequestTimeout(t *testing.T) {
 	}
 	if h := limitHits(e, "first_request_timeout"); h != 1 {
 		t.Errorf("first_request_timeout hits = %v, want 1", h)
+	}
+}
+
+// bigOrigin serves n cacheable bytes at any path.
+func bigOrigin(t *testing.T, n int) ([]byte, *testOrigin) {
+	big := make([]byte, n)
+	return big, newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Write(big)
+	})
+}
+
+// TestClientWriteTimeout: a client that asks for a large object and reads none of it loses
+// its connection once the edge has waited client_write_timeout without progress (counted as
+// limit client_write_timeout); before, the edge's HTTP/1.1 writes had no deadline and such a
+// client held its connection and the response's buffers for as long as it liked.
+func TestClientWriteTimeout(t *testing.T) {
+	big, o := bigOrigin(t, 32<<20)
+	e, srv := newEdge(t, o.URL, func(c *Config) { c.Limits.ClientWriteTimeout = 300 * time.Millisecond })
+	stalled := rawConn(t, srv, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+	waitUntil(t, func() bool { return limitHits(e, "client_write_timeout") == 1 })
+	n, err := io.Copy(io.Discard, stalled)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the stalled client's connection is still open 20 s on (%d bytes read)", n)
+	}
+	if n >= int64(len(big)) {
+		t.Fatalf("the stalled client got the whole body (%d bytes)", n)
+	}
+}
+
+// TestClientWriteTimeoutProtocols: the same over TLS, for HTTP/1.1 (written through the TLS
+// connection in slices), HTTP/2 (the stream's wait for flow-control window: a client that
+// opens none is reset; the connection's writes never stall) and HTTP/3 (quic-go bounds no
+// stream write). The limit is counted — the handler's write failed — once per stalled
+// request; before, an HTTP/2 or HTTP/3 handler waited for window for ever.
+func TestClientWriteTimeoutProtocols(t *testing.T) {
+	big, o := bigOrigin(t, 16<<20)
+	fe := startFrontend(t, o.URL, func(c *Config) {
+		c.Memory = 256 << 20
+		c.Limits.ClientWriteTimeout = 300 * time.Millisecond
+	}, nil)
+	url := "https://" + fe.addr + "/big"
+	warm, err := fe.client(t, "http/1.1").Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := io.Copy(io.Discard, warm.Body); n != int64(len(big)) {
+		t.Fatalf("warm-up: %d bytes", n)
+	}
+	warm.Body.Close()
+	for i, proto := range []string{"http/1.1", "h2", "h3"} {
+		resp, err := fe.client(t, proto).Get(url)
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		if !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+			t.Fatalf("%s: %q, want a hit", proto, resp.Header.Get("Cache-Status"))
+		}
+		// The client reads nothing more: the edge must give up on it.
+		waitUntil(t, func() bool { return limitHits(fe.e, "client_write_timeout") >= float64(i+1) })
+		if got := limitHits(fe.e, "client_write_timeout"); got != float64(i+1) {
+			t.Errorf("%s: client_write_timeout hits = %v, want %d", proto, got, i+1)
+		}
+		resp.Body.Close()
 	}
 }
 

@@ -13,6 +13,11 @@ type ClientLimits struct {
 	// request; ClientIdleTimeout how long a keep-alive connection may wait between requests.
 	FirstRequestTimeout time.Duration `yaml:"first_request_timeout"`
 	ClientIdleTimeout   time.Duration `yaml:"client_idle_timeout"`
+	// ClientWriteTimeout is how long a response may wait on a client that takes none of it
+	// (a full socket buffer, a zero TCP window, no flow-control window for the stream): past
+	// it the connection closes or the stream is reset (HTTP/1.1, HTTP/2, HTTP/3). A slow but
+	// steady client gets its whole body, however long that takes.
+	ClientWriteTimeout time.Duration `yaml:"client_write_timeout"`
 	// RequestBodyIdleTimeout bounds each wait for request body bytes, RequestBodyTimeout the
 	// whole body: past either the request gets 408 (HTTP/1.1 in edge/h1; HTTP/2 and HTTP/3
 	// through the stream's read deadline, reqbody.go).
@@ -38,6 +43,7 @@ func defaultClientLimits() ClientLimits {
 		MaxClientConns:         10000,
 		FirstRequestTimeout:    10 * time.Second,
 		ClientIdleTimeout:      2 * time.Minute,
+		ClientWriteTimeout:     30 * time.Second,
 		RequestBodyIdleTimeout: 10 * time.Second,
 		RequestBodyTimeout:     2 * time.Minute,
 		MaxBufferedBody:        64 << 10,
@@ -53,8 +59,8 @@ func (l ClientLimits) invalid() string {
 	switch {
 	case l.MaxClientConns <= 0 || l.MaxUploadsPerOrigin <= 0 || l.MaxConnsPerOrigin <= 0:
 		return "limits.max_client_conns, max_uploads_per_origin and max_conns_per_origin must be positive"
-	case l.FirstRequestTimeout <= 0 || l.ClientIdleTimeout <= 0 || l.RequestBodyIdleTimeout <= 0 || l.RequestBodyTimeout <= 0:
-		return "limits.first_request_timeout, client_idle_timeout, request_body_idle_timeout and request_body_timeout must be positive"
+	case l.FirstRequestTimeout <= 0 || l.ClientIdleTimeout <= 0 || l.ClientWriteTimeout <= 0 || l.RequestBodyIdleTimeout <= 0 || l.RequestBodyTimeout <= 0:
+		return "limits.first_request_timeout, client_idle_timeout, client_write_timeout, request_body_idle_timeout and request_body_timeout must be positive"
 	case l.UploadQueueWait < 0 || l.OriginQueueWait <= 0:
 		return "limits.upload_queue_wait must not be negative and origin_queue_wait must be positive"
 	case l.MaxBufferedBody < 0:

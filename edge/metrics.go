@@ -64,7 +64,7 @@ const (
 	limitOriginQueue        = "origin_connection_queue"
 )
 
-var limitNames = []string{h1.LimitConns, h1.LimitFirstRequest, limitRequestBodyTimeout, limitUploadQueue, limitOriginQueue}
+var limitNames = []string{h1.LimitConns, h1.LimitFirstRequest, h1.LimitWrite, limitRequestBodyTimeout, limitUploadQueue, limitOriginQueue}
 
 func (m *metrics) limitHit(limit string) { m.limits.WithLabelValues(limit).Inc() }
 

@@ -21,6 +21,7 @@ func NewServer(h http.Handler, cfg Config, log *slog.Logger) *h1.Server {
 		ReadHeaderTimeout:   10 * time.Second,
 		IdleTimeout:         l.ClientIdleTimeout,
 		FirstRequestTimeout: l.FirstRequestTimeout,
+		WriteTimeout:        l.ClientWriteTimeout,
 		BodyIdleTimeout:     l.RequestBodyIdleTimeout,
 		BodyTimeout:         l.RequestBodyTimeout,
 		MaxConns:            l.MaxClientConns,

@@ -83,7 +83,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
 	c.br = bufio.NewReaderSize(peerReader{c}, 4<<10)
 	c.rd = reader{br: c.br, last: make(map[string]string)}
-	c.out = outWriter{conn: rwc}
+	c.out = newOutWriter(rwc, s.WriteTimeout, func() { s.limitHit(LimitWrite) })
 	c.bw = bufio.NewWriterSize(&c.out, 8<<10)
 	c.resp.c = c
 	return c
@@ -292,7 +292,7 @@ func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
 
 // refuse answers a request the server can't take and leaves the connection to be closed.
 func (c *conn) refuse(pe *protoError) {
-	c.rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.out.setDeadline(time.Now().Add(5 * time.Second))
 	msg := pe.reason + "\n"
 	c.bw.WriteString("HTTP/1.1 ")
 	c.bw.WriteString(statusLine(pe.status))

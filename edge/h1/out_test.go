@@ -90,8 +90,8 @@ func TestFlushWithPeerGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	o := &outWriter{conn: c}
+	w := newOutWriter(c, 10*time.Second, nil)
+	o := &w
 	if !o.vectored() {
 		t.Fatal("a plain TCP connection is not written with writev")
 	}

@@ -326,11 +326,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if err := w.c.bw.Flush(); err != nil {
 		return 0, err
 	}
-	rf, ok := w.c.rwc.(io.ReaderFrom)
-	if !ok {
-		return io.CopyBuffer(writerOnly{w}, src, nil)
-	}
-	n, err := rf.ReadFrom(io.LimitReader(src, w.length-w.written))
+	n, err := w.c.out.readFrom(src, w.length-w.written)
 	w.written += n
 	return n, err
 }
@@ -338,7 +334,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 // writerOnly hides ReadFrom so io.Copy doesn't come back to it.
 type writerOnly struct{ io.Writer }
 
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.out.setDeadline(t) }
 func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
 
 // The Date header changes once a second; formatting it per response would cost more than the

@@ -44,11 +44,16 @@ type Server struct {
 	// ErrBodyTimeout and the connection closes after the response.
 	BodyIdleTimeout time.Duration
 	BodyTimeout     time.Duration
+	// WriteTimeout is how long a write to the client may go without the client taking a byte
+	// (0: no bound): past it the write fails and the connection closes. A client that stops
+	// reading holds its connection and the response's buffers no longer than that, however
+	// long the body; a slow but steady one gets the whole body.
+	WriteTimeout time.Duration
 	// MaxConns bounds the open client connections (0: no bound). A connection accepted beyond
 	// it is closed at once (see Serve).
 	MaxConns int
 	// OnLimit, when set, is called each time a connection is cut by one of the limits above:
-	// with LimitConns or LimitFirstRequest (a body timeout surfaces as ErrBodyTimeout to the
+	// with LimitConns, LimitFirstRequest or LimitWrite (a body timeout surfaces as ErrBodyTimeout to the
 	// handler, which counts it).
 	OnLimit func(limit string)
 	Log     *slog.Logger
@@ -143,6 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 const (
 	LimitConns        = "client_connections"
 	LimitFirstRequest = "first_request_timeout"
+	LimitWrite        = "client_write_timeout"
 )
 
 func (s *Server) limitHit(limit string) {

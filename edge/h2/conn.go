@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,7 +97,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.cond.L = &c.mu
 	c.br = bufio.NewReaderSize(nc, 16<<10)
-	c.bw = bufio.NewWriterSize(deadlineWriter{nc, s.writeTimeout()}, 32<<10)
+	c.bw = bufio.NewWriterSize(deadlineWriter{nc, s}, 32<<10)
 	c.fr = http2.NewFramer(c.bw, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(s.maxFrameSize())
@@ -121,13 +122,17 @@ func newConn(s *Server, nc net.Conn) *conn {
 // deadlineWriter arms the write deadline before each write to the connection (the write
 // buffer's flushes).
 type deadlineWriter struct {
-	nc net.Conn
-	d  time.Duration
+	nc  net.Conn
+	srv *Server
 }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
-	w.nc.SetWriteDeadline(time.Now().Add(w.d))
-	return w.nc.Write(p)
+	w.nc.SetWriteDeadline(time.Now().Add(w.srv.writeTimeout()))
+	n, err := w.nc.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.srv.writeTimedOut()
+	}
+	return n, err
 }
 
 // lock takes mu to write (or to change what writers wait for).

@@ -2,7 +2,9 @@ package h2
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -111,15 +113,28 @@ func (w *responseWriter) writeData(p []byte) (int, error) {
 		}
 	}
 	n := 0
+	var stalled windowStall
+	defer stalled.stop()
 	for n < len(p) {
 		if st.closed || c.closing || st.localDone {
 			return n, errStreamClosed
 		}
 		win := min(st.sendWindow, c.sendWindow, int64(c.peerMaxFrame))
 		if win <= 0 {
+			if stalled.expired(c) {
+				// The client has given this stream no window for WriteTimeout: it reads
+				// nothing, though its connection may be alive and well. Give up on the
+				// stream as on a stalled connection write (nginx's send_timeout).
+				c.fr.WriteRSTStream(st.id, http2.ErrCodeCancel)
+				st.resetSent = true
+				c.closeStream(st)
+				c.s.writeTimedOut()
+				return n, errWindowTimeout
+			}
 			c.wait()
 			continue
 		}
+		stalled.stop()
 		k := min(int64(len(p)-n), win)
 		endStream := w.contentLength >= 0 && w.written+k == w.contentLength
 		w.writeDataFrame(p[n:n+int(k)], endStream)
@@ -143,6 +158,40 @@ func (w *responseWriter) writeData(p []byte) (int, error) {
 	}
 	c.answered(st)
 	return n, nil
+}
+
+// errWindowTimeout is a write that waited Server.WriteTimeout for flow-control window.
+var errWindowTimeout = fmt.Errorf("http2: no flow-control window from the client for the write timeout: %w", os.ErrDeadlineExceeded)
+
+// windowStall times one wait of a stream's writer for flow-control window: its timer wakes
+// the connection's waiters when the write timeout has passed, so the writer can give up.
+type windowStall struct {
+	since time.Time
+	timer *time.Timer
+}
+
+// expired starts the clock on the first call of a wait and reports whether the write
+// timeout has passed since. Under mu.
+func (s *windowStall) expired(c *conn) bool {
+	d := c.s.writeTimeout()
+	if s.timer == nil {
+		s.since = time.Now()
+		s.timer = time.AfterFunc(d, func() {
+			c.lock()
+			c.cond.Broadcast()
+			c.unlock()
+		})
+		return false
+	}
+	return time.Since(s.since) >= d
+}
+
+// stop ends the wait: window came (or the write ended).
+func (s *windowStall) stop() {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
 }
 
 // writeDataFrame writes one DATA frame's header and its payload to the buffer. Under mu.

@@ -50,8 +50,13 @@ type Server struct {
 	// IdleTimeout closes a connection with no open stream for this long (GOAWAY NO_ERROR).
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to the connection: a client that stops reading for this
-	// long loses its connection (default 30s).
+	// long loses its connection (default 30s). It bounds as well a stream's wait for
+	// flow-control window: a client that opens no window on a stream for this long has the
+	// stream reset (CANCEL), however alive its connection.
 	WriteTimeout time.Duration
+	// OnWriteTimeout, when set, is called each time WriteTimeout ends a connection or a
+	// stream.
+	OnWriteTimeout func()
 	// ResponseFields are added to every final response (Alt-Svc), lower-case names.
 	ResponseFields [][2]string
 	// BaseContext is the parent of every request's context (for values); nil means Background.
@@ -125,6 +130,12 @@ func (s *Server) maxHeaderListSize() uint32 {
 		n = defaultMaxHeaderBytes
 	}
 	return uint32(n + 10*32)
+}
+
+func (s *Server) writeTimedOut() {
+	if s.OnWriteTimeout != nil {
+		s.OnWriteTimeout()
+	}
 }
 
 func (s *Server) writeTimeout() time.Duration {
