@@ -105,8 +105,11 @@ func (o *outWriter) writeStep(fd uintptr) bool {
 		var n int
 		var err error
 		if len(o.bufs) == 1 {
-			n, err = unix.Write(int(fd), o.bufs[0])
+			n, err = syscall.Write(int(fd), o.bufs[0])
 		} else {
+			if raceBuild {
+				syscall.Write(int(fd), nil) // see raceBuild
+			}
 			n, err = unix.Writev(int(fd), o.bufs)
 		}
 		if n > 0 {
@@ -130,7 +133,7 @@ func (o *outWriter) writeStep(fd uintptr) bool {
 
 func (o *outWriter) sendStep(fd uintptr) bool {
 	for o.remain > 0 {
-		n, err := unix.Sendfile(int(fd), o.srcFD, &o.off, int(min(o.remain, maxSendfile)))
+		n, err := syscall.Sendfile(int(fd), o.srcFD, &o.off, int(min(o.remain, maxSendfile)))
 		if n > 0 {
 			o.n += int64(n)
 			o.remain -= int64(n)
@@ -150,9 +153,9 @@ func (o *outWriter) sendStep(fd uintptr) bool {
 // deadline re-armed if bytes went out since it was set), or stop with o.err.
 func (o *outWriter) outcome(call string, n int, err error) (done, wait bool) {
 	switch err {
-	case nil, unix.EINTR:
+	case nil, syscall.EINTR:
 		return false, false
-	case unix.EAGAIN:
+	case syscall.EAGAIN:
 		if o.timeout > 0 && (!o.armed || o.progress) {
 			o.conn.SetWriteDeadline(o.deadline(time.Now().Add(o.timeout)))
 			o.armed, o.progress = true, false

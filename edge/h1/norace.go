@@ -1,0 +1,6 @@
+//go:build !race
+
+package h1
+
+// raceBuild: see race.go.
+const raceBuild = false
