@@ -25,10 +25,15 @@ import (
 // a file (sendfile), and in 16 KiB writes without a length (chunked, through the buffer).
 var writeTimeoutBodies = []string{"memory", "file", "chunked"}
 
+// writeTimeoutData is n bytes of a 4093-byte pattern (a prime length: a slice out of place
+// shows), cheap to make under the race detector.
 func writeTimeoutData(n int) []byte {
+	pattern := make([]byte, 4093)
+	for i := range pattern {
+		pattern[i] = byte(i*7 + i>>5)
+	}
 	data := make([]byte, n)
-	for i := range data {
-		data[i] = byte(i*7 + i>>13)
+	for i := 0; i < n; i += copy(data[i:], pattern) {
 	}
 	return data
 }
@@ -144,7 +149,7 @@ func dialSmallWindow(t *testing.T, addr string, cfg *tls.Config) net.Conn {
 func TestWriteTimeoutStalledClient(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	for _, withTLS := range []bool{false, true} {
-		addr, cfg, errs, expired := startWriteTimeout(t, 32<<20, timeout, withTLS)
+		addr, cfg, errs, expired := startWriteTimeout(t, 8<<20, timeout, withTLS)
 		for i, b := range writeTimeoutBodies {
 			name := fmt.Sprintf("%s tls=%v", b, withTLS)
 			c := dialSmallWindow(t, addr, cfg)
@@ -170,7 +175,7 @@ func TestWriteTimeoutStalledClient(t *testing.T) {
 // would have cut it off).
 func TestWriteTimeoutSlowReader(t *testing.T) {
 	const timeout = time.Second
-	const n = 24 << 20
+	const n = 12 << 20
 	for _, withTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
 			t.Parallel()
@@ -188,7 +193,7 @@ func slowReads(t *testing.T, n int, timeout time.Duration, withTLS bool) {
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		begin := time.Now()
 		fmt.Fprintf(c, "GET /?b=%s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", b)
-		resp, err := http.ReadResponse(bufio.NewReaderSize(&pacedReader{r: c}, 128<<10), nil)
+		resp, err := http.ReadResponse(bufio.NewReaderSize(&pacedReader{r: c}, 64<<10), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -209,13 +214,13 @@ func slowReads(t *testing.T, n int, timeout time.Duration, withTLS bool) {
 	}
 }
 
-// pacedReader takes 128 KiB at a time, 10 ms apart: about 13 MB/s, far slower than the
+// pacedReader takes 64 KiB at a time, 10 ms apart: about 6.5 MB/s, far slower than the
 // server can send, so that its writes wait on the client again and again.
 type pacedReader struct{ r io.Reader }
 
 func (p *pacedReader) Read(b []byte) (int, error) {
 	time.Sleep(10 * time.Millisecond)
-	n, err := io.ReadFull(p.r, b[:min(len(b), 128<<10)])
+	n, err := io.ReadFull(p.r, b[:min(len(b), 64<<10)])
 	if err == io.ErrUnexpectedEOF {
 		err = nil
 	}
