@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reelvideo/reel/edge/internal/reqctx"
 )
 
 // Connection states, for graceful shutdown: an idle connection waits for a request's first
@@ -47,7 +49,7 @@ type conn struct {
 	rd         reader               // reads request heads and chunked bodies' trailers
 	h          head                 // the current request's head
 
-	// The background read that notices a client going away (see reqContext).
+	// The background read that notices a client going away (see Watch).
 	peerMu      sync.Mutex
 	peerWatch   bool          // a background read is running
 	peerDone    chan struct{} // closed when it has returned
@@ -248,8 +250,9 @@ var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
 // serveRequest runs the handler for one request and reports whether the connection can carry
 // another.
 func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
-	a := &reqAlloc{ctx: reqContext{parent: ctx, c: c}}
+	a := &reqAlloc{}
 	rctx := &a.ctx
+	rctx.Init(ctx, c)
 	req, err := h.request(rctx, &a.url)
 	if err != nil {
 		var pe *protoError
@@ -274,13 +277,13 @@ func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
 	w := &c.resp
 	w.reset(req, b)
 	defer func() {
-		rctx.cancel()
+		rctx.Cancel()
 		c.stopPeerWatch()
 	}()
 	c.srv.Handler.ServeHTTP(w, req)
 	// The context ends when the handler returns, before the client can see the response's end
 	// (as with net/http); the deferred call covers a handler that panics.
-	rctx.cancel()
+	rctx.Cancel()
 	if !w.finish() {
 		return false
 	}
@@ -332,10 +335,13 @@ func (c *conn) skipTrailers() error {
 	}
 }
 
-// watchPeer starts the background read that cancels x when the client goes away. It does
-// nothing while the handler may still read the request body from the connection, or while
-// bytes of a pipelined request are already buffered (the client is evidently still there).
-func (c *conn) watchPeer(x *reqContext) {
+// Watch (reqctx.Watcher), called when a handler first waits on its request's context, starts
+// the background read that cancels x when the client goes away: a goroutine and a system call
+// that net/http spends on every request, here only on requests that wait (for an origin
+// fill, say). It does nothing while the handler may still read the request body from the
+// connection, or while bytes of a pipelined request are already buffered (the client is
+// evidently still there).
+func (c *conn) Watch(x *reqctx.Context) {
 	if b := c.resp.body; b != nil {
 		b.mu.Lock()
 		eof := b.eof
@@ -369,7 +375,7 @@ func (c *conn) watchPeer(x *reqContext) {
 			return // stopped by stopPeerWatch
 		}
 		c.peerErr = err
-		go x.cancel() // x.mu may be held by Done, which waits for nothing but this lock
+		go x.Cancel() // x's lock may be held by Done, which waits for nothing but this lock
 	}()
 }
 

@@ -1,16 +1,15 @@
 package h2
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/reelvideo/reel/edge/internal/reqctx"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -38,7 +37,7 @@ type stream struct {
 	closed      bool // gone from the connection's streams
 
 	head bool // a HEAD request
-	ctx  streamContext
+	ctx  reqctx.Context
 	req  *http.Request
 	rw   responseWriter
 }
@@ -235,7 +234,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) error {
 			r.Trailer = st.trailer
 		}
 	}
-	st.ctx = streamContext{parent: c.baseCtx}
+	st.ctx.Init(c.baseCtx, nil)
 	st.req = r.WithContext(&st.ctx)
 	st.rw = responseWriter{st: st, contentLength: -1}
 	if f.Truncated {
@@ -314,7 +313,7 @@ func (st *stream) done() {
 	c := st.c
 	c.lock()
 	defer c.unlock()
-	st.ctx.cancel()
+	st.ctx.Cancel()
 	if !st.closed && st.localDone && !st.remoteDone && !c.closing {
 		// The response is complete and the request body isn't: the client may stop sending
 		// it (RFC 9113 §8.1) — told once the frames it sent meanwhile are processed (a
@@ -445,48 +444,5 @@ func (timeoutError) Error() string   { return "http2: request body read timeout"
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 
-// streamContext is a request's context: cancelled when the stream is reset, the connection
-// ends or the handler returns. Its channel is made only when someone waits on it.
-type streamContext struct {
-	parent context.Context
-	mu     sync.Mutex
-	done   chan struct{}
-	err    error
-}
-
-func (x *streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (x *streamContext) Value(key any) any           { return x.parent.Value(key) }
-func (x *streamContext) String() string              { return "h2.streamContext" }
-
-func (x *streamContext) Done() <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.done == nil {
-		x.done = make(chan struct{})
-		if x.err != nil {
-			close(x.done)
-		}
-	}
-	return x.done
-}
-
-func (x *streamContext) Err() error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.err
-}
-
-func (x *streamContext) cancel() {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.err != nil {
-		return
-	}
-	x.err = context.Canceled
-	if x.done != nil {
-		close(x.done)
-	}
-}
-
 // cancel ends st's context.
-func (st *stream) cancel() { st.ctx.cancel() }
+func (st *stream) cancel() { st.ctx.Cancel() }
