@@ -33,9 +33,12 @@ var sequentialBrowserTests = map[string]string{
 	// hog hls.js 1.7.4's LL-HLS threw "Cannot read properties of null (reading 'start')" once
 	// in five runs, after aborting a part load (a console error, which fails the test).
 	"TestBrowser": "latency targets; hls.js LL-HLS under load",
-	// Once in about 19 runs under the full suite's load (2026-12-07), hls.js stalled after the
-	// kill (bufferStalledError, 15 frames in the next 31 s) and did not recover; not yet
-	// understood, and never seen with the machine to itself. Alone, while it is looked into.
+	// Under the full suite's load hls.js stalled after the kill (bufferStalledError; its clock
+	// then ran on over holes in the video buffer: 13–24 frames decoded in the next 30 s), once
+	// in about 19 runs on 2026-12-06 and in 2 of 4 clean-clone CI runs on 2026-12-07, while
+	// the other packages' tests ran beside cmd/reel's; never with the machine to itself (3 of 3).
+	// Not yet understood. `make test` runs it after the rest, on its own (go test -skip, then
+	// -run), while it is looked into.
 	"TestBrowserLiveRedundantFailover": "hls.js stall after the kill under the full suite's load, under investigation",
 }
 
