@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,15 +28,10 @@ func TestEdgeAccessRules(t *testing.T) {
 		io.WriteString(w, "object")
 	}))
 	defer origin.Close()
-	dir := t.TempDir()
 	db := testkit.WriteCountryDB(t, map[string]string{"127.0.0.1/32": "FR", "127.0.0.2/32": "US"})
-	cfgFile := filepath.Join(dir, "edge.yaml")
-	cfg := "geoip: {database: " + db + "}\nrules:\n" +
-		"  - path_prefix: /vod/\n    deny_countries: [US]\n    referers: [example.com, '*.example.com']\n" +
-		"  - path_prefix: /live/\n    rate_limit: {rate: 1/m, burst: 2}\n"
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, "edge.yaml", "geoip: {database: "+db+"}\nrules:\n"+
+		"  - path_prefix: /vod/\n    deny_countries: [US]\n    referers: [example.com, '*.example.com']\n"+
+		"  - path_prefix: /live/\n    rate_limit: {rate: 1/m, burst: 2}\n")
 	_, base := startEdge(t, bin, "--origin", origin.URL, "--config", cfgFile)
 
 	get := func(from, path string, hdr ...string) (int, http.Header, string) {
@@ -87,10 +80,7 @@ func TestEdgeAccessRules(t *testing.T) {
 		t.Errorf("the origin had %d requests, want 2", n)
 	}
 
-	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte("rules:\n  - path_prefix: /vod/\n    allow_ips: [10.0.0.0/33]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bad := writeConfig(t, "bad.yaml", "rules:\n  - path_prefix: /vod/\n    allow_ips: [10.0.0.0/33]\n")
 	code, _, stderr := runReel(t, "edge", "--origin", origin.URL, "--config", bad)
 	if code == 0 || !strings.Contains(stderr, bad) || !strings.Contains(stderr, `rules[0]: allow_ips: "10.0.0.0/33"`) {
 		t.Errorf("bad allow_ips: exit %d, %q", code, stderr)

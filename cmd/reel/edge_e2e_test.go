@@ -100,6 +100,17 @@ func startEdge(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	return cmd, "http://" + addr
 }
 
+// writeConfig writes body as a config file named name in a new temporary folder and returns
+// its path.
+func writeConfig(t *testing.T, name, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // runUntilServing starts a reel subcommand and waits for its first line to say it serves; it
 // is killed when the test ends.
 func runUntilServing(t *testing.T, what string, cmd *exec.Cmd) {

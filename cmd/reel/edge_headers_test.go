@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,9 +28,7 @@ func TestEdgeHeaderRules(t *testing.T) {
 		io.WriteString(w, "object")
 	}))
 	defer origin.Close()
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "edge.yaml")
-	cfg := `rules:
+	cfgFile := writeConfig(t, "edge.yaml", `rules:
   - path_prefix: /
     request_headers:
       set: {X-Origin-Auth: s3cr3t}
@@ -40,10 +36,7 @@ func TestEdgeHeaderRules(t *testing.T) {
     response_headers:
       set: {Strict-Transport-Security: max-age=63072000, X-Cache: "{cache_status} from {client_ip}"}
       remove: [X-Powered-By]
-`
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	_, base := startEdge(t, bin, "--origin", origin.URL, "--config", cfgFile)
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 10 * time.Second}
 	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}, Timeout: 30 * time.Second}
@@ -68,10 +61,7 @@ func TestEdgeHeaderRules(t *testing.T) {
 	}
 	mu.Unlock()
 
-	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte("rules:\n  - path_prefix: /\n    request_headers:\n      set: {X-Real-IP: \"{client_ip}\"}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bad := writeConfig(t, "bad.yaml", "rules:\n  - path_prefix: /\n    request_headers:\n      set: {X-Real-IP: \"{client_ip}\"}\n")
 	code, _, stderr := runReel(t, "edge", "--origin", origin.URL, "--config", bad)
 	if code != 1 || !strings.Contains(stderr, bad) || !strings.Contains(stderr, "rules[0]: request_headers.set.X-Real-IP: {client_ip} differs per client") {
 		t.Errorf("a per-client field to the origin of a cached path: exit %d, %q", code, stderr)

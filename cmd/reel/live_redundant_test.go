@@ -155,18 +155,14 @@ func TestBrowserLiveRedundantFailover(t *testing.T) {
 	listedSegments(t, "http://"+addrs[0], "video_360p", 1)
 	procs[1] = startRedundantLive(t, bin, addrs[1], dirs[1])
 
-	cfg := fmt.Sprintf(`origins:
+	cfgFile := writeConfig(t, "edge.yaml", fmt.Sprintf(`origins:
   - name: live
     urls: [http://%s, http://%s]
     health_check: {path: /live/time, interval: 500ms, timeout: 1s}
 rules:
   - path_prefix: /live/
     origin: live
-`, addrs[0], addrs[1])
-	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, addrs[0], addrs[1]))
 	_, edge := startEdge(t, bin, "--config", cfgFile, "--cache-dir", t.TempDir())
 	listedSegments(t, edge, "video_360p", 3)
 	if n := compareOrigins(t, "http://"+addrs[0], "http://"+addrs[1], 3); n < 6 {
