@@ -402,6 +402,10 @@ type Rule struct {
 	// Compress says whether text responses are compressed for clients that accept it
 	// (compress.go); where no matching rule says, compression.off decides.
 	Compress *bool `yaml:"compress"`
+	// ClientCacheControl is what a client's own caching directives do for these paths:
+	// "ignore" or "honor" (clientcc.go); where no matching rule says, cache.client_cache_control.
+	// It never changes what is stored, so any rule may set it.
+	ClientCacheControl string `yaml:"client_cache_control"`
 
 	// RuleTTLs: lifetimes when the origin is silent, clamps on the origin's, and what clients
 	// are told (config_ttl.go; README "Cache policy").
@@ -417,8 +421,9 @@ type Rule struct {
 
 // RuleMatch is a rule's conditions beyond its path prefix (edge/rules says how each matches).
 // Methods, headers and cookies are request conditions: the cache key holds none of them, so a
-// rule that has them may only set what leaves the stored response alone (bypass, token, the
-// access settings, response_headers, and origin and request_headers together with bypass) —
+// rule that has them may only set what leaves the stored response alone (bypass, token,
+// browser_ttl, client_cache_control, the access settings, response_headers, and origin and
+// request_headers together with bypass) —
 // or one client's request could choose what every client of the key gets.
 type RuleMatch struct {
 	Host       string            `yaml:"host"`
@@ -524,6 +529,10 @@ type Policy struct {
 	// HeuristicWithCredentials lets a response to a request with Cookie or Authorization be
 	// stored on heuristic freshness (refused by default: policy.Options).
 	HeuristicWithCredentials bool `yaml:"heuristic_with_credentials"`
+	// ClientCacheControl is what a request's Cache-Control and Pragma do: "ignore" (the
+	// default: neither sends a request to the origin nor keeps a response from being stored)
+	// or "honor" (RFC 9111 §5.2.1), clientcc.go.
+	ClientCacheControl string `yaml:"client_cache_control"`
 }
 
 // Limits protect the edge and the origin.
@@ -561,12 +570,13 @@ func DefaultConfig() Config {
 		MaxObjectSize: 1 << 30,
 		SliceSize:     1 << 20,
 		Cache: Policy{
-			DropParams:        []string{"utm_*", "gclid", "fbclid", "msclkid"},
-			HeuristicFraction: 0.1,
-			HeuristicMax:      24 * time.Hour,
-			MaxErrorTTL:       10 * time.Second,
-			MaxNegativeTTL:    policy.DefaultMaxNegativeTTL,
-			MaxVariants:       16,
+			DropParams:         []string{"utm_*", "gclid", "fbclid", "msclkid"},
+			HeuristicFraction:  0.1,
+			HeuristicMax:       24 * time.Hour,
+			MaxErrorTTL:        10 * time.Second,
+			MaxNegativeTTL:     policy.DefaultMaxNegativeTTL,
+			MaxVariants:        16,
+			ClientCacheControl: clientCCIgnore,
 		},
 		Limits: Limits{
 			MaxHeaderBytes:         64 << 10,
@@ -745,6 +755,9 @@ func (c *Config) Validate() error {
 	if err := c.Cache.checkTTLs(); err != nil {
 		return err
 	}
+	if err := checkClientCC("cache.client_cache_control", c.Cache.ClientCacheControl); err != nil {
+		return err
+	}
 	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
@@ -790,6 +803,9 @@ func (c *Config) checkRoutes() error {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
 		if err := r.RuleAccess.check(); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		if err := checkClientCC("client_cache_control", r.ClientCacheControl); err != nil {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
 		if err := r.RuleHeaders.check(r.Bypass != nil && *r.Bypass); err != nil {

@@ -45,7 +45,7 @@ type decision struct {
 func decide(r *http.Request, res *lookupResult, now time.Time) decision {
 	obj, pol := res.obj, res.pol
 	if obj == nil {
-		if onlyIfCached(r) {
+		if onlyIfCached(r.Header) {
 			return decision{verdict: verdictRefuse, reason: "not in cache (only-if-cached)"}
 		}
 		return decision{verdict: verdictFill, fwd: res.fwd}
@@ -71,9 +71,9 @@ func decide(r *http.Request, res *lookupResult, now time.Time) decision {
 	}
 }
 
-// onlyIfCached reports whether the request carries Cache-Control: only-if-cached.
-func onlyIfCached(r *http.Request) bool {
-	for _, v := range r.Header.Values("Cache-Control") {
+// onlyIfCached reports whether a request's header carries Cache-Control: only-if-cached.
+func onlyIfCached(h http.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(d), "only-if-cached") {
 				return true

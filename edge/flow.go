@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/reelvideo/reel/edge/cachestatus"
+	"github.com/reelvideo/reel/edge/policy"
 )
 
 // The request flow. Every request the edge serves goes through these phases, in this order,
@@ -106,6 +107,14 @@ func (e *Edge) serveRouted(w http.ResponseWriter, r *http.Request, up *upstream,
 	// 5. Decide.
 	now := e.now()
 	d := decide(r, &res, now)
+	if (d.verdict == verdictRevalidate || d.verdict == verdictFill) && policy.RequestNoStore(r.Header) {
+		// A no-store the rules honour (clientcc.go): nothing of this request may be stored,
+		// so it goes to the origin alone rather than lead a fill that the requests joining it
+		// would then have to leave, each for the origin.
+		e.stats.Misses.Add(1)
+		e.forward(w, r, up, cachestatus.Status{Fwd: cachestatus.FwdRequest, Detail: "no-store"})
+		return
+	}
 	// 6 and 7. Upstream, respond.
 	switch d.verdict {
 	case verdictFresh:

@@ -193,6 +193,7 @@ func TestHeaderRules(t *testing.T) {
 		name: "to the origin: set, add two values, remove; on the fill and on a revalidation",
 		rules: `
   - path_prefix: /
+    client_cache_control: honor   # a client's no-cache revalidates (below)
     request_headers:
       set: {X-Origin-Auth: secret, X-Forwarded-For: edge}
       add: {X-Tag: [a, b]}
@@ -203,7 +204,8 @@ func TestHeaderRules(t *testing.T) {
 				origin: map[string][]string{"X-Origin-Auth": {"secret"}, "X-Tag": {"client", "a", "b"}, "Cookie": none, "X-Forwarded-For": {"edge"}},
 				got:    map[string][]string{"X-Origin-Auth": none}},
 			{path: "/a", got: map[string][]string{"X-Origin-Auth": none}},
-			// A client's no-cache makes the edge revalidate: the origin gets the fields again.
+			// A client's no-cache (honoured) makes the edge revalidate: the origin gets the
+			// fields again.
 			{path: "/a", send: []string{"Cache-Control", "no-cache"},
 				origin: map[string][]string{"X-Origin-Auth": {"secret"}, "X-Tag": {"a", "b"}, "If-None-Match": {`"v1"`}}},
 		},
@@ -248,6 +250,7 @@ func TestHeaderRules(t *testing.T) {
 		name: "variables: cache status miss then hit, the TCP peer, the host, a literal brace",
 		rules: `
   - path_prefix: /
+    client_cache_control: honor   # a client's no-cache revalidates (below)
     response_headers:
       set:
         X-Cache: "{cache_status}"
@@ -267,7 +270,7 @@ func TestHeaderRules(t *testing.T) {
 				got:    map[string][]string{"X-Cache": {"uri-miss"}, "X-Client": {"ip=127.0.0.4"}, "X-Host": {"example.com:8080"}}},
 			{path: "/v", proto: "h2", from: "127.0.0.4", host: "example.com:8080",
 				got: map[string][]string{"X-Cache": {"hit"}, "X-Client": {"ip=127.0.0.4"}}},
-			// A client's no-cache: Cache-Status says fwd=request.
+			// A client's no-cache, honoured: Cache-Status says fwd=request.
 			{path: "/v", host: "example.com", send: []string{"Cache-Control", "no-cache"}, origin: map[string][]string{},
 				got: map[string][]string{"X-Cache": {"request"}}},
 		},

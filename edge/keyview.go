@@ -24,6 +24,7 @@ const DeviceClassHeader = "Reel-Device-Class"
 //     origin's Vary: Cookie is matched on the allowed cookies, one variant per keyed
 //     combination; and a request whose cookies were all dropped is no longer credentialed
 //     (policy.Storable): the origin never saw who asked.
+//
 //   - key_device_class: the User-Agent is replaced by the class's fixed one
 //     (cachekey.DeviceClass.UserAgent) and Reel-Device-Class names the class. Forwarding the
 //     client's User-Agent would let the origin answer Chrome on a Pixel differently from
@@ -32,6 +33,10 @@ const DeviceClassHeader = "Reel-Device-Class"
 //     User-Agent is not in the cache key). It also makes an origin's Vary: User-Agent one
 //     variant per class, not one per User-Agent string.
 //
+//   - client_cache_control: ignore (the default): the request's Cache-Control and Pragma are
+//     taken out, but only-if-cached (clientcc.go): a client's no-cache or no-store changes
+//     nothing the cache does, and never reaches the origin.
+//
 // A Reel-Device-Class the client sent itself is dropped whenever the edge may store the
 // answer: it is not keyed, and an origin that reads it would let one client choose what a
 // class gets. (The access log keeps the client's own fields: it reads the original request.)
@@ -39,10 +44,16 @@ func (e *Edge) keyedView(r *http.Request, rl *ruling) *http.Request {
 	ru := rl.key
 	cookies, device := ru.KeysCookies(), ru.KeysDeviceClass()
 	_, spoofed := r.Header[DeviceClassHeader]
-	if !cookies && !device && !spoofed {
+	h, directives := r.Header, false
+	if !rl.honorClientCC {
+		h, directives = withoutClientCC(r.Header) // a copy when there were any
+	}
+	if !cookies && !device && !spoofed && !directives {
 		return r
 	}
-	h := r.Header.Clone()
+	if !directives {
+		h = r.Header.Clone()
+	}
 	if cookies {
 		if c, ok := e.keyer.ForwardCookie(r.Header, ru); ok {
 			h["Cookie"] = []string{c}

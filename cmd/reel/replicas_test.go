@@ -117,6 +117,7 @@ func TestOriginReplicasBehindEdge(t *testing.T) {
 	_, edgeURL := edgeInFrontWith(t, lb.URL, nil, func(c *edge.Config) {
 		c.SliceSize = slice
 		c.SliceThreshold = slice
+		c.Cache.ClientCacheControl = "honor" // a client's no-cache revalidates (below)
 	})
 
 	get := func(path string, hdr ...string) (int, string) {

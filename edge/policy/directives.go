@@ -281,6 +281,10 @@ type reqDirectives struct {
 	maxStaleAny                    bool
 }
 
+// RequestNoStore reports whether a request says no-store (RFC 9111 §5.2.1.5): nothing of it
+// or of its response may be stored.
+func RequestNoStore(h http.Header) bool { return requestDirectives(h).noStore }
+
 // requestDirectives reads request Cache-Control, or Pragma: no-cache when Cache-Control is
 // absent (RFC 9111 §5.4). Repeats keep the most restrictive value. Malformed directives are
 // read restrictively: a bad max-age is max-age=0 (validate), a bad max-stale or min-fresh is

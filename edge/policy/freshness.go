@@ -65,12 +65,6 @@ type Options struct {
 	// operator's per-path override, e.g. for an origin that sends no useful Cache-Control).
 	// It does not make private, no-store or Set-Cookie responses storable.
 	TTL time.Duration
-
-	// IgnoreRequestCacheControl makes Reuse treat requests as if they carried no
-	// Cache-Control or Pragma (what nginx proxy_cache and Varnish do by default), so a
-	// client's reload cannot push load onto the origin. Request no-store is still honoured by
-	// Storable: it is about privacy, not freshness.
-	IgnoreRequestCacheControl bool
 }
 
 const (

@@ -74,12 +74,13 @@ func (v Verdict) String() string {
 //     a fresh response with max-age or min-fresh;
 //   - only-if-cached turns every "go to the origin" verdict into GatewayTimeout (§5.2.1.7).
 //
-// With Options.IgnoreRequestCacheControl the request's directives are not consulted.
+// Every request directive is read: an edge that ignores its clients' (edge/clientcc.go) takes
+// them out of the request before it asks.
 func Reuse(req *http.Request, stored Stored, now time.Time, opt Options) Verdict {
 	opt = opt.withDefaults()
 	d := responseDirectives(stored.Header)
 	r := reqDirectives{maxAge: unset, minFresh: unset, maxStale: unset}
-	if req != nil && !opt.IgnoreRequestCacheControl {
+	if req != nil {
 		r = requestDirectives(req.Header)
 	}
 	forward := func(v Verdict) Verdict {

