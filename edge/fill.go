@@ -51,6 +51,17 @@ func (e *Edge) joinFill(out *http.Request, up *upstream, res lookupResult, cond 
 // is the stored object being revalidated, if any.
 func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached) {
 	r = withInterim(r, w) // the origin's 103 Early Hints reach the leader's client (interim.go)
+	if e.followFill(w, r, up, res, fwd, cond, false) {
+		// The fill's leader kept its answer to itself because of what its own request
+		// carried (fill.Head.Rejoin): one more fill, led by one of us, before going alone.
+		e.followFill(w, r, up, res, fwd, cond, true)
+	}
+}
+
+// followFill joins (or starts) the fill for the request and serves it as it arrives, or
+// reports that it should join a new one (only when !last): the response was its leader's
+// alone because of the leader's own request.
+func (e *Edge) followFill(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached, last bool) (rejoin bool) {
 	f, leader := e.joinFill(fill.Request(r), up, res, cond)
 	if !leader {
 		e.stats.Collapsed.Add(1)
@@ -89,6 +100,8 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		// The leader streams an object too large to share while it stores it as slices:
 		// followers read it through coalesced slices rather than each from the origin.
 		return
+	case errors.Is(err, fill.ErrNotShareable) && head.Rejoin && !last:
+		return true
 	case errors.Is(err, fill.ErrNotShareable), errors.Is(err, fill.ErrHeadTimeout):
 		// Not ours to share, or the origin is too slow to wait for: go on our own.
 		e.forward(w, r, up, cachestatus.Status{Fwd: fwd, Detail: "uncollapsed"})
@@ -119,6 +132,7 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 		return
 	}
 	e.serveFill(w, r, head, body, cs)
+	return
 }
 
 // runFill fetches one response for a coalesced group and publishes it: shareable responses
@@ -256,7 +270,10 @@ func (e *Edge) publish(f *fill.Fill, r *http.Request, up *upstream, res lookupRe
 		if shareableError(r, resp) && e.relayError(f, r, resp) {
 			return
 		}
-		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason}, nil)
+		// Kept from the others by the leader's own credentials: they fill again together,
+		// not each on its own (fillAndServe) — or one client's Authorization on the first
+		// request for a new object would send everyone who joined it to the origin.
+		f.SetHead(fill.Head{Status: resp.StatusCode, Header: resp.Header, Direct: resp.Body, Reason: reason, Rejoin: policy.ByRequest(reason)}, nil)
 		return
 	}
 	header := policy.HeaderToStore(resp.Header, res.pol)

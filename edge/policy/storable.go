@@ -25,6 +25,13 @@ const (
 	ReasonNoFreshness    = "no-freshness"    // could never be reused: no lifetime, validator or stale window
 )
 
+// ByRequest reports whether a Storable reason lies in the request that was answered (its
+// Authorization or Cookie) rather than in the response: the same URL asked for without them
+// may well be storable.
+func ByRequest(reason string) bool {
+	return reason == ReasonAuthorization || reason == ReasonCredentials
+}
+
 // Storable decides whether a response to req may be stored by a shared cache (RFC 9111 §3).
 // When ok is false, reason is one of the Reason constants.
 //

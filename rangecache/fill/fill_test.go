@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -224,6 +225,44 @@ func TestNotShareable(t *testing.T) {
 	}
 	if got, _ := io.ReadAll(body.NewReader(context.Background(), 0)); string(got) != "yours only" {
 		t.Fatalf("leader read %q", got)
+	}
+}
+
+// TestRejoin: a response its leader's own request kept to itself (Head.Rejoin) tells the
+// followers so, and the fill takes no one new: the next Join starts a fill of its own, which
+// its followers join — while a plain unshareable fill still takes joiners (they learn it is
+// not theirs).
+func TestRejoin(t *testing.T) {
+	for _, rejoin := range []bool{true, false} {
+		tbl := NewTable()
+		gate, hold := make(chan struct{}), make(chan struct{})
+		run := func(ctx context.Context, f *Fill) {
+			<-gate
+			f.SetHead(Head{Status: 200, Reason: "authorization", Rejoin: rejoin, Direct: io.NopCloser(strings.NewReader("x"))}, nil)
+			<-hold // still in the table
+		}
+		lf, _ := tbl.Join(context.Background(), "k", run)
+		ff, _ := tbl.Join(context.Background(), "k", run)
+		close(gate)
+		head, _, err := ff.Head(context.Background(), false, time.Second)
+		if !errors.Is(err, ErrNotShareable) || head.Rejoin != rejoin || head.Reason != "authorization" {
+			t.Fatalf("rejoin=%v: follower got %v %+v", rejoin, err, head)
+		}
+		nf, leader := tbl.Join(context.Background(), "k", func(ctx context.Context, f *Fill) {
+			f.SetHead(Head{Status: 200, Shareable: true}, nil)
+		})
+		if leader != rejoin || (nf == lf) == rejoin {
+			t.Errorf("rejoin=%v: a Join after the head led=%v, same fill=%v", rejoin, leader, nf == lf)
+		}
+		if !rejoin {
+			if _, _, err := nf.Head(context.Background(), false, time.Second); !errors.Is(err, ErrNotShareable) {
+				t.Errorf("a late joiner of a plain unshareable fill got %v", err)
+			}
+		}
+		close(hold)
+		for _, f := range []*Fill{lf, ff, nf} {
+			f.Done()
+		}
 	}
 }
 

@@ -31,6 +31,10 @@ type Head struct {
 	VaryKey string
 	// Reason says why the response is not shareable (a policy reason), for Cache-Status.
 	Reason string
+	// Rejoin, on a response that is not shareable, says that it was kept from the others by
+	// what its leader's own request carried (credentials): the followers should not each go
+	// to the origin alone but fill again together, and the fill takes no one new.
+	Rejoin bool
 }
 
 // ErrNotShareable tells a waiter that the response it waited for was meant for another client.
@@ -71,8 +75,18 @@ type Fill struct {
 // instead of asking the origin again. Call it from the fill's run.
 func (f *Fill) HoldFor(d time.Duration) { f.hold.Store(int64(d)) }
 
-// joinable reports whether a new request may join the fill: a failed one only while held.
-func (f *Fill) joinable() bool { return !f.failed() || f.hold.Load() > 0 }
+// joinable reports whether a new request may join the fill: a failed one only while held,
+// and not one whose response its leader's request kept to itself (Head.Rejoin).
+func (f *Fill) joinable() bool {
+	select {
+	case <-f.ready:
+		if f.err == nil && !f.head.Shareable && f.head.Rejoin {
+			return false
+		}
+	default:
+	}
+	return !f.failed() || f.hold.Load() > 0
+}
 
 // Done tells the fill that one request that joined it no longer needs its body.
 func (f *Fill) Done() {
@@ -166,7 +180,7 @@ func (f *Fill) Head(ctx context.Context, leader bool, maxWait time.Duration) (He
 	}
 	if !leader && !f.head.Shareable {
 		// Only the reason is told, so the follower can pick its own way to the content.
-		return Head{Status: f.head.Status, Reason: f.head.Reason}, nil, ErrNotShareable
+		return Head{Status: f.head.Status, Reason: f.head.Reason, Rejoin: f.head.Rejoin}, nil, ErrNotShareable
 	}
 	if leader && f.head.Direct != nil {
 		f.mu.Lock()
