@@ -47,6 +47,7 @@ type Frontend struct {
 	maxHdr  int
 
 	writeTimeout  time.Duration // limits.client_write_timeout
+	notsentLowat  int           // limits.client_notsent_lowat (sockopt.go)
 	writeTimedOut func()        // counts it (nil: not counted)
 
 	h1      *h1.Server
@@ -77,7 +78,7 @@ func NewFrontend(h http.Handler, cfg Config, log *slog.Logger) (*Frontend, error
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Frontend{log: log, handler: h, h2cfg: cfg.HTTP2.withDefaults(), tlsCfg: cfg.TLS, maxHdr: int(cfg.Limits.MaxHeaderBytes),
-		writeTimeout: cfg.Limits.ClientWriteTimeout}
+		writeTimeout: cfg.Limits.ClientWriteTimeout, notsentLowat: int(cfg.Limits.ClientNotsentLowat)}
 	if e, ok := h.(*Edge); ok {
 		f.writeTimedOut = func() { e.m.limitHit(h1.LimitWrite) }
 	}
@@ -282,6 +283,7 @@ func (f *Frontend) Serve(ln net.Listener) error {
 	if f.tcpAddr == nil {
 		f.tcpAddr = ln.Addr()
 	}
+	ln = clientListener{Listener: ln, notsentLowat: f.notsentLowat}
 	if f.certs != nil {
 		f.mu.Lock()
 		if f.stopWatch == nil && !f.stopped {
