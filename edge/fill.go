@@ -63,7 +63,7 @@ func (e *Edge) fillAndServe(w http.ResponseWriter, r *http.Request, up *upstream
 // alone because of the leader's own request.
 func (e *Edge) followFill(w http.ResponseWriter, r *http.Request, up *upstream, res lookupResult, fwd string, cond *cached, last bool) (rejoin bool) {
 	f, leader := e.joinFill(fill.Request(r), up, res, cond)
-	if !leader {
+	if !leader && !last { // a request that rejoins was counted when it first joined
 		e.stats.Collapsed.Add(1)
 		e.m.collapsed.Inc()
 		e.manifests.Used(res.key)
