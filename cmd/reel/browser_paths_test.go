@@ -40,10 +40,7 @@ func TestBrowserPathOrigins(t *testing.T) {
 	if !strings.Contains(cfg, "url: "+vod) || !strings.Contains(cfg, "url: "+live) {
 		t.Fatalf("samples/edge-paths.yaml no longer names the origins at :8080 and :8090:\n%s", sampleCfg)
 	}
-	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, "edge.yaml", cfg)
 	_, base := startEdge(t, bin, "--config", cfgFile, "--cache-dir", t.TempDir())
 
 	// The prefix is the edge's: the origin serves the presentation at its root only.

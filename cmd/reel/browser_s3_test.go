@@ -57,10 +57,7 @@ func TestBrowserS3Origin(t *testing.T) {
 	}
 
 	cfg := "origins:\n  - url: " + s3.Endpoint + "/media/vod/pres\n    s3:\n      region: " + s3.Region + "\n"
-	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, "edge.yaml", cfg)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "edge", "--listen", addr, "--admin", freeAddr(t), "--config", cfgFile)
 	cmd.Env = append(append(os.Environ(), s3.Env()...), "REEL_ADMIN_TOKEN=test")

@@ -52,13 +52,10 @@ func TestBrowserToken(t *testing.T) {
 
 	key := []byte("browser token test key, 32 byte")
 	keyFile := filepath.Join(t.TempDir(), "k1.hex")
-	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
 	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cfgFile, []byte("tokens:\n  keys:\n    k1: {key_file: "+keyFile+"}\n  require: true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, "edge.yaml", "tokens:\n  keys:\n    k1: {key_file: "+keyFile+"}\n  require: true\n")
 	edgeAddr, adminAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "edge", "--listen", edgeAddr, "--admin", adminAddr, "--origin", front.URL,
 		"--config", cfgFile, "--cache-dir", t.TempDir())

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,10 +20,7 @@ func TestEdgePathConfigBad(t *testing.T) {
 		{"strip without origin", "  - {path_prefix: /vod/, strip_prefix: true}\n", "rules[0]: strip_prefix needs origin"},
 		{"strip of a partial segment", "  - {path_prefix: /vod, origin: vod, strip_prefix: true}\n", "rules[0]: strip_prefix needs a path_prefix ending in '/'"},
 	} {
-		cfg := filepath.Join(t.TempDir(), "edge.yaml")
-		if err := os.WriteFile(cfg, []byte(origins+"rules:\n"+tc.rules), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		cfg := writeConfig(t, "edge.yaml", origins+"rules:\n"+tc.rules)
 		code, stdout, stderr := runReel(t, "edge", "--admin", "", "--listen", "127.0.0.1:0", "--config", cfg)
 		if code != exitFailure || stdout != "" || !strings.Contains(stderr, cfg+": "+tc.want) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d with %s: %s", tc.name, code, stdout, stderr, exitFailure, cfg, tc.want)
@@ -33,8 +28,7 @@ func TestEdgePathConfigBad(t *testing.T) {
 		assertOneLine(t, tc.name, stderr)
 	}
 	// Two origins by the same name.
-	cfg := filepath.Join(t.TempDir(), "edge.yaml")
-	os.WriteFile(cfg, []byte("origins:\n  - {name: vod, url: http://127.0.0.1:1}\n  - {name: vod, url: http://127.0.0.1:2}\n"), 0o600)
+	cfg := writeConfig(t, "edge.yaml", "origins:\n  - {name: vod, url: http://127.0.0.1:1}\n  - {name: vod, url: http://127.0.0.1:2}\n")
 	if code, _, stderr := runReel(t, "edge", "--admin", "", "--config", cfg); code != exitFailure || !strings.Contains(stderr, `origins[1]: name "vod" listed twice`) {
 		t.Errorf("same name twice: exit %d, %q", code, stderr)
 	}
@@ -51,8 +45,7 @@ func TestEdgePathConfigWithOriginFlag(t *testing.T) {
 		return s
 	}
 	vod, def := named("vod"), named("default")
-	cfg := filepath.Join(t.TempDir(), "edge.yaml")
-	os.WriteFile(cfg, []byte("origins:\n  - {name: vod, url: "+vod.URL+"}\nrules:\n  - {path_prefix: /vod/, origin: vod, strip_prefix: true}\n"), 0o600)
+	cfg := writeConfig(t, "edge.yaml", "origins:\n  - {name: vod, url: "+vod.URL+"}\nrules:\n  - {path_prefix: /vod/, origin: vod, strip_prefix: true}\n")
 	_, base := startEdge(t, buildReel(t), "--config", cfg, "--origin", def.URL)
 	for path, want := range map[string]string{"/vod/a": "vod:/a", "/b": "default:/b"} {
 		if status, body, _ := fetch(t, base+path); status != 200 || body != want {

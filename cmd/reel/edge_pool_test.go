@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -35,10 +33,7 @@ func TestEdgePoolConfigBad(t *testing.T) {
 		{"health check path", "  - urls: [http://127.0.0.1:1]\n    health_check: {path: health}\n", `origins[0]: health_check.path "health"`},
 		{"pool settings without a pool", "  - url: http://127.0.0.1:1\n    max_fails: 2\n", "origins[0]: max_fails, fail_timeout, health_check and retry_budget need urls"},
 	} {
-		cfg := filepath.Join(t.TempDir(), "edge.yaml")
-		if err := os.WriteFile(cfg, []byte("origins:\n"+tc.origin), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		cfg := writeConfig(t, "edge.yaml", "origins:\n"+tc.origin)
 		code, stdout, stderr := runReel(t, "edge", "--admin", "", "--listen", "127.0.0.1:0", "--config", cfg)
 		if code != exitFailure || stdout != "" || !strings.Contains(stderr, cfg+": ") || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d with %s: …%s", tc.name, code, stdout, stderr, exitFailure, cfg, tc.want)
@@ -59,8 +54,7 @@ func TestEdgePool(t *testing.T) {
 		return s
 	}
 	a, b, other := named("pool"), named("pool"), named("other")
-	cfg := filepath.Join(t.TempDir(), "edge.yaml")
-	os.WriteFile(cfg, []byte("origins:\n  - urls: ["+a.URL+", {url: "+b.URL+", weight: 2}]\n    health_check: {path: /, interval: 1s}\n"), 0o600)
+	cfg := writeConfig(t, "edge.yaml", "origins:\n  - urls: ["+a.URL+", {url: "+b.URL+", weight: 2}]\n    health_check: {path: /, interval: 1s}\n")
 	bin := buildReel(t)
 	_, base := startEdge(t, bin, "--config", cfg)
 	b.Close()

@@ -49,8 +49,7 @@ func TestEdgeOriginCA(t *testing.T) {
 		t.Errorf("without --origin-ca: %d %q, want 502 naming the certificate", status, body)
 	}
 
-	cfg := filepath.Join(t.TempDir(), "edge.yaml")
-	os.WriteFile(cfg, []byte("origins:\n  - host: example.com\n    url: "+origin.URL+"\n"), 0o600)
+	cfg := writeConfig(t, "edge.yaml", "origins:\n  - host: example.com\n    url: "+origin.URL+"\n")
 	missing := filepath.Join(t.TempDir(), "nope.pem")
 	for _, tc := range []struct {
 		name string

@@ -433,8 +433,7 @@ func TestK8sManifests(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s: --config %s: no such key in ConfigMap %s", what, args["config"], volumes[m.Name].ConfigMap.Name)
 			}
-			f := filepath.Join(t.TempDir(), "edge.yaml")
-			os.WriteFile(f, []byte(text), 0o644)
+			f := writeConfig(t, "edge.yaml", text)
 			cfg, err := edge.LoadConfig(f) // what `reel edge --config` does
 			if err != nil {
 				t.Fatalf("%s: the config in the ConfigMap: %v", what, err)

@@ -34,10 +34,7 @@ func TestTokenCommand(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfgFile := filepath.Join(dir, "edge.yaml")
-	if err := os.WriteFile(cfgFile, []byte("tokens:\n  keys:\n    k1: {key_file: "+keyFile+"}\n  require: true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, "edge.yaml", "tokens:\n  keys:\n    k1: {key_file: "+keyFile+"}\n  require: true\n")
 	_, base := startEdge(t, bin, "--origin", origin.URL, "--config", cfgFile)
 
 	token := func(args ...string) (string, string, int) {
