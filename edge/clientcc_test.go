@@ -204,8 +204,9 @@ func TestClientCacheControlConfig(t *testing.T) {
 		yaml string
 		err  string
 	}{
-		{"bad cache-wide", "cache: {client_cache_control: obey}\n", `cache.client_cache_control: "obey" is not ignore or honor`},
-		{"bad rule", "rules: [{path_prefix: /a/, client_cache_control: Honor}]\n", `rules[0]: client_cache_control: "Honor" is not ignore or honor`},
+		// Both named with the file (LoadConfig), as `reel edge --config` reports them.
+		{"bad cache-wide", "cache: {client_cache_control: obey}\n", `edge.yaml: cache.client_cache_control: "obey" is not ignore or honor`},
+		{"bad rule", "rules: [{path_prefix: /a/, client_cache_control: Honor}]\n", `edge.yaml: rules[0]: client_cache_control: "Honor" is not ignore or honor`},
 		{"rule with request conditions", "rules: [{match: {headers: {X-Debug: \"1\"}}, client_cache_control: honor}]\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
