@@ -9,18 +9,28 @@ import (
 	"time"
 )
 
-// ccOrigin answers every path with a fresh, validated body and remembers the caching fields of
-// the last request it saw; a request carrying X-Hold (a field not in the key, forwarded) waits
-// for release first (called at the latest by the test's cleanup, so that a failing test never
-// leaves the origin server waiting on it).
-func ccOrigin(t *testing.T) (o *testOrigin, seen *atomic.Value, release func()) {
-	seen = &atomic.Value{} // string: Cache-Control and Pragma as the origin got them
+// holdingOrigin is an origin answering with h, where a request carrying X-Hold (a field not in
+// the key, forwarded) first waits for release — called at the latest by the test's cleanup, so
+// that a failing test never leaves the origin server waiting on it.
+func holdingOrigin(t *testing.T, h http.HandlerFunc) (o *testOrigin, release func()) {
 	held := make(chan struct{})
 	o = newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		seen.Store(r.Header.Get("Cache-Control") + "|" + r.Header.Get("Pragma"))
 		if r.Header.Get("X-Hold") != "" {
 			<-held
 		}
+		h(w, r)
+	})
+	release = sync.OnceFunc(func() { close(held) })
+	t.Cleanup(release) // before the origin's own Close (cleanups run last first)
+	return o, release
+}
+
+// ccOrigin is a holdingOrigin answering every path with a fresh, validated body, and
+// remembering the caching fields of the last request it saw.
+func ccOrigin(t *testing.T) (o *testOrigin, seen *atomic.Value, release func()) {
+	seen = &atomic.Value{} // string: Cache-Control and Pragma as the origin got them
+	o, release = holdingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Cache-Control") + "|" + r.Header.Get("Pragma"))
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("ETag", `"v1"`)
 		if r.Header.Get("If-None-Match") == `"v1"` {
@@ -29,17 +39,7 @@ func ccOrigin(t *testing.T) (o *testOrigin, seen *atomic.Value, release func()) 
 		}
 		w.Write([]byte("body of " + r.URL.Path))
 	})
-	release = sync.OnceFunc(func() { close(held) })
-	t.Cleanup(release) // before the origin's own Close (cleanups run last first)
 	return o, seen, release
-}
-
-// pollUntil waits up to 10s for cond, without failing the test: the caller's checks say what
-// did not happen.
-func pollUntil(cond func() bool) {
-	for i := 0; i < 1000 && !cond(); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestClientCacheControlIgnored: by default a client's own caching directives (RFC 9111
@@ -204,8 +204,9 @@ func TestClientCacheControlConfig(t *testing.T) {
 		yaml string
 		err  string
 	}{
-		{"bad cache-wide", "cache: {client_cache_control: obey}\n", `cache.client_cache_control: "obey" is not ignore or honor`},
-		{"bad rule", "rules: [{path_prefix: /a/, client_cache_control: Honor}]\n", `rules[0]: client_cache_control: "Honor" is not ignore or honor`},
+		// Both named with the file (LoadConfig), as `reel edge --config` reports them.
+		{"bad cache-wide", "cache: {client_cache_control: obey}\n", `edge.yaml: cache.client_cache_control: "obey" is not ignore or honor`},
+		{"bad rule", "rules: [{path_prefix: /a/, client_cache_control: Honor}]\n", `edge.yaml: rules[0]: client_cache_control: "Honor" is not ignore or honor`},
 		{"rule with request conditions", "rules: [{match: {headers: {X-Debug: \"1\"}}, client_cache_control: honor}]\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -755,9 +755,6 @@ func (c *Config) Validate() error {
 	if err := c.Cache.checkTTLs(); err != nil {
 		return err
 	}
-	if err := checkClientCC("cache.client_cache_control", c.Cache.ClientCacheControl); err != nil {
-		return err
-	}
 	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
@@ -772,9 +769,13 @@ func (c *Config) Validate() error {
 }
 
 // checkRoutes checks what chooses a request's rule and origin: the origins' names and the
-// rules. LoadConfig runs it too, so that a mistake there is reported with the file's name: it
-// depends on nothing flags change.
+// rules (with cache.client_cache_control, the default of one of their settings). LoadConfig
+// runs it too, so that a mistake there is reported with the file's name: it depends on
+// nothing flags change.
 func (c *Config) checkRoutes() error {
+	if err := checkClientCC("cache.client_cache_control", c.Cache.ClientCacheControl); err != nil {
+		return err
+	}
 	names := map[string]bool{}
 	for i, o := range c.Origins {
 		if o.Name == "" {

@@ -26,19 +26,13 @@ func TestCredentialedLeaderKeepsCoalescing(t *testing.T) {
 		{"cookie, heuristic freshness", []string{"Cookie", "session=1"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			held := make(chan struct{})
-			release := sync.OnceFunc(func() { close(held) })
-			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get("X-Hold") != "" {
-					<-held
-				}
+			o, release := holdingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 				if c.cc != "" {
 					w.Header().Set("Cache-Control", c.cc)
 				}
 				w.Header().Set("Last-Modified", lastModified)
 				w.Write([]byte("segment"))
 			})
-			t.Cleanup(release) // before the origin closes
 			e, srv := newEdge(t, o.URL, nil)
 
 			const followers = 5

@@ -603,12 +603,18 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	}
 }
 
-// waitCollapsed waits (up to 5s) until n requests have joined another request's fill, so a
-// test can release the origin knowing every client is waiting on the same fill.
-func waitCollapsed(e *Edge, n int64) {
-	for i := 0; i < 1000 && e.stats.Collapsed.Load() < n; i++ {
-		time.Sleep(5 * time.Millisecond)
+// pollUntil waits up to 10s for cond, without failing the test: the caller's checks say what
+// did not happen.
+func pollUntil(cond func() bool) {
+	for i := 0; i < 1000 && !cond(); i++ {
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitCollapsed waits (up to 10s, pollUntil) until n requests have joined another request's
+// fill, so a test can release the origin knowing every client is waiting on the same fill.
+func waitCollapsed(e *Edge, n int64) {
+	pollUntil(func() bool { return e.stats.Collapsed.Load() >= n })
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -38,6 +38,13 @@ type frontEdge struct {
 // the edge handler (to watch handlers run).
 func startFrontend(t *testing.T, origin string, change func(*Config), wrap func(http.Handler) http.Handler) *frontEdge {
 	t.Helper()
+	return startFrontendOn(t, origin, change, wrap, nil)
+}
+
+// startFrontendOn is startFrontend with the TCP listener handed to Serve wrapped by wrapLn
+// (nil: as it is), to look at the connections the Frontend accepts.
+func startFrontendOn(t *testing.T, origin string, change func(*Config), wrap func(http.Handler) http.Handler, wrapLn func(net.Listener) net.Listener) *frontEdge {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Memory = 64 << 20
 	cfg.Admin = ""
@@ -64,6 +71,9 @@ func startFrontend(t *testing.T, origin string, change func(*Config), wrap func(
 		t.Fatal(err)
 	}
 	fe := &frontEdge{e: e, f: f, addr: ln.Addr().String(), done: make(chan error, 1)}
+	if wrapLn != nil {
+		ln = wrapLn(ln)
+	}
 	go func() { fe.done <- f.Serve(ln) }()
 	t.Cleanup(func() { f.Close() })
 	if f.CAFile() != "" {

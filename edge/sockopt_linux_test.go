@@ -3,7 +3,6 @@ package edge
 import (
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"testing"
 
@@ -77,28 +76,14 @@ func TestClientNotsentLowat(t *testing.T) {
 		{"off: the kernel's", ptr(Size(0)), kernelNotsentLowat(t)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Memory, cfg.Admin = 64<<20, ""
-			cfg.Origins = []Origin{{Host: "*", URL: o.URL}}
-			if c.set != nil {
-				cfg.Limits.ClientNotsentLowat = *c.set
-			}
-			e, err := New(cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := NewFrontend(e, cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := f.Listen("127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec := &recordingListener{Listener: ln}
-			go f.Serve(rec)
-			defer f.Close()
-			resp, err := http.Get("http://" + ln.Addr().String() + "/x")
+			rec := &recordingListener{}
+			fe := startFrontendOn(t, o.URL, func(cfg *Config) {
+				if c.set != nil {
+					cfg.Limits.ClientNotsentLowat = *c.set
+				}
+			}, nil, func(ln net.Listener) net.Listener { rec.Listener = ln; return rec })
+			// Over TLS (startFrontend's default): the option is on the TCP socket beneath it.
+			resp, err := fe.client(t, "http/1.1").Get("https://" + fe.addr + "/x")
 			if err != nil {
 				t.Fatal(err)
 			}
