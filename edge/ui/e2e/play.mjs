@@ -142,6 +142,9 @@ async function checkText(page, t) {
     return ok;
   }, { lang: t.lang, at });
   await page.evaluate((at) => { window.reel.textAt = at; }, at);
+  // Polled until the cue is active *at* `at`, which is what the tests check: the other half of
+  // a cue split at a segment boundary, active while the playhead drifts on before the seek
+  // back, has the same text but is not the one.
   const cues = await poll(page, () => {
     const video = document.getElementById('v');
     // Playing on, the cue's window passes: back to `at`.
@@ -158,7 +161,7 @@ async function checkText(page, t) {
       for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text || isdText(c.isd) });
     }
     return { time: video.currentTime, cues: out, all };
-  }, (s) => s.cues.some((c) => c.text.includes(t.cue)), deadline, 200);
+  }, (s) => s.cues.some((c) => c.text.includes(t.cue) && c.start <= at && c.end >= at), deadline, 200);
   return { tracks, enabled, cues, at };
 }
 
