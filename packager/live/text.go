@@ -34,7 +34,8 @@ import (
 //     clock (MPEGTS), so that the cues sit on the media timeline whatever its origin.
 //
 // Both therefore carry the same cues, cut at the same boundaries: a cue crossing a segment
-// boundary is in each segment it overlaps, clipped to it (wvtt carries times per sample).
+// boundary is in each segment it overlaps, clipped to it (wvtt carries times per sample). The
+// WebVTT form leaves out the cues' identifiers (wvttToVTT says why).
 
 // WvttSuffix is appended to a text track's ID to name its wvtt rendition (the DASH one).
 const WvttSuffix = "_wvtt"
@@ -236,6 +237,13 @@ func wvttToVTT(seg []byte, timescale uint32, start uint64, header *subtitles.Tra
 	for i := range cues {
 		cues[i].Start = max(cues[i].Start-base, 0)
 		cues[i].End = max(cues[i].End-base, cues[i].Start)
+		// No identifier: a WebVTT player takes one identifier seen in two segments for the
+		// same cue repeated, and shows it once (hls.js keeps the first cue of each identifier
+		// on a track and drops the rest). Here a source identifier stands for several cues:
+		// the two halves of a cue clipped at a boundary, and every replay of a looped source.
+		// Without one, players identify a cue by its times and text, which is what makes
+		// each of these distinct (and a segment fetched twice the same).
+		cues[i].ID = ""
 	}
 	var b bytes.Buffer
 	if err := subtitles.WriteHLSSegment(&b, header, cues, uint64(base)*90); err != nil {

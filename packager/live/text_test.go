@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +142,59 @@ func TestTextTrackLate(t *testing.T) {
 	s.Add(c)
 	if rec := get(s, "/live/ch/manifest.mpd"); rec.Code != 200 || strings.Contains(rec.Body.String(), "text_fr") {
 		t.Errorf("MPD %d:\n%s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestTextTrackCueIdentity: in the WebVTT segments, no identifier names two cues with different
+// times — the halves of a cue clipped at a segment boundary, or a looped source's replay of a
+// cue, which carry the source's identifier in wvtt. hls.js shows only the first cue it sees
+// under an identifier, so the half loaded second (a seek back) and every replay went missing.
+func TestTextTrackCueIdentity(t *testing.T) {
+	c := testChannel(t, Config{SegmentDuration: 2 * time.Second}, "video")
+	init, err := subtitles.WvttInit(&subtitles.Track{}, "fr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddTrack(manifest.Track{ID: "text_fr", Kind: manifest.Text, Timescale: subtitles.WvttTimescale, Language: "fr"}, init); err != nil {
+		t.Fatal(err)
+	}
+	// "2" from 1.5 to 2.5 s across the line at 2 s, then again from 4.5 s, as a loop replays it.
+	cues := []subtitles.Cue{{ID: "2", Start: 1500, End: 2500, Text: "Ce sous-titre"}, {ID: "2", Start: 4500, End: 5000, Text: "Ce sous-titre"}}
+	for k := range uint64(3) {
+		if err := c.Append("video", frag(k*2000, 2000, true)); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := subtitles.WriteWvttSegment(&b, uint32(k+1), int64(k*2000), int64(k*2000+2000), cues); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Append("text_fr", Fragment{Data: b.Bytes(), Decode: k * 2000, Duration: 2000, Independent: true, Boundary: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := NewServer(nil)
+	s.Add(c)
+
+	type span struct{ start, end int64 }
+	var got []span
+	byID := map[string]span{}
+	for k := range int64(3) {
+		path := "/live/ch/text_fr/seg_" + strconv.FormatInt(k, 10) + ".vtt"
+		rec := get(s, path)
+		tr, err := subtitles.ParseVTT(path, rec.Body.Bytes())
+		if rec.Code != 200 || err != nil {
+			t.Fatalf("%s: %d %v\n%s", path, rec.Code, err, rec.Body.String())
+		}
+		for _, cue := range tr.Cues {
+			sp := span{k*2000 + cue.Start, k*2000 + cue.End} // cue times count from the segment's start
+			got = append(got, sp)
+			if prev, ok := byID[cue.ID]; cue.ID != "" && ok && prev != sp {
+				t.Errorf("%s: identifier %q names the cue at %v ms and the one at %v ms", path, cue.ID, prev, sp)
+			}
+			byID[cue.ID] = sp
+		}
+	}
+	if want := []span{{1500, 2000}, {2000, 2500}, {4500, 5000}}; !slices.Equal(got, want) {
+		t.Errorf("cues (media ms) %v, want %v", got, want)
 	}
 }

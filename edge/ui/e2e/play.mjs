@@ -101,7 +101,8 @@ async function playURL(c) {
   await page.close();
   const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors, text, markedAt };
   log(c.name + ':', `${s.library}: played ${s.played.toFixed(1)} s, ${s.frames} frames, ${s.errors.length} errors`, `(${r.seconds.toFixed(1)} s)`);
-  if (text) log(c.name + ':', 'text tracks', JSON.stringify(text.tracks), 'at', text.cues.time, 'cues', JSON.stringify(text.cues.cues), 'tracks', JSON.stringify(text.cues.all));
+  if (text) log(c.name + ':', 'text tracks', JSON.stringify(text.tracks), 'at', text.cues.time, 'cues', JSON.stringify(text.cues.cues), 'tracks', JSON.stringify(text.cues.all),
+    text.cues.frags ? 'subtitle fragments ' + text.cues.frags.join(', ') : '');
   return r;
 }
 
@@ -160,7 +161,7 @@ async function checkText(page, t) {
       if (tt.mode === 'disabled') continue;
       for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text || isdText(c.isd) });
     }
-    return { time: video.currentTime, cues: out, all };
+    return { time: video.currentTime, cues: out, all, frags: window.reel.player.subFrags };
   }, (s) => s.cues.some((c) => c.text.includes(t.cue) && c.start <= at && c.end >= at), deadline, 200);
   return { tracks, enabled, cues, at };
 }
@@ -205,6 +206,12 @@ function startPlayer({ player, url, configure }) {
         const msg = 'hls.js ' + d.type + ': ' + d.details + (d.response && d.response.code ? ' (HTTP ' + d.response.code + ')' : '');
         if (d.fatal) fail(msg); else warn(msg);
       });
+      // The subtitle fragments hls.js loaded, in order, for the text check's report.
+      s.subFrags = [];
+      const E = window.Hls.Events;
+      const note = (what) => (_, d) => { if (s.subFrags.length < 60 && d.frag && d.frag.type === 'subtitle') s.subFrags.push(what + ' ' + d.frag.sn + '@' + d.frag.start.toFixed(2) + (d.success === false ? ' failed' : '')); };
+      hls.on(E.FRAG_LOADING, note('load'));
+      hls.on(E.SUBTITLE_FRAG_PROCESSED, note('done'));
       hls.loadSource(url);
       hls.attachMedia(video);
       video.play().catch(() => {});
