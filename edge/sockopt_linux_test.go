@@ -100,3 +100,27 @@ func TestClientNotsentLowat(t *testing.T) {
 		})
 	}
 }
+
+// TestClientListener: a listener of one's own wrapped by ClientListener (`reel demo`'s edge)
+// gives its connections the Frontend's socket options.
+func TestClientListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wrapped := ClientListener(ln, DefaultConfig())
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := wrapped.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, want := notsentLowat(t, c), 128<<10; got != want {
+		t.Errorf("TCP_NOTSENT_LOWAT = %d, want %d (limits.client_notsent_lowat's default)", got, want)
+	}
+}
