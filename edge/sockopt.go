@@ -10,6 +10,13 @@ type clientListener struct {
 	notsentLowat int
 }
 
+// ClientListener wraps ln so that every connection it accepts gets the client socket options
+// of cfg.Limits, as the Frontend's do: for a server that serves the edge on a listener of its
+// own (NewServer; `reel demo`).
+func ClientListener(ln net.Listener, cfg Config) net.Listener {
+	return clientListener{Listener: ln, notsentLowat: int(cfg.Limits.ClientNotsentLowat)}
+}
+
 // Accept accepts a connection and tunes its socket. A socket that refuses an option is
 // served as it is: the options tune how writes are scheduled, nothing depends on them.
 func (l clientListener) Accept() (net.Conn, error) {

@@ -62,8 +62,8 @@ func kernelNotsentLowat(t *testing.T) int {
 }
 
 // TestClientNotsentLowat: every client connection a Frontend accepts has TCP_NOTSENT_LOWAT
-// set to limits.client_notsent_lowat, so a large response goes out in turns; 0 (the default)
-// leaves the socket as the kernel made it.
+// set to limits.client_notsent_lowat (128 KiB by default), so a large response goes out in
+// turns; 0 leaves the socket as the kernel made it.
 func TestClientNotsentLowat(t *testing.T) {
 	o := newOrigin(t, cacheable("hello", "max-age=60"))
 	for _, c := range []struct {
@@ -71,8 +71,8 @@ func TestClientNotsentLowat(t *testing.T) {
 		set  *Size
 		want int
 	}{
-		{"default: the kernel's", nil, kernelNotsentLowat(t)},
-		{"configured", ptr(Size(128 << 10)), 128 << 10},
+		{"default", nil, 128 << 10},
+		{"configured", ptr(Size(1 << 20)), 1 << 20},
 		{"off: the kernel's", ptr(Size(0)), kernelNotsentLowat(t)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,5 +98,29 @@ func TestClientNotsentLowat(t *testing.T) {
 				t.Errorf("TCP_NOTSENT_LOWAT = %d, want %d", got, c.want)
 			}
 		})
+	}
+}
+
+// TestClientListener: a listener of one's own wrapped by ClientListener (`reel demo`'s edge)
+// gives its connections the Frontend's socket options.
+func TestClientListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wrapped := ClientListener(ln, DefaultConfig())
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := wrapped.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, want := notsentLowat(t, c), 128<<10; got != want {
+		t.Errorf("TCP_NOTSENT_LOWAT = %d, want %d (limits.client_notsent_lowat's default)", got, want)
 	}
 }

@@ -139,7 +139,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	edgeMux.Handle("/", e.TrackTopObjects(e)) // the status page's "top objects"
 	servers := []listening{
 		{&http.Server{Handler: originMux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, lns.origin},
-		{edge.NewServer(edgeMux, cfg, logger), lns.edge},
+		{edge.NewServer(edgeMux, cfg, logger), edge.ClientListener(lns.edge, cfg)},
 	}
 	var tok string
 	var generated bool
