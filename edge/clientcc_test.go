@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -208,6 +209,9 @@ func TestClientCacheControlConfig(t *testing.T) {
 		{"bad cache-wide", "cache: {client_cache_control: obey}\n", `edge.yaml: cache.client_cache_control: "obey" is not ignore or honor`},
 		{"bad rule", "rules: [{path_prefix: /a/, client_cache_control: Honor}]\n", `edge.yaml: rules[0]: client_cache_control: "Honor" is not ignore or honor`},
 		{"rule with request conditions", "rules: [{match: {headers: {X-Debug: \"1\"}}, client_cache_control: honor}]\n", ""},
+		{"bad cache-wide preconditions", "cache: {client_preconditions: evaluate}\n", `edge.yaml: cache.client_preconditions: "evaluate" is not ignore or forward`},
+		{"bad rule preconditions", "rules: [{path_prefix: /a/, client_preconditions: pass}]\n", `edge.yaml: rules[0]: client_preconditions: "pass" is not ignore or forward`},
+		{"preconditions forwarded", "cache: {client_preconditions: forward}\nrules: [{path_prefix: /a/, client_preconditions: ignore}]\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := t.TempDir() + "/edge.yaml"
@@ -232,5 +236,91 @@ func TestClientCacheControlConfig(t *testing.T) {
 		if r := get(t, srv.URL+c.path, "Cache-Control", "no-cache"); !strings.HasPrefix(r.cacheStatus(), c.want) {
 			t.Errorf("%s with no-cache: %q, want %q", c.path, r.cacheStatus(), c.want)
 		}
+	}
+}
+
+// TestClientPreconditions: a GET's or HEAD's If-Match and If-Unmodified-Since (RFC 9110
+// §13.1.1, §13.1.4) are ignored by default — the cache answers as if they were absent, hit or
+// fill, and the origin never sees them — so no client can send requests past the cache with
+// them (before, every such request went to the origin). Where a rule says forward, they go to
+// the origin with the request, for that client alone, and nothing of the answer is stored.
+// Unsafe methods carry theirs to the origin either way.
+func TestClientPreconditions(t *testing.T) {
+	var seen atomic.Value // string: If-Match|If-Unmodified-Since as the origin last got them
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		im, ius := r.Header.Get("If-Match"), r.Header.Get("If-Unmodified-Since")
+		seen.Store(im + "|" + ius)
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Last-Modified", "Sun, 06 Dec 2026 12:00:00 GMT")
+		w.Header().Set("Cache-Control", "max-age=60")
+		if im != "" && im != `"v1"` || ius != "" && ius != "Sun, 06 Dec 2026 12:00:00 GMT" {
+			w.WriteHeader(http.StatusPreconditionFailed) // RFC 9110 §13.1.1, §13.1.4, loosely
+			return
+		}
+		w.Write([]byte("body of " + r.URL.Path))
+	})
+	_, srv := newEdge(t, o.URL, func(c *Config) {
+		c.Rules = []Rule{{PathPrefix: "/fwd/", ClientPreconditions: "forward"}}
+	})
+	preconditions := [][]string{
+		{"If-Match", `"stale"`},
+		{"If-Match", "*"},
+		{"If-Unmodified-Since", "Sun, 01 Jan 2006 00:00:00 GMT"},
+		{"If-Match", `"stale"`, "If-Unmodified-Since", "Sun, 01 Jan 2006 00:00:00 GMT"},
+	}
+
+	// Ignored: a miss carrying them is filled for everyone without them; then hits.
+	if r := get(t, srv.URL+"/a", preconditions[0]...); r.status != 200 || r.body != "body of /a" || !strings.Contains(r.cacheStatus(), "stored") {
+		t.Fatalf("miss with If-Match: %d %q %q, want the body, stored", r.status, r.body, r.cacheStatus())
+	}
+	if s := seen.Load(); s != "|" {
+		t.Errorf("the origin got If-Match|If-Unmodified-Since %q, want neither", s)
+	}
+	for _, hdr := range preconditions {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			req, _ := http.NewRequest(method, srv.URL+"/a", nil)
+			for i := 0; i < len(hdr); i += 2 {
+				req.Header.Set(hdr[i], hdr[i+1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if cs := resp.Header.Get("Cache-Status"); resp.StatusCode != 200 || !strings.HasPrefix(cs, "reel; hit") {
+				t.Errorf("%s %q: %d %q, want a hit", method, hdr, resp.StatusCode, cs)
+			}
+		}
+	}
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("the origin saw %d requests, want 1: preconditions went past the cache", n)
+	}
+
+	// Forwarded where the rule says so: to the origin, which decides (412 here), nothing stored.
+	get(t, srv.URL+"/fwd/b")
+	for _, hdr := range preconditions[:1] {
+		r := get(t, srv.URL+"/fwd/b", hdr...)
+		if r.status != http.StatusPreconditionFailed || !strings.Contains(r.cacheStatus(), "fwd=request") || strings.Contains(r.cacheStatus(), "stored") {
+			t.Errorf("forwarded %q: %d %q, want the origin's 412, not stored", hdr, r.status, r.cacheStatus())
+		}
+		if s := seen.Load(); s != hdr[1]+"|" {
+			t.Errorf("the origin got %q, want %q", s, hdr[1]+"|")
+		}
+	}
+	if r := get(t, srv.URL+"/fwd/b"); r.status != 200 || !strings.HasPrefix(r.cacheStatus(), "reel; hit") {
+		t.Errorf("after a forwarded If-Match: %d %q, want a hit", r.status, r.cacheStatus())
+	}
+
+	// An unsafe method's preconditions reach the origin, ignored or not.
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/a", strings.NewReader("new"))
+	req.Header.Set("If-Match", `"stale"`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPreconditionFailed || seen.Load() != `"stale"|` {
+		t.Errorf("PUT with If-Match: %d, the origin got %q; want its 412 on the PUT's own If-Match", resp.StatusCode, seen.Load())
 	}
 }

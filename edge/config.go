@@ -406,6 +406,10 @@ type Rule struct {
 	// "ignore" or "honor" (clientcc.go); where no matching rule says, cache.client_cache_control.
 	// It never changes what is stored, so any rule may set it.
 	ClientCacheControl string `yaml:"client_cache_control"`
+	// ClientPreconditions is what a GET's or HEAD's If-Match and If-Unmodified-Since do for
+	// these paths: "ignore" or "forward" (clientcc.go); where no matching rule says,
+	// cache.client_preconditions. Like ClientCacheControl, any rule may set it.
+	ClientPreconditions string `yaml:"client_preconditions"`
 
 	// RuleTTLs: lifetimes when the origin is silent, clamps on the origin's, and what clients
 	// are told (config_ttl.go; README "Cache policy").
@@ -533,6 +537,10 @@ type Policy struct {
 	// default: neither sends a request to the origin nor keeps a response from being stored)
 	// or "honor" (RFC 9111 §5.2.1), clientcc.go.
 	ClientCacheControl string `yaml:"client_cache_control"`
+	// ClientPreconditions is what a GET's or HEAD's If-Match and If-Unmodified-Since do:
+	// "ignore" (the default: the cache answers as if they were absent, RFC 9110 §13.1.1,
+	// §13.1.4) or "forward" (the request goes to the origin as it is), clientcc.go.
+	ClientPreconditions string `yaml:"client_preconditions"`
 }
 
 // Limits protect the edge and the origin.
@@ -570,13 +578,14 @@ func DefaultConfig() Config {
 		MaxObjectSize: 1 << 30,
 		SliceSize:     1 << 20,
 		Cache: Policy{
-			DropParams:         []string{"utm_*", "gclid", "fbclid", "msclkid"},
-			HeuristicFraction:  0.1,
-			HeuristicMax:       24 * time.Hour,
-			MaxErrorTTL:        10 * time.Second,
-			MaxNegativeTTL:     policy.DefaultMaxNegativeTTL,
-			MaxVariants:        16,
-			ClientCacheControl: clientCCIgnore,
+			DropParams:          []string{"utm_*", "gclid", "fbclid", "msclkid"},
+			HeuristicFraction:   0.1,
+			HeuristicMax:        24 * time.Hour,
+			MaxErrorTTL:         10 * time.Second,
+			MaxNegativeTTL:      policy.DefaultMaxNegativeTTL,
+			MaxVariants:         16,
+			ClientCacheControl:  clientCCIgnore,
+			ClientPreconditions: clientPreIgnore,
 		},
 		Limits: Limits{
 			MaxHeaderBytes:         64 << 10,
@@ -776,6 +785,9 @@ func (c *Config) checkRoutes() error {
 	if err := checkClientCC("cache.client_cache_control", c.Cache.ClientCacheControl); err != nil {
 		return err
 	}
+	if err := checkClientPreconditions("cache.client_preconditions", c.Cache.ClientPreconditions); err != nil {
+		return err
+	}
 	names := map[string]bool{}
 	for i, o := range c.Origins {
 		if o.Name == "" {
@@ -807,6 +819,9 @@ func (c *Config) checkRoutes() error {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
 		if err := checkClientCC("client_cache_control", r.ClientCacheControl); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		if err := checkClientPreconditions("client_preconditions", r.ClientPreconditions); err != nil {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
 		if err := r.RuleHeaders.check(r.Bypass != nil && *r.Bypass); err != nil {

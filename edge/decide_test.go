@@ -76,7 +76,7 @@ func TestDecide(t *testing.T) {
 
 // TestPassReason checks the pass phase: what goes to the origin without the cache answering.
 func TestPassReason(t *testing.T) {
-	bypass, none := &ruling{bypass: true}, &ruling{}
+	bypass, none, forward := &ruling{bypass: true}, &ruling{}, &ruling{client: clientDirectives{forwardPreconditions: true}}
 	for _, c := range []struct {
 		name, method, header, value string
 		rule                        *ruling
@@ -87,8 +87,12 @@ func TestPassReason(t *testing.T) {
 		{"POST: unsafe (RFC 9111 §4.4)", http.MethodPost, "", "", nil, cachestatus.FwdMethod},
 		{"OPTIONS: not cacheable here", http.MethodOptions, "", "", nil, cachestatus.FwdMethod},
 		{"bypass rule", http.MethodGet, "", "", bypass, cachestatus.FwdBypass},
-		{"If-Match: the origin's to evaluate (RFC 9111 §4.3.2)", http.MethodGet, "If-Match", `"a"`, nil, cachestatus.FwdRequest},
-		{"If-Unmodified-Since (RFC 9111 §4.3.2)", http.MethodGet, "If-Unmodified-Since", "Sun, 06 Dec 2026 12:00:00 GMT", nil, cachestatus.FwdRequest},
+		// RFC 9110 §13.1.1, §13.1.4: a cache may ignore them (keyedView takes them out)...
+		{"If-Match, ignored", http.MethodGet, "If-Match", `"a"`, nil, ""},
+		{"If-Unmodified-Since, ignored", http.MethodHead, "If-Unmodified-Since", "Sun, 06 Dec 2026 12:00:00 GMT", nil, ""},
+		// ... or forward them: the origin's to evaluate (RFC 9111 §4.3.2).
+		{"If-Match, forwarded", http.MethodGet, "If-Match", `"a"`, forward, cachestatus.FwdRequest},
+		{"If-Unmodified-Since, forwarded", http.MethodGet, "If-Unmodified-Since", "Sun, 06 Dec 2026 12:00:00 GMT", forward, cachestatus.FwdRequest},
 		{"If-None-Match: the cache answers it (RFC 9111 §4.3.2)", http.MethodGet, "If-None-Match", `"a"`, nil, ""},
 	} {
 		r, _ := http.NewRequest(c.method, "http://example.com/api/x", nil)

@@ -35,7 +35,8 @@ const DeviceClassHeader = "Reel-Device-Class"
 //
 //   - client_cache_control: ignore (the default): the request's Cache-Control and Pragma are
 //     taken out, but only-if-cached (clientcc.go): a client's no-cache or no-store changes
-//     nothing the cache does, and never reaches the origin.
+//     nothing the cache does, and never reaches the origin. client_preconditions: ignore
+//     (the default) takes out If-Match and If-Unmodified-Since the same way.
 //
 // A Reel-Device-Class the client sent itself is dropped whenever the edge may store the
 // answer: it is not keyed, and an origin that reads it would let one client choose what a
@@ -44,10 +45,7 @@ func (e *Edge) keyedView(r *http.Request, rl *ruling) *http.Request {
 	ru := rl.key
 	cookies, device := ru.KeysCookies(), ru.KeysDeviceClass()
 	_, spoofed := r.Header[DeviceClassHeader]
-	h, directives := r.Header, false
-	if !rl.honorClientCC {
-		h, directives = withoutClientCC(r.Header) // a copy when there were any
-	}
+	h, directives := withoutClientDirectives(r, rl.client) // a copy when there were any
 	if !cookies && !device && !spoofed && !directives {
 		return r
 	}

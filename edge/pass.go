@@ -15,8 +15,9 @@ func passReason(r *http.Request, rl *ruling) string {
 		return cachestatus.FwdMethod
 	case rl.bypass:
 		return cachestatus.FwdBypass
-	case field(r.Header, "If-Match") != "" || field(r.Header, "If-Unmodified-Since") != "":
-		// Preconditions a cache must not evaluate for the origin (RFC 9111 §4.3.2).
+	case rl.client.forwardPreconditions && hasOriginPreconditions(r.Header):
+		// Preconditions a cache must not evaluate for the origin (RFC 9111 §4.3.2), which the
+		// rules forward rather than ignore (client_preconditions, clientcc.go).
 		return cachestatus.FwdRequest
 	}
 	return ""

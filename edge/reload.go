@@ -56,7 +56,7 @@ func (e *Edge) buildRouting(cfg Config, old *routing) (*routing, error) {
 		rt.upstreams = append(rt.upstreams, up)
 	}
 	var err error
-	if rt.routes, err = newRoutes(cfg.Origins, cfg.Rules, e.keyer, policyOptions(cfg), cfg.Cache.ClientCacheControl == clientCCHonor); err != nil {
+	if rt.routes, err = newRoutes(cfg.Origins, cfg.Rules, e.keyer, policyOptions(cfg), clientDefaults(cfg.Cache)); err != nil {
 		return nil, fmt.Errorf("cache keys: %w", err)
 	}
 	rt.stripping = map[stripKey]*upstream{}

@@ -30,9 +30,9 @@ type ruling struct {
 	access *access
 	// compress is the rules' Compress: 1 on, -1 off, 0 unset (compression.off decides, compress.go).
 	compress int8
-	// honorClientCC: the request's Cache-Control and Pragma are honoured (RFC 9111 §5.2.1);
-	// otherwise keyedView takes them out (clientcc.go).
-	honorClientCC bool
+	// client is what the client's own caching directives and origin-only preconditions do
+	// (clientcc.go): honoured or forwarded, or taken out by keyedView.
+	client clientDirectives
 	// reqHeaders and respHeaders are the header rules to the origin and to clients
 	// (headers.go), field by field from the most specific rule naming each; nil: none.
 	reqHeaders, respHeaders *headerRules
@@ -47,9 +47,9 @@ type ruleResolver struct {
 	byName map[string]int
 	keyer  *cachekey.Keyer
 	pol    policy.Options
-	// honorClientCC is cache.client_cache_control, the rules' default.
-	honorClientCC bool
-	none          *ruling // no rule matches
+	// client is cache.client_cache_control and cache.client_preconditions, the rules' defaults.
+	client clientDirectives
+	none   *ruling // no rule matches
 	// limiters are the rules' rate limiters, by index (nil: none): one table of clients per
 	// rule that sets rate_limit, shared by the rulings that inherit it.
 	limiters []*rateLimiter
@@ -66,7 +66,7 @@ type ruleResolver struct {
 // many sets; past the bound a ruling is worked out for each request instead.
 const maxRulings = 4096
 
-func newRuleResolver(rs []Rule, byName map[string]int, keyer *cachekey.Keyer, pol policy.Options, honorClientCC bool) (*ruleResolver, error) {
+func newRuleResolver(rs []Rule, byName map[string]int, keyer *cachekey.Keyer, pol policy.Options, client clientDirectives) (*ruleResolver, error) {
 	ms := make([]rules.Match, len(rs))
 	for i := range rs {
 		ms[i] = rs[i].conditions()
@@ -75,7 +75,7 @@ func newRuleResolver(rs []Rule, byName map[string]int, keyer *cachekey.Keyer, po
 	if err != nil {
 		return nil, err
 	}
-	res := &ruleResolver{set: set, rules: rs, byName: byName, keyer: keyer, pol: pol, honorClientCC: honorClientCC, limiters: newLimiters(rs)}
+	res := &ruleResolver{set: set, rules: rs, byName: byName, keyer: keyer, pol: pol, client: client, limiters: newLimiters(rs)}
 	res.cache.Store(&map[string]*ruling{})
 	if res.headers, err = compileRuleHeaders(rs); err != nil {
 		return nil, err
@@ -143,11 +143,11 @@ func (res *ruleResolver) lookup(q *rules.Request) *ruling {
 // merge works out the ruling of the rules matched (indices, most specific first): each
 // setting from the first of them that sets it.
 func (res *ruleResolver) merge(matched []int) (*ruling, error) {
-	rl := &ruling{first: -1, origin: -1, parent: true, pol: res.pol, browserTTL: -1, honorClientCC: res.honorClientCC}
+	rl := &ruling{first: -1, origin: -1, parent: true, pol: res.pol, browserTTL: -1, client: res.client}
 	if len(matched) > 0 {
 		rl.first = matched[0]
 	}
-	var originSet, bypassSet, parentSet, clientCCSet bool
+	var originSet, bypassSet, parentSet, clientCCSet, clientPreSet bool
 	var ttl time.Duration
 	var key cachekey.Rule
 	var keySet keySettings
@@ -175,7 +175,10 @@ func (res *ruleResolver) merge(matched []int) (*ruling, error) {
 			rl.token = r.Token
 		}
 		if !clientCCSet && r.ClientCacheControl != "" {
-			clientCCSet, rl.honorClientCC = true, r.ClientCacheControl == clientCCHonor
+			clientCCSet, rl.client.honorCC = true, r.ClientCacheControl == clientCCHonor
+		}
+		if !clientPreSet && r.ClientPreconditions != "" {
+			clientPreSet, rl.client.forwardPreconditions = true, r.ClientPreconditions == clientPreForward
 		}
 		if rl.compress == 0 && r.Compress != nil {
 			rl.compress = -1

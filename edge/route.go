@@ -19,7 +19,7 @@ type routes struct {
 }
 
 // newRoutes indexes the origins of a validated configuration and compiles its rules.
-func newRoutes(origins []Origin, rs []Rule, keyer *cachekey.Keyer, pol policy.Options, honorClientCC bool) (routes, error) {
+func newRoutes(origins []Origin, rs []Rule, keyer *cachekey.Keyer, pol policy.Options, client clientDirectives) (routes, error) {
 	rt := routes{byHost: map[string]int{}, byName: map[string]int{}}
 	for i, o := range origins {
 		if o.Host != "" {
@@ -30,7 +30,7 @@ func newRoutes(origins []Origin, rs []Rule, keyer *cachekey.Keyer, pol policy.Op
 		}
 	}
 	var err error
-	rt.rules, err = newRuleResolver(rs, rt.byName, keyer, pol, honorClientCC)
+	rt.rules, err = newRuleResolver(rs, rt.byName, keyer, pol, client)
 	return rt, err
 }
 

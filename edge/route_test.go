@@ -25,7 +25,7 @@ func mustRoutes(t *testing.T, cfg Config) routes {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := newRoutes(cfg.Origins, cfg.Rules, keyer, policyOptions(cfg), false)
+	rt, err := newRoutes(cfg.Origins, cfg.Rules, keyer, policyOptions(cfg), clientDirectives{})
 	if err != nil {
 		t.Fatal(err)
 	}
