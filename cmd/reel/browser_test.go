@@ -160,7 +160,9 @@ type playerState struct {
 	Latency      *float64  `json:"latency"`
 	Latencies    []float64 `json:"latencies"`
 	Buffer       float64   `json:"buffer"`
-	Rendition    *struct {
+	// Events is what hls.js loaded, in order (play.mjs): fragments, parts, playlist updates.
+	Events    []string `json:"events"`
+	Rendition *struct {
 		Width   int     `json:"width"`
 		Height  int     `json:"height"`
 		Bitrate float64 `json:"bitrate"`

@@ -163,7 +163,8 @@ rules:
   - path_prefix: /live/
     origin: live
 `, addrs[0], addrs[1]))
-	_, edge := startEdge(t, bin, "--config", cfgFile, "--cache-dir", t.TempDir())
+	accessLog := filepath.Join(t.TempDir(), "access.log") // printed if a case fails
+	_, edge := startEdge(t, bin, "--config", cfgFile, "--cache-dir", t.TempDir(), "--access-log-path", accessLog)
 	listedSegments(t, edge, "video_360p", 3)
 	if n := compareOrigins(t, "http://"+addrs[0], "http://"+addrs[1], 3); n < 6 {
 		t.Fatalf("%d segments compared, want 6 at least", n)
@@ -218,6 +219,11 @@ rules:
 		}
 		t.Logf("%s: %s; origin %d killed at %s, marked at %.1f s, played to %.1f s in %.1f s, %d frames (%d after the mark); warnings before the mark %q, after %q",
 			c.name, p.Library, victim, at, mark, p.Played, res.Cases[0].Seconds, p.Frames, p.Frames-atMark.Frames, atMark.Warnings, p.Warnings[len(atMark.Warnings):])
+		if len(p.Errors) > 0 || p.Played < mark+then || p.Frames-atMark.Frames < 60 {
+			// What the player loaded and what the edge answered, for the failure's report.
+			b, _ := os.ReadFile(accessLog)
+			t.Logf("%s: events:\n%s\nedge access log:\n%s", c.name, strings.Join(p.Events, "\n"), b)
+		}
 		if len(p.Errors) > 0 {
 			t.Errorf("%s: player errors after the kill: %q", c.name, p.Errors)
 		}

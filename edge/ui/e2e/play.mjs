@@ -102,7 +102,7 @@ async function playURL(c) {
   const r = { name: c.name, path: c.url, seconds: (Date.now() - started) / 1000, player: s, consoleErrors, text, markedAt };
   log(c.name + ':', `${s.library}: played ${s.played.toFixed(1)} s, ${s.frames} frames, ${s.errors.length} errors`, `(${r.seconds.toFixed(1)} s)`);
   if (text) log(c.name + ':', 'text tracks', JSON.stringify(text.tracks), 'at', text.cues.time, 'cues', JSON.stringify(text.cues.cues), 'tracks', JSON.stringify(text.cues.all),
-    text.cues.frags ? 'subtitle fragments ' + text.cues.frags.join(', ') : '');
+    text.cues.frags && text.cues.frags.length ? 'subtitle fragments ' + text.cues.frags.join(', ') : '');
   return r;
 }
 
@@ -161,7 +161,8 @@ async function checkText(page, t) {
       if (tt.mode === 'disabled') continue;
       for (const c of tt.activeCues || []) out.push({ track: tt.label, lang: tt.language, mode: tt.mode, start: c.startTime, end: c.endTime, text: c.text || isdText(c.isd) });
     }
-    return { time: video.currentTime, cues: out, all, frags: window.reel.player.subFrags };
+    const frags = (window.reel.player.events || []).filter((l) => l.includes(' subtitle '));
+    return { time: video.currentTime, cues: out, all, frags };
   }, (s) => s.cues.some((c) => c.text.includes(t.cue) && c.start <= at && c.end >= at), deadline, 200);
   return { tracks, enabled, cues, at };
 }
@@ -206,12 +207,25 @@ function startPlayer({ player, url, configure }) {
         const msg = 'hls.js ' + d.type + ': ' + d.details + (d.response && d.response.code ? ' (HTTP ' + d.response.code + ')' : '');
         if (d.fatal) fail(msg); else warn(msg);
       });
-      // The subtitle fragments hls.js loaded, in order, for the text check's report.
-      s.subFrags = [];
+      // What hls.js loaded, in order — fragments and parts of every type, and each playlist
+      // update with the span it lists — for the reports of checks that fail (the last 600).
+      s.events = [];
+      const t0 = Date.now();
       const E = window.Hls.Events;
-      const note = (what) => (_, d) => { if (s.subFrags.length < 60 && d.frag && d.frag.type === 'subtitle') s.subFrags.push(what + ' ' + d.frag.sn + '@' + d.frag.start.toFixed(2) + (d.success === false ? ' failed' : '')); };
-      hls.on(E.FRAG_LOADING, note('load'));
-      hls.on(E.SUBTITLE_FRAG_PROCESSED, note('done'));
+      const ev = (line) => { s.events.push(((Date.now() - t0) / 1000).toFixed(2) + ' ' + line); if (s.events.length > 600) s.events.shift(); };
+      const frag = (what) => (_, d) => {
+        if (d.frag) ev(what + ' ' + d.frag.type + ' ' + d.frag.sn + (d.part ? '.' + d.part.index : '') + '@' + d.frag.start.toFixed(2) + (d.success === false ? ' failed' : '') + ' playhead ' + video.currentTime.toFixed(2));
+      };
+      hls.on(E.FRAG_LOADING, frag('load'));
+      hls.on(E.FRAG_BUFFERED, frag('buffered'));
+      hls.on(E.SUBTITLE_FRAG_PROCESSED, frag('done'));
+      const list = (what) => (_, d) => {
+        const x = d.details;
+        if (x) ev(what + ' ' + x.startSN + '-' + x.endSN + ' last part ' + x.lastPartSn + '.' + x.lastPartIndex + (x.skippedSegments ? ' skipped ' + x.skippedSegments : '') + (x.updated ? '' : ' not updated') + (x.misses ? ' misses ' + x.misses : ''));
+      };
+      hls.on(E.LEVEL_UPDATED, list('video playlist'));
+      hls.on(E.AUDIO_TRACK_LOADED, list('audio playlist'));
+      hls.on(E.ERROR, (_, d) => ev('error ' + d.details + (d.frag ? ' ' + d.frag.type + ' ' + d.frag.sn : '')));
       hls.loadSource(url);
       hls.attachMedia(video);
       video.play().catch(() => {});
