@@ -50,16 +50,34 @@ func GoMemoryLimit(cfg Config) int64 {
 	return limit
 }
 
-// SetGoMemoryLimit applies GoMemoryLimit(cfg) unless the GOMEMLIMIT environment variable
-// chose one (the runtime has applied it already; an operator's word wins). It returns the
-// limit in force and whether it came from GOMEMLIMIT.
-func SetGoMemoryLimit(cfg Config) (limit int64, fromEnv bool) {
+// GCPercent is the collector's GOGC under the memory limit: a collection once the heap has
+// grown by four times what is live, not once. With the memory tier small or empty, what is live
+// is a few MiB, and GOGC=100 collected every 4 MiB or so — ten times a second at 40,000 1 KB
+// hits a second — each collection's pauses and its mark worker, holding one of the CPUs
+// meanwhile, adding to the latency of the requests that waited on them. At 400 the
+// collections are a quarter as many (p99 of 1 KB hits at a fixed 19k and 45k requests a
+// second: 2.7–3.3 ms against 3.2–4.4 ms; p99.9 4.0–4.9 against 5.2–7.5 ms), the heap stays
+// within a few tens of MiB when little is live, and once the tier is fuller the memory limit
+// decides when to collect, as before (4 × live passes it).
+const GCPercent = 400
+
+// SetGoMemoryLimit applies GoMemoryLimit(cfg) and GCPercent, each unless its environment
+// variable (GOMEMLIMIT, GOGC) chose one: the runtime has applied it already, and an operator's
+// word wins. It returns the settings in force and whether each came from the environment.
+func SetGoMemoryLimit(cfg Config) (limit int64, fromEnv bool, gcPercent int, gcFromEnv bool) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		gcPercent, gcFromEnv = debug.SetGCPercent(100), true // reads it (and puts it back below)
+		debug.SetGCPercent(gcPercent)
+	} else {
+		gcPercent = GCPercent
+		debug.SetGCPercent(gcPercent)
+	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
-		return debug.SetMemoryLimit(-1), true // -1 reads the limit without changing it
+		return debug.SetMemoryLimit(-1), true, gcPercent, gcFromEnv // -1 reads the limit without changing it
 	}
 	limit = GoMemoryLimit(cfg)
 	debug.SetMemoryLimit(limit)
-	return limit, false
+	return limit, false, gcPercent, gcFromEnv
 }
 
 // FollowDiskIndex keeps the Go memory limit at base plus what the disk tier's index holds in

@@ -176,7 +176,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	// Before the tiers fill: the limit is what keeps RSS near --memory (edge/memlimit.go).
-	limit, fromEnv := edge.SetGoMemoryLimit(cfg)
+	limit, fromEnv, gcPercent, gcFromEnv := edge.SetGoMemoryLimit(cfg)
 	e, err := edge.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
@@ -218,7 +218,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Logged once it serves: an edge that can't start says so in one line.
-	logger.Info("go memory limit", "bytes", limit, "from_gomemlimit", fromEnv)
+	logger.Info("go memory limit", "bytes", limit, "from_gomemlimit", fromEnv, "gogc", gcPercent, "from_gogc", gcFromEnv)
 	if ca := front.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
 	}

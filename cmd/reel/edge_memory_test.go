@@ -226,8 +226,8 @@ func sizeLabel(size int) string {
 	return fmt.Sprintf("%d KB", size>>10)
 }
 
-// TestEdgeGoMemoryLimit: `reel edge` sets the Go memory limit from its tiers, and leaves the
-// one an operator gave in GOMEMLIMIT alone.
+// TestEdgeGoMemoryLimit: `reel edge` sets the Go memory limit from its tiers and GOGC to
+// edge.GCPercent, and leaves what an operator gave in GOMEMLIMIT or GOGC alone.
 func TestEdgeGoMemoryLimit(t *testing.T) {
 	bin := buildReel(t)
 	cfg := edge.DefaultConfig()
@@ -236,13 +236,16 @@ func TestEdgeGoMemoryLimit(t *testing.T) {
 		env  string
 		want string
 	}{
-		{"", fmt.Sprintf("bytes=%d from_gomemlimit=false", edge.GoMemoryLimit(cfg))},
-		{"GOMEMLIMIT=300MiB", fmt.Sprintf("bytes=%d from_gomemlimit=true", 300<<20)},
+		{"", fmt.Sprintf("bytes=%d from_gomemlimit=false gogc=%d from_gogc=false", edge.GoMemoryLimit(cfg), edge.GCPercent)},
+		{"GOMEMLIMIT=300MiB", fmt.Sprintf("bytes=%d from_gomemlimit=true gogc=%d", 300<<20, edge.GCPercent)},
+		{"GOGC=150", fmt.Sprintf("bytes=%d from_gomemlimit=false gogc=150 from_gogc=true", edge.GoMemoryLimit(cfg))},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // ends stderr if the line never comes
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, "edge", "--origin", "http://127.0.0.1:1", "--listen", freeAddr(t), "--admin", "", "--memory", "64MiB")
-		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") })
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+			return strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GOGC=")
+		})
 		if tc.env != "" {
 			cmd.Env = append(cmd.Env, tc.env)
 		}
