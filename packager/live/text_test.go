@@ -36,17 +36,23 @@ func textChannel(t *testing.T) (*Channel, *Server) {
 				t.Fatal(err)
 			}
 		}
-		var b bytes.Buffer
-		if err := subtitles.WriteWvttSegment(&b, uint32(k+1), int64(k*2000), int64(k*2000+2000), cues); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Append("text_fr", Fragment{Data: b.Bytes(), Decode: k * 2000, Duration: 2000, Independent: true, Boundary: true}); err != nil {
-			t.Fatal(err)
-		}
+		appendTextCell(t, c, k, cues)
 	}
 	s := NewServer(nil)
 	s.Add(c)
 	return c, s
+}
+
+// appendTextCell appends the wvtt segment of the k-th 2 s cell, holding cues, to text_fr.
+func appendTextCell(t *testing.T, c *Channel, k uint64, cues []subtitles.Cue) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := subtitles.WriteWvttSegment(&b, uint32(k+1), int64(k*2000), int64(k*2000+2000), cues); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append("text_fr", Fragment{Data: b.Bytes(), Decode: k * 2000, Duration: 2000, Independent: true, Boundary: true}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func get(s http.Handler, path string) *httptest.ResponseRecorder {
@@ -164,13 +170,7 @@ func TestTextTrackCueIdentity(t *testing.T) {
 		if err := c.Append("video", frag(k*2000, 2000, true)); err != nil {
 			t.Fatal(err)
 		}
-		var b bytes.Buffer
-		if err := subtitles.WriteWvttSegment(&b, uint32(k+1), int64(k*2000), int64(k*2000+2000), cues); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Append("text_fr", Fragment{Data: b.Bytes(), Decode: k * 2000, Duration: 2000, Independent: true, Boundary: true}); err != nil {
-			t.Fatal(err)
-		}
+		appendTextCell(t, c, k, cues)
 	}
 	s := NewServer(nil)
 	s.Add(c)
