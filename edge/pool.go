@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"math"
 	"net/http"
 	"net/url"
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -27,6 +28,7 @@ type poolMember struct {
 	up     *upstream
 	id     string // its URL (redacted), for metrics and logs
 	weight int
+	seed   uint64 // a digest of its URL: its part of every rendezvous score (pick)
 	h      *health
 	probe  *http.Client // nil without health_check
 }
@@ -81,7 +83,7 @@ func (e *Edge) newPool(o Origin, label string) (*originPool, error) {
 			return nil, err
 		}
 		u, _ := url.Parse(pm.URL) // validated
-		m := &poolMember{up: up, id: u.Redacted(), weight: max(pm.Weight, 1),
+		m := &poolMember{up: up, id: u.Redacted(), weight: max(pm.Weight, 1), seed: xxhash.Sum64String(pm.URL),
 			h: newHealth(e.log, "origin member", "member", label+" "+u.Redacted(), "requests go to the other members", o.MaxFails, o.FailTimeout, o.HealthCheck != nil)}
 		if o.HealthCheck != nil {
 			m.probe = probeClient(up, o.HealthCheck.Interval)
@@ -104,10 +106,19 @@ func (e *Edge) newPool(o Origin, label string) (*originPool, error) {
 	return p, nil
 }
 
-// pick chooses a member at random by weight among the available ones not in tried. When
-// none is available and nothing was tried yet, it chooses among all (better a request to a
-// member thought down than a certain error); nil when no member is left.
-func (p *originPool) pick(tried []*poolMember) *poolMember {
+// pick chooses the member for the object whose path digest is key among the available ones
+// not in tried, by weighted rendezvous hashing (highest random weight): each member scores
+// weight / -ln(u), u uniform in (0, 1) from the key and the member's seed, and the highest
+// wins. So an object keeps to one member while that member is up — every reload of a live
+// playlist, every request for a segment — and only the objects of a member that fails move,
+// spread over the others by weight; over many objects the shares follow the weights. Chosen
+// at random per request instead, redundant live origins' playlists alternated between
+// instances whose windows differed (the one started later lists fewer old segments): hls.js
+// took a media sequence going back for a jump in time and stopped loading parts (its stall in
+// TestBrowserLiveRedundantFailover). When none is available and nothing was tried yet, it
+// chooses among all (better a request to a member thought down than a certain error); nil
+// when no member is left.
+func (p *originPool) pick(key uint64, tried []*poolMember) *poolMember {
 	now := p.now()
 	var buf [8]*poolMember
 	cands := buf[:0]
@@ -127,15 +138,23 @@ func (p *originPool) pick(tried []*poolMember) *poolMember {
 	if len(cands) == 0 {
 		return nil
 	}
-	n := rand.IntN(total)
+	var best *poolMember
+	bestScore := math.Inf(-1)
 	for _, m := range cands {
-		if n -= m.weight; n < 0 {
-			m.h.chosen(now)
-			return m
+		// u in (0, 1) from the top 53 bits of key and seed mixed (mix64, as parents.go ranks).
+		u := (float64(mix64(key^m.seed)>>11) + 0.5) / (1 << 53)
+		if s := float64(m.weight) / -math.Log(u); s > bestScore {
+			best, bestScore = m, s
 		}
 	}
-	return cands[len(cands)-1] // not reached
+	best.h.chosen(now)
+	return best
 }
+
+// pickKey is the digest pick places r's object by: its path, without the query (a live
+// playlist's blocking reloads differ only there) — the path as the client asked it, before
+// any strip_prefix.
+func pickKey(r *http.Request) uint64 { return xxhash.Sum64String(r.URL.Path) }
 
 func containsMember(list []*poolMember, m *poolMember) bool {
 	for _, x := range list {
@@ -155,7 +174,8 @@ func (e *Edge) sendPool(ctx context.Context, up *upstream, r *http.Request, cach
 	// response has reached the client yet — it is returned from here.
 	resend := r.Method == http.MethodGet || r.Method == http.MethodHead
 	var tried []*poolMember
-	m := p.pick(nil) // never nil: a first attempt may go to any member
+	key := pickKey(r)
+	m := p.pick(key, nil) // never nil: a first attempt may go to any member
 	for {
 		at := *up // the origin's request settings (strip, host header) with the member's URL and connections
 		at.url, at.client, at.blocking = m.up.url, m.up.client, m.up.blocking
@@ -182,7 +202,7 @@ func (e *Edge) sendPool(ctx context.Context, up *upstream, r *http.Request, cach
 		if !resend {
 			return resp, err
 		}
-		next := p.pick(tried)
+		next := p.pick(key, tried)
 		if next == nil {
 			return resp, err
 		}

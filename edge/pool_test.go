@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // TestRetryBudget: retries stay within 20% of the window's requests plus the floor, and the
@@ -65,19 +67,26 @@ func testPool(weights ...int) *originPool {
 	p := &originPool{now: time.Now}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i, w := range weights {
-		p.members = append(p.members, &poolMember{id: fmt.Sprint(i), weight: w, h: newHealth(log, "member", "member", fmt.Sprint(i), "", 2, time.Hour, false)})
+		p.members = append(p.members, &poolMember{id: fmt.Sprint(i), weight: w, seed: xxhash.Sum64String(fmt.Sprint("http://member", i)), h: newHealth(log, "member", "member", fmt.Sprint(i), "", 2, time.Hour, false)})
 	}
 	return p
 }
 
-// TestPoolPick: picks follow the weights, skip down members and those tried, and fall back
-// to all members when none is up.
+// TestPoolPick: over many objects the picks follow the weights; one object keeps to one
+// member (rendezvous hashing) while it is up, and a member's failure moves its objects alone;
+// picks skip down members and those tried, and fall back to all members when none is up.
 func TestPoolPick(t *testing.T) {
 	p := testPool(1, 3, 4)
 	const n = 16000
 	count := map[*poolMember]int{}
-	for range n {
-		count[p.pick(nil)]++
+	first := make([]*poolMember, n)
+	for k := range n {
+		key := mix64(uint64(k))
+		first[k] = p.pick(key, nil)
+		count[first[k]]++
+		if again := p.pick(key, nil); again != first[k] {
+			t.Fatalf("object %d: member %s, then %s", k, first[k].id, again.id)
+		}
 	}
 	for i, m := range p.members {
 		want := float64(m.weight) / 8
@@ -85,19 +94,25 @@ func TestPoolPick(t *testing.T) {
 			t.Errorf("member %d (weight %d): share %.3f, want %.3f ± 0.03", i, m.weight, got, want)
 		}
 	}
-	// Two failures in a row (max_fails 2) take member 2 out; one leaves member 1 in.
+	// Two failures in a row (max_fails 2) take member 2 out; one leaves member 1 in. Only
+	// member 2's objects move.
 	p.members[2].h.failed(errors.New("x"), time.Now())
 	p.members[2].h.failed(errors.New("x"), time.Now())
 	p.members[1].h.failed(errors.New("x"), time.Now())
-	for range 1000 {
-		if m := p.pick(nil); m == p.members[2] {
+	for k := range n {
+		key := mix64(uint64(k))
+		m := p.pick(key, nil)
+		if m == p.members[2] {
 			t.Fatal("a down member was picked")
 		}
-		if m := p.pick(p.members[:1]); m != p.members[1] {
+		if first[k] != p.members[2] && m != first[k] {
+			t.Fatalf("object %d moved from %s to %s, though %s is up", k, first[k].id, m.id, first[k].id)
+		}
+		if m := p.pick(key, p.members[:1]); m != p.members[1] {
 			t.Fatalf("with member 0 tried and 2 down: picked %s, want 1", m.id)
 		}
 	}
-	if m := p.pick(p.members[:2]); m != nil {
+	if m := p.pick(1, p.members[:2]); m != nil {
 		t.Fatalf("with 0 and 1 tried and 2 down: picked %s, want none", m.id)
 	}
 	// All down: requests still go somewhere (no certain error), retries nowhere.
@@ -105,10 +120,10 @@ func TestPoolPick(t *testing.T) {
 		m.h.failed(errors.New("x"), time.Now())
 		m.h.failed(errors.New("x"), time.Now())
 	}
-	if m := p.pick(nil); m == nil {
+	if m := p.pick(1, nil); m == nil {
 		t.Fatal("all down: no member picked for a first attempt")
 	}
-	if m := p.pick(p.members[:1]); m != nil {
+	if m := p.pick(1, p.members[:1]); m != nil {
 		t.Fatal("all down: another member offered for a retry")
 	}
 	// A success brings a member back (no probes: requests judge it).
@@ -393,8 +408,12 @@ func TestPoolServerErrors(t *testing.T) {
 	}
 	failing.Store(false)
 	hits := bad.hits.Load()
+	// Distinct objects: each keeps to its member (pick), so the rested one is tried by the
+	// first request for one of its own.
+	again := 0
 	waitFor(t, 30*time.Second, "the member tried again and taken back", func() bool {
-		get(t, srv.URL+"/again")
+		again++
+		get(t, fmt.Sprintf("%s/again%d", srv.URL, again))
 		return metric(t, e, upBad) == 1
 	})
 	if bad.hits.Load() == hits {
@@ -497,8 +516,10 @@ func TestPoolLogsOnce(t *testing.T) {
 		t.Fatal("the failing member is not down")
 	}
 	failing.Store(false)
+	again := 0 // distinct objects: see TestPoolServerErrors
 	waitFor(t, 30*time.Second, "the member back", func() bool {
-		get(t, srv.URL+"/again")
+		again++
+		get(t, fmt.Sprintf("%s/again%d", srv.URL, again))
 		return metric(t, e, upBad) == 1
 	})
 	text := logs.String()

@@ -101,7 +101,7 @@ func (b *resumingBody) Read(p []byte) (int, error) {
 func (b *resumingBody) continueElsewhere(broke error) error {
 	p := b.up.pool
 	b.tried[len(b.tried)-1].h.failed(broke, p.now())
-	m := p.pick(b.tried)
+	m := p.pick(pickKey(b.r), b.tried)
 	if m == nil {
 		return errors.New("no other member")
 	}
