@@ -122,17 +122,14 @@ func (p *originPool) pick(key uint64, tried []*poolMember) *poolMember {
 	now := p.now()
 	var buf [8]*poolMember
 	cands := buf[:0]
-	total := 0
 	for _, m := range p.members {
 		if !containsMember(tried, m) && m.h.available(now) {
 			cands = append(cands, m)
-			total += m.weight
 		}
 	}
 	if len(cands) == 0 && len(tried) == 0 {
 		for _, m := range p.members {
 			cands = append(cands, m)
-			total += m.weight
 		}
 	}
 	if len(cands) == 0 {
