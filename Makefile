@@ -43,12 +43,13 @@ test: ui ## gofmt check, go vet, and every test with the race detector (browser 
 	@# -parallel at a time, GOMAXPROCS by default (2 on the 2-core CI; see cmd/reel/parallel_test.go).
 	@# -timeout 30m, not go test's 10m: on a new machine the S3 tests first wait for SeaweedFS's
 	@# build (internal/testkit/s3.go; 4 minutes on two idle cores, over 15 on busy ones).
-	@# TestBrowserLiveRedundantFailover runs on its own afterwards (see cmd/reel/parallel_test.go),
+	@# TestBrowserLiveRedundantFailover and TestBrowserLiveSubtitles run on their own afterwards
+	@# (see cmd/reel/parallel_test.go),
 	@# and TestLiveEvent only at full size below: its first-viewer-hit check races the prefetch
 	@# against 100 viewers, and beside the other packages' race-detector tests the viewers won
 	@# 2 and 4 times (2 of 7 clean-clone runs on 2026-12-07), never with the machine to itself.
-	$(GO) test -race -count=1 -timeout=30m -skip '^(TestBrowserLiveRedundantFailover|TestLiveEvent)$$' ./...
-	$(GO) test -count=1 -timeout=5m -run '^TestBrowserLiveRedundantFailover$$' ./cmd/reel/
+	$(GO) test -race -count=1 -timeout=30m -skip '^(TestBrowserLiveRedundantFailover|TestBrowserLiveSubtitles|TestLiveEvent)$$' ./...
+	$(GO) test -count=1 -timeout=5m -run '^(TestBrowserLiveRedundantFailover|TestBrowserLiveSubtitles)$$' ./cmd/reel/
 	@# Load tests at full size (the race detector makes them ~10x slower, so above they run scaled down).
 	$(GO) test -count=1 -run '^(TestCoalescing|TestLargeGETColdFanIn)$$' ./edge/
 	$(GO) test -count=1 -timeout=5m -run '^TestLiveEvent$$' ./cmd/reel/

@@ -24,7 +24,7 @@ const (
 // channel's start, and the active cue must span that instant. One live channel and one edge
 // serve every player; 2 s segments without parts, players started once five segments exist.
 func TestBrowserLiveSubtitles(t *testing.T) {
-	t.Parallel() // runs beside the other slow tests: see parallel_test.go
+	// Not parallel: see sequentialBrowserTests.
 	kit := requirePlayers(t)
 	bin := buildReel(t)
 	origin := startLive(t, bin, nil, "--loop", "subs="+sample("ladder_360p.mp4"), "--sub", sample("subs/ladder.fr.vtt"),

@@ -33,13 +33,16 @@ var sequentialBrowserTests = map[string]string{
 	// hog hls.js 1.7.4's LL-HLS threw "Cannot read properties of null (reading 'start')" once
 	// in five runs, after aborting a part load (a console error, which fails the test).
 	"TestBrowser": "latency targets; hls.js LL-HLS under load",
-	// Under the full suite's load hls.js stalled after the kill (bufferStalledError; its clock
-	// then ran on over holes in the video buffer: 13–24 frames decoded in the next 30 s), once
-	// in about 19 runs on 2026-12-06 and in 2 of 4 clean-clone CI runs on 2026-12-07, while
-	// the other packages' tests ran beside cmd/reel's; never with the machine to itself (3 of 3).
-	// Not yet understood. `make test` runs it after the rest, on its own (go test -skip, then
-	// -run), while it is looked into.
-	"TestBrowserLiveRedundantFailover": "hls.js stall after the kill under the full suite's load, under investigation",
+	// Under load hls.js stalled (bufferStalledError), about once in 14 runs: the edge's pool
+	// sent one playlist's reloads to either redundant origin at random, and their windows
+	// differ (fixed: edge/pool.go pick). It still runs after the rest, on its own (`make test`:
+	// go test -skip, then -run), until it has a clean record beside the suite.
+	"TestBrowserLiveRedundantFailover": "an hls.js stall under load (the pool's random pick, fixed); on its own until proven",
+	// In a clean-clone CI run on 2026-12-07 (6bb20ab), beside the other packages' race tests,
+	// dash.js played no frame of the live channel and Shaka Player's HLS text timeline stood a
+	// segment from its playhead's date; never alone or beside two CPU hogs. Not understood:
+	// `make test` runs it on its own after the rest, as the failover test, while it is.
+	"TestBrowserLiveSubtitles": "dash.js and Shaka HLS timing under the full suite's load, not understood",
 }
 
 func TestBrowserTestsParallel(t *testing.T) {
