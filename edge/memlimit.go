@@ -65,13 +65,11 @@ const GCPercent = 400
 // variable (GOMEMLIMIT, GOGC) chose one: the runtime has applied it already, and an operator's
 // word wins. It returns the settings in force and whether each came from the environment.
 func SetGoMemoryLimit(cfg Config) (limit int64, fromEnv bool, gcPercent int, gcFromEnv bool) {
+	gcPercent = GCPercent
 	if _, set := os.LookupEnv("GOGC"); set {
-		gcPercent, gcFromEnv = debug.SetGCPercent(100), true // reads it (and puts it back below)
-		debug.SetGCPercent(gcPercent)
-	} else {
-		gcPercent = GCPercent
-		debug.SetGCPercent(gcPercent)
+		gcPercent, gcFromEnv = debug.SetGCPercent(100), true // reads the runtime's (put back below)
 	}
+	debug.SetGCPercent(gcPercent)
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
 		return debug.SetMemoryLimit(-1), true, gcPercent, gcFromEnv // -1 reads the limit without changing it
 	}

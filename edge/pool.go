@@ -128,9 +128,7 @@ func (p *originPool) pick(key uint64, tried []*poolMember) *poolMember {
 		}
 	}
 	if len(cands) == 0 && len(tried) == 0 {
-		for _, m := range p.members {
-			cands = append(cands, m)
-		}
+		cands = append(cands, p.members...)
 	}
 	if len(cands) == 0 {
 		return nil
