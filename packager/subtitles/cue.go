@@ -12,6 +12,9 @@
 package subtitles
 
 import (
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -71,6 +74,43 @@ type Track struct {
 	// Warnings are what the input says that players will not show as meant, one line each,
 	// "file:line: problem" (ParseTTML: a cue TTML players put in no region).
 	Warnings []string
+}
+
+// finish ends every parser: it puts the cues in time order (input order among equal starts)
+// and makes their identifiers unique, as WebVTT requires (and TTML's xml:id). Parsers accept a
+// repeated identifier, but players keep one cue per identifier — hls.js adds a cue only if its
+// track has none with the same one — so every cue after the first under it would never show.
+// Such a cue gets the identifier with the smallest "-N" suffix no other cue has, and a warning.
+func (t *Track) finish(name string) {
+	taken := make(map[string]bool, len(t.Cues))
+	for _, c := range t.Cues {
+		if c.ID != "" {
+			taken[c.ID] = true
+		}
+	}
+	first := make(map[string]int, len(taken)) // identifier → the line of its first cue
+	for i := range t.Cues {
+		c := &t.Cues[i]
+		if c.ID == "" {
+			continue
+		}
+		line, seen := first[c.ID]
+		if !seen {
+			first[c.ID] = c.Line
+			continue
+		}
+		id := c.ID
+		for n := 2; ; n++ {
+			if id = c.ID + "-" + strconv.Itoa(n); !taken[id] {
+				break
+			}
+		}
+		taken[id] = true
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%s:%d: cue identifier %q is the cue's at line %d already (players show one cue per identifier): renamed %q",
+			name, c.Line, c.ID, line, id))
+		c.ID = id
+	}
+	slices.SortStableFunc(t.Cues, func(a, b Cue) int { return cmpInt(a.Start, b.Start) })
 }
 
 // Header is the WebVTT file header with the track's REGION and STYLE blocks: what precedes the

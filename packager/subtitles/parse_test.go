@@ -1,6 +1,8 @@
 package subtitles
 
 import (
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -145,5 +147,45 @@ func checkCues(t *testing.T, got, want []Cue) {
 		if g != want[i] {
 			t.Errorf("cue %d:\n got %+v\nwant %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// TestDuplicateCueIdentifiers: WebVTT requires each cue identifier to be unique (as XML does
+// TTML's xml:id), and players keep one cue per identifier (hls.js adds a cue only if its track
+// has none with that identifier), so a repeated one would hide every cue after the first under
+// it. Later cues get the smallest free "-N" suffix — never one another cue has — and a warning.
+func TestDuplicateCueIdentifiers(t *testing.T) {
+	vtt := "WEBVTT\n\na\n00:01.000 --> 00:02.000\none\n\na\n00:03.000 --> 00:04.000\ntwo\n\n" +
+		"a-2\n00:05.000 --> 00:06.000\nthree\n\nb\n00:00.500 --> 00:00.900\nfour\n\na\n00:07.000 --> 00:08.000\nfive\n"
+	tr, err := ParseVTT("dup.vtt", []byte(vtt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCues(t, tr.Cues, []Cue{
+		{ID: "b", Start: 500, End: 900, Line: 16, Text: "four"},
+		{ID: "a", Start: 1000, End: 2000, Line: 4, Text: "one"},
+		{ID: "a-3", Start: 3000, End: 4000, Line: 8, Text: "two"},
+		{ID: "a-2", Start: 5000, End: 6000, Line: 12, Text: "three"},
+		{ID: "a-4", Start: 7000, End: 8000, Line: 20, Text: "five"},
+	})
+	want := []string{
+		`dup.vtt:8: cue identifier "a" is the cue's at line 4 already (players show one cue per identifier): renamed "a-3"`,
+		`dup.vtt:20: cue identifier "a" is the cue's at line 4 already (players show one cue per identifier): renamed "a-4"`,
+	}
+	if !slices.Equal(tr.Warnings, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(tr.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+
+	ttml := `<tt xmlns="http://www.w3.org/ns/ttml"><body><div>
+<p xml:id="s1" begin="1s" end="2s">one</p>
+<p xml:id="s1" begin="3s" end="4s">two</p>
+</div></body></tt>`
+	tr, err = ParseTTML("dup.ttml", []byte(ttml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Cues) != 2 || tr.Cues[0].ID != "s1" || tr.Cues[1].ID != "s1-2" || len(tr.Warnings) != 1 ||
+		!strings.HasPrefix(tr.Warnings[0], `dup.ttml:3: cue identifier "s1" is the cue's at line 2 already`) {
+		t.Errorf("TTML: cues %+v, warnings %q", tr.Cues, tr.Warnings)
 	}
 }

@@ -77,7 +77,7 @@ func ParseSRT(name string, data []byte) (*Track, error) {
 	if len(t.Cues) == 0 {
 		return nil, errAt(name, 0, "no cues")
 	}
-	slices.SortStableFunc(t.Cues, func(a, b Cue) int { return cmpInt(a.Start, b.Start) })
+	t.finish(name)
 	return t, nil
 }
 

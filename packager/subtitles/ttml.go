@@ -100,7 +100,7 @@ func ParseTTML(name string, data []byte) (*Track, error) {
 	for _, c := range p.colors {
 		t.Styles = append(t.Styles, fmt.Sprintf("::cue(.%s) { color: %s; }", p.colorClass[c], c))
 	}
-	slices.SortStableFunc(t.Cues, func(a, b Cue) int { return cmpInt(a.Start, b.Start) })
+	t.finish(name)
 	return t, nil
 }
 

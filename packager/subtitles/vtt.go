@@ -72,7 +72,7 @@ func ParseVTT(name string, data []byte) (*Track, error) {
 			return nil, errAt(name, start+1, "text outside a cue (no timing line with \"-->\"): %q", clip(block[0]))
 		}
 	}
-	slices.SortStableFunc(t.Cues, func(a, b Cue) int { return cmpInt(a.Start, b.Start) })
+	t.finish(name)
 	return t, nil
 }
 
