@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,11 +82,12 @@ func TestBrowserLiveSubtitles(t *testing.T) {
 			t.Errorf("%s: text tracks %+v, want one: fr, Français", c.Name, tx.Tracks)
 		}
 		if tx.At == nil || !tx.Enabled {
-			t.Errorf("%s: the fr track not enabled, or no date for the playhead (at %v)", c.Name, tx.At)
+			t.Errorf("%s: the fr track not enabled, or no date for the playhead (at %v); events:\n%s", c.Name, tx.At, strings.Join(got.Player.Events, "\n"))
 			continue
 		}
 		if at := *tx.At; !got.showing(liveSubsCue, at) {
-			t.Errorf("%s: at %.2f s (%.1f s into a loop) the active cues are %+v, want %q spanning it", c.Name, at, liveSubsAt, tx.Cues.Cues, liveSubsCue)
+			t.Errorf("%s: at %.2f s (%.1f s into a loop) the active cues are %+v, want %q spanning it; all tracks %s; events:\n%s",
+				c.Name, at, liveSubsAt, tx.Cues.Cues, liveSubsCue, tx.Cues.All, strings.Join(got.Player.Events, "\n"))
 		}
 	}
 }

@@ -160,7 +160,8 @@ type playerState struct {
 	Latency      *float64  `json:"latency"`
 	Latencies    []float64 `json:"latencies"`
 	Buffer       float64   `json:"buffer"`
-	// Events is what hls.js loaded, in order (play.mjs): fragments, parts, playlist updates.
+	// Events is what the player loaded and what the video element did, in order (play.mjs):
+	// fragments, parts, playlist and manifest updates, stalls and seeks.
 	Events    []string `json:"events"`
 	Rendition *struct {
 		Width   int     `json:"width"`

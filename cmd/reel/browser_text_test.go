@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -63,8 +64,9 @@ type textResult struct {
 		Enabled bool        `json:"enabled"`
 		At      *float64    `json:"at"` // where a live check went, on the player's timeline
 		Cues    struct {
-			Time float64     `json:"time"`
-			Cues []activeCue `json:"cues"`
+			Time float64         `json:"time"`
+			Cues []activeCue     `json:"cues"`
+			All  json.RawMessage `json:"all"` // every text track of the video element: its mode, cue count, first cues
 		} `json:"cues"`
 	} `json:"text"`
 }

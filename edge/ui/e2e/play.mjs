@@ -192,6 +192,17 @@ function startPlayer({ player, url, configure }) {
   window.reel = { player: s };
   const fail = (msg) => { if (!s.errors.includes(msg)) s.errors.push(msg); };
   const warn = (msg) => { if (s.warnings.length < 50) s.warnings.push(msg); };
+  // What the player loaded and what the video element did, in order, for the reports of
+  // checks that fail (the last 600): fragments and parts of every type, playlist and manifest
+  // updates, stalls and seeks, each with the time since the start and the playhead.
+  s.events = [];
+  const t0 = Date.now();
+  const ev = (line) => { s.events.push(((Date.now() - t0) / 1000).toFixed(2) + ' ' + line); if (s.events.length > 600) s.events.shift(); };
+  const at = () => ' playhead ' + video.currentTime.toFixed(2);
+  const buffered = () => [...Array(video.buffered.length).keys()].map((i) => video.buffered.start(i).toFixed(2) + '-' + video.buffered.end(i).toFixed(2)).join(',');
+  for (const type of ['waiting', 'stalled', 'seeking', 'seeked', 'playing', 'pause', 'ended', 'error']) {
+    video.addEventListener(type, () => ev('video ' + type + at() + ' buffered ' + buffered()));
+  }
   setInterval(() => {
     s.played = Math.max(s.played, video.currentTime);
     const q = video.getVideoPlaybackQuality && video.getVideoPlaybackQuality();
@@ -207,14 +218,9 @@ function startPlayer({ player, url, configure }) {
         const msg = 'hls.js ' + d.type + ': ' + d.details + (d.response && d.response.code ? ' (HTTP ' + d.response.code + ')' : '');
         if (d.fatal) fail(msg); else warn(msg);
       });
-      // What hls.js loaded, in order — fragments and parts of every type, and each playlist
-      // update with the span it lists — for the reports of checks that fail (the last 600).
-      s.events = [];
-      const t0 = Date.now();
       const E = window.Hls.Events;
-      const ev = (line) => { s.events.push(((Date.now() - t0) / 1000).toFixed(2) + ' ' + line); if (s.events.length > 600) s.events.shift(); };
       const frag = (what) => (_, d) => {
-        if (d.frag) ev(what + ' ' + d.frag.type + ' ' + d.frag.sn + (d.part ? '.' + d.part.index : '') + '@' + d.frag.start.toFixed(2) + (d.success === false ? ' failed' : '') + ' playhead ' + video.currentTime.toFixed(2));
+        if (d.frag) ev(what + ' ' + d.frag.type + ' ' + d.frag.sn + (d.part ? '.' + d.part.index : '') + '@' + d.frag.start.toFixed(2) + (d.success === false ? ' failed' : '') + at());
       };
       hls.on(E.FRAG_LOADING, frag('load'));
       hls.on(E.FRAG_BUFFERED, frag('buffered'));
@@ -237,6 +243,15 @@ function startPlayer({ player, url, configure }) {
         const err = e.error || {};
         fail('dash.js error ' + (err.code != null ? err.code + ': ' : '') + (err.message || String(err)));
       });
+      const E = window.dashjs.MediaPlayer.events;
+      p.on(E.FRAGMENT_LOADING_COMPLETED, (e) => {
+        const r = e.request || {};
+        ev('load ' + (r.mediaType === 'text' ? 'subtitle' : r.mediaType) + ' ' + r.index + '@' + (r.startTime || 0).toFixed(2) + (e.error ? ' failed' : '') + ' ' + String(r.url || '').split('/').slice(-2).join('/') + at());
+      });
+      p.on(E.MANIFEST_LOADED, () => ev('manifest loaded' + at()));
+      for (const name of ['PLAYBACK_NOT_ALLOWED', 'PLAYBACK_STARTED', 'PLAYBACK_WAITING', 'BUFFER_EMPTY', 'STREAM_INITIALIZED']) {
+        if (E[name]) p.on(E[name], (e) => ev(name.toLowerCase() + (e && e.mediaType ? ' ' + e.mediaType : '') + at()));
+      }
       // Autoplay is dash.js's own: a play() of ours before it has attached un-pauses the video
       // with no 'play' event left for dash.js, whose live MPD refresh waits for that event — it
       // then plays what the first MPD listed and stalls.
@@ -254,7 +269,16 @@ function startPlayer({ player, url, configure }) {
       Object.assign(window.reel, { kind: player, lib: p });
       s.library = 'Shaka Player ' + shaka.Player.version;
       const describe = (e) => 'Shaka Player error ' + e.code + (e.data && e.data.length ? ' ' + JSON.stringify(e.data).slice(0, 300) : '');
-      p.addEventListener('error', (ev) => { const e = ev.detail; if (e.severity === shaka.util.Error.Severity.CRITICAL) fail(describe(e)); else warn(describe(e)); });
+      p.addEventListener('error', (x) => { const e = x.detail; if (e.severity === shaka.util.Error.Severity.CRITICAL) fail(describe(e)); else warn(describe(e)); });
+      const T = shaka.net.NetworkingEngine.RequestType;
+      const types = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, k.toLowerCase()]));
+      p.getNetworkingEngine().registerResponseFilter((type, r) => {
+        const what = types[type] || String(type);
+        const path = String(r.uri || '').split('?')[0].split('/').slice(-2).join('/');
+        ev('load ' + (what === 'segment' && /(\.vtt|wvtt|text)/.test(path) ? 'subtitle' : what) + ' ' + path + at());
+      });
+      p.addEventListener('buffering', (x) => ev((x.buffering ? 'buffering' : 'buffered') + at()));
+      p.addEventListener('textchanged', () => ev('text changed' + at()));
       // Shaka doesn't start playback itself: play once loaded.
       p.attach(video).then(() => p.load(url)).then(() => video.play()).catch((e) => fail(e && e.code != null ? describe(e) : 'Shaka Player: ' + e));
     } else {
