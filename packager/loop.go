@@ -42,6 +42,12 @@ type LoopOptions struct {
 	// now where the video has a keyframe; a track with history continues where it ended,
 	// producing what it missed at once (history older than the DVR window is dropped).
 	Epoch time.Time
+	// Backfill starts a fresh track of an anchored loop a live window and a segment before now,
+	// that interval made at once, so that its live playlists and MPD list what an instance
+	// that has run longer lists (placeOnEpoch). Only for a channel every run of which had the
+	// same files and settings: those numbers may have been published before, and a run with
+	// other settings (a wiped folder) would publish other bytes under them.
+	Backfill bool
 }
 
 // loopTrack is one rendition of the looped ladder with its samples in memory (a few tens of
@@ -296,7 +302,16 @@ func (l *Looper) Run(ctx context.Context) error {
 // placeOnEpoch places every track on the loop anchored at opt.Epoch and returns the first
 // fragment interval to append: a track with history continues where its log ends (the
 // intervals since are appended at once, as fast as they are made), a new one starts at the
-// first grid line at or after now (anchoredStart).
+// first grid line at or after now (anchoredStart) — or, with opt.Backfill, after a live window
+// and a segment before now.
+//
+// Starting after now is what keeps a number from ever naming other bytes: nothing before now
+// is known not to have been published by an earlier run (a wiped folder keeps no record). The
+// backfill gives that up for redundant instances whose manifests should be the same from the
+// start, not only their segments: a live playlist lists the segments ending within the
+// window, and an instance started later than another lists fewer until it has run a window.
+// The DVR view (?dvr=1) still reaches only as far back as the instance has run: making
+// --dvr's two hours at start would hold its playlists back by the time that takes.
 func (l *Looper) placeOnEpoch() (uint64, error) {
 	ch, opt := l.ch, l.opt
 	if opt.Loops > 0 {
@@ -306,7 +321,11 @@ func (l *Looper) placeOnEpoch() (uint64, error) {
 	if now < 0 {
 		return 0, fmt.Errorf("channel %s: the loop's epoch %s is in the future", ch.Name(), opt.Epoch.Format(time.RFC3339))
 	}
-	x := l.anchoredStart(now)
+	at := now
+	if opt.Backfill {
+		at = max(0, now-ch.Window()-ch.SegmentDuration())
+	}
+	x := l.anchoredStart(at)
 	from := x
 	// resumeAt is where a track with history continues (ok), or nothing when it has none, or
 	// none recent enough to catch up with (then forgotten).
@@ -351,14 +370,14 @@ func (l *Looper) placeOnEpoch() (uint64, error) {
 }
 
 // anchoredStart is where a fresh track joins the anchored loop: the first line at or after
-// now of both the segment grid and the fragment grid (where a long-running source's segment
+// at of both the segment grid and the fragment grid (where a long-running source's segment
 // starts) at which every video track has a keyframe. A ladder whose keyframes never fall on
 // the grid (a loop whose length is not a multiple of the segment duration, say) starts at the
 // first grid line, with a warning: its first segments may differ from a redundant
 // instance's.
-func (l *Looper) anchoredStart(now time.Duration) time.Duration {
+func (l *Looper) anchoredStart(at time.Duration) time.Duration {
 	step := lcm(l.ch.SegmentDuration(), l.frag)
-	first := (now + step - 1) / step * step
+	first := (at + step - 1) / step * step
 	for i := range time.Duration(4096) {
 		x := first + i*step
 		ok := true

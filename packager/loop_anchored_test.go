@@ -3,6 +3,7 @@ package packager
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -41,14 +42,20 @@ func (c *stopClock) Sleep(ctx context.Context, d time.Duration) error {
 // (live) until stopRun or the test's end.
 func anchoredRun(t *testing.T, dir string, from, stop time.Time, epoch time.Time) *live.Server {
 	t.Helper()
+	return anchoredRunWith(t, dir, from, stop, LoopOptions{Epoch: epoch})
+}
+
+// anchoredRunWith is anchoredRun with opt's Epoch and Backfill.
+func anchoredRunWith(t *testing.T, dir string, from, stop time.Time, o LoopOptions) *live.Server {
+	t.Helper()
 	ch, err := live.NewChannel(live.Config{Name: "test", Dir: dir, SegmentDuration: 2 * time.Second,
-		PartDuration: 500 * time.Millisecond, DVR: 10 * time.Minute, NumberByClock: true, Epoch: epoch})
+		PartDuration: 500 * time.Millisecond, DVR: 10 * time.Minute, NumberByClock: true, Epoch: o.Epoch})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := &stopClock{fakeClock{now: from}, stop}
 	opt := LoopOptions{Inputs: ladder, Subtitles: []Subtitle{{File: samplePath("subs/ladder.fr.vtt")}},
-		Clock: clock.Now, Sleep: clock.Sleep, Epoch: epoch}
+		Clock: clock.Now, Sleep: clock.Sleep, Epoch: o.Epoch, Backfill: o.Backfill}
 	if err := Loop(context.Background(), ch, opt); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +66,18 @@ func anchoredRun(t *testing.T, dir string, from, stop time.Time, epoch time.Time
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// freshFirst is the number of the first segment a channel without history makes when it
+// starts at start: the first grid line after it, or with backfill the first at or after a
+// live window (30 s, the default) and a segment (2 s) before it.
+func freshFirst(start time.Time, backfill bool) uint64 {
+	const seg = 2 * time.Second
+	at := start.Sub(testEpoch)
+	if backfill {
+		at -= 30*time.Second + seg
+	}
+	return uint64((at + seg - 1) / seg)
 }
 
 // runs are the channels anchoredRun left open, by folder.
@@ -238,11 +257,40 @@ func TestLoopAnchoredRedundant(t *testing.T) {
 	// The numbers are the grid cells since the epoch, the PDTs the epoch plus media time.
 	_, es := playlistEntries(t, b, "video_360p/index.m3u8")
 	first := es[0]
-	if want := uint64(t0.Add(7900*time.Millisecond).Sub(testEpoch)/(2*time.Second)) + 1; first.number != want {
+	if want := freshFirst(t0.Add(7900*time.Millisecond), false); first.number != want {
 		t.Errorf("b's first segment is number %d, want %d (the first grid line after its start)", first.number, want)
 	}
 	if want := testEpoch.Add(time.Duration(first.number) * 2 * time.Second).Format("2006-01-02T15:04:05.000Z"); first.pdt != want {
 		t.Errorf("b's first segment is dated %s, want %s", first.pdt, want)
+	}
+}
+
+// TestLoopAnchoredBackfill: with Backfill, a channel started 38.3 s after another, and run
+// for less than a live window, lists the same live playlists and MPD timelines as the one
+// that has run longer: it started with the window behind it made, the same segments under
+// the same numbers.
+func TestLoopAnchoredBackfill(t *testing.T) {
+	t0 := testEpoch.Add(8000*time.Hour + 300*time.Millisecond)
+	stop := t0.Add(50 * time.Second)
+	bStart := t0.Add(38300 * time.Millisecond) // 11.7 s before stop: less than the 30 s window
+	o := LoopOptions{Epoch: testEpoch, Backfill: true}
+	a := anchoredRunWith(t, filepath.Join(t.TempDir(), "test"), t0, stop, o)
+	b := anchoredRunWith(t, filepath.Join(t.TempDir(), "test"), bStart, stop, o)
+	compareAnchored(t, a, b, 15) // b covers about 44 s: 21 segments
+	master := get(t, a, "/live/test/master.m3u8").Body.String()
+	for _, m := range masterURIRe.FindAllStringSubmatch(master, -1) {
+		track := "/live/test/" + m[1] + m[2]
+		if pa, pb := get(t, a, track).Body.String(), get(t, b, track).Body.String(); pa != pb {
+			t.Errorf("%s: the live playlists differ:\n%s\n---\n%s", track, pa, pb)
+		}
+	}
+	ma, mb := mpdTimelines(t, get(t, a, "/live/test/manifest.mpd").Body.String()), mpdTimelines(t, get(t, b, "/live/test/manifest.mpd").Body.String())
+	if !slices.EqualFunc(ma, mb, maps.Equal) {
+		t.Errorf("the live MPDs' segment timelines differ:\n%v\n%v", ma, mb)
+	}
+	_, es := playlistEntries(t, b, "video_360p/index.m3u8")
+	if want := freshFirst(bStart, true); es[0].number != want {
+		t.Errorf("b's first segment is number %d, want %d (the first grid line a window and a segment before its start)", es[0].number, want)
 	}
 }
 
@@ -263,7 +311,7 @@ func TestLoopAnchoredRestart(t *testing.T) {
 	restarted := anchoredRun(t, dir, t0.Add(31*time.Second), stop, testEpoch)
 	compareAnchored(t, ref, restarted, 25) // the whole minute: about 29 segments
 	_, es := playlistEntries(t, restarted, "video_360p/index.m3u8")
-	if want := uint64(t0.Sub(testEpoch)/(2*time.Second)) + 1; es[0].number != want {
+	if want := freshFirst(t0, false); es[0].number != want {
 		t.Errorf("after the restart the DVR starts at number %d, want %d (the first run's first)", es[0].number, want)
 	}
 
@@ -274,7 +322,7 @@ func TestLoopAnchoredRestart(t *testing.T) {
 		late := t0.Add(11 * time.Minute) // the DVR is 10 minutes
 		srv := anchoredRun(t, dir, late, late.Add(20*time.Second), testEpoch)
 		_, es := playlistEntries(t, srv, "video_360p/index.m3u8")
-		if want := uint64(late.Sub(testEpoch)/(2*time.Second)) + 1; len(es) == 0 || es[0].number != want {
+		if want := freshFirst(late, false); len(es) == 0 || es[0].number != want {
 			t.Errorf("the DVR starts at %v, want number %d: the old history dropped", es, want)
 		}
 	})
@@ -284,7 +332,7 @@ func TestLoopAnchoredRestart(t *testing.T) {
 		stopRun(dir)
 		srv := anchoredRun(t, dir, t0.Add(21*time.Second), t0.Add(40*time.Second), testEpoch)
 		_, es := playlistEntries(t, srv, "video_360p/index.m3u8")
-		if want := uint64(t0.Add(21*time.Second).Sub(testEpoch)/(2*time.Second)) + 1; len(es) == 0 || es[0].number != want {
+		if want := freshFirst(t0.Add(21*time.Second), false); len(es) == 0 || es[0].number != want {
 			t.Errorf("the DVR starts at number %v, want %d: the other timeline's history dropped", slices.Collect(func(yield func(uint64) bool) {
 				for _, e := range es {
 					if !yield(e.number) {

@@ -50,6 +50,10 @@ edge's origin pool (urls:) and the edge can switch mid-stream. A restart continu
 timeline (what it missed is made at once; a DVR history older than --dvr is dropped).
 --loop-epoch none anchors each run at its own start instead (the restart then continues
 after a discontinuity). Instances must agree on the files, --segment, --part and the epoch.
+A fresh instance starts at the next segment and lists less than the others until it has run
+a --window; --backfill makes that window at start, for the same playlists at once — but never
+after a run with other files or settings on that channel: it would publish other bytes under
+numbers already published.
 
 Subtitles (--sub FILE[:lang=fr][:name=…][:default][:forced][:sdh], after a --loop, as 'reel
 package --sub' takes them): the file loops with that channel's media, a cue at t in the file
@@ -150,6 +154,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 	var loops loopFlag
 	fs.Var(&loops, "loop", "a looped channel: NAME=FILE[,FILE…] (repeatable)")
 	loopEpoch := fs.String("loop-epoch", "2025-01-01T00:00:00Z", "the wall-clock time --loop channels are placed as if playing since (RFC 3339), so redundant instances publish the same segments; none: each run starts its own timeline")
+	backfill := fs.Bool("backfill", false, "start --loop channels with the live window before now made, so that a redundant instance lists what the others list from its start (only where every run of the channel had the same files and settings)")
 	fs.Var(loopSubFlag{&loops}, "sub", "subtitles looped with the --loop channel before it: FILE[:lang=fr][:name=…][:default][:forced][:sdh] (WebVTT, SRT, TTML; repeatable)")
 	stdinName := fs.String("stdin", "", "a channel NAME fed by a fragmented MP4 stream on standard input")
 	var ingestNames stringsFlag
@@ -199,6 +204,10 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "reel live: --loop-epoch %q: want an RFC 3339 time in the past (2025-01-01T00:00:00Z) or none\n", *loopEpoch)
 			return exitUsage
 		}
+	}
+	if *backfill && (len(loops) == 0 || epoch.IsZero()) {
+		fmt.Fprintln(stderr, "reel live: --backfill makes the window of a --loop channel placed on --loop-epoch: give a --loop, and an epoch, not none")
+		return exitUsage
 	}
 	loopSubs := make([][]packager.Subtitle, len(loops))
 	for i, l := range loops {
@@ -261,7 +270,7 @@ func runLive(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	for i, l := range loops {
-		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Subtitles: loopSubs[i], Logger: logger, Epoch: epoch})
+		looper, err := packager.NewLoop(ctx, channels[i], packager.LoopOptions{Inputs: l.files, Subtitles: loopSubs[i], Logger: logger, Epoch: epoch, Backfill: *backfill})
 		if err != nil {
 			fmt.Fprintf(stderr, "reel live: channel %s: %s\n", l.name, oneLine(err))
 			return exitFailure

@@ -24,9 +24,9 @@ var redundantSegRe = regexp.MustCompile(`(?m)^#EXT-X-PROGRAM-DATE-TIME:(\S+)\n(?
 
 // startRedundantLive starts `reel live --loop` on ladder_360p.mp4 with 2 s segments (its
 // keyframes are every 2 s) at addr, keeping its segments in dir.
-func startRedundantLive(t *testing.T, bin, addr, dir string) *exec.Cmd {
+func startRedundantLive(t *testing.T, bin, addr, dir string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd, _ := startLiveCmd(t, bin, nil, "--loop", "ch="+sample("ladder_360p.mp4"), "--segment", "2s", "--listen", addr, "--dir", dir)
+	cmd, _ := startLiveCmd(t, bin, nil, append([]string{"--loop", "ch=" + sample("ladder_360p.mp4"), "--segment", "2s", "--listen", addr, "--dir", dir}, extra...)...)
 	return cmd
 }
 
@@ -135,6 +135,61 @@ func TestLiveRedundantOrigins(t *testing.T) {
 	bm, _ := fetchMPD(t, b+"/live/ch/manifest.mpd")
 	if am == nil || bm == nil || am.AvailabilityStartTime != bm.AvailabilityStartTime || am.AvailabilityStartTime == "" {
 		t.Errorf("availabilityStartTime differs: %v / %v", am, bm)
+	}
+}
+
+// TestLiveBackfill: `reel live --backfill` lists a whole live window (30 s: 15 segments of
+// 2 s) dated from before it started, and a second instance started later lists the same window
+// as the first — the same media sequence — with the same bytes under the same URLs; without
+// the flag a fresh instance's first segment is dated after its start. Given no anchored loop,
+// the flag is a usage error.
+func TestLiveBackfill(t *testing.T) {
+	t.Parallel() // runs beside the other slow tests: see parallel_test.go
+	bin := buildReel(t)
+	// firstDate starts an instance and returns the date of the first segment its playlist
+	// lists once it lists n, and when it started.
+	firstDate := func(base string, n int, extra ...string) (time.Time, time.Time) {
+		started := time.Now()
+		startRedundantLive(t, bin, strings.TrimPrefix(base, "http://"), t.TempDir(), extra...)
+		uris, pdt := listedSegments(t, base, "video_360p", n)
+		d, err := time.Parse(time.RFC3339Nano, pdt[uris[0]])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, started
+	}
+	a := "http://" + freeAddr(t)
+	if first, started := firstDate(a, 14, "--backfill"); first.After(started.Add(-28 * time.Second)) {
+		t.Errorf("with --backfill the window starts at %s, %s after the start: want a window (30 s) before it", first, first.Sub(started))
+	}
+	plain := "http://" + freeAddr(t)
+	if first, started := firstDate(plain, 1); first.Before(started.Add(-time.Second)) {
+		t.Errorf("without --backfill the window starts at %s, %s before the start: want the next grid line", first, started.Sub(first))
+	}
+	b := "http://" + freeAddr(t)
+	firstDate(b, 14, "--backfill")
+	// The same window: b's first segment is a's, read just before or just after (a segment
+	// may end between two reads; bounded retries).
+	same := false
+	for range 5 {
+		before, _ := listedSegments(t, a, "video_360p", 1)
+		mid, _ := listedSegments(t, b, "video_360p", 1)
+		after, _ := listedSegments(t, a, "video_360p", 1)
+		if same = mid[0] == before[0] || mid[0] == after[0]; same {
+			break
+		}
+		t.Logf("a's window starts at %s then %s, b's at %s", before[0], after[0], mid[0])
+	}
+	if !same {
+		t.Error("b's live window never started where a's did")
+	}
+	if n := compareOrigins(t, a, b, 3); n < 28 {
+		t.Errorf("%d segments compared, want 28 at least (two windows' worth, video and audio)", n)
+	}
+	code, _, stderr := runReel(t, "live", "--backfill", "--loop", "x="+sample("ladder_360p.mp4"), "--loop-epoch", "none",
+		"--listen", "127.0.0.1:0", "--dir", t.TempDir(), "--admin", "")
+	if code != exitUsage || !strings.Contains(stderr, "--backfill") {
+		t.Errorf("--backfill with --loop-epoch none: exit %d, %q; want %d naming the flag", code, stderr, exitUsage)
 	}
 }
 

@@ -149,6 +149,9 @@ func (c *Channel) anchored() bool { return !c.cfg.Epoch.IsZero() }
 // DVR is how long segments stay on disk.
 func (c *Channel) DVR() time.Duration { return c.cfg.DVR }
 
+// Window is how far back live playlists and MPDs reach.
+func (c *Channel) Window() time.Duration { return c.cfg.Window }
+
 // Close stops the channel producing (further fragments get ErrEnded, the segment in progress
 // is dropped, as when the process stops) and releases its folder for another writer. A
 // process that runs a channel until it exits need not call it: the lock goes with the process.
