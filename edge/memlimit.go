@@ -61,21 +61,30 @@ func GoMemoryLimit(cfg Config) int64 {
 // decides when to collect, as before (4 × live passes it).
 const GCPercent = 400
 
+// GoMemory is what SetGoMemoryLimit left in force.
+type GoMemory struct {
+	Limit        int64 // the Go memory limit, bytes
+	LimitFromEnv bool  // GOMEMLIMIT chose it
+	GCPercent    int   // the collector's GOGC
+	GCFromEnv    bool  // GOGC chose it
+}
+
 // SetGoMemoryLimit applies GoMemoryLimit(cfg) and GCPercent, each unless its environment
 // variable (GOMEMLIMIT, GOGC) chose one: the runtime has applied it already, and an operator's
-// word wins. It returns the settings in force and whether each came from the environment.
-func SetGoMemoryLimit(cfg Config) (limit int64, fromEnv bool, gcPercent int, gcFromEnv bool) {
-	gcPercent = GCPercent
+// word wins. It returns the settings in force.
+func SetGoMemoryLimit(cfg Config) GoMemory {
+	m := GoMemory{GCPercent: GCPercent}
 	if _, set := os.LookupEnv("GOGC"); set {
-		gcPercent, gcFromEnv = debug.SetGCPercent(100), true // reads the runtime's (put back below)
+		m.GCPercent, m.GCFromEnv = debug.SetGCPercent(100), true // reads the runtime's (put back below)
 	}
-	debug.SetGCPercent(gcPercent)
+	debug.SetGCPercent(m.GCPercent)
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
-		return debug.SetMemoryLimit(-1), true, gcPercent, gcFromEnv // -1 reads the limit without changing it
+		m.Limit, m.LimitFromEnv = debug.SetMemoryLimit(-1), true // -1 reads the limit without changing it
+		return m
 	}
-	limit = GoMemoryLimit(cfg)
-	debug.SetMemoryLimit(limit)
-	return limit, false, gcPercent, gcFromEnv
+	m.Limit = GoMemoryLimit(cfg)
+	debug.SetMemoryLimit(m.Limit)
+	return m
 }
 
 // FollowDiskIndex keeps the Go memory limit at base plus what the disk tier's index holds in

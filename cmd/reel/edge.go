@@ -176,15 +176,15 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	// Before the tiers fill: the limit is what keeps RSS near --memory (edge/memlimit.go).
-	limit, fromEnv, gcPercent, gcFromEnv := edge.SetGoMemoryLimit(cfg)
+	mem := edge.SetGoMemoryLimit(cfg)
 	e, err := edge.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
 		return exitFailure
 	}
 	defer e.Close()
-	if !fromEnv {
-		defer e.FollowDiskIndex(limit, 5*time.Second)()
+	if !mem.LimitFromEnv {
+		defer e.FollowDiskIndex(mem.Limit, 5*time.Second)()
 	}
 	front, err := edge.NewFrontend(e, cfg, logger)
 	if err != nil {
@@ -218,7 +218,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Logged once it serves: an edge that can't start says so in one line.
-	logger.Info("go memory limit", "bytes", limit, "from_gomemlimit", fromEnv, "gogc", gcPercent, "from_gogc", gcFromEnv)
+	logger.Info("go memory limit", "bytes", mem.Limit, "from_gomemlimit", mem.LimitFromEnv, "gogc", mem.GCPercent, "from_gogc", mem.GCFromEnv)
 	if ca := front.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
 	}
