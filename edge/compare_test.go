@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -431,6 +432,50 @@ func cmpParseWrk(out string) (cmpWrk, error) {
 	return r, nil
 }
 
+// cmpGoFloor starts the Go floor of the 1 KB HTTP/1.1 row and returns its address: a server
+// that answers every request with the same canned 1 KB response — one goroutine per
+// connection reading each request head to its empty line, nothing parsed, cached or allocated
+// per request. What it measures is what the Go runtime alone (netpoller, scheduler, one
+// goroutine per connection) costs beside wrk on these CPUs: the floor under any such Go
+// server's latency here, reel's included. It runs in the test's process, idle otherwise.
+func cmpGoFloor(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nCache-Control: max-age=3600\r\nContent-Length: 1024\r\n\r\n")
+	resp = append(resp, bytes.Repeat([]byte{'x'}, 1024)...)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReaderSize(c, 4<<10)
+				for {
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 { // the empty line that ends the head
+							break
+						}
+					}
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // cmpRunWrk runs wrk against url for d and returns what it measured.
 func cmpRunWrk(t *testing.T, wrk, url string, d time.Duration) cmpWrk {
 	t.Helper()
@@ -738,6 +783,8 @@ func TestCompareNginx(t *testing.T) {
 	for i := range results {
 		results[i] = map[string][]cmpLoad{}
 	}
+	floorAddr := cmpGoFloor(t)
+	var floor []cmpLoad // the Go floor, measured after the first row's servers in every run
 	for i := range runs {
 		for j, r := range rows {
 			k := (i + j) % len(r.targets)
@@ -748,6 +795,9 @@ func TestCompareNginx(t *testing.T) {
 					m.cpu = cpu / time.Duration(m.requests)
 				}
 				results[j][tg.name] = append(results[j][tg.name], m)
+			}
+			if j == 0 {
+				floor = append(floor, cmpRunWrk(t, wrk, "http://"+floorAddr+cmpPath1K, dur).load())
 			}
 		}
 	}
@@ -812,6 +862,16 @@ func TestCompareNginx(t *testing.T) {
 		fmt.Fprintf(&md, "| %s | %s | %s | %s | %.2f× (%s) | %s | %s | %s |\n", r.label, cells["nginx"], cells["Varnish"], cells["reel"],
 			rate["reel"]/best, bestName, lat["nginx"], lat["Varnish"], lat["reel"])
 	}
+	var floorRate, floorP99, floorMs []float64
+	for _, x := range floor {
+		floorRate = append(floorRate, x.reqPerSec)
+		floorP99 = append(floorP99, float64(x.p99))
+		floorMs = append(floorMs, float64(x.p99)/1e6)
+	}
+	t.Logf("Go floor (1 KB, HTTP/1.1): req/s %s, p99 ms %s", testkit.FmtAll(floorRate, 0), testkit.FmtAll(floorMs, 2))
+	fmt.Fprintf(&md, "\nGo floor of the 1 KB HTTP/1.1 row, in the same runs: a server answering every request with a canned 1 KB "+
+		"response (a goroutine per connection, nothing parsed, cached or allocated per request) serves %s req/s with a p99 of %s: "+
+		"what the Go runtime alone costs beside wrk here.\n", cmpFmtRate(floorRate), cmpFmtLatency(time.Duration(testkit.Median(floorP99))))
 	// CPU time per hit: what each server spent (its process group's user + system time over
 	// the run, per request) — steadier than the rates when other work shares the machine.
 	fmt.Fprintf(&md, "\n| hit | CPU per hit: nginx | Varnish | reel | reel / best peer |\n|---|---:|---:|---:|---:|\n")
