@@ -89,6 +89,8 @@ func (t *Track) finish(name string) {
 		}
 	}
 	first := make(map[string]int, len(taken)) // identifier → the line of its first cue
+	next := map[string]int{}                  // identifier → the suffix to try next (linear, not quadratic, in repeats)
+	renamed := 0
 	for i := range t.Cues {
 		c := &t.Cues[i]
 		if c.ID == "" {
@@ -100,18 +102,27 @@ func (t *Track) finish(name string) {
 			continue
 		}
 		id := c.ID
-		for n := 2; ; n++ {
+		for n := max(2, next[c.ID]); ; n++ {
 			if id = c.ID + "-" + strconv.Itoa(n); !taken[id] {
+				next[c.ID] = n + 1
 				break
 			}
 		}
 		taken[id] = true
-		t.Warnings = append(t.Warnings, fmt.Sprintf("%s:%d: cue identifier %q is the cue's at line %d already (players show one cue per identifier): renamed %q",
-			name, c.Line, c.ID, line, id))
+		if renamed++; renamed <= maxRenameWarnings {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("%s:%d: cue identifier %q is the cue's at line %d already (players show one cue per identifier): renamed %q",
+				name, c.Line, c.ID, line, id))
+		}
 		c.ID = id
+	}
+	if renamed > maxRenameWarnings {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("%s: %d more cues with a repeated identifier renamed", name, renamed-maxRenameWarnings))
 	}
 	slices.SortStableFunc(t.Cues, func(a, b Cue) int { return cmpInt(a.Start, b.Start) })
 }
+
+// maxRenameWarnings is how many renamed identifiers are named one by one; the rest are counted.
+const maxRenameWarnings = 10
 
 // Header is the WebVTT file header with the track's REGION and STYLE blocks: what precedes the
 // cues of every HLS segment and what a wvtt sample entry's vttC box holds. extra lines (such

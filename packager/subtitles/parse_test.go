@@ -1,6 +1,7 @@
 package subtitles
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -174,6 +175,29 @@ func TestDuplicateCueIdentifiers(t *testing.T) {
 	}
 	if !slices.Equal(tr.Warnings, want) {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(tr.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Many repeats: every identifier distinct, the warnings bounded (a file of one repeated
+	// identifier is neither slow — no quadratic search for a free suffix — nor a flood of log lines).
+	var b strings.Builder
+	b.WriteString("WEBVTT\n")
+	const many = 50000
+	for i := range many {
+		fmt.Fprintf(&b, "\nx\n%s --> %s\nline\n", FormatTime(int64(i)*10), FormatTime(int64(i)*10+5))
+	}
+	tr, err = ParseVTT("many.vtt", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, c := range tr.Cues {
+		ids[c.ID] = true
+	}
+	if len(ids) != many || !ids["x"] || !ids["x-2"] || !ids[fmt.Sprintf("x-%d", many)] {
+		t.Errorf("%d distinct identifiers among %d cues, want all distinct: x, x-2 … x-%d", len(ids), len(tr.Cues), many)
+	}
+	if n := len(tr.Warnings); n != maxRenameWarnings+1 || tr.Warnings[n-1] != fmt.Sprintf("many.vtt: %d more cues with a repeated identifier renamed", many-1-maxRenameWarnings) {
+		t.Errorf("%d warnings, the last %q", n, tr.Warnings[n-1])
 	}
 
 	ttml := `<tt xmlns="http://www.w3.org/ns/ttml"><body><div>
