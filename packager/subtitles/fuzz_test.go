@@ -23,10 +23,15 @@ func checkParsed(t *testing.T, name string, tr *Track, err error) {
 		return
 	}
 	var end int64
+	ids := map[string]bool{}
 	for i, c := range tr.Cues {
 		if c.Start < 0 || c.End < c.Start || i > 0 && c.Start < tr.Cues[i-1].Start {
 			t.Fatalf("cue %d: %d–%d (previous starts %d)", i, c.Start, c.End, tr.Cues[max(i-1, 0)].Start)
 		}
+		if c.ID != "" && ids[c.ID] {
+			t.Fatalf("cue %d: identifier %q names an earlier cue too", i, c.ID)
+		}
+		ids[c.ID] = true
 		end = max(end, c.End)
 	}
 	var buf bytes.Buffer
@@ -109,6 +114,7 @@ func FuzzParseVTT(f *testing.F) {
 	f.Add([]byte(vttSample))
 	f.Add([]byte("WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n"))
 	f.Add([]byte("WEBVTT\r\rid\r00:00:01.000 --> 00:00:02.000 line:0 align:end\r<i>x</i>\r\r"))
+	f.Add([]byte("WEBVTT\n\na\n00:01.000 --> 00:02.000\none\n\na\n00:01.000 --> 00:02.000\ntwo\n\na-2\n00:03.000 --> 00:04.000\nthree\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := ParseVTT("f.vtt", data)
 		checkParsed(t, "f.vtt", tr, err)
