@@ -178,15 +178,17 @@ func measureEdgeMemory(t *testing.T, bin string, memory int64, count, size int, 
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-// TestEdgeMemoryBound: a real edge with a 64 MiB memory tier, filled three times over with
+// TestEdgeMemoryBound: a real edge with an 80 MiB memory tier, filled three times over with
 // distinct 100 KB objects, stays within 1.5× its tier in resident memory — sampled while it
 // works and by the kernel's own peak. (RSS has less noise than time, but when the GC runs
 // varies with load: the Go memory limit set from the tiers, not GC luck, is what holds the
-// line, and the bound leaves no margin for a GC that merely runs late.)
+// line, and the bound leaves no margin for a GC that merely runs late.) 80 MiB is the smallest
+// tier the promise is made for (edge/memlimit.go): at 64 MiB the binary's own resident pages,
+// 22–25 MiB, leave no margin (1.45–1.47× alone, 1.50× once in CI beside the race suite).
 func TestEdgeMemoryBound(t *testing.T) {
-	const memory = 64 << 20
+	const memory = 80 << 20
 	bin := buildReel(t)
-	fig := measureEdgeMemory(t, bin, memory, 2000, 100<<10)
+	fig := measureEdgeMemory(t, bin, memory, 2500, 100<<10)
 	t.Logf("--memory %.0f MiB: RSS sampled max %.1f MiB (%.2f×), VmHWM %.1f MiB (%.2f×); at the end %.1f MiB anonymous, %.1f MiB files",
 		mib(memory), mib(fig.sampled), float64(fig.sampled)/memory, mib(fig.peak), float64(fig.peak)/memory, mib(fig.anon), mib(fig.file))
 	if limit := int64(memory * 3 / 2); fig.peak > limit {
