@@ -55,22 +55,21 @@ func clientDefaults(c Policy) clientDirectives {
 	return clientDirectives{honorCC: c.ClientCacheControl == clientCCHonor, forwardPreconditions: c.ClientPreconditions == clientPreForward}
 }
 
-// checkClientCC reports a client_cache_control value that is neither (key names it).
-func checkClientCC(key, v string) error {
-	switch v {
-	case "", clientCCIgnore, clientCCHonor:
-		return nil
-	}
-	return fmt.Errorf("%s: %q is not ignore or honor", key, v)
-}
+// checkClientCC reports a client_cache_control value that is neither ignore nor honor (key
+// names it).
+func checkClientCC(key, v string) error { return checkChoice(key, v, clientCCIgnore, clientCCHonor) }
 
 // checkClientPreconditions reports a client_preconditions value that is neither.
 func checkClientPreconditions(key, v string) error {
-	switch v {
-	case "", clientPreIgnore, clientPreForward:
+	return checkChoice(key, v, clientPreIgnore, clientPreForward)
+}
+
+// checkChoice reports a value that is neither a nor b ("": the default, allowed).
+func checkChoice(key, v, a, b string) error {
+	if v == "" || v == a || v == b {
 		return nil
 	}
-	return fmt.Errorf("%s: %q is not ignore or forward", key, v)
+	return fmt.Errorf("%s: %q is not %s or %s", key, v, a, b)
 }
 
 // hasOriginPreconditions: h has If-Match or If-Unmodified-Since.

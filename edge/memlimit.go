@@ -20,8 +20,9 @@ import (
 // bounded memtables and caches. What the limit does not cover is the binary itself (22–25 MiB
 // of resident code and data on amd64 in December 2026; 18 MiB a year before: it grows with the
 // code), so RSS ≈ limit + 25 MiB: ≤ 1.5× --memory from 80 MiB up (TestEdgeMemoryBound). Below
-// that the binary is too large a share: at 64 MiB RSS is 1.45–1.50×. The disk tier's in-memory index (about 1.5 KiB an object, store.Disk.IndexMemory)
-// grows with what the disk holds, not with --memory: FollowDiskIndex adds it as it changes.
+// that the binary is too large a share: at 64 MiB RSS is 1.45–1.50×. The disk tier's
+// in-memory index (about 1.5 KiB an object, store.Disk.IndexMemory) grows with what the disk
+// holds, not with --memory: FollowDiskIndex adds it as it changes.
 // The limit is soft: a burst of large fills may pass it for a while (the
 // collector then works harder; it never fails an allocation).
 const (
