@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -187,6 +188,9 @@ func runPackage(args []string, stdout, stderr io.Writer) int {
 		Subtitles:       subtitles,
 		Captions:        captions,
 		ManifestMaxAge:  *maxAge,
+		// What the inputs say that players will not show as meant (a subtitle cue in no region,
+		// cues past the video's end, a repeated cue identifier renamed): warnings on stderr.
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if *langs != "" {
 		opt.Languages = strings.Split(*langs, ",")

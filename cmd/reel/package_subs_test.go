@@ -55,6 +55,32 @@ func TestPackageSubtitles(t *testing.T) {
 	}
 }
 
+// TestPackageSubtitleWarnings: what an input says that players would not show as meant — here
+// a cue identifier used twice — is packaged (exit 0, the cue renamed) with a warning on stderr
+// naming the file and line, not dropped silently.
+func TestPackageSubtitleWarnings(t *testing.T) {
+	dir := t.TempDir()
+	vtt := filepath.Join(dir, "dup.fr.vtt")
+	if err := os.WriteFile(vtt, []byte("WEBVTT\n\na\n00:01.000 --> 00:02.000\none\n\na\n00:03.000 --> 00:04.000\ntwo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, _, stderr := runReel(t, "package", sample("ladder_360p.mp4"), "-o", out, "--quiet", "--sub", vtt)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, vtt+`:8: cue identifier \"a\"`) || !strings.Contains(stderr, `renamed \"a-2\"`) {
+		t.Errorf("stderr %q: want a warning naming %s:8 and the new identifier", stderr, vtt)
+	}
+	seg, err := os.ReadFile(filepath.Join(out, "text_fr", "seg_00002.vtt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(seg, []byte("a-2\n00:00:03.000 --> 00:00:04.000\ntwo")) {
+		t.Errorf("segment 2 lacks the renamed cue:\n%s", seg)
+	}
+}
+
 // TestPackageSubtitleBadFile: a malformed subtitle file is one line with file:line, exit 1,
 // and the presentation already at OUT is left as it was, nothing beside it.
 func TestPackageSubtitleBadFile(t *testing.T) {
