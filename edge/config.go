@@ -68,8 +68,9 @@ type Config struct {
 	// Parents are the shield tier between this edge and the origins (parents.go).
 	Parents Parents `yaml:"parents"`
 
-	// TLS and HTTP2 are the client-facing protocols (protocols.go, served by frontend.go).
+	// TLS, HTTP1 and HTTP2 are the client-facing protocols (protocols.go, served by frontend.go).
 	TLS   TLS   `yaml:"tls"`
+	HTTP1 HTTP1 `yaml:"http1"`
 	HTTP2 HTTP2 `yaml:"http2"`
 
 	// Tokens are signed URLs (tokencheck.go, edge/token): off unless keys are given.

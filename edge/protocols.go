@@ -35,6 +35,16 @@ type CertKey struct {
 // Enabled reports whether the client listener speaks TLS.
 func (t TLS) Enabled() bool { return len(t.Certificates) > 0 || t.SelfSigned != "" }
 
+// HTTP1 is the `http1:` section.
+type HTTP1 struct {
+	// GoroutinePerConnection serves every HTTP/1.1 connection on a goroutine of its own
+	// throughout, as net/http does. By default a plain (not TLS) connection parks between
+	// requests on one of a few event loops, one per CPU, which serve each request that
+	// arrives at once on their own goroutine and hand a request that must wait (a miss, a
+	// slow client) to a goroutine of its own (edge/h1, poll_linux.go).
+	GoroutinePerConnection bool `yaml:"goroutine_per_connection"`
+}
+
 // HTTP2 is the `http2:` section: HTTP/2 (RFC 9113) to clients and its limits against the
 // known HTTP/2 abuses. Zero values mean the defaults.
 type HTTP2 struct {

@@ -27,6 +27,8 @@ func NewServer(h http.Handler, cfg Config, log *slog.Logger) *h1.Server {
 		MaxConns:            l.MaxClientConns,
 		MaxHeaderBytes:      int(cfg.Limits.MaxHeaderBytes),
 		Log:                 log,
+		GoroutinePerConn:    cfg.HTTP1.GoroutinePerConnection,
+		Loops:               int(eventLoops.Load()),
 	}
 	if e, ok := h.(*Edge); ok {
 		s.OnLimit = e.m.limitHit

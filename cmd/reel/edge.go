@@ -177,6 +177,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 	}
 	// Before the tiers fill: the limit is what keeps RSS near --memory (edge/memlimit.go).
 	mem := edge.SetGoMemoryLimit(cfg)
+	procs := edge.SetGoProcs(cfg) // a P for each HTTP/1.1 event loop (edge/procs.go)
 	e, err := edge.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "reel edge: %s\n", oneLine(err))
@@ -219,6 +220,7 @@ func runEdge(args []string, stdout, stderr io.Writer) int {
 
 	// Logged once it serves: an edge that can't start says so in one line.
 	logger.Info("go memory limit", "bytes", mem.Limit, "from_gomemlimit", mem.LimitFromEnv, "gogc", mem.GCPercent, "from_gogc", mem.GCFromEnv)
+	logger.Info("go processors", "gomaxprocs", procs.Procs, "from_gomaxprocs", procs.FromEnv, "http1_event_loops", procs.Loops)
 	if ca := front.CAFile(); ca != "" {
 		fmt.Fprintf(stdout, "development certificate for localhost; clients trust %s\n", ca)
 	}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +44,7 @@ type conn struct {
 
 	remoteAddr string
 	deadline   time.Time            // the read deadline set on rwc (zero: none)
+	idleSet    bool                 // deadline is an idle one (not the first request's, a head's)
 	tls        *tls.ConnectionState // the handshake's result on a TLS connection, else nil
 	rd         reader               // reads request heads and chunked bodies' trailers
 	h          head                 // the current request's head
@@ -58,6 +58,21 @@ type conn struct {
 	peerErr     error // it failed: the client is gone
 
 	resp response // reused for every request of the connection
+
+	// Parking on an event loop between requests (poll.go, poll_linux.go); loop is nil for a
+	// connection with a goroutine of its own throughout (TLS; a server without loops).
+	loop         *loop
+	ctx          context.Context // the server's base context, for requests run by the loop
+	fd           int32
+	registered   bool          // the socket is in the loop's epoll set
+	parked       atomic.Bool   // waiting on the loop; whoever swaps it to false owns c
+	parkedUntil  atomic.Int64  // when a parked c times out (time.Since(monoBase); 0: never)
+	firstPending bool          // c parked before its first request
+	onLoop       atomic.Uint64 // the loop's generation while its goroutine runs c, else 0
+	rbuf         []byte        // readNow's state (fields, so that a read allocates nothing)
+	rn           int
+	rerr         error
+	readFn       func(uintptr) bool
 }
 
 // peerReader is what the connection's bufio.Reader reads from: the socket, after the byte a
@@ -66,6 +81,14 @@ type peerReader struct{ c *conn }
 
 func (r peerReader) Read(p []byte) (int, error) {
 	c := r.c
+	if c.onLoop.Load() != 0 {
+		// On the loop's goroutine: take what the socket holds, and leave the loop rather
+		// than wait for more (a background read runs only off the loop, see Watch).
+		if n, err, ok := c.readNow(p); ok {
+			return n, err
+		}
+		c.leaveLoop()
+	}
 	c.peerMu.Lock()
 	if c.peerHasByte && len(p) > 0 {
 		p[0] = c.peerByte[0]
@@ -91,18 +114,12 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	return c
 }
 
-// serve runs the request loop until the client closes, a response requires closing, the
-// server shuts down, or a timeout hits.
+// serve runs a connection on a goroutine of its own: the TLS handshake, then its requests
+// until the client closes, a response requires closing, the server shuts down, a timeout
+// hits, or the connection parks on an event loop.
 func (c *conn) serve(ctx context.Context) {
-	defer func() {
-		if v := recover(); v != nil && v != http.ErrAbortHandler {
-			buf := make([]byte, 16<<10)
-			buf = buf[:runtime.Stack(buf, false)]
-			c.srv.log().Error("panic serving request", "remote", c.remoteAddr, "panic", v, "stack", string(buf))
-		}
-		c.rwc.Close()
-		c.srv.forget(c)
-	}()
+	parked := false
+	defer func() { c.end(recover(), parked) }()
 	if tc, ok := c.rwc.(*tls.Conn); ok {
 		// The handshake is bounded like a request head; its result is every request's r.TLS
 		// (the cache key's scheme, RFC 9110 §4.2.2, depends on it).
@@ -120,11 +137,22 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 	}
-	h2c := c.tls == nil && c.srv.NextProto["h2c"] != nil
-	for first := true; ; first = false {
+	parked = c.requests(ctx, true, false)
+}
+
+// requests serves the connection's requests one after another (first: its first is next),
+// and reports whether it stopped because the connection parked on its loop; otherwise the
+// connection is to be closed. A connection resumed by its loop has bytes waiting: it reads
+// them rather than parking again at once.
+func (c *conn) requests(ctx context.Context, first, resumed bool) (parked bool) {
+	h2c := first && c.tls == nil && c.srv.NextProto["h2c"] != nil
+	for ; ; first, resumed = false, false {
 		c.state.Store(stateIdle)
 		if c.srv.shuttingDown() {
-			return
+			return false
+		}
+		if c.loop != nil && !resumed && c.br.Buffered() == 0 && !c.peerByteHeld() {
+			return c.park(first)
 		}
 		if first && c.srv.FirstRequestTimeout > 0 {
 			c.setReadDeadline(time.Now().Add(c.srv.FirstRequestTimeout))
@@ -137,7 +165,7 @@ func (c *conn) serve(ctx context.Context) {
 			if first && isTimeout(err) && !c.srv.shuttingDown() {
 				c.srv.limitHit(LimitFirstRequest)
 			}
-			return
+			return false
 		}
 		c.state.Store(stateActive)
 		if d := c.srv.ReadHeaderTimeout; d > 0 && !c.headBuffered() {
@@ -148,7 +176,7 @@ func (c *conn) serve(ctx context.Context) {
 			h2c = false
 			if c.sawH2Preface() {
 				c.handOff(c.srv.NextProto["h2c"], &replayConn{Conn: c.rwc, r: c.br})
-				return
+				return false
 			}
 		}
 		h := &c.h
@@ -157,16 +185,23 @@ func (c *conn) serve(ctx context.Context) {
 			if errors.As(err, &pe) {
 				c.refuse(pe)
 			}
-			return
+			return false
 		}
 		if h.chunked || h.contentLength > 0 {
 			// The handler reads the body under the body timeouts (body.go), not the header's.
 			c.setReadDeadline(time.Time{})
 		}
 		if !c.serveRequest(ctx, h) {
-			return
+			return false
 		}
 	}
+}
+
+// peerByteHeld reports whether a background read took the next request's first byte.
+func (c *conn) peerByteHeld() bool {
+	c.peerMu.Lock()
+	defer c.peerMu.Unlock()
+	return c.peerHasByte
 }
 
 // h2Preface opens every HTTP/2 connection (RFC 9113 §3.4).
@@ -194,6 +229,7 @@ func (c *conn) sawH2Preface() bool {
 
 // handOff gives the connection to a NextProto function, with no deadline left from ours.
 func (c *conn) handOff(next func(net.Conn), nc net.Conn) {
+	c.leaveLoop() // HTTP/2 has a goroutine of its own per connection, which it never leaves
 	c.state.Store(stateHandedOff)
 	c.rwc.SetDeadline(time.Time{})
 	next(nc)
@@ -224,8 +260,9 @@ func (c *conn) idleDeadline() {
 	// Compared on the monotonic clock, which is cheaper to read than time.Now; the deadline
 	// (from time.Now) carries its monotonic reading.
 	want := time.Since(monoBase) + d
-	if at := c.deadline.Sub(monoBase); c.deadline.IsZero() || at < want-time.Second || at > want {
+	if at := c.deadline.Sub(monoBase); !c.idleSet || at < want-time.Second || at > want {
 		c.setReadDeadline(time.Now().Add(d))
+		c.idleSet = true
 	}
 }
 
@@ -233,7 +270,7 @@ func (c *conn) idleDeadline() {
 var monoBase = time.Now()
 
 func (c *conn) setReadDeadline(t time.Time) {
-	c.deadline = t
+	c.deadline, c.idleSet = t, false
 	c.rwc.SetReadDeadline(t)
 }
 
@@ -295,6 +332,7 @@ func (c *conn) serveRequest(ctx context.Context, h *head) (keepAlive bool) {
 
 // refuse answers a request the server can't take and leaves the connection to be closed.
 func (c *conn) refuse(pe *protoError) {
+	c.leaveLoop() // it lingers below
 	c.out.setDeadline(time.Now().Add(5 * time.Second))
 	msg := pe.reason + "\n"
 	c.bw.WriteString("HTTP/1.1 ")
@@ -342,6 +380,7 @@ func (c *conn) skipTrailers() error {
 // connection, or while bytes of a pipelined request are already buffered (the client is
 // evidently still there).
 func (c *conn) Watch(x *reqctx.Context) {
+	c.leaveLoop() // the handler is about to wait
 	if b := c.resp.body; b != nil {
 		b.mu.Lock()
 		eof := b.eof

@@ -33,6 +33,7 @@ type outWriter struct {
 	timeout time.Duration   // 0: none
 	fixed   time.Time       // a deadline the handler set (ResponseController), else zero
 	expired func()          // called once when the write timeout ends the connection
+	waiting func()          // called before a write waits for the socket (conn.leaveLoop)
 	until   time.Time       // the deadline in force on a non-raw connection (zero: none)
 
 	tail []byte // written right after the next Write's bytes, in one system call

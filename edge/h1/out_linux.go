@@ -156,6 +156,9 @@ func (o *outWriter) outcome(call string, n int, err error) (done, wait bool) {
 	case nil, syscall.EINTR:
 		return false, false
 	case syscall.EAGAIN:
+		if o.waiting != nil {
+			o.waiting()
+		}
 		if o.timeout > 0 && (!o.armed || o.progress) {
 			o.conn.SetWriteDeadline(o.deadline(time.Now().Add(o.timeout)))
 			o.armed, o.progress = true, false

@@ -71,8 +71,16 @@ type Server struct {
 	// every final response carries after the handler's fields: one precomputed write, for a
 	// field all responses share (Alt-Svc, RFC 7838 §3). The handler must not set them too.
 	ResponseFields []byte
+	// GoroutinePerConn serves every connection on a goroutine of its own throughout, as
+	// net/http does. By default (on Linux) a plain TCP connection parks between requests on
+	// one of a few event loops, which run the requests that don't wait (poll_linux.go).
+	GoroutinePerConn bool
+	// Loops is how many event loops (0: GOMAXPROCS when Serve is first called).
+	Loops int
 
 	mu        sync.Mutex
+	poller    *poller // the event loops, made by the first Serve (nil: none)
+	pollErr   error   // why there are none
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
@@ -101,6 +109,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns = map[*conn]struct{}{}
 	}
 	s.listeners[ln] = struct{}{}
+	if s.poller == nil && s.pollErr == nil && !s.GoroutinePerConn {
+		if s.poller, s.pollErr = newPoller(s); s.pollErr != nil {
+			s.log().Warn("serving a goroutine per connection: no event loops", "err", s.pollErr)
+		}
+	}
+	p := s.poller
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -138,6 +152,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		case trackFull:
 			s.limitHit(LimitConns)
 			rwc.Close()
+			continue
+		}
+		if p != nil && c.pollable(ctx, p) {
+			if !c.park(true) {
+				c.close()
+			}
 			continue
 		}
 		go c.serve(ctx)
@@ -216,9 +236,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.beginClose()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var parked []*conn
 	for c := range s.conns {
+		if c.claim() {
+			parked = append(parked, c)
+			continue
+		}
 		c.rwc.Close()
+	}
+	s.mu.Unlock()
+	for _, c := range parked {
+		c.close()
 	}
 	return nil
 }
@@ -231,6 +259,9 @@ func (s *Server) beginClose() <-chan struct{} {
 	s.closing.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
+	}
+	if s.poller != nil {
+		s.poller.stop() // each loop closes its parked connections
 	}
 	done := make(chan struct{})
 	if len(s.conns) == 0 {
@@ -248,11 +279,17 @@ func (s *Server) beginClose() <-chan struct{} {
 // nothing of it was processed.
 func (s *Server) closeIdle() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var parked []*conn
 	for c := range s.conns {
-		if c.state.Load() == stateIdle {
+		if c.claim() {
+			parked = append(parked, c)
+		} else if c.state.Load() == stateIdle {
 			c.rwc.SetReadDeadline(aLongTimeAgo)
 		}
+	}
+	s.mu.Unlock()
+	for _, c := range parked {
+		c.close()
 	}
 }
 

@@ -16,6 +16,21 @@ import (
 	"time"
 )
 
+// perConnMode is set while TestMain runs the tests a second time, with a goroutine per
+// connection instead of event loops.
+var perConnMode bool
+
+// TestMain runs the tests with the event loops (the default) and again with a goroutine per
+// connection (Server.GoroutinePerConn): both modes serve the same protocol.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		perConnMode = true
+		code = m.Run()
+	}
+	os.Exit(code)
+}
+
 // start serves h on a loopback port and returns its address.
 func start(t *testing.T, h http.HandlerFunc, change ...func(*Server)) (*Server, string) {
 	t.Helper()
@@ -23,7 +38,7 @@ func start(t *testing.T, h http.HandlerFunc, change ...func(*Server)) (*Server, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+	s := &Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, GoroutinePerConn: perConnMode}
 	for _, c := range change {
 		c(s)
 	}

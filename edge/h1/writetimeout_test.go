@@ -92,7 +92,7 @@ func startWriteTimeout(t *testing.T, n int, timeout time.Duration, withTLS bool)
 		cfg = &tls.Config{RootCAs: x509Pool(t, pem), ServerName: "127.0.0.1"}
 	}
 	expired = new(atomic.Int64)
-	s := &Server{Handler: http.HandlerFunc(h), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, WriteTimeout: timeout,
+	s := &Server{Handler: http.HandlerFunc(h), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, WriteTimeout: timeout, GoroutinePerConn: perConnMode,
 		OnLimit: func(limit string) {
 			if limit == LimitWrite {
 				expired.Add(1)
