@@ -230,6 +230,10 @@ func (c *conn) sawH2Preface() bool {
 // handOff gives the connection to a NextProto function, with no deadline left from ours.
 func (c *conn) handOff(next func(net.Conn), nc net.Conn) {
 	c.leaveLoop() // HTTP/2 has a goroutine of its own per connection, which it never leaves
+	if c.loop != nil {
+		// Now, while the socket is surely open: HTTP/2 may close it before returning.
+		c.loop.remove(c)
+	}
 	c.state.Store(stateHandedOff)
 	c.rwc.SetDeadline(time.Time{})
 	next(nc)

@@ -174,17 +174,20 @@ func (l *loop) claim(c *conn) bool {
 
 var errLoopClosed = errors.New("event loop closed")
 
-// remove forgets c, before its socket closes (so that a new connection given the same number
-// is not taken for it).
+// remove forgets c, while its socket is still open: once it closes, its number may be a new
+// connection's, whose entry and registration this must not touch (so nothing is done for a
+// c removed before).
 func (l *loop) remove(c *conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.conns[c.fd] == c {
-		delete(l.conns, c.fd)
+	if l.conns[c.fd] != c {
+		return
 	}
+	delete(l.conns, c.fd)
 	if c.registered && !l.closed {
 		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
 	}
+	c.registered = false
 }
 
 // run is the loop, on the goroutine of generation gen: it returns when a request it ran left

@@ -205,3 +205,46 @@ func expectBody(t *testing.T, br *bufio.Reader, want string) {
 		t.Fatalf("body %q, want %q", got, want)
 	}
 }
+
+// TestLoopForgetsHandedOffSocket: a connection handed to HTTP/2 (h2c prior knowledge) leaves
+// its loop while its socket is still open. HTTP/2 may close the socket before returning, and
+// the next connection accepted then gets the same number: forgetting the first afterwards
+// took the new one's registration with it, and its next request was never read.
+func TestLoopForgetsHandedOffSocket(t *testing.T) {
+	if perConnMode {
+		t.Skip("event loops only")
+	}
+	closed, proceed := make(chan struct{}), make(chan struct{})
+	s, addr := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "h1 "+r.URL.Path) },
+		func(s *Server) {
+			s.Loops = 1
+			s.NextProto = map[string]func(net.Conn){"h2c": func(nc net.Conn) {
+				nc.Close()
+				close(closed)
+				<-proceed
+			}}
+		})
+	a := dialTest(t, addr)
+	io.WriteString(a, h2Preface)
+	<-closed
+	if n, err := a.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatal("the handed-off connection is still open")
+	}
+	b := dialTest(t, addr)
+	br := bufio.NewReader(b)
+	io.WriteString(b, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n")
+	expectBody(t, br, "h1 /one")
+	l := s.poller.loops[0]
+	l.mu.Lock()
+	n := len(l.conns)
+	l.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d connections on the loop, want the new one alone", n)
+	}
+	close(proceed) // the handed-off connection's end runs now, after b parked
+	b.SetDeadline(time.Now().Add(3 * time.Second))
+	for i := range 3 {
+		fmt.Fprintf(b, "GET /again%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
+		expectBody(t, br, fmt.Sprintf("h1 /again%d", i))
+	}
+}
