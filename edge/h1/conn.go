@@ -109,6 +109,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	c.br = bufio.NewReaderSize(peerReader{c}, 4<<10)
 	c.rd = reader{br: c.br, last: make(map[string]string)}
 	c.out = newOutWriter(rwc, s.WriteTimeout, func() { s.limitHit(LimitWrite) })
+	c.out.turns = s.turns
 	c.bw = bufio.NewWriterSize(&c.out, 8<<10)
 	c.resp.c = c
 	return c

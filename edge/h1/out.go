@@ -34,6 +34,7 @@ type outWriter struct {
 	fixed   time.Time       // a deadline the handler set (ResponseController), else zero
 	expired func()          // called once when the write timeout ends the connection
 	waiting func()          // called before a write waits for the socket (conn.leaveLoop)
+	turns   chan struct{}   // the server's turns for large bodies (Server.turns), or nil
 	until   time.Time       // the deadline in force on a non-raw connection (zero: none)
 
 	tail []byte // written right after the next Write's bytes, in one system call

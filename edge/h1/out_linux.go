@@ -104,6 +104,7 @@ func (o *outWriter) writeStep(fd uintptr) bool {
 	for len(o.bufs) > 0 {
 		var n int
 		var err error
+		bulk := o.turn(int64(len(o.bufs[len(o.bufs)-1])))
 		if len(o.bufs) == 1 {
 			n, err = syscall.Write(int(fd), o.bufs[0])
 		} else {
@@ -111,6 +112,9 @@ func (o *outWriter) writeStep(fd uintptr) bool {
 				syscall.Write(int(fd), nil) // see raceBuild
 			}
 			n, err = unix.Writev(int(fd), o.bufs)
+		}
+		if bulk {
+			<-o.turns
 		}
 		if n > 0 {
 			o.n += int64(n)
@@ -133,7 +137,11 @@ func (o *outWriter) writeStep(fd uintptr) bool {
 
 func (o *outWriter) sendStep(fd uintptr) bool {
 	for o.remain > 0 {
+		bulk := o.turn(o.remain)
 		n, err := syscall.Sendfile(int(fd), o.srcFD, &o.off, int(min(o.remain, maxSendfile)))
+		if bulk {
+			<-o.turns
+		}
 		if n > 0 {
 			o.n += int64(n)
 			o.remain -= int64(n)
@@ -145,6 +153,28 @@ func (o *outWriter) sendStep(fd uintptr) bool {
 		if done, wait := o.outcome("sendfile", n, err); done {
 			return !wait
 		}
+	}
+	return true
+}
+
+// bulkWrite is the body size from which a write takes a turn (see Server.turns).
+const bulkWrite = 64 << 10
+
+// turn takes one of the server's turns for a system call sending a body of which left bytes
+// remain, if that is bulkWrite or more, and reports whether it took one (to give back after
+// the call). A turn is never held while waiting: one not free at once is waited for off the
+// event loop.
+func (o *outWriter) turn(left int64) bool {
+	if o.turns == nil || left < bulkWrite {
+		return false
+	}
+	select {
+	case o.turns <- struct{}{}:
+	default:
+		if o.waiting != nil {
+			o.waiting()
+		}
+		o.turns <- struct{}{}
 	}
 	return true
 }

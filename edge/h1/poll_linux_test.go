@@ -248,3 +248,38 @@ func TestLoopForgetsHandedOffSocket(t *testing.T) {
 		expectBody(t, br, fmt.Sprintf("h1 /again%d", i))
 	}
 }
+
+// TestLargeWritesShareTurns: with one turn for large bodies (one loop), a connection whose
+// client stops reading mid-body holds no turn while it waits, so another connection's large
+// body still goes out whole; then the first one's does too.
+func TestLargeWritesShareTurns(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+	s, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		w.Write(big)
+	}, func(s *Server) { s.Loops = 1 })
+	stalled := dialTest(t, addr)
+	stalled.(*net.TCPConn).SetReadBuffer(16 << 10)
+	io.WriteString(stalled, "GET /stalled HTTP/1.1\r\nHost: a\r\n\r\n")
+	for i := range 2 {
+		c := dialTest(t, addr)
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(b, big) {
+			t.Fatalf("body %d beside a stalled one: %d bytes, %v", i, len(b), err)
+		}
+	}
+	if cap(s.turns) != 1 {
+		t.Fatalf("%d turns, want one per loop", cap(s.turns))
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(stalled), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(b, big) {
+		t.Fatalf("the stalled body, read at last: %d bytes, %v", len(b), err)
+	}
+}
