@@ -95,9 +95,9 @@ type Server struct {
 	// sockets at once to one per loop (per CPU; GOMAXPROCS without loops): each write or
 	// sendfile of such a body holds a turn for its system call. With more Ps than CPUs (see
 	// edge.SetGoProcs) as many writers as Ps ran at once, and the client sharing the machine
-	// got its CPU later: 4 MB hits under wrk (-c64) had a p99 of 128-269 ms against nginx's
-	// 116-142; with a turn per CPU 108-137 ms at the same rate. One turn per connection
-	// at a time, nginx's workers give the same shape.
+	// got its CPU later: 4 MB hits under wrk (-c64, six rounds) had a p99 of 112-225 ms
+	// (median 152) without turns, 109-176 ms (median 125) with one per CPU, at the same
+	// rate; nginx's workers, one per core, give the same shape.
 	turns     chan struct{}
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
