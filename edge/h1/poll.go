@@ -18,10 +18,11 @@ import (
 // whether it can (a TLS connection can't: it keeps a goroutine of its own).
 func (c *conn) pollable(ctx context.Context, p *poller) bool {
 	fd, _, ok := socketOf(c.rwc)
-	if !ok || c.out.raw == nil {
+	l := p.pick()
+	if !ok || c.out.raw == nil || l == nil {
 		return false
 	}
-	c.fd, c.ctx, c.loop = fd, ctx, p.pick()
+	c.fd, c.ctx, c.loop = fd, ctx, l
 	c.readFn = c.readStep
 	c.out.waiting = c.leaveLoop
 	c.loop.add(c)

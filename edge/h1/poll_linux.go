@@ -111,8 +111,16 @@ func sweepTick(s *Server) time.Duration {
 	return max(t, 5*time.Millisecond)
 }
 
-// pick chooses the loop a new connection parks on, in turn.
-func (p *poller) pick() *loop { return p.loops[int(p.next.Add(1))%len(p.loops)] }
+// pick chooses the loop a new connection parks on, in turn, passing over a loop that stopped
+// on an error (nil when all did: the connection gets a goroutine of its own).
+func (p *poller) pick() *loop {
+	for range p.loops {
+		if l := p.loops[int(p.next.Add(1))%len(p.loops)]; !l.stopping.Load() {
+			return l
+		}
+	}
+	return nil
+}
 
 // stop ends every loop: each closes its own descriptors when it sees it, so that no wait can
 // find an epoll descriptor closed (and its number reused) under it.

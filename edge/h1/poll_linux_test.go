@@ -283,3 +283,31 @@ func TestLargeWritesShareTurns(t *testing.T) {
 		t.Fatalf("the stalled body, read at last: %d bytes, %v", len(b), err)
 	}
 }
+
+// TestStoppedLoopPassedOver: a loop that stopped (its wait failed) takes no new connections;
+// with none left a connection gets a goroutine of its own and is served all the same.
+func TestStoppedLoopPassedOver(t *testing.T) {
+	if perConnMode {
+		t.Skip("event loops only")
+	}
+	s, addr := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") },
+		func(s *Server) { s.Loops = 1 })
+	c := dialTest(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	expectBody(t, bufio.NewReader(c), "ok")
+	s.poller.stop() // as the loop's failed wait does
+	deadline := time.Now().Add(5 * time.Second)
+	for loopGoroutines() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stopped loop still runs")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 3 {
+		c := dialTest(t, addr)
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: a\r\n\r\nGET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i, i)
+		br := bufio.NewReader(c)
+		expectBody(t, br, "ok")
+		expectBody(t, br, "ok")
+	}
+}
