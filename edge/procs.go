@@ -29,20 +29,15 @@ type GoProcs struct {
 // 5.5-6.5 ms with 2 Ps, 3.7-4.4 ms with 4 (nginx: 3.5-4.7 ms in the same runs). The extra Ps
 // add no CPU: the kernel still shares the same cores among the same threads.
 func SetGoProcs(cfg Config) GoProcs {
-	n := runtime.GOMAXPROCS(0)
-	if _, set := os.LookupEnv("GOMAXPROCS"); set {
-		p := GoProcs{Procs: n, FromEnv: true}
-		if !cfg.HTTP1.GoroutinePerConnection {
-			p.Loops = n
+	p := GoProcs{Procs: runtime.GOMAXPROCS(0)}
+	_, p.FromEnv = os.LookupEnv("GOMAXPROCS")
+	if !cfg.HTTP1.GoroutinePerConnection {
+		p.Loops = p.Procs
+		if !p.FromEnv {
+			p.Procs = 2 * p.Loops
+			runtime.GOMAXPROCS(p.Procs)
 		}
-		eventLoops.Store(int32(p.Loops))
-		return p
 	}
-	if cfg.HTTP1.GoroutinePerConnection {
-		eventLoops.Store(0)
-		return GoProcs{Procs: n}
-	}
-	runtime.GOMAXPROCS(2 * n)
-	eventLoops.Store(int32(n))
-	return GoProcs{Procs: 2 * n, Loops: n}
+	eventLoops.Store(int32(p.Loops))
+	return p
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +204,28 @@ func (c *conn) peerByteHeld() bool {
 	c.peerMu.Lock()
 	defer c.peerMu.Unlock()
 	return c.peerHasByte
+}
+
+// end is deferred by whoever runs a connection's requests: it logs a handler's panic and
+// closes the connection unless it parked.
+func (c *conn) end(v any, parked bool) {
+	if v != nil && v != http.ErrAbortHandler {
+		buf := make([]byte, 16<<10)
+		buf = buf[:runtime.Stack(buf, false)]
+		c.srv.log().Error("panic serving request", "remote", c.remoteAddr, "panic", v, "stack", string(buf))
+	}
+	if !parked {
+		c.close()
+	}
+}
+
+// close closes the connection and forgets it.
+func (c *conn) close() {
+	if c.loop != nil {
+		c.loop.remove(c)
+	}
+	c.rwc.Close()
+	c.srv.forget(c)
 }
 
 // h2Preface opens every HTTP/2 connection (RFC 9113 §3.4).

@@ -4,9 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 )
@@ -17,9 +15,12 @@ import (
 // pollable prepares a new plain TCP connection to park on one of p's loops, and reports
 // whether it can (a TLS connection can't: it keeps a goroutine of its own).
 func (c *conn) pollable(ctx context.Context, p *poller) bool {
-	fd, _, ok := socketOf(c.rwc)
+	if c.out.raw == nil { // TLS: only plain TCP connections park
+		return false
+	}
+	fd, ok := socketOf(c.out.raw)
 	l := p.pick()
-	if !ok || c.out.raw == nil || l == nil {
+	if !ok || l == nil {
 		return false
 	}
 	c.fd, c.ctx, c.loop = fd, ctx, l
@@ -103,26 +104,4 @@ func (c *conn) readStep(fd uintptr) bool {
 		c.rn, c.rerr = max(n, 0), err
 		return true
 	}
-}
-
-// end is deferred by whoever runs a connection's requests: it logs a handler's panic and
-// closes the connection unless it parked.
-func (c *conn) end(v any, parked bool) {
-	if v != nil && v != http.ErrAbortHandler {
-		buf := make([]byte, 16<<10)
-		buf = buf[:runtime.Stack(buf, false)]
-		c.srv.log().Error("panic serving request", "remote", c.remoteAddr, "panic", v, "stack", string(buf))
-	}
-	if !parked {
-		c.close()
-	}
-}
-
-// close closes the connection and forgets it.
-func (c *conn) close() {
-	if c.loop != nil {
-		c.loop.remove(c)
-	}
-	c.rwc.Close()
-	c.srv.forget(c)
 }

@@ -3,8 +3,6 @@ package h1
 import (
 	"errors"
 	"fmt"
-	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -61,11 +59,7 @@ type poller struct {
 
 func newPoller(s *Server) (*poller, error) {
 	p := &poller{}
-	n := s.Loops
-	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
-	for range n {
+	for range s.loops() {
 		l, err := newLoop(s)
 		if err != nil {
 			p.stop()
@@ -131,15 +125,11 @@ func (p *poller) stop() {
 	}
 }
 
-// socketOf returns the descriptor of a plain TCP connection, or false: only those park.
-func socketOf(rwc net.Conn) (int32, syscall.RawConn, bool) {
-	raw := rawConnOf(rwc)
-	if raw == nil {
-		return 0, nil, false
-	}
+// socketOf returns the descriptor under a plain TCP connection's RawConn.
+func socketOf(raw syscall.RawConn) (int32, bool) {
 	fd := int32(-1)
 	raw.Control(func(s uintptr) { fd = int32(s) })
-	return fd, raw, fd >= 0
+	return fd, fd >= 0
 }
 
 // add makes c one of the loop's connections.
@@ -242,14 +232,11 @@ func (l *loop) run(gen uint64) {
 	}
 }
 
-// leave hands the loop from generation gen to a new goroutine, and reports whether it did
-// (false: gen was no longer the loop's).
-func (l *loop) leave(gen uint64) bool {
-	if !l.gen.CompareAndSwap(gen, gen+1) {
-		return false
+// leave hands the loop from generation gen to a new goroutine (if gen still runs it).
+func (l *loop) leave(gen uint64) {
+	if l.gen.CompareAndSwap(gen, gen+1) {
+		go l.run(gen + 1)
 	}
-	go l.run(gen + 1)
-	return true
 }
 
 // sweep closes the parked connections whose idle (or first request) timeout has passed.

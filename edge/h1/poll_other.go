@@ -4,7 +4,6 @@ package h1
 
 import (
 	"errors"
-	"net"
 	"syscall"
 )
 
@@ -20,10 +19,10 @@ func newPoller(*Server) (*poller, error) { return nil, errors.New("event loops n
 func (p *poller) pick() *loop { return nil }
 func (p *poller) stop()       {}
 
-func socketOf(net.Conn) (int32, syscall.RawConn, bool) { return 0, nil, false }
+func socketOf(syscall.RawConn) (int32, bool) { return 0, false }
 
-func (l *loop) add(*conn)         {}
-func (l *loop) park(*conn) error  { return errLoopClosed }
-func (l *loop) claim(*conn) bool  { return false }
-func (l *loop) remove(*conn)      {}
-func (l *loop) leave(uint64) bool { return false }
+func (l *loop) add(*conn)        {}
+func (l *loop) park(*conn) error { return errLoopClosed }
+func (l *loop) claim(*conn) bool { return false }
+func (l *loop) remove(*conn)     {}
+func (l *loop) leave(uint64)     {}

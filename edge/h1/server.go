@@ -112,6 +112,14 @@ func (s *Server) maxHeaderBytes() int {
 	return 64 << 10
 }
 
+// loops is Loops, or GOMAXPROCS when unset: the number of event loops, and of turns.
+func (s *Server) loops() int {
+	if s.Loops > 0 {
+		return s.Loops
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
 func (s *Server) shuttingDown() bool { return s.closing.Load() }
 
 // Serve accepts connections on ln until Shutdown or Close, then returns http.ErrServerClosed.
@@ -133,11 +141,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 	}
 	if s.turns == nil {
-		n := s.Loops
-		if n <= 0 {
-			n = runtime.GOMAXPROCS(0)
-		}
-		s.turns = make(chan struct{}, n)
+		s.turns = make(chan struct{}, s.loops())
 	}
 	p := s.poller
 	s.mu.Unlock()
